@@ -1,0 +1,38 @@
+"""Application factory. No side effects at import; every resource lives in cleanup_ctx."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+from prometheus_client import CollectorRegistry
+
+from collector.config import CollectorConfig
+from collector.handlers import snapshot_key
+from collector.keys import config_key, metrics_key, ratelimit_key, registry_key, store_key
+from collector.metrics import IngestMetrics, StoreCollector, StoreSnapshot
+from collector.ratelimit import RateLimiter
+from collector.routes import setup_routes
+from collector.store import open_store
+
+
+async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
+    store = await open_store(app[config_key].database)
+    app[store_key] = store
+    yield
+    await store.close()
+
+
+def create_app(config: CollectorConfig) -> web.Application:
+    app = web.Application(client_max_size=config.limits.max_body_bytes)
+    app[config_key] = config
+    registry = CollectorRegistry()
+    app[registry_key] = registry
+    app[metrics_key] = IngestMetrics(registry)
+    snapshot = StoreSnapshot()
+    app[snapshot_key] = snapshot
+    registry.register(StoreCollector(snapshot))
+    app[ratelimit_key] = RateLimiter(config.limits.rate_per_minute)
+    app.cleanup_ctx.append(_store_ctx)
+    setup_routes(app)
+    return app

@@ -1,0 +1,88 @@
+"""Command line of the collector: ``serve`` and ``token issue|revoke|list``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import sys
+from datetime import UTC, datetime
+
+from aiohttp import web
+
+from collector import config as collector_config
+from collector.app import create_app
+from collector.store import open_store
+from collector.tokens import new_token, token_hash
+from probe.typed_config import ConfigError, is_host_port
+
+BAD_INPUT = 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m collector")
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="run the collector")
+    serve.add_argument("--config")
+    serve.add_argument("--listen", help="HOST:PORT (default 127.0.0.1:8080)")
+    serve.add_argument("--database", help="SQLite path or postgresql:// DSN")
+    token = sub.add_parser("token", help="manage probe tokens")
+    token.add_argument("action", choices=["issue", "revoke", "list"])
+    token.add_argument("--probe-id")
+    token.add_argument("--config")
+    token.add_argument("--database")
+    return parser
+
+
+def _config(args: argparse.Namespace) -> collector_config.CollectorConfig:
+    config = collector_config.load(args.config)
+    changes = {}
+    if getattr(args, "listen", None):
+        if is_host_port(args.listen):
+            raise ConfigError("--listen", "not HOST:PORT")
+        changes["listen"] = args.listen
+    if args.database:
+        changes["database"] = args.database
+    return dataclasses.replace(config, **changes)
+
+
+async def _token(args: argparse.Namespace, config: collector_config.CollectorConfig) -> int:
+    store = await open_store(config.database)
+    try:
+        now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S")
+        if args.action == "list":
+            for row in await store.tokens():
+                state = f"revoked {row['revoked_at']}" if row["revoked_at"] else "active"
+                print(f"{row['probe_id']}\t{row['created_at']}\t{state}")
+            return 0
+        if not args.probe_id:
+            print("error: --probe-id is required", file=sys.stderr)
+            return BAD_INPUT
+        if args.action == "issue":
+            token = new_token()
+            await store.add_token(args.probe_id, token_hash(token), now)
+            print(token)
+            return 0
+        if await store.revoke_token(args.probe_id, now):
+            print(f"revoked {args.probe_id}")
+            return 0
+        print(f"error: no active token for {args.probe_id}", file=sys.stderr)
+        return 1
+    finally:
+        await store.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        config = _config(args)
+    except ConfigError as exc:
+        print(f"config error: {exc}", file=sys.stderr)
+        return BAD_INPUT
+    if args.command == "token":
+        return asyncio.run(_token(args, config))
+    print(f"kuzot collector on http://{config.listen}/ (metrics at /metrics), "
+          f"database {config.database}", flush=True)
+    web.run_app(create_app(config), host=config.host, port=config.port, print=None,
+                handle_signals=True)
+    return 0

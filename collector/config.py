@@ -1,0 +1,68 @@
+"""Collector configuration: YAML -> frozen dataclasses with key-path errors.
+
+With no file at all the collector starts on defaults: SQLite under ``./var/``, listening on
+127.0.0.1:8080.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from probe.typed_config import build, checked, duration_field, is_host_port, positive, read_yaml
+
+
+def _database(value: str) -> str | None:
+    if value.startswith(("postgresql://", "postgres://")) or value.endswith((".sqlite", ".db")):
+        return None
+    return "not a postgresql:// DSN nor a path ending in .sqlite or .db"
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    max_body_bytes: int = checked(8 * 1024 * 1024, positive)
+    max_batch: int = checked(1000, positive)
+    max_measurement_bytes: int = checked(2 * 1024 * 1024, positive)
+    max_json_depth: int = checked(32, positive)
+    rate_per_minute: int = checked(600, positive)
+    retention: float = duration_field(400 * 86400.0, positive)
+    future_skew: float = duration_field(3600.0, positive)
+
+
+@dataclass(frozen=True, slots=True)
+class Auth:
+    require_token: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Control:
+    timeout: float = duration_field(25.0, positive)
+    # The control dials addresses named by probes; refusing private and loopback addresses
+    # stops it from being used to scan the operator's own network. Tests and the lab allow them.
+    allow_private_addresses: bool = False
+    ca_file: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CollectorConfig:
+    listen: str = checked("127.0.0.1:8080", is_host_port)
+    database: str = checked("var/kuzot.sqlite", _database)
+    public_url: str | None = None
+    geoip_database: str | None = None
+    auth: Auth = field(default_factory=Auth)
+    limits: Limits = field(default_factory=Limits)
+    control: Control = field(default_factory=Control)
+
+    @property
+    def host(self) -> str:
+        return self.listen.rpartition(":")[0].strip("[]")
+
+    @property
+    def port(self) -> int:
+        return int(self.listen.rpartition(":")[2])
+
+
+def load(path: str | Path | None) -> CollectorConfig:
+    if path is None:
+        return CollectorConfig()
+    return build(CollectorConfig, read_yaml(path))

@@ -1,0 +1,20 @@
+"""Typed application keys, in one place."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+from prometheus_client import CollectorRegistry
+
+if TYPE_CHECKING:
+    from collector.config import CollectorConfig
+    from collector.metrics import IngestMetrics
+    from collector.ratelimit import RateLimiter
+    from collector.store import Store
+
+config_key: web.AppKey[CollectorConfig] = web.AppKey("config")
+store_key: web.AppKey[Store] = web.AppKey("store")
+registry_key = web.AppKey("registry", CollectorRegistry)
+metrics_key: web.AppKey[IngestMetrics] = web.AppKey("metrics")
+ratelimit_key: web.AppKey[RateLimiter] = web.AppKey("ratelimit")

@@ -1,0 +1,19 @@
+"""The single route table of the collector."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from collector import handlers
+
+
+def setup_routes(app: web.Application) -> None:
+    app.router.add_post("/api/v1/measurements", handlers.ingest)
+    app.router.add_get("/api/v1/measurements", handlers.list_measurements)
+    app.router.add_post("/api/v1/heartbeat", handlers.heartbeat)
+    app.router.add_post("/api/v1/control", handlers.control_view)
+    app.router.add_get("/api/v1/events", handlers.list_events)
+    app.router.add_get("/api/v1/aggregation", handlers.aggregation)
+    app.router.add_get("/metrics", handlers.metrics_page)
+    app.router.add_get("/healthz", handlers.healthz)
+    app.router.add_get("/", handlers.status_page)

@@ -1,0 +1,131 @@
+"""Probe configuration: YAML -> frozen dataclasses, defaults first, errors with the key path.
+
+Target lists may live in CSV files (``target_files``), resolved relative to the config file,
+so curated country lists can be updated without touching the probe config.
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Literal
+
+from probe.connectivity import LadderConfig
+from probe.typed_config import (
+    ConfigError,
+    build,
+    checked,
+    duration_field,
+    is_asn,
+    is_country_code,
+    is_host_port,
+    is_http_url,
+    positive,
+    read_yaml,
+)
+
+
+def _resolvers(value: tuple[str, ...]) -> str | None:
+    for item in value:
+        if is_host_port(item if item.count(":") == 1 else f"{item}:53"):
+            return f"not IP or IP:PORT: {item!r}"
+    return None
+
+
+def _jitter(value: float) -> str | None:
+    return None if 0 <= value < 1 else "must be in [0, 1)"
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    probe_id: str = "local"
+    country: str = checked("ZZ", is_country_code)
+    asn: str | None = checked(None, is_asn)
+    network_name: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CollectorLink:
+    url: str = checked("http://127.0.0.1:8080", is_http_url)
+    token: str | None = None
+    token_file: str | None = None
+    ca_file: str | None = None
+    upload_batch: int = checked(100, positive)
+
+
+@dataclass(frozen=True, slots=True)
+class Timeouts:
+    dns: float = duration_field(4.0, positive)
+    connect: float = duration_field(10.0, positive)
+    tls: float = duration_field(10.0, positive)
+    http: float = duration_field(15.0, positive)
+    control: float = duration_field(30.0, positive)
+
+
+@dataclass(frozen=True, slots=True)
+class Schedule:
+    interval: float = duration_field(300.0, positive)
+    jitter: float = checked(0.2, _jitter)
+    concurrency: int = checked(8, positive)
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    url: str = checked("", is_http_url)
+    category: str = ""
+    cc: str = "*"
+    role: Literal["test", "baseline", "canary"] = "test"
+    baseline: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeConfig:
+    identity: Identity = field(default_factory=Identity)
+    collector: CollectorLink = field(default_factory=CollectorLink)
+    control_url: str | None = checked(None, lambda v: v and is_http_url(v))
+    resolvers: tuple[str, ...] = checked((), _resolvers)
+    ca_file: str | None = None
+    timeouts: Timeouts = field(default_factory=Timeouts)
+    schedule: Schedule = field(default_factory=Schedule)
+    target_files: tuple[str, ...] = ()
+    targets: tuple[Target, ...] = ()
+    spool_path: str = "var/probe-spool.sqlite"
+    ladder: LadderConfig = field(default_factory=LadderConfig)
+
+    @property
+    def control_base(self) -> str:
+        return self.control_url or self.collector.url
+
+
+_CSV_COLUMNS = ("url", "category", "cc", "role", "baseline")
+
+
+def load_targets_csv(path: Path, label: str) -> tuple[Target, ...]:
+    """Targets from a CSV with header ``url,category,cc,role,baseline`` (only url required)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(label, f"cannot read {path.name}: {exc.strerror}") from exc
+    rows = [r for r in csv.DictReader(line for line in text.splitlines()
+                                      if line.strip() and not line.startswith("#"))]
+    targets = []
+    for index, row in enumerate(rows):
+        extra = set(row) - set(_CSV_COLUMNS)
+        if extra - {None}:
+            raise ConfigError(f"{label}[{index}]", f"unknown column {sorted(extra - {None})[0]!r}")
+        data = {k: v for k, v in row.items() if k in _CSV_COLUMNS and v not in (None, "")}
+        targets.append(build(Target, data, f"{label}[{index}]"))
+    return tuple(targets)
+
+
+def load(path: str | Path) -> ProbeConfig:
+    """Load a probe config file and the CSV target lists it names."""
+    file = Path(path)
+    config = build(ProbeConfig, read_yaml(file))
+    targets = list(config.targets)
+    for index, name in enumerate(config.target_files):
+        targets.extend(load_targets_csv(file.parent / name, f"target_files[{index}]"))
+    if config.identity.country != "ZZ":
+        targets = [t for t in targets if t.cc in ("*", config.identity.country)]
+    return replace(config, targets=tuple(targets))

@@ -1,0 +1,155 @@
+"""The closed failure vocabulary and the one classifier that maps exceptions onto it.
+
+Every network error is classified exactly once, at the ``probe.netx`` boundary, into OONI's
+failure strings (see OONI df-007) so that measurements from Kuzot can be read with OONI tooling.
+Nothing outside ``netx`` string-matches exception messages. Anything we cannot name becomes
+``unknown_failure: <message>`` with IP addresses scrubbed, so a volunteer's address never leaks
+through an error text.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import socket
+import ssl
+from typing import Final
+
+from probe.scrub import scrub_ips
+
+DNS_NXDOMAIN: Final = "dns_nxdomain_error"
+DNS_NO_ANSWER: Final = "dns_no_answer"
+DNS_SERVFAIL: Final = "dns_servfail_error"
+DNS_REFUSED: Final = "dns_refused_error"
+DNS_BOGON: Final = "dns_bogon_error"
+TIMEOUT: Final = "generic_timeout_error"
+CONNECTION_REFUSED: Final = "connection_refused"
+CONNECTION_RESET: Final = "connection_reset"
+EOF_ERROR: Final = "eof_error"
+HOST_UNREACHABLE: Final = "host_unreachable"
+NETWORK_UNREACHABLE: Final = "network_unreachable"
+SSL_INVALID_HOSTNAME: Final = "ssl_invalid_hostname"
+SSL_UNKNOWN_AUTHORITY: Final = "ssl_unknown_authority"
+SSL_INVALID_CERTIFICATE: Final = "ssl_invalid_certificate"
+SSL_FAILED_HANDSHAKE: Final = "ssl_failed_handshake"
+PERMISSION_DENIED: Final = "permission_denied"
+INTERRUPTED: Final = "interrupted"
+UNKNOWN_PREFIX: Final = "unknown_failure: "
+
+KNOWN_FAILURES: Final = frozenset(
+    {
+        DNS_NXDOMAIN, DNS_NO_ANSWER, DNS_SERVFAIL, DNS_REFUSED, DNS_BOGON, TIMEOUT,
+        CONNECTION_REFUSED, CONNECTION_RESET, EOF_ERROR, HOST_UNREACHABLE, NETWORK_UNREACHABLE,
+        SSL_INVALID_HOSTNAME, SSL_UNKNOWN_AUTHORITY, SSL_INVALID_CERTIFICATE,
+        SSL_FAILED_HANDSHAKE, PERMISSION_DENIED, INTERRUPTED,
+    }
+)
+
+# Operations: where a failure happened, kept apart from what it was.
+OP_RESOLVE: Final = "resolve"
+OP_DNS_ROUND_TRIP: Final = "dns_round_trip"
+OP_CONNECT: Final = "connect"
+OP_TLS_HANDSHAKE: Final = "tls_handshake"
+OP_HTTP_ROUND_TRIP: Final = "http_round_trip"
+OP_READ: Final = "read"
+OP_TOP_LEVEL: Final = "top_level"
+
+OPERATIONS: Final = frozenset(
+    {OP_RESOLVE, OP_DNS_ROUND_TRIP, OP_CONNECT, OP_TLS_HANDSHAKE, OP_HTTP_ROUND_TRIP, OP_READ,
+     OP_TOP_LEVEL}
+)
+
+_ERRNO: Final = {
+    errno.ECONNREFUSED: CONNECTION_REFUSED,
+    errno.ECONNRESET: CONNECTION_RESET,
+    errno.EPIPE: CONNECTION_RESET,
+    errno.ETIMEDOUT: TIMEOUT,
+    errno.EHOSTUNREACH: HOST_UNREACHABLE,
+    errno.ENETUNREACH: NETWORK_UNREACHABLE,
+    errno.EACCES: PERMISSION_DENIED,
+    errno.EPERM: PERMISSION_DENIED,
+}
+
+_GAI: Final = {
+    socket.EAI_NONAME: DNS_NXDOMAIN,
+    getattr(socket, "EAI_NODATA", -5): DNS_NO_ANSWER,
+    socket.EAI_AGAIN: TIMEOUT,
+    socket.EAI_FAIL: DNS_SERVFAIL,
+}
+
+_SSL_VERIFY: Final = {
+    # OpenSSL X509_V_ERR_* codes; see x509_vfy.h.
+    2: SSL_UNKNOWN_AUTHORITY,  # unable to get issuer certificate
+    18: SSL_UNKNOWN_AUTHORITY,  # self-signed leaf
+    19: SSL_UNKNOWN_AUTHORITY,  # self-signed certificate in chain
+    20: SSL_UNKNOWN_AUTHORITY,  # unable to get local issuer certificate
+    21: SSL_UNKNOWN_AUTHORITY,  # unable to verify the first certificate
+    62: SSL_INVALID_HOSTNAME,  # hostname mismatch
+}
+
+
+def unknown(message: str) -> str:
+    """An ``unknown_failure`` string with IP addresses scrubbed from the message."""
+    return UNKNOWN_PREFIX + scrub_ips(message.strip() or "no message")
+
+
+def classify(exc: BaseException) -> str:
+    """Map an exception from a network operation to a failure string.
+
+    Ordered as httpcore does it: exception type first, then errno, then a few well-known
+    messages. The order matters: ``ssl.SSLCertVerificationError`` is an ``OSError`` too.
+    """
+    import dns.exception
+    import dns.resolver
+
+    if isinstance(exc, asyncio.CancelledError):
+        return INTERRUPTED
+    if isinstance(exc, TimeoutError | asyncio.TimeoutError | dns.exception.Timeout):
+        return TIMEOUT
+    if isinstance(exc, dns.resolver.NXDOMAIN):
+        return DNS_NXDOMAIN
+    if isinstance(exc, dns.resolver.NoAnswer):
+        return DNS_NO_ANSWER
+    if isinstance(exc, dns.resolver.NoNameservers):
+        return DNS_SERVFAIL
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        code = getattr(exc, "verify_code", None)
+        if code in _SSL_VERIFY:
+            return _SSL_VERIFY[code]
+        message = str(getattr(exc, "verify_message", "") or exc).lower()
+        if "hostname" in message or "ip address mismatch" in message:
+            return SSL_INVALID_HOSTNAME
+        if "issuer" in message or "self-signed" in message or "self signed" in message:
+            return SSL_UNKNOWN_AUTHORITY
+        return SSL_INVALID_CERTIFICATE
+    if isinstance(exc, ssl.SSLEOFError | EOFError | asyncio.IncompleteReadError):
+        return EOF_ERROR
+    if isinstance(exc, ssl.SSLZeroReturnError):
+        return EOF_ERROR
+    if isinstance(exc, ssl.SSLError):
+        reason = (exc.reason or "").upper()
+        if "UNEXPECTED_EOF" in reason or "EOF" in str(exc).upper():
+            return EOF_ERROR
+        if "RESET" in str(exc).upper():
+            return CONNECTION_RESET
+        return SSL_FAILED_HANDSHAKE
+    if isinstance(exc, socket.gaierror):
+        return _GAI.get(exc.errno, unknown(str(exc)))
+    if isinstance(exc, ConnectionRefusedError):
+        return CONNECTION_REFUSED
+    if isinstance(exc, ConnectionResetError | BrokenPipeError | ConnectionAbortedError):
+        return CONNECTION_RESET
+    if isinstance(exc, OSError) and exc.errno in _ERRNO:
+        return _ERRNO[exc.errno]
+    text = str(exc)
+    lowered = text.lower()
+    if "connection reset" in lowered:
+        return CONNECTION_RESET
+    if "server disconnected" in lowered or "connection closed" in lowered:
+        return EOF_ERROR
+    return unknown(text or type(exc).__name__)
+
+
+def is_failure_string(value: str) -> bool:
+    """True for a member of the vocabulary or an ``unknown_failure: ...`` string."""
+    return value in KNOWN_FAILURES or value.startswith(UNKNOWN_PREFIX)

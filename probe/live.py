@@ -1,0 +1,137 @@
+"""The quickstart's main job: a local collector, the probe, and a live table in the terminal.
+
+Starts ``python -m collector serve`` as a child process on the shipped config (SQLite under
+``./var/``), issues the local probe a token, then runs rounds: the connectivity ladder first
+(an offline machine is told as such, not reported as censorship), then every target, showing
+progress while a round runs and the latest verdicts after. Ctrl-C stops both cleanly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from collector import config as collector_config
+from probe import config as probe_config
+from probe.round import ladder_measurement, run_targets
+from probe.uploader import Uploader, UploadError
+
+CLEAR = "\x1b[H\x1b[2J"
+
+
+def render(rows: dict[str, dict[str, Any]], status: str, progress: str, links: str) -> str:
+    """The whole screen as text: a pure function so it can be tested."""
+    lines = ["Kuzot - live view (Ctrl-C to stop)", links, f"network: {status}", progress, ""]
+    lines.append(f"{'target':<42} {'verdict':<13} {'layer':<6} {'mechanism':<12} measured")
+    lines.append("-" * 92)
+    for url in sorted(rows):
+        row = rows[url]
+        lines.append(f"{url[:42]:<42} {row['verdict']:<13} {row['layer'] or '-':<6} "
+                     f"{row['mechanism'] or '-':<12} {row['time']}")
+    if not rows:
+        lines.append("(no results yet)")
+    return "\n".join(lines)
+
+
+def _row(measurement: dict[str, Any]) -> dict[str, Any]:
+    analysis = measurement["test_keys"].get("analysis") or {}
+    return {"verdict": analysis.get("verdict", "?"), "layer": analysis.get("layer"),
+            "mechanism": analysis.get("mechanism"),
+            "time": measurement["measurement_start_time"][11:]}
+
+
+@contextlib.contextmanager
+def collector_process(config_path: str, listen: str) -> Iterator[subprocess.Popen[bytes]]:
+    process = subprocess.Popen([sys.executable, "-m", "collector", "serve", "--config",
+                                config_path], stdout=subprocess.DEVNULL)
+    try:
+        yield process
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def issue_token(config_path: str, probe_id: str) -> str:
+    out = subprocess.run([sys.executable, "-m", "collector", "token", "issue", "--probe-id",
+                          probe_id, "--config", config_path], check=True, capture_output=True,
+                         text=True)
+    return out.stdout.strip()
+
+
+async def _wait_healthy(base: str, seconds: float = 20.0) -> None:
+    deadline = time.monotonic() + seconds
+    async with aiohttp.ClientSession() as session:
+        while True:
+            try:
+                async with session.get(base + "/healthz") as response:
+                    if response.status == 200:
+                        return
+            except aiohttp.ClientError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"collector did not start at {base}")
+            await asyncio.sleep(0.2)
+
+
+async def _loop(config: probe_config.ProbeConfig, token: str | None, links: str) -> None:
+    uploader = Uploader(config.collector.url, token, config.collector.ca_file)
+    rows: dict[str, dict[str, Any]] = {}
+    tty = sys.stdout.isatty()
+    status = "checking connectivity..."
+
+    def show(progress: str) -> None:
+        screen = render(rows, status, progress, links)
+        print((CLEAR + screen) if tty else screen + "\n", flush=True)
+
+    pending: list[dict[str, Any]] = []
+    while True:
+        show("round starting")
+        ladder, online, status = await ladder_measurement(config)
+        pending.append(ladder)
+        if online:
+            def progress(done: int, total: int, measurement: dict[str, Any]) -> None:
+                rows[measurement["input"]] = _row(measurement)
+                show(f"round: {done}/{total} targets measured")
+
+            pending.extend(await run_targets(config, config.targets, progress))
+        try:
+            stored = set(await uploader.upload(pending)) if pending else set()
+            pending = [m for m in pending if m["measurement_uid"] not in stored]
+            upload = f"uploaded {len(stored)}"
+        except UploadError as exc:
+            upload = f"upload failed ({exc}); {len(pending)} waiting"
+        show(f"round done, {upload}; next in {config.schedule.interval:.0f}s")
+        await asyncio.sleep(config.schedule.interval)
+
+
+def run_live(probe_path: str, collector_path: str, start_collector: bool = True) -> int:
+    probe_cfg = probe_config.load(probe_path)
+    collector_cfg = collector_config.load(collector_path)
+    base = probe_cfg.collector.url.rstrip("/")
+    links = f"status page: {base}/   metrics: {base}/metrics   API: {base}/api/v1/measurements"
+    Path("var").mkdir(exist_ok=True)
+    try:
+        if not start_collector:
+            asyncio.run(_loop(probe_cfg, os.environ.get("KUZOT_TOKEN"), links))
+            return 0
+        token = issue_token(collector_path, probe_cfg.identity.probe_id)
+        with collector_process(collector_path, collector_cfg.listen):
+            asyncio.run(_wait_healthy(base))
+            print(links, flush=True)
+            asyncio.run(_loop(probe_cfg, token, links))
+    except KeyboardInterrupt:
+        print("\nstopped.")
+    return 0
+

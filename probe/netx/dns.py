@@ -1,0 +1,187 @@
+"""DNS lookups: the system resolver (getaddrinfo) and raw UDP queries with dnspython.
+
+The raw UDP path keeps listening after the first answer (``linger``, 500 ms by default, as
+OONI does) and records late or duplicate answers: a censor that injects a forged answer races
+the real one, so two different answers to one query are evidence of injection.
+Records follow OONI df-002 (``queries``) with a few extra keys: ``rcode``, ``cnames``, ``ttl``
+and ``late_answers``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from typing import Any
+
+import dns.flags
+import dns.message
+import dns.rcode
+import dns.rdatatype
+
+from probe import failures
+from probe.netx.trace import Trace
+
+Record = dict[str, Any]
+
+_RCODE_FAILURE = {
+    dns.rcode.NXDOMAIN: failures.DNS_NXDOMAIN,
+    dns.rcode.SERVFAIL: failures.DNS_SERVFAIL,
+    dns.rcode.REFUSED: failures.DNS_REFUSED,
+}
+
+
+def _answer(address: str, ttl: int | None = None) -> Record:
+    kind = "AAAA" if ":" in address else "A"
+    key = "ipv6" if kind == "AAAA" else "ipv4"
+    return {"answer_type": kind, key: address, "ttl": ttl}
+
+
+def addresses_of(query: Record) -> list[str]:
+    """The A/AAAA addresses in one ``queries`` record, in answer order."""
+    out = []
+    for answer in query.get("answers") or []:
+        address = answer.get("ipv4") or answer.get("ipv6")
+        if address:
+            out.append(address)
+    return out
+
+
+async def getaddrinfo(
+    domain: str, trace: Trace, timeout: float, port: int = 443
+) -> Record:
+    """Resolve with the operating system's resolver, as an ordinary application would."""
+    loop = asyncio.get_running_loop()
+    t0 = trace.now()
+    record: Record = {
+        "engine": "getaddrinfo",
+        "resolver_address": "",
+        "query_type": "ANY",
+        "hostname": domain,
+        "answers": [],
+        "failure": None,
+        "t0": t0,
+    }
+    try:
+        async with asyncio.timeout(timeout):
+            infos = await loop.getaddrinfo(domain, port, type=socket.SOCK_STREAM)
+    except Exception as exc:  # classified at this boundary, never propagated
+        record["failure"] = failures.classify(exc)
+    else:
+        seen: list[str] = []
+        for _family, _type, _proto, _canon, sockaddr in infos:
+            address = str(sockaddr[0])
+            if address not in seen:
+                seen.append(address)
+        record["answers"] = [_answer(a) for a in seen]
+        if not seen:
+            record["failure"] = failures.DNS_NO_ANSWER
+    record["t"] = trace.now()
+    return record
+
+
+class _Collect(asyncio.DatagramProtocol):
+    """Collects every datagram that answers our query id until closed."""
+
+    def __init__(self, query_id: int) -> None:
+        self.query_id = query_id
+        self.responses: list[tuple[float, bytes]] = []
+        self.first = asyncio.get_running_loop().create_future()
+        self.error: Exception | None = None
+        self.clock = asyncio.get_running_loop().time
+
+    def datagram_received(self, data: bytes, addr: Any) -> None:
+        if len(data) >= 2 and int.from_bytes(data[:2], "big") == self.query_id:
+            self.responses.append((self.clock(), data))
+            if not self.first.done():
+                self.first.set_result(None)
+
+    def error_received(self, exc: Exception) -> None:
+        self.error = exc
+        if not self.first.done():
+            self.first.set_exception(exc)
+
+
+def _parse(wire: bytes, domain: str, qtype: str) -> Record:
+    message = dns.message.from_wire(wire)
+    rcode = message.rcode()
+    answers: list[Record] = []
+    cnames: list[str] = []
+    ttl: int | None = None
+    for rrset in message.answer:
+        for rdata in rrset:
+            if rrset.rdtype == dns.rdatatype.CNAME:
+                cnames.append(str(rdata.target).rstrip("."))
+            elif rrset.rdtype in (dns.rdatatype.A, dns.rdatatype.AAAA):
+                answers.append(_answer(rdata.address, rrset.ttl))
+                ttl = rrset.ttl if ttl is None else min(ttl, rrset.ttl)
+    failure = _RCODE_FAILURE.get(rcode)
+    if failure is None and rcode != dns.rcode.NOERROR:
+        failure = failures.unknown(f"rcode {dns.rcode.to_text(rcode)}")
+    if failure is None and not answers:
+        failure = failures.DNS_NO_ANSWER
+    return {
+        "rcode": dns.rcode.to_text(rcode),
+        "answers": answers,
+        "cnames": cnames,
+        "ttl": ttl,
+        "failure": failure,
+    }
+
+
+async def query_udp(
+    domain: str,
+    resolver: str,
+    trace: Trace,
+    timeout: float,
+    qtype: str = "A",
+    port: int = 53,
+    linger: float = 0.5,
+) -> Record:
+    """One raw UDP query; answers arriving within ``linger`` after the first are recorded."""
+    loop = asyncio.get_running_loop()
+    query = dns.message.make_query(domain, qtype)
+    query.flags |= dns.flags.RD
+    record: Record = {
+        "engine": "udp",
+        "resolver_address": f"{resolver}:{port}" if ":" not in resolver else f"[{resolver}]:{port}",
+        "query_type": qtype,
+        "hostname": domain,
+        "answers": [],
+        "failure": None,
+        "rcode": None,
+        "cnames": [],
+        "late_answers": [],
+        "t0": trace.now(),
+    }
+    family = socket.AF_INET6 if ":" in resolver else socket.AF_INET
+    transport = None
+    try:
+        transport, protocol = await loop.create_datagram_endpoint(
+            lambda: _Collect(query.id), remote_addr=(resolver, port), family=family
+        )
+        transport.sendto(query.to_wire())
+        async with asyncio.timeout(timeout):
+            await protocol.first
+        record["t"] = trace.now()
+        await asyncio.sleep(linger)
+    except Exception as exc:
+        record["failure"] = failures.classify(exc)
+        record["t"] = trace.now()
+        return record
+    finally:
+        if transport is not None:
+            transport.close()
+    first_at, first = protocol.responses[0]
+    try:
+        record.update(_parse(first, domain, qtype))
+    except Exception as exc:
+        record["failure"] = failures.unknown(f"malformed DNS answer: {exc}")
+    for at, wire in protocol.responses[1:]:
+        try:
+            late = _parse(wire, domain, qtype)
+        except Exception:
+            late = {"rcode": None, "answers": [], "failure": "unknown_failure: malformed"}
+        late["delay"] = round(at - first_at, 6)
+        late["identical"] = wire[2:] == first[2:]
+        record["late_answers"].append(late)
+    return record

@@ -1,0 +1,31 @@
+"""Run one web connectivity measurement end to end and wrap it in the envelope."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from probe.checks import web
+from probe.control_client import ControlClient
+from probe.measurement import envelope
+
+
+async def run_web_connectivity(
+    url: str,
+    options: web.WebOptions,
+    control: ControlClient | None,
+    *,
+    cc: str = "ZZ",
+    asn: str = "AS0",
+    network_name: str | None = None,
+    probe_id: str | None = None,
+) -> dict[str, Any]:
+    started = datetime.now(UTC)
+    t0 = time.monotonic()
+    keys = await web.measure(url, options, control)
+    return envelope(
+        test_name="web_connectivity", input_=url, test_keys=keys, started=started,
+        runtime=time.monotonic() - t0, cc=cc, asn=asn, network_name=network_name,
+        probe_id=probe_id,
+    )
