@@ -12,6 +12,7 @@ from typing import Any
 import aiohttp
 
 from probe import failures
+from probe.netx.tls import client_context
 
 
 class ControlClient:
@@ -26,11 +27,7 @@ class ControlClient:
         self, url: str, endpoints: list[str]
     ) -> tuple[dict[str, Any] | None, str | None]:
         """Returns (control view, None) or (None, failure string)."""
-        import ssl
-
-        context = ssl.create_default_context()
-        if self.ca_file:
-            context.load_verify_locations(cafile=self.ca_file)
+        context = client_context(self.ca_file)
         body = {"http_request": url, "tcp_connect": endpoints}
         try:
             async with aiohttp.ClientSession(

@@ -10,6 +10,7 @@ interception we can collect), and mark the handshake as failed all the same.
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import ssl
 from typing import Any
@@ -24,8 +25,13 @@ from probe.netx.trace import Trace
 Record = dict[str, Any]
 
 
+@functools.lru_cache(maxsize=16)
 def client_context(ca_file: str | None = None, verify: bool = True) -> ssl.SSLContext:
-    """A client context trusting the system roots plus ``ca_file`` (PEM), if given."""
+    """A client context trusting the system roots plus ``ca_file`` (PEM), if given.
+
+    Cached: loading the system trust store costs milliseconds of CPU, more than the
+    handshake itself, and a context is safe to share between connections.
+    """
     context = ssl.create_default_context()
     if ca_file:
         context.load_verify_locations(cafile=ca_file)
