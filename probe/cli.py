@@ -1,7 +1,8 @@
 """Command line of the probe (contract: shared design notes, section 3).
 
 ``check URL`` runs one web connectivity measurement; ``run`` is the daemon; ``live`` is the
-main job of the quickstart (collector + probe + a live terminal table).
+main job of the quickstart (collector + probe + a live terminal table); ``platform NAME``
+checks one platform (Telegram, WhatsApp, ...); ``trace URL`` locates the censor of a URL.
 Exit codes: 0 whatever the verdict, 2 on bad input.
 """
 
@@ -11,6 +12,7 @@ import argparse
 import asyncio
 import sys
 from pathlib import Path
+from typing import Any
 
 from probe.checks import web
 from probe.control_client import ControlClient
@@ -32,6 +34,30 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("--json", action="store_true", help="print the JSON measurement")
     check.add_argument("--cc", default="ZZ", help="declared country code")
     check.add_argument("--asn", default="AS0", help="declared ASN")
+    platform = sub.add_parser("platform", help="check one platform (telegram, youtube, ...)")
+    platform.add_argument("name")
+    platform.add_argument("--platforms", default="configs/platforms.yaml",
+                          help="endpoint lists (default: configs/platforms.yaml)")
+    platform.add_argument("--control", help="collector base URL used as control vantage")
+    platform.add_argument("--resolver", action="append", default=[],
+                          help="extra UDP resolver IP[:PORT] (repeatable)")
+    platform.add_argument("--ca-file", help="extra trust anchors (PEM)")
+    platform.add_argument("--no-fingerprint", action="store_true",
+                          help="do not fingerprint resets with raw packets")
+    platform.add_argument("--json", action="store_true", help="print the JSON measurement")
+    platform.add_argument("--cc", default="ZZ", help="declared country code")
+    platform.add_argument("--asn", default="AS0", help="declared ASN")
+    trace = sub.add_parser("trace", help="locate the censor of a URL (needs CAP_NET_RAW)")
+    trace.add_argument("url")
+    trace.add_argument("--address", help="server address to trace to (default: resolve)")
+    trace.add_argument("--control-name", default="example.com",
+                       help="harmless name for the control trace")
+    trace.add_argument("--max-ttl", type=int, default=30)
+    trace.add_argument("--step-timeout", type=float, default=1.0,
+                       help="seconds to wait for an answer at each TTL")
+    trace.add_argument("--json", action="store_true", help="print the JSON measurement")
+    trace.add_argument("--cc", default="ZZ", help="declared country code")
+    trace.add_argument("--asn", default="AS0", help="declared ASN")
     run = sub.add_parser("run", help="run the probe daemon")
     run.add_argument("--config", required=True)
     run.add_argument("--once", action="store_true", help="one round, upload, then exit")
@@ -95,6 +121,111 @@ async def _check(args: argparse.Namespace) -> int:
     return 0
 
 
+def _validate_platform(args: argparse.Namespace) -> str | None:
+    from probe.platform_config import PLATFORMS
+
+    if args.name not in PLATFORMS:
+        return f"name: unknown platform {args.name!r} (known: {', '.join(PLATFORMS)})"
+    if args.control and is_http_url(args.control):
+        return f"--control: {is_http_url(args.control)}"
+    for resolver in args.resolver:
+        if is_host_port(resolver if resolver.count(":") == 1 else f"{resolver}:53"):
+            return f"--resolver: not IP[:PORT]: {resolver!r}"
+    if args.ca_file and not Path(args.ca_file).is_file():
+        return f"--ca-file: no such file: {args.ca_file}"
+    return None
+
+
+def _validate_trace(args: argparse.Namespace) -> str | None:
+    import ipaddress
+
+    if is_http_url(args.url):
+        return f"url: {is_http_url(args.url)}"
+    if args.address:
+        try:
+            ipaddress.IPv4Address(args.address)
+        except ValueError:
+            return f"--address: not an IPv4 address: {args.address!r}"
+    if not 1 <= args.max_ttl <= 64:
+        return "--max-ttl: must be in 1..64"
+    if not args.step_timeout > 0:
+        return "--step-timeout: must be positive"
+    return None
+
+
+def _print_platform(measurement: dict[str, Any]) -> None:
+    keys = measurement["test_keys"]
+    analysis = keys["analysis"]
+    print(f"{'platform':<10} {keys['x_platform']}")
+    print(f"{'verdict':<10} {analysis['verdict']}  layer={analysis['layer']} "
+          f"mechanism={analysis['mechanism']} confidence={analysis['confidence']}")
+    for group, result in keys["x_groups"].items():
+        print(f"{'group':<10} {group:<14} {result['verdict']} {result['layer'] or ''} "
+              f"{result['mechanism'] or ''}".rstrip())
+    for endpoint in keys["x_endpoints"]:
+        result = endpoint["analysis"]
+        print(f"{'endpoint':<10} {endpoint['group']:<14} {endpoint['target']} "
+              f"{result['verdict']} {endpoint['failure'] or ''}".rstrip())
+    for key, value in keys.items():
+        if key.startswith(("telegram_", "whatsapp_", "registration_", "signal_", "facebook_")):
+            print(f"{'ooni':<10} {key}={value}")
+
+
+def _print_trace(measurement: dict[str, Any]) -> None:
+    keys = measurement["test_keys"]
+    analysis = keys["analysis"]
+    print(f"{'url':<10} {measurement['input']}  address={keys.get('address')}")
+    print(f"{'verdict':<10} {analysis['verdict']}  layer={analysis['layer']} "
+          f"mechanism={analysis['mechanism']}")
+    if keys.get("failure"):
+        print(f"{'failure':<10} {keys['failure']}")
+    censor = keys.get("censor") or {}
+    if censor.get("hop") is not None:
+        print(f"{'censor':<10} hop {censor['hop']} ({censor['address']}), "
+              f"server {censor['server_hops']} hops away")
+    for name in ("control_hops", "trigger_hops"):
+        for hop in keys.get(name) or []:
+            print(f"{name[:-5]:<10} ttl={hop['ttl']:<3} icmp={hop['icmp_from'] or '-':<16} "
+                  f"{hop['response'] or hop['failure'] or '-'}")
+    for line in analysis["evidence"]:
+        print(f"{'evidence':<10} {line}")
+
+
+async def _platform(args: argparse.Namespace) -> int:
+    from probe import platform_config
+    from probe.checks.platforms import PlatformOptions
+    from probe.platform_test import run_platform
+
+    config = platform_config.load(args.platforms)
+    if args.name not in config.platforms:
+        raise ConfigError("platforms", f"{args.name} is not in {args.platforms}")
+    options = PlatformOptions(udp_resolvers=tuple(args.resolver), ca_file=args.ca_file,
+                              fingerprint=not args.no_fingerprint)
+    control = (ControlClient(args.control, timeout=config.timeouts.control,
+                             ca_file=args.ca_file) if args.control else None)
+    measurement = await run_platform(args.name, config, options, control, cc=args.cc,
+                                     asn=args.asn)
+    if args.json:
+        print(to_json(measurement, indent=2))
+    else:
+        _print_platform(measurement)
+    return 0
+
+
+async def _trace(args: argparse.Namespace) -> int:
+    from probe.checks.censor_trace import TraceOptions
+    from probe.platform_test import run_trace
+
+    options = TraceOptions(address=args.address, control_name=args.control_name,
+                           max_ttl=args.max_ttl, step_timeout=args.step_timeout)
+    measurement = await run_trace(args.url, options, cc=args.cc, asn=args.asn)
+    if args.json:
+        print(to_json(measurement, indent=2))
+    else:
+        _print_trace(measurement)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
@@ -104,6 +235,18 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"error: {problem}", file=sys.stderr)
                 return BAD_INPUT
             return asyncio.run(_check(args))
+        if args.command == "platform":
+            problem = _validate_platform(args)
+            if problem:
+                print(f"error: {problem}", file=sys.stderr)
+                return BAD_INPUT
+            return asyncio.run(_platform(args))
+        if args.command == "trace":
+            problem = _validate_trace(args)
+            if problem:
+                print(f"error: {problem}", file=sys.stderr)
+                return BAD_INPUT
+            return asyncio.run(_trace(args))
         if args.command == "run":
             from probe.daemon import run_daemon
 

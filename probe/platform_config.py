@@ -1,0 +1,157 @@
+"""Platform endpoint lists: YAML -> frozen dataclasses, errors with the key path.
+
+The data-centre addresses, host names and ports of each platform live in
+``configs/platforms.yaml`` and not in code, so they can be updated without a release and
+pointed at lab hosts in tests. Each platform is a set of named endpoint groups; a group is
+measured either as web connectivity (``urls``) or as plain reachability of hosts/addresses on
+ports (``hosts``, ``addresses``). Group names are fixed for the platforms whose OONI test keys
+we emit (``telegram``, ``whatsapp``, ``signal``, ``facebook_messenger``), because those keys
+are computed per group.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Literal
+
+from probe.config import Timeouts
+from probe.typed_config import ConfigError, build, checked, is_http_url, join, read_yaml
+
+PLATFORMS = ("telegram", "whatsapp", "signal", "facebook_messenger", "youtube", "tiktok",
+             "instagram", "x")
+"""Platforms the probe knows; the first four are OONI's instant-messaging tests."""
+
+OONI_GROUPS: dict[str, frozenset[str]] = {
+    "telegram": frozenset({"datacenters", "web"}),
+    "whatsapp": frozenset({"endpoints", "registration", "web"}),
+    "signal": frozenset({"backend"}),
+    "facebook_messenger": frozenset({"endpoints"}),
+}
+"""The groups each OONI-compatible platform must have, and may only have."""
+
+
+def _urls(value: tuple[str, ...]) -> str | None:
+    for index, url in enumerate(value):
+        if is_http_url(url):
+            return f"[{index}] not an http(s) URL: {url!r}"
+    return None
+
+
+def _addresses(value: tuple[str, ...]) -> str | None:
+    for index, item in enumerate(value):
+        try:
+            ipaddress.ip_address(item)
+        except ValueError:
+            return f"[{index}] not an IP address: {item!r}"
+    return None
+
+
+def _hosts(value: tuple[str, ...]) -> str | None:
+    for index, item in enumerate(value):
+        if not item or "/" in item or ":" in item or " " in item:
+            return f"[{index}] not a host name: {item!r}"
+    return None
+
+
+def _ports(value: tuple[int, ...]) -> str | None:
+    if not value:
+        return "must list at least one port"
+    for index, port in enumerate(value):
+        if not 0 < port < 65536:
+            return f"[{index}] not a TCP port: {port}"
+    return None
+
+
+def _networks(value: tuple[str, ...]) -> str | None:
+    for index, item in enumerate(value):
+        try:
+            ipaddress.ip_network(item, strict=False)
+        except ValueError:
+            return f"[{index}] not a network like 157.240.0.0/16: {item!r}"
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class EndpointGroup:
+    """Endpoints that play one role for a platform (its web app, its data centres, ...).
+
+    ``need`` says how many must work for the group to work: ``any`` (Telegram's data centres:
+    one reachable DC is enough for the app) or ``all`` (Signal's backend services).
+    ``exchange`` is what is done on each host/address after TCP connect: nothing
+    (``connect``) or an HTTP GET whose any response counts (``http``, as OONI's Telegram test).
+    ``networks`` are the address blocks a platform's DNS answers should fall in (OONI checks
+    Facebook's answers against AS32934); an answer outside them is DNS inconsistency.
+    """
+
+    urls: tuple[str, ...] = checked((), _urls)
+    hosts: tuple[str, ...] = checked((), _hosts)
+    addresses: tuple[str, ...] = checked((), _addresses)
+    ports: tuple[int, ...] = checked((443,), _ports)
+    exchange: Literal["connect", "http"] = "connect"
+    need: Literal["any", "all"] = "all"
+    networks: tuple[str, ...] = checked((), _networks)
+    ca_file: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Platform:
+    groups: dict[str, EndpointGroup] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class PlatformsConfig:
+    timeouts: Timeouts = field(default_factory=Timeouts)
+    max_addresses: int = checked(2, lambda v: None if v > 0 else "must be positive")
+    platforms: dict[str, Platform] = field(default_factory=dict)
+
+
+def _check(config: PlatformsConfig) -> None:
+    for name, platform in config.platforms.items():
+        path = join("platforms", name)
+        if name not in PLATFORMS:
+            raise ConfigError(path, f"unknown platform (known: {', '.join(PLATFORMS)})")
+        if not platform.groups:
+            raise ConfigError(join(path, "groups"), "must name at least one group")
+        for group_name, group in platform.groups.items():
+            if not (group.urls or group.hosts or group.addresses):
+                raise ConfigError(join(join(path, "groups"), group_name),
+                                  "needs at least one of urls, hosts, addresses")
+        expected = OONI_GROUPS.get(name)
+        if expected is None:
+            continue
+        for label in platform.groups:
+            if label not in expected:
+                raise ConfigError(join(join(path, "groups"), label),
+                                  f"unknown group (expected: {', '.join(sorted(expected))})")
+        missing = sorted(expected - set(platform.groups))
+        if missing:
+            raise ConfigError(join(join(path, "groups"), missing[0]), "required group is missing")
+
+
+def build_platforms(data: object) -> PlatformsConfig:
+    """Build and cross-check a platforms config from parsed YAML."""
+    config = build(PlatformsConfig, data)
+    _check(config)
+    return config
+
+
+def load(path: str | Path) -> PlatformsConfig:
+    """Load ``path``; a group's ``ca_file`` is taken relative to the file."""
+    file = Path(path)
+    config = build_platforms(read_yaml(file))
+    platforms = {}
+    for name, platform in config.platforms.items():
+        groups = {}
+        for group_name, group in platform.groups.items():
+            if group.ca_file is not None:
+                ca = file.parent / group.ca_file
+                if not ca.is_file():
+                    raise ConfigError(f"platforms.{name}.groups.{group_name}.ca_file",
+                                      f"no such file: {group.ca_file}")
+                group = replace(group, ca_file=str(ca))
+            groups[group_name] = group
+        platforms[name] = replace(platform, groups=groups)
+    return replace(config, platforms=platforms)
+

@@ -1,0 +1,44 @@
+"""Run one platform check or one censor trace end to end and wrap it in the envelope."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from probe.checks import censor_trace, platforms
+from probe.control_client import ControlClient
+from probe.measurement import envelope
+from probe.platform_config import OONI_GROUPS, PlatformsConfig
+
+
+def test_name_of(platform: str) -> str:
+    """OONI's test name for its im tests; ``platform`` (with the name as input) otherwise."""
+    return platform if platform in OONI_GROUPS else "platform"
+
+
+async def run_platform(
+    name: str, config: PlatformsConfig, options: platforms.PlatformOptions,
+    control: ControlClient | None, *, cc: str = "ZZ", asn: str = "AS0",
+    network_name: str | None = None, probe_id: str | None = None,
+) -> dict[str, Any]:
+    started = datetime.now(UTC)
+    t0 = time.monotonic()
+    keys = await platforms.measure(name, config, options, control)
+    test_name = test_name_of(name)
+    return envelope(
+        test_name=test_name, input_=None if test_name == name else name, test_keys=keys,
+        started=started, runtime=time.monotonic() - t0, cc=cc, asn=asn,
+        network_name=network_name, probe_id=probe_id,
+    )
+
+
+async def run_trace(
+    url: str, options: censor_trace.TraceOptions, *, cc: str = "ZZ", asn: str = "AS0",
+    probe_id: str | None = None,
+) -> dict[str, Any]:
+    started = datetime.now(UTC)
+    t0 = time.monotonic()
+    keys = await censor_trace.measure(url, options)
+    return envelope(test_name="censor_trace", input_=url, test_keys=keys, started=started,
+                    runtime=time.monotonic() - t0, cc=cc, asn=asn, probe_id=probe_id)
