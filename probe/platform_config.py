@@ -12,9 +12,10 @@ are computed per group.
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from probe.config import Timeouts
 from probe.typed_config import ConfigError, build, checked, is_http_url, join, read_yaml
@@ -32,45 +33,38 @@ OONI_GROUPS: dict[str, frozenset[str]] = {
 """The groups each OONI-compatible platform must have, and may only have."""
 
 
-def _urls(value: tuple[str, ...]) -> str | None:
-    for index, url in enumerate(value):
-        if is_http_url(url):
-            return f"[{index}] not an http(s) URL: {url!r}"
+def _url(value: str) -> str | None:
+    return is_http_url(value)
+
+
+def _address(value: str) -> str | None:
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        return "not an IP address"
     return None
 
 
-def _addresses(value: tuple[str, ...]) -> str | None:
-    for index, item in enumerate(value):
-        try:
-            ipaddress.ip_address(item)
-        except ValueError:
-            return f"[{index}] not an IP address: {item!r}"
+def _host(value: str) -> str | None:
+    bad = not value or any(c in value for c in "/: ") or _address(value) is None
+    return "not a host name (addresses go under addresses)" if bad else None
+
+
+def _port(value: int) -> str | None:
+    return None if 0 < value < 65536 else "not a TCP port"
+
+
+def _network(value: str) -> str | None:
+    try:
+        ipaddress.ip_network(value, strict=False)
+    except ValueError:
+        return "not a network like 157.240.0.0/16"
     return None
 
 
-def _hosts(value: tuple[str, ...]) -> str | None:
-    for index, item in enumerate(value):
-        if not item or "/" in item or ":" in item or " " in item:
-            return f"[{index}] not a host name: {item!r}"
-    return None
-
-
-def _ports(value: tuple[int, ...]) -> str | None:
-    if not value:
-        return "must list at least one port"
-    for index, port in enumerate(value):
-        if not 0 < port < 65536:
-            return f"[{index}] not a TCP port: {port}"
-    return None
-
-
-def _networks(value: tuple[str, ...]) -> str | None:
-    for index, item in enumerate(value):
-        try:
-            ipaddress.ip_network(item, strict=False)
-        except ValueError:
-            return f"[{index}] not a network like 157.240.0.0/16: {item!r}"
-    return None
+_ITEM_CHECKS: dict[str, Callable[[Any], str | None]] = {
+    "urls": _url, "hosts": _host, "addresses": _address, "ports": _port, "networks": _network,
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,13 +79,13 @@ class EndpointGroup:
     Facebook's answers against AS32934); an answer outside them is DNS inconsistency.
     """
 
-    urls: tuple[str, ...] = checked((), _urls)
-    hosts: tuple[str, ...] = checked((), _hosts)
-    addresses: tuple[str, ...] = checked((), _addresses)
-    ports: tuple[int, ...] = checked((443,), _ports)
+    urls: tuple[str, ...] = ()
+    hosts: tuple[str, ...] = ()
+    addresses: tuple[str, ...] = ()
+    ports: tuple[int, ...] = (443,)
     exchange: Literal["connect", "http"] = "connect"
     need: Literal["any", "all"] = "all"
-    networks: tuple[str, ...] = checked((), _networks)
+    networks: tuple[str, ...] = ()
     ca_file: str | None = None
 
 
@@ -115,9 +109,16 @@ def _check(config: PlatformsConfig) -> None:
         if not platform.groups:
             raise ConfigError(join(path, "groups"), "must name at least one group")
         for group_name, group in platform.groups.items():
+            group_path = join(join(path, "groups"), group_name)
             if not (group.urls or group.hosts or group.addresses):
-                raise ConfigError(join(join(path, "groups"), group_name),
-                                  "needs at least one of urls, hosts, addresses")
+                raise ConfigError(group_path, "needs at least one of urls, hosts, addresses")
+            if not group.ports:
+                raise ConfigError(join(group_path, "ports"), "must list at least one port")
+            for key, check in _ITEM_CHECKS.items():
+                for index, item in enumerate(getattr(group, key)):
+                    message = check(item)
+                    if message:
+                        raise ConfigError(join(join(group_path, key), index), message)
         expected = OONI_GROUPS.get(name)
         if expected is None:
             continue
