@@ -19,7 +19,7 @@ from probe.scrub import SCRUBBED
 
 KNOWN_TESTS = frozenset({
     "web_connectivity", "throttling", "connectivity", "telegram", "whatsapp", "signal",
-    "facebook_messenger", "dns_check", "sni_ab", "censor_trace",
+    "facebook_messenger", "dns_check", "sni_ab", "censor_trace", "platform",
 })
 _CC = re.compile(r"^[A-Z]{2}$")
 _ASN = re.compile(r"^AS(0|[1-9]\d{0,9})$")
