@@ -218,6 +218,9 @@ async def measure(
     groups = {g: platform_analysis.group_verdict(
         platform.groups[g].need, [e for e in endpoints if e["group"] == g])
         for g in platform.groups}
+    analysis = platform_analysis.platform_verdict(groups)
+    analysis["evidence"] += [f"injected_reset:{e['target']}" for e in endpoints
+                             if (e.get("x_injection") or {}).get("injected") is True]
     result: Record = {
         **platform_analysis.ooni_keys(name, endpoints),
         **lists,
@@ -225,6 +228,6 @@ async def measure(
         "x_platform": name,
         "x_endpoints": endpoints,
         "x_groups": groups,
-        "analysis": platform_analysis.platform_verdict(groups),
+        "analysis": analysis,
     }
     return result

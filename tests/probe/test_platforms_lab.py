@@ -278,6 +278,7 @@ async def test_telegram_web_blocked_by_sni_with_injected_reset(censor: Lab) -> N
     assert injection["injected"] is True, injection
     assert injection["response_packet"]["ttl"] - injection["server_packet"]["ttl"] == 2
     assert "reset:injected" in web["analysis"]["evidence"]
+    assert "injected_reset:https://web.telegram.org/" in keys["analysis"]["evidence"]
 
 
 async def test_whatsapp_web_blocked_by_dns(censor: Lab) -> None:
