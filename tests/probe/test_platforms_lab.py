@@ -75,7 +75,7 @@ def _lab_unavailable() -> str | None:
 
 class LabDNS(DNSServer):
     """The shared DNS server, taking any transport (3.11's selector datagram transport is
-    not an ``asyncio.DatagramTransport`` subclass, which the shared helper asserts)."""
+    not an ``asyncio.DatagramTransport`` subclass, which tests/helpers/servers.py asserts)."""
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
