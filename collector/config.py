@@ -18,6 +18,11 @@ def _database(value: str) -> str | None:
     return "not a postgresql:// DSN nor a path ending in .sqlite or .db"
 
 
+def _resolver(value: str) -> str | None:
+    return is_host_port(value if value.count(":") == 1 else f"{value}:53") and \
+        f"not IP or IP:PORT: {value!r}"
+
+
 @dataclass(frozen=True, slots=True)
 class Limits:
     max_body_bytes: int = checked(8 * 1024 * 1024, positive)
@@ -41,6 +46,9 @@ class Control:
     # stops it from being used to scan the operator's own network. Tests and the lab allow them.
     allow_private_addresses: bool = False
     ca_file: str | None = None
+    # A UDP resolver (IP or IP:PORT) to use instead of this host's system resolver, for an
+    # operator whose system resolver is not a neutral outside view (and for the lab).
+    resolver: str | None = checked(None, lambda v: v and _resolver(v))
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,26 +1,41 @@
 """The control vantage (OONI's test helper): the same DNS/TCP/TLS/HTTP steps from outside.
 
 Given ``{"http_request": URL, "tcp_connect": ["ip:port", ...]}`` it resolves the URL's host
-with this host's system resolver, connects (and for https handshakes TLS with the URL's SNI)
-to the union of the probe's and its own addresses, fetches the page following redirects, and
-answers in OONI's test-helper shape, plus ``x_issuer``/``x_sha256`` per TLS endpoint so the
-probe can tell interception from a plain bad certificate.
+(this host's system resolver, or the UDP resolver the operator configured), connects (and for
+https handshakes TLS with the URL's SNI) to the union of the probe's and its own addresses,
+fetches the page following up to ten redirects, and answers in OONI's test-helper shape:
+``dns{failure, addrs}``, ``tcp_connect{ep: {status, failure}}``,
+``tls_handshake{ep: {server_name, status, failure}}``, ``http_request{failure, status_code,
+body_length, headers, title}`` and ``ip_info{ip: {asn, flags}}`` (flags as OONI's: 1 resolved
+by the probe, 2 resolved here, 4 bogon, 8 valid TLS for the domain).
+
+Kuzot adds what the probe needs to tell interception from an ordinary bad certificate:
+``x_issuer``/``x_sha256`` of the leaf certificate per TLS endpoint (read even when
+validation fails) and ``x_tls_issuer``/``x_tls_sha256``/``x_body_sha256`` for the final page.
+A redirect whose Location has no host ends the chain with that redirect as the final page
+(failure null), and more than ten redirects is ``unknown_failure: stopped after too many
+redirects``, which is how OONI's test helper reports them.
 """
 
 from __future__ import annotations
 
 import asyncio
 import ipaddress
+import ssl
 from typing import Any
-from urllib.parse import urljoin
+from urllib.parse import urljoin, urlsplit
 
-from probe.checks.web import split_url
+from probe import failures
+from probe.bogons import is_bogon
+from probe.checks.web import REDIRECT_CODES, split_url
 from probe.netx import dns, tcp, tls
 from probe.netx import http as netx_http
 from probe.netx.trace import Trace
 
 Record = dict[str, Any]
 MAX_ENDPOINTS = 8
+MAX_REDIRECTS = 10
+FLAG_PROBE, FLAG_CONTROL, FLAG_BOGON, FLAG_VALID = 1, 2, 4, 8
 
 
 class BadControlRequest(ValueError):
@@ -52,28 +67,121 @@ def parse_request(body: object) -> tuple[str, list[tuple[str, int]]]:
         host = host.strip("[]")
         try:
             ipaddress.ip_address(host)
-            endpoints.append((host, int(port)))
+            number = int(port)
         except ValueError as exc:
             raise BadControlRequest(f"tcp_connect: not ip:port: {item!r}") from exc
+        if not 0 < number < 65536:
+            raise BadControlRequest(f"tcp_connect: port out of range: {item!r}")
+        endpoints.append((host, number))
     return url, endpoints
+
+
+async def _lookup(host: str, port: int, trace: Trace, timeout: float,
+                  resolver: str | None) -> Record:
+    """``{failure, addrs}`` for ``host`` from the system resolver or the configured one."""
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        pass
+    else:
+        return {"failure": None, "addrs": [host.strip("[]")]}
+    if resolver is None:
+        query = await dns.getaddrinfo(host, trace, timeout, port)
+        return {"failure": query["failure"], "addrs": dns.addresses_of(query)}
+    address, _, rport = resolver.partition(":") if resolver.count(":") == 1 else (
+        resolver, "", "53")
+    answers = await asyncio.gather(*(
+        dns.query_udp(host, address, trace, timeout, qtype, int(rport or 53), linger=0.0)
+        for qtype in ("A", "AAAA")))
+    addrs = [a for answer in answers for a in dns.addresses_of(answer)]
+    failure = None if addrs else (answers[0]["failure"] or failures.DNS_NO_ANSWER)
+    return {"failure": failure, "addrs": addrs}
+
+
+def _leaf(handshake: Record) -> Record:
+    chain = handshake.get("x_certificates") or []
+    return chain[0] if chain else {}
+
+
+def _page(failure: str | None, response: Record | None = None,
+          handshake: Record | None = None) -> Record:
+    page: Record = {"failure": failure, "status_code": None, "body_length": None,
+                    "headers": {}, "title": ""}
+    if response is not None:
+        page.update(status_code=response["code"], body_length=response["body_length"],
+                    headers=response["headers"], title=response["title"],
+                    x_body_sha256=response["body_sha256"])
+    if handshake is not None:
+        leaf = _leaf(handshake)
+        page.update(x_tls_issuer=leaf.get("issuer"), x_tls_sha256=leaf.get("sha256"))
+    return page
+
+
+async def _fetch(url: str, first: list[str], timeout: float, allow_private: bool,
+                 context: ssl.SSLContext, trace: Trace, resolver: str | None) -> Record:
+    """The final page of ``url`` as the control sees it, following redirects."""
+    current, addresses = url, first
+    for depth in range(MAX_REDIRECTS + 1):
+        scheme, host, port, path = split_url(current)
+        if depth > 0:
+            looked_up = await _lookup(host, port, trace, min(timeout, 5.0), resolver)
+            if looked_up["failure"]:
+                return _page(looked_up["failure"])
+            addresses = looked_up["addrs"]
+        candidates = [a for a in addresses if _allowed(a, allow_private)]
+        if not candidates:
+            return _page("unknown_failure: no address the control may dial")
+        record, stream = await tcp.connect(candidates[0], port, trace, min(timeout, 10.0))
+        if stream is None:
+            return _page(record["status"]["failure"])
+        handshake = None
+        if scheme == "https":
+            handshake, stream = await tls.handshake(stream, host, trace, min(timeout, 10.0),
+                                                    context, presented_on_failure=False)
+            if stream is None:
+                return _page(handshake["failure"])
+        host_header = host if port in (80, 443) else f"{host}:{port}"
+        try:
+            request = await netx_http.get(stream, current, host_header, path, trace, timeout)
+        finally:
+            await tcp.close(stream)
+        response = request["response"]
+        if response is None:
+            return _page(request["failure"])
+        location = next((v for k, v in response["headers"].items() if k.lower() == "location"),
+                        None)
+        if response["code"] not in REDIRECT_CODES or not location:
+            return _page(None, response, handshake)
+        target = urlsplit(location)
+        if target.scheme and (not target.netloc or target.scheme not in ("http", "https")):
+            return _page(None, response, handshake)
+        if depth >= MAX_REDIRECTS:
+            return _page(failures.TOO_MANY_REDIRECTS)
+        current = urljoin(current, location)
+    return _page(failures.TOO_MANY_REDIRECTS)
 
 
 async def measure(
     url: str, probe_endpoints: list[tuple[str, int]], timeout: float, allow_private: bool,
-    ca_file: str | None = None,
+    ca_file: str | None = None, resolver: str | None = None,
 ) -> Record:
+    """The control view of ``url`` (see the module docstring for its shape)."""
     trace = Trace()
-    scheme, host, port, path = split_url(url)
-    query = await dns.getaddrinfo(host, trace, min(timeout, 5.0), port)
-    own = dns.addresses_of(query)
+    scheme, host, port, _path = split_url(url)
+    looked_up = await _lookup(host, port, trace, min(timeout, 5.0), resolver)
+    own: list[str] = looked_up["addrs"]
+    probe_ips = {ip for ip, _ in probe_endpoints}
     view: Record = {
-        "dns": {"failure": query["failure"], "addrs": own},
+        "dns": looked_up,
         "tcp_connect": {},
         "tls_handshake": {},
-        "http_request": {"failure": None, "status_code": None, "body_length": None,
-                         "headers": {}, "title": ""},
-        "ip_info": {a: {"asn": None, "flags": (1 if a in own else 0)} for a in own},
+        "http_request": _page(None),
+        "ip_info": {},
     }
+    for ip in [*own, *(ip for ip, _ in probe_endpoints)]:
+        flags = (FLAG_PROBE if ip in probe_ips else 0) | (FLAG_CONTROL if ip in own else 0) | (
+            FLAG_BOGON if is_bogon(ip) else 0)
+        view["ip_info"][ip] = {"asn": None, "flags": flags}
     endpoints: list[tuple[str, int]] = []
     for ip, p in [*probe_endpoints, *((a, port) for a in own)]:
         if (ip, p) not in endpoints and _allowed(ip, allow_private):
@@ -92,56 +200,19 @@ async def measure(
         handshake, tls_stream = await tls.handshake(stream, host, trace, min(timeout, 10.0),
                                                     context)
         await tcp.close(tls_stream or stream)
-        certificates = handshake["peer_certificates"]
+        leaf = _leaf(handshake)
         view["tls_handshake"][key] = {
             "server_name": host, "status": handshake["failure"] is None,
             "failure": handshake["failure"],
-            "x_issuer": certificates[0]["issuer"] if certificates else None,
-            "x_sha256": certificates[0]["sha256"] if certificates else None,
+            "x_issuer": leaf.get("issuer"), "x_sha256": leaf.get("sha256"),
         }
+        if handshake["failure"] is None:
+            view["ip_info"][ip]["flags"] |= FLAG_VALID
 
     await asyncio.gather(*(one(ip, p) for ip, p in endpoints))
-    view["http_request"] = await _fetch(url, own, timeout, allow_private, context, trace)
+    if looked_up["failure"]:
+        view["http_request"] = _page(looked_up["failure"])
+    else:
+        view["http_request"] = await _fetch(url, own, timeout, allow_private, context, trace,
+                                            resolver)
     return view
-
-
-async def _fetch(url: str, first: list[str], timeout: float, allow_private: bool,
-                 context: Any, trace: Trace) -> Record:
-    current, addresses = url, first
-    failure: str | None = "unknown_failure: no address"
-    for _ in range(10):
-        scheme, host, port, path = split_url(current)
-        if addresses is None:
-            addresses = dns.addresses_of(await dns.getaddrinfo(host, trace, 5.0, port))
-        candidates = [a for a in addresses if _allowed(a, allow_private)]
-        if not candidates:
-            return {"failure": failure, "status_code": None, "body_length": None,
-                    "headers": {}, "title": ""}
-        record, stream = await tcp.connect(candidates[0], port, trace, min(timeout, 10.0))
-        if stream is None:
-            return {"failure": record["status"]["failure"], "status_code": None,
-                    "body_length": None, "headers": {}, "title": ""}
-        if scheme == "https":
-            handshake, stream = await tls.handshake(stream, host, trace, 10.0, context)
-            if stream is None:
-                return {"failure": handshake["failure"], "status_code": None,
-                        "body_length": None, "headers": {}, "title": ""}
-        host_header = host if port in (80, 443) else f"{host}:{port}"
-        try:
-            request = await netx_http.get(stream, current, host_header, path, trace, timeout)
-        finally:
-            await tcp.close(stream)
-        response = request["response"]
-        if response is None:
-            return {"failure": request["failure"], "status_code": None, "body_length": None,
-                    "headers": {}, "title": ""}
-        location = next((v for k, v in response["headers"].items() if k.lower() == "location"),
-                        None)
-        if response["code"] in (301, 302, 303, 307, 308) and location:
-            current, addresses = urljoin(current, location), None  # type: ignore[assignment]
-            continue
-        return {"failure": None, "status_code": response["code"],
-                "body_length": response["body_length"], "headers": response["headers"],
-                "title": response["title"], "x_body_sha256": response["body_sha256"]}
-    return {"failure": "unknown_failure: too many redirects", "status_code": None,
-            "body_length": None, "headers": {}, "title": ""}

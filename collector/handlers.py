@@ -110,7 +110,8 @@ async def control_view(request: web.Request) -> web.Response:
         metrics.control_requests.labels("invalid").inc()
         raise _error(web.HTTPBadRequest, str(exc)) from exc
     view = await control.measure(url, endpoints, config.control.timeout,
-                                 config.control.allow_private_addresses, config.control.ca_file)
+                                 config.control.allow_private_addresses, config.control.ca_file,
+                                 config.control.resolver)
     metrics.control_requests.labels("ok").inc()
     return web.json_response(view)
 

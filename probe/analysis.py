@@ -1,58 +1,101 @@
 """The verdict for one web connectivity measurement: a pure function of its test keys.
 
-No I/O, no clock. ``analyze`` returns OONI's comparison keys (``dns_consistency``,
-``body_length_match``, ``status_code_match``, ``headers_match``, ``title_match``,
-``blocking``, ``accessible``) and Kuzot's ``analysis`` object (verdict, layer, mechanism,
-confidence, evidence). The rules follow OONI's Web Connectivity (ts-017, v0.5 classic) where
-OONI is right, and go further where it is weak:
+No I/O, no clock, no randomness: ``analyze(keys, url, cc)`` reads the keys that
+``probe.checks.web`` recorded (the probe's observations and the control's view) and returns
 
-* a control that failed gives *inconclusive*, never *accessible* (unless the final page came
-  over HTTPS with a valid certificate, which a censor cannot forge);
-* both vantages failing the same operation is *down* (site down), not censorship;
-* a certificate that does not validate and whose issuer differs from the control's is
-  *mitm* (TLS interception, as Kazakhstan's 2019-2020 state CA);
-* two different DNS answers to one query are *injected*;
-* an IPv6 failure on a host without IPv6 connectivity is ignored.
+* OONI's keys, as OONI Probe's Web Connectivity would compute them (``probe.ooni_classic``:
+  ``dns_consistency``, ``body_proportion``, ``*_match``, ``blocking``, ``accessible``,
+  ``http_experiment_failure``, ``dns_experiment_failure``), and
+* Kuzot's ``analysis``: ``{verdict, layer, mechanism, confidence, evidence}``.
+
+OONI's keys follow OONI exactly, with one deliberate exception: a CDN challenge page over
+plain HTTP (OONI QA case 5) gets ``blocking``/``accessible`` ``null`` instead of
+``http-diff``. Kuzot's verdict follows these rules, first match wins:
+
+R1  Injection. A UDP query that received two answers with different addresses (or rcodes)
+    is ``blocked/dns/injected``: a resolver answers once; a censor on the path races it.
+R2  Secure page. A final response over HTTPS with a certificate that validated cannot be
+    forged by the network: ``ok`` (also without a control, OONI case 8; also when the
+    page is a CDN challenge). Exception: a chain whose issuer is a known interception CA
+    (the user trusts the state CA) is ``blocked/tls/mitm``, confirmed.
+R3  No control. Without a usable control, nothing else is judged: ``inconclusive``. A
+    failure, a blockpage or a plain-HTTP page alone never becomes ``blocked`` or ``ok``.
+R4  The decisive step is taken at the last redirect hop the probe reached, in this order:
+    DNS (no address to dial), TCP (every relevant connect failed), TLS (every handshake
+    failed), HTTP (the request failed, or a final page came back).
+    Relevant endpoints: those from the system resolver (or an address literal); IPv6
+    endpoints count only when the host has IPv6 connectivity and the failure is not
+    "network/host unreachable" (an IPv6 failure without IPv6 is not evidence).
+    After the first hop the control has no per-step data, so its final page stands in:
+    a probe failure where the control fetched the page is blocking, a failure the control
+    shares is the site being down.
+R5  DNS evidence at the first hop modifies later steps: the probe's answers are
+    *inconsistent* when they share no address (nor ASN) with the control's and no TLS
+    handshake validated one of them for the domain; *bogon* when they are all in IANA
+    special-purpose ranges and the control's are not the same; *ghost* when the probe got
+    addresses for a name the control could not resolve (``blocked/dns/spoofed`` at once).
+    A TCP, TLS or HTTP failure, or a differing page, on inconsistent or bogon answers is
+    ``blocked/dns/spoofed`` (or ``bogon``); a page that matches the control's on
+    inconsistent answers is ``ok`` with ``dns_inconsistent`` in the evidence (a
+    transparent proxy serving the real content).
+R6  DNS step: the system resolver failed (or gave only loopback addresses, which are not
+    dialled): ``down`` when the control failed too (or also saw only loopback), else
+    ``blocked/dns/<nxdomain|no_answer|servfail|timeout>`` (``bogon`` for loopback).
+R7  TCP step: ``blocked/tcp/<refused|reset|timeout>`` when the control connected to the
+    same endpoint; ``down`` when it failed too; ``inconclusive`` without its data.
+R8  TLS step, certificate failures: the chain the probe was shown is compared with the
+    control's. Same leaf as the control (or the control failed the same way): ``down``
+    (the site's own certificate is bad: expired, wrong name, private CA). An issuer the
+    control did not see: ``blocked/tls/mitm`` with issuer and fingerprint in the evidence
+    (Kazakhstan's state CA is the model), confirmed when the issuer is a known
+    interception CA. No control certificate: ``inconclusive``. Other TLS failures
+    (reset, EOF, timeout after the ClientHello) follow R7 with layer ``tls``.
+R9  HTTP step, failed request: a broken redirect (no host in Location, more than ten
+    redirects) is ``down`` when the control saw the same; otherwise R7 with layer
+    ``http``; a timeout while bytes were still arriving is ``throttled``.
+R10 HTTP step, final page over plain HTTP: a known blockpage fingerprint (and a body that
+    differs from the control's) is ``blocked/http/blockpage``, confirmed; a CDN challenge
+    page is ``inconclusive`` (not censorship, OONI's known false positive); OONI's
+    comparison (status, and body length, headers or title) decides between ``ok`` and
+    ``blocked/http/diff``; a control that could not fetch the page leaves it
+    ``inconclusive``.
+
+``verdict=down`` means the site failed the same way from the control; evidence strings are
+short ``key:value`` facts; ``confirmed:<fingerprint>`` marks a deterministic fingerprint.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from probe import blockpages, failures
+from probe import blockpages, failures, ooni_classic
 from probe.bogons import is_bogon, is_loopback
 
 Record = dict[str, Any]
-
-COMMON_HEADERS = frozenset(
-    {
-        "date", "content-type", "server", "cache-control", "vary", "set-cookie", "location",
-        "expires", "x-powered-by", "content-encoding", "last-modified", "accept-ranges",
-        "pragma", "x-frame-options", "etag", "x-content-type-options", "age", "via", "p3p",
-        "x-xss-protection", "content-language", "cf-ray", "strict-transport-security", "link",
-        "x-varnish", "content-length", "connection", "transfer-encoding",
-    }
-)
 
 _MECHANISM = {
     failures.DNS_NXDOMAIN: "nxdomain",
     failures.DNS_NO_ANSWER: "no_answer",
     failures.DNS_SERVFAIL: "servfail",
     failures.DNS_REFUSED: "servfail",
+    failures.DNS_TEMPORARY: "servfail",
     failures.TIMEOUT: "timeout",
     failures.CONNECTION_REFUSED: "refused",
     failures.CONNECTION_RESET: "reset",
     failures.EOF_ERROR: "eof",
-    failures.SSL_UNKNOWN_AUTHORITY: "mitm",
-    failures.SSL_INVALID_CERTIFICATE: "mitm",
-    failures.SSL_INVALID_HOSTNAME: "mitm",
 }
-_OONI_BLOCKING = {"dns": "dns", "tcp": "tcp_ip", "tls": "http-failure", "http": "http-failure"}
-_CERT_FAILURES = frozenset(
-    {failures.SSL_UNKNOWN_AUTHORITY, failures.SSL_INVALID_CERTIFICATE,
-     failures.SSL_INVALID_HOSTNAME}
-)
+_IPV6_NO_ROUTE = frozenset({failures.NETWORK_UNREACHABLE, failures.HOST_UNREACHABLE})
+_REDIRECT_FAILURES = frozenset({failures.HTTP_INVALID_REDIRECT, failures.TOO_MANY_REDIRECTS})
+_REDIRECT_CODES = frozenset({301, 302, 303, 307, 308})
+
+
+def mechanism_of(failure: str | None) -> str | None:
+    """The ``analysis.mechanism`` a failure string points to, if any."""
+    if failure is None:
+        return None
+    return _MECHANISM.get(failure)
 
 
 def _verdict(
@@ -63,278 +106,503 @@ def _verdict(
             "confidence": round(confidence, 2), "evidence": evidence or []}
 
 
-def mechanism_of(failure: str | None) -> str | None:
-    if failure is None:
-        return None
-    return _MECHANISM.get(failure, "unknown" if failure.startswith("unknown") else None)
-
-
-def _addresses(query: Record) -> set[str]:
+def _addresses(record: Record) -> set[str]:
     out = set()
-    for answer in query.get("answers") or []:
+    for answer in record.get("answers") or []:
         address = answer.get("ipv4") or answer.get("ipv6")
         if address:
             out.add(address)
     return out
 
 
-def _relevant(endpoint_ip: str, keys: Record) -> bool:
-    """IPv6 endpoints do not count when the probe host has no IPv6 connectivity."""
-    return not (":" in endpoint_ip and keys.get("x_ipv6_available") is False)
+def _depth(record: Record) -> int:
+    for tag in record.get("tags") or []:
+        if tag.startswith("depth="):
+            return int(tag.removeprefix("depth="))
+    return 0
 
 
-def dns_consistency(keys: Record) -> str | None:
-    """OONI's classic rule on the system resolver, plus OONI v0.5's TLS rescue.
-
-    Returns "consistent", "inconsistent" or None (no control to compare with).
-    """
-    control = keys.get("control") or {}
-    control_dns = control.get("dns")
-    if keys.get("control_failure") or not control_dns:
-        return None
-    system = next((q for q in keys.get("queries") or [] if q.get("engine") == "getaddrinfo"), None)
-    if system is None:
-        return "consistent"  # the URL's host is an address literal
-    probe_addrs = _addresses(system)
-    control_addrs = set(control_dns.get("addrs") or [])
-    if system.get("failure"):
-        if control_dns.get("failure") and system["failure"] == failures.DNS_NXDOMAIN:
-            return "consistent"
-        if control_dns.get("failure") and not control_addrs:
-            return "consistent"
-        return "inconsistent"
-    if probe_addrs & control_addrs:
-        return "consistent"
-    if not control_addrs:
-        return "inconsistent"  # "ghost" answers: the probe resolved, the control did not
-    # A certificate valid for the domain proves the address serves it (OONI v0.5 TLS rescue).
-    good_tls = {h["address"].rsplit(":", 1)[0].strip("[]")
-                for h in keys.get("tls_handshakes") or [] if h.get("failure") is None}
-    if probe_addrs & good_tls:
-        return "consistent"
-    if all(is_bogon(a) for a in probe_addrs) and not all(is_bogon(a) for a in control_addrs):
-        return "inconsistent"
-    control_asns = {v.get("asn") for v in (control.get("ip_info") or {}).values() if v.get("asn")}
-    probe_asns = {(control.get("ip_info") or {}).get(a, {}).get("asn") for a in probe_addrs}
-    if control_asns & {a for a in probe_asns if a}:
-        return "consistent"
-    return "inconsistent"
-
-
-def http_comparison(keys: Record) -> Record:
-    """OONI's body, status, headers and title comparisons of the probe's and control's page."""
-    out: Record = {"body_length_match": None, "body_proportion": None, "status_code_match": None,
-                   "headers_match": None, "title_match": None}
-    requests = keys.get("requests") or []
-    control_http = (keys.get("control") or {}).get("http_request") or {}
-    if not requests or requests[0].get("response") is None or control_http.get("failure") \
-            or control_http.get("status_code") is None:
-        return out
-    response = requests[0]["response"]
-    probe_len, control_len = response.get("body_length") or 0, control_http.get("body_length") or 0
-    if probe_len > 0 and control_len > 0 and not response.get("body_is_truncated"):
-        proportion = min(probe_len, control_len) / max(probe_len, control_len)
-        out["body_proportion"] = round(proportion, 4)
-        out["body_length_match"] = proportion > 0.7
-    probe_code, control_code = response.get("code"), control_http.get("status_code")
-    if probe_code == control_code:
-        out["status_code_match"] = True
-    elif control_code is not None and 200 <= control_code < 300:
-        out["status_code_match"] = False
-    probe_headers = {k.lower() for k in (response.get("headers") or {})} - COMMON_HEADERS
-    control_headers = {k.lower() for k in (control_http.get("headers") or {})} - COMMON_HEADERS
-    out["headers_match"] = bool(probe_headers & control_headers) or (
-        not probe_headers and not control_headers)
-    probe_words = {w.lower() for w in (response.get("title") or "").split() if len(w) >= 5}
-    control_words = {w.lower() for w in (control_http.get("title") or "").split() if len(w) >= 5}
-    if probe_words or control_words:
-        out["title_match"] = not (probe_words ^ control_words)
-    return out
-
-
-def _control_failed(control: Record, section: str, endpoint: str | None = None) -> bool | None:
-    """Did the control fail this operation? None when it has no data for it."""
-    data = control.get(section)
-    if data is None:
-        return None
-    if endpoint is not None:
-        entry = data.get(endpoint)
-        if entry is None:
-            return None
-        return not entry.get("status", entry.get("failure") is None)
-    return bool(data.get("failure"))
-
-
-def _summarise(keys: Record, consistency: str | None, comparison: Record, url: str) -> Record:
-    control = keys.get("control") or {}
-    control_failure = keys.get("control_failure")
-    have_control = not control_failure and bool(control)
-    queries = keys.get("queries") or []
-    requests = keys.get("requests") or []
-    scheme = urlsplit(url).scheme
-
-    # 1. DNS injection: two different answers to one query.
-    for query in queries:
-        for late in query.get("late_answers") or []:
-            if not late.get("identical") and _addresses(query) != _addresses(late):
-                evidence = [f"dns_duplicate_answers:{query.get('query_type')}",
-                            f"first:{','.join(sorted(_addresses(query))) or query.get('rcode')}",
-                            f"late:{','.join(sorted(_addresses(late))) or late.get('rcode')}"]
-                return _verdict("blocked", "dns", "injected", 0.9, evidence)
-
-    final = requests[0] if requests else None
-    final_response = final.get("response") if final else None
-
-    # 2. A final page over HTTPS with a valid certificate cannot be forged by the network.
-    if final is not None and final_response is not None \
-            and final["request"]["url"].startswith("https://"):
-        return _verdict("ok", confidence=0.95 if have_control else 0.8,
-                        evidence=[f"https_status:{final_response.get('code')}"])
-
-    if not have_control:
-        return _verdict("inconclusive", evidence=[f"control_failure:{control_failure}"])
-
-    control_dns = control.get("dns") or {}
-    control_addrs = set(control_dns.get("addrs") or [])
-    system = next((q for q in queries if q.get("engine") == "getaddrinfo"), None)
-
-    # 3. DNS failed at the probe.
-    if system is not None and system.get("failure"):
-        failure = system["failure"]
-        if control_dns.get("failure") or not control_addrs:
-            return _verdict("down", "dns", mechanism_of(failure), 0.8,
-                            [f"probe_dns:{failure}", f"control_dns:{control_dns.get('failure')}"])
-        return _verdict("blocked", "dns", mechanism_of(failure) or "unknown", 0.8,
-                        [f"probe_dns:{failure}", "control_dns:ok"])
-
-    probe_addrs = _addresses(system) if system else set()
-    if system is not None and probe_addrs and control_addrs:
-        if all(is_loopback(a) for a in probe_addrs) and not all(
-                is_loopback(a) for a in control_addrs):
-            return _verdict("blocked", "dns", "bogon", 0.9,
-                            [f"probe_answers:{','.join(sorted(probe_addrs))}", "loopback"])
-        if all(is_bogon(a) for a in probe_addrs) and not any(
-                is_bogon(a) for a in control_addrs):
-            return _verdict("blocked", "dns", "bogon", 0.9,
-                            [f"probe_answers:{','.join(sorted(probe_addrs))}", "bogon"])
-
-    # 4. TCP: every relevant connect failed.
-    connects = [c for c in keys.get("tcp_connect") or [] if _relevant(c["ip"], keys)]
-    if connects and not any(c["status"]["success"] for c in connects):
-        failure = connects[0]["status"]["failure"]
-        failed_at_control = [
-            _control_failed(control, "tcp_connect", _endpoint(c["ip"], c["port"]))
-            for c in connects
-        ]
-        if consistency == "inconsistent":
-            return _verdict("blocked", "dns", "spoofed", 0.7,
-                            ["dns_inconsistent", f"probe_tcp:{failure}"])
-        if all(f is True for f in failed_at_control):
-            return _verdict("down", "tcp", mechanism_of(failure), 0.8,
-                            [f"probe_tcp:{failure}", "control_tcp:failed"])
-        if any(f is False for f in failed_at_control):
-            return _verdict("blocked", "tcp", mechanism_of(failure) or "unknown", 0.8,
-                            [f"probe_tcp:{failure}", "control_tcp:ok"])
-        return _verdict("inconclusive", "tcp", mechanism_of(failure),
-                        evidence=[f"probe_tcp:{failure}", "control_tcp:missing"])
-
-    # 5. TLS: every handshake failed.
-    handshakes = [h for h in keys.get("tls_handshakes") or []
-                  if _relevant(h["address"].rsplit(":", 1)[0].strip("[]"), keys)]
-    if scheme == "https" and handshakes and not any(h["failure"] is None for h in handshakes):
-        handshake = handshakes[0]
-        failure = handshake["failure"]
-        control_tls = control.get("tls_handshake") or {}
-        control_entry = control_tls.get(handshake["address"]) or next(iter(control_tls.values()),
-                                                                    None)
-        control_ok = control_entry is not None and control_entry.get("status") is True
-        control_bad = control_entry is not None and control_entry.get("status") is False
-        if failure in _CERT_FAILURES:
-            presented = handshake.get("x_presented_certificate") or {}
-            issuer = presented.get("issuer")
-            control_issuer = (control_entry or {}).get("x_issuer")
-            evidence = [f"probe_tls:{failure}", f"issuer:{issuer}",
-                        f"control_issuer:{control_issuer}"]
-            if presented.get("sha256"):
-                evidence.append(f"sha256:{presented['sha256']}")
-            if consistency == "inconsistent" and not control_ok:
-                return _verdict("blocked", "dns", "spoofed", 0.7, ["dns_inconsistent", *evidence])
-            if control_ok and issuer and issuer != control_issuer:
-                return _verdict("blocked", "tls", "mitm", 0.9, evidence)
-            if control_bad:
-                return _verdict("down", "tls", mechanism_of(failure), 0.7, evidence)
-            return _verdict("inconclusive", "tls", "mitm", 0.3, evidence)
-        if consistency == "inconsistent":
-            return _verdict("blocked", "dns", "spoofed", 0.7,
-                            ["dns_inconsistent", f"probe_tls:{failure}"])
-        if control_ok:
-            return _verdict("blocked", "tls", mechanism_of(failure) or "unknown", 0.8,
-                            [f"probe_tls:{failure}", "control_tls:ok",
-                             f"sni:{handshake['server_name']}"])
-        if control_bad:
-            return _verdict("down", "tls", mechanism_of(failure), 0.7,
-                            [f"probe_tls:{failure}", "control_tls:failed"])
-        return _verdict("inconclusive", "tls", mechanism_of(failure),
-                        evidence=[f"probe_tls:{failure}", "control_tls:missing"])
-
-    # 6. HTTP.
-    control_http = control.get("http_request") or {}
-    if final is None:
-        return _verdict("inconclusive", evidence=["no_http_request"])
-    if final_response is None:
-        failure = final["failure"]
-        if control_http.get("failure"):
-            return _verdict("down", "http", mechanism_of(failure), 0.7,
-                            [f"probe_http:{failure}", f"control_http:{control_http['failure']}"])
-        if consistency == "inconsistent":
-            return _verdict("blocked", "dns", "spoofed", 0.7,
-                            ["dns_inconsistent", f"probe_http:{failure}"])
-        if final.get("x_slow"):
-            return _verdict("throttled", "http", None, 0.5,
-                            [f"probe_http:{failure}", f"bytes:{final.get('x_bytes_received')}"])
-        return _verdict("blocked", "http", mechanism_of(failure) or "unknown", 0.8,
-                        [f"probe_http:{failure}", "control_http:ok"])
-
-    fingerprint = blockpages.match(final_response)
-    if fingerprint:
-        layer = "dns" if consistency == "inconsistent" else "http"
-        return _verdict("blocked", layer, "blockpage", 0.95, [f"blockpage:{fingerprint}"])
-    if control_http.get("failure") or control_http.get("status_code") is None:
-        return _verdict("inconclusive", "http", evidence=["control_http_failed"])
-    matched = comparison["status_code_match"] is True and any(
-        comparison[k] is True for k in ("body_length_match", "headers_match", "title_match"))
-    if matched:
-        return _verdict("ok", confidence=0.8, evidence=[f"http_status:{final_response['code']}"])
-    evidence = [f"{k}:{comparison[k]}" for k in ("status_code_match", "body_length_match",
-                                                 "headers_match", "title_match")]
-    if consistency == "inconsistent":
-        return _verdict("blocked", "dns", "spoofed", 0.8, ["dns_inconsistent", *evidence])
-    return _verdict("blocked", "http", "diff", 0.5, evidence)
+def _ip_of(address: str) -> str:
+    return address.rsplit(":", 1)[0].strip("[]")
 
 
 def _endpoint(ip: str, port: int) -> str:
     return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
 
 
-def ooni_blocking(analysis: Record) -> tuple[str | bool | None, bool | None]:
-    """OONI's (blocking, accessible) pair for one of our verdicts."""
-    verdict = analysis["verdict"]
-    if verdict == "ok":
-        return False, True
-    if verdict == "down":
-        return False, False
-    if verdict in ("blocked", "throttled"):
-        if analysis["mechanism"] in ("diff", "blockpage") and analysis["layer"] == "http":
-            return "http-diff", False
-        return _OONI_BLOCKING.get(analysis["layer"] or "http", "http-failure"), False
-    return None, None
+@dataclass(slots=True)
+class _Flow:
+    connect: Record
+    handshake: Record | None = None
+    request: Record | None = None
+
+    @property
+    def ip(self) -> str:
+        return str(self.connect["ip"])
+
+    @property
+    def endpoint(self) -> str:
+        return _endpoint(self.ip, int(self.connect["port"]))
+
+    @property
+    def classic(self) -> bool:
+        return self.connect.get("x_origin", "system") in ("system", "literal")
 
 
-def analyze(keys: Record, url: str) -> Record:
-    """OONI's comparison keys plus ``analysis`` for the given test keys of ``url``."""
-    consistency = dns_consistency(keys)
-    comparison = http_comparison(keys)
-    analysis = _summarise(keys, consistency, comparison, url)
-    blocking, accessible = ooni_blocking(analysis)
-    return {"dns_consistency": consistency, **comparison, "blocking": blocking,
-            "accessible": accessible, "analysis": analysis}
+@dataclass(slots=True)
+class _Hop:
+    depth: int
+    queries: list[Record] = field(default_factory=list)
+    flows: list[_Flow] = field(default_factory=list)
+    request: Record | None = None
+
+    @property
+    def system(self) -> Record | None:
+        return next((q for q in self.queries if q.get("engine") == "getaddrinfo"), None)
+
+
+def _hops(keys: Record) -> list[_Hop]:
+    hops: dict[int, _Hop] = {}
+
+    def hop(depth: int) -> _Hop:
+        return hops.setdefault(depth, _Hop(depth))
+
+    for query in keys.get("queries") or []:
+        hop(_depth(query)).queries.append(query)
+    flows: dict[Any, _Flow] = {}
+    for index, connect in enumerate(keys.get("tcp_connect") or []):
+        flow = _Flow(connect)
+        flows[connect.get("transaction_id", ("index", index))] = flow
+        hop(_depth(connect)).flows.append(flow)
+    for handshake in keys.get("tls_handshakes") or []:
+        flow_for = flows.get(handshake.get("transaction_id"))
+        if flow_for is not None:
+            flow_for.handshake = handshake
+    for request in keys.get("requests") or []:
+        depth = _depth(request)
+        hop(depth).request = hop(depth).request or request
+        flow_for = flows.get(request.get("transaction_id"))
+        if flow_for is not None:
+            flow_for.request = request
+    return [hops[d] for d in sorted(hops)]
+
+
+@dataclass(slots=True)
+class _Control:
+    """The control's view, with helpers; ``usable`` is False when it failed or is absent."""
+
+    view: Record
+    usable: bool
+
+    @property
+    def dns(self) -> Record:
+        return self.view.get("dns") or {}
+
+    @property
+    def addrs(self) -> set[str]:
+        return set(self.dns.get("addrs") or [])
+
+    @property
+    def http(self) -> Record:
+        return self.view.get("http_request") or {}
+
+    @property
+    def http_ok(self) -> bool:
+        return not self.http.get("failure") and self.http.get("status_code") is not None
+
+    def tcp(self, endpoint: str) -> bool | None:
+        entry = (self.view.get("tcp_connect") or {}).get(endpoint)
+        return None if entry is None else bool(entry.get("status"))
+
+    def tls(self, endpoint: str) -> Record | None:
+        entry = (self.view.get("tls_handshake") or {}).get(endpoint)
+        return entry if isinstance(entry, dict) else None
+
+    def certificates(self) -> tuple[set[str], set[str]]:
+        """(issuers, leaf SHA-256 fingerprints) the control was shown for the site."""
+        issuers, fingerprints = set(), set()
+        entries = [*(self.view.get("tls_handshake") or {}).values(), self.http]
+        for entry in entries:
+            issuer = entry.get("x_issuer") or entry.get("x_tls_issuer")
+            sha = entry.get("x_sha256") or entry.get("x_tls_sha256")
+            if issuer:
+                issuers.add(issuer)
+            if sha:
+                fingerprints.add(sha)
+        return issuers, fingerprints
+
+
+@dataclass(slots=True)
+class _DNSView:
+    inconsistent: bool = False
+    bogon: bool = False
+    ghost: bool = False
+    evidence: list[str] = field(default_factory=list)
+
+
+def _dns_view(first: _Hop | None, control: _Control, domain: str, keys: Record) -> _DNSView:
+    view = _DNSView()
+    system = first.system if first else None
+    if system is None or system.get("failure") or not control.usable:
+        return view
+    probe = _addresses(system)
+    if not probe:
+        return view
+    if control.dns.get("failure") or not control.addrs:
+        view.ghost = True
+        view.evidence = [f"probe_answers:{','.join(sorted(probe))}",
+                         f"control_dns:{control.dns.get('failure') or 'no_addresses'}"]
+        return view
+    if probe & control.addrs:
+        return view
+    validated = {_ip_of(h["address"]) for h in keys.get("tls_handshakes") or []
+                 if h.get("failure") is None and h.get("server_name") == domain}
+    if probe & validated:
+        return view
+    ip_info = control.view.get("ip_info") or {}
+    probe_asns = {(ip_info.get(a) or {}).get("asn") for a in probe} - {None, 0}
+    control_asns = {(ip_info.get(a) or {}).get("asn") for a in control.addrs} - {None, 0}
+    if probe_asns & control_asns:
+        return view
+    view.inconsistent = True
+    view.bogon = all(is_bogon(a) for a in probe)
+    view.evidence = [f"probe_answers:{','.join(sorted(probe))}",
+                     f"control_answers:{','.join(sorted(control.addrs))}"]
+    return view
+
+
+def _relevant(flows: list[_Flow], keys: Record) -> list[_Flow]:
+    """The flows whose outcome is evidence (R4)."""
+    classic = [f for f in flows if f.classic] or flows
+    have_v6 = keys.get("x_ipv6_available") is not False
+
+    def counts(flow: _Flow) -> bool:
+        if ":" not in flow.ip:
+            return True
+        failure = (flow.connect.get("status") or {}).get("failure")
+        return have_v6 and failure not in _IPV6_NO_ROUTE
+
+    return [f for f in classic if counts(f)]
+
+
+def _injection(keys: Record) -> Record | None:
+    for query in keys.get("queries") or []:
+        first = _addresses(query)
+        for late in query.get("late_answers") or []:
+            if late.get("identical"):
+                continue
+            later = _addresses(late)
+            if later == first and late.get("rcode") == query.get("rcode"):
+                continue
+            return _verdict("blocked", "dns", "injected", 0.9, [
+                f"dns_duplicate_answers:{query.get('resolver_address')}:{query.get('query_type')}",
+                f"first:{','.join(sorted(first)) or query.get('rcode')}",
+                f"late:{','.join(sorted(later)) or late.get('rcode')}",
+            ])
+    return None
+
+
+def _dns_fingerprint(hop: _Hop | None, cc: str | None) -> list[str]:
+    if hop is None or hop.system is None:
+        return []
+    for address in sorted(_addresses(hop.system)):
+        found = blockpages.match_value("dns", address)
+        if found and found.applies_to(cc):
+            return [f"blockpage:{found.name}", f"confirmed:{found.name}"]
+    return []
+
+
+def _secure_page(final: Record, control: _Control, dns: _DNSView, cc: str | None,
+                 keys: Record) -> Record:
+    response = final["response"]
+    handshake = next((h for h in keys.get("tls_handshakes") or []
+                      if h.get("transaction_id") == final.get("transaction_id")), None)
+    leaf = ((handshake or {}).get("x_certificates") or [{}])[0]
+    issuers = [c.get("issuer") for c in (handshake or {}).get("x_certificates") or []]
+    for issuer in issuers:
+        found = blockpages.match_value("tls.issuer", issuer)
+        if found and found.applies_to(cc):
+            return _verdict("blocked", "tls", "mitm", 0.95, [
+                f"issuer:{issuer}", f"sha256:{leaf.get('sha256')}", "chain_validated_locally",
+                f"confirmed:{found.name}"])
+    evidence = [f"https_status:{response.get('code')}"]
+    if dns.inconsistent:
+        evidence += ["dns_inconsistent", *dns.evidence]
+    challenge = blockpages.match_response(response, frozenset({"challenge"}))
+    if challenge:
+        evidence.append(f"challenge:{challenge.name}")
+    if not control.usable:
+        evidence.append(f"control_failure:{keys.get('control_failure')}")
+    return _verdict("ok", confidence=0.95 if control.usable else 0.85, evidence=evidence)
+
+
+def _after_first_hop(hop: _Hop, control: _Control, layer: str, failure: str | None,
+                     extra: list[str]) -> Record:
+    """Steps after a redirect: the control's final page stands in for per-step data."""
+    evidence = [f"probe_{layer}:{failure}", f"depth:{hop.depth}", *extra]
+    if control.http_ok:
+        return _verdict("blocked", layer, mechanism_of(failure), 0.7,
+                        [*evidence, "control_http:ok"])
+    if control.http.get("failure"):
+        return _verdict("down", layer, mechanism_of(failure), 0.6,
+                        [*evidence, f"control_http:{control.http['failure']}"])
+    return _verdict("inconclusive", layer, mechanism_of(failure), 0.0,
+                    [*evidence, "control_http:missing"])
+
+
+def _spoofed(dns: _DNSView, evidence: list[str]) -> Record:
+    mechanism = "bogon" if dns.bogon else "spoofed"
+    return _verdict("blocked", "dns", mechanism, 0.85 if dns.bogon else 0.8,
+                    ["dns_inconsistent", *dns.evidence, *evidence])
+
+
+def _dns_step(hop: _Hop, control: _Control, keys: Record) -> Record:
+    system = hop.system
+    failure = system.get("failure") if system else None
+    probe = _addresses(system) if system else set()
+    extra = [f"{q['engine']}:{q.get('resolver_address')}:{q.get('query_type')}:"
+             f"{q.get('failure') or ','.join(sorted(_addresses(q)))}"
+             for q in hop.queries if q.get("engine") != "getaddrinfo"]
+    if failure is None and probe and all(is_loopback(a) for a in probe):
+        # Loopback answers are not dialled (R6).
+        evidence = [f"probe_answers:{','.join(sorted(probe))}", *extra]
+        if hop.depth > 0:
+            return _after_first_hop(hop, control, "dns", failures.DNS_BOGON, evidence)
+        if control.addrs and all(is_loopback(a) for a in control.addrs):
+            return _verdict("down", "dns", None, 0.7, [*evidence, "control_answers_loopback"])
+        if control.addrs:
+            return _verdict("blocked", "dns", "bogon", 0.9, [
+                *evidence, f"control_answers:{','.join(sorted(control.addrs))}"])
+        return _verdict("inconclusive", "dns", "bogon", 0.0, [*evidence, "control_dns:none"])
+    failure = failure or failures.DNS_NO_ANSWER
+    if hop.depth > 0:
+        return _after_first_hop(hop, control, "dns", failure, extra)
+    evidence = [f"probe_dns:{failure}", *extra]
+    control_failure = control.dns.get("failure")
+    if control_failure or not control.addrs:
+        return _verdict("down", "dns", mechanism_of(failure), 0.8,
+                        [*evidence, f"control_dns:{control_failure or 'no_addresses'}"])
+    return _verdict("blocked", "dns", mechanism_of(failure), 0.85,
+                    [*evidence, f"control_dns:{len(control.addrs)}_addresses"])
+
+
+def _tcp_step(hop: _Hop, flows: list[_Flow], control: _Control, dns: _DNSView) -> Record:
+    failure = (flows[0].connect.get("status") or {}).get("failure")
+    evidence = [f"probe_tcp:{failure}", *[f"endpoint:{f.endpoint}" for f in flows[:4]]]
+    if hop.depth > 0:
+        return _after_first_hop(hop, control, "tcp", failure, evidence[1:])
+    if dns.inconsistent:
+        return _spoofed(dns, evidence)
+    at_control = [control.tcp(f.endpoint) for f in flows]
+    if any(ok is True for ok in at_control):
+        return _verdict("blocked", "tcp", mechanism_of(failure), 0.8,
+                        [*evidence, "control_tcp:ok"])
+    if at_control and all(ok is False for ok in at_control):
+        return _verdict("down", "tcp", mechanism_of(failure), 0.8,
+                        [*evidence, "control_tcp:failed"])
+    return _verdict("inconclusive", "tcp", mechanism_of(failure), 0.0,
+                    [*evidence, "control_tcp:missing"])
+
+
+def _certificate_step(hop: _Hop, flow: _Flow, control: _Control, dns: _DNSView,
+                      cc: str | None) -> Record:
+    assert flow.handshake is not None
+    failure = flow.handshake.get("failure")
+    chain = flow.handshake.get("x_certificates") or []
+    leaf = chain[0] if chain else {}
+    issuer, sha = leaf.get("issuer"), leaf.get("sha256")
+    evidence = [f"probe_tls:{failure}", f"issuer:{issuer}", f"sha256:{sha}",
+                f"sni:{flow.handshake.get('server_name')}"]
+    if hop.depth == 0 and dns.inconsistent:
+        return _spoofed(dns, evidence)
+    for certificate in chain:
+        found = blockpages.match_value("tls.issuer", certificate.get("issuer"))
+        if found and found.applies_to(cc):
+            return _verdict("blocked", "tls", "mitm", 0.95,
+                            [*evidence, f"confirmed:{found.name}"])
+    control_issuers, control_shas = control.certificates()
+    control_entry = control.tls(flow.endpoint) if hop.depth == 0 else None
+    shared_failure = control_entry is not None and control_entry.get("failure") == failure
+    if (sha and sha in control_shas) or shared_failure:
+        return _verdict("down", "tls", None, 0.8,
+                        [*evidence, f"control_tls:{(control_entry or {}).get('failure')}"])
+    if not control_issuers:
+        return _verdict("inconclusive", "tls", "mitm", 0.0,
+                        [*evidence, "control_certificate:missing"])
+    if issuer and issuer not in control_issuers:
+        return _verdict("blocked", "tls", "mitm", 0.9, [
+            *evidence, f"control_issuer:{','.join(sorted(control_issuers))}"])
+    return _verdict("inconclusive", "tls", None, 0.0,
+                    [*evidence, "same_issuer_as_control"])
+
+
+def _tls_step(hop: _Hop, flows: list[_Flow], control: _Control, dns: _DNSView,
+              cc: str | None) -> Record:
+    failed = [f for f in flows if f.handshake is not None]
+    certificate = next((f for f in failed if f.handshake and f.handshake.get("failure")
+                        in failures.CERTIFICATE_FAILURES), None)
+    if certificate is not None:
+        return _certificate_step(hop, certificate, control, dns, cc)
+    flow = failed[0]
+    assert flow.handshake is not None
+    failure = flow.handshake.get("failure")
+    evidence = [f"probe_tls:{failure}", f"sni:{flow.handshake.get('server_name')}",
+                f"endpoint:{flow.endpoint}"]
+    if hop.depth > 0:
+        return _after_first_hop(hop, control, "tls", failure, evidence[1:])
+    if dns.inconsistent:
+        return _spoofed(dns, evidence)
+    entry = control.tls(flow.endpoint)
+    if entry is not None and entry.get("status"):
+        return _verdict("blocked", "tls", mechanism_of(failure), 0.85,
+                        [*evidence, "control_tls:ok"])
+    if entry is not None:
+        return _verdict("down", "tls", mechanism_of(failure), 0.8,
+                        [*evidence, f"control_tls:{entry.get('failure')}"])
+    if control.http_ok:
+        return _verdict("blocked", "tls", mechanism_of(failure), 0.7,
+                        [*evidence, "control_http:ok"])
+    return _verdict("inconclusive", "tls", mechanism_of(failure), 0.0,
+                    [*evidence, "control_tls:missing"])
+
+
+def _failed_request(hop: _Hop, request: Record, control: _Control, dns: _DNSView) -> Record:
+    failure = request["failure"]
+    evidence = [f"probe_http:{failure}", f"operation:{request.get('operation')}"]
+    if failure in _REDIRECT_FAILURES:
+        code = (request.get("response") or {}).get("code")
+        if control.http.get("failure") == failure or control.http.get("status_code") == code:
+            return _verdict("down", "http", None, 0.7,
+                            [*evidence, f"control_http:{control.http.get('failure') or code}"])
+        return _verdict("inconclusive", "http", None, 0.0, evidence)
+    if control.http.get("failure"):
+        return _verdict("down", "http", mechanism_of(failure), 0.7,
+                        [*evidence, f"control_http:{control.http['failure']}"])
+    if hop.depth == 0 and dns.inconsistent:
+        return _spoofed(dns, evidence)
+    if request.get("x_slow"):
+        return _verdict("throttled", "http", None, 0.5,
+                        [*evidence, f"bytes:{request.get('x_bytes_received')}"])
+    if not control.http_ok:
+        return _verdict("inconclusive", "http", mechanism_of(failure), 0.0,
+                        [*evidence, "control_http:missing"])
+    return _verdict("blocked", "http", mechanism_of(failure), 0.75,
+                    [*evidence, "control_http:ok"])
+
+
+def page_comparison(response: Record, control_http: Record) -> ooni_classic.HTTPDiff:
+    """OONI's comparison of one probe response with the control's final page."""
+    diff = ooni_classic.HTTPDiff()
+    length, control_length = response.get("body_length") or 0, control_http.get("body_length")
+    if length and control_length and not response.get("body_is_truncated"):
+        diff.body_proportion = min(length, control_length) / max(length, control_length)
+        diff.body_length_match = diff.body_proportion > 0.7
+    code, control_code = response.get("code"), control_http.get("status_code")
+    if code == control_code:
+        diff.status_code_match = True
+    elif control_code is not None and control_code // 100 == 2:
+        diff.status_code_match = False
+    common = ooni_classic.COMMON_HEADERS
+    probe_keys = {k.lower() for k in response.get("headers") or {}} - common
+    control_keys = {k.lower() for k in control_http.get("headers") or {}} - common
+    diff.headers_match = bool(probe_keys & control_keys)
+    words = ooni_classic._title_words
+    diff.title_match = not (words(response.get("title") or "") ^
+                            words(control_http.get("title") or ""))
+    return diff
+
+
+def _final_page(hop: _Hop, request: Record, control: _Control, dns: _DNSView,
+                cc: str | None) -> Record:
+    response = request["response"]
+    evidence = [f"http_status:{response.get('code')}"]
+    blockpage = blockpages.match_response(response)
+    same_body = response.get("body_sha256") and \
+        response.get("body_sha256") == control.http.get("x_body_sha256")
+    if blockpage and not same_body:
+        layer = "dns" if hop.depth == 0 and dns.inconsistent else "http"
+        evidence += [f"blockpage:{blockpage.name}"]
+        if blockpage.applies_to(cc):
+            evidence.append(f"confirmed:{blockpage.name}")
+        if layer == "dns":
+            evidence += ["dns_inconsistent", *dns.evidence]
+        return _verdict("blocked", layer, "blockpage", 0.95, evidence)
+    challenge = blockpages.match_response(response, frozenset({"challenge"}))
+    if challenge:
+        return _verdict("inconclusive", "http", None, 0.0,
+                        [*evidence, f"challenge:{challenge.name}"])
+    if not control.http_ok:
+        return _verdict("inconclusive", "http", None, 0.0,
+                        [*evidence, f"control_http:{control.http.get('failure') or 'missing'}"])
+    diff = page_comparison(response, control.http)
+    facts = [f"status_code_match:{diff.status_code_match}",
+             f"body_length_match:{diff.body_length_match}",
+             f"headers_match:{diff.headers_match}", f"title_match:{diff.title_match}"]
+    if not diff.differs():
+        if hop.depth == 0 and dns.inconsistent:
+            return _verdict("ok", confidence=0.7,
+                            evidence=[*evidence, "dns_inconsistent", *dns.evidence])
+        return _verdict("ok", confidence=0.8, evidence=evidence)
+    if hop.depth == 0 and dns.inconsistent:
+        return _spoofed(dns, facts)
+    return _verdict("blocked", "http", "diff", 0.5, [*evidence, *facts])
+
+
+def verdict(keys: Record, url: str, cc: str | None = None) -> Record:
+    """Kuzot's ``analysis`` object for the test keys of ``url`` (rules R1-R10 above)."""
+    injected = _injection(keys)
+    if injected:
+        return injected
+    domain = ooni_classic.input_domain(url)
+    control = _Control(keys.get("control") or {},
+                       usable=not keys.get("control_failure") and bool(keys.get("control")))
+    hops = _hops(keys)
+    first = hops[0] if hops else None
+    dns = _dns_view(first, control, domain, keys)
+    requests = keys.get("requests") or []
+    final = requests[0] if requests else None
+    if final is not None and final.get("response") is not None and final.get("failure") is None \
+            and urlsplit(final["request"]["url"]).scheme == "https":
+        return _secure_page(final, control, dns, cc, keys)
+    if not control.usable:
+        return _verdict("inconclusive", None, None, 0.0,
+                        [f"control_failure:{keys.get('control_failure')}"])
+    if not hops:
+        return _verdict("inconclusive", None, None, 0.0, ["no_observations"])
+    if dns.ghost:
+        return _verdict("blocked", "dns", "spoofed", 0.85, ["dns_ghost", *dns.evidence])
+    fingerprint = _dns_fingerprint(first, cc)
+    last = hops[-1]
+    if last.request is not None:
+        if last.request.get("failure") is not None:
+            verdict_ = _failed_request(last, last.request, control, dns)
+        else:
+            verdict_ = _final_page(last, last.request, control, dns, cc)
+    else:
+        flows = _relevant(last.flows, keys)
+        if not last.flows:
+            verdict_ = _dns_step(last, control, keys)
+        elif not flows:
+            verdict_ = _verdict("inconclusive", "tcp", None, 0.0, ["only_ipv6_without_ipv6"])
+        elif any(f.handshake is not None for f in flows):
+            verdict_ = _tls_step(last, [f for f in flows if f.handshake is not None], control,
+                                 dns, cc)
+        elif any((f.connect.get("status") or {}).get("success") for f in flows):
+            verdict_ = _verdict("inconclusive", "http", None, 0.0, ["no_http_request"])
+        else:
+            verdict_ = _tcp_step(last, flows, control, dns)
+    if fingerprint and verdict_["verdict"] == "blocked":
+        verdict_["evidence"] += [e for e in fingerprint if e not in verdict_["evidence"]]
+    return verdict_
+
+
+def analyze(keys: Record, url: str, cc: str | None = None) -> Record:
+    """OONI's keys plus ``analysis`` for the given test keys of ``url`` measured in ``cc``."""
+    ooni = ooni_classic.analyze(keys, url)
+    analysis = verdict(keys, url, cc)
+    if urlsplit(url).scheme == "http" and ooni["blocking"] == "http-diff" and any(
+            e.startswith("challenge:") for e in analysis["evidence"]):
+        # The documented departure from OONI (QA case 5): a challenge page is not a diff.
+        ooni["blocking"], ooni["accessible"] = None, None
+    return {**ooni, "analysis": analysis}
+

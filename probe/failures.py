@@ -22,6 +22,9 @@ DNS_NO_ANSWER: Final = "dns_no_answer"
 DNS_SERVFAIL: Final = "dns_servfail_error"
 DNS_REFUSED: Final = "dns_refused_error"
 DNS_BOGON: Final = "dns_bogon_error"
+# getaddrinfo's EAI_AGAIN: the resolver answered SERVFAIL or did not answer in time; the
+# system resolver does not say which, so neither do we (OONI uses the same string).
+DNS_TEMPORARY: Final = "dns_temporary_failure"
 TIMEOUT: Final = "generic_timeout_error"
 CONNECTION_REFUSED: Final = "connection_refused"
 CONNECTION_RESET: Final = "connection_reset"
@@ -34,14 +37,19 @@ SSL_INVALID_CERTIFICATE: Final = "ssl_invalid_certificate"
 SSL_FAILED_HANDSHAKE: Final = "ssl_failed_handshake"
 PERMISSION_DENIED: Final = "permission_denied"
 INTERRUPTED: Final = "interrupted"
+# A redirect whose Location has no host (``http://``), OONI probe#2628.
+HTTP_INVALID_REDIRECT: Final = "http_invalid_redirect_location_host"
 UNKNOWN_PREFIX: Final = "unknown_failure: "
+# OONI's exact string for a chain longer than ten redirects (QA cases 38 and 39).
+TOO_MANY_REDIRECTS: Final = UNKNOWN_PREFIX + "stopped after too many redirects"
 
 KNOWN_FAILURES: Final = frozenset(
     {
-        DNS_NXDOMAIN, DNS_NO_ANSWER, DNS_SERVFAIL, DNS_REFUSED, DNS_BOGON, TIMEOUT,
-        CONNECTION_REFUSED, CONNECTION_RESET, EOF_ERROR, HOST_UNREACHABLE, NETWORK_UNREACHABLE,
-        SSL_INVALID_HOSTNAME, SSL_UNKNOWN_AUTHORITY, SSL_INVALID_CERTIFICATE,
-        SSL_FAILED_HANDSHAKE, PERMISSION_DENIED, INTERRUPTED,
+        DNS_NXDOMAIN, DNS_NO_ANSWER, DNS_SERVFAIL, DNS_REFUSED, DNS_BOGON, DNS_TEMPORARY,
+        TIMEOUT, CONNECTION_REFUSED, CONNECTION_RESET, EOF_ERROR, HOST_UNREACHABLE,
+        NETWORK_UNREACHABLE, SSL_INVALID_HOSTNAME, SSL_UNKNOWN_AUTHORITY,
+        SSL_INVALID_CERTIFICATE, SSL_FAILED_HANDSHAKE, PERMISSION_DENIED, INTERRUPTED,
+        HTTP_INVALID_REDIRECT,
     }
 )
 
@@ -59,6 +67,10 @@ OPERATIONS: Final = frozenset(
      OP_TOP_LEVEL}
 )
 
+CERTIFICATE_FAILURES: Final = frozenset(
+    {SSL_UNKNOWN_AUTHORITY, SSL_INVALID_CERTIFICATE, SSL_INVALID_HOSTNAME}
+)
+
 _ERRNO: Final = {
     errno.ECONNREFUSED: CONNECTION_REFUSED,
     errno.ECONNRESET: CONNECTION_RESET,
@@ -73,7 +85,7 @@ _ERRNO: Final = {
 _GAI: Final = {
     socket.EAI_NONAME: DNS_NXDOMAIN,
     getattr(socket, "EAI_NODATA", -5): DNS_NO_ANSWER,
-    socket.EAI_AGAIN: TIMEOUT,
+    socket.EAI_AGAIN: DNS_TEMPORARY,
     socket.EAI_FAIL: DNS_SERVFAIL,
 }
 
@@ -98,10 +110,20 @@ def classify(exc: BaseException) -> str:
 
     Ordered as httpcore does it: exception type first, then errno, then a few well-known
     messages. The order matters: ``ssl.SSLCertVerificationError`` is an ``OSError`` too.
+    Errors that aiohttp wraps (DoH, the control client) are unwrapped to their cause first.
     """
+    import aiohttp
     import dns.exception
     import dns.resolver
 
+    if isinstance(exc, aiohttp.ClientConnectorCertificateError):
+        return classify(exc.certificate_error)
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return classify(exc.os_error)
+    if isinstance(exc, aiohttp.ServerDisconnectedError):
+        return EOF_ERROR
+    if isinstance(exc, aiohttp.ServerTimeoutError):
+        return TIMEOUT
     if isinstance(exc, asyncio.CancelledError):
         return INTERRUPTED
     if isinstance(exc, TimeoutError | asyncio.TimeoutError | dns.exception.Timeout):
@@ -137,6 +159,10 @@ def classify(exc: BaseException) -> str:
         return _GAI.get(exc.errno, unknown(str(exc)))
     if isinstance(exc, ConnectionRefusedError):
         return CONNECTION_REFUSED
+    if type(exc) is ConnectionResetError and exc.errno is None:
+        # asyncio's TLS layer reports a peer that closed during the handshake as a bare
+        # ConnectionResetError() with no errno; a real RST always carries ECONNRESET.
+        return EOF_ERROR
     if isinstance(exc, ConnectionResetError | BrokenPipeError | ConnectionAbortedError):
         return CONNECTION_RESET
     if isinstance(exc, OSError) and exc.errno in _ERRNO:
@@ -153,3 +179,10 @@ def classify(exc: BaseException) -> str:
 def is_failure_string(value: str) -> bool:
     """True for a member of the vocabulary or an ``unknown_failure: ...`` string."""
     return value in KNOWN_FAILURES or value.startswith(UNKNOWN_PREFIX)
+
+
+def describe(exc: BaseException, operation: str) -> dict[str, str]:
+    """``{"failure": ..., "operation": ...}``: what failed and where, as two separate fields."""
+    if operation not in OPERATIONS:
+        raise ValueError(f"unknown operation {operation!r}")
+    return {"failure": classify(exc), "operation": operation}

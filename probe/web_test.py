@@ -23,7 +23,7 @@ async def run_web_connectivity(
 ) -> dict[str, Any]:
     started = datetime.now(UTC)
     t0 = time.monotonic()
-    keys = await web.measure(url, options, control)
+    keys = await web.measure(url, options, control, cc=None if cc == "ZZ" else cc)
     return envelope(
         test_name="web_connectivity", input_=url, test_keys=keys, started=started,
         runtime=time.monotonic() - t0, cc=cc, asn=asn, network_name=network_name,

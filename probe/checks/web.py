@@ -2,15 +2,27 @@
 
 Observation only: this module records what the network did. The verdict comes from
 ``probe.analysis.analyze``, a pure function over the keys recorded here. The flow follows
-OONI's Web Connectivity (ts-017): resolve with the system resolver (and optional UDP
-resolvers), ask the control what it sees from outside, connect to every address, handshake TLS
-with the URL's SNI, fetch the page over one working connection, follow redirects.
+OONI's Web Connectivity (ts-017, v0.5):
+
+1. resolve the host with the system resolver (getaddrinfo, IPv4 and IPv6), and in parallel
+   with each configured UDP resolver (A and AAAA, listening for late answers) and DoH server;
+2. ask the control what it sees from outside, with every address we resolved;
+3. connect to every resolved address (system resolver first), handshake TLS with the URL's
+   SNI for https, and fetch the page over the first connection that worked, in that order;
+4. follow up to ten redirects, each hop measured like the first.
+
+Every record carries OONI's ``transaction_id`` and ``tags`` (``depth=N``, ``fetch_body=true``
+and ``classic`` for addresses from the system resolver), so OONI's own tooling can regroup
+them, plus ``x_origin`` (which resolver gave the address). Loopback answers for a name that is
+not itself local are not dialled (as OONI does) unless ``dial_loopback`` is set, which only
+tests use: connecting to a volunteer's own machine would measure the wrong thing.
 """
 
 from __future__ import annotations
 
 import asyncio
 import errno
+import ipaddress
 import socket
 import ssl
 from dataclasses import dataclass, field
@@ -19,7 +31,7 @@ from urllib.parse import urljoin, urlsplit
 
 from probe import failures
 from probe.analysis import analyze
-from probe.bogons import is_bogon
+from probe.bogons import is_bogon, is_loopback
 from probe.control_client import ControlClient
 from probe.netx import dns, tcp, tls
 from probe.netx import http as netx_http
@@ -27,20 +39,29 @@ from probe.netx.trace import Trace
 
 Record = dict[str, Any]
 MAX_REDIRECTS = 10
+REDIRECT_CODES = frozenset({301, 302, 303, 307, 308})
+ORIGINS = ("system", "udp", "doh")
 
 
 @dataclass(frozen=True, slots=True)
 class WebOptions:
-    """Timeouts in seconds and the resolvers to use beside the system one."""
+    """Timeouts in seconds, the resolvers to use beside the system one, and limits.
+
+    ``lookup`` replaces the system resolver's backend (tests only; see ``dns.Lookup``).
+    """
 
     dns_timeout: float = 4.0
     connect_timeout: float = 10.0
     tls_timeout: float = 10.0
     http_timeout: float = 15.0
     udp_resolvers: tuple[str, ...] = ()
+    doh_resolvers: tuple[str, ...] = ()
     ca_file: str | None = None
-    max_addresses: int = 4
+    max_addresses: int = 16
     dns_linger: float = 0.5
+    max_redirects: int = MAX_REDIRECTS
+    dial_loopback: bool = False
+    lookup: dns.Lookup | None = None
 
 
 @dataclass(slots=True)
@@ -52,16 +73,34 @@ class _State:
     requests: list[Record] = field(default_factory=list)
 
 
+@dataclass(frozen=True, slots=True)
+class _Endpoint:
+    ip: str
+    origin: str  # "system" | "udp" | "doh" | "literal"
+
+
+def ascii_host(host: str) -> str:
+    """The host as DNS, SNI and ``Host`` need it: IDNA (punycode) for non-ASCII names."""
+    host = host.rstrip(".").lower()
+    if host.isascii():
+        return host
+    return host.encode("idna").decode("ascii")
+
+
 def split_url(url: str) -> tuple[str, str, int, str]:
-    """(scheme, host, port, path-with-query); raises ValueError for a non-http(s) URL."""
+    """(scheme, ASCII host, port, path-with-query); raises ValueError for a non-http(s) URL."""
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValueError(f"not an http(s) URL: {url!r}")
-    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        host = ascii_host(parts.hostname)
+    except (ValueError, UnicodeError) as exc:
+        raise ValueError(f"not an http(s) URL: {url!r}: {exc}") from exc
     path = parts.path or "/"
     if parts.query:
         path += "?" + parts.query
-    return parts.scheme, parts.hostname, port, path
+    return parts.scheme, host, port, path
 
 
 def ipv6_available() -> bool:
@@ -70,101 +109,212 @@ def ipv6_available() -> bool:
         with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as sock:
             sock.connect(("2001:db8::1", 53))
     except OSError as exc:
-        return exc.errno not in (errno.ENETUNREACH, errno.EADDRNOTAVAIL, errno.EAFNOSUPPORT)
+        return exc.errno not in (errno.ENETUNREACH, errno.EADDRNOTAVAIL, errno.EAFNOSUPPORT,
+                                 errno.EHOSTUNREACH)
     return True
 
 
 def _host_literal(host: str) -> bool:
     try:
-        socket.inet_pton(socket.AF_INET6 if ":" in host else socket.AF_INET, host)
-    except OSError:
+        ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
         return False
     return True
 
 
-async def _resolve(host: str, port: int, opts: WebOptions, state: _State) -> list[str]:
-    """Addresses from the system resolver first, then the UDP resolvers, deduplicated."""
+def _local_name(host: str) -> bool:
+    return host == "localhost" or host.endswith(".localhost") or (
+        _host_literal(host) and is_loopback(host.strip("[]")))
+
+
+def _split_resolver(resolver: str) -> tuple[str, int]:
+    """``IP``, ``IP:PORT``, ``[IPv6]:PORT`` or a bare IPv6 address."""
+    if resolver.startswith("["):
+        address, _, port = resolver[1:].partition("]:")
+        return address, int(port or 53)
+    if resolver.count(":") == 1:
+        address, _, port = resolver.partition(":")
+        return address, int(port)
+    return resolver, 53
+
+
+def _tag(record: Record, depth: int, *extra: str) -> Record:
+    record["tags"] = [f"depth={depth}", *extra]
+    return record
+
+
+async def _resolve(
+    host: str, port: int, depth: int, opts: WebOptions, state: _State
+) -> list[_Endpoint]:
+    """Addresses from the system resolver, then the UDP resolvers, then DoH, deduplicated."""
     if _host_literal(host):
-        return [host]
-    lookups = [dns.getaddrinfo(host, state.trace, opts.dns_timeout, port)]
+        return [_Endpoint(host.strip("[]"), "literal")]
+    trace = state.trace
+    lookups = [dns.getaddrinfo(host, trace, opts.dns_timeout, port, lookup=opts.lookup)]
     for resolver in opts.udp_resolvers:
-        address, _, rport = resolver.rpartition(":") if resolver.count(":") == 1 else (
-            resolver, "", "53")
+        address, rport = _split_resolver(resolver)
         for qtype in ("A", "AAAA"):
-            lookups.append(dns.query_udp(host, address, state.trace, opts.dns_timeout, qtype,
-                                         int(rport or 53), opts.dns_linger))
+            lookups.append(dns.query_udp(host, address, trace, opts.dns_timeout, qtype, rport,
+                                         opts.dns_linger))
+    for url in opts.doh_resolvers:
+        for qtype in ("A", "AAAA"):
+            lookups.append(dns.query_doh(host, url, trace, opts.dns_timeout, qtype,
+                                         opts.ca_file))
     results = await asyncio.gather(*lookups)
-    state.queries.extend(results)
-    ordered: list[str] = []
+    ordered: list[_Endpoint] = []
+    seen: set[str] = set()
+    for origin in ORIGINS:
+        for query in results:
+            if _ORIGIN_OF_ENGINE[query["engine"]] != origin:
+                continue
+            for address in dns.addresses_of(query):
+                if address not in seen:
+                    seen.add(address)
+                    ordered.append(_Endpoint(address, origin))
     for query in results:
-        for address in dns.addresses_of(query):
-            if address not in ordered:
-                ordered.append(address)
+        query["transaction_id"] = trace.transaction()
+        state.queries.append(_tag(query, depth))
     return ordered
 
 
-async def _connect_all(
-    addresses: list[str], host: str, port: int, secure: bool, opts: WebOptions,
-    context: ssl.SSLContext, state: _State,
-) -> list[tcp.Stream]:
-    """TCP (and TLS) to each address in parallel; returns the working streams in order."""
+_ORIGIN_OF_ENGINE = {"getaddrinfo": "system", "udp": "udp", "doh": "doh"}
 
-    async def one(ip: str) -> tcp.Stream | None:
-        record, stream = await tcp.connect(ip, port, state.trace, opts.connect_timeout)
-        state.tcp_connect.append(record)
+
+def _dialable(endpoint: _Endpoint, host: str, opts: WebOptions) -> bool:
+    if not is_loopback(endpoint.ip):
+        return True
+    return opts.dial_loopback or _local_name(host)
+
+
+@dataclass(slots=True)
+class _Flow:
+    """One endpoint's TCP (and TLS) result and, when it worked, its open stream."""
+
+    endpoint: _Endpoint
+    transaction_id: int
+    connect: Record
+    handshake: Record | None = None
+    stream: tcp.Stream | None = None
+
+
+async def _connect_all(
+    endpoints: list[_Endpoint], host: str, port: int, secure: bool, depth: int,
+    opts: WebOptions, context: ssl.SSLContext, state: _State,
+) -> list[_Flow]:
+    """TCP (and TLS) to each endpoint in parallel; flows come back in endpoint order."""
+
+    async def one(endpoint: _Endpoint) -> _Flow:
+        tags = ["fetch_body=true"] + (["classic"] if endpoint.origin in ("system", "literal")
+                                      else [])
+        txid = state.trace.transaction()
+        record, stream = await tcp.connect(endpoint.ip, port, state.trace, opts.connect_timeout)
+        record.update(transaction_id=txid, x_origin=endpoint.origin)
+        state.tcp_connect.append(_tag(record, depth, *tags))
+        flow = _Flow(endpoint, txid, record, stream=stream)
         if stream is None or not secure:
-            return stream
-        tls_record, tls_stream = await tls.handshake(
-            stream, host, state.trace, opts.tls_timeout, context
-        )
+            return flow
+        handshake, tls_stream = await tls.handshake(stream, host, state.trace, opts.tls_timeout,
+                                                    context)
+        handshake.update(transaction_id=txid, x_origin=endpoint.origin)
+        state.tls_handshakes.append(_tag(handshake, depth, *tags))
+        flow.handshake = handshake
         if tls_stream is None:
             await tcp.close(stream)
-            if tls_record["failure"] in (failures.SSL_UNKNOWN_AUTHORITY,
-                                         failures.SSL_INVALID_CERTIFICATE,
-                                         failures.SSL_INVALID_HOSTNAME):
-                tls_record["x_presented_certificate"] = await tls.fetch_presented_certificate(
-                    ip, port, host, opts.tls_timeout)
-        state.tls_handshakes.append(tls_record)
-        return tls_stream
+        flow.stream = tls_stream
+        return flow
 
-    streams = await asyncio.gather(*(one(ip) for ip in addresses[: opts.max_addresses]))
-    return [s for s in streams if s is not None]
+    return list(await asyncio.gather(*(one(e) for e in endpoints[: opts.max_addresses])))
+
+
+def _location(response: Record) -> str | None:
+    return next((v for k, v in (response.get("headers") or {}).items()
+                 if k.lower() == "location"), None)
+
+
+def _timings(request: Record, flow: _Flow, dns_seconds: float | None) -> Record:
+    """Per-phase durations in seconds: dns, connect, tls, ttfb, transfer (None if not run)."""
+
+    def span(record: Record | None) -> float | None:
+        if record is None or record.get("t") is None:
+            return None
+        return round(float(record["t"]) - float(record["t0"]), 6)
+
+    ttfb = request.get("x_ttfb")
+    return {
+        "dns": dns_seconds,
+        "connect": span(flow.connect),
+        "tls": span(flow.handshake),
+        "ttfb": round(ttfb - request["t0"], 6) if ttfb is not None else None,
+        "transfer": round(request["t"] - ttfb, 6) if ttfb is not None else None,
+    }
+
+
+def _dns_seconds(state: _State, depth: int) -> float | None:
+    spans = [q["t"] - q["t0"] for q in state.queries
+             if q["tags"][0] == f"depth={depth}" and q.get("t") is not None]
+    return round(max(spans), 6) if spans else None
 
 
 async def _fetch_chain(
     url: str, opts: WebOptions, context: ssl.SSLContext, state: _State,
-    first_addresses: list[str],
+    first_endpoints: list[_Endpoint],
 ) -> None:
     """Fetch ``url`` following redirects; each hop is measured like the first."""
     current = url
-    addresses: list[str] | None = first_addresses
-    for _hop in range(MAX_REDIRECTS + 1):
+    endpoints: list[_Endpoint] | None = first_endpoints
+    for depth in range(opts.max_redirects + 1):
         scheme, host, port, path = split_url(current)
-        if addresses is None:
-            addresses = await _resolve(host, port, opts, state)
-        if not addresses:
+        if endpoints is None:
+            endpoints = await _resolve(host, port, depth, opts, state)
+        dialable = [e for e in endpoints if _dialable(e, host, opts)]
+        if not dialable:
             return
-        streams = await _connect_all(addresses, host, port, scheme == "https", opts, context,
-                                     state)
-        if not streams:
+        flows = await _connect_all(dialable, host, port, scheme == "https", depth, opts,
+                                   context, state)
+        working = [f for f in flows if f.stream is not None]
+        if not working:
             return
+        chosen = working[0]
         host_header = host if port in (80, 443) else f"{host}:{port}"
+        assert chosen.stream is not None
         try:
-            request = await netx_http.get(streams[0], current, host_header, path, state.trace,
-                                          opts.http_timeout)
+            request = await netx_http.get(chosen.stream, current, host_header, path,
+                                          state.trace, opts.http_timeout)
         finally:
-            for stream in streams:
-                await tcp.close(stream)
+            for flow in working:
+                await tcp.close(flow.stream)
+        request.update(transaction_id=chosen.transaction_id, x_origin=chosen.endpoint.origin)
+        request["x_timings"] = _timings(request, chosen, _dns_seconds(state, depth))
+        _tag(request, depth, "fetch_body=true",
+             *(["classic"] if chosen.endpoint.origin in ("system", "literal") else []))
         state.requests.insert(0, request)  # OONI order: requests[0] is the last hop
         response = request["response"]
-        location = (response or {}).get("headers", {}).get("Location") or next(
-            (v for k, v in (response or {}).get("headers", {}).items() if k.lower() == "location"),
-            None,
-        )
-        if response is None or response["code"] not in (301, 302, 303, 307, 308) or not location:
+        if response is None or response["code"] not in REDIRECT_CODES:
+            return
+        location = _location(response)
+        if not location:
+            return
+        target = urlsplit(location)
+        if (target.scheme and not target.netloc) or (
+                target.scheme and target.scheme not in ("http", "https")):
+            request["failure"] = failures.HTTP_INVALID_REDIRECT
+            request["operation"] = failures.OP_HTTP_ROUND_TRIP
+            return
+        if depth >= opts.max_redirects:
+            request["failure"] = failures.TOO_MANY_REDIRECTS
+            request["operation"] = failures.OP_HTTP_ROUND_TRIP
             return
         current = urljoin(current, location)
-        addresses = None
+        request["x_redirect_to"] = current
+        endpoints = None
+
+
+def _experiment_failure(state: _State) -> str | None:
+    """OONI's ``dns_experiment_failure``: the system resolver's failure for the input host."""
+    for query in state.queries:
+        if query["engine"] == "getaddrinfo" and query["tags"][0] == "depth=0":
+            return query["failure"]  # type: ignore[no-any-return]
+    return None
 
 
 async def measure(
@@ -172,38 +322,48 @@ async def measure(
     opts: WebOptions,
     control: ControlClient | None,
     trace: Trace | None = None,
+    cc: str | None = None,
 ) -> Record:
-    """Run web connectivity for ``url`` and return its ``test_keys`` (with ``analysis``)."""
+    """Run web connectivity for ``url`` and return its ``test_keys`` (with ``analysis``).
+
+    ``cc`` is the probe's country, used only to decide which known fingerprints apply.
+
+    Network failures end up in the returned records, never as exceptions; a malformed URL
+    raises ValueError (bad input).
+    """
     scheme, host, port, _path = split_url(url)
     state = _State(trace or Trace())
     context = tls.client_context(opts.ca_file)
-    addresses = await _resolve(host, port, opts, state)
+    endpoints = await _resolve(host, port, 0, opts, state)
     have_v6 = ipv6_available()
 
+    control_request: Record | None = None
     control_task = None
     if control is not None:
-        endpoints = [tcp.endpoint(a, port) for a in addresses]
-        control_task = asyncio.create_task(control.measure(url, endpoints))
-    await _fetch_chain(url, opts, context, state, addresses)
+        control_request = {"http_request": url,
+                           "tcp_connect": [tcp.endpoint(e.ip, port) for e in endpoints]}
+        control_task = asyncio.create_task(
+            control.measure(url, control_request["tcp_connect"]))
+    await _fetch_chain(url, opts, context, state, endpoints)
     control_view: Record | None = None
     control_failure: str | None = "unknown_failure: no control configured"
     if control_task is not None:
         control_view, control_failure = await control_task
 
-    system = next((q for q in state.queries if q["engine"] == "getaddrinfo"), None)
     keys: Record = {
         "queries": state.queries,
         "tcp_connect": state.tcp_connect,
         "tls_handshakes": state.tls_handshakes,
         "requests": state.requests,
         "network_events": state.trace.network_events,
+        "x_control_request": control_request,
         "control": control_view or {},
         "control_failure": control_failure,
-        "dns_experiment_failure": system["failure"] if system else None,
+        "dns_experiment_failure": _experiment_failure(state),
         "http_experiment_failure": state.requests[0]["failure"] if state.requests else None,
         "x_ipv6_available": have_v6,
         "x_bogon_answers": sorted({a for q in state.queries for a in dns.addresses_of(q)
                                    if is_bogon(a)}),
     }
-    keys.update(analyze(keys, url))
+    keys.update(analyze(keys, url, cc))
     return keys

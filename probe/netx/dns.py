@@ -1,16 +1,18 @@
-"""DNS lookups: the system resolver (getaddrinfo) and raw UDP queries with dnspython.
+"""DNS lookups: the system resolver (getaddrinfo), raw UDP queries with dnspython, and DoH.
 
 The raw UDP path keeps listening after the first answer (``linger``, 500 ms by default, as
 OONI does) and records late or duplicate answers: a censor that injects a forged answer races
 the real one, so two different answers to one query are evidence of injection.
 Records follow OONI df-002 (``queries``) with a few extra keys: ``rcode``, ``cnames``, ``ttl``
-and ``late_answers``.
+and ``late_answers`` for UDP, ``bogon`` on each answer (IANA special-purpose ranges), and
+``operation`` beside every ``failure``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import socket
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import dns.flags
@@ -19,6 +21,7 @@ import dns.rcode
 import dns.rdatatype
 
 from probe import failures
+from probe.bogons import is_bogon
 from probe.netx.trace import Trace
 
 Record = dict[str, Any]
@@ -30,10 +33,18 @@ _RCODE_FAILURE = {
 }
 
 
+Lookup = Callable[[str, int], Awaitable[list[tuple[str, str | None]]]]
+"""A system-resolver backend: (host, port) -> [(address, canonical name or None)].
+
+Raises what ``getaddrinfo`` raises (``socket.gaierror`` and friends). The default is the
+operating system's; tests inject one that asks a loopback DNS server, because the real
+``getaddrinfo`` reads ``/etc/resolv.conf``, which a test cannot point at a loopback port."""
+
+
 def _answer(address: str, ttl: int | None = None) -> Record:
     kind = "AAAA" if ":" in address else "A"
     key = "ipv6" if kind == "AAAA" else "ipv4"
-    return {"answer_type": kind, key: address, "ttl": ttl}
+    return {"answer_type": kind, key: address, "ttl": ttl, "bogon": is_bogon(address)}
 
 
 def addresses_of(query: Record) -> list[str]:
@@ -46,11 +57,19 @@ def addresses_of(query: Record) -> list[str]:
     return out
 
 
-async def getaddrinfo(
-    domain: str, trace: Trace, timeout: float, port: int = 443
-) -> Record:
-    """Resolve with the operating system's resolver, as an ordinary application would."""
+async def system_lookup(host: str, port: int) -> list[tuple[str, str | None]]:
+    """The operating system's resolver (getaddrinfo), both address families."""
     loop = asyncio.get_running_loop()
+    infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM,
+                                   flags=socket.AI_CANONNAME)
+    canonical = next((info[3] for info in infos if info[3]), None)
+    return [(str(info[4][0]), canonical) for info in infos]
+
+
+async def getaddrinfo(
+    domain: str, trace: Trace, timeout: float, port: int = 443, lookup: Lookup | None = None
+) -> Record:
+    """Resolve with the system resolver, as an ordinary application would (IPv4 and IPv6)."""
     t0 = trace.now()
     record: Record = {
         "engine": "getaddrinfo",
@@ -58,23 +77,29 @@ async def getaddrinfo(
         "query_type": "ANY",
         "hostname": domain,
         "answers": [],
+        "cnames": [],
         "failure": None,
+        "operation": None,
         "t0": t0,
     }
     try:
         async with asyncio.timeout(timeout):
-            infos = await loop.getaddrinfo(domain, port, type=socket.SOCK_STREAM)
+            results = await (lookup or system_lookup)(domain, port)
     except Exception as exc:  # classified at this boundary, never propagated
         record["failure"] = failures.classify(exc)
+        record["operation"] = failures.OP_RESOLVE
     else:
         seen: list[str] = []
-        for _family, _type, _proto, _canon, sockaddr in infos:
-            address = str(sockaddr[0])
+        for address, canonical in results:
             if address not in seen:
                 seen.append(address)
+            if canonical and canonical.rstrip(".") != domain and \
+                    canonical.rstrip(".") not in record["cnames"]:
+                record["cnames"].append(canonical.rstrip("."))
         record["answers"] = [_answer(a) for a in seen]
         if not seen:
             record["failure"] = failures.DNS_NO_ANSWER
+            record["operation"] = failures.OP_RESOLVE
     record["t"] = trace.now()
     return record
 
@@ -151,6 +176,7 @@ async def query_udp(
         "rcode": None,
         "cnames": [],
         "late_answers": [],
+        "operation": None,
         "t0": trace.now(),
     }
     family = socket.AF_INET6 if ":" in resolver else socket.AF_INET
@@ -166,6 +192,7 @@ async def query_udp(
         await asyncio.sleep(linger)
     except Exception as exc:
         record["failure"] = failures.classify(exc)
+        record["operation"] = failures.OP_DNS_ROUND_TRIP
         record["t"] = trace.now()
         return record
     finally:
@@ -176,6 +203,8 @@ async def query_udp(
         record.update(_parse(first, domain, qtype))
     except Exception as exc:
         record["failure"] = failures.unknown(f"malformed DNS answer: {exc}")
+    if record["failure"] is not None:
+        record["operation"] = failures.OP_DNS_ROUND_TRIP
     for at, wire in protocol.responses[1:]:
         try:
             late = _parse(wire, domain, qtype)
@@ -184,4 +213,64 @@ async def query_udp(
         late["delay"] = round(at - first_at, 6)
         late["identical"] = wire[2:] == first[2:]
         record["late_answers"].append(late)
+    return record
+
+
+async def query_doh(
+    domain: str,
+    url: str,
+    trace: Trace,
+    timeout: float,
+    qtype: str = "A",
+    ca_file: str | None = None,
+) -> Record:
+    """One DNS-over-HTTPS query (RFC 8484, POST of the wire format) to ``url``.
+
+    DoH cannot be injected or read on the path, so its answer is a second opinion beside the
+    system resolver; OONI likewise ignores DoH failures when judging the site (they say
+    something about the DoH service, not about the site).
+    """
+    import aiohttp
+
+    from probe.netx.tls import client_context
+
+    query = dns.message.make_query(domain, qtype)
+    query.flags |= dns.flags.RD
+    query.id = 0  # RFC 8484 section 4.1: id 0 keeps answers cacheable
+    record: Record = {
+        "engine": "doh",
+        "resolver_address": url,
+        "query_type": qtype,
+        "hostname": domain,
+        "answers": [],
+        "failure": None,
+        "rcode": None,
+        "cnames": [],
+        "operation": None,
+        "t0": trace.now(),
+    }
+    headers = {"Content-Type": "application/dns-message", "Accept": "application/dns-message"}
+    try:
+        async with aiohttp.ClientSession(
+            timeout=aiohttp.ClientTimeout(total=timeout),
+            connector=aiohttp.TCPConnector(ssl=client_context(ca_file), force_close=True),
+        ) as session:
+            async with session.post(url, data=query.to_wire(), headers=headers) as response:
+                wire = await response.read()
+                status = response.status
+    except Exception as exc:
+        record["failure"] = failures.classify(exc)
+        record["operation"] = failures.OP_DNS_ROUND_TRIP
+        record["t"] = trace.now()
+        return record
+    record["t"] = trace.now()
+    if status != 200:
+        record["failure"] = failures.unknown(f"DoH server answered HTTP {status}")
+    else:
+        try:
+            record.update(_parse(wire, domain, qtype))
+        except Exception as exc:
+            record["failure"] = failures.unknown(f"malformed DNS answer: {exc}")
+    if record["failure"] is not None:
+        record["operation"] = failures.OP_DNS_ROUND_TRIP
     return record

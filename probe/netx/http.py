@@ -140,10 +140,14 @@ async def get(
                     "x_address": address},
         "response": None,
         "failure": None,
+        "operation": None,
         "t0": trace.now(),
         "x_ttfb": None,
     }
     lines = [f"GET {path} HTTP/1.1"] + [f"{k}: {v}" for k, v in headers_out.items()]
+    # Where a failure happens: before the end of the headers it is the round trip, after it
+    # the body read (a reset in the middle of a page is not a refused request).
+    operation = failures.OP_HTTP_ROUND_TRIP
     try:
         async with asyncio.timeout(timeout):
             writer.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
@@ -169,12 +173,14 @@ async def get(
                 name, _, value = line.decode("latin-1").partition(":")
                 headers[name.strip().lower()] = value.strip()
                 header_list.append([name.strip(), value.strip()])
+            operation = failures.OP_READ
             body, truncated = await _read_body(reader, headers, sampler, body_limit)
     except Exception as exc:
         failure = failures.classify(exc)
         if isinstance(exc, ValueError) and failure.startswith(failures.UNKNOWN_PREFIX):
             failure = failures.unknown(f"http protocol error: {exc}")
         record["failure"] = failure
+        record["operation"] = operation
         record["x_slow"] = failure == failures.TIMEOUT and sampler.received > 0
         record["x_bytes_received"] = sampler.received
         sampler.finish()

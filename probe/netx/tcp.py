@@ -13,6 +13,7 @@ Stream = tuple[asyncio.StreamReader, asyncio.StreamWriter]
 
 
 def endpoint(ip: str, port: int) -> str:
+    """``ip:port``, with IPv6 addresses in brackets, as OONI spells endpoints."""
     return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
 
 
@@ -24,7 +25,7 @@ async def connect(
     record: Record = {
         "ip": ip,
         "port": port,
-        "status": {"success": False, "failure": None, "blocked": None},
+        "status": {"success": False, "failure": None, "operation": None, "blocked": None},
         "t0": t0,
     }
     try:
@@ -32,6 +33,7 @@ async def connect(
             stream = await asyncio.open_connection(ip, port, limit=1 << 20)
     except Exception as exc:
         record["status"]["failure"] = failures.classify(exc)
+        record["status"]["operation"] = failures.OP_CONNECT
         record["t"] = trace.now()
         return record, None
     record["status"]["success"] = True

@@ -1,15 +1,20 @@
 """TLS handshake with an explicit SNI over an established TCP stream (OONI df-006).
 
 The record keeps what an analyst needs to tell interception from an ordinary bad certificate:
-version, cipher, ALPN and, for the peer's leaf certificate, subject, issuer, validity and
-SHA-256 fingerprint. When verification fails we reconnect once without verification purely to
-read the certificate the network presented (a MITM box's issuer is the strongest evidence of
-interception we can collect), and mark the handshake as failed all the same.
+version, cipher, ALPN and the peer's certificate chain, both in OONI's form
+(``peer_certificates``: base64 DER) and described (``x_certificates``: subject, issuer,
+validity, SHA-256 fingerprint). When verification fails, the handshake is over and Python's
+``ssl`` module has thrown the chain away, so we connect once more without verification purely
+to read the chain the network presented (``x_chain_source: "unverified_rehandshake"``); a
+middlebox's issuer is the strongest evidence of interception we can collect. The handshake is
+still recorded as failed. Python before 3.13 exposes only the leaf certificate; from 3.13 on
+the whole chain is recorded.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import functools
 import hashlib
 import ssl
@@ -71,24 +76,63 @@ def describe_certificate(der: bytes) -> Record:
     }
 
 
+def _der_chain(ssl_object: Any) -> list[bytes]:
+    """The peer's chain as DER, leaf first: whole on Python 3.13+, else the leaf only."""
+    getter = getattr(ssl_object, "get_unverified_chain", None)
+    if getter is not None:
+        chain = getter() or []
+        out = []
+        for item in chain:
+            if isinstance(item, bytes):
+                out.append(item)
+            else:
+                out.append(item.public_bytes(getattr(ssl, "ENCODING_DER", 2)))
+        if out:
+            return out
+    leaf = ssl_object.getpeercert(binary_form=True)
+    return [leaf] if leaf else []
+
+
+def _record_chain(record: Record, chain: list[bytes]) -> None:
+    record["peer_certificates"] = [
+        {"data": base64.b64encode(der).decode("ascii"), "format": "base64"} for der in chain
+    ]
+    described = []
+    for der in chain:
+        try:
+            described.append(describe_certificate(der))
+        except ValueError:
+            described.append({"sha256": hashlib.sha256(der).hexdigest(), "error": "unparsable"})
+    record["x_certificates"] = described
+
+
 async def handshake(
     stream: tcp.Stream,
     sni: str,
     trace: Trace,
     timeout: float,
     context: ssl.SSLContext,
+    presented_on_failure: bool = True,
 ) -> tuple[Record, tcp.Stream | None]:
-    """Upgrade ``stream`` to TLS with ``sni``; returns the ``tls_handshakes`` record."""
+    """Upgrade ``stream`` to TLS with ``sni``; returns the ``tls_handshakes`` record.
+
+    On a certificate failure and with ``presented_on_failure``, the chain the server presented
+    is read over a second, unverified connection to the same address.
+    """
     reader, writer = stream
     peer = writer.get_extra_info("peername") or ("", 0)
+    ip, port = str(peer[0]), int(peer[1])
     record: Record = {
-        "address": tcp.endpoint(str(peer[0]), int(peer[1])),
+        "address": tcp.endpoint(ip, port),
         "server_name": sni,
         "failure": None,
+        "operation": None,
         "tls_version": None,
         "cipher_suite": None,
         "negotiated_protocol": None,
         "peer_certificates": [],
+        "x_certificates": [],
+        "x_chain_source": None,
         "t0": trace.now(),
     }
     try:
@@ -96,7 +140,13 @@ async def handshake(
             await writer.start_tls(context, server_hostname=sni)
     except Exception as exc:
         record["failure"] = failures.classify(exc)
+        record["operation"] = failures.OP_TLS_HANDSHAKE
         record["t"] = trace.now()
+        if presented_on_failure and record["failure"] in failures.CERTIFICATE_FAILURES:
+            presented = await presented_chain(ip, port, sni, timeout)
+            if presented:
+                _record_chain(record, presented)
+                record["x_chain_source"] = "unverified_rehandshake"
         return record, None
     record["t"] = trace.now()
     ssl_object = writer.get_extra_info("ssl_object")
@@ -105,30 +155,24 @@ async def handshake(
         cipher = ssl_object.cipher()
         record["cipher_suite"] = cipher[0] if cipher else None
         record["negotiated_protocol"] = ssl_object.selected_alpn_protocol()
-        der = ssl_object.getpeercert(binary_form=True)
-        if der:
-            record["peer_certificates"] = [describe_certificate(der)]
+        _record_chain(record, _der_chain(ssl_object))
+        record["x_chain_source"] = "handshake"
     return record, (reader, writer)
 
 
-async def fetch_presented_certificate(
-    ip: str, port: int, sni: str, timeout: float
-) -> Record | None:
-    """Read the leaf certificate a server presents, without verifying it.
-
-    Used only after a verification failure, to record who issued the certificate we were shown.
-    """
+async def presented_chain(ip: str, port: int, sni: str, timeout: float) -> list[bytes]:
+    """The chain (DER, leaf first) a server presents for ``sni``, without verifying it."""
     trace = Trace()
     _, stream = await tcp.connect(ip, port, trace, timeout)
     if stream is None:
-        return None
+        return []
+    reader, writer = stream
     try:
-        record, tls_stream = await handshake(
-            stream, sni, trace, timeout, client_context(verify=False)
-        )
-        if tls_stream is None:
-            return None
-        certificates = record["peer_certificates"]
-        return certificates[0] if certificates else None
+        async with asyncio.timeout(timeout):
+            await writer.start_tls(client_context(verify=False), server_hostname=sni)
+        ssl_object = writer.get_extra_info("ssl_object")
+        return _der_chain(ssl_object) if ssl_object is not None else []
+    except Exception:  # the first handshake already recorded the failure that matters
+        return []
     finally:
-        await tcp.close(stream)
+        await tcp.close((reader, writer))

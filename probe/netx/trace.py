@@ -16,9 +16,16 @@ class Trace:
         self._clock = clock
         self._zero = clock()
         self.network_events: list[dict[str, object]] = []
+        self._transactions = 0
 
     def now(self) -> float:
         return round(self._clock() - self._zero, 6)
+
+    def transaction(self) -> int:
+        """A new OONI ``transaction_id``: one per lookup and one per endpoint flow, so the TLS
+        and HTTP records of a connection can be joined to its TCP record."""
+        self._transactions += 1
+        return self._transactions
 
     def event(self, operation: str, **fields: object) -> None:
         """Append an OONI df-008 network event (for example ``bytes_received_cumulative``)."""
