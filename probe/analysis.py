@@ -8,9 +8,10 @@ No I/O, no clock, no randomness: ``analyze(keys, url, cc)`` reads the keys that
   ``http_experiment_failure``, ``dns_experiment_failure``), and
 * Kuzot's ``analysis``: ``{verdict, layer, mechanism, confidence, evidence}``.
 
-OONI's keys follow OONI exactly, with one deliberate exception: a CDN challenge page over
-plain HTTP (OONI QA case 5) gets ``blocking``/``accessible`` ``null`` instead of
-``http-diff``. Kuzot's verdict follows these rules, first match wins:
+OONI's keys follow OONI exactly, with two deliberate exceptions, both ``null``/``null``
+("could not determine") instead of OONI's value: a CDN challenge page over plain HTTP (OONI QA
+case 5, which OONI calls ``http-diff``), and a failed lookup without a usable control (which
+OONI calls accessible, probe-engine#579). Kuzot's verdict follows these rules, first match wins:
 
 R1  Injection. A UDP query that received two answers with different addresses (or rcodes)
     is ``blocked/dns/injected``: a resolver answers once; a censor on the path races it.
@@ -77,6 +78,7 @@ Record = dict[str, Any]
 
 _MECHANISM = {
     failures.DNS_NXDOMAIN: "nxdomain",
+    "android_dns_cache_no_data": "nxdomain",  # OONI's string for Android's NXDOMAIN
     failures.DNS_NO_ANSWER: "no_answer",
     failures.DNS_SERVFAIL: "servfail",
     failures.DNS_REFUSED: "servfail",
@@ -559,8 +561,7 @@ def verdict(keys: Record, url: str, cc: str | None = None) -> Record:
     hops = _hops(keys)
     first = hops[0] if hops else None
     dns = _dns_view(first, control, domain, keys)
-    requests = keys.get("requests") or []
-    final = requests[0] if requests else None
+    final = hops[-1].request if hops else None
     if final is not None and final.get("response") is not None and final.get("failure") is None \
             and urlsplit(final["request"]["url"]).scheme == "https":
         return _secure_page(final, control, dns, cc, keys)
@@ -602,7 +603,12 @@ def analyze(keys: Record, url: str, cc: str | None = None) -> Record:
     analysis = verdict(keys, url, cc)
     if urlsplit(url).scheme == "http" and ooni["blocking"] == "http-diff" and any(
             e.startswith("challenge:") for e in analysis["evidence"]):
-        # The documented departure from OONI (QA case 5): a challenge page is not a diff.
+        # Departure 1 from OONI (QA case 5): a challenge page is not a diff.
+        ooni["blocking"], ooni["accessible"] = None, None
+    if ooni["accessible"] is True and analysis["verdict"] != "ok" and (
+            keys.get("control_failure") or not keys.get("control")):
+        # Departure 2 (OONI probe-engine#579): without a control, a failed lookup is not
+        # "accessible"; only a validated HTTPS page is.
         ooni["blocking"], ooni["accessible"] = None, None
     return {**ooni, "analysis": analysis}
 

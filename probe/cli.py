@@ -1,8 +1,9 @@
 """Command line of the probe (contract: shared design notes, section 3).
 
-``check URL`` runs one web connectivity measurement; ``run`` is the daemon; ``live`` is the
-main job of the quickstart (collector + probe + a live terminal table); ``platform NAME``
-checks one platform (Telegram, WhatsApp, ...); ``trace URL`` locates the censor of a URL.
+``check URL [--control URL] [--resolver IP[:PORT]] [--doh URL] [--ca-file PEM] [--json]``
+runs one web connectivity measurement; ``run`` is the daemon; ``live`` is the main job of the
+quickstart (collector + probe + a live terminal table); ``platform NAME`` checks one platform
+(Telegram, WhatsApp, ...); ``trace URL`` locates the censor of a URL.
 Exit codes: 0 whatever the verdict, 2 on bad input.
 """
 
@@ -30,6 +31,8 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("--control", help="collector base URL used as control vantage")
     check.add_argument("--resolver", action="append", default=[],
                        help="extra UDP resolver IP[:PORT] (repeatable)")
+    check.add_argument("--doh", action="append", default=[],
+                       help="extra DNS-over-HTTPS resolver URL (repeatable)")
     check.add_argument("--ca-file", help="extra trust anchors (PEM)")
     check.add_argument("--json", action="store_true", help="print the JSON measurement")
     check.add_argument("--cc", default="ZZ", help="declared country code")
@@ -77,6 +80,9 @@ def _validate_check(args: argparse.Namespace) -> str | None:
     for resolver in args.resolver:
         if is_host_port(resolver if resolver.count(":") == 1 else f"{resolver}:53"):
             return f"--resolver: not IP[:PORT]: {resolver!r}"
+    for doh in args.doh:
+        if is_http_url(doh) or not doh.startswith("https://"):
+            return f"--doh: not an https URL: {doh!r}"
     if args.ca_file and not Path(args.ca_file).is_file():
         return f"--ca-file: no such file: {args.ca_file}"
     return None
@@ -92,17 +98,26 @@ def _print_table(measurement: dict[str, object]) -> None:
     print(f"{'ooni':<10} blocking={keys['blocking']} accessible={keys['accessible']}")
     for query in keys["queries"]:
         answers = [a.get("ipv4") or a.get("ipv6") for a in query["answers"]]
-        print(f"{'dns':<10} {query['engine']:<12} {query['failure'] or ','.join(answers)}")
+        where = f"{query['engine']} {query['query_type']}"
+        late = len(query.get("late_answers") or [])
+        print(f"{'dns':<10} {where:<16} {query['failure'] or ','.join(answers)}"
+              + (f"  (+{late} late answers)" if late else ""))
     for connect in keys["tcp_connect"]:
         print(f"{'tcp':<10} {connect['ip']}:{connect['port']} "
               f"{connect['status']['failure'] or 'ok'}")
     for handshake in keys["tls_handshakes"]:
-        print(f"{'tls':<10} {handshake['address']} sni={handshake['server_name']} "
-              f"{handshake['failure'] or handshake['tls_version']}")
-    for request in keys["requests"]:
+        chain = handshake.get("x_certificates") or [{}]
+        outcome = handshake["failure"] or (
+            f"{handshake['tls_version']} {handshake['cipher_suite']} "
+            f"alpn={handshake['negotiated_protocol']}")
+        print(f"{'tls':<10} {handshake['address']} sni={handshake['server_name']} {outcome}"
+              f"  issuer={chain[0].get('issuer')}")
+    for request in reversed(keys["requests"]):
         response = request["response"]
         outcome = request["failure"] or f"{response['code']} {response['body_length']} bytes"
-        print(f"{'http':<10} {request['request']['url']} {outcome}")
+        timings = request.get("x_timings") or {}
+        phases = " ".join(f"{k}={v:.3f}s" for k, v in timings.items() if v is not None)
+        print(f"{'http':<10} {request['request']['url']} {outcome}  {phases}")
     for line in analysis["evidence"]:
         print(f"{'evidence':<10} {line}")
 
@@ -110,7 +125,8 @@ def _print_table(measurement: dict[str, object]) -> None:
 async def _check(args: argparse.Namespace) -> int:
     from probe.web_test import run_web_connectivity
 
-    options = web.WebOptions(udp_resolvers=tuple(args.resolver), ca_file=args.ca_file)
+    options = web.WebOptions(udp_resolvers=tuple(args.resolver), doh_resolvers=tuple(args.doh),
+                             ca_file=args.ca_file)
     control = ControlClient(args.control, ca_file=args.ca_file) if args.control else None
     measurement = await run_web_connectivity(args.url, options, control, cc=args.cc,
                                              asn=args.asn)

@@ -33,6 +33,13 @@ def _resolvers(value: tuple[str, ...]) -> str | None:
     return None
 
 
+def _doh_resolvers(value: tuple[str, ...]) -> str | None:
+    for item in value:
+        if is_http_url(item) or not item.startswith("https://"):
+            return f"not an https URL: {item!r}"
+    return None
+
+
 def _jitter(value: float) -> str | None:
     return None if 0 <= value < 1 else "must be in [0, 1)"
 
@@ -85,6 +92,7 @@ class ProbeConfig:
     collector: CollectorLink = field(default_factory=CollectorLink)
     control_url: str | None = checked(None, lambda v: v and is_http_url(v))
     resolvers: tuple[str, ...] = checked((), _resolvers)
+    doh_resolvers: tuple[str, ...] = checked((), _doh_resolvers)
     ca_file: str | None = None
     timeouts: Timeouts = field(default_factory=Timeouts)
     schedule: Schedule = field(default_factory=Schedule)

@@ -26,7 +26,7 @@ def web_options(config: ProbeConfig) -> web.WebOptions:
     t = config.timeouts
     return web.WebOptions(dns_timeout=t.dns, connect_timeout=t.connect, tls_timeout=t.tls,
                           http_timeout=t.http, udp_resolvers=config.resolvers,
-                          ca_file=config.ca_file)
+                          doh_resolvers=config.doh_resolvers, ca_file=config.ca_file)
 
 
 async def ladder_measurement(config: ProbeConfig) -> tuple[dict[str, Any], bool, str]:

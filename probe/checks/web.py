@@ -47,7 +47,8 @@ ORIGINS = ("system", "udp", "doh")
 class WebOptions:
     """Timeouts in seconds, the resolvers to use beside the system one, and limits.
 
-    ``lookup`` replaces the system resolver's backend (tests only; see ``dns.Lookup``).
+    ``lookup`` replaces the system resolver's backend (tests only; see ``dns.Lookup``);
+    ``source_address`` binds the local address of every connection (one uplink of several).
     """
 
     dns_timeout: float = 4.0
@@ -62,6 +63,7 @@ class WebOptions:
     max_redirects: int = MAX_REDIRECTS
     dial_loopback: bool = False
     lookup: dns.Lookup | None = None
+    source_address: str | None = None
 
 
 @dataclass(slots=True)
@@ -207,7 +209,8 @@ async def _connect_all(
         tags = ["fetch_body=true"] + (["classic"] if endpoint.origin in ("system", "literal")
                                       else [])
         txid = state.trace.transaction()
-        record, stream = await tcp.connect(endpoint.ip, port, state.trace, opts.connect_timeout)
+        record, stream = await tcp.connect(endpoint.ip, port, state.trace, opts.connect_timeout,
+                                           opts.source_address)
         record.update(transaction_id=txid, x_origin=endpoint.origin)
         state.tcp_connect.append(_tag(record, depth, *tags))
         flow = _Flow(endpoint, txid, record, stream=stream)

@@ -18,9 +18,12 @@ def endpoint(ip: str, port: int) -> str:
 
 
 async def connect(
-    ip: str, port: int, trace: Trace, timeout: float
+    ip: str, port: int, trace: Trace, timeout: float, source: str | None = None
 ) -> tuple[Record, Stream | None]:
-    """Open a TCP connection; returns the ``tcp_connect`` record and the stream on success."""
+    """Open a TCP connection; returns the ``tcp_connect`` record and the stream on success.
+
+    ``source`` binds the local address (a probe with several uplinks measures one of them).
+    """
     t0 = trace.now()
     record: Record = {
         "ip": ip,
@@ -30,7 +33,8 @@ async def connect(
     }
     try:
         async with asyncio.timeout(timeout):
-            stream = await asyncio.open_connection(ip, port, limit=1 << 20)
+            stream = await asyncio.open_connection(
+                ip, port, limit=1 << 20, local_addr=(source, 0) if source else None)
     except Exception as exc:
         record["status"]["failure"] = failures.classify(exc)
         record["status"]["operation"] = failures.OP_CONNECT

@@ -122,6 +122,7 @@ async def handshake(
     reader, writer = stream
     peer = writer.get_extra_info("peername") or ("", 0)
     ip, port = str(peer[0]), int(peer[1])
+    local = writer.get_extra_info("sockname")
     record: Record = {
         "address": tcp.endpoint(ip, port),
         "server_name": sni,
@@ -143,7 +144,9 @@ async def handshake(
         record["operation"] = failures.OP_TLS_HANDSHAKE
         record["t"] = trace.now()
         if presented_on_failure and record["failure"] in failures.CERTIFICATE_FAILURES:
-            presented = await presented_chain(ip, port, sni, timeout)
+            # Same local address as the first connection: same uplink, same middlebox.
+            presented = await presented_chain(ip, port, sni, timeout,
+                                              str(local[0]) if local else None)
             if presented:
                 _record_chain(record, presented)
                 record["x_chain_source"] = "unverified_rehandshake"
@@ -160,10 +163,12 @@ async def handshake(
     return record, (reader, writer)
 
 
-async def presented_chain(ip: str, port: int, sni: str, timeout: float) -> list[bytes]:
+async def presented_chain(
+    ip: str, port: int, sni: str, timeout: float, source: str | None = None
+) -> list[bytes]:
     """The chain (DER, leaf first) a server presents for ``sni``, without verifying it."""
     trace = Trace()
-    _, stream = await tcp.connect(ip, port, trace, timeout)
+    _, stream = await tcp.connect(ip, port, trace, timeout, source)
     if stream is None:
         return []
     reader, writer = stream
