@@ -93,11 +93,60 @@ _REDIRECT_FAILURES = frozenset({failures.HTTP_INVALID_REDIRECT, failures.TOO_MAN
 _REDIRECT_CODES = frozenset({301, 302, 303, 307, 308})
 
 
-def mechanism_of(failure: str | None) -> str | None:
+def _mechanism(failure: str | None) -> str | None:
     """The ``analysis.mechanism`` a failure string points to, if any."""
     if failure is None:
         return None
     return _MECHANISM.get(failure)
+
+
+def mechanism_of(failure: str | None) -> str | None:
+    """Like ``_mechanism``, for checks without certificate comparison (the platform checks):
+    any certificate failure counts as interception, any other unnamed failure as unknown."""
+    if failure in failures.CERTIFICATE_FAILURES:
+        return "mitm"
+    if failure is not None and failure.startswith("unknown"):
+        return "unknown"
+    return _mechanism(failure)
+
+
+def dns_consistency(keys: Record) -> str | None:
+    """DNS consistency of the system resolver's answers with the control's, for checks that
+    record no redirect depth (the platform checks): OONI's classic rule plus OONI v0.5's TLS
+    rescue. Returns "consistent", "inconsistent" or None (no control to compare with).
+    Web connectivity reports OONI's exact ``dns_consistency`` from ``probe.ooni_classic``.
+    """
+    control = keys.get("control") or {}
+    control_dns = control.get("dns")
+    if keys.get("control_failure") or not control_dns:
+        return None
+    system = next((q for q in keys.get("queries") or [] if q.get("engine") == "getaddrinfo"), None)
+    if system is None:
+        return "consistent"  # the URL's host is an address literal
+    probe_addrs = _addresses(system)
+    control_addrs = set(control_dns.get("addrs") or [])
+    if system.get("failure"):
+        if control_dns.get("failure") and system["failure"] == failures.DNS_NXDOMAIN:
+            return "consistent"
+        if control_dns.get("failure") and not control_addrs:
+            return "consistent"
+        return "inconsistent"
+    if probe_addrs & control_addrs:
+        return "consistent"
+    if not control_addrs:
+        return "inconsistent"  # "ghost" answers: the probe resolved, the control did not
+    # A certificate valid for the domain proves the address serves it (OONI v0.5 TLS rescue).
+    good_tls = {h["address"].rsplit(":", 1)[0].strip("[]")
+                for h in keys.get("tls_handshakes") or [] if h.get("failure") is None}
+    if probe_addrs & good_tls:
+        return "consistent"
+    if all(is_bogon(a) for a in probe_addrs) and not all(is_bogon(a) for a in control_addrs):
+        return "inconsistent"
+    control_asns = {v.get("asn") for v in (control.get("ip_info") or {}).values() if v.get("asn")}
+    probe_asns = {(control.get("ip_info") or {}).get(a, {}).get("asn") for a in probe_addrs}
+    if control_asns & {a for a in probe_asns if a}:
+        return "consistent"
+    return "inconsistent"
 
 
 def _verdict(
@@ -343,12 +392,12 @@ def _after_first_hop(hop: _Hop, control: _Control, layer: str, failure: str | No
     """Steps after a redirect: the control's final page stands in for per-step data."""
     evidence = [f"probe_{layer}:{failure}", f"depth:{hop.depth}", *extra]
     if control.http_ok:
-        return _verdict("blocked", layer, mechanism_of(failure), 0.7,
+        return _verdict("blocked", layer, _mechanism(failure), 0.7,
                         [*evidence, "control_http:ok"])
     if control.http.get("failure"):
-        return _verdict("down", layer, mechanism_of(failure), 0.6,
+        return _verdict("down", layer, _mechanism(failure), 0.6,
                         [*evidence, f"control_http:{control.http['failure']}"])
-    return _verdict("inconclusive", layer, mechanism_of(failure), 0.0,
+    return _verdict("inconclusive", layer, _mechanism(failure), 0.0,
                     [*evidence, "control_http:missing"])
 
 
@@ -382,9 +431,9 @@ def _dns_step(hop: _Hop, control: _Control, keys: Record) -> Record:
     evidence = [f"probe_dns:{failure}", *extra]
     control_failure = control.dns.get("failure")
     if control_failure or not control.addrs:
-        return _verdict("down", "dns", mechanism_of(failure), 0.8,
+        return _verdict("down", "dns", _mechanism(failure), 0.8,
                         [*evidence, f"control_dns:{control_failure or 'no_addresses'}"])
-    return _verdict("blocked", "dns", mechanism_of(failure), 0.85,
+    return _verdict("blocked", "dns", _mechanism(failure), 0.85,
                     [*evidence, f"control_dns:{len(control.addrs)}_addresses"])
 
 
@@ -397,12 +446,12 @@ def _tcp_step(hop: _Hop, flows: list[_Flow], control: _Control, dns: _DNSView) -
         return _spoofed(dns, evidence)
     at_control = [control.tcp(f.endpoint) for f in flows]
     if any(ok is True for ok in at_control):
-        return _verdict("blocked", "tcp", mechanism_of(failure), 0.8,
+        return _verdict("blocked", "tcp", _mechanism(failure), 0.8,
                         [*evidence, "control_tcp:ok"])
     if at_control and all(ok is False for ok in at_control):
-        return _verdict("down", "tcp", mechanism_of(failure), 0.8,
+        return _verdict("down", "tcp", _mechanism(failure), 0.8,
                         [*evidence, "control_tcp:failed"])
-    return _verdict("inconclusive", "tcp", mechanism_of(failure), 0.0,
+    return _verdict("inconclusive", "tcp", _mechanism(failure), 0.0,
                     [*evidence, "control_tcp:missing"])
 
 
@@ -456,15 +505,15 @@ def _tls_step(hop: _Hop, flows: list[_Flow], control: _Control, dns: _DNSView,
         return _spoofed(dns, evidence)
     entry = control.tls(flow.endpoint)
     if entry is not None and entry.get("status"):
-        return _verdict("blocked", "tls", mechanism_of(failure), 0.85,
+        return _verdict("blocked", "tls", _mechanism(failure), 0.85,
                         [*evidence, "control_tls:ok"])
     if entry is not None:
-        return _verdict("down", "tls", mechanism_of(failure), 0.8,
+        return _verdict("down", "tls", _mechanism(failure), 0.8,
                         [*evidence, f"control_tls:{entry.get('failure')}"])
     if control.http_ok:
-        return _verdict("blocked", "tls", mechanism_of(failure), 0.7,
+        return _verdict("blocked", "tls", _mechanism(failure), 0.7,
                         [*evidence, "control_http:ok"])
-    return _verdict("inconclusive", "tls", mechanism_of(failure), 0.0,
+    return _verdict("inconclusive", "tls", _mechanism(failure), 0.0,
                     [*evidence, "control_tls:missing"])
 
 
@@ -478,7 +527,7 @@ def _failed_request(hop: _Hop, request: Record, control: _Control, dns: _DNSView
                             [*evidence, f"control_http:{control.http.get('failure') or code}"])
         return _verdict("inconclusive", "http", None, 0.0, evidence)
     if control.http.get("failure"):
-        return _verdict("down", "http", mechanism_of(failure), 0.7,
+        return _verdict("down", "http", _mechanism(failure), 0.7,
                         [*evidence, f"control_http:{control.http['failure']}"])
     if hop.depth == 0 and dns.inconsistent:
         return _spoofed(dns, evidence)
@@ -486,9 +535,9 @@ def _failed_request(hop: _Hop, request: Record, control: _Control, dns: _DNSView
         return _verdict("throttled", "http", None, 0.5,
                         [*evidence, f"bytes:{request.get('x_bytes_received')}"])
     if not control.http_ok:
-        return _verdict("inconclusive", "http", mechanism_of(failure), 0.0,
+        return _verdict("inconclusive", "http", _mechanism(failure), 0.0,
                         [*evidence, "control_http:missing"])
-    return _verdict("blocked", "http", mechanism_of(failure), 0.75,
+    return _verdict("blocked", "http", _mechanism(failure), 0.75,
                     [*evidence, "control_http:ok"])
 
 
