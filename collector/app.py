@@ -8,9 +8,21 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 from collector.config import CollectorConfig
+from collector.eventbook import EventBook, EventCollector
+from collector.fleet_metrics import FleetMetrics
 from collector.handlers import snapshot_key
-from collector.keys import config_key, metrics_key, ratelimit_key, registry_key, store_key
+from collector.keys import (
+    config_key,
+    eventbook_key,
+    fleet_key,
+    metrics_key,
+    notifier_key,
+    ratelimit_key,
+    registry_key,
+    store_key,
+)
 from collector.metrics import IngestMetrics, StoreCollector, StoreSnapshot
+from collector.notify import Notifier
 from collector.ratelimit import RateLimiter
 from collector.routes import setup_routes
 from collector.store import open_store
@@ -23,6 +35,13 @@ async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
     await store.close()
 
 
+async def _notifier_ctx(app: web.Application) -> AsyncIterator[None]:
+    notifier = app[notifier_key]
+    await notifier.start()
+    yield
+    await notifier.close()
+
+
 def create_app(config: CollectorConfig) -> web.Application:
     app = web.Application(client_max_size=config.limits.max_body_bytes)
     app[config_key] = config
@@ -33,6 +52,13 @@ def create_app(config: CollectorConfig) -> web.Application:
     app[snapshot_key] = snapshot
     registry.register(StoreCollector(snapshot))
     app[ratelimit_key] = RateLimiter(config.limits.rate_per_minute)
+    app[fleet_key] = FleetMetrics(registry)
+    notifier = Notifier(config.notifications, config.status_url, registry)
+    app[notifier_key] = notifier
+    book = EventBook(sinks=[notifier])
+    app[eventbook_key] = book
+    registry.register(EventCollector(book))
     app.cleanup_ctx.append(_store_ctx)
+    app.cleanup_ctx.append(_notifier_ctx)
     setup_routes(app)
     return app

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from collector.notify.config import Notifications
 from probe.typed_config import build, checked, duration_field, is_host_port, positive, read_yaml
 
 
@@ -60,6 +61,7 @@ class CollectorConfig:
     auth: Auth = field(default_factory=Auth)
     limits: Limits = field(default_factory=Limits)
     control: Control = field(default_factory=Control)
+    notifications: Notifications = field(default_factory=Notifications)
 
     @property
     def host(self) -> str:
@@ -68,6 +70,11 @@ class CollectorConfig:
     @property
     def port(self) -> int:
         return int(self.listen.rpartition(":")[2])
+
+    @property
+    def status_url(self) -> str:
+        """Base of the public status page, used in links in notifications."""
+        return (self.public_url or f"http://{self.listen}").rstrip("/")
 
 
 def load(path: str | Path | None) -> CollectorConfig:

@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
-import html
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from collector import control
-from collector.keys import config_key, metrics_key, ratelimit_key, registry_key, store_key
+from collector import control, statuspage
+from collector.keys import (
+    config_key,
+    eventbook_key,
+    fleet_key,
+    metrics_key,
+    ratelimit_key,
+    registry_key,
+    store_key,
+)
 from collector.metrics import StoreSnapshot, refresh
 from collector.tokens import token_hash
 from collector.validate import Invalid, validate
@@ -77,10 +84,12 @@ async def ingest(request: web.Request) -> web.Response:
             raise _error(web.HTTPBadRequest, prefix + str(exc)) from exc
     with metrics.store_seconds.time():
         inserted = set(await request.app[store_key].add_measurements(rows))
-    for row in rows:
+    fleet = request.app[fleet_key]
+    for row, item in zip(rows, batch, strict=True):
         if row.uid in inserted:
             metrics.measurements.labels(row.test_name, row.probe_cc, row.probe_asn,
                                         row.verdict or "none").inc()
+            fleet.observe(item, probe_id, _start_time(row.start_time), now)
         else:
             metrics.duplicates.inc()
     metrics.requests.labels("ok").inc()
@@ -97,6 +106,7 @@ async def heartbeat(request: web.Request) -> web.Response:
     await request.app[store_key].add_heartbeat(probe_id, body["sent_at"][:32], now,
                                                json.dumps(body)[:4096])
     request.app[metrics_key].heartbeats.inc()
+    request.app[fleet_key].heartbeat(probe_id, body, datetime.now(UTC))
     return web.json_response({"ok": True, "event_windows": []})
 
 
@@ -158,25 +168,24 @@ async def healthz(request: web.Request) -> web.Response:
     return web.json_response({"ok": True})
 
 
+def _start_time(text: str) -> datetime:
+    return datetime.strptime(text, "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC)
+
+
 async def status_page(request: web.Request) -> web.Response:
     """GET /: a plain page media partners can link to; no scripts, readable on a phone."""
-    rows = await request.app[store_key].latest_by_target()
-    lines = []
-    for row in rows:
-        lines.append(
-            "<tr>" + "".join(f"<td>{html.escape(str(row[k] or ''))}</td>" for k in
-                             ("input", "probe_cc", "probe_asn", "verdict", "layer",
-                              "mechanism", "start_time")) + "</tr>")
-    table = "\n".join(lines) or '<tr><td colspan="7">No measurements yet.</td></tr>'
-    page = f"""<!doctype html><html lang="en"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>Kuzot status</title>
-<style>body{{font-family:sans-serif;margin:1em}}td,th{{padding:.2em .6em;text-align:left}}
-tr:nth-child(even){{background:#f3f3f3}}</style></head><body>
-<h1>Kuzot: Internet shutdowns, blocking and throttling</h1>
-<p>Latest verdict per target and network (UTC). Open events: none.</p>
-<table><thead><tr><th>Target</th><th>Country</th><th>Network</th><th>Verdict</th>
-<th>Layer</th><th>Mechanism</th><th>Measured</th></tr></thead><tbody>
-{table}
-</tbody></table></body></html>"""
-    return web.Response(text=page, content_type="text/html")
+    now = datetime.now(UTC)
+    latest = await request.app[store_key].latest_by_target()
+    events = request.app[eventbook_key].events(since=now - timedelta(days=7))
+    return web.Response(text=statuspage.status_page(events, latest, now),
+                        content_type="text/html")
+
+
+async def event_page(request: web.Request) -> web.Response:
+    """GET /events/{event_id}: one event with its full evidence (the link in alerts)."""
+    event = request.app[eventbook_key].get(request.match_info["event_id"])
+    if event is None:
+        raise web.HTTPNotFound(text="No such event (it may have ended more than a week ago).")
+    return web.Response(text=statuspage.event_page(event, datetime.now(UTC)),
+                        content_type="text/html")
+

@@ -9,7 +9,10 @@ from prometheus_client import CollectorRegistry
 
 if TYPE_CHECKING:
     from collector.config import CollectorConfig
+    from collector.eventbook import EventBook
+    from collector.fleet_metrics import FleetMetrics
     from collector.metrics import IngestMetrics
+    from collector.notify import Notifier
     from collector.ratelimit import RateLimiter
     from collector.store import Store
 
@@ -18,3 +21,6 @@ store_key: web.AppKey[Store] = web.AppKey("store")
 registry_key = web.AppKey("registry", CollectorRegistry)
 metrics_key: web.AppKey[IngestMetrics] = web.AppKey("metrics")
 ratelimit_key: web.AppKey[RateLimiter] = web.AppKey("ratelimit")
+eventbook_key: web.AppKey[EventBook] = web.AppKey("eventbook")
+fleet_key: web.AppKey[FleetMetrics] = web.AppKey("fleet")
+notifier_key: web.AppKey[Notifier] = web.AppKey("notifier")

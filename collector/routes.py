@@ -17,3 +17,4 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_get("/metrics", handlers.metrics_page)
     app.router.add_get("/healthz", handlers.healthz)
     app.router.add_get("/", handlers.status_page)
+    app.router.add_get("/events/{event_id}", handlers.event_page)
