@@ -1,0 +1,1 @@
+"""Grafana dashboards for Kuzot, generated from code (``python -m dashboards.build``)."""
