@@ -1,0 +1,164 @@
+"""Alerting on real components: Alertmanager from Debian with the repository's routes and
+inhibition rules, and the whole chain collector -> Prometheus (the repository's rules) ->
+Alertmanager -> webhook receivers on loopback.
+
+The only changes made to configs/alertmanager.yml for the tests: receiver URLs point at the
+test's receiver, and group waits are one second instead of thirty so the tests stay short.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import yaml
+from aiohttp import web
+
+from tests.helpers.fleet import fleet_events, running_collector
+from tests.helpers.monitoring import alertmanager, binary, prometheus
+from tests.helpers.servers import serve_app
+from tests.test_dashboards_live import prometheus_config
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class Receivers:
+    """A webhook receiver standing in for each Alertmanager receiver; keeps what arrives."""
+
+    def __init__(self) -> None:
+        self.got: dict[str, list[dict[str, Any]]] = {}
+
+    async def handle(self, request: web.Request) -> web.Response:
+        self.got.setdefault(request.match_info["name"], []).append(await request.json())
+        return web.Response(text="ok")
+
+    def alerts(self, name: str) -> list[dict[str, Any]]:
+        return [a for n in self.got.get(name, []) for a in n["alerts"]]
+
+    def alertnames(self, name: str) -> set[tuple[str, str, str]]:
+        return {(a["labels"]["alertname"], a["labels"].get("event_id", ""),
+                 a["labels"].get("asn", "")) for a in self.alerts(name)}
+
+
+@asynccontextmanager
+async def receivers() -> AsyncIterator[tuple[Receivers, int]]:
+    state = Receivers()
+    app = web.Application()
+    app.router.add_post("/kuzot/{name}", state.handle)
+    async with serve_app(app) as port:
+        yield state, port
+
+
+def alertmanager_config(port: int) -> str:
+    config = yaml.safe_load((ROOT / "configs" / "alertmanager.yml").read_text())
+    for receiver in config["receivers"]:
+        for hook in receiver["webhook_configs"]:
+            hook["url"] = f"http://127.0.0.1:{port}/kuzot/{receiver['name']}"
+
+    def shorten(route: dict[str, Any]) -> None:
+        for key in ("group_wait", "group_interval"):
+            if key in route:
+                route[key] = "1s"
+        for child in route.get("routes", []):
+            shorten(child)
+
+    shorten(config["route"])
+    return yaml.safe_dump(config)
+
+
+def alert(name: str, **labels: str) -> dict[str, Any]:
+    now = datetime.now(UTC)
+    return {"labels": {"alertname": name, **labels},
+            "annotations": {"summary": name, "description": name, "link": "http://x/"},
+            "startsAt": now.isoformat(), "endsAt": (now + timedelta(minutes=10)).isoformat()}
+
+
+async def until(check: Any, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        await asyncio.sleep(0.2)
+    raise AssertionError("condition not met in time")
+
+
+async def test_routes_group_by_event_and_a_shutdown_inhibits_its_network(
+        tmp_path: Path) -> None:
+    binary("prometheus-alertmanager", "alertmanager")
+    async with receivers() as (got, port), alertmanager(alertmanager_config(port),
+                                                        tmp_path) as am:
+        block = {"kind": "block", "cc": "KZ", "scope": "network", "level": "event",
+                 "mechanism": "tls_timeout"}
+        alerts = [
+            # One likely event on two networks: one thread for media partners.
+            alert("KuzotBlock", event_id="ev-b", tier="likely", asn="AS9198", **block),
+            alert("KuzotBlock", event_id="ev-b", tier="likely", asn="AS48716", **block),
+            # A suspected event: researchers only.
+            alert("KuzotBlock", event_id="ev-s", tier="suspected", asn="AS9198", **block),
+            # A shutdown of AS8449 and per-target alerts on it (inhibited) and elsewhere.
+            alert("KuzotShutdown", event_id="ev-sd", tier="likely", kind="shutdown", cc="KG",
+                  asn="AS8449", scope="network", level="event"),
+            alert("KuzotTargetBlocked", cc="KG", asn="AS8449", target="https://kloop.kg/",
+                  level="target", audience="researchers"),
+            alert("KuzotBlock", event_id="ev-in", tier="likely", asn="AS8449",
+                  **{**block, "cc": "KG"}),
+            alert("KuzotTargetBlocked", cc="KG", asn="AS50223", target="https://kloop.kg/",
+                  level="target", audience="researchers"),
+            alert("KuzotProbeSilent", probe_id="osh-2", audience="operators"),
+        ]
+        async with aiohttp.ClientSession() as session, session.post(
+                am + "/api/v2/alerts", json=alerts) as response:
+            assert response.status == 200, await response.text()
+
+        await until(lambda: len(got.alerts("researchers")) >= 5 and got.alerts("operators"))
+        await asyncio.sleep(2.5)   # two group intervals more: anything late would show now
+
+    media = got.got["media-partners"]
+    threads = {tuple(sorted(n["groupLabels"].items())) for n in media}
+    assert threads == {(("event_id", "ev-b"),), (("event_id", "ev-sd"),)}
+    ev_b = [n for n in media if n["groupLabels"] == {"event_id": "ev-b"}]
+    assert len(ev_b) == 1 and len(ev_b[0]["alerts"]) == 2   # one message for both networks
+    assert got.alertnames("media-partners") == {
+        ("KuzotBlock", "ev-b", "AS9198"), ("KuzotBlock", "ev-b", "AS48716"),
+        ("KuzotShutdown", "ev-sd", "AS8449")}
+    assert got.alertnames("researchers") == {
+        ("KuzotBlock", "ev-b", "AS9198"), ("KuzotBlock", "ev-b", "AS48716"),
+        ("KuzotBlock", "ev-s", "AS9198"), ("KuzotShutdown", "ev-sd", "AS8449"),
+        ("KuzotTargetBlocked", "", "AS50223")}
+    # Inhibited by the shutdown of AS8449: the per-target alert and the block on it.
+    assert got.alertnames("operators") == {("KuzotProbeSilent", "", "")}
+
+
+async def test_collector_events_reach_receivers_through_prometheus_and_alertmanager(
+        tmp_path: Path) -> None:
+    binary("prometheus")
+    binary("prometheus-alertmanager", "alertmanager")
+    status_url = "https://status.kuzot.example"
+    async with receivers() as (got, port), alertmanager(alertmanager_config(port),
+                                                        tmp_path) as am, running_collector(
+            tmp_path, public_url=status_url) as collector:
+        await collector.publish(fleet_events(datetime.now(UTC)))
+        config = yaml.safe_load(prometheus_config(collector.base, ROOT / "configs" / "alerts.yml",
+                                                  am))
+        config["global"]["external_labels"]["kuzot_status_url"] = status_url
+        async with prometheus(yaml.safe_dump(config), tmp_path):
+            await until(lambda: len(got.alertnames("researchers")) >= 3, timeout=30)
+            await asyncio.sleep(2)
+
+    # The throttling event is only suspected: researchers hear it, media partners do not.
+    assert got.alertnames("researchers") == {
+        ("KuzotShutdown", "ev-kg-shutdown", "AS8449"), ("KuzotBlock", "ev-kz-block", "AS9198"),
+        ("KuzotThrottling", "ev-kz-throttle", "AS9198")}
+    assert got.alertnames("media-partners") == {
+        ("KuzotShutdown", "ev-kg-shutdown", "AS8449"), ("KuzotBlock", "ev-kz-block", "AS9198")}
+    shutdown = next(a for a in got.alerts("media-partners")
+                    if a["labels"]["alertname"] == "KuzotShutdown")
+    assert shutdown["annotations"]["summary"] == "Internet shutdown (likely) in KG on AS8449"
+    assert shutdown["annotations"]["link"] == f"{status_url}/events/ev-kg-shutdown"
+    assert shutdown["labels"]["tier"] == "likely"
