@@ -250,6 +250,12 @@ class Notifier:
                     break
                 delay = backoff(attempt, retry, self.rng)
                 await self.sleep(max(delay, exc.retry_after or 0.0))
+            except Exception:
+                # A bug or a missing secret file: logged with its traceback, the worker lives
+                # on, and the change counts as dropped rather than retried in a loop.
+                self.metrics.failed_attempts.labels(name).inc()
+                log.exception("notification to %s failed", name)
+                break
             else:
                 delivered = True
                 break
