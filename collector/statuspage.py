@@ -53,6 +53,7 @@ td.wrap{white-space:normal;word-break:break-all}
 .c-throttling{background:#f4d03f}.c-none{color:#999}
 dl{margin:.3rem 0;display:grid;grid-template-columns:max-content 1fr;gap:.1rem .6rem}
 dt{font-weight:600}dd{margin:0;word-break:break-word}
+@media (max-width:30rem){dl{display:block}dd{margin:0 0 .3rem .8rem}}
 details{margin:.8rem 0}summary{cursor:pointer;font-weight:600}
 footer{color:#555;font-size:.85rem}
 a{color:#0b57d0}
