@@ -70,7 +70,11 @@ class EventBook:
 
 
 class EventCollector(Collector):
-    """Exports open events at scrape time: one ``kuzot_event_active`` series per network."""
+    """Exports open events at scrape time: one ``kuzot_event_active`` series per network.
+
+    Detection's own ``kuzot_event_open{id,...}`` has one series per event; this one adds the
+    ``asn`` label, which Alertmanager's inhibition (a shutdown of the same network) needs.
+    """
 
     def __init__(self, book: EventBook) -> None:
         self.book = book
@@ -80,14 +84,9 @@ class EventCollector(Collector):
             "kuzot_event_active",
             "Open detection events: 1 per event and network (asn empty for a country-wide "
             "event).", labels=["event_id", "kind", "tier", "cc", "asn", "scope", "mechanism"])
-        started = GaugeMetricFamily(
-            "kuzot_event_start_timestamp_seconds", "Start of each open event (Unix time).",
-            labels=["event_id", "kind", "cc"])
         for event in self.book.open_events():
             scope = "network" if event.asns else "country"
             for asn in event.asns or ("",):
                 active.add_metric([event.id, event.kind, event.tier, event.cc, asn, scope,
                                    event.mechanism or ""], 1)
-            started.add_metric([event.id, event.kind, event.cc], event.start.timestamp())
         yield active
-        yield started
