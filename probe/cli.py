@@ -18,9 +18,12 @@ from typing import Any
 from probe.checks import web
 from probe.control_client import ControlClient
 from probe.measurement import to_json
-from probe.typed_config import ConfigError, is_host_port, is_http_url
+from probe.typed_config import ConfigError, is_host_port, is_http_url, parse_duration
 
 BAD_INPUT = 2
+# Operations whose timeout ``check --timeout OP=DURATION`` may shorten (the lab does, so that a
+# blackholed connection costs a few seconds instead of ten).
+TIMEOUT_NAMES = ("dns", "connect", "tls", "http", "control")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -37,6 +40,9 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("--json", action="store_true", help="print the JSON measurement")
     check.add_argument("--cc", default="ZZ", help="declared country code")
     check.add_argument("--asn", default="AS0", help="declared ASN")
+    check.add_argument("--timeout", action="append", default=[], metavar="OP=DURATION",
+                       help=f"per-operation timeout, OP one of {', '.join(TIMEOUT_NAMES)} "
+                            "(repeatable; e.g. connect=2s)")
     platform = sub.add_parser("platform", help="check one platform (telegram, youtube, ...)")
     platform.add_argument("name")
     platform.add_argument("--platforms", default="configs/platforms.yaml",
@@ -85,7 +91,28 @@ def _validate_check(args: argparse.Namespace) -> str | None:
             return f"--doh: not an https URL: {doh!r}"
     if args.ca_file and not Path(args.ca_file).is_file():
         return f"--ca-file: no such file: {args.ca_file}"
+    try:
+        parse_timeouts(args.timeout)
+    except ValueError as exc:
+        return f"--timeout: {exc}"
     return None
+
+
+def parse_timeouts(items: list[str]) -> dict[str, float]:
+    """``["connect=2s", "http=3"]`` -> ``{"connect": 2.0, "http": 3.0}``; ValueError if bad."""
+    out: dict[str, float] = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or name not in TIMEOUT_NAMES:
+            raise ValueError(f"not OP=DURATION with OP in {', '.join(TIMEOUT_NAMES)}: {item!r}")
+        try:
+            seconds = float(value)  # bare seconds, as in the config files
+        except ValueError:
+            seconds = parse_duration(value)
+        if not 0 < seconds < float("inf"):
+            raise ValueError(f"must be positive: {item!r}")
+        out[name] = seconds
+    return out
 
 
 def _print_table(measurement: dict[str, object]) -> None:
@@ -125,9 +152,17 @@ def _print_table(measurement: dict[str, object]) -> None:
 async def _check(args: argparse.Namespace) -> int:
     from probe.web_test import run_web_connectivity
 
-    options = web.WebOptions(udp_resolvers=tuple(args.resolver), doh_resolvers=tuple(args.doh),
-                             ca_file=args.ca_file)
-    control = ControlClient(args.control, ca_file=args.ca_file) if args.control else None
+    timeouts = parse_timeouts(args.timeout)
+    default = web.WebOptions()
+    options = web.WebOptions(
+        udp_resolvers=tuple(args.resolver), doh_resolvers=tuple(args.doh),
+        ca_file=args.ca_file,
+        dns_timeout=timeouts.get("dns", default.dns_timeout),
+        connect_timeout=timeouts.get("connect", default.connect_timeout),
+        tls_timeout=timeouts.get("tls", default.tls_timeout),
+        http_timeout=timeouts.get("http", default.http_timeout))
+    control = ControlClient(args.control, timeout=timeouts.get("control", 30.0),
+                            ca_file=args.ca_file) if args.control else None
     measurement = await run_web_connectivity(args.url, options, control, cc=args.cc,
                                              asn=args.asn)
     if args.json:
