@@ -1,0 +1,202 @@
+"""The declarative pieces of a lab scenario: sites, censor actions, expected verdict.
+
+A scenario is data: which sites the world serves, what the censor does (resolver lies,
+iptables rules, tc shaping, packet injection) and the exact ``analysis`` and OONI
+``blocking``/``accessible`` the probe must report, as OONI's QA table does. The helpers
+below build the censor actions from the techniques seen in the wild, so a scenario reads
+like its description: ``rst_on_string("www.x.kg", 443)`` is "reset after a ClientHello
+whose SNI is www.x.kg".
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Literal
+
+from tests.lab import plan
+
+Behaviour = str  # "page" | "big" | "none" | "redirect:URL" | "redirects:N"
+CertKind = Literal["valid", "expired", "wrong_name"]
+ZoneKind = Literal["a", "nxdomain", "no_a", "localhost"]
+IspAction = str  # "nxdomain" | "servfail" | "silent" | "empty" | "a:IP"
+
+# Interface names inside the censor namespace (namespaces have their own interface names).
+CENSOR_LAN = "lan"  # towards the client
+CENSOR_WAN = "wan"  # towards the world
+
+
+@dataclass(frozen=True, slots=True)
+class Site:
+    """One host name served by the world; several names may share an address (co-hosting)."""
+
+    name: str
+    ip: str
+    http: Behaviour = "page"
+    https: Behaviour = "page"
+    cert: CertKind = "valid"
+    dns: ZoneKind = "a"
+
+
+@dataclass(frozen=True, slots=True)
+class IspAnswer:
+    """The ISP resolver answers ``name`` with ``action`` instead of the truth."""
+
+    name: str
+    action: IspAction
+
+
+@dataclass(frozen=True, slots=True)
+class Iptables:
+    """One iptables rule appended in the censor namespace (removed after the scenario)."""
+
+    table: str
+    chain: str
+    spec: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Shape:
+    """Traffic from ``ip`` to the client limited to ``rate`` (tc htb class + u32 filter)."""
+
+    ip: str
+    rate: str
+
+
+@dataclass(frozen=True, slots=True)
+class Inject:
+    """Packets forged by the on-path injector (scapy) when it sees ``match``.
+
+    ``dns``: a forged A answer ``answer`` to queries for the name ``match``;
+    ``fin``: a FIN|ACK to the client after a TCP payload containing ``match``;
+    ``http_blockpage``: a blockpage response, then FIN, after a payload containing ``match``.
+    """
+
+    kind: Literal["dns", "fin", "http_blockpage"]
+    match: str
+    answer: str | None = None
+
+
+Action = IspAnswer | Iptables | Shape | Inject
+
+
+@dataclass(frozen=True, slots=True)
+class Expect:
+    verdict: str
+    layer: str | None
+    mechanism: str | None
+    blocking: str | bool | None
+    accessible: bool | None
+
+
+@dataclass(frozen=True, slots=True)
+class Scenario:
+    """One censorship technique (or site problem) and what the probe must conclude."""
+
+    name: str
+    about: str
+    url: str
+    sites: tuple[Site, ...]
+    censor: tuple[Action, ...]
+    expect: Expect
+    # Also query the public resolver over UDP (``--resolver``), as OONI's probe does.
+    public_resolver: bool = False
+    # Its censor rules touch every connection (shutdown, control blocked): run it alone.
+    exclusive: bool = False
+    # Substrings that must appear in ``analysis.evidence``: what the censor did must show.
+    evidence: tuple[str, ...] = field(default=())
+
+
+def expect(verdict: str, layer: str | None = None, mechanism: str | None = None, *,
+           blocking: str | bool | None, accessible: bool | None) -> Expect:
+    return Expect(verdict, layer, mechanism, blocking, accessible)
+
+
+# Expectations that recur: OONI's (blocking, accessible) follow from Kuzot's verdict.
+OK = Expect("ok", None, None, False, True)
+INCONCLUSIVE = Expect("inconclusive", None, None, None, None)
+
+
+def _tcp(ip: str | None, port: int) -> tuple[str, ...]:
+    return ("-p", "tcp", *(("-d", ip) if ip else ()), "--dport", str(port))
+
+
+def isp_lies(name: str, action: IspAction) -> tuple[Action, ...]:
+    return (IspAnswer(name, action),)
+
+
+def rst_on_syn(ip: str, port: int) -> tuple[Action, ...]:
+    """RST|ACK in reply to the SYN (the client sees ``connection_refused``)."""
+    return (Iptables("filter", "FORWARD",
+                     (*_tcp(ip, port), "--syn", "-j", "REJECT", "--reject-with", "tcp-reset")),)
+
+
+def drop_to(ip: str, port: int) -> tuple[Action, ...]:
+    """Blackhole every packet to ip:port (the SYN is lost: ``generic_timeout_error``)."""
+    return (Iptables("filter", "FORWARD", (*_tcp(ip, port), "-j", "DROP")),)
+
+
+def _string(text: str) -> tuple[str, ...]:
+    return ("-m", "string", "--string", text, "--algo", "bm")
+
+
+def rst_on_string(text: str, port: int) -> tuple[Action, ...]:
+    """RST to the client when a packet carries ``text`` (an SNI or a Host header)."""
+    return (Iptables("filter", "FORWARD", (*_tcp(None, port), *_string(text), "-j", "REJECT",
+                                           "--reject-with", "tcp-reset")),)
+
+
+def drop_string(text: str, port: int) -> tuple[Action, ...]:
+    """Drop every packet carrying ``text`` (retransmissions too): the exchange times out."""
+    return (Iptables("filter", "FORWARD", (*_tcp(None, port), *_string(text), "-j", "DROP")),)
+
+
+def fin_after_string(text: str, port: int) -> tuple[Action, ...]:
+    """Drop the packet carrying ``text`` and forge a FIN|ACK to the client (``eof_error``)."""
+    return (*drop_string(text, port), Inject("fin", text))
+
+
+def inject_blockpage(host: str) -> tuple[Action, ...]:
+    """Drop the request for ``host`` and forge the ISP's blockpage as the answer."""
+    return (*drop_string(f"Host: {host}", 80), Inject("http_blockpage", f"Host: {host}"))
+
+
+def inject_dns(name: str, answer: str) -> tuple[Action, ...]:
+    """Race a forged A answer against the real one for queries crossing the border."""
+    return (Inject("dns", name, answer),)
+
+
+def dnat(ip: str, port: int, to: str) -> tuple[Action, ...]:
+    """Send connections for ip:port to another host of the ISP (blockpage, MITM box)."""
+    return (Iptables("nat", "PREROUTING",
+                     (*_tcp(ip, port), "-j", "DNAT", "--to-destination", f"{to}:{port}")),)
+
+
+def shape(ip: str, rate: str) -> tuple[Action, ...]:
+    return (Shape(ip, rate),)
+
+
+def sni_policer(name: str, rate: str) -> tuple[Action, ...]:
+    """Russia's 2021 method: mark a connection whose ClientHello names ``name``, then drop
+    its packets above ``rate`` (a policer, not a shaper)."""
+    mark = "0x" + hashlib.sha256(name.encode()).hexdigest()[:4]
+    bucket = "p" + hashlib.sha256(name.encode()).hexdigest()[:8]
+    return (
+        Iptables("filter", "FORWARD", (*_tcp(None, 443), *_string(name), "-j", "CONNMARK",
+                                       "--set-mark", mark)),
+        Iptables("filter", "FORWARD", ("-m", "connmark", "--mark", mark, "-m", "hashlimit",
+                                       "--hashlimit-above", rate, "--hashlimit-mode",
+                                       "srcip,srcport,dstip,dstport", "--hashlimit-name", bucket,
+                                       "-j", "DROP")),
+    )
+
+
+def shutdown() -> tuple[Action, ...]:
+    """Nothing is forwarded and the ISP's own resolver loses its uplink."""
+    return (Iptables("filter", "FORWARD", ("-j", "DROP")),
+            Iptables("filter", "OUTPUT", ("-o", CENSOR_WAN, "-j", "DROP")))
+
+
+def block_control() -> tuple[Action, ...]:
+    """The control vantage is unreachable: reset on its SNI (OONI QA blocks its TH so)."""
+    return rst_on_string(plan.CONTROL_NAME, 443)

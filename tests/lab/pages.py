@@ -1,0 +1,31 @@
+"""The pages the lab serves: a news site, the ISP's blockpage, an unknown notice page."""
+
+from __future__ import annotations
+
+BIG_PAGE_BYTES = 600 * 1024  # more than a throttled link carries within the probe's timeout
+
+
+def site_page(name: str) -> str:
+    """A news front page, about 8 kB, different per site."""
+    items = "".join(
+        f"<article><h2>{name}: report {i}</h2><p>{'Bishkek Almaty elections media ' * 8}"
+        f"</p></article>" for i in range(20))
+    return (f"<!doctype html><html><head><title>{name} | Independent news</title></head>"
+            f"<body><h1>{name}</h1>{items}</body></html>")
+
+
+def big_page(name: str) -> bytes:
+    head = site_page(name).encode()
+    return head + b"<!--" + b"x" * (BIG_PAGE_BYTES - len(head) - 7) + b"-->"
+
+
+# A stub page like the ones Kazakh and Kyrgyz ISPs serve; its wording matches the
+# "ru_access_restricted" fingerprint of probe/blockpages.py, as the real ones do.
+BLOCKPAGE = ("<html><head><title>Доступ ограничен</title></head><body>"
+             "<h1>Доступ к ресурсу ограничен</h1>"
+             "<p>Доступ к данному ресурсу ограничен по решению уполномоченного органа.</p>"
+             "</body></html>")
+
+# A page that no fingerprint knows: only the comparison with the control can flag it.
+NOTICE = ("<html><head><title>Maintenance notice</title></head><body>"
+          "<p>Service temporarily unavailable in your region.</p></body></html>")

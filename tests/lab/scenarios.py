@@ -1,0 +1,282 @@
+"""The lab's scenarios: one record per technique, with the exact verdict the probe must give.
+
+Sources for the techniques and the expected OONI keys: OONI's QA table (Web Connectivity
+``webconnectivityqa``, 50 cases), Kazakhstan's and Kyrgyzstan's documented methods (ClientHello
+drop on SNI, DNS lies, HTTP resets, a state CA intercepting TLS, throttling of named sites) and
+Russia's 2021 SNI policer. Kuzot's verdict rules are in ``probe/analysis.py``; where Kuzot and
+OONI differ on purpose (a failed control is *inconclusive*, not *accessible*) the record follows
+Kuzot and says so.
+
+Every scenario has its own host names and addresses, so the censor rules of different
+scenarios never touch each other's traffic and scenarios can run side by side in one lab; the
+few whose rules touch every connection (shutdown, blocked control) are ``exclusive``.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+from tests.lab import plan
+from tests.lab.model import (
+    INCONCLUSIVE,
+    OK,
+    Action,
+    CertKind,
+    Expect,
+    Scenario,
+    Site,
+    ZoneKind,
+    block_control,
+    dnat,
+    drop_string,
+    drop_to,
+    expect,
+    fin_after_string,
+    inject_blockpage,
+    inject_dns,
+    isp_lies,
+    rst_on_string,
+    rst_on_syn,
+    shape,
+    shutdown,
+    sni_policer,
+)
+from tests.lab.plan import LAB_CA, ROGUE_CA
+
+_addresses = itertools.count()
+
+
+def _site(name: str, http: str = "page", https: str = "page", cert: CertKind = "valid",
+          dns: ZoneKind = "a") -> Site:
+    """A site on the next free world address."""
+    return Site(name, plan.site_address(next(_addresses)), http, https, cert, dns)
+
+
+def _blocked(layer: str, mechanism: str | None) -> Expect:
+    ooni = {"dns": "dns", "tcp": "tcp_ip", "tls": "http-failure", "http": "http-failure"}[layer]
+    if layer == "http" and mechanism in ("blockpage", "diff"):
+        ooni = "http-diff"
+    return expect("blocked", layer, mechanism, blocking=ooni, accessible=False)
+
+
+def _down(layer: str, mechanism: str | None) -> Expect:
+    return expect("down", layer, mechanism, blocking=False, accessible=False)
+
+
+def _throttled(layer: str, mechanism: str | None) -> Expect:
+    return expect("throttled", layer, mechanism, blocking="http-failure", accessible=False)
+
+
+def _build() -> list[Scenario]:
+    s: list[Scenario] = []
+
+    def add(name: str, about: str, url: str, sites: tuple[Site, ...],
+            censor: tuple[Action, ...], want: Expect, *, public_resolver: bool = False,
+            exclusive: bool = False, evidence: tuple[str, ...] = ()) -> None:
+        s.append(Scenario(name, about, url, sites, censor, want, public_resolver=public_resolver,
+                          exclusive=exclusive, evidence=evidence))
+
+    # --- No censorship: the baseline every other scenario is measured against.
+    a = _site("www.ok-http.kg")
+    add("success_http", "no censor, plain HTTP", f"http://{a.name}/", (a,), (), OK)
+    a = _site("www.ok-https.kg")
+    add("success_https", "no censor, HTTPS with the lab CA", f"https://{a.name}/", (a,), (), OK)
+    a = _site("www.http-upgrade.kg", http="redirect:https://www.http-upgrade.kg/")
+    add("success_http_to_https", "no censor; the site redirects to HTTPS", f"http://{a.name}/",
+        (a,), (), OK)
+
+    # --- DNS: the ISP resolver lies, or an on-path injector races the real answer.
+    a = _site("www.dns-nxdomain.kg")
+    add("dns_nxdomain", "ISP resolver answers NXDOMAIN", f"https://{a.name}/", (a,),
+        isp_lies(a.name, "nxdomain"), _blocked("dns", "nxdomain"))
+    a = _site("www.dns-nxdomain-http.kz")
+    add("dns_nxdomain_http", "ISP resolver answers NXDOMAIN (HTTP URL)", f"http://{a.name}/",
+        (a,), isp_lies(a.name, "nxdomain"), _blocked("dns", "nxdomain"))
+    a = _site("www.dns-bogon.kg")
+    add("dns_bogon", f"ISP resolver answers a private address ({plan.FORGED_BOGON})",
+        f"https://{a.name}/", (a,), isp_lies(a.name, f"a:{plan.FORGED_BOGON}"),
+        _blocked("dns", "bogon"), evidence=(plan.FORGED_BOGON,))
+    a = _site("www.dns-localhost.kz")
+    add("dns_localhost", "ISP resolver answers 127.0.0.1", f"https://{a.name}/", (a,),
+        isp_lies(a.name, "a:127.0.0.1"), _blocked("dns", "bogon"))
+    a = _site("www.dns-localhost-http.kg")
+    add("dns_localhost_http", "ISP resolver answers 127.0.0.1 (HTTP URL)", f"http://{a.name}/",
+        (a,), isp_lies(a.name, "a:127.0.0.1"), _blocked("dns", "bogon"))
+    a = _site("www.dns-blockpage.kz")
+    add("dns_blockpage_http", "ISP resolver points the name at the ISP's blockpage server",
+        f"http://{a.name}/", (a,), isp_lies(a.name, f"a:{plan.BLOCKPAGE}"),
+        _blocked("dns", "blockpage"), evidence=("blockpage:ru_access_restricted",))
+    a = _site("www.dns-blockpage-tls.kz")
+    add("dns_blockpage_https", "ISP resolver points at the blockpage server, which refuses :443",
+        f"https://{a.name}/", (a,), isp_lies(a.name, f"a:{plan.BLOCKPAGE}"),
+        _blocked("dns", "spoofed"))
+    a = _site("www.dns-proxy.kg")
+    add("dns_proxy_http", "ISP resolver points at a transparent proxy that serves the real "
+        "page (OONI: accessible, DNS inconsistent)", f"http://{a.name}/", (a,),
+        isp_lies(a.name, f"a:{plan.PROXY}"), OK)
+    a = _site("www.dns-proxy-tls.kg")
+    add("dns_proxy_https", "ISP resolver points at a transparent TLS proxy (valid certificate "
+        "from the real site)", f"https://{a.name}/", (a,), isp_lies(a.name, f"a:{plan.PROXY}"),
+        OK)
+    a = _site("www.dns-injected.kz")
+    add("dns_injected", "on-path injector races a forged answer against the public resolver's "
+        "real one (scapy in the censor)", f"https://{a.name}/", (a,),
+        inject_dns(a.name, plan.FORGED_BOGON), _blocked("dns", "injected"),
+        public_resolver=True, evidence=("dns_duplicate_answers", plan.FORGED_BOGON))
+    a = _site("www.dns-servfail.kg")
+    add("dns_servfail", "ISP resolver answers SERVFAIL", f"https://{a.name}/", (a,),
+        isp_lies(a.name, "servfail"), _blocked("dns", "servfail"))
+    a = _site("www.dns-silent.kz")
+    add("dns_silent", "ISP resolver never answers for the name", f"https://{a.name}/", (a,),
+        isp_lies(a.name, "silent"), _blocked("dns", "timeout"))
+    a = _site("www.dns-empty.kg")
+    add("dns_no_answer", "ISP resolver answers NOERROR with no address", f"https://{a.name}/",
+        (a,), isp_lies(a.name, "empty"), _blocked("dns", "no_answer"))
+
+    # --- TCP/IP: the site's address is blocked.
+    a = _site("www.tcp-rst.kz")
+    add("tcp_rst_syn", "RST in reply to the SYN to the site's :443", f"https://{a.name}/", (a,),
+        rst_on_syn(a.ip, 443), _blocked("tcp", "refused"))
+    a = _site("www.tcp-rst-http.kg")
+    add("tcp_rst_syn_http", "RST in reply to the SYN to the site's :80", f"http://{a.name}/",
+        (a,), rst_on_syn(a.ip, 80), _blocked("tcp", "refused"))
+    a = _site("www.tcp-drop.kg")
+    add("tcp_syn_drop", "every packet to the site's :443 dropped", f"https://{a.name}/", (a,),
+        drop_to(a.ip, 443), _blocked("tcp", "timeout"))
+    a = _site("www.tcp-drop-http.kz")
+    add("tcp_syn_drop_http", "every packet to the site's :80 dropped", f"http://{a.name}/",
+        (a,), drop_to(a.ip, 80), _blocked("tcp", "timeout"))
+
+    # --- TLS: the ClientHello's SNI gives the site away.
+    a = _site("www.tls-reset.kz")
+    add("tls_sni_reset", "RST after a ClientHello with the site's SNI", f"https://{a.name}/",
+        (a,), rst_on_string(a.name, 443), _blocked("tls", "reset"),
+        evidence=(f"sni:{a.name}",))
+    a = _site("www.tls-reset-target.kg")
+    b = Site("www.tls-reset-neighbour.kg", a.ip)
+    add("tls_sni_reset_cohosted", "a co-hosted site on the same address as an SNI-reset one is "
+        "untouched (the rule is on the SNI, not the address)", f"https://{b.name}/", (a, b),
+        rst_on_string(a.name, 443), OK)
+    a = _site("www.tls-drop.kz")
+    add("tls_sni_drop", "ClientHello with the site's SNI dropped (Kazakhstan's usual method)",
+        f"https://{a.name}/", (a,), drop_string(a.name, 443), _blocked("tls", "timeout"))
+    a = _site("www.tls-fin.kg")
+    add("tls_sni_fin", "ClientHello dropped and a FIN|ACK forged to the client",
+        f"https://{a.name}/", (a,), fin_after_string(a.name, 443), _blocked("tls", "eof"))
+    a = _site("www.tls-mitm.kz")
+    add("tls_mitm", "connections to the site's :443 DNATed to an interception box whose "
+        "certificate comes from another CA", f"https://{a.name}/", (a,),
+        dnat(a.ip, 443, plan.MITM), _blocked("tls", "mitm"),
+        evidence=(f"issuer:{ROGUE_CA}", f"control_issuer:{LAB_CA}"))
+    a = _site("www.tls-mitm-dns.kz")
+    add("tls_mitm_dns", "ISP resolver points at the interception box (OONI QA #4)",
+        f"https://{a.name}/", (a,), isp_lies(a.name, f"a:{plan.MITM}"),
+        _blocked("dns", "spoofed"))
+
+    # --- HTTP: the Host header gives the site away.
+    a = _site("www.http-reset.kg")
+    add("http_host_reset", "RST when the request's Host header names the site",
+        f"http://{a.name}/", (a,), rst_on_string(f"Host: {a.name}", 80),
+        _blocked("http", "reset"))
+    a = _site("www.http-drop.kz")
+    add("http_host_drop", "the request naming the site is dropped", f"http://{a.name}/", (a,),
+        drop_string(f"Host: {a.name}", 80), _blocked("http", "timeout"))
+    a = _site("www.http-fin.kg")
+    add("http_host_fin", "the request is dropped and a FIN|ACK forged to the client",
+        f"http://{a.name}/", (a,), fin_after_string(f"Host: {a.name}", 80),
+        _blocked("http", "eof"))
+    a = _site("www.http-dnat.kz")
+    add("http_blockpage_dnat", "connections to the site's :80 DNATed to the ISP's blockpage",
+        f"http://{a.name}/", (a,), dnat(a.ip, 80, plan.BLOCKPAGE),
+        _blocked("http", "blockpage"), evidence=("blockpage:ru_access_restricted",))
+    a = _site("www.http-injected.kg")
+    add("http_blockpage_injected", "request dropped, a blockpage forged as the answer (scapy)",
+        f"http://{a.name}/", (a,), inject_blockpage(a.name), _blocked("http", "blockpage"),
+        evidence=("blockpage:ru_access_restricted",))
+    a = _site("www.http-notice.kz")
+    add("http_unknown_page", "DNAT to a page no fingerprint knows: an HTTP diff",
+        f"http://{a.name}/", (a,), dnat(a.ip, 80, plan.NOTICE), _blocked("http", "diff"))
+
+    # --- Throttling. The probe's web test sees a transfer that times out while bytes still
+    # arrive; naming the mechanism (ip_throttle, sni_throttle) needs the throttling test.
+    a = _site("www.slow-ip.kg", http="big", https="big")
+    add("throttle_ip_http", "128 kbit/s on the site's address (tc htb + u32)",
+        f"http://{a.name}/", (a,), shape(a.ip, "128kbit"), _throttled("http", None))
+    a = _site("www.slow-ip-tls.kg", http="big", https="big")
+    b = _site("www.fast-neighbour.kg", http="big", https="big")
+    add("throttle_ip_https", "128 kbit/s on the site's address, HTTPS", f"https://{a.name}/",
+        (a, b), shape(a.ip, "128kbit"), _throttled("http", None))
+    add("throttle_cohosted_baseline", "the neighbour of a throttled address stays fast",
+        f"https://{b.name}/", (a, b), shape(a.ip, "128kbit"), OK)
+    a = _site("www.slow-sni.kz", http="big", https="big")
+    add("throttle_sni_policer", "connections whose SNI names the site are marked (CONNMARK) "
+        "and policed above 16 kB/s (hashlimit drop)", f"https://{a.name}/", (a,),
+        sni_policer(a.name, "16kb/s"), _throttled("http", None))
+
+    # --- Site problems that are not censorship: the control sees the same.
+    a = _site("www.down.kg", http="none", https="none")
+    add("down_everywhere", "nothing listens at the site (refused at the probe and the control)",
+        f"https://{a.name}/", (a,), (), _down("tcp", "refused"))
+    a = _site("www.down-http.kz", http="none", https="none")
+    add("down_everywhere_http", "nothing listens at the site, HTTP URL", f"http://{a.name}/",
+        (a,), (), _down("tcp", "refused"))
+    a = _site("www.no-such-site.kg", dns="nxdomain")
+    add("nxdomain_everywhere", "the name does not exist anywhere", f"https://{a.name}/", (a,),
+        (), _down("dns", "nxdomain"))
+    a = _site("www.no-address.kz", dns="no_a")
+    add("no_a_records", "the name exists but has no address records", f"https://{a.name}/",
+        (a,), (), _down("dns", "no_answer"))
+    a = _site("www.expired.kg", cert="expired")
+    add("expired_certificate", "the site's certificate expired (the control sees it too)",
+        f"https://{a.name}/", (a,), (), _down("tls", None))
+    a = _site("www.wrong-name.kz", cert="wrong_name")
+    add("wrong_host_name", "the site's certificate is for another name", f"https://{a.name}/",
+        (a,), (), _down("tls", None))
+    a = _site("www.localhost-everywhere.kg", dns="localhost")
+    add("localhost_everywhere", "the site's own DNS says 127.0.0.1 (misconfigured, OONI QA #26)",
+        f"https://{a.name}/", (a,), (), _down("dns", "bogon"))
+    a = _site("www.redirect-loop.kz", http="redirects:15", https="redirects:15")
+    add("too_many_redirects", "the site redirects 15 times (more than 10)", f"https://{a.name}/",
+        (a,), (), _down("http", None))
+
+    # --- Redirect chains whose later hop is blocked (OONI QA #29-#37).
+    b = _site("www.hop-tls-reset.kg")
+    a = _site("www.short-tls.kg", https=f"redirect:https://{b.name}/")
+    add("redirect_then_tls_reset", "first hop fine, the redirect target's SNI is reset",
+        f"https://{a.name}/", (a, b), rst_on_string(b.name, 443), _blocked("tls", "reset"))
+    b = _site("www.hop-nxdomain.kz")
+    a = _site("www.short-dns.kz", https=f"redirect:https://{b.name}/")
+    add("redirect_then_nxdomain", "first hop fine, the ISP resolver NXDOMAINs the target",
+        f"https://{a.name}/", (a, b), isp_lies(b.name, "nxdomain"), _blocked("dns", "nxdomain"))
+    b = _site("www.hop-refused.kg")
+    a = _site("www.short-tcp.kg", https=f"redirect:https://{b.name}/")
+    add("redirect_then_refused", "first hop fine, RST to the SYN to the target",
+        f"https://{a.name}/", (a, b), rst_on_syn(b.ip, 443), _blocked("tcp", "refused"))
+    b = _site("www.hop-http-reset.kz")
+    a = _site("www.short-http.kz", http=f"redirect:http://{b.name}/")
+    add("redirect_then_http_reset", "first hop fine, RST on the target's Host header",
+        f"http://{a.name}/", (a, b), rst_on_string(f"Host: {b.name}", 80),
+        _blocked("http", "reset"))
+
+    # --- The control vantage cannot be reached: never "accessible" by default, never blocked.
+    a = _site("www.no-control-http.kg")
+    add("control_blocked_http", "the control is reset on its SNI; the site itself is fine "
+        "(OONI QA #7)", f"http://{a.name}/", (a,), block_control(), INCONCLUSIVE,
+        exclusive=True)
+    a = _site("www.no-control-https.kz")
+    add("control_blocked_https", "control blocked; the page still came over valid HTTPS "
+        "(OONI QA #8)", f"https://{a.name}/", (a,), block_control(), OK, exclusive=True)
+    a = _site("www.no-control-rst.kg")
+    add("control_blocked_site_blocked", "control blocked and the site reset: without a "
+        "control nothing is called blocked", f"https://{a.name}/", (a,),
+        (*block_control(), *rst_on_syn(a.ip, 443)), INCONCLUSIVE, exclusive=True)
+
+    # --- Shutdown: nothing is forwarded and the ISP resolver has no uplink.
+    a = _site("www.shutdown.kz")
+    add("shutdown", "everything forwarded is dropped: the probe must not call the site "
+        "blocked", f"https://{a.name}/", (a,), shutdown(), INCONCLUSIVE, exclusive=True)
+    return s
+
+
+SCENARIOS: tuple[Scenario, ...] = tuple(_build())
+BY_NAME: dict[str, Scenario] = {scenario.name: scenario for scenario in SCENARIOS}

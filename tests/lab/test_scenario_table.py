@@ -1,0 +1,136 @@
+"""The scenario table and the lab's pure helpers, checked without root.
+
+The table must cover what the lab promises (at least 40 techniques), its OONI keys must be
+the ones Kuzot's verdict maps to, and scenarios that run side by side must not touch each
+other's traffic: each rule targets only its own scenario's names and addresses.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import ssl
+
+import pytest
+from scapy.layers.dns import DNS, DNSQR
+from scapy.layers.inet import IP, TCP, UDP
+
+from probe.analysis import ooni_blocking
+from probe.bogons import is_bogon
+from tests.lab import injector, plan, relay
+from tests.lab.model import Inject, Iptables, IspAnswer, Scenario, Shape
+from tests.lab.scenarios import SCENARIOS
+
+
+def _targets(scenario: Scenario) -> set[str]:
+    """Names, strings and addresses the scenario's censor actions aim at."""
+    out: set[str] = set()
+    for action in scenario.censor:
+        if isinstance(action, IspAnswer | Inject):
+            out.add(action.match if isinstance(action, Inject) else action.name)
+        elif isinstance(action, Shape):
+            out.add(action.ip)
+        elif isinstance(action, Iptables):
+            spec = list(action.spec)
+            for flag in ("--string", "-d"):
+                if flag in spec:
+                    out.add(spec[spec.index(flag) + 1])
+    return out
+
+
+def test_the_table_covers_at_least_forty_named_techniques() -> None:
+    names = [s.name for s in SCENARIOS]
+    assert len(names) >= 40
+    assert len(set(names)) == len(names)
+    layers = {s.expect.layer for s in SCENARIOS if s.expect.verdict == "blocked"}
+    assert layers == {"dns", "tcp", "tls", "http"}
+    verdicts = {s.expect.verdict for s in SCENARIOS}
+    assert verdicts == {"ok", "blocked", "down", "throttled", "inconclusive"}
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS, ids=lambda s: s.name)
+def test_ooni_keys_are_those_of_the_kuzot_verdict(scenario: Scenario) -> None:
+    e = scenario.expect
+    analysis = {"verdict": e.verdict, "layer": e.layer, "mechanism": e.mechanism}
+    assert ooni_blocking(analysis) == (e.blocking, e.accessible)
+
+
+@pytest.mark.parametrize("scenario", [s for s in SCENARIOS if not s.exclusive],
+                         ids=lambda s: s.name)
+def test_shared_scenarios_aim_only_at_their_own_sites(scenario: Scenario) -> None:
+    own = {site.name for site in scenario.sites} | {site.ip for site in scenario.sites}
+    for target in _targets(scenario):
+        bare = target.removeprefix("Host: ")
+        assert bare in own, f"{scenario.name} aims at {target!r}, not one of its sites"
+    for other in SCENARIOS:
+        if other is scenario or other.exclusive or set(other.sites) == set(scenario.sites):
+            continue
+        their = " ".join(site.name for site in other.sites)
+        for target in _targets(scenario):
+            assert target.removeprefix("Host: ") not in their, (scenario.name, other.name)
+
+
+def test_sites_have_public_looking_addresses_and_the_client_a_private_one() -> None:
+    world = ipaddress.ip_network(plan.WORLD_NET)
+    for scenario in SCENARIOS:
+        for site in scenario.sites:
+            assert ipaddress.ip_address(site.ip) in world
+            assert not is_bogon(site.ip)
+    for address in (*plan.CENSOR_SERVICES, plan.AUTH_DNS, plan.PUBLIC_RESOLVER, plan.CONTROL_IP):
+        assert not is_bogon(address), address
+    assert ipaddress.ip_network(plan.CLIENT_NET).is_private
+    assert is_bogon(plan.FORGED_BOGON)
+
+
+def test_overlap_check_flags_host_networks_inside_lab_blocks() -> None:
+    lab = ("88.212.0.0/16", "192.168.77.0/24")
+    assert plan.overlapping(lab, ["192.0.2.2/24", "fd00::2/64", "10.255.255.53"]) == []
+    assert plan.overlapping(lab, ["88.212.3.4/32"]) == [("88.212.0.0/16", "88.212.3.4/32")]
+    assert plan.overlapping(lab, ["192.168.0.0/16"]) == [("192.168.77.0/24", "192.168.0.0/16")]
+    assert plan.overlapping(lab, ["0.0.0.0/0", "not an address"]) == []
+
+
+def _client_hello(server_name: str) -> bytes:
+    context = ssl.create_default_context()
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    tls = context.wrap_bio(incoming, outgoing, server_hostname=server_name)
+    with pytest.raises(ssl.SSLWantReadError):
+        tls.do_handshake()
+    return outgoing.read()
+
+
+def test_the_proxy_reads_the_sni_and_the_host_header() -> None:
+    assert relay.sni_of(_client_hello("www.dns-proxy-tls.kg")) == "www.dns-proxy-tls.kg"
+    assert relay.sni_of(b"GET / HTTP/1.1\r\n") is None
+    assert relay.sni_of(_client_hello("x.kg")[:20]) is None
+    head = b"GET / HTTP/1.1\r\nHost: WWW.Dns-Proxy.kg:80\r\nAccept: */*\r\n\r\n"
+    assert relay.host_of(head) == "www.dns-proxy.kg"
+    assert relay.host_of(b"GET / HTTP/1.1\r\n\r\n") is None
+
+
+def test_the_injector_forges_a_dns_answer_only_for_its_name_at_the_border() -> None:
+    rules = [{"kind": "dns", "match": "www.dns-injected.kz", "answer": plan.FORGED_BOGON}]
+    query = (IP(src=plan.CLIENT_IP, dst=plan.PUBLIC_RESOLVER) / UDP(sport=40000, dport=53)
+             / DNS(id=77, rd=1, qd=DNSQR(qname="www.dns-injected.kz", qtype="A")))
+    [forged] = injector.decide(IP(bytes(query)), rules)
+    assert (forged.src, forged.dst, forged[UDP].dport) == (plan.PUBLIC_RESOLVER, plan.CLIENT_IP,
+                                                           40000)
+    assert forged[DNS].id == 77 and forged[DNS].an[0].rdata == plan.FORGED_BOGON
+    other = query.copy()
+    other[DNSQR].qname = "www.ok-https.kg"
+    assert injector.decide(IP(bytes(other)), rules) == []
+    to_isp = query.copy()
+    to_isp[IP].dst = plan.ISP_RESOLVER
+    assert injector.decide(IP(bytes(to_isp)), rules) == []
+
+
+def test_the_injector_acknowledges_the_matched_payload_and_closes() -> None:
+    rules = [{"kind": "http_blockpage", "match": "Host: www.x.kg", "answer": None}]
+    request = (IP(src=plan.CLIENT_IP, dst="88.212.10.9")
+               / TCP(sport=40001, dport=80, flags="PA", seq=1000, ack=5000)
+               / b"GET / HTTP/1.1\r\nHost: www.x.kg\r\n\r\n")
+    page, fin = injector.decide(IP(bytes(request)), rules)
+    acked = 1000 + len(bytes(request[TCP].payload))
+    assert (page[TCP].seq, page[TCP].ack, str(page[TCP].flags)) == (5000, acked, "PA")
+    assert bytes(page[TCP].payload).startswith(b"HTTP/1.1 200 OK")
+    assert (fin[TCP].seq, str(fin[TCP].flags)) == (5000 + len(bytes(page[TCP].payload)), "FA")
+    assert injector.decide(IP(bytes(request)), [{"kind": "fin", "match": "nope"}]) == []

@@ -1,0 +1,124 @@
+"""The world namespace's services: sites over HTTP and HTTPS, DNS, and the collector's TLS front.
+
+Run inside the world namespace as ``python -m tests.lab.world CONFIG.json`` (the lab does
+it). Each site listens only on its own address; several names may share one (co-hosting), in
+which case the TLS certificate is chosen by SNI and the page by the Host header. The
+authoritative server answers for every lab name; the public resolver forwards to it after a
+delay that stands for the distance to a resolver abroad. The collector itself runs as its own
+process (``python -m collector serve``) behind a TLS front, as an operator would run it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import ssl
+import sys
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from tests.lab import dnsd, pages, relay
+from tests.lab.plan import AUTH_DNS, CONTROL_IP, PUBLIC_RESOLVER, PUBLIC_RESOLVER_DELAY
+
+
+def _behaviour(site: dict[str, Any], scheme: str) -> str:
+    return str(site[scheme])
+
+
+def _site_app(sites: dict[str, dict[str, Any]], scheme: str) -> web.Application:
+    """One application per listener; the Host header picks the site."""
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        name = request.host.rsplit(":", 1)[0].lower()
+        site = sites.get(name) or next(iter(sites.values()))
+        behaviour = _behaviour(site, scheme)
+        headers = {"X-Kuzot-Site": site["name"]}
+        if behaviour.startswith("redirect:"):
+            raise web.HTTPFound(behaviour.removeprefix("redirect:"), headers=headers)
+        if behaviour.startswith("redirects:"):
+            left = int(behaviour.split(":")[1])
+            if request.path.startswith("/hop/"):
+                left = int(request.path.removeprefix("/hop/"))
+            if left > 0:
+                raise web.HTTPFound(f"/hop/{left - 1}", headers=headers)
+        if behaviour == "big":
+            return web.Response(body=pages.big_page(site["name"]), content_type="text/html",
+                                headers=headers)
+        return web.Response(text=pages.site_page(site["name"]), content_type="text/html",
+                            headers=headers)
+
+    app = web.Application()
+    app.router.add_get("/{tail:.*}", handler)
+    return app
+
+
+def _tls_context(sites: dict[str, dict[str, Any]]) -> ssl.SSLContext:
+    """A server context that presents each name's own certificate, chosen by SNI."""
+    contexts: dict[str, ssl.SSLContext] = {}
+    for name, site in sites.items():
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(site["cert_file"], site["key_file"])
+        contexts[name] = context
+    default = next(iter(contexts.values()))
+
+    def choose(sock: ssl.SSLObject, server_name: str | None, _ctx: ssl.SSLContext) -> None:
+        sock.context = contexts.get((server_name or "").lower(), default)
+
+    default.sni_callback = choose
+    return default
+
+
+async def _serve_sites(config: dict[str, Any]) -> list[web.AppRunner]:
+    by_listener: dict[tuple[str, str], dict[str, dict[str, Any]]] = {}
+    for site in config["sites"]:
+        for scheme in ("http", "https"):
+            if site[scheme] != "none":
+                by_listener.setdefault((site["ip"], scheme), {})[site["name"]] = site
+    runners = []
+    for (ip, scheme), sites in by_listener.items():
+        runner = web.AppRunner(_site_app(sites, scheme), access_log=None)
+        await runner.setup()
+        context = _tls_context(sites) if scheme == "https" else None
+        await web.TCPSite(runner, ip, 443 if scheme == "https" else 80,
+                          ssl_context=context).start()
+        runners.append(runner)
+    return runners
+
+
+async def _control_front(config: dict[str, Any]) -> asyncio.Server:
+    """TLS on the control's public address, relayed to the collector on loopback."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(config["control"]["cert_file"], config["control"]["key_file"])
+    host, _, port = config["control"]["backend"].rpartition(":")
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            upstream = await asyncio.open_connection(host, int(port))
+        except OSError:
+            writer.close()
+            return
+        await relay.splice((reader, writer), upstream)
+
+    return await asyncio.start_server(handle, CONTROL_IP, 443, ssl=context)
+
+
+async def main(config_path: str) -> None:
+    config = json.loads(Path(config_path).read_text())
+    zone = config["zone"]
+    await dnsd.serve(AUTH_DNS, dnsd.authoritative(zone))
+    await dnsd.serve(PUBLIC_RESOLVER, dnsd.forwarder(AUTH_DNS, delay=PUBLIC_RESOLVER_DELAY))
+    runners = await _serve_sites(config)
+    front = await _control_front(config)
+    Path(config["ready_file"]).write_text("ready\n")
+    try:
+        await asyncio.Event().wait()
+    finally:
+        front.close()
+        for runner in runners:
+            await runner.cleanup()
+
+
+if __name__ == "__main__":
+    asyncio.run(main(sys.argv[1]))
