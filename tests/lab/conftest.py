@@ -40,14 +40,24 @@ def lab_unavailable() -> str | None:
     return None
 
 
+def when_unavailable(reason: str | None, ci: str | None) -> tuple[str, str] | None:
+    """("skip" | "fail", message) for a lab that cannot run, or None when it can."""
+    if reason is None:
+        return None
+    if ci == "true":
+        return "fail", f"CI=true and the lab cannot run: {reason}"
+    return "skip", reason
+
+
 @pytest.fixture(scope="session")
 def lab_capable() -> None:
-    reason = lab_unavailable()
-    if reason is None:
+    decision = when_unavailable(lab_unavailable(), os.environ.get("CI"))
+    if decision is None:
         return
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"CI=true and the lab cannot run: {reason}")
-    pytest.skip(reason)
+    action, message = decision
+    if action == "fail":
+        pytest.fail(message)
+    pytest.skip(message)
 
 
 def _selected_scenarios(session: pytest.Session) -> list[str]:

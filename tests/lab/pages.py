@@ -19,10 +19,10 @@ def big_page(name: str) -> bytes:
     return head + b"<!--" + b"x" * (BIG_PAGE_BYTES - len(head) - 7) + b"-->"
 
 
-# A stub page like the ones Kazakh and Kyrgyz ISPs serve; its wording matches the
-# "ru_access_restricted" fingerprint of probe/blockpages.py, as the real ones do.
+# A stub page like the ones Kazakh and Kyrgyz ISPs serve, with the marker of the lab's own
+# blockpage fingerprint (probe/blockpages.py), as a real ISP's page has its own wording.
 BLOCKPAGE = ("<html><head><title>Доступ ограничен</title></head><body>"
-             "<h1>Доступ к ресурсу ограничен</h1>"
+             "<h1>Доступ к ресурсу ограничен</h1><!-- KUZOT-LAB-BLOCKPAGE -->"
              "<p>Доступ к данному ресурсу ограничен по решению уполномоченного органа.</p>"
              "</body></html>")
 

@@ -105,7 +105,7 @@ def _build() -> list[Scenario]:
     a = _site("www.dns-blockpage.kz")
     add("dns_blockpage_http", "ISP resolver points the name at the ISP's blockpage server",
         f"http://{a.name}/", (a,), isp_lies(a.name, f"a:{plan.BLOCKPAGE}"),
-        _blocked("dns", "blockpage"), evidence=("blockpage:ru_access_restricted",))
+        _blocked("dns", "blockpage"), evidence=("blockpage:",))
     a = _site("www.dns-blockpage-tls.kz")
     add("dns_blockpage_https", "ISP resolver points at the blockpage server, which refuses :443",
         f"https://{a.name}/", (a,), isp_lies(a.name, f"a:{plan.BLOCKPAGE}"),
@@ -188,11 +188,11 @@ def _build() -> list[Scenario]:
     a = _site("www.http-dnat.kz")
     add("http_blockpage_dnat", "connections to the site's :80 DNATed to the ISP's blockpage",
         f"http://{a.name}/", (a,), dnat(a.ip, 80, plan.BLOCKPAGE),
-        _blocked("http", "blockpage"), evidence=("blockpage:ru_access_restricted",))
+        _blocked("http", "blockpage"), evidence=("blockpage:",))
     a = _site("www.http-injected.kg")
     add("http_blockpage_injected", "request dropped, a blockpage forged as the answer (scapy)",
         f"http://{a.name}/", (a,), inject_blockpage(a.name), _blocked("http", "blockpage"),
-        evidence=("blockpage:ru_access_restricted",))
+        evidence=("blockpage:",))
     a = _site("www.http-notice.kz")
     add("http_unknown_page", "DNAT to a page no fingerprint knows: an HTTP diff",
         f"http://{a.name}/", (a,), dnat(a.ip, 80, plan.NOTICE), _blocked("http", "diff"))

@@ -17,6 +17,7 @@ from scapy.layers.inet import IP, TCP, UDP
 from probe.analysis import ooni_blocking
 from probe.bogons import is_bogon
 from tests.lab import injector, plan, relay
+from tests.lab.conftest import when_unavailable
 from tests.lab.model import Inject, Iptables, IspAnswer, Scenario, Shape
 from tests.lab.scenarios import SCENARIOS
 
@@ -134,3 +135,11 @@ def test_the_injector_acknowledges_the_matched_payload_and_closes() -> None:
     assert bytes(page[TCP].payload).startswith(b"HTTP/1.1 200 OK")
     assert (fin[TCP].seq, str(fin[TCP].flags)) == (5000 + len(bytes(page[TCP].payload)), "FA")
     assert injector.decide(IP(bytes(request)), [{"kind": "fin", "match": "nope"}]) == []
+
+
+def test_a_lab_that_cannot_run_skips_locally_and_fails_in_ci() -> None:
+    assert when_unavailable(None, "true") is None
+    assert when_unavailable("needs root", None) == ("skip", "needs root")
+    assert when_unavailable("needs root", "false") == ("skip", "needs root")
+    assert when_unavailable("needs root", "true") == (
+        "fail", "CI=true and the lab cannot run: needs root")
