@@ -99,6 +99,11 @@ class Topology:
               timeout: float = 30.0) -> subprocess.CompletedProcess[str]:
         return run(*self.exec_prefix(namespace), *args, check=check, timeout=timeout)
 
+    def sysctl(self, namespace: str, key: str, value: str) -> None:
+        """Set a per-namespace sysctl through /proc (no dependency on procps)."""
+        path = "/proc/sys/" + key.replace(".", "/")
+        self.in_ns(namespace, "sh", "-c", f"echo {value} > {path}")
+
     def build(self) -> None:
         """Create the namespaces, links, addresses, routes and resolver files."""
         check_host_overlap()
@@ -118,10 +123,11 @@ class Topology:
         run("ip", "link", "add", CENSOR_WAN, "netns", x, "type", "veth", "peer", "name", "eth0",
             "netns", w)
         for namespace in self.namespaces:
-            self.in_ns(namespace, "sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1")
-            self.in_ns(namespace, "sysctl", "-qw", "net.ipv6.conf.default.disable_ipv6=1")
+            # IPv4 only: no IPv6 packet (router solicitations, DAD) ever leaves a lab host.
+            self.sysctl(namespace, "net.ipv6.conf.all.disable_ipv6", "1")
+            self.sysctl(namespace, "net.ipv6.conf.default.disable_ipv6", "1")
             run("ip", "-n", namespace, "link", "set", "lo", "up")
-        self.in_ns(x, "sysctl", "-qw", "net.ipv4.ip_forward=1")
+        self.sysctl(x, "net.ipv4.ip_forward", "1")
 
         run("ip", "-n", c, "addr", "add", f"{plan.CLIENT_IP}/24", "dev", "eth0")
         run("ip", "-n", c, "link", "set", "eth0", "up")
