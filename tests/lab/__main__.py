@@ -106,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     run_cmd = sub.add_parser("run")
     run_cmd.add_argument("scenarios", nargs="*")
-    run_cmd.add_argument("--workers", type=int, default=6)
+    run_cmd.add_argument("--workers", type=int, default=4)
     up = sub.add_parser("up")
     up.add_argument("scenarios", nargs="+")
     shell = sub.add_parser("shell")

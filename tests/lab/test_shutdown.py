@@ -28,7 +28,7 @@ def _probe_config(lab: Lab, token: str) -> Path:
         "identity: {probe_id: lab-probe, country: KG}\n"
         f"collector: {{url: '{CONTROL_URL}', token: '{token}', ca_file: '{lab.ca_file}'}}\n"
         f"ca_file: '{lab.ca_file}'\n"
-        "timeouts: {dns: 2s, connect: 2s, tls: 2s, http: 3s, control: 8s}\n"
+        "timeouts: {dns: 3s, connect: 3s, tls: 3s, http: 4s, control: 10s}\n"
         f"targets: [{{url: '{target}'}}]\n"
         "ladder:\n"
         f"  foreign: ['{plan.PUBLIC_RESOLVER}:443', '{plan.AUTH_DNS}:443']\n"

@@ -157,8 +157,8 @@ class Topology:
         # the client asks the ISP resolver, the world (and so the control) a public one.
         # The client's C library waits longer for a silent resolver than the probe does, as
         # with the defaults of a real system (5 s, twice), so silence shows as the probe's own
-        # timeout; three seconds instead of ten keep the probe's exit quick.
-        self._resolv(c, plan.ISP_RESOLVER, "timeout:3 attempts:1")
+        # timeout; four seconds instead of ten keep the probe's exit quick.
+        self._resolv(c, plan.ISP_RESOLVER, "timeout:4 attempts:1")
         self._resolv(x, plan.AUTH_DNS, "timeout:1 attempts:1")
         self._resolv(w, plan.PUBLIC_RESOLVER, "timeout:1 attempts:2")
 
