@@ -541,8 +541,16 @@ def _failed_request(hop: _Hop, request: Record, control: _Control, dns: _DNSView
                     [*evidence, "control_http:ok"])
 
 
+# Headers that describe how an HTTP/1.1 message was framed and delivered, not who served it:
+# nearly every response carries them, so counting them makes any two pages' headers "match"
+# and hides an unknown blockpage behind its ordinary Content-Length. OONI's classic keys keep
+# OONI's own list (``ooni_classic``); Kuzot's verdict leaves these out as well.
+FRAMING_HEADERS = frozenset({"content-length", "connection", "transfer-encoding", "keep-alive"})
+
+
 def page_comparison(response: Record, control_http: Record) -> ooni_classic.HTTPDiff:
-    """OONI's comparison of one probe response with the control's final page."""
+    """OONI's comparison of one probe response with the control's final page, except that
+    framing headers (``FRAMING_HEADERS``) do not count as shared headers."""
     diff = ooni_classic.HTTPDiff()
     length, control_length = response.get("body_length") or 0, control_http.get("body_length")
     if length and control_length and not response.get("body_is_truncated"):
@@ -553,7 +561,7 @@ def page_comparison(response: Record, control_http: Record) -> ooni_classic.HTTP
         diff.status_code_match = True
     elif control_code is not None and control_code // 100 == 2:
         diff.status_code_match = False
-    common = ooni_classic.COMMON_HEADERS
+    common = ooni_classic.COMMON_HEADERS | FRAMING_HEADERS
     probe_keys = {k.lower() for k in response.get("headers") or {}} - common
     control_keys = {k.lower() for k in control_http.get("headers") or {}} - common
     diff.headers_match = bool(probe_keys & control_keys)

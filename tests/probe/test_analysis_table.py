@@ -18,6 +18,7 @@ import pytest
 
 from probe import analysis, failures
 from tests.probe.observations import (
+    PAGE_HEADERS,
     Measurement,
     control,
     control_failed_page,
@@ -41,6 +42,8 @@ NXDOMAIN, REFUSED, RESET, EOF, TIMEOUT = (
     failures.EOF_ERROR, failures.TIMEOUT)
 CHALLENGE_HEADERS = {"Server": "cloudflare", "cf-mitigated": "challenge", "Alt-Svc": "h3"}
 SITE_HEADERS = {"Server": "cloudflare", "Alt-Svc": "h3", "Content-Type": "text/html"}
+FRAMED_NOTICE_HEADERS = {"Content-Type": "text/html", "Content-Length": "126",
+                         "Connection": "close"}
 BLOCKPAGE_BODY = "<html><head><title>Access Denied</title></head><body>denied</body></html>"
 
 
@@ -432,6 +435,19 @@ ROWS = [
                                     body="<p>KUZOT-LAB-BLOCKPAGE</p>", sha="lab")),
         "http-diff", False, ("blocked", "http", "blockpage"), "consistent",
         evidence=("blockpage:kuzot_lab_blockpage", "confirmed:kuzot_lab_blockpage"), cc="KG"),
+    # An unknown notice page from a server that frames its answer as the site does. OONI's
+    # header list leaves Content-Length and Connection in, so its keys see shared headers and
+    # no diff; Kuzot's verdict ignores framing headers and sees the page for what it is.
+    Row("K10 unknown page with the site's framing headers",
+        lambda: plain(
+            http=response(200, 126, "Maintenance notice", FRAMED_NOTICE_HEADERS,
+                          body="<p>Service temporarily unavailable in your region.</p>",
+                          sha="notice"),
+            control_http=control_page(headers={**PAGE_HEADERS, **FRAMED_NOTICE_HEADERS})),
+        False, True, ("blocked", "http", "diff"), "consistent",
+        diff={"status_code_match": True, "body_length_match": False, "headers_match": True,
+              "title_match": False},
+        evidence=("headers_match:False",)),
 ]
 
 
