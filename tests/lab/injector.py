@@ -36,10 +36,10 @@ PACKET_OUTGOING = 4
 
 
 def blockpage_response() -> bytes:
-    body = pages.BLOCKPAGE.encode()
-    head = (f"HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=utf-8\r\n"
-            f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n").encode()
-    return head + body
+    """The forged answer: one segment, the body delimited by the FIN that follows (no
+    Content-Length), as on-path injectors commonly send it."""
+    head = b"HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=utf-8\r\n\r\n"
+    return head + pages.BLOCKPAGE.encode()
 
 
 def forge_dns(packet: IP, answer: str) -> IP:
