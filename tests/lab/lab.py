@@ -265,8 +265,9 @@ class Lab:
             time.sleep(0.05)
         if pending:
             raise LabError(f"lab services not ready in {timeout}s: {sorted(pending)}")
+        host, _, port = plan.COLLECTOR_BACKEND.rpartition(":")
         wait = ("import socket,time\nfor _ in range(300):\n try:\n"
-                f"  socket.create_connection(('127.0.0.1', {plan.COLLECTOR_BACKEND[-4:]}), 1)"
+                f"  socket.create_connection(({host!r}, {int(port)}), 1)"
                 "\n  break\n except OSError: time.sleep(0.05)\nelse: raise SystemExit(1)")
         result = self.topology.in_ns(self.topology.world, sys.executable, "-c", wait,
                                      check=False)
@@ -283,12 +284,12 @@ class Lab:
                 self._iptables("-A", action)
                 applied.iptables.append(action)
             elif isinstance(action, Shape):
+                # Downloads from the address leave the censor towards the client: shape there.
                 class_id = next(self._class_ids)
-                tc = ("tc",)
-                self.topology.in_ns(self.topology.censor, *tc, "class", "add", "dev", CENSOR_LAN,
-                                    "parent", "1:", "classid", f"1:{class_id}", "htb", "rate",
-                                    action.rate, "ceil", action.rate)
-                self.topology.in_ns(self.topology.censor, *tc, "filter", "add", "dev",
+                self.topology.in_ns(self.topology.censor, "tc", "class", "add", "dev",
+                                    CENSOR_LAN, "parent", "1:", "classid", f"1:{class_id}",
+                                    "htb", "rate", action.rate, "ceil", action.rate)
+                self.topology.in_ns(self.topology.censor, "tc", "filter", "add", "dev",
                                     CENSOR_LAN, "parent", "1:", "protocol", "ip", "prio",
                                     str(class_id), "u32", "match", "ip", "src",
                                     f"{action.ip}/32", "flowid", f"1:{class_id}")

@@ -23,17 +23,13 @@ from tests.lab import dnsd, pages, relay
 from tests.lab.plan import AUTH_DNS, CONTROL_IP, PUBLIC_RESOLVER, PUBLIC_RESOLVER_DELAY
 
 
-def _behaviour(site: dict[str, Any], scheme: str) -> str:
-    return str(site[scheme])
-
-
 def _site_app(sites: dict[str, dict[str, Any]], scheme: str) -> web.Application:
     """One application per listener; the Host header picks the site."""
 
     async def handler(request: web.Request) -> web.StreamResponse:
         name = request.host.rsplit(":", 1)[0].lower()
         site = sites.get(name) or next(iter(sites.values()))
-        behaviour = _behaviour(site, scheme)
+        behaviour = str(site[scheme])
         headers = {"X-Kuzot-Site": site["name"]}
         if behaviour.startswith("redirect:"):
             raise web.HTTPFound(behaviour.removeprefix("redirect:"), headers=headers)
