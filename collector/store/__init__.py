@@ -1,18 +1,42 @@
 """The storage interface. SQLite is the embedded default; PostgreSQL implements the same one.
 
 Both implementations must pass ``tests/collector/store`` unchanged. ``add_measurements`` returns
-only after the rows are durable (committed), and is idempotent by ``measurement_uid``.
+only after the rows are durable (committed), and is idempotent by ``measurement_uid``: a uid
+is stored once whatever the number of retries, collectors or concurrent requests.
+
+Times cross this interface as UTC strings ``"YYYY-MM-DD HH:MM:SS"`` (OONI's format), which sort
+as text in the same order as in time. A store that cannot reach its database raises
+``StoreUnavailable`` so the HTTP layer answers 503 (retry later) instead of acknowledging.
+
+To add a method (for example events), add it to ``Store`` below, to ``SQLiteStore`` with a new
+entry in ``sqlite.MIGRATIONS``, and to ``PostgresStore`` with a new entry in
+``postgres.MIGRATIONS``; then add its tests to ``tests/collector/store``, which run on both.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
+from urllib.parse import urlsplit
+
+VERDICTS = ("ok", "blocked", "down", "throttled", "inconclusive")
+AXES = ("day", "hour", "cc", "asn", "domain", "input", "test_name")
+Axis = Literal["day", "hour", "cc", "asn", "domain", "input", "test_name"]
+TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
+
+
+class StoreUnavailable(Exception):
+    """The database cannot be reached or written right now; the client should retry."""
 
 
 @dataclass(frozen=True, slots=True)
 class StoredMeasurement:
-    """Columns extracted from a validated measurement; ``body`` is the JSON document."""
+    """Columns extracted from a validated measurement; ``body`` is the JSON document.
+
+    ``probe_cc``/``probe_asn`` are the effective location: from the GeoIP database when one is
+    configured and knows the submitter's address (``location_source="geoip"``), else the probe's
+    declared values. ``location_mismatch`` records that the two disagreed.
+    """
 
     uid: str
     probe_id: str
@@ -26,6 +50,56 @@ class StoredMeasurement:
     layer: str | None
     mechanism: str | None
     body: str
+    location_source: str = "declared"
+    location_mismatch: bool = False
+
+    @property
+    def domain(self) -> str | None:
+        return domain_of(self.input)
+
+
+@dataclass(frozen=True, slots=True)
+class Filters:
+    """Filters shared by the measurement list and the aggregation; None means any."""
+
+    since: str | None = None
+    until: str | None = None
+    cc: str | None = None
+    asn: str | None = None
+    test_name: str | None = None
+    input: str | None = None
+    domain: str | None = None
+    verdict: str | None = None
+
+
+# The measurement columns in the order both stores write and read them.
+MEASUREMENT_COLUMNS = (
+    "uid", "probe_id", "test_name", "input", "domain", "probe_cc", "probe_asn", "start_time",
+    "received_at", "verdict", "layer", "mechanism", "location_source", "location_mismatch",
+    "body",
+)
+# Filter field -> column; ``since`` and ``until`` bound ``start_time``.
+FILTER_COLUMNS = {
+    "cc": "probe_cc", "asn": "probe_asn", "test_name": "test_name", "input": "input",
+    "domain": "domain", "verdict": "verdict",
+}
+COUNT_COLUMNS = ("measurement_count", *(f"{v}_count" for v in VERDICTS))
+
+
+def domain_of(input_: str | None) -> str | None:
+    """The lower-case host name of a URL input, or None for inputs that are not URLs."""
+    if not input_ or "://" not in input_:
+        return None
+    try:
+        host = urlsplit(input_).hostname
+    except ValueError:
+        return None
+    return host.lower() if host else None
+
+
+def target_key(input_: str | None) -> str:
+    """The key of ``target_state``: the input, or "" for tests without one (platforms)."""
+    return input_ or ""
 
 
 class Store(Protocol):
@@ -33,21 +107,33 @@ class Store(Protocol):
         """Store the rows durably; returns the uids newly inserted (duplicates are skipped)."""
 
     async def measurements(
-        self, *, since: str | None = None, until: str | None = None, cc: str | None = None,
-        asn: str | None = None, test_name: str | None = None, input: str | None = None,
-        limit: int = 100,
-    ) -> list[dict[str, Any]]: ...
+        self, filters: Filters, *, after: tuple[str, str] | None = None, limit: int = 100,
+    ) -> list[dict[str, Any]]:
+        """Rows newest first (``start_time``, then ``uid``, descending), without ``body``
+        unless ``with_body``; ``after`` is the (start_time, uid) of the last row already seen."""
+
+    async def measurement_bodies(self, uids: list[str]) -> dict[str, str]:
+        """The JSON documents of the given uids (unknown uids are absent)."""
+
+    async def aggregate(self, filters: Filters, axes: tuple[Axis, ...],
+                        max_groups: int) -> list[dict[str, Any]]:
+        """Counts per group of ``axes``: ``measurement_count`` and ``<verdict>_count``.
+
+        Returns at most ``max_groups + 1`` groups so the caller can tell it was cut."""
 
     async def count_measurements(self) -> int: ...
 
     async def latest_by_target(self) -> list[dict[str, Any]]:
-        """The latest verdict per (cc, asn, test_name, input)."""
+        """The latest verdict per (cc, asn, test_name, input), maintained on insert."""
 
-    async def verdict_counts(self) -> list[tuple[str, str, str, str, int]]:
-        """(test_name, cc, asn, verdict, count) over everything stored."""
+    async def add_heartbeat(self, probe_id: str, sent_at: str, received_at: str, body: str,
+                            *, queue_depth: int | None = None,
+                            software_version: str | None = None) -> None:
+        """Append a heartbeat and update the probe's liveness row."""
 
-    async def add_heartbeat(self, probe_id: str, sent_at: str, received_at: str,
-                            body: str) -> None: ...
+    async def probes(self) -> list[dict[str, Any]]:
+        """Liveness per probe: probe_id, first_seen, last_seen, sent_at, queue_depth,
+        software_version (last_seen is when the last heartbeat arrived)."""
 
     async def add_token(self, probe_id: str, token_hash: str, created_at: str) -> None: ...
 
@@ -58,13 +144,31 @@ class Store(Protocol):
 
     async def tokens(self) -> list[dict[str, Any]]: ...
 
+    async def acquire_lease(self, name: str, holder: str, now: str, expires_at: str) -> bool:
+        """Take or renew the lease ``name`` for ``holder`` until ``expires_at``.
+
+        Succeeds when the lease is free, expired at ``now``, or already held by ``holder``.
+        With several collectors on one database this elects the one that runs a singleton job
+        (detection) so its output is not duplicated."""
+
+    async def release_lease(self, name: str, holder: str) -> None: ...
+
+    async def schema_version(self) -> int: ...
+
     async def close(self) -> None: ...
 
 
-async def open_store(database: str) -> Store:
-    """Open the store named by a path (SQLite) or a ``postgresql://`` DSN."""
-    if database.startswith(("postgresql://", "postgres://")):
-        raise ValueError("database: the PostgreSQL store is not built yet; use a SQLite path")
+def is_postgres(database: str) -> bool:
+    return database.startswith(("postgresql://", "postgres://"))
+
+
+async def open_store(database: str, *, pool_size: int = 10) -> Store:
+    """Open the store named by a path (SQLite) or a ``postgresql://`` DSN; runs migrations."""
+    if is_postgres(database):
+        from collector.store.postgres import PostgresStore
+
+        postgres: Store = await PostgresStore.open(database, pool_size=pool_size)
+        return postgres
     from collector.store.sqlite import SQLiteStore
 
     store: Store = await SQLiteStore.open(database)

@@ -1,19 +1,42 @@
-"""SQLite store: the embedded default. WAL journal, one transaction per batch, synchronous=FULL.
+"""SQLite store: the embedded default. WAL journal, group commit, synchronous=FULL.
 
 ``synchronous=FULL`` in WAL mode makes each commit durable across power loss, which the
-ingest contract needs (200 only after the batch is durable). Parameterised SQL only.
+ingest contract needs (200 only after the batch is durable). Every write goes through one
+writer task that commits whatever requests are waiting in a single transaction (group commit,
+each request in its own savepoint), so many small concurrent uploads share one fsync. Reads use
+a second connection and see only committed data. Parameterised SQL only.
+
+The schema is versioned with ``PRAGMA user_version``; ``MIGRATIONS[n - 1]`` brings a database
+from version n - 1 to n inside one ``BEGIN IMMEDIATE`` transaction, so two processes opening the
+same file at once migrate it once.
 """
 
 from __future__ import annotations
 
+import asyncio
+import sqlite3
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import aiosqlite
 
-from collector.store import StoredMeasurement
+from collector.store import (
+    MEASUREMENT_COLUMNS,
+    Axis,
+    Filters,
+    StoredMeasurement,
+    StoreUnavailable,
+    domain_of,
+    target_key,
+)
+from collector.store import sql as sqlbuild
 
-SCHEMA_VERSION = 1
+T = TypeVar("T")
+Step = str | Callable[[aiosqlite.Connection], Awaitable[None]]
+
+# Version 1: the walking skeleton's schema, kept verbatim so old files migrate.
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS measurements (
     uid TEXT PRIMARY KEY,
@@ -47,126 +70,384 @@ CREATE TABLE IF NOT EXISTS tokens (
 );
 """
 
-_COLUMNS = ("uid", "probe_id", "test_name", "input", "probe_cc", "probe_asn", "start_time",
-            "received_at", "verdict", "layer", "mechanism", "body")
+
+async def _backfill_domains(db: aiosqlite.Connection) -> None:
+    """Version 2 adds ``domain``; compute it for rows stored before (Python knows URLs)."""
+    async with db.execute("SELECT uid, input FROM measurements WHERE input IS NOT NULL") as cur:
+        rows = await cur.fetchall()
+    await db.executemany("UPDATE measurements SET domain = ? WHERE uid = ?",
+                         [(domain_of(r[1]), r[0]) for r in rows])
+
+
+_TARGET_STATE_FILL = """
+INSERT INTO target_state (probe_cc, probe_asn, test_name, target, uid, start_time, verdict,
+                          layer, mechanism)
+SELECT probe_cc, probe_asn, test_name, coalesce(input, ''), uid, start_time, verdict, layer,
+       mechanism
+FROM (SELECT *, row_number() OVER (PARTITION BY probe_cc, probe_asn, test_name,
+                                   coalesce(input, '') ORDER BY start_time DESC, uid DESC) AS n
+      FROM measurements)
+WHERE n = 1
+"""
+
+MIGRATIONS: tuple[tuple[Step, ...], ...] = (
+    tuple(s for s in SCHEMA.split(";") if s.strip()),
+    (
+        "ALTER TABLE measurements ADD COLUMN domain TEXT",
+        "ALTER TABLE measurements ADD COLUMN location_source TEXT NOT NULL DEFAULT 'declared'",
+        "ALTER TABLE measurements ADD COLUMN location_mismatch INTEGER NOT NULL DEFAULT 0",
+        _backfill_domains,
+        "DROP INDEX measurements_time",
+        "CREATE INDEX measurements_page ON measurements (start_time, uid)",
+        "CREATE INDEX measurements_domain ON measurements (domain, start_time)",
+        """CREATE TABLE target_state (
+            probe_cc TEXT NOT NULL, probe_asn TEXT NOT NULL, test_name TEXT NOT NULL,
+            target TEXT NOT NULL, uid TEXT NOT NULL, start_time TEXT NOT NULL, verdict TEXT,
+            layer TEXT, mechanism TEXT,
+            PRIMARY KEY (probe_cc, probe_asn, test_name, target))""",
+        _TARGET_STATE_FILL,
+        "ALTER TABLE heartbeats ADD COLUMN queue_depth INTEGER",
+        "ALTER TABLE heartbeats ADD COLUMN software_version TEXT",
+        "DROP INDEX heartbeats_probe",
+        "CREATE INDEX heartbeats_probe ON heartbeats (probe_id, received_at)",
+        """CREATE TABLE probes (
+            probe_id TEXT PRIMARY KEY, first_seen TEXT NOT NULL, last_seen TEXT NOT NULL,
+            sent_at TEXT, queue_depth INTEGER, software_version TEXT)""",
+        """INSERT INTO probes (probe_id, first_seen, last_seen, sent_at)
+           SELECT probe_id, min(received_at), max(received_at), max(sent_at)
+           FROM heartbeats GROUP BY probe_id""",
+        """CREATE TABLE leases (
+            name TEXT PRIMARY KEY, holder TEXT NOT NULL, expires_at TEXT NOT NULL)""",
+    ),
+)
+SCHEMA_VERSION = len(MIGRATIONS)
+
+_LIST_COLUMNS = [c for c in MEASUREMENT_COLUMNS if c != "body"]
+_AXES = {
+    "day": "substr(start_time, 1, 10)",
+    "hour": "substr(start_time, 1, 13) || ':00:00'",
+    "cc": "probe_cc", "asn": "probe_asn", "domain": "domain", "input": "input",
+    "test_name": "test_name",
+}
+
+
+@asynccontextmanager
+async def _unavailable() -> AsyncIterator[None]:
+    """Database-level failures (locked, disk full, I/O error) become StoreUnavailable."""
+    try:
+        yield
+    except sqlite3.OperationalError as exc:
+        raise StoreUnavailable(f"sqlite: {exc}") from exc
+
+
+async def migrate(db: aiosqlite.Connection,
+                  migrations: Sequence[Sequence[Step]] = MIGRATIONS) -> int:
+    """Bring the schema to ``len(migrations)``; returns the version found before."""
+    await db.execute("BEGIN IMMEDIATE")
+    try:
+        async with db.execute("PRAGMA user_version") as cursor:
+            row = await cursor.fetchone()
+        found = int(row[0]) if row else 0
+        if found > len(migrations):
+            raise RuntimeError(f"database schema version {found} is newer than this "
+                               f"collector ({len(migrations)}); upgrade the collector")
+        for steps in migrations[found:]:
+            for step in steps:
+                if isinstance(step, str):
+                    await db.execute(step)
+                else:
+                    await step(db)
+        await db.execute(f"PRAGMA user_version={len(migrations)}")
+        await db.execute("COMMIT")
+    except BaseException:
+        await db.execute("ROLLBACK")
+        raise
+    return found
+
+
+def _wrap(exc: Exception) -> Exception:
+    if isinstance(exc, sqlite3.OperationalError):
+        wrapped = StoreUnavailable(f"sqlite: {exc}")
+        wrapped.__cause__ = exc
+        return wrapped
+    return exc
+
+
+class _GroupWriter:
+    """Runs write jobs in shared transactions: one fsync for all the jobs waiting.
+
+    Each job runs in its own savepoint, so one failing job rolls back only its own writes.
+    A job's caller waits until the transaction holding its writes has committed.
+    """
+
+    def __init__(self, db: aiosqlite.Connection) -> None:
+        self.db = db
+        self.queue: list[tuple[Callable[[aiosqlite.Connection], Awaitable[Any]],
+                               asyncio.Future[Any]]] = []
+        self.task: asyncio.Task[None] | None = None
+
+    async def run(self, job: Callable[[aiosqlite.Connection], Awaitable[T]]) -> T:
+        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        self.queue.append((job, future))
+        if self.task is None or self.task.done():
+            self.task = asyncio.create_task(self._drain())
+        return await future
+
+    async def _drain(self) -> None:
+        while self.queue:
+            batch, self.queue = self.queue, []
+            await self._commit(batch)
+
+    async def _commit(self, batch: list[tuple[Callable[[aiosqlite.Connection],
+                                                        Awaitable[Any]],
+                                               asyncio.Future[Any]]]) -> None:
+        outcomes: list[tuple[asyncio.Future[Any], Any, BaseException | None]] = []
+        try:
+            await self.db.execute("BEGIN IMMEDIATE")
+            try:
+                for index, (job, future) in enumerate(batch):
+                    await self.db.execute(f"SAVEPOINT job{index}")
+                    try:
+                        result = await job(self.db)
+                    except Exception as exc:  # noqa: BLE001 - handed to that job's caller
+                        await self.db.execute(f"ROLLBACK TO job{index}")
+                        outcomes.append((future, None, _wrap(exc)))
+                    else:
+                        outcomes.append((future, result, None))
+                    await self.db.execute(f"RELEASE job{index}")
+                await self.db.execute("COMMIT")
+            except BaseException:
+                if self.db.in_transaction:
+                    await self.db.execute("ROLLBACK")
+                raise
+        except Exception as exc:  # noqa: BLE001 - the commit failed: every job fails
+            failure = _wrap(exc)
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(failure)
+            return
+        for future, result, error in outcomes:
+            if future.done():
+                continue
+            if error is not None:
+                future.set_exception(error)
+            else:
+                future.set_result(result)
+
+    async def close(self) -> None:
+        if self.task is not None:
+            await asyncio.gather(self.task, return_exceptions=True)
 
 
 class SQLiteStore:
-    def __init__(self, db: aiosqlite.Connection) -> None:
-        self.db = db
+    def __init__(self, write: aiosqlite.Connection, read: aiosqlite.Connection) -> None:
+        self.write = write
+        self.read = read
+        self.writer = _GroupWriter(write)
 
     @classmethod
-    async def open(cls, path: str) -> SQLiteStore:
-        if path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-        db = await aiosqlite.connect(path, isolation_level=None)
-        db.row_factory = aiosqlite.Row
-        await db.execute("PRAGMA journal_mode=WAL")
-        await db.execute("PRAGMA synchronous=FULL")
-        await db.execute("PRAGMA busy_timeout=5000")
-        await db.executescript(SCHEMA)
-        await db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
-        return cls(db)
+    async def open(cls, path: str, busy_timeout_ms: int = 5000) -> SQLiteStore:
+        if path == ":memory:":
+            raise ValueError("database: the SQLite store needs a file (reads use a second "
+                             "connection)")
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        write = await aiosqlite.connect(path, isolation_level=None)
+        try:
+            await write.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+            await write.execute("PRAGMA journal_mode=WAL")
+            await write.execute("PRAGMA synchronous=FULL")
+            await write.execute("PRAGMA foreign_keys=ON")
+            await migrate(write)
+            read = await aiosqlite.connect(path, isolation_level=None)
+        except BaseException:
+            await write.close()
+            raise
+        read.row_factory = aiosqlite.Row
+        await read.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+        await read.execute("PRAGMA query_only=1")
+        return cls(write, read)
+
+    async def _fetch(self, query: str, params: Sequence[Any] = ()) -> list[aiosqlite.Row]:
+        async with _unavailable(), self.read.execute(query, params) as cursor:
+            return list(await cursor.fetchall())
+
+    # --- measurements -----------------------------------------------------------------
 
     async def add_measurements(self, rows: list[StoredMeasurement]) -> list[str]:
         if not rows:
             return []
-        placeholders = ",".join("?" for _ in _COLUMNS)
-        inserted: list[str] = []
-        await self.db.execute("BEGIN IMMEDIATE")
-        try:
+
+        async def job(db: aiosqlite.Connection) -> list[str]:
+            inserted: list[str] = []
+            fresh: list[StoredMeasurement] = []
+            placeholders = ",".join("?" for _ in MEASUREMENT_COLUMNS)
             for row in rows:
-                cursor = await self.db.execute(
-                    f"INSERT OR IGNORE INTO measurements ({','.join(_COLUMNS)}) "
-                    f"VALUES ({placeholders})",
-                    tuple(getattr(row, c) for c in _COLUMNS),
-                )
-                if cursor.rowcount == 1:
-                    inserted.append(row.uid)
-            await self.db.execute("COMMIT")
-        except BaseException:
-            await self.db.execute("ROLLBACK")
-            raise
-        return inserted
+                async with db.execute(
+                    f"INSERT INTO measurements ({','.join(MEASUREMENT_COLUMNS)}) "
+                    f"VALUES ({placeholders}) ON CONFLICT (uid) DO NOTHING", _values(row),
+                ) as cursor:
+                    if cursor.rowcount == 1:
+                        inserted.append(row.uid)
+                        fresh.append(row)
+            await db.executemany(_UPSERT_TARGET, [_target_values(r) for r in fresh])
+            return inserted
+
+        return await self.writer.run(job)
 
     async def measurements(
-        self, *, since: str | None = None, until: str | None = None, cc: str | None = None,
-        asn: str | None = None, test_name: str | None = None, input: str | None = None,
-        limit: int = 100,
+        self, filters: Filters, *, after: tuple[str, str] | None = None, limit: int = 100,
     ) -> list[dict[str, Any]]:
-        clauses, params = [], []
-        for column, op, value in (("start_time", ">=", since), ("start_time", "<", until),
-                                  ("probe_cc", "=", cc), ("probe_asn", "=", asn),
-                                  ("test_name", "=", test_name), ("input", "=", input)):
-            if value is not None:
-                clauses.append(f"{column} {op} ?")
-                params.append(value)
-        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
-        cursor = await self.db.execute(
-            f"SELECT * FROM measurements {where} ORDER BY start_time DESC, uid LIMIT ?",
-            (*params, limit),
-        )
-        return [dict(r) for r in await cursor.fetchall()]
+        params = sqlbuild.Params("qmark")
+        clause = sqlbuild.where(filters, params, after)
+        rows = await self._fetch(
+            f"SELECT {','.join(_LIST_COLUMNS)} FROM measurements {clause} "
+            f"ORDER BY start_time DESC, uid DESC LIMIT {params.add(limit)}", params.values)
+        return [_measurement_row(r) for r in rows]
+
+    async def measurement_bodies(self, uids: list[str]) -> dict[str, str]:
+        if not uids:
+            return {}
+        rows = await self._fetch(
+            f"SELECT uid, body FROM measurements WHERE uid IN ({','.join('?' for _ in uids)})",
+            uids)
+        return {r[0]: r[1] for r in rows}
+
+    async def aggregate(self, filters: Filters, axes: tuple[Axis, ...],
+                        max_groups: int) -> list[dict[str, Any]]:
+        params = sqlbuild.Params("qmark")
+        query = sqlbuild.aggregate_query(filters, axes, params, _AXES, max_groups + 1)
+        rows = await self._fetch(query, params.values)
+        return [{k: (int(r[k] or 0) if k.endswith("_count") else r[k]) for k in r.keys()}
+                for r in rows]
 
     async def count_measurements(self) -> int:
-        cursor = await self.db.execute("SELECT count(*) FROM measurements")
-        row = await cursor.fetchone()
-        return int(row[0]) if row else 0
+        rows = await self._fetch("SELECT count(*) FROM measurements")
+        return int(rows[0][0])
 
     async def latest_by_target(self) -> list[dict[str, Any]]:
-        cursor = await self.db.execute(
-            "SELECT m.probe_cc, m.probe_asn, m.test_name, m.input, m.verdict, m.layer, "
-            "m.mechanism, m.start_time FROM measurements m JOIN ("
-            " SELECT probe_cc, probe_asn, test_name, input, max(start_time) AS t"
-            " FROM measurements GROUP BY probe_cc, probe_asn, test_name, input) l"
-            " ON m.probe_cc = l.probe_cc AND m.probe_asn = l.probe_asn"
-            " AND m.test_name = l.test_name AND m.input IS l.input AND m.start_time = l.t"
-            " ORDER BY m.input"
-        )
-        return [dict(r) for r in await cursor.fetchall()]
+        rows = await self._fetch(
+            "SELECT probe_cc, probe_asn, test_name, nullif(target, '') AS input, verdict, "
+            "layer, mechanism, start_time FROM target_state "
+            "ORDER BY target, probe_cc, probe_asn, test_name")
+        return [dict(r) for r in rows]
 
-    async def verdict_counts(self) -> list[tuple[str, str, str, str, int]]:
-        cursor = await self.db.execute(
-            "SELECT test_name, probe_cc, probe_asn, coalesce(verdict, 'none'), count(*)"
-            " FROM measurements GROUP BY 1, 2, 3, 4"
-        )
-        return [(r[0], r[1], r[2], r[3], int(r[4])) for r in await cursor.fetchall()]
+    # --- probes -----------------------------------------------------------------------
 
-    async def add_heartbeat(self, probe_id: str, sent_at: str, received_at: str,
-                            body: str) -> None:
-        await self.db.execute(
-            "INSERT INTO heartbeats (probe_id, sent_at, received_at, body) VALUES (?, ?, ?, ?)",
-            (probe_id, sent_at, received_at, body),
-        )
+    async def add_heartbeat(self, probe_id: str, sent_at: str, received_at: str, body: str,
+                            *, queue_depth: int | None = None,
+                            software_version: str | None = None) -> None:
+        async def job(db: aiosqlite.Connection) -> None:
+            await db.execute(
+                "INSERT INTO heartbeats (probe_id, sent_at, received_at, body, queue_depth, "
+                "software_version) VALUES (?, ?, ?, ?, ?, ?)",
+                (probe_id, sent_at, received_at, body, queue_depth, software_version))
+            await db.execute(_UPSERT_PROBE, (probe_id, received_at, received_at, sent_at,
+                                             queue_depth, software_version))
+
+        await self.writer.run(job)
+
+    async def probes(self) -> list[dict[str, Any]]:
+        rows = await self._fetch(
+            "SELECT probe_id, first_seen, last_seen, sent_at, queue_depth, software_version "
+            "FROM probes ORDER BY probe_id")
+        return [dict(r) for r in rows]
+
+    # --- tokens -----------------------------------------------------------------------
 
     async def add_token(self, probe_id: str, token_hash: str, created_at: str) -> None:
-        await self.db.execute(
-            "INSERT INTO tokens (probe_id, token_hash, created_at) VALUES (?, ?, ?) "
-            "ON CONFLICT (probe_id) DO UPDATE SET token_hash = excluded.token_hash, "
-            "created_at = excluded.created_at, revoked_at = NULL",
-            (probe_id, token_hash, created_at),
-        )
+        async def job(db: aiosqlite.Connection) -> None:
+            await db.execute(
+                "INSERT INTO tokens (probe_id, token_hash, created_at) VALUES (?, ?, ?) "
+                "ON CONFLICT (probe_id) DO UPDATE SET token_hash = excluded.token_hash, "
+                "created_at = excluded.created_at, revoked_at = NULL",
+                (probe_id, token_hash, created_at))
+
+        await self.writer.run(job)
 
     async def revoke_token(self, probe_id: str, revoked_at: str) -> bool:
-        cursor = await self.db.execute(
-            "UPDATE tokens SET revoked_at = ? WHERE probe_id = ? AND revoked_at IS NULL",
-            (revoked_at, probe_id),
-        )
-        return cursor.rowcount == 1
+        async def job(db: aiosqlite.Connection) -> bool:
+            async with db.execute(
+                "UPDATE tokens SET revoked_at = ? WHERE probe_id = ? AND revoked_at IS NULL",
+                (revoked_at, probe_id),
+            ) as cursor:
+                return cursor.rowcount == 1
+
+        return await self.writer.run(job)
 
     async def probe_for_token(self, token_hash: str) -> tuple[str, bool] | None:
-        cursor = await self.db.execute(
-            "SELECT probe_id, revoked_at FROM tokens WHERE token_hash = ?", (token_hash,)
-        )
-        row = await cursor.fetchone()
-        if row is None:
+        rows = await self._fetch(
+            "SELECT probe_id, revoked_at FROM tokens WHERE token_hash = ?", (token_hash,))
+        if not rows:
             return None
-        return str(row[0]), row[1] is not None
+        return str(rows[0][0]), rows[0][1] is not None
 
     async def tokens(self) -> list[dict[str, Any]]:
-        cursor = await self.db.execute(
+        rows = await self._fetch(
             "SELECT probe_id, created_at, revoked_at FROM tokens ORDER BY probe_id")
-        return [dict(r) for r in await cursor.fetchall()]
+        return [dict(r) for r in rows]
+
+    # --- leases -----------------------------------------------------------------------
+
+    async def acquire_lease(self, name: str, holder: str, now: str, expires_at: str) -> bool:
+        async def job(db: aiosqlite.Connection) -> bool:
+            async with db.execute(_ACQUIRE_LEASE, (name, holder, expires_at, now)) as cursor:
+                return cursor.rowcount == 1
+
+        return await self.writer.run(job)
+
+    async def release_lease(self, name: str, holder: str) -> None:
+        async def job(db: aiosqlite.Connection) -> None:
+            await db.execute("DELETE FROM leases WHERE name = ? AND holder = ?", (name, holder))
+
+        await self.writer.run(job)
+
+    async def schema_version(self) -> int:
+        rows = await self._fetch("PRAGMA user_version")
+        return int(rows[0][0])
 
     async def close(self) -> None:
-        await self.db.close()
+        await self.writer.close()
+        await self.read.close()
+        await self.write.close()
+
+
+_UPSERT_TARGET = """
+INSERT INTO target_state (probe_cc, probe_asn, test_name, target, uid, start_time, verdict,
+                          layer, mechanism)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (probe_cc, probe_asn, test_name, target) DO UPDATE SET
+    uid = excluded.uid, start_time = excluded.start_time, verdict = excluded.verdict,
+    layer = excluded.layer, mechanism = excluded.mechanism
+WHERE (excluded.start_time, excluded.uid) > (target_state.start_time, target_state.uid)
+"""
+_UPSERT_PROBE = """
+INSERT INTO probes (probe_id, first_seen, last_seen, sent_at, queue_depth, software_version)
+VALUES (?, ?, ?, ?, ?, ?)
+ON CONFLICT (probe_id) DO UPDATE SET
+    last_seen = excluded.last_seen, sent_at = excluded.sent_at,
+    queue_depth = excluded.queue_depth,
+    software_version = coalesce(excluded.software_version, probes.software_version)
+WHERE excluded.last_seen >= probes.last_seen
+"""
+_ACQUIRE_LEASE = """
+INSERT INTO leases (name, holder, expires_at) VALUES (?, ?, ?)
+ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at
+WHERE leases.holder = excluded.holder OR leases.expires_at <= ?
+"""
+
+
+def _values(row: StoredMeasurement) -> tuple[Any, ...]:
+    values = {c: getattr(row, c) for c in MEASUREMENT_COLUMNS}
+    values["location_mismatch"] = int(row.location_mismatch)
+    return tuple(values[c] for c in MEASUREMENT_COLUMNS)
+
+
+def _target_values(row: StoredMeasurement) -> tuple[Any, ...]:
+    return (row.probe_cc, row.probe_asn, row.test_name, target_key(row.input), row.uid,
+            row.start_time, row.verdict, row.layer, row.mechanism)
+
+
+def _measurement_row(row: aiosqlite.Row) -> dict[str, Any]:
+    out = dict(row)
+    out["location_mismatch"] = bool(out["location_mismatch"])
+    return out

@@ -1,0 +1,428 @@
+"""PostgreSQL store (asyncpg) for large deployments and for several collectors at once.
+
+Same interface and behaviour as the SQLite store (``tests/collector/store`` runs on both).
+What differs:
+
+* ``measurements`` and ``heartbeats`` are partitioned by month on their time column, so old
+  months can be detached or dropped cheaply. Partitions are created on demand, under an
+  advisory lock, before the transaction that needs them.
+* A partitioned table's unique keys must include the partition key, so the global uniqueness of
+  ``measurement_uid`` lives in the small table ``measurement_uids``: a batch first claims its
+  uids there (``ON CONFLICT DO NOTHING``); only the rows it claimed are written. Two collectors
+  sending the same uid at the same time cannot both claim it.
+* Writers take row locks in a fixed order (uids, then target keys, sorted) so concurrent
+  batches do not deadlock; a deadlock or serialization failure is retried anyway.
+* Text columns use ``COLLATE "C"`` so ordering and pagination match SQLite byte for byte.
+* Migrations run in one transaction under ``pg_advisory_xact_lock``: collectors starting at the
+  same time migrate once. The version lives in ``kuzot_schema``.
+
+Times are ``timestamp`` (UTC, no zone) in the database and ``"YYYY-MM-DD HH:MM:SS"`` strings
+at the interface; ``_ts`` and ``_text`` convert.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
+from datetime import datetime
+from typing import Any, TypeVar
+
+import asyncpg
+from asyncpg import exceptions as pgerr
+
+from collector.store import (
+    MEASUREMENT_COLUMNS,
+    TIME_FORMAT,
+    Axis,
+    Filters,
+    StoredMeasurement,
+    StoreUnavailable,
+    target_key,
+)
+from collector.store import sql as sqlbuild
+
+T = TypeVar("T")
+
+# Advisory lock keys (any constant bigint; they only need to differ from each other).
+_LOCK_MIGRATE = 0x6B757A6F74_01
+_LOCK_PARTITIONS = 0x6B757A6F74_02
+_PARTITIONED = {"measurements": "start_time", "heartbeats": "received_at"}
+_RETRIES = 5
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    (
+        """CREATE TABLE tokens (
+            probe_id text COLLATE "C" PRIMARY KEY,
+            token_hash text COLLATE "C" NOT NULL UNIQUE,
+            created_at timestamp NOT NULL,
+            revoked_at timestamp)""",
+        """CREATE TABLE measurement_uids (
+            uid text COLLATE "C" PRIMARY KEY,
+            start_time timestamp NOT NULL)""",
+        """CREATE TABLE measurements (
+            uid text COLLATE "C" NOT NULL,
+            probe_id text COLLATE "C" NOT NULL,
+            test_name text COLLATE "C" NOT NULL,
+            input text COLLATE "C",
+            domain text COLLATE "C",
+            probe_cc text COLLATE "C" NOT NULL,
+            probe_asn text COLLATE "C" NOT NULL,
+            start_time timestamp NOT NULL,
+            received_at timestamp NOT NULL,
+            verdict text COLLATE "C",
+            layer text COLLATE "C",
+            mechanism text COLLATE "C",
+            location_source text COLLATE "C" NOT NULL,
+            location_mismatch boolean NOT NULL,
+            body text NOT NULL,
+            PRIMARY KEY (start_time, uid)
+        ) PARTITION BY RANGE (start_time)""",
+        """CREATE INDEX measurements_target
+            ON measurements (probe_cc, probe_asn, test_name, input, start_time)""",
+        "CREATE INDEX measurements_domain ON measurements (domain, start_time)",
+        """CREATE TABLE target_state (
+            probe_cc text COLLATE "C" NOT NULL,
+            probe_asn text COLLATE "C" NOT NULL,
+            test_name text COLLATE "C" NOT NULL,
+            target text COLLATE "C" NOT NULL,
+            uid text COLLATE "C" NOT NULL,
+            start_time timestamp NOT NULL,
+            verdict text COLLATE "C",
+            layer text COLLATE "C",
+            mechanism text COLLATE "C",
+            PRIMARY KEY (probe_cc, probe_asn, test_name, target))""",
+        """CREATE TABLE heartbeats (
+            probe_id text COLLATE "C" NOT NULL,
+            sent_at timestamp NOT NULL,
+            received_at timestamp NOT NULL,
+            queue_depth integer,
+            software_version text COLLATE "C",
+            body text NOT NULL
+        ) PARTITION BY RANGE (received_at)""",
+        "CREATE INDEX heartbeats_probe ON heartbeats (probe_id, received_at)",
+        """CREATE TABLE probes (
+            probe_id text COLLATE "C" PRIMARY KEY,
+            first_seen timestamp NOT NULL,
+            last_seen timestamp NOT NULL,
+            sent_at timestamp,
+            queue_depth integer,
+            software_version text COLLATE "C")""",
+        """CREATE TABLE leases (
+            name text COLLATE "C" PRIMARY KEY,
+            holder text COLLATE "C" NOT NULL,
+            expires_at timestamp NOT NULL)""",
+    ),
+)
+SCHEMA_VERSION = len(MIGRATIONS)
+
+# Connection-level failures: the database is down, restarting, full of clients or refusing
+# us. These become StoreUnavailable (HTTP 503); anything else is a bug and propagates.
+_UNAVAILABLE: tuple[type[BaseException], ...] = (
+    OSError, TimeoutError, pgerr.PostgresConnectionError, pgerr.InterfaceError,
+    pgerr.OperatorInterventionError, pgerr.InsufficientResourcesError,
+    pgerr.InvalidAuthorizationSpecificationError, pgerr.InvalidCatalogNameError,
+)
+_TIME_KEYS = frozenset({"start_time", "received_at", "first_seen", "last_seen", "sent_at",
+                        "created_at", "revoked_at", "expires_at"})
+_LIST_COLUMNS = [c for c in MEASUREMENT_COLUMNS if c != "body"]
+_AXES = {
+    "day": "to_char(start_time, 'YYYY-MM-DD')",
+    "hour": "to_char(start_time, 'YYYY-MM-DD HH24') || ':00:00'",
+    "cc": "probe_cc", "asn": "probe_asn", "domain": "domain", "input": "input",
+    "test_name": "test_name",
+}
+
+
+def _ts(text: str) -> datetime:
+    return datetime.strptime(text, TIME_FORMAT)
+
+
+def _text(value: datetime | None) -> str | None:
+    return value.strftime(TIME_FORMAT) if value is not None else None
+
+
+def _month(moment: datetime) -> datetime:
+    return moment.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+
+
+def _next_month(month: datetime) -> datetime:
+    return month.replace(year=month.year + 1, month=1) if month.month == 12 else \
+        month.replace(month=month.month + 1)
+
+
+def _row(record: asyncpg.Record) -> dict[str, Any]:
+    return {k: (_text(v) if k in _TIME_KEYS else v) for k, v in record.items()}
+
+
+@asynccontextmanager
+async def _unavailable() -> Any:
+    try:
+        yield
+    except _UNAVAILABLE as exc:
+        raise StoreUnavailable(f"postgresql: {type(exc).__name__}: {exc}") from exc
+
+
+async def migrate(conn: asyncpg.Connection,
+                  migrations: Sequence[Sequence[str]] = MIGRATIONS) -> int:
+    """Bring the schema to ``len(migrations)``; returns the version found before."""
+    async with conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock($1)", _LOCK_MIGRATE)
+        await conn.execute(
+            "CREATE TABLE IF NOT EXISTS kuzot_schema (version integer PRIMARY KEY, "
+            "applied_at timestamptz NOT NULL DEFAULT now())")
+        found = int(await conn.fetchval("SELECT coalesce(max(version), 0) FROM kuzot_schema"))
+        if found > len(migrations):
+            raise RuntimeError(f"database schema version {found} is newer than this "
+                               f"collector ({len(migrations)}); upgrade the collector")
+        for version in range(found + 1, len(migrations) + 1):
+            for statement in migrations[version - 1]:
+                await conn.execute(statement)
+            await conn.execute("INSERT INTO kuzot_schema (version) VALUES ($1)", version)
+    return found
+
+
+class PostgresStore:
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self.pool = pool
+        self.partitions: set[tuple[str, datetime]] = set()
+
+    @classmethod
+    async def open(cls, dsn: str, *, pool_size: int = 10,
+                   connect_timeout: float = 10.0) -> PostgresStore:
+        async with _unavailable():
+            pool = await asyncpg.create_pool(dsn, min_size=1, max_size=pool_size,
+                                             timeout=connect_timeout, command_timeout=60)
+        try:
+            async with _unavailable(), pool.acquire() as conn:
+                await migrate(conn)
+        except BaseException:
+            await pool.close()
+            raise
+        return cls(pool)
+
+    async def _write(self, work: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
+        """Run ``work`` in a transaction; retried on deadlock or serialization failure."""
+        for attempt in range(_RETRIES):
+            try:
+                async with _unavailable(), self.pool.acquire() as conn, conn.transaction():
+                    return await work(conn)
+            except (pgerr.DeadlockDetectedError, pgerr.SerializationError):
+                if attempt == _RETRIES - 1:
+                    raise
+                await asyncio.sleep(0.01 * (attempt + 1))
+        raise AssertionError("unreachable")
+
+    async def _fetch(self, query: str, *args: Any) -> list[asyncpg.Record]:
+        async with _unavailable(), self.pool.acquire() as conn:
+            return list(await conn.fetch(query, *args))
+
+    async def _ensure_partitions(self, table: str, moments: set[datetime]) -> None:
+        """Create the monthly partitions of ``table`` that hold ``moments``, once."""
+        months = {_month(m) for m in moments} - {m for t, m in self.partitions if t == table}
+        if not months:
+            return
+
+        async def work(conn: asyncpg.Connection) -> None:
+            await conn.execute("SELECT pg_advisory_xact_lock($1)", _LOCK_PARTITIONS)
+            for month in sorted(months):
+                name = f"{table}_p{month:%Y%m}"
+                if await conn.fetchval("SELECT to_regclass($1)", name) is None:
+                    start, end = month.strftime(TIME_FORMAT), _next_month(month).strftime(
+                        TIME_FORMAT)
+                    await conn.execute(f"CREATE TABLE {name} PARTITION OF {table} "
+                                       f"FOR VALUES FROM ('{start}') TO ('{end}')")
+
+        await self._write(work)
+        self.partitions |= {(table, m) for m in months}
+
+    # --- measurements -----------------------------------------------------------------
+
+    async def add_measurements(self, rows: list[StoredMeasurement]) -> list[str]:
+        unique: dict[str, StoredMeasurement] = {}
+        for row in rows:
+            unique.setdefault(row.uid, row)
+        if not unique:
+            return []
+        await self._ensure_partitions("measurements",
+                                      {_ts(r.start_time) for r in unique.values()})
+        uids = sorted(unique)
+
+        async def work(conn: asyncpg.Connection) -> set[str]:
+            claimed = {r["uid"] for r in await conn.fetch(
+                "INSERT INTO measurement_uids (uid, start_time) "
+                "SELECT u, t FROM unnest($1::text[], $2::timestamp[]) AS x(u, t) ORDER BY u "
+                "ON CONFLICT DO NOTHING RETURNING uid",
+                uids, [_ts(unique[u].start_time) for u in uids])}
+            fresh = [unique[u] for u in uids if u in claimed]
+            if fresh:
+                await conn.copy_records_to_table(
+                    "measurements", records=[_values(r) for r in fresh],
+                    columns=list(MEASUREMENT_COLUMNS))
+                targets = sorted((_target_values(r) for r in fresh), key=lambda v: v[:4])
+                await conn.executemany(_UPSERT_TARGET, targets)
+            return claimed
+
+        claimed = await self._write(work)
+        inserted, seen = [], set()
+        for row in rows:
+            if row.uid in claimed and row.uid not in seen:
+                inserted.append(row.uid)
+                seen.add(row.uid)
+        return inserted
+
+    async def measurements(
+        self, filters: Filters, *, after: tuple[str, str] | None = None, limit: int = 100,
+    ) -> list[dict[str, Any]]:
+        params = sqlbuild.Params("numeric", _ts)
+        clause = sqlbuild.where(filters, params, after)
+        records = await self._fetch(
+            f"SELECT {','.join(_LIST_COLUMNS)} FROM measurements {clause} "
+            f"ORDER BY start_time DESC, uid DESC LIMIT {params.add(limit)}", *params.values)
+        return [_row(r) for r in records]
+
+    async def measurement_bodies(self, uids: list[str]) -> dict[str, str]:
+        if not uids:
+            return {}
+        records = await self._fetch(
+            "SELECT m.uid, m.body FROM measurement_uids u JOIN measurements m "
+            "ON m.start_time = u.start_time AND m.uid = u.uid WHERE u.uid = ANY($1::text[])",
+            uids)
+        return {r["uid"]: r["body"] for r in records}
+
+    async def aggregate(self, filters: Filters, axes: tuple[Axis, ...],
+                        max_groups: int) -> list[dict[str, Any]]:
+        params = sqlbuild.Params("numeric", _ts)
+        query = sqlbuild.aggregate_query(filters, axes, params, _AXES, max_groups + 1)
+        records = await self._fetch(query, *params.values)
+        return [{k: (int(v or 0) if k.endswith("_count") else v) for k, v in r.items()}
+                for r in records]
+
+    async def count_measurements(self) -> int:
+        records = await self._fetch("SELECT count(*) FROM measurement_uids")
+        return int(records[0][0])
+
+    async def latest_by_target(self) -> list[dict[str, Any]]:
+        records = await self._fetch(
+            "SELECT probe_cc, probe_asn, test_name, nullif(target, '') AS input, verdict, "
+            "layer, mechanism, start_time FROM target_state "
+            "ORDER BY target, probe_cc, probe_asn, test_name")
+        return [_row(r) for r in records]
+
+    # --- probes -----------------------------------------------------------------------
+
+    async def add_heartbeat(self, probe_id: str, sent_at: str, received_at: str, body: str,
+                            *, queue_depth: int | None = None,
+                            software_version: str | None = None) -> None:
+        received = _ts(received_at)
+        await self._ensure_partitions("heartbeats", {received})
+
+        async def work(conn: asyncpg.Connection) -> None:
+            await conn.execute(
+                "INSERT INTO heartbeats (probe_id, sent_at, received_at, body, queue_depth, "
+                "software_version) VALUES ($1, $2, $3, $4, $5, $6)",
+                probe_id, _ts(sent_at), received, body, queue_depth, software_version)
+            await conn.execute(_UPSERT_PROBE, probe_id, received, received, _ts(sent_at),
+                               queue_depth, software_version)
+
+        await self._write(work)
+
+    async def probes(self) -> list[dict[str, Any]]:
+        records = await self._fetch(
+            "SELECT probe_id, first_seen, last_seen, sent_at, queue_depth, software_version "
+            "FROM probes ORDER BY probe_id")
+        return [_row(r) for r in records]
+
+    # --- tokens -----------------------------------------------------------------------
+
+    async def add_token(self, probe_id: str, token_hash: str, created_at: str) -> None:
+        async def work(conn: asyncpg.Connection) -> None:
+            await conn.execute(
+                "INSERT INTO tokens (probe_id, token_hash, created_at) VALUES ($1, $2, $3) "
+                "ON CONFLICT (probe_id) DO UPDATE SET token_hash = excluded.token_hash, "
+                "created_at = excluded.created_at, revoked_at = NULL",
+                probe_id, token_hash, _ts(created_at))
+
+        await self._write(work)
+
+    async def revoke_token(self, probe_id: str, revoked_at: str) -> bool:
+        async def work(conn: asyncpg.Connection) -> bool:
+            status = await conn.execute(
+                "UPDATE tokens SET revoked_at = $1 WHERE probe_id = $2 AND revoked_at IS NULL",
+                _ts(revoked_at), probe_id)
+            return bool(status == "UPDATE 1")
+
+        return await self._write(work)
+
+    async def probe_for_token(self, token_hash: str) -> tuple[str, bool] | None:
+        records = await self._fetch(
+            "SELECT probe_id, revoked_at FROM tokens WHERE token_hash = $1", token_hash)
+        if not records:
+            return None
+        return str(records[0]["probe_id"]), records[0]["revoked_at"] is not None
+
+    async def tokens(self) -> list[dict[str, Any]]:
+        records = await self._fetch(
+            "SELECT probe_id, created_at, revoked_at FROM tokens ORDER BY probe_id")
+        return [_row(r) for r in records]
+
+    # --- leases -----------------------------------------------------------------------
+
+    async def acquire_lease(self, name: str, holder: str, now: str, expires_at: str) -> bool:
+        async def work(conn: asyncpg.Connection) -> bool:
+            got = await conn.fetchval(_ACQUIRE_LEASE, name, holder, _ts(expires_at), _ts(now))
+            return got is not None
+
+        return await self._write(work)
+
+    async def release_lease(self, name: str, holder: str) -> None:
+        async def work(conn: asyncpg.Connection) -> None:
+            await conn.execute("DELETE FROM leases WHERE name = $1 AND holder = $2",
+                               name, holder)
+
+        await self._write(work)
+
+    async def schema_version(self) -> int:
+        records = await self._fetch("SELECT coalesce(max(version), 0) FROM kuzot_schema")
+        return int(records[0][0])
+
+    async def close(self) -> None:
+        await self.pool.close()
+
+
+_UPSERT_TARGET = """
+INSERT INTO target_state (probe_cc, probe_asn, test_name, target, uid, start_time, verdict,
+                          layer, mechanism)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+ON CONFLICT (probe_cc, probe_asn, test_name, target) DO UPDATE SET
+    uid = excluded.uid, start_time = excluded.start_time, verdict = excluded.verdict,
+    layer = excluded.layer, mechanism = excluded.mechanism
+WHERE (excluded.start_time, excluded.uid) > (target_state.start_time, target_state.uid)
+"""
+_UPSERT_PROBE = """
+INSERT INTO probes (probe_id, first_seen, last_seen, sent_at, queue_depth, software_version)
+VALUES ($1, $2, $3, $4, $5, $6)
+ON CONFLICT (probe_id) DO UPDATE SET
+    last_seen = excluded.last_seen, sent_at = excluded.sent_at,
+    queue_depth = excluded.queue_depth,
+    software_version = coalesce(excluded.software_version, probes.software_version)
+WHERE excluded.last_seen >= probes.last_seen
+"""
+_ACQUIRE_LEASE = """
+INSERT INTO leases (name, holder, expires_at) VALUES ($1, $2, $3)
+ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at
+WHERE leases.holder = excluded.holder OR leases.expires_at <= $4
+RETURNING holder
+"""
+
+
+def _values(row: StoredMeasurement) -> tuple[Any, ...]:
+    values: dict[str, Any] = {c: getattr(row, c) for c in MEASUREMENT_COLUMNS}
+    values["start_time"] = _ts(row.start_time)
+    values["received_at"] = _ts(row.received_at)
+    return tuple(values[c] for c in MEASUREMENT_COLUMNS)
+
+
+def _target_values(row: StoredMeasurement) -> tuple[Any, ...]:
+    return (row.probe_cc, row.probe_asn, row.test_name, target_key(row.input), row.uid,
+            _ts(row.start_time), row.verdict, row.layer, row.mechanism)
