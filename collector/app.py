@@ -10,15 +10,18 @@ from prometheus_client import CollectorRegistry
 from collector.config import CollectorConfig
 from collector.eventbook import EventBook, EventCollector
 from collector.fleet_metrics import FleetMetrics
-from collector.handlers import snapshot_key
+from collector.geoip import GeoIP
+from collector.handlers import error_middleware
 from collector.keys import (
     config_key,
     eventbook_key,
     fleet_key,
+    geoip_key,
     metrics_key,
     notifier_key,
     ratelimit_key,
     registry_key,
+    snapshot_key,
     store_key,
 )
 from collector.metrics import IngestMetrics, StoreCollector, StoreSnapshot
@@ -29,10 +32,21 @@ from collector.store import open_store
 
 
 async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
-    store = await open_store(app[config_key].database)
+    config = app[config_key]
+    store = await open_store(config.database, pool_size=config.database_pool_size)
     app[store_key] = store
     yield
     await store.close()
+
+
+async def _geoip_ctx(app: web.Application) -> AsyncIterator[None]:
+    config = app[config_key]
+    paths = [p for p in (config.geoip_database, config.geoip_asn_database) if p]
+    geoip = GeoIP(*paths) if paths else None
+    app[geoip_key] = geoip
+    yield
+    if geoip is not None:
+        geoip.close()
 
 
 async def _notifier_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -43,12 +57,13 @@ async def _notifier_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 def create_app(config: CollectorConfig) -> web.Application:
-    app = web.Application(client_max_size=config.limits.max_body_bytes)
+    app = web.Application(client_max_size=config.limits.max_body_bytes,
+                          middlewares=[error_middleware])
     app[config_key] = config
     registry = CollectorRegistry()
     app[registry_key] = registry
     app[metrics_key] = IngestMetrics(registry)
-    snapshot = StoreSnapshot()
+    snapshot = StoreSnapshot(frozenset(config.targets))
     app[snapshot_key] = snapshot
     registry.register(StoreCollector(snapshot))
     app[ratelimit_key] = RateLimiter(config.limits.rate_per_minute)
@@ -58,6 +73,7 @@ def create_app(config: CollectorConfig) -> web.Application:
     book = EventBook(sinks=[notifier])
     app[eventbook_key] = book
     registry.register(EventCollector(book))
+    app.cleanup_ctx.append(_geoip_ctx)
     app.cleanup_ctx.append(_store_ctx)
     app.cleanup_ctx.append(_notifier_ctx)
     setup_routes(app)

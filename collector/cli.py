@@ -12,8 +12,9 @@ from aiohttp import web
 
 from collector import config as collector_config
 from collector.app import create_app
-from collector.store import open_store
-from collector.tokens import new_token, token_hash
+from collector.geoip import GeoIP
+from collector.store import StoreUnavailable, open_store
+from collector.tokens import new_token, token_hash, valid_probe_id
 from probe.typed_config import ConfigError, is_host_port
 
 BAD_INPUT = 2
@@ -42,12 +43,33 @@ def _config(args: argparse.Namespace) -> collector_config.CollectorConfig:
             raise ConfigError("--listen", "not HOST:PORT")
         changes["listen"] = args.listen
     if args.database:
+        problem = collector_config.check_database(args.database)
+        if problem:
+            raise ConfigError("--database", problem)
         changes["database"] = args.database
     return dataclasses.replace(config, **changes)
 
 
+def _check_geoip(config: collector_config.CollectorConfig) -> None:
+    """Open the GeoIP files once before serving, so a bad file is a config error."""
+    for key in ("geoip_database", "geoip_asn_database"):
+        path = getattr(config, key)
+        if path:
+            try:
+                GeoIP(path).close()
+            except (OSError, ValueError, RuntimeError) as exc:  # InvalidDatabaseError too
+                raise ConfigError(key, f"not a readable MaxMind DB file: {exc}") from exc
+
+
 async def _token(args: argparse.Namespace, config: collector_config.CollectorConfig) -> int:
-    store = await open_store(config.database)
+    if args.probe_id is not None and not valid_probe_id(args.probe_id):
+        print("error: --probe-id: 1-64 characters of [A-Za-z0-9._-]", file=sys.stderr)
+        return BAD_INPUT
+    try:
+        store = await open_store(config.database, pool_size=2)
+    except StoreUnavailable as exc:
+        print(f"error: database unavailable: {exc}", file=sys.stderr)
+        return 1
     try:
         now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S")
         if args.action == "list":
@@ -81,6 +103,11 @@ def main(argv: list[str] | None = None) -> int:
         return BAD_INPUT
     if args.command == "token":
         return asyncio.run(_token(args, config))
+    try:
+        _check_geoip(config)
+    except ConfigError as exc:
+        print(f"config error: {exc}", file=sys.stderr)
+        return BAD_INPUT
     print(f"kuzot collector on http://{config.listen}/ (metrics at /metrics), "
           f"database {config.database}", flush=True)
     web.run_app(create_app(config), host=config.host, port=config.port, print=None,

@@ -6,14 +6,28 @@ With no file at all the collector starts on defaults: SQLite under ``./var/``, l
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from collector.notify.config import Notifications
-from probe.typed_config import build, checked, duration_field, is_host_port, positive, read_yaml
+from probe.typed_config import (
+    ConfigError,
+    build,
+    checked,
+    duration_field,
+    is_host_port,
+    positive,
+    read_yaml,
+)
 
 
-def _database(value: str) -> str | None:
+def _header_name(value: str | None) -> str | None:
+    if value is None or (value and all(c.isalnum() or c == "-" for c in value)):
+        return None
+    return "not an HTTP header name"
+
+
+def check_database(value: str) -> str | None:
     if value.startswith(("postgresql://", "postgres://")) or value.endswith((".sqlite", ".db")):
         return None
     return "not a postgresql:// DSN nor a path ending in .sqlite or .db"
@@ -33,6 +47,13 @@ class Limits:
     rate_per_minute: int = checked(600, positive)
     retention: float = duration_field(400 * 86400.0, positive)
     future_skew: float = duration_field(3600.0, positive)
+    max_heartbeat_bytes: int = checked(16 * 1024, positive)
+
+
+@dataclass(frozen=True, slots=True)
+class Query:
+    max_page_size: int = checked(1000, positive)
+    max_groups: int = checked(10000, positive)
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,11 +76,21 @@ class Control:
 @dataclass(frozen=True, slots=True)
 class CollectorConfig:
     listen: str = checked("127.0.0.1:8080", is_host_port)
-    database: str = checked("var/kuzot.sqlite", _database)
+    database: str = checked("var/kuzot.sqlite", check_database)
+    database_pool_size: int = checked(10, positive)
     public_url: str | None = None
+    # MaxMind-format files (GeoLite2/GeoIP2 Country or ASN, or one file with both); when set,
+    # the submitter's address decides a measurement's country and network.
     geoip_database: str | None = None
+    geoip_asn_database: str | None = None
+    # Behind a reverse proxy: the header whose last entry is the client's address.
+    client_address_header: str | None = checked(None, _header_name)
+    # Targets that may appear as metric labels; others are counted as target="other".
+    target_files: tuple[str, ...] = ()
+    targets: tuple[str, ...] = ()
     auth: Auth = field(default_factory=Auth)
     limits: Limits = field(default_factory=Limits)
+    query: Query = field(default_factory=Query)
     control: Control = field(default_factory=Control)
     notifications: Notifications = field(default_factory=Notifications)
 
@@ -78,6 +109,22 @@ class CollectorConfig:
 
 
 def load(path: str | Path | None) -> CollectorConfig:
+    """Load a collector config; target files and GeoIP paths are relative to the file."""
     if path is None:
         return CollectorConfig()
-    return build(CollectorConfig, read_yaml(path))
+    from probe.config import load_targets_csv
+
+    file = Path(path)
+    config = build(CollectorConfig, read_yaml(file))
+    targets = list(config.targets)
+    for index, name in enumerate(config.target_files):
+        targets += [t.url for t in load_targets_csv(file.parent / name, f"target_files[{index}]")]
+    changes: dict[str, object] = {"targets": tuple(dict.fromkeys(targets))}
+    for key in ("geoip_database", "geoip_asn_database"):
+        value = getattr(config, key)
+        if value is not None:
+            resolved = file.parent / value
+            if not resolved.is_file():
+                raise ConfigError(key, f"no such file: {value}")
+            changes[key] = str(resolved)
+    return replace(config, **changes)  # type: ignore[arg-type]

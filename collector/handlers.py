@@ -1,8 +1,17 @@
-"""HTTP handlers: parse and validate, call the domain, respond. Kept thin on purpose."""
+"""HTTP handlers: parse and validate, call the domain, respond. Kept thin on purpose.
+
+Every error is JSON ``{"error": reason}``. Domain exceptions map to status codes here:
+``Invalid``/``BatchInvalid``/``BadQuery`` -> 400, ``StoreUnavailable`` -> 503 (through
+``error_middleware``, so a probe retries later instead of dropping data).
+"""
 
 from __future__ import annotations
 
 import json
+import math
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -10,34 +19,83 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from collector import control, statuspage
+from collector import openapi as openapi_document
 from collector.keys import (
     config_key,
     eventbook_key,
     fleet_key,
+    geoip_key,
     metrics_key,
     ratelimit_key,
     registry_key,
+    snapshot_key,
     store_key,
 )
-from collector.metrics import StoreSnapshot, refresh
+from collector.metrics import IngestMetrics, refresh
+from collector.query import BadQuery, encode_cursor, parse_aggregation, parse_list
+from collector.store import TIME_FORMAT, StoreUnavailable
 from collector.tokens import token_hash
-from collector.validate import Invalid, validate
+from collector.validate import (
+    BatchInvalid,
+    Invalid,
+    batch_items,
+    parse_json,
+    validate_batch,
+    validate_heartbeat,
+)
 
-snapshot_key = web.AppKey("snapshot", StoreSnapshot)
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+RETRY_AFTER_UNAVAILABLE = 30
+CONTROL_BODY_LIMIT = 64 * 1024
 
 
-def _error(status: type[web.HTTPException], reason: str) -> web.HTTPException:
-    return status(text=json.dumps({"error": reason}), content_type="application/json")
+def _error(status: type[web.HTTPException], reason: str, headers: dict[str, str] | None = None,
+           **extra: Any) -> web.HTTPException:
+    return status(text=json.dumps({"error": reason, **extra}), content_type="application/json",
+                  headers=headers)
 
 
-async def authenticate(request: web.Request) -> str:
-    """The probe id behind the bearer token; 401 without a token, 403 for a bad one."""
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """The store being unreachable is a 503 with Retry-After on every route."""
+    try:
+        return await handler(request)
+    except StoreUnavailable as exc:
+        raise _error(web.HTTPServiceUnavailable, "storage unavailable, retry later",
+                     {"Retry-After": str(RETRY_AFTER_UNAVAILABLE)}) from exc
+
+
+@contextmanager
+def _timed(metrics: IngestMetrics, operation: str) -> Iterator[None]:
+    started = time.perf_counter()
+    try:
+        yield
+    finally:
+        metrics.store_time(operation, time.perf_counter() - started)
+
+
+def client_address(request: web.Request) -> str | None:
+    """The submitter's address: the configured proxy header's last entry, else the peer."""
+    header = request.app[config_key].client_address_header
+    if header:
+        value = request.headers.get(header, "")
+        entries = [e.strip() for e in value.split(",") if e.strip()]
+        if entries:
+            return entries[-1]
+    return request.remote
+
+
+async def authenticate(request: web.Request) -> str | None:
+    """The probe id behind the bearer token; 401 without a token, 403 for a bad one.
+
+    Returns None when tokens are not required and none was sent."""
     config = request.app[config_key]
     header = request.headers.get("Authorization", "")
     if not header.startswith("Bearer "):
         if not config.auth.require_token:
-            return "anonymous"
-        raise _error(web.HTTPUnauthorized, "missing bearer token")
+            return None
+        raise _error(web.HTTPUnauthorized, "missing bearer token",
+                     {"WWW-Authenticate": "Bearer"})
     found = await request.app[store_key].probe_for_token(token_hash(header[7:].strip()))
     if found is None:
         raise _error(web.HTTPForbidden, "unknown token")
@@ -47,66 +105,114 @@ async def authenticate(request: web.Request) -> str:
     return probe_id
 
 
-async def _json_body(request: web.Request) -> Any:
+def _too_large(limit: int, actual: int) -> web.HTTPException:
+    return web.HTTPRequestEntityTooLarge(
+        max_size=limit, actual_size=actual, content_type="application/json",
+        text=json.dumps({"error": f"body larger than {limit} bytes"}))
+
+
+async def _read_json(request: web.Request, limit: int) -> Any:
+    """The body as strict JSON; 413 past ``limit`` bytes (checked before reading when the
+    length is declared), 400 when it is not JSON."""
+    if request.content_length is not None and request.content_length > limit:
+        raise _too_large(limit, request.content_length)
     try:
-        return await request.json(loads=json.loads)
-    except web.HTTPRequestEntityTooLarge:
-        raise
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise _error(web.HTTPBadRequest, f"body is not valid JSON: {exc}") from exc
+        raw = await request.read()
+    except web.HTTPRequestEntityTooLarge as exc:
+        raise _too_large(limit, limit + 1) from exc
+    if len(raw) > limit:
+        raise _too_large(limit, len(raw))
+    try:
+        return parse_json(raw)
+    except Invalid as exc:
+        raise _error(web.HTTPBadRequest, str(exc)) from exc
+
+
+_OUTCOMES = {web.HTTPUnauthorized: "unauthorized", web.HTTPForbidden: "forbidden",
+             web.HTTPRequestEntityTooLarge: "too_large", web.HTTPTooManyRequests: "rate_limited",
+             web.HTTPBadRequest: "invalid", web.HTTPServiceUnavailable: "unavailable"}
 
 
 async def ingest(request: web.Request) -> web.Response:
     """POST /api/v1/measurements: one measurement or {"measurements": [...]}; idempotent."""
     metrics = request.app[metrics_key]
+    try:
+        response = await _ingest(request, metrics)
+    except web.HTTPException as exc:
+        metrics.requests.labels(_OUTCOMES.get(type(exc), "invalid")).inc()
+        raise
+    except StoreUnavailable:
+        metrics.requests.labels("unavailable").inc()
+        raise
+    metrics.requests.labels("ok").inc()
+    return response
+
+
+async def _ingest(request: web.Request, metrics: IngestMetrics) -> web.Response:
     config = request.app[config_key]
-    probe_id = await authenticate(request)
-    body = await _json_body(request)
-    batch = body["measurements"] if isinstance(body, dict) and "measurements" in body else [body]
-    if not isinstance(batch, list) or not batch:
-        metrics.requests.labels("invalid").inc()
-        raise _error(web.HTTPBadRequest, "measurements: non-empty list required")
-    if len(batch) > config.limits.max_batch:
-        metrics.requests.labels("invalid").inc()
-        raise _error(web.HTTPBadRequest, f"batch larger than {config.limits.max_batch}")
-    if not request.app[ratelimit_key].allow(probe_id, cost=len(batch)):
-        metrics.requests.labels("rate_limited").inc()
-        raise _error(web.HTTPTooManyRequests, "rate limit exceeded for this probe")
-    now = datetime.now(UTC)
-    rows = []
-    for index, item in enumerate(batch):
-        try:
-            rows.append(validate(item, config.limits, now, probe_id, request.remote))
-        except Invalid as exc:
-            metrics.requests.labels("invalid").inc()
-            metrics.rejected.labels(str(exc).split(":", 1)[0][:40]).inc()
-            prefix = f"measurements[{index}]: " if len(batch) > 1 else ""
-            raise _error(web.HTTPBadRequest, prefix + str(exc)) from exc
-    with metrics.store_seconds.time():
+    probe_id = await authenticate(request) or "anonymous"
+    body = await _read_json(request, config.limits.max_body_bytes)
+    try:
+        items = batch_items(body, config.limits.max_batch)
+    except Invalid as exc:
+        metrics.rejected.labels(exc.reason).inc()
+        raise _error(web.HTTPBadRequest, str(exc)) from exc
+    wait = request.app[ratelimit_key].take(probe_id, cost=len(items))
+    if wait > 0:
+        raise _error(web.HTTPTooManyRequests, "rate limit exceeded for this probe",
+                     {"Retry-After": str(max(1, math.ceil(wait)))})
+    address = client_address(request)
+    geoip = request.app[geoip_key]
+    located = geoip.lookup(address) if geoip is not None else None
+    try:
+        rows = validate_batch(items, config.limits, datetime.now(UTC), probe_id, address,
+                              located)
+    except BatchInvalid as exc:
+        for rejection in exc.rejections:
+            metrics.rejected.labels(rejection.reason).inc()
+        metrics.ingested.labels("rejected").inc(len(exc.rejections))
+        rejected = [{"index": r.index, "uid": r.uid, "reason": r.reason, "message": r.message}
+                    for r in exc.rejections]
+        raise _error(web.HTTPBadRequest, str(exc), rejected=rejected) from exc
+    with _timed(metrics, "add_measurements"):
         inserted = set(await request.app[store_key].add_measurements(rows))
     fleet = request.app[fleet_key]
-    for row, item in zip(rows, batch, strict=True):
+    now = datetime.now(UTC)
+    for row, item in zip(rows, items, strict=True):
         if row.uid in inserted:
+            metrics.ingested.labels("stored").inc()
             metrics.measurements.labels(row.test_name, row.probe_cc, row.probe_asn,
                                         row.verdict or "none").inc()
-            fleet.observe(item, probe_id, _start_time(row.start_time), now)
+            # The stored location (GeoIP-placed) and the scrubbed input, not the raw upload.
+            placed = {**item, "probe_cc": row.probe_cc, "probe_asn": row.probe_asn,
+                      "input": row.input}
+            fleet.observe(placed, probe_id, _start_time(row.start_time), now)
+            if row.location_mismatch:
+                metrics.location_mismatches.inc()
         else:
-            metrics.duplicates.inc()
-    metrics.requests.labels("ok").inc()
+            metrics.ingested.labels("duplicate").inc()
     return web.json_response({"stored": [r.uid for r in rows],
                               "duplicates": [r.uid for r in rows if r.uid not in inserted]})
 
 
 async def heartbeat(request: web.Request) -> web.Response:
+    """POST /api/v1/heartbeat: the probe's liveness, queue depth and version."""
+    config = request.app[config_key]
+    metrics = request.app[metrics_key]
     probe_id = await authenticate(request)
-    body = await _json_body(request)
-    if not isinstance(body, dict) or not isinstance(body.get("sent_at"), str):
-        raise _error(web.HTTPBadRequest, "sent_at: required string")
-    now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S")
-    await request.app[store_key].add_heartbeat(probe_id, body["sent_at"][:32], now,
-                                               json.dumps(body)[:4096])
-    request.app[metrics_key].heartbeats.inc()
-    request.app[fleet_key].heartbeat(probe_id, body, datetime.now(UTC))
+    body = await _read_json(request, config.limits.max_heartbeat_bytes)
+    now = datetime.now(UTC)
+    try:
+        fields = validate_heartbeat(body, probe_id, client_address(request), now,
+                                    config.limits)
+    except ValueError as exc:
+        raise _error(web.HTTPBadRequest, str(exc)) from exc
+    with _timed(metrics, "add_heartbeat"):
+        await request.app[store_key].add_heartbeat(
+            fields.probe_id, fields.sent_at, now.strftime(TIME_FORMAT), fields.body,
+            queue_depth=fields.queue_depth, software_version=fields.software_version)
+    metrics.heartbeats.inc()
+    request.app[fleet_key].heartbeat(fields.probe_id, body, now)
     return web.json_response({"ok": True, "event_windows": []})
 
 
@@ -115,7 +221,8 @@ async def control_view(request: web.Request) -> web.Response:
     config = request.app[config_key]
     metrics = request.app[metrics_key]
     try:
-        url, endpoints = control.parse_request(await _json_body(request))
+        url, endpoints = control.parse_request(
+            await _read_json(request, CONTROL_BODY_LIMIT))
     except control.BadControlRequest as exc:
         metrics.control_requests.labels("invalid").inc()
         raise _error(web.HTTPBadRequest, str(exc)) from exc
@@ -127,38 +234,51 @@ async def control_view(request: web.Request) -> web.Response:
 
 
 async def list_measurements(request: web.Request) -> web.Response:
-    query = request.query
+    """GET /api/v1/measurements: filters, newest first, keyset pagination."""
+    config = request.app[config_key]
     try:
-        limit = min(int(query.get("limit", "100")), 1000)
-    except ValueError as exc:
-        raise _error(web.HTTPBadRequest, "limit: integer") from exc
-    rows = await request.app[store_key].measurements(
-        since=query.get("since"), until=query.get("until"), cc=query.get("cc"),
-        asn=query.get("asn"), test_name=query.get("test_name"), input=query.get("input"),
-        limit=limit)
-    full = query.get("full") == "true"
-    out = []
-    for row in rows:
-        body = row.pop("body")
-        if full:
-            row["measurement"] = json.loads(body)
-        out.append(row)
-    return web.json_response({"measurements": out})
+        query = parse_list(request.query, config.query.max_page_size)
+    except BadQuery as exc:
+        raise _error(web.HTTPBadRequest, str(exc)) from exc
+    store = request.app[store_key]
+    with _timed(request.app[metrics_key], "measurements"):
+        rows = await store.measurements(query.filters, after=query.after, limit=query.limit + 1)
+        page = rows[:query.limit]
+        bodies = await store.measurement_bodies([r["uid"] for r in page]) if query.full else {}
+    for row in page:
+        if row["uid"] in bodies:
+            row["measurement"] = json.loads(bodies[row["uid"]])
+    more = len(rows) > query.limit
+    cursor = encode_cursor(page[-1]["start_time"], page[-1]["uid"]) if more else None
+    return web.json_response({"measurements": page, "next_cursor": cursor})
+
+
+async def aggregation(request: web.Request) -> web.Response:
+    """GET /api/v1/aggregation: counts by verdict per group of up to two axes."""
+    config = request.app[config_key]
+    try:
+        filters, axes = parse_aggregation(request.query)
+    except BadQuery as exc:
+        raise _error(web.HTTPBadRequest, str(exc)) from exc
+    limit = config.query.max_groups
+    with _timed(request.app[metrics_key], "aggregate"):
+        rows = await request.app[store_key].aggregate(filters, axes, limit)
+    if len(rows) > limit:
+        raise _error(web.HTTPBadRequest, f"more than {limit} groups: narrow the filters "
+                                         f"or use fewer axes")
+    return web.json_response({"dimension_count": len(axes), "result": rows})
 
 
 async def list_events(request: web.Request) -> web.Response:
     return web.json_response({"events": []})
 
 
-async def aggregation(request: web.Request) -> web.Response:
-    counts = await request.app[store_key].verdict_counts()
-    return web.json_response({"result": [
-        {"test_name": t, "probe_cc": cc, "probe_asn": asn, "verdict": v, "count": n}
-        for t, cc, asn, v, n in counts]})
+async def openapi(request: web.Request) -> web.Response:
+    return web.json_response(openapi_document.document())
 
 
 async def metrics_page(request: web.Request) -> web.Response:
-    await refresh(request.app[snapshot_key], request.app[store_key])
+    await refresh(request.app[snapshot_key], request.app[store_key], request.app[metrics_key])
     body = generate_latest(request.app[registry_key])
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
@@ -169,7 +289,7 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 def _start_time(text: str) -> datetime:
-    return datetime.strptime(text, "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC)
+    return datetime.strptime(text, TIME_FORMAT).replace(tzinfo=UTC)
 
 
 async def status_page(request: web.Request) -> web.Response:
@@ -188,4 +308,3 @@ async def event_page(request: web.Request) -> web.Response:
         raise web.HTTPNotFound(text="No such event (it may have ended more than a week ago).")
     return web.Response(text=statuspage.event_page(event, datetime.now(UTC)),
                         content_type="text/html")
-

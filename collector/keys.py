@@ -11,7 +11,8 @@ if TYPE_CHECKING:
     from collector.config import CollectorConfig
     from collector.eventbook import EventBook
     from collector.fleet_metrics import FleetMetrics
-    from collector.metrics import IngestMetrics
+    from collector.geoip import GeoIP
+    from collector.metrics import IngestMetrics, StoreSnapshot
     from collector.notify import Notifier
     from collector.ratelimit import RateLimiter
     from collector.store import Store
@@ -21,6 +22,8 @@ store_key: web.AppKey[Store] = web.AppKey("store")
 registry_key = web.AppKey("registry", CollectorRegistry)
 metrics_key: web.AppKey[IngestMetrics] = web.AppKey("metrics")
 ratelimit_key: web.AppKey[RateLimiter] = web.AppKey("ratelimit")
+snapshot_key: web.AppKey[StoreSnapshot] = web.AppKey("snapshot")
+geoip_key: web.AppKey[GeoIP | None] = web.AppKey("geoip")
 eventbook_key: web.AppKey[EventBook] = web.AppKey("eventbook")
 fleet_key: web.AppKey[FleetMetrics] = web.AppKey("fleet")
 notifier_key: web.AppKey[Notifier] = web.AppKey("notifier")

@@ -14,6 +14,7 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_post("/api/v1/control", handlers.control_view)
     app.router.add_get("/api/v1/events", handlers.list_events)
     app.router.add_get("/api/v1/aggregation", handlers.aggregation)
+    app.router.add_get("/api/v1/openapi.json", handlers.openapi)
     app.router.add_get("/metrics", handlers.metrics_page)
     app.router.add_get("/healthz", handlers.healthz)
     app.router.add_get("/", handlers.status_page)

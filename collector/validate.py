@@ -1,34 +1,91 @@
 """Validation of submitted measurements: every rejection carries a reason for the 400.
 
-Rules follow OONI's collector (country two upper-case letters, ASN ``AS<digits>``, a known
-test name, start time at most ``future_skew`` ahead and not older than the retention window)
-plus size and JSON depth limits. The submitter's IP is never stored: if a measurement's text
-still contains it, it is replaced with ``[scrubbed]`` before storage.
+Rules follow OONI's collector (``shared`` reference §4: country two upper-case letters, ASN
+``AS<digits>`` without leading zeros, a known test name, start time at most ``future_skew``
+ahead and not older than the retention window) plus size, JSON depth and encoding limits, so
+that whatever is accepted can be stored by both stores and served back unchanged.
+
+Privacy: the submitter's IP address is never stored. ``probe_ip`` is forced to "127.0.0.1"
+(as OONI's probes send it) and every spelling of the submitter's address left in the text is
+replaced with ``[scrubbed]`` before storage. A loopback submitter is the collector's own host
+and is left alone, so local labs keep their loopback site addresses.
+
+Each ``Invalid`` has a ``reason`` from the closed set ``REASONS`` (a metric label) and a message
+that names the key.
 """
 
 from __future__ import annotations
 
 import json
 import re
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from collector.config import Limits
-from collector.store import StoredMeasurement
-from probe.scrub import SCRUBBED
+from collector.geoip import Location, place
+from collector.store import TIME_FORMAT, VERDICTS, StoredMeasurement
+from probe.scrub import scrub_address
 
 KNOWN_TESTS = frozenset({
     "web_connectivity", "throttling", "connectivity", "telegram", "whatsapp", "signal",
     "facebook_messenger", "dns_check", "sni_ab", "censor_trace", "platform",
 })
+REASONS = (
+    "body", "batch", "not_object", "json_depth", "encoding", "too_large", "measurement_uid",
+    "probe_cc", "probe_asn", "test_name", "measurement_start_time", "future", "too_old",
+    "input", "test_keys", "analysis",
+)
 _CC = re.compile(r"^[A-Z]{2}$")
 _ASN = re.compile(r"^AS(0|[1-9]\d{0,9})$")
 _UID = re.compile(r"^[A-Za-z0-9._\-]{8,128}$")
-_TIME = "%Y-%m-%d %H:%M:%S"
+_WORD = re.compile(r"^[a-z0-9_]{1,32}$")
+_LOOPBACK = ("127.0.0.1", "::1")
+MAX_INPUT = 2048
 
 
 class Invalid(ValueError):
     """A measurement breaks a rule; ``str(exc)`` is the reason given to the client."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        assert reason in REASONS, reason
+        super().__init__(message)
+        self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    index: int
+    uid: str | None
+    reason: str
+    message: str
+
+
+class BatchInvalid(ValueError):
+    """Some measurements of a batch are invalid; nothing of the batch is stored."""
+
+    def __init__(self, rejections: list[Rejection]) -> None:
+        first = rejections[0]
+        super().__init__(f"measurements[{first.index}]: {first.message}")
+        self.rejections = rejections
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def parse_json(raw: bytes) -> Any:
+    """Strict JSON: UTF-8, no NaN/Infinity, bounded nesting (deep input fails, not crashes)."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise Invalid("encoding", f"body is not UTF-8: {exc.reason} at byte {exc.start}") from exc
+    try:
+        return json.loads(text, parse_constant=_reject_constant)
+    except RecursionError as exc:
+        raise Invalid("json_depth", "body is not valid JSON: nested too deeply") from exc
+    except ValueError as exc:
+        raise Invalid("body", f"body is not valid JSON: {exc}") from exc
 
 
 def json_depth(value: Any, limit: int) -> int:
@@ -51,65 +108,173 @@ def json_depth(value: Any, limit: int) -> int:
 def _require_str(m: dict[str, Any], key: str) -> str:
     value = m.get(key)
     if not isinstance(value, str):
-        raise Invalid(f"{key}: required string")
+        raise Invalid(key, f"{key}: required string")
     return value
+
+
+def _analysis(keys: dict[str, Any]) -> tuple[str | None, str | None, str | None]:
+    analysis = keys.get("analysis")
+    if analysis is None:
+        return None, None, None
+    if not isinstance(analysis, dict):
+        raise Invalid("analysis", "test_keys.analysis: must be an object")
+    verdict, layer, mechanism = (analysis.get(k) for k in ("verdict", "layer", "mechanism"))
+    if verdict is not None and verdict not in VERDICTS:
+        raise Invalid("analysis", f"test_keys.analysis.verdict: one of {', '.join(VERDICTS)}")
+    for name, value in (("layer", layer), ("mechanism", mechanism)):
+        if value is not None and not (isinstance(value, str) and _WORD.match(value)):
+            raise Invalid("analysis", f"test_keys.analysis.{name}: short lower-case word or null")
+    return verdict, layer, mechanism
 
 
 def validate(
     m: object, limits: Limits, now: datetime, probe_id: str, submitter_ip: str | None = None,
+    located: Location | None = None,
 ) -> StoredMeasurement:
     """Check one measurement and extract its columns; raises Invalid with the reason."""
     if not isinstance(m, dict):
-        raise Invalid("measurement must be a JSON object")
+        raise Invalid("not_object", "measurement must be a JSON object")
     if json_depth(m, limits.max_json_depth) > limits.max_json_depth:
-        raise Invalid(f"JSON nested deeper than {limits.max_json_depth}")
+        raise Invalid("json_depth", f"JSON nested deeper than {limits.max_json_depth}")
+    if submitter_ip and submitter_ip not in _LOOPBACK:
+        text = json.dumps(m, ensure_ascii=False)
+        scrubbed = scrub_address(text, submitter_ip)
+        if scrubbed != text:
+            m = json.loads(scrubbed)
+            assert isinstance(m, dict)
     uid = _require_str(m, "measurement_uid")
     if not _UID.match(uid):
-        raise Invalid("measurement_uid: 8-128 characters of [A-Za-z0-9._-]")
+        raise Invalid("measurement_uid", "measurement_uid: 8-128 characters of [A-Za-z0-9._-]")
     cc = _require_str(m, "probe_cc")
     if not _CC.match(cc):
-        raise Invalid("probe_cc: two upper-case letters")
+        raise Invalid("probe_cc", "probe_cc: two upper-case letters")
     asn = _require_str(m, "probe_asn")
-    if not _ASN.match(asn):
-        raise Invalid("probe_asn: AS followed by digits")
+    if not _ASN.match(asn) or int(asn[2:]) > 2**32 - 1:
+        raise Invalid("probe_asn", "probe_asn: AS followed by a 32-bit number, no leading zero")
     test_name = _require_str(m, "test_name")
     if test_name not in KNOWN_TESTS:
-        raise Invalid(f"test_name: unknown test {test_name[:40]!r}")
+        raise Invalid("test_name", f"test_name: unknown test {test_name[:40]!r}")
     start_text = _require_str(m, "measurement_start_time")
     try:
-        start = datetime.strptime(start_text, _TIME).replace(tzinfo=UTC)
+        start = datetime.strptime(start_text, TIME_FORMAT).replace(tzinfo=UTC)
     except ValueError as exc:
-        raise Invalid("measurement_start_time: expected 'YYYY-MM-DD HH:MM:SS'") from exc
+        raise Invalid("measurement_start_time",
+                      "measurement_start_time: expected 'YYYY-MM-DD HH:MM:SS' (UTC)") from exc
     if start > now + timedelta(seconds=limits.future_skew):
-        raise Invalid("measurement_start_time: in the future")
+        raise Invalid("future", "measurement_start_time: in the future")
     if start < now - timedelta(seconds=limits.retention):
-        raise Invalid("measurement_start_time: older than the retention window")
+        raise Invalid("too_old", "measurement_start_time: older than the retention window")
     input_ = m.get("input")
     if input_ is not None and not isinstance(input_, str):
-        raise Invalid("input: must be a string or null")
+        raise Invalid("input", "input: must be a string or null")
+    if input_ is not None and (len(input_) > MAX_INPUT or "\x00" in input_):
+        raise Invalid("input", f"input: at most {MAX_INPUT} characters, no NUL")
     keys = m.get("test_keys")
     if not isinstance(keys, dict):
-        raise Invalid("test_keys: required object")
-    analysis = keys.get("analysis")
-    verdict = layer = mechanism = None
-    if analysis is not None:
-        if not isinstance(analysis, dict):
-            raise Invalid("test_keys.analysis: must be an object")
-        verdict, layer, mechanism = (analysis.get(k) for k in ("verdict", "layer", "mechanism"))
-        if verdict not in (None, "ok", "down", "blocked", "throttled", "inconclusive"):
-            raise Invalid("test_keys.analysis.verdict: unknown verdict")
-        for name, value in (("layer", layer), ("mechanism", mechanism)):
-            if value is not None and (not isinstance(value, str) or len(value) > 32):
-                raise Invalid(f"test_keys.analysis.{name}: short string or null")
-    m = dict(m)
-    m["probe_ip"] = "127.0.0.1"
+        raise Invalid("test_keys", "test_keys: required object")
+    verdict, layer, mechanism = _analysis(keys)
+    m = {**m, "probe_ip": "127.0.0.1"}
     body = json.dumps(m, ensure_ascii=False, separators=(",", ":"))
-    if submitter_ip and submitter_ip in body and submitter_ip not in ("127.0.0.1", "::1"):
-        body = body.replace(submitter_ip, SCRUBBED)
-    if len(body.encode()) > limits.max_measurement_bytes:
-        raise Invalid(f"measurement larger than {limits.max_measurement_bytes} bytes")
+    try:
+        size = len(body.encode("utf-8"))
+    except UnicodeEncodeError as exc:
+        raise Invalid("encoding", "measurement contains an unpaired UTF-16 surrogate") from exc
+    if size > limits.max_measurement_bytes:
+        raise Invalid("too_large", f"measurement larger than {limits.max_measurement_bytes} bytes")
+    placement = place(cc, asn, located)
     return StoredMeasurement(
-        uid=uid, probe_id=probe_id, test_name=test_name, input=input_, probe_cc=cc,
-        probe_asn=asn, start_time=start.strftime(_TIME), received_at=now.strftime(_TIME),
-        verdict=verdict, layer=layer, mechanism=mechanism, body=body,
+        uid=uid, probe_id=probe_id, test_name=test_name, input=input_, probe_cc=placement.cc,
+        probe_asn=placement.asn, start_time=start.strftime(TIME_FORMAT),
+        received_at=now.strftime(TIME_FORMAT), verdict=verdict, layer=layer,
+        mechanism=mechanism, body=body, location_source=placement.source,
+        location_mismatch=placement.mismatch,
     )
+
+
+def batch_items(body: Any, max_batch: int) -> list[Any]:
+    """The measurements of a request body: one object, or ``{"measurements": [...]}``."""
+    if isinstance(body, dict) and "measurements" in body:
+        items = body["measurements"]
+        if not isinstance(items, list) or not items:
+            raise Invalid("batch", "measurements: non-empty list required")
+    elif isinstance(body, dict):
+        items = [body]
+    else:
+        raise Invalid("batch", "body: a measurement object or {\"measurements\": [...]}")
+    if len(items) > max_batch:
+        raise Invalid("batch", f"measurements: at most {max_batch} per request")
+    return items
+
+
+def validate_batch(items: list[Any], limits: Limits, now: datetime, probe_id: str,
+                   submitter_ip: str | None, located: Location | None) -> list[StoredMeasurement]:
+    """Validate every item; raises BatchInvalid listing each rejected index and reason."""
+    rows, rejections = [], []
+    for index, item in enumerate(items):
+        try:
+            rows.append(validate(item, limits, now, probe_id, submitter_ip, located))
+        except Invalid as exc:
+            uid = item.get("measurement_uid") if isinstance(item, dict) else None
+            rejections.append(Rejection(index, uid[:128] if isinstance(uid, str) else None,
+                                        exc.reason, str(exc)))
+    if rejections:
+        raise BatchInvalid(rejections)
+    return rows
+
+
+@dataclass(frozen=True, slots=True)
+class HeartbeatFields:
+    probe_id: str
+    sent_at: str
+    queue_depth: int | None
+    software_version: str | None
+    body: str
+
+
+_PROBE_ID = re.compile(r"^[A-Za-z0-9._\-]{1,64}$")
+
+
+def _heartbeat_time(value: object) -> str:
+    if not isinstance(value, str):
+        raise ValueError("sent_at: required string")
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise ValueError("sent_at: a UTC time such as 2024-05-01 12:00:00 or "
+                         "2024-05-01T12:00:00Z") from exc
+    moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    return moment.strftime(TIME_FORMAT)
+
+
+def validate_heartbeat(body: object, probe_id: str | None, submitter_ip: str | None,
+                       now: datetime, limits: Limits) -> HeartbeatFields:
+    """Check a heartbeat; ``probe_id`` is the token's (None when tokens are not required).
+
+    Raises ValueError with the reason. ``sent_at`` is the probe's clock and is kept as sent
+    (clocks drift); liveness uses the collector's receive time.
+    """
+    if not isinstance(body, dict):
+        raise ValueError("heartbeat must be a JSON object")
+    claimed = body.get("probe_id")
+    if claimed is not None and (not isinstance(claimed, str) or not _PROBE_ID.match(claimed)):
+        raise ValueError("probe_id: 1-64 characters of [A-Za-z0-9._-]")
+    if probe_id is not None and claimed is not None and claimed != probe_id:
+        raise ValueError("probe_id: does not match the token")
+    who = probe_id or claimed
+    if who is None:
+        raise ValueError("probe_id: required when tokens are not")
+    sent_at = _heartbeat_time(body.get("sent_at"))
+    depth = body.get("queue_depth")
+    if depth is not None and (not isinstance(depth, int) or isinstance(depth, bool)
+                              or not 0 <= depth < 2**31):
+        raise ValueError("queue_depth: a non-negative integer")
+    version = body.get("software_version")
+    if version is not None and (not isinstance(version, str) or len(version) > 64
+                                or "\x00" in version):
+        raise ValueError("software_version: a string of at most 64 characters")
+    if json_depth(body, limits.max_json_depth) > limits.max_json_depth:
+        raise ValueError(f"heartbeat nested deeper than {limits.max_json_depth}")
+    text = json.dumps(body, ensure_ascii=True, separators=(",", ":"))
+    if submitter_ip and submitter_ip not in _LOOPBACK:
+        text = scrub_address(text, submitter_ip)
+    return HeartbeatFields(who, sent_at, depth, version, text)

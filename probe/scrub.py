@@ -47,3 +47,30 @@ def scrub_value(value: Any, addresses: set[str]) -> Any:
     if isinstance(value, dict):
         return {k: scrub_value(v, addresses) for k, v in value.items()}
     return value
+
+
+def scrub_address(text: str, address: str) -> str:
+    """Replace every spelling of one IP address in ``text`` with ``[scrubbed]``.
+
+    IPv6 addresses are matched in any compression or letter case, and an IPv4 address also
+    where it appears inside an IPv4-mapped IPv6 address, because the text was written by
+    someone else (the collector scrubs what a probe uploaded with the address it came from).
+    """
+    try:
+        target = ipaddress.ip_address(address.split("%", 1)[0])
+    except ValueError:
+        return text
+    if isinstance(target, ipaddress.IPv6Address) and target.ipv4_mapped is not None:
+        target = target.ipv4_mapped
+    if target.version == 4:
+        return re.sub(rf"(?<![\d.]){re.escape(str(target))}(?![\d.])", SCRUBBED, text)
+
+    def replace(match: re.Match[str]) -> str:
+        found_text = match.group(0)
+        try:
+            found = ipaddress.ip_address(found_text.split("%", 1)[0])
+        except ValueError:
+            return found_text
+        return SCRUBBED if found == target else found_text
+
+    return _IP_PATTERN.sub(replace, text)

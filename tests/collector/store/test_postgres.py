@@ -1,0 +1,104 @@
+"""What only the PostgreSQL store has: monthly partitions, the uid table, unavailability."""
+
+from __future__ import annotations
+
+import secrets
+
+import asyncpg
+import pytest
+
+from collector.store import Filters, StoreUnavailable
+from collector.store.postgres import MIGRATIONS, PostgresStore
+from tests.collector.factory import stored
+from tests.helpers.postgres import PostgresCluster
+
+pytestmark = pytest.mark.postgres
+
+
+async def test_rows_land_in_monthly_partitions(postgres_dsn: str) -> None:
+    store = await PostgresStore.open(postgres_dsn)
+    try:
+        await store.add_measurements([
+            stored(uid="dec", start_time="2023-12-31 23:59:59"),
+            stored(uid="jan", start_time="2024-01-01 00:00:00"),
+            stored(uid="jan2", start_time="2024-01-31 10:00:00"),
+        ])
+        await store.add_heartbeat("p1", "2024-02-01 00:00:00", "2024-02-01 00:00:01", "{}")
+        conn = await asyncpg.connect(postgres_dsn)
+        try:
+            placed = await conn.fetch(
+                "SELECT uid, tableoid::regclass::text AS part FROM measurements ORDER BY uid")
+            parts = await conn.fetch(
+                "SELECT inhparent::regclass::text AS parent, inhrelid::regclass::text AS part "
+                "FROM pg_inherits JOIN pg_class c ON c.oid = inhrelid WHERE c.relkind = 'r' "
+                "ORDER BY 2")
+            uids = await conn.fetchval("SELECT count(*) FROM measurement_uids")
+        finally:
+            await conn.close()
+        assert [(r["uid"], r["part"]) for r in placed] == [
+            ("dec", "measurements_p202312"), ("jan", "measurements_p202401"),
+            ("jan2", "measurements_p202401")]
+        assert [(r["parent"], r["part"]) for r in parts] == [
+            ("heartbeats", "heartbeats_p202402"), ("measurements", "measurements_p202312"),
+            ("measurements", "measurements_p202401")]
+        assert uids == 3
+    finally:
+        await store.close()
+
+
+async def test_a_partition_created_by_another_collector_is_reused(postgres_dsn: str) -> None:
+    first = await PostgresStore.open(postgres_dsn)
+    second = await PostgresStore.open(postgres_dsn)
+    try:
+        assert await first.add_measurements([stored(uid="a", start_time="2024-03-01 00:00:00")])
+        assert await second.add_measurements([stored(uid="b", start_time="2024-03-02 00:00:00")])
+        assert await second.count_measurements() == 2
+    finally:
+        await first.close()
+        await second.close()
+
+
+async def test_an_unreachable_server_is_unavailable() -> None:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # bound but not listening: connections are refused
+        with pytest.raises(StoreUnavailable, match="postgresql"):
+            await PostgresStore.open(f"postgresql://postgres@127.0.0.1:{port}/x",
+                                     connect_timeout=2)
+
+
+async def test_a_database_that_refuses_us_is_unavailable_then_recovers(
+        postgres_cluster: PostgresCluster) -> None:
+    role, name = f"r_{secrets.token_hex(4)}", f"kuzot_{secrets.token_hex(6)}"
+    postgres_cluster.execute(f"CREATE ROLE {role} LOGIN")
+    postgres_cluster.execute(f"CREATE DATABASE {name} OWNER {role}")
+    dsn = f"postgresql://{role}@127.0.0.1:{postgres_cluster.port}/{name}"
+    store = await PostgresStore.open(dsn)
+    try:
+        assert await store.add_measurements([stored(uid="before")]) == ["before"]
+        postgres_cluster.execute(f"ALTER ROLE {role} NOLOGIN")
+        postgres_cluster.execute(
+            f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = '{role}'")
+        with pytest.raises(StoreUnavailable):
+            await store.add_measurements([stored(uid="during")])
+        postgres_cluster.execute(f"ALTER ROLE {role} LOGIN")
+        assert await store.add_measurements([stored(uid="during")]) == ["during"]
+        assert {r["uid"] for r in await store.measurements(Filters())} == {"before", "during"}
+    finally:
+        await store.close()
+        postgres_cluster.execute(f"DROP DATABASE {name} WITH (FORCE)")
+        postgres_cluster.execute(f"DROP ROLE {role}")
+
+
+async def test_a_newer_schema_is_refused(postgres_dsn: str) -> None:
+    store = await PostgresStore.open(postgres_dsn)
+    await store.close()
+    conn = await asyncpg.connect(postgres_dsn)
+    try:
+        await conn.execute("INSERT INTO kuzot_schema (version) VALUES ($1)", len(MIGRATIONS) + 1)
+    finally:
+        await conn.close()
+    with pytest.raises(RuntimeError, match="newer than this collector"):
+        await PostgresStore.open(postgres_dsn)

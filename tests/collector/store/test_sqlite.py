@@ -1,0 +1,100 @@
+"""What only the SQLite store has: pragmas, file migrations, group commit, lock handling."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from collector.store import Filters, StoreUnavailable
+from collector.store.sqlite import MIGRATIONS, SCHEMA, SQLiteStore
+from tests.collector.factory import stored
+
+
+async def test_wal_and_full_sync_make_commits_durable(tmp_path: Path) -> None:
+    store = await SQLiteStore.open(str(tmp_path / "k.sqlite"))
+    try:
+        async with store.write.execute("PRAGMA journal_mode") as cursor:
+            assert (await cursor.fetchone())[0] == "wal"  # type: ignore[index]
+        async with store.write.execute("PRAGMA synchronous") as cursor:
+            assert (await cursor.fetchone())[0] == 2  # type: ignore[index]  # 2 = FULL
+        with pytest.raises(sqlite3.OperationalError, match="readonly"):
+            await store.read.execute("DELETE FROM measurements")
+    finally:
+        await store.close()
+
+
+async def test_a_version_1_file_is_migrated_with_its_data(tmp_path: Path) -> None:
+    path = tmp_path / "old.sqlite"
+    with sqlite3.connect(path) as db:
+        db.executescript(SCHEMA)
+        db.execute("PRAGMA user_version=1")
+        db.execute(
+            "INSERT INTO measurements VALUES ('u1', 'p1', 'web_connectivity', "
+            "'https://Kloop.kg/x', 'KG', 'AS8449', '2024-05-01 10:00:00', "
+            "'2024-05-01 10:01:00', 'blocked', 'dns', 'nxdomain', '{}')")
+        db.execute(
+            "INSERT INTO measurements VALUES ('u0', 'p1', 'web_connectivity', "
+            "'https://Kloop.kg/x', 'KG', 'AS8449', '2024-04-01 10:00:00', "
+            "'2024-04-01 10:01:00', 'ok', NULL, NULL, '{}')")
+        db.execute("INSERT INTO heartbeats VALUES ('p1', '2024-05-01 10:00:00', "
+                   "'2024-05-01 10:00:01', '{}')")
+    db.close()
+    store = await SQLiteStore.open(str(path))
+    try:
+        assert await store.schema_version() == len(MIGRATIONS) == 2
+        rows = await store.measurements(Filters(domain="kloop.kg"))
+        assert [(r["uid"], r["location_source"], r["location_mismatch"]) for r in rows] == [
+            ("u1", "declared", False), ("u0", "declared", False)]
+        [latest] = await store.latest_by_target()
+        assert (latest["verdict"], latest["mechanism"]) == ("blocked", "nxdomain")
+        [probe] = await store.probes()
+        assert (probe["probe_id"], probe["last_seen"]) == ("p1", "2024-05-01 10:00:01")
+    finally:
+        await store.close()
+
+
+async def test_a_newer_schema_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "future.sqlite"
+    with sqlite3.connect(path) as db:
+        db.execute(f"PRAGMA user_version={len(MIGRATIONS) + 1}")
+    db.close()
+    with pytest.raises(RuntimeError, match="newer than this collector"):
+        await SQLiteStore.open(str(path))
+
+
+async def test_a_locked_database_is_unavailable_then_recovers(tmp_path: Path) -> None:
+    path = tmp_path / "k.sqlite"
+    store = await SQLiteStore.open(str(path), busy_timeout_ms=50)
+    other = sqlite3.connect(path, isolation_level=None)
+    try:
+        other.execute("BEGIN EXCLUSIVE")
+        with pytest.raises(StoreUnavailable, match="locked"):
+            await store.add_measurements([stored(uid="blocked-1")])
+        other.execute("ROLLBACK")
+        assert await store.add_measurements([stored(uid="later-1")]) == ["later-1"]
+        assert await store.count_measurements() == 1
+    finally:
+        other.close()
+        await store.close()
+
+
+async def test_a_failing_write_does_not_fail_the_others_in_its_group(tmp_path: Path) -> None:
+    store = await SQLiteStore.open(str(tmp_path / "k.sqlite"))
+    try:
+        good = [[stored()] for _ in range(5)]
+        bad = [stored(probe_id=None)]  # NOT NULL violation inside the shared transaction
+        results = await asyncio.gather(*(store.add_measurements(rows) for rows in
+                                         [*good[:2], bad, *good[2:]]), return_exceptions=True)
+        assert isinstance(results[2], sqlite3.IntegrityError)
+        assert [r for i, r in enumerate(results) if i != 2] == [[g[0].uid] for g in good]
+        assert await store.count_measurements() == 5
+    finally:
+        await store.close()
+
+
+async def test_memory_databases_are_refused_with_a_reason() -> None:
+    with pytest.raises(ValueError, match="needs a file"):
+        await SQLiteStore.open(":memory:")
