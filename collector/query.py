@@ -42,7 +42,8 @@ class ListQuery:
 
 def parse_time(value: str, name: str) -> str:
     """UTC ``YYYY-MM-DD HH:MM:SS`` from a date, OONI's format, or ISO 8601 with a zone."""
-    text = value.strip()
+    # An unencoded "+" in a query string arrives as a space: "...T18:30:00 06:00".
+    text = re.sub(r"(T\d{2}:\d{2}(?::\d{2})?) (\d{2}:\d{2})$", r"\1+\2", value.strip())
     try:
         if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
             moment = datetime.strptime(text, "%Y-%m-%d").replace(tzinfo=UTC)

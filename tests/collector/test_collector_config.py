@@ -1,0 +1,33 @@
+"""The collector's configuration: the shipped example loads, and each new key fails by path."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from collector import config as collector_config
+from probe.typed_config import ConfigError
+
+ROOT = Path(__file__).parents[2]
+DATA = ROOT / "tests" / "testdata" / "configs"
+
+
+def test_the_example_config_loads_with_its_target_lists() -> None:
+    config = collector_config.load(ROOT / "configs" / "collector.yaml")
+    assert config == collector_config.CollectorConfig(targets=config.targets,
+                                                      target_files=config.target_files)
+    assert "https://kloop.kg/" in config.targets and "https://vlast.kz/" in config.targets
+    assert len(config.targets) == len(set(config.targets))
+
+
+@pytest.mark.parametrize(("name", "message"), [
+    ("invalid-collector-address-header.yaml", "client_address_header: not an HTTP header name"),
+    ("invalid-collector-query.yaml", "query.max_page_size: must be positive"),
+    ("invalid-collector-target-file.yaml",
+     "target_files[0]: cannot read missing.csv: No such file or directory"),
+])
+def test_invalid_collector_config(name: str, message: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        collector_config.load(DATA / name)
+    assert str(caught.value) == message
