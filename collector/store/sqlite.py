@@ -278,19 +278,27 @@ class SQLiteStore:
             return []
 
         async def job(db: aiosqlite.Connection) -> list[str]:
-            inserted: list[str] = []
-            fresh: list[StoredMeasurement] = []
-            placeholders = ",".join("?" for _ in MEASUREMENT_COLUMNS)
+            # The transaction holds SQLite's write lock (BEGIN IMMEDIATE), so no other
+            # connection or process can insert between this check and the insert.
+            unique: dict[str, StoredMeasurement] = {}
             for row in rows:
+                unique.setdefault(row.uid, row)
+            existing: set[str] = set()
+            uids = list(unique)
+            for start in range(0, len(uids), 500):
+                chunk = uids[start:start + 500]
                 async with db.execute(
-                    f"INSERT INTO measurements ({','.join(MEASUREMENT_COLUMNS)}) "
-                    f"VALUES ({placeholders}) ON CONFLICT (uid) DO NOTHING", _values(row),
+                    f"SELECT uid FROM measurements WHERE uid IN ({','.join('?' * len(chunk))})",
+                    chunk,
                 ) as cursor:
-                    if cursor.rowcount == 1:
-                        inserted.append(row.uid)
-                        fresh.append(row)
+                    existing.update(r[0] for r in await cursor.fetchall())
+            fresh = [row for uid, row in unique.items() if uid not in existing]
+            await db.executemany(
+                f"INSERT INTO measurements ({','.join(MEASUREMENT_COLUMNS)}) "
+                f"VALUES ({','.join('?' for _ in MEASUREMENT_COLUMNS)})",
+                [_values(r) for r in fresh])
             await db.executemany(_UPSERT_TARGET, [_target_values(r) for r in fresh])
-            return inserted
+            return [r.uid for r in fresh]
 
         return await self.writer.run(job)
 
