@@ -18,6 +18,7 @@ from collector.tokens import new_token, token_hash, valid_probe_id
 from probe.typed_config import ConfigError, is_host_port
 
 BAD_INPUT = 2
+ACCESS_LOG_FORMAT = '%t "%r" %s %b %Tfs'
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -110,6 +111,7 @@ def main(argv: list[str] | None = None) -> int:
         return BAD_INPUT
     print(f"kuzot collector on http://{config.listen}/ (metrics at /metrics), "
           f"database {config.database}", flush=True)
+    # The access log format leaves out the client address (%a): it is never recorded.
     web.run_app(create_app(config), host=config.host, port=config.port, print=None,
-                handle_signals=True)
+                handle_signals=True, access_log_format=ACCESS_LOG_FORMAT)
     return 0

@@ -109,8 +109,8 @@ class Store(Protocol):
     async def measurements(
         self, filters: Filters, *, after: tuple[str, str] | None = None, limit: int = 100,
     ) -> list[dict[str, Any]]:
-        """Rows newest first (``start_time``, then ``uid``, descending), without ``body``
-        unless ``with_body``; ``after`` is the (start_time, uid) of the last row already seen."""
+        """Rows newest first (``start_time``, then ``uid``, descending), without ``body``;
+        ``after`` is the (start_time, uid) of the last row already seen (keyset paging)."""
 
     async def measurement_bodies(self, uids: list[str]) -> dict[str, str]:
         """The JSON documents of the given uids (unknown uids are absent)."""

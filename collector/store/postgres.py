@@ -49,6 +49,7 @@ _LOCK_MIGRATE = 0x6B757A6F74_01
 _LOCK_PARTITIONS = 0x6B757A6F74_02
 _PARTITIONED = {"measurements": "start_time", "heartbeats": "received_at"}
 _RETRIES = 5
+_ACQUIRE_TIMEOUT = 30.0  # seconds to wait for a pooled connection before answering 503
 
 MIGRATIONS: tuple[tuple[str, ...], ...] = (
     (
@@ -205,7 +206,8 @@ class PostgresStore:
         """Run ``work`` in a transaction; retried on deadlock or serialization failure."""
         for attempt in range(_RETRIES):
             try:
-                async with _unavailable(), self.pool.acquire() as conn, conn.transaction():
+                async with _unavailable(), self.pool.acquire(timeout=_ACQUIRE_TIMEOUT) as conn, \
+                        conn.transaction():
                     return await work(conn)
             except (pgerr.DeadlockDetectedError, pgerr.SerializationError):
                 if attempt == _RETRIES - 1:
@@ -214,7 +216,7 @@ class PostgresStore:
         raise AssertionError("unreachable")
 
     async def _fetch(self, query: str, *args: Any) -> list[asyncpg.Record]:
-        async with _unavailable(), self.pool.acquire() as conn:
+        async with _unavailable(), self.pool.acquire(timeout=_ACQUIRE_TIMEOUT) as conn:
             return list(await conn.fetch(query, *args))
 
     async def _ensure_partitions(self, table: str, moments: set[datetime]) -> None:
