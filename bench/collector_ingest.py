@@ -134,12 +134,15 @@ async def scrape_time(base: str, token: str, series: int) -> tuple[float, int]:
 
 
 class Collector:
-    def __init__(self, tmp: Path, database: str) -> None:
+    def __init__(self, tmp: Path, database: str, targets: int = 0) -> None:
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.config = tmp / f"collector-{self.port}.yaml"
+        # Only configured targets become metric labels (others fold into target="other").
+        listed = json.dumps([f"https://t{i}.example/" for i in range(targets)])
         self.config.write_text(f"listen: 127.0.0.1:{self.port}\ndatabase: '{database}'\n"
-                               "limits: {rate_per_minute: 100000000}\n")
+                               "limits: {rate_per_minute: 100000000}\n"
+                               f"targets: {listed}\n")
 
     def __enter__(self) -> tuple[str, str]:
         token = subprocess.run([sys.executable, "-m", "collector", "token", "issue",
@@ -179,7 +182,7 @@ def main() -> int:
                 with Collector(tmp, database) as (base, token):
                     rate = asyncio.run(http_run(base, token, batch, args.clients, args.seconds))
                 results.append((name, f"HTTP ingest, batch {batch}", rate))
-        with Collector(tmp, str(tmp / "scrape.sqlite")) as (base, token):
+        with Collector(tmp, str(tmp / "scrape.sqlite"), args.series) as (base, token):
             median, lines = asyncio.run(scrape_time(base, token, args.series))
     print(f"{args.clients} concurrent clients, {args.seconds:.0f} s per row, durable acks only")
     print(f"{'store':<11} {'path':<24} {'measurements/s':>15}")
