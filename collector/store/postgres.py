@@ -121,8 +121,16 @@ SCHEMA_VERSION = len(MIGRATIONS)
 # us. These become StoreUnavailable (HTTP 503); anything else is a bug and propagates.
 _UNAVAILABLE: tuple[type[BaseException], ...] = (
     OSError, TimeoutError, pgerr.PostgresConnectionError, pgerr.InterfaceError,
-    pgerr.OperatorInterventionError, pgerr.InsufficientResourcesError,
+    pgerr.InternalClientError, pgerr.OperatorInterventionError, pgerr.InsufficientResourcesError,
     pgerr.InvalidAuthorizationSpecificationError, pgerr.InvalidCatalogNameError,
+)
+# A pooled connection that died under us (server restarted, backend terminated): the pool's
+# connections are expired (the others are likely dead too) and the work is tried once more on
+# a fresh one. Safe because every write is idempotent by
+# its key (uid, token, lease holder, probe).
+_BROKEN: tuple[type[BaseException], ...] = (
+    pgerr.ConnectionDoesNotExistError, pgerr.InterfaceError, pgerr.InternalClientError,
+    pgerr.AdminShutdownError, ConnectionError,
 )
 _TIME_KEYS = frozenset({"start_time", "received_at", "first_seen", "last_seen", "sent_at",
                         "created_at", "revoked_at", "expires_at"})
@@ -203,12 +211,24 @@ class PostgresStore:
         return cls(pool)
 
     async def _write(self, work: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
-        """Run ``work`` in a transaction; retried on deadlock or serialization failure."""
+        """Run ``work`` in a transaction; retried on deadlock or serialization failure, and
+        once on a fresh connection when the pooled one turns out to be dead."""
+        reconnected = False
         for attempt in range(_RETRIES):
             try:
-                async with _unavailable(), self.pool.acquire(timeout=_ACQUIRE_TIMEOUT) as conn, \
-                        conn.transaction():
-                    return await work(conn)
+                async with _unavailable():
+                    try:
+                        async with self.pool.acquire(timeout=_ACQUIRE_TIMEOUT) as conn, \
+                                conn.transaction():
+                            return await work(conn)
+                    except _BROKEN:
+                        if reconnected:
+                            raise
+                        reconnected = True
+                        await self.pool.expire_connections()
+                        async with self.pool.acquire(timeout=_ACQUIRE_TIMEOUT) as conn, \
+                                conn.transaction():
+                            return await work(conn)
             except (pgerr.DeadlockDetectedError, pgerr.SerializationError):
                 if attempt == _RETRIES - 1:
                     raise
@@ -216,8 +236,14 @@ class PostgresStore:
         raise AssertionError("unreachable")
 
     async def _fetch(self, query: str, *args: Any) -> list[asyncpg.Record]:
-        async with _unavailable(), self.pool.acquire(timeout=_ACQUIRE_TIMEOUT) as conn:
-            return list(await conn.fetch(query, *args))
+        async with _unavailable():
+            try:
+                async with self.pool.acquire(timeout=_ACQUIRE_TIMEOUT) as conn:
+                    return list(await conn.fetch(query, *args))
+            except _BROKEN:
+                await self.pool.expire_connections()
+                async with self.pool.acquire(timeout=_ACQUIRE_TIMEOUT) as conn:
+                    return list(await conn.fetch(query, *args))
 
     async def _ensure_partitions(self, table: str, moments: set[datetime]) -> None:
         """Create the monthly partitions of ``table`` that hold ``moments``, once."""

@@ -102,3 +102,37 @@ async def test_a_newer_schema_is_refused(postgres_dsn: str) -> None:
         await conn.close()
     with pytest.raises(RuntimeError, match="newer than this collector"):
         await PostgresStore.open(postgres_dsn)
+
+
+async def test_a_new_migration_is_applied_once_by_concurrent_openers(postgres_dsn: str) -> None:
+    import asyncio
+
+    from collector.store.postgres import migrate
+
+    await (await PostgresStore.open(postgres_dsn)).close()
+    future = (*MIGRATIONS, ('CREATE TABLE events (id bigserial PRIMARY KEY, kind text '
+                            'COLLATE "C")', "INSERT INTO events (kind) VALUES ('block')"))
+    connections = [await asyncpg.connect(postgres_dsn) for _ in range(3)]
+    try:
+        found = await asyncio.gather(*(migrate(conn, future) for conn in connections))
+        assert sorted(found) == [1, 2, 2]
+        assert await connections[0].fetchval("SELECT count(*) FROM events") == 1
+        assert await connections[0].fetchval("SELECT max(version) FROM kuzot_schema") == 2
+    finally:
+        for conn in connections:
+            await conn.close()
+
+
+async def test_dropped_connections_are_replaced_without_an_error(
+        postgres_cluster: PostgresCluster, postgres_dsn: str) -> None:
+    store = await PostgresStore.open(postgres_dsn, pool_size=2)
+    try:
+        assert await store.add_measurements([stored(uid="before")]) == ["before"]
+        name = postgres_dsn.rsplit("/", 1)[1]
+        for _ in range(3):  # as after a server restart: every pooled connection is gone
+            postgres_cluster.execute(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                                     f"WHERE datname = '{name}' AND pid <> pg_backend_pid()")
+            assert await store.count_measurements() >= 1
+        assert await store.add_measurements([stored(uid="after")]) == ["after"]
+    finally:
+        await store.close()

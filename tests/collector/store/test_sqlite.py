@@ -98,3 +98,25 @@ async def test_a_failing_write_does_not_fail_the_others_in_its_group(tmp_path: P
 async def test_memory_databases_are_refused_with_a_reason() -> None:
     with pytest.raises(ValueError, match="needs a file"):
         await SQLiteStore.open(":memory:")
+
+
+async def test_a_new_migration_is_applied_once_by_concurrent_openers(tmp_path: Path) -> None:
+    import aiosqlite
+
+    from collector.store.sqlite import migrate
+
+    path = str(tmp_path / "k.sqlite")
+    await (await SQLiteStore.open(path)).close()
+    future = (*MIGRATIONS, ("CREATE TABLE events (id INTEGER PRIMARY KEY, kind TEXT)",
+                            "INSERT INTO events (kind) VALUES ('block')"))
+    connections = [await aiosqlite.connect(path, isolation_level=None) for _ in range(3)]
+    try:
+        for db in connections:
+            await db.execute("PRAGMA busy_timeout=5000")
+        found = await asyncio.gather(*(migrate(db, future) for db in connections))
+        assert sorted(found) == [2, 3, 3]
+        async with connections[0].execute("SELECT count(*) FROM events") as cursor:
+            assert (await cursor.fetchone())[0] == 1  # type: ignore[index]
+    finally:
+        for db in connections:
+            await db.close()
