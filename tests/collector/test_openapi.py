@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -22,10 +23,12 @@ from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
 from collector.config import Control, Limits
+from collector.keys import eventbook_key
 from collector.openapi import document
 from collector.query import decode_cursor
 from tests.collector.app import Running, running
 from tests.collector.factory import measurement
+from tests.helpers.fleet import fleet_events
 from tests.helpers.servers import page_app, serve_app, server_context
 
 BASE = "urn:kuzot:openapi"
@@ -105,8 +108,10 @@ async def test_every_response_matches_its_schema(collector: Running, ca: trustme
     revoked = await collector.token("gone")
     await collector.store.revoke_token("gone", "2024-05-02 00:00:00")
 
-    async def call(method: str, path: str, **kwargs: Any) -> Any:
-        response = await c.request(method.upper(), path, **kwargs)
+    async def call(method: str, path: str, path_value: str | None = None,
+                   **kwargs: Any) -> Any:
+        url = path.replace("{event_id}", path_value) if path_value else path
+        response = await c.request(method.upper(), url, **kwargs)
         body = await (response.json() if response.content_type == "application/json"
                       else response.text())
         check(response, body, path, method, seen)
@@ -145,6 +150,9 @@ async def test_every_response_matches_its_schema(collector: Running, ca: trustme
     await call("get", "/metrics")
     await call("get", "/healthz")
     await call("get", "/")
+    await collector.app[eventbook_key].publish(fleet_events(datetime.now(UTC)))
+    await call("get", "/events/{event_id}", path_value="ev-kz-block")
+    await call("get", "/events/{event_id}", path_value="no-such-event")
     documented = {(p, m, int(s)) for p, ops in DOC["paths"].items() for m, op in ops.items()
                   for s in op["responses"] if s != "503"}
     assert documented - seen == set()

@@ -162,7 +162,9 @@ class RunningCollector:
 @contextlib.asynccontextmanager
 async def running_collector(tmp_path: Path, notifications: Notifications | None = None,
                             public_url: str | None = None) -> AsyncIterator[RunningCollector]:
-    config = CollectorConfig(database=str(tmp_path / "kuzot.sqlite"),
+    # The operator's target list: only these URLs become metric labels.
+    targets = tuple(dict.fromkeys(t for *_, pairs in FLEET for t, _ in pairs))
+    config = CollectorConfig(database=str(tmp_path / "kuzot.sqlite"), targets=targets,
                              auth=Auth(require_token=True), public_url=public_url,
                              notifications=notifications or Notifications(
                                  state_file=str(tmp_path / "notify-state.json")))
