@@ -3,7 +3,7 @@
 The server binaries come from Debian's ``postgresql`` package (``.ci/run`` installs it). The
 server refuses to run as root, so under root the cluster belongs to the ``postgres`` system
 user the package creates. It listens on 127.0.0.1 on a free port, with its socket in its own
-directory, trusts local connections (it exists for one test session), and is stopped and
+directory, trusts local connections (it lives only while the tests run), and is stopped and
 deleted at the end. Its default collation is ICU ``en-US`` (as on a typical production server,
 where "a" sorts before "B"), so tests notice any ordering that differs from SQLite's bytewise one.
 """
