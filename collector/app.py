@@ -28,6 +28,7 @@ from collector.metrics import IngestMetrics, StoreCollector, StoreSnapshot
 from collector.notify import Notifier
 from collector.ratelimit import RateLimiter
 from collector.routes import setup_routes
+from collector.sni_ab import sni_ab_context
 from collector.store import open_store
 
 
@@ -76,5 +77,6 @@ def create_app(config: CollectorConfig) -> web.Application:
     app.cleanup_ctx.append(_geoip_ctx)
     app.cleanup_ctx.append(_store_ctx)
     app.cleanup_ctx.append(_notifier_ctx)
+    app.cleanup_ctx.append(sni_ab_context)
     setup_routes(app)
     return app

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from collector.notify.config import Notifications
+from collector.sni_ab import SniAB
 from probe.typed_config import (
     ConfigError,
     build,
@@ -93,6 +94,7 @@ class CollectorConfig:
     query: Query = field(default_factory=Query)
     control: Control = field(default_factory=Control)
     notifications: Notifications = field(default_factory=Notifications)
+    sni_ab: SniAB = field(default_factory=SniAB)
 
     @property
     def host(self) -> str:

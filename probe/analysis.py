@@ -533,7 +533,8 @@ def _failed_request(hop: _Hop, request: Record, control: _Control, dns: _DNSView
         return _spoofed(dns, evidence)
     if request.get("x_slow"):
         return _verdict("throttled", "http", None, 0.5,
-                        [*evidence, f"bytes:{request.get('x_bytes_received')}"])
+                        [*evidence, f"bytes:{request.get('x_bytes_received')}",
+                         f"goodput_bps:{request.get('x_goodput_bps')}"])
     if not control.http_ok:
         return _verdict("inconclusive", "http", _mechanism(failure), 0.0,
                         [*evidence, "control_http:missing"])

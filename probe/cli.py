@@ -3,7 +3,8 @@
 ``check URL [--control URL] [--resolver IP[:PORT]] [--doh URL] [--ca-file PEM] [--json]``
 runs one web connectivity measurement; ``run`` is the daemon; ``live`` is the main job of the
 quickstart (collector + probe + a live terminal table); ``platform NAME`` checks one platform
-(Telegram, WhatsApp, ...); ``trace URL`` locates the censor of a URL.
+(Telegram, WhatsApp, ...); ``trace URL`` locates the censor of a URL; ``throttle URL``
+measures a target against its co-hosted baseline and the SNI A/B test.
 Exit codes: 0 whatever the verdict, 2 on bad input.
 """
 
@@ -15,6 +16,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from probe import throttle_cli
 from probe.checks import web
 from probe.control_client import ControlClient
 from probe.measurement import to_json
@@ -70,6 +72,7 @@ def _parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run the probe daemon")
     run.add_argument("--config", required=True)
     run.add_argument("--once", action="store_true", help="one round, upload, then exit")
+    throttle_cli.add_parser(sub)
     live = sub.add_parser("live", help="collector + probe + live table (the quickstart)")
     live.add_argument("--config", default="configs/probe.yaml")
     live.add_argument("--collector-config", default="configs/collector.yaml")
@@ -302,6 +305,8 @@ def main(argv: list[str] | None = None) -> int:
             from probe.daemon import run_daemon
 
             return asyncio.run(run_daemon(args.config, once=args.once))
+        if args.command == "throttle":
+            return throttle_cli.main(args)
         if args.command == "live":
             from probe.live import run_live
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Literal
 
 from probe.connectivity import LadderConfig
+from probe.throttle_settings import ThrottlingConfig
 from probe.typed_config import (
     ConfigError,
     build,
@@ -100,6 +101,7 @@ class ProbeConfig:
     targets: tuple[Target, ...] = ()
     spool_path: str = "var/probe-spool.sqlite"
     ladder: LadderConfig = field(default_factory=LadderConfig)
+    throttling: ThrottlingConfig = field(default_factory=ThrottlingConfig)
 
     @property
     def control_base(self) -> str:

@@ -14,6 +14,7 @@ from typing import Any
 
 from probe import config as probe_config
 from probe.round import ladder_measurement, run_targets
+from probe.throttle_test import run_throttling_round
 from probe.uploader import Uploader, UploadError
 
 log = logging.getLogger(__name__)
@@ -38,6 +39,7 @@ async def one_round(config: probe_config.ProbeConfig, uploader: Uploader,
     pending.append(ladder)
     if online:
         pending.extend(await run_targets(config, config.targets))
+        pending.extend(await run_throttling_round(config))
     while pending:
         batch = pending[: config.collector.upload_batch]
         try:

@@ -14,7 +14,7 @@ import random
 import re
 from typing import Any
 
-from probe import failures
+from probe import bytetime, failures
 from probe.netx import tcp
 from probe.netx.trace import Trace
 
@@ -65,6 +65,11 @@ class _Sampler:
         if now >= self.next_at:
             self.samples.append((now, self.received))
             self.next_at = now + self._gap()
+
+    def goodput(self, start: float) -> float | None:
+        """Bits per second over the first 512 KiB since ``start`` (see ``probe.bytetime``)."""
+        rate = bytetime.goodput(bytetime.since(self.samples, start))
+        return None if rate is None else round(rate)
 
     def finish(self) -> None:
         self.samples.append((self.trace.now(), self.received))
@@ -184,9 +189,11 @@ async def get(
         record["x_slow"] = failure == failures.TIMEOUT and sampler.received > 0
         record["x_bytes_received"] = sampler.received
         sampler.finish()
+        record["x_goodput_bps"] = sampler.goodput(record["t0"])
         record["t"] = trace.now()
         return record
     sampler.finish()
+    record["x_goodput_bps"] = sampler.goodput(record["t0"])
     record["t"] = trace.now()
     record["response"] = {
         "code": code,
