@@ -306,3 +306,49 @@ def test_options_dataclass_is_frozen() -> None:
     options = throttle.ThrottleOptions()
     with pytest.raises(dataclasses.FrozenInstanceError):
         options.repetitions = 5  # type: ignore[misc]
+
+
+# -- the daemon's round ------------------------------------------------------------------------
+
+
+async def test_round_measures_targets_with_a_baseline_when_due(
+        ca: trustme.CA, ca_file: str, tmp_path: Path) -> None:
+    from probe import config as probe_config
+    from probe.throttle_test import run_throttling_round
+
+    context = server_context(ca, "localhost", "127.0.0.1")
+    async with serve_app(object_app(OBJECT_BYTES), context) as port, \
+            collector(tmp_path, SniAB(listen="127.0.0.1:0", object_bytes=OBJECT_BYTES)) as base:
+        path = tmp_path / "probe.yaml"
+        path.write_text(
+            f"identity: {{probe_id: p1, country: KZ, asn: AS9198}}\n"
+            f"collector: {{url: '{base}'}}\n"
+            f"ca_file: {ca_file}\n"
+            f"targets:\n"
+            f"  - {{url: 'https://localhost:{port}/', baseline: 'https://127.0.0.1:{port}/'}}\n"
+            f"  - {{url: 'https://localhost:{port}/other'}}\n"
+            f"  - {{url: 'https://127.0.0.1:{port}/', role: baseline}}\n"
+            f"throttling: {{enabled: true, repetitions: 1, ab_repetitions: 1,\n"
+            f"  max_bytes_per_transfer: 65536, budget_file: {tmp_path / 'budget.json'}}}\n")
+        config = probe_config.load(path)
+        first = await run_throttling_round(config)
+        second = await run_throttling_round(config)
+    assert len(first) == 1 and second == []  # one target has a baseline; then not due
+    measurement = first[0]
+    assert measurement["test_name"] == "throttling"
+    assert measurement["input"] == f"https://localhost:{port}/"
+    assert (measurement["probe_cc"], measurement["probe_asn"]) == ("KZ", "AS9198")
+    keys = measurement["test_keys"]
+    assert {f["role"] for f in keys["flows"]} == {"target", "baseline"}
+    assert keys["sni_ab_failure"] is None and len(keys["sni_ab"]["flows"]) == 2
+    ledger = json.loads((tmp_path / "budget.json").read_text())
+    assert ledger["used"] == keys["x_budget"]["bytes_used"] > 0
+    assert ledger["last_round"] is not None
+
+
+async def test_round_is_off_by_default(tmp_path: Path) -> None:
+    from probe.config import ProbeConfig, Target
+    from probe.throttle_test import run_throttling_round
+
+    config = ProbeConfig(targets=(Target(url="https://a.test/", baseline="https://b.test/"),))
+    assert await run_throttling_round(config) == []
