@@ -190,9 +190,12 @@ def ab_summary(ab: Record | None, thresholds: Thresholds = Thresholds()) -> Reco
         return None
     flows = ab.get("flows") or []
     expected = ab.get("certificate_sha256")
-    presented = {((f.get("tls_handshake") or {}).get("peer_certificates") or [{}])[0]
-                 .get("sha256") for f in flows if (f.get("tls_handshake") or {}).get(
-                     "failure") is None and f.get("tls_handshake")}
+    presented = set()
+    for f in flows:
+        handshake = f.get("tls_handshake") or {}
+        if handshake and handshake.get("failure") is None:
+            leaf = (handshake.get("x_certificates") or [{}])[0]
+            presented.add(leaf.get("sha256"))
     presented.discard(None)
     certificate_ok = not expected or presented <= {expected}
     original = [r for f in flows if f.get("role") == "ab_original"

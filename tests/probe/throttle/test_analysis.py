@@ -42,7 +42,7 @@ def flow(role: str, index: int, rate_bps: float, *, address: str = "45.91.20.10:
     hello_bytes = 4200
     request_t0 = start + 0.001 + handshake
     record["tls_handshake"] = {"failure": None, "t0": start + 0.001, "t": request_t0,
-                               "peer_certificates": [{"sha256": cert}]}
+                               "x_certificates": [{"sha256": cert}]}
     record["request_t0"] = request_t0
     samples: list[list[float]] = [[start, 0], [request_t0, hello_bytes]]
     t, n = request_t0, 0.0

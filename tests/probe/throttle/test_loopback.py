@@ -92,7 +92,7 @@ async def test_ab_endpoint_serves_one_object_for_any_sni(tmp_path: Path) -> None
             handshake = flow["tls_handshake"]
             assert isinstance(handshake, dict)
             assert handshake["server_name"] == sni
-            assert handshake["peer_certificates"][0]["sha256"] == endpoint.certificate_sha256
+            assert handshake["x_certificates"][0]["sha256"] == endpoint.certificate_sha256
             request = flow["request"]
             assert isinstance(request, dict)
             assert request["response"]["body_sha256"] == expected
