@@ -43,15 +43,6 @@ COLLECTOR_PORT, AB_PORT = 8080, 8443
 ACCESS_RATE = "20mbit"  # the subscriber's line; every scenario has one, as a real probe does
 
 
-def _second(rate: str) -> int:
-    """Bytes sent in one second at a tc rate such as "128kbit" or "20mbit" (at least 2 MTUs)."""
-    match = re.fullmatch(r"(\d+)(kbit|mbit)", rate)
-    if match is None:
-        raise ValueError(f"rate {rate!r}: use <n>kbit or <n>mbit")
-    bits = int(match.group(1)) * (1000 if match.group(2) == "kbit" else 1_000_000)
-    return max(3000, bits // 8)
-
-
 def lab_capable() -> tuple[bool, str]:
     ok, reason = have_netns()
     if not ok:
@@ -162,22 +153,16 @@ class ThrottleLab:
                                 "handle", "1:", "htb", "default", "10"))
             _check(self.net.run(self.censor, "tc", "class", "add", "dev", dev, "parent", "1:",
                                 "classid", "1:10", "htb", "rate", ACCESS_RATE))
-            self._leaf(dev, "1:10", _second(ACCESS_RATE))
         for table in ("filter", "mangle"):
             self.net.run(self.censor, "iptables", "-t", table, "-F")
-        self.net.run(self.censor, "conntrack", "-F")  # absent tools are fine: flows are new
-
-    def _leaf(self, dev: str, classid: str, limit_bytes: int) -> None:
-        """A byte FIFO under each class holding about one second at the class's rate, as a
-        shaper's buffer: with the default 1000-packet queue a new flow's handshake would wait
-        behind many seconds of the previous flow's backlog. (fq_codel and sfq are not
-        available on these kernels.)"""
-        _check(self.net.run(self.censor, "tc", "qdisc", "replace", "dev", dev, "parent",
-                            classid, "handle", f"{classid.split(':')[1]}:", "bfifo", "limit",
-                            str(limit_bytes)))
 
     def shape_address(self, address: str, rate: str) -> None:
-        """``tc htb`` + ``u32``: traffic from and to ``address`` limited to ``rate``."""
+        """``tc htb`` + ``u32``: traffic from and to ``address`` limited to ``rate``.
+
+        The class keeps the kernel's default deep FIFO, as a shaper on a real line does: the
+        flow settles on a flat rate. (With a queue of a few packets, TCP's retransmission
+        timeouts at these rates cut the curve into bursts and stalls; fq_codel and sfq, which
+        would avoid both, are not available on these kernels.)"""
         for dev, direction in ((self.to_client, "src"), (self.to_world, "dst")):
             _check(self.net.run(self.censor, "tc", "class", "add", "dev", dev, "parent", "1:",
                                 "classid", "1:20", "htb", "rate", rate, "ceil", rate))
