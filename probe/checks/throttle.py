@@ -23,6 +23,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from probe import failures
 from probe.budget import ByteBudget
 from probe.checks.web import split_url
 from probe.netx import dns, tls, transfer
@@ -159,7 +160,11 @@ async def measure(
                 flows.append(flow)
 
     sni_ab: Record | None = None
-    if ab is not None:
+    ab_ip = None if ab is None else await _address(ab.host, ab.port, opts, run.trace, queries)
+    if ab is not None and ab_ip is None:
+        # The collector's A/B host did not resolve: say why, as the lookup recorded it.
+        ab_failure = ab_failure or queries[-1].get("failure") or failures.DNS_NO_ANSWER
+    elif ab is not None and ab_ip is not None:
         innocuous = opts.innocuous_sni or baseline_host or DEFAULT_INNOCUOUS_SNI
         ab_flows: list[Record] = []
         for index in range(opts.ab_repetitions):
@@ -172,11 +177,12 @@ async def measure(
                     f"https://{sni}{path}"
                 # The collector's certificate names no target; it is checked by fingerprint
                 # in the analysis instead of by name here.
-                flow = await run.fetch(role, index, url, ab.host, ab.port, sni, path,
+                flow = await run.fetch(role, index, url, ab_ip, ab.port, sni, path,
                                        verify=False)
                 if flow is not None:
                     ab_flows.append(flow)
-        sni_ab = {"endpoint": f"{ab.host}:{ab.port}", "original_sni": target_host,
+        sni_ab = {"endpoint": f"{ab.host}:{ab.port}", "address": ab_ip,
+                  "original_sni": target_host,
                   "control_sni": innocuous, "certificate_sha256": ab.certificate_sha256,
                   "flows": ab_flows}
 

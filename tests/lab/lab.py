@@ -104,8 +104,12 @@ def _sites(scenarios: Sequence[Scenario]) -> dict[str, Site]:
 class Lab:
     """An emulated censoring network able to host ``scenarios``."""
 
-    def __init__(self, scenarios: Sequence[Scenario], workdir: Path | None = None) -> None:
+    def __init__(self, scenarios: Sequence[Scenario], workdir: Path | None = None,
+                 collector_yaml: str = "") -> None:
+        """``collector_yaml``: extra top-level keys for the collector's config (for example
+        the throttling tests' ``sni_ab`` endpoint)."""
         self.scenarios = list(scenarios)
+        self.collector_yaml = collector_yaml
         self.topology = Topology.new()
         self.workdir = workdir or Path(tempfile.mkdtemp(prefix="kuzot-lab-"))
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
@@ -235,7 +239,7 @@ class Lab:
         Path(self.collector_config).write_text(
             f"listen: {plan.COLLECTOR_BACKEND}\n"
             f"database: {self.workdir / 'kuzot.sqlite'}\n"
-            f"control: {{timeout: 5s, ca_file: {self.ca_file}}}\n")
+            f"control: {{timeout: 5s, ca_file: {self.ca_file}}}\n{self.collector_yaml}")
         return str(world), str(censor), injector
 
     def _start(self, name: str, namespace: str, *args: str) -> None:
