@@ -321,6 +321,29 @@ def document() -> dict[str, Any]:
                 "parameters": _parameters(EVENT_PARAMS),
                 "responses": {"200": _json(_ref("EventList"), "Events.")},
             }},
+            "/api/v1/sni-ab": {"get": {
+                "operationId": "sniAbEndpoint",
+                "summary": "Where the SNI A/B endpoint listens (TLS on its own port, any SNI, "
+                           "one fixed object; `?bytes=N` for its first N bytes) and the SHA-256 "
+                           "of its certificate, for the probe's throttling test.",
+                "responses": {
+                    "200": _json({
+                        "type": "object",
+                        "required": ["port", "path", "object_bytes", "certificate_sha256",
+                                     "host"],
+                        "properties": {
+                            "port": {"type": "integer", "minimum": 1, "maximum": 65535},
+                            "path": {"type": "string", "pattern": "^/"},
+                            "object_bytes": {"type": "integer", "minimum": 1},
+                            "certificate_sha256": {"type": "string",
+                                                   "pattern": "^[0-9a-f]{64}$"},
+                            "host": {"type": ["string", "null"], "description":
+                                     "Address to dial; null: the collector URL's host."},
+                        },
+                    }, "The endpoint."),
+                    "404": _error("The endpoint is off (sni_ab.listen is not set)."),
+                },
+            }},
             "/api/v1/openapi.json": {"get": {
                 "operationId": "openapi", "summary": "This document.",
                 "responses": {"200": _json({"type": "object"}, "OpenAPI 3.1 document.")},

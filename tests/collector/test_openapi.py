@@ -26,6 +26,7 @@ from collector.config import Control, Limits
 from collector.keys import eventbook_key
 from collector.openapi import document
 from collector.query import decode_cursor
+from collector.sni_ab import SniAB
 from tests.collector.app import Running, running
 from tests.collector.factory import measurement
 from tests.helpers.fleet import fleet_events
@@ -100,7 +101,8 @@ async def test_documented_parameters_are_accepted_and_others_refused(
         assert response.status == 400
 
 
-async def test_every_response_matches_its_schema(collector: Running, ca: trustme.CA) -> None:
+async def test_every_response_matches_its_schema(collector: Running, ca: trustme.CA,
+                                                 tmp_path: Path) -> None:
     seen: set[tuple[str, str, int]] = set()
     c = collector.client
     headers = await collector.token("p1")
@@ -147,6 +149,10 @@ async def test_every_response_matches_its_schema(collector: Running, ca: trustme
     await call("post", "/api/v1/control", json={"http_request": "ftp://x/"})
     await call("get", "/api/v1/events")
     await call("get", "/api/v1/openapi.json")
+    await call("get", "/api/v1/sni-ab")  # off unless configured
+    async with running(f"{tmp_path}/ab.sqlite", sni_ab=SniAB(listen="127.0.0.1:0")) as ab:
+        response = await ab.client.get("/api/v1/sni-ab")
+        check(response, await response.json(), "/api/v1/sni-ab", "get", seen)
     await call("get", "/metrics")
     await call("get", "/healthz")
     await call("get", "/")
