@@ -213,7 +213,10 @@ async def heartbeat(request: web.Request) -> web.Response:
             queue_depth=fields.queue_depth, software_version=fields.software_version)
     metrics.heartbeats.inc()
     request.app[fleet_key].heartbeat(fields.probe_id, body, now)
-    return web.json_response({"ok": True, "event_windows": []})
+    # observed_address: the address this heartbeat came from, returned so the probe can
+    # scrub it (its public address behind NAT) from its measurements; never stored here.
+    return web.json_response({"ok": True, "event_windows": [],
+                              "observed_address": client_address(request)})
 
 
 async def control_view(request: web.Request) -> web.Response:

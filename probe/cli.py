@@ -1,11 +1,12 @@
-"""Command line of the probe (contract: shared design notes, section 3).
+"""Command line of the probe.
 
 ``check URL [--control URL] [--resolver IP[:PORT]] [--doh URL] [--ca-file PEM] [--json]``
-runs one web connectivity measurement; ``run`` is the daemon; ``live`` is the main job of the
-quickstart (collector + probe + a live terminal table); ``platform NAME`` checks one platform
-(Telegram, WhatsApp, ...); ``trace URL`` locates the censor of a URL; ``throttle URL``
-measures a target against its co-hosted baseline and the SNI A/B test.
-Exit codes: 0 whatever the verdict, 2 on bad input.
+runs one web connectivity measurement; ``init`` onboards a volunteer (notice, consent,
+config); ``run`` is the daemon; ``status`` tells what the daemon did; ``live`` is the
+main job of the quickstart (collector + probe + a live terminal table); ``platform NAME``
+checks one platform (Telegram, WhatsApp, ...); ``trace URL`` locates the censor of a URL;
+``throttle URL`` measures a target against its co-hosted baseline and the SNI A/B test.
+Exit codes: 0 whatever the verdict, 2 on bad input (and on missing consent).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from probe import throttle_cli
+from probe import onboarding, throttle_cli
 from probe.checks import web
 from probe.control_client import ControlClient
 from probe.measurement import to_json
@@ -69,10 +70,15 @@ def _parser() -> argparse.ArgumentParser:
     trace.add_argument("--json", action="store_true", help="print the JSON measurement")
     trace.add_argument("--cc", default="ZZ", help="declared country code")
     trace.add_argument("--asn", default="AS0", help="declared ASN")
+    init = sub.add_parser("init", help="read the notice, consent, write the probe config")
+    onboarding.add_arguments(init)
     run = sub.add_parser("run", help="run the probe daemon")
     run.add_argument("--config", required=True)
     run.add_argument("--once", action="store_true", help="one round, upload, then exit")
     throttle_cli.add_parser(sub)
+    status = sub.add_parser("status", help="spool, uploads, heartbeats, verdicts, data used")
+    status.add_argument("--config", required=True)
+    status.add_argument("--json", action="store_true", help="print the status as JSON")
     live = sub.add_parser("live", help="collector + probe + live table (the quickstart)")
     live.add_argument("--config", default="configs/probe.yaml")
     live.add_argument("--collector-config", default="configs/collector.yaml")
@@ -301,10 +307,27 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"error: {problem}", file=sys.stderr)
                 return BAD_INPUT
             return asyncio.run(_trace(args))
+        if args.command == "init":
+            return onboarding.run_init(args, sys.stdin, sys.stdout, sys.stderr)
         if args.command == "run":
-            from probe.daemon import run_daemon
+            from probe.daemon import ConsentMissing, run_daemon
 
-            return asyncio.run(run_daemon(args.config, once=args.once))
+            try:
+                return asyncio.run(run_daemon(args.config, once=args.once))
+            except ConsentMissing as exc:
+                print(f"error: {exc}", file=sys.stderr)
+                return BAD_INPUT
+        if args.command == "status":
+            from probe import config as probe_config
+            from probe.status import show
+
+            try:
+                print(show(probe_config.load(args.config), args.json))
+            except FileNotFoundError:
+                print("error: no spool file yet: the probe has not run with this config",
+                      file=sys.stderr)
+                return BAD_INPUT
+            return 0
         if args.command == "throttle":
             return throttle_cli.main(args)
         if args.command == "live":

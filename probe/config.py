@@ -41,6 +41,10 @@ def _doh_resolvers(value: tuple[str, ...]) -> str | None:
     return None
 
 
+def _optional_positive(value: float | None) -> str | None:
+    return None if value is None else positive(value)
+
+
 def _jitter(value: float) -> str | None:
     return None if 0 <= value < 1 else "must be in [0, 1)"
 
@@ -71,11 +75,42 @@ class Timeouts:
     control: float = duration_field(30.0, positive)
 
 
+def _at_least_one(value: float) -> str | None:
+    return None if value >= 1 else "must be at least 1"
+
+
 @dataclass(frozen=True, slots=True)
 class Schedule:
+    """Cadence of the daemon. ``interval`` is the default per-target cadence; inside an event
+    window told by the collector every target interval is divided by ``event_speedup``."""
+
     interval: float = duration_field(300.0, positive)
     jitter: float = checked(0.2, _jitter)
     concurrency: int = checked(8, positive)
+    ladder_interval: float = duration_field(300.0, positive)
+    offline_ladder_interval: float = duration_field(60.0, positive)
+    heartbeat_interval: float = duration_field(60.0, positive)
+    event_heartbeat_interval: float = duration_field(30.0, positive)
+    event_speedup: float = checked(4.0, _at_least_one)
+    upload_interval: float = duration_field(60.0, positive)
+    retry_min: float = duration_field(30.0, positive)
+    retry_max: float = duration_field(900.0, positive)
+
+
+@dataclass(frozen=True, slots=True)
+class Budget:
+    """Data the probe may use per UTC day (measurements, uploads, heartbeats); null = no cap."""
+
+    daily_mb: float | None = checked(100.0, _optional_positive)
+
+
+@dataclass(frozen=True, slots=True)
+class Consent:
+    """Written by ``python -m probe init`` once the volunteer has read the notice and agreed."""
+
+    accepted: bool = False
+    notice_version: int = 0
+    accepted_at: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +120,8 @@ class Target:
     cc: str = "*"
     role: Literal["test", "baseline", "canary"] = "test"
     baseline: str | None = None
+    interval: float | None = field(default=None, metadata={"duration": True,
+                                                           "check": _optional_positive})
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,19 +137,25 @@ class ProbeConfig:
     target_files: tuple[str, ...] = ()
     targets: tuple[Target, ...] = ()
     spool_path: str = "var/probe-spool.sqlite"
+    spool_max_mb: float = checked(100.0, positive)
     ladder: LadderConfig = field(default_factory=LadderConfig)
     throttling: ThrottlingConfig = field(default_factory=ThrottlingConfig)
+    budget: Budget = field(default_factory=Budget)
+    consent: Consent = field(default_factory=Consent)
+    metrics_listen: str | None = checked(None, lambda v: v and is_host_port(v))
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
 
     @property
     def control_base(self) -> str:
         return self.control_url or self.collector.url
 
 
-_CSV_COLUMNS = ("url", "category", "cc", "role", "baseline")
+_CSV_COLUMNS = ("url", "category", "cc", "role", "baseline", "interval")
 
 
 def load_targets_csv(path: Path, label: str) -> tuple[Target, ...]:
-    """Targets from a CSV with header ``url,category,cc,role,baseline`` (only url required)."""
+    """Targets from a CSV with header ``url,category,cc,role,baseline[,interval]`` (only url
+    required)."""
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:

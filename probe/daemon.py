@@ -1,23 +1,75 @@
-"""``python -m probe run``: measure every target each interval and upload the results.
+"""``python -m probe run``: the volunteer's daemon, built to run for months and through
+shutdowns.
 
-This is the simple daemon of the walking skeleton: rounds on a fixed interval with jitter,
-uploads after each round, keeps what could not be uploaded in memory for the next round.
+One loop owns time. It takes the earliest job from the timetable (``probe.scheduler``),
+waits for it on the injected clock, and starts it as a task:
+
+* ``target:<url>``: one web connectivity measurement, under the daemon's one semaphore
+  (``schedule.concurrency``), skipped while the day's data budget is spent;
+* ``ladder``: the connectivity ladder, every ``ladder_interval``, and every
+  ``offline_ladder_interval`` (a minute) while the collector does not answer: during a
+  shutdown the ladder is what tells a local fault from an international cut;
+* ``heartbeat``: every 60 s (30 s inside an event window); its answer carries the event
+  windows and the address the collector saw, which joins the scrub list;
+* ``upload``: sends the spool in batches while the collector answers, and backs off
+  exponentially while it does not.
+
+Every measurement is scrubbed of the probe's own addresses and committed to the spool before
+anything else happens to it; the network only ever sees what the spool holds. SIGTERM and
+SIGINT stop the loop, give running measurements a short grace to finish and be spooled, and
+close the file cleanly; what was not uploaded waits in the spool for the next start.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import random
+import re
+import signal
+from collections.abc import Awaitable, Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from probe import __version__, privacy, scheduler, traffic, windows
 from probe import config as probe_config
-from probe.round import ladder_measurement, run_targets
-from probe.throttle_test import run_throttling_round
+from probe.clock import Clock, SystemClock
+from probe.journal import (
+    EVENT_WINDOWS,
+    LADDER_TARGET,
+    LAST_HEARTBEAT,
+    LAST_HEARTBEAT_ATTEMPT,
+    LAST_HEARTBEAT_ERROR,
+    LAST_UPLOAD,
+    LAST_UPLOAD_ATTEMPT,
+    LAST_UPLOAD_ERROR,
+    STARTED,
+    STOPPED,
+    Journal,
+    summarise_analysis,
+)
+from probe.localdb import LocalDB
+from probe.measurement import ooni_time
+from probe.spool import Depth, Entry, Spool
 from probe.uploader import Uploader, UploadError
 
 log = logging.getLogger(__name__)
+
+Measurement = dict[str, Any]
+TargetFn = Callable[[probe_config.Target, datetime], Awaitable[Measurement]]
+LadderFn = Callable[[datetime], Awaitable[Measurement]]
+
+NOTICE_VERSION = 1
+BATCH_BYTES = 4 * 1024 * 1024  # half the collector's default body limit, before gzip
+SHUTDOWN_GRACE = 10.0
+NAP = 5.0
+_REJECTED_INDEX = re.compile(r"measurements\[(\d+)\]: (.*)")
+
+
+class ConsentMissing(Exception):
+    """The config does not record the volunteer's consent (``python -m probe init``)."""
 
 
 def read_token(config: probe_config.ProbeConfig, base: Path) -> str | None:
@@ -33,38 +85,512 @@ def read_token(config: probe_config.ProbeConfig, base: Path) -> str | None:
     return None
 
 
-async def one_round(config: probe_config.ProbeConfig, uploader: Uploader,
-                    pending: list[dict[str, Any]]) -> tuple[bool, str]:
-    ladder, online, sentence = await ladder_measurement(config)
-    pending.append(ladder)
-    if online:
-        pending.extend(await run_targets(config, config.targets))
-        pending.extend(await run_throttling_round(config))
-    while pending:
-        batch = pending[: config.collector.upload_batch]
+def require_consent(config: probe_config.ProbeConfig) -> None:
+    consent = config.consent
+    if not consent.accepted or consent.notice_version < NOTICE_VERSION:
+        raise ConsentMissing(
+            "this config does not record your consent; run `python -m probe init` to read "
+            "what the probe measures and uploads and the risks, and to agree")
+
+
+def production_measures(config: probe_config.ProbeConfig) -> tuple[TargetFn, LadderFn]:
+    """The real checks: web connectivity per target and the connectivity ladder."""
+    from probe import round as rounds
+
+    control = rounds.control_client(config)
+    options = rounds.web_options(config)
+
+    async def target(t: probe_config.Target, started: datetime) -> Measurement:
+        return await rounds.measure_target(config, t, control, options, started)
+
+    async def ladder(started: datetime) -> Measurement:
+        measurement, _online, _sentence = await rounds.ladder_measurement(config, started)
+        return measurement
+
+    return target, ladder
+
+
+class Daemon:
+    """The scheduler, the spool and the collector link of one probe."""
+
+    def __init__(
+        self,
+        config: probe_config.ProbeConfig,
+        db: LocalDB,
+        uploader: Uploader,
+        *,
+        clock: Clock | None = None,
+        rng: random.Random | None = None,
+        measure_target: TargetFn | None = None,
+        measure_ladder: LadderFn | None = None,
+        spool: Spool | None = None,
+        interface_files: tuple[str, str] = ("/proc/net/fib_trie", "/proc/net/if_inet6"),
+        grace: float = SHUTDOWN_GRACE,
+    ) -> None:
+        self.config = config
+        self.clock = clock or SystemClock()
+        self.rng = rng or random.Random()
+        if measure_target is None or measure_ladder is None:
+            default_target, default_ladder = production_measures(config)
+            measure_target = measure_target or default_target
+            measure_ladder = measure_ladder or default_ladder
+        self._measure_target = measure_target
+        self._measure_ladder = measure_ladder
+        self.spool = spool or Spool(db, int(config.spool_max_mb * 1_000_000))
+        self.journal = Journal(db)
+        self.uploader = uploader
+        self.interface_files = interface_files
+        self.grace = grace
+        self.targets = {t.url: t for t in config.targets}
+        self.timetable = scheduler.Timetable()
+        self.slots = asyncio.Semaphore(config.schedule.concurrency)
+        self.in_flight: dict[str, asyncio.Task[None]] = {}
+        self.book = privacy.AddressBook(b"")
+        self.budget = traffic.daily_bytes(config.budget.daily_mb)
+        self.stopping = False
+        # What the daemon knows now; read by the heartbeat, /metrics and the logs.
+        self.reachable: bool | None = None
+        self.online: bool | None = None
+        self.event_windows: list[windows.Window] = []
+        self.window: windows.Window | None = None
+        self.day = ""
+        self.used_today = 0
+        self.depth = Depth(0, 0, None)
+        self.counters: dict[str, int] = {}
+        self.measured: dict[str, int] = {}
+        self.latest: dict[str, str] = {}
+        self.skipped_budget = 0
+        self.upload_failures = 0
+        self.heartbeats = {"ok": 0, "failed": 0}
+        self.last_upload: datetime | None = None
+        self.last_heartbeat: datetime | None = None
+        self._batch_limit = config.collector.upload_batch
+        self._traffic_seen = 0
+        self._budget_warned = ""
+
+    # ----------------------------------------------------------------- life cycle
+
+    async def start(self) -> None:
+        """Load what the journal remembers and plan the first jobs."""
+        self.book = privacy.AddressBook(await self.journal.address_key(),
+                                        await self.journal.address_digests())
+        await self._learn_interfaces()
+        saved = await self.journal.get(EVENT_WINDOWS)
+        if saved:
+            self.event_windows = windows.parse(json.loads(saved), self.config.identity.country)
+        self.window = windows.active(self.event_windows, self.clock.now())
+        await self._refresh_usage()
+        await self._refresh_spool()
+        await self.journal.set(**{STARTED: ooni_time(self.clock.now()), STOPPED: None})
+        await self.uploader.open()
+        now = self.clock.monotonic()
+        self.timetable.plan("heartbeat", now)
+        self.timetable.plan("ladder", now)
+        self.timetable.plan("upload", now + self.config.schedule.upload_interval)
+        recent = await self.journal.recent()
+        last_seen = {target: verdicts[0].start_time for target, verdicts in recent.items()}
+        self.latest = {target: verdicts[0].verdict or "none"
+                       for target, verdicts in recent.items()
+                       if target in self.targets or target == LADDER_TARGET}
+        for url, target in self.targets.items():
+            self.timetable.plan(f"target:{url}", now + self._first_delay(target,
+                                                                       last_seen.get(url)))
+        log.info("probe %s started: %d targets, %d measurements waiting in the spool",
+                 self.config.identity.probe_id, len(self.targets), self.depth.measurements)
+
+    def _first_delay(self, target: probe_config.Target, last: str | None) -> float:
+        """Continue the cadence across restarts: a target measured ten minutes ago with an
+        hourly interval is due in fifty minutes, not right away."""
+        interval = self._interval(target)
+        if last:
+            previous = windows.parse_time(last)
+            if previous is not None:
+                left = interval - (self.clock.now() - previous).total_seconds()
+                if 0 < left <= interval:
+                    return left
+        return scheduler.first_delay(interval, self.rng)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Run until ``stop`` is set; always leaves the spool closed cleanly."""
+        await self.start()
         try:
-            stored = set(await uploader.upload(batch))
+            while not stop.is_set():
+                self._refresh_window()
+                upcoming = self.timetable.peek()
+                if upcoming is None:
+                    break
+                name, due = upcoming
+                wait = due - self.clock.monotonic()
+                if wait > 0:
+                    await self._wait(stop, wait)
+                    continue
+                self.timetable.pop()
+                await self._dispatch(name, due)
+        finally:
+            await self.shutdown()
+
+    async def run_once(self) -> None:
+        """One pass (heartbeat, ladder, every target, upload) and return: for installers that
+        check a fresh setup, and for benchmarks."""
+        await self.start()
+        try:
+            await self._heartbeat()
+            await self._ladder()
+            await asyncio.gather(*(self._target(t) for t in self.targets.values()))
+            if self.reachable:
+                await self._upload()
+        finally:
+            await self.shutdown()
+
+    async def shutdown(self) -> None:
+        self.stopping = True
+        tasks = list(self.in_flight.values())
+        if tasks:
+            _done, pending = await asyncio.wait(tasks, timeout=self.grace)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+        await self.uploader.close()
+        await self.journal.set(**{STOPPED: ooni_time(self.clock.now())})
+        log.info("probe stopped; %d measurements wait in the spool", self.depth.measurements)
+
+    async def settle(self) -> None:
+        """Wait until no job is running (a simulated clock calls this before it jumps)."""
+        while self.in_flight:
+            await asyncio.gather(*list(self.in_flight.values()), return_exceptions=True)
+
+    async def _wait(self, stop: asyncio.Event, seconds: float) -> None:
+        """Sleep until the next job, at most ``NAP`` seconds (so a job planned earlier by a
+        finished task is noticed soon), or until ``stop``."""
+        waiters = [asyncio.ensure_future(self.clock.sleep(min(seconds, NAP))),
+                   asyncio.ensure_future(stop.wait())]
+        try:
+            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in waiters:
+                waiter.cancel()
+            await asyncio.gather(*waiters, return_exceptions=True)
+
+    def _spawn(self, name: str, job: Awaitable[None]) -> None:
+        async def run() -> None:
+            try:
+                await job
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # a bug must not stop the probe; it is logged and retried
+                log.exception("job %s failed", name)
+            finally:
+                self.in_flight.pop(name, None)
+
+        self.in_flight[name] = asyncio.create_task(run(), name=name)
+
+    # ------------------------------------------------------------------ dispatch
+
+    def _interval(self, target: probe_config.Target) -> float:
+        base = target.interval or self.config.schedule.interval
+        return scheduler.target_interval(base, self.config.schedule.event_speedup,
+                                         self.window is not None)
+
+    def _ladder_interval(self) -> float:
+        schedule = self.config.schedule
+        if self.reachable is not True or self.online is False:
+            return schedule.offline_ladder_interval
+        if self.window is not None:
+            return min(schedule.offline_ladder_interval,
+                       schedule.ladder_interval / schedule.event_speedup)
+        return schedule.ladder_interval
+
+    def _heartbeat_interval(self) -> float:
+        schedule = self.config.schedule
+        return schedule.event_heartbeat_interval if self.window else schedule.heartbeat_interval
+
+    async def _dispatch(self, name: str, due: float) -> None:
+        now = self.clock.monotonic()
+        if name.startswith("target:"):
+            target = self.targets[name.removeprefix("target:")]
+            interval = scheduler.jittered(self._interval(target), self.config.schedule.jitter,
+                                          self.rng)
+            self.timetable.plan(name, max(due + interval, now))
+            if name in self.in_flight:
+                return  # still running from last time: never two of one target at once
+            await self._refresh_usage()
+            if self.budget is not None and self.used_today >= self.budget:
+                await self._skip_for_budget()
+                return
+            self._spawn(name, self._target(target))
+        elif name == "ladder":
+            self.timetable.plan(name, now + self._ladder_interval())
+            if name not in self.in_flight:
+                self._spawn(name, self._ladder())
+        elif name == "heartbeat":
+            self.timetable.plan(name, now + self._heartbeat_interval())
+            if name not in self.in_flight:
+                self._spawn(name, self._heartbeat())
+        elif name == "upload":
+            if name in self.in_flight:
+                self.timetable.plan(name, now + self.config.schedule.upload_interval)
+            elif self.reachable is not True:
+                # Heartbeats find out when the collector is back and pull the upload forward.
+                self.timetable.plan(name, now + self.config.schedule.upload_interval)
+            else:
+                self._spawn(name, self._upload())
+
+    async def _skip_for_budget(self) -> None:
+        self.skipped_budget += 1
+        await self.journal.add_usage(self.day, skipped=1)
+        if self._budget_warned != self.day:
+            self._budget_warned = self.day
+            log.warning("data budget of %.1f MB for %s is spent; sites are measured again "
+                        "tomorrow (UTC), the connectivity ladder and uploads go on",
+                        (self.budget or 0) / 1e6, self.day)
+
+    def _refresh_window(self) -> None:
+        current = windows.active(self.event_windows, self.clock.now())
+        if (current is None) == (self.window is None):
+            self.window = current
+            return
+        self.window = current
+        if current is None:
+            log.info("event window over; back to the normal cadence")
+            return
+        log.info("inside event window %r until %s: measuring %.0fx as often", current.name,
+                 ooni_time(current.end), self.config.schedule.event_speedup)
+        now = self.clock.monotonic()
+        for url, target in self.targets.items():
+            self.timetable.plan_earlier(f"target:{url}",
+                                        now + self.rng.uniform(0, self._interval(target)))
+        self.timetable.plan_earlier("heartbeat", now + self._heartbeat_interval())
+        self.timetable.plan_earlier("ladder", now + self._ladder_interval())
+
+    # ---------------------------------------------------------------------- jobs
+
+    async def _target(self, target: probe_config.Target) -> None:
+        async with self.slots:
+            if self.stopping:
+                return
+            measurement = await self._measure_target(target, self.clock.now())
+        await self.record(measurement)
+
+    async def _ladder(self) -> None:
+        measurement = await self._measure_ladder(self.clock.now())
+        analysis = measurement.get("test_keys", {}).get("analysis", {})
+        online = analysis.get("online")
+        if isinstance(online, bool) and online != self.online:
+            log.info("network: %s", analysis.get("summary"))
+            self.online = online
+        await self._learn_interfaces()
+        await self.record(measurement)
+
+    async def record(self, measurement: Measurement) -> None:
+        """Scrub, spool, and note the verdict and the traffic of one measurement."""
+        text = self.book.scrub(json.dumps(measurement, ensure_ascii=False,
+                                          separators=(",", ":")))
+        entry = Entry(uid=str(measurement["measurement_uid"]),
+                      test_name=str(measurement["test_name"]),
+                      input=measurement.get("input"),
+                      start_time=str(measurement["measurement_start_time"]), body=text)
+        evicted = await self.spool.put([entry])
+        if evicted:
+            log.warning("spool full (%.0f MB): evicted the %d oldest measurements",
+                        self.config.spool_max_mb, evicted)
+        verdict = summarise_analysis(measurement)
+        await self.journal.add_verdict(verdict)
+        self.latest[verdict.target] = verdict.verdict or "none"
+        self.used_today = await self.journal.add_usage(self._today(),
+                                                       traffic.estimate(measurement), 1)
+        self.measured[entry.test_name] = self.measured.get(entry.test_name, 0) + 1
+        await self._refresh_spool()
+        log.debug("measured %s: spool holds %d", entry.input or entry.test_name,
+                  self.depth.measurements)
+        if self.reachable and self.depth.measurements >= self._batch_limit:
+            self.timetable.plan_earlier("upload", self.clock.monotonic())
+
+    async def _heartbeat(self) -> None:
+        now = self.clock.now()
+        body = self._heartbeat_body(now)
+        try:
+            answer = await self.uploader.heartbeat(body)
         except UploadError as exc:
-            if exc.permanent:
-                log.error("collector rejected a batch, dropping it: %s", exc)
-                del pending[: len(batch)]
-                continue
-            log.warning("upload failed, keeping %d measurements: %s", len(pending), exc)
-            break
-        pending[:] = [m for m in pending if m["measurement_uid"] not in stored]
-    return online, sentence
+            self.heartbeats["failed"] += 1
+            if self.reachable is not False:
+                log.warning("collector unreachable (%s); measuring on and keeping everything "
+                            "in the spool", exc)
+                self.timetable.plan_earlier(
+                    "ladder", self.clock.monotonic() + self.config.schedule.offline_ladder_interval)
+            self.reachable = False
+            await self.journal.set(**{LAST_HEARTBEAT_ATTEMPT: ooni_time(now),
+                                      LAST_HEARTBEAT_ERROR: str(exc)[:300]})
+            await self._count_traffic()
+            return
+        self.heartbeats["ok"] += 1
+        self.last_heartbeat = now
+        if self.reachable is not True:
+            log.info("collector reachable; %d measurements to upload", self.depth.measurements)
+            self.upload_failures = 0
+            self.timetable.plan_earlier("upload", self.clock.monotonic())
+        self.reachable = True
+        await self.journal.set(**{LAST_HEARTBEAT: ooni_time(now),
+                                  LAST_HEARTBEAT_ATTEMPT: ooni_time(now),
+                                  LAST_HEARTBEAT_ERROR: None})
+        observed = answer.get("observed_address")
+        if isinstance(observed, str):
+            await self._learn([observed], only_identifying=False)
+        if "event_windows" in answer:
+            told = windows.parse(answer["event_windows"], self.config.identity.country)
+            if told != self.event_windows:
+                self.event_windows = told
+                await self.journal.set(**{EVENT_WINDOWS: json.dumps(windows.to_wire(told))})
+        await self._count_traffic()
+
+    def _heartbeat_body(self, now: datetime) -> dict[str, Any]:
+        return {
+            "probe_id": self.config.identity.probe_id,
+            "sent_at": ooni_time(now),
+            "software_version": __version__,
+            "queue_depth": self.depth.measurements,
+            "queue_bytes": self.depth.bytes,
+            "oldest_queued": self.depth.oldest,
+            "evicted_total": self.counters.get("evicted", 0),
+            "online": self.online,
+            "in_event_window": self.window is not None,
+            "data_used_today": self.used_today,
+            "data_budget": self.budget,
+        }
+
+    async def _upload(self) -> None:
+        """Send the spool oldest first until it is empty or the collector stops answering."""
+        schedule = self.config.schedule
+        try:
+            while not self.stopping:
+                batch = await self.spool.batch(self._batch_limit, BATCH_BYTES)
+                if not batch:
+                    self.timetable.plan("upload",
+                                        self.clock.monotonic() + schedule.upload_interval)
+                    return
+                now = self.clock.now()
+                bodies = [self.book.scrub(entry.body) for entry in batch]
+                try:
+                    result = await self.uploader.upload_bodies(bodies)
+                except UploadError as exc:
+                    await self.journal.set(**{LAST_UPLOAD_ATTEMPT: ooni_time(now),
+                                              LAST_UPLOAD_ERROR: str(exc)[:300]})
+                    if exc.kind == "rejected":
+                        await self._set_aside(batch, exc, now)
+                        continue
+                    self._upload_failed(exc)
+                    return
+                acked = set(result.stored) & {entry.uid for entry in batch}
+                if not acked:
+                    self._upload_failed(UploadError("collector stored nothing", kind="server"))
+                    return
+                await self.spool.ack(acked)
+                self.upload_failures = 0
+                self.last_upload = now
+                self._batch_limit = min(self.config.collector.upload_batch,
+                                        self._batch_limit * 2)
+                await self.journal.set(**{LAST_UPLOAD: ooni_time(now),
+                                          LAST_UPLOAD_ATTEMPT: ooni_time(now),
+                                          LAST_UPLOAD_ERROR: None})
+                await self._refresh_spool()
+                await self._count_traffic()
+        finally:
+            await self._refresh_spool()
+            await self._count_traffic()
+
+    def _upload_failed(self, exc: UploadError) -> None:
+        self.upload_failures += 1
+        if exc.kind in ("network", "auth"):
+            self.reachable = False
+        delay = scheduler.backoff(self.upload_failures, self.config.schedule.retry_min,
+                                  self.config.schedule.retry_max, self.rng, exc.retry_after)
+        log.warning("upload failed (%s); %d measurements kept, next try in %.0f s", exc,
+                    self.depth.measurements, delay)
+        self.timetable.plan("upload", self.clock.monotonic() + delay)
+
+    async def _set_aside(self, batch: list[Entry], exc: UploadError, now: datetime) -> None:
+        """The collector refused the batch: find the measurement it names and quarantine
+        it, or halve the batch until the refused one is alone."""
+        match = _REJECTED_INDEX.search(str(exc))
+        if match and int(match.group(1)) < len(batch):
+            bad = batch[int(match.group(1))]
+            reason = match.group(2)
+        elif len(batch) == 1:
+            bad, reason = batch[0], str(exc)
+        else:
+            self._batch_limit = max(1, len(batch) // 2)
+            return
+        log.error("collector refused measurement %s (%s); set aside in quarantine", bad.uid,
+                  reason)
+        await self.spool.quarantine(bad.uid, reason, ooni_time(now))
+
+    # ------------------------------------------------------------------ helpers
+
+    def _today(self) -> str:
+        return self.clock.now().strftime("%Y-%m-%d")
+
+    async def _refresh_usage(self) -> None:
+        today = self._today()
+        if today != self.day:
+            self.day = today
+            self.used_today = (await self.journal.usage(today))[0]
+
+    async def _count_traffic(self) -> None:
+        delta = self.uploader.traffic - self._traffic_seen
+        if delta > 0:
+            self._traffic_seen = self.uploader.traffic
+            self.used_today = await self.journal.add_usage(self._today(), delta)
+
+    async def _refresh_spool(self) -> None:
+        self.depth = await self.spool.depth()
+        self.counters = await self.spool.counters()
+
+    async def _learn_interfaces(self) -> None:
+        await self._learn(privacy.interface_addresses(*self.interface_files),
+                          only_identifying=True)
+
+    async def _learn(self, addresses: list[str], only_identifying: bool) -> None:
+        new: list[str] = []
+        for address in addresses:
+            new.extend(self.book.learn(address, only_identifying=only_identifying))
+        if not new:
+            return
+        await self.journal.add_address_digests(new)
+        # Measurements spooled before this address was known are scrubbed now, on disk.
+        changed = await self.spool.rewrite(self.book.scrub)
+        log.info("learned a new own address; scrubbed it from %d spooled measurements",
+                 changed)
 
 
 async def run_daemon(config_path: str, once: bool = False) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    """Entry point of ``python -m probe run``; returns the process exit code."""
+    from probe import logs
+
     config = probe_config.load(config_path)
+    require_consent(config)
     token = read_token(config, Path.cwd())
+    handler = logs.setup(config.log_level, secrets=[token or ""])
+    db = await LocalDB.open(config.spool_path)
     uploader = Uploader(config.collector.url, token, config.collector.ca_file)
-    pending: list[dict[str, Any]] = []
-    while True:
-        online, sentence = await one_round(config, uploader, pending)
-        log.info("round done: %s; %d measurements waiting for upload", sentence, len(pending))
+    daemon = Daemon(config, db, uploader)
+    metrics_server = None
+    try:
+        if config.metrics_listen:
+            from probe.local_metrics import MetricsServer
+
+            metrics_server = MetricsServer(daemon, config.metrics_listen)
+            await metrics_server.start()
         if once:
+            await daemon.run_once()
             return 0
-        jitter = config.schedule.jitter * config.schedule.interval
-        await asyncio.sleep(config.schedule.interval + random.uniform(-jitter, jitter))
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+        await daemon.run(stop)
+        return 0
+    finally:
+        if metrics_server is not None:
+            await metrics_server.stop()
+        await db.close()
+        logging.getLogger().removeHandler(handler)
+

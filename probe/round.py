@@ -1,7 +1,9 @@
-"""One round: the connectivity ladder, then every target with bounded concurrency.
+"""Measuring: the connectivity ladder, one target, or a round of every target.
 
-The one ``asyncio.Semaphore`` of the probe lives here. A check that raises (a bug, not a
-network failure) is turned into a measurement with ``unknown_failure`` at ``top_level``.
+``measure_target`` is the unit both the daemon's scheduler and the quickstart's rounds use. A
+check that raises (a bug, not a network failure) is turned into a measurement with
+``unknown_failure`` at ``top_level``. Concurrency is bounded by the caller's semaphore: the
+daemon's scheduler owns one, ``run_targets`` (the quickstart's rounds) creates one per round.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 from probe import connectivity, failures
@@ -29,10 +32,10 @@ def web_options(config: ProbeConfig) -> web.WebOptions:
                           doh_resolvers=config.doh_resolvers, ca_file=config.ca_file)
 
 
-async def ladder_measurement(config: ProbeConfig) -> tuple[dict[str, Any], bool, str]:
-    from datetime import UTC, datetime
-
-    started = datetime.now(UTC)
+async def ladder_measurement(
+    config: ProbeConfig, started: datetime | None = None
+) -> tuple[dict[str, Any], bool, str]:
+    started = started or datetime.now(UTC)
     observation = await connectivity.measure(config.ladder)
     online, sentence = connectivity.summarise(observation)
     keys = {**observation, "analysis": {"online": online, "summary": sentence}}
@@ -43,39 +46,55 @@ async def ladder_measurement(config: ProbeConfig) -> tuple[dict[str, Any], bool,
     return measurement, online, sentence
 
 
+def check_budget(config: ProbeConfig) -> float:
+    """Seconds one target may take at most: every phase's timeout, redirects included."""
+    t = config.timeouts
+    return t.dns + t.connect + t.tls + t.http * 11 + t.control
+
+
+async def measure_target(
+    config: ProbeConfig, target: Target, control: ControlClient, options: web.WebOptions,
+    started: datetime | None = None,
+) -> dict[str, Any]:
+    """One web connectivity measurement of ``target``; never raises for a network outcome,
+    and turns a bug into a measurement with ``unknown_failure`` at ``top_level``."""
+    identity = config.identity
+    started = started or datetime.now(UTC)
+    try:
+        async with asyncio.timeout(check_budget(config)):
+            return await run_web_connectivity(
+                target.url, options, control, cc=identity.country,
+                asn=identity.asn or "AS0", network_name=identity.network_name,
+                probe_id=identity.probe_id, started=started)
+    except Exception as exc:
+        log.exception("check of %s failed", target.url)
+        keys = {"failure": failures.classify(exc), "operation": failures.OP_TOP_LEVEL,
+                "analysis": {"verdict": "inconclusive", "layer": None,
+                             "mechanism": None, "confidence": 0.0,
+                             "evidence": ["top_level_failure"]}}
+        return envelope(test_name="web_connectivity", input_=target.url,
+                        test_keys=keys, started=started, runtime=0.0,
+                        cc=identity.country, asn=identity.asn or "AS0",
+                        probe_id=identity.probe_id)
+
+
+def control_client(config: ProbeConfig) -> ControlClient:
+    return ControlClient(config.control_base, timeout=config.timeouts.control,
+                         ca_file=config.collector.ca_file)
+
+
 async def run_targets(
     config: ProbeConfig, targets: tuple[Target, ...], progress: Progress | None = None
 ) -> list[dict[str, Any]]:
     """Measure every target; returns measurements in completion order."""
     semaphore = asyncio.Semaphore(config.schedule.concurrency)
-    control = ControlClient(config.control_base, timeout=config.timeouts.control,
-                            ca_file=config.collector.ca_file)
+    control = control_client(config)
     options = web_options(config)
-    identity = config.identity
     done: list[dict[str, Any]] = []
-    budget = config.timeouts.dns + config.timeouts.connect + config.timeouts.tls + \
-        config.timeouts.http * 11 + config.timeouts.control
 
     async def one(target: Target) -> None:
         async with semaphore:
-            try:
-                async with asyncio.timeout(budget):
-                    measurement = await run_web_connectivity(
-                        target.url, options, control, cc=identity.country,
-                        asn=identity.asn or "AS0", network_name=identity.network_name,
-                        probe_id=identity.probe_id)
-            except Exception as exc:
-                log.exception("check of %s failed", target.url)
-                from datetime import UTC, datetime
-
-                keys = {"failure": failures.classify(exc), "operation": failures.OP_TOP_LEVEL,
-                        "analysis": {"verdict": "inconclusive", "layer": None,
-                                     "mechanism": None, "confidence": 0.0,
-                                     "evidence": ["top_level_failure"]}}
-                measurement = envelope(test_name="web_connectivity", input_=target.url,
-                                       test_keys=keys, started=datetime.now(UTC), runtime=0.0,
-                                       cc=identity.country, asn=identity.asn or "AS0",
-                                       probe_id=identity.probe_id)
+            measurement = await measure_target(config, target, control, options)
             done.append(measurement)
             if progress:
                 progress(len(done), len(targets), measurement)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from collections.abc import Callable
 from typing import Any
 
 SCRUBBED = "[scrubbed]"
@@ -74,3 +75,78 @@ def scrub_address(text: str, address: str) -> str:
         return SCRUBBED if found == target else found_text
 
     return _IP_PATTERN.sub(replace, text)
+
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+# Every spelling of an address that a page, a header, a certificate or a reverse DNS name may
+# carry. IPv4 may be written with dots, with dashes or underscores (reverse DNS names such as
+# "203-0-113-7.dsl.example.net"), with leading zeros, reversed ("7.113.0.203.in-addr.arpa") or
+# inside a longer run of numbers ("ns1.203.0.113.7"); IPv6 in any compression or case, with a
+# zone, or with an embedded IPv4 tail ("::ffff:203.0.113.7").
+_SPELLINGS = re.compile(
+    r"(?P<v6>(?<![0-9A-Fa-f:])(?:[0-9A-Fa-f]{0,4}:){2,7}"
+    r"(?:(?:\d{1,3}\.){3}\d{1,3}|[0-9A-Fa-f]{0,4})(?:%\w+)?(?![0-9A-Fa-f:]))"
+    r"|(?P<run>(?<!\d)\d{1,3}(?P<sep>[._-])\d{1,3}(?:(?P=sep)\d{1,3}){2,}(?!\d))"
+)
+
+
+def _ipv4_from_parts(parts: list[str]) -> ipaddress.IPv4Address | None:
+    numbers = [int(p) for p in parts]
+    if any(n > 255 for n in numbers):
+        return None
+    return ipaddress.IPv4Address(bytes(numbers))
+
+
+def _ipv6_spellings(text: str) -> list[IPAddress]:
+    """The address itself plus any IPv4 address embedded in it (mapped, 6to4, Teredo)."""
+    try:
+        address = ipaddress.IPv6Address(text.split("%", 1)[0])
+    except ValueError:
+        return []
+    found: list[IPAddress] = [address]
+    for embedded in (address.ipv4_mapped, address.sixtofour):
+        if embedded is not None:
+            found.append(embedded)
+    if address.teredo is not None:
+        found.extend(address.teredo)
+    return found
+
+
+def _scrub_run(parts: list[str], sep: str, is_own: Callable[[IPAddress], bool]) -> str:
+    """Scrub each window of four numbers that is an own address, forwards or reversed."""
+    hit = [False] * len(parts)
+    for start in range(len(parts) - 3):
+        window = parts[start:start + 4]
+        for candidate in (window, window[::-1]):
+            address = _ipv4_from_parts(candidate)
+            if address is not None and is_own(address):
+                hit[start:start + 4] = [True] * 4
+    out: list[str] = []
+    index = 0
+    while index < len(parts):
+        if hit[index]:
+            while index < len(parts) and hit[index]:
+                index += 1
+            out.append(SCRUBBED)
+        else:
+            out.append(parts[index])
+            index += 1
+    return sep.join(out)
+
+
+def scrub_matching(text: str, is_own: Callable[[IPAddress], bool]) -> str:
+    """Replace, in any spelling, each address for which ``is_own`` is true with ``[scrubbed]``.
+
+    Unlike ``scrub_ips`` this keeps every other address: the addresses of measured sites and
+    resolvers are the measurement, only the probe's own addresses must go.
+    """
+
+    def replace(match: re.Match[str]) -> str:
+        if match.group("v6"):
+            own = any(is_own(a) for a in _ipv6_spellings(match.group("v6")))
+            return SCRUBBED if own else match.group(0)
+        sep = match.group("sep")
+        return _scrub_run(match.group("run").split(sep), sep, is_own)
+
+    return _SPELLINGS.sub(replace, text)

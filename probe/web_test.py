@@ -20,8 +20,11 @@ async def run_web_connectivity(
     asn: str = "AS0",
     network_name: str | None = None,
     probe_id: str | None = None,
+    started: datetime | None = None,
 ) -> dict[str, Any]:
-    started = datetime.now(UTC)
+    """``started`` is the measurement's wall-clock start (now by default; the daemon passes
+    its own clock so a simulated day keeps simulated timestamps)."""
+    started = started or datetime.now(UTC)
     t0 = time.monotonic()
     keys = await web.measure(url, options, control, cc=None if cc == "ZZ" else cc)
     return envelope(
