@@ -28,6 +28,7 @@ import logging
 import random
 import re
 import signal
+import sqlite3
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from pathlib import Path
@@ -49,6 +50,8 @@ from probe.journal import (
     STOPPED,
     Journal,
     summarise_analysis,
+    write_usage,
+    write_verdict,
 )
 from probe.localdb import LocalDB
 from probe.measurement import ooni_time
@@ -166,6 +169,7 @@ class Daemon:
         self.last_heartbeat: datetime | None = None
         self._batch_limit = config.collector.upload_batch
         self._traffic_seen = 0
+        self._traffic_pending = 0
         self._budget_warned = ""
 
     # ----------------------------------------------------------------- life cycle
@@ -251,6 +255,10 @@ class Daemon:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
         await self.uploader.close()
+        await self._count_traffic()
+        if self._traffic_pending:
+            await self.journal.add_usage(self._today(), self._traffic_pending)
+            self._traffic_pending = 0
         await self.journal.set(**{STOPPED: ooni_time(self.clock.now())})
         log.info("probe stopped; %d measurements wait in the spool", self.depth.measurements)
 
@@ -389,15 +397,21 @@ class Daemon:
                       test_name=str(measurement["test_name"]),
                       input=measurement.get("input"),
                       start_time=str(measurement["measurement_start_time"]), body=text)
-        evicted = await self.spool.put([entry])
+        verdict = summarise_analysis(measurement)
+        day = self._today()
+        cost, self._traffic_pending = traffic.estimate(measurement) + self._traffic_pending, 0
+        used: list[int] = []
+
+        def note(db: sqlite3.Connection) -> None:
+            write_verdict(db, verdict)
+            used.append(write_usage(db, day, cost, 1))
+
+        evicted = await self.spool.put([entry], also=note)
         if evicted:
             log.warning("spool full (%.0f MB): evicted the %d oldest measurements",
                         self.config.spool_max_mb, evicted)
-        verdict = summarise_analysis(measurement)
-        await self.journal.add_verdict(verdict)
         self.latest[verdict.target] = verdict.verdict or "none"
-        self.used_today = await self.journal.add_usage(self._today(),
-                                                       traffic.estimate(measurement), 1)
+        self.used_today = used[0] if used else self.used_today
         self.measured[entry.test_name] = self.measured.get(entry.test_name, 0) + 1
         await self._refresh_spool()
         log.debug("measured %s: spool holds %d", entry.input or entry.test_name,
@@ -535,10 +549,13 @@ class Daemon:
             self.used_today = (await self.journal.usage(today))[0]
 
     async def _count_traffic(self) -> None:
+        """Add the collector link's traffic to today's use: in memory now, on disk with the
+        next measurement (one commit per minute less on an SD card)."""
         delta = self.uploader.traffic - self._traffic_seen
         if delta > 0:
             self._traffic_seen = self.uploader.traffic
-            self.used_today = await self.journal.add_usage(self._today(), delta)
+            self._traffic_pending += delta
+            self.used_today += delta
 
     async def _refresh_spool(self) -> None:
         self.depth = await self.spool.depth()

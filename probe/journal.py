@@ -61,6 +61,31 @@ def read_recent(db: sqlite3.Connection) -> dict[str, list[Verdict]]:
     return out
 
 
+def write_usage(db: sqlite3.Connection, day: str, traffic: int = 0, measurements: int = 0,
+                skipped: int = 0) -> int:
+    """Add to one day's counts (inside the caller's transaction); returns the day's bytes."""
+    db.execute("INSERT INTO usage (day, bytes, measurements, skipped) VALUES (?, ?, ?, ?) "
+               "ON CONFLICT(day) DO UPDATE SET bytes = bytes + excluded.bytes, "
+               "measurements = measurements + excluded.measurements, "
+               "skipped = skipped + excluded.skipped", (day, traffic, measurements, skipped))
+    # A year of days is plenty for a volunteer to look back on.
+    db.execute("DELETE FROM usage WHERE day < (SELECT day FROM usage ORDER BY day DESC "
+               "LIMIT 1 OFFSET 365)")
+    return read_usage(db, day)[0]
+
+
+def write_verdict(db: sqlite3.Connection, verdict: Verdict) -> None:
+    """Remember a verdict, keeping the newest few per target (inside the caller's
+    transaction)."""
+    db.execute("INSERT INTO verdicts (target, test_name, start_time, verdict, layer, "
+               "mechanism, summary) VALUES (?, ?, ?, ?, ?, ?, ?)",
+               (verdict.target, verdict.test_name, verdict.start_time, verdict.verdict,
+                verdict.layer, verdict.mechanism, verdict.summary))
+    db.execute("DELETE FROM verdicts WHERE target = ? AND seq NOT IN (SELECT seq FROM verdicts "
+               "WHERE target = ? ORDER BY seq DESC LIMIT ?)",
+               (verdict.target, verdict.target, RECENT_PER_TARGET))
+
+
 class Journal:
     def __init__(self, db: LocalDB) -> None:
         self.db = db
@@ -94,19 +119,7 @@ class Journal:
         """Add to the day's counts; returns the bytes used that day so far."""
 
         def write(db: sqlite3.Connection) -> int:
-            def statements() -> int:
-                db.execute("INSERT INTO usage (day, bytes, measurements, skipped) "
-                           "VALUES (?, ?, ?, ?) ON CONFLICT(day) DO UPDATE SET "
-                           "bytes = bytes + excluded.bytes, "
-                           "measurements = measurements + excluded.measurements, "
-                           "skipped = skipped + excluded.skipped",
-                           (day, traffic, measurements, skipped))
-                # A year of days is plenty for a volunteer to look back on.
-                db.execute("DELETE FROM usage WHERE day NOT IN "
-                           "(SELECT day FROM usage ORDER BY day DESC LIMIT 366)")
-                return read_usage(db, day)[0]
-
-            return transaction(db, statements)
+            return transaction(db, lambda: write_usage(db, day, traffic, measurements, skipped))
 
         return await self.db.run(write)
 
@@ -114,19 +127,7 @@ class Journal:
         return await self.db.run(lambda db: read_usage(db, day))
 
     async def add_verdict(self, verdict: Verdict) -> None:
-        def write(db: sqlite3.Connection) -> None:
-            def statements() -> None:
-                db.execute("INSERT INTO verdicts (target, test_name, start_time, verdict, "
-                           "layer, mechanism, summary) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                           (verdict.target, verdict.test_name, verdict.start_time,
-                            verdict.verdict, verdict.layer, verdict.mechanism, verdict.summary))
-                db.execute("DELETE FROM verdicts WHERE target = ? AND seq NOT IN (SELECT seq "
-                           "FROM verdicts WHERE target = ? ORDER BY seq DESC LIMIT ?)",
-                           (verdict.target, verdict.target, RECENT_PER_TARGET))
-
-            transaction(db, statements)
-
-        await self.db.run(write)
+        await self.db.run(lambda db: transaction(db, lambda: write_verdict(db, verdict)))
 
     async def recent(self) -> dict[str, list[Verdict]]:
         return await self.db.run(read_recent)

@@ -62,37 +62,72 @@ def read_depth(db: sqlite3.Connection) -> Depth:
 
 
 class Spool:
-    """The queue of measurements waiting for the collector, capped at ``max_bytes``."""
+    """The queue of measurements waiting for the collector, capped at ``max_bytes``.
+
+    Depth and counters are also kept in memory (loaded once, then updated after each
+    commit, on the database thread) so the daemon can read them after every measurement
+    without scanning the table.
+    """
 
     def __init__(self, db: LocalDB, max_bytes: int) -> None:
         self.db = db
         self.max_bytes = max_bytes
+        self._count = 0
+        self._bytes = 0
+        self._counters: dict[str, int] = dict.fromkeys(COUNTERS, 0)
+        self._loaded = False
 
-    async def put(self, entries: Iterable[Entry]) -> int:
+    def _load(self, db: sqlite3.Connection) -> None:
+        if not self._loaded:
+            depth = read_depth(db)
+            self._count, self._bytes = depth.measurements, depth.bytes
+            self._counters = read_counters(db)
+            self._loaded = True
+
+    def _apply(self, count: int, size: int, **counters: int) -> None:
+        self._count += count
+        self._bytes += size
+        for name, value in counters.items():
+            self._counters[name] += value
+
+    async def put(self, entries: Iterable[Entry],
+                  also: Callable[[sqlite3.Connection], None] | None = None) -> int:
         """Commit ``entries``; evict the oldest while over the cap. Returns how many were
-        evicted (possibly including some of ``entries`` if one alone exceeds the cap)."""
+        evicted (possibly including some of ``entries`` if one alone exceeds the cap).
+
+        ``also`` runs more statements in the same transaction (the journal's verdict and data
+        use): one commit, so one flush to an SD card, per measurement.
+        """
         rows = [(e.uid, e.test_name, e.input, e.start_time, len(e.body.encode()), e.body)
                 for e in entries]
 
         def write(db: sqlite3.Connection) -> int:
-            def statements() -> int:
-                inserted = 0
+            self._load(db)
+
+            def statements() -> tuple[int, int, int, int]:
+                inserted = inserted_bytes = 0
                 for row in rows:
                     cursor = db.execute(
                         "INSERT OR IGNORE INTO spool (uid, test_name, input, start_time, size, "
                         "body) VALUES (?, ?, ?, ?, ?, ?)", row)
-                    inserted += cursor.rowcount
+                    if cursor.rowcount:
+                        inserted += 1
+                        inserted_bytes += int(row[4])
                 _bump(db, "enqueued", inserted)
-                return self._evict(db)
+                if also is not None:
+                    also(db)
+                evicted, evicted_bytes = self._evict(db, self._bytes + inserted_bytes)
+                return inserted, inserted_bytes, evicted, evicted_bytes
 
-            return transaction(db, statements)
+            inserted, size, evicted, evicted_bytes = transaction(db, statements)
+            self._apply(inserted - evicted, size - evicted_bytes, enqueued=inserted,
+                        evicted=evicted, evicted_bytes=evicted_bytes)
+            return evicted
 
         return await self.db.run(write)
 
-    def _evict(self, db: sqlite3.Connection) -> int:
-        total = int(db.execute("SELECT coalesce(sum(size), 0) FROM spool").fetchone()[0])
-        if total <= self.max_bytes:
-            return 0
+    def _evict(self, db: sqlite3.Connection, total: int) -> tuple[int, int]:
+        """Delete the oldest rows until ``total`` (the spool's bytes) fits the cap."""
         evicted = evicted_bytes = 0
         cutoff = 0
         while total > self.max_bytes:
@@ -107,10 +142,11 @@ class Spool:
                 total -= size
                 evicted += 1
                 evicted_bytes += size
-        db.execute("DELETE FROM spool WHERE seq <= ?", (cutoff,))
-        _bump(db, "evicted", evicted)
-        _bump(db, "evicted_bytes", evicted_bytes)
-        return evicted
+        if evicted:
+            db.execute("DELETE FROM spool WHERE seq <= ?", (cutoff,))
+            _bump(db, "evicted", evicted)
+            _bump(db, "evicted_bytes", evicted_bytes)
+        return evicted, evicted_bytes
 
     async def batch(self, limit: int, max_bytes: int) -> list[Entry]:
         """The oldest entries, at most ``limit`` of them and about ``max_bytes`` (always at
@@ -135,14 +171,23 @@ class Spool:
         keys = [(uid,) for uid in uids]
 
         def delete(db: sqlite3.Connection) -> int:
-            def statements() -> int:
-                deleted = 0
-                for key in keys:
-                    deleted += db.execute("DELETE FROM spool WHERE uid = ?", key).rowcount
-                _bump(db, "uploaded", deleted)
-                return deleted
+            self._load(db)
 
-            return transaction(db, statements)
+            def statements() -> tuple[int, int]:
+                deleted = deleted_bytes = 0
+                for key in keys:
+                    # No DELETE ... RETURNING: Debian 11's SQLite (3.34) predates it.
+                    row = db.execute("SELECT size FROM spool WHERE uid = ?", key).fetchone()
+                    if row is not None:
+                        db.execute("DELETE FROM spool WHERE uid = ?", key)
+                        deleted += 1
+                        deleted_bytes += int(row[0])
+                _bump(db, "uploaded", deleted)
+                return deleted, deleted_bytes
+
+            deleted, size = transaction(db, statements)
+            self._apply(-deleted, -size, uploaded=deleted)
+            return deleted
 
         return await self.db.run(delete)
 
@@ -150,10 +195,12 @@ class Spool:
         """Move one measurement the collector refuses aside, keeping the newest few."""
 
         def move(db: sqlite3.Connection) -> None:
-            def statements() -> None:
+            self._load(db)
+
+            def statements() -> int | None:
                 row = db.execute("SELECT size, body FROM spool WHERE uid = ?", (uid,)).fetchone()
                 if row is None:
-                    return
+                    return None
                 db.execute("INSERT OR REPLACE INTO quarantine (uid, reason, quarantined_at, "
                            "size, body) VALUES (?, ?, ?, ?, ?)", (uid, reason[:500], now, *row))
                 db.execute("DELETE FROM spool WHERE uid = ?", (uid,))
@@ -161,8 +208,11 @@ class Spool:
                            "quarantine ORDER BY quarantined_at DESC LIMIT ?)",
                            (QUARANTINE_KEEP,))
                 _bump(db, "quarantined", 1)
+                return int(row[0])
 
-            transaction(db, statements)
+            size = transaction(db, statements)
+            if size is not None:
+                self._apply(-1, -size, quarantined=1)
 
         await self.db.run(move)
 
@@ -171,20 +221,24 @@ class Spool:
         bodies changed. Runs in chunks so the writer is never held for long."""
 
         def step(db: sqlite3.Connection, after: int) -> tuple[int, int]:
-            rows = db.execute("SELECT seq, body FROM spool WHERE seq > ? ORDER BY seq LIMIT ?",
-                              (after, chunk)).fetchall()
-            changed = 0
+            self._load(db)
+            rows = db.execute("SELECT seq, body, size FROM spool WHERE seq > ? ORDER BY seq "
+                              "LIMIT ?", (after, chunk)).fetchall()
 
-            def statements() -> None:
-                nonlocal changed
-                for seq, body in rows:
+            def statements() -> tuple[int, int]:
+                changed = grown = 0
+                for seq, body, size in rows:
                     new = change(body)
                     if new != body:
+                        length = len(new.encode())
                         db.execute("UPDATE spool SET body = ?, size = ? WHERE seq = ?",
-                                   (new, len(new.encode()), seq))
+                                   (new, length, seq))
                         changed += 1
+                        grown += length - size
+                return changed, grown
 
-            transaction(db, statements)
+            changed, grown = transaction(db, statements)
+            self._apply(0, grown)
             return (rows[-1][0] if rows else -1), changed
 
         total = 0
@@ -200,10 +254,18 @@ class Spool:
         return total
 
     async def depth(self) -> Depth:
-        return await self.db.run(read_depth)
+        """Count and bytes from memory; the oldest start time from the table's first row."""
+
+        def read(db: sqlite3.Connection) -> Depth:
+            self._load(db)
+            row = db.execute("SELECT start_time FROM spool ORDER BY seq LIMIT 1").fetchone()
+            return Depth(self._count, self._bytes, row[0] if row else None)
+
+        return await self.db.run(read)
 
     async def counters(self) -> dict[str, int]:
-        return await self.db.run(read_counters)
+        await self.db.run(self._load)
+        return dict(self._counters)
 
     async def compact(self) -> None:
         """Give free pages back to the file system after a backlog has gone out."""
