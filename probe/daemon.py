@@ -176,6 +176,7 @@ class Daemon:
 
     async def start(self) -> None:
         """Load what the journal remembers and plan the first jobs."""
+        self.stopping = False
         self.book = privacy.AddressBook(await self.journal.address_key(),
                                         await self.journal.address_digests())
         await self._learn_interfaces()
