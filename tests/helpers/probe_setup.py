@@ -39,6 +39,14 @@ def loopback_config(tmp_path: Path, collector_url: str, token: str | None,
                     targets: list[dict[str, Any]], ladder_port: int,
                     ca_file: str | None = None, **sections: Any) -> ProbeConfig:
     """A probe config built through the real loader (so it is validated like a file)."""
+    return build(ProbeConfig, loopback_data(tmp_path, collector_url, token, targets,
+                                            ladder_port, ca_file, **sections))
+
+
+def loopback_data(tmp_path: Path, collector_url: str, token: str | None,
+                  targets: list[dict[str, Any]], ladder_port: int,
+                  ca_file: str | None = None, **sections: Any) -> dict[str, Any]:
+    """The same config as plain data, e.g. to write it to a YAML file."""
     route = tmp_path / "route"
     route.write_text("Iface\tDestination\tGateway\tFlags\n")
     data: dict[str, Any] = {
@@ -58,7 +66,7 @@ def loopback_config(tmp_path: Path, collector_url: str, token: str | None,
             data[key] = {**data[key], **value}
         else:
             data[key] = value
-    return build(ProbeConfig, data)
+    return data
 
 
 class RecordingSpool(Spool):

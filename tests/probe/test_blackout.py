@@ -22,7 +22,6 @@ import trustme
 
 from collector.config import CollectorConfig, Limits
 from collector.keys import registry_key
-from probe.daemon import Daemon
 from tests.helpers.collector import SwitchableCollector, free_port, issue_token
 from tests.helpers.probe_setup import loopback_config, make_daemon
 from tests.helpers.servers import page_app, serve_app, server_context

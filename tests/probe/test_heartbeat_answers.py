@@ -1,0 +1,113 @@
+"""What the heartbeat answer changes: event windows raise the cadence, and the address the
+collector saw joins the scrub list.
+
+The collector's calendar of event windows is built elsewhere; here a small real aiohttp
+server stands in for it and answers with the same wire fields (``event_windows``,
+``observed_address``) the collector uses.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+from aiohttp.test_utils import TestClient
+
+from collector.keys import store_key
+from collector.tokens import new_token, token_hash
+from tests.helpers.probe_setup import loopback_config, make_daemon
+from tests.helpers.servers import serve_app
+from tests.helpers.virtual_clock import VirtualClock
+
+START = datetime(2026, 1, 4, 0, 0, tzinfo=UTC)
+PUBLIC = "198.51.100.77"
+
+
+def stand_in_collector(received: dict[str, list[Any]]) -> web.Application:
+    window = {"start": (START + timedelta(hours=2)).isoformat(),
+              "end": (START + timedelta(hours=4)).isoformat(), "name": "election day",
+              "cc": "KG"}
+
+    async def heartbeat(request: web.Request) -> web.Response:
+        received["heartbeats"].append(await request.json())
+        return web.json_response({"ok": True, "event_windows": [window],
+                                  "observed_address": PUBLIC})
+
+    async def measurements(request: web.Request) -> web.Response:
+        batch = (await request.json())["measurements"]
+        received["measurements"].extend(batch)
+        return web.json_response({"stored": [m["measurement_uid"] for m in batch],
+                                  "duplicates": []})
+
+    async def echo(request: web.Request) -> web.Response:
+        return web.Response(text=f"<title>you are {PUBLIC}</title>", content_type="text/html")
+
+    app = web.Application()
+    app.router.add_post("/api/v1/heartbeat", heartbeat)
+    app.router.add_post("/api/v1/measurements", measurements)
+    app.router.add_get("/{tail:.*}", echo)
+    return app
+
+
+async def test_event_window_raises_cadence_and_observed_address_is_scrubbed(
+        tmp_path: Path) -> None:
+    received: dict[str, list[Any]] = {"heartbeats": [], "measurements": []}
+    async with serve_app(stand_in_collector(received)) as port:
+        base = f"http://127.0.0.1:{port}"
+        targets = [{"url": f"http://localhost:{port}/page"}]
+        config = loopback_config(tmp_path, base, "token", targets, port, control_url=base,
+                                 schedule={"interval": "1h", "jitter": 0.0,
+                                           "event_speedup": 4.0})
+        clock = VirtualClock(START)
+        daemon, db, spool = await make_daemon(config, tmp_path, clock=clock)
+        clock.settle = daemon.settle
+        stop = asyncio.Event()
+
+        async def finish() -> None:
+            stop.set()
+
+        clock.at(6 * 3600.0, finish)
+        await daemon.run(stop)
+        await db.close()
+
+    def hour(stamp: str) -> float:
+        moment = datetime.strptime(stamp, "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC)
+        return (moment - START).total_seconds() / 3600
+
+    site = sorted(hour(e.start_time) for e in spool.recorded if e.test_name != "connectivity")
+    inside = [h for h in site if 2 <= h < 4]
+    outside = [h for h in site if h < 2 or h >= 4]
+    # Hourly outside the window (about 2 + 2), every 15 minutes inside it (about 8).
+    assert 7 <= len(inside) <= 9, site
+    assert 3 <= len(outside) <= 5, site
+    beats = [hour(b["sent_at"]) for b in received["heartbeats"]]
+    gaps_inside = {round((b - a) * 3600) for a, b in zip(beats, beats[1:], strict=False)
+                   if 2.05 <= a < 3.95}
+    gaps_outside = {round((b - a) * 3600) for a, b in zip(beats, beats[1:], strict=False)
+                    if a < 1.9 or a >= 4.1}
+    assert gaps_inside == {30} and gaps_outside == {60}
+    assert all(b["queue_depth"] >= 0 and b["probe_id"] == "test-probe"
+               for b in received["heartbeats"])
+    assert any(b["in_event_window"] for b in received["heartbeats"])
+    # The address the collector saw never left again, though the site showed it every time.
+    uploaded = json.dumps(received["measurements"])
+    assert len(received["measurements"]) == len(spool.recorded)
+    assert PUBLIC not in uploaded and "you are [scrubbed]" in uploaded
+
+
+async def test_the_collector_tells_the_probe_the_address_it_saw(
+        collector_client: TestClient) -> None:
+    token = new_token()
+    await collector_client.app[store_key].add_token("p1", token_hash(token),
+                                                    "2026-01-01 00:00:00")
+    response = await collector_client.post(
+        "/api/v1/heartbeat", json={"probe_id": "p1", "sent_at": "2026-01-01 00:00:00"},
+        headers={"Authorization": f"Bearer {token}"})
+    assert response.status == 200
+    answer = await response.json()
+    assert answer["observed_address"] == "127.0.0.1"
+    assert answer["event_windows"] == []
