@@ -68,6 +68,7 @@ NOTICE_VERSION = 1
 BATCH_BYTES = 4 * 1024 * 1024  # half the collector's default body limit, before gzip
 SHUTDOWN_GRACE = 10.0
 NAP = 5.0
+COMPACT_AFTER = 1000
 _REJECTED_INDEX = re.compile(r"measurements\[(\d+)\]: (.*)")
 
 
@@ -475,12 +476,15 @@ class Daemon:
     async def _upload(self) -> None:
         """Send the spool oldest first until it is empty or the collector stops answering."""
         schedule = self.config.schedule
+        sent = 0
         try:
             while not self.stopping:
                 batch = await self.spool.batch(self._batch_limit, BATCH_BYTES)
                 if not batch:
                     self.timetable.plan("upload",
                                         self.clock.monotonic() + schedule.upload_interval)
+                    if sent >= COMPACT_AFTER:
+                        await self.spool.compact()  # a backlog went out: free the space
                     return
                 now = self.clock.now()
                 bodies = [self.book.scrub(entry.body) for entry in batch]
@@ -499,6 +503,7 @@ class Daemon:
                     self._upload_failed(UploadError("collector stored nothing", kind="server"))
                     return
                 await self.spool.ack(acked)
+                sent += len(acked)
                 self.upload_failures = 0
                 self.last_upload = now
                 self._batch_limit = min(self.config.collector.upload_batch,

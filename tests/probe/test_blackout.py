@@ -10,14 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import shutil
 import sqlite3
-import tempfile
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import pytest
 import trustme
 
 from collector.config import CollectorConfig, Limits
@@ -28,22 +24,6 @@ from tests.helpers.servers import page_app, serve_app, server_context
 from tests.helpers.virtual_clock import VirtualClock
 
 HOUR = 3600.0
-
-
-@pytest.fixture
-def fast_disk(tmp_path: Path) -> Iterator[Path]:
-    """A directory in RAM when the system has one: the spool still commits with
-    ``synchronous=FULL``, but the flushes cost nothing, so a simulated day runs in seconds.
-    (Durability on a real disk is proven by the crash test in ``test_spool``.)"""
-    shm = Path("/dev/shm")
-    if not shm.is_dir():
-        yield tmp_path
-        return
-    directory = Path(tempfile.mkdtemp(prefix="kuzot-test-", dir=shm))
-    try:
-        yield directory
-    finally:
-        shutil.rmtree(directory, ignore_errors=True)
 
 
 def stamp(moment: datetime) -> str:

@@ -51,6 +51,16 @@ def stored_count(database: str) -> int:
         return 0
 
 
+def spooled(path: str) -> int:
+    """Measurements the daemon has committed to its spool so far."""
+    try:
+        with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
+            row = db.execute("SELECT value FROM counters WHERE name = 'enqueued'").fetchone()
+    except sqlite3.Error:
+        return 0
+    return int(row[0]) if row else 0
+
+
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 async def test_daemon_stops_cleanly_on_a_signal_and_logs_nothing_identifying(
         tmp_path: Path, collector_config: CollectorConfig, signum: signal.Signals) -> None:
@@ -65,8 +75,8 @@ async def test_daemon_stops_cleanly_on_a_signal_and_logs_nothing_identifying(
             config = write_config(tmp_path, data)
             process = await probe("run", "--config", str(config))
             try:
-                for _ in range(300):
-                    if stored_count(collector_config.database) >= 1:
+                for _ in range(400):
+                    if spooled(data["spool_path"]) >= 1:
                         break
                     await asyncio.sleep(0.05)
             finally:
@@ -74,7 +84,7 @@ async def test_daemon_stops_cleanly_on_a_signal_and_logs_nothing_identifying(
             code, _out, err = await finish(process)
     finally:
         await collector.stop()
-    assert stored_count(collector_config.database) >= 1, err
+    assert spooled(data["spool_path"]) >= 1, err
     assert code == 0, err
     assert "probe stopped" in err
     assert token not in err

@@ -54,16 +54,16 @@ def stand_in_collector(received: dict[str, list[Any]]) -> web.Application:
 
 
 async def test_event_window_raises_cadence_and_observed_address_is_scrubbed(
-        tmp_path: Path) -> None:
+        fast_disk: Path) -> None:
     received: dict[str, list[Any]] = {"heartbeats": [], "measurements": []}
     async with serve_app(stand_in_collector(received)) as port:
         base = f"http://127.0.0.1:{port}"
         targets = [{"url": f"http://localhost:{port}/page"}]
-        config = loopback_config(tmp_path, base, "token", targets, port, control_url=base,
+        config = loopback_config(fast_disk, base, "token", targets, port, control_url=base,
                                  schedule={"interval": "1h", "jitter": 0.0,
                                            "event_speedup": 4.0})
         clock = VirtualClock(START)
-        daemon, db, spool = await make_daemon(config, tmp_path, clock=clock)
+        daemon, db, spool = await make_daemon(config, fast_disk, clock=clock)
         clock.settle = daemon.settle
         stop = asyncio.Event()
 

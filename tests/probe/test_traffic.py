@@ -41,15 +41,15 @@ def test_estimate_counts_what_was_received_plus_overheads(measurement: dict[str,
     assert low <= traffic.estimate(measurement) <= high
 
 
-async def test_the_day_budget_stops_sites_but_not_the_ladder(tmp_path: Path) -> None:
+async def test_the_day_budget_stops_sites_but_not_the_ladder(fast_disk: Path) -> None:
     closed = free_port()  # no collector at all: this test is about measuring, not uploading
     async with serve_app(page_app(BIG_PAGE)) as port:
         targets = [{"url": f"http://localhost:{port}/a"}, {"url": f"http://localhost:{port}/b"}]
-        config = loopback_config(tmp_path, f"http://127.0.0.1:{closed}", "t", targets, port,
+        config = loopback_config(fast_disk, f"http://127.0.0.1:{closed}", "t", targets, port,
                                  control_url=f"http://127.0.0.1:{closed}",
                                  schedule={"interval": "10m"}, budget={"daily_mb": 0.5})
         clock = VirtualClock(datetime(2026, 3, 1, 22, 0, tzinfo=UTC))
-        daemon, db, spool = await make_daemon(config, tmp_path, clock=clock)
+        daemon, db, spool = await make_daemon(config, fast_disk, clock=clock)
         clock.settle = daemon.settle
         stop = asyncio.Event()
 

@@ -1,0 +1,142 @@
+"""The scheduler inside the daemon: per-target cadence, the concurrency bound, and a cadence
+that carries over a restart. Real loopback sites, simulated time."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from aiohttp import web
+
+from tests.helpers.collector import free_port
+from tests.helpers.probe_setup import loopback_config, make_daemon
+from tests.helpers.servers import page_app, serve_app
+from tests.helpers.virtual_clock import VirtualClock
+
+START = datetime(2026, 5, 9, 0, 0, tzinfo=UTC)
+
+
+async def run_for(daemon: object, clock: VirtualClock, seconds: float) -> None:
+    stop = asyncio.Event()
+
+    async def finish() -> None:
+        stop.set()
+
+    clock.settle = daemon.settle  # type: ignore[attr-defined]
+    clock.at(clock.elapsed + seconds, finish)
+    await daemon.run(stop)  # type: ignore[attr-defined]
+
+
+def seconds_since(start: datetime, stamp: str) -> float:
+    moment = datetime.strptime(stamp, "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC)
+    return (moment - start).total_seconds()
+
+
+async def test_each_target_keeps_its_own_cadence(fast_disk: Path) -> None:
+    closed = f"http://127.0.0.1:{free_port()}"
+    async with serve_app(page_app()) as port:
+        targets = [{"url": f"http://127.0.0.1:{port}/often", "interval": "10m"},
+                   {"url": f"http://127.0.0.1:{port}/hourly"}]
+        config = loopback_config(fast_disk, closed, "t", targets, port, control_url=closed,
+                                 schedule={"interval": "1h", "jitter": 0.2})
+        clock = VirtualClock(START)
+        daemon, db, spool = await make_daemon(config, fast_disk, clock=clock)
+        await run_for(daemon, clock, 6 * 3600)
+        await db.close()
+    often = [e for e in spool.recorded if e.input == targets[0]["url"]]
+    hourly = [e for e in spool.recorded if e.input == targets[1]["url"]]
+    assert 30 <= len(often) <= 45
+    assert 5 <= len(hourly) <= 8
+    gaps = [seconds_since(START, b.start_time) - seconds_since(START, a.start_time)
+            for a, b in zip(often, often[1:], strict=False)]
+    assert min(gaps) >= 480 - 1 and max(gaps) <= 720 + 1  # 10 min +- 20 %
+    assert len(set(gaps)) > 3  # jittered, not a fixed beat
+
+
+async def test_no_more_measurements_at_once_than_the_concurrency(fast_disk: Path) -> None:
+    running = 0
+    peak = 0
+
+    async def slow(request: web.Request) -> web.Response:
+        nonlocal running, peak
+        running += 1
+        peak = max(peak, running)
+        try:
+            await asyncio.sleep(0.2)
+            return web.Response(text="<title>slow</title>", content_type="text/html")
+        finally:
+            running -= 1
+
+    app = web.Application()
+    app.router.add_get("/{tail:.*}", slow)
+    closed = f"http://127.0.0.1:{free_port()}"
+    async with serve_app(app) as port:
+        targets = [{"url": f"http://127.0.0.1:{port}/{i}"} for i in range(6)]
+        config = loopback_config(fast_disk, closed, "t", targets, port, control_url=closed,
+                                 schedule={"concurrency": 2})
+        daemon, db, spool = await make_daemon(config, fast_disk)
+        await daemon.run_once()
+        await db.close()
+    assert len([e for e in spool.recorded if e.test_name == "web_connectivity"]) == 6
+    assert peak == 2
+
+
+async def test_a_restart_continues_the_cadence(fast_disk: Path) -> None:
+    closed = f"http://127.0.0.1:{free_port()}"
+    async with serve_app(page_app()) as port:
+        url = f"http://127.0.0.1:{port}/"
+        config = loopback_config(fast_disk, closed, "t", [{"url": url}], port,
+                                 control_url=closed, schedule={"interval": "1h", "jitter": 0.0})
+        clock = VirtualClock(START)
+        daemon, db, spool = await make_daemon(config, fast_disk, clock=clock)
+        await run_for(daemon, clock, 20 * 60)
+        await db.close()
+        [first] = [e for e in spool.recorded if e.input == url]
+
+        # Back 20 minutes later (a reboot): the site is due one hour after it was measured,
+        # not again right away.
+        clock = VirtualClock(START + timedelta(minutes=20))
+        daemon, db, spool = await make_daemon(config, fast_disk, clock=clock, seed=8)
+        await run_for(daemon, clock, 2 * 3600)
+        await db.close()
+    again = [e for e in spool.recorded if e.input == url]
+    elapsed = seconds_since(START, again[0].start_time) - seconds_since(START, first.start_time)
+    assert 3600 - 1 <= elapsed <= 3600 + 1
+
+
+async def test_stop_lets_running_measurements_finish_within_the_grace(fast_disk: Path) -> None:
+    """Real time here: a stop arrives while a slow site is being measured."""
+    started = asyncio.Event()
+
+    async def slow(request: web.Request) -> web.Response:
+        started.set()
+        await asyncio.sleep(float(request.query.get("delay", "0")))
+        return web.Response(text="<title>slow</title>", content_type="text/html")
+
+    app = web.Application()
+    app.router.add_get("/{tail:.*}", slow)
+    closed = f"http://127.0.0.1:{free_port()}"
+    results: dict[float, list[str | None]] = {}
+    async with serve_app(app) as port:
+        for delay, grace in ((0.5, 5.0), (2.5, 0.3)):
+            url = f"http://127.0.0.1:{port}/?delay={delay}"
+            directory = fast_disk / f"run-{delay}"
+            directory.mkdir()
+            config = loopback_config(directory, closed, "t", [{"url": url}], port,
+                                     control_url=closed,
+                                     schedule={"interval": "1s"}, timeouts={"http": 10})
+            daemon, db, spool = await make_daemon(config, directory, grace=grace)
+            stop = asyncio.Event()
+            started.clear()
+            running = asyncio.create_task(daemon.run(stop))
+            await asyncio.wait_for(started.wait(), 10)
+            stop.set()
+            await asyncio.wait_for(running, 15)
+            results[delay] = [e.input for e in spool.recorded if e.input == url]
+            await db.close()
+    # Short enough: it finished during the grace and was spooled, not lost.
+    assert results[0.5] == [f"http://127.0.0.1:{port}/?delay=0.5"]
+    # Longer than the grace: cancelled rather than waited for (had the daemon waited, the
+    # measurement would have completed and been spooled), so a stop stays prompt.
+    assert results[2.5] == []
