@@ -518,9 +518,10 @@ class Daemon:
             await self._count_traffic()
 
     def _upload_failed(self, exc: UploadError) -> None:
+        # Reachability is the heartbeats' to judge: a collector that answers heartbeats but
+        # not uploads (a censor throttling large requests) must get the backoff, not a retry
+        # after every successful heartbeat.
         self.upload_failures += 1
-        if exc.kind in ("network", "auth"):
-            self.reachable = False
         delay = scheduler.backoff(self.upload_failures, self.config.schedule.retry_min,
                                   self.config.schedule.retry_max, self.rng, exc.retry_after)
         log.warning("upload failed (%s); %d measurements kept, next try in %.0f s", exc,

@@ -111,3 +111,40 @@ async def test_the_collector_tells_the_probe_the_address_it_saw(
     answer = await response.json()
     assert answer["observed_address"] == "127.0.0.1"
     assert answer["event_windows"] == []
+
+
+async def test_uploads_back_off_even_while_heartbeats_are_answered(fast_disk: Path) -> None:
+    """A collector (or a censor in front of it) that answers the small heartbeats but fails
+    every upload: the probe must back off, not retry after every heartbeat."""
+    attempts: list[float] = []
+    clock = VirtualClock(START)
+
+    async def heartbeat(request: web.Request) -> web.Response:
+        return web.json_response({"ok": True, "event_windows": []})
+
+    async def measurements(request: web.Request) -> web.Response:
+        attempts.append(clock.elapsed)
+        return web.json_response({"error": "storage unavailable"}, status=500)
+
+    app = web.Application()
+    app.router.add_post("/api/v1/heartbeat", heartbeat)
+    app.router.add_post("/api/v1/measurements", measurements)
+    async with serve_app(app) as port:
+        base = f"http://127.0.0.1:{port}"
+        config = loopback_config(fast_disk, base, "token", [], port, control_url=base)
+        daemon, db, spool = await make_daemon(config, fast_disk, clock=clock)
+        clock.settle = daemon.settle
+        stop = asyncio.Event()
+
+        async def finish() -> None:
+            stop.set()
+
+        clock.at(2 * 3600.0, finish)
+        await daemon.run(stop)
+        depth = await spool.depth()
+        await db.close()
+    # 30 s doubling to 15 min (+-20 %) over two hours: about a dozen tries, not 120.
+    assert 6 <= len(attempts) <= 15, attempts
+    gaps = [b - a for a, b in zip(attempts, attempts[1:], strict=False)]
+    assert gaps[-1] >= 0.8 * 900
+    assert depth.measurements == len(spool.recorded) >= 24  # a ladder every 5 min, all kept
