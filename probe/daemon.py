@@ -164,6 +164,8 @@ class Daemon:
         self.measured: dict[str, int] = {}
         self.latest: dict[str, str] = {}
         self.skipped_budget = 0
+        self.skipped_offline = 0
+        self.domestic_reachable = False
         self.upload_failures = 0
         self.heartbeats = {"ok": 0, "failed": 0}
         self.last_upload: datetime | None = None
@@ -242,7 +244,10 @@ class Daemon:
         try:
             await self._heartbeat()
             await self._ladder()
-            await asyncio.gather(*(self._target(t) for t in self.targets.values()))
+            if self._sites_reachable():
+                await asyncio.gather(*(self._target(t) for t in self.targets.values()))
+            else:
+                self.skipped_offline += len(self.targets)
             if self.reachable:
                 await self._upload()
         finally:
@@ -323,6 +328,9 @@ class Daemon:
             self.timetable.plan(name, max(due + interval, now))
             if name in self.in_flight:
                 return  # still running from last time: never two of one target at once
+            if not self._sites_reachable():
+                self.skipped_offline += 1
+                return
             await self._refresh_usage()
             if self.budget is not None and self.used_today >= self.budget:
                 await self._skip_for_budget()
@@ -344,6 +352,15 @@ class Daemon:
                 self.timetable.plan(name, now + self.config.schedule.upload_interval)
             else:
                 self._spawn(name, self._upload())
+
+    def _sites_reachable(self) -> bool:
+        """False only when nothing answers: the ladder found neither foreign nor domestic
+        hosts and the collector does not answer either. Then every site would fail the same
+        way, so they wait and the ladder (every minute) records the outage. Any sign of a
+        working network (a domestic host, the collector) and sites are measured: a blocked
+        anycast resolver must not silence the probe."""
+        return not (self.online is False and self.reachable is False
+                    and not self.domestic_reachable)
 
     async def _skip_for_budget(self) -> None:
         self.skipped_budget += 1
@@ -383,18 +400,28 @@ class Daemon:
 
     async def _ladder(self) -> None:
         measurement = await self._measure_ladder(self.clock.now())
-        analysis = measurement.get("test_keys", {}).get("analysis", {})
+        keys = measurement.get("test_keys", {})
+        analysis = keys.get("analysis", {})
+        domestic = (keys.get("rungs") or {}).get("domestic") or {}
+        self.domestic_reachable = domestic.get("reachable") is True
         online = analysis.get("online")
         if isinstance(online, bool) and online != self.online:
             log.info("network: %s", analysis.get("summary"))
+            if online and self.online is False:
+                # Back online: measure every site soon rather than at its next slot.
+                now = self.clock.monotonic()
+                for url, target in self.targets.items():
+                    self.timetable.plan_earlier(
+                        f"target:{url}", now + scheduler.first_delay(self._interval(target),
+                                                                    self.rng))
             self.online = online
         await self._learn_interfaces()
         await self.record(measurement)
 
     async def record(self, measurement: Measurement) -> None:
         """Scrub, spool, and note the verdict and the traffic of one measurement."""
-        text = self.book.scrub(json.dumps(measurement, ensure_ascii=False,
-                                          separators=(",", ":")))
+        text = self.book.scrub_measurement(json.dumps(measurement, ensure_ascii=False,
+                                                      separators=(",", ":")))
         entry = Entry(uid=str(measurement["measurement_uid"]),
                       test_name=str(measurement["test_name"]),
                       input=measurement.get("input"),
@@ -487,7 +514,7 @@ class Daemon:
                         await self.spool.compact()  # a backlog went out: free the space
                     return
                 now = self.clock.now()
-                bodies = [self.book.scrub(entry.body) for entry in batch]
+                bodies = [self.book.scrub_measurement(entry.body) for entry in batch]
                 try:
                     result = await self.uploader.upload_bodies(bodies)
                 except UploadError as exc:
@@ -580,7 +607,7 @@ class Daemon:
             return
         await self.journal.add_address_digests(new)
         # Measurements spooled before this address was known are scrubbed now, on disk.
-        changed = await self.spool.rewrite(self.book.scrub)
+        changed = await self.spool.rewrite(self.book.scrub_measurement)
         log.info("learned a new own address; scrubbed it from %d spooled measurements",
                  changed)
 

@@ -65,6 +65,7 @@ class DaemonCollector(Collector):
                                       "Measurements not taken since start, by reason.",
                                       labels=["reason"])
         skipped.add_metric(["budget"], d.skipped_budget)
+        skipped.add_metric(["offline"], d.skipped_offline)
         yield skipped
         yield _gauge("upload_failures", "Consecutive failed uploads (0 after a success).",
                      d.upload_failures)

@@ -17,13 +17,19 @@ but share it, and the prefix alone identifies the subscriber.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import hmac
 import ipaddress
+import json
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
-from probe.scrub import IPAddress, scrub_matching
+from cryptography import x509
+
+from probe.scrub import SCRUBBED, IPAddress, scrub_matching
 
 # Addresses that identify nobody: loopback, link-local, private ranges, unspecified. Anything
 # else seen on an interface (including carrier-grade NAT space, which the ISP can map to a
@@ -88,6 +94,78 @@ class AddressBook:
         if not self._digests:
             return text
         return scrub_matching(text, self.is_own)
+
+    def names_us(self, der: bytes) -> bool:
+        """Whether a DER certificate carries one of our addresses: as text (subject, DNS
+        names) or as a binary ``iPAddress`` in its subjectAltName."""
+        if not self._digests:
+            return False
+        try:
+            certificate = x509.load_der_x509_certificate(der)
+        except ValueError:
+            # Not parsable: look at its bytes as text, the best that can be done.
+            text = der.decode("latin-1")
+            return self.scrub(text) != text
+        texts = [str(a.value) for name in (certificate.subject, certificate.issuer)
+                 for a in name]
+        try:
+            san = certificate.extensions.get_extension_for_class(
+                x509.SubjectAlternativeName).value
+        except x509.ExtensionNotFound:
+            san = None
+        if san is not None:
+            for kind in (x509.DNSName, x509.RFC822Name, x509.UniformResourceIdentifier):
+                texts.extend(str(v) for v in san.get_values_for_type(kind))
+            if any(self.is_own(n) for n in san.get_values_for_type(x509.IPAddress)
+                   if isinstance(n, ipaddress.IPv4Address | ipaddress.IPv6Address)):
+                return True
+        return any(self.scrub(t) != t for t in texts)
+
+    def scrub_measurement(self, text: str) -> str:
+        """A serialized measurement with our addresses removed, also from inside base64
+        certificates, where plain text replacement cannot see.
+
+        DER cannot be edited without breaking it, so a certificate that names us is replaced
+        whole by ``[scrubbed]``, and so is its SHA-256 in ``x_certificates``: internet-wide
+        scans index certificates by fingerprint together with the address they were seen
+        on. Its described form (subject, issuer, names) stays, text-scrubbed.
+        """
+        if not self._digests:
+            return text
+        if '"peer_certificates"' in text:
+            measurement = json.loads(text)
+            if _scrub_certificates(measurement, self):
+                text = json.dumps(measurement, ensure_ascii=False, separators=(",", ":"))
+        return self.scrub(text)
+
+
+def _scrub_certificates(value: Any, book: AddressBook) -> bool:
+    """Blank, in place, every certificate in a ``peer_certificates`` list that names us;
+    returns whether anything changed."""
+    changed = False
+    if isinstance(value, dict):
+        chain = value.get("peer_certificates")
+        if isinstance(chain, list):
+            described = value.get("x_certificates")
+            for index, item in enumerate(chain):
+                if not isinstance(item, dict) or not isinstance(item.get("data"), str):
+                    continue
+                try:
+                    der = base64.b64decode(item["data"], validate=True)
+                except (binascii.Error, ValueError):
+                    continue
+                if book.names_us(der):
+                    item["data"] = SCRUBBED
+                    changed = True
+                    if isinstance(described, list) and index < len(described) and \
+                            isinstance(described[index], dict):
+                        described[index]["sha256"] = SCRUBBED
+        for item in value.values():
+            changed = _scrub_certificates(item, book) or changed
+    elif isinstance(value, list):
+        for item in value:
+            changed = _scrub_certificates(item, book) or changed
+    return changed
 
 
 def interface_addresses(fib_trie: str = "/proc/net/fib_trie",

@@ -80,7 +80,8 @@ def test_offline_probe_says_so(isolated_host: tuple[Netns, str], tmp_path: Path)
         "identity: {probe_id: t, country: KG}\n"
         "collector: {url: 'http://10.77.0.1:8080'}\n"
         "targets: [{url: 'https://kloop.kg/'}]\n"
-        "ladder: {foreign: ['198.51.100.7:443'], resolver_name: localhost, timeout: 1.5}\n")
+        "ladder: {foreign: ['198.51.100.7:443'], resolver_name: localhost, timeout: 1.5}\n"
+        "consent: {accepted: true, notice_version: 1}\n")  # `probe run` requires it
     result = net.run(client, sys.executable, "-m", "probe", "run", "--config", str(config),
                      "--once")
     assert result.returncode == 0, result.stderr

@@ -4,11 +4,15 @@ that carries over a restart. Real loopback sites, simulated time."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 
+from probe.connectivity import summarise
+from probe.measurement import envelope
 from tests.helpers.collector import free_port
 from tests.helpers.probe_setup import loopback_config, make_daemon
 from tests.helpers.servers import page_app, serve_app
@@ -140,3 +144,55 @@ async def test_stop_lets_running_measurements_finish_within_the_grace(fast_disk:
     # Longer than the grace: cancelled rather than waited for (had the daemon waited, the
     # measurement would have completed and been spooled), so a stop stays prompt.
     assert results[2.5] == []
+
+
+def ladder_reporting(clock: VirtualClock, online_after: float, domestic: bool
+                     ) -> Callable[[datetime], Awaitable[dict[str, Any]]]:
+    """The ladder's measurement as the real ladder writes it, for a network that is dead
+    until ``online_after`` seconds. (A dead network cannot be built on loopback alone: a
+    refused connection counts as reachable. The real offline ladder runs in the lab test
+    ``tests/test_connectivity.py``.)"""
+
+    async def ladder(started: datetime) -> dict[str, Any]:
+        alive = clock.elapsed >= online_after
+        rungs = {"gateway": {"reachable": True, "failure": None},
+                 "foreign": {"reachable": alive, "reached": int(alive), "tried": 1,
+                             "failure": None if alive else "generic_timeout_error"},
+                 "domestic": {"reachable": domestic, "reached": int(domestic), "tried": 1,
+                              "failure": None if domestic else "generic_timeout_error"}}
+        observation = {"rungs": rungs, "gateway_known": True}
+        online, sentence = summarise(observation)
+        return envelope(test_name="connectivity", input_=None, started=started, runtime=0.0,
+                        test_keys={**observation,
+                                   "analysis": {"online": online, "summary": sentence}})
+
+    return ladder
+
+
+async def test_sites_wait_while_nothing_answers_and_resume_when_it_does(
+        fast_disk: Path) -> None:
+    closed = f"http://127.0.0.1:{free_port()}"
+    counts = {}
+    async with serve_app(page_app()) as port:
+        for domestic in (False, True):
+            directory = fast_disk / f"domestic-{domestic}"
+            directory.mkdir()
+            url = f"http://127.0.0.1:{port}/"
+            config = loopback_config(directory, closed, "t", [{"url": url}], port,
+                                     control_url=closed, schedule={"interval": "10m"})
+            clock = VirtualClock(START)
+            daemon, db, spool = await make_daemon(
+                config, directory, clock=clock,
+                measure_ladder=ladder_reporting(clock, 3600.0, domestic))
+            await run_for(daemon, clock, 2 * 3600)
+            await db.close()
+            times = [seconds_since(START, e.start_time) for e in spool.recorded
+                     if e.input == url]
+            counts[domestic] = (times, daemon.skipped_offline)
+    # No connectivity at all and no collector: the site waits (and the skips are counted)...
+    times, skipped = counts[False]
+    assert times and min(times) >= 3600 and skipped >= 5
+    assert min(times) <= 3600 + 300  # ... and is measured within minutes of the return
+    # An international cut (domestic hosts answer): sites are measured throughout.
+    times, skipped = counts[True]
+    assert min(times) < 600 and skipped == 0

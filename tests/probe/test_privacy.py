@@ -8,6 +8,7 @@ spool, and the real collector; the test searches every byte written and stored.
 
 from __future__ import annotations
 
+import base64
 import ipaddress
 import json
 import sqlite3
@@ -94,6 +95,34 @@ def test_interface_addresses_come_from_the_kernel_tables(tmp_path: Path) -> None
     assert interface_addresses(str(tmp_path / "missing"), str(tmp_path / "missing")) == []
 
 
+def certificate(ca: trustme.CA, *identities: str, common_name: str | None = None) -> str:
+    der = ssl.PEM_cert_to_DER_cert(
+        ca.issue_cert(*identities, common_name=common_name).cert_chain_pems[0].bytes().decode())
+    return base64.b64encode(der).decode()
+
+
+@pytest.mark.parametrize(("identities", "common_name", "scrubbed"), [
+    (("router.example.kg", OWN_V4), None, True),  # only as a binary iPAddress in the SAN
+    (("router.example.kg", OWN_V6), None, True),
+    (("203-0-113-7.cpe.example.kg",), None, True),  # as text in a DNS name
+    (("router.example.kg",), OWN_V4, True),  # as text in the subject
+    (("kloop.kg", STRANGER), None, False),  # someone else's certificate stays whole
+])
+def test_certificates_that_name_the_probe_are_removed_whole(
+        book: AddressBook, ca: trustme.CA, identities: tuple[str, ...],
+        common_name: str | None, scrubbed: bool) -> None:
+    data = certificate(ca, *identities, common_name=common_name)
+    record = {"tls_handshakes": [{"peer_certificates": [{"data": data, "format": "base64"}],
+                                  "x_certificates": [{"sha256": "ab" * 32}]}]}
+    text = json.dumps(record, separators=(",", ":"))
+    out = json.loads(book.scrub_measurement(text))["tls_handshakes"][0]
+    if scrubbed:
+        assert out["peer_certificates"][0]["data"] == SCRUBBED
+        assert out["x_certificates"][0]["sha256"] == SCRUBBED
+    else:
+        assert out == record["tls_handshakes"][0]
+
+
 def test_scrub_matching_is_exact_about_what_it_replaces() -> None:
     own = {ipaddress.ip_address("198.51.100.1")}
     assert scrub_matching("198.51.100.1,198.51.100.10", lambda a: a in own) == \
@@ -142,7 +171,8 @@ async def test_no_byte_on_disk_or_at_the_collector_carries_the_probe_address(
     await collector.start()
     # A certificate naming the probe's address: what a MITM box or a misconfigured CPE shows.
     cert_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ca.issue_cert("203-0-113-7.cpe.example.kg", common_name=OWN_V4).configure_cert(cert_context)
+    ca.issue_cert("203-0-113-7.cpe.example.kg", OWN_V4,
+                  common_name=OWN_V4).configure_cert(cert_context)
     interfaces = write_interfaces(tmp_path, ("127.0.0.1", OWN_V4), (OWN_V6_HEX,))
     try:
         async with serve_app(echo_app()) as http_port, \
@@ -188,9 +218,14 @@ async def test_no_byte_on_disk_or_at_the_collector_carries_the_probe_address(
     # Everything that is not the probe's stays: the stranger, the sites' addresses.
     assert STRANGER in plain["body_sample"] and STRANGER in plain["headers"]["Via"]
     secure = measurements[targets[1]["url"]]["test_keys"]
-    presented = secure["tls_handshakes"][0]["x_presented_certificate"]
-    assert presented["subject"] == SCRUBBED
-    assert presented["dns_names"] == [f"{SCRUBBED}.cpe.example.kg"]
+    handshake = secure["tls_handshakes"][0]
+    described = handshake["x_certificates"][0]
+    assert described["subject"] == SCRUBBED
+    assert described["dns_names"] == [f"{SCRUBBED}.cpe.example.kg"]
+    assert described["issuer"] and described["issuer"] != SCRUBBED  # the evidence stays
+    # The DER itself (base64, where text replacement cannot see) and its fingerprint go.
+    assert handshake["peer_certificates"][0]["data"] == SCRUBBED
+    assert described["sha256"] == SCRUBBED
     assert all(t["ip"] == "127.0.0.1" for t in secure["tcp_connect"])
     synthetic = measurements["http://example.kg/"]["test_keys"]["requests"][0]["failure"]
     assert synthetic == f"unknown_failure: bind {SCRUBBED}:0"
