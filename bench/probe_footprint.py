@@ -4,13 +4,13 @@
 
 What runs: the real daemon (``python -m probe run``) as its own process, on the shipped
 target lists (``configs/targets``), with the Raspberry Pi settings ``probe init`` writes
-(concurrency 4). Every site is served from loopback: as root the script re-runs itself
-inside a new network and mount namespace (``unshare``), where only ``lo`` exists and a
-private ``/etc/hosts`` maps every shipped hostname to 127.0.0.1; one HTTPS server with a test
-CA answers for all of them with a page of ``--page-kb`` KB, and the real collector runs in the
-same namespace as the control vantage and upload target. Nothing can leave the namespace.
-Without root it falls back to the same number of targets rewritten to ``localhost`` URLs and
-says so in the table.
+(concurrency 4). Needs root: the script re-runs itself inside a new network and mount
+namespace (``unshare``) where only ``lo`` exists, gives ``lo`` one public-looking address
+(``SITE_ADDRESS``: answers in loopback or special-purpose ranges are bogons to the probe, which
+then fetches nothing) and a private ``/etc/hosts`` that maps every shipped hostname to it. One
+HTTPS server with a test CA answers for all of them with a page of ``--page-kb`` KB; the real
+collector runs in the same namespace as the control vantage and upload target. Nothing can
+leave the namespace: it has no other interface and no route.
 
 Samples ``/proc/<pid>/status`` (VmRSS, VmHWM) and ``/proc/<pid>/stat`` (utime + stime) of the
 daemon every 0.2 s. A round is one ``--round`` seconds interval in which every target is
@@ -42,6 +42,7 @@ from aiohttp import web
 REPO = Path(__file__).resolve().parents[1]
 TARGETS = REPO / "configs" / "targets"
 TICKS = os.sysconf("SC_CLK_TCK")
+SITE_ADDRESS = "46.36.210.10"  # only ever exists inside the benchmark's own namespace
 
 
 def shipped_urls(country: str) -> list[str]:
@@ -114,7 +115,7 @@ async def serve(app: web.Application, port: int, context: ssl.SSLContext | None
                 ) -> web.AppRunner:
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", port, ssl_context=context).start()
+    await web.TCPSite(runner, SITE_ADDRESS, port, ssl_context=context).start()
     return runner
 
 
@@ -137,7 +138,7 @@ def write_probe_config(work: Path, urls: list[str], collector: str, token_file: 
         "budget": {"daily_mb": None},
         "spool_path": str(work / "spool.sqlite"),
         "target_files": [str(targets)],
-        "ladder": {"foreign": [f"127.0.0.1:{site_port}"], "resolver_name": "localhost",
+        "ladder": {"foreign": [f"{SITE_ADDRESS}:{site_port}"], "resolver_name": "localhost",
                    "route_file": str(route), "arp_file": str(route), "timeout": 1.0},
         "consent": {"accepted": True, "notice_version": 1},
     }
@@ -146,24 +147,16 @@ def write_probe_config(work: Path, urls: list[str], collector: str, token_file: 
     return path
 
 
-async def measure(args: argparse.Namespace, namespaced: bool) -> None:
+async def measure(args: argparse.Namespace) -> None:
     urls = shipped_urls(args.country)
     work = Path(tempfile.mkdtemp(prefix="kuzot-bench-"))
     ca = trustme.CA()
     ca_file = work / "ca.pem"
     ca.cert_pem.write_to_path(str(ca_file))
-    if namespaced:
-        hosts = sorted({urlsplit(u).hostname or "" for u in urls})
-        site_port = 443
-        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        ca.issue_cert(*hosts).configure_cert(context)
-        measured_urls = urls
-    else:
-        site_port = free_port()
-        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        ca.issue_cert("localhost").configure_cert(context)
-        measured_urls = [f"https://localhost:{site_port}/{urlsplit(u).hostname}{urlsplit(u).path}"
-                         for u in urls]
+    hosts = sorted({urlsplit(u).hostname or "" for u in urls})
+    site_port = 443
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert(*hosts).configure_cert(context)
     collector_port = free_port()
     collector_base = f"http://127.0.0.1:{collector_port}"
     collector_config = work / "collector.yaml"
@@ -176,7 +169,7 @@ async def measure(args: argparse.Namespace, namespaced: bool) -> None:
                            capture_output=True, text=True).stdout.strip()
     token_file = work / "token"
     token_file.write_text(token)
-    probe_config = write_probe_config(work, measured_urls, collector_base, token_file, ca_file,
+    probe_config = write_probe_config(work, urls, collector_base, token_file, ca_file,
                                       site_port, args.round)
     site = await serve(site_app(args.page_kb), site_port, context)
     collector = subprocess.Popen([sys.executable, "-m", "collector", "serve", "--config",
@@ -209,9 +202,16 @@ async def measure(args: argparse.Namespace, namespaced: bool) -> None:
             "SELECT count(*), coalesce(sum(length(body)), 0) FROM measurements").fetchone()
         verdicts = dict(db.execute("SELECT verdict, count(*) FROM measurements "
                                    "WHERE test_name = 'web_connectivity' GROUP BY verdict"))
+        sample = db.execute("SELECT body FROM measurements WHERE test_name = "
+                            "'web_connectivity' AND verdict != 'ok' LIMIT 1").fetchone()
+    if sample:  # the first measurement that was not ok, to see why at a glance
+        keys = json.loads(sample[0])["test_keys"]
+        print("not ok, e.g.:", json.dumps({k: keys.get(k) for k in (
+            "dns_experiment_failure", "http_experiment_failure", "control_failure")}),
+            json.dumps(keys.get("analysis"))[:300])
     with sqlite3.connect(work / "spool.sqlite") as db:
         used = sum(row[0] for row in db.execute("SELECT bytes FROM usage"))
-    report(args, namespaced, len(urls), run, stop_seconds, int(stored), int(stored_bytes),
+    report(args, len(urls), run, stop_seconds, int(stored), int(stored_bytes),
            verdicts, used, err.decode())
     shutil.rmtree(work, ignore_errors=True)
 
@@ -224,13 +224,12 @@ def count_at(points: list[tuple[float, int]], moment: float) -> int:
     return min(points, key=lambda p: abs(p[0] - moment))[1]
 
 
-def report(args: argparse.Namespace, namespaced: bool, targets: int, run: Run,
+def report(args: argparse.Namespace, targets: int, run: Run,
            stop_seconds: float, stored: int, stored_bytes: int, verdicts: dict[str, int],
            used: int, log: str) -> None:
     samples = run.samples
-    mode = "shipped hostnames in a private network namespace" if namespaced else \
-        "localhost URLs (no network namespace)"
-    print(f"probe daemon footprint: {targets} shipped targets ({args.country}), {mode}")
+    print(f"probe daemon footprint: {targets} shipped targets ({args.country}), served in a "
+          "private network namespace")
     print(f"page {args.page_kb} KB, concurrency 4, one round = {args.round:.0f} s, "
           f"Python {sys.version.split()[0]}, {os.cpu_count()} CPUs")
     print()
@@ -257,6 +256,9 @@ def report(args: argparse.Namespace, namespaced: bool, targets: int, run: Run,
           f"KB each (JSON); verdicts {verdicts}" if stored else "stored: none")
     print(f"data used (probe's estimate): {used / 1e6:.2f} MB; SIGTERM to exit: "
           f"{stop_seconds:.2f} s")
+    for line in log.splitlines():
+        if "stopping:" in line:
+            print("daemon:", line.split(": ", 1)[-1])
     errors = [line for line in log.splitlines() if " ERROR " in line]
     if errors:
         print(f"daemon errors: {len(errors)}; first: {errors[0]}")
@@ -272,10 +274,11 @@ def enter_namespace(args: argparse.Namespace) -> None:
 
 def prepare_namespace(country: str) -> None:
     subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
+    subprocess.run(["ip", "address", "add", f"{SITE_ADDRESS}/32", "dev", "lo"], check=True)
     hosts = sorted({urlsplit(u).hostname or "" for u in shipped_urls(country)})
     files = Path(tempfile.mkdtemp(prefix="kuzot-bench-etc-"))
     (files / "hosts").write_text("127.0.0.1 localhost\n::1 localhost\n"
-                                 + "".join(f"127.0.0.1 {h}\n" for h in hosts))
+                                 + "".join(f"{SITE_ADDRESS} {h}\n" for h in hosts))
     # Any name not listed goes to a resolver on loopback that does not exist: fails fast.
     (files / "resolv.conf").write_text("nameserver 127.0.0.1\n")
     for name in ("hosts", "resolv.conf"):
@@ -288,17 +291,17 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--round", type=float, default=40.0, help="seconds per round")
     parser.add_argument("--page-kb", type=int, default=250)
-    parser.add_argument("--no-namespace", action="store_true",
-                        help="use localhost URLs even as root")
     parser.add_argument("--inside", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.inside:
         prepare_namespace(args.country)
-        asyncio.run(measure(args, namespaced=True))
+        asyncio.run(measure(args))
         return 0
-    if os.geteuid() == 0 and shutil.which("unshare") and not args.no_namespace:
-        enter_namespace(args)
-    asyncio.run(measure(args, namespaced=False))
+    if os.geteuid() != 0 or not shutil.which("unshare"):
+        print("needs root and unshare(1): the sites live in a private network namespace",
+              file=sys.stderr)
+        return 2
+    enter_namespace(args)
     return 0
 
 

@@ -258,6 +258,10 @@ class Daemon:
         tasks = list(self.in_flight.values())
         if tasks:
             _done, pending = await asyncio.wait(tasks, timeout=self.grace)
+            if pending:
+                log.warning("stopping: %d jobs still running after %.0f s are cancelled (%s)",
+                            len(pending), self.grace,
+                            ", ".join(sorted(t.get_name() for t in pending))[:300])
             for task in pending:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
