@@ -63,12 +63,14 @@ log = logging.getLogger(__name__)
 Measurement = dict[str, Any]
 TargetFn = Callable[[probe_config.Target, datetime], Awaitable[Measurement]]
 LadderFn = Callable[[datetime], Awaitable[Measurement]]
+RoundFn = Callable[[], Awaitable[list[Measurement]]]
 
 NOTICE_VERSION = 1
 BATCH_BYTES = 4 * 1024 * 1024  # half the collector's default body limit, before gzip
 SHUTDOWN_GRACE = 10.0
 NAP = 5.0
 COMPACT_AFTER = 1000
+THROTTLING_CHECK = 3600.0  # how often to ask whether throttling tests are due
 _REJECTED_INDEX = re.compile(r"measurements\[(\d+)\]: (.*)")
 
 
@@ -114,6 +116,14 @@ def production_measures(config: probe_config.ProbeConfig) -> tuple[TargetFn, Lad
     return target, ladder
 
 
+async def throttling_round(config: probe_config.ProbeConfig) -> list[Measurement]:
+    """The throttling tests that are due (``probe.throttle_test`` keeps their own cadence
+    and byte budget across restarts; this returns nothing when none is due)."""
+    from probe.throttle_test import run_throttling_round
+
+    return await run_throttling_round(config)
+
+
 class Daemon:
     """The scheduler, the spool and the collector link of one probe."""
 
@@ -127,6 +137,7 @@ class Daemon:
         rng: random.Random | None = None,
         measure_target: TargetFn | None = None,
         measure_ladder: LadderFn | None = None,
+        measure_throttling: RoundFn | None = None,
         spool: Spool | None = None,
         interface_files: tuple[str, str] = ("/proc/net/fib_trie", "/proc/net/if_inet6"),
         grace: float = SHUTDOWN_GRACE,
@@ -140,6 +151,7 @@ class Daemon:
             measure_ladder = measure_ladder or default_ladder
         self._measure_target = measure_target
         self._measure_ladder = measure_ladder
+        self._measure_throttling = measure_throttling or (lambda: throttling_round(config))
         self.spool = spool or Spool(db, int(config.spool_max_mb * 1_000_000))
         self.journal = Journal(db)
         self.uploader = uploader
@@ -166,6 +178,7 @@ class Daemon:
         self.skipped_budget = 0
         self.skipped_offline = 0
         self.domestic_reachable = False
+        self.network_summary = "not measured yet"
         self.upload_failures = 0
         self.heartbeats = {"ok": 0, "failed": 0}
         self.last_upload: datetime | None = None
@@ -195,6 +208,9 @@ class Daemon:
         self.timetable.plan("heartbeat", now)
         self.timetable.plan("ladder", now)
         self.timetable.plan("upload", now + self.config.schedule.upload_interval)
+        if self.config.throttling.enabled:
+            self.timetable.plan("throttling", now + scheduler.first_delay(
+                THROTTLING_CHECK, self.rng))
         recent = await self.journal.recent()
         last_seen = {target: verdicts[0].start_time for target, verdicts in recent.items()}
         self.latest = {target: verdicts[0].verdict or "none"
@@ -246,10 +262,14 @@ class Daemon:
             await self._ladder()
             if self._sites_reachable():
                 await asyncio.gather(*(self._target(t) for t in self.targets.values()))
+                if self.config.throttling.enabled:
+                    await self._throttling()
             else:
                 self.skipped_offline += len(self.targets)
             if self.reachable:
                 await self._upload()
+            log.info("round done: %s; %d measurements waiting for upload",
+                     self.network_summary, self.depth.measurements)
         finally:
             await self.shutdown()
 
@@ -340,6 +360,15 @@ class Daemon:
                 await self._skip_for_budget()
                 return
             self._spawn(name, self._target(target))
+        elif name == "throttling":
+            self.timetable.plan(name, now + THROTTLING_CHECK)
+            await self._refresh_usage()
+            if name in self.in_flight or not self._sites_reachable():
+                return
+            if self.budget is not None and self.used_today >= self.budget:
+                await self._skip_for_budget()
+                return
+            self._spawn(name, self._throttling())
         elif name == "ladder":
             self.timetable.plan(name, now + self._ladder_interval())
             if name not in self.in_flight:
@@ -402,6 +431,16 @@ class Daemon:
             measurement = await self._measure_target(target, self.clock.now())
         await self.record(measurement)
 
+    async def _throttling(self) -> None:
+        """Throttling tests hold one measurement slot for their whole round: they move real
+        volume, and their timings must not compete with other measurements for the link."""
+        async with self.slots:
+            if self.stopping:
+                return
+            measurements = await self._measure_throttling()
+        for measurement in measurements:
+            await self.record(measurement)
+
     async def _ladder(self) -> None:
         measurement = await self._measure_ladder(self.clock.now())
         keys = measurement.get("test_keys", {})
@@ -409,6 +448,7 @@ class Daemon:
         domestic = (keys.get("rungs") or {}).get("domestic") or {}
         self.domestic_reachable = domestic.get("reachable") is True
         online = analysis.get("online")
+        self.network_summary = str(analysis.get("summary") or "unknown")
         if isinstance(online, bool) and online != self.online:
             log.info("network: %s", analysis.get("summary"))
             if online and self.online is False:
@@ -490,8 +530,11 @@ class Daemon:
         await self._count_traffic()
 
     def _heartbeat_body(self, now: datetime) -> dict[str, Any]:
-        return {
-            "probe_id": self.config.identity.probe_id,
+        body: dict[str, Any] = {} if self.uploader.token else {
+            # With a token the collector knows who we are (and refuses a probe_id that differs
+            # from the token's); without one the id is how it tells probes apart.
+            "probe_id": self.config.identity.probe_id}
+        return body | {
             "sent_at": ooni_time(now),
             "software_version": __version__,
             "queue_depth": self.depth.measurements,
@@ -560,8 +603,18 @@ class Daemon:
         self.timetable.plan("upload", self.clock.monotonic() + delay)
 
     async def _set_aside(self, batch: list[Entry], exc: UploadError, now: datetime) -> None:
-        """The collector refused the batch: find the measurement it names and quarantine
-        it, or halve the batch until the refused one is alone."""
+        """The collector refused the batch: quarantine the measurements it names (its
+        ``rejected`` list, else the index in its message), or halve the batch until the
+        refused one is alone."""
+        by_uid = {entry.uid: entry for entry in batch}
+        named = [(by_uid[str(r.get("uid"))], str(r.get("message") or r.get("reason")))
+                 for r in exc.rejected if str(r.get("uid")) in by_uid]
+        if named:
+            for bad, reason in named:
+                log.error("collector refused measurement %s (%s); set aside in quarantine",
+                          bad.uid, reason)
+                await self.spool.quarantine(bad.uid, reason, ooni_time(now))
+            return
         match = _REJECTED_INDEX.search(str(exc))
         if match and int(match.group(1)) < len(batch):
             bad = batch[int(match.group(1))]

@@ -14,10 +14,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from probe import journal
-from probe.traffic import daily_bytes
 from probe.config import ProbeConfig
 from probe.localdb import open_readonly
 from probe.spool import read_counters, read_depth
+from probe.traffic import daily_bytes
 from probe.windows import active, parse, parse_time
 
 

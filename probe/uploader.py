@@ -36,12 +36,16 @@ class UploadError(Exception):
     """The collector did not acknowledge the request; see the module docstring for kinds."""
 
     def __init__(self, message: str, permanent: bool = False, *, kind: str = "network",
-                 status: int | None = None, retry_after: float | None = None) -> None:
+                 status: int | None = None, retry_after: float | None = None,
+                 rejected: list[dict[str, Any]] | None = None) -> None:
         super().__init__(message)
         self.permanent = permanent
         self.kind = kind
         self.status = status
         self.retry_after = retry_after
+        # The collector's list of refused measurements ({index, uid, reason, message}), when
+        # it sends one: the caller can set exactly those aside.
+        self.rejected = rejected or []
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,12 +71,17 @@ def _retry_after(value: str | None) -> float | None:
         return None  # an HTTP-date; the exponential backoff covers it
 
 
-def _reason(text: str) -> str:
+def _reason(text: str) -> tuple[str, list[dict[str, Any]]]:
+    """The error message of a refusal and its ``rejected`` list, if any."""
     try:
         body = json.loads(text)
     except ValueError:
-        return text[:300]
-    return str(body.get("error", text))[:300] if isinstance(body, dict) else text[:300]
+        return text[:300], []
+    if not isinstance(body, dict):
+        return text[:300], []
+    rejected = body.get("rejected")
+    listed = [r for r in rejected if isinstance(r, dict)] if isinstance(rejected, list) else []
+    return str(body.get("error", text))[:300], listed
 
 
 class Uploader:
@@ -119,10 +128,12 @@ class Uploader:
                 self.traffic += len(text) + FRAMING // 2
                 if response.status != 200:
                     kind = _kind(response.status)
-                    raise UploadError(f"HTTP {response.status}: {_reason(text)}",
+                    reason, rejected = _reason(text)
+                    raise UploadError(f"HTTP {response.status}: {reason}",
                                       kind == "rejected", kind=kind, status=response.status,
                                       retry_after=_retry_after(
-                                          response.headers.get("Retry-After")))
+                                          response.headers.get("Retry-After")),
+                                      rejected=rejected)
                 result = json.loads(text) if text else {}
                 return result if isinstance(result, dict) else {}
         except UploadError:

@@ -33,7 +33,9 @@ def _probe_config(lab: Lab, token: str) -> Path:
         "ladder:\n"
         f"  foreign: ['{plan.PUBLIC_RESOLVER}:443', '{plan.AUTH_DNS}:443']\n"
         f"  resolver_name: '{plan.CONTROL_NAME}'\n"
-        "  timeout: 1.5\n")
+        "  timeout: 1.5\n"
+        f"spool_path: '{lab.workdir / 'spool.sqlite'}'\n"  # kept between the two runs
+        "consent: {accepted: true, notice_version: 1}\n")  # `probe run` requires it
     return path
 
 

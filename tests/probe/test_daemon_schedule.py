@@ -196,3 +196,31 @@ async def test_sites_wait_while_nothing_answers_and_resume_when_it_does(
     # An international cut (domestic hosts answer): sites are measured throughout.
     times, skipped = counts[True]
     assert min(times) < 600 and skipped == 0
+
+
+async def test_throttling_rounds_are_asked_for_hourly_and_spooled(fast_disk: Path) -> None:
+    """The throttling test keeps its own cadence (probe.throttle_test); the daemon asks it
+    every hour, under a measurement slot, and spools what it returns. Its measurement is
+    stood in here by a function that answers like it (the test itself is proven in
+    tests/probe/throttle)."""
+    closed = f"http://127.0.0.1:{free_port()}"
+    asked: list[float] = []
+    clock = VirtualClock(START)
+
+    async def throttling() -> list[dict[str, Any]]:
+        asked.append(clock.elapsed)
+        keys = {"analysis": {"verdict": "ok", "layer": None, "mechanism": None,
+                             "confidence": 0.5, "evidence": []}}
+        return [envelope(test_name="throttling", input_="https://kloop.kg/", test_keys=keys,
+                         started=clock.now(), runtime=1.0, cc="KG", asn="AS8449")]
+
+    async with serve_app(page_app()) as port:
+        config = loopback_config(fast_disk, closed, "t", [], port, control_url=closed,
+                                 throttling={"enabled": True})
+        daemon, db, spool = await make_daemon(config, fast_disk, clock=clock,
+                                              measure_throttling=throttling)
+        await run_for(daemon, clock, 3 * 3600 - 1)  # asks at d, d+1h, d+2h (d <= 5 min)
+        await db.close()
+    assert len(asked) == 3
+    assert [b - a for a, b in zip(asked, asked[1:], strict=False)] == [3600.0, 3600.0]
+    assert [e.test_name for e in spool.recorded].count("throttling") == 3

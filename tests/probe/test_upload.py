@@ -138,13 +138,16 @@ async def upload_through_daemon(tmp_path: Path, config: CollectorConfig,
 
 async def test_the_measurement_the_collector_refuses_is_set_aside_and_the_rest_goes(
         tmp_path: Path, collector_config: CollectorConfig) -> None:
-    batch = [measurement(0), measurement(1, cc="kg"), measurement(2)]
+    batch = [measurement(0), measurement(1, cc="kg"), measurement(2),
+             {**measurement(3), "test_name": "no_such_test"}]
     counters, stored = await upload_through_daemon(tmp_path, collector_config, batch)
     assert stored == sorted([batch[0]["measurement_uid"], batch[2]["measurement_uid"]])
-    assert counters["quarantined"] == 1 and counters["uploaded"] == 2
+    assert counters["quarantined"] == 2 and counters["uploaded"] == 2
     with sqlite3.connect(tmp_path / "spool.sqlite") as spool:
-        reason = spool.execute("SELECT uid, reason FROM quarantine").fetchall()
-    assert reason == [(batch[1]["measurement_uid"], "probe_cc: two upper-case letters")]
+        reasons = dict(spool.execute("SELECT uid, reason FROM quarantine").fetchall())
+    assert set(reasons) == {batch[1]["measurement_uid"], batch[3]["measurement_uid"]}
+    assert "probe_cc" in reasons[batch[1]["measurement_uid"]]
+    assert "test_name" in reasons[batch[3]["measurement_uid"]]
 
 
 async def test_a_body_too_large_for_the_collector_is_split_until_it_fits(
