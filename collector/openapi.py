@@ -168,7 +168,9 @@ def _schemas() -> dict[str, Any]:
         "HeartbeatReply": {
             "type": "object", "required": ["ok", "event_windows"],
             "properties": {"ok": {"const": True},
-                           "event_windows": {"type": "array", "items": {"type": "object"}}},
+                           "event_windows": {"type": "array", "items": {"type": "object"}},
+                           # The address the heartbeat came from: the probe scrubs it.
+                           "observed_address": {"type": ["string", "null"]}},
         },
         "ControlRequest": {
             "type": "object", "required": ["http_request"],
