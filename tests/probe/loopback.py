@@ -94,6 +94,21 @@ def _reset(writer: asyncio.StreamWriter) -> None:
     writer.close()
 
 
+async def _first_bytes(reader: asyncio.StreamReader, trigger: bytes) -> bytes:
+    """The client's first bytes: a request can arrive in more than one segment on a busy
+    machine, so keep reading briefly until the trigger shows or the headers end."""
+    data = await reader.read(65536)
+    while data and trigger not in data and b"\r\n\r\n" not in data and len(data) < 16384:
+        try:
+            more = await asyncio.wait_for(reader.read(65536), 0.2)
+        except TimeoutError:
+            break
+        if not more:
+            break
+        data += more
+    return data
+
+
 @contextlib.asynccontextmanager
 async def middlebox(
     port: int, behaviour: str, upstream: tuple[str, int] = (UPSTREAM_IP, 0),
@@ -109,7 +124,7 @@ async def middlebox(
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         open_writers.add(writer)
         peer = writer.get_extra_info("peername")[0]
-        first = await reader.read(65536)
+        first = await _first_bytes(reader, trigger)
         target = (up_ip, up_port)
         if peer == PROBE_SOURCE and trigger in first:
             if behaviour == "reset":
