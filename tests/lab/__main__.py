@@ -7,7 +7,8 @@
                        state was lost, i.e. every kzlab-* namespace whose owner has exited)
   list                 the scenarios, one line each
 
-In the client namespace, ``$KUZOT_PROBE`` holds the probe command for the scenario.
+In the scenario's namespace (home broadband or mobile), ``$KUZOT_PROBE`` holds the probe
+command for the scenario: a one-URL check, or one round of the daemon.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import time
 from pathlib import Path
 
 from tests.lab.lab import Lab, format_table
-from tests.lab.model import Scenario
+from tests.lab.model import Round, Scenario
 from tests.lab.scenarios import BY_NAME, SCENARIOS
 from tests.lab.topology import PREFIX, Topology, lab_namespaces, run
 
@@ -49,9 +50,16 @@ def _instructions(lab: Lab) -> str:
     lines = [f"lab {lab.topology.lab_id} is up (state: {lab.workdir / 'state.json'})",
              f"namespaces: {', '.join(lab.topology.namespaces)}"]
     for scenario in lab.scenarios:
-        command = shlex.join(lab.probe_command(scenario))
-        lines.append(f"{scenario.name}: ip netns exec {lab.topology.client} {command}")
+        command = shlex.join(_command(lab, scenario))
+        namespace = lab.topology.subscriber(scenario.link)
+        lines.append(f"{scenario.name}: ip netns exec {namespace} {command}")
     return "\n".join(lines)
+
+
+def _command(lab: Lab, scenario: Scenario) -> list[str]:
+    if isinstance(scenario.expect, Round):
+        return lab.daemon_command(scenario)
+    return lab.probe_command(scenario)
 
 
 def _owner_alive(namespace: str) -> bool:
@@ -121,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.command == "list":
         for scenario in SCENARIOS:
-            print(f"{scenario.name:<30} {scenario.about}")
+            print(f"{scenario.name:<32} {scenario.about}")
         return 0
     if args.command == "run":
         scenarios = _chosen(args.scenarios) if args.scenarios else list(SCENARIOS)
@@ -142,10 +150,12 @@ def main(argv: list[str] | None = None) -> int:
         lab = _up([args.scenario])
         try:
             print(_instructions(lab))
-            env = dict(os.environ, KUZOT_PROBE=shlex.join(lab.probe_command(lab.scenarios[0])),
+            scenario = lab.scenarios[0]
+            env = dict(os.environ, KUZOT_PROBE=shlex.join(_command(lab, scenario)),
                        PS1=f"[lab {args.scenario}] \\w# ")
-            subprocess.run([*lab.topology.exec_prefix(lab.topology.client), "bash", "--norc",
-                            "-i"], env=env, check=False)
+            namespace = lab.topology.subscriber(scenario.link)
+            subprocess.run([*lab.topology.exec_prefix(namespace), "bash", "--norc", "-i"],
+                           env=env, check=False)
         finally:
             lab.down()
         return 0

@@ -73,7 +73,7 @@ def _selected_scenarios(session: pytest.Session) -> list[str]:
 def lab(lab_capable: None, request: pytest.FixtureRequest) -> Iterator[Lab]:
     """The session's lab, able to host every selected scenario (all, if none selected)."""
     names = _selected_scenarios(request.session) or [s.name for s in SCENARIOS]
-    names += ["success_https", "shutdown"]  # the topology and daemon tests use these
+    names += ["success_https"]  # the topology tests use it
     with Lab([BY_NAME[n] for n in dict.fromkeys(names)]) as running:
         yield running
 

@@ -1,8 +1,10 @@
 """The declarative pieces of a lab scenario: sites, censor actions, expected verdict.
 
 A scenario is data: which sites the world serves, what the censor does (resolver lies,
-iptables rules, tc shaping, packet injection) and the exact ``analysis`` and OONI
-``blocking``/``accessible`` the probe must report, as OONI's QA table does. The helpers
+iptables rules, tc shaping, packet injection), which access link the probe sits on, and what
+the probe must report, exactly: for a one-URL check, the ``analysis`` and OONI
+``blocking``/``accessible`` (``Expect``), as OONI's QA table does; for a round of the probe
+daemon, the connectivity ladder's sentence and what was measured and kept (``Round``). The helpers
 below build the censor actions from the techniques seen in the wild, so a scenario reads
 like its description: ``rst_on_string("www.x.kg", 443)`` is "reset after a ClientHello
 whose SNI is www.x.kg".
@@ -22,8 +24,12 @@ ZoneKind = Literal["a", "nxdomain", "no_a", "localhost"]
 IspAction = str  # "nxdomain" | "servfail" | "silent" | "empty" | "a:IP"
 
 # Interface names inside the censor namespace (namespaces have their own interface names).
-CENSOR_LAN = "lan"  # towards the client
+CENSOR_LAN = "lan"  # towards the client on home broadband
+CENSOR_MOBILE = "mob"  # towards the client on mobile data
 CENSOR_WAN = "wan"  # towards the world
+
+# Which access link a scenario's probe sits on.
+Link = Literal["broadband", "mobile"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +96,19 @@ class Expect:
 
 
 @dataclass(frozen=True, slots=True)
+class Round:
+    """What one round of the probe daemon (``probe run --once``, the scenario's URL its only
+    target) must report: the connectivity ladder's sentence, the (URL, verdict) of each site
+    measurement the collector received from the round, and how many measurements the probe
+    kept for a later upload. An offline round keeps exactly one, the ladder's own: it measured
+    no site, so it called none blocked."""
+
+    summary: str
+    measured: tuple[tuple[str, str], ...]
+    waiting: int
+
+
+@dataclass(frozen=True, slots=True)
 class Scenario:
     """One censorship technique (or site problem) and what the probe must conclude."""
 
@@ -98,13 +117,16 @@ class Scenario:
     url: str
     sites: tuple[Site, ...]
     censor: tuple[Action, ...]
-    expect: Expect
+    expect: Expect | Round
     # Also query the public resolver over UDP (``--resolver``), as OONI's probe does.
     public_resolver: bool = False
-    # Its censor rules touch every connection (shutdown, control blocked): run it alone.
+    # Its censor rules touch every connection (shutdown, control blocked): run it apart from
+    # the others, together only with scenarios whose censor rules are the same.
     exclusive: bool = False
     # Substrings that must appear in ``analysis.evidence``: what the censor did must show.
     evidence: tuple[str, ...] = field(default=())
+    # The access link the probe runs on: home broadband or mobile data.
+    link: Link = "broadband"
 
 
 def expect(verdict: str, layer: str | None = None, mechanism: str | None = None, *,
@@ -195,6 +217,23 @@ def shutdown() -> tuple[Action, ...]:
     """Nothing is forwarded and the ISP's own resolver loses its uplink."""
     return (Iptables("filter", "FORWARD", ("-j", "DROP")),
             Iptables("filter", "OUTPUT", ("-o", CENSOR_WAN, "-j", "DROP")))
+
+
+def mobile_shutdown() -> tuple[Action, ...]:
+    """The mobile network goes dark while home broadband, through the same router, stays up
+    (Kazakhstan, January 2022, began so): nothing from or to the mobile link is forwarded and
+    the operator's own services, its resolver included, stop answering mobile subscribers."""
+    return (Iptables("filter", "FORWARD", ("-i", CENSOR_MOBILE, "-j", "DROP")),
+            Iptables("filter", "FORWARD", ("-o", CENSOR_MOBILE, "-j", "DROP")),
+            Iptables("filter", "INPUT", ("-i", CENSOR_MOBILE, "-j", "DROP")))
+
+
+def withdraw_mobile_routes() -> tuple[Action, ...]:
+    """The mobile network's routes out are withdrawn: the router answers "network
+    unreachable" to whatever a mobile subscriber sends beyond it, while the operator's
+    resolver still answers them (a cut made in routing, not in the packet filter)."""
+    return (Iptables("filter", "FORWARD", ("-i", CENSOR_MOBILE, "-j", "REJECT",
+                                           "--reject-with", "icmp-net-unreachable")),)
 
 
 def block_control() -> tuple[Action, ...]:

@@ -1,16 +1,19 @@
 """The lab's address plan: who lives where in the emulated censoring network.
 
 ```
- client ns (home network)      censor ns (ISP: router, resolver, middlebox)       world ns
- 192.168.77.2 --veth c0/x0-- 192.168.77.1                                      (sites, DNS,
-                              lo: 95.59.0.0/24 ISP services  --veth x1/w0--     control)
-                              95.59.255.1/30 ------------------------------ 95.59.255.2/30
-                                                                            lo: 88.212.0.0/16
+ client ns (home broadband)    censor ns (ISP: router, resolver, middlebox)       world ns
+ 192.168.77.2 ---eth0/lan--- 192.168.77.1                                      (sites, DNS,
+                              lo: 95.59.0.0/24 ISP services  ---wan/eth0---     control)
+ mobile ns (a phone's data)   95.59.255.1/30 ------------------------------ 95.59.255.2/30
+ 100.72.0.2 ---wwan0/mob---- 100.72.0.1                                     lo: 88.212.0.0/16
 ```
 
 The world's services use ordinary public-looking unicast addresses: answers in private or
 documentation ranges would be bogons to a correct probe and confound the DNS scenarios. The
-client side is private, as a home network is. ``check_host_overlap`` refuses to build the lab
+client side is private, as a home network is; the mobile subscriber sits in the shared
+address space of carrier-grade NAT (RFC 6598), as mobile operators number their subscribers.
+Both access networks reach the world through the same router, so one link can be cut while
+the other stays up (a mobile-only shutdown). ``check_host_overlap`` refuses to build the lab
 when any of these blocks overlaps an address, route or resolver of the host itself; the
 blocks exist only inside the lab's namespaces, whose only links are to each other.
 """
@@ -24,6 +27,11 @@ from typing import Final
 CLIENT_NET: Final = "192.168.77.0/24"
 CLIENT_IP: Final = "192.168.77.2"
 CLIENT_GATEWAY: Final = "192.168.77.1"
+
+# The ISP's mobile access network (a phone or a modem on mobile data).
+MOBILE_NET: Final = "100.72.0.0/24"
+MOBILE_IP: Final = "100.72.0.2"
+MOBILE_GATEWAY: Final = "100.72.0.1"
 
 # The ISP: its link to the world and the services it runs on its own addresses.
 ISP_NET: Final = "95.59.0.0/16"
@@ -59,7 +67,7 @@ FORGED_BOGON: Final = "10.10.34.35"
 # delay is what lets an injected answer arrive first, as it does in the wild.
 PUBLIC_RESOLVER_DELAY: Final = 0.15
 
-LAB_NETWORKS: Final = (CLIENT_NET, ISP_NET, WORLD_NET)
+LAB_NETWORKS: Final = (CLIENT_NET, MOBILE_NET, ISP_NET, WORLD_NET)
 
 
 def site_address(index: int) -> str:

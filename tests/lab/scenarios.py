@@ -10,6 +10,11 @@ Kuzot and says so.
 Every scenario has its own host names and addresses, so the censor rules of different
 scenarios never touch each other's traffic and scenarios can run side by side in one lab; the
 few whose rules touch every connection (shutdown, blocked control) are ``exclusive``.
+
+Most scenarios are one-URL checks on home broadband. The shutdown scenarios also run a round
+of the probe daemon (``Round``), whose connectivity ladder must say the network is down and
+which must then measure nothing; the mobile ones run on the mobile link, or on broadband while
+only the mobile link is cut.
 """
 
 from __future__ import annotations
@@ -23,6 +28,8 @@ from tests.lab.model import (
     Action,
     CertKind,
     Expect,
+    Link,
+    Round,
     Scenario,
     Site,
     ZoneKind,
@@ -35,11 +42,13 @@ from tests.lab.model import (
     inject_blockpage,
     inject_dns,
     isp_lies,
+    mobile_shutdown,
     rst_on_string,
     rst_on_syn,
     shape,
     shutdown,
     sni_policer,
+    withdraw_mobile_routes,
 )
 from tests.lab.plan import LAB_CA, ROGUE_CA
 
@@ -80,14 +89,28 @@ def _throttled(layer: str, mechanism: str | None) -> Expect:
     return expect("throttled", layer, mechanism, blocking="http-failure", accessible=False)
 
 
+# What a daemon round reports: online with the one site measured and uploaded, or offline with
+# nothing measured and only the ladder's own measurement kept for a later upload.
+def _online(url: str) -> Round:
+    return Round("online", ((url, "ok"),), 0)
+
+
+RESOLVER_FAILS = "no connectivity: gateway reachable, resolver fails, foreign hosts unreachable"
+RESOLVER_ANSWERS = ("no connectivity: gateway reachable, resolver answers, foreign hosts "
+                    "unreachable")
+OFFLINE_RESOLVER_FAILS = Round(RESOLVER_FAILS, (), 1)
+OFFLINE_RESOLVER_ANSWERS = Round(RESOLVER_ANSWERS, (), 1)
+
+
 def _build() -> list[Scenario]:
     s: list[Scenario] = []
 
     def add(name: str, about: str, url: str, sites: tuple[Site, ...],
-            censor: tuple[Action, ...], want: Expect, *, public_resolver: bool = False,
-            exclusive: bool = False, evidence: tuple[str, ...] = ()) -> None:
+            censor: tuple[Action, ...], want: Expect | Round, *, public_resolver: bool = False,
+            exclusive: bool = False, evidence: tuple[str, ...] = (),
+            link: Link = "broadband") -> None:
         s.append(Scenario(name, about, url, sites, censor, want, public_resolver=public_resolver,
-                          exclusive=exclusive, evidence=evidence))
+                          exclusive=exclusive, evidence=evidence, link=link))
 
     # --- No censorship: the baseline every other scenario is measured against.
     a = _site("www.ok-http.kg")
@@ -293,6 +316,42 @@ def _build() -> list[Scenario]:
     a = _site("www.shutdown.kz")
     add("shutdown", "everything forwarded is dropped: the probe must not call the site "
         "blocked", f"https://{a.name}/", (a,), shutdown(), INCONCLUSIVE, exclusive=True)
+    a = _site("www.shutdown-round.kg")
+    add("shutdown_round", "the daemon during the shutdown: its ladder says offline (the ISP "
+        "resolver answers SERVFAIL without its uplink), it measures nothing and keeps the "
+        "ladder's result", f"https://{a.name}/", (a,), shutdown(), OFFLINE_RESOLVER_FAILS,
+        exclusive=True)
+    a = _site("www.online-round.kz")
+    add("online_round", "the daemon with no censor: online, the site measured and uploaded",
+        f"https://{a.name}/", (a,), (), _online(f"https://{a.name}/"))
+
+    # --- Mobile-only shutdown: the mobile link is cut, home broadband through the same
+    # router is not. The mobile probe must say it is offline and measure nothing; the
+    # broadband probe must see nothing amiss.
+    a = _site("www.online-mobile.kg")
+    add("online_round_mobile", "the daemon on the mobile link with no censor: online",
+        f"https://{a.name}/", (a,), (), _online(f"https://{a.name}/"), link="mobile")
+    a = _site("www.mobile-dark.kz")
+    add("mobile_shutdown_round", "the mobile link is cut, the operator's resolver included: "
+        "offline, nothing measured", f"https://{a.name}/", (a,), mobile_shutdown(),
+        OFFLINE_RESOLVER_FAILS, exclusive=True, link="mobile")
+    a = _site("www.mobile-dark-home.kg")
+    add("mobile_shutdown_round_broadband", "the mobile link is cut: the daemon on home "
+        "broadband is online and measures the site", f"https://{a.name}/", (a,),
+        mobile_shutdown(), _online(f"https://{a.name}/"), exclusive=True)
+    a = _site("www.mobile-dark-check.kz")
+    add("mobile_shutdown_check", "the mobile link is cut: a one-URL check there calls "
+        "nothing blocked", f"https://{a.name}/", (a,), mobile_shutdown(), INCONCLUSIVE,
+        exclusive=True, link="mobile")
+    a = _site("www.mobile-dark-check-home.kg")
+    add("mobile_shutdown_check_broadband", "the mobile link is cut: a one-URL check on home "
+        "broadband finds the site fine", f"https://{a.name}/", (a,), mobile_shutdown(), OK,
+        exclusive=True)
+    a = _site("www.mobile-unrouted.kz")
+    add("mobile_routes_withdrawn_round", "the mobile network's routes out are withdrawn (the "
+        "router answers network unreachable) while its resolver still answers: offline, "
+        "nothing measured", f"https://{a.name}/", (a,), withdraw_mobile_routes(),
+        OFFLINE_RESOLVER_ANSWERS, exclusive=True, link="mobile")
     return s
 
 

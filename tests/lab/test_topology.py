@@ -52,7 +52,8 @@ def test_building_and_destroying_a_topology_leaves_the_host_as_it_was(lab_capabl
         assert set(topology.namespaces) <= _namespaces()
         assert _host_state() == before
         assert _links(topology.client) == {"lo", "eth0"}
-        assert _links(topology.censor) == {"lo", "lan", "wan"}
+        assert _links(topology.mobile) == {"lo", "wwan0"}
+        assert _links(topology.censor) == {"lo", "lan", "mob", "wan"}
         assert _links(topology.world) == {"lo", "eth0"}
     finally:
         topology.destroy()
@@ -68,13 +69,20 @@ def test_the_censor_has_no_route_out_of_the_lab(lab: Lab) -> None:
         assert result.returncode != 0 and "unreachable" in result.stderr.lower(), outside
     inside = lab.topology.in_ns(censor, "ip", "route", "get", plan.CONTROL_IP)
     assert "dev wan" in inside.stdout
-    # The client's default route leads into the censor, nowhere else.
+    # Each subscriber's default route leads into the censor, nowhere else.
     client = lab.topology.in_ns(lab.topology.client, "ip", "route", "get", "1.1.1.1")
     assert f"via {plan.CLIENT_GATEWAY} dev eth0" in client.stdout
+    mobile = lab.topology.in_ns(lab.topology.mobile, "ip", "route", "get", "1.1.1.1")
+    assert f"via {plan.MOBILE_GATEWAY} dev wwan0" in mobile.stdout
+    # The world answers both access networks through the censor.
+    for subscriber in (plan.CLIENT_IP, plan.MOBILE_IP):
+        back = lab.topology.in_ns(lab.topology.world, "ip", "route", "get", subscriber)
+        assert f"via {plan.CENSOR_UPLINK} dev eth0" in back.stdout
 
 
 def test_each_namespace_resolves_through_its_own_resolver(lab: Lab) -> None:
-    expected = {lab.topology.client: plan.ISP_RESOLVER, lab.topology.world: plan.PUBLIC_RESOLVER}
+    expected = {lab.topology.client: plan.ISP_RESOLVER, lab.topology.mobile: plan.ISP_RESOLVER,
+                lab.topology.world: plan.PUBLIC_RESOLVER}
     for namespace, resolver in expected.items():
         text = lab.topology.in_ns(namespace, "cat", "/etc/resolv.conf").stdout
         assert f"nameserver {resolver}" in text

@@ -1,4 +1,4 @@
-"""Three network namespaces joined by two veth pairs: client -- censor -- world.
+"""Four network namespaces joined by three veth pairs: client and mobile -- censor -- world.
 
 The topology is sealed by construction: each veth pair is created with both ends already
 inside lab namespaces (never in the host's), and the censor routes only the lab's own blocks,
@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tests.lab import plan
-from tests.lab.model import CENSOR_LAN, CENSOR_WAN
+from tests.lab.model import CENSOR_LAN, CENSOR_MOBILE, CENSOR_WAN, Link
 
 PREFIX = "kzlab-"
 NETNS_ETC = Path("/etc/netns")
@@ -81,6 +81,10 @@ class Topology:
         return f"{self.lab_id}-client"
 
     @property
+    def mobile(self) -> str:
+        return f"{self.lab_id}-mobile"
+
+    @property
     def censor(self) -> str:
         return f"{self.lab_id}-censor"
 
@@ -89,8 +93,12 @@ class Topology:
         return f"{self.lab_id}-world"
 
     @property
-    def namespaces(self) -> tuple[str, str, str]:
-        return (self.client, self.censor, self.world)
+    def namespaces(self) -> tuple[str, str, str, str]:
+        return (self.client, self.mobile, self.censor, self.world)
+
+    def subscriber(self, link: Link) -> str:
+        """The namespace on the given access link: home broadband or mobile data."""
+        return self.mobile if link == "mobile" else self.client
 
     def exec_prefix(self, namespace: str) -> list[str]:
         return ["ip", "netns", "exec", namespace]
@@ -107,19 +115,21 @@ class Topology:
     def build(self) -> None:
         """Create the namespaces, links, addresses, routes and resolver files."""
         check_host_overlap()
-        c, x, w = self.namespaces
+        c, m, x, w = self.namespaces
         for namespace in self.namespaces:
             run("ip", "netns", "add", namespace)
         try:
-            self._links(c, x, w)
+            self._links(c, m, x, w)
         except Exception:
             self.destroy()
             raise
 
-    def _links(self, c: str, x: str, w: str) -> None:
+    def _links(self, c: str, m: str, x: str, w: str) -> None:
         # Both ends of each pair are born inside lab namespaces: nothing touches the host's.
         run("ip", "link", "add", "eth0", "netns", c, "type", "veth", "peer", "name", CENSOR_LAN,
             "netns", x)
+        run("ip", "link", "add", "wwan0", "netns", m, "type", "veth", "peer", "name",
+            CENSOR_MOBILE, "netns", x)
         run("ip", "link", "add", CENSOR_WAN, "netns", x, "type", "veth", "peer", "name", "eth0",
             "netns", w)
         for namespace in self.namespaces:
@@ -132,13 +142,17 @@ class Topology:
         run("ip", "-n", c, "addr", "add", f"{plan.CLIENT_IP}/24", "dev", "eth0")
         run("ip", "-n", c, "link", "set", "eth0", "up")
         run("ip", "-n", c, "route", "add", "default", "via", plan.CLIENT_GATEWAY)
+        run("ip", "-n", m, "addr", "add", f"{plan.MOBILE_IP}/24", "dev", "wwan0")
+        run("ip", "-n", m, "link", "set", "wwan0", "up")
+        run("ip", "-n", m, "route", "add", "default", "via", plan.MOBILE_GATEWAY)
 
         run("ip", "-n", x, "addr", "add", f"{plan.CLIENT_GATEWAY}/24", "dev", CENSOR_LAN)
+        run("ip", "-n", x, "addr", "add", f"{plan.MOBILE_GATEWAY}/24", "dev", CENSOR_MOBILE)
         run("ip", "-n", x, "addr", "add", f"{plan.CENSOR_UPLINK}/{plan.UPLINK_PREFIX}", "dev",
             CENSOR_WAN)
         for address in plan.CENSOR_SERVICES:
             run("ip", "-n", x, "addr", "add", f"{address}/32", "dev", "lo")
-        for link in (CENSOR_LAN, CENSOR_WAN):
+        for link in (CENSOR_LAN, CENSOR_MOBILE, CENSOR_WAN):
             run("ip", "-n", x, "link", "set", link, "up")
         # The censor knows the world's block and nothing else: no default route out.
         run("ip", "-n", x, "route", "add", plan.WORLD_NET, "via", plan.WORLD_UPLINK)
@@ -150,15 +164,17 @@ class Topology:
         run("ip", "-n", w, "addr", "add", f"{plan.WORLD_UPLINK}/{plan.UPLINK_PREFIX}", "dev",
             "eth0")
         run("ip", "-n", w, "link", "set", "eth0", "up")
-        run("ip", "-n", w, "route", "add", plan.CLIENT_NET, "via", plan.CENSOR_UPLINK)
+        for subscribers in (plan.CLIENT_NET, plan.MOBILE_NET):
+            run("ip", "-n", w, "route", "add", subscribers, "via", plan.CENSOR_UPLINK)
         run("ip", "-n", w, "route", "add", plan.ISP_NET, "via", plan.CENSOR_UPLINK)
 
         # ``ip netns exec`` bind-mounts /etc/netns/NAME/resolv.conf over /etc/resolv.conf:
-        # the client asks the ISP resolver, the world (and so the control) a public one.
+        # both subscribers ask the ISP resolver, the world (and so the control) a public one.
         # The client's C library waits longer for a silent resolver than the probe does, as
         # with the defaults of a real system (5 s, twice), so silence shows as the probe's own
         # timeout; four seconds instead of ten keep the probe's exit quick.
-        self._resolv(c, plan.ISP_RESOLVER, "timeout:4 attempts:1")
+        for subscriber in (c, m):
+            self._resolv(subscriber, plan.ISP_RESOLVER, "timeout:4 attempts:1")
         self._resolv(x, plan.AUTH_DNS, "timeout:1 attempts:1")
         self._resolv(w, plan.PUBLIC_RESOLVER, "timeout:1 attempts:2")
 
