@@ -8,10 +8,14 @@ No I/O, no clock, no randomness: ``analyze(keys, url, cc)`` reads the keys that
   ``http_experiment_failure``, ``dns_experiment_failure``), and
 * Kuzot's ``analysis``: ``{verdict, layer, mechanism, confidence, evidence}``.
 
-OONI's keys follow OONI exactly, with two deliberate exceptions, both ``null``/``null``
-("could not determine") instead of OONI's value: a CDN challenge page over plain HTTP (OONI QA
-case 5, which OONI calls ``http-diff``), and a failed lookup without a usable control (which
-OONI calls accessible, probe-engine#579). Kuzot's verdict follows these rules, first match wins:
+OONI's keys follow OONI exactly, with three deliberate exceptions, all ``null``/``null``
+("could not determine") where OONI decides: a CDN challenge page over plain HTTP (OONI QA
+case 5, which OONI calls ``http-diff``), a failed lookup without a usable control (which
+OONI calls accessible, probe-engine#579), and an IPv6 connect that failed for want of a route
+(network or host unreachable), which OONI's classic walk calls ``tcp_ip`` when no other
+endpoint decides (an IPv6-only site seen from a host without IPv6); OONI's own minipipeline
+already sets such failures apart as a misconfigured IPv6 stack (ooni/probe#2284, #2456), and
+so does R4 below. Kuzot's verdict follows these rules, first match wins:
 
 R1  Injection. A UDP query that received two answers with different addresses (or rcodes)
     is ``blocked/dns/injected``: a resolver answers once; a censor on the path races it.
@@ -655,9 +659,23 @@ def verdict(keys: Record, url: str, cc: str | None = None) -> Record:
     return verdict_
 
 
+def _without_unroutable_ipv6(keys: Record) -> Record:
+    """The keys less the IPv6 connects that failed for want of a route (and their TLS and
+    HTTP records): such a failure is a fact about the probe's network, not about the site."""
+    dropped = {c.get("transaction_id") for c in keys.get("tcp_connect") or []
+               if ":" in str(c.get("ip"))
+               and (c.get("status") or {}).get("failure") in _IPV6_NO_ROUTE}
+    if not dropped:
+        return keys
+    return {**keys, **{name: [r for r in keys.get(name) or []
+                              if r.get("transaction_id") not in dropped]
+                       for name in ("tcp_connect", "tls_handshakes", "requests")}}
+
+
 def analyze(keys: Record, url: str, cc: str | None = None) -> Record:
     """OONI's keys plus ``analysis`` for the given test keys of ``url`` measured in ``cc``."""
-    ooni = ooni_classic.analyze(keys, url)
+    # Departure 3: an IPv6 connect without a route is no observation of the site.
+    ooni = ooni_classic.analyze(_without_unroutable_ipv6(keys), url)
     analysis = verdict(keys, url, cc)
     if urlsplit(url).scheme == "http" and ooni["blocking"] == "http-diff" and any(
             e.startswith("challenge:") for e in analysis["evidence"]):

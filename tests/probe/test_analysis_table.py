@@ -256,6 +256,16 @@ def ipv6_unreachable(v4_tcp: str | None) -> tuple[str, dict[str, Any]]:
     return url, m.keys()
 
 
+def ipv6_only_without_ipv6() -> tuple[str, dict[str, Any]]:
+    """An IPv6-only site seen from a host without IPv6: the only connect fails with no route,
+    while the control connects and fetches the page."""
+    url = "https://www.example.com/"
+    m = Measurement(url, ipv6=False).lookup("www.example.com", [EXAMPLE_V6])
+    m.flow(EXAMPLE_V6, 443, tcp=failures.NETWORK_UNREACHABLE)
+    m.control = control([EXAMPLE_V6], tcp={ep(EXAMPLE_V6, 443): None})
+    return url, m.keys()
+
+
 def mitm(issuer: str, tls: str | None) -> tuple[str, dict[str, Any]]:
     return plain(scheme="https", tls=tls, cc_issuer=issuer,
                  control_http=control_page(issuer="DigiCert Global G2"))
@@ -430,6 +440,11 @@ ROWS = [
         True, ("ok", None, None), "consistent"),
     Row("K8 IPv4 timeout, IPv6 unreachable without IPv6", lambda: ipv6_unreachable(TIMEOUT),
         "tcp_ip", False, ("blocked", "tcp", "timeout"), "consistent", failures.TIMEOUT),
+    # OONI's classic walk would say tcp_ip/false here; the failure is the probe's own lack of
+    # IPv6, which OONI's minipipeline and Kuzot's R4 set apart (departure 3: null/null).
+    Row("K11 IPv6-only site, host without IPv6", ipv6_only_without_ipv6, None, None,
+        ("inconclusive", "tcp", None), "consistent",
+        evidence=("only_ipv6_without_ipv6",)),
     Row("K9 known blockpage",
         lambda: plain(http=response(200, 300, "Blocked", {},
                                     body="<p>KUZOT-LAB-BLOCKPAGE</p>", sha="lab")),
