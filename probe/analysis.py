@@ -67,6 +67,9 @@ R10 HTTP step, final page over plain HTTP: a known blockpage fingerprint (and a 
 
 ``verdict=down`` means the site failed the same way from the control; evidence strings are
 short ``key:value`` facts; ``confirmed:<fingerprint>`` marks a deterministic fingerprint.
+An ``ok`` verdict still names each relevant endpoint (R4) of the first hop that failed where
+the control connected, as ``endpoint_failed:<endpoint>:<failure>``: the page came through
+another address, but one was blocked (a site's IPv6 address alone, say), and that is seen.
 """
 
 from __future__ import annotations
@@ -612,6 +615,20 @@ def _final_page(hop: _Hop, request: Record, control: _Control, dns: _DNSView,
     return _verdict("blocked", "http", "diff", 0.5, [*evidence, *facts])
 
 
+def _with_failed_endpoints(result: Record, hop: _Hop, control: _Control,
+                           keys: Record) -> Record:
+    """An ``ok`` result plus the first hop's relevant endpoints that failed at TCP or TLS
+    although the control connected to them (only the first hop has per-endpoint control)."""
+    if result["verdict"] != "ok" or hop.depth != 0 or not control.usable:
+        return result
+    for flow in _relevant(hop.flows, keys):
+        failure = (flow.connect.get("status") or {}).get("failure") or \
+            (flow.handshake or {}).get("failure")
+        if failure and control.tcp(flow.endpoint):
+            result["evidence"].append(f"endpoint_failed:{flow.endpoint}:{failure}")
+    return result
+
+
 def verdict(keys: Record, url: str, cc: str | None = None) -> Record:
     """Kuzot's ``analysis`` object for the test keys of ``url`` (rules R1-R10 above)."""
     injected = _injection(keys)
@@ -626,7 +643,8 @@ def verdict(keys: Record, url: str, cc: str | None = None) -> Record:
     final = hops[-1].request if hops else None
     if final is not None and final.get("response") is not None and final.get("failure") is None \
             and urlsplit(final["request"]["url"]).scheme == "https":
-        return _secure_page(final, control, dns, cc, keys)
+        return _with_failed_endpoints(_secure_page(final, control, dns, cc, keys), hops[-1],
+                                      control, keys)
     if not control.usable:
         return _verdict("inconclusive", None, None, 0.0,
                         [f"control_failure:{keys.get('control_failure')}"])
@@ -656,7 +674,7 @@ def verdict(keys: Record, url: str, cc: str | None = None) -> Record:
             verdict_ = _tcp_step(last, flows, control, dns)
     if fingerprint and verdict_["verdict"] == "blocked":
         verdict_["evidence"] += [e for e in fingerprint if e not in verdict_["evidence"]]
-    return verdict_
+    return _with_failed_endpoints(verdict_, last, control, keys)
 
 
 def _without_unroutable_ipv6(keys: Record) -> Record:
