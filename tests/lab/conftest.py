@@ -29,7 +29,7 @@ def lab_unavailable() -> str | None:
     """Why the lab cannot run here, or None."""
     if os.geteuid() != 0:
         return "the lab needs root (network namespaces, iptables, tc)"
-    for tool in ("ip", "iptables", "tc"):
+    for tool in ("ip", "iptables", "ip6tables", "tc"):
         if shutil.which(tool) is None:
             return f"the lab needs {tool} (Debian packages iproute2, iptables)"
     probe = f"kzlab-check-{secrets.token_hex(3)}"

@@ -143,8 +143,9 @@ class Lab:
             self.topology.build()
             sites = _sites(self.scenarios)
             self.topology.add_world_addresses(
-                [s.ip for s in sites.values()] + [plan.AUTH_DNS, plan.PUBLIC_RESOLVER,
-                                                  plan.CONTROL_IP])
+                [a for s in sites.values() for a in (s.ip, s.ip6) if a]
+                + [plan.AUTH_DNS, plan.PUBLIC_RESOLVER, plan.CONTROL_IP,
+                   plan.AUTH_DNS6, plan.PUBLIC_RESOLVER6, plan.CONTROL_IP6])
             world, censor, injector = self._write_configs(sites)
             self._start("world", self.topology.world, "-m", "tests.lab.world", world)
             self._start("censor", self.topology.censor, "-m", "tests.lab.censor", censor)
@@ -204,20 +205,20 @@ class Lab:
                 leaf = lab_ca.issue_cert(site.name)
             pem = certs / f"{site.name}.pem"
             leaf.private_key_and_cert_chain_pem.write_to_path(str(pem))
-            world_sites.append({"name": site.name, "ip": site.ip, "http": site.http,
-                                "https": site.https, "cert_file": str(pem),
-                                "key_file": str(pem)})
+            world_sites.append({"name": site.name, "ip": site.ip, "ip6": site.ip6,
+                                "http": site.http, "https": site.https,
+                                "cert_file": str(pem), "key_file": str(pem)})
         control_pem = certs / "control.pem"
         lab_ca.issue_cert(plan.CONTROL_NAME).private_key_and_cert_chain_pem.write_to_path(
             str(control_pem))
         mitm_pem = certs / "mitm.pem"
         rogue_ca.issue_cert(*sites).private_key_and_cert_chain_pem.write_to_path(str(mitm_pem))
 
-        zone: dict[str, dict[str, str]] = {plan.CONTROL_NAME: {"kind": "a",
-                                                               "ip": plan.CONTROL_IP}}
+        zone: dict[str, dict[str, str | None]] = {plan.CONTROL_NAME: {
+            "kind": "a", "ip": plan.CONTROL_IP, "ip6": plan.CONTROL_IP6}}
         for site in sites.values():
             if site.dns != "nxdomain":
-                zone[site.name] = {"kind": site.dns, "ip": site.ip}
+                zone[site.name] = {"kind": site.dns, "ip": site.ip, "ip6": site.ip6}
         lies: dict[str, str] = {}
         injections: list[dict[str, str | None]] = []
         for scenario in self.scenarios:
@@ -333,8 +334,11 @@ class Lab:
                                 "classid", f"1:{class_id}", check=False)
 
     def _iptables(self, verb: str, rule: Iptables) -> None:
-        self.topology.in_ns(self.topology.censor, "iptables", "-w", "-t", rule.table, verb,
-                            rule.chain, *rule.spec)
+        tools = {"ipv4": ("iptables",), "ipv6": ("ip6tables",),
+                 "both": ("iptables", "ip6tables")}[rule.family]
+        for tool in tools:
+            self.topology.in_ns(self.topology.censor, tool, "-w", "-t", rule.table, verb,
+                                rule.chain, *rule.spec)
 
     def probe_command(self, scenario: Scenario, url: str | None = None) -> list[str]:
         """The probe's command line for ``scenario``, to run inside the client namespace."""

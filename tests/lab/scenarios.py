@@ -56,9 +56,11 @@ _addresses = itertools.count()
 
 
 def _site(name: str, http: str = "page", https: str = "page", cert: CertKind = "valid",
-          dns: ZoneKind = "a") -> Site:
-    """A site on the next free world address."""
-    return Site(name, plan.site_address(next(_addresses)), http, https, cert, dns)
+          dns: ZoneKind = "a", ipv6: bool = False) -> Site:
+    """A site on the next free world address (and its IPv6 twin when ``ipv6``)."""
+    index = next(_addresses)
+    return Site(name, plan.site_address(index), http, https, cert, dns,
+                plan.site_address6(index) if ipv6 else None)
 
 
 def _blocked(layer: str, mechanism: str | None, *,
@@ -108,9 +110,10 @@ def _build() -> list[Scenario]:
     def add(name: str, about: str, url: str, sites: tuple[Site, ...],
             censor: tuple[Action, ...], want: Expect | Round, *, public_resolver: bool = False,
             exclusive: bool = False, evidence: tuple[str, ...] = (),
-            link: Link = "broadband") -> None:
+            not_evidence: tuple[str, ...] = (), link: Link = "broadband") -> None:
         s.append(Scenario(name, about, url, sites, censor, want, public_resolver=public_resolver,
-                          exclusive=exclusive, evidence=evidence, link=link))
+                          exclusive=exclusive, evidence=evidence, not_evidence=not_evidence,
+                          link=link))
 
     # --- No censorship: the baseline every other scenario is measured against.
     a = _site("www.ok-http.kg")
@@ -311,6 +314,34 @@ def _build() -> list[Scenario]:
     add("control_blocked_site_blocked", "control blocked and the site reset: without a "
         "control nothing is called blocked", f"https://{a.name}/", (a,),
         (*block_control(), *rst_on_syn(a.ip, 443)), INCONCLUSIVE, exclusive=True)
+
+    # --- IPv6. The broadband client has IPv6 and prefers it; the mobile one has none. A
+    # failure over IPv6 counts only where the client has IPv6 and the failure is not "no
+    # route" (analysis R4): on an IPv6-less client it says nothing about the site.
+    a = _site("www.v6-only.kg", dns="aaaa_only", ipv6=True)
+    add("success_ipv6_only", "an IPv6-only site from the broadband client, over IPv6",
+        f"https://{a.name}/", (a,), (), OK)
+    a = _site("www.dual-stack.kz", ipv6=True)
+    add("success_dual_stack", "a dual-stack site from the broadband client", f"https://{a.name}/",
+        (a,), (), OK)
+    a = _site("www.v6-blocked.kg", ipv6=True)
+    add("ipv6_blocked_ipv4_works", "every packet to the site's IPv6 address dropped, IPv4 "
+        "untouched: the page still comes over IPv4, and the evidence names the IPv6 endpoint",
+        f"https://{a.name}/", (a,), drop_to(str(a.ip6), 443), OK,
+        evidence=(f"endpoint_failed:[{a.ip6}]:443",))
+    a = _site("www.v6-only-blocked.kz", dns="aaaa_only", ipv6=True)
+    add("ipv6_only_site_blocked", "an IPv6-only site whose address is dropped: blocked, the "
+        "client has IPv6", f"https://{a.name}/", (a,), drop_to(str(a.ip6), 443),
+        _blocked("tcp", "timeout"))
+    a = _site("www.v6-only-mobile.kg", dns="aaaa_only", ipv6=True)
+    add("ipv6_only_site_without_ipv6", "an IPv6-only site from the IPv6-less mobile client: "
+        "the connect fails with no route, which says nothing about the site", f"https://{a.name}/",
+        (a,), (), expect("inconclusive", "tcp", None, blocking=None, accessible=None),
+        link="mobile", evidence=("only_ipv6_without_ipv6",))
+    a = _site("www.dual-stack-mobile.kz", ipv6=True)
+    add("dual_stack_without_ipv6", "a dual-stack site from the IPv6-less mobile client: IPv4 "
+        "works, the IPv6 failure is not evidence", f"https://{a.name}/", (a,), (), OK,
+        link="mobile", not_evidence=("endpoint_failed",))
 
     # --- Shutdown: nothing is forwarded and the ISP resolver has no uplink.
     a = _site("www.shutdown.kz")

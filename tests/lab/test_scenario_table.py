@@ -82,7 +82,8 @@ def test_ooni_keys_are_a_pair_ooni_can_produce(scenario: Scenario) -> None:
 @pytest.mark.parametrize("scenario", [s for s in SCENARIOS if not s.exclusive],
                          ids=lambda s: s.name)
 def test_shared_scenarios_aim_only_at_their_own_sites(scenario: Scenario) -> None:
-    own = {site.name for site in scenario.sites} | {site.ip for site in scenario.sites}
+    own = {site.name for site in scenario.sites} | {site.ip for site in scenario.sites} | \
+        {site.ip6 for site in scenario.sites if site.ip6}
     for target in _targets(scenario):
         bare = target.removeprefix("Host: ")
         assert bare in own, f"{scenario.name} aims at {target!r}, not one of its sites"
@@ -153,14 +154,23 @@ def test_a_mobile_only_cut_touches_only_the_mobile_link_and_is_seen_from_both() 
 
 
 def test_sites_have_public_looking_addresses_and_the_client_a_private_one() -> None:
-    world = ipaddress.ip_network(plan.WORLD_NET)
+    world, world6 = ipaddress.ip_network(plan.WORLD_NET), ipaddress.ip_network(plan.WORLD_NET6)
     for scenario in SCENARIOS:
         for site in scenario.sites:
             assert ipaddress.ip_address(site.ip) in world
             assert not is_bogon(site.ip)
-    for address in (*plan.CENSOR_SERVICES, plan.AUTH_DNS, plan.PUBLIC_RESOLVER, plan.CONTROL_IP):
+            if site.ip6 is not None:
+                assert ipaddress.ip_address(site.ip6) in world6
+                assert not is_bogon(site.ip6)
+            assert site.dns != "aaaa_only" or site.ip6 is not None, site.name
+    for address in (*plan.CENSOR_SERVICES, plan.AUTH_DNS, plan.PUBLIC_RESOLVER, plan.CONTROL_IP,
+                    plan.AUTH_DNS6, plan.PUBLIC_RESOLVER6, plan.CONTROL_IP6):
         assert not is_bogon(address), address
     assert ipaddress.ip_network(plan.CLIENT_NET).is_private
+    # IPv6 has no NAT: the home network's prefix is the ISP's, and public.
+    assert ipaddress.ip_network(plan.CLIENT_NET6).subnet_of(
+        ipaddress.ip_network(plan.ISP_NET6))  # type: ignore[arg-type]
+    assert not is_bogon(plan.CLIENT_IP6)
     assert is_bogon(plan.FORGED_BOGON)
 
 
@@ -170,6 +180,21 @@ def test_overlap_check_flags_host_networks_inside_lab_blocks() -> None:
     assert plan.overlapping(lab, ["88.212.3.4/32"]) == [("88.212.0.0/16", "88.212.3.4/32")]
     assert plan.overlapping(lab, ["192.168.0.0/16"]) == [("192.168.77.0/24", "192.168.0.0/16")]
     assert plan.overlapping(lab, ["0.0.0.0/0", "not an address"]) == []
+    lab6 = ("2a0b:59::/32", "2a0e:88::/32")
+    assert plan.overlapping(lab6, ["fd00::2/64", "fe80::/64", "fd00::1", "::1/128", "::/0",
+                                   "192.0.2.2/24"]) == []
+    assert plan.overlapping(lab6, ["2a0e:88:1::/48"]) == [("2a0e:88::/32", "2a0e:88:1::/48")]
+    assert plan.overlapping(lab6, ["2a0b::/16"]) == [("2a0b:59::/32", "2a0b::/16")]
+
+
+def test_the_lab_blocks_are_dual_stack_and_overlap_nothing_a_typical_host_has() -> None:
+    versions = {ipaddress.ip_network(block).version for block in plan.LAB_NETWORKS}
+    assert versions == {4, 6}
+    # A host with a documentation-range LAN, an fd00::/64 unique-local network, a private
+    # resolver and loopback: the lab builds there.
+    host = ["192.0.2.2/24", "192.0.2.1", "fd00::2/64", "fd00::1", "fe80::1/64",
+            "10.255.255.53", "127.0.0.1/8", "::1/128"]
+    assert plan.overlapping(plan.LAB_NETWORKS, host) == []
 
 
 def _client_hello(server_name: str) -> bytes:

@@ -40,4 +40,6 @@ def test_scenario(scenario_name: str, scenario_outcome: Callable[[str], Outcome]
     evidence = " ".join(keys["analysis"]["evidence"])
     for fact in scenario.evidence:
         assert fact in evidence, f"{fact!r} not in the evidence: {evidence}"
+    for fact in scenario.not_evidence:
+        assert fact not in evidence, f"{fact!r} in the evidence: {evidence}"
     assert outcome.measurement["input"] == scenario.url

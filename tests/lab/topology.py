@@ -107,10 +107,11 @@ class Topology:
               timeout: float = 30.0) -> subprocess.CompletedProcess[str]:
         return run(*self.exec_prefix(namespace), *args, check=check, timeout=timeout)
 
-    def sysctl(self, namespace: str, key: str, value: str) -> None:
-        """Set a per-namespace sysctl through /proc (no dependency on procps)."""
-        path = "/proc/sys/" + key.replace(".", "/")
-        self.in_ns(namespace, "sh", "-c", f"echo {value} > {path}")
+    def sysctl(self, namespace: str, settings: dict[str, str]) -> None:
+        """Set per-namespace sysctls through /proc (no dependency on procps), in one call."""
+        script = "; ".join(f"echo {value} > /proc/sys/{key.replace('.', '/')}"
+                           for key, value in settings.items())
+        self.in_ns(namespace, "sh", "-c", f"set -e; {script}")
 
     def build(self) -> None:
         """Create the namespaces, links, addresses, routes and resolver files."""
@@ -125,6 +126,16 @@ class Topology:
             raise
 
     def _links(self, c: str, m: str, x: str, w: str) -> None:
+        # Before any link exists, so every interface is born with these settings. IPv6 is
+        # configured by hand: no router advertisements, no duplicate address detection (which
+        # would hold a new address back for a second or two). The mobile subscriber keeps
+        # only its link-local address and has no IPv6 route, as an ordinary phone or laptop
+        # on an IPv4-only network does: an IPv6 connect fails there with "network unreachable".
+        for namespace in self.namespaces:
+            self.sysctl(namespace, {"net.ipv6.conf.default.accept_ra": "0",
+                                    "net.ipv6.conf.default.accept_dad": "0",
+                                    "net.ipv6.conf.default.router_solicitations": "0"})
+        self.sysctl(x, {"net.ipv4.ip_forward": "1", "net.ipv6.conf.all.forwarding": "1"})
         # Both ends of each pair are born inside lab namespaces: nothing touches the host's.
         run("ip", "link", "add", "eth0", "netns", c, "type", "veth", "peer", "name", CENSOR_LAN,
             "netns", x)
@@ -133,15 +144,13 @@ class Topology:
         run("ip", "link", "add", CENSOR_WAN, "netns", x, "type", "veth", "peer", "name", "eth0",
             "netns", w)
         for namespace in self.namespaces:
-            # IPv4 only: no IPv6 packet (router solicitations, DAD) ever leaves a lab host.
-            self.sysctl(namespace, "net.ipv6.conf.all.disable_ipv6", "1")
-            self.sysctl(namespace, "net.ipv6.conf.default.disable_ipv6", "1")
             run("ip", "-n", namespace, "link", "set", "lo", "up")
-        self.sysctl(x, "net.ipv4.ip_forward", "1")
 
         run("ip", "-n", c, "addr", "add", f"{plan.CLIENT_IP}/24", "dev", "eth0")
         run("ip", "-n", c, "link", "set", "eth0", "up")
         run("ip", "-n", c, "route", "add", "default", "via", plan.CLIENT_GATEWAY)
+        run("ip", "-n", c, "addr", "add", f"{plan.CLIENT_IP6}/64", "dev", "eth0")
+        run("ip", "-n", c, "-6", "route", "add", "default", "via", plan.CLIENT_GATEWAY6)
         run("ip", "-n", m, "addr", "add", f"{plan.MOBILE_IP}/24", "dev", "wwan0")
         run("ip", "-n", m, "link", "set", "wwan0", "up")
         run("ip", "-n", m, "route", "add", "default", "via", plan.MOBILE_GATEWAY)
@@ -150,12 +159,16 @@ class Topology:
         run("ip", "-n", x, "addr", "add", f"{plan.MOBILE_GATEWAY}/24", "dev", CENSOR_MOBILE)
         run("ip", "-n", x, "addr", "add", f"{plan.CENSOR_UPLINK}/{plan.UPLINK_PREFIX}", "dev",
             CENSOR_WAN)
+        run("ip", "-n", x, "addr", "add", f"{plan.CLIENT_GATEWAY6}/64", "dev", CENSOR_LAN)
+        run("ip", "-n", x, "addr", "add", f"{plan.CENSOR_UPLINK6}/{plan.UPLINK_PREFIX6}", "dev",
+            CENSOR_WAN)
         for address in plan.CENSOR_SERVICES:
             run("ip", "-n", x, "addr", "add", f"{address}/32", "dev", "lo")
         for link in (CENSOR_LAN, CENSOR_MOBILE, CENSOR_WAN):
             run("ip", "-n", x, "link", "set", link, "up")
-        # The censor knows the world's block and nothing else: no default route out.
+        # The censor knows the world's blocks and nothing else: no default route out.
         run("ip", "-n", x, "route", "add", plan.WORLD_NET, "via", plan.WORLD_UPLINK)
+        run("ip", "-n", x, "route", "add", plan.WORLD_NET6, "via", plan.WORLD_UPLINK6)
         # The root qdisc that throttling scenarios hang their classes on; unclassified
         # traffic (no class 1:1 exists) goes out unshaped.
         self.in_ns(x, "tc", "qdisc", "add", "dev", CENSOR_LAN, "root", "handle", "1:", "htb",
@@ -163,10 +176,13 @@ class Topology:
 
         run("ip", "-n", w, "addr", "add", f"{plan.WORLD_UPLINK}/{plan.UPLINK_PREFIX}", "dev",
             "eth0")
+        run("ip", "-n", w, "addr", "add", f"{plan.WORLD_UPLINK6}/{plan.UPLINK_PREFIX6}", "dev",
+            "eth0")
         run("ip", "-n", w, "link", "set", "eth0", "up")
         for subscribers in (plan.CLIENT_NET, plan.MOBILE_NET):
             run("ip", "-n", w, "route", "add", subscribers, "via", plan.CENSOR_UPLINK)
         run("ip", "-n", w, "route", "add", plan.ISP_NET, "via", plan.CENSOR_UPLINK)
+        run("ip", "-n", w, "route", "add", plan.ISP_NET6, "via", plan.CENSOR_UPLINK6)
 
         # ``ip netns exec`` bind-mounts /etc/netns/NAME/resolv.conf over /etc/resolv.conf:
         # both subscribers ask the ISP resolver, the world (and so the control) a public one.
@@ -185,7 +201,8 @@ class Topology:
 
     def add_world_addresses(self, addresses: list[str]) -> None:
         for address in sorted(set(addresses)):
-            run("ip", "-n", self.world, "addr", "add", f"{address}/32", "dev", "lo")
+            prefix = 128 if ":" in address else 32
+            run("ip", "-n", self.world, "addr", "add", f"{address}/{prefix}", "dev", "lo")
 
     def destroy(self) -> None:
         """Delete the namespaces and their files; safe to call twice."""
