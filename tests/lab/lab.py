@@ -377,7 +377,8 @@ class Lab:
         """One round of the probe daemon measuring ``scenario.url`` (writes its config)."""
         config = rounds.write_config(
             self.workdir / f"round-{scenario.name}.yaml",
-            rounds.daemon_config(scenario.url, self.daemon_token(), self.ca_file, CONTROL_URL))
+            rounds.daemon_config(scenario.url, self.daemon_token(), self.ca_file, CONTROL_URL,
+                                 str(self.workdir / f"spool-{scenario.name}.sqlite")))
         return [sys.executable, "-m", "probe", "run", "--config", str(config), "--once"]
 
     def daemon_round(self, scenario: Scenario) -> Outcome:

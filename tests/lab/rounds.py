@@ -37,10 +37,13 @@ with urllib.request.urlopen(url, timeout=5) as response:
 """
 
 
-def daemon_config(url: str, token: str, ca_file: str, control_url: str) -> dict[str, Any]:
-    """The probe daemon's configuration for one round that measures ``url``."""
+def daemon_config(url: str, token: str, ca_file: str, control_url: str,
+                  spool: str) -> dict[str, Any]:
+    """The probe daemon's configuration for one round that measures ``url``; each round has
+    its own spool file, so nothing one round kept is counted by another."""
     return {
         "identity": {"probe_id": PROBE_ID, "country": "KG"},
+        "spool_path": spool,
         "collector": {"url": control_url, "token": token, "ca_file": ca_file},
         "ca_file": ca_file,
         "timeouts": TIMEOUTS,

@@ -110,12 +110,14 @@ def test_a_round_is_online_with_its_site_measured_or_offline_with_nothing(
 
 def test_a_round_runs_on_a_valid_probe_config_and_its_log_is_read(tmp_path: Path) -> None:
     written = rounds.write_config(tmp_path / "round.yaml", rounds.daemon_config(
-        "https://www.x.kg/", "t0ken", "lab-ca.pem", "https://control.kuzot-lab.net"))
+        "https://www.x.kg/", "t0ken", "lab-ca.pem", "https://control.kuzot-lab.net",
+        "spool-x.sqlite"))
     config = probe_config.load(written)
     assert [t.url for t in config.targets] == ["https://www.x.kg/"]
     assert config.collector.token == "t0ken" and config.control_base.endswith("kuzot-lab.net")
     assert config.ladder.foreign == (f"{plan.PUBLIC_RESOLVER}:443", f"{plan.AUTH_DNS}:443")
     assert (config.timeouts.dns, config.ladder.timeout) == (3.0, 1.5)
+    assert config.spool_path == "spool-x.sqlite"
     log = ("06:50:01 INFO connectivity ...\n"
            "06:50:02 WARNING upload failed, keeping 1 measurements: dns_servfail_error\n"
            "06:50:02 INFO round done: no connectivity: gateway reachable, resolver fails, "
