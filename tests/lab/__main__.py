@@ -24,6 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from tests.helpers.netns import owner_alive
 from tests.lab.lab import Lab, format_table
 from tests.lab.model import Round, Scenario
 from tests.lab.scenarios import BY_NAME, SCENARIOS
@@ -62,14 +63,6 @@ def _command(lab: Lab, scenario: Scenario) -> list[str]:
     return lab.probe_command(scenario)
 
 
-def _owner_alive(namespace: str) -> bool:
-    try:
-        pid = int(namespace.removeprefix(PREFIX).split("-")[0])
-    except ValueError:
-        return False
-    return Path(f"/proc/{pid}").exists()
-
-
 def _our_process(pid: int) -> bool:
     """A pid from a state file still belongs to the lab (pids get reused)."""
     try:
@@ -98,7 +91,7 @@ def _down(all_labs: bool) -> int:
         _down_state(state_file)
     if all_labs:
         for namespace in lab_namespaces():
-            if not _owner_alive(namespace):
+            if not owner_alive(namespace, PREFIX):
                 pids = run("ip", "netns", "pids", namespace, check=False).stdout.split()
                 for pid in pids:
                     if _our_process(int(pid)):

@@ -17,8 +17,8 @@ from scapy.layers.inet import IP, TCP, UDP
 
 from probe import config as probe_config
 from probe.bogons import is_bogon
+from tests.helpers.netns import when_unavailable
 from tests.lab import injector, plan, relay, rounds
-from tests.lab.conftest import when_unavailable
 from tests.lab.model import (
     CENSOR_MOBILE,
     OK,

@@ -14,11 +14,12 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers.netns import Namespaces, NetnsError
 from tests.lab import plan
 from tests.lab.lab import Lab
 from tests.lab.model import Site
 from tests.lab.scenarios import BY_NAME
-from tests.lab.topology import NETNS_ETC, LabError, Topology, run
+from tests.lab.topology import NETNS_ETC, PREFIX, LabError, Topology, run
 
 pytestmark = pytest.mark.lab
 
@@ -99,6 +100,20 @@ def test_each_namespace_resolves_through_its_own_resolver(lab: Lab) -> None:
         assert f"nameserver {resolver}" in text
     assert Path("/etc/resolv.conf").read_text() != \
         lab.topology.in_ns(lab.topology.client, "cat", "/etc/resolv.conf").stdout
+
+
+def test_namespaces_whose_setup_fails_are_removed(lab_capable: None) -> None:
+    net = Namespaces.new(PREFIX, ("left", "right"))
+
+    def broken(made: Namespaces) -> None:
+        made.resolv_conf("left", "192.0.2.53")
+        made.link("left", "eth0", "10.1.0.1/24", "right", "eth0", "not-an-address")
+
+    with pytest.raises(NetnsError, match="not-an-address"):
+        net.create(broken)
+    assert not set(net.names) & _namespaces()
+    assert not (NETNS_ETC / net.name("left")).exists()
+    net.destroy()  # a second teardown finds nothing to do and says nothing
 
 
 def test_a_lab_that_fails_to_build_is_torn_down(lab_capable: None) -> None:
