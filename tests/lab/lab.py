@@ -3,8 +3,9 @@
 ``Lab(scenarios)`` builds a topology (``tests.lab.topology``) able to host every given
 scenario at once: each scenario's sites get their own addresses and names, the ISP resolver
 learns every scenario's lies and the injector every scenario's matches. Scenario rules
-(iptables, tc) are applied just before a scenario runs and removed after it. Scenarios whose
-rules touch every connection (``exclusive``) run alone; the others run side by side.
+(iptables, tc) are applied just before a scenario runs and removed after it, in the batches
+that ``tests.lab.schedule`` plans: side by side where the rules cannot disturb each other,
+apart where they touch every connection (``exclusive``).
 
 The probe runs as a real process in the namespace of the scenario's access link (home
 broadband or mobile): ``python -m probe check URL --json --control
@@ -34,10 +35,9 @@ from typing import Any
 
 import trustme
 
-from tests.lab import plan, rounds
+from tests.lab import plan, rounds, schedule
 from tests.lab.model import (
     CENSOR_LAN,
-    Action,
     Expect,
     Inject,
     Iptables,
@@ -421,19 +421,11 @@ class Lab:
                 self.revert(scenario)
 
     def run(self, scenarios: Sequence[Scenario] | None = None, workers: int = 4) -> list[Outcome]:
-        """Run ``scenarios`` (default: all of the lab's): shared ones side by side, then the
-        exclusive ones, each group with the same censor rules side by side (the rules are
-        applied once for the group). Results come back in the given order."""
+        """Run ``scenarios`` (default: all of the lab's) in the batches of
+        ``tests.lab.schedule.plan``. Results come back in the given order."""
         chosen = list(scenarios if scenarios is not None else self.scenarios)
-        batches: list[list[Scenario]] = [[s for s in chosen if not s.exclusive]]
-        groups: dict[tuple[Action, ...], list[Scenario]] = {}
-        for scenario in chosen:
-            if scenario.exclusive:
-                groups.setdefault(scenario.censor, []).append(scenario)
         outcomes: dict[str, Outcome] = {}
-        for batch in [*batches, *groups.values()]:
-            # One scenario of a group installs the group's (identical) rules.
-            shared_rules = batch if batch is batches[0] else batch[:1]
-            for outcome in self._together(batch, shared_rules, workers):
+        for batch in schedule.plan(chosen):
+            for outcome in self._together(batch.probes, batch.rules, workers):
                 outcomes[outcome.scenario.name] = outcome
         return [outcomes[s.name] for s in chosen]

@@ -18,7 +18,7 @@ from scapy.layers.inet import IP, TCP, UDP
 from probe import config as probe_config
 from probe.bogons import is_bogon
 from tests.helpers.netns import when_unavailable
-from tests.lab import injector, plan, relay, rounds
+from tests.lab import injector, plan, relay, rounds, schedule
 from tests.lab.model import (
     CENSOR_MOBILE,
     OK,
@@ -153,6 +153,30 @@ def test_a_mobile_only_cut_touches_only_the_mobile_link_and_is_seen_from_both() 
     for scenario in cuts:
         if scenario.link == "broadband":
             assert scenario.expect in (OK, Round("online", ((scenario.url, "ok"),), 0))
+
+
+def test_the_plan_probes_each_scenario_once_never_under_rules_that_cut_its_link() -> None:
+    batches = schedule.plan(SCENARIOS)
+    probed = [s.name for batch in batches for s in batch.probes]
+    assert sorted(probed) == sorted(s.name for s in SCENARIOS)
+    overlapped = False
+    for batch in batches:
+        shared = {s for s in batch.probes if not s.exclusive}
+        assert shared <= set(batch.rules), "a shared scenario probed without its rules"
+        holders = [s for s in batch.rules if s.exclusive]
+        assert len(holders) <= 1
+        if not holders:
+            assert all(not s.exclusive for s in batch.probes)
+            continue
+        cut = holders[0].censor
+        assert all(s.censor == cut for s in batch.probes if s.exclusive)
+        if schedule.cuts_only_the_mobile_link(cut):
+            # Home broadband is untouched by a mobile-only cut; the mobile link is not.
+            assert all(s.link == "broadband" for s in shared)
+            overlapped = overlapped or bool(shared)
+        else:
+            assert not shared
+    assert overlapped  # the mobile-only shutdown runs beside the broadband scenarios
 
 
 def test_sites_have_public_looking_addresses_and_the_client_a_private_one() -> None:
