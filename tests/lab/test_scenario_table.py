@@ -118,6 +118,7 @@ def test_a_round_runs_on_a_valid_probe_config_and_its_log_is_read(tmp_path: Path
     assert config.ladder.foreign == (f"{plan.PUBLIC_RESOLVER}:443", f"{plan.AUTH_DNS}:443")
     assert (config.timeouts.dns, config.ladder.timeout) == (3.0, 1.5)
     assert config.spool_path == "spool-x.sqlite"
+    assert config.consent.accepted
     log = ("06:50:01 INFO connectivity ...\n"
            "06:50:02 WARNING upload failed, keeping 1 measurements: dns_servfail_error\n"
            "06:50:02 INFO round done: no connectivity: gateway reachable, resolver fails, "
