@@ -8,10 +8,14 @@ No I/O, no clock, no randomness: ``analyze(keys, url, cc)`` reads the keys that
   ``http_experiment_failure``, ``dns_experiment_failure``), and
 * Kuzot's ``analysis``: ``{verdict, layer, mechanism, confidence, evidence}``.
 
-OONI's keys follow OONI exactly, with two deliberate exceptions, both ``null``/``null``
-("could not determine") instead of OONI's value: a CDN challenge page over plain HTTP (OONI QA
-case 5, which OONI calls ``http-diff``), and a failed lookup without a usable control (which
-OONI calls accessible, probe-engine#579). Kuzot's verdict follows these rules, first match wins:
+OONI's keys follow OONI exactly, with three deliberate exceptions, all ``null``/``null``
+("could not determine") where OONI decides: a CDN challenge page over plain HTTP (OONI QA
+case 5, which OONI calls ``http-diff``), a failed lookup without a usable control (which
+OONI calls accessible, probe-engine#579), and an IPv6 connect that failed for want of a route
+(network or host unreachable), which OONI's classic walk calls ``tcp_ip`` when no other
+endpoint decides (an IPv6-only site seen from a host without IPv6); OONI's own minipipeline
+already sets such failures apart as a misconfigured IPv6 stack (ooni/probe#2284, #2456), and
+so does R4 below. Kuzot's verdict follows these rules, first match wins:
 
 R1  Injection. A UDP query that received two answers with different addresses (or rcodes)
     is ``blocked/dns/injected``: a resolver answers once; a censor on the path races it.
@@ -63,6 +67,9 @@ R10 HTTP step, final page over plain HTTP: a known blockpage fingerprint (and a 
 
 ``verdict=down`` means the site failed the same way from the control; evidence strings are
 short ``key:value`` facts; ``confirmed:<fingerprint>`` marks a deterministic fingerprint.
+An ``ok`` verdict still names each relevant endpoint (R4) of the first hop that failed where
+the control connected, as ``endpoint_failed:<endpoint>:<failure>``: the page came through
+another address, but one was blocked (a site's IPv6 address alone, say), and that is seen.
 """
 
 from __future__ import annotations
@@ -608,6 +615,20 @@ def _final_page(hop: _Hop, request: Record, control: _Control, dns: _DNSView,
     return _verdict("blocked", "http", "diff", 0.5, [*evidence, *facts])
 
 
+def _with_failed_endpoints(result: Record, hop: _Hop, control: _Control,
+                           keys: Record) -> Record:
+    """An ``ok`` result plus the first hop's relevant endpoints that failed at TCP or TLS
+    although the control connected to them (only the first hop has per-endpoint control)."""
+    if result["verdict"] != "ok" or hop.depth != 0 or not control.usable:
+        return result
+    for flow in _relevant(hop.flows, keys):
+        failure = (flow.connect.get("status") or {}).get("failure") or \
+            (flow.handshake or {}).get("failure")
+        if failure and control.tcp(flow.endpoint):
+            result["evidence"].append(f"endpoint_failed:{flow.endpoint}:{failure}")
+    return result
+
+
 def verdict(keys: Record, url: str, cc: str | None = None) -> Record:
     """Kuzot's ``analysis`` object for the test keys of ``url`` (rules R1-R10 above)."""
     injected = _injection(keys)
@@ -622,7 +643,8 @@ def verdict(keys: Record, url: str, cc: str | None = None) -> Record:
     final = hops[-1].request if hops else None
     if final is not None and final.get("response") is not None and final.get("failure") is None \
             and urlsplit(final["request"]["url"]).scheme == "https":
-        return _secure_page(final, control, dns, cc, keys)
+        return _with_failed_endpoints(_secure_page(final, control, dns, cc, keys), hops[-1],
+                                      control, keys)
     if not control.usable:
         return _verdict("inconclusive", None, None, 0.0,
                         [f"control_failure:{keys.get('control_failure')}"])
@@ -652,12 +674,26 @@ def verdict(keys: Record, url: str, cc: str | None = None) -> Record:
             verdict_ = _tcp_step(last, flows, control, dns)
     if fingerprint and verdict_["verdict"] == "blocked":
         verdict_["evidence"] += [e for e in fingerprint if e not in verdict_["evidence"]]
-    return verdict_
+    return _with_failed_endpoints(verdict_, last, control, keys)
+
+
+def _without_unroutable_ipv6(keys: Record) -> Record:
+    """The keys less the IPv6 connects that failed for want of a route (and their TLS and
+    HTTP records): such a failure is a fact about the probe's network, not about the site."""
+    dropped = {c.get("transaction_id") for c in keys.get("tcp_connect") or []
+               if ":" in str(c.get("ip"))
+               and (c.get("status") or {}).get("failure") in _IPV6_NO_ROUTE}
+    if not dropped:
+        return keys
+    return {**keys, **{name: [r for r in keys.get(name) or []
+                              if r.get("transaction_id") not in dropped]
+                       for name in ("tcp_connect", "tls_handshakes", "requests")}}
 
 
 def analyze(keys: Record, url: str, cc: str | None = None) -> Record:
     """OONI's keys plus ``analysis`` for the given test keys of ``url`` measured in ``cc``."""
-    ooni = ooni_classic.analyze(keys, url)
+    # Departure 3: an IPv6 connect without a route is no observation of the site.
+    ooni = ooni_classic.analyze(_without_unroutable_ipv6(keys), url)
     analysis = verdict(keys, url, cc)
     if urlsplit(url).scheme == "http" and ooni["blocking"] == "http-diff" and any(
             e.startswith("challenge:") for e in analysis["evidence"]):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -10,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from probe.connectivity import default_gateway, summarise
-from tests.helpers.netns import Netns, have_netns
+from tests.helpers.netns import Namespaces, require
 
 
 def rung(ok: bool) -> dict[str, object]:
@@ -52,25 +51,21 @@ def test_default_gateway_parses_route_table(tmp_path: Path) -> None:
 
 
 @pytest.fixture
-def isolated_host() -> Iterator[tuple[Netns, str]]:
+def isolated_host() -> Iterator[tuple[Namespaces, str]]:
     """A client namespace whose only neighbour is a gateway with no route beyond it."""
-    ok, reason = have_netns()
-    if not ok:
-        if os.environ.get("CI") == "true":
-            pytest.fail(reason)
-        pytest.skip(reason)
-    net = Netns()
+    require()
+    net = Namespaces.new("kzconn-", ("cli", "gw"))
     try:
-        client, gateway = net.add("cli"), net.add("gw")
-        net.link(client, "10.77.0.2/24", gateway, "10.77.0.1/24")
-        net.run(client, "ip", "route", "add", "default", "via", "10.77.0.1")
-        yield net, client
+        net.create()
+        net.link("cli", "eth0", "10.77.0.2/24", "gw", "eth0", "10.77.0.1/24")
+        net.ip("cli", "route", "add", "default", "via", "10.77.0.1")
+        yield net, "cli"
     finally:
-        net.cleanup()
+        net.destroy()
 
 
 @pytest.mark.lab
-def test_offline_probe_says_so(isolated_host: tuple[Netns, str], tmp_path: Path) -> None:
+def test_offline_probe_says_so(isolated_host: tuple[Namespaces, str], tmp_path: Path) -> None:
     """A real network with a gateway but nothing beyond it: the probe reports no
     connectivity and measures no site, so nothing is reported as blocked."""
     net, client = isolated_host

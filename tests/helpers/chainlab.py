@@ -11,53 +11,43 @@ addresses are private as a home network is; world addresses are public-looking u
 (46.36.199.0/24, 46.36.200.0/24), which the host does not use (it has 192.0.2.0/24, fd00::/64
 and resolver 10.255.255.53).
 
-Names carry a random suffix so parallel runs never collide, and ``down()`` removes every
-namespace and the per-namespace ``/etc/netns/<name>/resolv.conf`` it wrote, whatever happened.
-Sockets for servers are opened *inside* a namespace from a helper thread (``setns`` switches
-only the calling thread) and then served by the test's own event loop.
+The namespace plumbing is the suite's shared one (``tests.helpers.netns``): names carry the
+owner's process id and a random suffix so parallel runs never collide, and ``down()`` removes
+every namespace and the per-namespace ``/etc/netns/<name>/resolv.conf`` it wrote, whatever
+happened. Sockets for servers are opened *inside* a namespace from a helper thread (``setns``
+switches only the calling thread) and then served by the test's own event loop.
 """
 
 from __future__ import annotations
 
 import ctypes
 import os
-import secrets
-import shutil
 import socket
 import subprocess
 import threading
 from collections.abc import Callable
-from pathlib import Path
+
+from tests.helpers.netns import Namespaces, require
 
 CLONE_NEWNET = 0x40000000
+ROLES = ("client", "r1", "r2", "r3", "world")
 ROUTER_HOPS = {1: "10.77.0.1", 2: "10.77.1.2", 3: "10.77.2.2"}
 ISP_RESOLVER = "10.77.0.1"
 PUBLIC_RESOLVER = "46.36.200.53"
 SERVER_HOP = 4
 
 
-def run(*command: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(command, check=check, capture_output=True, text=True, timeout=30)
-
-
-def have_lab_tools() -> str | None:
-    """None if namespaces can be built here, else why not."""
-    if os.geteuid() != 0:
-        return "needs root for network namespaces"
-    for tool in ("ip", "iptables"):
-        if shutil.which(tool) is None:
-            return f"needs {tool}"
-    return None
+def require_lab_tools() -> None:
+    """Skip the calling test (fail it under CI=true) when the chain cannot be built here."""
+    require("iptables")
 
 
 class ChainLab:
     """client -- r1 -- r2 -- r3 -- world, built by ``up()`` and always removed by ``down()``."""
 
     def __init__(self) -> None:
-        suffix = secrets.token_hex(3)
-        self.suffix = suffix
-        self.ns = {role: f"kz{role}-{suffix}" for role in ("client", "r1", "r2", "r3", "world")}
-        self._made: list[str] = []
+        self.net = Namespaces.new("kzchain-", ROLES)
+        self.ns = {role: self.net.name(role) for role in ROLES}
 
     @property
     def client(self) -> str:
@@ -68,31 +58,19 @@ class ChainLab:
         return self.ns["world"]
 
     def ip(self, role: str, *args: str) -> None:
-        run("ip", "-n", self.ns[role], *args)
+        self.net.ip(role, *args)
 
     def exec(self, role: str, *command: str,
              check: bool = True) -> subprocess.CompletedProcess[str]:
-        return run("ip", "netns", "exec", self.ns[role], *command, check=check)
-
-    def _link(self, left: str, right: str, index: int, left_addr: str, right_addr: str) -> None:
-        a, b = f"kz{self.suffix}{index}a", f"kz{self.suffix}{index}b"
-        run("ip", "link", "add", a, "netns", self.ns[left], "type", "veth", "peer", "name", b,
-            "netns", self.ns[right])
-        self.ip(left, "addr", "add", left_addr, "dev", a)
-        self.ip(right, "addr", "add", right_addr, "dev", b)
-        self.ip(left, "link", "set", a, "up")
-        self.ip(right, "link", "set", b, "up")
+        return self.net.run(role, *command, check=check)
 
     def up(self, services: tuple[str, ...]) -> None:
         """Build the chain; ``services`` are the world's /32 addresses in 46.36.200.0/24."""
-        for name in self.ns.values():
-            run("ip", "netns", "add", name)
-            self._made.append(name)
-            run("ip", "-n", name, "link", "set", "lo", "up")
-        self._link("client", "r1", 0, "10.77.0.2/24", "10.77.0.1/24")
-        self._link("r1", "r2", 1, "10.77.1.1/24", "10.77.1.2/24")
-        self._link("r2", "r3", 2, "10.77.2.1/24", "10.77.2.2/24")
-        self._link("r3", "world", 3, "46.36.199.1/24", "46.36.199.2/24")
+        self.net.create()
+        self.net.link("client", "up0", "10.77.0.2/24", "r1", "down0", "10.77.0.1/24")
+        self.net.link("r1", "up1", "10.77.1.1/24", "r2", "down1", "10.77.1.2/24")
+        self.net.link("r2", "up2", "10.77.2.1/24", "r3", "down2", "10.77.2.2/24")
+        self.net.link("r3", "up3", "46.36.199.1/24", "world", "down3", "46.36.199.2/24")
         for address in services:
             self.ip("world", "addr", "add", f"{address}/32", "dev", "lo")
         self.ip("client", "route", "add", "default", "via", "10.77.0.1")
@@ -103,24 +81,14 @@ class ChainLab:
         self.ip("r3", "route", "add", "46.36.200.0/24", "via", "46.36.199.2")
         self.ip("world", "route", "add", "10.77.0.0/16", "via", "46.36.199.1")
         for router in ("r1", "r2", "r3"):
-            self.exec(router, "sysctl", "-qw", "net.ipv4.ip_forward=1")
-            self.exec(router, "sysctl", "-qw", "net.ipv4.icmp_ratelimit=0")
-            self.exec(router, "sysctl", "-qw", "net.ipv4.icmp_msgs_per_sec=10000")
-        self.resolv_conf("client", ISP_RESOLVER)
-        self.resolv_conf("world", PUBLIC_RESOLVER)
-
-    def resolv_conf(self, role: str, nameserver: str) -> None:
-        """``ip netns exec`` bind-mounts /etc/netns/<ns>/resolv.conf over /etc/resolv.conf."""
-        folder = Path("/etc/netns") / self.ns[role]
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / "resolv.conf").write_text(
-            f"nameserver {nameserver}\noptions timeout:1 attempts:1\n")
+            self.net.sysctl(router, {"net.ipv4.ip_forward": "1",
+                                     "net.ipv4.icmp_ratelimit": "0",
+                                     "net.ipv4.icmp_msgs_per_sec": "10000"})
+        self.net.resolv_conf("client", ISP_RESOLVER)
+        self.net.resolv_conf("world", PUBLIC_RESOLVER)
 
     def down(self) -> None:
-        for name in self._made:
-            run("ip", "netns", "del", name, check=False)
-            shutil.rmtree(Path("/etc/netns") / name, ignore_errors=True)
-        self._made = []
+        self.net.destroy()
 
     def iptables(self, role: str, *rule: str) -> None:
         self.exec(role, "iptables", "-w", *rule)

@@ -7,7 +7,8 @@
                        state was lost, i.e. every kzlab-* namespace whose owner has exited)
   list                 the scenarios, one line each
 
-In the client namespace, ``$KUZOT_PROBE`` holds the probe command for the scenario.
+In the scenario's namespace (home broadband or mobile), ``$KUZOT_PROBE`` holds the probe
+command for the scenario: a one-URL check, or one round of the daemon.
 """
 
 from __future__ import annotations
@@ -23,8 +24,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from tests.helpers.netns import owner_alive
 from tests.lab.lab import Lab, format_table
-from tests.lab.model import Scenario
+from tests.lab.model import Round, Scenario
 from tests.lab.scenarios import BY_NAME, SCENARIOS
 from tests.lab.topology import PREFIX, Topology, lab_namespaces, run
 
@@ -49,17 +51,16 @@ def _instructions(lab: Lab) -> str:
     lines = [f"lab {lab.topology.lab_id} is up (state: {lab.workdir / 'state.json'})",
              f"namespaces: {', '.join(lab.topology.namespaces)}"]
     for scenario in lab.scenarios:
-        command = shlex.join(lab.probe_command(scenario))
-        lines.append(f"{scenario.name}: ip netns exec {lab.topology.client} {command}")
+        command = shlex.join(_command(lab, scenario))
+        namespace = lab.topology.subscriber(scenario.link)
+        lines.append(f"{scenario.name}: ip netns exec {namespace} {command}")
     return "\n".join(lines)
 
 
-def _owner_alive(namespace: str) -> bool:
-    try:
-        pid = int(namespace.removeprefix(PREFIX).split("-")[0])
-    except ValueError:
-        return False
-    return Path(f"/proc/{pid}").exists()
+def _command(lab: Lab, scenario: Scenario) -> list[str]:
+    if isinstance(scenario.expect, Round):
+        return lab.daemon_command(scenario)
+    return lab.probe_command(scenario)
 
 
 def _our_process(pid: int) -> bool:
@@ -90,7 +91,7 @@ def _down(all_labs: bool) -> int:
         _down_state(state_file)
     if all_labs:
         for namespace in lab_namespaces():
-            if not _owner_alive(namespace):
+            if not owner_alive(namespace, PREFIX):
                 pids = run("ip", "netns", "pids", namespace, check=False).stdout.split()
                 for pid in pids:
                     if _our_process(int(pid)):
@@ -121,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.command == "list":
         for scenario in SCENARIOS:
-            print(f"{scenario.name:<30} {scenario.about}")
+            print(f"{scenario.name:<32} {scenario.about}")
         return 0
     if args.command == "run":
         scenarios = _chosen(args.scenarios) if args.scenarios else list(SCENARIOS)
@@ -142,10 +143,12 @@ def main(argv: list[str] | None = None) -> int:
         lab = _up([args.scenario])
         try:
             print(_instructions(lab))
-            env = dict(os.environ, KUZOT_PROBE=shlex.join(lab.probe_command(lab.scenarios[0])),
+            scenario = lab.scenarios[0]
+            env = dict(os.environ, KUZOT_PROBE=shlex.join(_command(lab, scenario)),
                        PS1=f"[lab {args.scenario}] \\w# ")
-            subprocess.run([*lab.topology.exec_prefix(lab.topology.client), "bash", "--norc",
-                            "-i"], env=env, check=False)
+            namespace = lab.topology.subscriber(scenario.link)
+            subprocess.run([*lab.topology.exec_prefix(namespace), "bash", "--norc", "-i"],
+                           env=env, check=False)
         finally:
             lab.down()
         return 0

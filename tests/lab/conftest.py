@@ -1,7 +1,8 @@
 """Fixtures of the lab: one emulated censoring network per test session, torn down at the end.
 
-The lab needs root, iproute2, iptables and tc. Without them its tests skip with the reason,
-except when ``CI=true``: there a skipped lab would hide a broken build, so they fail.
+The lab needs root, iproute2, iptables (and ip6tables) and tc. Without them its tests skip
+with the reason, except when ``CI=true``: there a skipped lab would hide a broken build, so
+they fail (``tests.helpers.netns.require``).
 All selected scenarios run once, side by side, the first time a scenario test asks for its
 outcome; each test then checks its own record. The session ends with a table of scenario,
 expected and got.
@@ -9,55 +10,22 @@ expected and got.
 
 from __future__ import annotations
 
-import os
-import secrets
-import shutil
 import time
 from collections.abc import Callable, Iterator
 
 import pytest
 
+from tests.helpers.netns import require
 from tests.lab.lab import Lab, Outcome, format_table
 from tests.lab.scenarios import BY_NAME, SCENARIOS
-from tests.lab.topology import run
 
 OUTCOMES = pytest.StashKey[list[Outcome]]()
 WALL_TIME = pytest.StashKey[float]()
 
 
-def lab_unavailable() -> str | None:
-    """Why the lab cannot run here, or None."""
-    if os.geteuid() != 0:
-        return "the lab needs root (network namespaces, iptables, tc)"
-    for tool in ("ip", "iptables", "tc"):
-        if shutil.which(tool) is None:
-            return f"the lab needs {tool} (Debian packages iproute2, iptables)"
-    probe = f"kzlab-check-{secrets.token_hex(3)}"
-    created = run("ip", "netns", "add", probe, check=False)
-    run("ip", "netns", "del", probe, check=False)
-    if created.returncode != 0:
-        return f"cannot create network namespaces: {created.stderr.strip()}"
-    return None
-
-
-def when_unavailable(reason: str | None, ci: str | None) -> tuple[str, str] | None:
-    """("skip" | "fail", message) for a lab that cannot run, or None when it can."""
-    if reason is None:
-        return None
-    if ci == "true":
-        return "fail", f"CI=true and the lab cannot run: {reason}"
-    return "skip", reason
-
-
 @pytest.fixture(scope="session")
 def lab_capable() -> None:
-    decision = when_unavailable(lab_unavailable(), os.environ.get("CI"))
-    if decision is None:
-        return
-    action, message = decision
-    if action == "fail":
-        pytest.fail(message)
-    pytest.skip(message)
+    require("iptables", "ip6tables", "tc")
 
 
 def _selected_scenarios(session: pytest.Session) -> list[str]:
@@ -73,7 +41,7 @@ def _selected_scenarios(session: pytest.Session) -> list[str]:
 def lab(lab_capable: None, request: pytest.FixtureRequest) -> Iterator[Lab]:
     """The session's lab, able to host every selected scenario (all, if none selected)."""
     names = _selected_scenarios(request.session) or [s.name for s in SCENARIOS]
-    names += ["success_https", "shutdown"]  # the topology and daemon tests use these
+    names += ["success_https"]  # the topology tests use it
     with Lab([BY_NAME[n] for n in dict.fromkeys(names)]) as running:
         yield running
 

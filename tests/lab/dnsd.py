@@ -74,17 +74,19 @@ def reply(query: dns.message.Message, rcode: dns.rcode.Rcode = dns.rcode.NOERROR
     return response
 
 
-def authoritative(zone: dict[str, dict[str, str]]) -> Handler:
-    """The world's authoritative server. ``zone[name] = {"kind": a|no_a|localhost, "ip": ...}``;
-    names not in the zone do not exist."""
+def authoritative(zone: dict[str, dict[str, str | None]]) -> Handler:
+    """The world's authoritative server. ``zone[name] = {"kind": a|aaaa_only|no_a|localhost,
+    "ip": ..., "ip6": ... or None}``; names not in the zone do not exist."""
 
     async def handle(query: dns.message.Message) -> dns.message.Message:
         name, qtype = question(query)
         entry = zone.get(name)
         if entry is None:
             return reply(query, dns.rcode.NXDOMAIN, authoritative=True)
-        if entry["kind"] == "a":
-            return reply(query, addresses=(entry["ip"],), authoritative=True)
+        if entry["kind"] in ("a", "aaaa_only"):
+            wanted = ("ip6",) if entry["kind"] == "aaaa_only" else ("ip", "ip6")
+            addresses = tuple(a for a in (entry.get(k) for k in wanted) if a)
+            return reply(query, addresses=addresses, authoritative=True)
         if entry["kind"] == "localhost":
             return reply(query, addresses=("127.0.0.1",), authoritative=True)
         if qtype == "TXT":

@@ -3,13 +3,16 @@
 ``Lab(scenarios)`` builds a topology (``tests.lab.topology``) able to host every given
 scenario at once: each scenario's sites get their own addresses and names, the ISP resolver
 learns every scenario's lies and the injector every scenario's matches. Scenario rules
-(iptables, tc) are applied just before a scenario runs and removed after it. Scenarios whose
-rules touch every connection (``exclusive``) run alone; the others run side by side.
+(iptables, tc) are applied just before a scenario runs and removed after it, in the batches
+that ``tests.lab.schedule`` plans: side by side where the rules cannot disturb each other,
+apart where they touch every connection (``exclusive``).
 
-The probe runs as a real process in the client namespace: ``python -m probe check URL
---json --control https://control.kuzot-lab.net ...``, and the control is the real collector
-in the world namespace. Teardown (``down``) kills only the processes the lab started, by
-their ids, and deletes its namespaces; it runs on every exit path of ``with Lab(...)``.
+The probe runs as a real process in the namespace of the scenario's access link (home
+broadband or mobile): ``python -m probe check URL --json --control
+https://control.kuzot-lab.net ...`` for a one-URL check, or one round of the daemon
+(``tests.lab.rounds``); the control and the collector are the real collector in the world
+namespace. Teardown (``down``) kills only the processes the lab started, by their ids, and
+deletes its namespaces; it runs on every exit path of ``with Lab(...)``.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -31,13 +35,14 @@ from typing import Any
 
 import trustme
 
-from tests.lab import plan
+from tests.lab import plan, rounds, schedule
 from tests.lab.model import (
     CENSOR_LAN,
     Expect,
     Inject,
     Iptables,
     IspAnswer,
+    Round,
     Scenario,
     Shape,
     Site,
@@ -58,10 +63,11 @@ class Outcome:
     """What the probe said for one scenario."""
 
     scenario: Scenario
-    got: Expect | None
+    got: Expect | Round | None
     seconds: float
     error: str | None = None
     measurement: dict[str, Any] | None = None
+    log: str = ""  # a daemon round's log, for the failure message
 
     @property
     def passed(self) -> bool:
@@ -74,9 +80,12 @@ class _Applied:
     classes: list[int] = field(default_factory=list)
 
 
-def describe(value: Expect | None) -> str:
+def describe(value: Expect | Round | None) -> str:
     if value is None:
         return "-"
+    if isinstance(value, Round):
+        verdicts = ",".join(verdict for _url, verdict in value.measured) or "nothing"
+        return f"{value.summary}; measured {verdicts}; {value.waiting} waiting"
     parts = [value.verdict, value.layer or "-", value.mechanism or "-"]
     return f"{'/'.join(parts)} ({value.blocking}, {value.accessible})"
 
@@ -117,6 +126,8 @@ class Lab:
         self._class_ids = itertools.count(10)
         self.ca_file = str(self.workdir / "lab-ca.pem")
         self.collector_config = str(self.workdir / "collector.yaml")
+        self._token: str | None = None
+        self._token_lock = threading.Lock()
 
     # ----- lifecycle
 
@@ -132,8 +143,9 @@ class Lab:
             self.topology.build()
             sites = _sites(self.scenarios)
             self.topology.add_world_addresses(
-                [s.ip for s in sites.values()] + [plan.AUTH_DNS, plan.PUBLIC_RESOLVER,
-                                                  plan.CONTROL_IP])
+                [a for s in sites.values() for a in (s.ip, s.ip6) if a]
+                + [plan.AUTH_DNS, plan.PUBLIC_RESOLVER, plan.CONTROL_IP,
+                   plan.AUTH_DNS6, plan.PUBLIC_RESOLVER6, plan.CONTROL_IP6])
             world, censor, injector = self._write_configs(sites)
             self._start("world", self.topology.world, "-m", "tests.lab.world", world)
             self._start("censor", self.topology.censor, "-m", "tests.lab.censor", censor)
@@ -193,20 +205,20 @@ class Lab:
                 leaf = lab_ca.issue_cert(site.name)
             pem = certs / f"{site.name}.pem"
             leaf.private_key_and_cert_chain_pem.write_to_path(str(pem))
-            world_sites.append({"name": site.name, "ip": site.ip, "http": site.http,
-                                "https": site.https, "cert_file": str(pem),
-                                "key_file": str(pem)})
+            world_sites.append({"name": site.name, "ip": site.ip, "ip6": site.ip6,
+                                "http": site.http, "https": site.https,
+                                "cert_file": str(pem), "key_file": str(pem)})
         control_pem = certs / "control.pem"
         lab_ca.issue_cert(plan.CONTROL_NAME).private_key_and_cert_chain_pem.write_to_path(
             str(control_pem))
         mitm_pem = certs / "mitm.pem"
         rogue_ca.issue_cert(*sites).private_key_and_cert_chain_pem.write_to_path(str(mitm_pem))
 
-        zone: dict[str, dict[str, str]] = {plan.CONTROL_NAME: {"kind": "a",
-                                                               "ip": plan.CONTROL_IP}}
+        zone: dict[str, dict[str, str | None]] = {plan.CONTROL_NAME: {
+            "kind": "a", "ip": plan.CONTROL_IP, "ip6": plan.CONTROL_IP6}}
         for site in sites.values():
             if site.dns != "nxdomain":
-                zone[site.name] = {"kind": site.dns, "ip": site.ip}
+                zone[site.name] = {"kind": site.dns, "ip": site.ip, "ip6": site.ip6}
         lies: dict[str, str] = {}
         injections: list[dict[str, str | None]] = []
         for scenario in self.scenarios:
@@ -280,6 +292,16 @@ class Lab:
 
     # ----- scenarios
 
+    def daemon_token(self) -> str:
+        """The collector's token for the lab's probe daemon, issued on first use."""
+        with self._token_lock:
+            if self._token is None:
+                issued = self.topology.in_ns(
+                    self.topology.world, sys.executable, "-m", "collector", "token", "issue",
+                    "--probe-id", rounds.PROBE_ID, "--config", self.collector_config)
+                self._token = issued.stdout.strip()
+            return self._token
+
     def apply(self, scenario: Scenario) -> None:
         """Install a scenario's iptables rules and tc classes in the censor."""
         applied = self.applied.setdefault(scenario.name, _Applied())
@@ -312,8 +334,11 @@ class Lab:
                                 "classid", f"1:{class_id}", check=False)
 
     def _iptables(self, verb: str, rule: Iptables) -> None:
-        self.topology.in_ns(self.topology.censor, "iptables", "-w", "-t", rule.table, verb,
-                            rule.chain, *rule.spec)
+        tools = {"ipv4": ("iptables",), "ipv6": ("ip6tables",),
+                 "both": ("iptables", "ip6tables")}[rule.family]
+        for tool in tools:
+            self.topology.in_ns(self.topology.censor, tool, "-w", "-t", rule.table, verb,
+                                rule.chain, *rule.spec)
 
     def probe_command(self, scenario: Scenario, url: str | None = None) -> list[str]:
         """The probe's command line for ``scenario``, to run inside the client namespace."""
@@ -326,10 +351,13 @@ class Lab:
         return args
 
     def probe(self, scenario: Scenario) -> Outcome:
-        """Run the probe once in the client namespace and read its verdict."""
+        """Run the probe once on the scenario's access link and read what it reported."""
+        if isinstance(scenario.expect, Round):
+            return self.daemon_round(scenario)
         started = time.monotonic()
+        namespace = self.topology.subscriber(scenario.link)
         result = subprocess.run(
-            [*self.topology.exec_prefix(self.topology.client), *self.probe_command(scenario)],
+            [*self.topology.exec_prefix(namespace), *self.probe_command(scenario)],
             cwd=REPO, capture_output=True, text=True, timeout=90, check=False)
         seconds = time.monotonic() - started
         if result.returncode != 0:
@@ -345,26 +373,59 @@ class Lab:
             return Outcome(scenario, None, seconds, f"unreadable probe output: {exc}")
         return Outcome(scenario, got, seconds, measurement=measurement)
 
-    def run(self, scenarios: Sequence[Scenario] | None = None, workers: int = 4) -> list[Outcome]:
-        """Run ``scenarios`` (default: all of the lab's): shared ones side by side, then each
-        exclusive one alone. Results come back in the given order."""
-        chosen = list(scenarios if scenarios is not None else self.scenarios)
-        shared = [s for s in chosen if not s.exclusive]
-        outcomes: dict[str, Outcome] = {}
-        for scenario in shared:
-            self.apply(scenario)
+    def daemon_command(self, scenario: Scenario) -> list[str]:
+        """One round of the probe daemon measuring ``scenario.url`` (writes its config)."""
+        config = rounds.write_config(
+            self.workdir / f"round-{scenario.name}.yaml",
+            rounds.daemon_config(scenario.url, self.daemon_token(), self.ca_file, CONTROL_URL,
+                                 str(self.workdir / f"spool-{scenario.name}.sqlite")))
+        return [sys.executable, "-m", "probe", "run", "--config", str(config), "--once"]
+
+    def daemon_round(self, scenario: Scenario) -> Outcome:
+        """Run one daemon round on the scenario's access link; read its log and what the
+        collector stored from it."""
+        command = self.daemon_command(scenario)
+        started = time.monotonic()
+        result = subprocess.run(
+            [*self.topology.exec_prefix(self.topology.subscriber(scenario.link)), *command],
+            cwd=REPO, capture_output=True, text=True, timeout=90, check=False)
+        seconds = time.monotonic() - started
+        log = result.stdout + result.stderr
+        done = rounds.round_done(log)
+        if result.returncode != 0 or done is None:
+            return Outcome(scenario, None, seconds,
+                           f"probe run exit {result.returncode}: {log.strip()[-300:]}", log=log)
+        stored = self.topology.in_ns(self.topology.world, sys.executable, "-c",
+                                     rounds.STORED_QUERY, scenario.url, check=False)
         try:
-            with ThreadPoolExecutor(max_workers=workers) as pool:
-                for outcome in pool.map(self.probe, shared):
-                    outcomes[outcome.scenario.name] = outcome
-        finally:
-            for scenario in shared:
-                self.revert(scenario)
-        for scenario in chosen:
-            if scenario.exclusive:
+            measured = rounds.stored_verdicts(json.loads(stored.stdout)["measurements"])
+        except (ValueError, KeyError, TypeError) as exc:
+            return Outcome(scenario, None, seconds, f"collector query failed: {exc} "
+                           f"{stored.stderr.strip()[-200:]}", log=log)
+        summary, waiting = done
+        return Outcome(scenario, Round(summary, measured, waiting), seconds, log=log)
+
+    def _together(self, scenarios: Sequence[Scenario], rules_of: Sequence[Scenario],
+                  workers: int) -> list[Outcome]:
+        """Apply the censor rules of ``rules_of``, probe ``scenarios`` side by side, then
+        remove the rules."""
+        applied: list[Scenario] = []
+        try:
+            for scenario in rules_of:
                 self.apply(scenario)
-                try:
-                    outcomes[scenario.name] = self.probe(scenario)
-                finally:
-                    self.revert(scenario)
+                applied.append(scenario)
+            with ThreadPoolExecutor(max_workers=workers) as pool:
+                return list(pool.map(self.probe, scenarios))
+        finally:
+            for scenario in applied:
+                self.revert(scenario)
+
+    def run(self, scenarios: Sequence[Scenario] | None = None, workers: int = 4) -> list[Outcome]:
+        """Run ``scenarios`` (default: all of the lab's) in the batches of
+        ``tests.lab.schedule.plan``. Results come back in the given order."""
+        chosen = list(scenarios if scenarios is not None else self.scenarios)
+        outcomes: dict[str, Outcome] = {}
+        for batch in schedule.plan(chosen):
+            for outcome in self._together(batch.probes, batch.rules, workers):
+                outcomes[outcome.scenario.name] = outcome
         return [outcomes[s.name] for s in chosen]

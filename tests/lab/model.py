@@ -1,8 +1,10 @@
 """The declarative pieces of a lab scenario: sites, censor actions, expected verdict.
 
 A scenario is data: which sites the world serves, what the censor does (resolver lies,
-iptables rules, tc shaping, packet injection) and the exact ``analysis`` and OONI
-``blocking``/``accessible`` the probe must report, as OONI's QA table does. The helpers
+iptables rules, tc shaping, packet injection), which access link the probe sits on, and what
+the probe must report, exactly: for a one-URL check, the ``analysis`` and OONI
+``blocking``/``accessible`` (``Expect``), as OONI's QA table does; for a round of the probe
+daemon, the connectivity ladder's sentence and what was measured and kept (``Round``). The helpers
 below build the censor actions from the techniques seen in the wild, so a scenario reads
 like its description: ``rst_on_string("www.x.kg", 443)`` is "reset after a ClientHello
 whose SNI is www.x.kg".
@@ -18,17 +20,26 @@ from tests.lab import plan
 
 Behaviour = str  # "page" | "big" | "none" | "redirect:URL" | "redirects:N"
 CertKind = Literal["valid", "expired", "wrong_name"]
-ZoneKind = Literal["a", "nxdomain", "no_a", "localhost"]
+# "a": the site's addresses (A, and AAAA when it has IPv6); "aaaa_only": only its AAAA record
+# (an IPv6-only site); "no_a": the name exists without addresses; "localhost": 127.0.0.1.
+ZoneKind = Literal["a", "aaaa_only", "nxdomain", "no_a", "localhost"]
 IspAction = str  # "nxdomain" | "servfail" | "silent" | "empty" | "a:IP"
 
 # Interface names inside the censor namespace (namespaces have their own interface names).
-CENSOR_LAN = "lan"  # towards the client
+CENSOR_LAN = "lan"  # towards the client on home broadband
+CENSOR_MOBILE = "mob"  # towards the client on mobile data
 CENSOR_WAN = "wan"  # towards the world
+
+# Which access link a scenario's probe sits on.
+Link = Literal["broadband", "mobile"]
+# Which packet filter a rule goes to: iptables, ip6tables or both.
+Family = Literal["ipv4", "ipv6", "both"]
 
 
 @dataclass(frozen=True, slots=True)
 class Site:
-    """One host name served by the world; several names may share an address (co-hosting)."""
+    """One host name served by the world; several names may share an address (co-hosting).
+    A site with ``ip6`` listens there too (dual-stack, or IPv6-only with ``dns="aaaa_only"``)."""
 
     name: str
     ip: str
@@ -36,6 +47,7 @@ class Site:
     https: Behaviour = "page"
     cert: CertKind = "valid"
     dns: ZoneKind = "a"
+    ip6: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,11 +60,13 @@ class IspAnswer:
 
 @dataclass(frozen=True, slots=True)
 class Iptables:
-    """One iptables rule appended in the censor namespace (removed after the scenario)."""
+    """One packet-filter rule appended in the censor namespace (removed after the scenario),
+    to iptables, ip6tables or both (``family``)."""
 
     table: str
     chain: str
     spec: tuple[str, ...]
+    family: Family = "both"
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +104,19 @@ class Expect:
 
 
 @dataclass(frozen=True, slots=True)
+class Round:
+    """What one round of the probe daemon (``probe run --once``, the scenario's URL its only
+    target) must report: the connectivity ladder's sentence, the (URL, verdict) of each site
+    measurement the collector received from the round, and how many measurements the probe
+    kept for a later upload. An offline round keeps exactly one, the ladder's own: it measured
+    no site, so it called none blocked."""
+
+    summary: str
+    measured: tuple[tuple[str, str], ...]
+    waiting: int
+
+
+@dataclass(frozen=True, slots=True)
 class Scenario:
     """One censorship technique (or site problem) and what the probe must conclude."""
 
@@ -98,13 +125,18 @@ class Scenario:
     url: str
     sites: tuple[Site, ...]
     censor: tuple[Action, ...]
-    expect: Expect
+    expect: Expect | Round
     # Also query the public resolver over UDP (``--resolver``), as OONI's probe does.
     public_resolver: bool = False
-    # Its censor rules touch every connection (shutdown, control blocked): run it alone.
+    # Its censor rules touch every connection (shutdown, control blocked): run it apart from
+    # the others, together only with scenarios whose censor rules are the same.
     exclusive: bool = False
-    # Substrings that must appear in ``analysis.evidence``: what the censor did must show.
+    # Substrings that must appear in ``analysis.evidence``: what the censor did must show;
+    # and substrings that must not (a fact about the probe's own network is no evidence).
     evidence: tuple[str, ...] = field(default=())
+    not_evidence: tuple[str, ...] = field(default=())
+    # The access link the probe runs on: home broadband or mobile data.
+    link: Link = "broadband"
 
 
 def expect(verdict: str, layer: str | None = None, mechanism: str | None = None, *,
@@ -121,6 +153,12 @@ def _tcp(ip: str | None, port: int) -> tuple[str, ...]:
     return ("-p", "tcp", *(("-d", ip) if ip else ()), "--dport", str(port))
 
 
+def family_of(ip: str) -> Family:
+    """A rule on one address goes to that address's filter; a rule on a string or an
+    interface goes to both, as a middlebox sees both families."""
+    return "ipv6" if ":" in ip else "ipv4"
+
+
 def isp_lies(name: str, action: IspAction) -> tuple[Action, ...]:
     return (IspAnswer(name, action),)
 
@@ -128,12 +166,13 @@ def isp_lies(name: str, action: IspAction) -> tuple[Action, ...]:
 def rst_on_syn(ip: str, port: int) -> tuple[Action, ...]:
     """RST|ACK in reply to the SYN (the client sees ``connection_refused``)."""
     return (Iptables("filter", "FORWARD",
-                     (*_tcp(ip, port), "--syn", "-j", "REJECT", "--reject-with", "tcp-reset")),)
+                     (*_tcp(ip, port), "--syn", "-j", "REJECT", "--reject-with", "tcp-reset"),
+                     family_of(ip)),)
 
 
 def drop_to(ip: str, port: int) -> tuple[Action, ...]:
     """Blackhole every packet to ip:port (the SYN is lost: ``generic_timeout_error``)."""
-    return (Iptables("filter", "FORWARD", (*_tcp(ip, port), "-j", "DROP")),)
+    return (Iptables("filter", "FORWARD", (*_tcp(ip, port), "-j", "DROP"), family_of(ip)),)
 
 
 def _string(text: str) -> tuple[str, ...]:
@@ -169,7 +208,8 @@ def inject_dns(name: str, answer: str) -> tuple[Action, ...]:
 def dnat(ip: str, port: int, to: str) -> tuple[Action, ...]:
     """Send connections for ip:port to another host of the ISP (blockpage, MITM box)."""
     return (Iptables("nat", "PREROUTING",
-                     (*_tcp(ip, port), "-j", "DNAT", "--to-destination", f"{to}:{port}")),)
+                     (*_tcp(ip, port), "-j", "DNAT", "--to-destination", f"{to}:{port}"),
+                     family_of(ip)),)
 
 
 def shape(ip: str, rate: str) -> tuple[Action, ...]:
@@ -195,6 +235,24 @@ def shutdown() -> tuple[Action, ...]:
     """Nothing is forwarded and the ISP's own resolver loses its uplink."""
     return (Iptables("filter", "FORWARD", ("-j", "DROP")),
             Iptables("filter", "OUTPUT", ("-o", CENSOR_WAN, "-j", "DROP")))
+
+
+def mobile_shutdown() -> tuple[Action, ...]:
+    """The mobile network goes dark while home broadband, through the same router, stays up
+    (Kazakhstan, January 2022, began so): nothing from or to the mobile link is forwarded and
+    the operator's own services, its resolver included, stop answering mobile subscribers."""
+    return (Iptables("filter", "FORWARD", ("-i", CENSOR_MOBILE, "-j", "DROP")),
+            Iptables("filter", "FORWARD", ("-o", CENSOR_MOBILE, "-j", "DROP")),
+            Iptables("filter", "INPUT", ("-i", CENSOR_MOBILE, "-j", "DROP")))
+
+
+def withdraw_mobile_routes() -> tuple[Action, ...]:
+    """The mobile network's routes out are withdrawn: the router answers "network
+    unreachable" to whatever a mobile subscriber sends beyond it, while the operator's
+    resolver still answers them (a cut made in routing, not in the packet filter). The mobile
+    network is IPv4-only, so the rule is iptables' alone."""
+    return (Iptables("filter", "FORWARD", ("-i", CENSOR_MOBILE, "-j", "REJECT",
+                                           "--reject-with", "icmp-net-unreachable"), "ipv4"),)
 
 
 def block_control() -> tuple[Action, ...]:

@@ -10,6 +10,11 @@ Kuzot and says so.
 Every scenario has its own host names and addresses, so the censor rules of different
 scenarios never touch each other's traffic and scenarios can run side by side in one lab; the
 few whose rules touch every connection (shutdown, blocked control) are ``exclusive``.
+
+Most scenarios are one-URL checks on home broadband. The shutdown scenarios also run a round
+of the probe daemon (``Round``), whose connectivity ladder must say the network is down and
+which must then measure nothing; the mobile ones run on the mobile link, or on broadband while
+only the mobile link is cut.
 """
 
 from __future__ import annotations
@@ -23,6 +28,8 @@ from tests.lab.model import (
     Action,
     CertKind,
     Expect,
+    Link,
+    Round,
     Scenario,
     Site,
     ZoneKind,
@@ -35,11 +42,13 @@ from tests.lab.model import (
     inject_blockpage,
     inject_dns,
     isp_lies,
+    mobile_shutdown,
     rst_on_string,
     rst_on_syn,
     shape,
     shutdown,
     sni_policer,
+    withdraw_mobile_routes,
 )
 from tests.lab.plan import LAB_CA, ROGUE_CA
 
@@ -47,9 +56,11 @@ _addresses = itertools.count()
 
 
 def _site(name: str, http: str = "page", https: str = "page", cert: CertKind = "valid",
-          dns: ZoneKind = "a") -> Site:
-    """A site on the next free world address."""
-    return Site(name, plan.site_address(next(_addresses)), http, https, cert, dns)
+          dns: ZoneKind = "a", ipv6: bool = False) -> Site:
+    """A site on the next free world address (and its IPv6 twin when ``ipv6``)."""
+    index = next(_addresses)
+    return Site(name, plan.site_address(index), http, https, cert, dns,
+                plan.site_address6(index) if ipv6 else None)
 
 
 def _blocked(layer: str, mechanism: str | None, *,
@@ -80,14 +91,29 @@ def _throttled(layer: str, mechanism: str | None) -> Expect:
     return expect("throttled", layer, mechanism, blocking="http-failure", accessible=False)
 
 
+# What a daemon round reports: online with the one site measured and uploaded, or offline with
+# nothing measured and only the ladder's own measurement kept for a later upload.
+def _online(url: str) -> Round:
+    return Round("online", ((url, "ok"),), 0)
+
+
+RESOLVER_FAILS = "no connectivity: gateway reachable, resolver fails, foreign hosts unreachable"
+RESOLVER_ANSWERS = ("no connectivity: gateway reachable, resolver answers, foreign hosts "
+                    "unreachable")
+OFFLINE_RESOLVER_FAILS = Round(RESOLVER_FAILS, (), 1)
+OFFLINE_RESOLVER_ANSWERS = Round(RESOLVER_ANSWERS, (), 1)
+
+
 def _build() -> list[Scenario]:
     s: list[Scenario] = []
 
     def add(name: str, about: str, url: str, sites: tuple[Site, ...],
-            censor: tuple[Action, ...], want: Expect, *, public_resolver: bool = False,
-            exclusive: bool = False, evidence: tuple[str, ...] = ()) -> None:
+            censor: tuple[Action, ...], want: Expect | Round, *, public_resolver: bool = False,
+            exclusive: bool = False, evidence: tuple[str, ...] = (),
+            not_evidence: tuple[str, ...] = (), link: Link = "broadband") -> None:
         s.append(Scenario(name, about, url, sites, censor, want, public_resolver=public_resolver,
-                          exclusive=exclusive, evidence=evidence))
+                          exclusive=exclusive, evidence=evidence, not_evidence=not_evidence,
+                          link=link))
 
     # --- No censorship: the baseline every other scenario is measured against.
     a = _site("www.ok-http.kg")
@@ -289,10 +315,74 @@ def _build() -> list[Scenario]:
         "control nothing is called blocked", f"https://{a.name}/", (a,),
         (*block_control(), *rst_on_syn(a.ip, 443)), INCONCLUSIVE, exclusive=True)
 
+    # --- IPv6. The broadband client has IPv6 and prefers it; the mobile one has none. A
+    # failure over IPv6 counts only where the client has IPv6 and the failure is not "no
+    # route" (analysis R4): on an IPv6-less client it says nothing about the site.
+    a = _site("www.v6-only.kg", dns="aaaa_only", ipv6=True)
+    add("success_ipv6_only", "an IPv6-only site from the broadband client, over IPv6",
+        f"https://{a.name}/", (a,), (), OK)
+    a = _site("www.dual-stack.kz", ipv6=True)
+    add("success_dual_stack", "a dual-stack site from the broadband client", f"https://{a.name}/",
+        (a,), (), OK)
+    a = _site("www.v6-blocked.kg", ipv6=True)
+    add("ipv6_blocked_ipv4_works", "every packet to the site's IPv6 address dropped, IPv4 "
+        "untouched: the page still comes over IPv4, and the evidence names the IPv6 endpoint",
+        f"https://{a.name}/", (a,), drop_to(str(a.ip6), 443), OK,
+        evidence=(f"endpoint_failed:[{a.ip6}]:443",))
+    a = _site("www.v6-only-blocked.kz", dns="aaaa_only", ipv6=True)
+    add("ipv6_only_site_blocked", "an IPv6-only site whose address is dropped: blocked, the "
+        "client has IPv6", f"https://{a.name}/", (a,), drop_to(str(a.ip6), 443),
+        _blocked("tcp", "timeout"))
+    a = _site("www.v6-only-mobile.kg", dns="aaaa_only", ipv6=True)
+    add("ipv6_only_site_without_ipv6", "an IPv6-only site from the IPv6-less mobile client: "
+        "the connect fails with no route, which says nothing about the site", f"https://{a.name}/",
+        (a,), (), expect("inconclusive", "tcp", None, blocking=None, accessible=None),
+        link="mobile", evidence=("only_ipv6_without_ipv6",))
+    a = _site("www.dual-stack-mobile.kz", ipv6=True)
+    add("dual_stack_without_ipv6", "a dual-stack site from the IPv6-less mobile client: IPv4 "
+        "works, the IPv6 failure is not evidence", f"https://{a.name}/", (a,), (), OK,
+        link="mobile", not_evidence=("endpoint_failed",))
+
     # --- Shutdown: nothing is forwarded and the ISP resolver has no uplink.
     a = _site("www.shutdown.kz")
     add("shutdown", "everything forwarded is dropped: the probe must not call the site "
         "blocked", f"https://{a.name}/", (a,), shutdown(), INCONCLUSIVE, exclusive=True)
+    a = _site("www.shutdown-round.kg")
+    add("shutdown_round", "the daemon during the shutdown: its ladder says offline (the ISP "
+        "resolver answers SERVFAIL without its uplink), it measures nothing and keeps the "
+        "ladder's result", f"https://{a.name}/", (a,), shutdown(), OFFLINE_RESOLVER_FAILS,
+        exclusive=True)
+    a = _site("www.online-round.kz")
+    add("online_round", "the daemon with no censor: online, the site measured and uploaded",
+        f"https://{a.name}/", (a,), (), _online(f"https://{a.name}/"))
+
+    # --- Mobile-only shutdown: the mobile link is cut, home broadband through the same
+    # router is not. The mobile probe must say it is offline and measure nothing; the
+    # broadband probe must see nothing amiss.
+    a = _site("www.online-mobile.kg")
+    add("online_round_mobile", "the daemon on the mobile link with no censor: online",
+        f"https://{a.name}/", (a,), (), _online(f"https://{a.name}/"), link="mobile")
+    a = _site("www.mobile-dark.kz")
+    add("mobile_shutdown_round", "the mobile link is cut, the operator's resolver included: "
+        "offline, nothing measured", f"https://{a.name}/", (a,), mobile_shutdown(),
+        OFFLINE_RESOLVER_FAILS, exclusive=True, link="mobile")
+    a = _site("www.mobile-dark-home.kg")
+    add("mobile_shutdown_round_broadband", "the mobile link is cut: the daemon on home "
+        "broadband is online and measures the site", f"https://{a.name}/", (a,),
+        mobile_shutdown(), _online(f"https://{a.name}/"), exclusive=True)
+    a = _site("www.mobile-dark-check.kz")
+    add("mobile_shutdown_check", "the mobile link is cut: a one-URL check there calls "
+        "nothing blocked", f"https://{a.name}/", (a,), mobile_shutdown(), INCONCLUSIVE,
+        exclusive=True, link="mobile")
+    a = _site("www.mobile-dark-check-home.kg")
+    add("mobile_shutdown_check_broadband", "the mobile link is cut: a one-URL check on home "
+        "broadband finds the site fine", f"https://{a.name}/", (a,), mobile_shutdown(), OK,
+        exclusive=True)
+    a = _site("www.mobile-unrouted.kz")
+    add("mobile_routes_withdrawn_round", "the mobile network's routes out are withdrawn (the "
+        "router answers network unreachable) while its resolver still answers: offline, "
+        "nothing measured", f"https://{a.name}/", (a,), withdraw_mobile_routes(),
+        OFFLINE_RESOLVER_ANSWERS, exclusive=True, link="mobile")
     return s
 
 

@@ -1,42 +1,33 @@
-"""Three network namespaces joined by two veth pairs: client -- censor -- world.
+"""Four network namespaces joined by three veth pairs: client and mobile -- censor -- world.
 
 The topology is sealed by construction: each veth pair is created with both ends already
 inside lab namespaces (never in the host's), and the censor routes only the lab's own blocks,
 so a packet to anything else dies in the censor with "network unreachable". Before building,
-``check_host_overlap`` refuses address blocks that the host itself uses. Names carry the
-owner's process id and a random suffix so parallel runs never collide; ``destroy`` is
-idempotent and removes every namespace and per-namespace file it created.
+``check_host_overlap`` refuses address blocks that the host itself uses. The namespace
+plumbing (unique names, veth pairs, sysctls, resolver files, a teardown safe to repeat) is
+the suite's shared one, ``tests.helpers.netns``; this module knows the lab's address plan.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
-import os
-import secrets
-import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from tests.helpers.netns import NETNS_ETC, Namespaces, NetnsError, exec_prefix, named, run
 from tests.lab import plan
-from tests.lab.model import CENSOR_LAN, CENSOR_WAN
+from tests.lab.model import CENSOR_LAN, CENSOR_MOBILE, CENSOR_WAN, Link
+
+__all__ = ["NETNS_ETC", "PREFIX", "LabError", "Topology", "lab_namespaces", "run"]
 
 PREFIX = "kzlab-"
-NETNS_ETC = Path("/etc/netns")
+ROLES = ("client", "mobile", "censor", "world")
 
 
-class LabError(RuntimeError):
+class LabError(NetnsError):
     """The lab could not be built or driven."""
-
-
-def run(*args: str, check: bool = True, timeout: float = 30.0) -> subprocess.CompletedProcess[str]:
-    """Run one command; on failure raise LabError with its output."""
-    result = subprocess.run(args, capture_output=True, text=True, timeout=timeout, check=False)
-    if check and result.returncode != 0:
-        raise LabError(f"{' '.join(args)} failed ({result.returncode}): "
-                       f"{result.stderr.strip() or result.stdout.strip()}")
-    return result
 
 
 def host_networks() -> list[str]:
@@ -68,119 +59,117 @@ def check_host_overlap() -> None:
 
 @dataclass(frozen=True, slots=True)
 class Topology:
-    """The namespace names of one lab."""
+    """The namespaces of one lab, by role."""
 
     lab_id: str
 
     @classmethod
     def new(cls) -> Topology:
-        return cls(f"{PREFIX}{os.getpid()}-{secrets.token_hex(3)}")
+        return cls(Namespaces.new(PREFIX, ROLES).lab_id)
+
+    @property
+    def net(self) -> Namespaces:
+        return Namespaces(self.lab_id, ROLES)
 
     @property
     def client(self) -> str:
-        return f"{self.lab_id}-client"
+        return self.net.name("client")
+
+    @property
+    def mobile(self) -> str:
+        return self.net.name("mobile")
 
     @property
     def censor(self) -> str:
-        return f"{self.lab_id}-censor"
+        return self.net.name("censor")
 
     @property
     def world(self) -> str:
-        return f"{self.lab_id}-world"
+        return self.net.name("world")
 
     @property
-    def namespaces(self) -> tuple[str, str, str]:
-        return (self.client, self.censor, self.world)
+    def namespaces(self) -> tuple[str, ...]:
+        return self.net.names
+
+    def subscriber(self, link: Link) -> str:
+        """The namespace on the given access link: home broadband or mobile data."""
+        return self.mobile if link == "mobile" else self.client
 
     def exec_prefix(self, namespace: str) -> list[str]:
-        return ["ip", "netns", "exec", namespace]
+        return exec_prefix(namespace)
 
     def in_ns(self, namespace: str, *args: str, check: bool = True,
               timeout: float = 30.0) -> subprocess.CompletedProcess[str]:
-        return run(*self.exec_prefix(namespace), *args, check=check, timeout=timeout)
-
-    def sysctl(self, namespace: str, key: str, value: str) -> None:
-        """Set a per-namespace sysctl through /proc (no dependency on procps)."""
-        path = "/proc/sys/" + key.replace(".", "/")
-        self.in_ns(namespace, "sh", "-c", f"echo {value} > {path}")
+        """Run a command in one of the lab's namespaces (by name); raise on failure."""
+        return run(*exec_prefix(namespace), *args, check=check, timeout=timeout)
 
     def build(self) -> None:
         """Create the namespaces, links, addresses, routes and resolver files."""
         check_host_overlap()
-        c, x, w = self.namespaces
-        for namespace in self.namespaces:
-            run("ip", "netns", "add", namespace)
-        try:
-            self._links(c, x, w)
-        except Exception:
-            self.destroy()
-            raise
+        self.net.create(self._links)
 
-    def _links(self, c: str, x: str, w: str) -> None:
-        # Both ends of each pair are born inside lab namespaces: nothing touches the host's.
-        run("ip", "link", "add", "eth0", "netns", c, "type", "veth", "peer", "name", CENSOR_LAN,
-            "netns", x)
-        run("ip", "link", "add", CENSOR_WAN, "netns", x, "type", "veth", "peer", "name", "eth0",
-            "netns", w)
-        for namespace in self.namespaces:
-            # IPv4 only: no IPv6 packet (router solicitations, DAD) ever leaves a lab host.
-            self.sysctl(namespace, "net.ipv6.conf.all.disable_ipv6", "1")
-            self.sysctl(namespace, "net.ipv6.conf.default.disable_ipv6", "1")
-            run("ip", "-n", namespace, "link", "set", "lo", "up")
-        self.sysctl(x, "net.ipv4.ip_forward", "1")
+    def _links(self, net: Namespaces) -> None:
+        # Before any link exists, so every interface is born with these settings. IPv6 is
+        # configured by hand: no router advertisements, no duplicate address detection (which
+        # would hold a new address back for a second or two). The mobile subscriber keeps
+        # only its link-local address and has no IPv6 route, as an ordinary phone or laptop
+        # on an IPv4-only network does: an IPv6 connect fails there with "network unreachable".
+        for role in ROLES:
+            net.sysctl(role, {"net.ipv6.conf.default.accept_ra": "0",
+                              "net.ipv6.conf.default.accept_dad": "0",
+                              "net.ipv6.conf.default.router_solicitations": "0"})
+        net.sysctl("censor", {"net.ipv4.ip_forward": "1", "net.ipv6.conf.all.forwarding": "1"})
 
-        run("ip", "-n", c, "addr", "add", f"{plan.CLIENT_IP}/24", "dev", "eth0")
-        run("ip", "-n", c, "link", "set", "eth0", "up")
-        run("ip", "-n", c, "route", "add", "default", "via", plan.CLIENT_GATEWAY)
+        net.link("client", "eth0", f"{plan.CLIENT_IP}/24",
+                 "censor", CENSOR_LAN, f"{plan.CLIENT_GATEWAY}/24")
+        net.link("mobile", "wwan0", f"{plan.MOBILE_IP}/24",
+                 "censor", CENSOR_MOBILE, f"{plan.MOBILE_GATEWAY}/24")
+        net.link("censor", CENSOR_WAN, f"{plan.CENSOR_UPLINK}/{plan.UPLINK_PREFIX}",
+                 "world", "eth0", f"{plan.WORLD_UPLINK}/{plan.UPLINK_PREFIX}")
 
-        run("ip", "-n", x, "addr", "add", f"{plan.CLIENT_GATEWAY}/24", "dev", CENSOR_LAN)
-        run("ip", "-n", x, "addr", "add", f"{plan.CENSOR_UPLINK}/{plan.UPLINK_PREFIX}", "dev",
-            CENSOR_WAN)
+        net.ip("client", "route", "add", "default", "via", plan.CLIENT_GATEWAY)
+        net.ip("client", "addr", "add", f"{plan.CLIENT_IP6}/64", "dev", "eth0")
+        net.ip("client", "-6", "route", "add", "default", "via", plan.CLIENT_GATEWAY6)
+        net.ip("mobile", "route", "add", "default", "via", plan.MOBILE_GATEWAY)
+
+        net.ip("censor", "addr", "add", f"{plan.CLIENT_GATEWAY6}/64", "dev", CENSOR_LAN)
+        net.ip("censor", "addr", "add", f"{plan.CENSOR_UPLINK6}/{plan.UPLINK_PREFIX6}", "dev",
+               CENSOR_WAN)
         for address in plan.CENSOR_SERVICES:
-            run("ip", "-n", x, "addr", "add", f"{address}/32", "dev", "lo")
-        for link in (CENSOR_LAN, CENSOR_WAN):
-            run("ip", "-n", x, "link", "set", link, "up")
-        # The censor knows the world's block and nothing else: no default route out.
-        run("ip", "-n", x, "route", "add", plan.WORLD_NET, "via", plan.WORLD_UPLINK)
+            net.ip("censor", "addr", "add", f"{address}/32", "dev", "lo")
+        # The censor knows the world's blocks and nothing else: no default route out.
+        net.ip("censor", "route", "add", plan.WORLD_NET, "via", plan.WORLD_UPLINK)
+        net.ip("censor", "route", "add", plan.WORLD_NET6, "via", plan.WORLD_UPLINK6)
         # The root qdisc that throttling scenarios hang their classes on; unclassified
         # traffic (no class 1:1 exists) goes out unshaped.
-        self.in_ns(x, "tc", "qdisc", "add", "dev", CENSOR_LAN, "root", "handle", "1:", "htb",
-                   "default", "1")
+        net.run("censor", "tc", "qdisc", "add", "dev", CENSOR_LAN, "root", "handle", "1:",
+                "htb", "default", "1", check=True)
 
-        run("ip", "-n", w, "addr", "add", f"{plan.WORLD_UPLINK}/{plan.UPLINK_PREFIX}", "dev",
-            "eth0")
-        run("ip", "-n", w, "link", "set", "eth0", "up")
-        run("ip", "-n", w, "route", "add", plan.CLIENT_NET, "via", plan.CENSOR_UPLINK)
-        run("ip", "-n", w, "route", "add", plan.ISP_NET, "via", plan.CENSOR_UPLINK)
+        net.ip("world", "addr", "add", f"{plan.WORLD_UPLINK6}/{plan.UPLINK_PREFIX6}", "dev",
+               "eth0")
+        for subscribers in (plan.CLIENT_NET, plan.MOBILE_NET, plan.ISP_NET):
+            net.ip("world", "route", "add", subscribers, "via", plan.CENSOR_UPLINK)
+        net.ip("world", "route", "add", plan.ISP_NET6, "via", plan.CENSOR_UPLINK6)
 
-        # ``ip netns exec`` bind-mounts /etc/netns/NAME/resolv.conf over /etc/resolv.conf:
-        # the client asks the ISP resolver, the world (and so the control) a public one.
-        # The client's C library waits longer for a silent resolver than the probe does, as
-        # with the defaults of a real system (5 s, twice), so silence shows as the probe's own
-        # timeout; four seconds instead of ten keep the probe's exit quick.
-        self._resolv(c, plan.ISP_RESOLVER, "timeout:4 attempts:1")
-        self._resolv(x, plan.AUTH_DNS, "timeout:1 attempts:1")
-        self._resolv(w, plan.PUBLIC_RESOLVER, "timeout:1 attempts:2")
-
-    def _resolv(self, namespace: str, nameserver: str, options: str) -> None:
-        directory = NETNS_ETC / namespace
-        directory.mkdir(parents=True, exist_ok=True)
-        (directory / "resolv.conf").write_text(f"nameserver {nameserver}\noptions {options}\n")
+        # Both subscribers ask the ISP resolver, the world (and so the control) a public one.
+        # The subscribers' C library waits longer for a silent resolver than the probe does,
+        # as with the defaults of a real system (5 s, twice), so silence shows as the probe's
+        # own timeout; four seconds instead of ten keep the probe's exit quick.
+        for subscriber in ("client", "mobile"):
+            net.resolv_conf(subscriber, plan.ISP_RESOLVER, "timeout:4 attempts:1")
+        net.resolv_conf("censor", plan.AUTH_DNS, "timeout:1 attempts:1")
+        net.resolv_conf("world", plan.PUBLIC_RESOLVER, "timeout:1 attempts:2")
 
     def add_world_addresses(self, addresses: list[str]) -> None:
         for address in sorted(set(addresses)):
-            run("ip", "-n", self.world, "addr", "add", f"{address}/32", "dev", "lo")
+            prefix = 128 if ":" in address else 32
+            run("ip", "-n", self.world, "addr", "add", f"{address}/{prefix}", "dev", "lo")
 
     def destroy(self) -> None:
         """Delete the namespaces and their files; safe to call twice."""
-        existing = set(run("ip", "netns", "list", check=False).stdout.split())
-        for namespace in self.namespaces:
-            if namespace in existing:
-                run("ip", "netns", "del", namespace, check=False)
-            shutil.rmtree(NETNS_ETC / namespace, ignore_errors=True)
+        self.net.destroy()
 
 
 def lab_namespaces() -> list[str]:
     """Names of every lab namespace on this machine (for the stale-lab cleanup)."""
-    listing = run("ip", "netns", "list", check=False).stdout.split("\n")
-    return [line.split()[0] for line in listing if line.startswith(PREFIX)]
+    return named(PREFIX)

@@ -1,10 +1,11 @@
 """The world namespace's services: sites over HTTP and HTTPS, DNS, and the collector's TLS front.
 
 Run inside the world namespace as ``python -m tests.lab.world CONFIG.json`` (the lab does
-it). Each site listens only on its own address; several names may share one (co-hosting), in
-which case the TLS certificate is chosen by SNI and the page by the Host header. The
-authoritative server answers for every lab name; the public resolver forwards to it after a
-delay that stands for the distance to a resolver abroad. The collector itself runs as its own
+it). Each site listens only on its own addresses (IPv4, and IPv6 for a site that has one);
+several names may share one (co-hosting), in which case the TLS certificate is chosen by SNI
+and the page by the Host header. The authoritative server answers for every lab name; the
+public resolver forwards to it after a delay that stands for the distance to a resolver
+abroad; both, and the control, listen on IPv4 and IPv6. The collector itself runs as its own
 process (``python -m collector serve``) behind a TLS front, as an operator would run it.
 """
 
@@ -20,7 +21,15 @@ from typing import Any
 from aiohttp import web
 
 from tests.lab import dnsd, pages, relay
-from tests.lab.plan import AUTH_DNS, CONTROL_IP, PUBLIC_RESOLVER, PUBLIC_RESOLVER_DELAY
+from tests.lab.plan import (
+    AUTH_DNS,
+    AUTH_DNS6,
+    CONTROL_IP,
+    CONTROL_IP6,
+    PUBLIC_RESOLVER,
+    PUBLIC_RESOLVER6,
+    PUBLIC_RESOLVER_DELAY,
+)
 
 
 def _site_app(sites: dict[str, dict[str, Any]], scheme: str) -> web.Application:
@@ -70,8 +79,11 @@ async def _serve_sites(config: dict[str, Any]) -> list[web.AppRunner]:
     by_listener: dict[tuple[str, str], dict[str, dict[str, Any]]] = {}
     for site in config["sites"]:
         for scheme in ("http", "https"):
-            if site[scheme] != "none":
-                by_listener.setdefault((site["ip"], scheme), {})[site["name"]] = site
+            if site[scheme] == "none":
+                continue
+            for address in (site["ip"], site.get("ip6")):
+                if address:
+                    by_listener.setdefault((address, scheme), {})[site["name"]] = site
     runners = []
     for (ip, scheme), sites in by_listener.items():
         runner = web.AppRunner(_site_app(sites, scheme), access_log=None)
@@ -97,14 +109,16 @@ async def _control_front(config: dict[str, Any]) -> asyncio.Server:
             return
         await relay.splice((reader, writer), upstream)
 
-    return await asyncio.start_server(handle, CONTROL_IP, 443, ssl=context)
+    return await asyncio.start_server(handle, [CONTROL_IP, CONTROL_IP6], 443, ssl=context)
 
 
 async def main(config_path: str) -> None:
     config = json.loads(Path(config_path).read_text())
     zone = config["zone"]
-    await dnsd.serve(AUTH_DNS, dnsd.authoritative(zone))
-    await dnsd.serve(PUBLIC_RESOLVER, dnsd.forwarder(AUTH_DNS, delay=PUBLIC_RESOLVER_DELAY))
+    for auth in (AUTH_DNS, AUTH_DNS6):
+        await dnsd.serve(auth, dnsd.authoritative(zone))
+    for public in (PUBLIC_RESOLVER, PUBLIC_RESOLVER6):
+        await dnsd.serve(public, dnsd.forwarder(AUTH_DNS, delay=PUBLIC_RESOLVER_DELAY))
     runners = await _serve_sites(config)
     front = await _control_front(config)
     Path(config["ready_file"]).write_text("ready\n")

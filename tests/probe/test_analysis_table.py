@@ -256,6 +256,27 @@ def ipv6_unreachable(v4_tcp: str | None) -> tuple[str, dict[str, Any]]:
     return url, m.keys()
 
 
+def ipv6_blocked(v6_tcp: str, have_v6: bool) -> tuple[str, dict[str, Any]]:
+    """A dual-stack site whose IPv6 connect fails; the page comes over IPv4."""
+    url = "https://www.example.com/"
+    m = Measurement(url, ipv6=have_v6).lookup("www.example.com", [EXAMPLE_V6, EXAMPLE])
+    m.flow(EXAMPLE_V6, 443, tcp=v6_tcp)
+    m.flow(EXAMPLE, 443, tls=None, http=response())
+    m.control = control([EXAMPLE, EXAMPLE_V6],
+                        tcp={ep(EXAMPLE, 443): None, ep(EXAMPLE_V6, 443): None})
+    return url, m.keys()
+
+
+def ipv6_only_without_ipv6() -> tuple[str, dict[str, Any]]:
+    """An IPv6-only site seen from a host without IPv6: the only connect fails with no route,
+    while the control connects and fetches the page."""
+    url = "https://www.example.com/"
+    m = Measurement(url, ipv6=False).lookup("www.example.com", [EXAMPLE_V6])
+    m.flow(EXAMPLE_V6, 443, tcp=failures.NETWORK_UNREACHABLE)
+    m.control = control([EXAMPLE_V6], tcp={ep(EXAMPLE_V6, 443): None})
+    return url, m.keys()
+
+
 def mitm(issuer: str, tls: str | None) -> tuple[str, dict[str, Any]]:
     return plain(scheme="https", tls=tls, cc_issuer=issuer,
                  control_http=control_page(issuer="DigiCert Global G2"))
@@ -430,6 +451,15 @@ ROWS = [
         True, ("ok", None, None), "consistent"),
     Row("K8 IPv4 timeout, IPv6 unreachable without IPv6", lambda: ipv6_unreachable(TIMEOUT),
         "tcp_ip", False, ("blocked", "tcp", "timeout"), "consistent", failures.TIMEOUT),
+    # OONI's classic walk would say tcp_ip/false here; the failure is the probe's own lack of
+    # IPv6, which OONI's minipipeline and Kuzot's R4 set apart (departure 3: null/null).
+    Row("K11 IPv6-only site, host without IPv6", ipv6_only_without_ipv6, None, None,
+        ("inconclusive", "tcp", None), "consistent",
+        evidence=("only_ipv6_without_ipv6",)),
+    # The page came over IPv4, so the site is reachable; the IPv6 block is named all the same.
+    Row("K12 IPv6 address blocked, IPv4 fine", lambda: ipv6_blocked(TIMEOUT, True), False,
+        True, ("ok", None, None), "consistent",
+        evidence=(f"endpoint_failed:[{EXAMPLE_V6}]:443:{TIMEOUT}",)),
     Row("K9 known blockpage",
         lambda: plain(http=response(200, 300, "Blocked", {},
                                     body="<p>KUZOT-LAB-BLOCKPAGE</p>", sha="lab")),
@@ -468,6 +498,14 @@ def _down_no_addrs() -> tuple[str, dict[str, Any]]:
 def _with_control_failure(built: tuple[str, dict[str, Any]]) -> tuple[str, dict[str, Any]]:
     url, keys = built
     return url, {**keys, "control": {}, "control_failure": failures.TIMEOUT}
+
+
+def test_an_ipv6_connect_without_a_route_is_not_named_as_a_failed_endpoint() -> None:
+    url, keys = ipv6_blocked(failures.NETWORK_UNREACHABLE, False)
+    result = analysis.analyze(keys, url)
+    assert (result["blocking"], result["accessible"]) == (False, True)
+    assert result["analysis"]["verdict"] == "ok"
+    assert not [e for e in result["analysis"]["evidence"] if e.startswith("endpoint_failed:")]
 
 
 @pytest.mark.parametrize("row", ROWS, ids=[r.name for r in ROWS])

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import shutil
 import socket
 import sys
@@ -37,7 +36,7 @@ import pytest_asyncio
 import trustme
 from aiohttp import web
 
-from tests.helpers.chainlab import ISP_RESOLVER, PUBLIC_RESOLVER, ChainLab, have_lab_tools
+from tests.helpers.chainlab import ISP_RESOLVER, PUBLIC_RESOLVER, ChainLab, require_lab_tools
 from tests.helpers.servers import NOERROR, NXDOMAIN, DNSServer, page_app, server_context
 
 pytestmark = [pytest.mark.lab, pytest.mark.asyncio(loop_scope="module")]
@@ -67,10 +66,6 @@ platforms:
       registration: {{urls: ["https://v.whatsapp.net/v2/register"]}}
       web: {{urls: ["https://web.whatsapp.com/"]}}
 """
-
-
-def _lab_unavailable() -> str | None:
-    return have_lab_tools()
 
 
 class LabDNS(DNSServer):
@@ -142,11 +137,7 @@ async def _wait_healthy(base: str) -> None:
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def lab(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Lab]:
-    reason = _lab_unavailable()
-    if reason:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"lab tests must run in CI: {reason}")
-        pytest.skip(reason)
+    require_lab_tools()
     workdir = tmp_path_factory.mktemp("platform-lab")
     ca = trustme.CA()
     ca_file = str(workdir / "ca.pem")

@@ -15,7 +15,6 @@ Needs root; skipped with the reason elsewhere, failed under ``CI=true``.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -24,8 +23,8 @@ from typing import Any
 
 import pytest
 
+from tests.helpers.netns import require
 from tests.lab import plan
-from tests.lab.conftest import lab_unavailable, when_unavailable
 from tests.lab.lab import REPO, Lab
 from tests.lab.model import (
     CENSOR_LAN,
@@ -103,12 +102,7 @@ def censor_state(lab: Lab) -> str:
 
 @pytest.fixture(scope="module")
 def measured() -> Iterator[dict[str, Any]]:
-    decision = when_unavailable(lab_unavailable(), os.environ.get("CI"))
-    if decision is not None:
-        action, message = decision
-        if action == "fail":
-            pytest.fail(message)
-        pytest.skip(message)
+    require("iptables", "ip6tables", "tc")
     labs: dict[str, Lab] = {}
     running: dict[str, subprocess.Popen[str]] = {}
     try:
