@@ -78,6 +78,9 @@ _ERRNO: Final = {
     errno.ETIMEDOUT: TIMEOUT,
     errno.EHOSTUNREACH: HOST_UNREACHABLE,
     errno.ENETUNREACH: NETWORK_UNREACHABLE,
+    # No source address of that family: a host with IPv6 switched off. For the analysis this
+    # is the same fact as a missing route, not evidence of blocking.
+    errno.EADDRNOTAVAIL: NETWORK_UNREACHABLE,
     errno.EACCES: PERMISSION_DENIED,
     errno.EPERM: PERMISSION_DENIED,
 }

@@ -32,6 +32,8 @@ def _verify_error(code: int, message: str) -> ssl.SSLCertVerificationError:
     (ConnectionResetError(), failures.EOF_ERROR),  # asyncio: peer closed during TLS handshake
     (BrokenPipeError(errno.EPIPE, "broken pipe"), failures.CONNECTION_RESET),
     (OSError(errno.ENETUNREACH, "unreachable"), failures.NETWORK_UNREACHABLE),
+    (OSError(errno.EADDRNOTAVAIL, "Cannot assign requested address"),
+     failures.NETWORK_UNREACHABLE),
     (OSError(errno.EHOSTUNREACH, "no route"), failures.HOST_UNREACHABLE),
     (socket.gaierror(socket.EAI_NONAME, "unknown"), failures.DNS_NXDOMAIN),
     (socket.gaierror(socket.EAI_NODATA, "no address"), failures.DNS_NO_ANSWER),
