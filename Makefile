@@ -6,7 +6,13 @@ STAMP := $(VENV)/.installed
 
 .PHONY: run test lint typecheck install clean dashboards
 
+# Debian ships venv's pip bootstrap separately (python3-venv); as root we install it, otherwise
+# we say which package is missing instead of failing with a traceback.
 $(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import ensurepip' 2>/dev/null || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -qq && apt-get install -y -qq python3-venv >/dev/null; \
+	  else echo "Python's venv is missing: sudo apt-get install python3-venv" >&2; exit 1; fi; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
