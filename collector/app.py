@@ -7,13 +7,18 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
+from collector.calendar import load_calendar
 from collector.config import CollectorConfig
+from collector.event_metrics import DetectionCollector, DetectionMetrics, EventSnapshot
 from collector.eventbook import EventBook, EventCollector
 from collector.fleet_metrics import FleetMetrics
 from collector.geoip import GeoIP
 from collector.handlers import error_middleware
 from collector.keys import (
+    calendar_key,
     config_key,
+    detection_metrics_key,
+    event_snapshot_key,
     eventbook_key,
     fleet_key,
     geoip_key,
@@ -26,6 +31,7 @@ from collector.keys import (
 )
 from collector.metrics import IngestMetrics, StoreCollector, StoreSnapshot
 from collector.notify import Notifier
+from collector.pipeline import pipeline_ctx
 from collector.ratelimit import RateLimiter
 from collector.routes import setup_routes
 from collector.sni_ab import sni_ab_context
@@ -74,9 +80,15 @@ def create_app(config: CollectorConfig) -> web.Application:
     book = EventBook(sinks=[notifier])
     app[eventbook_key] = book
     registry.register(EventCollector(book))
+    app[calendar_key] = load_calendar(config.detection.event_windows)
+    app[detection_metrics_key] = DetectionMetrics(registry)
+    windows = EventSnapshot()
+    app[event_snapshot_key] = windows
+    registry.register(DetectionCollector(book, windows))
     app.cleanup_ctx.append(_geoip_ctx)
     app.cleanup_ctx.append(_store_ctx)
     app.cleanup_ctx.append(_notifier_ctx)
     app.cleanup_ctx.append(sni_ab_context)
+    app.cleanup_ctx.append(pipeline_ctx)
     setup_routes(app)
     return app

@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from collector.calendar import load_calendar
+from collector.detect.params import DetectionConfig
 from collector.notify.config import Notifications
 from collector.sni_ab import SniAB
 from probe.typed_config import (
@@ -95,6 +97,7 @@ class CollectorConfig:
     control: Control = field(default_factory=Control)
     notifications: Notifications = field(default_factory=Notifications)
     sni_ab: SniAB = field(default_factory=SniAB)
+    detection: DetectionConfig = field(default_factory=DetectionConfig)
 
     @property
     def host(self) -> str:
@@ -111,7 +114,8 @@ class CollectorConfig:
 
 
 def load(path: str | Path | None) -> CollectorConfig:
-    """Load a collector config; target files and GeoIP paths are relative to the file."""
+    """Load a collector config; target files, GeoIP paths and the event-window calendar are
+    relative to the file."""
     if path is None:
         return CollectorConfig()
     from probe.config import load_targets_csv
@@ -129,4 +133,14 @@ def load(path: str | Path | None) -> CollectorConfig:
             if not resolved.is_file():
                 raise ConfigError(key, f"no such file: {value}")
             changes[key] = str(resolved)
+    calendar = config.detection.event_windows
+    if calendar is not None:
+        # The calendar of event windows is checked now, so that a bad date fails at load
+        # like any other key.
+        resolved = (file.parent / calendar).resolve()
+        try:
+            load_calendar(resolved)
+        except ConfigError as exc:
+            raise ConfigError("detection.event_windows", f"{calendar}: {exc}") from exc
+        changes["detection"] = replace(config.detection, event_windows=str(resolved))
     return replace(config, **changes)  # type: ignore[arg-type]

@@ -20,7 +20,9 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from collector import control, statuspage
 from collector import openapi as openapi_document
+from collector.event_api import event_windows
 from collector.keys import (
+    calendar_key,
     config_key,
     eventbook_key,
     fleet_key,
@@ -32,7 +34,7 @@ from collector.keys import (
     store_key,
 )
 from collector.metrics import IngestMetrics, refresh
-from collector.query import BadQuery, encode_cursor, parse_aggregation, parse_list
+from collector.query import BadQuery, encode_cursor, parse_aggregation, parse_events, parse_list
 from collector.store import TIME_FORMAT, StoreUnavailable
 from collector.tokens import token_hash
 from collector.validate import (
@@ -213,9 +215,14 @@ async def heartbeat(request: web.Request) -> web.Response:
             queue_depth=fields.queue_depth, software_version=fields.software_version)
     metrics.heartbeats.inc()
     request.app[fleet_key].heartbeat(fields.probe_id, body, now)
+    # Inside an event window the probe is told to raise its cadence (its country's windows,
+    # or every country's when it does not say where it is: it filters them itself).
     # observed_address: the address this heartbeat came from, returned so the probe can
     # scrub it (its public address behind NAT) from its measurements; never stored here.
-    return web.json_response({"ok": True, "event_windows": [],
+    cc = body.get("probe_cc") if isinstance(body, dict) else None
+    windows = event_windows(request.app[calendar_key], cc if isinstance(cc, str) else None,
+                            now.timestamp())
+    return web.json_response({"ok": True, "event_windows": windows,
                               "observed_address": client_address(request)})
 
 
@@ -273,7 +280,15 @@ async def aggregation(request: web.Request) -> web.Response:
 
 
 async def list_events(request: web.Request) -> web.Response:
-    return web.json_response({"events": []})
+    """GET /api/v1/events: detected events, latest start first (design §4)."""
+    config = request.app[config_key]
+    try:
+        query = parse_events(request.query, config.query.max_page_size)
+    except BadQuery as exc:
+        raise _error(web.HTTPBadRequest, str(exc)) from exc
+    with _timed(request.app[metrics_key], "events"):
+        events = await request.app[store_key].events(query)
+    return web.json_response({"events": events})
 
 
 async def openapi(request: web.Request) -> web.Response:

@@ -9,11 +9,14 @@ from prometheus_client import CollectorRegistry
 
 if TYPE_CHECKING:
     from collector.config import CollectorConfig
+    from collector.detect.windows import Calendar
+    from collector.event_metrics import DetectionMetrics, EventSnapshot
     from collector.eventbook import EventBook
     from collector.fleet_metrics import FleetMetrics
     from collector.geoip import GeoIP
     from collector.metrics import IngestMetrics, StoreSnapshot
     from collector.notify import Notifier
+    from collector.pipeline import Pipeline
     from collector.ratelimit import RateLimiter
     from collector.store import Store
 
@@ -27,3 +30,7 @@ geoip_key: web.AppKey[GeoIP | None] = web.AppKey("geoip")
 eventbook_key: web.AppKey[EventBook] = web.AppKey("eventbook")
 fleet_key: web.AppKey[FleetMetrics] = web.AppKey("fleet")
 notifier_key: web.AppKey[Notifier] = web.AppKey("notifier")
+calendar_key: web.AppKey[Calendar] = web.AppKey("calendar")
+detection_metrics_key: web.AppKey[DetectionMetrics] = web.AppKey("detection_metrics")
+event_snapshot_key: web.AppKey[EventSnapshot] = web.AppKey("event_snapshot")
+pipeline_key: web.AppKey[Pipeline] = web.AppKey("pipeline")

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from collector import __version__
-from collector.query import AGGREGATION_PARAMS, LIST_PARAMS
+from collector.query import AGGREGATION_PARAMS, EVENT_PARAMS, LIST_PARAMS
 from collector.store import AXES, COUNT_COLUMNS, VERDICTS
 from collector.validate import KNOWN_TESTS, REASONS
 
@@ -58,8 +58,9 @@ _PARAMETERS: dict[str, dict[str, Any]] = {
     "kind": {"description": "Event kind.", "example": "block",
              "enum": ["shutdown", "block", "throttling"]},
     "status": {"description": "Event status.", "example": "open", "enum": ["open", "closed"]},
+    "tier": {"description": "Event tier.", "example": "likely",
+             "enum": ["suspected", "likely", "confirmed"]},
 }
-EVENT_PARAMS = ("since", "until", "cc", "asn", "kind", "status")
 
 
 def _parameters(names: tuple[str, ...]) -> list[dict[str, Any]]:
@@ -321,7 +322,12 @@ def document() -> dict[str, Any]:
                 "summary": "Detected shutdown, block and throttling events; one event is updated "
                            "in place as it grows or closes.",
                 "parameters": _parameters(EVENT_PARAMS),
-                "responses": {"200": _json(_ref("EventList"), "Events.")},
+                "responses": {
+                    "200": _json(_ref("EventList"), "Events overlapping since/until, latest "
+                                 "start first."),
+                    "400": _error("A parameter is unknown, repeated or malformed."),
+                    "503": _error("The database is unavailable."),
+                },
             }},
             "/api/v1/sni-ab": {"get": {
                 "operationId": "sniAbEndpoint",

@@ -16,11 +16,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from collector.store import AXES, TIME_FORMAT, VERDICTS, Axis, Filters
+from collector.store import AXES, TIME_FORMAT, VERDICTS, Axis, EventFilter, Filters
 
 FILTER_PARAMS = ("since", "until", "cc", "asn", "test_name", "input", "domain")
 LIST_PARAMS = (*FILTER_PARAMS, "verdict", "limit", "cursor", "full")
 AGGREGATION_PARAMS = (*FILTER_PARAMS, "axis_x", "axis_y")
+EVENT_PARAMS = ("since", "until", "cc", "asn", "kind", "status", "tier", "limit")
+EVENT_CHOICES = {"kind": ("shutdown", "block", "throttling"), "status": ("open", "closed"),
+                 "tier": ("suspected", "likely", "confirmed")}
 DEFAULT_PAGE = 100
 _CC = re.compile(r"^[A-Za-z]{2}$")
 _ASN = re.compile(r"^(?:AS|as)?([1-9]\d{0,9}|0)$")
@@ -153,3 +156,26 @@ def parse_aggregation(query: Mapping[str, str]) -> tuple[Filters, tuple[Axis, ..
     if "axis_y" in params and "axis_x" not in params:
         raise BadQuery("axis_y: needs axis_x")
     return _filters(params), tuple(axes)
+
+
+def parse_events(query: Mapping[str, str], max_page: int) -> EventFilter:
+    """Filters of ``GET /api/v1/events``: times as for measurements (an event matches when it
+    overlaps ``[since, until)``), ``cc``, ``asn``, ``kind``, ``status``, ``tier``, ``limit``."""
+    params = _single(query, EVENT_PARAMS)
+    filters = _filters({k: v for k, v in params.items() if k in FILTER_PARAMS})
+    values: dict[str, str | int | None] = {
+        "cc": filters.cc, "asn": filters.asn,
+        # Events carry ISO 8601 times with a Z; compare in that form.
+        "since": filters.since and filters.since.replace(" ", "T") + "Z",
+        "until": filters.until and filters.until.replace(" ", "T") + "Z",
+    }
+    for name, choices in EVENT_CHOICES.items():
+        if name in params:
+            if params[name] not in choices:
+                raise BadQuery(f"{name}: one of {', '.join(choices)}")
+            values[name] = params[name]
+    if "limit" in params:
+        if not params["limit"].isdigit() or not 1 <= int(params["limit"]) <= max_page:
+            raise BadQuery(f"limit: an integer from 1 to {max_page}")
+        values["limit"] = int(params["limit"])
+    return EventFilter(**values)  # type: ignore[arg-type]

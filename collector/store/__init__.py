@@ -102,6 +102,31 @@ def target_key(input_: str | None) -> str:
     return input_ or ""
 
 
+@dataclass(frozen=True, slots=True)
+class FeedRow:
+    """One stored measurement or heartbeat, in storage order (for the detection pipeline)."""
+
+    seq: int  # strictly increasing in storage order; the pipeline's cursor
+    probe_id: str
+    received_at: str  # TIME_FORMAT, the collector's clock
+    body: str  # the JSON document
+
+
+@dataclass(frozen=True, slots=True)
+class EventFilter:
+    """Filters of ``GET /api/v1/events``. Times are ISO 8601 UTC strings with a ``Z``, the
+    events' own format; an event matches ``since``/``until`` when it overlaps them."""
+
+    since: str | None = None
+    until: str | None = None
+    cc: str | None = None
+    asn: str | None = None
+    kind: str | None = None
+    status: str | None = None
+    tier: str | None = None
+    limit: int = 100
+
+
 class Store(Protocol):
     async def add_measurements(self, rows: list[StoredMeasurement]) -> list[str]:
         """Store the rows durably; returns the uids newly inserted (duplicates are skipped)."""
@@ -152,6 +177,26 @@ class Store(Protocol):
         (detection) so its output is not duplicated."""
 
     async def release_lease(self, name: str, holder: str) -> None: ...
+
+    # Detection (collector/pipeline.py). Events are JSON objects in the API's shape (design §4).
+
+    async def upsert_events(self, events: list[dict[str, Any]]) -> None:
+        """Insert or replace events by ``id``, durably, in one transaction."""
+
+    async def events(self, query: EventFilter) -> list[dict[str, Any]]:
+        """Events matching ``query``, latest start first."""
+
+    async def measurement_feed(self, after: int, limit: int) -> list[FeedRow]:
+        """Measurements stored after cursor ``after``, in storage order. A row committed
+        later must never get a cursor below one already handed out."""
+
+    async def heartbeat_feed(self, after: int, limit: int) -> list[FeedRow]:
+        """Heartbeats stored after cursor ``after``, in storage order (same guarantee)."""
+
+    async def load_state(self, name: str) -> str | None:
+        """A named JSON document saved by ``save_state`` (detection's state), or None."""
+
+    async def save_state(self, name: str, body: str, saved_at: str) -> None: ...
 
     async def schema_version(self) -> int: ...
 

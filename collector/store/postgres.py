@@ -41,6 +41,8 @@ from collector.store import (
     target_key,
 )
 from collector.store import sql as sqlbuild
+from collector.store.postgres_events import MIGRATION as EVENTS_MIGRATION
+from collector.store.postgres_events import PostgresEventsMixin
 
 T = TypeVar("T")
 
@@ -114,6 +116,7 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             holder text COLLATE "C" NOT NULL,
             expires_at timestamp NOT NULL)""",
     ),
+    EVENTS_MIGRATION,  # version 2: detection's events, state and commit-ordered feeds
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -191,7 +194,7 @@ async def migrate(conn: asyncpg.Connection,
     return found
 
 
-class PostgresStore:
+class PostgresStore(PostgresEventsMixin):
     def __init__(self, pool: asyncpg.Pool) -> None:
         self.pool = pool
         self.partitions: set[tuple[str, datetime]] = set()

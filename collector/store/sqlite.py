@@ -32,6 +32,8 @@ from collector.store import (
     target_key,
 )
 from collector.store import sql as sqlbuild
+from collector.store.sqlite_events import MIGRATION as EVENTS_MIGRATION
+from collector.store.sqlite_events import SQLiteEventsMixin
 
 T = TypeVar("T")
 Step = str | Callable[[aiosqlite.Connection], Awaitable[None]]
@@ -119,6 +121,7 @@ MIGRATIONS: tuple[tuple[Step, ...], ...] = (
         """CREATE TABLE leases (
             name TEXT PRIMARY KEY, holder TEXT NOT NULL, expires_at TEXT NOT NULL)""",
     ),
+    EVENTS_MIGRATION,  # version 3: detection's events and state
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -239,7 +242,7 @@ class _GroupWriter:
             await asyncio.gather(self.task, return_exceptions=True)
 
 
-class SQLiteStore:
+class SQLiteStore(SQLiteEventsMixin):
     def __init__(self, write: aiosqlite.Connection, read: aiosqlite.Connection) -> None:
         self.write = write
         self.read = read

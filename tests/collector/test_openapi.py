@@ -148,6 +148,7 @@ async def test_every_response_matches_its_schema(collector: Running, ca: trustme
         assert view["http_request"]["status_code"] == 200
     await call("post", "/api/v1/control", json={"http_request": "ftp://x/"})
     await call("get", "/api/v1/events")
+    await call("get", "/api/v1/events", params={"kind": "outage"})
     await call("get", "/api/v1/openapi.json")
     await call("get", "/api/v1/sni-ab")  # off unless configured
     async with running(f"{tmp_path}/ab.sqlite", sni_ab=SniAB(listen="127.0.0.1:0")) as ab:

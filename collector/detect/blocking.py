@@ -1,0 +1,222 @@
+"""Block detection per (ASN, target), judged on each probe's last two rounds.
+
+Method. For every healthy probe of the network (``health``) the series keeps the probe's last
+two usable runs of the target (``ok``, ``blocked`` or ``throttled``; ``inconclusive`` and
+``down`` runs say the control failed or the site is down for everyone, and are not used: the
+"control healthy" condition). Persistence is counted in *probe rounds*, not clock bins: a
+probe persistently blocked is one whose two consecutive rounds were both blocked, whatever the
+cadence (5 min normally, 15 min in event windows, an hour for a slow watch list), so a block
+is ``likely`` about two probe cycles after it begins. Then
+
+* an episode begins when at least half of the probes' latest runs are blocked (``hot_share``)
+  and at least ``TierParams.floor`` probes are blocked (fewer when the ASN has fewer);
+* it is ``likely`` when the Wilson lower bound of the blocked share over the probes' last two
+  runs is at least ``likely_share`` and the persistently blocked probes meet
+  ``TierParams.likely_probes``; ``suspected`` with two blocked runs and a blocked majority;
+* it ends when at most ``exit_share`` of those runs are blocked (every probe back to normal for
+  two rounds: the hysteresis of ref §6.5), also when that holds once the single most blocked
+  probe is left aside; the end is the earliest of the clean runs.
+
+A probe whose last two runs were blocked *outside* any episode is chronic for that target (a
+volunteer's own DNS filter, a broken middlebox at home): it is its baseline, left out of the
+shares, so it can neither raise an episode nor hold one open. Chronic flags are not learned
+during an episode (anomalies never train baselines, ref §5).
+
+The mechanism carried is the episode's most frequent ``layer:mechanism``; a known fingerprint
+(``blockpage:<name>``, or ``issuer:<name>`` of a known interception CA) is carried for the
+``confirmed`` tier.
+
+Sources: ref §6.3 (Wilson 95% lower bound >= 0.5, >= 3 distinct healthy probes or fewer in small
+ASNs, persistence over 2 bins, canaries and control healthy), ref §6.5 (hysteresis), OONI's
+confirmed = fingerprint (ref §3.5). Assumptions: runs of one series arrive in time order per
+probe (bins are settled in order); ``active_probes`` is the ASN's number of probes heard from
+recently.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from collector.detect.model import LIKELY, NONE, SUSPECTED, Signal
+from collector.detect.params import BlockParams, TierParams
+from collector.detect.stats import wilson_lower
+
+MAX_FINGERPRINTS = 8
+STALE_CYCLES = 3.0  # a probe silent for three of its cycles no longer speaks for the target
+DEFAULT_CYCLE = 3600.0  # assumed cycle of a probe with a single run so far
+MAX_STALE = 86400.0
+
+
+@dataclass(frozen=True, slots=True)
+class BlockRun:
+    probe_id: str
+    t: float
+    blocked: bool
+    mechanism: str  # "layer:mechanism" of a blocked run
+    fingerprint: str | None
+
+
+@dataclass(slots=True)
+class ProbeTrack:
+    runs: list[list[object]] = field(default_factory=list)  # last two [t, blocked, mech, fp]
+    chronic: bool = False
+
+    def times(self) -> list[float]:
+        return [float(r[0]) for r in self.runs]  # type: ignore[arg-type]
+
+    def blocked(self) -> list[bool]:
+        return [bool(r[1]) for r in self.runs]
+
+
+@dataclass(slots=True)
+class BlockSeries:
+    """Serializable state of one (ASN, target) series."""
+
+    probes: dict[str, ProbeTrack] = field(default_factory=dict)
+    onset: float | None = None  # start of the current episode
+    runs: int = 0  # usable runs of non-chronic probes since the onset
+    blocked: int = 0
+    blocked_probes: list[str] = field(default_factory=list)
+    mechanisms: dict[str, int] = field(default_factory=dict)
+    fingerprints: list[str] = field(default_factory=list)
+
+    def to_state(self) -> list[object]:
+        return [{p: [t.runs, t.chronic] for p, t in self.probes.items()}, self.onset, self.runs,
+                self.blocked, self.blocked_probes, self.mechanisms, self.fingerprints]
+
+    @classmethod
+    def from_state(cls, data: list[object]) -> BlockSeries:
+        probes, onset, runs, blocked, blocked_probes, mechanisms, fingerprints = data
+        assert isinstance(probes, dict) and isinstance(blocked_probes, list)
+        assert isinstance(mechanisms, dict) and isinstance(fingerprints, list)
+        assert onset is None or isinstance(onset, int | float)
+        assert isinstance(runs, int) and isinstance(blocked, int)
+        return cls({p: ProbeTrack([list(r) for r in v[0]], bool(v[1]))
+                    for p, v in probes.items()},
+                   None if onset is None else float(onset), runs, blocked,
+                   [str(p) for p in blocked_probes], dict(mechanisms),
+                   [str(f) for f in fingerprints])
+
+    def idle(self) -> bool:
+        """Nothing worth keeping: no episode, no chronic probe, no blocked run in memory."""
+        return self.onset is None and not any(
+            t.chronic or any(t.blocked()) for t in self.probes.values())
+
+
+def is_known_fingerprint(fingerprint: str, params: BlockParams) -> bool:
+    kind, _, name = fingerprint.partition(":")
+    return kind == "blockpage" or (kind == "issuer" and name in params.known_mitm_issuers)
+
+
+def _forget_stale(series: BlockSeries, now: float) -> None:
+    for probe_id in list(series.probes):
+        times = series.probes[probe_id].times()
+        cycle = times[-1] - times[0] if len(times) == 2 and times[-1] > times[0] \
+            else DEFAULT_CYCLE
+        if now - times[-1] > min(MAX_STALE, STALE_CYCLES * cycle):
+            del series.probes[probe_id]
+
+
+def step(series: BlockSeries, runs: Sequence[BlockRun], now: float, cc: str, asn: str,
+         target: str, active_probes: int, params: BlockParams, tiers: TierParams) -> Signal:
+    """Add one settled bin's healthy usable runs (any order) and say what the series shows."""
+    for run in sorted(runs, key=lambda r: (r.t, r.probe_id)):
+        track = series.probes.setdefault(run.probe_id, ProbeTrack())
+        track.runs = (track.runs + [[run.t, int(run.blocked), run.mechanism,
+                                     run.fingerprint]])[-2:]
+        if series.onset is not None and not track.chronic:
+            series.runs += 1
+            if run.blocked:
+                _count_blocked(series, run)
+    _forget_stale(series, now)
+    if series.onset is None:
+        for track in series.probes.values():
+            track.chronic = len(track.runs) == 2 and all(track.blocked())
+    voters = {p: t for p, t in series.probes.items() if not t.chronic}
+    latest = [t.blocked()[-1] for t in voters.values()]
+    last_two = [b for t in voters.values() for b in t.blocked()]
+    needed = min(tiers.floor, max(1, active_probes))
+    recovered_at = None
+    if series.onset is None:
+        if len(latest) >= needed and sum(latest) >= needed and \
+                sum(latest) >= params.hot_share * len(latest):
+            # Each blocked probe's streak began at its first blocked run still remembered;
+            # the episode began when ``needed`` probes were blocked, so one stray earlier
+            # failure (a CDN hiccup) does not drag the onset back.
+            firsts = sorted(_streak_start(t) for t in voters.values() if t.blocked()[-1])
+            series.onset = firsts[min(needed, len(firsts)) - 1]
+            series.runs, series.blocked = 0, 0
+            series.blocked_probes, series.mechanisms, series.fingerprints = [], {}, []
+            for probe_id, track in voters.items():
+                for t, blocked, mechanism, fingerprint in track.runs:
+                    if float(t) < series.onset:  # type: ignore[arg-type]
+                        continue
+                    series.runs += 1
+                    if blocked:
+                        _count_blocked(series, BlockRun(probe_id, float(t),  # type: ignore[arg-type]
+                                                        True, str(mechanism),
+                                                        fingerprint))  # type: ignore[arg-type]
+    else:
+        settled = sorted((t for t in voters.values() if len(t.runs) == 2),
+                         key=lambda t: sum(t.blocked()))
+        # Back to normal over two rounds, or so once the single most blocked probe is left
+        # aside (it may have become broken meanwhile; outside the episode it turns chronic).
+        clean = _clean(settled, params) or (len(settled) - 1 >= needed and
+                                            _clean(settled[:-1], params))
+        if len(settled) >= needed and clean:
+            recovered_at = min(float(r[0]) for t in settled  # type: ignore[arg-type]
+                               for r in t.runs if not r[1])
+    return _signal(series, voters, latest, last_two, recovered_at, now, cc, asn, target,
+                   active_probes, params, tiers)
+
+
+def _streak_start(track: ProbeTrack) -> float:
+    times, blocked = track.times(), track.blocked()
+    return times[0] if all(blocked) else times[-1]
+
+
+def _clean(tracks: list[ProbeTrack], params: BlockParams) -> bool:
+    blocked = sum(b for t in tracks for b in t.blocked())
+    return blocked <= params.exit_share * 2 * len(tracks) and blocked < 2 * len(tracks)
+
+
+def _count_blocked(series: BlockSeries, run: BlockRun) -> None:
+    series.blocked += 1
+    if run.probe_id not in series.blocked_probes:
+        series.blocked_probes = sorted([*series.blocked_probes, run.probe_id])
+    series.mechanisms[run.mechanism] = series.mechanisms.get(run.mechanism, 0) + 1
+    if run.fingerprint and run.fingerprint not in series.fingerprints and \
+            len(series.fingerprints) < MAX_FINGERPRINTS:
+        series.fingerprints.append(run.fingerprint)
+
+
+def _signal(series: BlockSeries, voters: dict[str, ProbeTrack], latest: list[bool],
+            last_two: list[bool], recovered_at: float | None, now: float, cc: str, asn: str,
+            target: str, active_probes: int, params: BlockParams, tiers: TierParams) -> Signal:
+    level = NONE
+    lower = wilson_lower(sum(last_two), len(last_two), params.wilson_z)
+    persistent = [p for p, t in voters.items() if len(t.runs) == 2 and all(t.blocked())]
+    onset = series.onset
+    if onset is not None and recovered_at is None:
+        if lower >= params.likely_share and len(persistent) >= tiers.likely_probes(active_probes):
+            level = LIKELY
+        elif sum(last_two) >= 2 and latest and sum(latest) >= params.hot_share * len(latest):
+            level = SUSPECTED
+    layer = mechanism = None
+    if series.mechanisms:
+        top = max(sorted(series.mechanisms), key=lambda k: series.mechanisms[k])
+        layer_text, _, mechanism_text = top.partition(":")
+        layer, mechanism = layer_text or None, mechanism_text or None
+    known = [f for f in series.fingerprints if is_known_fingerprint(f, params)]
+    signal = Signal(
+        kind="block", detector="block", cc=cc, asn=asn, target=target, level=level, at=now,
+        onset=onset if level else None, recovered_at=recovered_at, asns=(asn,),
+        probes=tuple(series.blocked_probes), mechanism=mechanism, layer=layer,
+        fingerprint=known[0] if known else None,
+        stats={"runs": series.runs, "blocked": series.blocked,
+               "wilson_lower": round(lower, 3), "persistent_probes": len(persistent),
+               "fingerprints": list(series.fingerprints)})
+    if recovered_at is not None:
+        series.onset = None
+    return signal

@@ -1,0 +1,87 @@
+"""All-target collapse: a network where the probes fail (nearly) everything at once.
+
+Method. In each bin a reporting probe of an ASN has *collapsed* when its connectivity ladder
+said offline, or when it tried at least ``min_targets`` targets and its own attempts failed for
+at least ``probe_failed_share`` of them (canaries and co-hosted baselines included, which is
+what separates a shutdown from a block list). The ASN's bin is hot when at least
+``TierParams.floor`` probes and ``network_share`` of its reporting probes collapsed, clean when
+at most ``exit_share`` did. ``likely`` needs ``persistence`` hot bins and
+``TierParams.likely_probes`` distinct collapsed probes over the run; ``suspected`` one hot bin.
+
+This catches shutdowns that heartbeat silence cannot see: an international cut that still lets
+probes reach a domestic or whitelisted collector, or a network so degraded that heartbeats pass
+and nothing else does. A single broken probe never makes a hot bin (the floor), and a probe
+that fails everything is unhealthy for block detection, so it raises nothing there either.
+
+Sources: ref §6.2 (classify: gateway/ISP up but foreign down = international cut; national
+shutdowns are one event), ref §6.5 (canaries, hysteresis). Assumptions: one call per (ASN, bin)
+in time order; ``active_probes`` is the ASN's number of probes heard from recently.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from collector.detect.model import LIKELY, NONE, SUSPECTED, Signal
+from collector.detect.params import CollapseParams, TierParams
+from collector.detect.streak import Streak
+
+
+@dataclass(frozen=True, slots=True)
+class CollapseBin:
+    start: float
+    end: float
+    reporting: tuple[str, ...]
+    collapsed: tuple[str, ...]
+    offline_ladders: int  # collapsed probes whose ladder said offline
+
+
+@dataclass(slots=True)
+class CollapseSeries:
+    streak: Streak = field(default_factory=Streak)
+    probes: list[str] = field(default_factory=list)  # collapsed during the run
+
+    def to_state(self) -> list[object]:
+        return [self.streak.to_state(), self.probes]
+
+    @classmethod
+    def from_state(cls, data: list[object]) -> CollapseSeries:
+        streak, probes = data
+        assert isinstance(streak, list) and isinstance(probes, list)
+        return cls(Streak.from_state(streak), [str(p) for p in probes])
+
+
+def probe_collapsed(tried: int, failed: int, ladder_offline: bool,
+                    params: CollapseParams) -> bool:
+    """Whether one probe's bin shows a collapse of its own connectivity."""
+    if ladder_offline:
+        return True
+    return tried >= params.min_targets and failed >= params.probe_failed_share * tried
+
+
+def step(series: CollapseSeries, b: CollapseBin, cc: str, asn: str, active_probes: int,
+         params: CollapseParams, tiers: TierParams) -> Signal:
+    """Advance ``series`` by one settled bin and say what it now shows."""
+    if b.reporting:
+        share = len(b.collapsed) / len(b.reporting)
+        hot = len(b.collapsed) >= tiers.floor and share >= params.network_share
+        clean = share <= params.exit_share
+        if series.streak.step(b.start, hot, clean):
+            series.probes = []
+        if series.streak.run_start is not None:
+            series.probes = sorted(set(series.probes) | set(b.collapsed))
+    streak = series.streak
+    level = NONE
+    if streak.run_start is not None and streak.hot_bins:
+        if streak.hot_bins >= tiers.persistence and \
+                len(series.probes) >= tiers.likely_probes(active_probes):
+            level = LIKELY
+        elif len(series.probes) >= tiers.floor:
+            level = SUSPECTED
+    return Signal(
+        kind="shutdown", detector="collapse", cc=cc, asn=asn, target=None, level=level,
+        at=b.end, onset=streak.run_start if level else None,
+        recovered_at=streak.recovered(tiers.exit_bins), asns=(asn,),
+        probes=tuple(series.probes),
+        stats={"collapsed": len(b.collapsed), "reporting": len(b.reporting),
+               "offline_ladders": b.offline_ladders, "bins": streak.hot_bins})

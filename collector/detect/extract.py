@@ -1,0 +1,110 @@
+"""Measurements (OONI df-000 documents with Kuzot's ``analysis``) -> detector observations.
+
+Pure: one stored measurement in, at most one observation out; malformed parts are skipped, not
+raised (ingest already validated the envelope). What is read:
+
+* ``connectivity``: ``test_keys.analysis.online`` and ``summary``, and the ``rungs`` to name the
+  cause (``ladder.classify``) -> ``LadderReading``.
+* every other test (``web_connectivity``, ``throttling``, platform tests): the verdict, layer and
+  mechanism of ``test_keys.analysis``; a fingerprint from its evidence (``blockpage:<name>``, or
+  ``issuer:<name>`` when the mechanism is ``mitm``); the target's TLS handshake time from
+  ``test_keys.tls_handshakes`` (``t - t0`` of the first successful handshake whose
+  ``server_name`` is the input's host); a target/baseline ratio from an evidence item
+  ``slowdown:<float>`` (the throttling test's comparison with a co-hosted baseline) -> ``Run``.
+  The target of a test without an input is the test's name (a platform).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import urlsplit
+
+from collector.detect import ladder
+from collector.detect.model import LadderReading, Observation, Run, parse_time
+
+OUTCOMES = frozenset({"ok", "blocked", "down", "throttled", "inconclusive"})
+
+
+def _evidence(analysis: Mapping[str, Any]) -> list[str]:
+    items = analysis.get("evidence")
+    return [i for i in items if isinstance(i, str)] if isinstance(items, list) else []
+
+
+def _handshake_seconds(keys: Mapping[str, Any], host: str | None) -> float | None:
+    handshakes = keys.get("tls_handshakes")
+    if not isinstance(handshakes, list):
+        return None
+    for handshake in handshakes:
+        if not isinstance(handshake, Mapping) or handshake.get("failure") is not None:
+            continue
+        if host and handshake.get("server_name") not in (None, host):
+            continue
+        t0, t = handshake.get("t0"), handshake.get("t")
+        if isinstance(t0, int | float) and isinstance(t, int | float) and t >= t0:
+            return float(t - t0)
+    return None
+
+
+def _slowdown(evidence: list[str]) -> float | None:
+    for item in evidence:
+        name, _, value = item.partition(":")
+        if name == "slowdown":
+            try:
+                ratio = float(value)
+            except ValueError:
+                return None
+            return ratio if ratio > 0 else None
+    return None
+
+
+def _fingerprint(evidence: list[str], mechanism: str | None) -> str | None:
+    for item in evidence:
+        if item.startswith("blockpage:"):
+            return item
+    if mechanism == "mitm":
+        for item in evidence:
+            if item.startswith("issuer:") and item != "issuer:None":
+                return item
+    return None
+
+
+def observation(m: Mapping[str, Any], probe_id: str) -> Observation | None:
+    """The observation carried by measurement ``m`` submitted by ``probe_id``, if any."""
+    try:
+        t = parse_time(str(m["measurement_start_time"]))
+        cc, asn, test_name = str(m["probe_cc"]), str(m["probe_asn"]), str(m["test_name"])
+    except (KeyError, ValueError):
+        return None
+    keys = m.get("test_keys")
+    if not isinstance(keys, Mapping):
+        return None
+    analysis = keys.get("analysis")
+    analysis = analysis if isinstance(analysis, Mapping) else {}
+    if test_name == "connectivity":
+        online = analysis.get("online")
+        if not isinstance(online, bool):
+            return None
+        rungs = keys.get("rungs")
+        if isinstance(rungs, Mapping) and rungs:
+            cause = ladder.classify(rungs, bool(keys.get("gateway_known", True)), online)
+        else:
+            cause = ladder.cause_from_summary(str(analysis.get("summary") or ""), online)
+        return LadderReading(probe_id=probe_id, cc=cc, asn=asn, t=t, online=online, cause=cause)
+    verdict = analysis.get("verdict")
+    outcome = verdict if verdict in OUTCOMES else "inconclusive"
+    given = m.get("input")
+    target = given if isinstance(given, str) and given else test_name
+    host = urlsplit(target).hostname if "://" in target else None
+    layer = analysis.get("layer") if isinstance(analysis.get("layer"), str) else None
+    mechanism = analysis.get("mechanism") if isinstance(analysis.get("mechanism"), str) \
+        else None
+    evidence = _evidence(analysis)
+    probe_failed = any(item.startswith(("probe_dns:", "probe_tcp:", "probe_tls:"))
+                       for item in evidence) or bool(keys.get("http_experiment_failure"))
+    return Run(
+        probe_id=probe_id, cc=cc, asn=asn, target=target, t=t,
+        outcome=outcome,  # type: ignore[arg-type]
+        layer=layer, mechanism=mechanism, fingerprint=_fingerprint(evidence, mechanism),
+        handshake=_handshake_seconds(keys, host), slowdown=_slowdown(evidence),
+        failed=outcome == "blocked" or (outcome != "down" and probe_failed))

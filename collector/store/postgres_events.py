@@ -1,0 +1,139 @@
+"""PostgreSQL side of detection: events, the detector state, and commit-ordered feeds.
+
+``PostgresStore`` mixes this in; ``MIGRATION`` is ``postgres.MIGRATIONS``' entry for version 2.
+
+Events and state are stored as in SQLite (times as ISO 8601 text, lists and evidence as JSON
+text), so both stores answer byte for byte alike.
+
+The feeds must never skip a row: with several writers, a row can commit after a row with a
+larger sequence number was already read. So every measurement and heartbeat records the id of
+the transaction that wrote it (``xid``, ``pg_current_xact_id()``), and a feed only returns rows
+of transactions older than the oldest one still running (``pg_snapshot_xmin`` of the current
+snapshot): those have all committed or aborted, and no new row can ever appear below that
+watermark. The cursor is a transaction id, and a page always holds whole transactions.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import asyncpg
+
+from collector.store import EventFilter, FeedRow
+from collector.store.sqlite_events import EVENT_COLUMNS, event_document, event_values
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+
+MIGRATION: tuple[str, ...] = (
+    """CREATE TABLE events (
+        id text COLLATE "C" PRIMARY KEY,
+        kind text COLLATE "C" NOT NULL,
+        tier text COLLATE "C" NOT NULL,
+        status text COLLATE "C" NOT NULL,
+        start text COLLATE "C" NOT NULL,
+        "end" text COLLATE "C",
+        updated_at text COLLATE "C" NOT NULL,
+        cc text COLLATE "C" NOT NULL,
+        asns text NOT NULL,
+        targets text NOT NULL,
+        mechanism text COLLATE "C",
+        probes integer NOT NULL,
+        evidence text NOT NULL)""",
+    "CREATE INDEX events_start ON events (start, id)",
+    "CREATE INDEX events_status ON events (status, kind, cc)",
+    """CREATE TABLE detection_state (
+        name text COLLATE "C" PRIMARY KEY,
+        body text NOT NULL,
+        saved_at timestamp NOT NULL)""",
+    "ALTER TABLE measurements ADD COLUMN xid xid8 NOT NULL DEFAULT pg_current_xact_id()",
+    "CREATE INDEX measurements_xid ON measurements (xid)",
+    "ALTER TABLE heartbeats ADD COLUMN xid xid8 NOT NULL DEFAULT pg_current_xact_id()",
+    "CREATE INDEX heartbeats_xid ON heartbeats (xid)",
+)
+
+_UPSERT_EVENT = (
+    "INSERT INTO events (" + ",".join(f'"{c}"' for c in EVENT_COLUMNS) + ") VALUES ("
+    + ",".join(f"${i + 1}" for i in range(len(EVENT_COLUMNS))) + ") ON CONFLICT (id) DO UPDATE "
+    "SET " + ",".join(f'"{c}" = excluded."{c}"' for c in EVENT_COLUMNS if c != "id"))
+
+# Rows of finished transactions after the cursor, whole transactions only.
+_FEED = """
+SELECT xid::text::bigint AS seq, probe_id, to_char(received_at, 'YYYY-MM-DD HH24:MI:SS') AS
+       received_at, body
+FROM {table}
+WHERE xid > $1::text::xid8 AND xid < pg_snapshot_xmin(pg_current_snapshot())
+  AND xid <= (SELECT coalesce(max(x), $1::text::xid8) FROM (
+        SELECT DISTINCT xid AS x FROM {table}
+        WHERE xid > $1::text::xid8 AND xid < pg_snapshot_xmin(pg_current_snapshot())
+        ORDER BY xid LIMIT $2) AS first_transactions)
+ORDER BY xid, received_at
+"""
+
+
+class PostgresEventsMixin:
+    if TYPE_CHECKING:
+        async def _write(self, work: Callable[[asyncpg.Connection], Awaitable[Any]]) -> Any: ...
+
+        async def _fetch(self, query: str, *args: Any) -> list[asyncpg.Record]: ...
+
+    async def upsert_events(self, events: list[dict[str, Any]]) -> None:
+        if not events:
+            return
+        rows = sorted((event_values(e) for e in events), key=lambda v: str(v[0]))
+
+        async def work(conn: asyncpg.Connection) -> None:
+            await conn.executemany(_UPSERT_EVENT, rows)
+
+        await self._write(work)
+
+    async def events(self, query: EventFilter) -> list[dict[str, Any]]:
+        clauses: list[str] = []
+        params: list[Any] = []
+
+        def add(value: Any) -> str:
+            params.append(value)
+            return f"${len(params)}"
+
+        if query.since is not None:
+            clauses.append(f'("end" IS NULL OR "end" >= {add(query.since)})')
+        if query.until is not None:
+            clauses.append(f"start < {add(query.until)}")
+        for column, value in (("cc", query.cc), ("kind", query.kind),
+                              ("status", query.status), ("tier", query.tier)):
+            if value is not None:
+                clauses.append(f"{column} = {add(value)}")
+        if query.asn is not None:
+            clauses.append(f"asns::jsonb ? {add(query.asn)}")
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        records = await self._fetch(
+            f"SELECT * FROM events {where} ORDER BY start DESC, id LIMIT {add(query.limit)}",
+            *params)
+        return [event_document(r) for r in records]
+
+    async def _feed(self, table: str, after: int, limit: int) -> list[FeedRow]:
+        records = await self._fetch(_FEED.format(table=table), str(after), limit)
+        return [FeedRow(int(r["seq"]), r["probe_id"], r["received_at"], r["body"])
+                for r in records]
+
+    async def measurement_feed(self, after: int, limit: int) -> list[FeedRow]:
+        """Whole transactions, at most ``limit`` of them (each a batch of measurements)."""
+        return await self._feed("measurements", after, limit)
+
+    async def heartbeat_feed(self, after: int, limit: int) -> list[FeedRow]:
+        return await self._feed("heartbeats", after, limit)
+
+    async def load_state(self, name: str) -> str | None:
+        records = await self._fetch("SELECT body FROM detection_state WHERE name = $1", name)
+        return None if not records else str(records[0]["body"])
+
+    async def save_state(self, name: str, body: str, saved_at: str) -> None:
+        from collector.store.postgres import _ts
+
+        async def work(conn: asyncpg.Connection) -> None:
+            await conn.execute(
+                "INSERT INTO detection_state (name, body, saved_at) VALUES ($1, $2, $3) "
+                "ON CONFLICT (name) DO UPDATE SET body = excluded.body, "
+                "saved_at = excluded.saved_at", name, body, _ts(saved_at))
+
+        await self._write(work)
