@@ -16,7 +16,10 @@ DATA = ROOT / "tests" / "testdata" / "configs"
 def test_the_example_config_loads_with_its_target_lists() -> None:
     config = collector_config.load(ROOT / "configs" / "collector.yaml")
     assert config == collector_config.CollectorConfig(targets=config.targets,
-                                                      target_files=config.target_files)
+                                                      target_files=config.target_files,
+                                                      detection=config.detection)
+    assert config.detection.event_windows == str(ROOT / "configs" / "events.yaml")
+    assert config.detection.networks["KZ"].incumbent == ("AS9198",)
     assert "https://kloop.kg/" in config.targets and "https://vlast.kz/" in config.targets
     assert len(config.targets) == len(set(config.targets))
 

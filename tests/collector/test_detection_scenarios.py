@@ -123,7 +123,7 @@ async def test_a_restarted_pipeline_resumes_from_its_saved_state(tmp_path: Path)
         await store.add_measurements(batch)
         await pipeline.run_once(now)
         if now == restart_at:
-            await pipeline.save(now)
+            await pipeline.stop()  # saves its state and hands the detection lease back
             pipeline = Pipeline(store, config, Calendar(),
                                 DetectionMetrics(CollectorRegistry()), EventSnapshot(),
                                 clock=lambda: restart_at)

@@ -110,14 +110,15 @@ async def test_a_new_migration_is_applied_once_by_concurrent_openers(postgres_ds
     from collector.store.postgres import migrate
 
     await (await PostgresStore.open(postgres_dsn)).close()
-    future = (*MIGRATIONS, ('CREATE TABLE events (id bigserial PRIMARY KEY, kind text '
-                            'COLLATE "C")', "INSERT INTO events (kind) VALUES ('block')"))
+    future = (*MIGRATIONS, ('CREATE TABLE future (id bigserial PRIMARY KEY, kind text '
+                            'COLLATE "C")', "INSERT INTO future (kind) VALUES ('block')"))
     connections = [await asyncpg.connect(postgres_dsn) for _ in range(3)]
     try:
         found = await asyncio.gather(*(migrate(conn, future) for conn in connections))
-        assert sorted(found) == [1, 2, 2]
-        assert await connections[0].fetchval("SELECT count(*) FROM events") == 1
-        assert await connections[0].fetchval("SELECT max(version) FROM kuzot_schema") == 2
+        now = len(MIGRATIONS)
+        assert sorted(found) == [now, now + 1, now + 1]
+        assert await connections[0].fetchval("SELECT count(*) FROM future") == 1
+        assert await connections[0].fetchval("SELECT max(version) FROM kuzot_schema") == now + 1
     finally:
         for conn in connections:
             await conn.close()

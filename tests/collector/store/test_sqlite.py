@@ -44,7 +44,7 @@ async def test_a_version_1_file_is_migrated_with_its_data(tmp_path: Path) -> Non
     db.close()
     store = await SQLiteStore.open(str(path))
     try:
-        assert await store.schema_version() == len(MIGRATIONS) == 2
+        assert await store.schema_version() == len(MIGRATIONS) == 3
         rows = await store.measurements(Filters(domain="kloop.kg"))
         assert [(r["uid"], r["location_source"], r["location_mismatch"]) for r in rows] == [
             ("u1", "declared", False), ("u0", "declared", False)]
@@ -107,15 +107,16 @@ async def test_a_new_migration_is_applied_once_by_concurrent_openers(tmp_path: P
 
     path = str(tmp_path / "k.sqlite")
     await (await SQLiteStore.open(path)).close()
-    future = (*MIGRATIONS, ("CREATE TABLE events (id INTEGER PRIMARY KEY, kind TEXT)",
-                            "INSERT INTO events (kind) VALUES ('block')"))
+    future = (*MIGRATIONS, ("CREATE TABLE future (id INTEGER PRIMARY KEY, kind TEXT)",
+                            "INSERT INTO future (kind) VALUES ('block')"))
     connections = [await aiosqlite.connect(path, isolation_level=None) for _ in range(3)]
     try:
         for db in connections:
             await db.execute("PRAGMA busy_timeout=5000")
         found = await asyncio.gather(*(migrate(db, future) for db in connections))
-        assert sorted(found) == [2, 3, 3]
-        async with connections[0].execute("SELECT count(*) FROM events") as cursor:
+        now = len(MIGRATIONS)
+        assert sorted(found) == [now, now + 1, now + 1]
+        async with connections[0].execute("SELECT count(*) FROM future") as cursor:
             assert (await cursor.fetchone())[0] == 1  # type: ignore[index]
     finally:
         for db in connections:
