@@ -72,8 +72,9 @@ class EventBook:
 class EventCollector(Collector):
     """Exports open events at scrape time: one ``kuzot_event_active`` series per network.
 
-    Detection's own ``kuzot_event_open{id,...}`` has one series per event; this one adds the
-    ``asn`` label, which Alertmanager's inhibition (a shutdown of the same network) needs.
+    Detection's ``kuzot_events_open{kind,tier,cc}`` counts them; this one carries the event id
+    and the ``asn`` label, which Alertmanager's grouping and inhibition (a shutdown of the same
+    network) need.
     """
 
     def __init__(self, book: EventBook) -> None:
