@@ -9,8 +9,9 @@ raised (ingest already validated the envelope). What is read:
   mechanism of ``test_keys.analysis``; a fingerprint from its evidence (``blockpage:<name>``, or
   ``issuer:<name>`` when the mechanism is ``mitm``); the target's TLS handshake time from
   ``test_keys.tls_handshakes`` (``t - t0`` of the first successful handshake whose
-  ``server_name`` is the input's host); a target/baseline ratio from an evidence item
-  ``slowdown:<float>`` (the throttling test's comparison with a co-hosted baseline) -> ``Run``.
+  ``server_name`` is the input's host); a target/baseline ratio from the evidence of the
+  throttling test (``handshake_ratio``, ``goodput_ratio``, or an explicit ``slowdown``: its
+  comparison with a co-hosted baseline) -> ``Run``.
   The target of a test without an input is the test's name (a platform).
 """
 
@@ -47,15 +48,25 @@ def _handshake_seconds(keys: Mapping[str, Any], host: str | None) -> float | Non
 
 
 def _slowdown(evidence: list[str]) -> float | None:
+    """Target/baseline slowdown (> 1 means the target is slower) from the evidence: an explicit
+    ``slowdown:<x>``, else the throttling test's ``handshake_ratio`` (target/baseline TLS
+    handshake time) and ``goodput_ratio`` (baseline/target goodput, unless the test said the
+    transfers were too short to compare), whichever is larger."""
+    values: dict[str, float] = {}
     for item in evidence:
         name, _, value = item.partition(":")
-        if name == "slowdown":
+        if name in ("slowdown", "handshake_ratio", "goodput_ratio"):
             try:
                 ratio = float(value)
             except ValueError:
-                return None
-            return ratio if ratio > 0 else None
-    return None
+                continue
+            if ratio > 0 and ratio == ratio and ratio != float("inf"):
+                values[name] = ratio
+    if "slowdown" in values:
+        return values["slowdown"]
+    if "goodput_not_comparable" in evidence:
+        values.pop("goodput_ratio", None)
+    return max(values.values()) if values else None
 
 
 def _fingerprint(evidence: list[str], mechanism: str | None) -> str | None:
