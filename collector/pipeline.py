@@ -225,17 +225,24 @@ class Pipeline:
         data: dict[str, Any] = {"cursors": self.cursors, "engine": self.engine.to_state()}
         return json.dumps(data, separators=(",", ":"))
 
+    async def run_safely(self, now: float | None = None) -> list[Event]:
+        """``run_once``, but a failed run (a bug, the database gone) neither stops detection
+        nor leaves the engine half-fed: the next run takes up the last saved state and replays
+        what came after it (event ids are deterministic, so the replay rewrites the same
+        events)."""
+        try:
+            return await self.run_once(now)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("detection run failed")
+            self.metrics.runs.labels("error").inc()
+            self.leading = False
+            return []
+
     async def run_forever(self) -> None:
         while True:
-            try:
-                await self.run_once()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                # A bug in one run must not stop detection for good; the next run retries
-                # from the same cursors.
-                log.exception("detection run failed")
-                self.metrics.runs.labels("error").inc()
+            await self.run_safely()
             await asyncio.sleep(self.config.interval)
 
 

@@ -132,3 +132,50 @@ async def test_a_restarted_pipeline_resumes_from_its_saved_state(tmp_path: Path)
     await store.close()
     assert [(e["id"], e["tier"], e["start"], e["end"], e["targets"]) for e in events] == \
         [(e["id"], e["tier"], e["start"], e["end"], e["targets"]) for e in whole]
+
+
+async def test_a_failed_run_resumes_from_the_saved_state(tmp_path: Path) -> None:
+    """A run that dies half-way (here: the store refuses to write events) is not half-applied:
+    the next run reloads the saved state and replays, ending with the uninterrupted events."""
+    whole, _ = await run_scenario("asn_block_dns_nxdomain", tmp_path / "whole.sqlite")
+    scenario = scenarios.load("asn_block_dns_nxdomain")
+    store = await SQLiteStore.open(str(tmp_path / "broken.sqlite"))
+    registry = CollectorRegistry()
+    pipeline = Pipeline(store, DetectionConfig(), Calendar(), DetectionMetrics(registry),
+                        EventSnapshot(), clock=lambda: scenarios.BASE)
+    await pipeline.start()
+    real_upsert = store.upsert_events
+    failures = 0
+
+    async def flaky(events: list[dict[str, Any]]) -> None:
+        nonlocal failures
+        if events and failures < 3:
+            failures += 1
+            raise RuntimeError("disk full")
+        await real_upsert(events)
+
+    store.upsert_events = flaky  # type: ignore[method-assign]
+    arrivals = scenarios.expand(scenario)
+    end = scenarios.BASE + parse_duration(scenario["duration"])
+    now, index = scenarios.BASE, 0
+    while now < end:
+        now += TICK
+        batch = []
+        while index < len(arrivals) and arrivals[index].at <= now:
+            arrival = arrivals[index]
+            index += 1
+            moment = datetime.fromtimestamp(arrival.at, UTC)
+            if arrival.heartbeat is not None:
+                await store.add_heartbeat(arrival.probe_id, arrival.heartbeat["sent_at"],
+                                          moment.strftime("%Y-%m-%d %H:%M:%S"),
+                                          json.dumps(arrival.heartbeat))
+            else:
+                batch.append(validate(arrival.measurement, Limits(), moment, arrival.probe_id))
+        await store.add_measurements(batch)
+        await pipeline.run_safely(now)
+    events = await store.events(EventFilter(limit=1000))
+    await store.close()
+    assert failures == 3
+    assert registry.get_sample_value("kuzot_detection_runs_total", {"outcome": "error"}) == 3
+    assert [(e["id"], e["tier"], e["start"], e["end"], e["targets"]) for e in events] == \
+        [(e["id"], e["tier"], e["start"], e["end"], e["targets"]) for e in whole]
