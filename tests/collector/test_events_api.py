@@ -20,6 +20,7 @@ from collector.config import CollectorConfig
 from collector.detect.params import DetectionConfig, NetworkRoles
 from collector.keys import pipeline_key, store_key
 from collector.tokens import new_token, token_hash
+from probe import windows as probe_windows
 from tests.collector import scenarios
 
 SCENARIO = {
@@ -67,6 +68,11 @@ async def submit(client: TestClient) -> None:
         windows = (await response.json())["event_windows"]
         assert [w["name"] for w in windows] == ["test-window"]
         assert windows[0]["heartbeat_interval"] == 30.0
+        # The probe daemon reads the answer with its own parser: in force for a KZ probe,
+        # not for a KG one.
+        [told] = probe_windows.parse(windows, "KZ")
+        assert told.name == "test-window" and told.contains(datetime.now(UTC))
+        assert probe_windows.parse(windows, "KG") == []
 
 
 async def events(client: TestClient, query: str = "") -> list[dict[str, Any]]:
