@@ -242,6 +242,24 @@ class _GroupWriter:
             await asyncio.gather(self.task, return_exceptions=True)
 
 
+async def _enable_wal(db: aiosqlite.Connection, patience: float) -> None:
+    """Switch to WAL, retrying while another connection holds the database.
+
+    Changing the journal mode needs an exclusive lock, and SQLite reports "database is
+    locked" at once instead of calling the busy handler when another process is opening or
+    migrating the same file at that moment; several collectors starting together must wait.
+    """
+    deadline = asyncio.get_running_loop().time() + patience
+    while True:
+        try:
+            await db.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or asyncio.get_running_loop().time() > deadline:
+                raise
+            await asyncio.sleep(0.02)
+
+
 class SQLiteStore(SQLiteEventsMixin):
     def __init__(self, write: aiosqlite.Connection, read: aiosqlite.Connection) -> None:
         self.write = write
@@ -257,7 +275,7 @@ class SQLiteStore(SQLiteEventsMixin):
         write = await aiosqlite.connect(path, isolation_level=None)
         try:
             await write.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
-            await write.execute("PRAGMA journal_mode=WAL")
+            await _enable_wal(write, busy_timeout_ms / 1000)
             await write.execute("PRAGMA synchronous=FULL")
             await write.execute("PRAGMA foreign_keys=ON")
             await migrate(write)
