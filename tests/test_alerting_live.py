@@ -1,6 +1,7 @@
 """Alerting on real components: Alertmanager from Debian with the repository's routes and
 inhibition rules, and the whole chain collector -> Prometheus (the repository's rules) ->
-Alertmanager -> webhook receivers on loopback.
+Alertmanager -> webhook receivers on loopback, once with events published into the event
+book and once with events that detection produces from measurements uploaded over HTTP.
 
 The only changes made to configs/alertmanager.yml for the tests: receiver URLs point at the
 test's receiver, and group waits are one second instead of thirty so the tests stay short.
@@ -9,7 +10,9 @@ test's receiver, and group waits are one second instead of thirty so the tests s
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
@@ -20,7 +23,8 @@ import aiohttp
 import yaml
 from aiohttp import web
 
-from tests.helpers.fleet import fleet_events, running_collector
+from collector.detect.params import BlockParams, DetectionConfig
+from tests.helpers.fleet import RunningCollector, fleet_events, running_collector, web_measurement
 from tests.helpers.monitoring import alertmanager, binary, prometheus
 from tests.helpers.servers import serve_app
 from tests.test_dashboards_live import prometheus_config
@@ -162,3 +166,95 @@ async def test_collector_events_reach_receivers_through_prometheus_and_alertmana
     assert shutdown["annotations"]["summary"] == "Internet shutdown (likely) in KG on AS8449"
     assert shutdown["annotations"]["link"] == f"{status_url}/events/ev-kg-shutdown"
     assert shutdown["labels"]["tier"] == "likely"
+
+
+# Measurements that detection turns into events, in seconds: two-second bins judged one
+# second after they end, the pipeline running twice a second; the tiers' rules are the
+# defaults. Three probes on AS9198 find one site blocked (a "likely" event once two rounds
+# agree); the only probe on AS8449 finds another one blocked (one probe stays "suspected").
+DETECTION_BIN = 2.0
+KZ_PROBES = ("kz-9198-a", "kz-9198-b", "kz-9198-c")
+KG_PROBE = "kg-8449-a"
+REACHABLE = ("https://i.pinimg.com/favicon.ico", "https://rus.azattyq.org/",
+             "https://kloop.kg/")
+
+
+def fast_detection() -> DetectionConfig:
+    return dataclasses.replace(
+        DetectionConfig(), interval=0.5,
+        block=dataclasses.replace(BlockParams(), bin=DETECTION_BIN, settle=1.0))
+
+
+async def feed_rounds(collector: RunningCollector, stop: asyncio.Event) -> int:
+    """One probe round per detection bin until ``stop``: every probe measures the reachable
+    targets and its blocked one, and uploads at once (as a probe with a short cycle would)."""
+    rounds = 0
+    plan = [(probe, "KZ", "AS9198", "https://vlast.kz/", "tls", "timeout")
+            for probe in KZ_PROBES]
+    plan.append((KG_PROBE, "KG", "AS8449", "https://24.kg/", "dns", "nxdomain"))
+    while not stop.is_set() and rounds < 30:
+        # Start just after a bin opens, so the whole round lands in one bin.
+        now = time.time()
+        await asyncio.sleep(DETECTION_BIN - now % DETECTION_BIN + 0.1)
+        started = datetime.now(UTC)
+        for probe_id, cc, asn, blocked, layer, mechanism in plan:
+            batch = [web_measurement(url, cc, asn, started=started) for url in REACHABLE]
+            batch.append(web_measurement(blocked, cc, asn, verdict="blocked", layer=layer,
+                                         mechanism=mechanism, started=started))
+            for measurement in batch:
+                measurement["measurement_uid"] = f"{probe_id}-{uuid.uuid4().hex}"
+            response = await collector.post("/api/v1/measurements",
+                                            {"measurements": batch}, probe_id)
+            assert response.status == 200, response.status
+        rounds += 1
+    return rounds
+
+
+async def test_measurements_become_an_alert_through_detection_prometheus_and_alertmanager(
+        tmp_path: Path) -> None:
+    binary("prometheus")
+    binary("prometheus-alertmanager", "alertmanager")
+    status_url = "https://status.kuzot.example"
+    stop = asyncio.Event()
+    async with receivers() as (got, port), alertmanager(alertmanager_config(port),
+                                                        tmp_path) as am, running_collector(
+            tmp_path, public_url=status_url, detection=fast_detection(),
+            probes=(*KZ_PROBES, KG_PROBE)) as collector:
+        config = yaml.safe_load(prometheus_config(collector.base, ROOT / "configs" / "alerts.yml",
+                                                  am))
+        config["global"]["external_labels"]["kuzot_status_url"] = status_url
+        async with prometheus(yaml.safe_dump(config), tmp_path):
+            feeding = asyncio.create_task(feed_rounds(collector, stop))
+            try:
+                await until(lambda: feeding.done() or (
+                    any(a["labels"]["cc"] == "KZ" for a in got.alerts("media-partners"))
+                    and any(a["labels"]["cc"] == "KG" for a in got.alerts("researchers"))),
+                    timeout=60)
+                await asyncio.sleep(2.5)   # two group intervals more: anything late shows now
+            finally:
+                stop.set()
+                rounds = await feeding
+        async with aiohttp.ClientSession() as session, session.get(
+                collector.base + "/api/v1/events") as response:
+            events = {e["cc"]: e for e in (await response.json())["events"]}
+
+    # Detection wrote exactly these two events from the measurements.
+    assert set(events) == {"KZ", "KG"}, (events, rounds)
+    kz, kg = events["KZ"], events["KG"]
+    assert (kz["kind"], kz["asns"], kz["targets"]) == ("block", ["AS9198"], ["https://vlast.kz/"])
+    assert kz["tier"] in ("likely", "confirmed") and kz["probes"] == 3
+    assert (kg["kind"], kg["tier"], kg["asns"]) == ("block", "suspected", ["AS8449"])
+
+    # Media partners hear the likely event only, never at a lower tier; researchers hear both.
+    media = got.alerts("media-partners")
+    assert {(a["labels"]["alertname"], a["labels"]["event_id"], a["labels"]["asn"])
+            for a in media} == {("KuzotBlock", kz["id"], "AS9198")}
+    assert {a["labels"]["tier"] for a in media} <= {"likely", "confirmed"}
+    assert {(n, e) for n, e, _ in got.alertnames("researchers")} >= {
+        ("KuzotBlock", kz["id"]), ("KuzotBlock", kg["id"])}
+    alert_kz = next(a for a in media if a["labels"]["tier"] == kz["tier"])
+    assert alert_kz["annotations"]["link"] == f"{status_url}/events/{kz['id']}"
+    assert alert_kz["annotations"]["summary"].startswith(f"Blocking ({kz['tier']}) in KZ on AS9198")
+    # One event, one thread: every media notification is grouped by the KZ event's id.
+    assert {tuple(n["groupLabels"].items()) for n in got.got["media-partners"]} == {
+        (("event_id", kz["id"]),)}

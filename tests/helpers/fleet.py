@@ -20,6 +20,7 @@ from aiohttp import web
 
 from collector.app import create_app
 from collector.config import Auth, CollectorConfig
+from collector.detect.params import DetectionConfig
 from collector.keys import eventbook_key, store_key
 from collector.notify.config import Notifications
 from collector.tokens import new_token, token_hash
@@ -161,17 +162,23 @@ class RunningCollector:
 
 @contextlib.asynccontextmanager
 async def running_collector(tmp_path: Path, notifications: Notifications | None = None,
-                            public_url: str | None = None) -> AsyncIterator[RunningCollector]:
+                            public_url: str | None = None,
+                            detection: DetectionConfig | None = None,
+                            probes: tuple[str, ...] | None = None,
+                            ) -> AsyncIterator[RunningCollector]:
+    """The collector with a token for each of ``probes`` (default: the probes of FLEET);
+    ``detection`` replaces the default detection section (e.g. seconds-long bins)."""
     # The operator's target list: only these URLs become metric labels.
     targets = tuple(dict.fromkeys(t for *_, pairs in FLEET for t, _ in pairs))
     config = CollectorConfig(database=str(tmp_path / "kuzot.sqlite"), targets=targets,
                              auth=Auth(require_token=True), public_url=public_url,
                              notifications=notifications or Notifications(
-                                 state_file=str(tmp_path / "notify-state.json")))
+                                 state_file=str(tmp_path / "notify-state.json")),
+                             detection=detection or DetectionConfig())
     app = create_app(config)
     async with serve_app(app) as port:
         tokens = {}
-        for probe_id, *_ in FLEET:
+        for probe_id in probes or tuple(p for p, *_ in FLEET):
             token = new_token()
             await app[store_key].add_token(probe_id, token_hash(token),
                                            datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S"))
