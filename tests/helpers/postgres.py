@@ -88,15 +88,25 @@ class PostgresCluster:
             cluster._run(str(bindir / "initdb"), "-D", str(cluster.data), "-U", "postgres",
                          "-A", "trust", "-E", "UTF8", "--locale=C.UTF-8",
                          "--locale-provider=icu", "--icu-locale=en-US", "--no-sync")
-            options = (f"-c listen_addresses=127.0.0.1 -p {cluster.port} "
-                       f"-c unix_socket_directories={directory} -c max_connections=200 "
-                       f"-c shared_buffers=32MB")
-            cluster._run(str(bindir / "pg_ctl"), "-D", str(cluster.data), "-o", options,
-                         "-l", str(directory / "server.log"), "-w", "-t", "60", "start")
+            cluster.start_server()
         except BaseException:
             shutil.rmtree(directory, ignore_errors=True)
             raise
         return cluster
+
+    def start_server(self) -> None:
+        """Start the server on the cluster's port (again, after ``stop_server``)."""
+        options = (f"-c listen_addresses=127.0.0.1 -p {self.port} "
+                   f"-c unix_socket_directories={self.directory} -c max_connections=200 "
+                   f"-c shared_buffers=32MB")
+        self._run(str(self.bindir / "pg_ctl"), "-D", str(self.data), "-o", options,
+                  "-l", str(self.directory / "server.log"), "-w", "-t", "60", "start")
+
+    def stop_server(self, mode: str = "immediate") -> None:
+        """Stop the server and keep its data; ``immediate`` is a crash (recovery from the WAL
+        on the next start), ``fast`` a clean shutdown that disconnects the clients."""
+        self._run(str(self.bindir / "pg_ctl"), "-D", str(self.data), "-m", mode, "-w", "stop",
+                  timeout=60)
 
     def execute(self, sql: str, database: str = "postgres") -> str:
         """Run SQL with psql as the superuser; returns what psql printed."""
@@ -116,7 +126,7 @@ class PostgresCluster:
 
     def stop(self) -> None:
         try:
-            self._run(str(self.bindir / "pg_ctl"), "-D", str(self.data), "-m", "immediate",
-                      "-w", "stop", timeout=60)
+            if (self.data / "postmaster.pid").exists():
+                self.stop_server()
         finally:
             shutil.rmtree(self.directory, ignore_errors=True)
