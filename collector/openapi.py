@@ -78,7 +78,8 @@ def _parameters(names: tuple[str, ...]) -> list[dict[str, Any]]:
 
 def _schemas() -> dict[str, Any]:
     analysis = {
-        "type": "object",
+        "type": ["object", "null"],
+        "description": "Kuzot's reading of the measurement; null or absent when there is none.",
         "properties": {
             "verdict": {"enum": [*VERDICTS, None]},
             "layer": {"type": ["string", "null"], "pattern": "^[a-z0-9_]{1,32}$"},
@@ -139,7 +140,8 @@ def _schemas() -> dict[str, Any]:
                 "test_name": {"enum": sorted(KNOWN_TESTS)},
                 "measurement_start_time": _TIME,
                 "input": _NULLABLE_STR,
-                "probe_ip": {"type": "string", "description": "Stored as 127.0.0.1."},
+                "probe_ip": {"description": "Ignored: stored as 127.0.0.1 whatever was "
+                             "sent."},
                 "test_keys": {"type": "object", "properties": {"analysis": analysis}},
             },
         },
@@ -160,10 +162,12 @@ def _schemas() -> dict[str, Any]:
         "Heartbeat": {
             "type": "object", "required": ["sent_at"],
             "properties": {
-                "probe_id": {"type": "string"},
-                "sent_at": {"type": "string", "description": "UTC, OONI format or ISO 8601."},
-                "queue_depth": {"type": "integer", "minimum": 0},
-                "software_version": {"type": "string", "maxLength": 64},
+                "probe_id": {"type": ["string", "null"],
+                             "description": "The token's probe id, when sent."},
+                "sent_at": {"type": "string", "description": "UTC, OONI format or ISO 8601.",
+                            "example": "2024-05-01T12:00:00Z"},
+                "queue_depth": {"type": ["integer", "null"], "minimum": 0},
+                "software_version": {"type": ["string", "null"], "maxLength": 64},
             },
         },
         "HeartbeatReply": {

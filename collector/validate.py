@@ -70,6 +70,12 @@ class BatchInvalid(ValueError):
         self.rejections = rejections
 
 
+def utc_text(moment: datetime) -> str:
+    """``YYYY-MM-DD HH:MM:SS`` with a four-digit year even before 1000 (``strftime`` writes
+    year 76 as ``76``, which then sorts wrong and does not parse back)."""
+    return f"{moment.year:04d}-{moment:%m-%d %H:%M:%S}"
+
+
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
@@ -124,6 +130,15 @@ def _analysis(keys: dict[str, Any]) -> tuple[str | None, str | None, str | None]
     for name, value in (("layer", layer), ("mechanism", mechanism)):
         if value is not None and not (isinstance(value, str) and _WORD.match(value)):
             raise Invalid("analysis", f"test_keys.analysis.{name}: short lower-case word or null")
+    # As the OpenAPI document says: readers of stored analyses can rely on these types.
+    if "confidence" in analysis:
+        confidence = analysis["confidence"]
+        if not (isinstance(confidence, int | float) and not isinstance(confidence, bool)
+                and 0 <= confidence <= 1):
+            raise Invalid("analysis", "test_keys.analysis.confidence: a number from 0 to 1")
+    evidence = analysis.get("evidence", [])
+    if not (isinstance(evidence, list) and all(isinstance(e, str) for e in evidence)):
+        raise Invalid("analysis", "test_keys.analysis.evidence: a list of strings")
     return verdict, layer, mechanism
 
 
@@ -184,7 +199,7 @@ def validate(
     placement = place(cc, asn, located)
     return StoredMeasurement(
         uid=uid, probe_id=probe_id, test_name=test_name, input=input_, probe_cc=placement.cc,
-        probe_asn=placement.asn, start_time=start.strftime(TIME_FORMAT),
+        probe_asn=placement.asn, start_time=utc_text(start),
         received_at=now.strftime(TIME_FORMAT), verdict=verdict, layer=layer,
         mechanism=mechanism, body=body, location_source=placement.source,
         location_mismatch=placement.mismatch,
@@ -239,11 +254,13 @@ def _heartbeat_time(value: object) -> str:
         raise ValueError("sent_at: required string")
     try:
         moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError as exc:
+        # An offset can carry 9999-12-31 past the last representable UTC time.
+        moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else \
+            moment.astimezone(UTC)
+    except (ValueError, OverflowError) as exc:
         raise ValueError("sent_at: a UTC time such as 2024-05-01 12:00:00 or "
                          "2024-05-01T12:00:00Z") from exc
-    moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-    return moment.strftime(TIME_FORMAT)
+    return utc_text(moment)
 
 
 def validate_heartbeat(body: object, probe_id: str | None, submitter_ip: str | None,

@@ -79,6 +79,16 @@ INVALID: list[tuple[str, Any, str, str]] = [
     ("mechanism with spaces", ok(test_keys={"analysis": {"verdict": "blocked",
                                                          "mechanism": "TCP reset!"}}),
      "analysis", "mechanism: short lower-case word"),
+    ("confidence above 1", ok(test_keys={"analysis": {"confidence": 1.5}}), "analysis",
+     "confidence: a number from 0 to 1"),
+    ("confidence as text", ok(test_keys={"analysis": {"confidence": "high"}}), "analysis",
+     "confidence: a number from 0 to 1"),
+    ("confidence as boolean", ok(test_keys={"analysis": {"confidence": True}}), "analysis",
+     "confidence: a number from 0 to 1"),
+    ("evidence not a list", ok(test_keys={"analysis": {"evidence": "dns"}}), "analysis",
+     "evidence: a list of strings"),
+    ("evidence with an object", ok(test_keys={"analysis": {"evidence": ["dns", {}]}}),
+     "analysis", "evidence: a list of strings"),
     ("lone surrogate", ok(probe_network_name="\ud800"), "encoding", "surrogate"),
     ("too large", ok(test_keys={"blob": "x" * 70000}), "too_large", "larger than 65536"),
 ]
@@ -118,6 +128,9 @@ def test_boundaries_are_accepted() -> None:
     assert validate(ok(test_keys=nested(10)), LIMITS, NOW, "p1")
     assert validate(ok(input=None, test_name="telegram"), LIMITS, NOW, "p1").domain is None
     assert validate(ok(probe_asn="AS0", probe_cc="ZZ"), LIMITS, NOW, "p1")
+    for confidence in (0, 1, 0.5):
+        analysis = {"verdict": "ok", "confidence": confidence, "evidence": ["a", "b"]}
+        assert validate(ok(test_keys={"analysis": analysis}), LIMITS, NOW, "p1")
 
 
 def test_the_submitters_address_is_scrubbed_in_every_spelling() -> None:
@@ -200,6 +213,8 @@ def test_json_depth_counts_containers() -> None:
 @pytest.mark.parametrize(("body", "token_probe", "message"), [
     ({"sent_at": "2024-05-01 12:00:00", "probe_id": "p2"}, "p1", "does not match the token"),
     ({"sent_at": "yesterday"}, "p1", "sent_at: a UTC time"),
+    ({"sent_at": "9999-12-31T23:59:59-01:00"}, "p1", "sent_at: a UTC time"),
+    ({"sent_at": "0001-01-01T00:30:00+01:00"}, "p1", "sent_at: a UTC time"),
     ({}, "p1", "sent_at: required string"),
     ({"sent_at": "2024-05-01 12:00:00", "queue_depth": -1}, "p1", "queue_depth"),
     ({"sent_at": "2024-05-01 12:00:00", "queue_depth": True}, "p1", "queue_depth"),
@@ -221,3 +236,12 @@ def test_a_heartbeat_is_normalised_and_scrubbed() -> None:
     assert (fields.probe_id, fields.sent_at, fields.queue_depth, fields.software_version) == (
         "p1", "2024-05-01 12:00:00", 4, "0.2")
     assert "198.51.100.4" not in fields.body and "[scrubbed]" in fields.body
+
+
+def test_years_before_1000_keep_four_digits() -> None:
+    """strftime writes year 76 as "76"; stored times must keep the fixed-width format."""
+    early = Limits(retention=2000 * 366 * 86400.0)
+    row = validate(ok(measurement_start_time="0076-06-18 10:42:23"), early, NOW, "p1")
+    assert row.start_time == "0076-06-18 10:42:23"
+    fields = validate_heartbeat({"sent_at": "0999-01-01T00:00:00Z"}, "p1", None, NOW, LIMITS)
+    assert fields.sent_at == "0999-01-01 00:00:00"
