@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 from aiohttp import web
-from prometheus_client import CollectorRegistry
 
 from collector.calendar import load_calendar
 from collector.config import CollectorConfig
 from collector.event_metrics import DetectionCollector, DetectionMetrics, EventSnapshot
 from collector.eventbook import EventBook, EventCollector
+from collector.exposition import ExpositionRegistry
 from collector.fleet_metrics import FleetMetrics
 from collector.geoip import GeoIP
 from collector.handlers import error_middleware
@@ -67,7 +67,7 @@ def create_app(config: CollectorConfig) -> web.Application:
     app = web.Application(client_max_size=config.limits.max_body_bytes,
                           middlewares=[error_middleware])
     app[config_key] = config
-    registry = CollectorRegistry()
+    registry = ExpositionRegistry()
     app[registry_key] = registry
     app[metrics_key] = IngestMetrics(registry)
     snapshot = StoreSnapshot(frozenset(config.targets))

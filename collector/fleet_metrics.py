@@ -14,7 +14,9 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Gauge, Histogram
+
+from collector.exposition import TextCounter, TextHistogram
 
 PHASES = ("resolve", "connect", "tls", "processing", "transfer")
 PHASE_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
@@ -72,11 +74,12 @@ class FleetMetrics:
     def __init__(self, registry: CollectorRegistry, max_targets: int = 1000) -> None:
         self.max_targets = max_targets
         self._targets: set[str] = set()
-        self.phase = Histogram(
+        # The two families that grow with targets x networks render incrementally.
+        self.phase = TextHistogram(
             "kuzot_phase_duration_seconds", "Duration of each successful phase of a web "
             "measurement, by country, network, target and phase.",
             ["cc", "asn", "target", "phase"], buckets=PHASE_BUCKETS, registry=registry)
-        self.outcomes = Counter(
+        self.outcomes = TextCounter(
             "kuzot_target_measurements", "Measurements per target and network by verdict, "
             "failing layer and mechanism (empty when none).",
             ["cc", "asn", "target", "verdict", "layer", "mechanism"], registry=registry)

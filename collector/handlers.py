@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from collector import control, statuspage
 from collector import openapi as openapi_document
@@ -297,7 +297,7 @@ async def openapi(request: web.Request) -> web.Response:
 
 async def metrics_page(request: web.Request) -> web.Response:
     await refresh(request.app[snapshot_key], request.app[store_key], request.app[metrics_key])
-    body = generate_latest(request.app[registry_key])
+    body = request.app[registry_key].render()
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 

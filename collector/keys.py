@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from aiohttp import web
-from prometheus_client import CollectorRegistry
+
+from collector.exposition import ExpositionRegistry
 
 if TYPE_CHECKING:
     from collector.config import CollectorConfig
@@ -22,7 +23,7 @@ if TYPE_CHECKING:
 
 config_key: web.AppKey[CollectorConfig] = web.AppKey("config")
 store_key: web.AppKey[Store] = web.AppKey("store")
-registry_key = web.AppKey("registry", CollectorRegistry)
+registry_key = web.AppKey("registry", ExpositionRegistry)
 metrics_key: web.AppKey[IngestMetrics] = web.AppKey("metrics")
 ratelimit_key: web.AppKey[RateLimiter] = web.AppKey("ratelimit")
 snapshot_key: web.AppKey[StoreSnapshot] = web.AppKey("snapshot")

@@ -4,7 +4,8 @@ Counters for what the ingest path does are updated in the handlers (per-probe li
 per-target outcomes live in ``fleet_metrics``). The state of what is stored (latest verdict
 per target, row count) is read from the store at scrape time by ``StoreCollector`` rather than
 kept in thousands of mutated gauges: the ``/metrics`` handler refreshes a ``StoreSnapshot``
-(async) and the collector renders it.
+(async) and the collector renders it (as text, caching the verdict lines: see
+``collector.exposition``).
 
 Labels take bounded values only: outcome and reason come from closed sets, cc and asn from
 validated measurements, and ``target`` is a configured target URL,
@@ -15,7 +16,6 @@ and no error text.
 from __future__ import annotations
 
 import time
-from collections import Counter as Tally
 from collections.abc import Iterator
 from typing import Any
 
@@ -23,6 +23,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from collector.exposition import header, sample_line
 from collector.store import StoreUnavailable
 
 NAMESPACE = "kuzot"
@@ -31,6 +32,11 @@ INGEST_OUTCOMES = ("ok", "invalid", "unauthorized", "forbidden", "too_large", "r
 STORE_WRITES = ("add_measurements", "add_heartbeat")
 STORE_READS = ("measurements", "aggregate", "scrape")
 OTHER_TARGET = "other"
+UP_HELP = "1 if the store answered the last scrape, else 0."
+STORED_HELP = "Measurements in the store."
+VERDICT_HELP = ("Targets whose latest measurement in this country and network has this verdict "
+                "(0 or 1 for a configured target; a count for target=\"other\").")
+VERDICT_LABELS = ("cc", "asn", "test_name", "target", "verdict")
 
 
 class IngestMetrics:
@@ -86,7 +92,7 @@ class StoreSnapshot:
         self.targets = targets
         self.up = True
         self.total = 0
-        self.latest: list[dict[str, Any]] = []
+        self.verdicts: list[tuple[str, str, str, str, str | None]] = []
 
 
 class StoreCollector(Collector):
@@ -94,35 +100,60 @@ class StoreCollector(Collector):
 
     def __init__(self, snapshot: StoreSnapshot) -> None:
         self.snapshot = snapshot
-
-    def target_label(self, input_: str | None) -> str:
-        if not input_:
-            return ""
-        return input_ if input_ in self.snapshot.targets else OTHER_TARGET
+        self._rendered_from: list[tuple[str, str, str, str, str | None]] | None = None
+        self._rendered = ""
+        self._lines: dict[tuple[tuple[str, str, str, str, str], int], str] = {}
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
-        up = GaugeMetricFamily(f"{NAMESPACE}_store_up",
-                               "1 if the store answered the last scrape, else 0.")
+        up = GaugeMetricFamily(f"{NAMESPACE}_store_up", UP_HELP)
         up.add_metric([], 1 if self.snapshot.up else 0)
         yield up
         if not self.snapshot.up:
             return  # Scrape-time failures are soft: fewer metrics, never an error page.
-        total = GaugeMetricFamily(f"{NAMESPACE}_measurements_stored",
-                                  "Measurements in the store.")
+        total = GaugeMetricFamily(f"{NAMESPACE}_measurements_stored", STORED_HELP)
         total.add_metric([], self.snapshot.total)
         yield total
-        counts: Tally[tuple[str, str, str, str, str]] = Tally()
-        for row in self.snapshot.latest:
-            counts[(row["probe_cc"], row["probe_asn"], row["test_name"],
-                    self.target_label(row["input"]), row["verdict"] or "none")] += 1
-        latest = GaugeMetricFamily(
-            f"{NAMESPACE}_target_verdict",
-            "Targets whose latest measurement in this country and network has this verdict "
-            "(0 or 1 for a configured target; a count for target=\"other\").",
-            labels=["cc", "asn", "test_name", "target", "verdict"])
-        for labels, count in sorted(counts.items()):
+        latest = GaugeMetricFamily(f"{NAMESPACE}_target_verdict", VERDICT_HELP,
+                                   labels=list(VERDICT_LABELS))
+        for labels, count in self.verdict_counts():
             latest.add_metric(list(labels), count)
         yield latest
+
+    def verdict_counts(self) -> list[tuple[tuple[str, str, str, str, str], int]]:
+        """((cc, asn, test_name, target, verdict), count), sorted; unlisted targets fold into
+        target="other". Runs on every scrape whose rows changed, hence the plain loop."""
+        targets = self.snapshot.targets
+        counts: dict[tuple[str, str, str, str, str], int] = {}
+        for cc, asn, test_name, target, verdict in self.snapshot.verdicts:
+            label = target if not target or target in targets else OTHER_TARGET
+            key = (cc, asn, test_name, label, verdict or "none")
+            counts[key] = counts.get(key, 0) + 1
+        return sorted(counts.items())
+
+    def exposition(self) -> str:
+        """The same families as ``collect``, as text. 10,000 targets are 10,000 lines: they are
+        reused while the rows read from the store are unchanged, and otherwise only the lines
+        whose labels or count changed are rendered again."""
+        up = header(f"{NAMESPACE}_store_up", UP_HELP, "gauge") + sample_line(
+            f"{NAMESPACE}_store_up", {}, 1 if self.snapshot.up else 0)
+        if not self.snapshot.up:
+            return up
+        total = header(f"{NAMESPACE}_measurements_stored", STORED_HELP, "gauge") + sample_line(
+            f"{NAMESPACE}_measurements_stored", {}, self.snapshot.total)
+        if self._rendered_from != self.snapshot.verdicts:
+            name = f"{NAMESPACE}_target_verdict"
+            previous, lines = self._lines, {}
+            for key in self.verdict_counts():
+                line = previous.get(key)
+                if line is None:
+                    labels, count = key
+                    line = sample_line(name, dict(zip(VERDICT_LABELS, labels, strict=True)),
+                                       count)
+                lines[key] = line
+            self._lines = lines  # only the lines in use are kept
+            self._rendered = header(name, VERDICT_HELP, "gauge") + "".join(lines.values())
+            self._rendered_from = self.snapshot.verdicts
+        return up + total + self._rendered
 
 
 async def refresh(snapshot: StoreSnapshot, store: Any, metrics: IngestMetrics) -> None:
@@ -130,7 +161,7 @@ async def refresh(snapshot: StoreSnapshot, store: Any, metrics: IngestMetrics) -
     started = time.perf_counter()
     try:
         snapshot.total = await store.count_measurements()
-        snapshot.latest = await store.latest_by_target()
+        snapshot.verdicts = await store.target_verdicts()
         snapshot.up = True
     except StoreUnavailable:
         snapshot.up = False

@@ -151,6 +151,11 @@ class Store(Protocol):
     async def latest_by_target(self) -> list[dict[str, Any]]:
         """The latest verdict per (cc, asn, test_name, input), maintained on insert."""
 
+    async def target_verdicts(self) -> list[tuple[str, str, str, str, str | None]]:
+        """(cc, asn, test_name, target, verdict) of each row of ``latest_by_target``, target ""
+        for tests without an input, in no order: read at every /metrics scrape, so plain
+        tuples and only the columns the metrics need."""
+
     async def add_heartbeat(self, probe_id: str, sent_at: str, received_at: str, body: str,
                             *, queue_depth: int | None = None,
                             software_version: str | None = None) -> None:

@@ -340,6 +340,11 @@ class PostgresStore(PostgresEventsMixin):
             "ORDER BY target, probe_cc, probe_asn, test_name")
         return [_row(r) for r in records]
 
+    async def target_verdicts(self) -> list[tuple[str, str, str, str, str | None]]:
+        records = await self._fetch(
+            "SELECT probe_cc, probe_asn, test_name, target, verdict FROM target_state")
+        return [(r[0], r[1], r[2], r[3], r[4]) for r in records]
+
     # --- probes -----------------------------------------------------------------------
 
     async def add_heartbeat(self, probe_id: str, sent_at: str, received_at: str, body: str,

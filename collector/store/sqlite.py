@@ -360,6 +360,15 @@ class SQLiteStore(SQLiteEventsMixin):
             "ORDER BY target, probe_cc, probe_asn, test_name")
         return [dict(r) for r in rows]
 
+    async def target_verdicts(self) -> list[tuple[str, str, str, str, str | None]]:
+        async with _unavailable(), self.read.execute(
+                "SELECT probe_cc, probe_asn, test_name, target, verdict FROM target_state"
+        ) as cursor:
+            cursor.row_factory = None  # tuples: thousands of rows at every scrape
+            rows: list[tuple[str, str, str, str, str | None]] = list(
+                await cursor.fetchall())  # type: ignore[arg-type]
+            return rows
+
     # --- probes -----------------------------------------------------------------------
 
     async def add_heartbeat(self, probe_id: str, sent_at: str, received_at: str, body: str,

@@ -182,6 +182,10 @@ async def test_latest_by_target_is_the_newest_whatever_the_arrival_order(store: 
          "input": "https://kloop.kg/", "verdict": "blocked", "layer": "dns",
          "mechanism": "nxdomain", "start_time": "2024-05-02 10:00:00"},
     ]
+    # The scrape-time read: the same rows, only the columns the metrics need, any order.
+    assert sorted(await store.target_verdicts()) == sorted(
+        (r["probe_cc"], r["probe_asn"], r["test_name"], r["input"] or "", r["verdict"])
+        for r in latest)
 
 
 async def test_months_apart_are_all_stored_and_found(store: Store) -> None:
