@@ -1,13 +1,17 @@
 """Collector ingest throughput, acknowledged durably, beside the store's raw insert rate.
 
 Run: ``python bench/collector_ingest.py [--seconds 10] [--clients 8] [--dsn postgresql://...]``
+or ``--postgres`` to start a throwaway PostgreSQL cluster for the run (Debian's ``postgresql``,
+as the tests do).
 
 For each store (SQLite always; PostgreSQL when ``--dsn`` is given) and batch size (1, 100) the
 real collector runs as a child process on loopback and concurrent clients post measurements
 for a fixed time; a measurement counts only once its batch got a 200 (which the collector
 sends after the commit). The "raw store" row inserts the same rows straight through the Store
 interface in batches of 100 with no HTTP, validation or JSON parsing: the physical limit.
-Then ``/metrics`` is scraped with 10,000 target-verdict series in the store.
+Then ``/metrics`` is scraped with 10,000 target-verdict series in each store, right after new
+measurements arrived and with nothing new, with the collector's CPU time per scrape beside
+the wall time.
 """
 
 from __future__ import annotations
@@ -199,8 +203,27 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--dsn", help="PostgreSQL DSN to benchmark beside SQLite")
+    parser.add_argument("--postgres", action="store_true",
+                        help="start a throwaway PostgreSQL cluster and benchmark it beside SQLite")
     parser.add_argument("--series", type=int, default=10000)
     args = parser.parse_args()
+    if args.postgres:
+        from tests.helpers.postgres import PostgresCluster, unavailable_reason
+
+        reason = unavailable_reason()
+        if reason:
+            parser.error(reason)
+        cluster = PostgresCluster.start()
+        try:
+            cluster.execute("CREATE DATABASE kuzot_bench")
+            args.dsn = cluster.dsn("kuzot_bench")
+            return run(args)
+        finally:
+            cluster.stop()
+    return run(args)
+
+
+def run(args: argparse.Namespace) -> int:
     results: list[tuple[str, str, float]] = []
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
@@ -214,20 +237,27 @@ def main() -> int:
                 with Collector(tmp, database) as (base, token):
                     rate = asyncio.run(http_run(base, token, batch, args.clients, args.seconds))
                 results.append((name, f"HTTP ingest, batch {batch}", rate))
-        collector = Collector(tmp, str(tmp / "scrape.sqlite"), args.series)
-        with collector as (base, token):
-            scrape = asyncio.run(scrape_time(base, token, args.series, collector.process.pid))
+        scrapes: list[tuple[str, dict[str, float]]] = []
+        for name, database in stores:
+            if name == "sqlite":
+                database = str(tmp / "scrape.sqlite")  # a fresh one; PostgreSQL's is reused
+            collector = Collector(tmp, database, args.series)
+            with collector as (base, token):
+                scrapes.append((name, asyncio.run(
+                    scrape_time(base, token, args.series, collector.process.pid))))
     print(f"{args.clients} concurrent clients, {args.seconds:.0f} s per row, durable acks only")
     print(f"{'store':<11} {'path':<24} {'measurements/s':>15}")
     for store, path, rate in results:
         print(f"{store:<11} {path:<24} {rate:>15,.0f}")
-    print(f"/metrics with {scrape['verdict_series']:,.0f} kuzot_target_verdict series "
-          f"({scrape['samples']:,.0f} samples in all, {scrape['megabytes']:.1f} MB), "
-          f"{ROUNDS} scrapes each (goal < 100 ms):")
-    print(f"{'scrape':<36} {'median wall ms':>15} {'collector CPU ms':>17}")
-    for label, key in (("after 100 new measurements", "after_ingest"),
-                       ("nothing new since the last scrape", "unchanged")):
-        print(f"{label:<36} {1000 * scrape[key]:>15.1f} {1000 * scrape[key + '_cpu']:>17.1f}")
+    print(f"\n/metrics, {ROUNDS} scrapes each (goal < 100 ms):")
+    print(f"{'store':<11} {'verdict series':>14} {'samples':>8} {'MB':>4}  {'scrape':<34} "
+          f"{'median wall ms':>14} {'collector CPU ms':>16}")
+    for store, scrape in scrapes:
+        for label, key in (("after 100 new measurements", "after_ingest"),
+                           ("nothing new since the last scrape", "unchanged")):
+            print(f"{store:<11} {scrape['verdict_series']:>14,.0f} {scrape['samples']:>8,.0f} "
+                  f"{scrape['megabytes']:>4.1f}  {label:<34} {1000 * scrape[key]:>14.1f} "
+                  f"{1000 * scrape[key + '_cpu']:>16.1f}")
     return 0
 
 
