@@ -127,7 +127,7 @@ def render(report: dict[str, Any], now: datetime) -> str:
     for target, entries in report["recent"].items():
         words = " ".join(_verdict_word(e) for e in entries)
         lines.append(f"{target[:44]:<44} {words[:44]:<44} {entries[0]['start_time']}")
-        if target == journal.LADDER_TARGET and entries[0]["summary"]:
+        if entries[0]["summary"]:  # the ladder's sentence, a trace's hop
             lines.append(f"{'':<44} {entries[0]['summary']}")
     if not report["recent"]:
         lines.append("(nothing measured yet)")

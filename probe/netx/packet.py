@@ -38,16 +38,13 @@ _PROTOCOLS = {"icmp": socket.IPPROTO_ICMP, "tcp": socket.IPPROTO_TCP,
 _FLAG_BITS = {"F": 0x01, "S": 0x02, "R": 0x04, "P": 0x08, "A": 0x10}
 
 
-def raw_capability() -> str | None:
-    """None when scapy imports and a raw socket opens; else the failure string.
+def raw_socket_problem() -> str | None:
+    """None when a raw socket opens (CAP_NET_RAW); else the failure string.
 
     Opening a raw socket is the one reliable test of CAP_NET_RAW (capability bits, user
     namespaces and seccomp all play a part); the socket is closed at once, nothing is sent.
+    Scapy is not imported: the daemon asks this at start to decide whether to plan traces.
     """
-    try:
-        import scapy.layers.inet  # noqa: F401
-    except ImportError:
-        return failures.unknown("scapy is not installed")
     try:
         probe = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
     except PermissionError:
@@ -56,6 +53,15 @@ def raw_capability() -> str | None:
         return failures.classify(exc)
     probe.close()
     return None
+
+
+def raw_capability() -> str | None:
+    """None when a raw socket opens and scapy imports; else the failure string."""
+    try:
+        import scapy.layers.inet  # noqa: F401
+    except ImportError:
+        return failures.unknown("scapy is not installed")
+    return raw_socket_problem()
 
 
 @dataclass(frozen=True, slots=True)
