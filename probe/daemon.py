@@ -70,7 +70,7 @@ Measurement = dict[str, Any]
 TargetFn = Callable[[probe_config.Target, datetime], Awaitable[Measurement]]
 LadderFn = Callable[[datetime], Awaitable[Measurement]]
 RoundFn = Callable[[], Awaitable[list[Measurement]]]
-PlatformFn = Callable[[str, datetime], Awaitable[Measurement]]
+PlatformFn = Callable[[str, datetime, asyncio.Semaphore], Awaitable[Measurement]]
 TraceFn = Callable[[str, str | None, datetime], Awaitable[Measurement]]
 
 NOTICE_VERSION = 1
@@ -141,10 +141,10 @@ def production_platform_jobs(config: probe_config.ProbeConfig
     options = PlatformOptions(udp_resolvers=config.resolvers, ca_file=config.ca_file,
                               fingerprint=config.platforms.fingerprint)
 
-    async def platform(name: str, started: datetime) -> Measurement:
+    async def platform(name: str, started: datetime, slots: asyncio.Semaphore) -> Measurement:
         assert endpoints is not None  # names come from the file
         return await rounds.measure_platform(config, endpoints, name, control, options,
-                                             started)
+                                             started, slots)
 
     async def trace(url: str, address: str | None, started: datetime) -> Measurement:
         return await rounds.measure_trace(config, url, address, started)
@@ -539,12 +539,12 @@ class Daemon:
         await self.record(measurement)
 
     async def _platform(self, name: str) -> None:
-        """A platform check holds one measurement slot, though it measures up to
-        ``probe.checks.platforms.PARALLEL`` of its endpoints at once: it is one job."""
-        async with self.slots:
-            if self.stopping:
-                return
-            measurement = await self._measure_platform(name, self.clock.now())
+        """Each endpoint of a platform check holds one measurement slot while it is measured
+        (a platform has up to ~35 endpoints: as one job they would multiply the concurrency,
+        and the memory, by as many)."""
+        if self.stopping:
+            return
+        measurement = await self._measure_platform(name, self.clock.now(), self.slots)
         await self.record(measurement)
 
     def _trace_allowed(self, request: trace_policy.TraceRequest) -> bool:

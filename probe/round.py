@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -91,22 +90,25 @@ def failed_measurement(config: ProbeConfig, test_name: str, input_: str | None,
 
 
 def platform_budget(config: PlatformsConfig, name: str) -> float:
-    """Seconds one platform check may take at most: its endpoints in batches of
-    ``platforms.PARALLEL``, each within a web check's timeouts, then one reset fingerprint
-    per endpoint at most."""
+    """Seconds one platform check may take at most: every endpoint within a web check's
+    timeouts, one after another, then one reset fingerprint per endpoint. A safety net
+    against a check that hangs: endpoints share measurement slots, so a check that merely
+    waits its turn behind slow sites must never be cut."""
     t = config.timeouts
     groups = config.platforms[name].groups.values()
     count = sum(len(g.urls) + len(g.hosts) * config.max_addresses * len(g.ports)
                 + len(g.addresses) * len(g.ports) for g in groups)
     per_endpoint = t.dns + t.connect + t.tls + t.http * 11 + t.control
-    return per_endpoint * math.ceil(count / platforms.PARALLEL) + 2 * t.connect * count
+    return (per_endpoint + 2 * t.connect) * count
 
 
 async def measure_platform(
     config: ProbeConfig, endpoints: PlatformsConfig, name: str, control: ControlClient,
     options: platforms.PlatformOptions, started: datetime | None = None,
+    slots: asyncio.Semaphore | None = None,
 ) -> dict[str, Any]:
-    """One platform check (test ``telegram``, ..., or ``platform`` with the name as input)."""
+    """One platform check (test ``telegram``, ..., or ``platform`` with the name as input);
+    each endpoint holds one of ``slots`` while it is measured."""
     identity = config.identity
     started = started or datetime.now(UTC)
     try:
@@ -114,7 +116,7 @@ async def measure_platform(
             return await platform_test.run_platform(
                 name, endpoints, options, control, cc=identity.country,
                 asn=identity.asn or "AS0", network_name=identity.network_name,
-                probe_id=identity.probe_id, started=started)
+                probe_id=identity.probe_id, started=started, slots=slots)
     except Exception as exc:
         log.exception("check of platform %s failed", name)
         test_name = platform_test.test_name_of(name)

@@ -14,6 +14,11 @@ forges packets. Reading raw sockets needs CAP_NET_RAW; without it (or without sc
 function returns a record with ``failure`` set (``permission_denied``) and sends nothing.
 IPv4 only.
 
+Scapy is imported inside the functions that dissect packets, never at module level, and only
+once a raw socket has opened: it costs about 50 MB of resident memory, more than the whole
+daemon otherwise needs on a Raspberry Pi (``tests/probe/test_footprint.py`` checks that a
+round of sites does not load it).
+
 Verdicts (injected or not, where the censor is) come from ``probe.censor_analysis``.
 """
 
@@ -56,12 +61,20 @@ def raw_socket_problem() -> str | None:
 
 
 def raw_capability() -> str | None:
-    """None when a raw socket opens and scapy imports; else the failure string."""
+    """None when a raw socket opens and scapy imports; else the failure string.
+
+    The socket is tried first: importing scapy costs about 50 MB of resident memory for the
+    life of the process, which a probe without CAP_NET_RAW (or one that never needs raw
+    packets) must not pay.
+    """
+    problem = raw_socket_problem()
+    if problem:
+        return problem
     try:
         import scapy.layers.inet  # noqa: F401
     except ImportError:
         return failures.unknown("scapy is not installed")
-    return raw_socket_problem()
+    return None
 
 
 @dataclass(frozen=True, slots=True)

@@ -124,9 +124,9 @@ async def test_platforms_on_their_own_cadence_through_the_real_collector(
     assert report["recent"]["youtube"][0]["verdict"] == "ok"
 
 
-async def test_platform_checks_take_the_same_measurement_slots(fast_disk: Path) -> None:
-    """One slot: the site and the platform's endpoint are never fetched at the same time,
-    though ``run_once`` starts them together."""
+async def test_platform_endpoints_take_the_same_measurement_slots(fast_disk: Path) -> None:
+    """Two slots: however many endpoints a platform has, no more than two fetches are ever
+    under way at once, sites included, though ``run_once`` starts everything together."""
     running = peak = 0
 
     async def slow(request: web.Request) -> web.Response:
@@ -145,17 +145,19 @@ async def test_platform_checks_take_the_same_measurement_slots(fast_disk: Path) 
     async with serve_app(app) as port:
         file = fast_disk / "platforms.yaml"
         file.write_text(json.dumps({"platforms": {"x": {"groups": {
-            "web": {"urls": [f"http://127.0.0.1:{port}/x"]}}}}}))
+            "web": {"urls": [f"http://127.0.0.1:{port}/x{i}" for i in range(4)]}}}}}))
         config = loopback_config(fast_disk, closed, "t", [{"url": f"http://127.0.0.1:{port}/a"},
                                                           {"url": f"http://127.0.0.1:{port}/b"}],
-                                 port, control_url=closed, schedule={"concurrency": 1},
+                                 port, control_url=closed, schedule={"concurrency": 2},
                                  platforms={"file": str(file)})
         daemon, db, spool = await make_daemon(config, fast_disk)
         await daemon.run_once()
         await db.close()
     assert sorted(e.input or "" for e in spool.recorded if e.test_name != "connectivity") == [
         f"http://127.0.0.1:{port}/a", f"http://127.0.0.1:{port}/b", "x"]
-    assert peak == 1
+    [platform] = [json.loads(e.body) for e in spool.recorded if e.input == "x"]
+    assert len(platform["test_keys"]["x_endpoints"]) == 4
+    assert peak == 2
 
 
 async def test_an_event_window_raises_the_platform_cadence(fast_disk: Path) -> None:
