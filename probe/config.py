@@ -11,6 +11,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
+from probe.clock_check import ClockSettings
 from probe.connectivity import LadderConfig
 from probe.platform_settings import CensorTraces, PlatformChecks
 from probe.throttle_settings import ThrottlingConfig
@@ -143,6 +144,7 @@ class ProbeConfig:
     throttling: ThrottlingConfig = field(default_factory=ThrottlingConfig)
     platforms: PlatformChecks = field(default_factory=PlatformChecks)
     censor_trace: CensorTraces = field(default_factory=CensorTraces)
+    clock: ClockSettings = field(default_factory=ClockSettings)
     budget: Budget = field(default_factory=Budget)
     consent: Consent = field(default_factory=Consent)
     metrics_listen: str | None = checked(None, lambda v: v and is_host_port(v))

@@ -19,6 +19,10 @@ waits for it on the injected clock, and starts it as a task:
 * ``upload``: sends the spool in batches while the collector answers, and backs off
   exponentially while it does not.
 
+Every answer of the collector carries its clock (HTTP ``Date``): the probe's clock is checked
+against it (``probe.clock_check``), and measurements taken while that clock is unverified or
+off are annotated so, their own timestamps untouched.
+
 Every measurement is scrubbed of the probe's own addresses and committed to the spool before
 anything else happens to it; the network only ever sees what the spool holds. SIGTERM and
 SIGINT stop the loop, give running measurements a short grace to finish and be spooled, and
@@ -42,8 +46,12 @@ from typing import Any
 from probe import __version__, privacy, scheduler, trace_policy, traffic, windows
 from probe import config as probe_config
 from probe.clock import Clock, SystemClock
+from probe.clock_check import OFFSET, UNVERIFIED, ClockWatch, describe_offset, parse_http_date
 from probe.journal import (
     CENSOR_TRACES,
+    CLOCK_CHECKED,
+    CLOCK_OFFSET,
+    CLOCK_STATUS,
     EVENT_WINDOWS,
     LADDER_TARGET,
     LAST_HEARTBEAT,
@@ -225,6 +233,10 @@ class Daemon:
         self.last_traced: dict[str, datetime] = {}
         self.traced_today = 0
         self.trace_day = ""
+        self.clockwatch = ClockWatch(config.clock)
+        # Measurements spooled while the clock was unverified: (uid, clock epoch), to be
+        # given the offset once it is known (probe.clock_check).
+        self.unverified: list[tuple[str, int]] = []
         # What the daemon knows now; read by the heartbeat, /metrics and the logs.
         self.reachable: bool | None = None
         self.online: bool | None = None
@@ -263,7 +275,11 @@ class Daemon:
         self.window = windows.active(self.event_windows, self.clock.now())
         await self._refresh_usage()
         await self._refresh_spool()
-        await self.journal.set(**{STARTED: ooni_time(self.clock.now()), STOPPED: None})
+        # Nothing is known about the clock after a start (it may be a reboot without a
+        # real-time clock) until the collector answers.
+        self.clockwatch.begin(self.clock.now(), self.clock.monotonic())
+        await self.journal.set(**{STARTED: ooni_time(self.clock.now()), STOPPED: None,
+                                  CLOCK_STATUS: "unverified"})
         await self.uploader.open()
         now = self.clock.monotonic()
         self.timetable.plan("heartbeat", now)
@@ -620,7 +636,15 @@ class Daemon:
         await self.record(measurement)
 
     async def record(self, measurement: Measurement) -> None:
-        """Scrub, spool, and note the verdict and the traffic of one measurement."""
+        """Annotate the clock's state, scrub, spool, and note the verdict and the traffic of
+        one measurement."""
+        self._note_clock_jump()
+        marks = self.clockwatch.annotations(self.clock.monotonic())
+        if marks:
+            measurement["annotations"] = {**(measurement.get("annotations") or {}), **marks}
+            if UNVERIFIED in marks:
+                self.unverified.append((str(measurement["measurement_uid"]),
+                                        self.clockwatch.epoch))
         text = self.book.scrub_measurement(json.dumps(measurement, ensure_ascii=False,
                                                       separators=(",", ":")))
         entry = Entry(uid=str(measurement["measurement_uid"]),
@@ -664,12 +688,18 @@ class Daemon:
                 self.timetable.plan_earlier(
                     "ladder", self.clock.monotonic() + self.config.schedule.offline_ladder_interval)
             self.reachable = False
+            # Unverified again once the last check is too old (probe.clock_check).
             await self.journal.set(**{LAST_HEARTBEAT_ATTEMPT: ooni_time(now),
-                                      LAST_HEARTBEAT_ERROR: str(exc)[:300]})
+                                      LAST_HEARTBEAT_ERROR: str(exc)[:300],
+                                      CLOCK_STATUS: self.clockwatch.status(
+                                          self.clock.monotonic())})
             await self._count_traffic()
             return
         self.heartbeats["ok"] += 1
         self.last_heartbeat = now
+        # Before the upload is pulled forward: what waits in the spool gets the clock's
+        # offset first, if it was taken while the clock was unverified.
+        clock_state = await self._check_clock(now)
         if self.reachable is not True:
             log.info("collector reachable; %d measurements to upload", self.depth.measurements)
             self.upload_failures = 0
@@ -677,7 +707,7 @@ class Daemon:
         self.reachable = True
         await self.journal.set(**{LAST_HEARTBEAT: ooni_time(now),
                                   LAST_HEARTBEAT_ATTEMPT: ooni_time(now),
-                                  LAST_HEARTBEAT_ERROR: None})
+                                  LAST_HEARTBEAT_ERROR: None, **clock_state})
         observed = answer.get("observed_address")
         if isinstance(observed, str):
             await self._learn([observed], only_identifying=False)
@@ -736,6 +766,7 @@ class Daemon:
                     self._upload_failed(UploadError("collector stored nothing", kind="server"))
                     return
                 await self.spool.ack(acked)
+                clock_state = await self._check_clock(now)
                 sent += len(acked)
                 self.upload_failures = 0
                 self.last_upload = now
@@ -743,7 +774,7 @@ class Daemon:
                                         self._batch_limit * 2)
                 await self.journal.set(**{LAST_UPLOAD: ooni_time(now),
                                           LAST_UPLOAD_ATTEMPT: ooni_time(now),
-                                          LAST_UPLOAD_ERROR: None})
+                                          LAST_UPLOAD_ERROR: None, **clock_state})
                 await self._refresh_spool()
                 await self._count_traffic()
         finally:
@@ -786,6 +817,58 @@ class Daemon:
         log.error("collector refused measurement %s (%s); set aside in quarantine", bad.uid,
                   reason)
         await self.spool.quarantine(bad.uid, reason, ooni_time(now))
+
+    # --------------------------------------------------------------------- clock
+
+    def _note_clock_jump(self) -> None:
+        step = self.clockwatch.jumped(self.clock.now(), self.clock.monotonic())
+        if step is not None:
+            log.warning("the system clock jumped by %s (NTP, or set by hand); measurements "
+                        "are marked unverified until the collector's clock is read again",
+                        describe_offset(step))
+
+    async def _check_clock(self, sent: datetime) -> dict[str, str | None]:
+        """Compare the clock with the ``Date`` of the collector's answer to a request sent at
+        ``sent``; returns the journal keys to write with the caller's own."""
+        server = parse_http_date(self.uploader.server_date)
+        if server is None:
+            return {}
+        self._note_clock_jump()
+        mono = self.clock.monotonic()
+        before = self.clockwatch.status(mono)
+        check = self.clockwatch.observe(server, sent, self.clock.now(), mono)
+        status = self.clockwatch.status(mono)
+        if status == "off" and before != "off":
+            log.warning("this device's clock differs from the collector's by %s; "
+                        "measurements keep their own times and carry the offset "
+                        "(annotation %s)", describe_offset(check.offset), OFFSET)
+        elif status == "ok" and before != "ok":
+            log.info("clock checked against the collector's: offset %s",
+                     describe_offset(check.offset))
+        await self._annotate_unverified(check.offset)
+        return {CLOCK_STATUS: status, CLOCK_OFFSET: f"{check.offset:.1f}",
+                CLOCK_CHECKED: ooni_time(check.at)}
+
+    async def _annotate_unverified(self, offset: float) -> None:
+        """Give the offset just measured to the still-spooled measurements taken while the
+        clock was unverified, if the clock has not jumped since (same epoch)."""
+        epoch = self.clockwatch.epoch
+        uids = {uid for uid, taken in self.unverified if taken == epoch}
+        self.unverified = []
+        if not uids:
+            return
+        value = f"{offset:.1f}"
+
+        def annotate(body: str) -> str:
+            document = json.loads(body)
+            document["annotations"] = {**(document.get("annotations") or {}), OFFSET: value}
+            return json.dumps(document, ensure_ascii=False, separators=(",", ":"))
+
+        changed = await self.spool.rewrite_some(uids, annotate)
+        if changed:
+            log.info("%d measurements taken while the clock was unverified now carry its "
+                     "offset (%s); their times are as measured", changed,
+                     describe_offset(offset))
 
     # ------------------------------------------------------------------ helpers
 

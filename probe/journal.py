@@ -31,6 +31,9 @@ ADDRESS_KEY = "address_key"
 STARTED = "started_at"
 STOPPED = "stopped_at"
 CENSOR_TRACES = "censor_traces_today"  # "<UTC day> <traces run that day>"
+CLOCK_STATUS = "clock_status"  # unverified, ok or off (probe.clock_check)
+CLOCK_OFFSET = "clock_offset_s"  # collector's time minus the probe's at the last check
+CLOCK_CHECKED = "clock_checked_at"  # the probe's own time of that check
 
 
 @dataclass(frozen=True, slots=True)

@@ -40,6 +40,8 @@ PROBE_INVALID = [
     ("invalid-trace-ttl.yaml", "censor_trace.max_ttl: must be in 1..64"),
     ("invalid-trace-control-name.yaml",
      "censor_trace.control_name: not a host name like example.com"),
+    ("invalid-clock-offset.yaml",
+     "clock.max_offset: not a duration (use seconds or a string like '5s', '250ms', '2m')"),
 ]
 
 COLLECTOR_INVALID = [
