@@ -38,6 +38,7 @@ import random
 import re
 import signal
 import sqlite3
+from collections import deque
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from pathlib import Path
@@ -90,6 +91,9 @@ THROTTLING_CHECK = 3600.0  # how often to ask whether throttling tests are due
 # A trace starts within this many seconds of the measurement that asked for it: soon enough
 # to find the same block, not in the same second as the measurement's own request.
 TRACE_DELAY = (5.0, 60.0)
+# Unverified measurements remembered for the offset (a week of a ladder a minute and a few
+# dozen sites an hour); older ones keep only their clock_unverified mark.
+UNVERIFIED_KEPT = 20_000
 _REJECTED_INDEX = re.compile(r"measurements\[(\d+)\]: (.*)")
 
 
@@ -236,7 +240,7 @@ class Daemon:
         self.clockwatch = ClockWatch(config.clock)
         # Measurements spooled while the clock was unverified: (uid, clock epoch), to be
         # given the offset once it is known (probe.clock_check).
-        self.unverified: list[tuple[str, int]] = []
+        self.unverified: deque[tuple[str, int]] = deque(maxlen=UNVERIFIED_KEPT)
         # What the daemon knows now; read by the heartbeat, /metrics and the logs.
         self.reachable: bool | None = None
         self.online: bool | None = None
@@ -823,6 +827,7 @@ class Daemon:
     def _note_clock_jump(self) -> None:
         step = self.clockwatch.jumped(self.clock.now(), self.clock.monotonic())
         if step is not None:
+            self.unverified.clear()  # taken on a clock that is no more: no offset fits them
             log.warning("the system clock jumped by %s (NTP, or set by hand); measurements "
                         "are marked unverified until the collector's clock is read again",
                         describe_offset(step))
@@ -854,7 +859,7 @@ class Daemon:
         clock was unverified, if the clock has not jumped since (same epoch)."""
         epoch = self.clockwatch.epoch
         uids = {uid for uid, taken in self.unverified if taken == epoch}
-        self.unverified = []
+        self.unverified.clear()
         if not uids:
             return
         value = f"{offset:.1f}"
