@@ -1,6 +1,7 @@
 """Footprint of the probe daemon: resident memory and CPU per round of the shipped target list.
 
     sudo python bench/probe_footprint.py [--country KG|KZ|all] [--rounds 3] [--round 40]
+                                         [--platforms]
 
 What runs: the real daemon (``python -m probe run``) as its own process, on the shipped
 target lists (``configs/targets``), with the Raspberry Pi settings ``probe init`` writes
@@ -10,7 +11,10 @@ namespace (``unshare``) where only ``lo`` exists, gives ``lo`` one public-lookin
 then fetches nothing) and a private ``/etc/hosts`` that maps every shipped hostname to it. One
 HTTPS server with a test CA answers for all of them with a page of ``--page-kb`` KB; the real
 collector runs in the same namespace as the control vantage and upload target. Nothing can
-leave the namespace: it has no other interface and no route.
+leave the namespace: it has no other interface and no route. With ``--platforms`` the daemon
+also checks every platform of the shipped ``configs/platforms.yaml`` once a round, with its
+host names in the private hosts file and its addresses replaced by ``SITE_ADDRESS`` (ports
+other than 443 are closed there and answer with a reset).
 
 Samples ``/proc/<pid>/status`` (VmRSS, VmHWM) and ``/proc/<pid>/stat`` (utime + stime) of the
 daemon every 0.2 s. A round is one ``--round`` seconds interval in which every target is
@@ -37,10 +41,12 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import trustme
+import yaml
 from aiohttp import web
 
 REPO = Path(__file__).resolve().parents[1]
 TARGETS = REPO / "configs" / "targets"
+PLATFORMS = REPO / "configs" / "platforms.yaml"
 TICKS = os.sysconf("SC_CLK_TCK")
 SITE_ADDRESS = "46.36.210.10"  # only ever exists inside the benchmark's own namespace
 
@@ -54,6 +60,30 @@ def shipped_urls(country: str) -> list[str]:
             rows = csv.DictReader(line for line in handle if not line.startswith("#"))
             urls.extend(row["url"] for row in rows)
     return urls
+
+
+def platform_hosts() -> list[str]:
+    """Every host name the shipped platform checks connect to."""
+    data = yaml.safe_load(PLATFORMS.read_text(encoding="utf-8"))
+    hosts = set()
+    for platform in data["platforms"].values():
+        for group in platform["groups"].values():
+            hosts.update(urlsplit(u).hostname or "" for u in group.get("urls") or [])
+            hosts.update(group.get("hosts") or [])
+    return sorted(hosts)
+
+
+def write_platforms(work: Path) -> Path:
+    """The shipped platforms file with every address replaced by ``SITE_ADDRESS``."""
+    data = yaml.safe_load(PLATFORMS.read_text(encoding="utf-8"))
+    for platform in data["platforms"].values():
+        for group in platform["groups"].values():
+            if group.get("addresses"):
+                group["addresses"] = [SITE_ADDRESS]
+            group.pop("networks", None)  # the bench's address is in none of them
+    path = work / "platforms.yaml"
+    path.write_text(json.dumps(data))
+    return path
 
 
 def free_port() -> int:
@@ -120,7 +150,8 @@ async def serve(app: web.Application, port: int, context: ssl.SSLContext | None
 
 
 def write_probe_config(work: Path, urls: list[str], collector: str, token_file: Path,
-                       ca_file: Path, site_port: int, round_seconds: float) -> Path:
+                       ca_file: Path, site_port: int, round_seconds: float,
+                       platforms: bool) -> Path:
     route = work / "route"
     route.write_text("Iface\tDestination\tGateway\n")
     targets = work / "targets.csv"
@@ -142,6 +173,8 @@ def write_probe_config(work: Path, urls: list[str], collector: str, token_file: 
                    "route_file": str(route), "arp_file": str(route), "timeout": 1.0},
         "consent": {"accepted": True, "notice_version": 1},
     }
+    if platforms:
+        config["platforms"] = {"file": str(write_platforms(work)), "interval": round_seconds}
     path = work / "probe.yaml"
     path.write_text(json.dumps(config))  # JSON is YAML
     return path
@@ -153,7 +186,8 @@ async def measure(args: argparse.Namespace) -> None:
     ca = trustme.CA()
     ca_file = work / "ca.pem"
     ca.cert_pem.write_to_path(str(ca_file))
-    hosts = sorted({urlsplit(u).hostname or "" for u in urls})
+    hosts = sorted({urlsplit(u).hostname or "" for u in urls}
+                   | set(platform_hosts() if args.platforms else []))
     site_port = 443
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ca.issue_cert(*hosts).configure_cert(context)
@@ -170,7 +204,7 @@ async def measure(args: argparse.Namespace) -> None:
     token_file = work / "token"
     token_file.write_text(token)
     probe_config = write_probe_config(work, urls, collector_base, token_file, ca_file,
-                                      site_port, args.round)
+                                      site_port, args.round, args.platforms)
     site = await serve(site_app(args.page_kb), site_port, context)
     collector = subprocess.Popen([sys.executable, "-m", "collector", "serve", "--config",
                                   str(collector_config)], cwd=REPO,
@@ -202,6 +236,8 @@ async def measure(args: argparse.Namespace) -> None:
             "SELECT count(*), coalesce(sum(length(body)), 0) FROM measurements").fetchone()
         verdicts = dict(db.execute("SELECT verdict, count(*) FROM measurements "
                                    "WHERE test_name = 'web_connectivity' GROUP BY verdict"))
+        tests = dict(db.execute("SELECT test_name, count(*) FROM measurements "
+                                "GROUP BY test_name"))
         sample = db.execute("SELECT body FROM measurements WHERE test_name = "
                             "'web_connectivity' AND verdict != 'ok' LIMIT 1").fetchone()
     if sample:  # the first measurement that was not ok, to see why at a glance
@@ -212,7 +248,7 @@ async def measure(args: argparse.Namespace) -> None:
     with sqlite3.connect(work / "spool.sqlite") as db:
         used = sum(row[0] for row in db.execute("SELECT bytes FROM usage"))
     report(args, len(urls), run, stop_seconds, int(stored), int(stored_bytes),
-           verdicts, used, err.decode())
+           verdicts, used, err.decode(), tests)
     shutil.rmtree(work, ignore_errors=True)
 
 
@@ -226,10 +262,11 @@ def count_at(points: list[tuple[float, int]], moment: float) -> int:
 
 def report(args: argparse.Namespace, targets: int, run: Run,
            stop_seconds: float, stored: int, stored_bytes: int, verdicts: dict[str, int],
-           used: int, log: str) -> None:
+           used: int, log: str, tests: dict[str, int]) -> None:
     samples = run.samples
-    print(f"probe daemon footprint: {targets} shipped targets ({args.country}), served in a "
-          "private network namespace")
+    extra = " and the 8 shipped platform checks" if args.platforms else ""
+    print(f"probe daemon footprint: {targets} shipped targets ({args.country}){extra}, served "
+          "in a private network namespace")
     print(f"page {args.page_kb} KB, concurrency 4, one round = {args.round:.0f} s, "
           f"Python {sys.version.split()[0]}, {os.cpu_count()} CPUs")
     print()
@@ -254,6 +291,7 @@ def report(args: argparse.Namespace, targets: int, run: Run,
     print()
     print(f"stored at the collector: {stored} measurements, {stored_bytes / stored / 1e3:.1f} "
           f"KB each (JSON); verdicts {verdicts}" if stored else "stored: none")
+    print(f"measurements by test: {tests}")
     print(f"data used (probe's estimate): {used / 1e6:.2f} MB; SIGTERM to exit: "
           f"{stop_seconds:.2f} s")
     for line in log.splitlines():
@@ -269,13 +307,15 @@ def enter_namespace(args: argparse.Namespace) -> None:
     os.execvp("unshare", ["unshare", "--net", "--mount", "--fork", sys.executable,
                           str(Path(__file__).resolve()), "--inside", "--country", args.country,
                           "--rounds", str(args.rounds), "--round", str(args.round),
-                          "--page-kb", str(args.page_kb)])
+                          "--page-kb", str(args.page_kb),
+                          *(["--platforms"] if args.platforms else [])])
 
 
-def prepare_namespace(country: str) -> None:
+def prepare_namespace(country: str, platforms: bool) -> None:
     subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
     subprocess.run(["ip", "address", "add", f"{SITE_ADDRESS}/32", "dev", "lo"], check=True)
-    hosts = sorted({urlsplit(u).hostname or "" for u in shipped_urls(country)})
+    hosts = sorted({urlsplit(u).hostname or "" for u in shipped_urls(country)}
+                   | set(platform_hosts() if platforms else []))
     files = Path(tempfile.mkdtemp(prefix="kuzot-bench-etc-"))
     (files / "hosts").write_text("127.0.0.1 localhost\n::1 localhost\n"
                                  + "".join(f"{SITE_ADDRESS} {h}\n" for h in hosts))
@@ -291,10 +331,12 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--round", type=float, default=40.0, help="seconds per round")
     parser.add_argument("--page-kb", type=int, default=250)
+    parser.add_argument("--platforms", action="store_true",
+                        help="also run the shipped platform checks once a round")
     parser.add_argument("--inside", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.inside:
-        prepare_namespace(args.country)
+        prepare_namespace(args.country, args.platforms)
         asyncio.run(measure(args))
         return 0
     if os.geteuid() != 0 or not shutil.which("unshare"):

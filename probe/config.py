@@ -11,7 +11,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
+from probe.clock_check import ClockSettings
 from probe.connectivity import LadderConfig
+from probe.platform_settings import CensorTraces, PlatformChecks
 from probe.throttle_settings import ThrottlingConfig
 from probe.typed_config import (
     ConfigError,
@@ -140,6 +142,9 @@ class ProbeConfig:
     spool_max_mb: float = checked(100.0, positive)
     ladder: LadderConfig = field(default_factory=LadderConfig)
     throttling: ThrottlingConfig = field(default_factory=ThrottlingConfig)
+    platforms: PlatformChecks = field(default_factory=PlatformChecks)
+    censor_trace: CensorTraces = field(default_factory=CensorTraces)
+    clock: ClockSettings = field(default_factory=ClockSettings)
     budget: Budget = field(default_factory=Budget)
     consent: Consent = field(default_factory=Consent)
     metrics_listen: str | None = checked(None, lambda v: v and is_host_port(v))
@@ -172,8 +177,28 @@ def load_targets_csv(path: Path, label: str) -> tuple[Target, ...]:
     return tuple(targets)
 
 
+def check_platforms_file(settings: PlatformChecks, base: Path) -> PlatformChecks:
+    """``settings`` with its file made absolute, once the file has loaded and names every
+    platform of ``names``; errors name ``platforms.file`` and the file's own key path."""
+    if settings.file is None:
+        return settings
+    from probe import platform_config  # it imports this module
+
+    file = base / settings.file
+    try:
+        loaded = platform_config.load(file)
+    except ConfigError as exc:
+        raise ConfigError("platforms.file", f"{settings.file}: {exc}") from exc
+    for index, name in enumerate(settings.names):
+        if name not in loaded.platforms:
+            raise ConfigError(f"platforms.names[{index}]", f"{name} is not in {settings.file}")
+    if not loaded.platforms:
+        raise ConfigError("platforms.file", f"{settings.file} lists no platform")
+    return replace(settings, file=str(file.resolve()))
+
+
 def load(path: str | Path) -> ProbeConfig:
-    """Load a probe config file and the CSV target lists it names."""
+    """Load a probe config file, the CSV target lists and the platforms file it names."""
     file = Path(path)
     config = build(ProbeConfig, read_yaml(file))
     targets = list(config.targets)
@@ -181,4 +206,5 @@ def load(path: str | Path) -> ProbeConfig:
         targets.extend(load_targets_csv(file.parent / name, f"target_files[{index}]"))
     if config.identity.country != "ZZ":
         targets = [t for t in targets if t.cc in ("*", config.identity.country)]
-    return replace(config, targets=tuple(targets))
+    return replace(config, targets=tuple(targets),
+                   platforms=check_platforms_file(config.platforms, file.parent))

@@ -6,6 +6,11 @@ waits for it on the injected clock, and starts it as a task:
 
 * ``target:<url>``: one web connectivity measurement, under the daemon's one semaphore
   (``schedule.concurrency``), skipped while the day's data budget is spent;
+* ``platform:<name>``: one platform check (Telegram, YouTube, ...) every ``platforms.interval``,
+  under the same semaphore and budget as the sites, raised inside event windows like them;
+* ``trace:<url>``: a censor trace, planned only with CAP_NET_RAW after a measurement found
+  the URL blocked by name (TLS or HTTP layer), at most once per ``censor_trace.interval`` per
+  URL and ``censor_trace.daily_max`` per day (``probe.trace_policy``);
 * ``ladder``: the connectivity ladder, every ``ladder_interval``, and every
   ``offline_ladder_interval`` (a minute) while the collector does not answer: during a
   shutdown the ladder is what tells a local fault from an international cut;
@@ -13,6 +18,10 @@ waits for it on the injected clock, and starts it as a task:
   windows and the address the collector saw, which joins the scrub list;
 * ``upload``: sends the spool in batches while the collector answers, and backs off
   exponentially while it does not.
+
+Every answer of the collector carries its clock (HTTP ``Date``): the probe's clock is checked
+against it (``probe.clock_check``), and measurements taken while that clock is unverified or
+off are annotated so, their own timestamps untouched.
 
 Every measurement is scrubbed of the probe's own addresses and committed to the spool before
 anything else happens to it; the network only ever sees what the spool holds. SIGTERM and
@@ -29,15 +38,21 @@ import random
 import re
 import signal
 import sqlite3
+from collections import deque
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from probe import __version__, privacy, scheduler, traffic, windows
+from probe import __version__, privacy, scheduler, trace_policy, traffic, windows
 from probe import config as probe_config
 from probe.clock import Clock, SystemClock
+from probe.clock_check import OFFSET, UNVERIFIED, ClockWatch, describe_offset, parse_http_date
 from probe.journal import (
+    CENSOR_TRACES,
+    CLOCK_CHECKED,
+    CLOCK_OFFSET,
+    CLOCK_STATUS,
     EVENT_WINDOWS,
     LADDER_TARGET,
     LAST_HEARTBEAT,
@@ -64,6 +79,8 @@ Measurement = dict[str, Any]
 TargetFn = Callable[[probe_config.Target, datetime], Awaitable[Measurement]]
 LadderFn = Callable[[datetime], Awaitable[Measurement]]
 RoundFn = Callable[[], Awaitable[list[Measurement]]]
+PlatformFn = Callable[[str, datetime, asyncio.Semaphore], Awaitable[Measurement]]
+TraceFn = Callable[[str, str | None, datetime], Awaitable[Measurement]]
 
 NOTICE_VERSION = 1
 BATCH_BYTES = 4 * 1024 * 1024  # half the collector's default body limit, before gzip
@@ -71,6 +88,12 @@ SHUTDOWN_GRACE = 10.0
 NAP = 5.0
 COMPACT_AFTER = 1000
 THROTTLING_CHECK = 3600.0  # how often to ask whether throttling tests are due
+# A trace starts within this many seconds of the measurement that asked for it: soon enough
+# to find the same block, not in the same second as the measurement's own request.
+TRACE_DELAY = (5.0, 60.0)
+# Unverified measurements remembered for the offset (a week of a ladder a minute and a few
+# dozen sites an hour); older ones keep only their clock_unverified mark.
+UNVERIFIED_KEPT = 20_000
 _REJECTED_INDEX = re.compile(r"measurements\[(\d+)\]: (.*)")
 
 
@@ -116,6 +139,38 @@ def production_measures(config: probe_config.ProbeConfig) -> tuple[TargetFn, Lad
     return target, ladder
 
 
+def production_platform_jobs(config: probe_config.ProbeConfig
+                             ) -> tuple[tuple[str, ...], PlatformFn, TraceFn]:
+    """The platforms to check, the real platform check and the real censor trace."""
+    from probe import platform_config
+    from probe import round as rounds
+    from probe.checks.platforms import PlatformOptions
+
+    file = config.platforms.file
+    endpoints = platform_config.load(file) if file is not None else None
+    names = config.platforms.names or (tuple(endpoints.platforms) if endpoints else ())
+    control = rounds.control_client(config)
+    options = PlatformOptions(udp_resolvers=config.resolvers, ca_file=config.ca_file,
+                              fingerprint=config.platforms.fingerprint)
+
+    async def platform(name: str, started: datetime, slots: asyncio.Semaphore) -> Measurement:
+        assert endpoints is not None  # names come from the file
+        return await rounds.measure_platform(config, endpoints, name, control, options,
+                                             started, slots)
+
+    async def trace(url: str, address: str | None, started: datetime) -> Measurement:
+        return await rounds.measure_trace(config, url, address, started)
+
+    return names, platform, trace
+
+
+def raw_sockets_allowed() -> bool:
+    """CAP_NET_RAW, tested by opening a raw socket (no packet is sent, scapy not imported)."""
+    from probe.netx.packet import raw_socket_problem
+
+    return raw_socket_problem() is None
+
+
 async def throttling_round(config: probe_config.ProbeConfig) -> list[Measurement]:
     """The throttling tests that are due (``probe.throttle_test`` keeps their own cadence
     and byte budget across restarts; this returns nothing when none is due)."""
@@ -138,6 +193,10 @@ class Daemon:
         measure_target: TargetFn | None = None,
         measure_ladder: LadderFn | None = None,
         measure_throttling: RoundFn | None = None,
+        measure_platform: PlatformFn | None = None,
+        measure_trace: TraceFn | None = None,
+        platform_names: tuple[str, ...] | None = None,
+        raw_capable: Callable[[], bool] = raw_sockets_allowed,
         spool: Spool | None = None,
         interface_files: tuple[str, str] = ("/proc/net/fib_trie", "/proc/net/if_inet6"),
         grace: float = SHUTDOWN_GRACE,
@@ -152,6 +211,15 @@ class Daemon:
         self._measure_target = measure_target
         self._measure_ladder = measure_ladder
         self._measure_throttling = measure_throttling or (lambda: throttling_round(config))
+        if measure_platform is None or measure_trace is None or platform_names is None:
+            names, default_platform, default_trace = production_platform_jobs(config)
+            measure_platform = measure_platform or default_platform
+            measure_trace = measure_trace or default_trace
+            platform_names = names if platform_names is None else platform_names
+        self._measure_platform = measure_platform
+        self._measure_trace = measure_trace
+        self.platform_names = platform_names
+        self._raw_capable = raw_capable
         self.spool = spool or Spool(db, int(config.spool_max_mb * 1_000_000))
         self.journal = Journal(db)
         self.uploader = uploader
@@ -164,6 +232,15 @@ class Daemon:
         self.book = privacy.AddressBook(b"")
         self.budget = traffic.daily_bytes(config.budget.daily_mb)
         self.stopping = False
+        self.can_trace = False
+        self.trace_wanted: dict[str, trace_policy.TraceRequest] = {}
+        self.last_traced: dict[str, datetime] = {}
+        self.traced_today = 0
+        self.trace_day = ""
+        self.clockwatch = ClockWatch(config.clock)
+        # Measurements spooled while the clock was unverified: (uid, clock epoch), to be
+        # given the offset once it is known (probe.clock_check).
+        self.unverified: deque[tuple[str, int]] = deque(maxlen=UNVERIFIED_KEPT)
         # What the daemon knows now; read by the heartbeat, /metrics and the logs.
         self.reachable: bool | None = None
         self.online: bool | None = None
@@ -202,7 +279,11 @@ class Daemon:
         self.window = windows.active(self.event_windows, self.clock.now())
         await self._refresh_usage()
         await self._refresh_spool()
-        await self.journal.set(**{STARTED: ooni_time(self.clock.now()), STOPPED: None})
+        # Nothing is known about the clock after a start (it may be a reboot without a
+        # real-time clock) until the collector answers.
+        self.clockwatch.begin(self.clock.now(), self.clock.monotonic())
+        await self.journal.set(**{STARTED: ooni_time(self.clock.now()), STOPPED: None,
+                                  CLOCK_STATUS: "unverified"})
         await self.uploader.open()
         now = self.clock.monotonic()
         self.timetable.plan("heartbeat", now)
@@ -215,17 +296,37 @@ class Daemon:
         last_seen = {target: verdicts[0].start_time for target, verdicts in recent.items()}
         self.latest = {target: verdicts[0].verdict or "none"
                        for target, verdicts in recent.items()
-                       if target in self.targets or target == LADDER_TARGET}
+                       if target in self.targets or target == LADDER_TARGET
+                       or target in self.platform_names}
         for url, target in self.targets.items():
-            self.timetable.plan(f"target:{url}", now + self._first_delay(target,
-                                                                       last_seen.get(url)))
+            self.timetable.plan(f"target:{url}", now + self._first_delay(
+                self._interval(target), last_seen.get(url)))
+        for platform in self.platform_names:
+            self.timetable.plan(f"platform:{platform}", now + self._first_delay(
+                self._platform_interval(), last_seen.get(platform)))
+        await self._start_traces(recent)
         log.info("probe %s started: %d targets, %d measurements waiting in the spool",
                  self.config.identity.probe_id, len(self.targets), self.depth.measurements)
 
-    def _first_delay(self, target: probe_config.Target, last: str | None) -> float:
+    async def _start_traces(self, recent: dict[str, list[Any]]) -> None:
+        """Traces are planned only when they can run; when each URL was last traced and how
+        many traces ran today survive a restart."""
+        settings = self.config.censor_trace
+        self.can_trace = settings.enabled and self._raw_capable()
+        if settings.enabled and not self.can_trace:
+            log.info("censor traces off: no CAP_NET_RAW (see the systemd unit in the README)")
+        for key, verdicts in recent.items():
+            if key.startswith(trace_policy.TRACE_KEY_PREFIX):
+                moment = windows.parse_time(verdicts[0].start_time)
+                if moment is not None:
+                    self.last_traced[key.removeprefix(trace_policy.TRACE_KEY_PREFIX)] = moment
+        self.trace_day = self._today()
+        self.traced_today = trace_policy.day_count(await self.journal.get(CENSOR_TRACES),
+                                                   self.trace_day)
+
+    def _first_delay(self, interval: float, last: str | None) -> float:
         """Continue the cadence across restarts: a target measured ten minutes ago with an
         hourly interval is due in fifty minutes, not right away."""
-        interval = self._interval(target)
         if last:
             previous = windows.parse_time(last)
             if previous is not None:
@@ -261,11 +362,12 @@ class Daemon:
             await self._heartbeat()
             await self._ladder()
             if self._sites_reachable():
-                await asyncio.gather(*(self._target(t) for t in self.targets.values()))
+                await asyncio.gather(*(self._target(t) for t in self.targets.values()),
+                                     *(self._platform(p) for p in self.platform_names))
                 if self.config.throttling.enabled:
                     await self._throttling()
             else:
-                self.skipped_offline += len(self.targets)
+                self.skipped_offline += len(self.targets) + len(self.platform_names)
             if self.reachable:
                 await self._upload()
             log.info("round done: %s; %d measurements waiting for upload",
@@ -330,6 +432,11 @@ class Daemon:
         return scheduler.target_interval(base, self.config.schedule.event_speedup,
                                          self.window is not None)
 
+    def _platform_interval(self) -> float:
+        return scheduler.target_interval(self.config.platforms.interval,
+                                         self.config.schedule.event_speedup,
+                                         self.window is not None)
+
     def _ladder_interval(self) -> float:
         schedule = self.config.schedule
         if self.reachable is not True or self.online is False:
@@ -352,14 +459,20 @@ class Daemon:
             self.timetable.plan(name, max(due + interval, now))
             if name in self.in_flight:
                 return  # still running from last time: never two of one target at once
-            if not self._sites_reachable():
-                self.skipped_offline += 1
-                return
-            await self._refresh_usage()
-            if self.budget is not None and self.used_today >= self.budget:
-                await self._skip_for_budget()
-                return
-            self._spawn(name, self._target(target))
+            if await self._may_measure():
+                self._spawn(name, self._target(target))
+        elif name.startswith("platform:"):
+            interval = scheduler.jittered(self._platform_interval(),
+                                          self.config.schedule.jitter, self.rng)
+            self.timetable.plan(name, max(due + interval, now))
+            if name not in self.in_flight and await self._may_measure():
+                self._spawn(name, self._platform(name.removeprefix("platform:")))
+        elif name.startswith("trace:"):
+            # Planned once by the measurement that asked for it; not re-planned.
+            request = self.trace_wanted.pop(name.removeprefix("trace:"), None)
+            if (request is not None and name not in self.in_flight
+                    and self._trace_allowed(request) and await self._may_measure()):
+                self._spawn(name, self._trace(request))
         elif name == "throttling":
             self.timetable.plan(name, now + THROTTLING_CHECK)
             await self._refresh_usage()
@@ -385,6 +498,17 @@ class Daemon:
                 self.timetable.plan(name, now + self.config.schedule.upload_interval)
             else:
                 self._spawn(name, self._upload())
+
+    async def _may_measure(self) -> bool:
+        """False (and the skip counted) while nothing answers or the day's budget is spent."""
+        if not self._sites_reachable():
+            self.skipped_offline += 1
+            return False
+        await self._refresh_usage()
+        if self.budget is not None and self.used_today >= self.budget:
+            await self._skip_for_budget()
+            return False
+        return True
 
     def _sites_reachable(self) -> bool:
         """False only when nothing answers: the ladder found neither foreign nor domestic
@@ -419,6 +543,9 @@ class Daemon:
         for url, target in self.targets.items():
             self.timetable.plan_earlier(f"target:{url}",
                                         now + self.rng.uniform(0, self._interval(target)))
+        for platform in self.platform_names:
+            self.timetable.plan_earlier(f"platform:{platform}",
+                                        now + self.rng.uniform(0, self._platform_interval()))
         self.timetable.plan_earlier("heartbeat", now + self._heartbeat_interval())
         self.timetable.plan_earlier("ladder", now + self._ladder_interval())
 
@@ -429,6 +556,52 @@ class Daemon:
             if self.stopping:
                 return
             measurement = await self._measure_target(target, self.clock.now())
+        await self.record(measurement)
+
+    async def _platform(self, name: str) -> None:
+        """Each endpoint of a platform check holds one measurement slot while it is measured
+        (a platform has up to ~35 endpoints: as one job they would multiply the concurrency,
+        and the memory, by as many)."""
+        if self.stopping:
+            return
+        measurement = await self._measure_platform(name, self.clock.now(), self.slots)
+        await self.record(measurement)
+
+    def _trace_allowed(self, request: trace_policy.TraceRequest) -> bool:
+        """Still blocked, not traced lately, and today's count not spent."""
+        today = self._today()
+        if today != self.trace_day:
+            self.trace_day, self.traced_today = today, 0
+        settings = self.config.censor_trace
+        return (self.can_trace and self.latest.get(request.subject) == "blocked"
+                and trace_policy.may_trace(self.last_traced.get(request.url), self.clock.now(),
+                                           settings.interval, self.traced_today,
+                                           settings.daily_max))
+
+    def _consider_traces(self, measurement: Measurement) -> None:
+        """Plan a trace of what ``measurement`` found blocked by name, if allowed now."""
+        for request in trace_policy.candidates(measurement, self.platform_names):
+            name = f"trace:{request.url}"
+            if name in self.in_flight or self.timetable.due(name) is not None:
+                return  # one on its way already
+            if self._trace_allowed(request):
+                self.trace_wanted[request.url] = request
+                self.timetable.plan(name, self.clock.monotonic() + self.rng.uniform(
+                    *TRACE_DELAY))
+                return
+
+    async def _trace(self, request: trace_policy.TraceRequest) -> None:
+        async with self.slots:
+            if self.stopping or not self._trace_allowed(request):
+                return
+            started = self.clock.now()
+            # Counted before it runs: a trace that crashes or is cut still sent its packets.
+            self.last_traced[request.url] = started
+            self.traced_today += 1
+            await self.journal.set(**{CENSOR_TRACES: f"{self.trace_day} {self.traced_today}"})
+            log.info("tracing the censor of a blocked site (%d of %d today)",
+                     self.traced_today, self.config.censor_trace.daily_max)
+            measurement = await self._measure_trace(request.url, request.address, started)
         await self.record(measurement)
 
     async def _throttling(self) -> None:
@@ -458,12 +631,24 @@ class Daemon:
                     self.timetable.plan_earlier(
                         f"target:{url}", now + scheduler.first_delay(self._interval(target),
                                                                     self.rng))
+                for platform in self.platform_names:
+                    self.timetable.plan_earlier(
+                        f"platform:{platform}",
+                        now + scheduler.first_delay(self._platform_interval(), self.rng))
             self.online = online
         await self._learn_interfaces()
         await self.record(measurement)
 
     async def record(self, measurement: Measurement) -> None:
-        """Scrub, spool, and note the verdict and the traffic of one measurement."""
+        """Annotate the clock's state, scrub, spool, and note the verdict and the traffic of
+        one measurement."""
+        self._note_clock_jump()
+        marks = self.clockwatch.annotations(self.clock.monotonic())
+        if marks:
+            measurement["annotations"] = {**(measurement.get("annotations") or {}), **marks}
+            if UNVERIFIED in marks:
+                self.unverified.append((str(measurement["measurement_uid"]),
+                                        self.clockwatch.epoch))
         text = self.book.scrub_measurement(json.dumps(measurement, ensure_ascii=False,
                                                       separators=(",", ":")))
         entry = Entry(uid=str(measurement["measurement_uid"]),
@@ -485,6 +670,8 @@ class Daemon:
                         self.config.spool_max_mb, evicted)
         self.latest[verdict.target] = verdict.verdict or "none"
         self.used_today = used[0] if used else self.used_today
+        if self.can_trace:
+            self._consider_traces(measurement)
         self.measured[entry.test_name] = self.measured.get(entry.test_name, 0) + 1
         await self._refresh_spool()
         log.debug("measured %s: spool holds %d", entry.input or entry.test_name,
@@ -505,12 +692,18 @@ class Daemon:
                 self.timetable.plan_earlier(
                     "ladder", self.clock.monotonic() + self.config.schedule.offline_ladder_interval)
             self.reachable = False
+            # Unverified again once the last check is too old (probe.clock_check).
             await self.journal.set(**{LAST_HEARTBEAT_ATTEMPT: ooni_time(now),
-                                      LAST_HEARTBEAT_ERROR: str(exc)[:300]})
+                                      LAST_HEARTBEAT_ERROR: str(exc)[:300],
+                                      CLOCK_STATUS: self.clockwatch.status(
+                                          self.clock.monotonic())})
             await self._count_traffic()
             return
         self.heartbeats["ok"] += 1
         self.last_heartbeat = now
+        # Before the upload is pulled forward: what waits in the spool gets the clock's
+        # offset first, if it was taken while the clock was unverified.
+        clock_state = await self._check_clock(now)
         if self.reachable is not True:
             log.info("collector reachable; %d measurements to upload", self.depth.measurements)
             self.upload_failures = 0
@@ -518,7 +711,7 @@ class Daemon:
         self.reachable = True
         await self.journal.set(**{LAST_HEARTBEAT: ooni_time(now),
                                   LAST_HEARTBEAT_ATTEMPT: ooni_time(now),
-                                  LAST_HEARTBEAT_ERROR: None})
+                                  LAST_HEARTBEAT_ERROR: None, **clock_state})
         observed = answer.get("observed_address")
         if isinstance(observed, str):
             await self._learn([observed], only_identifying=False)
@@ -577,6 +770,7 @@ class Daemon:
                     self._upload_failed(UploadError("collector stored nothing", kind="server"))
                     return
                 await self.spool.ack(acked)
+                clock_state = await self._check_clock(now)
                 sent += len(acked)
                 self.upload_failures = 0
                 self.last_upload = now
@@ -584,7 +778,7 @@ class Daemon:
                                         self._batch_limit * 2)
                 await self.journal.set(**{LAST_UPLOAD: ooni_time(now),
                                           LAST_UPLOAD_ATTEMPT: ooni_time(now),
-                                          LAST_UPLOAD_ERROR: None})
+                                          LAST_UPLOAD_ERROR: None, **clock_state})
                 await self._refresh_spool()
                 await self._count_traffic()
         finally:
@@ -627,6 +821,59 @@ class Daemon:
         log.error("collector refused measurement %s (%s); set aside in quarantine", bad.uid,
                   reason)
         await self.spool.quarantine(bad.uid, reason, ooni_time(now))
+
+    # --------------------------------------------------------------------- clock
+
+    def _note_clock_jump(self) -> None:
+        step = self.clockwatch.jumped(self.clock.now(), self.clock.monotonic())
+        if step is not None:
+            self.unverified.clear()  # taken on a clock that is no more: no offset fits them
+            log.warning("the system clock jumped by %s (NTP, or set by hand); measurements "
+                        "are marked unverified until the collector's clock is read again",
+                        describe_offset(step))
+
+    async def _check_clock(self, sent: datetime) -> dict[str, str | None]:
+        """Compare the clock with the ``Date`` of the collector's answer to a request sent at
+        ``sent``; returns the journal keys to write with the caller's own."""
+        server = parse_http_date(self.uploader.server_date)
+        if server is None:
+            return {}
+        self._note_clock_jump()
+        mono = self.clock.monotonic()
+        before = self.clockwatch.status(mono)
+        check = self.clockwatch.observe(server, sent, self.clock.now(), mono)
+        status = self.clockwatch.status(mono)
+        if status == "off" and before != "off":
+            log.warning("this device's clock differs from the collector's by %s; "
+                        "measurements keep their own times and carry the offset "
+                        "(annotation %s)", describe_offset(check.offset), OFFSET)
+        elif status == "ok" and before != "ok":
+            log.info("clock checked against the collector's: offset %s",
+                     describe_offset(check.offset))
+        await self._annotate_unverified(check.offset)
+        return {CLOCK_STATUS: status, CLOCK_OFFSET: f"{check.offset:.1f}",
+                CLOCK_CHECKED: ooni_time(check.at)}
+
+    async def _annotate_unverified(self, offset: float) -> None:
+        """Give the offset just measured to the still-spooled measurements taken while the
+        clock was unverified, if the clock has not jumped since (same epoch)."""
+        epoch = self.clockwatch.epoch
+        uids = {uid for uid, taken in self.unverified if taken == epoch}
+        self.unverified.clear()
+        if not uids:
+            return
+        value = f"{offset:.1f}"
+
+        def annotate(body: str) -> str:
+            document = json.loads(body)
+            document["annotations"] = {**(document.get("annotations") or {}), OFFSET: value}
+            return json.dumps(document, ensure_ascii=False, separators=(",", ":"))
+
+        changed = await self.spool.rewrite_some(uids, annotate)
+        if changed:
+            log.info("%d measurements taken while the clock was unverified now carry its "
+                     "offset (%s); their times are as measured", changed,
+                     describe_offset(offset))
 
     # ------------------------------------------------------------------ helpers
 

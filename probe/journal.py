@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from probe.localdb import LocalDB, transaction
+from probe.trace_policy import trace_key
 
 RECENT_PER_TARGET = 5
 LADDER_TARGET = "connectivity"
@@ -29,6 +30,10 @@ EVENT_WINDOWS = "event_windows"
 ADDRESS_KEY = "address_key"
 STARTED = "started_at"
 STOPPED = "stopped_at"
+CENSOR_TRACES = "censor_traces_today"  # "<UTC day> <traces run that day>"
+CLOCK_STATUS = "clock_status"  # unverified, ok or off (probe.clock_check)
+CLOCK_OFFSET = "clock_offset_s"  # collector's time minus the probe's at the last check
+CLOCK_CHECKED = "clock_checked_at"  # the probe's own time of that check
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,7 +169,8 @@ class Journal:
 
 
 def summarise_analysis(measurement: dict[str, Any]) -> Verdict:
-    """The line ``status`` shows for one measurement (the ladder counts as a target)."""
+    """The line ``status`` shows for one measurement (the ladder counts as a target; a censor
+    trace is kept under ``trace:<url>``, apart from the URL's own verdicts)."""
     keys = measurement.get("test_keys") or {}
     analysis = keys.get("analysis") or {}
     start = str(measurement.get("measurement_start_time"))
@@ -173,5 +179,13 @@ def summarise_analysis(measurement: dict[str, Any]) -> Verdict:
         online = analysis.get("online")
         return Verdict(LADDER_TARGET, name, start, "online" if online else "offline",
                        summary=analysis.get("summary"))
+    if name == "censor_trace":
+        censor = keys.get("censor") or {}
+        hop = censor.get("hop")
+        summary = (f"censor {hop} hops away, server {censor.get('server_hops')}"
+                   if hop is not None else keys.get("failure"))
+        return Verdict(trace_key(str(measurement.get("input"))), name, start,
+                       analysis.get("verdict"), analysis.get("layer"),
+                       analysis.get("mechanism"), summary)
     return Verdict(str(measurement.get("input") or name), name, start, analysis.get("verdict"),
                    analysis.get("layer"), analysis.get("mechanism"))

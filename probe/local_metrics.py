@@ -82,6 +82,12 @@ class DaemonCollector(Collector):
                      "Internet reachable.", _flag(d.online))
         yield _gauge("event_window", "1 inside an event window told by the collector.",
                      _flag(d.window is not None))
+        check = d.clockwatch.current(d.clock.monotonic())
+        yield _gauge("clock_verified", "1 while the clock's offset from the collector's is "
+                     "known (checked, no jump since, not too old).", _flag(check is not None))
+        yield _gauge("clock_offset_seconds", "The collector's clock minus this device's at "
+                     "the last check (0 before any).",
+                     d.clockwatch.last.offset if d.clockwatch.last else 0.0)
         yield _gauge("data_used_today_bytes", "Estimated bytes used today (UTC).", d.used_today)
         yield _gauge("data_budget_bytes", "Daily data budget in bytes (0 = no cap).",
                      d.budget or 0)

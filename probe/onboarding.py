@@ -36,6 +36,7 @@ from probe.typed_config import (
 AGREE = "i agree"
 BAD_INPUT = 2
 SHIPPED_TARGETS = Path(__file__).resolve().parent.parent / "configs" / "targets"
+SHIPPED_PLATFORMS = SHIPPED_TARGETS.parent / "platforms.yaml"
 
 NOTICE = f"""\
 Kuzot probe: please read this before you agree (notice version {NOTICE_VERSION})
@@ -197,8 +198,18 @@ def _copy_targets(source: Path, destination: Path, country: str) -> list[str]:
     return [f"targets/{name}" for name in found]
 
 
+def _copy_platforms(destination: Path) -> str | None:
+    """The shipped platform endpoint lists next to the config (None if not shipped)."""
+    if not SHIPPED_PLATFORMS.is_file():
+        return None
+    destination.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(SHIPPED_PLATFORMS, destination / SHIPPED_PLATFORMS.name)
+    return SHIPPED_PLATFORMS.name
+
+
 def render_config(args: argparse.Namespace, token_file: Path, spool: Path,
-                  target_files: list[str], probe_id: str, now: datetime) -> str:
+                  target_files: list[str], probe_id: str, now: datetime,
+                  platforms_file: str | None = None) -> str:
     files = ", ".join(_quote(f) for f in target_files)
     return f"""\
 # Kuzot probe configuration, written by `python -m probe init`.
@@ -225,6 +236,13 @@ spool_max_mb: 100         # oldest measurements are evicted (and counted) above 
 metrics_listen: {_quote(args.metrics_listen)}
 log_level: info           # info logs no addresses and no token
 target_files: [{files}]
+platforms:
+  file: {_quote(platforms_file)}   # Telegram, WhatsApp, Signal, ...; null: none
+  interval: 30m           # each platform; divided by event_speedup in event windows
+censor_trace:
+  enabled: true           # only with CAP_NET_RAW, only for sites found blocked by name
+  interval: 6h            # at most one trace of a site per interval
+  daily_max: 12
 consent:
   accepted: true
   notice_version: {NOTICE_VERSION}
@@ -255,6 +273,7 @@ def run_init(args: argparse.Namespace, stdin: TextIO, stdout: TextIO, stderr: Te
         directory = config_path.resolve().parent
         target_files = _copy_targets(Path(args.targets_dir) if args.targets_dir
                                      else SHIPPED_TARGETS, directory / "targets", args.country)
+        platforms_file = _copy_platforms(directory)
     except InitError as exc:
         stderr.write(f"error: {exc}\n")
         return BAD_INPUT
@@ -270,7 +289,8 @@ def run_init(args: argparse.Namespace, stdin: TextIO, stdout: TextIO, stderr: Te
     else:
         spool = directory / "spool.sqlite"
     probe_id = args.probe_id or f"{args.country.lower()}-{secrets.token_hex(4)}"
-    text = render_config(args, token_file, spool, target_files, probe_id, now or datetime.now(UTC))
+    text = render_config(args, token_file, spool, target_files, probe_id,
+                         now or datetime.now(UTC), platforms_file)
     directory.mkdir(parents=True, exist_ok=True)
     temporary = config_path.with_name(config_path.name + ".new")
     temporary.write_text(text)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -21,10 +22,11 @@ async def run_platform(
     name: str, config: PlatformsConfig, options: platforms.PlatformOptions,
     control: ControlClient | None, *, cc: str = "ZZ", asn: str = "AS0",
     network_name: str | None = None, probe_id: str | None = None,
+    started: datetime | None = None, slots: asyncio.Semaphore | None = None,
 ) -> dict[str, Any]:
-    started = datetime.now(UTC)
+    started = started or datetime.now(UTC)
     t0 = time.monotonic()
-    keys = await platforms.measure(name, config, options, control)
+    keys = await platforms.measure(name, config, options, control, slots=slots)
     test_name = test_name_of(name)
     return envelope(
         test_name=test_name, input_=None if test_name == name else name, test_keys=keys,
@@ -35,9 +37,9 @@ async def run_platform(
 
 async def run_trace(
     url: str, options: censor_trace.TraceOptions, *, cc: str = "ZZ", asn: str = "AS0",
-    probe_id: str | None = None,
+    probe_id: str | None = None, started: datetime | None = None,
 ) -> dict[str, Any]:
-    started = datetime.now(UTC)
+    started = started or datetime.now(UTC)
     t0 = time.monotonic()
     keys = await censor_trace.measure(url, options)
     return envelope(test_name="censor_trace", input_=url, test_keys=keys, started=started,

@@ -16,8 +16,9 @@ instead of being retried forever or dropped.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from probe.localdb import LocalDB, transaction
 
@@ -216,6 +217,45 @@ class Spool:
 
         await self.db.run(move)
 
+    def _rewrite_rows(self, db: sqlite3.Connection, rows: list[Any],
+                      change: Callable[[str], str]) -> int:
+        """Apply ``change`` to ``(seq, body, size)`` rows in one transaction."""
+
+        def statements() -> tuple[int, int]:
+            changed = grown = 0
+            for seq, body, size in rows:
+                new = change(body)
+                if new != body:
+                    length = len(new.encode())
+                    db.execute("UPDATE spool SET body = ?, size = ? WHERE seq = ?",
+                               (new, length, seq))
+                    changed += 1
+                    grown += length - size
+            return changed, grown
+
+        changed, grown = transaction(db, statements)
+        self._apply(0, grown)
+        return changed
+
+    async def rewrite_some(self, uids: Collection[str], change: Callable[[str], str],
+                           chunk: int = 200) -> int:
+        """Apply ``change`` to the spooled bodies of ``uids`` (those still waiting; others
+        are gone); returns how many changed."""
+        wanted = sorted(uids)
+        total = 0
+        for index in range(0, len(wanted), chunk):
+            part = wanted[index:index + chunk]
+
+            def step(db: sqlite3.Connection, part: list[str] = part) -> int:
+                self._load(db)
+                marks = ",".join("?" * len(part))
+                rows = db.execute(f"SELECT seq, body, size FROM spool WHERE uid IN ({marks})",
+                                  part).fetchall()
+                return self._rewrite_rows(db, rows, change)
+
+            total += await self.db.run(step)
+        return total
+
     async def rewrite(self, change: Callable[[str], str], chunk: int = 200) -> int:
         """Apply ``change`` to every spooled body (a new address to scrub); returns how many
         bodies changed. Runs in chunks so the writer is never held for long."""
@@ -224,21 +264,7 @@ class Spool:
             self._load(db)
             rows = db.execute("SELECT seq, body, size FROM spool WHERE seq > ? ORDER BY seq "
                               "LIMIT ?", (after, chunk)).fetchall()
-
-            def statements() -> tuple[int, int]:
-                changed = grown = 0
-                for seq, body, size in rows:
-                    new = change(body)
-                    if new != body:
-                        length = len(new.encode())
-                        db.execute("UPDATE spool SET body = ?, size = ? WHERE seq = ?",
-                                   (new, length, seq))
-                        changed += 1
-                        grown += length - size
-                return changed, grown
-
-            changed, grown = transaction(db, statements)
-            self._apply(0, grown)
+            changed = self._rewrite_rows(db, rows, change)
             return (rows[-1][0] if rows else -1), changed
 
         total = 0

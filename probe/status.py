@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from probe import journal
+from probe.clock_check import describe_offset
 from probe.config import ProbeConfig
 from probe.localdb import open_readonly
 from probe.spool import read_counters, read_depth
@@ -53,6 +54,7 @@ def _gather(db: sqlite3.Connection, config: ProbeConfig, now: datetime) -> dict[
         "last_heartbeat": state.get(journal.LAST_HEARTBEAT),
         "last_heartbeat_attempt": state.get(journal.LAST_HEARTBEAT_ATTEMPT),
         "last_heartbeat_error": state.get(journal.LAST_HEARTBEAT_ERROR),
+        "clock": _clock(state),
         "started_at": state.get(journal.STARTED),
         "stopped_at": state.get(journal.STOPPED),
         "event_window": ({"name": window.name, "until": window.end.isoformat()}
@@ -65,6 +67,31 @@ def _gather(db: sqlite3.Connection, config: ProbeConfig, now: datetime) -> dict[
                              "summary": v.summary} for v in verdicts]
                    for target, verdicts in sorted(recent.items())},
     }
+
+
+def _clock(state: dict[str, str]) -> dict[str, Any]:
+    offset = state.get(journal.CLOCK_OFFSET)
+    try:
+        seconds = float(offset) if offset is not None else None
+    except ValueError:
+        seconds = None
+    return {"status": state.get(journal.CLOCK_STATUS, "unverified"), "offset_s": seconds,
+            "checked_at": state.get(journal.CLOCK_CHECKED)}
+
+
+def _clock_line(clock: dict[str, Any], now: datetime) -> str:
+    offset, checked = clock["offset_s"], clock["checked_at"]
+    if clock["status"] == "unverified" or offset is None:
+        line = "unverified: not compared with the collector's clock since the daemon started"
+        if offset is not None:
+            line += f" (before: offset {describe_offset(offset)}, {_ago(checked, now)})"
+        return line + "; measurements are marked clock_unverified"
+    if clock["status"] == "ok":
+        return (f"agrees with the collector's (offset {describe_offset(offset)}), checked "
+                f"{_ago(checked, now)}")
+    direction = "behind" if offset > 0 else "ahead of"
+    return (f"OFF: {describe_offset(offset)[1:]} {direction} the collector's, checked "
+            f"{_ago(checked, now)}; measurements keep their times and carry the offset")
 
 
 def _ago(stamp: str | None, now: datetime) -> str:
@@ -112,6 +139,7 @@ def render(report: dict[str, Any], now: datetime) -> str:
     lines.append(f"{'lost':<14} {counters['evicted']} evicted (spool full, oldest first), "
                  f"{counters['quarantined']} refused by the collector")
     lines.append(f"{'heartbeat':<14} last answered {_ago(report['last_heartbeat'], now)}")
+    lines.append(f"{'clock':<14} {_clock_line(report['clock'], now)}")
     if report["last_heartbeat_error"]:
         lines.append(f"{'':<14} last attempt {_ago(report['last_heartbeat_attempt'], now)} "
                      f"failed: {report['last_heartbeat_error']}")
@@ -127,7 +155,7 @@ def render(report: dict[str, Any], now: datetime) -> str:
     for target, entries in report["recent"].items():
         words = " ".join(_verdict_word(e) for e in entries)
         lines.append(f"{target[:44]:<44} {words[:44]:<44} {entries[0]['start_time']}")
-        if target == journal.LADDER_TARGET and entries[0]["summary"]:
+        if entries[0]["summary"]:  # the ladder's sentence, a trace's hop
             lines.append(f"{'':<44} {entries[0]['summary']}")
     if not report["recent"]:
         lines.append("(nothing measured yet)")

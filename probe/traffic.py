@@ -25,6 +25,7 @@ TLS_HANDSHAKE_FAILED = 800
 HTTP_REQUEST = 600  # request line and headers, plus ACKs of the response
 CONTROL_REQUEST = 1500  # request and HTTP framing to the control vantage
 LADDER_RUNG = 300
+TRACE_STEP = 1500  # a connection, the request (a ClientHello at most), an ICMP or an answer
 FLOOR = 500
 
 
@@ -61,6 +62,9 @@ def estimate(measurement: dict[str, Any]) -> int:
         rungs = keys.get("rungs") or {}
         tried = sum(int(r.get("tried", 1)) for r in rungs.values() if isinstance(r, dict))
         return max(FLOOR, LADDER_RUNG * tried)
+    if measurement.get("test_name") == "censor_trace":
+        steps = _count(keys, "control_hops") + _count(keys, "trigger_hops")
+        return max(FLOOR, DNS_QUERY * 2 * _count(keys, "queries") + TRACE_STEP * steps)
     total = DNS_QUERY * 2 * max(1, _count(keys, "queries"))
     total += TCP_CONNECT * _count(keys, "tcp_connect")
     for handshake in keys.get("tls_handshakes") or []:

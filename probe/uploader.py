@@ -10,6 +10,9 @@ A failure is classified so the caller can act on it (``UploadError.kind``):
 * ``rejected``: 400, 413 or 422: the batch itself is refused; ``reason`` says why, so the
   caller can set the bad measurement aside and send the rest.
 
+Each answer's HTTP ``Date`` header is kept (``server_date``, from 200 answers only, which the
+collector itself wrote): the daemon compares it with its own clock (``probe.clock_check``).
+
 The daemon keeps one HTTP session open (``open``/``close``) so heartbeats every minute reuse a
 connection instead of paying a TCP and TLS handshake each time. Batches are sent gzip-encoded
 (measurements compress about tenfold), which matters on a metered link.
@@ -93,6 +96,7 @@ class Uploader:
         self.timeout = timeout
         self.compress = compress
         self.traffic = 0  # bytes sent and received so far, with framing (for the budget)
+        self.server_date: str | None = None  # Date of the last request's answer, if 200
         self._session: aiohttp.ClientSession | None = None
 
     def _headers(self) -> dict[str, str]:
@@ -122,6 +126,7 @@ class Uploader:
         headers = {**self._headers(), "Content-Type": "application/json", **headers}
         session = self._session or self._new_session()
         self.traffic += len(data) + FRAMING
+        self.server_date = None
         try:
             async with session.post(self.base + path, data=data, headers=headers) as response:
                 text = await response.text()
@@ -134,6 +139,7 @@ class Uploader:
                                       retry_after=_retry_after(
                                           response.headers.get("Retry-After")),
                                       rejected=rejected)
+                self.server_date = response.headers.get("Date")
                 result = json.loads(text) if text else {}
                 return result if isinstance(result, dict) else {}
         except UploadError:

@@ -28,6 +28,20 @@ PROBE_INVALID = [
     ("invalid-collector-url.yaml", "collector.url: not an http(s) URL"),
     ("invalid-targets-type.yaml", "targets: expected a list, got a mapping"),
     ("invalid-target-file.yaml", "target_files[0][1].url: not an http(s) URL"),
+    ("invalid-platform-names.yaml",
+     "platforms.names: unknown platform 'icq' (known: telegram, whatsapp, signal, "
+     "facebook_messenger, youtube, tiktok, instagram, x)"),
+    ("invalid-platforms-file.yaml",
+     "platforms.file: platforms/invalid-url.yaml: "
+     "platforms.x.groups.web.urls[1]: not an http(s) URL"),
+    ("invalid-platform-not-in-file.yaml",
+     "platforms.names[1]: telegram is not in good-platforms.yaml"),
+    ("invalid-platform-interval.yaml", "platforms.interval: must be positive"),
+    ("invalid-trace-ttl.yaml", "censor_trace.max_ttl: must be in 1..64"),
+    ("invalid-trace-control-name.yaml",
+     "censor_trace.control_name: not a host name like example.com"),
+    ("invalid-clock-offset.yaml",
+     "clock.max_offset: not a duration (use seconds or a string like '5s', '250ms', '2m')"),
 ]
 
 COLLECTOR_INVALID = [
@@ -76,6 +90,7 @@ def test_shipped_configs_load() -> None:
     probe = probe_config.load(root / "probe.yaml")
     assert any("kloop.kg" in t.url for t in probe.targets)
     assert all(t.cc in ("KG", "*") for t in probe.targets)
+    assert probe.platforms.file == str((root / "platforms.yaml").resolve())
     collector = collector_config.load(root / "collector.yaml")
     assert collector.listen == "127.0.0.1:8080"
 

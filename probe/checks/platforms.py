@@ -31,7 +31,9 @@ from probe.platform_config import EndpointGroup, PlatformsConfig
 
 Record = dict[str, Any]
 PARALLEL = 8
-"""Endpoints measured at once inside one platform check (a platform has up to ~20)."""
+"""Endpoints measured at once inside one platform check (a platform has up to ~20), unless
+the caller shares its own slots (the daemon does: its ``schedule.concurrency`` bounds every
+endpoint of every job together)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,11 +163,13 @@ async def _fingerprint(endpoint: Record, keys: Record, timeout: float) -> None:
 async def measure(
     name: str, config: PlatformsConfig, options: PlatformOptions,
     control: ControlClient | None, trace: Trace | None = None,
+    slots: asyncio.Semaphore | None = None,
 ) -> Record:
-    """Measure platform ``name`` and return its test keys (with ``analysis``)."""
+    """Measure platform ``name`` and return its test keys (with ``analysis``); each endpoint
+    holds one of ``slots`` (default: ``PARALLEL`` of its own) while it is measured."""
     platform = config.platforms[name]
     trace = trace or Trace()
-    semaphore = asyncio.Semaphore(PARALLEL)
+    semaphore = slots or asyncio.Semaphore(PARALLEL)
     endpoints: list[Record] = []
     lists: Record = {"queries": [], "tcp_connect": [], "tls_handshakes": [], "requests": []}
     raw: list[tuple[Record, Record]] = []

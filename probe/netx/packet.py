@@ -14,6 +14,11 @@ forges packets. Reading raw sockets needs CAP_NET_RAW; without it (or without sc
 function returns a record with ``failure`` set (``permission_denied``) and sends nothing.
 IPv4 only.
 
+Scapy is imported inside the functions that dissect packets, never at module level, and only
+once a raw socket has opened: it costs about 50 MB of resident memory, more than the whole
+daemon otherwise needs on a Raspberry Pi (``tests/probe/test_footprint.py`` checks that a
+round of sites does not load it).
+
 Verdicts (injected or not, where the censor is) come from ``probe.censor_analysis``.
 """
 
@@ -38,16 +43,13 @@ _PROTOCOLS = {"icmp": socket.IPPROTO_ICMP, "tcp": socket.IPPROTO_TCP,
 _FLAG_BITS = {"F": 0x01, "S": 0x02, "R": 0x04, "P": 0x08, "A": 0x10}
 
 
-def raw_capability() -> str | None:
-    """None when scapy imports and a raw socket opens; else the failure string.
+def raw_socket_problem() -> str | None:
+    """None when a raw socket opens (CAP_NET_RAW); else the failure string.
 
     Opening a raw socket is the one reliable test of CAP_NET_RAW (capability bits, user
     namespaces and seccomp all play a part); the socket is closed at once, nothing is sent.
+    Scapy is not imported: the daemon asks this at start to decide whether to plan traces.
     """
-    try:
-        import scapy.layers.inet  # noqa: F401
-    except ImportError:
-        return failures.unknown("scapy is not installed")
     try:
         probe = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
     except PermissionError:
@@ -55,6 +57,23 @@ def raw_capability() -> str | None:
     except OSError as exc:
         return failures.classify(exc)
     probe.close()
+    return None
+
+
+def raw_capability() -> str | None:
+    """None when a raw socket opens and scapy imports; else the failure string.
+
+    The socket is tried first: importing scapy costs about 50 MB of resident memory for the
+    life of the process, which a probe without CAP_NET_RAW (or one that never needs raw
+    packets) must not pay.
+    """
+    problem = raw_socket_problem()
+    if problem:
+        return problem
+    try:
+        import scapy.layers.inet  # noqa: F401
+    except ImportError:
+        return failures.unknown("scapy is not installed")
     return None
 
 

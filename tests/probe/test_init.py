@@ -79,6 +79,9 @@ def test_interactive_consent_and_answers_write_a_loadable_config(tmp_path: Path)
     assert "kz_typed-token-456" not in path.read_text()
     # Only this country's and the global lists, copied next to the config.
     assert {t.cc for t in config.targets} <= {"KZ", "*"} and config.targets
+    # The platform endpoint lists too, so platform checks run (and can be edited locally).
+    assert config.platforms.file == str(tmp_path / "etc" / "platforms.yaml")
+    assert config.platforms.interval == 1800.0 and config.censor_trace.enabled
 
 
 def test_automated_install_with_flags_and_safe_defaults(tmp_path: Path) -> None:

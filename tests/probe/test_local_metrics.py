@@ -54,4 +54,9 @@ async def test_metrics_follow_the_daemon(tmp_path: Path, collector_config: objec
     assert value("kuzot_probe_target_verdict", target=url, verdict="ok") == 1.0
     assert (value("kuzot_probe_last_upload_timestamp_seconds") or 0) > 1.7e9
     assert value("kuzot_probe_evicted_total") == 0.0
+    # The same machine's clock as the collector's: checked, and within the Date header's
+    # second (plus the round trip).
+    assert value("kuzot_probe_clock_verified") == 1.0
+    offset = value("kuzot_probe_clock_offset_seconds")
+    assert offset is not None and abs(offset) <= 1.5
     assert f'kuzot_probe_target_verdict{{target="{url}",verdict="ok"}} 1.0' in text

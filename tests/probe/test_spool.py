@@ -125,6 +125,24 @@ async def test_learning_an_address_later_scrubs_it_from_the_file(tmp_path: Path)
     assert b"203.0.113.7" not in _file_bytes(path)
 
 
+async def test_rewriting_named_measurements_leaves_the_others_and_counts_the_bytes(
+        tmp_path: Path) -> None:
+    db = await LocalDB.open(str(tmp_path / "spool.sqlite"))
+    spool = Spool(db, 10**6)
+    await spool.put([entry(i) for i in range(1, 6)])
+    before = await spool.depth()
+    changed = await spool.rewrite_some(["uid-00002", "uid-00004", "uid-gone"],
+                                       lambda body: body.replace("}", ',"more":"x"}'), chunk=1)
+    assert changed == 2
+    bodies = {e.uid: json.loads(e.body) for e in await spool.batch(10, 10**6)}
+    assert [uid for uid, body in sorted(bodies.items()) if "more" in body] == [
+        "uid-00002", "uid-00004"]
+    after = await spool.depth()
+    assert after.measurements == before.measurements
+    assert after.bytes == before.bytes + 2 * len(',"more":"x"')
+    await db.close()
+
+
 WRITER = textwrap.dedent("""
     import asyncio, json, sys
     from probe.localdb import LocalDB

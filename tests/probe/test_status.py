@@ -30,6 +30,8 @@ async def test_status_reports_the_state_of_the_spool_and_journal(tmp_path: Path)
                       journal.LAST_UPLOAD_ERROR: "connection_refused",
                       journal.LAST_HEARTBEAT: "2026-01-05 11:59:30",
                       journal.STARTED: "2026-01-04 12:00:00",
+                      journal.CLOCK_STATUS: "ok", journal.CLOCK_OFFSET: "-0.4",
+                      journal.CLOCK_CHECKED: "2026-01-05 11:59:30",
                       journal.EVENT_WINDOWS: json.dumps([
                           {"start": "2026-01-05T00:00:00+00:00",
                            "end": "2026-01-06T00:00:00+00:00", "name": "protest anniversary"}])})
@@ -40,6 +42,11 @@ async def test_status_reports_the_state_of_the_spool_and_journal(tmp_path: Path)
                                        "2026-01-05 11:02:00", verdict,
                                        "tls" if verdict == "blocked" else None,
                                        "timeout" if verdict == "blocked" else None))
+    await book.add_verdict(journal.summarise_analysis({
+        "test_name": "censor_trace", "input": "https://kloop.kg/",
+        "measurement_start_time": "2026-01-05 11:03:00",
+        "test_keys": {"censor": {"hop": 3, "server_hops": 7},
+                      "analysis": {"verdict": "blocked", "layer": "tls", "mechanism": "reset"}}}))
     await book.add_verdict(Verdict(journal.LADDER_TARGET, "connectivity", "2026-01-05 11:59:00",
                                    "offline", summary="international cut: gateway reachable"))
     await db.close()
@@ -61,3 +68,11 @@ async def test_status_reports_the_state_of_the_spool_and_journal(tmp_path: Path)
     assert "blocked(tls/timeout) ok" in kloop
     assert any("international cut: gateway reachable" in line for line in lines)
     assert "secret-token" not in text
+    assert report["clock"] == {"status": "ok", "offset_s": -0.4,
+                               "checked_at": "2026-01-05 11:59:30"}
+    assert ("clock          agrees with the collector's (offset -0.4 s), checked "
+            "2026-01-05 11:59:30 UTC (30 s ago)") in lines
+    # A censor trace is listed apart from the site's own verdicts, with the censor's hop.
+    trace = next(line for line in lines if line.startswith("trace:https://kloop.kg/"))
+    assert "blocked(tls/reset)" in trace
+    assert any("censor 3 hops away, server 7" in line for line in lines)

@@ -35,6 +35,10 @@ BIG_PAGE = "<html><head><title>big</title></head><body>" + "x" * 100_000 + "</bo
         {"request": {}, "x_bytes_received": 400_000}, {"request": {}, "x_bytes_received": 0}]}},
      400_000, 405_000),
     ({"test_name": "anything", "test_keys": "not an object"}, traffic.FLOOR, traffic.FLOOR),
+    # A censor trace: a connection and a request per step, both passes.
+    ({"test_name": "censor_trace", "test_keys": {
+        "queries": [{}], "control_hops": [{}] * 8, "trigger_hops": [{}] * 6}}, 14 * 1_000,
+     14 * 2_000),
 ])
 def test_estimate_counts_what_was_received_plus_overheads(measurement: dict[str, object],
                                                           low: int, high: int) -> None:
