@@ -7,7 +7,6 @@ with ``CI=true`` they fail instead, because CI installs it.
 
 from __future__ import annotations
 
-import os
 import secrets
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -15,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from collector.store import Store, open_store
-from tests.helpers.postgres import PostgresCluster, unavailable_reason
+from tests.helpers.postgres import PostgresCluster, cluster_for_test
 
 BACKENDS = [pytest.param("sqlite", id="sqlite"),
             pytest.param("postgres", id="postgres", marks=pytest.mark.postgres)]
@@ -23,16 +22,8 @@ BACKENDS = [pytest.param("sqlite", id="sqlite"),
 
 @pytest.fixture(scope="session")
 def postgres_cluster() -> Iterator[PostgresCluster]:
-    reason = unavailable_reason()
-    if reason is not None:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"PostgreSQL is required in CI: {reason}")
-        pytest.skip(reason)
-    cluster = PostgresCluster.start()
-    try:
+    with cluster_for_test() as cluster:
         yield cluster
-    finally:
-        cluster.stop()
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ crash (``immediate``: no checkpoint, recovery from the WAL) and once as an opera
 from __future__ import annotations
 
 import asyncio
-import os
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -21,7 +20,7 @@ import pytest
 from collector.store import Filters, open_store
 from tests.collector.factory import measurement
 from tests.collector.process import issue_token, serve
-from tests.helpers.postgres import PostgresCluster, unavailable_reason
+from tests.helpers.postgres import PostgresCluster, cluster_for_test
 
 pytestmark = pytest.mark.postgres
 
@@ -32,16 +31,8 @@ DEADLINE = 90.0  # a client gives a batch up after this long (the test then fail
 
 @pytest.fixture
 def own_cluster() -> Iterator[PostgresCluster]:
-    reason = unavailable_reason()
-    if reason is not None:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"PostgreSQL is required in CI: {reason}")
-        pytest.skip(reason)
-    cluster = PostgresCluster.start()
-    try:
+    with cluster_for_test() as cluster:
         yield cluster
-    finally:
-        cluster.stop()
 
 
 @pytest.mark.parametrize("mode", ["immediate", "fast"])

@@ -10,6 +10,7 @@ where "a" sorts before "B"), so tests notice any ordering that differs from SQLi
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import pwd
@@ -17,6 +18,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 
@@ -130,3 +132,22 @@ class PostgresCluster:
                 self.stop_server()
         finally:
             shutil.rmtree(self.directory, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def cluster_for_test() -> Iterator[PostgresCluster]:
+    """A running throwaway cluster, stopped afterwards. Skips the test with the reason when
+    PostgreSQL is missing, and fails it under ``CI=true``, where a skip would hide a broken
+    build."""
+    import pytest
+
+    reason = unavailable_reason()
+    if reason is not None:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"PostgreSQL is required in CI: {reason}")
+        pytest.skip(reason)
+    cluster = PostgresCluster.start()
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
