@@ -31,7 +31,7 @@ from urllib.parse import urljoin, urlsplit
 
 from probe import failures
 from probe.analysis import analyze
-from probe.bogons import is_bogon, is_loopback
+from probe.bogons import is_bogon, is_loopback, redirect_allowed, scope
 from probe.control_client import ControlClient
 from probe.netx import dns, tcp, tls
 from probe.netx import http as netx_http
@@ -40,6 +40,9 @@ from probe.netx.trace import Trace
 Record = dict[str, Any]
 MAX_REDIRECTS = 10
 REDIRECT_CODES = frozenset({301, 302, 303, 307, 308})
+# A longer Location is refused (http_invalid_redirect_location): the URL is recorded twice per
+# hop, and eleven hops of it must stay well inside the collector's 2 MiB document limit.
+MAX_LOCATION_LENGTH = 16 * 1024
 ORIGINS = ("system", "udp", "doh")
 
 
@@ -103,6 +106,31 @@ def split_url(url: str) -> tuple[str, str, int, str]:
     if parts.query:
         path += "?" + parts.query
     return parts.scheme, host, port, path
+
+
+def redirect_target(base: str, location: str) -> tuple[str | None, str | None]:
+    """The absolute URL a ``Location`` value leads to, or a failure string; never raises.
+
+    A Location from a site, a blockpage or a middlebox is hostile input: ``http://[::1/evil``,
+    ``http://host:99999/``, ``javascript:...`` or ``http://`` end the chain with a failure
+    instead of an exception. No host or a scheme other than http(s) is OONI's
+    ``http_invalid_redirect_location_host``; anything else unparsable is
+    ``http_invalid_redirect_location``.
+    """
+    if len(location) > MAX_LOCATION_LENGTH:
+        return None, failures.HTTP_INVALID_REDIRECT_URL
+    try:
+        target = urlsplit(location)
+        if target.scheme and (target.scheme.lower() not in ("http", "https")
+                              or not target.netloc):
+            return None, failures.HTTP_INVALID_REDIRECT
+        absolute = urljoin(base, location)
+        split_url(absolute)
+    except (ValueError, UnicodeError):
+        return None, failures.HTTP_INVALID_REDIRECT_URL
+    if not urlsplit(absolute).hostname:
+        return None, failures.HTTP_INVALID_REDIRECT
+    return absolute, None
 
 
 def ipv6_available() -> bool:
@@ -265,11 +293,22 @@ async def _fetch_chain(
     """Fetch ``url`` following redirects; each hop is measured like the first."""
     current = url
     endpoints: list[_Endpoint] | None = first_endpoints
+    start_scopes: frozenset[str] = frozenset()
     for depth in range(opts.max_redirects + 1):
         scheme, host, port, path = split_url(current)
         if endpoints is None:
             endpoints = await _resolve(host, port, depth, opts, state)
         dialable = [e for e in endpoints if _dialable(e, host, opts)]
+        if depth == 0:
+            start_scopes = frozenset(scope(e.ip) for e in dialable)
+        else:
+            # The redirect policy: resolved addresses count, not only literals (README).
+            allowed = [e for e in dialable if redirect_allowed(e.ip, start_scopes)]
+            if dialable and not allowed:
+                state.requests[0]["failure"] = failures.HTTP_REDIRECT_PRIVATE
+                state.requests[0]["operation"] = failures.OP_HTTP_ROUND_TRIP
+                return
+            dialable = allowed
         if not dialable:
             return
         flows = await _connect_all(dialable, host, port, scheme == "https", depth, opts,
@@ -297,17 +336,16 @@ async def _fetch_chain(
         location = _location(response)
         if not location:
             return
-        target = urlsplit(location)
-        if (target.scheme and not target.netloc) or (
-                target.scheme and target.scheme not in ("http", "https")):
-            request["failure"] = failures.HTTP_INVALID_REDIRECT
+        following, failure = redirect_target(current, location)
+        if following is None:
+            request["failure"] = failure
             request["operation"] = failures.OP_HTTP_ROUND_TRIP
             return
         if depth >= opts.max_redirects:
             request["failure"] = failures.TOO_MANY_REDIRECTS
             request["operation"] = failures.OP_HTTP_ROUND_TRIP
             return
-        current = urljoin(current, location)
+        current = following
         request["x_redirect_to"] = current
         endpoints = None
 
