@@ -42,7 +42,7 @@ MAX_REDIRECTS = 10
 REDIRECT_CODES = frozenset({301, 302, 303, 307, 308})
 # A longer Location is refused (http_invalid_redirect_location): the URL is recorded twice per
 # hop, and eleven hops of it must stay well inside the collector's 2 MiB document limit.
-MAX_LOCATION_LENGTH = 16 * 1024
+MAX_LOCATION_LENGTH = netx_http.DEFAULT_LIMITS.location_length
 ORIGINS = ("system", "udp", "doh")
 
 

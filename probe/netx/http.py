@@ -67,6 +67,9 @@ class Limits:
     final one. Redirects are followed by the callers, at most ten (OONI's limit).
     ``recorded_headers``, ``recorded_value_length`` and ``recorded_header_bytes`` cap what
     lands in the measurement: at most 100 header lines, each value cut at 2 KiB, 16 KiB in all.
+    ``Location`` is the exception, since redirects are followed from the record: it is always
+    kept, cut at ``location_length`` + 1 characters, so that a longer one is still seen as too
+    long (and refused) rather than followed cut short.
     """
 
     header_bytes: int = 256 * 1024
@@ -77,6 +80,7 @@ class Limits:
     recorded_headers: int = 100
     recorded_value_length: int = 2048
     recorded_header_bytes: int = 16 * 1024
+    location_length: int = 16 * 1024
 
 
 DEFAULT_LIMITS = Limits()
@@ -153,7 +157,7 @@ def _check_headers(headers: list[tuple[bytes, bytes]], limits: Limits) -> None:
             raise LimitExceeded(failures.HTTP_HEADER_LINE_TOO_LONG)
 
 
-def recorded_headers(
+def record_headers(
     headers: list[tuple[bytes, bytes]], limits: Limits = DEFAULT_LIMITS
 ) -> tuple[list[list[str]], int]:
     """The header lines as recorded (capped by ``limits``) and how many were cut or dropped."""
@@ -162,6 +166,9 @@ def recorded_headers(
     for raw_name, raw_value in headers:
         name = raw_name.decode("latin-1")[: limits.recorded_value_length]
         value = raw_value.decode("latin-1")
+        if name.lower() == "location":
+            out.append([name, value[: limits.location_length + 1]])
+            continue
         if len(out) >= limits.recorded_headers:
             cut += 1
             continue
@@ -317,7 +324,7 @@ async def get(
     sampler.finish()
     record["x_goodput_bps"] = sampler.goodput(record["t0"])
     record["t"] = trace.now()
-    header_list, cut = recorded_headers(header_lines, limits)
+    header_list, cut = record_headers(header_lines, limits)
     record["response"] = {
         "code": code,
         "headers": {k: v for k, v in header_list},

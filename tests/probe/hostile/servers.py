@@ -158,11 +158,16 @@ class FloodingDNS:
         self.sock.close()
         self._thread.join(5)
 
-    def _answer(self, query: dns.message.Message, address: str) -> bytes:
+    def _answer(self, query: dns.message.Message, forged: bool) -> bytes:
+        """The true answer (``address`` for A, no AAAA) or a forged one (10.0.0.0, fd00::)."""
         response = dns.message.make_response(query)
         question = query.question[0]
         if question.rdtype == 1:  # A
+            address = "10.0.0.0" if forged else self.address
             response.answer.append(dns.rrset.from_text(question.name, 60, "IN", "A", address))
+        elif forged:
+            response.answer.append(dns.rrset.from_text(question.name, 60, "IN", "AAAA",
+                                                       "fd00::"))
         return bytes(response.to_wire())
 
     def _run(self) -> None:
@@ -172,15 +177,15 @@ class FloodingDNS:
             except OSError:
                 return
             query = dns.message.from_wire(wire)
-            self.sock.sendto(self._answer(query, self.address), peer)
-            # Every late answer differs (a new forged address each time), so none can be
-            # folded into a copy of an earlier one.
-            variants = [self._answer(query, f"10.{i // 250}.{i % 250}.1") for i in range(5000)]
+            self.sock.sendto(self._answer(query, False), peer)
+            # Every late answer differs (the address's last four bytes count up), so none can
+            # be folded into a copy of an earlier one.
+            forged = self._answer(query, True)
             deadline = time.monotonic() + self.seconds
             i = 0
             while time.monotonic() < deadline and not self._stop.is_set():
                 try:
-                    self.sock.sendto(variants[i % len(variants)], peer)
+                    self.sock.sendto(forged[:-4] + (i + 1).to_bytes(4, "big"), peer)
                 except BlockingIOError:
                     continue
                 except OSError:
