@@ -33,7 +33,7 @@ async def _pump(writer: asyncio.StreamWriter, head: bytes, unit: bytes) -> None:
     writer.write(head)
     sent = len(head)
     batch = unit * max(1, 65536 // len(unit))
-    while sent < SERVER_CAP:
+    while sent < SERVER_CAP and not writer.is_closing():
         writer.write(batch)
         sent += len(batch)
         await writer.drain()
@@ -75,6 +75,11 @@ def big_header(size: int = 1024 * 1024) -> Writer:
 def many_headers(count: int) -> Writer:
     lines = b"".join(b"X-H%d: v\r\n" % i for i in range(count))
     return fixed(b"HTTP/1.1 200 OK\r\n" + lines + b"Content-Length: 2\r\n\r\nok")
+
+
+def minimal_headers(count: int) -> Writer:
+    """``count`` four-byte header lines: the most header objects the byte limit lets through."""
+    return fixed(b"HTTP/1.1 200 OK\r\n" + b"a:\r\n" * count + b"Content-Length: 2\r\n\r\nok")
 
 
 def redirect(location: bytes) -> Writer:

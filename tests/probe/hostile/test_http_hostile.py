@@ -30,10 +30,11 @@ def assert_bounded(checked: Checked) -> None:
     (servers.big_header(), failures.HTTP_HEADERS_TOO_LARGE),
     (servers.many_headers(100_000), failures.HTTP_HEADERS_TOO_LARGE),
     (servers.many_headers(20_000), failures.HTTP_TOO_MANY_HEADERS),
+    (servers.minimal_headers(65_000), failures.HTTP_TOO_MANY_HEADERS),
     (servers.big_header(100 * 1024), failures.HTTP_HEADER_LINE_TOO_LONG),
     (servers.long_chunk_size(), failures.unknown("http protocol error: illegal chunk header")),
 ], ids=["endless_header_lines", "endless_header_line", "1mb_header", "100k_headers",
-        "20k_headers", "100kb_header_line", "41_digit_chunk_size"])
+        "20k_headers", "65k_minimal_headers", "100kb_header_line", "41_digit_chunk_size"])
 async def test_hostile_response_is_a_failure_in_the_measurement(
         behaviour: servers.Writer, failure: str) -> None:
     async with servers.serve(behaviour) as served:
