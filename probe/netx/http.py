@@ -191,8 +191,20 @@ def _protocol_failure(exc: h11.RemoteProtocolError) -> str:
     return failures.unknown(f"http protocol error: {reason}")
 
 
+def _head_end(buffer: bytearray, start: int) -> int:
+    """The index just past the blank line that ends a response head, or -1."""
+    ends = [i + n for i, n in ((buffer.find(b"\n\r\n", start), 3),
+                               (buffer.find(b"\n\n", start), 2)) if i >= 0]
+    return min(ends) if ends else -1
+
+
 class _Response:
-    """Feeds what the socket delivers into h11 and counts every byte for the sampler."""
+    """Feeds what the socket delivers into h11 and counts every byte for the sampler.
+
+    The header lines of each response head are counted on the raw bytes before h11 sees the
+    complete head: h11 turns a head into one object per header, and 256 KiB of four-byte lines
+    would otherwise cost some 18 MB before ``Limits.header_count`` could refuse it.
+    """
 
     def __init__(self, reader: asyncio.StreamReader, sampler: _Sampler, trace: Trace,
                  record: Record, limits: Limits) -> None:
@@ -201,6 +213,11 @@ class _Response:
         self.trace = trace
         self.record = record
         self.eof = False
+        self.max_lines = limits.header_count + 2  # and the status line and the blank line
+        self.raw_head = bytearray()
+        self.scanned = 0
+        self.lines = 0
+        self.counting = True
         self.conn = h11.Connection(h11.CLIENT, max_incomplete_event_size=limits.header_bytes)
         # h11 needs to have seen the request to expect a response; the bytes on the wire are
         # written by ``get`` so that they stay exactly what a censor sees.
@@ -223,9 +240,34 @@ class _Response:
                 if self.record["x_ttfb"] is None:
                     self.record["x_ttfb"] = self.trace.now()
                 self.sampler.add(len(data))
+                self._count_lines(data)
             else:
                 self.eof = True
             self.conn.receive_data(data)
+
+    def _count_lines(self, data: bytes) -> None:
+        """Refuse a head with too many lines as soon as they arrive (see the class doc)."""
+        if not self.counting:
+            return
+        self.raw_head += data
+        while True:
+            # Each byte is scanned once, whatever the server's pace (a drip of one byte per
+            # segment must not make this quadratic).
+            end = _head_end(self.raw_head, max(0, self.scanned - 2))
+            stop = end if end >= 0 else len(self.raw_head)
+            self.lines += self.raw_head.count(b"\n", self.scanned, stop)
+            self.scanned = stop
+            if self.lines > self.max_lines:
+                raise LimitExceeded(failures.HTTP_TOO_MANY_HEADERS)
+            if end < 0:
+                return
+            informational = self.raw_head[9:10] == b"1"  # "HTTP/1.1 1xx": another head follows
+            del self.raw_head[:end]
+            self.scanned = self.lines = 0
+            if not informational:
+                self.counting = False
+                self.raw_head = bytearray()
+                return
 
     async def head(self, limits: Limits) -> h11.Response:
         for _ in range(limits.informational + 1):

@@ -48,10 +48,11 @@ async def _control(session: aiohttp.ClientSession, served: Served,
 
 
 HOSTILE = [
-    (servers.endless_header_lines(), failures.HTTP_HEADERS_TOO_LARGE),
+    # 47-byte lines: the 1,001st line comes long before 256 KiB of them.
+    (servers.endless_header_lines(), failures.HTTP_TOO_MANY_HEADERS),
     (servers.endless_header_line(), failures.HTTP_HEADERS_TOO_LARGE),
     (servers.big_header(), failures.HTTP_HEADERS_TOO_LARGE),
-    (servers.many_headers(100_000), failures.HTTP_HEADERS_TOO_LARGE),
+    (servers.many_headers(100_000), failures.HTTP_TOO_MANY_HEADERS),
     (servers.long_chunk_size(), failures.unknown("http protocol error: illegal chunk header")),
     (servers.redirect(b"http://[::1/evil"), failures.HTTP_INVALID_REDIRECT_URL),
     (servers.redirect(b"http://host:99999/"), failures.HTTP_INVALID_REDIRECT_URL),

@@ -161,3 +161,18 @@ def test_from_a_public_start_only_global_addresses_are_allowed(
     assert redirect_allowed(str(address), frozenset({GLOBAL, LOOPBACK})) == (
         expected or ip.is_loopback)
     assert redirect_allowed(str(address), frozenset({PRIVATE, LOOPBACK, GLOBAL}))
+
+
+def test_header_lines_are_counted_per_head_and_never_in_the_body() -> None:
+    limits = http.Limits(header_count=10)
+    many = b"".join(b"X-%d: v\r\n" % i for i in range(11))
+    record = _get(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\n" + many
+                  + b"Content-Length: 0\r\n\r\n", limits)
+    assert record["failure"] == failures.HTTP_TOO_MANY_HEADERS
+    body = b"line\n" * 5000
+    record = _get(b"HTTP/1.1 100 Continue\r\nA: b\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: %d"
+                  b"\r\n\r\n" % len(body) + body, limits)
+    assert record["failure"] is None and record["response"]["body_length"] == len(body)
+    record = _get(b"HTTP/1.1 200 OK\n" + b"".join(b"X-%d: v\n" % i for i in range(10))
+                  + b"\n" + body, limits)
+    assert record["failure"] is None and record["response"]["body_length"] == len(body)

@@ -57,7 +57,7 @@ async def test_hostile_tls_server_sends_endless_headers_inside_tls(tmp_path: obj
     [handshake] = checked.keys["tls_handshakes"]
     assert handshake["failure"] is None
     [request] = requests_of(checked)
-    assert request["failure"] == failures.HTTP_HEADERS_TOO_LARGE
+    assert request["failure"] == failures.HTTP_TOO_MANY_HEADERS
 
 
 async def test_hostile_tls_server_answers_the_client_hello_with_garbage() -> None:
