@@ -67,3 +67,19 @@ async def test_headers_under_the_limits_are_recorded_capped() -> None:
     assert request["failure"] is None and response["code"] == 200
     assert len(response["headers_list"]) == 100
     assert response["x_headers_truncated"] == 401  # 500 filler lines + Content-Length - 100
+
+
+async def test_a_redirect_loop_with_the_largest_recordable_hops_fits_the_collector() -> None:
+    """Eleven hops, each with the longest Location followed and 200 KB of non-ASCII headers
+    (two bytes each in UTF-8): what is recorded stays under the collector's 2 MiB."""
+    headers = b"".join(b"X-%d: " % i + b"\xff" * 2000 + b"\r\n" for i in range(100))
+    location = b"/" + b"p" * (16 * 1024 - 40)
+    response = (b"HTTP/1.1 302 Found\r\n" + headers + b"Location: " + location
+                + b"\r\nContent-Length: 0\r\n\r\n")
+    async with servers.serve(servers.fixed(response)) as served:
+        checked = await run_check(served.url())
+    assert_bounded(checked)
+    requests = requests_of(checked)
+    assert len(requests) == 11
+    assert requests[0]["failure"] == failures.TOO_MANY_REDIRECTS
+    assert all(r["response"]["x_headers_truncated"] > 0 for r in requests)
