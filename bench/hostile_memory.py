@@ -137,6 +137,21 @@ async def control_rows(ca_file: str, ca: trustme.CA) -> list[str]:
                         view = await response.json()
                 failure = view["http_request"]["failure"] if status == 200 else view["error"]
                 rows.append(f"| {name} | {_vm(pid, 'VmHWM'):.1f} | {status} | `{failure}` |")
+            # A burst: twice control.max_concurrent (8 by default) at once, each the class
+            # that keeps the most (a 512 KiB body snapshot); those beyond the limit get 503.
+            async with servers.serve(servers.huge_chunk()) as served:
+                body = {"http_request": served.url(), "tcp_connect": []}
+
+                async def one() -> int:
+                    async with session.post(collector.base + "/api/v1/control",
+                                            json=body) as response:
+                        await response.read()
+                        return response.status
+
+                statuses = await asyncio.gather(*(one() for _ in range(16)))
+            counts = ", ".join(f"{statuses.count(s)} x {s}" for s in sorted(set(statuses)))
+            rows.append(f"| 16 at once: chunk size 0xFFFFFFFFFFFFFFFF | "
+                        f"{_vm(pid, 'VmHWM'):.1f} | {counts} | |")
     return rows
 
 
