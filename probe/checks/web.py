@@ -9,7 +9,10 @@ OONI's Web Connectivity (ts-017, v0.5):
 2. ask the control what it sees from outside, with every address we resolved;
 3. connect to every resolved address (system resolver first), handshake TLS with the URL's
    SNI for https, and fetch the page over the first connection that worked, in that order;
-4. follow up to ten redirects, each hop measured like the first.
+4. follow up to ten redirects, each hop measured like the first. A ``Location`` is parsed
+   defensively (``redirect_target``) and a redirect never leads into loopback or private
+   space unless the starting URL was there itself (``probe.bogons.redirect_allowed``; the
+   README's "Redirect policy").
 
 Every record carries OONI's ``transaction_id`` and ``tags`` (``depth=N``, ``fetch_body=true``
 and ``classic`` for addresses from the system resolver), so OONI's own tooling can regroup
