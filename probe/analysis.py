@@ -6,7 +6,11 @@ No I/O, no clock, no randomness: ``analyze(keys, url, cc)`` reads the keys that
 * OONI's keys, as OONI Probe's Web Connectivity would compute them (``probe.ooni_classic``:
   ``dns_consistency``, ``body_proportion``, ``*_match``, ``blocking``, ``accessible``,
   ``http_experiment_failure``, ``dns_experiment_failure``), and
-* Kuzot's ``analysis``: ``{verdict, layer, mechanism, confidence, evidence}``.
+* Kuzot's ``analysis``: ``{verdict, layer, mechanism, confidence, evidence,
+  analysis_version}``.
+
+It reads OONI's measurements as well as Kuzot's: the same keys, OONI's names for the system
+resolver (``getaddrinfo``, ``golang_net_resolver``, ``system``), the stored response body.
 
 OONI's keys follow OONI exactly, with three deliberate exceptions, all ``null``/``null``
 ("could not determine") where OONI decides: a CDN challenge page over plain HTTP (OONI QA
@@ -25,12 +29,17 @@ R2  Secure page. A final response over HTTPS with a certificate that validated c
     (the user trusts the state CA) is ``blocked/tls/mitm``, confirmed.
 R3  No control. Without a usable control, nothing else is judged: ``inconclusive``. A
     failure, a blockpage or a plain-HTTP page alone never becomes ``blocked`` or ``ok``.
-R4  The decisive step is taken at the last redirect hop the probe reached, in this order:
-    DNS (no address to dial), TCP (every relevant connect failed), TLS (every handshake
-    failed), HTTP (the request failed, or a final page came back).
-    Relevant endpoints: those from the system resolver (or an address literal); IPv6
-    endpoints count only when the host has IPv6 connectivity and the failure is not
-    "network/host unreachable" (an IPv6 failure without IPv6 is not evidence).
+R4  The verdict follows the user's own path: the system resolver's answers (or the URL's
+    address literal) and the endpoints dialled from them to fetch the page, as OONI's
+    classic subset has it (``ooni_classic.user_path``). A page that came only through an
+    address another resolver (``--resolver``, ``resolvers:``, DoH) gave is not the user's
+    page (R11). The decisive step is taken at the hop where that path ends (the first hop
+    without a page of its own, or whose page is not a followed redirect), in this order:
+    DNS (no address on the path to dial), TCP (every relevant connect failed), TLS (every
+    handshake failed), HTTP (the request failed, or a final page came back).
+    Relevant endpoints: those of the path; IPv6 endpoints count only when the host has
+    IPv6 connectivity and the failure is not "network/host unreachable" (an IPv6 failure
+    without IPv6 is not evidence).
     After the first hop the control has no per-step data, so its final page stands in:
     a probe failure where the control fetched the page is blocking, a failure the control
     shares is the site being down.
@@ -63,7 +72,14 @@ R10 HTTP step, final page over plain HTTP: a known blockpage fingerprint (and a 
     page is ``inconclusive`` (not censorship, OONI's known false positive); OONI's
     comparison (status, and body length, headers or title) decides between ``ok`` and
     ``blocked/http/diff``; a control that could not fetch the page leaves it
-    ``inconclusive``.
+    ``inconclusive``. The evidence names Kuzot's header comparison
+    ``uncommon_headers_shared`` (OONI's common headers and framing headers left out),
+    not ``headers_match``, which is OONI's key with another meaning.
+R11 Another resolver reached the site. When the user's path ended in a block or a failure
+    and a page came through an address only another resolver gave, the verdict stays what
+    the user's path says (most users use the ISP's resolver: for them the site is
+    blocked), and the evidence adds ``alternative_resolver_reached:<engine>:<status>:
+    <resolver>`` for each such page: the site works, the ISP's resolver is the block.
 
 ``verdict=down`` means the site failed the same way from the control; evidence strings are
 short ``key:value`` facts; ``confirmed:<fingerprint>`` marks a deterministic fingerprint.
@@ -82,6 +98,11 @@ from probe import blockpages, failures, ooni_classic
 from probe.bogons import is_bogon, is_loopback
 
 Record = dict[str, Any]
+
+# The version of the rules below, carried by every verdict as ``analysis_version``: bump it
+# whenever a rule changes what any measurement's verdict, layer, mechanism or evidence would
+# be, so that stored verdicts can be told apart and re-analysed (see the README).
+ANALYSIS_VERSION = 2
 
 _MECHANISM = {
     failures.DNS_NXDOMAIN: "nxdomain",
@@ -127,7 +148,8 @@ def dns_consistency(keys: Record) -> str | None:
     control_dns = control.get("dns")
     if keys.get("control_failure") or not control_dns:
         return None
-    system = next((q for q in keys.get("queries") or [] if q.get("engine") == "getaddrinfo"), None)
+    system = next((q for q in keys.get("queries") or []
+                   if ooni_classic.is_system_engine(q.get("engine"))), None)
     if system is None:
         return "consistent"  # the URL's host is an address literal
     probe_addrs = _addresses(system)
@@ -191,6 +213,7 @@ def _endpoint(ip: str, port: int) -> str:
 @dataclass(slots=True)
 class _Flow:
     connect: Record
+    on_path: bool
     handshake: Record | None = None
     request: Record | None = None
 
@@ -202,24 +225,24 @@ class _Flow:
     def endpoint(self) -> str:
         return _endpoint(self.ip, int(self.connect["port"]))
 
-    @property
-    def classic(self) -> bool:
-        return self.connect.get("x_origin", "system") in ("system", "literal")
-
-
 @dataclass(slots=True)
 class _Hop:
+    """One redirect hop. ``flows`` and ``request`` are the user's own path (R4);
+    ``alternatives`` are pages fetched through addresses only another resolver gave."""
+
     depth: int
     queries: list[Record] = field(default_factory=list)
     flows: list[_Flow] = field(default_factory=list)
     request: Record | None = None
+    alternatives: list[_Flow] = field(default_factory=list)
 
     @property
     def system(self) -> Record | None:
-        return next((q for q in self.queries if q.get("engine") == "getaddrinfo"), None)
+        return next((q for q in self.queries if ooni_classic.is_system_engine(q.get("engine"))),
+                    None)
 
 
-def _hops(keys: Record) -> list[_Hop]:
+def _hops(keys: Record, path: frozenset[int]) -> list[_Hop]:
     hops: dict[int, _Hop] = {}
 
     def hop(depth: int) -> _Hop:
@@ -228,21 +251,66 @@ def _hops(keys: Record) -> list[_Hop]:
     for query in keys.get("queries") or []:
         hop(_depth(query)).queries.append(query)
     flows: dict[Any, _Flow] = {}
-    for index, connect in enumerate(keys.get("tcp_connect") or []):
-        flow = _Flow(connect)
-        flows[connect.get("transaction_id", ("index", index))] = flow
-        hop(_depth(connect)).flows.append(flow)
+    for connect in keys.get("tcp_connect") or []:
+        txid = connect.get("transaction_id")
+        flow = _Flow(connect, on_path=int(txid or 0) in path)
+        flows[txid] = flow
+        if flow.on_path:
+            hop(_depth(connect)).flows.append(flow)
     for handshake in keys.get("tls_handshakes") or []:
         flow_for = flows.get(handshake.get("transaction_id"))
         if flow_for is not None:
             flow_for.handshake = handshake
     for request in keys.get("requests") or []:
         depth = _depth(request)
-        hop(depth).request = hop(depth).request or request
         flow_for = flows.get(request.get("transaction_id"))
         if flow_for is not None:
             flow_for.request = request
+        if flow_for is not None and not flow_for.on_path:
+            hop(depth).alternatives.append(flow_for)
+            continue
+        hop(depth).request = hop(depth).request or request
     return [hops[d] for d in sorted(hops)]
+
+
+def _decisive(hops: list[_Hop]) -> _Hop | None:
+    """The hop where the user's path ends (R4): the first without a page of its own, or
+    whose page is not a redirect the probe followed."""
+    for index, hop in enumerate(hops):
+        request = hop.request
+        if request is None or request.get("failure") is not None or \
+                request.get("response") is None or index + 1 == len(hops) or \
+                (request["response"].get("code") not in _REDIRECT_CODES):
+            return hop
+    return None
+
+
+def _alternative_reach(hops: list[_Hop], start: int) -> list[str]:
+    """``alternative_resolver_reached:<engine>:<status>:<resolver>`` for each page fetched
+    at or after ``start`` through an address that only another resolver gave (R11)."""
+    facts = []
+    for hop in hops:
+        if hop.depth < start:
+            continue
+        for flow in hop.alternatives:
+            request = flow.request or {}
+            response = request.get("response")
+            if request.get("failure") is not None or response is None:
+                continue
+            engine, resolver = _resolver_of(hop, flow.ip, request)
+            facts.append(f"alternative_resolver_reached:{engine}:{response.get('code')}:"
+                         f"{resolver}")
+    return facts
+
+
+def _resolver_of(hop: _Hop, ip: str, request: Record) -> tuple[str, str]:
+    """(engine, resolver address) of the lookup that gave the address a request went to."""
+    for query in hop.queries:
+        if ooni_classic.is_system_engine(query.get("engine")):
+            continue
+        if ip in _addresses(query):
+            return str(query.get("engine")), str(query.get("resolver_address") or "")
+    return str(request.get("x_origin") or "control"), ""
 
 
 @dataclass(slots=True)
@@ -330,8 +398,8 @@ def _dns_view(first: _Hop | None, control: _Control, domain: str, keys: Record) 
 
 
 def _relevant(flows: list[_Flow], keys: Record) -> list[_Flow]:
-    """The flows whose outcome is evidence (R4)."""
-    classic = [f for f in flows if f.classic] or flows
+    """The flows of the user's path whose outcome is evidence (R4)."""
+    classic = [f for f in flows if f.on_path]
     have_v6 = keys.get("x_ipv6_available") is not False
 
     def counts(flow: _Flow) -> bool:
@@ -557,11 +625,14 @@ FRAMING_HEADERS = frozenset({"content-length", "connection", "transfer-encoding"
 
 
 def page_comparison(response: Record, control_http: Record) -> ooni_classic.HTTPDiff:
-    """OONI's comparison of one probe response with the control's final page, except that
-    framing headers (``FRAMING_HEADERS``) do not count as shared headers."""
+    """OONI's comparison of one probe response with the control's final page, read from the
+    same recorded fields as OONI's (the stored body and headers), except that framing headers
+    (``FRAMING_HEADERS``) do not count as shared headers. Its ``headers_match`` is therefore
+    not OONI's key of that name: the evidence calls it ``uncommon_headers_shared``."""
     diff = ooni_classic.HTTPDiff()
-    length, control_length = response.get("body_length") or 0, control_http.get("body_length")
-    if length and control_length and not response.get("body_is_truncated"):
+    length = ooni_classic.response_body_length(response)
+    control_length = int(control_http.get("body_length") or 0)
+    if length > 0 and control_length > 0 and not response.get("body_is_truncated"):
         diff.body_proportion = min(length, control_length) / max(length, control_length)
         diff.body_length_match = diff.body_proportion > 0.7
     code, control_code = response.get("code"), control_http.get("status_code")
@@ -570,11 +641,11 @@ def page_comparison(response: Record, control_http: Record) -> ooni_classic.HTTP
     elif control_code is not None and control_code // 100 == 2:
         diff.status_code_match = False
     common = ooni_classic.COMMON_HEADERS | FRAMING_HEADERS
-    probe_keys = {k.lower() for k in response.get("headers") or {}} - common
+    probe_keys = {k.lower() for k in ooni_classic.response_header_names(response)} - common
     control_keys = {k.lower() for k in control_http.get("headers") or {}} - common
     diff.headers_match = bool(probe_keys & control_keys)
-    words = ooni_classic._title_words
-    diff.title_match = not (words(response.get("title") or "") ^
+    words = ooni_classic.title_words
+    diff.title_match = not (words(ooni_classic.response_title(response)) ^
                             words(control_http.get("title") or ""))
     return diff
 
@@ -604,7 +675,7 @@ def _final_page(hop: _Hop, request: Record, control: _Control, dns: _DNSView,
     diff = page_comparison(response, control.http)
     facts = [f"status_code_match:{diff.status_code_match}",
              f"body_length_match:{diff.body_length_match}",
-             f"headers_match:{diff.headers_match}", f"title_match:{diff.title_match}"]
+             f"uncommon_headers_shared:{diff.headers_match}", f"title_match:{diff.title_match}"]
     if not diff.differs():
         if hop.depth == 0 and dns.inconsistent:
             return _verdict("ok", confidence=0.7,
@@ -630,30 +701,36 @@ def _with_failed_endpoints(result: Record, hop: _Hop, control: _Control,
 
 
 def verdict(keys: Record, url: str, cc: str | None = None) -> Record:
-    """Kuzot's ``analysis`` object for the test keys of ``url`` (rules R1-R10 above)."""
+    """Kuzot's ``analysis`` object for the test keys of ``url`` (rules R1-R11 above),
+    stamped with the ``analysis_version`` of these rules."""
+    return {**_verdict_of(keys, url, cc), "analysis_version": ANALYSIS_VERSION}
+
+
+def _verdict_of(keys: Record, url: str, cc: str | None) -> Record:
     injected = _injection(keys)
     if injected:
         return injected
     domain = ooni_classic.input_domain(url)
     control = _Control(keys.get("control") or {},
                        usable=not keys.get("control_failure") and bool(keys.get("control")))
-    hops = _hops(keys)
+    hops = _hops(keys, ooni_classic.user_path(keys, url))
     first = hops[0] if hops else None
     dns = _dns_view(first, control, domain, keys)
-    final = hops[-1].request if hops else None
-    if final is not None and final.get("response") is not None and final.get("failure") is None \
-            and urlsplit(final["request"]["url"]).scheme == "https":
-        return _with_failed_endpoints(_secure_page(final, control, dns, cc, keys), hops[-1],
+    last = _decisive(hops)
+    final = last.request if last else None
+    if last is not None and final is not None and final.get("response") is not None and \
+            final.get("failure") is None and \
+            urlsplit(final["request"]["url"]).scheme == "https":
+        return _with_failed_endpoints(_secure_page(final, control, dns, cc, keys), last,
                                       control, keys)
     if not control.usable:
         return _verdict("inconclusive", None, None, 0.0,
                         [f"control_failure:{keys.get('control_failure')}"])
-    if not hops:
+    if last is None:
         return _verdict("inconclusive", None, None, 0.0, ["no_observations"])
     if dns.ghost:
         return _verdict("blocked", "dns", "spoofed", 0.85, ["dns_ghost", *dns.evidence])
     fingerprint = _dns_fingerprint(first, cc)
-    last = hops[-1]
     if last.request is not None:
         if last.request.get("failure") is not None:
             verdict_ = _failed_request(last, last.request, control, dns)
@@ -674,6 +751,8 @@ def verdict(keys: Record, url: str, cc: str | None = None) -> Record:
             verdict_ = _tcp_step(last, flows, control, dns)
     if fingerprint and verdict_["verdict"] == "blocked":
         verdict_["evidence"] += [e for e in fingerprint if e not in verdict_["evidence"]]
+    if verdict_["verdict"] != "ok":
+        verdict_["evidence"] += _alternative_reach(hops, last.depth)
     return _with_failed_endpoints(verdict_, last, control, keys)
 
 
@@ -706,3 +785,69 @@ def analyze(keys: Record, url: str, cc: str | None = None) -> Record:
         ooni["blocking"], ooni["accessible"] = None, None
     return {**ooni, "analysis": analysis}
 
+
+
+# Where Kuzot's verdict and OONI's keys of the same measurement may disagree in class.
+#
+# The invariant, tested over every table case, lab scenario and OONI QA measurement: when
+# OONI's ``blocking`` is a string (OONI sees blocking), Kuzot's verdict is not ``ok``; when it
+# is ``false`` (OONI sees an accessible or a down site), Kuzot's verdict is not ``blocked``.
+# ``down``, ``inconclusive`` and ``throttled`` never contradict OONI. The departures below are
+# the only exceptions; each is a case OONI's probe-side keys cannot see by construction.
+
+
+@dataclass(frozen=True, slots=True)
+class Departure:
+    """A documented disagreement: Kuzot says ``blocked`` at ``layer``/``mechanism`` (any
+    layer when None) where OONI's keys say ``blocking: false, accessible: true``."""
+
+    name: str
+    layer: str | None
+    mechanism: str
+    reason: str
+
+
+DEPARTURES: tuple[Departure, ...] = (
+    Departure(
+        "dns_injection", "dns", "injected",
+        "OONI's keys read the system resolver only. Two different answers to one query to "
+        "another resolver show a censor racing the real answer on the path (R1); OONI keeps "
+        "them in x_dns_duplicate_responses but its blocking key cannot say so."),
+    Departure(
+        "trusted_interception_ca", "tls", "mitm",
+        "A state CA the user's system trusts makes the intercepted handshake valid; OONI "
+        "calls every valid HTTPS page accessible. Kuzot names the known interception CA in "
+        "the chain (R2)."),
+    Departure(
+        "blockpage_fingerprint", None, "blockpage",
+        "A known blockpage fingerprint is deterministic (OONI's own pipeline marks such "
+        "measurements confirmed from the same fingerprints), while OONI's probe-side keys "
+        "see no HTTP diff when the blockpage server frames its answer as the site does "
+        "(shared Content-Length or Connection headers)."),
+    Departure(
+        "framing_headers", "http", "diff",
+        "OONI's header comparison counts framing headers (Content-Length, Connection) as "
+        "uncommon, so any page served with them matches the site's headers and OONI sees no "
+        "diff; Kuzot leaves them out (uncommon_headers_shared, R10) and sees the other page."),
+)
+
+
+def disagrees(blocking: str | bool | None, verdict_name: str) -> bool:
+    """Whether a verdict contradicts OONI's ``blocking`` key in class (see ``DEPARTURES``)."""
+    if isinstance(blocking, str):
+        return verdict_name == "ok"
+    return blocking is False and verdict_name == "blocked"
+
+
+def departure(blocking: str | bool | None, accessible: bool | None,
+              analysis: Record) -> Departure | None:
+    """The documented departure that explains why ``analysis`` disagrees with OONI's
+    ``blocking``/``accessible`` in class, or None (they agree, or nothing documents it)."""
+    if not disagrees(blocking, analysis["verdict"]) or blocking is not False or \
+            accessible is not True:
+        return None
+    for known in DEPARTURES:
+        if analysis["mechanism"] == known.mechanism and \
+                known.layer in (None, analysis["layer"]):
+            return known
+    return None

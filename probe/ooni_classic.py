@@ -413,7 +413,7 @@ def _consistency(m: _Metrics, c: _Container, have_control: bool) -> str | None:
     return None
 
 
-def _title_words(title: str) -> set[str]:
+def title_words(title: str) -> set[str]:
     return {w.lower() for w in title.split(" ") if len(w.encode("utf-8")) >= 5}
 
 
@@ -454,8 +454,8 @@ def _http_diff(c: _Container) -> HTTPDiff:
         probe_keys = {k.lower() for k in final.header_keys or ()} - COMMON_HEADERS
         control_keys = {k.lower() for k in final.control_header_keys or ()} - COMMON_HEADERS
         diff.headers_match = bool(probe_keys & control_keys)
-        diff.title_match = not (_title_words(final.title or "") ^
-                                _title_words(final.control_title or ""))
+        diff.title_match = not (title_words(final.title or "") ^
+                                title_words(final.control_title or ""))
     return diff
 
 
@@ -544,15 +544,30 @@ def _walk(c: _Container, diff: HTTPDiff, consistency: str | None) -> _Outcome:
     return out
 
 
+def _have_control(keys: Record) -> bool:
+    return bool(keys.get("control")) and not keys.get("control_failure") and \
+        keys.get("x_control_request") is not None
+
+
+def _classic_container(keys: Record, url: str) -> _Container:
+    container = _ingest(keys)
+    if _have_control(keys):
+        _ingest_control(container, url, keys.get("control") or {})
+    return _classic(container)
+
+
+def user_path(keys: Record, url: str) -> frozenset[int]:
+    """The transaction ids of the endpoints on the user's own path (rule 1): addresses the
+    system resolver gave (or the URL's address literal), dialled to fetch the page. Kuzot's
+    verdict reads the same subset, so both speak of what the user's browser would do."""
+    return frozenset(_classic_container(keys, url).endpoints)
+
+
 def analyze(keys: Record, url: str) -> Record:
     """OONI's keys for the test keys of ``url`` (see the module docstring for the rules)."""
-    container = _ingest(keys)
     control = keys.get("control") or {}
-    have_control = bool(control) and not keys.get("control_failure") and \
-        keys.get("x_control_request") is not None
-    if have_control:
-        _ingest_control(container, url, control)
-    classic = _classic(container)
+    have_control = _have_control(keys)
+    classic = _classic_container(keys, url)
     metrics = _dns_metrics(classic, control.get("ip_info") or {} if have_control else {})
     consistency = _consistency(metrics, classic, have_control)
     diff = _http_diff(classic)

@@ -477,7 +477,7 @@ ROWS = [
         False, True, ("blocked", "http", "diff"), "consistent",
         diff={"status_code_match": True, "body_length_match": False, "headers_match": True,
               "title_match": False},
-        evidence=("headers_match:False",)),
+        evidence=("uncommon_headers_shared:False",)),
 ]
 
 
