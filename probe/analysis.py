@@ -488,7 +488,7 @@ def _dns_step(hop: _Hop, control: _Control, keys: Record) -> Record:
     probe = _addresses(system) if system else set()
     extra = [f"{q['engine']}:{q.get('resolver_address')}:{q.get('query_type')}:"
              f"{q.get('failure') or ','.join(sorted(_addresses(q)))}"
-             for q in hop.queries if q.get("engine") != "getaddrinfo"]
+             for q in hop.queries if not ooni_classic.is_system_engine(q.get("engine"))]
     if failure is None and probe and all(is_loopback(a) for a in probe):
         # Loopback answers are not dialled (R6).
         evidence = [f"probe_answers:{','.join(sorted(probe))}", *extra]

@@ -277,6 +277,37 @@ def ipv6_only_without_ipv6() -> tuple[str, dict[str, Any]]:
     return url, m.keys()
 
 
+def isp_lies(scheme: str, failure: str | None = None, answers: tuple[str, ...] = (),
+             dial: str | None = None) -> tuple[str, dict[str, Any]]:
+    """The ISP (system) resolver fails with ``failure`` or answers ``answers``, while the
+    probe's extra UDP resolver returns the site's address and the page loads through it
+    (OONI QA 9-13 as OONI's probe measures them, with 1.1.1.1 beside getaddrinfo). ``dial``
+    is the failure of the connect to the system resolver's (bogon) answer."""
+    url = f"{scheme}://www.example.com/"
+    port = 443 if scheme == "https" else 80
+    m = Measurement(url).lookup("www.example.com", list(answers), failure=failure)
+    m.lookup("www.example.com", [EXAMPLE], engine="udp", qtype="A")
+    if dial is not None:
+        m.flow(answers[0], port, tcp=dial)
+    m.flow(EXAMPLE, port, origin="udp", tls=None if scheme == "https" else False,
+           http=response())
+    m.control = control([EXAMPLE], tcp={ep(EXAMPLE, port): None},
+                        tls={ep(EXAMPLE, port): (None, "DigiCert Global G2")}
+                        if scheme == "https" else {})
+    return url, m.keys()
+
+
+def redirect_then_isp_lies() -> tuple[str, dict[str, Any]]:
+    """https://bit.ly/... redirects to www.example.com, which the ISP resolver NXDOMAINs;
+    the extra resolver's address serves the page (OONI QA 33 with an extra resolver)."""
+    def depth1(m: Measurement) -> None:
+        m.queries[-1] = {**m.queries[-1], "answers": [], "failure": NXDOMAIN}
+        m.lookup("www.example.com", [EXAMPLE], depth=1, engine="udp", qtype="A")
+        m.flow(EXAMPLE, 443, depth=1, origin="udp", tls=None, http=response())
+
+    return redirect("https://www.example.com/", depth1)
+
+
 def mitm(issuer: str, tls: str | None) -> tuple[str, dict[str, Any]]:
     return plain(scheme="https", tls=tls, cc_issuer=issuer,
                  control_http=control_page(issuer="DigiCert Global G2"))
@@ -460,6 +491,41 @@ ROWS = [
     Row("K12 IPv6 address blocked, IPv4 fine", lambda: ipv6_blocked(TIMEOUT, True), False,
         True, ("ok", None, None), "consistent",
         evidence=(f"endpoint_failed:[{EXAMPLE_V6}]:443:{TIMEOUT}",)),
+    # The ISP resolver lies, an extra resolver tells the truth and the page loads through it:
+    # the user's own path is blocked (R4), and the evidence says another resolver got there.
+    Row("K14 ISP NXDOMAIN, extra resolver reached the site, HTTPS",
+        lambda: isp_lies("https", NXDOMAIN), "dns", False, ("blocked", "dns", "nxdomain"),
+        "inconsistent", NXDOMAIN, NXDOMAIN,
+        evidence=("alternative_resolver_reached:udp:200:192.0.2.53:53",)),
+    Row("K15 ISP NXDOMAIN, extra resolver reached the site, HTTP",
+        lambda: isp_lies("http", NXDOMAIN), "dns", False, ("blocked", "dns", "nxdomain"),
+        "inconsistent", NXDOMAIN, NXDOMAIN,
+        evidence=("alternative_resolver_reached:udp:200:192.0.2.53:53",)),
+    Row("K16 ISP SERVFAIL, extra resolver reached the site",
+        lambda: isp_lies("https", failures.DNS_SERVFAIL), "dns", False,
+        ("blocked", "dns", "servfail"), "inconsistent", failures.DNS_SERVFAIL,
+        failures.DNS_SERVFAIL, evidence=("alternative_resolver_reached:udp:200:192.0.2.53:53",)),
+    Row("K17 ISP answers no address, extra resolver reached the site",
+        lambda: isp_lies("https", failures.DNS_NO_ANSWER), "dns", False,
+        ("blocked", "dns", "no_answer"), "inconsistent", failures.DNS_NO_ANSWER,
+        failures.DNS_NO_ANSWER,
+        evidence=("alternative_resolver_reached:udp:200:192.0.2.53:53",)),
+    Row("K18 ISP resolver times out, extra resolver reached the site",
+        lambda: isp_lies("http", TIMEOUT), "dns", False, ("blocked", "dns", "timeout"),
+        "inconsistent", TIMEOUT, TIMEOUT,
+        evidence=("alternative_resolver_reached:udp:200:192.0.2.53:53",)),
+    Row("K19 ISP bogon, extra resolver reached the site",
+        lambda: isp_lies("https", answers=("10.10.34.35",), dial=TIMEOUT), "dns", False,
+        ("blocked", "dns", "bogon"), "inconsistent", TIMEOUT,
+        evidence=("alternative_resolver_reached:udp:200:192.0.2.53:53",
+                  "probe_answers:10.10.34.35")),
+    Row("K20 ISP localhost, extra resolver reached the site",
+        lambda: isp_lies("http", answers=("127.0.0.1",)), "dns", False,
+        ("blocked", "dns", "bogon"), "inconsistent",
+        evidence=("alternative_resolver_reached:udp:200:192.0.2.53:53",)),
+    Row("K21 redirect to a host the ISP NXDOMAINs, extra resolver reached it",
+        redirect_then_isp_lies, "dns", False, ("blocked", "dns", "nxdomain"), "consistent",
+        NXDOMAIN, evidence=("depth:1", "alternative_resolver_reached:udp:200:192.0.2.53:53")),
     Row("K9 known blockpage",
         lambda: plain(http=response(200, 300, "Blocked", {},
                                     body="<p>KUZOT-LAB-BLOCKPAGE</p>", sha="lab")),
@@ -479,6 +545,19 @@ ROWS = [
               "title_match": False},
         evidence=("uncommon_headers_shared:False",)),
 ]
+
+
+# A known blockpage from a server that frames its answer as the site does: OONI's keys see
+# shared headers and no diff (departure ``blockpage_fingerprint``).
+BLOCKPAGE_FRAMED = Row(
+    "K13 known blockpage with the site's framing headers",
+    lambda: plain(
+        http=response(200, 126, "Blocked", FRAMED_NOTICE_HEADERS,
+                      body="<p>KUZOT-LAB-BLOCKPAGE</p>", sha="lab"),
+        control_http=control_page(headers={**PAGE_HEADERS, **FRAMED_NOTICE_HEADERS})),
+    False, True, ("blocked", "http", "blockpage"), "consistent",
+    diff={"headers_match": True}, evidence=("confirmed:kuzot_lab_blockpage",), cc="KG")
+ROWS.append(BLOCKPAGE_FRAMED)
 
 
 def _down_nxdomain() -> tuple[str, dict[str, Any]]:
@@ -547,3 +626,56 @@ def test_a_failed_control_never_says_accessible_for_plain_http() -> None:
         assert result["analysis"]["verdict"] == "inconclusive" or \
             result["analysis"]["mechanism"] == "injected", row.name
         assert result["accessible"] is not True, row.name
+
+
+def test_every_row_is_in_oonis_class_or_a_documented_departure() -> None:
+    """The verdict never says ``ok`` where OONI's keys of the same measurement say blocking,
+    nor ``blocked`` where they say ``false``, except for ``analysis.DEPARTURES``."""
+    departures = set()
+    for row in ROWS:
+        url, keys = row.build()
+        result = analysis.analyze(keys, url, row.cc)
+        got = result["analysis"]
+        if analysis.disagrees(result["blocking"], got["verdict"]):
+            found = analysis.departure(result["blocking"], result["accessible"], got)
+            assert found is not None, (row.name, result["blocking"], got)
+            departures.add(found.name)
+    assert departures == {d.name for d in analysis.DEPARTURES}
+
+
+def _row(prefix: str) -> Row:
+    return next(r for r in [*ROWS] if r.name.startswith(prefix))
+
+
+@pytest.mark.parametrize("name, row", [
+    ("dns_injection", "K4 "),
+    ("trusted_interception_ca", "K3 "),
+    ("framing_headers", "K10 "),
+    ("blockpage_fingerprint", "K13 "),
+])
+def test_each_departure_explains_its_own_case(name: str, row: str) -> None:
+    case = _row(row)
+    url, keys = case.build()
+    result = analysis.analyze(keys, url, case.cc)
+    assert (result["blocking"], result["accessible"]) == (False, True)
+    assert result["analysis"]["verdict"] == "blocked"
+    found = analysis.departure(result["blocking"], result["accessible"], result["analysis"])
+    assert found is not None and found.name == name and found.reason
+
+
+def test_no_departure_excuses_an_ok_where_oonI_sees_blocking() -> None:
+    """Departures only cover ``blocked`` against OONI's ``accessible``; an ``ok`` verdict
+    against a blocking string is never documented away."""
+    ok = {"verdict": "ok", "layer": None, "mechanism": None}
+    for blocking in ("dns", "tcp_ip", "http-failure", "http-diff"):
+        assert analysis.disagrees(blocking, "ok")
+        assert analysis.departure(blocking, False, ok) is None
+    assert not analysis.disagrees(False, "down")
+    assert not analysis.disagrees("dns", "inconclusive")
+
+
+def test_every_verdict_carries_the_analysis_version() -> None:
+    for row in ROWS:
+        url, keys = row.build()
+        assert analysis.analyze(keys, url, row.cc)["analysis"]["analysis_version"] == \
+            analysis.ANALYSIS_VERSION
