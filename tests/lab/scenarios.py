@@ -174,6 +174,42 @@ def _build() -> list[Scenario]:
     add("dns_no_answer", "ISP resolver answers NOERROR with no address", f"https://{a.name}/",
         (a,), isp_lies(a.name, "empty"), _blocked("dns", "no_answer"))
 
+    # --- The ISP resolver lies while the probe's extra resolver (``--resolver``, the public
+    # resolver abroad) tells the truth and the page loads through its address. Most users use
+    # the ISP's resolver: the verdict follows their path (analysis R4) and the evidence says
+    # another resolver reached the site (R11). OONI's keys read the system resolver: "dns".
+    for slug, lie, mechanism, about in (
+            ("nxdomain", "nxdomain", "nxdomain", "NXDOMAIN"),
+            ("bogon", f"a:{plan.FORGED_BOGON}", "bogon",
+             f"a private address ({plan.FORGED_BOGON})"),
+            ("localhost", "a:127.0.0.1", "bogon", "127.0.0.1"),
+            ("servfail", "servfail", "servfail", "SERVFAIL"),
+            ("no_answer", "empty", "no_answer", "NOERROR with no address"),
+            ("timeout", "silent", "timeout", "nothing (the lookup times out)")):
+        for scheme in ("http", "https"):
+            a = _site(f"www.alt-{slug.replace('_', '-')}-{scheme}.kg")
+            add(f"dns_{slug}_extra_resolver_{scheme}",
+                f"ISP resolver answers {about}; the extra resolver answers the truth and the "
+                f"page loads through it ({scheme.upper()} URL)", f"{scheme}://{a.name}/", (a,),
+                isp_lies(a.name, lie), _blocked("dns", mechanism), public_resolver=True,
+                evidence=(f"alternative_resolver_reached:udp:200:{plan.PUBLIC_RESOLVER}:53",))
+    b = _site("www.hop-nxdomain-alt.kz")
+    a = _site("www.short-dns-alt.kz", https=f"redirect:https://{b.name}/")
+    add("redirect_then_nxdomain_extra_resolver", "first hop fine, the ISP resolver NXDOMAINs "
+        "the redirect target, the extra resolver answers and the target loads through it",
+        f"https://{a.name}/", (a, b), isp_lies(b.name, "nxdomain"), _blocked("dns", "nxdomain"),
+        public_resolver=True,
+        evidence=("depth:1", f"alternative_resolver_reached:udp:200:{plan.PUBLIC_RESOLVER}:53"))
+    a = _site("www.dns-blockpage-alt.kg")
+    add("dns_blockpage_extra_resolver", "ISP resolver points the name at the blockpage server; "
+        "the extra resolver's true address is dialled too, but the user's browser gets the "
+        "blockpage", f"http://{a.name}/", (a,), isp_lies(a.name, f"a:{plan.BLOCKPAGE}"),
+        _blocked("dns", "blockpage", ooni=SAME_FRAMING), public_resolver=True,
+        evidence=("blockpage:",))
+    a = _site("www.by-address.kz")
+    add("address_literal_http", "the URL names the site by its address: no lookup, the page "
+        "decides (OONI: accessible, DNS consistency null)", f"http://{a.ip}/", (a,), (), OK)
+
     # --- TCP/IP: the site's address is blocked.
     a = _site("www.tcp-rst.kz")
     add("tcp_rst_syn", "RST in reply to the SYN to the site's :443", f"https://{a.name}/", (a,),
