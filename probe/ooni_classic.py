@@ -16,8 +16,13 @@ The rules, in order:
 
 1. Observations are built per DNS answer and per endpoint flow (TCP, then TLS, then HTTP,
    joined by ``transaction_id``) and filtered to the "classic" subset: lookups by the system
-   resolver and the endpoints of its addresses (or of an address literal) that were meant to
-   fetch the page.
+   resolver (``SYSTEM_ENGINES``: OONI's names for it) and the endpoints of its addresses (or
+   of the URL's address literal, even when a control lists the literal among its addresses)
+   that were meant to fetch the page. Kuzot's verdict reads the same subset
+   (``user_path``). Only fields OONI records are read: a response's body length and title
+   come from its stored body (text, or base64 for other bytes) and ``body_is_truncated``,
+   its header names from ``headers`` (or ``headers_list``); Kuzot's own counts stand in only
+   for a measurement that stored no body.
 2. ``dns_consistency`` (only for the input host, depth 0, with a control): ``consistent``
    when there is no unexpected failure, no answer disjoint from the control's (by address,
    or by ASN when the control reports ASNs), and at least one matching answer or a failure
