@@ -251,10 +251,10 @@ def _hops(keys: Record, path: frozenset[int]) -> list[_Hop]:
     for query in keys.get("queries") or []:
         hop(_depth(query)).queries.append(query)
     flows: dict[Any, _Flow] = {}
-    for connect in keys.get("tcp_connect") or []:
+    for index, connect in enumerate(keys.get("tcp_connect") or []):
         txid = connect.get("transaction_id")
         flow = _Flow(connect, on_path=int(txid or 0) in path)
-        flows[txid] = flow
+        flows[txid if txid is not None else ("index", index)] = flow
         if flow.on_path:
             hop(_depth(connect)).flows.append(flow)
     for handshake in keys.get("tls_handshakes") or []:
