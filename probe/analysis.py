@@ -225,6 +225,7 @@ class _Flow:
     def endpoint(self) -> str:
         return _endpoint(self.ip, int(self.connect["port"]))
 
+
 @dataclass(slots=True)
 class _Hop:
     """One redirect hop. ``flows`` and ``request`` are the user's own path (R4);
