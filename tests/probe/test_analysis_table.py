@@ -308,6 +308,17 @@ def redirect_then_isp_lies() -> tuple[str, dict[str, Any]]:
     return redirect("https://www.example.com/", depth1)
 
 
+def literal() -> tuple[str, dict[str, Any]]:
+    """``http://192.0.2.10:8080/``: no lookup; Kuzot's control lists the literal among its
+    addresses (OONI's test helper leaves them empty), which must not hide the probe's own
+    endpoint."""
+    url = "http://192.0.2.10:8080/"
+    m = Measurement(url)
+    m.flow("192.0.2.10", 8080, origin="literal", http=response())
+    m.control = control(["192.0.2.10"], tcp={"192.0.2.10:8080": None})
+    return url, m.keys()
+
+
 def mitm(issuer: str, tls: str | None) -> tuple[str, dict[str, Any]]:
     return plain(scheme="https", tls=tls, cc_issuer=issuer,
                  control_http=control_page(issuer="DigiCert Global G2"))
@@ -526,6 +537,9 @@ ROWS = [
     Row("K21 redirect to a host the ISP NXDOMAINs, extra resolver reached it",
         redirect_then_isp_lies, "dns", False, ("blocked", "dns", "nxdomain"), "consistent",
         NXDOMAIN, evidence=("depth:1", "alternative_resolver_reached:udp:200:192.0.2.53:53")),
+    Row("K22 address-literal URL", literal, False, True, ("ok", None, None), None,
+        diff={"status_code_match": True, "body_length_match": True, "headers_match": True,
+              "title_match": True}),
     Row("K9 known blockpage",
         lambda: plain(http=response(200, 300, "Blocked", {},
                                     body="<p>KUZOT-LAB-BLOCKPAGE</p>", sha="lab")),
