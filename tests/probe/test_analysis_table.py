@@ -677,7 +677,7 @@ def test_each_departure_explains_its_own_case(name: str, row: str) -> None:
     assert found is not None and found.name == name and found.reason
 
 
-def test_no_departure_excuses_an_ok_where_oonI_sees_blocking() -> None:
+def test_no_departure_excuses_an_ok_where_ooni_sees_blocking() -> None:
     """Departures only cover ``blocked`` against OONI's ``accessible``; an ``ok`` verdict
     against a blocking string is never documented away."""
     ok = {"verdict": "ok", "layer": None, "mechanism": None}

@@ -109,7 +109,7 @@ def test_oonis_other_names_for_the_system_resolver_read_the_same(engine: str) ->
             analysis.analyze(measurement["test_keys"], url)["analysis"], name
 
 
-def test_the_page_is_judged_from_the_body_oonI_stores() -> None:
+def test_the_page_is_judged_from_the_body_ooni_stores() -> None:
     """OONI keeps no body length or title beside the body: both come from the body, also
     when it is stored as base64 (bytes that are not UTF-8)."""
     import base64
