@@ -58,12 +58,23 @@ R8  TLS step, certificate failures: the chain the probe was shown is compared wi
 R9  HTTP step, failed request: a broken redirect (no host in Location, more than ten
     redirects) is ``down`` when the control saw the same; otherwise R7 with layer
     ``http``; a timeout while bytes were still arriving is ``throttled``.
-R10 HTTP step, final page over plain HTTP: a known blockpage fingerprint (and a body that
-    differs from the control's) is ``blocked/http/blockpage``, confirmed; a CDN challenge
-    page is ``inconclusive`` (not censorship, OONI's known false positive); OONI's
-    comparison (status, and body length, headers or title) decides between ``ok`` and
-    ``blocked/http/diff``; a control that could not fetch the page leaves it
-    ``inconclusive``.
+R10 HTTP step, final page over plain HTTP: a CDN challenge page is ``inconclusive`` (not
+    censorship, OONI's known false positive); OONI's comparison (status, and body length,
+    headers or title) decides between ``ok`` and ``blocked/http/diff``; a control that could
+    not fetch the page leaves it ``inconclusive``. A differing page that carries a blocking
+    phrase (``probe.blockphrases``: in its title, or in the text of a short page much smaller
+    than the control's) is an unknown blockpage: ``blocked/http/blockpage`` at 0.7 (layer
+    ``dns`` at 0.8 on inconsistent answers, R5), the phrase in the evidence, never confirmed.
+R11 Known blockpage on the redirect chain, checked after R1 (before R2): a blockpage
+    fingerprint that decides in the probe's country (``Fingerprint.decides``: Kuzot's own
+    and header fingerprints anywhere, OONI's body fingerprints where they were seen, never
+    a vague one) in the headers (``Location``, ``Server``...) or the body of any response
+    that came over plain HTTP, at any hop, is ``blocked/http/blockpage``
+    (layer ``dns`` at the first hop on inconsistent answers), confirmed when the fingerprint
+    is expected in the probe's country; only plain HTTP, because a validated HTTPS response
+    is the site's own. A body fingerprint on the final page counts only when that page
+    differs from the control's (a news page that quotes a blockpage's address is no
+    blockpage). Without a control, R3.
 
 ``verdict=down`` means the site failed the same way from the control; evidence strings are
 short ``key:value`` facts; ``confirmed:<fingerprint>`` marks a deterministic fingerprint.
@@ -78,7 +89,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from probe import blockpages, failures, ooni_classic
+from probe import blockpages, blockphrases, failures, ooni_classic
 from probe.bogons import is_bogon, is_loopback
 
 Record = dict[str, Any]
@@ -364,7 +375,7 @@ def _dns_fingerprint(hop: _Hop | None, cc: str | None) -> list[str]:
     if hop is None or hop.system is None:
         return []
     for address in sorted(_addresses(hop.system)):
-        found = blockpages.match_value("dns", address)
+        found = blockpages.match_dns(address, cc)
         if found and found.applies_to(cc):
             return [f"blockpage:{found.name}", f"confirmed:{found.name}"]
     return []
@@ -583,17 +594,6 @@ def _final_page(hop: _Hop, request: Record, control: _Control, dns: _DNSView,
                 cc: str | None) -> Record:
     response = request["response"]
     evidence = [f"http_status:{response.get('code')}"]
-    blockpage = blockpages.match_response(response)
-    same_body = response.get("body_sha256") and \
-        response.get("body_sha256") == control.http.get("x_body_sha256")
-    if blockpage and not same_body:
-        layer = "dns" if hop.depth == 0 and dns.inconsistent else "http"
-        evidence += [f"blockpage:{blockpage.name}"]
-        if blockpage.applies_to(cc):
-            evidence.append(f"confirmed:{blockpage.name}")
-        if layer == "dns":
-            evidence += ["dns_inconsistent", *dns.evidence]
-        return _verdict("blocked", layer, "blockpage", 0.95, evidence)
     challenge = blockpages.match_response(response, frozenset({"challenge"}))
     if challenge:
         return _verdict("inconclusive", "http", None, 0.0,
@@ -610,9 +610,53 @@ def _final_page(hop: _Hop, request: Record, control: _Control, dns: _DNSView,
             return _verdict("ok", confidence=0.7,
                             evidence=[*evidence, "dns_inconsistent", *dns.evidence])
         return _verdict("ok", confidence=0.8, evidence=evidence)
+    phrase = blockphrases.match(response, control.http.get("body_length"))  # R10
+    if phrase is not None and hop.depth == 0 and dns.inconsistent:
+        return _verdict("blocked", "dns", "blockpage", 0.8, [
+            *evidence, *phrase.evidence(), "dns_inconsistent", *dns.evidence, *facts])
+    if phrase is not None:
+        return _verdict("blocked", "http", "blockpage", 0.7,
+                        [*evidence, *phrase.evidence(), *facts])
     if hop.depth == 0 and dns.inconsistent:
         return _spoofed(dns, facts)
     return _verdict("blocked", "http", "diff", 0.5, [*evidence, *facts])
+
+
+def _chain_blockpage(hops: list[_Hop], control: _Control, dns: _DNSView,
+                     cc: str | None) -> Record | None:
+    """R11: a known blockpage fingerprint on any plain-HTTP response of the redirect chain."""
+    for hop in hops:
+        request = hop.request
+        response = (request or {}).get("response")
+        if request is None or not response or \
+                urlsplit(str((request.get("request") or {}).get("url"))).scheme != "http":
+            continue
+        found = blockpages.match_blockpage(response, cc)
+        if found is None:
+            continue
+        if found.location == "body" and hop is hops[-1] and not _differs(response, control):
+            continue
+        layer = "dns" if hop.depth == 0 and dns.inconsistent else "http"
+        evidence = [f"http_status:{response.get('code')}", f"blockpage:{found.name}",
+                    f"fingerprint_in:{found.location}", f"fingerprint_origin:{found.origin}"]
+        if hop.depth:
+            evidence.append(f"depth:{hop.depth}")
+        if found.applies_to(cc):
+            evidence.append(f"confirmed:{found.name}")
+        if layer == "dns":
+            evidence += ["dns_inconsistent", *dns.evidence]
+        return _verdict("blocked", layer, "blockpage", 0.95, evidence)
+    return None
+
+
+def _differs(response: Record, control: _Control) -> bool:
+    """Whether a final page differs from the control's: not the same body, and (when the
+    control fetched the page) not the same page by the comparison of R10."""
+    same_body = response.get("body_sha256") and \
+        response.get("body_sha256") == control.http.get("x_body_sha256")
+    if same_body:
+        return False
+    return not control.http_ok or page_comparison(response, control.http).differs()
 
 
 def _with_failed_endpoints(result: Record, hop: _Hop, control: _Control,
@@ -630,7 +674,7 @@ def _with_failed_endpoints(result: Record, hop: _Hop, control: _Control,
 
 
 def verdict(keys: Record, url: str, cc: str | None = None) -> Record:
-    """Kuzot's ``analysis`` object for the test keys of ``url`` (rules R1-R10 above)."""
+    """Kuzot's ``analysis`` object for the test keys of ``url`` (rules R1-R11 above)."""
     injected = _injection(keys)
     if injected:
         return injected
@@ -641,7 +685,9 @@ def verdict(keys: Record, url: str, cc: str | None = None) -> Record:
     first = hops[0] if hops else None
     dns = _dns_view(first, control, domain, keys)
     final = hops[-1].request if hops else None
-    if final is not None and final.get("response") is not None and final.get("failure") is None \
+    chained = _chain_blockpage(hops, control, dns, cc)  # R11
+    if chained is None and final is not None and final.get("response") is not None \
+            and final.get("failure") is None \
             and urlsplit(final["request"]["url"]).scheme == "https":
         return _with_failed_endpoints(_secure_page(final, control, dns, cc, keys), hops[-1],
                                       control, keys)
@@ -654,7 +700,9 @@ def verdict(keys: Record, url: str, cc: str | None = None) -> Record:
         return _verdict("blocked", "dns", "spoofed", 0.85, ["dns_ghost", *dns.evidence])
     fingerprint = _dns_fingerprint(first, cc)
     last = hops[-1]
-    if last.request is not None:
+    if chained is not None:
+        verdict_ = chained
+    elif last.request is not None:
         if last.request.get("failure") is not None:
             verdict_ = _failed_request(last, last.request, control, dns)
         else:
