@@ -36,6 +36,7 @@ from tests.lab.plan import (
     NOTICE,
     PROXY,
     REDIRECTOR,
+    REDIRECTOR_UNKNOWN,
     UNKNOWN_BLOCKPAGE,
 )
 
@@ -105,6 +106,7 @@ async def main(config_path: str) -> None:
         await _static(MITM, 443, pages.NOTICE, mitm),
         await _static(UNKNOWN_BLOCKPAGE, 80, pages.UNKNOWN_BLOCKPAGE),
         await _redirector(REDIRECTOR, 80, pages.REDIRECT_TO),
+        await _redirector(REDIRECTOR_UNKNOWN, 80, pages.REDIRECT_UNKNOWN_TO),
     ]
     servers = await _proxy(config["sites"])
     Path(config["ready_file"]).write_text("ready\n")

@@ -38,6 +38,10 @@ UNKNOWN_BLOCKPAGE = ("<html><head><meta charset=\"utf-8\"><title>Уведомл�
 # Homeline's blockpage, the Location header of OONI's fingerprint ooni.kg_0.
 REDIRECT_TO = "http://homeline.kg/access/blockpage.html"
 REDIRECT_HOST = "homeline.kg"
+# A second redirector sends visitors to a blockpage host no fingerprint knows by address: only
+# the page it serves there (the ISP's blockpage) gives the block away.
+REDIRECT_UNKNOWN_HOST = "stop.isp-lab.kz"
+REDIRECT_UNKNOWN_TO = f"http://{REDIRECT_UNKNOWN_HOST}/"
 
 # A page that no fingerprint knows: only the comparison with the control can flag it.
 NOTICE = ("<html><head><title>Maintenance notice</title></head><body>"

@@ -52,8 +52,9 @@ PROXY: Final = "95.59.0.20"  # a transparent proxy that passes traffic to the re
 MITM: Final = "95.59.0.30"  # a TLS interception box with its own CA
 UNKNOWN_BLOCKPAGE: Final = "95.59.0.12"  # a Russian blockpage in no fingerprint file
 REDIRECTOR: Final = "95.59.0.13"  # answers every request with a redirect to the blockpage host
+REDIRECTOR_UNKNOWN: Final = "95.59.0.14"  # the same, to a host no fingerprint knows by address
 CENSOR_SERVICES: Final = (ISP_RESOLVER, BLOCKPAGE, NOTICE, PROXY, MITM, UNKNOWN_BLOCKPAGE,
-                          REDIRECTOR)
+                          REDIRECTOR, REDIRECTOR_UNKNOWN)
 
 # The world: every site, the authoritative DNS server, a public resolver, the collector.
 WORLD_NET: Final = "88.212.0.0/16"

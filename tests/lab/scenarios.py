@@ -265,6 +265,16 @@ def _build() -> list[Scenario]:
         _blocked("http", "blockpage", ooni=SAME_FRAMING),
         evidence=("blockpage:ooni.kg_0", "fingerprint_in:header.location",
                   "confirmed:ooni.kg_0"))
+    a = _site("www.http-redirected-page.kz")
+    b = _site(pages.REDIRECT_UNKNOWN_HOST)
+    add("http_blockpage_behind_redirect", "connections to the site's :80 DNATed to a redirector "
+        "whose Location no fingerprint knows; the blockpage host it names (which the ISP "
+        "resolver sends to the blockpage server) serves the ISP's fingerprinted page",
+        f"http://{a.name}/", (a, b),
+        (*dnat(a.ip, 80, plan.REDIRECTOR_UNKNOWN), *isp_lies(b.name, f"a:{plan.BLOCKPAGE}")),
+        _blocked("http", "blockpage", ooni=SAME_FRAMING),
+        evidence=("blockpage:kuzot_lab_blockpage", "fingerprint_in:body", "depth:1",
+                  "confirmed:kuzot_lab_blockpage"))
 
     # --- Throttling. The probe's web test sees a transfer that times out while bytes still
     # arrive; naming the mechanism (ip_throttle, sni_throttle) needs the throttling test.
