@@ -33,7 +33,7 @@ R4  The verdict follows the user's own path: the system resolver's answers (or t
     address literal) and the endpoints dialled from them to fetch the page, as OONI's
     classic subset has it (``ooni_classic.user_path``). A page that came only through an
     address another resolver (``--resolver``, ``resolvers:``, DoH) gave is not the user's
-    page (R11). The decisive step is taken at the hop where that path ends (the first hop
+    page (R12). The decisive step is taken at the hop where that path ends (the first hop
     without a page of its own, or whose page is not a followed redirect), in this order:
     DNS (no address on the path to dial), TCP (every relevant connect failed), TLS (every
     handshake failed), HTTP (the request failed, or a final page came back).
@@ -67,15 +67,27 @@ R8  TLS step, certificate failures: the chain the probe was shown is compared wi
 R9  HTTP step, failed request: a broken redirect (no host in Location, more than ten
     redirects) is ``down`` when the control saw the same; otherwise R7 with layer
     ``http``; a timeout while bytes were still arriving is ``throttled``.
-R10 HTTP step, final page over plain HTTP: a known blockpage fingerprint (and a body that
-    differs from the control's) is ``blocked/http/blockpage``, confirmed; a CDN challenge
-    page is ``inconclusive`` (not censorship, OONI's known false positive); OONI's
-    comparison (status, and body length, headers or title) decides between ``ok`` and
-    ``blocked/http/diff``; a control that could not fetch the page leaves it
-    ``inconclusive``. The evidence names Kuzot's header comparison
-    ``uncommon_headers_shared`` (OONI's common headers and framing headers left out),
-    not ``headers_match``, which is OONI's key with another meaning.
-R11 Another resolver reached the site. When the user's path ended in a block or a failure
+R10 HTTP step, final page over plain HTTP: a CDN challenge page is ``inconclusive`` (not
+    censorship, OONI's known false positive); OONI's comparison (status, and body length,
+    headers or title) decides between ``ok`` and ``blocked/http/diff``; a control that could
+    not fetch the page leaves it ``inconclusive``. The evidence names Kuzot's header
+    comparison ``uncommon_headers_shared`` (OONI's common headers and framing headers left
+    out), not ``headers_match``, which is OONI's key with another meaning. A differing page
+    that carries a blocking phrase (``probe.blockphrases``: in its title, or in the text of a
+    short page much smaller than the control's) is an unknown blockpage:
+    ``blocked/http/blockpage`` at 0.7 (layer ``dns`` at 0.8 on inconsistent answers, R5), the
+    phrase in the evidence, never confirmed.
+R11 Known blockpage on the redirect chain, checked after R1 (before R2): a blockpage
+    fingerprint that decides in the probe's country (``Fingerprint.decides``: Kuzot's own
+    and header fingerprints anywhere, OONI's body fingerprints where they were seen, never
+    a vague one) in the headers (``Location``, ``Server``...) or the body of any response
+    that came over plain HTTP, at any hop, is ``blocked/http/blockpage``
+    (layer ``dns`` at the first hop on inconsistent answers), confirmed when the fingerprint
+    is expected in the probe's country; only plain HTTP, because a validated HTTPS response
+    is the site's own. A body fingerprint on the final page counts only when that page
+    differs from the control's (a news page that quotes a blockpage's address is no
+    blockpage). Without a control, R3.
+R12 Another resolver reached the site. When the user's path ended in a block or a failure
     and a page came through an address only another resolver gave, the verdict stays what
     the user's path says (most users use the ISP's resolver: for them the site is
     blocked), and the evidence adds ``alternative_resolver_reached:<engine>:<status>:
@@ -94,7 +106,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from probe import blockpages, failures, ooni_classic
+from probe import blockpages, blockphrases, failures, ooni_classic
 from probe.bogons import is_bogon, is_loopback
 
 Record = dict[str, Any]
@@ -288,7 +300,7 @@ def _decisive(hops: list[_Hop]) -> _Hop | None:
 
 def _alternative_reach(hops: list[_Hop], start: int) -> list[str]:
     """``alternative_resolver_reached:<engine>:<status>:<resolver>`` for each page fetched
-    at or after ``start`` through an address that only another resolver gave (R11)."""
+    at or after ``start`` through an address that only another resolver gave (R12)."""
     facts = []
     for hop in hops:
         if hop.depth < start:
@@ -433,7 +445,7 @@ def _dns_fingerprint(hop: _Hop | None, cc: str | None) -> list[str]:
     if hop is None or hop.system is None:
         return []
     for address in sorted(_addresses(hop.system)):
-        found = blockpages.match_value("dns", address)
+        found = blockpages.match_dns(address, cc)
         if found and found.applies_to(cc):
             return [f"blockpage:{found.name}", f"confirmed:{found.name}"]
     return []
@@ -655,17 +667,6 @@ def _final_page(hop: _Hop, request: Record, control: _Control, dns: _DNSView,
                 cc: str | None) -> Record:
     response = request["response"]
     evidence = [f"http_status:{response.get('code')}"]
-    blockpage = blockpages.match_response(response)
-    same_body = response.get("body_sha256") and \
-        response.get("body_sha256") == control.http.get("x_body_sha256")
-    if blockpage and not same_body:
-        layer = "dns" if hop.depth == 0 and dns.inconsistent else "http"
-        evidence += [f"blockpage:{blockpage.name}"]
-        if blockpage.applies_to(cc):
-            evidence.append(f"confirmed:{blockpage.name}")
-        if layer == "dns":
-            evidence += ["dns_inconsistent", *dns.evidence]
-        return _verdict("blocked", layer, "blockpage", 0.95, evidence)
     challenge = blockpages.match_response(response, frozenset({"challenge"}))
     if challenge:
         return _verdict("inconclusive", "http", None, 0.0,
@@ -682,9 +683,53 @@ def _final_page(hop: _Hop, request: Record, control: _Control, dns: _DNSView,
             return _verdict("ok", confidence=0.7,
                             evidence=[*evidence, "dns_inconsistent", *dns.evidence])
         return _verdict("ok", confidence=0.8, evidence=evidence)
+    phrase = blockphrases.match(response, control.http.get("body_length"))  # R10
+    if phrase is not None and hop.depth == 0 and dns.inconsistent:
+        return _verdict("blocked", "dns", "blockpage", 0.8, [
+            *evidence, *phrase.evidence(), "dns_inconsistent", *dns.evidence, *facts])
+    if phrase is not None:
+        return _verdict("blocked", "http", "blockpage", 0.7,
+                        [*evidence, *phrase.evidence(), *facts])
     if hop.depth == 0 and dns.inconsistent:
         return _spoofed(dns, facts)
     return _verdict("blocked", "http", "diff", 0.5, [*evidence, *facts])
+
+
+def _chain_blockpage(hops: list[_Hop], control: _Control, dns: _DNSView,
+                     cc: str | None) -> Record | None:
+    """R11: a known blockpage fingerprint on any plain-HTTP response of the redirect chain."""
+    for hop in hops:
+        request = hop.request
+        response = (request or {}).get("response")
+        if request is None or not response or \
+                urlsplit(str((request.get("request") or {}).get("url"))).scheme != "http":
+            continue
+        found = blockpages.match_blockpage(response, cc)
+        if found is None:
+            continue
+        if found.location == "body" and hop is hops[-1] and not _differs(response, control):
+            continue
+        layer = "dns" if hop.depth == 0 and dns.inconsistent else "http"
+        evidence = [f"http_status:{response.get('code')}", f"blockpage:{found.name}",
+                    f"fingerprint_in:{found.location}", f"fingerprint_origin:{found.origin}"]
+        if hop.depth:
+            evidence.append(f"depth:{hop.depth}")
+        if found.applies_to(cc):
+            evidence.append(f"confirmed:{found.name}")
+        if layer == "dns":
+            evidence += ["dns_inconsistent", *dns.evidence]
+        return _verdict("blocked", layer, "blockpage", 0.95, evidence)
+    return None
+
+
+def _differs(response: Record, control: _Control) -> bool:
+    """Whether a final page differs from the control's: not the same body, and (when the
+    control fetched the page) not the same page by the comparison of R10."""
+    same_body = response.get("body_sha256") and \
+        response.get("body_sha256") == control.http.get("x_body_sha256")
+    if same_body:
+        return False
+    return not control.http_ok or page_comparison(response, control.http).differs()
 
 
 def _with_failed_endpoints(result: Record, hop: _Hop, control: _Control,
@@ -702,7 +747,7 @@ def _with_failed_endpoints(result: Record, hop: _Hop, control: _Control,
 
 
 def verdict(keys: Record, url: str, cc: str | None = None) -> Record:
-    """Kuzot's ``analysis`` object for the test keys of ``url`` (rules R1-R11 above),
+    """Kuzot's ``analysis`` object for the test keys of ``url`` (rules R1-R12 above),
     stamped with the ``analysis_version`` of these rules."""
     return {**_verdict_of(keys, url, cc), "analysis_version": ANALYSIS_VERSION}
 
@@ -719,9 +764,10 @@ def _verdict_of(keys: Record, url: str, cc: str | None) -> Record:
     dns = _dns_view(first, control, domain, keys)
     last = _decisive(hops)
     final = last.request if last else None
-    if last is not None and final is not None and final.get("response") is not None and \
-            final.get("failure") is None and \
-            urlsplit(final["request"]["url"]).scheme == "https":
+    chained = _chain_blockpage(hops, control, dns, cc)  # R11
+    if chained is None and last is not None and final is not None \
+            and final.get("response") is not None and final.get("failure") is None \
+            and urlsplit(final["request"]["url"]).scheme == "https":
         return _with_failed_endpoints(_secure_page(final, control, dns, cc, keys), last,
                                       control, keys)
     if not control.usable:
@@ -732,7 +778,9 @@ def _verdict_of(keys: Record, url: str, cc: str | None) -> Record:
     if dns.ghost:
         return _verdict("blocked", "dns", "spoofed", 0.85, ["dns_ghost", *dns.evidence])
     fingerprint = _dns_fingerprint(first, cc)
-    if last.request is not None:
+    if chained is not None:
+        verdict_ = chained
+    elif last.request is not None:
         if last.request.get("failure") is not None:
             verdict_ = _failed_request(last, last.request, control, dns)
         else:

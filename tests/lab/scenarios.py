@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import itertools
 
-from tests.lab import plan
+from tests.lab import pages, plan
 from tests.lab.model import (
     INCONCLUSIVE,
     OK,
@@ -41,6 +41,7 @@ from tests.lab.model import (
     fin_after_string,
     inject_blockpage,
     inject_dns,
+    inject_unknown_blockpage,
     isp_lies,
     mobile_shutdown,
     rst_on_string,
@@ -275,6 +276,41 @@ def _build() -> list[Scenario]:
     add("http_unknown_page", "DNAT to a page no fingerprint knows: an HTTP diff",
         f"http://{a.name}/", (a,), dnat(a.ip, 80, plan.NOTICE),
         _blocked("http", "diff", ooni=SAME_FRAMING))
+
+    # --- Blockpages that no fingerprint file knows, named by their wording (analysis R10),
+    # and a blockpage behind the ISP's redirect, named by the redirect (R11).
+    a = _site("www.http-unknown-blockpage.kz")
+    add("http_unknown_blockpage_dnat", "connections to the site's :80 DNATed to a Russian "
+        "blockpage in no fingerprint file: named by its wording, not confirmed",
+        f"http://{a.name}/", (a,), dnat(a.ip, 80, plan.UNKNOWN_BLOCKPAGE),
+        _blocked("http", "blockpage", ooni=SAME_FRAMING),
+        evidence=("blockpage_phrase:доступ ограничен", "phrase_in:text"),
+        not_evidence=("confirmed:",))
+    a = _site("www.http-unknown-blockpage-injected.kg")
+    add("http_unknown_blockpage_injected", "request dropped, a Russian blockpage in no "
+        "fingerprint file forged as the answer (scapy)", f"http://{a.name}/", (a,),
+        inject_unknown_blockpage(a.name), _blocked("http", "blockpage"),
+        evidence=("blockpage_phrase:доступ ограничен",), not_evidence=("confirmed:",))
+    a = _site("www.http-redirected.kg")
+    b = _site(pages.REDIRECT_HOST)
+    add("http_blockpage_redirect", "connections to the site's :80 DNATed to the ISP's "
+        "redirector, whose Location is Homeline's blockpage address (OONI's fingerprint "
+        "ooni.kg_0); the ISP resolver sends that host to the blockpage server",
+        f"http://{a.name}/", (a, b),
+        (*dnat(a.ip, 80, plan.REDIRECTOR), *isp_lies(b.name, f"a:{plan.BLOCKPAGE}")),
+        _blocked("http", "blockpage", ooni=SAME_FRAMING),
+        evidence=("blockpage:ooni.kg_0", "fingerprint_in:header.location",
+                  "confirmed:ooni.kg_0"))
+    a = _site("www.http-redirected-page.kz")
+    b = _site(pages.REDIRECT_UNKNOWN_HOST)
+    add("http_blockpage_behind_redirect", "connections to the site's :80 DNATed to a redirector "
+        "whose Location no fingerprint knows; the blockpage host it names (which the ISP "
+        "resolver sends to the blockpage server) serves the ISP's fingerprinted page",
+        f"http://{a.name}/", (a, b),
+        (*dnat(a.ip, 80, plan.REDIRECTOR_UNKNOWN), *isp_lies(b.name, f"a:{plan.BLOCKPAGE}")),
+        _blocked("http", "blockpage", ooni=SAME_FRAMING),
+        evidence=("blockpage:kuzot_lab_blockpage", "fingerprint_in:body", "depth:1",
+                  "confirmed:kuzot_lab_blockpage"))
 
     # --- Throttling. The probe's web test sees a transfer that times out while bytes still
     # arrive; naming the mechanism (ip_throttle, sni_throttle) needs the throttling test.

@@ -60,6 +60,7 @@ class Row:
     diff: dict[str, Any] = field(default_factory=dict)
     evidence: tuple[str, ...] = ()
     cc: str | None = None
+    absent: tuple[str, ...] = ()  # prefixes no evidence string may start with
 
 
 def ep(ip: str, port: int) -> str:
@@ -324,6 +325,39 @@ def mitm(issuer: str, tls: str | None) -> tuple[str, dict[str, Any]]:
                  control_http=control_page(issuer="DigiCert Global G2"))
 
 
+HOMELINE = "80.72.224.10"
+ROSTELECOM_BLOCKPAGE = "95.167.13.50"  # OONI's DNS fingerprint ooni.ru_dns_1 (RU)
+HOMELINE_LOCATION = "http://homeline.kg/access/blockpage.html"  # OONI's ooni.kg_0 (KG)
+# A Russian-language stub in no fingerprint file (the wording of Kazakh ISPs' notices).
+UNKNOWN_RU = ("<html><head><title>Уведомление</title></head><body><h2>Доступ ограничен</h2>"
+              "<p>Доступ к запрашиваемому интернет-ресурсу ограничен в соответствии с решением "
+              "уполномоченного государственного органа.</p></body></html>")
+
+
+def isp_redirect(location: str, depth1: Callable[[Measurement], None], host: str,
+                 ) -> tuple[str, dict[str, Any]]:
+    """http://www.azattyk.org/ answered by the ISP with a redirect to ``location``."""
+    url = "http://www.azattyk.org/"
+    redirect_host(url, 1, host)
+    m = Measurement(url).lookup("www.azattyk.org", [EXAMPLE])
+    m.flow(EXAMPLE, 80, http=response(302, 0, "", {"Location": location}, sha="redirect"))
+    m.lookup(host, [HOMELINE], depth=1)
+    depth1(m)
+    m.control = control([EXAMPLE], tcp={ep(EXAMPLE, 80): None})
+    return url, m.keys()
+
+
+def homeline_page(m: Measurement) -> None:
+    m.flow(HOMELINE, 80, depth=1, http=response(200, 700, "Homeline", {}, sha="homeline",
+                                                body="<p>Homeline</p>"))
+
+
+def news_page(quote: str) -> str:
+    """A long page of the site that quotes blocking wording in an article."""
+    article = f"<p>Читатели сообщают о странице «{quote}» у провайдеров.</p>" * 40
+    return f"<html><head><title>Новости</title></head><body>{article}</body></html>"
+
+
 ROWS = [
     Row("01 expired certificate", lambda: badssl(failures.SSL_INVALID_CERTIFICATE), False, False,
         ("down", "tls", None), "consistent", failures.SSL_INVALID_CERTIFICATE),
@@ -545,6 +579,54 @@ ROWS = [
                                     body="<p>KUZOT-LAB-BLOCKPAGE</p>", sha="lab")),
         "http-diff", False, ("blocked", "http", "blockpage"), "consistent",
         evidence=("blockpage:kuzot_lab_blockpage", "confirmed:kuzot_lab_blockpage"), cc="KG"),
+    # Blockpages on the redirect chain (R11) and blockpages no fingerprint knows (R10).
+    Row("K23 Kyrgyz ISP redirects to its blockpage (Location, OONI's ooni.kg_0)",
+        lambda: isp_redirect(HOMELINE_LOCATION, homeline_page, "homeline.kg"),
+        "http-diff", False, ("blocked", "http", "blockpage"), "consistent",
+        evidence=("blockpage:ooni.kg_0", "confirmed:ooni.kg_0",
+                  "fingerprint_in:header.location"), cc="KG"),
+    Row("K24 Kyrgyz ISP redirect whose blockpage host cannot be reached, seen from KZ",
+        lambda: isp_redirect(HOMELINE_LOCATION,
+                             lambda m: m.flow(HOMELINE, 80, depth=1, tcp=TIMEOUT), "homeline.kg"),
+        "http-failure", False, ("blocked", "http", "blockpage"), "consistent", TIMEOUT,
+        evidence=("blockpage:ooni.kg_0",), absent=("confirmed:",), cc="KZ"),
+    Row("K25 plain-HTTP redirect to a known blockpage host that serves HTTPS",
+        lambda: isp_redirect(
+            "https://block.mgts.ru/?url=azattyk.org",
+            lambda m: m.flow(HOMELINE, 443, depth=1, tls=None,
+                             http=response(200, 900, "МГТС", {}, sha="mgts")), "block.mgts.ru"),
+        # OONI's classic keys judge the final HTTPS page only; OONI's fastpath, which matches
+        # fingerprints on every response, confirms the block as Kuzot does.
+        False, True, ("blocked", "http", "blockpage"), "consistent",
+        evidence=("blockpage:ooni.ru_18",), cc="RU"),
+    Row("K26 unknown Russian blockpage",
+        lambda: plain(http=response(200, len(UNKNOWN_RU.encode()), "Уведомление", {},
+                                    body=UNKNOWN_RU, sha="ru-notice")),
+        "http-diff", False, ("blocked", "http", "blockpage"), "consistent",
+        evidence=("blockpage_phrase:доступ ограничен", "phrase_in:text"),
+        absent=("confirmed:", "blockpage:")),
+    Row("K27 unknown Russian blockpage on inconsistent DNS",
+        lambda: plain(answers=(PROXY,), http=response(200, len(UNKNOWN_RU.encode()),
+                                                      "Уведомление", {}, body=UNKNOWN_RU,
+                                                      sha="ru-notice")),
+        "dns", False, ("blocked", "dns", "blockpage"), "inconsistent",
+        evidence=("blockpage_phrase:доступ ограничен", "dns_inconsistent")),
+    Row("K28 a long page of the site that quotes blocking wording, differing from the control's",
+        lambda: plain(http=response(200, 40_000, "Новости", {},
+                                    body=news_page("Доступ ограничен"), sha="article")),
+        "http-diff", False, ("blocked", "http", "diff"), "consistent",
+        absent=("blockpage",)),
+    Row("K29 the site's own page quoting a blockpage's address (ooni.ru_5), as the control's",
+        lambda: plain(http=response(body=news_page("http://eais.rkn.gov.ru/"), sha="live")),
+        False, True, ("ok", None, None), "consistent", absent=("blockpage",), cc="RU"),
+    Row("K30 Rostelecom's blockpage address from the ISP resolver (OONI's ooni.ru_dns_1)",
+        lambda: plain(answers=(ROSTELECOM_BLOCKPAGE,), tcp=REFUSED),
+        "dns", False, ("blocked", "dns", "spoofed"), "inconsistent", REFUSED,
+        evidence=("confirmed:ooni.ru_dns_1",), cc="RU"),
+    Row("K31 the same address seen from Kyrgyzstan: not Rostelecom's blockpage there",
+        lambda: plain(answers=(ROSTELECOM_BLOCKPAGE,), tcp=REFUSED),
+        "dns", False, ("blocked", "dns", "spoofed"), "inconsistent", REFUSED,
+        absent=("confirmed:", "blockpage:"), cc="KG"),
     # An unknown notice page from a server that frames its answer as the site does. OONI's
     # header list leaves Content-Length and Connection in, so its keys see shared headers and
     # no diff; Kuzot's verdict ignores framing headers and sees the page for what it is.
@@ -615,6 +697,8 @@ def test_analysis_table(row: Row) -> None:
         assert result[key] == value, (key, result)
     for fact in row.evidence:
         assert fact in got["evidence"], got
+    for prefix in row.absent:
+        assert not [e for e in got["evidence"] if e.startswith(prefix)], got
     assert 0.0 <= got["confidence"] <= 1.0
     if got["verdict"] == "inconclusive":
         assert got["confidence"] == 0.0
@@ -693,3 +777,15 @@ def test_every_verdict_carries_the_analysis_version() -> None:
         url, keys = row.build()
         assert analysis.analyze(keys, url, row.cc)["analysis"]["analysis_version"] == \
             analysis.ANALYSIS_VERSION
+
+
+def test_an_unknown_blockpage_is_less_certain_than_a_fingerprint_and_more_than_a_diff() -> None:
+    confidence = {}
+    for row in ROWS:
+        if row.name.split()[0] in ("K9", "K23", "K26", "K28", "19"):
+            url, keys = row.build()
+            confidence[row.name.split()[0]] = analysis.analyze(keys, url, row.cc)[
+                "analysis"]["confidence"]
+    assert confidence["K9"] == confidence["K23"] == 0.95
+    assert confidence["K28"] == confidence["19"] == 0.5
+    assert confidence["K9"] > confidence["K26"] > confidence["K28"]

@@ -137,7 +137,7 @@ def test_the_page_is_judged_from_the_body_ooni_stores() -> None:
 def test_a_page_reached_through_another_resolver_does_not_unblock_the_user(
         name: str, mechanism: str) -> None:
     """OONI's probe also queries 1.1.1.1 and DoH; through their answer the page loads. The
-    user's own (ISP) resolver lied, so for the user the site is blocked (R4, R11)."""
+    user's own (ISP) resolver lied, so for the user the site is blocked (R4, R12)."""
     measurement = _load(CORPUS / name)
     got = analysis.analyze(measurement["test_keys"], measurement["input"])["analysis"]
     assert (got["verdict"], got["layer"], got["mechanism"]) == ("blocked", "dns", mechanism)
