@@ -78,6 +78,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
+import dns.rcode
+
 from probe import blockpages, failures, ooni_classic
 from probe.bogons import is_bogon, is_loopback
 
@@ -343,10 +345,20 @@ def _relevant(flows: list[_Flow], keys: Record) -> list[_Flow]:
     return [f for f in classic if counts(f)]
 
 
+def _rcode_text(rcode: Any) -> Any:
+    """A DNS rcode as its name (``3`` -> ``NXDOMAIN``) for the evidence; as given otherwise."""
+    if isinstance(rcode, int) and not isinstance(rcode, bool):
+        try:
+            return dns.rcode.to_text(dns.rcode.Rcode(rcode))
+        except ValueError:
+            return rcode
+    return rcode
+
+
 def _injection(keys: Record) -> Record | None:
     for query in keys.get("queries") or []:
         first = _addresses(query)
-        for late in query.get("late_answers") or []:
+        for late in query.get("x_late_answers") or []:
             if late.get("identical"):
                 continue
             later = _addresses(late)
@@ -354,8 +366,8 @@ def _injection(keys: Record) -> Record | None:
                 continue
             return _verdict("blocked", "dns", "injected", 0.9, [
                 f"dns_duplicate_answers:{query.get('resolver_address')}:{query.get('query_type')}",
-                f"first:{','.join(sorted(first)) or query.get('rcode')}",
-                f"late:{','.join(sorted(later)) or late.get('rcode')}",
+                f"first:{','.join(sorted(first)) or _rcode_text(query.get('rcode'))}",
+                f"late:{','.join(sorted(later)) or _rcode_text(late.get('rcode'))}",
             ])
     return None
 
@@ -526,7 +538,7 @@ def _tls_step(hop: _Hop, flows: list[_Flow], control: _Control, dns: _DNSView,
 
 def _failed_request(hop: _Hop, request: Record, control: _Control, dns: _DNSView) -> Record:
     failure = request["failure"]
-    evidence = [f"probe_http:{failure}", f"operation:{request.get('operation')}"]
+    evidence = [f"probe_http:{failure}", f"operation:{request.get('x_operation')}"]
     if failure in _REDIRECT_FAILURES:
         code = (request.get("response") or {}).get("code")
         if control.http.get("failure") == failure or control.http.get("status_code") == code:
@@ -560,7 +572,7 @@ def page_comparison(response: Record, control_http: Record) -> ooni_classic.HTTP
     """OONI's comparison of one probe response with the control's final page, except that
     framing headers (``FRAMING_HEADERS``) do not count as shared headers."""
     diff = ooni_classic.HTTPDiff()
-    length, control_length = response.get("body_length") or 0, control_http.get("body_length")
+    length, control_length = response.get("x_body_length") or 0, control_http.get("body_length")
     if length and control_length and not response.get("body_is_truncated"):
         diff.body_proportion = min(length, control_length) / max(length, control_length)
         diff.body_length_match = diff.body_proportion > 0.7
@@ -574,7 +586,7 @@ def page_comparison(response: Record, control_http: Record) -> ooni_classic.HTTP
     control_keys = {k.lower() for k in control_http.get("headers") or {}} - common
     diff.headers_match = bool(probe_keys & control_keys)
     words = ooni_classic._title_words
-    diff.title_match = not (words(response.get("title") or "") ^
+    diff.title_match = not (words(response.get("x_title") or "") ^
                             words(control_http.get("title") or ""))
     return diff
 
@@ -584,8 +596,8 @@ def _final_page(hop: _Hop, request: Record, control: _Control, dns: _DNSView,
     response = request["response"]
     evidence = [f"http_status:{response.get('code')}"]
     blockpage = blockpages.match_response(response)
-    same_body = response.get("body_sha256") and \
-        response.get("body_sha256") == control.http.get("x_body_sha256")
+    same_body = response.get("x_body_sha256") and \
+        response.get("x_body_sha256") == control.http.get("x_body_sha256")
     if blockpage and not same_body:
         layer = "dns" if hop.depth == 0 and dns.inconsistent else "http"
         evidence += [f"blockpage:{blockpage.name}"]

@@ -20,6 +20,8 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
+from probe.wire import body_bytes
+
 PURPOSES = frozenset({"blockpage", "interception", "challenge"})
 MATCHES = frozenset({"contains", "full", "prefix"})
 
@@ -91,7 +93,11 @@ def fingerprints() -> tuple[Fingerprint, ...]:
 
 def _response_text(response: dict[str, Any], location: str) -> str | None:
     if location == "body":
-        return str(response.get("body_sample") or "") or None
+        # OONI's body (text, or base64 when not UTF-8); ``body_sample`` in older measurements.
+        body = response.get("body", response.get("body_sample"))
+        if isinstance(body, dict):
+            return body_bytes(body).decode("utf-8", "replace") or None
+        return str(body or "") or None
     if location.startswith("header."):
         wanted = location.removeprefix("header.")
         for name, value in (response.get("headers") or {}).items():

@@ -135,7 +135,7 @@ def _print_table(measurement: dict[str, object]) -> None:
     for query in keys["queries"]:
         answers = [a.get("ipv4") or a.get("ipv6") for a in query["answers"]]
         where = f"{query['engine']} {query['query_type']}"
-        late = len(query.get("late_answers") or [])
+        late = len(query.get("x_late_answers") or [])
         print(f"{'dns':<10} {where:<16} {query['failure'] or ','.join(answers)}"
               + (f"  (+{late} late answers)" if late else ""))
     for connect in keys["tcp_connect"]:
@@ -150,7 +150,7 @@ def _print_table(measurement: dict[str, object]) -> None:
               f"  issuer={chain[0].get('issuer')}")
     for request in reversed(keys["requests"]):
         response = request["response"]
-        outcome = request["failure"] or f"{response['code']} {response['body_length']} bytes"
+        outcome = request["failure"] or f"{response['code']} {response['x_body_length']} bytes"
         timings = request.get("x_timings") or {}
         phases = " ".join(f"{k}={v:.3f}s" for k, v in timings.items() if v is not None)
         print(f"{'http':<10} {request['request']['url']} {outcome}  {phases}")

@@ -199,10 +199,10 @@ def _ingest(keys: Record) -> _Container:
         response = request.get("response")
         if request.get("failure") is None and response is not None:
             obs.status = int(response.get("code") or 0)
-            obs.body_length = int(response.get("body_length") or 0)
+            obs.body_length = int(response.get("x_body_length") or 0)
             obs.truncated = bool(response.get("body_is_truncated"))
             obs.header_keys = frozenset(response.get("headers") or {})
-            obs.title = response.get("title") or ""
+            obs.title = response.get("x_title") or ""
             obs.final = obs.status // 100 in (2, 4, 5)
     return c
 
