@@ -14,13 +14,17 @@ Two checks, both from references nobody on this project wrote:
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 from functools import cache
 from pathlib import Path
 from typing import Any
 
+import dns.rcode
 from oonidata import dataformat
+
+from probe import wire
 
 CORPUS = Path(__file__).resolve().parent.parent / "testdata" / "ooni_qa"
 
@@ -128,3 +132,34 @@ def problems(measurement: dict[str, Any]) -> list[str]:
 
     visit(measurement, "")
     return sorted(set(out))
+
+
+def older_format(m: dict[str, Any]) -> dict[str, Any]:
+    """``m`` in the key names Kuzot wrote before OONI's extension prefix (``probe.wire``)."""
+    old = copy.deepcopy(m)
+    keys = old["test_keys"]
+
+    def rename(record: dict[str, Any], new: str, former: str) -> None:
+        if new in record:
+            record[former] = record.pop(new)
+
+    for query in keys["queries"]:
+        for name in ("cnames", "ttl", "late_answers", "operation"):
+            rename(query, f"x_{name}", name)
+        for late in [query, *query.get("late_answers", [])]:
+            if isinstance(late.get("rcode"), int):
+                late["rcode"] = dns.rcode.to_text(dns.rcode.Rcode(late["rcode"]))
+            for answer in late.get("answers") or []:
+                rename(answer, "x_bogon", "bogon")
+    for connect in keys["tcp_connect"]:
+        rename(connect["status"], "x_operation", "operation")
+    for record in [*keys["tls_handshakes"], *keys["requests"]]:
+        rename(record, "x_operation", "operation")
+    for request in keys["requests"]:
+        response = request.get("response")
+        if response:
+            for name in ("body_length", "body_sha256", "title"):
+                rename(response, f"x_{name}", name)
+            response["body_sample"] = wire.body_bytes(response.pop("body"))[:2048] \
+                .decode("utf-8", "replace")
+    return old

@@ -150,7 +150,7 @@ def test_nothing_readable_exits_nonzero_without_a_traceback(tmp_path: Path) -> N
 
 
 async def test_the_probes_measurements_old_and_new_are_analysed_as_recorded(
-    network: Network, ca: trustme.CA, tmp_path: Path
+    network: Network, ca: trustme.CA, tmp_path: Path  # noqa: F811 (the fixture)
 ) -> None:
     """Measurements the probe made of the loopback network read back with the verdict the
     probe recorded; so do the same measurements in Kuzot's older key names."""
@@ -159,7 +159,7 @@ async def test_the_probes_measurements_old_and_new_are_analysed_as_recorded(
         network.isp.clear()
         url, keys = await case(network, ca)
         made.append(measurement(url, keys))
-    old = [downgrade(m) for m in made]
+    old = [ooni_format.older_format(m) for m in made]
     assert all(wire.upgrade(o)["test_keys"]["queries"] == m["test_keys"]["queries"]
                for o, m in zip(old, made, strict=True))
     current, older = tmp_path / "kuzot.jsonl", tmp_path / "kuzot-old.jsonl"
@@ -181,36 +181,3 @@ async def test_the_probes_measurements_old_and_new_are_analysed_as_recorded(
     assert {"ok", "blocked"} <= verdicts
     table = analyze(str(current))
     assert table.returncode == 0 and len(table.stdout.splitlines()) == 1 + len(made)
-
-
-def downgrade(m: dict[str, Any]) -> dict[str, Any]:
-    """``m`` in the key names Kuzot wrote before OONI's extension prefix (``probe.wire``)."""
-    import dns.rcode
-
-    old = copy.deepcopy(m)
-    keys = old["test_keys"]
-
-    def rename(record: dict[str, Any], new: str, former: str) -> None:
-        if new in record:
-            record[former] = record.pop(new)
-
-    for query in keys["queries"]:
-        for name in ("cnames", "ttl", "late_answers", "operation"):
-            rename(query, f"x_{name}", name)
-        for late in [query, *query.get("late_answers", [])]:
-            if isinstance(late.get("rcode"), int):
-                late["rcode"] = dns.rcode.to_text(dns.rcode.Rcode(late["rcode"]))
-            for answer in late.get("answers") or []:
-                rename(answer, "x_bogon", "bogon")
-    for connect in keys["tcp_connect"]:
-        rename(connect["status"], "x_operation", "operation")
-    for record in [*keys["tls_handshakes"], *keys["requests"]]:
-        rename(record, "x_operation", "operation")
-    for request in keys["requests"]:
-        response = request.get("response")
-        if response:
-            for name in ("body_length", "body_sha256", "title"):
-                rename(response, f"x_{name}", name)
-            response["body_sample"] = wire.body_bytes(response.pop("body"))[:2048] \
-                .decode("utf-8", "replace")
-    return old

@@ -63,68 +63,68 @@ def test_the_corpus_holds_all_56_measurements() -> None:
 Case = Callable[[Network, trustme.CA], Awaitable[tuple[str, Keys]]]
 
 
-async def ok_http(network: Network, ca: trustme.CA) -> tuple[str, Keys]:
-    url = f"http://{DOMAIN}:{network.port}/"
-    async with serve_app(page_app(), host=SITE_IP, port=network.port):
-        return url, await network.measure(url)
+async def ok_http(net: Network, ca: trustme.CA) -> tuple[str, Keys]:
+    url = f"http://{DOMAIN}:{net.port}/"
+    async with serve_app(page_app(), host=SITE_IP, port=net.port):
+        return url, await net.measure(url)
 
 
-async def ok_https(network: Network, ca: trustme.CA) -> tuple[str, Keys]:
-    url = f"https://{DOMAIN}:{network.port}/"
-    async with serve_app(page_app(), tls_context(ca), host=SITE_IP, port=network.port):
-        return url, await network.measure(url)
+async def ok_https(net: Network, ca: trustme.CA) -> tuple[str, Keys]:
+    url = f"https://{DOMAIN}:{net.port}/"
+    async with serve_app(page_app(), tls_context(ca), host=SITE_IP, port=net.port):
+        return url, await net.measure(url)
 
 
-async def dns_nxdomain(network: Network, ca: trustme.CA) -> tuple[str, Keys]:
-    network.isp[(DOMAIN, "*")] = [(NXDOMAIN, [])]
-    url = f"http://{DOMAIN}:{network.port}/"
-    async with serve_app(page_app(), host=SITE_IP, port=network.port):
-        return url, await network.measure(url)
+async def dns_nxdomain(net: Network, ca: trustme.CA) -> tuple[str, Keys]:
+    net.isp[(DOMAIN, "*")] = [(NXDOMAIN, [])]
+    url = f"http://{DOMAIN}:{net.port}/"
+    async with serve_app(page_app(), host=SITE_IP, port=net.port):
+        return url, await net.measure(url)
 
 
-async def extra_resolver(network: Network, ca: trustme.CA) -> tuple[str, Keys]:
-    network.isp[(DOMAIN, "AAAA")] = [(NOERROR, [])]
-    url = f"http://{DOMAIN}:{network.port}/"
-    async with serve_app(page_app(), host=SITE_IP, port=network.port):
-        return url, await network.measure(
-            url, udp_resolvers=(f"127.0.0.1:{network.isp_port}",))
+async def extra_resolver(net: Network, ca: trustme.CA) -> tuple[str, Keys]:
+    net.isp[(DOMAIN, "AAAA")] = [(NOERROR, [])]
+    url = f"http://{DOMAIN}:{net.port}/"
+    async with serve_app(page_app(), host=SITE_IP, port=net.port):
+        return url, await net.measure(
+            url, udp_resolvers=(f"127.0.0.1:{net.isp_port}",))
 
 
-async def injected_dns(network: Network, ca: trustme.CA) -> tuple[str, Keys]:
-    network.isp[(DOMAIN, "A")] = [(NOERROR, ["127.0.0.20"]), (NOERROR, [SITE_IP])]
-    url = f"http://{DOMAIN}:{network.port}/"
-    async with serve_app(page_app(), host=SITE_IP, port=network.port):
-        return url, await network.measure(
-            url, udp_resolvers=(f"127.0.0.1:{network.isp_port}",))
+async def injected_dns(net: Network, ca: trustme.CA) -> tuple[str, Keys]:
+    net.isp[(DOMAIN, "A")] = [(NOERROR, ["127.0.0.20"]), (NOERROR, [SITE_IP])]
+    url = f"http://{DOMAIN}:{net.port}/"
+    async with serve_app(page_app(), host=SITE_IP, port=net.port):
+        return url, await net.measure(
+            url, udp_resolvers=(f"127.0.0.1:{net.isp_port}",))
 
 
-async def tcp_refused(network: Network, ca: trustme.CA) -> tuple[str, Keys]:
-    url = f"http://{DOMAIN}:{network.port}/"
-    return url, await network.measure(url)
+async def tcp_refused(net: Network, ca: trustme.CA) -> tuple[str, Keys]:
+    url = f"http://{DOMAIN}:{net.port}/"
+    return url, await net.measure(url)
 
 
-async def tls_reset(network: Network, ca: trustme.CA) -> tuple[str, Keys]:
-    url = f"https://{DOMAIN}:{network.port}/"
-    async with serve_app(page_app(), tls_context(ca), host=UPSTREAM_IP, port=network.port), \
-            middlebox(network.port, "reset"):
-        return url, await network.measure(url, tls_timeout=0.5)
+async def tls_reset(net: Network, ca: trustme.CA) -> tuple[str, Keys]:
+    url = f"https://{DOMAIN}:{net.port}/"
+    async with serve_app(page_app(), tls_context(ca), host=UPSTREAM_IP, port=net.port), \
+            middlebox(net.port, "reset"):
+        return url, await net.measure(url, tls_timeout=0.5)
 
 
-async def tls_bad_certificate(network: Network, ca: trustme.CA) -> tuple[str, Keys]:
-    url = f"https://{DOMAIN}:{network.port}/"
+async def tls_bad_certificate(net: Network, ca: trustme.CA) -> tuple[str, Keys]:
+    url = f"https://{DOMAIN}:{net.port}/"
     context = tls_context(ca, "other.example.net")
-    async with serve_app(page_app(), context, host=SITE_IP, port=network.port):
-        return url, await network.measure(url)
+    async with serve_app(page_app(), context, host=SITE_IP, port=net.port):
+        return url, await net.measure(url)
 
 
-async def http_diff(network: Network, ca: trustme.CA) -> tuple[str, Keys]:
-    url = f"http://{DOMAIN}:{network.port}/"
-    async with serve_app(page_app(), host=UPSTREAM_IP, port=network.port), \
-            middlebox(network.port, "reply", reply=OTHER_PAGE):
-        return url, await network.measure(url)
+async def http_diff(net: Network, ca: trustme.CA) -> tuple[str, Keys]:
+    url = f"http://{DOMAIN}:{net.port}/"
+    async with serve_app(page_app(), host=UPSTREAM_IP, port=net.port), \
+            middlebox(net.port, "reply", reply=OTHER_PAGE):
+        return url, await net.measure(url)
 
 
-async def redirect(network: Network, ca: trustme.CA) -> tuple[str, Keys]:
+async def redirect(net: Network, ca: trustme.CA) -> tuple[str, Keys]:
     from aiohttp import web
 
     async def old(request: web.Request) -> web.Response:
@@ -136,15 +136,15 @@ async def redirect(network: Network, ca: trustme.CA) -> tuple[str, Keys]:
     app = web.Application()
     app.router.add_get("/old", old)
     app.router.add_get("/new", new)
-    url = f"http://{DOMAIN}:{network.port}/old"
-    async with serve_app(app, host=SITE_IP, port=network.port):
-        return url, await network.measure(url)
+    url = f"http://{DOMAIN}:{net.port}/old"
+    async with serve_app(app, host=SITE_IP, port=net.port):
+        return url, await net.measure(url)
 
 
 CP1251_PAGE = "<title>Доступ ограничен</title>".encode("cp1251")
 
 
-async def not_utf8(network: Network, ca: trustme.CA) -> tuple[str, Keys]:
+async def not_utf8(net: Network, ca: trustme.CA) -> tuple[str, Keys]:
     from aiohttp import web
 
     async def page(request: web.Request) -> web.Response:
@@ -152,9 +152,9 @@ async def not_utf8(network: Network, ca: trustme.CA) -> tuple[str, Keys]:
 
     app = web.Application()
     app.router.add_get("/", page)
-    url = f"http://{DOMAIN}:{network.port}/"
-    async with serve_app(app, host=SITE_IP, port=network.port):
-        return url, await network.measure(url)
+    url = f"http://{DOMAIN}:{net.port}/"
+    async with serve_app(app, host=SITE_IP, port=net.port):
+        return url, await net.measure(url)
 
 
 CASES: dict[str, tuple[Case, tuple[str, str | None]]] = {
@@ -174,7 +174,7 @@ CASES: dict[str, tuple[Case, tuple[str, str | None]]] = {
 
 @pytest.mark.parametrize("name", list(CASES))
 async def test_the_probes_measurement_loads_with_oonis_loader(
-    network: Network, ca: trustme.CA, name: str
+    network: Network, ca: trustme.CA, name: str  # noqa: F811 (the fixture)
 ) -> None:
     case, (verdict, layer) = CASES[name]
     url, keys = await case(network, ca)
@@ -198,7 +198,7 @@ async def test_the_probes_measurement_loads_with_oonis_loader(
 
 
 async def test_rcodes_are_integers_and_a_named_one_is_rejected(
-    network: Network, ca: trustme.CA
+    network: Network, ca: trustme.CA  # noqa: F811 (the fixture)
 ) -> None:
     url, keys = await extra_resolver(network, ca)
     udp = {q["query_type"]: q for q in keys["queries"] if q["engine"] == "udp"}
@@ -211,7 +211,7 @@ async def test_rcodes_are_integers_and_a_named_one_is_rejected(
 
 
 async def test_a_body_that_is_not_utf8_is_kept_in_base64(
-    network: Network, ca: trustme.CA
+    network: Network, ca: trustme.CA  # noqa: F811 (the fixture)
 ) -> None:
     _url, keys = await not_utf8(network, ca)
     body = keys["requests"][0]["response"]["body"]
