@@ -39,12 +39,18 @@ Record = dict[str, Any]
 SOFTWARE_NAME = "kuzot"
 
 
-def ooni_body(body: bytes) -> str | dict[str, str]:
+def ooni_body(body: bytes, truncated: bool = False) -> str | dict[str, str]:
     """The body as OONI's data format stores it (``MaybeBinaryData``): the text when it is
-    valid UTF-8, else base64 with its format named, so no byte is lost or re-encoded."""
+    valid UTF-8, else base64 with its format named, so no byte is lost or re-encoded.
+
+    A ``truncated`` body may end inside a multi-byte character; those last one to three bytes
+    are dropped (the body is marked truncated anyway) rather than turning a whole page of text
+    into base64, a third larger and unreadable without decoding."""
     try:
         return body.decode("utf-8")
-    except UnicodeDecodeError:
+    except UnicodeDecodeError as exc:
+        if truncated and exc.start >= len(body) - 3 and exc.reason == "unexpected end of data":
+            return body[:exc.start].decode("utf-8")
         return {"format": "base64", "data": base64.b64encode(body).decode("ascii")}
 
 

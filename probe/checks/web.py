@@ -322,36 +322,38 @@ async def _fetch_chain(
         endpoints = None
 
 
-def _json_size(body: object) -> int:
-    return len(json.dumps(body, ensure_ascii=False).encode("utf-8"))
+def _body_size(body: object) -> int:
+    """Bytes a body takes in the measurement's JSON: its escaped text, or its base64 data."""
+    if isinstance(body, dict):
+        return len(str(body.get("data") or ""))
+    return len(json.dumps(str(body), ensure_ascii=False).encode("utf-8")) - 2
 
 
 def _shortened(body: Any, limit: int) -> Any:
-    """A prefix of ``body`` (OONI's text or base64 form) whose JSON is at most ``limit``
-    bytes."""
+    """A prefix of ``body`` (OONI's text or base64 form) of at most ``limit`` bytes in JSON."""
     if isinstance(body, dict):
-        raw = wire.body_bytes(body)[: max(0, (limit - 40) * 3 // 4)]
+        raw = wire.body_bytes(body)[: limit // 4 * 3]
         return {"format": "base64", "data": base64.b64encode(raw).decode("ascii")}
     text = str(body)
-    keep = len(text) * limit // max(1, _json_size(text))
-    while keep > 0 and _json_size(text[:keep]) > limit:
+    keep = len(text) * limit // max(1, _body_size(text))
+    while keep > 0 and _body_size(text[:keep]) > limit:
         keep = keep * 9 // 10
     return text[:keep]
 
 
 def bound_bodies(requests: list[Record], budget: int = MAX_BODIES) -> None:
-    """Cut the response bodies of ``requests`` so that their JSON stays within ``budget``
-    bytes: the final page (``requests[0]``) first, then the earlier hops; a cut body is marked
-    ``body_is_truncated`` as OONI marks its snapshot."""
+    """Cut the response bodies of ``requests`` so that together they take at most ``budget``
+    bytes of JSON: the final page (``requests[0]``) first, then the earlier hops; a cut body
+    is marked ``body_is_truncated`` as OONI marks its snapshot."""
     for request in requests:
         response = request.get("response")
         if not response or "body" not in response:
             continue
-        size = _json_size(response["body"])
+        size = _body_size(response["body"])
         if size > budget:
             response["body"] = _shortened(response["body"], budget)
             response["body_is_truncated"] = True
-            size = _json_size(response["body"])
+            size = _body_size(response["body"])
         budget = max(0, budget - size)
 
 

@@ -208,7 +208,7 @@ async def get(
         "code": code,
         "headers": {k: v for k, v in header_list},
         "headers_list": header_list,
-        "body": ooni_body(body),
+        "body": ooni_body(body, truncated),
         "body_is_truncated": truncated,
         "x_body_length": len(body),
         "x_body_sha256": hashlib.sha256(body).hexdigest(),
