@@ -251,3 +251,42 @@ def test_unknown_keys_without_the_prefix_are_named() -> None:
     m["test_keys"]["queries"][0]["x_cnames"] = []
     assert ooni_format.problems(m) == ["test_keys.queries[].cnames",
                                        "test_keys.tcp_connect[].status.operation"]
+
+
+GROUPS = {
+    "whatsapp": lambda port: {"web": {"urls": [f"https://localhost:{port}/"]},
+                              "registration": {"urls": [f"https://localhost:{port}/"]},
+                              "endpoints": {"addresses": ["127.0.0.1"], "ports": [port]}},
+    "signal": lambda port: {"backend": {"urls": [f"https://localhost:{port}/"]}},
+    "youtube": lambda port: {"web": {"urls": [f"https://localhost:{port}/"]},
+                             "api": {"addresses": ["127.0.0.1"], "ports": [port]}},
+}
+
+
+@pytest.mark.parametrize("name", list(GROUPS))
+async def test_a_platform_measurement_loads_too(
+    ca: trustme.CA, ca_file: str, collector_client: Any, name: str
+) -> None:
+    """Platform checks record the same DNS, TCP, TLS and HTTP records; WhatsApp and Signal
+    have OONI models of their own, other platforms load as OONI's base measurement."""
+    from probe import platform_config
+    from probe.checks import platforms
+    from probe.control_client import ControlClient
+    from probe.platform_test import run_platform
+    from tests.helpers.servers import server_context
+
+    control = ControlClient(str(collector_client.make_url("")).rstrip("/"), timeout=10)
+    async with serve_app(page_app(), server_context(ca, "localhost")) as port:
+        config = platform_config.build_platforms({
+            "timeouts": {"dns": 2, "connect": 2, "tls": 2, "http": 3, "control": 10},
+            "platforms": {name: {"groups": GROUPS[name](port)}}})
+        options = platforms.PlatformOptions(ca_file=ca_file, fingerprint=False)
+        m = await run_platform(name, config, options, control, cc="KG", asn="AS12345")
+    loaded = ooni_format.load(m)
+    assert loaded.test_name == m["test_name"], m["test_name"]
+    assert type(loaded.test_keys).__name__ == {"whatsapp": "WhatsappTestKeys", "signal":
+                                               "SignalTestKeys"}.get(name, "BaseTestKeys")
+    assert m["test_keys"]["requests"] and m["test_keys"]["tls_handshakes"]
+    if name != "youtube":  # OONI's base model reads no test keys
+        assert [r.response.code for r in loaded.test_keys.requests] == \
+            [r["response"]["code"] for r in m["test_keys"]["requests"]]
