@@ -96,3 +96,33 @@ def test_upgrade_renames_older_kuzot_keys_and_leaves_ooni_alone() -> None:
     assert response == {"code": 200, "x_body_length": 5000, "x_body_sha256": "ab",
                         "x_title": "T", "body": "<html>", "body_is_truncated": True}
     assert wire.upgrade(new) == new
+
+
+def test_the_probes_address_is_scrubbed_inside_a_base64_body_too() -> None:
+    """A page that is not UTF-8 is stored in base64, where a text replacement cannot see the
+    probe's address; both scrubbers decode it, scrub its bytes and encode it again."""
+    from probe.privacy import AddressBook
+    from probe.scrub import SCRUBBED, scrub_value
+
+    own = "203.0.113.7"
+    page = f"<p>Ваш адрес {own}</p>".encode("cp1251")
+    body = wire.ooni_body(page)
+    assert isinstance(body, dict)
+    certificate = {"data": base64.b64encode(f"DER {own}".encode()).decode(),
+                   "format": "base64"}
+    m = {"test_keys": {"requests": [{"response": {"body": body}}],
+                       "tls_handshakes": [{"peer_certificates": [certificate]}]}}
+    expected = f"<p>Ваш адрес {SCRUBBED}</p>".encode("cp1251")
+
+    scrubbed = scrub_value(m, {own})
+    assert wire.body_bytes(scrubbed["test_keys"]["requests"][0]["response"]["body"]) == \
+        expected
+    # A certificate is not edited here (DER would break); probe.privacy blanks it whole.
+    assert scrubbed["test_keys"]["tls_handshakes"][0]["peer_certificates"] == [certificate]
+
+    book = AddressBook(b"test-key" * 4)
+    book.learn(own)
+    text = json.loads(book.scrub_measurement(json.dumps(m)))
+    assert wire.body_bytes(text["test_keys"]["requests"][0]["response"]["body"]) == expected
+    assert own not in base64.b64decode(
+        text["test_keys"]["requests"][0]["response"]["body"]["data"]).decode("cp1251")
