@@ -106,6 +106,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
+import dns.rcode
+
 from probe import blockpages, blockphrases, failures, ooni_classic
 from probe.bogons import is_bogon, is_loopback
 
@@ -424,10 +426,20 @@ def _relevant(flows: list[_Flow], keys: Record) -> list[_Flow]:
     return [f for f in classic if counts(f)]
 
 
+def _rcode_text(rcode: Any) -> Any:
+    """A DNS rcode as its name (``3`` -> ``NXDOMAIN``) for the evidence; as given otherwise."""
+    if isinstance(rcode, int) and not isinstance(rcode, bool):
+        try:
+            return dns.rcode.to_text(dns.rcode.Rcode(rcode))
+        except ValueError:
+            return rcode
+    return rcode
+
+
 def _injection(keys: Record) -> Record | None:
     for query in keys.get("queries") or []:
         first = _addresses(query)
-        for late in query.get("late_answers") or []:
+        for late in query.get("x_late_answers") or []:
             if late.get("identical"):
                 continue
             later = _addresses(late)
@@ -435,8 +447,8 @@ def _injection(keys: Record) -> Record | None:
                 continue
             return _verdict("blocked", "dns", "injected", 0.9, [
                 f"dns_duplicate_answers:{query.get('resolver_address')}:{query.get('query_type')}",
-                f"first:{','.join(sorted(first)) or query.get('rcode')}",
-                f"late:{','.join(sorted(later)) or late.get('rcode')}",
+                f"first:{','.join(sorted(first)) or _rcode_text(query.get('rcode'))}",
+                f"late:{','.join(sorted(later)) or _rcode_text(late.get('rcode'))}",
             ])
     return None
 
@@ -607,7 +619,7 @@ def _tls_step(hop: _Hop, flows: list[_Flow], control: _Control, dns: _DNSView,
 
 def _failed_request(hop: _Hop, request: Record, control: _Control, dns: _DNSView) -> Record:
     failure = request["failure"]
-    evidence = [f"probe_http:{failure}", f"operation:{request.get('operation')}"]
+    evidence = [f"probe_http:{failure}", f"operation:{request.get('x_operation')}"]
     if failure in _REDIRECT_FAILURES:
         code = (request.get("response") or {}).get("code")
         if control.http.get("failure") == failure or control.http.get("status_code") == code:
@@ -725,8 +737,8 @@ def _chain_blockpage(hops: list[_Hop], control: _Control, dns: _DNSView,
 def _differs(response: Record, control: _Control) -> bool:
     """Whether a final page differs from the control's: not the same body, and (when the
     control fetched the page) not the same page by the comparison of R10."""
-    same_body = response.get("body_sha256") and \
-        response.get("body_sha256") == control.http.get("x_body_sha256")
+    sha = response.get("x_body_sha256") or response.get("body_sha256")
+    same_body = sha and sha == control.http.get("x_body_sha256")
     if same_body:
         return False
     return not control.http_ok or page_comparison(response, control.http).differs()

@@ -235,9 +235,11 @@ def body_text(response: dict[str, Any]) -> str:
 
 
 def title_of(response: dict[str, Any]) -> str:
-    """The page's title: the probe's ``title``, else the first <title> of the body text."""
-    if response.get("title"):
-        return str(response["title"])
+    """The page's title: the probe's ``x_title`` (``title`` before it was prefixed), else
+    the first <title> of the body text."""
+    recorded = response.get("x_title") or response.get("title")
+    if recorded:
+        return str(recorded)
     found = _TITLE.search(body_text(response))
     return found.group(1).strip() if found else ""
 

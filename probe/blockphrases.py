@@ -120,7 +120,7 @@ def phrases() -> tuple[Phrase, ...]:
 
 
 def _length(response: dict[str, Any]) -> int:
-    length = response.get("body_length")
+    length = response.get("x_body_length", response.get("body_length"))
     if isinstance(length, int):
         return length
     return len(blockpages.body_text(response).encode("utf-8"))

@@ -419,7 +419,7 @@ def _consistency(m: _Metrics, c: _Container, have_control: bool) -> str | None:
 
 
 def title_words(title: str) -> set[str]:
-    return {w.lower() for w in title.split(" ") if len(w.encode("utf-8")) >= 5}
+    return {w.lower() for w in title.split(" ") if len(w.encode("utf-8", "surrogateescape")) >= 5}
 
 
 @dataclass(slots=True)

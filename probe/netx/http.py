@@ -4,6 +4,12 @@ Why not aiohttp here: web connectivity must fetch a page over *the* TCP/TLS conn
 measured to one specific address, and must see every byte as it arrives (byte-time samples,
 truncation, a reset in the middle of a body). A GET with ``Connection: close`` is simple enough
 to do directly; the collector and uploads still use aiohttp.
+
+The record is OONI's df-001 ``requests`` entry: the response ``body`` as OONI stores it (a
+string when the bytes are UTF-8, else ``{"format": "base64", "data": ...}``), cut at OONI's
+512 KiB snapshot with ``body_is_truncated``, ``headers`` and ``headers_list``, and the
+request's ``network`` and ``address``. What Kuzot derives from the body (``x_body_length``,
+``x_body_sha256``, ``x_title``) and its timings carry OONI's extension prefix ``x_``.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ from typing import Any
 from probe import bytetime, failures
 from probe.netx import tcp
 from probe.netx.trace import Trace
+from probe.wire import ooni_body
 
 Record = dict[str, Any]
 
@@ -30,7 +37,6 @@ REQUEST_HEADERS = {
     "User-Agent": USER_AGENT,
 }
 MAX_BODY = 1 << 19  # 512 KiB, as OONI's body snapshot
-BODY_SAMPLE = 2048
 _TITLE = re.compile(rb"<title[^>]*>(.*?)</title>", re.IGNORECASE | re.DOTALL)
 
 
@@ -141,11 +147,14 @@ async def get(
     headers_out = {"Host": host, **REQUEST_HEADERS, "Accept-Encoding": "identity",
                    "Connection": "close"}
     record: Record = {
+        "network": "tcp",
+        "address": address,
         "request": {"method": "GET", "url": url, "headers": dict(headers_out),
-                    "x_address": address},
+                    "headers_list": [[k, v] for k, v in headers_out.items()],
+                    "body": "", "body_is_truncated": False},
         "response": None,
         "failure": None,
-        "operation": None,
+        "x_operation": None,
         "t0": trace.now(),
         "x_ttfb": None,
     }
@@ -185,7 +194,7 @@ async def get(
         if isinstance(exc, ValueError) and failure.startswith(failures.UNKNOWN_PREFIX):
             failure = failures.unknown(f"http protocol error: {exc}")
         record["failure"] = failure
-        record["operation"] = operation
+        record["x_operation"] = operation
         record["x_slow"] = failure == failures.TIMEOUT and sampler.received > 0
         record["x_bytes_received"] = sampler.received
         sampler.finish()
@@ -199,11 +208,11 @@ async def get(
         "code": code,
         "headers": {k: v for k, v in header_list},
         "headers_list": header_list,
-        "body_length": len(body),
+        "body": ooni_body(body, truncated),
         "body_is_truncated": truncated,
-        "body_sha256": hashlib.sha256(body).hexdigest(),
-        "body_sample": body[:BODY_SAMPLE].decode("utf-8", "replace"),
-        "title": extract_title(body),
+        "x_body_length": len(body),
+        "x_body_sha256": hashlib.sha256(body).hexdigest(),
+        "x_title": extract_title(body),
     }
     record["x_bytes_received"] = sampler.received
     return record

@@ -241,7 +241,7 @@ def large(scheme: str) -> tuple[str, dict[str, Any]]:
 def injected() -> tuple[str, dict[str, Any]]:
     def udp(m: Measurement) -> None:
         m.lookup("www.example.com", ["10.10.34.35"], engine="udp", qtype="A", late=[
-            {"rcode": "NOERROR", "answers": [{"answer_type": "A", "ipv4": EXAMPLE}],
+            {"rcode": 0, "answers": [{"answer_type": "A", "ipv4": EXAMPLE}],
              "failure": None, "identical": False, "delay": 0.03}])
 
     return plain(extra=udp)

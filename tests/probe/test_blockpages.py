@@ -98,7 +98,7 @@ def test_matching_rules() -> None:
     assert blockpages.match_response(location, table=table).name == "kg"  # type: ignore[union-attr]
     assert blockpages.match_response({"headers": {"Location": "http://isp.kg/blocked/x"}},
                                      table=table) is None
-    found = blockpages.match_response({"body_sample": "x BLOCKED-HERE y"}, table=table)
+    found = blockpages.match_response({"body": "x BLOCKED-HERE y"}, table=table)
     assert found is not None and found.applies_to("KZ") and found.applies_to(None)
     issuer = blockpages.match_value("tls.issuer", "State CA 2", table=table)
     assert issuer is not None and issuer.applies_to("KZ") and not issuer.applies_to("KG")
