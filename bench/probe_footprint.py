@@ -45,7 +45,7 @@ import yaml
 from aiohttp import web
 
 REPO = Path(__file__).resolve().parents[1]
-TARGETS = REPO / "configs" / "targets"
+TARGETS = REPO / "configs" / "targets" / "curated"
 PLATFORMS = REPO / "configs" / "platforms.yaml"
 TICKS = os.sysconf("SC_CLK_TCK")
 SITE_ADDRESS = "46.36.210.10"  # only ever exists inside the benchmark's own namespace

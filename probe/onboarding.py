@@ -35,8 +35,8 @@ from probe.typed_config import (
 
 AGREE = "i agree"
 BAD_INPUT = 2
-SHIPPED_TARGETS = Path(__file__).resolve().parent.parent / "configs" / "targets"
-SHIPPED_PLATFORMS = SHIPPED_TARGETS.parent / "platforms.yaml"
+SHIPPED_TARGETS = Path(__file__).resolve().parent.parent / "configs" / "targets" / "curated"
+SHIPPED_PLATFORMS = Path(__file__).resolve().parent.parent / "configs" / "platforms.yaml"
 
 NOTICE = f"""\
 Kuzot probe: please read this before you agree (notice version {NOTICE_VERSION})
@@ -96,7 +96,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "for configs under /etc, else next to the config)")
     parser.add_argument("--metrics-listen", help="HOST:PORT for a local /metrics (default off)")
     parser.add_argument("--targets-dir", help="where the shipped target lists are "
-                        "(default: configs/targets of this installation)")
+                        "(default: configs/targets/curated of this installation)")
     parser.add_argument("--accept-risks", action="store_true",
                         help="record consent without asking (automated installs; the notice "
                         "must have been shown: see --show-notice)")

@@ -9,7 +9,7 @@ import pytest
 
 from probe.config import load_targets_csv
 
-TARGETS = Path(__file__).resolve().parents[2] / "configs" / "targets"
+TARGETS = Path(__file__).resolve().parents[2] / "configs" / "targets" / "curated"
 CATEGORIES = {"NEWS", "POLR", "HUMR", "ANON", "COMT", "GRP", "MMED", "SRCH", "GOVT", "CTRL"}
 """The Citizen Lab test-list category codes these lists use."""
 
