@@ -35,7 +35,7 @@ from probe.typed_config import (
 
 AGREE = "i agree"
 BAD_INPUT = 2
-SHIPPED_TARGETS = Path(__file__).resolve().parent.parent / "configs" / "targets" / "curated"
+SHIPPED_TARGETS = Path(__file__).resolve().parent.parent / "configs" / "targets"
 SHIPPED_PLATFORMS = Path(__file__).resolve().parent.parent / "configs" / "platforms.yaml"
 
 NOTICE = f"""\
@@ -96,7 +96,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "for configs under /etc, else next to the config)")
     parser.add_argument("--metrics-listen", help="HOST:PORT for a local /metrics (default off)")
     parser.add_argument("--targets-dir", help="where the shipped target lists are "
-                        "(default: configs/targets/curated of this installation)")
+                        "(default: configs/targets of this installation)")
     parser.add_argument("--accept-risks", action="store_true",
                         help="record consent without asking (automated installs; the notice "
                         "must have been shown: see --show-notice)")
@@ -188,12 +188,14 @@ def _write_private(path: Path, text: str) -> None:
 
 
 def _copy_targets(source: Path, destination: Path, country: str) -> list[str]:
-    names = [f"{country.lower()}.csv", "global.csv"]
+    """The country's list and the curated part of the global one (the full global list,
+    1,700 URLs, is opt-in: see configs/targets/README.md), copied under the same names."""
+    names = [f"{country.lower()}.csv", "curated/global.csv"]
     found = [n for n in names if (source / n).is_file()]
     if not found:
         raise InitError(f"--targets-dir: no target lists ({', '.join(names)}) in {source}")
-    destination.mkdir(parents=True, exist_ok=True)
     for name in found:
+        (destination / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(source / name, destination / name)
     return [f"targets/{name}" for name in found]
 
