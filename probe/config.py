@@ -141,6 +141,18 @@ class Target:
 
 
 @dataclass(frozen=True, slots=True)
+class TargetSync:
+    """Target lists from the collector (``probe.target_sync``): fetched when ``probe run``
+    starts, the last good copy kept in ``cache_file``; until the first good answer the probe
+    measures its ``target_files``."""
+
+    enabled: bool = True
+    cache_file: str | None = None  # default: targets-cache.json beside the spool
+    timeout: float = duration_field(10.0, positive)
+    max_bytes: int = checked(4 * 1024 * 1024, positive)
+
+
+@dataclass(frozen=True, slots=True)
 class ProbeConfig:
     identity: Identity = field(default_factory=Identity)
     collector: CollectorLink = field(default_factory=CollectorLink)
@@ -152,6 +164,7 @@ class ProbeConfig:
     schedule: Schedule = field(default_factory=Schedule)
     target_files: tuple[str, ...] = ()
     targets: tuple[Target, ...] = ()
+    target_sync: TargetSync = field(default_factory=TargetSync)
     spool_path: str = "var/probe-spool.sqlite"
     spool_max_mb: float = checked(100.0, positive)
     ladder: LadderConfig = field(default_factory=LadderConfig)
@@ -232,6 +245,12 @@ def load(path: str | Path) -> ProbeConfig:
     targets = list(config.targets)
     for index, name in enumerate(config.target_files):
         targets.extend(load_targets_csv(file.parent / name, f"target_files[{index}]"))
+    if config.target_sync.enabled and config.identity.country != "ZZ":
+        from probe import target_sync  # it imports this module
+
+        served = target_sync.cached_targets(config)
+        if served is not None:  # the collector's lists replace the files, not inline targets
+            targets = [*config.targets, *served]
     if config.identity.country != "ZZ":
         targets = [t for t in targets if t.cc in ("*", config.identity.country)]
     # A URL listed twice (a country list and the global one) is measured once, as its first
