@@ -36,7 +36,7 @@ from probe.typed_config import (
 AGREE = "i agree"
 BAD_INPUT = 2
 SHIPPED_TARGETS = Path(__file__).resolve().parent.parent / "configs" / "targets"
-SHIPPED_PLATFORMS = Path(__file__).resolve().parent.parent / "configs" / "platforms.yaml"
+SHIPPED_PLATFORMS = SHIPPED_TARGETS.parent / "platforms.yaml"
 
 NOTICE = f"""\
 Kuzot probe: please read this before you agree (notice version {NOTICE_VERSION})
