@@ -322,9 +322,17 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "init":
             return onboarding.run_init(args, sys.stdin, sys.stdout, sys.stderr)
         if args.command == "run":
-            from probe.daemon import ConsentMissing, run_daemon
+            from probe import config as probe_config
+            from probe import target_sync
+            from probe.daemon import ConsentMissing, read_token, require_consent, run_daemon
 
             try:
+                # The collector's lists first (the last good copy stays if it does not answer);
+                # the daemon then loads the config with them. Nothing is sent without consent.
+                loaded = probe_config.load(args.config)
+                require_consent(loaded)
+                print(asyncio.run(target_sync.refresh(loaded, read_token(loaded, Path.cwd()))),
+                      file=sys.stderr)
                 return asyncio.run(run_daemon(args.config, once=args.once))
             except ConsentMissing as exc:
                 print(f"error: {exc}", file=sys.stderr)
