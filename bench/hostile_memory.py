@@ -102,7 +102,7 @@ async def probe_rows(runs: int, ca_file: str, ca: trustme.CA) -> list[str]:
         sizes.append(len(checked.stdout) / 1024)
         udp = [q for q in checked.keys["queries"] if q["engine"] == "udp"]
         late = sum(q["x_late_answers_total"] for q in udp)
-        kept = sum(len(q["late_answers"]) for q in udp)
+        kept = sum(len(q["x_late_answers"]) for q in udp)
     rows.append(f"| DNS: late-answer flood (last run: {late} late answers, {kept} kept) | "
                 f"{max(peaks):.1f} | {statistics.median(walls):.2f} | {max(sizes):.0f} | "
                 "`x_late_answers_dropped` |")

@@ -4,12 +4,15 @@
                                          [--platforms]
 
 What runs: the real daemon (``python -m probe run``) as its own process, on the shipped
-target lists (``configs/targets``), with the Raspberry Pi settings ``probe init`` writes
-(concurrency 4). Needs root: the script re-runs itself inside a new network and mount
+target lists ``probe init`` copies (``configs/targets``: the country's list and the curated
+global one; ``--country all``: every list, the full global one included), with the Raspberry Pi
+settings ``probe init`` writes (concurrency 4). Every URL is measured every round, whatever its
+own ``interval`` in the list. Needs root: the script re-runs itself inside a new network and mount
 namespace (``unshare``) where only ``lo`` exists, gives ``lo`` one public-looking address
 (``SITE_ADDRESS``: answers in loopback or special-purpose ranges are bogons to the probe, which
 then fetches nothing) and a private ``/etc/hosts`` that maps every shipped hostname to it. One
-HTTPS server with a test CA answers for all of them with a page of ``--page-kb`` KB; the real
+HTTPS server with a test CA (and a plain HTTP one on port 80 for the ``http://`` URLs) answers
+for all of them with a page of ``--page-kb`` KB; the real
 collector runs in the same namespace as the control vantage and upload target. Nothing can
 leave the namespace: it has no other interface and no route. With ``--platforms`` the daemon
 also checks every platform of the shipped ``configs/platforms.yaml`` once a round, with its
@@ -52,14 +55,15 @@ SITE_ADDRESS = "46.36.210.10"  # only ever exists inside the benchmark's own nam
 
 
 def shipped_urls(country: str) -> list[str]:
+    """The URLs of the lists ``probe init`` copies for ``country`` (or of every list), once."""
     names = ["kg.csv", "kz.csv", "global.csv"] if country == "all" else \
-        [f"{country.lower()}.csv", "global.csv"]
-    urls = []
+        [f"{country.lower()}.csv", "curated/global.csv"]
+    urls: dict[str, None] = {}
     for name in names:
         with open(TARGETS / name, encoding="utf-8") as handle:
             rows = csv.DictReader(line for line in handle if not line.startswith("#"))
-            urls.extend(row["url"] for row in rows)
-    return urls
+            urls.update((row["url"], None) for row in rows)
+    return list(urls)
 
 
 def platform_hosts() -> list[str]:
@@ -206,6 +210,7 @@ async def measure(args: argparse.Namespace) -> None:
     probe_config = write_probe_config(work, urls, collector_base, token_file, ca_file,
                                       site_port, args.round, args.platforms)
     site = await serve(site_app(args.page_kb), site_port, context)
+    plain_site = await serve(site_app(args.page_kb), 80, None)
     collector = subprocess.Popen([sys.executable, "-m", "collector", "serve", "--config",
                                   str(collector_config)], cwd=REPO,
                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -231,6 +236,7 @@ async def measure(args: argparse.Namespace) -> None:
         collector.terminate()
         collector.wait(timeout=20)
         await site.cleanup()
+        await plain_site.cleanup()
     with sqlite3.connect(work / "kuzot.sqlite") as db:
         stored, stored_bytes = db.execute(
             "SELECT count(*), coalesce(sum(length(body)), 0) FROM measurements").fetchone()

@@ -38,6 +38,7 @@ from collector.ratelimit import RateLimiter
 from collector.routes import setup_routes
 from collector.sni_ab import sni_ab_context
 from collector.store import open_store
+from collector.target_lists import served_lists, served_lists_key
 
 
 async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -84,6 +85,7 @@ def create_app(config: CollectorConfig) -> web.Application:
     app[eventbook_key] = book
     registry.register(EventCollector(book))
     app[calendar_key] = load_calendar(config.detection.event_windows)
+    app[served_lists_key] = served_lists(config.target_lists)
     app[detection_metrics_key] = DetectionMetrics(registry)
     windows = EventSnapshot()
     app[event_snapshot_key] = windows

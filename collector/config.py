@@ -42,6 +42,16 @@ def _resolver(value: str) -> str | None:
 
 
 @dataclass(frozen=True, slots=True)
+class TargetListsConfig:
+    """Target lists served to probes by ``GET /api/v1/targets`` (``collector.target_lists``)."""
+
+    # Relative to the config file; null: GET /api/v1/targets answers 404.
+    directory: str | None = None
+    # The list every country gets, relative to the directory.
+    global_list: str = "curated/global.csv"
+
+
+@dataclass(frozen=True, slots=True)
 class Limits:
     max_body_bytes: int = checked(8 * 1024 * 1024, positive)
     max_batch: int = checked(1000, positive)
@@ -94,6 +104,7 @@ class CollectorConfig:
     # Targets that may appear as metric labels; others are counted as target="other".
     target_files: tuple[str, ...] = ()
     targets: tuple[str, ...] = ()
+    target_lists: TargetListsConfig = field(default_factory=TargetListsConfig)
     auth: Auth = field(default_factory=Auth)
     limits: Limits = field(default_factory=Limits)
     query: Query = field(default_factory=Query)
@@ -146,4 +157,18 @@ def load(path: str | Path | None) -> CollectorConfig:
         except ConfigError as exc:
             raise ConfigError("detection.event_windows", f"{calendar}: {exc}") from exc
         changes["detection"] = replace(config.detection, event_windows=str(resolved))
+    lists = config.target_lists
+    if lists.directory is not None:
+        # Served lists are checked now too; later edits that do not load are logged and the
+        # last good version stays in service.
+        from collector.target_lists import ServedLists
+
+        directory = (file.parent / lists.directory).resolve()
+        if not directory.is_dir():
+            raise ConfigError("target_lists.directory", f"no such directory: {lists.directory}")
+        try:
+            ServedLists(directory, lists.global_list).check()
+        except ConfigError as exc:
+            raise ConfigError("target_lists", str(exc)) from exc
+        changes["target_lists"] = replace(lists, directory=str(directory))
     return replace(config, **changes)  # type: ignore[arg-type]

@@ -137,9 +137,9 @@ def _page(failure: str | None, response: Record | None = None,
     page: Record = {"failure": failure, "status_code": None, "body_length": None,
                     "headers": {}, "title": ""}
     if response is not None:
-        page.update(status_code=response["code"], body_length=response["body_length"],
-                    headers=response["headers"], title=response["title"],
-                    x_body_sha256=response["body_sha256"])
+        page.update(status_code=response["code"], body_length=response["x_body_length"],
+                    headers=response["headers"], title=response["x_title"],
+                    x_body_sha256=response["x_body_sha256"])
     if handshake is not None:
         leaf = _leaf(handshake)
         page.update(x_tls_issuer=leaf.get("issuer"), x_tls_sha256=leaf.get("sha256"))

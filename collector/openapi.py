@@ -86,6 +86,8 @@ def _schemas() -> dict[str, Any]:
             "mechanism": {"type": ["string", "null"], "pattern": "^[a-z0-9_]{1,32}$"},
             "confidence": {"type": "number", "minimum": 0, "maximum": 1},
             "evidence": {"type": "array", "items": {"type": "string"}},
+            "analysis_version": {"type": "integer", "minimum": 1, "description":
+                                 "The version of the probe's verdict rules (absent: 1)."},
         },
     }
     row_properties: dict[str, Any] = {
@@ -234,6 +236,31 @@ def _schemas() -> dict[str, Any]:
                       "properties": {"events": {"type": "array", "items": _ref("Event")}}},
         "Health": {"type": "object", "required": ["ok"],
                    "properties": {"ok": {"type": "boolean"}}},
+        "TargetLists": {
+            "type": "object", "required": ["probe_cc", "version", "targets"],
+            "properties": {
+                "probe_cc": {"type": "string", "pattern": "^[A-Z]{2}$"},
+                "version": {"type": "string", "pattern": "^[0-9a-f]{20}$"},
+                "targets": {"type": "array", "items": {
+                    "type": "object",
+                    "required": ["url", "category", "cc", "role", "interval_s", "priority"],
+                    "properties": {
+                        "url": {"type": "string"}, "category": {"type": "string"},
+                        "cc": {"type": "string", "description": "Two letters, or * (every "
+                                                                  "country)."},
+                        "role": {"enum": ["test", "baseline", "canary"]},
+                        "baseline": _NULLABLE_STR,
+                        "interval_s": {"type": ["number", "null"], "description":
+                                       "The entry's cadence; null: the probe's own."},
+                        "priority": {"enum": ["high", "normal"], "description":
+                                     "high: measured at the probe's cadence; normal: has a "
+                                     "cadence of its own."},
+                        "date_added": _NULLABLE_STR, "source": _NULLABLE_STR,
+                        "notes": _NULLABLE_STR,
+                    },
+                }},
+            },
+        },
     }
 
 
@@ -356,6 +383,26 @@ def document() -> dict[str, Any]:
                         },
                     }, "The endpoint."),
                     "404": _error("The endpoint is off (sni_ab.listen is not set)."),
+                },
+            }},
+            "/api/v1/targets": {"get": {
+                "operationId": "targetLists",
+                "summary": "The target lists a probe of one country measures: its country's "
+                           "list and the global one, each URL once, with per-entry cadence and "
+                           "priority. `version` is also the strong ETag; send it back in "
+                           "If-None-Match to get 304 while nothing changed.",
+                "security": bearer,
+                "parameters": [{"name": "probe_cc", "in": "query", "required": True,
+                                "example": "KG", "description": "Two-letter country code.",
+                                "schema": {"type": "string", "pattern": "^[A-Z]{2}$"}}],
+                "responses": {
+                    "200": _json(_ref("TargetLists"), "The lists (header ETag: the version)."),
+                    "304": {"description": "Unchanged since the version in If-None-Match."},
+                    "400": _error("probe_cc is missing or not a country code."),
+                    "401": _error("No bearer token."),
+                    "403": _error("Unknown or revoked token."),
+                    "404": _error("No lists are served (target_lists.directory is not set)."),
+                    "503": _error("The database is unavailable."),
                 },
             }},
             "/api/v1/openapi.json": {"get": {

@@ -6,7 +6,11 @@ No I/O, no clock, no randomness: ``analyze(keys, url, cc)`` reads the keys that
 * OONI's keys, as OONI Probe's Web Connectivity would compute them (``probe.ooni_classic``:
   ``dns_consistency``, ``body_proportion``, ``*_match``, ``blocking``, ``accessible``,
   ``http_experiment_failure``, ``dns_experiment_failure``), and
-* Kuzot's ``analysis``: ``{verdict, layer, mechanism, confidence, evidence}``.
+* Kuzot's ``analysis``: ``{verdict, layer, mechanism, confidence, evidence,
+  analysis_version}``.
+
+It reads OONI's measurements as well as Kuzot's: the same keys, OONI's names for the system
+resolver (``getaddrinfo``, ``golang_net_resolver``, ``system``), the stored response body.
 
 OONI's keys follow OONI exactly, with three deliberate exceptions, all ``null``/``null``
 ("could not determine") where OONI decides: a CDN challenge page over plain HTTP (OONI QA
@@ -25,12 +29,17 @@ R2  Secure page. A final response over HTTPS with a certificate that validated c
     (the user trusts the state CA) is ``blocked/tls/mitm``, confirmed.
 R3  No control. Without a usable control, nothing else is judged: ``inconclusive``. A
     failure, a blockpage or a plain-HTTP page alone never becomes ``blocked`` or ``ok``.
-R4  The decisive step is taken at the last redirect hop the probe reached, in this order:
-    DNS (no address to dial), TCP (every relevant connect failed), TLS (every handshake
-    failed), HTTP (the request failed, or a final page came back).
-    Relevant endpoints: those from the system resolver (or an address literal); IPv6
-    endpoints count only when the host has IPv6 connectivity and the failure is not
-    "network/host unreachable" (an IPv6 failure without IPv6 is not evidence).
+R4  The verdict follows the user's own path: the system resolver's answers (or the URL's
+    address literal) and the endpoints dialled from them to fetch the page, as OONI's
+    classic subset has it (``ooni_classic.user_path``). A page that came only through an
+    address another resolver (``--resolver``, ``resolvers:``, DoH) gave is not the user's
+    page (R12). The decisive step is taken at the hop where that path ends (the first hop
+    without a page of its own, or whose page is not a followed redirect), in this order:
+    DNS (no address on the path to dial), TCP (every relevant connect failed), TLS (every
+    handshake failed), HTTP (the request failed, or a final page came back).
+    Relevant endpoints: those of the path; IPv6 endpoints count only when the host has
+    IPv6 connectivity and the failure is not "network/host unreachable" (an IPv6 failure
+    without IPv6 is not evidence).
     After the first hop the control has no per-step data, so its final page stands in:
     a probe failure where the control fetched the page is blocking, a failure the control
     shares is the site being down.
@@ -58,12 +67,31 @@ R8  TLS step, certificate failures: the chain the probe was shown is compared wi
 R9  HTTP step, failed request: a broken redirect (no host in Location, more than ten
     redirects) is ``down`` when the control saw the same; otherwise R7 with layer
     ``http``; a timeout while bytes were still arriving is ``throttled``.
-R10 HTTP step, final page over plain HTTP: a known blockpage fingerprint (and a body that
-    differs from the control's) is ``blocked/http/blockpage``, confirmed; a CDN challenge
-    page is ``inconclusive`` (not censorship, OONI's known false positive); OONI's
-    comparison (status, and body length, headers or title) decides between ``ok`` and
-    ``blocked/http/diff``; a control that could not fetch the page leaves it
-    ``inconclusive``.
+R10 HTTP step, final page over plain HTTP: a CDN challenge page is ``inconclusive`` (not
+    censorship, OONI's known false positive); OONI's comparison (status, and body length,
+    headers or title) decides between ``ok`` and ``blocked/http/diff``; a control that could
+    not fetch the page leaves it ``inconclusive``. The evidence names Kuzot's header
+    comparison ``uncommon_headers_shared`` (OONI's common headers and framing headers left
+    out), not ``headers_match``, which is OONI's key with another meaning. A differing page
+    that carries a blocking phrase (``probe.blockphrases``: in its title, or in the text of a
+    short page much smaller than the control's) is an unknown blockpage:
+    ``blocked/http/blockpage`` at 0.7 (layer ``dns`` at 0.8 on inconsistent answers, R5), the
+    phrase in the evidence, never confirmed.
+R11 Known blockpage on the redirect chain, checked after R1 (before R2): a blockpage
+    fingerprint that decides in the probe's country (``Fingerprint.decides``: Kuzot's own
+    and header fingerprints anywhere, OONI's body fingerprints where they were seen, never
+    a vague one) in the headers (``Location``, ``Server``...) or the body of any response
+    that came over plain HTTP, at any hop, is ``blocked/http/blockpage``
+    (layer ``dns`` at the first hop on inconsistent answers), confirmed when the fingerprint
+    is expected in the probe's country; only plain HTTP, because a validated HTTPS response
+    is the site's own. A body fingerprint on the final page counts only when that page
+    differs from the control's (a news page that quotes a blockpage's address is no
+    blockpage). Without a control, R3.
+R12 Another resolver reached the site. When the user's path ended in a block or a failure
+    and a page came through an address only another resolver gave, the verdict stays what
+    the user's path says (most users use the ISP's resolver: for them the site is
+    blocked), and the evidence adds ``alternative_resolver_reached:<engine>:<status>:
+    <resolver>`` for each such page: the site works, the ISP's resolver is the block.
 
 ``verdict=down`` means the site failed the same way from the control; evidence strings are
 short ``key:value`` facts; ``confirmed:<fingerprint>`` marks a deterministic fingerprint.
@@ -78,10 +106,17 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from probe import blockpages, failures, ooni_classic
+import dns.rcode
+
+from probe import blockpages, blockphrases, failures, ooni_classic
 from probe.bogons import is_bogon, is_loopback
 
 Record = dict[str, Any]
+
+# The version of the rules below, carried by every verdict as ``analysis_version``: bump it
+# whenever a rule changes what any measurement's verdict, layer, mechanism or evidence would
+# be, so that stored verdicts can be told apart and re-analysed (see the README).
+ANALYSIS_VERSION = 2
 
 _MECHANISM = {
     failures.DNS_NXDOMAIN: "nxdomain",
@@ -129,7 +164,8 @@ def dns_consistency(keys: Record) -> str | None:
     control_dns = control.get("dns")
     if keys.get("control_failure") or not control_dns:
         return None
-    system = next((q for q in keys.get("queries") or [] if q.get("engine") == "getaddrinfo"), None)
+    system = next((q for q in keys.get("queries") or []
+                   if ooni_classic.is_system_engine(q.get("engine"))), None)
     if system is None:
         return "consistent"  # the URL's host is an address literal
     probe_addrs = _addresses(system)
@@ -193,6 +229,7 @@ def _endpoint(ip: str, port: int) -> str:
 @dataclass(slots=True)
 class _Flow:
     connect: Record
+    on_path: bool
     handshake: Record | None = None
     request: Record | None = None
 
@@ -204,24 +241,25 @@ class _Flow:
     def endpoint(self) -> str:
         return _endpoint(self.ip, int(self.connect["port"]))
 
-    @property
-    def classic(self) -> bool:
-        return self.connect.get("x_origin", "system") in ("system", "literal")
-
 
 @dataclass(slots=True)
 class _Hop:
+    """One redirect hop. ``flows`` and ``request`` are the user's own path (R4);
+    ``alternatives`` are pages fetched through addresses only another resolver gave."""
+
     depth: int
     queries: list[Record] = field(default_factory=list)
     flows: list[_Flow] = field(default_factory=list)
     request: Record | None = None
+    alternatives: list[_Flow] = field(default_factory=list)
 
     @property
     def system(self) -> Record | None:
-        return next((q for q in self.queries if q.get("engine") == "getaddrinfo"), None)
+        return next((q for q in self.queries if ooni_classic.is_system_engine(q.get("engine"))),
+                    None)
 
 
-def _hops(keys: Record) -> list[_Hop]:
+def _hops(keys: Record, path: frozenset[int]) -> list[_Hop]:
     hops: dict[int, _Hop] = {}
 
     def hop(depth: int) -> _Hop:
@@ -231,20 +269,65 @@ def _hops(keys: Record) -> list[_Hop]:
         hop(_depth(query)).queries.append(query)
     flows: dict[Any, _Flow] = {}
     for index, connect in enumerate(keys.get("tcp_connect") or []):
-        flow = _Flow(connect)
-        flows[connect.get("transaction_id", ("index", index))] = flow
-        hop(_depth(connect)).flows.append(flow)
+        txid = connect.get("transaction_id")
+        flow = _Flow(connect, on_path=int(txid or 0) in path)
+        flows[txid if txid is not None else ("index", index)] = flow
+        if flow.on_path:
+            hop(_depth(connect)).flows.append(flow)
     for handshake in keys.get("tls_handshakes") or []:
         flow_for = flows.get(handshake.get("transaction_id"))
         if flow_for is not None:
             flow_for.handshake = handshake
     for request in keys.get("requests") or []:
         depth = _depth(request)
-        hop(depth).request = hop(depth).request or request
         flow_for = flows.get(request.get("transaction_id"))
         if flow_for is not None:
             flow_for.request = request
+        if flow_for is not None and not flow_for.on_path:
+            hop(depth).alternatives.append(flow_for)
+            continue
+        hop(depth).request = hop(depth).request or request
     return [hops[d] for d in sorted(hops)]
+
+
+def _decisive(hops: list[_Hop]) -> _Hop | None:
+    """The hop where the user's path ends (R4): the first without a page of its own, or
+    whose page is not a redirect the probe followed."""
+    for index, hop in enumerate(hops):
+        request = hop.request
+        if request is None or request.get("failure") is not None or \
+                request.get("response") is None or index + 1 == len(hops) or \
+                (request["response"].get("code") not in _REDIRECT_CODES):
+            return hop
+    return None
+
+
+def _alternative_reach(hops: list[_Hop], start: int) -> list[str]:
+    """``alternative_resolver_reached:<engine>:<status>:<resolver>`` for each page fetched
+    at or after ``start`` through an address that only another resolver gave (R12)."""
+    facts = []
+    for hop in hops:
+        if hop.depth < start:
+            continue
+        for flow in hop.alternatives:
+            request = flow.request or {}
+            response = request.get("response")
+            if request.get("failure") is not None or response is None:
+                continue
+            engine, resolver = _resolver_of(hop, flow.ip, request)
+            facts.append(f"alternative_resolver_reached:{engine}:{response.get('code')}:"
+                         f"{resolver}")
+    return facts
+
+
+def _resolver_of(hop: _Hop, ip: str, request: Record) -> tuple[str, str]:
+    """(engine, resolver address) of the lookup that gave the address a request went to."""
+    for query in hop.queries:
+        if ooni_classic.is_system_engine(query.get("engine")):
+            continue
+        if ip in _addresses(query):
+            return str(query.get("engine")), str(query.get("resolver_address") or "")
+    return str(request.get("x_origin") or "control"), ""
 
 
 @dataclass(slots=True)
@@ -332,8 +415,8 @@ def _dns_view(first: _Hop | None, control: _Control, domain: str, keys: Record) 
 
 
 def _relevant(flows: list[_Flow], keys: Record) -> list[_Flow]:
-    """The flows whose outcome is evidence (R4)."""
-    classic = [f for f in flows if f.classic] or flows
+    """The flows of the user's path whose outcome is evidence (R4)."""
+    classic = [f for f in flows if f.on_path]
     have_v6 = keys.get("x_ipv6_available") is not False
 
     def counts(flow: _Flow) -> bool:
@@ -345,10 +428,20 @@ def _relevant(flows: list[_Flow], keys: Record) -> list[_Flow]:
     return [f for f in classic if counts(f)]
 
 
+def _rcode_text(rcode: Any) -> Any:
+    """A DNS rcode as its name (``3`` -> ``NXDOMAIN``) for the evidence; as given otherwise."""
+    if isinstance(rcode, int) and not isinstance(rcode, bool):
+        try:
+            return dns.rcode.to_text(dns.rcode.Rcode(rcode))
+        except ValueError:
+            return rcode
+    return rcode
+
+
 def _injection(keys: Record) -> Record | None:
     for query in keys.get("queries") or []:
         first = _addresses(query)
-        for late in query.get("late_answers") or []:
+        for late in query.get("x_late_answers") or []:
             if late.get("identical"):
                 continue
             later = _addresses(late)
@@ -356,8 +449,8 @@ def _injection(keys: Record) -> Record | None:
                 continue
             return _verdict("blocked", "dns", "injected", 0.9, [
                 f"dns_duplicate_answers:{query.get('resolver_address')}:{query.get('query_type')}",
-                f"first:{','.join(sorted(first)) or query.get('rcode')}",
-                f"late:{','.join(sorted(later)) or late.get('rcode')}",
+                f"first:{','.join(sorted(first)) or _rcode_text(query.get('rcode'))}",
+                f"late:{','.join(sorted(later)) or _rcode_text(late.get('rcode'))}",
             ])
     return None
 
@@ -366,7 +459,7 @@ def _dns_fingerprint(hop: _Hop | None, cc: str | None) -> list[str]:
     if hop is None or hop.system is None:
         return []
     for address in sorted(_addresses(hop.system)):
-        found = blockpages.match_value("dns", address)
+        found = blockpages.match_dns(address, cc)
         if found and found.applies_to(cc):
             return [f"blockpage:{found.name}", f"confirmed:{found.name}"]
     return []
@@ -422,7 +515,7 @@ def _dns_step(hop: _Hop, control: _Control, keys: Record) -> Record:
     probe = _addresses(system) if system else set()
     extra = [f"{q['engine']}:{q.get('resolver_address')}:{q.get('query_type')}:"
              f"{q.get('failure') or ','.join(sorted(_addresses(q)))}"
-             for q in hop.queries if q.get("engine") != "getaddrinfo"]
+             for q in hop.queries if not ooni_classic.is_system_engine(q.get("engine"))]
     if failure is None and probe and all(is_loopback(a) for a in probe):
         # Loopback answers are not dialled (R6).
         evidence = [f"probe_answers:{','.join(sorted(probe))}", *extra]
@@ -528,7 +621,7 @@ def _tls_step(hop: _Hop, flows: list[_Flow], control: _Control, dns: _DNSView,
 
 def _failed_request(hop: _Hop, request: Record, control: _Control, dns: _DNSView) -> Record:
     failure = request["failure"]
-    evidence = [f"probe_http:{failure}", f"operation:{request.get('operation')}"]
+    evidence = [f"probe_http:{failure}", f"operation:{request.get('x_operation')}"]
     if failure in _REDIRECT_FAILURES:
         code = (request.get("response") or {}).get("code")
         if control.http.get("failure") == failure or control.http.get("status_code") == code:
@@ -559,11 +652,14 @@ FRAMING_HEADERS = frozenset({"content-length", "connection", "transfer-encoding"
 
 
 def page_comparison(response: Record, control_http: Record) -> ooni_classic.HTTPDiff:
-    """OONI's comparison of one probe response with the control's final page, except that
-    framing headers (``FRAMING_HEADERS``) do not count as shared headers."""
+    """OONI's comparison of one probe response with the control's final page, read from the
+    same recorded fields as OONI's (the stored body and headers), except that framing headers
+    (``FRAMING_HEADERS``) do not count as shared headers. Its ``headers_match`` is therefore
+    not OONI's key of that name: the evidence calls it ``uncommon_headers_shared``."""
     diff = ooni_classic.HTTPDiff()
-    length, control_length = response.get("body_length") or 0, control_http.get("body_length")
-    if length and control_length and not response.get("body_is_truncated"):
+    length = ooni_classic.response_body_length(response)
+    control_length = int(control_http.get("body_length") or 0)
+    if length > 0 and control_length > 0 and not response.get("body_is_truncated"):
         diff.body_proportion = min(length, control_length) / max(length, control_length)
         diff.body_length_match = diff.body_proportion > 0.7
     code, control_code = response.get("code"), control_http.get("status_code")
@@ -572,11 +668,11 @@ def page_comparison(response: Record, control_http: Record) -> ooni_classic.HTTP
     elif control_code is not None and control_code // 100 == 2:
         diff.status_code_match = False
     common = ooni_classic.COMMON_HEADERS | FRAMING_HEADERS
-    probe_keys = {k.lower() for k in response.get("headers") or {}} - common
+    probe_keys = {k.lower() for k in ooni_classic.response_header_names(response)} - common
     control_keys = {k.lower() for k in control_http.get("headers") or {}} - common
     diff.headers_match = bool(probe_keys & control_keys)
-    words = ooni_classic._title_words
-    diff.title_match = not (words(response.get("title") or "") ^
+    words = ooni_classic.title_words
+    diff.title_match = not (words(ooni_classic.response_title(response)) ^
                             words(control_http.get("title") or ""))
     return diff
 
@@ -585,17 +681,6 @@ def _final_page(hop: _Hop, request: Record, control: _Control, dns: _DNSView,
                 cc: str | None) -> Record:
     response = request["response"]
     evidence = [f"http_status:{response.get('code')}"]
-    blockpage = blockpages.match_response(response)
-    same_body = response.get("body_sha256") and \
-        response.get("body_sha256") == control.http.get("x_body_sha256")
-    if blockpage and not same_body:
-        layer = "dns" if hop.depth == 0 and dns.inconsistent else "http"
-        evidence += [f"blockpage:{blockpage.name}"]
-        if blockpage.applies_to(cc):
-            evidence.append(f"confirmed:{blockpage.name}")
-        if layer == "dns":
-            evidence += ["dns_inconsistent", *dns.evidence]
-        return _verdict("blocked", layer, "blockpage", 0.95, evidence)
     challenge = blockpages.match_response(response, frozenset({"challenge"}))
     if challenge:
         return _verdict("inconclusive", "http", None, 0.0,
@@ -606,15 +691,59 @@ def _final_page(hop: _Hop, request: Record, control: _Control, dns: _DNSView,
     diff = page_comparison(response, control.http)
     facts = [f"status_code_match:{diff.status_code_match}",
              f"body_length_match:{diff.body_length_match}",
-             f"headers_match:{diff.headers_match}", f"title_match:{diff.title_match}"]
+             f"uncommon_headers_shared:{diff.headers_match}", f"title_match:{diff.title_match}"]
     if not diff.differs():
         if hop.depth == 0 and dns.inconsistent:
             return _verdict("ok", confidence=0.7,
                             evidence=[*evidence, "dns_inconsistent", *dns.evidence])
         return _verdict("ok", confidence=0.8, evidence=evidence)
+    phrase = blockphrases.match(response, control.http.get("body_length"))  # R10
+    if phrase is not None and hop.depth == 0 and dns.inconsistent:
+        return _verdict("blocked", "dns", "blockpage", 0.8, [
+            *evidence, *phrase.evidence(), "dns_inconsistent", *dns.evidence, *facts])
+    if phrase is not None:
+        return _verdict("blocked", "http", "blockpage", 0.7,
+                        [*evidence, *phrase.evidence(), *facts])
     if hop.depth == 0 and dns.inconsistent:
         return _spoofed(dns, facts)
     return _verdict("blocked", "http", "diff", 0.5, [*evidence, *facts])
+
+
+def _chain_blockpage(hops: list[_Hop], control: _Control, dns: _DNSView,
+                     cc: str | None) -> Record | None:
+    """R11: a known blockpage fingerprint on any plain-HTTP response of the redirect chain."""
+    for hop in hops:
+        request = hop.request
+        response = (request or {}).get("response")
+        if request is None or not response or \
+                urlsplit(str((request.get("request") or {}).get("url"))).scheme != "http":
+            continue
+        found = blockpages.match_blockpage(response, cc)
+        if found is None:
+            continue
+        if found.location == "body" and hop is hops[-1] and not _differs(response, control):
+            continue
+        layer = "dns" if hop.depth == 0 and dns.inconsistent else "http"
+        evidence = [f"http_status:{response.get('code')}", f"blockpage:{found.name}",
+                    f"fingerprint_in:{found.location}", f"fingerprint_origin:{found.origin}"]
+        if hop.depth:
+            evidence.append(f"depth:{hop.depth}")
+        if found.applies_to(cc):
+            evidence.append(f"confirmed:{found.name}")
+        if layer == "dns":
+            evidence += ["dns_inconsistent", *dns.evidence]
+        return _verdict("blocked", layer, "blockpage", 0.95, evidence)
+    return None
+
+
+def _differs(response: Record, control: _Control) -> bool:
+    """Whether a final page differs from the control's: not the same body, and (when the
+    control fetched the page) not the same page by the comparison of R10."""
+    sha = response.get("x_body_sha256") or response.get("body_sha256")
+    same_body = sha and sha == control.http.get("x_body_sha256")
+    if same_body:
+        return False
+    return not control.http_ok or page_comparison(response, control.http).differs()
 
 
 def _with_failed_endpoints(result: Record, hop: _Hop, control: _Control,
@@ -632,31 +761,40 @@ def _with_failed_endpoints(result: Record, hop: _Hop, control: _Control,
 
 
 def verdict(keys: Record, url: str, cc: str | None = None) -> Record:
-    """Kuzot's ``analysis`` object for the test keys of ``url`` (rules R1-R10 above)."""
+    """Kuzot's ``analysis`` object for the test keys of ``url`` (rules R1-R12 above),
+    stamped with the ``analysis_version`` of these rules."""
+    return {**_verdict_of(keys, url, cc), "analysis_version": ANALYSIS_VERSION}
+
+
+def _verdict_of(keys: Record, url: str, cc: str | None) -> Record:
     injected = _injection(keys)
     if injected:
         return injected
     domain = ooni_classic.input_domain(url)
     control = _Control(keys.get("control") or {},
                        usable=not keys.get("control_failure") and bool(keys.get("control")))
-    hops = _hops(keys)
+    hops = _hops(keys, ooni_classic.user_path(keys, url))
     first = hops[0] if hops else None
     dns = _dns_view(first, control, domain, keys)
-    final = hops[-1].request if hops else None
-    if final is not None and final.get("response") is not None and final.get("failure") is None \
+    last = _decisive(hops)
+    final = last.request if last else None
+    chained = _chain_blockpage(hops, control, dns, cc)  # R11
+    if chained is None and last is not None and final is not None \
+            and final.get("response") is not None and final.get("failure") is None \
             and urlsplit(final["request"]["url"]).scheme == "https":
-        return _with_failed_endpoints(_secure_page(final, control, dns, cc, keys), hops[-1],
+        return _with_failed_endpoints(_secure_page(final, control, dns, cc, keys), last,
                                       control, keys)
     if not control.usable:
         return _verdict("inconclusive", None, None, 0.0,
                         [f"control_failure:{keys.get('control_failure')}"])
-    if not hops:
+    if last is None:
         return _verdict("inconclusive", None, None, 0.0, ["no_observations"])
     if dns.ghost:
         return _verdict("blocked", "dns", "spoofed", 0.85, ["dns_ghost", *dns.evidence])
     fingerprint = _dns_fingerprint(first, cc)
-    last = hops[-1]
-    if last.request is not None:
+    if chained is not None:
+        verdict_ = chained
+    elif last.request is not None:
         if last.request.get("failure") is not None:
             verdict_ = _failed_request(last, last.request, control, dns)
         else:
@@ -676,6 +814,8 @@ def verdict(keys: Record, url: str, cc: str | None = None) -> Record:
             verdict_ = _tcp_step(last, flows, control, dns)
     if fingerprint and verdict_["verdict"] == "blocked":
         verdict_["evidence"] += [e for e in fingerprint if e not in verdict_["evidence"]]
+    if verdict_["verdict"] != "ok":
+        verdict_["evidence"] += _alternative_reach(hops, last.depth)
     return _with_failed_endpoints(verdict_, last, control, keys)
 
 
@@ -708,3 +848,69 @@ def analyze(keys: Record, url: str, cc: str | None = None) -> Record:
         ooni["blocking"], ooni["accessible"] = None, None
     return {**ooni, "analysis": analysis}
 
+
+
+# Where Kuzot's verdict and OONI's keys of the same measurement may disagree in class.
+#
+# The invariant, tested over every table case, lab scenario and OONI QA measurement: when
+# OONI's ``blocking`` is a string (OONI sees blocking), Kuzot's verdict is not ``ok``; when it
+# is ``false`` (OONI sees an accessible or a down site), Kuzot's verdict is not ``blocked``.
+# ``down``, ``inconclusive`` and ``throttled`` never contradict OONI. The departures below are
+# the only exceptions; each is a case OONI's probe-side keys cannot see by construction.
+
+
+@dataclass(frozen=True, slots=True)
+class Departure:
+    """A documented disagreement: Kuzot says ``blocked`` at ``layer``/``mechanism`` (any
+    layer when None) where OONI's keys say ``blocking: false, accessible: true``."""
+
+    name: str
+    layer: str | None
+    mechanism: str
+    reason: str
+
+
+DEPARTURES: tuple[Departure, ...] = (
+    Departure(
+        "dns_injection", "dns", "injected",
+        "OONI's keys read the system resolver only. Two different answers to one query to "
+        "another resolver show a censor racing the real answer on the path (R1); OONI keeps "
+        "them in x_dns_duplicate_responses but its blocking key cannot say so."),
+    Departure(
+        "trusted_interception_ca", "tls", "mitm",
+        "A state CA the user's system trusts makes the intercepted handshake valid; OONI "
+        "calls every valid HTTPS page accessible. Kuzot names the known interception CA in "
+        "the chain (R2)."),
+    Departure(
+        "blockpage_fingerprint", None, "blockpage",
+        "A known blockpage fingerprint is deterministic (OONI's own pipeline marks such "
+        "measurements confirmed from the same fingerprints), while OONI's probe-side keys "
+        "see no HTTP diff when the blockpage server frames its answer as the site does "
+        "(shared Content-Length or Connection headers)."),
+    Departure(
+        "framing_headers", "http", "diff",
+        "OONI's header comparison counts framing headers (Content-Length, Connection) as "
+        "uncommon, so any page served with them matches the site's headers and OONI sees no "
+        "diff; Kuzot leaves them out (uncommon_headers_shared, R10) and sees the other page."),
+)
+
+
+def disagrees(blocking: str | bool | None, verdict_name: str) -> bool:
+    """Whether a verdict contradicts OONI's ``blocking`` key in class (see ``DEPARTURES``)."""
+    if isinstance(blocking, str):
+        return verdict_name == "ok"
+    return blocking is False and verdict_name == "blocked"
+
+
+def departure(blocking: str | bool | None, accessible: bool | None,
+              analysis: Record) -> Departure | None:
+    """The documented departure that explains why ``analysis`` disagrees with OONI's
+    ``blocking``/``accessible`` in class, or None (they agree, or nothing documents it)."""
+    if not disagrees(blocking, analysis["verdict"]) or blocking is not False or \
+            accessible is not True:
+        return None
+    for known in DEPARTURES:
+        if analysis["mechanism"] == known.mechanism and \
+                known.layer in (None, analysis["layer"]):
+            return known
+    return None

@@ -5,8 +5,11 @@ runs one web connectivity measurement; ``init`` onboards a volunteer (notice, co
 config); ``run`` is the daemon; ``status`` tells what the daemon did; ``live`` is the
 main job of the quickstart (collector + probe + a live terminal table); ``platform NAME``
 checks one platform (Telegram, WhatsApp, ...); ``trace URL`` locates the censor of a URL;
-``throttle URL`` measures a target against its co-hosted baseline and the SNI A/B test.
-Exit codes: 0 whatever the verdict, 2 on bad input (and on missing consent).
+``throttle URL`` measures a target against its co-hosted baseline and the SNI A/B test;
+``analyze FILE...`` re-runs the analysis on recorded web connectivity measurements (OONI's or
+Kuzot's) and prints a table (or JSON lines).
+Exit codes: 0 whatever the verdict, 2 on bad input (and on missing consent; for ``analyze``,
+when nothing could be analysed).
 """
 
 from __future__ import annotations
@@ -70,6 +73,11 @@ def _parser() -> argparse.ArgumentParser:
     trace.add_argument("--json", action="store_true", help="print the JSON measurement")
     trace.add_argument("--cc", default="ZZ", help="declared country code")
     trace.add_argument("--asn", default="AS0", help="declared ASN")
+    analyze = sub.add_parser(
+        "analyze", help="re-analyse recorded web connectivity measurements (OONI's or ours)")
+    analyze.add_argument("files", nargs="+", metavar="FILE",
+                         help="a measurement per file or per line, gzip allowed; - for stdin")
+    analyze.add_argument("--json", action="store_true", help="one JSON object per line")
     init = sub.add_parser("init", help="read the notice, consent, write the probe config")
     onboarding.add_arguments(init)
     run = sub.add_parser("run", help="run the probe daemon")
@@ -135,7 +143,7 @@ def _print_table(measurement: dict[str, object]) -> None:
     for query in keys["queries"]:
         answers = [a.get("ipv4") or a.get("ipv6") for a in query["answers"]]
         where = f"{query['engine']} {query['query_type']}"
-        late = len(query.get("late_answers") or [])
+        late = len(query.get("x_late_answers") or [])
         print(f"{'dns':<10} {where:<16} {query['failure'] or ','.join(answers)}"
               + (f"  (+{late} late answers)" if late else ""))
     for connect in keys["tcp_connect"]:
@@ -150,7 +158,7 @@ def _print_table(measurement: dict[str, object]) -> None:
               f"  issuer={chain[0].get('issuer')}")
     for request in reversed(keys["requests"]):
         response = request["response"]
-        outcome = request["failure"] or f"{response['code']} {response['body_length']} bytes"
+        outcome = request["failure"] or f"{response['code']} {response['x_body_length']} bytes"
         timings = request.get("x_timings") or {}
         phases = " ".join(f"{k}={v:.3f}s" for k, v in timings.items() if v is not None)
         print(f"{'http':<10} {request['request']['url']} {outcome}  {phases}")
@@ -307,12 +315,24 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"error: {problem}", file=sys.stderr)
                 return BAD_INPUT
             return asyncio.run(_trace(args))
+        if args.command == "analyze":
+            from probe.reanalysis import run as run_analysis
+
+            return run_analysis(args.files, args.json, sys.stdout, sys.stderr)
         if args.command == "init":
             return onboarding.run_init(args, sys.stdin, sys.stdout, sys.stderr)
         if args.command == "run":
-            from probe.daemon import ConsentMissing, run_daemon
+            from probe import config as probe_config
+            from probe import target_sync
+            from probe.daemon import ConsentMissing, read_token, require_consent, run_daemon
 
             try:
+                # The collector's lists first (the last good copy stays if it does not answer);
+                # the daemon then loads the config with them. Nothing is sent without consent.
+                loaded = probe_config.load(args.config)
+                require_consent(loaded)
+                print(asyncio.run(target_sync.refresh(loaded, read_token(loaded, Path.cwd()))),
+                      file=sys.stderr)
                 return asyncio.run(run_daemon(args.config, once=args.once))
             except ConsentMissing as exc:
                 print(f"error: {exc}", file=sys.stderr)

@@ -1,16 +1,20 @@
 """Probe configuration: YAML -> frozen dataclasses, defaults first, errors with the key path.
 
 Target lists may live in CSV files (``target_files``), resolved relative to the config file,
-so curated country lists can be updated without touching the probe config.
+so curated country lists can be updated without touching the probe config. A file is either in
+the project's format (``url,category,cc,role,...``) or in Citizen Lab's test-list format, told
+apart by its header.
 """
 
 from __future__ import annotations
 
 import csv
+import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
+from probe import citizenlab
 from probe.clock_check import ClockSettings
 from probe.connectivity import LadderConfig
 from probe.platform_settings import CensorTraces, PlatformChecks
@@ -45,6 +49,12 @@ def _doh_resolvers(value: tuple[str, ...]) -> str | None:
 
 def _optional_positive(value: float | None) -> str | None:
     return None if value is None else positive(value)
+
+
+def _iso_date(value: str | None) -> str | None:
+    if value is None or re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+        return None
+    return "not a date like 2024-04-18"
 
 
 def _jitter(value: float) -> str | None:
@@ -124,6 +134,22 @@ class Target:
     baseline: str | None = None
     interval: float | None = field(default=None, metadata={"duration": True,
                                                            "check": _optional_positive})
+    # Provenance, kept from the lists (Citizen Lab's date_added, source and notes).
+    date_added: str | None = checked(None, _iso_date)
+    source: str | None = None
+    notes: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TargetSync:
+    """Target lists from the collector (``probe.target_sync``): fetched when ``probe run``
+    starts, the last good copy kept in ``cache_file``; until the first good answer the probe
+    measures its ``target_files``."""
+
+    enabled: bool = True
+    cache_file: str | None = None  # default: targets-cache.json beside the spool
+    timeout: float = duration_field(10.0, positive)
+    max_bytes: int = checked(4 * 1024 * 1024, positive)
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,6 +164,7 @@ class ProbeConfig:
     schedule: Schedule = field(default_factory=Schedule)
     target_files: tuple[str, ...] = ()
     targets: tuple[Target, ...] = ()
+    target_sync: TargetSync = field(default_factory=TargetSync)
     spool_path: str = "var/probe-spool.sqlite"
     spool_max_mb: float = checked(100.0, positive)
     ladder: LadderConfig = field(default_factory=LadderConfig)
@@ -155,24 +182,38 @@ class ProbeConfig:
         return self.control_url or self.collector.url
 
 
-_CSV_COLUMNS = ("url", "category", "cc", "role", "baseline", "interval")
+CSV_COLUMNS = ("url", "category", "cc", "role", "baseline", "interval", "date_added", "source",
+               "notes")
+"""The project's target-list columns, in the order the shipped lists use; only url is
+required."""
 
 
 def load_targets_csv(path: Path, label: str) -> tuple[Target, ...]:
-    """Targets from a CSV with header ``url,category,cc,role,baseline[,interval]`` (only url
-    required)."""
+    """Targets from a CSV in the project's format (header: any of ``CSV_COLUMNS``, lines
+    starting with ``#`` are comments) or in Citizen Lab's (``citizenlab.COLUMNS``; the country
+    is the file's name)."""
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")
     except OSError as exc:
         raise ConfigError(label, f"cannot read {path.name}: {exc.strerror}") from exc
-    rows = [r for r in csv.DictReader(line for line in text.splitlines()
-                                      if line.strip() and not line.startswith("#"))]
+    except UnicodeDecodeError as exc:
+        raise ConfigError(label, f"{path.name} is not UTF-8 text") from exc
+    reader = csv.DictReader(line for line in text.splitlines()
+                            if line.strip() and not line.startswith("#"))
+    rows = list(reader)
+    if citizenlab.is_citizenlab(reader.fieldnames):
+        cc = citizenlab.country_of(path)
+        if cc is None:
+            raise ConfigError(label, f"{path.name} is a Citizen Lab list but its name is not a "
+                              "country: name it like kg.csv, or global.csv")
+        return tuple(build(Target, citizenlab.target_fields(row, cc), f"{label}[{index}]")
+                     for index, row in enumerate(rows))
     targets = []
     for index, row in enumerate(rows):
-        extra = set(row) - set(_CSV_COLUMNS)
+        extra = set(row) - set(CSV_COLUMNS)
         if extra - {None}:
             raise ConfigError(f"{label}[{index}]", f"unknown column {sorted(extra - {None})[0]!r}")
-        data = {k: v for k, v in row.items() if k in _CSV_COLUMNS and v not in (None, "")}
+        data = {k: v for k, v in row.items() if k in CSV_COLUMNS and v not in (None, "")}
         targets.append(build(Target, data, f"{label}[{index}]"))
     return tuple(targets)
 
@@ -204,7 +245,18 @@ def load(path: str | Path) -> ProbeConfig:
     targets = list(config.targets)
     for index, name in enumerate(config.target_files):
         targets.extend(load_targets_csv(file.parent / name, f"target_files[{index}]"))
+    if config.target_sync.enabled and config.identity.country != "ZZ":
+        from probe import target_sync  # it imports this module
+
+        served = target_sync.cached_targets(config)
+        if served is not None:  # the collector's lists replace the files, not inline targets
+            targets = [*config.targets, *served]
     if config.identity.country != "ZZ":
         targets = [t for t in targets if t.cc in ("*", config.identity.country)]
-    return replace(config, targets=tuple(targets),
+    # A URL listed twice (a country list and the global one) is measured once, as its first
+    # entry says: the country list comes first in the shipped configs.
+    first: dict[str, Target] = {}
+    for target in targets:
+        first.setdefault(target.url, target)
+    return replace(config, targets=tuple(first.values()),
                    platforms=check_platforms_file(config.platforms, file.parent))

@@ -2,8 +2,10 @@
 
 Starts ``python -m collector serve`` as a child process on the shipped config (SQLite under
 ``./var/``), issues the local probe a token, then runs rounds: the connectivity ladder first
-(an offline machine is told as such, not reported as censorship), then every target, showing
-progress while a round runs and the latest verdicts after. Ctrl-C stops both cleanly.
+(an offline machine is told as such, not reported as censorship), then every target that is
+due, showing progress while a round runs and the latest verdicts after. A target is due in the
+first round and then once its own ``interval`` (Citizen Lab's entries in the shipped lists: a
+day) or ``schedule.interval`` has passed, as in the daemon. Ctrl-C stops both cleanly.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +42,14 @@ def render(rows: dict[str, dict[str, Any]], status: str, progress: str, links: s
     if not rows:
         lines.append("(no results yet)")
     return "\n".join(lines)
+
+
+def due(targets: Iterable[probe_config.Target], last: dict[str, float], now: float,
+        default_interval: float) -> tuple[probe_config.Target, ...]:
+    """The targets to measure in a round at ``now``: never measured (``last`` has no entry),
+    or measured at least their own interval (else ``default_interval``) ago."""
+    return tuple(t for t in targets if t.url not in last
+                 or now - last[t.url] >= (t.interval or default_interval))
 
 
 def _row(measurement: dict[str, Any]) -> dict[str, Any]:
@@ -96,6 +106,7 @@ async def _loop(config: probe_config.ProbeConfig, token: str | None, links: str)
         print((CLEAR + screen) if tty else screen + "\n", flush=True)
 
     pending: list[dict[str, Any]] = []
+    last: dict[str, float] = {}
     while True:
         show("round starting")
         ladder, online, status = await ladder_measurement(config)
@@ -105,7 +116,10 @@ async def _loop(config: probe_config.ProbeConfig, token: str | None, links: str)
                 rows[measurement["input"]] = _row(measurement)
                 show(f"round: {done}/{total} targets measured")
 
-            pending.extend(await run_targets(config, config.targets, progress))
+            started = time.monotonic()
+            targets = due(config.targets, last, started, config.schedule.interval)
+            pending.extend(await run_targets(config, targets, progress))
+            last.update((t.url, started) for t in targets)
         try:
             stored = set(await uploader.upload(pending)) if pending else set()
             pending = [m for m in pending if m["measurement_uid"] not in stored]

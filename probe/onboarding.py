@@ -188,12 +188,14 @@ def _write_private(path: Path, text: str) -> None:
 
 
 def _copy_targets(source: Path, destination: Path, country: str) -> list[str]:
-    names = [f"{country.lower()}.csv", "global.csv"]
+    """The country's list and the curated part of the global one (the full global list,
+    1,700 URLs, is opt-in: see configs/targets/README.md), copied under the same names."""
+    names = [f"{country.lower()}.csv", "curated/global.csv"]
     found = [n for n in names if (source / n).is_file()]
     if not found:
         raise InitError(f"--targets-dir: no target lists ({', '.join(names)}) in {source}")
-    destination.mkdir(parents=True, exist_ok=True)
     for name in found:
+        (destination / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(source / name, destination / name)
     return [f"targets/{name}" for name in found]
 

@@ -16,8 +16,13 @@ The rules, in order:
 
 1. Observations are built per DNS answer and per endpoint flow (TCP, then TLS, then HTTP,
    joined by ``transaction_id``) and filtered to the "classic" subset: lookups by the system
-   resolver and the endpoints of its addresses (or of an address literal) that were meant to
-   fetch the page.
+   resolver (``SYSTEM_ENGINES``: OONI's names for it) and the endpoints of its addresses (or
+   of the URL's address literal, even when a control lists the literal among its addresses)
+   that were meant to fetch the page. Kuzot's verdict reads the same subset
+   (``user_path``). Only fields OONI records are read: a response's body length and title
+   come from its stored body (text, or base64 for other bytes) and ``body_is_truncated``,
+   its header names from ``headers`` (or ``headers_list``); Kuzot's own counts stand in only
+   for a measurement that stored no body.
 2. ``dns_consistency`` (only for the input host, depth 0, with a control): ``consistent``
    when there is no unexpected failure, no answer disjoint from the control's (by address,
    or by ASN when the control reports ASNs), and at least one matching answer or a failure
@@ -44,6 +49,10 @@ The rules, in order:
 
 from __future__ import annotations
 
+import base64
+import binascii
+import ipaddress
+import re
 from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import urlsplit
@@ -51,6 +60,15 @@ from urllib.parse import urlsplit
 from probe.bogons import is_loopback
 
 Record = dict[str, Any]
+
+# The names OONI's measurements give the system resolver: ``getaddrinfo`` (Web Connectivity
+# v0.5 and Kuzot), ``golang_net_resolver`` (v0.5 builds without cgo) and ``system`` (v0.4).
+# Other engines (``udp``, ``doh``, ``dot``, ``tcp``) are resolvers the user does not use.
+SYSTEM_ENGINES = frozenset({"getaddrinfo", "golang_net_resolver", "system"})
+
+# OONI's title extraction (measurexlite ``WebGetTitle``): the first <title> of at most 512
+# characters without a '<' inside, case-insensitive.
+_TITLE = re.compile(r"(?i)<title>([^<]{1,512})</title>")
 
 COMMON_HEADERS = frozenset(
     {
@@ -142,6 +160,64 @@ def _endpoint(ip: str, port: int) -> str:
     return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
 
 
+def is_system_engine(engine: str | None) -> bool:
+    """Whether a lookup was made by the system resolver, the one the user's browser uses."""
+    return engine in SYSTEM_ENGINES
+
+
+def response_body(response: Record) -> str | None:
+    """The body as OONI stores it (a string, or ``{"format": "base64", "data": ...}`` for
+    bytes that are not UTF-8), decoded to text as OONI's Go code sees it; ``None`` when the
+    measurement recorded no body at all."""
+    body = response.get("body")
+    if isinstance(body, dict):
+        try:
+            raw = base64.b64decode(str(body.get("data") or ""), validate=False)
+        except (binascii.Error, ValueError):
+            return ""
+        return raw.decode("utf-8", "surrogateescape")
+    if isinstance(body, str):
+        return body
+    return None
+
+
+def response_body_length(response: Record) -> int:
+    """The body length OONI computes: the length in bytes of the stored body. A measurement
+    without a stored body (Kuzot's before it stored one) falls back to its own count."""
+    body = response_body(response)
+    if body is not None:
+        return len(body.encode("utf-8", "surrogateescape"))
+    return int(response.get("x_body_length") or response.get("body_length") or 0)
+
+
+def response_title(response: Record) -> str:
+    """The page title OONI extracts from the stored body (see ``_TITLE``); a measurement
+    without a stored body falls back to the title it recorded."""
+    body = response_body(response)
+    if body is None:
+        return str(response.get("x_title") or response.get("title") or "")
+    match = _TITLE.search(body)
+    return match.group(1) if match else ""
+
+
+def response_header_names(response: Record) -> frozenset[str]:
+    """Header names as OONI keys them: from ``headers``, else from ``headers_list``."""
+    headers = response.get("headers")
+    if isinstance(headers, dict) and headers:
+        return frozenset(headers)
+    return frozenset(str(pair[0]) for pair in response.get("headers_list") or []
+                     if isinstance(pair, list | tuple) and pair)
+
+
+def host_literal(url: str) -> str | None:
+    """The URL's host when it is an IP address literal (no lookup, no control DNS)."""
+    host = urlsplit(url).hostname or ""
+    try:
+        return str(ipaddress.ip_address(host.strip("[]")))
+    except ValueError:
+        return None
+
+
 def input_domain(url: str) -> str:
     """The URL's host as the probe looked it up (lower case, IDNA)."""
     host = (urlsplit(url).hostname or "").rstrip(".").lower()
@@ -199,10 +275,10 @@ def _ingest(keys: Record) -> _Container:
         response = request.get("response")
         if request.get("failure") is None and response is not None:
             obs.status = int(response.get("code") or 0)
-            obs.body_length = int(response.get("body_length") or 0)
+            obs.body_length = response_body_length(response)
             obs.truncated = bool(response.get("body_is_truncated"))
-            obs.header_keys = frozenset(response.get("headers") or {})
-            obs.title = response.get("title") or ""
+            obs.header_keys = response_header_names(response)
+            obs.title = response_title(response)
             obs.final = obs.status // 100 in (2, 4, 5)
     return c
 
@@ -212,6 +288,7 @@ def _ingest_control(c: _Container, url: str, control: Record) -> None:
     control_dns = control.get("dns") or {}
     dns_failure = control_dns.get("failure") or ""
     addrs = frozenset(control_dns.get("addrs") or [])
+    literal = host_literal(url)
     c.control_addrs = addrs
     for obs in [*c.dns_failures, *c.dns_successes]:
         if obs.domain != domain:
@@ -220,7 +297,9 @@ def _ingest_control(c: _Container, url: str, control: Record) -> None:
         if not dns_failure:
             obs.control_addrs = addrs
     for obs in c.endpoints.values():
-        if not obs.domain and obs.ip in addrs:
+        # OONI's control resolves nothing for an address literal; Kuzot's lists the literal
+        # itself, which is the probe's own endpoint (from the URL), not one the control found.
+        if not obs.domain and obs.ip in addrs and obs.ip != literal:
             obs.origin = "th"
             obs.control_dns_failure = dns_failure
             obs.control_addrs = addrs
@@ -251,9 +330,9 @@ def _ingest_control(c: _Container, url: str, control: Record) -> None:
 
 def _classic(c: _Container) -> _Container:
     out = _Container(control_addrs=c.control_addrs)
-    out.dns_failures = [o for o in c.dns_failures if o.engine == "getaddrinfo"]
+    out.dns_failures = [o for o in c.dns_failures if is_system_engine(o.engine)]
     for obs in c.dns_successes:
-        if obs.engine == "getaddrinfo":
+        if is_system_engine(obs.engine):
             out.dns_successes.append(obs)
             assert obs.ip is not None
             out.known[obs.ip] = obs
@@ -339,8 +418,8 @@ def _consistency(m: _Metrics, c: _Container, have_control: bool) -> str | None:
     return None
 
 
-def _title_words(title: str) -> set[str]:
-    return {w.lower() for w in title.split(" ") if len(w.encode("utf-8")) >= 5}
+def title_words(title: str) -> set[str]:
+    return {w.lower() for w in title.split(" ") if len(w.encode("utf-8", "surrogateescape")) >= 5}
 
 
 @dataclass(slots=True)
@@ -363,21 +442,25 @@ def _http_diff(c: _Container) -> HTTPDiff:
     final = next((o for o in c.endpoints.values() if o.final), None)
     if final is None or final.control_http_failure is None:
         return diff
-    if final.body_length and not final.truncated and final.control_body_length:
+    # OONI's TH writes -1 for a length or status it did not get: only positive values count.
+    if (final.body_length or 0) > 0 and not final.truncated and \
+            (final.control_body_length or 0) > 0:
+        assert final.body_length is not None and final.control_body_length is not None
         small, large = sorted((final.body_length, final.control_body_length))
         diff.body_proportion = small / large
         diff.body_length_match = diff.body_proportion > 0.7
-    if final.status and final.control_status:
+    if (final.status or 0) > 0 and (final.control_status or 0) > 0:
+        assert final.control_status is not None
         if final.status == final.control_status:
             diff.status_code_match = True
         elif final.control_status // 100 == 2:
             diff.status_code_match = False
-    if final.control_status:
+    if (final.control_status or 0) > 0:
         probe_keys = {k.lower() for k in final.header_keys or ()} - COMMON_HEADERS
         control_keys = {k.lower() for k in final.control_header_keys or ()} - COMMON_HEADERS
         diff.headers_match = bool(probe_keys & control_keys)
-        diff.title_match = not (_title_words(final.title or "") ^
-                                _title_words(final.control_title or ""))
+        diff.title_match = not (title_words(final.title or "") ^
+                                title_words(final.control_title or ""))
     return diff
 
 
@@ -466,15 +549,30 @@ def _walk(c: _Container, diff: HTTPDiff, consistency: str | None) -> _Outcome:
     return out
 
 
+def _have_control(keys: Record) -> bool:
+    return bool(keys.get("control")) and not keys.get("control_failure") and \
+        keys.get("x_control_request") is not None
+
+
+def _classic_container(keys: Record, url: str) -> _Container:
+    container = _ingest(keys)
+    if _have_control(keys):
+        _ingest_control(container, url, keys.get("control") or {})
+    return _classic(container)
+
+
+def user_path(keys: Record, url: str) -> frozenset[int]:
+    """The transaction ids of the endpoints on the user's own path (rule 1): addresses the
+    system resolver gave (or the URL's address literal), dialled to fetch the page. Kuzot's
+    verdict reads the same subset, so both speak of what the user's browser would do."""
+    return frozenset(_classic_container(keys, url).endpoints)
+
+
 def analyze(keys: Record, url: str) -> Record:
     """OONI's keys for the test keys of ``url`` (see the module docstring for the rules)."""
-    container = _ingest(keys)
     control = keys.get("control") or {}
-    have_control = bool(control) and not keys.get("control_failure") and \
-        keys.get("x_control_request") is not None
-    if have_control:
-        _ingest_control(container, url, control)
-    classic = _classic(container)
+    have_control = _have_control(keys)
+    classic = _classic_container(keys, url)
     metrics = _dns_metrics(classic, control.get("ip_info") or {} if have_control else {})
     consistency = _consistency(metrics, classic, have_control)
     diff = _http_diff(classic)

@@ -97,7 +97,7 @@ def _control_tcp(keys: Record) -> list[bool]:
 def _injection(keys: Record) -> Record | None:
     for query in keys.get("queries") or []:
         first = {a.get("ipv4") or a.get("ipv6") for a in query.get("answers") or []}
-        for late in query.get("late_answers") or []:
+        for late in query.get("x_late_answers") or []:
             again = {a.get("ipv4") or a.get("ipv6") for a in late.get("answers") or []}
             if not late.get("identical") and again != first:
                 return verdict("blocked", "dns", "injected", 0.9,

@@ -125,6 +125,10 @@ class AddressBook:
         """A serialized measurement with our addresses removed, also from inside base64
         certificates, where plain text replacement cannot see.
 
+        A response body that is not UTF-8 is stored in base64 (OONI's form for binary data):
+        its bytes are scrubbed as Latin-1 text, which maps every byte to one character and
+        back, and encoded again.
+
         DER cannot be edited without breaking it, so a certificate that names us is replaced
         whole by ``[scrubbed]``, and so is its SHA-256 in ``x_certificates``: internet-wide
         scans index certificates by fingerprint together with the address they were seen
@@ -132,9 +136,11 @@ class AddressBook:
         """
         if not self._digests:
             return text
-        if '"peer_certificates"' in text:
+        if '"peer_certificates"' in text or '"base64"' in text:
             measurement = json.loads(text)
-            if _scrub_certificates(measurement, self):
+            changed = _scrub_certificates(measurement, self)
+            changed = _scrub_binary_bodies(measurement, self) or changed
+            if changed:
                 text = json.dumps(measurement, ensure_ascii=False, separators=(",", ":"))
         return self.scrub(text)
 
@@ -165,6 +171,30 @@ def _scrub_certificates(value: Any, book: AddressBook) -> bool:
     elif isinstance(value, list):
         for item in value:
             changed = _scrub_certificates(item, book) or changed
+    return changed
+
+
+def _scrub_binary_bodies(value: Any, book: AddressBook) -> bool:
+    """Scrub, in place, every ``body`` in OONI's base64 form; returns whether anything
+    changed."""
+    changed = False
+    if isinstance(value, dict):
+        body = value.get("body")
+        if isinstance(body, dict) and body.get("format") == "base64" and \
+                isinstance(body.get("data"), str):
+            try:
+                text = base64.b64decode(body["data"], validate=True).decode("latin-1")
+            except (binascii.Error, ValueError):
+                text = ""
+            scrubbed = book.scrub(text)
+            if scrubbed != text:
+                body["data"] = base64.b64encode(scrubbed.encode("latin-1")).decode("ascii")
+                changed = True
+        for item in value.values():
+            changed = _scrub_binary_bodies(item, book) or changed
+    elif isinstance(value, list):
+        for item in value:
+            changed = _scrub_binary_bodies(item, book) or changed
     return changed
 
 

@@ -7,6 +7,8 @@ measurement before it is spooled or uploaded, replacing the probe's own address 
 
 from __future__ import annotations
 
+import base64
+import binascii
 import ipaddress
 import re
 from collections.abc import Callable
@@ -46,8 +48,28 @@ def scrub_value(value: Any, addresses: set[str]) -> Any:
     if isinstance(value, list):
         return [scrub_value(v, addresses) for v in value]
     if isinstance(value, dict):
-        return {k: scrub_value(v, addresses) for k, v in value.items()}
+        return {k: _scrub_base64(v, addresses) if k == "body" and _is_base64(v)
+                else scrub_value(v, addresses) for k, v in value.items()}
     return value
+
+
+def _is_base64(value: Any) -> bool:
+    return isinstance(value, dict) and value.get("format") == "base64" and \
+        isinstance(value.get("data"), str)
+
+
+def _scrub_base64(value: dict[str, Any], addresses: set[str]) -> dict[str, Any]:
+    """A response body in OONI's binary form (not UTF-8): its bytes scrubbed as Latin-1
+    text, which maps every byte to one character and back. Certificates (also base64) are
+    not touched here: DER cannot be edited (``probe.privacy`` blanks one that names us)."""
+    try:
+        text = base64.b64decode(value["data"], validate=True).decode("latin-1")
+    except (binascii.Error, ValueError):
+        return dict(value)
+    scrubbed = scrub_value(text, addresses)
+    if scrubbed == text:
+        return dict(value)
+    return {**value, "data": base64.b64encode(scrubbed.encode("latin-1")).decode("ascii")}
 
 
 def scrub_address(text: str, address: str) -> str:

@@ -49,7 +49,7 @@ def _response_bytes(request: dict[str, Any]) -> int:
     if isinstance(received, int) and received >= 0:
         return received
     response = request.get("response") or {}
-    length = response.get("body_length") if isinstance(response, dict) else None
+    length = response.get("x_body_length") if isinstance(response, dict) else None
     return (length if isinstance(length, int) else 0) + 400
 
 

@@ -112,9 +112,9 @@ class _Run:
             byte_limit=self.opts.byte_limit, rng=self.rng)
         response = (flow.get("request") or {}).get("response")
         if response:
-            # The bodies here are bulk bytes (random for the A/B object): a sample of them
-            # says nothing and would only bloat the measurement.
-            response.pop("body_sample", None)
+            # The bodies here are bulk bytes (random for the A/B object): they say nothing
+            # and would only bloat the measurement; their length and hash stay.
+            response.pop("body", None)
         cost = _flow_bytes(flow)
         self.used += cost
         if self.budget is not None:

@@ -16,23 +16,30 @@ OONI's Web Connectivity (ts-017, v0.5):
 
 Every record carries OONI's ``transaction_id`` and ``tags`` (``depth=N``, ``fetch_body=true``
 and ``classic`` for addresses from the system resolver), so OONI's own tooling can regroup
-them, plus ``x_origin`` (which resolver gave the address). Loopback answers for a name that is
-not itself local are not dialled (as OONI does) unless ``dial_loopback`` is set, which only
-tests use: connecting to a volunteer's own machine would measure the wrong thing.
+them, plus ``x_origin`` (which resolver gave the address). The records are in OONI's data
+format, judged by OONI's own loader (``oonidata``): Kuzot's extra keys carry the ``x_`` prefix,
+DNS answers get the ``asn`` the control reported for them, and the response bodies of one
+measurement together stay under ``MAX_BODIES`` of JSON (each is already cut at OONI's 512 KiB),
+so that a long redirect chain cannot make a measurement larger than the collector accepts.
+Loopback answers for a name that is not itself local are not dialled (as OONI does) unless
+``dial_loopback`` is set, which only tests use: connecting to a volunteer's own machine would
+measure the wrong thing.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import errno
 import ipaddress
+import json
 import socket
 import ssl
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
-from probe import failures
+from probe import failures, wire
 from probe.analysis import analyze
 from probe.bogons import is_bogon, is_loopback, redirect_allowed, scope
 from probe.control_client import ControlClient
@@ -42,6 +49,9 @@ from probe.netx.trace import Trace
 
 Record = dict[str, Any]
 MAX_REDIRECTS = 10
+# JSON bytes of all response bodies of one measurement: half the collector's default limit
+# for a whole measurement (2 MiB), which leaves room for certificates and everything else.
+MAX_BODIES = 1 << 20
 REDIRECT_CODES = frozenset({301, 302, 303, 307, 308})
 # A longer Location is refused (http_invalid_redirect_location): the URL is recorded twice per
 # hop, and eleven hops of it must stay well inside the collector's 2 MiB document limit.
@@ -309,7 +319,7 @@ async def _fetch_chain(
             allowed = [e for e in dialable if redirect_allowed(e.ip, start_scopes)]
             if dialable and not allowed:
                 state.requests[0]["failure"] = failures.HTTP_REDIRECT_PRIVATE
-                state.requests[0]["operation"] = failures.OP_HTTP_ROUND_TRIP
+                state.requests[0]["x_operation"] = failures.OP_HTTP_ROUND_TRIP
                 return
             dialable = allowed
         if not dialable:
@@ -342,15 +352,62 @@ async def _fetch_chain(
         following, failure = redirect_target(current, location)
         if following is None:
             request["failure"] = failure
-            request["operation"] = failures.OP_HTTP_ROUND_TRIP
+            request["x_operation"] = failures.OP_HTTP_ROUND_TRIP
             return
         if depth >= opts.max_redirects:
             request["failure"] = failures.TOO_MANY_REDIRECTS
-            request["operation"] = failures.OP_HTTP_ROUND_TRIP
+            request["x_operation"] = failures.OP_HTTP_ROUND_TRIP
             return
         current = following
         request["x_redirect_to"] = current
         endpoints = None
+
+
+def _body_size(body: object) -> int:
+    """Bytes a body takes in the measurement's JSON: its escaped text, or its base64 data."""
+    if isinstance(body, dict):
+        return len(str(body.get("data") or ""))
+    return len(json.dumps(str(body), ensure_ascii=False).encode("utf-8")) - 2
+
+
+def _shortened(body: Any, limit: int) -> Any:
+    """A prefix of ``body`` (OONI's text or base64 form) of at most ``limit`` bytes in JSON."""
+    if isinstance(body, dict):
+        raw = wire.body_bytes(body)[: limit // 4 * 3]
+        return {"format": "base64", "data": base64.b64encode(raw).decode("ascii")}
+    text = str(body)
+    keep = len(text) * limit // max(1, _body_size(text))
+    while keep > 0 and _body_size(text[:keep]) > limit:
+        keep = keep * 9 // 10
+    return text[:keep]
+
+
+def bound_bodies(requests: list[Record], budget: int = MAX_BODIES) -> None:
+    """Cut the response bodies of ``requests`` so that together they take at most ``budget``
+    bytes of JSON: the final page (``requests[0]``) first, then the earlier hops; a cut body
+    is marked ``body_is_truncated`` as OONI marks its snapshot."""
+    for request in requests:
+        response = request.get("response")
+        if not response or "body" not in response:
+            continue
+        size = _body_size(response["body"])
+        if size > budget:
+            response["body"] = _shortened(response["body"], budget)
+            response["body_is_truncated"] = True
+            size = _body_size(response["body"])
+        budget = max(0, budget - size)
+
+
+def add_answer_asns(queries: list[Record], control: Record | None) -> None:
+    """OONI's ``answers[].asn`` where it is known: the control's ``ip_info`` names the ASN of
+    each address it looked up (the probe carries no ASN database of its own)."""
+    ip_info = (control or {}).get("ip_info") or {}
+    for query in queries:
+        for answer in query.get("answers") or []:
+            info = ip_info.get(answer.get("ipv4") or answer.get("ipv6") or "")
+            asn = info.get("asn") if isinstance(info, dict) else None
+            if isinstance(asn, int) and not isinstance(asn, bool) and asn > 0:
+                answer["asn"] = asn
 
 
 def _experiment_failure(state: _State) -> str | None:
@@ -393,6 +450,8 @@ async def measure(
     control_failure: str | None = "unknown_failure: no control configured"
     if control_task is not None:
         control_view, control_failure = await control_task
+    add_answer_asns(state.queries, control_view)
+    bound_bodies(state.requests)
 
     keys: Record = {
         "queries": state.queries,

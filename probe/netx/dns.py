@@ -3,9 +3,11 @@
 The raw UDP path keeps listening after the first answer (``linger``, 500 ms by default, as
 OONI does) and records late or duplicate answers: a censor that injects a forged answer races
 the real one, so two different answers to one query are evidence of injection.
-Records follow OONI df-002 (``queries``) with a few extra keys: ``rcode``, ``cnames``, ``ttl``
-and ``late_answers`` for UDP, ``bogon`` on each answer (IANA special-purpose ranges), and
-``operation`` beside every ``failure``.
+Records follow OONI df-002 (``queries``): ``rcode`` is the integer DNS response code, as in
+OONI's data format (its loader rejects a measurement with a name there). Kuzot's own keys carry
+OONI's extension prefix ``x_``: ``x_cnames``, ``x_ttl`` and ``x_late_answers`` for UDP,
+``x_bogon`` on each answer (IANA special-purpose ranges), and ``x_operation`` beside every
+``failure``.
 
 A censor (or anyone on the path) can flood the listening window with answers, so what is kept
 is bounded: at most ``MAX_LATE_ANSWERS`` late answers, each different from the ones kept
@@ -55,7 +57,7 @@ operating system's; tests inject one that asks a loopback DNS server, because th
 def _answer(address: str, ttl: int | None = None) -> Record:
     kind = "AAAA" if ":" in address else "A"
     key = "ipv6" if kind == "AAAA" else "ipv4"
-    return {"answer_type": kind, key: address, "ttl": ttl, "bogon": is_bogon(address)}
+    return {"answer_type": kind, key: address, "ttl": ttl, "x_bogon": is_bogon(address)}
 
 
 def addresses_of(query: Record) -> list[str]:
@@ -88,9 +90,9 @@ async def getaddrinfo(
         "query_type": "ANY",
         "hostname": domain,
         "answers": [],
-        "cnames": [],
+        "x_cnames": [],
         "failure": None,
-        "operation": None,
+        "x_operation": None,
         "t0": t0,
     }
     try:
@@ -98,19 +100,19 @@ async def getaddrinfo(
             results = await (lookup or system_lookup)(domain, port)
     except Exception as exc:  # classified at this boundary, never propagated
         record["failure"] = failures.classify(exc)
-        record["operation"] = failures.OP_RESOLVE
+        record["x_operation"] = failures.OP_RESOLVE
     else:
         seen: list[str] = []
         for address, canonical in results:
             if address not in seen:
                 seen.append(address)
             if canonical and canonical.rstrip(".") != domain and \
-                    canonical.rstrip(".") not in record["cnames"]:
-                record["cnames"].append(canonical.rstrip("."))
+                    canonical.rstrip(".") not in record["x_cnames"]:
+                record["x_cnames"].append(canonical.rstrip("."))
         record["answers"] = [_answer(a) for a in seen]
         if not seen:
             record["failure"] = failures.DNS_NO_ANSWER
-            record["operation"] = failures.OP_RESOLVE
+            record["x_operation"] = failures.OP_RESOLVE
     record["t"] = trace.now()
     return record
 
@@ -177,10 +179,10 @@ def _parse(wire: bytes, domain: str, qtype: str) -> Record:
     if failure is None and not answers:
         failure = failures.DNS_NO_ANSWER
     return {
-        "rcode": dns.rcode.to_text(rcode),
+        "rcode": int(rcode),
         "answers": answers,
-        "cnames": cnames,
-        "ttl": ttl,
+        "x_cnames": cnames,
+        "x_ttl": ttl,
         "failure": failure,
         "x_answers_dropped": dropped,
     }
@@ -207,12 +209,12 @@ async def query_udp(
         "answers": [],
         "failure": None,
         "rcode": None,
-        "cnames": [],
-        "late_answers": [],
+        "x_cnames": [],
+        "x_late_answers": [],
         "x_late_answers_total": 0,
         "x_late_answers_bytes": 0,
         "x_late_answers_dropped": 0,
-        "operation": None,
+        "x_operation": None,
         "t0": trace.now(),
     }
     family = socket.AF_INET6 if ":" in resolver else socket.AF_INET
@@ -228,7 +230,7 @@ async def query_udp(
         await asyncio.sleep(linger)
     except Exception as exc:
         record["failure"] = failures.classify(exc)
-        record["operation"] = failures.OP_DNS_ROUND_TRIP
+        record["x_operation"] = failures.OP_DNS_ROUND_TRIP
         record["t"] = trace.now()
         return record
     finally:
@@ -243,7 +245,7 @@ async def query_udp(
     except Exception as exc:
         record["failure"] = failures.unknown(f"malformed DNS answer: {exc}")
     if record["failure"] is not None:
-        record["operation"] = failures.OP_DNS_ROUND_TRIP
+        record["x_operation"] = failures.OP_DNS_ROUND_TRIP
     for at, wire in protocol.responses[1:]:
         try:
             late = _parse(wire, domain, qtype)
@@ -251,7 +253,7 @@ async def query_udp(
             late = {"rcode": None, "answers": [], "failure": "unknown_failure: malformed"}
         late["delay"] = round(at - first_at, 6)
         late["identical"] = wire[2:] == first[2:]
-        record["late_answers"].append(late)
+        record["x_late_answers"].append(late)
     return record
 
 
@@ -284,8 +286,8 @@ async def query_doh(
         "answers": [],
         "failure": None,
         "rcode": None,
-        "cnames": [],
-        "operation": None,
+        "x_cnames": [],
+        "x_operation": None,
         "t0": trace.now(),
     }
     headers = {"Content-Type": "application/dns-message", "Accept": "application/dns-message"}
@@ -304,7 +306,7 @@ async def query_doh(
                 status = response.status
     except Exception as exc:
         record["failure"] = failures.classify(exc)
-        record["operation"] = failures.OP_DNS_ROUND_TRIP
+        record["x_operation"] = failures.OP_DNS_ROUND_TRIP
         record["t"] = trace.now()
         return record
     record["t"] = trace.now()
@@ -318,5 +320,5 @@ async def query_doh(
         except Exception as exc:
             record["failure"] = failures.unknown(f"malformed DNS answer: {exc}")
     if record["failure"] is not None:
-        record["operation"] = failures.OP_DNS_ROUND_TRIP
+        record["x_operation"] = failures.OP_DNS_ROUND_TRIP
     return record

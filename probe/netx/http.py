@@ -4,6 +4,12 @@ Why not aiohttp here: web connectivity must fetch a page over *the* TCP/TLS conn
 measured to one specific address, and must see every byte as it arrives (byte-time samples,
 truncation, a reset in the middle of a body). The collector and uploads still use aiohttp.
 
+The record is OONI's df-001 ``requests`` entry: the response ``body`` as OONI stores it (a
+string when the bytes are UTF-8, else ``{"format": "base64", "data": ...}``), cut at OONI's
+512 KiB snapshot with ``body_is_truncated``, ``headers`` and ``headers_list``, and the
+request's ``network`` and ``address``. What Kuzot derives from the body (``x_body_length``,
+``x_body_sha256``, ``x_title``) and its timings carry OONI's extension prefix ``x_``.
+
 The response is parsed by h11, a sans-IO HTTP/1.1 parser: this module reads the socket itself
 (so timings and byte-time samples are the probe's own) and feeds the bytes to h11. h11 replaced
 a hand-written parser because a site, a blockpage server or a censor's middlebox can send
@@ -12,10 +18,11 @@ bound (an endless header line, a chunk size of 2**64-1). h11 buffers at most one
 header block (``Limits.header_bytes``) and streams chunked data, whatever size a chunk declares.
 
 Every limit is in ``Limits`` and ends the exchange as a failure string in the record, never as
-an exception: the measurement is always produced. What is *recorded* of a response is capped
+an exception: the measurement is always produced. What is *recorded* of the headers is capped
 separately (``Limits.recorded_*``), so that even a chain of ten redirects with enormous headers
 stays far below the collector's 2 MiB document limit; ``x_headers_truncated`` says how many
-header lines were dropped or shortened.
+header lines were dropped or shortened. (The bodies of one measurement are bounded together by
+``probe.checks.web.bound_bodies``.)
 """
 
 from __future__ import annotations
@@ -32,6 +39,7 @@ import h11
 from probe import bytetime, failures
 from probe.netx import tcp
 from probe.netx.trace import Trace
+from probe.wire import ooni_body
 
 Record = dict[str, Any]
 
@@ -45,7 +53,6 @@ REQUEST_HEADERS = {
     "User-Agent": USER_AGENT,
 }
 MAX_BODY = 1 << 19  # 512 KiB, as OONI's body snapshot
-BODY_SAMPLE = 2048
 READ_SIZE = 65536
 
 
@@ -92,6 +99,8 @@ class LimitExceeded(Exception):
     def __init__(self, failure: str) -> None:
         super().__init__(failure)
         self.failure = failure
+
+
 # Two bounded searches rather than one lazy ``<title>(.*?)</title>``: on a hostile page with
 # thousands of unclosed ``<title>`` tags that pattern rescans the rest of the body from each.
 _TITLE_OPEN = re.compile(rb"<title[^>]{0,256}>", re.IGNORECASE)
@@ -323,11 +332,14 @@ async def get(
     headers_out = {"Host": host, **REQUEST_HEADERS, "Accept-Encoding": "identity",
                    "Connection": "close"}
     record: Record = {
+        "network": "tcp",
+        "address": address,
         "request": {"method": "GET", "url": url, "headers": dict(headers_out),
-                    "x_address": address},
+                    "headers_list": [[k, v] for k, v in headers_out.items()],
+                    "body": "", "body_is_truncated": False},
         "response": None,
         "failure": None,
-        "operation": None,
+        "x_operation": None,
         "t0": trace.now(),
         "x_ttfb": None,
     }
@@ -356,7 +368,7 @@ async def get(
             if isinstance(exc, ValueError) and failure.startswith(failures.UNKNOWN_PREFIX):
                 failure = failures.unknown(f"http protocol error: {exc}"[:200])
         record["failure"] = failure
-        record["operation"] = operation
+        record["x_operation"] = operation
         record["x_slow"] = failure == failures.TIMEOUT and sampler.received > 0
         record["x_bytes_received"] = sampler.received
         sampler.finish()
@@ -371,11 +383,11 @@ async def get(
         "code": code,
         "headers": {k: v for k, v in header_list},
         "headers_list": header_list,
-        "body_length": len(body),
+        "body": ooni_body(body, truncated),
         "body_is_truncated": truncated,
-        "body_sha256": hashlib.sha256(body).hexdigest(),
-        "body_sample": body[:BODY_SAMPLE].decode("utf-8", "replace"),
-        "title": extract_title(body),
+        "x_body_length": len(body),
+        "x_body_sha256": hashlib.sha256(body).hexdigest(),
+        "x_title": extract_title(body),
         "x_headers_truncated": cut,
     }
     record["x_bytes_received"] = sampler.received

@@ -1,4 +1,7 @@
-"""TCP connect to one address, timed, with the failure classified (OONI df-005)."""
+"""TCP connect to one address, timed, with the failure classified (OONI df-005).
+
+The step that failed is Kuzot's own key, so it carries OONI's extension prefix:
+``status.x_operation``."""
 
 from __future__ import annotations
 
@@ -28,7 +31,7 @@ async def connect(
     record: Record = {
         "ip": ip,
         "port": port,
-        "status": {"success": False, "failure": None, "operation": None, "blocked": None},
+        "status": {"success": False, "failure": None, "x_operation": None, "blocked": None},
         "t0": t0,
     }
     try:
@@ -37,7 +40,7 @@ async def connect(
                 ip, port, limit=1 << 20, local_addr=(source, 0) if source else None)
     except Exception as exc:
         record["status"]["failure"] = failures.classify(exc)
-        record["status"]["operation"] = failures.OP_CONNECT
+        record["status"]["x_operation"] = failures.OP_CONNECT
         record["t"] = trace.now()
         return record, None
     record["status"]["success"] = True

@@ -8,7 +8,8 @@ validity, SHA-256 fingerprint). When verification fails, the handshake is over a
 to read the chain the network presented (``x_chain_source: "unverified_rehandshake"``); a
 middlebox's issuer is the strongest evidence of interception we can collect. The handshake is
 still recorded as failed. Python before 3.13 exposes only the leaf certificate; from 3.13 on
-the whole chain is recorded.
+the whole chain is recorded. ``no_tls_verify`` and ``network`` are OONI's keys (whether the
+handshake skipped verification; the transport); ``x_operation`` says where a failure happened.
 """
 
 from __future__ import annotations
@@ -124,10 +125,12 @@ async def handshake(
     ip, port = str(peer[0]), int(peer[1])
     local = writer.get_extra_info("sockname")
     record: Record = {
+        "network": "tcp",
         "address": tcp.endpoint(ip, port),
         "server_name": sni,
+        "no_tls_verify": context.verify_mode == ssl.CERT_NONE,
         "failure": None,
-        "operation": None,
+        "x_operation": None,
         "tls_version": None,
         "cipher_suite": None,
         "negotiated_protocol": None,
@@ -141,7 +144,7 @@ async def handshake(
             await writer.start_tls(context, server_hostname=sni)
     except Exception as exc:
         record["failure"] = failures.classify(exc)
-        record["operation"] = failures.OP_TLS_HANDSHAKE
+        record["x_operation"] = failures.OP_TLS_HANDSHAKE
         record["t"] = trace.now()
         if presented_on_failure and record["failure"] in failures.CERTIFICATE_FAILURES:
             # Same local address as the first connection: same uplink, same middlebox.

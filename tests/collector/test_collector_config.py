@@ -17,7 +17,9 @@ def test_the_example_config_loads_with_its_target_lists() -> None:
     config = collector_config.load(ROOT / "configs" / "collector.yaml")
     assert config == collector_config.CollectorConfig(targets=config.targets,
                                                       target_files=config.target_files,
+                                                      target_lists=config.target_lists,
                                                       detection=config.detection)
+    assert config.target_lists.directory == str(ROOT / "configs" / "targets")
     assert config.detection.event_windows == str(ROOT / "configs" / "events.yaml")
     assert config.detection.networks["KZ"].incumbent == ("AS9198",)
     assert "https://kloop.kg/" in config.targets and "https://vlast.kz/" in config.targets

@@ -22,7 +22,7 @@ from openapi_spec_validator import validate as validate_spec
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
-from collector.config import Control, Limits
+from collector.config import Control, Limits, TargetListsConfig
 from collector.keys import eventbook_key
 from collector.openapi import document
 from collector.query import decode_cursor
@@ -154,6 +154,27 @@ async def test_every_response_matches_its_schema(collector: Running, ca: trustme
     async with running(f"{tmp_path}/ab.sqlite", sni_ab=SniAB(listen="127.0.0.1:0")) as ab:
         response = await ab.client.get("/api/v1/sni-ab")
         check(response, await response.json(), "/api/v1/sni-ab", "get", seen)
+    targets = "/api/v1/targets"
+    kg = {"probe_cc": "KG"}
+    await call("get", targets, params=kg, headers=headers)  # none served unless configured
+    await call("get", targets, params=kg)
+    await call("get", targets, params=kg, headers=revoked)
+    await call("get", targets, params={"probe_cc": "kg"}, headers=headers)
+    lists = tmp_path / "lists"
+    (lists / "curated").mkdir(parents=True)
+    (lists / "kg.csv").write_text("url,category,cc\nhttps://kloop.kg/,NEWS,KG\n")
+    (lists / "curated" / "global.csv").write_text(
+        "url,category,cc,interval\nhttps://www.torproject.org/,ANON,*,24h\n")
+    async with running(f"{tmp_path}/tl.sqlite",
+                       target_lists=TargetListsConfig(directory=str(lists))) as served:
+        token = await served.token("p2")
+        response = await served.client.get(targets, params=kg, headers=token)
+        check(response, await response.json(), targets, "get", seen)
+        assert response.status == 200
+        again = await served.client.get(targets, params=kg, headers={
+            **token, "If-None-Match": response.headers["ETag"]})
+        assert again.status == 304 and await again.read() == b""
+        seen.add((targets, "get", 304))  # no body, so no schema to check
     await call("get", "/metrics")
     await call("get", "/healthz")
     await call("get", "/")

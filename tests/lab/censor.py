@@ -6,8 +6,10 @@ process only runs the servers an ISP operates on its own addresses.
 
 * ISP resolver: forwards to the world's authoritative server, except for the names it lies
   about (NXDOMAIN, SERVFAIL, silence, an empty answer, or a chosen address).
-* Blockpage server on :80 (nothing on :443, as many ISPs' stub servers), and a second server
-  with a page no fingerprint knows.
+* Blockpage server on :80 (nothing on :443, as many ISPs' stub servers), a second server
+  with a page no fingerprint knows, a third with a Russian blockpage no fingerprint knows,
+  and a redirector that sends every request to the blockpage host's address (as Kyrgyz ISPs
+  redirect to theirs).
 * Transparent proxy: reads the Host header or the ClientHello's SNI and relays to the real
   site, so the page and the certificate are the site's own.
 * Interception box: terminates TLS with a certificate from another CA, as Kazakhstan's
@@ -26,7 +28,17 @@ from typing import Any
 from aiohttp import web
 
 from tests.lab import dnsd, pages, relay
-from tests.lab.plan import AUTH_DNS, BLOCKPAGE, ISP_RESOLVER, MITM, NOTICE, PROXY
+from tests.lab.plan import (
+    AUTH_DNS,
+    BLOCKPAGE,
+    ISP_RESOLVER,
+    MITM,
+    NOTICE,
+    PROXY,
+    REDIRECTOR,
+    REDIRECTOR_UNKNOWN,
+    UNKNOWN_BLOCKPAGE,
+)
 
 
 async def _static(ip: str, port: int, body: str, context: ssl.SSLContext | None = None,
@@ -39,6 +51,18 @@ async def _static(ip: str, port: int, body: str, context: ssl.SSLContext | None 
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     await web.TCPSite(runner, ip, port, ssl_context=context).start()
+    return runner
+
+
+async def _redirector(ip: str, port: int, location: str) -> web.AppRunner:
+    async def handler(_request: web.Request) -> web.Response:
+        raise web.HTTPFound(location)
+
+    app = web.Application()
+    app.router.add_get("/{tail:.*}", handler)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, ip, port).start()
     return runner
 
 
@@ -80,6 +104,9 @@ async def main(config_path: str) -> None:
         await _static(BLOCKPAGE, 80, pages.BLOCKPAGE),
         await _static(NOTICE, 80, pages.NOTICE),
         await _static(MITM, 443, pages.NOTICE, mitm),
+        await _static(UNKNOWN_BLOCKPAGE, 80, pages.UNKNOWN_BLOCKPAGE),
+        await _redirector(REDIRECTOR, 80, pages.REDIRECT_TO),
+        await _redirector(REDIRECTOR_UNKNOWN, 80, pages.REDIRECT_UNKNOWN_TO),
     ]
     servers = await _proxy(config["sites"])
     Path(config["ready_file"]).write_text("ready\n")

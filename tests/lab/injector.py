@@ -10,9 +10,10 @@ matches:
   Queries to the ISP's own resolver are left alone: injection happens at the border.
 * ``fin``: after a TCP payload containing the match (a ClientHello's SNI, a Host header),
   sends the client a FIN|ACK that acknowledges the payload, as if the server closed.
-* ``http_blockpage``: sends the client the ISP's blockpage as the server's answer, then FIN.
+* ``http_blockpage``: sends the client the ISP's blockpage as the server's answer, then FIN;
+  ``http_unknown_blockpage`` the same with the blockpage no fingerprint knows.
 
-For ``fin`` and ``http_blockpage`` the scenario also drops the matching packet with iptables,
+For ``fin`` and the forged pages the scenario also drops the matching packet with iptables,
 so the real server never answers. Frames are screened with a few byte comparisons before
 scapy parses them, so bulk transfers through the censor cost little.
 """
@@ -35,11 +36,15 @@ ETH_P_IP = 0x0800
 PACKET_OUTGOING = 4
 
 
-def blockpage_response() -> bytes:
+def blockpage_response(page: str = pages.BLOCKPAGE) -> bytes:
     """The forged answer: one segment, the body delimited by the FIN that follows (no
     Content-Length), as on-path injectors commonly send it."""
     head = b"HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=utf-8\r\n\r\n"
-    return head + pages.BLOCKPAGE.encode()
+    return head + page.encode()
+
+
+_FORGED_PAGES = {"http_blockpage": pages.BLOCKPAGE,
+                 "http_unknown_blockpage": pages.UNKNOWN_BLOCKPAGE}
 
 
 def forge_dns(packet: IP, answer: str) -> IP:
@@ -93,9 +98,9 @@ def decide(packet: IP, rules: list[dict[str, Any]]) -> list[IP]:
     if packet.haslayer(TCP):
         payload = bytes(packet[TCP].payload)
         for rule in rules:
-            if rule["kind"] in ("fin", "http_blockpage") and rule["match"].encode() in payload:
-                extra = blockpage_response() if rule["kind"] == "http_blockpage" else b""
-                return forge_tcp(packet, extra)
+            if rule["kind"] in ("fin", *_FORGED_PAGES) and rule["match"].encode() in payload:
+                page = _FORGED_PAGES.get(rule["kind"])
+                return forge_tcp(packet, blockpage_response(page) if page else b"")
     return []
 
 

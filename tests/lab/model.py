@@ -83,10 +83,11 @@ class Inject:
 
     ``dns``: a forged A answer ``answer`` to queries for the name ``match``;
     ``fin``: a FIN|ACK to the client after a TCP payload containing ``match``;
-    ``http_blockpage``: a blockpage response, then FIN, after a payload containing ``match``.
+    ``http_blockpage``: a blockpage response, then FIN, after a payload containing ``match``;
+    ``http_unknown_blockpage``: the same with a blockpage no fingerprint knows.
     """
 
-    kind: Literal["dns", "fin", "http_blockpage"]
+    kind: Literal["dns", "fin", "http_blockpage", "http_unknown_blockpage"]
     match: str
     answer: str | None = None
 
@@ -198,6 +199,11 @@ def fin_after_string(text: str, port: int) -> tuple[Action, ...]:
 def inject_blockpage(host: str) -> tuple[Action, ...]:
     """Drop the request for ``host`` and forge the ISP's blockpage as the answer."""
     return (*drop_string(f"Host: {host}", 80), Inject("http_blockpage", f"Host: {host}"))
+
+
+def inject_unknown_blockpage(host: str) -> tuple[Action, ...]:
+    """Drop the request for ``host`` and forge a blockpage that no fingerprint knows."""
+    return (*drop_string(f"Host: {host}", 80), Inject("http_unknown_blockpage", f"Host: {host}"))
 
 
 def inject_dns(name: str, answer: str) -> tuple[Action, ...]:

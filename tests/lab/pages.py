@@ -26,6 +26,23 @@ BLOCKPAGE = ("<html><head><title>Доступ ограничен</title></head><
              "<p>Доступ к данному ресурсу ограничен по решению уполномоченного органа.</p>"
              "</body></html>")
 
+# An ISP's stub page in Russian that is in no fingerprint file (no lab marker, none of OONI's
+# patterns): only its wording, through the unknown-blockpage rule, names it (the text follows
+# the notices Kazakh ISPs serve, which cite a decision of the authorised state body).
+UNKNOWN_BLOCKPAGE = ("<html><head><meta charset=\"utf-8\"><title>Уведомление</title></head>"
+                     "<body><h2>Доступ ограничен</h2><p>Доступ к запрашиваемому интернет-ресурсу "
+                     "ограничен в соответствии с решением уполномоченного государственного "
+                     "органа.</p></body></html>")
+
+# Where the ISP's redirector sends a blocked site's visitors: the address of Kyrgyz ISP
+# Homeline's blockpage, the Location header of OONI's fingerprint ooni.kg_0.
+REDIRECT_TO = "http://homeline.kg/access/blockpage.html"
+REDIRECT_HOST = "homeline.kg"
+# A second redirector sends visitors to a blockpage host no fingerprint knows by address: only
+# the page it serves there (the ISP's blockpage) gives the block away.
+REDIRECT_UNKNOWN_HOST = "stop.isp-lab.kz"
+REDIRECT_UNKNOWN_TO = f"http://{REDIRECT_UNKNOWN_HOST}/"
+
 # A page that no fingerprint knows: only the comparison with the control can flag it.
 NOTICE = ("<html><head><title>Maintenance notice</title></head><body>"
           "<p>Service temporarily unavailable in your region.</p></body></html>")

@@ -50,7 +50,11 @@ BLOCKPAGE: Final = "95.59.0.10"  # the ISP's blockpage server (as KZ and KG ISPs
 NOTICE: Final = "95.59.0.11"  # a page no fingerprint knows: an unknown blockpage
 PROXY: Final = "95.59.0.20"  # a transparent proxy that passes traffic to the real site
 MITM: Final = "95.59.0.30"  # a TLS interception box with its own CA
-CENSOR_SERVICES: Final = (ISP_RESOLVER, BLOCKPAGE, NOTICE, PROXY, MITM)
+UNKNOWN_BLOCKPAGE: Final = "95.59.0.12"  # a Russian blockpage in no fingerprint file
+REDIRECTOR: Final = "95.59.0.13"  # answers every request with a redirect to the blockpage host
+REDIRECTOR_UNKNOWN: Final = "95.59.0.14"  # the same, to a host no fingerprint knows by address
+CENSOR_SERVICES: Final = (ISP_RESOLVER, BLOCKPAGE, NOTICE, PROXY, MITM, UNKNOWN_BLOCKPAGE,
+                          REDIRECTOR, REDIRECTOR_UNKNOWN)
 
 # The world: every site, the authoritative DNS server, a public resolver, the collector.
 WORLD_NET: Final = "88.212.0.0/16"

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import itertools
 
-from tests.lab import plan
+from tests.lab import pages, plan
 from tests.lab.model import (
     INCONCLUSIVE,
     OK,
@@ -41,6 +41,7 @@ from tests.lab.model import (
     fin_after_string,
     inject_blockpage,
     inject_dns,
+    inject_unknown_blockpage,
     isp_lies,
     mobile_shutdown,
     rst_on_string,
@@ -174,6 +175,42 @@ def _build() -> list[Scenario]:
     add("dns_no_answer", "ISP resolver answers NOERROR with no address", f"https://{a.name}/",
         (a,), isp_lies(a.name, "empty"), _blocked("dns", "no_answer"))
 
+    # --- The ISP resolver lies while the probe's extra resolver (``--resolver``, the public
+    # resolver abroad) tells the truth and the page loads through its address. Most users use
+    # the ISP's resolver: the verdict follows their path (analysis R4) and the evidence says
+    # another resolver reached the site (R11). OONI's keys read the system resolver: "dns".
+    for slug, lie, mechanism, about in (
+            ("nxdomain", "nxdomain", "nxdomain", "NXDOMAIN"),
+            ("bogon", f"a:{plan.FORGED_BOGON}", "bogon",
+             f"a private address ({plan.FORGED_BOGON})"),
+            ("localhost", "a:127.0.0.1", "bogon", "127.0.0.1"),
+            ("servfail", "servfail", "servfail", "SERVFAIL"),
+            ("no_answer", "empty", "no_answer", "NOERROR with no address"),
+            ("timeout", "silent", "timeout", "nothing (the lookup times out)")):
+        for scheme in ("http", "https"):
+            a = _site(f"www.alt-{slug.replace('_', '-')}-{scheme}.kg")
+            add(f"dns_{slug}_extra_resolver_{scheme}",
+                f"ISP resolver answers {about}; the extra resolver answers the truth and the "
+                f"page loads through it ({scheme.upper()} URL)", f"{scheme}://{a.name}/", (a,),
+                isp_lies(a.name, lie), _blocked("dns", mechanism), public_resolver=True,
+                evidence=(f"alternative_resolver_reached:udp:200:{plan.PUBLIC_RESOLVER}:53",))
+    b = _site("www.hop-nxdomain-alt.kz")
+    a = _site("www.short-dns-alt.kz", https=f"redirect:https://{b.name}/")
+    add("redirect_then_nxdomain_extra_resolver", "first hop fine, the ISP resolver NXDOMAINs "
+        "the redirect target, the extra resolver answers and the target loads through it",
+        f"https://{a.name}/", (a, b), isp_lies(b.name, "nxdomain"), _blocked("dns", "nxdomain"),
+        public_resolver=True,
+        evidence=("depth:1", f"alternative_resolver_reached:udp:200:{plan.PUBLIC_RESOLVER}:53"))
+    a = _site("www.dns-blockpage-alt.kg")
+    add("dns_blockpage_extra_resolver", "ISP resolver points the name at the blockpage server; "
+        "the extra resolver's true address is dialled too, but the user's browser gets the "
+        "blockpage", f"http://{a.name}/", (a,), isp_lies(a.name, f"a:{plan.BLOCKPAGE}"),
+        _blocked("dns", "blockpage", ooni=SAME_FRAMING), public_resolver=True,
+        evidence=("blockpage:",))
+    a = _site("www.by-address.kz")
+    add("address_literal_http", "the URL names the site by its address: no lookup, the page "
+        "decides (OONI: accessible, DNS consistency null)", f"http://{a.ip}/", (a,), (), OK)
+
     # --- TCP/IP: the site's address is blocked.
     a = _site("www.tcp-rst.kz")
     add("tcp_rst_syn", "RST in reply to the SYN to the site's :443", f"https://{a.name}/", (a,),
@@ -239,6 +276,41 @@ def _build() -> list[Scenario]:
     add("http_unknown_page", "DNAT to a page no fingerprint knows: an HTTP diff",
         f"http://{a.name}/", (a,), dnat(a.ip, 80, plan.NOTICE),
         _blocked("http", "diff", ooni=SAME_FRAMING))
+
+    # --- Blockpages that no fingerprint file knows, named by their wording (analysis R10),
+    # and a blockpage behind the ISP's redirect, named by the redirect (R11).
+    a = _site("www.http-unknown-blockpage.kz")
+    add("http_unknown_blockpage_dnat", "connections to the site's :80 DNATed to a Russian "
+        "blockpage in no fingerprint file: named by its wording, not confirmed",
+        f"http://{a.name}/", (a,), dnat(a.ip, 80, plan.UNKNOWN_BLOCKPAGE),
+        _blocked("http", "blockpage", ooni=SAME_FRAMING),
+        evidence=("blockpage_phrase:доступ ограничен", "phrase_in:text"),
+        not_evidence=("confirmed:",))
+    a = _site("www.http-unknown-blockpage-injected.kg")
+    add("http_unknown_blockpage_injected", "request dropped, a Russian blockpage in no "
+        "fingerprint file forged as the answer (scapy)", f"http://{a.name}/", (a,),
+        inject_unknown_blockpage(a.name), _blocked("http", "blockpage"),
+        evidence=("blockpage_phrase:доступ ограничен",), not_evidence=("confirmed:",))
+    a = _site("www.http-redirected.kg")
+    b = _site(pages.REDIRECT_HOST)
+    add("http_blockpage_redirect", "connections to the site's :80 DNATed to the ISP's "
+        "redirector, whose Location is Homeline's blockpage address (OONI's fingerprint "
+        "ooni.kg_0); the ISP resolver sends that host to the blockpage server",
+        f"http://{a.name}/", (a, b),
+        (*dnat(a.ip, 80, plan.REDIRECTOR), *isp_lies(b.name, f"a:{plan.BLOCKPAGE}")),
+        _blocked("http", "blockpage", ooni=SAME_FRAMING),
+        evidence=("blockpage:ooni.kg_0", "fingerprint_in:header.location",
+                  "confirmed:ooni.kg_0"))
+    a = _site("www.http-redirected-page.kz")
+    b = _site(pages.REDIRECT_UNKNOWN_HOST)
+    add("http_blockpage_behind_redirect", "connections to the site's :80 DNATed to a redirector "
+        "whose Location no fingerprint knows; the blockpage host it names (which the ISP "
+        "resolver sends to the blockpage server) serves the ISP's fingerprinted page",
+        f"http://{a.name}/", (a, b),
+        (*dnat(a.ip, 80, plan.REDIRECTOR_UNKNOWN), *isp_lies(b.name, f"a:{plan.BLOCKPAGE}")),
+        _blocked("http", "blockpage", ooni=SAME_FRAMING),
+        evidence=("blockpage:kuzot_lab_blockpage", "fingerprint_in:body", "depth:1",
+                  "confirmed:kuzot_lab_blockpage"))
 
     # --- Throttling. The probe's web test sees a transfer that times out while bytes still
     # arrive; naming the mechanism (ip_throttle, sni_throttle) needs the throttling test.

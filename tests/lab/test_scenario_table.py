@@ -15,6 +15,7 @@ import pytest
 from scapy.layers.dns import DNS, DNSQR
 from scapy.layers.inet import IP, TCP, UDP
 
+from probe import analysis
 from probe import config as probe_config
 from probe.bogons import is_bogon
 from tests.helpers.netns import when_unavailable
@@ -77,6 +78,18 @@ def test_ooni_keys_are_a_pair_ooni_can_produce(scenario: Scenario) -> None:
         assert e.blocking is False
     if e.verdict == "inconclusive" and e.accessible is None:
         assert e.blocking is None
+
+
+@pytest.mark.parametrize("scenario", CHECKS, ids=lambda s: s.name)
+def test_the_verdict_is_in_oonis_class_or_a_documented_departure(scenario: Scenario) -> None:
+    """The invariant of ``probe.analysis.DEPARTURES`` on each scenario's record: never ``ok``
+    where OONI's keys say blocking, never ``blocked`` where they say ``false``, except for a
+    documented departure."""
+    e = scenario.expect
+    assert isinstance(e, Expect)
+    if analysis.disagrees(e.blocking, e.verdict):
+        record = {"verdict": e.verdict, "layer": e.layer, "mechanism": e.mechanism}
+        assert analysis.departure(e.blocking, e.accessible, record) is not None, e
 
 
 @pytest.mark.parametrize("scenario", [s for s in SCENARIOS if not s.exclusive],

@@ -19,8 +19,18 @@ def response(code: int = 200, length: int = 1256, title: str = "Example Domain H
              headers: dict[str, str] | None = None, truncated: bool = False,
              body: str = "", sha: str = "site") -> Record:
     return {"code": code, "headers": dict(PAGE_HEADERS if headers is None else headers),
-            "body_length": length, "body_is_truncated": truncated, "body_sha256": sha,
-            "body_sample": body, "title": title}
+            "body": full_body(body, title, length), "body_is_truncated": truncated,
+            "x_body_length": length, "x_body_sha256": sha, "x_title": title}
+
+
+def full_body(text: str, title: str, length: int) -> str:
+    """The stored body a page of ``length`` bytes titled ``title`` would have: ``text`` (the
+    part a row cares about) under the title, padded with spaces to the page's length, as the
+    probe stores the whole body (up to OONI's 512 KiB snapshot) and OONI reads length and
+    title from it."""
+    page = text if "<title" in text.lower() or not title else f"<title>{title}</title>{text}"
+    missing = length - len(page.encode("utf-8"))
+    return page + " " * missing if missing > 0 else page
 
 
 def control_page(code: int = 200, length: int = 1256, title: str = "Example Domain Homepage",
@@ -61,11 +71,10 @@ class Measurement:
         record: Record = {"engine": engine, "resolver_address": "" if engine == "getaddrinfo"
                           else "192.0.2.53:53", "query_type": qtype, "hostname": host,
                           "answers": answers, "failure": failure,
-                          "operation": "resolve" if failure else None, "t0": 0.0, "t": 0.01,
+                          "x_operation": "resolve" if failure else None, "t0": 0.0, "t": 0.01,
                           "transaction_id": next(self._ids), "tags": [f"depth={depth}"]}
         if engine == "udp":
-            record.update(rcode="NOERROR" if not failure else "NXDOMAIN",
-                          late_answers=late or [])
+            record.update(rcode=0 if not failure else 3, x_late_answers=late or [])
         self.queries.append(record)
         return self
 
@@ -81,7 +90,7 @@ class Measurement:
                                                         else [])
         self.tcp_connect.append({
             "ip": ip, "port": port, "status": {"success": tcp is None, "failure": tcp,
-                                               "operation": "connect" if tcp else None,
+                                               "x_operation": "connect" if tcp else None,
                                                "blocked": None},
             "t0": 0.0, "t": 0.02, "transaction_id": txid, "x_origin": origin, "tags": tags})
         if tcp is not None:
@@ -91,7 +100,7 @@ class Measurement:
             self.tls_handshakes.append({
                 "address": f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}",
                 "server_name": sni or _host(self.url, depth), "failure": tls,
-                "operation": "tls_handshake" if tls else None,
+                "x_operation": "tls_handshake" if tls else None,
                 "tls_version": None if tls else "TLSv1.3", "cipher_suite": None,
                 "negotiated_protocol": None, "peer_certificates": [],
                 "x_certificates": [leaf], "t0": 0.02, "t": 0.05, "transaction_id": txid,
@@ -103,14 +112,14 @@ class Measurement:
         scheme = "https" if tls is not False else "http"
         request: Record = {
             "request": {"method": "GET", "url": f"{scheme}://{_host(self.url, depth)}/"},
-            "response": None, "failure": None, "operation": None, "t0": 0.05, "t": 0.1,
+            "response": None, "failure": None, "x_operation": None, "t0": 0.05, "t": 0.1,
             "x_ttfb": 0.07, "transaction_id": txid, "x_origin": origin, "tags": tags}
         if isinstance(http, str):
-            request.update(failure=http, operation="http_round_trip")
+            request.update(failure=http, x_operation="http_round_trip")
         else:
             request["response"] = http
             if redirect_failure:
-                request.update(failure=redirect_failure, operation="http_round_trip")
+                request.update(failure=redirect_failure, x_operation="http_round_trip")
         self.requests.insert(0, request)
         return self
 

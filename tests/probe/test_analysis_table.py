@@ -60,6 +60,7 @@ class Row:
     diff: dict[str, Any] = field(default_factory=dict)
     evidence: tuple[str, ...] = ()
     cc: str | None = None
+    absent: tuple[str, ...] = ()  # prefixes no evidence string may start with
 
 
 def ep(ip: str, port: int) -> str:
@@ -240,7 +241,7 @@ def large(scheme: str) -> tuple[str, dict[str, Any]]:
 def injected() -> tuple[str, dict[str, Any]]:
     def udp(m: Measurement) -> None:
         m.lookup("www.example.com", ["10.10.34.35"], engine="udp", qtype="A", late=[
-            {"rcode": "NOERROR", "answers": [{"answer_type": "A", "ipv4": EXAMPLE}],
+            {"rcode": 0, "answers": [{"answer_type": "A", "ipv4": EXAMPLE}],
              "failure": None, "identical": False, "delay": 0.03}])
 
     return plain(extra=udp)
@@ -277,9 +278,84 @@ def ipv6_only_without_ipv6() -> tuple[str, dict[str, Any]]:
     return url, m.keys()
 
 
+def isp_lies(scheme: str, failure: str | None = None, answers: tuple[str, ...] = (),
+             dial: str | None = None) -> tuple[str, dict[str, Any]]:
+    """The ISP (system) resolver fails with ``failure`` or answers ``answers``, while the
+    probe's extra UDP resolver returns the site's address and the page loads through it
+    (OONI QA 9-13 as OONI's probe measures them, with 1.1.1.1 beside getaddrinfo). ``dial``
+    is the failure of the connect to the system resolver's (bogon) answer."""
+    url = f"{scheme}://www.example.com/"
+    port = 443 if scheme == "https" else 80
+    m = Measurement(url).lookup("www.example.com", list(answers), failure=failure)
+    m.lookup("www.example.com", [EXAMPLE], engine="udp", qtype="A")
+    if dial is not None:
+        m.flow(answers[0], port, tcp=dial)
+    m.flow(EXAMPLE, port, origin="udp", tls=None if scheme == "https" else False,
+           http=response())
+    m.control = control([EXAMPLE], tcp={ep(EXAMPLE, port): None},
+                        tls={ep(EXAMPLE, port): (None, "DigiCert Global G2")}
+                        if scheme == "https" else {})
+    return url, m.keys()
+
+
+def redirect_then_isp_lies() -> tuple[str, dict[str, Any]]:
+    """https://bit.ly/... redirects to www.example.com, which the ISP resolver NXDOMAINs;
+    the extra resolver's address serves the page (OONI QA 33 with an extra resolver)."""
+    def depth1(m: Measurement) -> None:
+        m.queries[-1] = {**m.queries[-1], "answers": [], "failure": NXDOMAIN}
+        m.lookup("www.example.com", [EXAMPLE], depth=1, engine="udp", qtype="A")
+        m.flow(EXAMPLE, 443, depth=1, origin="udp", tls=None, http=response())
+
+    return redirect("https://www.example.com/", depth1)
+
+
+def literal() -> tuple[str, dict[str, Any]]:
+    """``http://192.0.2.10:8080/``: no lookup; Kuzot's control lists the literal among its
+    addresses (OONI's test helper leaves them empty), which must not hide the probe's own
+    endpoint."""
+    url = "http://192.0.2.10:8080/"
+    m = Measurement(url)
+    m.flow("192.0.2.10", 8080, origin="literal", http=response())
+    m.control = control(["192.0.2.10"], tcp={"192.0.2.10:8080": None})
+    return url, m.keys()
+
+
 def mitm(issuer: str, tls: str | None) -> tuple[str, dict[str, Any]]:
     return plain(scheme="https", tls=tls, cc_issuer=issuer,
                  control_http=control_page(issuer="DigiCert Global G2"))
+
+
+HOMELINE = "80.72.224.10"
+ROSTELECOM_BLOCKPAGE = "95.167.13.50"  # OONI's DNS fingerprint ooni.ru_dns_1 (RU)
+HOMELINE_LOCATION = "http://homeline.kg/access/blockpage.html"  # OONI's ooni.kg_0 (KG)
+# A Russian-language stub in no fingerprint file (the wording of Kazakh ISPs' notices).
+UNKNOWN_RU = ("<html><head><title>Уведомление</title></head><body><h2>Доступ ограничен</h2>"
+              "<p>Доступ к запрашиваемому интернет-ресурсу ограничен в соответствии с решением "
+              "уполномоченного государственного органа.</p></body></html>")
+
+
+def isp_redirect(location: str, depth1: Callable[[Measurement], None], host: str,
+                 ) -> tuple[str, dict[str, Any]]:
+    """http://www.azattyk.org/ answered by the ISP with a redirect to ``location``."""
+    url = "http://www.azattyk.org/"
+    redirect_host(url, 1, host)
+    m = Measurement(url).lookup("www.azattyk.org", [EXAMPLE])
+    m.flow(EXAMPLE, 80, http=response(302, 0, "", {"Location": location}, sha="redirect"))
+    m.lookup(host, [HOMELINE], depth=1)
+    depth1(m)
+    m.control = control([EXAMPLE], tcp={ep(EXAMPLE, 80): None})
+    return url, m.keys()
+
+
+def homeline_page(m: Measurement) -> None:
+    m.flow(HOMELINE, 80, depth=1, http=response(200, 700, "Homeline", {}, sha="homeline",
+                                                body="<p>Homeline</p>"))
+
+
+def news_page(quote: str) -> str:
+    """A long page of the site that quotes blocking wording in an article."""
+    article = f"<p>Читатели сообщают о странице «{quote}» у провайдеров.</p>" * 40
+    return f"<html><head><title>Новости</title></head><body>{article}</body></html>"
 
 
 ROWS = [
@@ -460,11 +536,97 @@ ROWS = [
     Row("K12 IPv6 address blocked, IPv4 fine", lambda: ipv6_blocked(TIMEOUT, True), False,
         True, ("ok", None, None), "consistent",
         evidence=(f"endpoint_failed:[{EXAMPLE_V6}]:443:{TIMEOUT}",)),
+    # The ISP resolver lies, an extra resolver tells the truth and the page loads through it:
+    # the user's own path is blocked (R4), and the evidence says another resolver got there.
+    Row("K14 ISP NXDOMAIN, extra resolver reached the site, HTTPS",
+        lambda: isp_lies("https", NXDOMAIN), "dns", False, ("blocked", "dns", "nxdomain"),
+        "inconsistent", NXDOMAIN, NXDOMAIN,
+        evidence=("alternative_resolver_reached:udp:200:192.0.2.53:53",)),
+    Row("K15 ISP NXDOMAIN, extra resolver reached the site, HTTP",
+        lambda: isp_lies("http", NXDOMAIN), "dns", False, ("blocked", "dns", "nxdomain"),
+        "inconsistent", NXDOMAIN, NXDOMAIN,
+        evidence=("alternative_resolver_reached:udp:200:192.0.2.53:53",)),
+    Row("K16 ISP SERVFAIL, extra resolver reached the site",
+        lambda: isp_lies("https", failures.DNS_SERVFAIL), "dns", False,
+        ("blocked", "dns", "servfail"), "inconsistent", failures.DNS_SERVFAIL,
+        failures.DNS_SERVFAIL, evidence=("alternative_resolver_reached:udp:200:192.0.2.53:53",)),
+    Row("K17 ISP answers no address, extra resolver reached the site",
+        lambda: isp_lies("https", failures.DNS_NO_ANSWER), "dns", False,
+        ("blocked", "dns", "no_answer"), "inconsistent", failures.DNS_NO_ANSWER,
+        failures.DNS_NO_ANSWER,
+        evidence=("alternative_resolver_reached:udp:200:192.0.2.53:53",)),
+    Row("K18 ISP resolver times out, extra resolver reached the site",
+        lambda: isp_lies("http", TIMEOUT), "dns", False, ("blocked", "dns", "timeout"),
+        "inconsistent", TIMEOUT, TIMEOUT,
+        evidence=("alternative_resolver_reached:udp:200:192.0.2.53:53",)),
+    Row("K19 ISP bogon, extra resolver reached the site",
+        lambda: isp_lies("https", answers=("10.10.34.35",), dial=TIMEOUT), "dns", False,
+        ("blocked", "dns", "bogon"), "inconsistent", TIMEOUT,
+        evidence=("alternative_resolver_reached:udp:200:192.0.2.53:53",
+                  "probe_answers:10.10.34.35")),
+    Row("K20 ISP localhost, extra resolver reached the site",
+        lambda: isp_lies("http", answers=("127.0.0.1",)), "dns", False,
+        ("blocked", "dns", "bogon"), "inconsistent",
+        evidence=("alternative_resolver_reached:udp:200:192.0.2.53:53",)),
+    Row("K21 redirect to a host the ISP NXDOMAINs, extra resolver reached it",
+        redirect_then_isp_lies, "dns", False, ("blocked", "dns", "nxdomain"), "consistent",
+        NXDOMAIN, evidence=("depth:1", "alternative_resolver_reached:udp:200:192.0.2.53:53")),
+    Row("K22 address-literal URL", literal, False, True, ("ok", None, None), None,
+        diff={"status_code_match": True, "body_length_match": True, "headers_match": True,
+              "title_match": True}),
     Row("K9 known blockpage",
         lambda: plain(http=response(200, 300, "Blocked", {},
                                     body="<p>KUZOT-LAB-BLOCKPAGE</p>", sha="lab")),
         "http-diff", False, ("blocked", "http", "blockpage"), "consistent",
         evidence=("blockpage:kuzot_lab_blockpage", "confirmed:kuzot_lab_blockpage"), cc="KG"),
+    # Blockpages on the redirect chain (R11) and blockpages no fingerprint knows (R10).
+    Row("K23 Kyrgyz ISP redirects to its blockpage (Location, OONI's ooni.kg_0)",
+        lambda: isp_redirect(HOMELINE_LOCATION, homeline_page, "homeline.kg"),
+        "http-diff", False, ("blocked", "http", "blockpage"), "consistent",
+        evidence=("blockpage:ooni.kg_0", "confirmed:ooni.kg_0",
+                  "fingerprint_in:header.location"), cc="KG"),
+    Row("K24 Kyrgyz ISP redirect whose blockpage host cannot be reached, seen from KZ",
+        lambda: isp_redirect(HOMELINE_LOCATION,
+                             lambda m: m.flow(HOMELINE, 80, depth=1, tcp=TIMEOUT), "homeline.kg"),
+        "http-failure", False, ("blocked", "http", "blockpage"), "consistent", TIMEOUT,
+        evidence=("blockpage:ooni.kg_0",), absent=("confirmed:",), cc="KZ"),
+    Row("K25 plain-HTTP redirect to a known blockpage host that serves HTTPS",
+        lambda: isp_redirect(
+            "https://block.mgts.ru/?url=azattyk.org",
+            lambda m: m.flow(HOMELINE, 443, depth=1, tls=None,
+                             http=response(200, 900, "МГТС", {}, sha="mgts")), "block.mgts.ru"),
+        # OONI's classic keys judge the final HTTPS page only; OONI's fastpath, which matches
+        # fingerprints on every response, confirms the block as Kuzot does.
+        False, True, ("blocked", "http", "blockpage"), "consistent",
+        evidence=("blockpage:ooni.ru_18",), cc="RU"),
+    Row("K26 unknown Russian blockpage",
+        lambda: plain(http=response(200, len(UNKNOWN_RU.encode()), "Уведомление", {},
+                                    body=UNKNOWN_RU, sha="ru-notice")),
+        "http-diff", False, ("blocked", "http", "blockpage"), "consistent",
+        evidence=("blockpage_phrase:доступ ограничен", "phrase_in:text"),
+        absent=("confirmed:", "blockpage:")),
+    Row("K27 unknown Russian blockpage on inconsistent DNS",
+        lambda: plain(answers=(PROXY,), http=response(200, len(UNKNOWN_RU.encode()),
+                                                      "Уведомление", {}, body=UNKNOWN_RU,
+                                                      sha="ru-notice")),
+        "dns", False, ("blocked", "dns", "blockpage"), "inconsistent",
+        evidence=("blockpage_phrase:доступ ограничен", "dns_inconsistent")),
+    Row("K28 a long page of the site that quotes blocking wording, differing from the control's",
+        lambda: plain(http=response(200, 40_000, "Новости", {},
+                                    body=news_page("Доступ ограничен"), sha="article")),
+        "http-diff", False, ("blocked", "http", "diff"), "consistent",
+        absent=("blockpage",)),
+    Row("K29 the site's own page quoting a blockpage's address (ooni.ru_5), as the control's",
+        lambda: plain(http=response(body=news_page("http://eais.rkn.gov.ru/"), sha="live")),
+        False, True, ("ok", None, None), "consistent", absent=("blockpage",), cc="RU"),
+    Row("K30 Rostelecom's blockpage address from the ISP resolver (OONI's ooni.ru_dns_1)",
+        lambda: plain(answers=(ROSTELECOM_BLOCKPAGE,), tcp=REFUSED),
+        "dns", False, ("blocked", "dns", "spoofed"), "inconsistent", REFUSED,
+        evidence=("confirmed:ooni.ru_dns_1",), cc="RU"),
+    Row("K31 the same address seen from Kyrgyzstan: not Rostelecom's blockpage there",
+        lambda: plain(answers=(ROSTELECOM_BLOCKPAGE,), tcp=REFUSED),
+        "dns", False, ("blocked", "dns", "spoofed"), "inconsistent", REFUSED,
+        absent=("confirmed:", "blockpage:"), cc="KG"),
     # An unknown notice page from a server that frames its answer as the site does. OONI's
     # header list leaves Content-Length and Connection in, so its keys see shared headers and
     # no diff; Kuzot's verdict ignores framing headers and sees the page for what it is.
@@ -477,8 +639,21 @@ ROWS = [
         False, True, ("blocked", "http", "diff"), "consistent",
         diff={"status_code_match": True, "body_length_match": False, "headers_match": True,
               "title_match": False},
-        evidence=("headers_match:False",)),
+        evidence=("uncommon_headers_shared:False",)),
 ]
+
+
+# A known blockpage from a server that frames its answer as the site does: OONI's keys see
+# shared headers and no diff (departure ``blockpage_fingerprint``).
+BLOCKPAGE_FRAMED = Row(
+    "K13 known blockpage with the site's framing headers",
+    lambda: plain(
+        http=response(200, 126, "Blocked", FRAMED_NOTICE_HEADERS,
+                      body="<p>KUZOT-LAB-BLOCKPAGE</p>", sha="lab"),
+        control_http=control_page(headers={**PAGE_HEADERS, **FRAMED_NOTICE_HEADERS})),
+    False, True, ("blocked", "http", "blockpage"), "consistent",
+    diff={"headers_match": True}, evidence=("confirmed:kuzot_lab_blockpage",), cc="KG")
+ROWS.append(BLOCKPAGE_FRAMED)
 
 
 def _down_nxdomain() -> tuple[str, dict[str, Any]]:
@@ -522,6 +697,8 @@ def test_analysis_table(row: Row) -> None:
         assert result[key] == value, (key, result)
     for fact in row.evidence:
         assert fact in got["evidence"], got
+    for prefix in row.absent:
+        assert not [e for e in got["evidence"] if e.startswith(prefix)], got
     assert 0.0 <= got["confidence"] <= 1.0
     if got["verdict"] == "inconclusive":
         assert got["confidence"] == 0.0
@@ -547,3 +724,68 @@ def test_a_failed_control_never_says_accessible_for_plain_http() -> None:
         assert result["analysis"]["verdict"] == "inconclusive" or \
             result["analysis"]["mechanism"] == "injected", row.name
         assert result["accessible"] is not True, row.name
+
+
+def test_every_row_is_in_oonis_class_or_a_documented_departure() -> None:
+    """The verdict never says ``ok`` where OONI's keys of the same measurement say blocking,
+    nor ``blocked`` where they say ``false``, except for ``analysis.DEPARTURES``."""
+    departures = set()
+    for row in ROWS:
+        url, keys = row.build()
+        result = analysis.analyze(keys, url, row.cc)
+        got = result["analysis"]
+        if analysis.disagrees(result["blocking"], got["verdict"]):
+            found = analysis.departure(result["blocking"], result["accessible"], got)
+            assert found is not None, (row.name, result["blocking"], got)
+            departures.add(found.name)
+    assert departures == {d.name for d in analysis.DEPARTURES}
+
+
+def _row(prefix: str) -> Row:
+    return next(r for r in [*ROWS] if r.name.startswith(prefix))
+
+
+@pytest.mark.parametrize("name, row", [
+    ("dns_injection", "K4 "),
+    ("trusted_interception_ca", "K3 "),
+    ("framing_headers", "K10 "),
+    ("blockpage_fingerprint", "K13 "),
+])
+def test_each_departure_explains_its_own_case(name: str, row: str) -> None:
+    case = _row(row)
+    url, keys = case.build()
+    result = analysis.analyze(keys, url, case.cc)
+    assert (result["blocking"], result["accessible"]) == (False, True)
+    assert result["analysis"]["verdict"] == "blocked"
+    found = analysis.departure(result["blocking"], result["accessible"], result["analysis"])
+    assert found is not None and found.name == name and found.reason
+
+
+def test_no_departure_excuses_an_ok_where_ooni_sees_blocking() -> None:
+    """Departures only cover ``blocked`` against OONI's ``accessible``; an ``ok`` verdict
+    against a blocking string is never documented away."""
+    ok = {"verdict": "ok", "layer": None, "mechanism": None}
+    for blocking in ("dns", "tcp_ip", "http-failure", "http-diff"):
+        assert analysis.disagrees(blocking, "ok")
+        assert analysis.departure(blocking, False, ok) is None
+    assert not analysis.disagrees(False, "down")
+    assert not analysis.disagrees("dns", "inconclusive")
+
+
+def test_every_verdict_carries_the_analysis_version() -> None:
+    for row in ROWS:
+        url, keys = row.build()
+        assert analysis.analyze(keys, url, row.cc)["analysis"]["analysis_version"] == \
+            analysis.ANALYSIS_VERSION
+
+
+def test_an_unknown_blockpage_is_less_certain_than_a_fingerprint_and_more_than_a_diff() -> None:
+    confidence = {}
+    for row in ROWS:
+        if row.name.split()[0] in ("K9", "K23", "K26", "K28", "19"):
+            url, keys = row.build()
+            confidence[row.name.split()[0]] = analysis.analyze(keys, url, row.cc)[
+                "analysis"]["confidence"]
+    assert confidence["K9"] == confidence["K23"] == 0.95
+    assert confidence["K28"] == confidence["19"] == 0.5
+    assert confidence["K9"] > confidence["K26"] > confidence["K28"]

@@ -70,7 +70,7 @@ async def test_connect_to_a_closed_port_is_refused_at_connect() -> None:
     record, stream = await tcp.connect("127.0.0.1", port, Trace(), 1.0)
     assert stream is None
     assert record["status"] == {"success": False, "failure": failures.CONNECTION_REFUSED,
-                                "operation": failures.OP_CONNECT, "blocked": None}
+                                "x_operation": failures.OP_CONNECT, "blocked": None}
 
 
 async def test_a_body_cut_short_is_eof_while_reading() -> None:
@@ -88,7 +88,7 @@ async def test_a_body_cut_short_is_eof_while_reading() -> None:
     record = await netx_http.get(stream, f"http://x:{port}/", "x", "/", trace, 2.0)
     await tcp.close(stream)
     server.close()
-    assert (record["failure"], record["operation"]) == (failures.EOF_ERROR, failures.OP_READ)
+    assert (record["failure"], record["x_operation"]) == (failures.EOF_ERROR, failures.OP_READ)
 
 
 @pytest.mark.parametrize(("behaviour", "failure"), [
@@ -105,5 +105,5 @@ async def test_tls_after_the_client_hello(behaviour: str, failure: str) -> None:
                                                  tls.client_context())
         await tcp.close(stream)
     assert tls_stream is None
-    assert (record["failure"], record["operation"]) == (failure, failures.OP_TLS_HANDSHAKE)
+    assert (record["failure"], record["x_operation"]) == (failure, failures.OP_TLS_HANDSHAKE)
     assert record["peer_certificates"] == []

@@ -79,6 +79,14 @@ def test_interactive_consent_and_answers_write_a_loadable_config(tmp_path: Path)
     assert "kz_typed-token-456" not in path.read_text()
     # Only this country's and the global lists, copied next to the config.
     assert {t.cc for t in config.targets} <= {"KZ", "*"} and config.targets
+    # The country's whole list (Citizen Lab's entries once a day) and only the curated part
+    # of the global one: the full global list would blow the volunteer's data budget.
+    assert (tmp_path / "etc" / "targets" / "kz.csv").is_file()
+    assert not (tmp_path / "etc" / "targets" / "global.csv").exists()
+    imported = [t for t in config.targets if (t.source or "").startswith("citizenlab/")]
+    assert len(imported) > 500 and {t.cc for t in imported} == {"KZ"}
+    assert {t.interval for t in imported} == {86400.0}
+    assert len(config.targets) - len(imported) < 50
     # The platform endpoint lists too, so platform checks run (and can be edited locally).
     assert config.platforms.file == str(tmp_path / "etc" / "platforms.yaml")
     assert config.platforms.interval == 1800.0 and config.censor_trace.enabled

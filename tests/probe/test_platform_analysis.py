@@ -16,7 +16,7 @@ def query(*answers: str, failure: str | None = None, late: list[str] | None = No
     record: Record = {"engine": "getaddrinfo", "hostname": "e1.whatsapp.net",
                       "answers": [{"ipv4": a} for a in answers], "failure": failure}
     if late is not None:
-        record["late_answers"] = [{"answers": [{"ipv4": a} for a in late],
+        record["x_late_answers"] = [{"answers": [{"ipv4": a} for a in late],
                                    "identical": False}]
     return record
 

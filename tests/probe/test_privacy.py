@@ -213,10 +213,10 @@ async def test_no_byte_on_disk_or_at_the_collector_carries_the_probe_address(
     plain = measurements[targets[0]["url"]]["test_keys"]["requests"][0]["response"]
     assert plain["headers"]["X-Client-Address"] == SCRUBBED
     assert plain["headers"]["X-Client-V6"] == SCRUBBED
-    assert plain["title"] == f"Your address is {SCRUBBED}"
-    assert f"You are {SCRUBBED}.dsl.example.kg, IPv6 {SCRUBBED}." in plain["body_sample"]
+    assert plain["x_title"] == f"Your address is {SCRUBBED}"
+    assert f"You are {SCRUBBED}.dsl.example.kg, IPv6 {SCRUBBED}." in plain["body"]
     # Everything that is not the probe's stays: the stranger, the sites' addresses.
-    assert STRANGER in plain["body_sample"] and STRANGER in plain["headers"]["Via"]
+    assert STRANGER in plain["body"] and STRANGER in plain["headers"]["Via"]
     secure = measurements[targets[1]["url"]]["test_keys"]
     handshake = secure["tls_handshakes"][0]
     described = handshake["x_certificates"][0]

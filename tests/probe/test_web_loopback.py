@@ -131,7 +131,7 @@ async def test_dns_failures_are_blocking_when_the_control_resolves(
     async with serve_app(page_app(), host=SITE_IP, port=network.port):
         keys = await network.measure(f"http://{DOMAIN}:{network.port}/")
     query = system_query(keys)
-    assert (query["failure"], query["operation"]) == (failure, failures.OP_RESOLVE)
+    assert (query["failure"], query["x_operation"]) == (failure, failures.OP_RESOLVE)
     assert verdict(keys) == ("blocked", "dns", mechanism)
     assert ooni(keys) == ("dns", False)
     assert keys["dns_consistency"] == "inconsistent"
@@ -145,8 +145,8 @@ async def test_servfail_and_silence_through_a_udp_resolver(network: Network) -> 
         keys = await network.measure(f"http://{DOMAIN}:{network.port}/",
                                      udp_resolvers=(f"127.0.0.1:{network.isp_port}",))
     udp = {q["query_type"]: q for q in keys["queries"] if q["engine"] == "udp"}
-    assert (udp["A"]["failure"], udp["A"]["rcode"]) == (failures.DNS_SERVFAIL, "SERVFAIL")
-    assert udp["A"]["operation"] == failures.OP_DNS_ROUND_TRIP
+    assert (udp["A"]["failure"], udp["A"]["rcode"]) == (failures.DNS_SERVFAIL, 2)
+    assert udp["A"]["x_operation"] == failures.OP_DNS_ROUND_TRIP
     assert udp["AAAA"]["failure"] == failures.TIMEOUT
     assert verdict(keys)[0:2] == ("blocked", "dns")
 
@@ -155,7 +155,7 @@ async def test_a_bogon_answer_is_flagged_and_blocking(network: Network) -> None:
     network.isp[(DOMAIN, "A")] = [(NOERROR, [BOGON_IP])]
     async with serve_app(page_app(), host=SITE_IP, port=network.port):
         keys = await network.measure(f"http://{DOMAIN}:{network.port}/")
-    assert system_query(keys)["answers"][0]["bogon"] is True
+    assert system_query(keys)["answers"][0]["x_bogon"] is True
     assert BOGON_IP in keys["x_bogon_answers"]
     assert keys["tcp_connect"][0]["status"]["failure"] == failures.CONNECTION_REFUSED
     assert verdict(keys) == ("blocked", "dns", "bogon")
@@ -169,8 +169,8 @@ async def test_two_different_answers_to_one_query_are_injection(network: Network
                                      udp_resolvers=(f"127.0.0.1:{network.isp_port}",))
     udp = next(q for q in keys["queries"] if q["engine"] == "udp" and q["query_type"] == "A")
     assert [a["ipv4"] for a in udp["answers"]] == [SPOOF_IP]
-    assert [a["ipv4"] for a in udp["late_answers"][0]["answers"]] == [SITE_IP]
-    assert udp["late_answers"][0]["identical"] is False
+    assert [a["ipv4"] for a in udp["x_late_answers"][0]["answers"]] == [SITE_IP]
+    assert udp["x_late_answers"][0]["identical"] is False
     assert verdict(keys) == ("blocked", "dns", "injected")
 
 
@@ -206,7 +206,7 @@ async def test_doh_answers_are_recorded(network: Network, ca: trustme.CA) -> Non
 async def test_refused_everywhere_is_down(network: Network) -> None:
     keys = await network.measure(f"http://{DOMAIN}:{network.port}/")
     connect = keys["tcp_connect"][0]["status"]
-    assert (connect["failure"], connect["operation"]) == (failures.CONNECTION_REFUSED,
+    assert (connect["failure"], connect["x_operation"]) == (failures.CONNECTION_REFUSED,
                                                           failures.OP_CONNECT)
     assert verdict(keys) == ("down", "tcp", "refused")
     assert ooni(keys) == (False, False)
@@ -236,7 +236,7 @@ async def test_tls_interference_after_the_client_hello(
             middlebox(network.port, behaviour):
         keys = await network.measure(f"https://{DOMAIN}:{network.port}/", tls_timeout=0.5)
     handshake = keys["tls_handshakes"][0]
-    assert (handshake["failure"], handshake["operation"]) == (failure,
+    assert (handshake["failure"], handshake["x_operation"]) == (failure,
                                                               failures.OP_TLS_HANDSHAKE)
     assert keys["tcp_connect"][0]["status"]["success"] is True
     assert verdict(keys) == ("blocked", "tls", mechanism)
@@ -287,7 +287,7 @@ async def test_a_good_handshake_records_version_cipher_alpn_and_chain(
     async with serve_app(page_app(), tls_context(ca), host=SITE_IP, port=network.port):
         keys = await network.measure(f"https://{DOMAIN}:{network.port}/")
     handshake = keys["tls_handshakes"][0]
-    assert handshake["failure"] is None and handshake["operation"] is None
+    assert handshake["failure"] is None and handshake["x_operation"] is None
     assert handshake["tls_version"] in ("TLSv1.2", "TLSv1.3")
     assert handshake["cipher_suite"]
     assert handshake["negotiated_protocol"] == "http/1.1"
@@ -307,7 +307,7 @@ async def test_http_reset_after_the_host_header(network: Network) -> None:
             middlebox(network.port, "reset"):
         keys = await network.measure(f"http://{DOMAIN}:{network.port}/")
     request = keys["requests"][0]
-    assert (request["failure"], request["operation"]) == (failures.CONNECTION_RESET,
+    assert (request["failure"], request["x_operation"]) == (failures.CONNECTION_RESET,
                                                           failures.OP_HTTP_ROUND_TRIP)
     assert verdict(keys) == ("blocked", "http", "reset")
     assert ooni(keys) == ("http-failure", False)

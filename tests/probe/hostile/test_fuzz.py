@@ -59,7 +59,7 @@ def _check(record: dict[str, Any], limits: http.Limits) -> None:
         return
     response = record["response"]
     assert 100 <= response["code"] <= 999
-    assert response["body_length"] <= limits.body_snapshot
+    assert response["x_body_length"] <= limits.body_snapshot
     assert len(response["headers_list"]) <= limits.recorded_headers + 1  # + Location
     for name, value in response["headers_list"]:
         cap = (limits.location_length + 1 if name.lower() == "location"
@@ -110,7 +110,7 @@ def test_a_well_formed_response_is_recorded_whole() -> None:
     record = _get(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX-A: b\r\n\r\nhello", SMALL)
     assert record["failure"] is None
     assert record["response"]["headers_list"] == [["Content-Length", "5"], ["X-A", "b"]]
-    assert record["response"]["body_length"] == 5
+    assert record["response"]["x_body_length"] == 5
     assert record["response"]["body_is_truncated"] is False
 
 
@@ -172,7 +172,7 @@ def test_header_lines_are_counted_per_head_and_never_in_the_body() -> None:
     body = b"line\n" * 5000
     record = _get(b"HTTP/1.1 100 Continue\r\nA: b\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: %d"
                   b"\r\n\r\n" % len(body) + body, limits)
-    assert record["failure"] is None and record["response"]["body_length"] == len(body)
+    assert record["failure"] is None and record["response"]["x_body_length"] == len(body)
     record = _get(b"HTTP/1.1 200 OK\n" + b"".join(b"X-%d: v\n" % i for i in range(10))
                   + b"\n" + body, limits)
-    assert record["failure"] is None and record["response"]["body_length"] == len(body)
+    assert record["failure"] is None and record["response"]["x_body_length"] == len(body)

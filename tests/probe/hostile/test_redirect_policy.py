@@ -37,4 +37,4 @@ def test_redirects_from_a_public_site_never_reach_the_volunteers_network() -> No
         assert SECRET.decode() not in result["stdout"], case
     public = json.loads(results["public"]["stdout"])["test_keys"]["requests"]
     assert [r["failure"] for r in public] == [None, None]
-    assert public[0]["response"]["title"] == SECRET.decode()
+    assert public[0]["response"]["x_title"] == SECRET.decode()

@@ -95,7 +95,7 @@ async def test_ab_endpoint_serves_one_object_for_any_sni(tmp_path: Path) -> None
             assert handshake["x_certificates"][0]["sha256"] == endpoint.certificate_sha256
             request = flow["request"]
             assert isinstance(request, dict)
-            assert request["response"]["body_sha256"] == expected
+            assert request["response"]["x_body_sha256"] == expected
 
 
 async def test_ab_endpoint_uses_a_configured_certificate(tmp_path: Path,
@@ -168,7 +168,7 @@ async def test_byte_cap_ends_a_fast_transfer(ca: trustme.CA, ca_file: str) -> No
     assert flow["failure"] is None
     request = flow["request"]
     assert isinstance(request, dict)
-    assert request["response"]["body_length"] == 256 * 1024
+    assert request["response"]["x_body_length"] == 256 * 1024
     assert request["response"]["body_is_truncated"] is True
 
 
@@ -221,7 +221,7 @@ async def test_ab_flows_cost_exactly_the_measured_bytes(tmp_path: Path) -> None:
     assert len(ab_flows) == 4
     for flow in ab_flows:
         response = flow["request"]["response"]
-        assert response["body_length"] == 64 * 1024
+        assert response["x_body_length"] == 64 * 1024
         assert response["body_is_truncated"] is False
         # The kernel's count: the object, the response headers and the TLS overhead.
         assert 64 * 1024 < flow["samples"][-1][1] < 72 * 1024
