@@ -52,6 +52,9 @@ MAX_REDIRECTS = 10
 # JSON bytes of all response bodies of one measurement: half the collector's default limit
 # for a whole measurement (2 MiB), which leaves room for certificates and everything else.
 MAX_BODIES = 1 << 20
+# JSON bytes of all response headers of one measurement (each response's are capped already,
+# probe.netx.http.Limits): eleven hops of the largest leave room for the bodies above.
+MAX_HEADERS = 256 * 1024
 REDIRECT_CODES = frozenset({301, 302, 303, 307, 308})
 # A longer Location is refused (http_invalid_redirect_location): the URL is recorded twice per
 # hop, and eleven hops of it must stay well inside the collector's 2 MiB document limit.
@@ -398,6 +401,28 @@ def bound_bodies(requests: list[Record], budget: int = MAX_BODIES) -> None:
         budget = max(0, budget - size)
 
 
+def bound_headers(requests: list[Record], budget: int = MAX_HEADERS) -> None:
+    """Cut the recorded response headers of ``requests`` to ``budget`` bytes of JSON in all:
+    the final page first, then the earlier hops. A response over what is left keeps its header
+    names with empty values, or none at all; ``x_headers_truncated`` counts the lines cut."""
+    for request in requests:
+        response = request.get("response")
+        if not response or not response.get("headers_list"):
+            continue
+        lines = response["headers_list"]
+        size = len(json.dumps([response["headers"], lines], ensure_ascii=False).encode())
+        if size > budget:
+            cut = [[name, ""] for name, _value in lines]
+            size = len(json.dumps(cut, ensure_ascii=False).encode()) * 2
+            if size > budget:
+                cut, size = [], 0
+            response["x_headers_truncated"] = response.get("x_headers_truncated", 0) + sum(
+                1 for line in lines if line[1] or not cut)
+            response["headers_list"] = cut
+            response["headers"] = {name: value for name, value in cut}
+        budget = max(0, budget - size)
+
+
 def add_answer_asns(queries: list[Record], control: Record | None) -> None:
     """OONI's ``answers[].asn`` where it is known: the control's ``ip_info`` names the ASN of
     each address it looked up (the probe carries no ASN database of its own)."""
@@ -452,6 +477,7 @@ async def measure(
         control_view, control_failure = await control_task
     add_answer_asns(state.queries, control_view)
     bound_bodies(state.requests)
+    bound_headers(state.requests)
 
     keys: Record = {
         "queries": state.queries,

@@ -76,7 +76,8 @@ class Limits:
     lands in the measurement: at most 100 header lines, each value cut at 2 KiB, 16 KiB in all.
     ``Location`` is the exception, since redirects are followed from the record: it is always
     kept, cut at ``location_length`` + 1 characters, so that a longer one is still seen as too
-    long (and refused) rather than followed cut short.
+    long (and refused) rather than followed cut short. 8 KiB: nginx refuses a longer request
+    line by default (414), so a longer redirect could not be fetched from most servers anyway.
     """
 
     header_bytes: int = 256 * 1024
@@ -87,7 +88,7 @@ class Limits:
     recorded_headers: int = 100
     recorded_value_length: int = 2048
     recorded_header_bytes: int = 16 * 1024
-    location_length: int = 16 * 1024
+    location_length: int = 8 * 1024
 
 
 DEFAULT_LIMITS = Limits()

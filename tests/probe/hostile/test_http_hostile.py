@@ -70,12 +70,14 @@ async def test_headers_under_the_limits_are_recorded_capped() -> None:
 
 
 async def test_a_redirect_loop_with_the_largest_recordable_hops_fits_the_collector() -> None:
-    """Eleven hops, each with the longest Location followed and 200 KB of non-ASCII headers
-    (two bytes each in UTF-8): what is recorded stays under the collector's 2 MiB."""
+    """Eleven hops, each with the longest Location followed, 200 KB of non-ASCII headers (two
+    bytes each in UTF-8) and a 512 KiB body that doubles in JSON: what is recorded stays under
+    the collector's 2 MiB."""
     headers = b"".join(b"X-%d: " % i + b"\xff" * 2000 + b"\r\n" for i in range(100))
-    location = b"/" + b"p" * (16 * 1024 - 40)
+    location = b"/" + b"\xff" * (8 * 1024 - 40)
+    body = b'"\\' * (256 * 1024)
     response = (b"HTTP/1.1 302 Found\r\n" + headers + b"Location: " + location
-                + b"\r\nContent-Length: 0\r\n\r\n")
+                + b"\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
     async with servers.serve(servers.fixed(response)) as served:
         checked = await run_check(served.url())
     assert_bounded(checked)
@@ -83,3 +85,4 @@ async def test_a_redirect_loop_with_the_largest_recordable_hops_fits_the_collect
     assert len(requests) == 11
     assert requests[0]["failure"] == failures.TOO_MANY_REDIRECTS
     assert all(r["response"]["x_headers_truncated"] > 0 for r in requests)
+    assert requests[1]["response"]["body_is_truncated"] is True  # the bodies' own budget
