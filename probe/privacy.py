@@ -5,7 +5,7 @@ learns its addresses from two sources: the machine's own interfaces (on a VPS or
 network the public address is right there) and the address the collector saw the heartbeat
 come from (``observed_address`` in the heartbeat answer: the address behind home NAT). Every
 measurement is scrubbed before it is written to the spool and again before each upload, in
-any spelling (``probe.scrub.scrub_matching``).
+any spelling (``probe.scrub``, the matcher the collector uses too).
 
 Nothing here stores an address in clear: the book keeps HMAC-SHA256 digests under a random
 per-install key, so the spool file says "this probe had some address" without saying which.
@@ -29,7 +29,7 @@ from typing import Any
 
 from cryptography import x509
 
-from probe.scrub import SCRUBBED, IPAddress, scrub_matching
+from probe.scrub import SCRUBBED, IPAddress, scrub_document, scrub_matching
 
 # Addresses that identify nobody: loopback, link-local, private ranges, unspecified. Anything
 # else seen on an interface (including carrier-grade NAT space, which the ISP can map to a
@@ -122,8 +122,9 @@ class AddressBook:
         return any(self.scrub(t) != t for t in texts)
 
     def scrub_measurement(self, text: str) -> str:
-        """A serialized measurement with our addresses removed, also from inside base64
-        certificates, where plain text replacement cannot see.
+        """A serialized measurement with our addresses removed, from every string of the
+        document and also from inside base64 certificates, where plain text replacement
+        cannot see. Unchanged text is returned as it was.
 
         DER cannot be edited without breaking it, so a certificate that names us is replaced
         whole by ``[scrubbed]``, and so is its SHA-256 in ``x_certificates``: internet-wide
@@ -132,11 +133,15 @@ class AddressBook:
         """
         if not self._digests:
             return text
-        if '"peer_certificates"' in text:
+        try:
             measurement = json.loads(text)
-            if _scrub_certificates(measurement, self):
-                text = json.dumps(measurement, ensure_ascii=False, separators=(",", ":"))
-        return self.scrub(text)
+        except ValueError:
+            return self.scrub(text)  # not a document (never written by the probe)
+        changed = '"peer_certificates"' in text and _scrub_certificates(measurement, self)
+        measurement, scrubbed = scrub_document(measurement, self.is_own)
+        if not (changed or scrubbed):
+            return text
+        return json.dumps(measurement, ensure_ascii=False, separators=(",", ":"))
 
 
 def _scrub_certificates(value: Any, book: AddressBook) -> bool:
