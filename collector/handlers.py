@@ -98,7 +98,13 @@ async def authenticate(request: web.Request) -> str | None:
             return None
         raise _error(web.HTTPUnauthorized, "missing bearer token",
                      {"WWW-Authenticate": "Bearer"})
-    found = await request.app[store_key].probe_for_token(token_hash(header[7:].strip()))
+    token = header[7:].strip()
+    # Tokens are printable ASCII (collector.tokens); other bytes arrive from aiohttp as
+    # surrogate escapes that cannot even be hashed.
+    if not token or not token.isascii() or not token.isprintable():
+        raise _error(web.HTTPUnauthorized, "malformed bearer token",
+                     {"WWW-Authenticate": 'Bearer error="invalid_token"'})
+    found = await request.app[store_key].probe_for_token(token_hash(token))
     if found is None:
         raise _error(web.HTTPForbidden, "unknown token")
     probe_id, revoked = found
