@@ -33,6 +33,8 @@ CREATE TABLE IF NOT EXISTS spool (
     size INTEGER NOT NULL,
     body TEXT NOT NULL
 );
+-- count(*) and sum(size) read from this index alone: the spool's depth is counted, not kept.
+CREATE INDEX IF NOT EXISTS spool_size ON spool (size);
 CREATE TABLE IF NOT EXISTS quarantine (
     uid TEXT PRIMARY KEY,
     reason TEXT NOT NULL,
