@@ -311,10 +311,11 @@ def main(argv: list[str] | None = None) -> int:
             return onboarding.run_init(args, sys.stdin, sys.stdout, sys.stderr)
         if args.command == "run":
             from probe.daemon import ConsentMissing, run_daemon
+            from probe.localdb import SpoolLocked
 
             try:
                 return asyncio.run(run_daemon(args.config, once=args.once))
-            except ConsentMissing as exc:
+            except (ConsentMissing, SpoolLocked) as exc:
                 print(f"error: {exc}", file=sys.stderr)
                 return BAD_INPUT
         if args.command == "status":
