@@ -99,8 +99,9 @@ def _filters(params: dict[str, str]) -> Filters:
             raise BadQuery("test_name: 2-30 characters of [a-z0-9_]")
         values["test_name"] = params["test_name"]
     if "input" in params:
-        if not 0 < len(params["input"]) <= 2048:
-            raise BadQuery("input: 1-2048 characters")
+        # PostgreSQL refuses NUL in text.
+        if not 0 < len(params["input"]) <= 2048 or "\x00" in params["input"]:
+            raise BadQuery("input: 1-2048 characters, no NUL")
         values["input"] = params["input"]
     if "domain" in params:
         if not _DOMAIN.fullmatch(params["domain"]):
