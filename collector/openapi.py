@@ -142,6 +142,8 @@ def _schemas() -> dict[str, Any]:
                 "input": _NULLABLE_STR,
                 "probe_ip": {"description": "Ignored: stored as 127.0.0.1 whatever was "
                              "sent."},
+                "annotations": {"type": "object", "description": "Stored with probe_id set "
+                                "to the bearer token's probe id, whatever was sent."},
                 "test_keys": {"type": "object", "properties": {"analysis": analysis}},
             },
         },
