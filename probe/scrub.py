@@ -39,14 +39,22 @@ _V6_PERCENT = re.compile(
     r"(?![0-9A-Fa-f])")
 # 3. IPv6 inside a DNS label with dashes for colons ("host-2001-db8-42-1--7.isp.example",
 #    "--ffff-cb00-7107"): every window of the label's dash-separated parts is tried.
-_LABEL = re.compile(r"[0-9A-Za-z]*(?:-[0-9A-Za-z]*){2,}")
+_LABEL = re.compile(r"(?<![0-9A-Za-z-])[0-9A-Za-z]*(?:-[0-9A-Za-z]*){2,}")
 # 4. ip6.arpa names: 16 to 32 nibbles, least significant first ("7.0.0.0. ... .8.b.d.0.1.0.0.2").
 _NIBBLES = re.compile(r"(?<![0-9A-Za-z])(?:[0-9A-Fa-f]\.){15,}[0-9A-Fa-f](?![0-9A-Za-z])")
 # 5. IPv4 as a run of numbers joined by dots, dashes or underscores: plain, zero-padded
 #    ("203.000.113.007"), in a host name ("203-0-113-7.example.net", "ns1.203.0.113.7"),
 #    reversed ("7.113.0.203.in-addr.arpa"). Every window of four numbers is tried, both ways.
-_RUN = re.compile(r"(?<![0-9])[0-9]{1,3}(?P<sep>[._-])[0-9]{1,3}(?:(?P=sep)[0-9]{1,3}){2,}"
-                  r"(?![0-9])")
+#    (No lookbehind in front: a pattern that starts with a character class lets the regex
+#    engine skip to the next digit in C; a run glued to a longer number is cut in _run.)
+_RUN = re.compile(r"[0-9]{1,3}(?P<sep>[._-])[0-9]{1,3}(?:(?P=sep)[0-9]{1,3}){2,}(?![0-9])")
+# Necessary conditions for passes 1, 3, 4 and 5, each starting with a literal or a class so
+# that it is a fast scan: most strings of a measurement (keys, words, URLs, times, a page's
+# text) hold nothing that could spell an address, and the full patterns are slow to scan.
+_SIX_COLONS = re.compile(r":[0-9A-Fa-f]{1,4}(?::[0-9A-Fa-f]{1,4}){4}:")
+_SEVEN_DASHES = re.compile(r"-[0-9A-Fa-f]{1,4}(?:-[0-9A-Fa-f]{1,4}){5}-")
+_FOUR_NIBBLES = re.compile(r"\.[0-9A-Fa-f]\.[0-9A-Fa-f]\.[0-9A-Fa-f]\.[0-9A-Fa-f]\.")
+_THREE_NUMBERS = re.compile(r"[0-9][._-][0-9]{1,3}[._-][0-9]")
 _GROUP = re.compile(r"[0-9A-Fa-f]{0,4}")
 _DOTTED_TAIL = re.compile(r"(?P<head>.*:)(?P<tail>[0-9]{1,3}(?:\.[0-9]{1,3}){3})")
 _NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
@@ -90,7 +98,16 @@ def _ipv6_spellings(address: ipaddress.IPv6Address) -> list[IPAddress]:
     return found
 
 
+def _could_be_ipv6(text: str) -> bool:
+    """A cheap necessary condition, so that most candidates (times such as 12:30:45) never
+    reach the parser: eight groups, or seven and an IPv4 tail, or a "::"."""
+    colons = text.split("%", 1)[0].count(":")
+    return colons == 7 or "::" in text or (colons == 6 and "." in text)
+
+
 def _own_ipv6(text: str, is_own: Predicate) -> bool:
+    if not _could_be_ipv6(text):
+        return False
     address = _parse_ipv6(text)
     return address is not None and any(is_own(a) for a in _ipv6_spellings(address))
 
@@ -157,16 +174,34 @@ def scrub_matching(text: str, is_own: Predicate) -> str:
     Every other address stays: the addresses of measured sites and resolvers are the
     measurement, only the probe's own addresses must go.
     """
-    text = _V6.sub(lambda m: SCRUBBED if _own_ipv6(m.group(0), is_own) else m.group(0), text)
+    # Each pass runs only where a valid address could be: IPv6 needs "::" or six colons
+    # in a row of groups, a dashed one "--" or seven dashes, and so on.
+    if "::" in text or _SIX_COLONS.search(text):
+        text = _V6.sub(lambda m: SCRUBBED if _own_ipv6(m.group(0), is_own) else m.group(0),
+                       text)
     if "%3" in text:
         text = _V6_PERCENT.sub(
             lambda m: SCRUBBED if _own_ipv6(re.sub("%3[Aa]", ":", m.group(0)), is_own)
             else m.group(0), text)
-    if "-" in text:
+    if "--" in text or _SEVEN_DASHES.search(text):
         text = _LABEL.sub(lambda m: _scrub_label(m.group(0), is_own), text)
-    text = _NIBBLES.sub(lambda m: _scrub_nibbles(m.group(0), is_own), text)
-    return _RUN.sub(lambda m: _scrub_run(m.group(0).split(m.group("sep")), m.group("sep"),
-                                         is_own), text)
+    if _FOUR_NIBBLES.search(text):
+        text = _NIBBLES.sub(lambda m: _scrub_nibbles(m.group(0), is_own), text)
+    if _THREE_NUMBERS.search(text):
+        text = _RUN.sub(lambda m: _run(m, is_own), text)
+    return text
+
+
+def _run(match: re.Match[str], is_own: Predicate) -> str:
+    sep = match.group("sep")
+    parts = match.group(0).split(sep)
+    start = match.start()
+    if start and match.string[start - 1] in "0123456789":
+        # The match began inside a longer number: its first part is not an octet.
+        if len(parts) < 5:
+            return match.group(0)
+        return parts[0] + sep + _scrub_run(parts[1:], sep, is_own)
+    return _scrub_run(parts, sep, is_own)
 
 
 def _every(address: IPAddress) -> bool:
@@ -207,11 +242,16 @@ def scrub_document(value: Any, is_own: Predicate) -> tuple[Any, bool]:
     digits, and a replacement could cut a ``\\u0000`` escape in two.
     """
     changed = False
+    # Keys and values repeat within a measurement (every query's "t0", an address in the
+    # DNS answer, the TCP connect and the network events): each distinct string once.
+    seen: dict[str, str] = {}
 
     def walk(item: Any) -> Any:
         nonlocal changed
         if isinstance(item, str):
-            out = scrub_matching(item, is_own)
+            out = seen.get(item)
+            if out is None:
+                out = seen[item] = scrub_matching(item, is_own)
             if out != item:
                 changed = True
             return out

@@ -127,7 +127,9 @@ def test_the_probe_scrubs_every_spelling_of_its_own_address(
         case: tuple[str, str, str]) -> None:
     own, text, stranger = case
     book = AddressBook(b"k" * 32)
-    book.learn(own)
+    assume(book.learn(own))  # loopback is never learned: it is the format's placeholder
+    # The book also scrubs its IPv6 /64 (privacy addresses change, the prefix stays).
+    assume(ipaddress.ip_address(own).packed[:8] != ipaddress.ip_address(stranger).packed[:8])
     scrubbed = book.scrub(f"{text} and {stranger}")
     assert SCRUBBED in scrubbed.split(" and ")[0], (text, scrubbed)
     assert scrubbed.endswith(f" and {stranger}")
