@@ -129,18 +129,29 @@ def _replace_windows(parts: list[str], sep: str, hits: list[bool]) -> str:
 
 def _scrub_run(parts: list[str], sep: str, is_own: Predicate) -> str:
     """Scrub each window of four numbers that is an own address, forwards or reversed."""
+    single = is_own if isinstance(is_own, _SameAddress) else None
+    if single is not None and single.ipv4 is None:
+        return sep.join(parts)  # one IPv6 address: no run of numbers can be it
+    numbers = [int(p) for p in parts]
     hits = [False] * len(parts)
     for start in range(len(parts) - 3):
-        window = parts[start:start + 4]
-        for candidate in (window, window[::-1]):
-            address = _ipv4_from_parts(candidate)
-            if address is not None and is_own(address):
+        window = numbers[start:start + 4]
+        if max(window) > 255:
+            continue
+        for a, b, c, d in (window, window[::-1]):
+            value = a << 24 | b << 16 | c << 8 | d
+            # One known address (the collector's case) is compared as a number, without
+            # building an address object for each candidate.
+            if (value == single.ipv4 if single is not None
+                    else is_own(ipaddress.IPv4Address(value))):
                 hits[start:start + 4] = [True] * 4
     return _replace_windows(parts, sep, hits)
 
 
 def _scrub_label(label: str, is_own: Predicate) -> str:
     """Scrub each window of dash-separated hex groups that spells an own IPv6 address."""
+    if "--" not in label and label.count("-") < 7:
+        return label  # neither "::" nor eight groups: no IPv6 address (dates, words)
     parts = label.split("-")
     hexes = [_GROUP.fullmatch(p) is not None for p in parts]
     if sum(hexes) < 3:
@@ -217,7 +228,21 @@ def same_address(address: str) -> Predicate | None:
         return None
     if isinstance(target, ipaddress.IPv6Address) and target.ipv4_mapped is not None:
         target = target.ipv4_mapped
-    return lambda found: found == target
+    return _SameAddress(target)
+
+
+class _SameAddress:
+    """The predicate of ``same_address``: equality with one address, whose number
+    ``_scrub_run`` can compare directly."""
+
+    __slots__ = ("target", "ipv4")
+
+    def __init__(self, target: IPAddress) -> None:
+        self.target = target
+        self.ipv4 = int(target) if target.version == 4 else None
+
+    def __call__(self, found: IPAddress) -> bool:
+        return found == self.target
 
 
 def scrub_ips(text: str) -> str:
