@@ -411,3 +411,21 @@ async def test_a_slow_body_after_a_prompt_head_is_not_cut_off(
     finally:
         writer.close()
     assert answer.startswith(b"HTTP/1.1 200 "), answer[:200]
+
+
+async def test_pipelined_requests_are_all_answered(
+        collector: tuple[CollectorProcess, str]) -> None:
+    """The deadline guard passes bytes through untouched: three requests in one write get
+    three answers, and the connection then stays open as keep-alive allows."""
+    process, _ = collector
+    reader, writer = await asyncio.open_connection("127.0.0.1", process.port)
+    try:
+        writer.write(b"GET /healthz HTTP/1.1\r\nHost: kuzot\r\n\r\n" * 3)
+        answers = b""
+        while answers.count(b'{"ok": true}') < 3:
+            chunk = await asyncio.wait_for(reader.read(65536), 10)
+            assert chunk, answers
+            answers += chunk
+    finally:
+        writer.close()
+    assert answers.count(b"HTTP/1.1 200 OK") == 3
