@@ -1,13 +1,14 @@
 """The listening server: the application behind a deadline for each request head.
 
 A client that opens a connection and sends its request line and headers slowly (slowloris)
-holds a connection and a parser for as long as it likes: aiohttp's keep-alive timer does not
-cover a request that has begun to arrive, and before aiohttp 3.14.5 not even a connection that
-never sends a byte. The collector faces the Internet, so each connection here gets a deadline:
-the head of a request must be complete ``header_timeout`` seconds after the connection opens,
-or after the first byte that follows the previous request. A late client is answered
-``408 Request Timeout`` and disconnected. Bodies are not under this deadline: a probe on a
-throttled link may take long to upload a batch, and the body size is bounded anyway.
+holds a connection and a parser for as long as it likes: aiohttp's keep-alive timer is meant
+for idle connections, and in older aiohttp releases does not even start before a first request
+has arrived. The collector faces the Internet, so each connection here gets a deadline of its
+own, whatever the aiohttp version: the head of a request must be complete ``header_timeout``
+seconds after the connection opens, or after the first byte that follows the previous
+request. A late client is answered ``408 Request Timeout`` and disconnected. Bodies are not
+under this deadline: a probe on a throttled link may take long to upload a batch, and the
+body size is bounded anyway.
 
 How: every protocol the server creates is wrapped in a ``_Guard`` that arms a timer when the
 connection opens and when data arrives between requests; the outermost middleware disarms
