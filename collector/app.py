@@ -36,6 +36,7 @@ from collector.notify import Notifier
 from collector.pipeline import pipeline_ctx
 from collector.ratelimit import RateLimiter
 from collector.routes import setup_routes
+from collector.security import setup_security_headers
 from collector.sni_ab import sni_ab_context
 from collector.store import open_store
 from collector.target_lists import served_lists, served_lists_key
@@ -96,4 +97,5 @@ def create_app(config: CollectorConfig) -> web.Application:
     app.cleanup_ctx.append(sni_ab_context)
     app.cleanup_ctx.append(pipeline_ctx)
     setup_routes(app)
+    setup_security_headers(app)
     return app

@@ -8,11 +8,10 @@ import dataclasses
 import sys
 from datetime import UTC, datetime
 
-from aiohttp import web
-
 from collector import config as collector_config
 from collector.app import create_app
 from collector.geoip import GeoIP
+from collector.server import serve
 from collector.store import StoreUnavailable, open_store
 from collector.tokens import new_token, token_hash, valid_probe_id
 from probe.typed_config import ConfigError, is_host_port
@@ -112,6 +111,6 @@ def main(argv: list[str] | None = None) -> int:
     print(f"kuzot collector on http://{config.listen}/ (metrics at /metrics), "
           f"database {config.database}", flush=True)
     # The access log format leaves out the client address (%a): it is never recorded.
-    web.run_app(create_app(config), host=config.host, port=config.port, print=None,
-                handle_signals=True, access_log_format=ACCESS_LOG_FORMAT)
+    asyncio.run(serve(create_app(config), config.host, config.port,
+                      config.limits.header_timeout, ACCESS_LOG_FORMAT))
     return 0

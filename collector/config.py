@@ -61,6 +61,8 @@ class Limits:
     retention: float = duration_field(400 * 86400.0, positive)
     future_skew: float = duration_field(3600.0, positive)
     max_heartbeat_bytes: int = checked(16 * 1024, positive)
+    # A request's line and headers must arrive within this time (collector.server).
+    header_timeout: float = duration_field(20.0, positive)
 
 
 @dataclass(frozen=True, slots=True)

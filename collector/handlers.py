@@ -7,6 +7,7 @@ Every error is JSON ``{"error": reason}``. Domain exceptions map to status codes
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 import time
@@ -100,7 +101,13 @@ async def authenticate(request: web.Request) -> str | None:
             return None
         raise _error(web.HTTPUnauthorized, "missing bearer token",
                      {"WWW-Authenticate": "Bearer"})
-    found = await request.app[store_key].probe_for_token(token_hash(header[7:].strip()))
+    token = header[7:].strip()
+    # Tokens are printable ASCII (collector.tokens); other bytes arrive from aiohttp as
+    # surrogate escapes that cannot even be hashed.
+    if not token or not token.isascii() or not token.isprintable():
+        raise _error(web.HTTPUnauthorized, "malformed bearer token",
+                     {"WWW-Authenticate": 'Bearer error="invalid_token"'})
+    found = await request.app[store_key].probe_for_token(token_hash(token))
     if found is None:
         raise _error(web.HTTPForbidden, "unknown token")
     probe_id, revoked = found
@@ -169,8 +176,11 @@ async def _ingest(request: web.Request, metrics: IngestMetrics) -> web.Response:
     geoip = request.app[geoip_key]
     located = geoip.lookup(address) if geoip is not None else None
     try:
-        rows = validate_batch(items, config.limits, datetime.now(UTC), probe_id, address,
-                              located)
+        # On a worker thread: scrubbing every string of a large batch takes CPU time (about
+        # a second for 2 MB made of nothing but address-like text), which must not stall
+        # every other client's request.
+        rows = await asyncio.to_thread(validate_batch, items, config.limits, datetime.now(UTC),
+                                       probe_id, address, located)
     except BatchInvalid as exc:
         for rejection in exc.rejections:
             metrics.rejected.labels(rejection.reason).inc()

@@ -144,6 +144,8 @@ def _schemas() -> dict[str, Any]:
                 "input": _NULLABLE_STR,
                 "probe_ip": {"description": "Ignored: stored as 127.0.0.1 whatever was "
                              "sent."},
+                "annotations": {"type": "object", "description": "Stored with probe_id set "
+                                "to the bearer token's probe id, whatever was sent."},
                 "test_keys": {"type": "object", "properties": {"analysis": analysis}},
             },
         },
@@ -293,7 +295,7 @@ def document() -> dict[str, Any]:
                         "200": _json(_ref("IngestResult"), "Stored durably."),
                         "400": _error("Malformed; nothing of the batch is stored. `rejected` "
                                       "lists each invalid measurement."),
-                        "401": _error("No bearer token."),
+                        "401": _error("No bearer token, or a malformed one."),
                         "403": _error("Unknown or revoked token."),
                         "413": _error("Body larger than limits.max_body_bytes."),
                         "429": _error("This probe exceeded limits.rate_per_minute; see "
@@ -332,7 +334,7 @@ def document() -> dict[str, Any]:
                 "responses": {
                     "200": _json(_ref("HeartbeatReply"), "Recorded."),
                     "400": _error("Malformed heartbeat."),
-                    "401": _error("No bearer token."),
+                    "401": _error("No bearer token, or a malformed one."),
                     "403": _error("Unknown or revoked token."),
                     "413": _error("Heartbeat larger than limits.max_heartbeat_bytes."),
                     "503": _error("The database is unavailable."),

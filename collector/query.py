@@ -25,10 +25,12 @@ EVENT_PARAMS = ("since", "until", "cc", "asn", "kind", "status", "tier", "limit"
 EVENT_CHOICES = {"kind": ("shutdown", "block", "throttling"), "status": ("open", "closed"),
                  "tier": ("suspected", "likely", "confirmed")}
 DEFAULT_PAGE = 100
-_CC = re.compile(r"^[A-Za-z]{2}$")
-_ASN = re.compile(r"^(?:AS|as)?([1-9]\d{0,9}|0)$")
-_TEST = re.compile(r"^[a-z0-9_]{2,30}$")
-_DOMAIN = re.compile(r"^[A-Za-z0-9.\-_]{1,253}$")
+# fullmatch with ASCII classes: "\d" would take other scripts' digits and "$" a final newline.
+_CC = re.compile(r"[A-Za-z]{2}")
+_ASN = re.compile(r"(?:AS|as)?([1-9][0-9]{0,9}|0)")
+_TEST = re.compile(r"[a-z0-9_]{2,30}")
+_DOMAIN = re.compile(r"[A-Za-z0-9.\-_]{1,253}")
+_COUNT = re.compile(r"[0-9]{1,9}")
 
 
 class BadQuery(ValueError):
@@ -48,12 +50,15 @@ def parse_time(value: str, name: str) -> str:
     # An unencoded "+" in a query string arrives as a space: "...T18:30:00 06:00".
     text = re.sub(r"(T\d{2}:\d{2}(?::\d{2})?) (\d{2}:\d{2})$", r"\1+\2", value.strip())
     try:
-        if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+        if re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", text):
             moment = datetime.strptime(text, "%Y-%m-%d").replace(tzinfo=UTC)
         else:
             moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+            # An offset can carry 0001-01-01 or 9999-12-31 past the representable range.
             moment = (moment.replace(tzinfo=UTC) if moment.tzinfo is None
                       else moment.astimezone(UTC))
+    except OverflowError as exc:
+        raise BadQuery(f"{name}: year out of range") from exc
     except ValueError as exc:
         raise BadQuery(f"{name}: expected a date or time such as 2024-05-01 or "
                        f"2024-05-01T12:00:00Z") from exc
@@ -81,24 +86,25 @@ def _filters(params: dict[str, str]) -> Filters:
         if name in params:
             values[name] = parse_time(params[name], name)
     if "cc" in params:
-        if not _CC.match(params["cc"]):
+        if not _CC.fullmatch(params["cc"]):
             raise BadQuery("cc: two letters (ISO 3166-1 alpha-2)")
         values["cc"] = params["cc"].upper()
     if "asn" in params:
-        match = _ASN.match(params["asn"])
+        match = _ASN.fullmatch(params["asn"])
         if not match:
             raise BadQuery("asn: AS number such as AS8449 or 8449")
         values["asn"] = f"AS{match.group(1)}"
     if "test_name" in params:
-        if not _TEST.match(params["test_name"]):
+        if not _TEST.fullmatch(params["test_name"]):
             raise BadQuery("test_name: 2-30 characters of [a-z0-9_]")
         values["test_name"] = params["test_name"]
     if "input" in params:
-        if not 0 < len(params["input"]) <= 2048:
-            raise BadQuery("input: 1-2048 characters")
+        # PostgreSQL refuses NUL in text.
+        if not 0 < len(params["input"]) <= 2048 or "\x00" in params["input"]:
+            raise BadQuery("input: 1-2048 characters, no NUL")
         values["input"] = params["input"]
     if "domain" in params:
-        if not _DOMAIN.match(params["domain"]):
+        if not _DOMAIN.fullmatch(params["domain"]):
             raise BadQuery("domain: a host name")
         values["domain"] = params["domain"].lower().rstrip(".")
     if "verdict" in params:
@@ -109,6 +115,14 @@ def _filters(params: dict[str, str]) -> Filters:
     if since is not None and until is not None and since >= until:
         raise BadQuery("until: must be after since")
     return Filters(**values)
+
+
+def _limit(value: str, max_page: int) -> int:
+    # ASCII digits only and few of them: str.isdigit() accepts "²", which int() refuses, and
+    # int() refuses more than 4300 digits.
+    if not _COUNT.fullmatch(value) or not 1 <= int(value) <= max_page:
+        raise BadQuery(f"limit: an integer from 1 to {max_page}")
+    return int(value)
 
 
 def encode_cursor(start_time: str, uid: str) -> str:
@@ -132,9 +146,7 @@ def parse_list(query: Mapping[str, str], max_page: int) -> ListQuery:
     params = _single(query, LIST_PARAMS)
     limit = DEFAULT_PAGE
     if "limit" in params:
-        if not params["limit"].isdigit() or not 1 <= int(params["limit"]) <= max_page:
-            raise BadQuery(f"limit: an integer from 1 to {max_page}")
-        limit = int(params["limit"])
+        limit = _limit(params["limit"], max_page)
     full = params.get("full", "false")
     if full not in ("true", "false"):
         raise BadQuery("full: true or false")
@@ -175,7 +187,5 @@ def parse_events(query: Mapping[str, str], max_page: int) -> EventFilter:
                 raise BadQuery(f"{name}: one of {', '.join(choices)}")
             values[name] = params[name]
     if "limit" in params:
-        if not params["limit"].isdigit() or not 1 <= int(params["limit"]) <= max_page:
-            raise BadQuery(f"limit: an integer from 1 to {max_page}")
-        values["limit"] = int(params["limit"])
+        values["limit"] = _limit(params["limit"], max_page)
     return EventFilter(**values)  # type: ignore[arg-type]

@@ -10,7 +10,7 @@ import hashlib
 import re
 import secrets
 
-_PROBE_ID = re.compile(r"^[A-Za-z0-9._\-]{1,64}$")
+_PROBE_ID = re.compile(r"[A-Za-z0-9._\-]{1,64}")
 
 
 def new_token() -> str:
@@ -23,4 +23,4 @@ def token_hash(token: str) -> str:
 
 def valid_probe_id(probe_id: str) -> bool:
     """Probe ids appear in metric labels and logs: short, plain characters only."""
-    return bool(_PROBE_ID.match(probe_id))
+    return bool(_PROBE_ID.fullmatch(probe_id))

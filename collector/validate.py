@@ -6,9 +6,13 @@ ahead and not older than the retention window) plus size, JSON depth and encodin
 that whatever is accepted can be stored by both stores and served back unchanged.
 
 Privacy: the submitter's IP address is never stored. ``probe_ip`` is forced to "127.0.0.1"
-(as OONI's probes send it) and every spelling of the submitter's address left in the text is
-replaced with ``[scrubbed]`` before storage. A loopback submitter is the collector's own host
-and is left alone, so local labs keep their loopback site addresses.
+(as OONI's probes send it) and every spelling of the submitter's address left in any string of
+the document is replaced with ``[scrubbed]`` before storage, by the probe's own matcher
+(``probe.scrub``). A loopback submitter is the collector's own host and is left alone, so
+local labs keep their loopback site addresses.
+
+Identity: the stored document names the probe the bearer token belongs to
+(``annotations.probe_id``), whatever the body claimed.
 
 Each ``Invalid`` has a ``reason`` from the closed set ``REASONS`` (a metric label) and a message
 that names the key.
@@ -16,7 +20,9 @@ that names the key.
 
 from __future__ import annotations
 
+import ipaddress
 import json
+import math
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -25,7 +31,7 @@ from typing import Any
 from collector.config import Limits
 from collector.geoip import Location, place
 from collector.store import TIME_FORMAT, VERDICTS, StoredMeasurement
-from probe.scrub import scrub_address
+from probe.scrub import Predicate, same_address, scrub_document
 
 KNOWN_TESTS = frozenset({
     "web_connectivity", "throttling", "connectivity", "telegram", "whatsapp", "signal",
@@ -34,13 +40,15 @@ KNOWN_TESTS = frozenset({
 REASONS = (
     "body", "batch", "not_object", "json_depth", "encoding", "too_large", "measurement_uid",
     "probe_cc", "probe_asn", "test_name", "measurement_start_time", "future", "too_old",
-    "input", "test_keys", "analysis",
+    "input", "test_keys", "analysis", "annotations",
 )
-_CC = re.compile(r"^[A-Z]{2}$")
-_ASN = re.compile(r"^AS(0|[1-9]\d{0,9})$")
-_UID = re.compile(r"^[A-Za-z0-9._\-]{8,128}$")
-_WORD = re.compile(r"^[a-z0-9_]{1,32}$")
-_LOOPBACK = ("127.0.0.1", "::1")
+# Used with fullmatch: "$" would let a final newline through and "\d" other scripts' digits.
+_CC = re.compile(r"[A-Z]{2}")
+_ASN = re.compile(r"AS(0|[1-9][0-9]{0,9})")
+_UID = re.compile(r"[A-Za-z0-9._\-]{8,128}")
+_WORD = re.compile(r"[a-z0-9_]{1,32}")
+# Numbers every JSON reader can hold: finite doubles and integers of 64 bits at most.
+MAX_INTEGER = 2**63
 MAX_INPUT = 2048
 
 
@@ -76,22 +84,60 @@ def utc_text(moment: datetime) -> str:
     return f"{moment.year:04d}-{moment:%m-%d %H:%M:%S}"
 
 
+class _OutOfRange(ValueError):
+    """A JSON number no reader can hold exactly; the message quotes it."""
+
+
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
+def _finite(text: str) -> float:
+    value = float(text)
+    if math.isinf(value):
+        raise _OutOfRange(f"number {text[:40]} is out of range (larger than a double)")
+    return value
+
+
+def _bounded(text: str) -> int:
+    # Python refuses more than 4300 digits itself (a ValueError, so also a 400).
+    value = int(text)
+    if not -MAX_INTEGER <= value < MAX_INTEGER:
+        raise _OutOfRange(f"number {text[:40]} is out of range (integers fit in 64 bits)")
+    return value
+
+
 def parse_json(raw: bytes) -> Any:
-    """Strict JSON: UTF-8, no NaN/Infinity, bounded nesting (deep input fails, not crashes)."""
+    """Strict JSON: UTF-8, no NaN/Infinity, finite numbers within 64 bits, bounded nesting
+    (deep input fails, not crashes). ``1e999999`` would otherwise become ``inf``, be stored
+    as ``Infinity`` and served back as text no JSON parser accepts."""
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise Invalid("encoding", f"body is not UTF-8: {exc.reason} at byte {exc.start}") from exc
     try:
-        return json.loads(text, parse_constant=_reject_constant)
+        return json.loads(text, parse_constant=_reject_constant, parse_float=_finite,
+                          parse_int=_bounded)
     except RecursionError as exc:
         raise Invalid("json_depth", "body is not valid JSON: nested too deeply") from exc
+    except _OutOfRange as exc:
+        raise Invalid("body", f"body: {exc}") from exc
     except ValueError as exc:
         raise Invalid("body", f"body is not valid JSON: {exc}") from exc
+
+
+def _submitter(address: str | None) -> Predicate | None:
+    """Whose address to scrub: the submitter's, unless it is this host's own loopback."""
+    if not address:
+        return None
+    try:
+        parsed = ipaddress.ip_address(address.split("%", 1)[0].strip("[]"))
+    except ValueError:
+        return None
+    if isinstance(parsed, ipaddress.IPv6Address) and parsed.ipv4_mapped is not None:
+        parsed = parsed.ipv4_mapped
+    # Only the usual loopback addresses: tests stand for remote probes with others of 127/8.
+    return None if str(parsed) in ("127.0.0.1", "::1") else same_address(str(parsed))
 
 
 def json_depth(value: Any, limit: int) -> int:
@@ -128,7 +174,7 @@ def _analysis(keys: dict[str, Any]) -> tuple[str | None, str | None, str | None]
     if verdict is not None and verdict not in VERDICTS:
         raise Invalid("analysis", f"test_keys.analysis.verdict: one of {', '.join(VERDICTS)}")
     for name, value in (("layer", layer), ("mechanism", mechanism)):
-        if value is not None and not (isinstance(value, str) and _WORD.match(value)):
+        if value is not None and not (isinstance(value, str) and _WORD.fullmatch(value)):
             raise Invalid("analysis", f"test_keys.analysis.{name}: short lower-case word or null")
     # As the OpenAPI document says: readers of stored analyses can rely on these types.
     if "confidence" in analysis:
@@ -151,20 +197,18 @@ def validate(
         raise Invalid("not_object", "measurement must be a JSON object")
     if json_depth(m, limits.max_json_depth) > limits.max_json_depth:
         raise Invalid("json_depth", f"JSON nested deeper than {limits.max_json_depth}")
-    if submitter_ip and submitter_ip not in _LOOPBACK:
-        text = json.dumps(m, ensure_ascii=False)
-        scrubbed = scrub_address(text, submitter_ip)
-        if scrubbed != text:
-            m = json.loads(scrubbed)
-            assert isinstance(m, dict)
+    own = _submitter(submitter_ip)
+    if own is not None:
+        scrubbed: dict[str, Any] = scrub_document(m, own)[0]
+        m = scrubbed
     uid = _require_str(m, "measurement_uid")
-    if not _UID.match(uid):
+    if not _UID.fullmatch(uid):
         raise Invalid("measurement_uid", "measurement_uid: 8-128 characters of [A-Za-z0-9._-]")
     cc = _require_str(m, "probe_cc")
-    if not _CC.match(cc):
+    if not _CC.fullmatch(cc):
         raise Invalid("probe_cc", "probe_cc: two upper-case letters")
     asn = _require_str(m, "probe_asn")
-    if not _ASN.match(asn) or int(asn[2:]) > 2**32 - 1:
+    if not _ASN.fullmatch(asn) or int(asn[2:]) > 2**32 - 1:
         raise Invalid("probe_asn", "probe_asn: AS followed by a 32-bit number, no leading zero")
     test_name = _require_str(m, "test_name")
     if test_name not in KNOWN_TESTS:
@@ -188,7 +232,13 @@ def validate(
     if not isinstance(keys, dict):
         raise Invalid("test_keys", "test_keys: required object")
     verdict, layer, mechanism = _analysis(keys)
-    m = {**m, "probe_ip": "127.0.0.1"}
+    annotations = m.get("annotations", {})
+    if not isinstance(annotations, dict):
+        raise Invalid("annotations", "annotations: must be an object")
+    # The identity is the token's: a probe_id claimed in the body is replaced, not trusted.
+    m = {**m, "probe_ip": "127.0.0.1", "annotations": {**annotations, "probe_id": probe_id}}
+    if "probe_id" in m:
+        m["probe_id"] = probe_id
     body = json.dumps(m, ensure_ascii=False, separators=(",", ":"))
     try:
         size = len(body.encode("utf-8"))
@@ -246,7 +296,7 @@ class HeartbeatFields:
     body: str
 
 
-_PROBE_ID = re.compile(r"^[A-Za-z0-9._\-]{1,64}$")
+_PROBE_ID = re.compile(r"[A-Za-z0-9._\-]{1,64}")
 
 
 def _heartbeat_time(value: object) -> str:
@@ -273,7 +323,7 @@ def validate_heartbeat(body: object, probe_id: str | None, submitter_ip: str | N
     if not isinstance(body, dict):
         raise ValueError("heartbeat must be a JSON object")
     claimed = body.get("probe_id")
-    if claimed is not None and (not isinstance(claimed, str) or not _PROBE_ID.match(claimed)):
+    if claimed is not None and (not isinstance(claimed, str) or not _PROBE_ID.fullmatch(claimed)):
         raise ValueError("probe_id: 1-64 characters of [A-Za-z0-9._-]")
     if probe_id is not None and claimed is not None and claimed != probe_id:
         raise ValueError("probe_id: does not match the token")
@@ -291,7 +341,8 @@ def validate_heartbeat(body: object, probe_id: str | None, submitter_ip: str | N
         raise ValueError("software_version: a string of at most 64 characters")
     if json_depth(body, limits.max_json_depth) > limits.max_json_depth:
         raise ValueError(f"heartbeat nested deeper than {limits.max_json_depth}")
+    own = _submitter(submitter_ip)
+    if own is not None:
+        body = scrub_document(body, own)[0]
     text = json.dumps(body, ensure_ascii=True, separators=(",", ":"))
-    if submitter_ip and submitter_ip not in _LOOPBACK:
-        text = scrub_address(text, submitter_ip)
     return HeartbeatFields(who, sent_at, depth, version, text)

@@ -325,6 +325,7 @@ def main(argv: list[str] | None = None) -> int:
             from probe import config as probe_config
             from probe import target_sync
             from probe.daemon import ConsentMissing, read_token, require_consent, run_daemon
+            from probe.localdb import SpoolLocked
 
             try:
                 # The collector's lists first (the last good copy stays if it does not answer);
@@ -334,7 +335,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(asyncio.run(target_sync.refresh(loaded, read_token(loaded, Path.cwd()))),
                       file=sys.stderr)
                 return asyncio.run(run_daemon(args.config, once=args.once))
-            except ConsentMissing as exc:
+            except (ConsentMissing, SpoolLocked) as exc:
                 print(f"error: {exc}", file=sys.stderr)
                 return BAD_INPUT
         if args.command == "status":

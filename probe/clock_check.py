@@ -58,7 +58,10 @@ def parse_http_date(value: str | None) -> datetime | None:
         return None
     if moment.tzinfo is None:
         return moment.replace(tzinfo=UTC)  # "-0000": HTTP dates are always GMT
-    return moment.astimezone(UTC)
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:  # an offset carrying year 1 or 9999 out of range
+        return None
 
 
 @dataclass(frozen=True, slots=True)

@@ -68,7 +68,7 @@ from probe.journal import (
     write_usage,
     write_verdict,
 )
-from probe.localdb import LocalDB
+from probe.localdb import LocalDB, SpoolLock
 from probe.measurement import ooni_time
 from probe.spool import Depth, Entry, Spool
 from probe.uploader import Uploader, UploadError
@@ -918,11 +918,20 @@ class Daemon:
 
 async def run_daemon(config_path: str, once: bool = False) -> int:
     """Entry point of ``python -m probe run``; returns the process exit code."""
-    from probe import logs
-
     config = probe_config.load(config_path)
     require_consent(config)
     token = read_token(config, Path.cwd())
+    # Before anything is opened: a second daemon on the same spool stops here (SpoolLocked).
+    lock = SpoolLock.acquire(config.spool_path)
+    try:
+        return await _run_locked(config, token, once)
+    finally:
+        lock.release()
+
+
+async def _run_locked(config: probe_config.ProbeConfig, token: str | None, once: bool) -> int:
+    from probe import logs
+
     handler = logs.setup(config.log_level, secrets=[token or ""])
     db = await LocalDB.open(config.spool_path)
     uploader = Uploader(config.collector.url, token, config.collector.ca_file)

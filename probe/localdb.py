@@ -13,6 +13,8 @@ card never blocks the event loop (which would distort the timings of running mea
 from __future__ import annotations
 
 import asyncio
+import fcntl
+import os
 import sqlite3
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -33,6 +35,8 @@ CREATE TABLE IF NOT EXISTS spool (
     size INTEGER NOT NULL,
     body TEXT NOT NULL
 );
+-- count(*) and sum(size) read from this index alone: the spool's depth is counted, not kept.
+CREATE INDEX IF NOT EXISTS spool_size ON spool (size);
 CREATE TABLE IF NOT EXISTS quarantine (
     uid TEXT PRIMARY KEY,
     reason TEXT NOT NULL,
@@ -122,6 +126,54 @@ def transaction(db: sqlite3.Connection, statements: Callable[[], T]) -> T:
         raise
     db.execute("COMMIT")
     return result
+
+
+class SpoolLocked(RuntimeError):
+    """Another process holds the local database: two daemons on one spool would upload,
+    count and evict each other's measurements."""
+
+    def __init__(self, lock_path: str, pid: int | None) -> None:
+        holder = f"process {pid}" if pid else "another process"
+        super().__init__(f"{holder} already runs a probe on this spool (lock {lock_path}); "
+                         f"stop it first, or give this one its own spool_path")
+        self.pid = pid
+
+
+class SpoolLock:
+    """An exclusive ``flock`` on ``<database>.lock``, held for the daemon's lifetime.
+
+    The kernel drops the lock when the process ends, however it ends, so a crash never
+    leaves a stale lock behind. The file keeps the holder's pid for the message a second
+    process prints; it is not removed on release (removing a lock file races with a process
+    that has just opened it).
+    """
+
+    def __init__(self, fd: int, path: str) -> None:
+        self._fd: int | None = fd
+        self.path = path
+
+    @classmethod
+    def acquire(cls, database: str) -> SpoolLock:
+        path = f"{database}.lock"
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            text = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
+            os.close(fd)
+            raise SpoolLocked(path, int(text) if text.isdigit() else None) from None
+        except BaseException:
+            os.close(fd)
+            raise
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        return cls(fd, path)
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # closing the descriptor drops the lock
+            self._fd = None
 
 
 def open_readonly(path: str) -> sqlite3.Connection:

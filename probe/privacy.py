@@ -5,7 +5,7 @@ learns its addresses from two sources: the machine's own interfaces (on a VPS or
 network the public address is right there) and the address the collector saw the heartbeat
 come from (``observed_address`` in the heartbeat answer: the address behind home NAT). Every
 measurement is scrubbed before it is written to the spool and again before each upload, in
-any spelling (``probe.scrub.scrub_matching``).
+any spelling (``probe.scrub``, the matcher the collector uses too).
 
 Nothing here stores an address in clear: the book keeps HMAC-SHA256 digests under a random
 per-install key, so the spool file says "this probe had some address" without saying which.
@@ -29,7 +29,7 @@ from typing import Any
 
 from cryptography import x509
 
-from probe.scrub import SCRUBBED, IPAddress, scrub_matching
+from probe.scrub import SCRUBBED, IPAddress, scrub_document, scrub_matching
 
 # Addresses that identify nobody: loopback, link-local, private ranges, unspecified. Anything
 # else seen on an interface (including carrier-grade NAT space, which the ISP can map to a
@@ -122,8 +122,9 @@ class AddressBook:
         return any(self.scrub(t) != t for t in texts)
 
     def scrub_measurement(self, text: str) -> str:
-        """A serialized measurement with our addresses removed, also from inside base64
-        certificates, where plain text replacement cannot see.
+        """A serialized measurement with our addresses removed, from every string of the
+        document and also from inside base64 certificates, where plain text replacement
+        cannot see. Unchanged text is returned as it was.
 
         A response body that is not UTF-8 is stored in base64 (OONI's form for binary data):
         its bytes are scrubbed as Latin-1 text, which maps every byte to one character and
@@ -136,13 +137,15 @@ class AddressBook:
         """
         if not self._digests:
             return text
-        if '"peer_certificates"' in text or '"base64"' in text:
+        try:
             measurement = json.loads(text)
-            changed = _scrub_certificates(measurement, self)
-            changed = _scrub_binary_bodies(measurement, self) or changed
-            if changed:
-                text = json.dumps(measurement, ensure_ascii=False, separators=(",", ":"))
-        return self.scrub(text)
+        except ValueError:
+            return self.scrub(text)  # not a document (never written by the probe)
+        changed = '"peer_certificates"' in text and _scrub_certificates(measurement, self)
+        measurement, scrubbed = scrub_document(measurement, self.is_own)
+        if not (changed or scrubbed):
+            return text
+        return json.dumps(measurement, ensure_ascii=False, separators=(",", ":"))
 
 
 def _scrub_certificates(value: Any, book: AddressBook) -> bool:
@@ -171,30 +174,6 @@ def _scrub_certificates(value: Any, book: AddressBook) -> bool:
     elif isinstance(value, list):
         for item in value:
             changed = _scrub_certificates(item, book) or changed
-    return changed
-
-
-def _scrub_binary_bodies(value: Any, book: AddressBook) -> bool:
-    """Scrub, in place, every ``body`` in OONI's base64 form; returns whether anything
-    changed."""
-    changed = False
-    if isinstance(value, dict):
-        body = value.get("body")
-        if isinstance(body, dict) and body.get("format") == "base64" and \
-                isinstance(body.get("data"), str):
-            try:
-                text = base64.b64decode(body["data"], validate=True).decode("latin-1")
-            except (binascii.Error, ValueError):
-                text = ""
-            scrubbed = book.scrub(text)
-            if scrubbed != text:
-                body["data"] = base64.b64encode(scrubbed.encode("latin-1")).decode("ascii")
-                changed = True
-        for item in value.values():
-            changed = _scrub_binary_bodies(item, book) or changed
-    elif isinstance(value, list):
-        for item in value:
-            changed = _scrub_binary_bodies(item, book) or changed
     return changed
 
 

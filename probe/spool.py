@@ -11,6 +11,12 @@ first, and every eviction is counted (``evicted``, ``evicted_bytes``) and report
 heartbeat, ``probe status`` and ``/metrics``: losing data silently is worse than losing it.
 A measurement the collector rejects as malformed is moved to ``quarantine`` with the reason
 instead of being retried forever or dropped.
+
+Depth and counters are always read from the database (``count(*)`` and ``sum(size)`` over a
+covering index, the ``counters`` table), never kept as running totals in memory: a total
+kept in memory drifts as soon as anything else changes the file (a second process on the
+same spool once drove the queue depth below zero, and every heartbeat carrying it was
+refused), while a count of rows cannot be negative or wrong.
 """
 
 from __future__ import annotations
@@ -56,40 +62,24 @@ def read_counters(db: sqlite3.Connection) -> dict[str, int]:
     return values
 
 
+def read_size(db: sqlite3.Connection) -> tuple[int, int]:
+    """How many measurements wait and their bytes (the ``spool_size`` index covers both)."""
+    count, size = db.execute("SELECT count(*), coalesce(sum(size), 0) FROM spool").fetchone()
+    return int(count), int(size)
+
+
 def read_depth(db: sqlite3.Connection) -> Depth:
-    count, size, oldest = db.execute(
-        "SELECT count(*), coalesce(sum(size), 0), min(start_time) FROM spool").fetchone()
-    return Depth(int(count), int(size), oldest)
+    count, size = read_size(db)
+    row = db.execute("SELECT start_time FROM spool ORDER BY seq LIMIT 1").fetchone()
+    return Depth(count, size, row[0] if row else None)
 
 
 class Spool:
-    """The queue of measurements waiting for the collector, capped at ``max_bytes``.
-
-    Depth and counters are also kept in memory (loaded once, then updated after each
-    commit, on the database thread) so the daemon can read them after every measurement
-    without scanning the table.
-    """
+    """The queue of measurements waiting for the collector, capped at ``max_bytes``."""
 
     def __init__(self, db: LocalDB, max_bytes: int) -> None:
         self.db = db
         self.max_bytes = max_bytes
-        self._count = 0
-        self._bytes = 0
-        self._counters: dict[str, int] = dict.fromkeys(COUNTERS, 0)
-        self._loaded = False
-
-    def _load(self, db: sqlite3.Connection) -> None:
-        if not self._loaded:
-            depth = read_depth(db)
-            self._count, self._bytes = depth.measurements, depth.bytes
-            self._counters = read_counters(db)
-            self._loaded = True
-
-    def _apply(self, count: int, size: int, **counters: int) -> None:
-        self._count += count
-        self._bytes += size
-        for name, value in counters.items():
-            self._counters[name] += value
 
     async def put(self, entries: Iterable[Entry],
                   also: Callable[[sqlite3.Connection], None] | None = None) -> int:
@@ -103,31 +93,23 @@ class Spool:
                 for e in entries]
 
         def write(db: sqlite3.Connection) -> int:
-            self._load(db)
-
-            def statements() -> tuple[int, int, int, int]:
-                inserted = inserted_bytes = 0
+            def statements() -> int:
+                inserted = 0
                 for row in rows:
                     cursor = db.execute(
                         "INSERT OR IGNORE INTO spool (uid, test_name, input, start_time, size, "
                         "body) VALUES (?, ?, ?, ?, ?, ?)", row)
-                    if cursor.rowcount:
-                        inserted += 1
-                        inserted_bytes += int(row[4])
+                    inserted += cursor.rowcount
                 _bump(db, "enqueued", inserted)
                 if also is not None:
                     also(db)
-                evicted, evicted_bytes = self._evict(db, self._bytes + inserted_bytes)
-                return inserted, inserted_bytes, evicted, evicted_bytes
+                return self._evict(db, read_size(db)[1])
 
-            inserted, size, evicted, evicted_bytes = transaction(db, statements)
-            self._apply(inserted - evicted, size - evicted_bytes, enqueued=inserted,
-                        evicted=evicted, evicted_bytes=evicted_bytes)
-            return evicted
+            return transaction(db, statements)
 
         return await self.db.run(write)
 
-    def _evict(self, db: sqlite3.Connection, total: int) -> tuple[int, int]:
+    def _evict(self, db: sqlite3.Connection, total: int) -> int:
         """Delete the oldest rows until ``total`` (the spool's bytes) fits the cap."""
         evicted = evicted_bytes = 0
         cutoff = 0
@@ -147,7 +129,7 @@ class Spool:
             db.execute("DELETE FROM spool WHERE seq <= ?", (cutoff,))
             _bump(db, "evicted", evicted)
             _bump(db, "evicted_bytes", evicted_bytes)
-        return evicted, evicted_bytes
+        return evicted
 
     async def batch(self, limit: int, max_bytes: int) -> list[Entry]:
         """The oldest entries, at most ``limit`` of them and about ``max_bytes`` (always at
@@ -172,23 +154,14 @@ class Spool:
         keys = [(uid,) for uid in uids]
 
         def delete(db: sqlite3.Connection) -> int:
-            self._load(db)
-
-            def statements() -> tuple[int, int]:
-                deleted = deleted_bytes = 0
+            def statements() -> int:
+                deleted = 0
                 for key in keys:
-                    # No DELETE ... RETURNING: Debian 11's SQLite (3.34) predates it.
-                    row = db.execute("SELECT size FROM spool WHERE uid = ?", key).fetchone()
-                    if row is not None:
-                        db.execute("DELETE FROM spool WHERE uid = ?", key)
-                        deleted += 1
-                        deleted_bytes += int(row[0])
+                    deleted += db.execute("DELETE FROM spool WHERE uid = ?", key).rowcount
                 _bump(db, "uploaded", deleted)
-                return deleted, deleted_bytes
+                return deleted
 
-            deleted, size = transaction(db, statements)
-            self._apply(-deleted, -size, uploaded=deleted)
-            return deleted
+            return transaction(db, statements)
 
         return await self.db.run(delete)
 
@@ -196,12 +169,10 @@ class Spool:
         """Move one measurement the collector refuses aside, keeping the newest few."""
 
         def move(db: sqlite3.Connection) -> None:
-            self._load(db)
-
-            def statements() -> int | None:
+            def statements() -> None:
                 row = db.execute("SELECT size, body FROM spool WHERE uid = ?", (uid,)).fetchone()
                 if row is None:
-                    return None
+                    return
                 db.execute("INSERT OR REPLACE INTO quarantine (uid, reason, quarantined_at, "
                            "size, body) VALUES (?, ?, ?, ?, ?)", (uid, reason[:500], now, *row))
                 db.execute("DELETE FROM spool WHERE uid = ?", (uid,))
@@ -209,11 +180,8 @@ class Spool:
                            "quarantine ORDER BY quarantined_at DESC LIMIT ?)",
                            (QUARANTINE_KEEP,))
                 _bump(db, "quarantined", 1)
-                return int(row[0])
 
-            size = transaction(db, statements)
-            if size is not None:
-                self._apply(-1, -size, quarantined=1)
+            transaction(db, statements)
 
         await self.db.run(move)
 
@@ -221,21 +189,17 @@ class Spool:
                       change: Callable[[str], str]) -> int:
         """Apply ``change`` to ``(seq, body, size)`` rows in one transaction."""
 
-        def statements() -> tuple[int, int]:
-            changed = grown = 0
-            for seq, body, size in rows:
+        def statements() -> int:
+            changed = 0
+            for seq, body, _size in rows:
                 new = change(body)
                 if new != body:
-                    length = len(new.encode())
                     db.execute("UPDATE spool SET body = ?, size = ? WHERE seq = ?",
-                               (new, length, seq))
+                               (new, len(new.encode()), seq))
                     changed += 1
-                    grown += length - size
-            return changed, grown
+            return changed
 
-        changed, grown = transaction(db, statements)
-        self._apply(0, grown)
-        return changed
+        return transaction(db, statements)
 
     async def rewrite_some(self, uids: Collection[str], change: Callable[[str], str],
                            chunk: int = 200) -> int:
@@ -247,7 +211,6 @@ class Spool:
             part = wanted[index:index + chunk]
 
             def step(db: sqlite3.Connection, part: list[str] = part) -> int:
-                self._load(db)
                 marks = ",".join("?" * len(part))
                 rows = db.execute(f"SELECT seq, body, size FROM spool WHERE uid IN ({marks})",
                                   part).fetchall()
@@ -261,7 +224,6 @@ class Spool:
         bodies changed. Runs in chunks so the writer is never held for long."""
 
         def step(db: sqlite3.Connection, after: int) -> tuple[int, int]:
-            self._load(db)
             rows = db.execute("SELECT seq, body, size FROM spool WHERE seq > ? ORDER BY seq "
                               "LIMIT ?", (after, chunk)).fetchall()
             changed = self._rewrite_rows(db, rows, change)
@@ -280,18 +242,11 @@ class Spool:
         return total
 
     async def depth(self) -> Depth:
-        """Count and bytes from memory; the oldest start time from the table's first row."""
-
-        def read(db: sqlite3.Connection) -> Depth:
-            self._load(db)
-            row = db.execute("SELECT start_time FROM spool ORDER BY seq LIMIT 1").fetchone()
-            return Depth(self._count, self._bytes, row[0] if row else None)
-
-        return await self.db.run(read)
+        """Count and bytes of what waits, and the oldest start time (the first row's)."""
+        return await self.db.run(read_depth)
 
     async def counters(self) -> dict[str, int]:
-        await self.db.run(self._load)
-        return dict(self._counters)
+        return await self.db.run(read_counters)
 
     async def compact(self) -> None:
         """Give free pages back to the file system after a backlog has gone out."""

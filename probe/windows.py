@@ -32,9 +32,10 @@ def parse_time(value: object) -> datetime | None:
     text = value.strip().replace("Z", "+00:00")
     try:
         moment = datetime.fromisoformat(text)
-    except ValueError:
+        # An offset can carry year 1 or 9999 out of the representable range.
+        return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    except (ValueError, OverflowError):
         return None
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 def parse(raw: object, country: str | None = None) -> list[Window]:

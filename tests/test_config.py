@@ -52,6 +52,7 @@ COLLECTOR_INVALID = [
     ("invalid-collector-retention.yaml",
      "limits.retention: not a duration (use seconds or a string like '5s', '250ms', '2m')"),
     ("invalid-collector-auth.yaml", "auth.require_token: expected true or false, got a string"),
+    ("invalid-collector-header-timeout.yaml", "limits.header_timeout: must be positive"),
 ]
 
 

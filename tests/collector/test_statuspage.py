@@ -1,13 +1,17 @@
 """The public status page: built from events and latest results (tables), served by the real
-collector, and read by a real headless Chromium at phone width."""
+collector with its security headers, and read by a real headless Chromium at phone width
+under its Content-Security-Policy."""
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
 import os
 import re
 import shutil
 import struct
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -16,7 +20,8 @@ import pytest
 from aiohttp import web
 
 from collector.notify.event import EventView
-from collector.statuspage import network_rows, status_page, timeline
+from collector.security import HEADERS
+from collector.statuspage import STYLE_HASH, network_rows, status_page, timeline
 from tests.helpers.fleet import fleet_events, running_collector
 from tests.helpers.servers import serve_app
 
@@ -102,6 +107,29 @@ def test_quiet_page() -> None:
     assert "No events in the last seven days." in text
 
 
+def assert_security_headers(headers: Mapping[str, str]) -> None:
+    policy = headers["Content-Security-Policy"]
+    directives = {d.split()[0]: d.split()[1:] for d in policy.split("; ")}
+    assert directives["default-src"] == ["'none'"]
+    assert directives["frame-ancestors"] == ["'none'"]
+    assert directives["style-src"] == [f"'{STYLE_HASH}'"]
+    assert "script-src" not in directives and "unsafe-inline" not in policy
+    assert headers["X-Content-Type-Options"] == "nosniff"
+    assert headers["X-Frame-Options"] == "DENY"
+    assert headers["Referrer-Policy"] == "no-referrer"
+
+
+def test_the_page_needs_no_inline_script_and_only_its_hashed_style() -> None:
+    page = status_page(events(), LATEST, NOW)
+    assert "<script" not in page.lower()
+    assert not re.search(r"<[^>]+\sstyle=", page), "style attributes are not covered by a hash"
+    assert not re.search(r"<[^>]+\son[a-z]+=", page), "no inline event handlers"
+    styles = re.findall(r"<style>(.*?)</style>", page, re.S)
+    assert len(styles) == 1
+    digest = base64.b64encode(hashlib.sha256(styles[0].encode()).digest()).decode()
+    assert STYLE_HASH == f"sha256-{digest}"
+
+
 async def test_collector_serves_the_page_and_event_pages(tmp_path: Path) -> None:
     async with running_collector(tmp_path) as collector:
         await collector.feed_wave()
@@ -110,12 +138,21 @@ async def test_collector_serves_the_page_and_event_pages(tmp_path: Path) -> None
             async with session.get(collector.base + "/") as response:
                 assert response.status == 200
                 assert response.content_type == "text/html"
+                assert_security_headers(response.headers)
                 page = await response.text()
             async with session.get(collector.base + "/events/ev-kz-block") as response:
                 assert response.status == 200
+                assert_security_headers(response.headers)
                 event_page = await response.text()
             async with session.get(collector.base + "/events/nope") as response:
                 assert response.status == 404
+                assert_security_headers(response.headers)
+            async with session.get(collector.base + "/no/such/route") as response:
+                assert response.status == 404
+                assert_security_headers(response.headers)
+            async with session.get(collector.base + "/api/v1/events?limit=x") as response:
+                assert response.status == 400
+                assert_security_headers(response.headers)
     assert "Internet shutdown in Kyrgyzstan (AS8449)" in text_of(page)
     assert "https://24.kg/" in page            # the latest result per target, from the store
     assert "blocked_share_lower_bound" in event_page and "https://vlast.kz/" in event_page
@@ -180,7 +217,13 @@ async def test_a_phone_reader_sees_the_events_in_chromium(tmp_path: Path) -> Non
         async def proxy(request: web.Request) -> web.Response:
             async with aiohttp.ClientSession() as session, session.get(
                     collector.base + request.path) as response:
-                return web.Response(text=await response.text(), content_type="text/html")
+                # The collector's policy, but for frame-ancestors, so that the harness may
+                # frame the page and measure it as styled under that policy.
+                policy = "; ".join(
+                    d for d in response.headers["Content-Security-Policy"].split("; ")
+                    if not d.startswith("frame-ancestors"))
+                return web.Response(text=await response.text(), content_type="text/html",
+                                    headers={"Content-Security-Policy": policy})
 
         async def harness(request: web.Request) -> web.Response:
             return web.Response(text=HARNESS, content_type="text/html")
@@ -216,3 +259,44 @@ async def test_a_phone_reader_sees_the_events_in_chromium(tmp_path: Path) -> Non
     assert width == 390 and height == 1400
     assert datetime.now(UTC) - datetime.fromtimestamp(shot.stat().st_mtime, UTC) < \
         timedelta(minutes=5)
+
+
+async def chromium_console(url: str, profile: Path) -> str:
+    """What Chromium's console said while loading ``url`` (its log on stderr)."""
+    process = await asyncio.create_subprocess_exec(
+        chromium(), *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "--enable-logging=stderr",
+        "--v=0", "--dump-dom", url,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    try:
+        out, err = await asyncio.wait_for(process.communicate(), 90)
+    except TimeoutError:
+        process.kill()
+        await process.wait()
+        raise
+    assert process.returncode == 0, err.decode()[-2000:]
+    assert "Kuzot" in out.decode()
+    return err.decode()
+
+
+async def test_chromium_blocks_nothing_on_the_page_under_its_policy(tmp_path: Path) -> None:
+    """Loaded straight from the collector, with every header: no CSP violation is reported.
+    The same page under a policy with a wrong style hash is reported, so the check can fail."""
+    chromium()
+    async with running_collector(tmp_path) as collector:
+        await collector.feed_wave()
+        await collector.publish(fleet_events(datetime.now(UTC)))
+        console = await chromium_console(collector.base + "/", tmp_path / "profile-csp")
+
+        async def tampered(request: web.Request) -> web.Response:
+            return web.Response(
+                text=status_page([], [], datetime.now(UTC)), content_type="text/html",
+                headers={**HEADERS, "Content-Security-Policy": HEADERS[
+                    "Content-Security-Policy"].replace(STYLE_HASH, "sha256-" + "A" * 43 + "=")})
+
+        app = web.Application()
+        app.router.add_get("/", tampered)
+        async with serve_app(app) as port:
+            control = await chromium_console(f"http://127.0.0.1:{port}/",
+                                             tmp_path / "profile-tampered")
+    assert "Content Security Policy" in control, control[-2000:]
+    assert "Content Security Policy" not in console, console[-2000:]

@@ -23,6 +23,8 @@ T0 = datetime(2026, 5, 9, 12, 0, tzinfo=UTC)
     ("Sat May  9 12:00:07 2026", T0 + timedelta(seconds=7)),  # asctime, obsolete
     ("Sat, 09 May 2026 14:00:07 +0200", T0 + timedelta(seconds=7)),
     ("yesterday", None), ("", None), (None, None),
+    # An offset carrying the date out of the representable years (a hostile collector).
+    ("Fri, 31 Dec 9999 23:59:59 -0100", None),
 ])
 def test_parse_http_date(header: str | None, expected: datetime | None) -> None:
     assert parse_http_date(header) == expected

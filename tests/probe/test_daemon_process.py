@@ -143,3 +143,40 @@ async def test_status_without_a_spool_says_so(tmp_path: Path) -> None:
     code, _out, err = await finish(await probe(
         "status", "--config", str(write_config(tmp_path, data))))
     assert code == 2 and "has not run" in err
+
+
+async def test_a_second_daemon_on_the_same_spool_exits_2_naming_the_first(
+        tmp_path: Path, collector_config: CollectorConfig) -> None:
+    """Two ``probe run`` on one config would share the spool and upload, count and evict
+    each other's measurements; the second one stops at once, and the lock dies with the
+    first process however it ends."""
+    collector = SwitchableCollector(collector_config, free_port())
+    token = await issue_token(collector_config, "p-lock")
+    await collector.start()
+    try:
+        async with serve_app(page_app()) as port:
+            data = loopback_data(tmp_path, collector.base, token,
+                                 [{"url": f"http://127.0.0.1:{port}/"}], port,
+                                 schedule={"interval": "1h"})
+            config = write_config(tmp_path, data)
+            first = await probe("run", "--config", str(config))
+            try:
+                for _ in range(400):
+                    if spooled(data["spool_path"]) >= 1:
+                        break
+                    await asyncio.sleep(0.05)
+                assert spooled(data["spool_path"]) >= 1
+                code, _out, err = await finish(await probe("run", "--config", str(config)))
+                assert code == 2, err
+                assert f"process {first.pid} already runs a probe on this spool" in err
+                assert "Traceback" not in err
+                assert first.returncode is None  # the first one runs on, untouched
+            finally:
+                # SIGKILL: no handler, no release; the kernel drops the lock with the process.
+                first.kill()
+                await first.wait()
+            code, _out, err = await finish(await probe("run", "--config", str(config),
+                                                       "--once"))
+    finally:
+        await collector.stop()
+    assert code == 0, err

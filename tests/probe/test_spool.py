@@ -190,3 +190,31 @@ async def test_a_killed_probe_keeps_every_committed_measurement(tmp_path: Path) 
     counters = await spool.counters()
     assert counters["enqueued"] == len(stored)
     await db2.close()
+
+
+async def test_depth_is_counted_so_two_writers_cannot_drive_it_negative(
+        tmp_path: Path) -> None:
+    """Two processes on one spool (before the daemon's lock) each kept a running total: one
+    acknowledged what the other had spooled and its depth went below zero. Depth is now the
+    rows in the file, whoever wrote or deleted them."""
+    path = str(tmp_path / "spool.sqlite")
+    db_a, db_b = await LocalDB.open(path), await LocalDB.open(path)
+    spool_a, spool_b = Spool(db_a, 10**9), Spool(db_b, 10**9)
+    try:
+        await spool_b.put([entry(0)])
+        assert (await spool_b.depth()).measurements == 1
+        await spool_a.put(entry(i) for i in range(1, 6))
+        # B uploads everything, including the five measurements A spooled after B's last look.
+        batch = await spool_b.batch(100, 10**9)
+        assert await spool_b.ack(e.uid for e in batch) == 6
+        for spool in (spool_a, spool_b):
+            depth = await spool.depth()
+            assert (depth.measurements, depth.bytes, depth.oldest) == (0, 0, None)
+            counters = await spool.counters()
+            assert counters["enqueued"] == 6 and counters["uploaded"] == 6
+        await spool_a.put([entry(9)])
+        assert (await spool_b.depth()).measurements == 1
+        assert (await spool_b.depth()).bytes == len(entry(9).body.encode())
+    finally:
+        await db_a.close()
+        await db_b.close()

@@ -20,6 +20,9 @@ UTC_MOMENT = datetime(2026, 1, 4, 12, 0, tzinfo=UTC)
      []),
     ([{"start": "yesterday", "end": "2026-01-02T00:00:00Z", "name": "bad start"}], []),
     ([{"end": "2026-01-02T00:00:00Z", "name": "no start"}], []),
+    # An offset carrying the time out of the representable years (a hostile collector).
+    ([{"start": "0001-01-01T00:00:00+01:00", "end": "2026-01-02T00:00:00Z"}], []),
+    ([{"start": "2026-01-01T00:00:00Z", "end": "9999-12-31T23:59:59-01:00"}], []),
     (["not an object", 3, None], []),
     ({"start": "2026-01-01", "end": "2026-01-02"}, []),
     (None, []),
