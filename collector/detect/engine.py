@@ -78,7 +78,8 @@ class GroupState:
 
 def _run_to_list(run: Run) -> list[Any]:
     return [run.probe_id, run.cc, run.asn, run.target, run.t, run.outcome, run.layer,
-            run.mechanism, run.fingerprint, run.handshake, run.slowdown, run.failed]
+            run.mechanism, run.fingerprint, run.handshake, run.slowdown, run.failed,
+            run.control_failed]
 
 
 def _run_from_list(data: list[Any]) -> Run:
@@ -163,8 +164,10 @@ class Engine:
             probe_bin.ladder_offline = probe_bin.ladder_offline or not observation.online
             return
         pending["runs"].setdefault((observation.asn, observation.target), []).append(observation)
-        probe_bin.tried += 1
-        probe_bin.failed += observation.failed
+        if not observation.control_failed or observation.outcome == "ok":
+            # A failure the control could not check is no try (the monitor's own outage).
+            probe_bin.tried += 1
+            probe_bin.failed += observation.failed
         counts_for_health = not self.config.canaries or observation.target in self.config.canaries
         if observation.outcome == "ok" and counts_for_health:
             probe_bin.ok.add(observation.target)
