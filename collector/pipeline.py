@@ -134,7 +134,12 @@ class Pipeline:
         self.started_at = clock()
         self.caught_up = True  # whether the last run read everything stored
         self.alive_at = -float("inf")  # the last time this process stamped the store
+        self.downtimes: list[tuple[float, float]] = []  # collector downtime found at start
         self.known: dict[str, tuple[str, str, str | None]] = {}  # id -> (tier, status, end)
+
+    @staticmethod
+    def _moment(t: float) -> datetime:
+        return datetime.fromtimestamp(t, UTC)
 
     def _new_watch(self) -> monitor.ControlWatch:
         return monitor.ControlWatch(bin=self.config.block.bin, settle=self.config.block.settle)
@@ -151,7 +156,7 @@ class Pipeline:
                                                      limit=1000))
         self._remember(recent)
         if self.book is not None:
-            await self.book.publish(recent)
+            await self.book.publish(recent, self._moment(self.started_at))
         last_alive = None
         saved = await self.store.load_state(ALIVE_NAME)
         if saved is not None:
@@ -160,6 +165,8 @@ class Pipeline:
         outage = monitor.collector_downtime(last_alive, self.started_at, self.grace)
         await self._stamp_alive(self.started_at)
         if outage is not None:
+            assert last_alive is not None
+            self.downtimes.append((last_alive, self.started_at))
             await self._write([outage])
 
     async def _stamp_alive(self, now: float) -> None:
@@ -186,6 +193,8 @@ class Pipeline:
                 self.watch = self._new_watch()
                 self.cursors = {"measurements": 0, "heartbeats": 0}
         self.engine.listening_since(self.started_at)
+        for start, end in self.downtimes:
+            self.watch.cover(start, end)
 
     async def _lead(self, now: float) -> bool:
         """Whether this process runs detection now (it holds, or just took, the lease)."""
@@ -290,7 +299,7 @@ class Pipeline:
         self._announce([*documents, *outages.values()])
         self._remember([*documents, *outages.values()])
         if self.book is not None and (documents or outages):
-            await self.book.publish([*documents, *outages.values()])
+            await self.book.publish([*documents, *outages.values()], self._moment(now))
         for event in changed.values():
             self.metrics.updates.labels(event.kind, event.tier).inc()
         if changed or outages or not self.caught_up \
@@ -309,7 +318,7 @@ class Pipeline:
         recent = await self.store.events(EventFilter(since=iso(now - WEEK), limit=1000))
         self._remember(recent)
         if self.book is not None:
-            await self.book.publish(recent, notify=False)
+            await self.book.publish(recent, self._moment(now), notify=False)
 
     def _remember(self, events: list[dict[str, Any]]) -> None:
         for event in events:
@@ -344,7 +353,7 @@ class Pipeline:
         self._announce(events)
         self._remember(events)
         if self.book is not None:
-            await self.book.publish(events)
+            await self.book.publish(events, self._moment(self.clock()))
 
     async def save(self, now: float) -> None:
         state = await asyncio.to_thread(self._serialize)

@@ -79,6 +79,11 @@ class ControlWatch:
     last_settled: int | None = None
     onset: float | None = None  # start of the open outage
     peak: int = 0  # most probes that lost the control in one bin of it
+    covered: list[list[float]] = field(default_factory=list)  # known collector downtimes
+
+    def cover(self, start: float, end: float) -> None:
+        """The collector was down over [start, end]: its bins are that outage, told already."""
+        self.covered.append([start, end])
 
     def add(self, run: Run) -> None:
         index = math.floor(run.t / self.bin)
@@ -101,6 +106,8 @@ class ControlWatch:
             lost = len(lost_by)
             networks = {key.partition("|")[0] for key in lost_by}
             start = index * self.bin
+            if any(a < start + self.bin and start < b for a, b in self.covered):
+                continue
             if lost >= self.min_probes and len(networks) >= 2 and \
                     lost >= self.share * len(probes):
                 if self.onset is None:
@@ -113,11 +120,15 @@ class ControlWatch:
             else:
                 continue
             changed[event["id"]] = event
+        if self.last_settled is not None:
+            horizon = self.last_settled * self.bin
+            self.covered = [c for c in self.covered if c[1] >= horizon]
         return list(changed.values())
 
     def to_state(self) -> dict[str, Any]:
         return {"bins": {str(k): b.runs for k, b in self.bins.items()},
-                "last_settled": self.last_settled, "onset": self.onset, "peak": self.peak}
+                "last_settled": self.last_settled, "onset": self.onset, "peak": self.peak,
+                "covered": self.covered}
 
     def load_state(self, data: dict[str, Any]) -> None:
         self.bins = {int(k): _Bin({p: [int(n), int(f)] for p, (n, f) in v.items()})
@@ -125,3 +136,4 @@ class ControlWatch:
         self.last_settled = data["last_settled"]
         self.onset = data["onset"]
         self.peak = int(data["peak"])
+        self.covered = [[float(a), float(b)] for a, b in data.get("covered", [])]

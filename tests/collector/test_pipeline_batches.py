@@ -1,0 +1,120 @@
+"""The pipeline over a backlog and beside other collectors: a backlog digested in small
+batches over several runs ends with the events of the live run, and a collector that does not
+lead serves the leader's events (from the store) without notifying anyone."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from prometheus_client import CollectorRegistry
+
+from collector import pipeline as pipeline_module
+from collector.config import Limits
+from collector.detect.params import DetectionConfig, NetworkRoles
+from collector.detect.windows import Calendar
+from collector.event_metrics import DetectionMetrics, EventSnapshot
+from collector.eventbook import EventBook
+from collector.notify.event import EventView
+from collector.pipeline import Pipeline
+from collector.store import EventFilter
+from collector.store.sqlite import SQLiteStore
+from collector.validate import validate
+from probe.typed_config import parse_duration
+from tests.collector import scenarios
+from tests.collector.test_detection_scenarios import run_scenario
+
+SCENARIO = "national_block_tls_timeout"
+CONFIG = DetectionConfig(networks={"KZ": NetworkRoles(incumbent=("AS9198",),
+                                                      mobile=("AS64510",))})
+
+
+async def store_everything(store: SQLiteStore) -> float:
+    """Store the whole scenario as it arrived (nothing judged yet); returns its end."""
+    scenario = scenarios.load(SCENARIO)
+    batch = []
+    for arrival in scenarios.expand(scenario):
+        moment = datetime.fromtimestamp(arrival.at, UTC)
+        if arrival.heartbeat is not None:
+            await store.add_heartbeat(arrival.probe_id, arrival.heartbeat["sent_at"],
+                                      moment.strftime("%Y-%m-%d %H:%M:%S"),
+                                      json.dumps(arrival.heartbeat))
+        else:
+            batch.append(validate(arrival.measurement, Limits(), moment, arrival.probe_id))
+    await store.add_measurements(batch)
+    return scenarios.BASE + parse_duration(scenario["duration"])
+
+
+def fields(events: Iterable[Mapping[str, Any]]) -> list[tuple[Any, ...]]:
+    return sorted((e["id"], e["kind"], e["tier"], e["status"], e["start"], e["asns"],
+                   e["targets"]) for e in events)
+
+
+async def test_a_backlog_digested_in_small_batches_ends_with_the_live_events(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    live, _ = await run_scenario(SCENARIO, tmp_path / "live.sqlite")
+    assert live
+    monkeypatch.setattr(pipeline_module, "FEED_CHUNK", 50)
+    monkeypatch.setattr(pipeline_module, "MAX_ROWS_PER_RUN", 1000)
+    store = await SQLiteStore.open(str(tmp_path / "backlog.sqlite"))
+    registry = CollectorRegistry()
+    try:
+        end = await store_everything(store)
+        stored = await store.count_measurements()
+        assert stored > 3 * 1000  # several runs of many batches each
+        pipeline = Pipeline(store, CONFIG, Calendar(), DetectionMetrics(registry),
+                            EventSnapshot(), clock=lambda: scenarios.BASE)
+        await pipeline.start()
+        runs = 0
+        lags = []
+        while True:
+            await pipeline.run_once(end)
+            runs += 1
+            lags.append(registry.get_sample_value("kuzot_detection_lag_seconds"))
+            if pipeline.caught_up:
+                break
+        backlog = await store.events(EventFilter(limit=1000))
+    finally:
+        await store.close()
+    assert runs > 3
+    assert all(lag is not None and lag > 0 for lag in lags[:-1]) and lags[-1] == 0
+    # The same incidents, judged bin by bin as they would have been live.
+    assert fields(backlog) == fields(live)
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.got: list[str] = []
+
+    async def publish(self, events: Iterable[EventView | Mapping[str, Any]]) -> None:
+        self.got += [e.id if isinstance(e, EventView) else str(e["id"]) for e in events]
+
+
+async def test_a_collector_that_does_not_lead_serves_the_leaders_events(tmp_path: Path) -> None:
+    store = await SQLiteStore.open(str(tmp_path / "shared.sqlite"))
+    try:
+        end = await store_everything(store)
+        books = [EventBook(sinks=[Recorder()]), EventBook(sinks=[Recorder()])]
+        leader, standby = (Pipeline(store, CONFIG, Calendar(),
+                                    DetectionMetrics(CollectorRegistry()), EventSnapshot(),
+                                    book, clock=lambda: end) for book in books)
+        for pipeline in (leader, standby):
+            await pipeline.start()
+        while not (await leader.run_once(end) == [] and leader.caught_up):
+            pass
+        assert await standby.run_once(end) == []  # the lease is the leader's
+        assert not standby.leading
+        stored = await store.events(EventFilter(limit=1000))
+    finally:
+        await store.close()
+    assert stored
+    served = [sorted((e.id, e.tier, e.status) for e in book.events()) for book in books]
+    assert served[0] == served[1] == sorted((e["id"], e["tier"], e["status"]) for e in stored)
+    leader_sink, standby_sink = (book.sinks[0] for book in books)
+    assert isinstance(leader_sink, Recorder) and isinstance(standby_sink, Recorder)
+    assert set(leader_sink.got) == {e["id"] for e in stored}
+    assert standby_sink.got == []  # only the leader notifies
