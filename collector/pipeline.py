@@ -291,13 +291,14 @@ class Pipeline:
             self.metrics.inputs.labels("heartbeat").inc(len(heartbeats))
             events, batch_outages = await asyncio.to_thread(
                 self._digest, measurements, heartbeats, clock)
-            await self.store.upsert_events([e.to_json() for e in events] + batch_outages)
+            written = [e.to_json() for e in events] + batch_outages
+            await self.store.upsert_events(written)  # each batch durable as soon as judged
+            self._announce(written)
+            self._remember(written)
             changed.update((e.id, e) for e in events)
             outages.update((o["id"], o) for o in batch_outages)
         self.caught_up = not more
         documents = [changed[k].to_json() for k in sorted(changed)]
-        self._announce([*documents, *outages.values()])
-        self._remember([*documents, *outages.values()])
         if self.book is not None and (documents or outages):
             await self.book.publish([*documents, *outages.values()], self._moment(now))
         for event in changed.values():

@@ -5,6 +5,7 @@ lead serves the leader's events (from the store) without notifying anyone."""
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
@@ -55,9 +56,12 @@ def fields(events: Iterable[Mapping[str, Any]]) -> list[tuple[Any, ...]]:
 
 
 async def test_a_backlog_digested_in_small_batches_ends_with_the_live_events(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
+) -> None:
     live, _ = await run_scenario(SCENARIO, tmp_path / "live.sqlite")
     assert live
+    caplog.clear()
+    caplog.set_level(logging.INFO, logger="kuzot.events")
     monkeypatch.setattr(pipeline_module, "FEED_CHUNK", 50)
     monkeypatch.setattr(pipeline_module, "MAX_ROWS_PER_RUN", 1000)
     store = await SQLiteStore.open(str(tmp_path / "backlog.sqlite"))
@@ -84,6 +88,13 @@ async def test_a_backlog_digested_in_small_batches_ends_with_the_live_events(
     assert all(lag is not None and lag > 0 for lag in lags[:-1]) and lags[-1] == 0
     # The same incidents, judged bin by bin as they would have been live.
     assert fields(backlog) == fields(live)
+    # One log line per event opened and ended (and raised, when its tier rose).
+    lines = [r.getMessage() for r in caplog.records if r.name == "kuzot.events"]
+    for event in backlog:
+        opened = [line for line in lines if line.startswith(f"event opened: {event['id']} ")]
+        ended = [line for line in lines if line.startswith(f"event ended: {event['id']} ")]
+        assert len(opened) == 1 and len(ended) == (event["status"] == "closed"), lines
+    assert any(line.startswith("event raised: ") for line in lines), lines
 
 
 class Recorder:
