@@ -1,6 +1,7 @@
 """The pipeline over a backlog and beside other collectors: a backlog digested in small
-batches over several runs ends with the events of the live run, and a collector that does not
-lead serves the leader's events (from the store) without notifying anyone."""
+batches over several runs ends with the events of the live run, a dark network's backlog is
+judged in its own bins, and a collector that does not lead serves the leader's events (from
+the store) without notifying anyone."""
 
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ from collector.validate import validate
 from probe.typed_config import parse_duration
 from tests.collector import scenarios
 from tests.collector.test_detection_scenarios import run_scenario
+from tests.helpers.fleet import web_measurement
 
 SCENARIO = "national_block_tls_timeout"
 CONFIG = DetectionConfig(networks={"KZ": NetworkRoles(incumbent=("AS9198",),
@@ -129,3 +131,58 @@ async def test_a_collector_that_does_not_lead_serves_the_leaders_events(tmp_path
     assert isinstance(leader_sink, Recorder) and isinstance(standby_sink, Recorder)
     assert set(leader_sink.got) == {e["id"] for e in stored}
     assert standby_sink.got == []  # only the leader notifies
+
+
+async def test_a_dark_networks_backlog_reaches_the_stored_events_with_its_true_start(
+        tmp_path: Path) -> None:
+    """Through the store and the pipeline: AS48716's probes measure in the dark (a block of
+    one site begins there) and upload it all when they are back, while AS9198 reported all
+    along; the block event starts when the probes saw it, not when the upload came."""
+    base = 1_700_000_100.0  # the start of a 300-second bin
+    lit, dark = "AS9198", "AS48716"
+    targets = [f"https://s{i}.example/" for i in range(6)]
+    dark_from, dark_to = base + 3600, base + 7200
+    block_from, block_to = base + 4200, base + 9000
+    probes = [(f"{asn.lower()}-{i}", asn) for asn in (lit, dark) for i in range(4)]
+    store = await SQLiteStore.open(str(tmp_path / "dark.sqlite"))
+    pipeline = Pipeline(store, DetectionConfig(), Calendar(),
+                        DetectionMetrics(CollectorRegistry()), EventSnapshot(),
+                        clock=lambda: base)
+    held: list[Any] = []
+    try:
+        await pipeline.start()
+        t = base
+        while t < base + 12000:
+            moment = datetime.fromtimestamp(t, UTC)
+            stamp = moment.strftime("%Y-%m-%d %H:%M:%S")
+            in_dark = dark_from <= t < dark_to
+            rows = []
+            for probe, asn in probes:
+                made = []
+                if int(t - base) % 300 == 0:
+                    for target in targets:
+                        blocked = asn == dark and target == targets[0] and \
+                            block_from <= t < block_to
+                        made.append(web_measurement(
+                            target, "KZ", asn, verdict="blocked" if blocked else "ok",
+                            layer="tls" if blocked else None,
+                            mechanism="timeout" if blocked else None, started=moment))
+                        made[-1]["measurement_uid"] = f"{probe}-{int(t)}-{len(made)}"
+                if asn == dark and in_dark:
+                    held += [(probe, m) for m in made]
+                    continue
+                await store.add_heartbeat(probe, stamp, stamp, json.dumps(
+                    {"probe_id": probe, "probe_cc": "KZ", "probe_asn": asn}))
+                rows += [validate(m, Limits(), moment, probe) for m in made]
+            if not in_dark and held:
+                rows += [validate(m, Limits(), moment, probe) for probe, m in held]
+                held = []
+            await store.add_measurements(rows)
+            t += 60.0
+            await pipeline.run_once(t)
+        events = await store.events(EventFilter(kind="block", limit=100))
+    finally:
+        await store.close()
+    assert [(e["asns"], e["targets"]) for e in events] == [([dark], [targets[0]])]
+    start = datetime.fromisoformat(events[0]["start"].replace("Z", "+00:00")).timestamp()
+    assert block_from <= start < block_from + 300  # in the dark, not at dark_to
