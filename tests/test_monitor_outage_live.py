@@ -152,6 +152,10 @@ async def test_a_collector_restart_mid_run_is_a_monitor_outage_not_a_shutdown(
                 await asyncio.sleep(BIN + 2.0)
                 async with session.get(f"{collector.base}/api/v1/events") as response:
                     events = (await response.json())["events"]
+                async with session.get(
+                        f"{collector.base}/api/v1/events?kind=monitor_outage") as response:
+                    assert response.status == 200
+                    filtered = (await response.json())["events"]
                 async with session.get(collector.base + "/") as response:
                     page = await response.text()
                 async with session.get(collector.base + "/metrics") as response:
@@ -165,6 +169,7 @@ async def test_a_collector_restart_mid_run_is_a_monitor_outage_not_a_shutdown(
     others = [e for e in events if e["kind"] != "monitor_outage"]
     assert [(e["mechanism"], e["status"], e["cc"]) for e in outages] == [
         ("collector_down", "closed", "ZZ")], events
+    assert filtered == outages
     down = outages[0]["evidence"]["down_seconds"]
     assert (DOWN_ROUNDS - 1) * BIN <= down <= (DOWN_ROUNDS + 2) * BIN
     assert [e for e in others if e["tier"] != "suspected"] == [], others
