@@ -186,3 +186,56 @@ async def test_a_dark_networks_backlog_reaches_the_stored_events_with_its_true_s
     assert [(e["asns"], e["targets"]) for e in events] == [([dark], [targets[0]])]
     start = datetime.fromisoformat(events[0]["start"].replace("Z", "+00:00")).timestamp()
     assert block_from <= start < block_from + 300  # in the dark, not at dark_to
+
+
+async def test_the_control_lost_by_every_probe_is_a_monitor_outage_and_no_shutdown(
+        tmp_path: Path) -> None:
+    """For half an hour the control answers no probe on either network while uploads go on
+    (and, the worst case, the probes' own attempts fail too): one ``control_unreachable``
+    outage of the monitor, with its start and end, and no shutdown or block."""
+    base = 1_700_000_100.0
+    lost_from, lost_to = base + 1800, base + 3600
+    targets = [f"https://s{i}.example/" for i in range(6)]
+    probes = [(f"{asn.lower()}-{i}", asn) for asn in ("AS9198", "AS48716") for i in range(4)]
+    store = await SQLiteStore.open(str(tmp_path / "control.sqlite"))
+    registry = CollectorRegistry()
+    pipeline = Pipeline(store, DetectionConfig(), Calendar(), DetectionMetrics(registry),
+                        EventSnapshot(), clock=lambda: base)
+    try:
+        await pipeline.start()
+        t = base
+        while t < base + 5400:
+            moment = datetime.fromtimestamp(t, UTC)
+            stamp = moment.strftime("%Y-%m-%d %H:%M:%S")
+            lost = lost_from <= t < lost_to
+            rows = []
+            for probe, asn in probes:
+                await store.add_heartbeat(probe, stamp, stamp, json.dumps(
+                    {"probe_id": probe, "probe_cc": "KZ", "probe_asn": asn}))
+                if int(t - base) % 300:
+                    continue
+                for k, target in enumerate(targets):
+                    m = web_measurement(target, "KZ", asn, started=moment)
+                    if lost:
+                        m["test_keys"]["control_failure"] = "generic_timeout_error"
+                        m["test_keys"]["http_experiment_failure"] = "generic_timeout_error"
+                        m["test_keys"]["analysis"] = {
+                            "verdict": "inconclusive", "layer": "tcp", "mechanism": "timeout",
+                            "confidence": 0.0,
+                            "evidence": ["probe_tcp:generic_timeout_error",
+                                         "control_failure:generic_timeout_error"]}
+                    m["measurement_uid"] = f"{probe}-{int(t)}-{k}"
+                    rows.append(validate(m, Limits(), moment, probe))
+            await store.add_measurements(rows)
+            t += 60.0
+            await pipeline.run_once(t)
+        events = await store.events(EventFilter(limit=100))
+    finally:
+        await store.close()
+    assert [(e["kind"], e["mechanism"], e["status"], e["probes"]) for e in events] == [
+        ("monitor_outage", "control_unreachable", "closed", 8)]
+    assert (events[0]["start"], events[0]["end"]) == (
+        datetime.fromtimestamp(lost_from, UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        datetime.fromtimestamp(lost_to, UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
+    assert registry.get_sample_value("kuzot_monitor_outages_total",
+                                     {"cause": "control_unreachable"}) == 1
