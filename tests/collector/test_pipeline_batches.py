@@ -1,7 +1,8 @@
 """The pipeline over a backlog and beside other collectors: a backlog digested in small
 batches over several runs ends with the events of the live run, a dark network's backlog is
-judged in its own bins, and a collector that does not lead serves the leader's events (from
-the store) without notifying anyone."""
+judged in its own bins, the control lost by every probe is an outage of the monitor and no
+shutdown, and a collector that does not lead serves the leader's events (from the store)
+without notifying anyone."""
 
 from __future__ import annotations
 
