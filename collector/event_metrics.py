@@ -82,3 +82,11 @@ class DetectionMetrics:
         self.last_run = Gauge(
             "detection_last_run_timestamp_seconds", "When the last successful detection run "
             "ended, Unix time.", namespace=NAMESPACE, registry=registry)
+        self.lag = Gauge(
+            "detection_lag_seconds", "How far behind the stored rows detection is: now minus "
+            "the collector's time of the last row judged, while a backlog remains; 0 when "
+            "caught up.", namespace=NAMESPACE, registry=registry)
+        self.monitor_outages = Counter(
+            "monitor_outages", "Outages of the monitor itself (collector_down, "
+            "control_unreachable): shown to researchers as such, never notified.", ["cause"],
+            namespace=NAMESPACE, registry=registry)

@@ -6,9 +6,10 @@ changed (the design §4 JSON or ``EventView``s). The book keeps the newest versi
 (by ``updated_at``), forgets closed events after ``keep`` seconds, and forwards every publish to
 its sinks (the notifier), which decide for themselves what is worth a message.
 
-Prometheus gets one series per open event and network, ``kuzot_event_active``, carrying the
-event id so Alertmanager can group one event's alerts into one thread, and the ASN so a
-shutdown can inhibit per-target alerts on the same network.
+Prometheus gets one series per open detection event and network, ``kuzot_event_active``,
+carrying the event id so Alertmanager can group one event's alerts into one thread, and the
+ASN so a shutdown can inhibit per-target alerts on the same network. The monitor's own
+outages (kind ``monitor_outage``) are left out: nothing alerts on them.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from typing import Any, Protocol
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from collector.notify.event import EventView
+from collector.notify.event import MONITOR_OUTAGE, EventView
 
 WEEK = 7 * 86400.0
 
@@ -36,8 +37,11 @@ class EventBook:
         self._events: dict[str, EventView] = {}
 
     async def publish(self, events: Iterable[EventView | Mapping[str, Any]],
-                      now: datetime | None = None) -> list[EventView]:
-        """Record the events; returns those that were new or newer than the known version."""
+                      now: datetime | None = None, notify: bool = True) -> list[EventView]:
+        """Record the events; returns those that were new or newer than the known version.
+
+        ``notify=False`` only records them (a collector that does not run detection refreshing
+        its book from the store: the one that does notifies)."""
         views = [e if isinstance(e, EventView) else EventView.from_json(dict(e))
                  for e in events]
         changed = []
@@ -47,8 +51,9 @@ class EventBook:
                 self._events[view.id] = view
                 changed.append(view)
         self._forget((now or datetime.now(UTC)) - timedelta(seconds=self.keep))
-        for sink in self.sinks:
-            await sink.publish(changed)
+        if notify:
+            for sink in self.sinks:
+                await sink.publish(changed)
         return changed
 
     def _forget(self, horizon: datetime) -> None:
@@ -86,6 +91,8 @@ class EventCollector(Collector):
             "Open detection events: 1 per event and network (asn empty for a country-wide "
             "event).", labels=["event_id", "kind", "tier", "cc", "asn", "scope", "mechanism"])
         for event in self.book.open_events():
+            if event.kind == MONITOR_OUTAGE:
+                continue  # the monitor's own outage alerts no one (researchers see it)
             scope = "network" if event.asns else "country"
             for asn in event.asns or ("",):
                 active.add_metric([event.id, event.kind, event.tier, event.cc, asn, scope,

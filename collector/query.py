@@ -22,7 +22,8 @@ FILTER_PARAMS = ("since", "until", "cc", "asn", "test_name", "input", "domain")
 LIST_PARAMS = (*FILTER_PARAMS, "verdict", "limit", "cursor", "full")
 AGGREGATION_PARAMS = (*FILTER_PARAMS, "axis_x", "axis_y")
 EVENT_PARAMS = ("since", "until", "cc", "asn", "kind", "status", "tier", "limit")
-EVENT_CHOICES = {"kind": ("shutdown", "block", "throttling"), "status": ("open", "closed"),
+EVENT_CHOICES = {"kind": ("shutdown", "block", "throttling", "monitor_outage"),
+                 "status": ("open", "closed"),
                  "tier": ("suspected", "likely", "confirmed")}
 DEFAULT_PAGE = 100
 # fullmatch with ASCII classes: "\d" would take other scripts' digits and "$" a final newline.

@@ -20,10 +20,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from collector.notify.event import EventView, tier_rank
+from collector.notify.event import MONITOR_OUTAGE, EventView, tier_rank
 
-COUNTRIES = {"KG": "Kyrgyzstan", "KZ": "Kazakhstan"}
-KIND_WORDS = {"shutdown": "Internet shutdown", "block": "Blocking", "throttling": "Throttling"}
+COUNTRIES = {"KG": "Kyrgyzstan", "KZ": "Kazakhstan", "ZZ": "every country"}
+KIND_WORDS = {"shutdown": "Internet shutdown", "block": "Blocking", "throttling": "Throttling",
+              MONITOR_OUTAGE: "Monitor outage"}
 KIND_LETTER = {"shutdown": "S", "block": "B", "throttling": "T"}
 # Severity for "the worst thing happening": a shutdown hides everything behind it.
 KIND_RANK = {"shutdown": 3, "block": 2, "throttling": 1}
@@ -44,7 +45,7 @@ padding:.6rem .8rem;margin:.6rem 0}
 .card h3{font-size:1rem;margin:0 0 .3rem}
 .card p{margin:.2rem 0}
 .shutdown{border-left-color:#b00020}.block{border-left-color:#d35400}
-.throttling{border-left-color:#b7950b}
+.throttling{border-left-color:#b7950b}.monitor{border-left-color:#555}
 .tier{display:inline-block;font-size:.8rem;padding:0 .4rem;border-radius:.6rem;background:#eee}
 .tier-confirmed{background:#b00020;color:#fff}.tier-likely{background:#d35400;color:#fff}
 .scroll{overflow-x:auto;-webkit-overflow-scrolling:touch;max-width:100%}
@@ -286,9 +287,27 @@ def _targets_table(latest: Sequence[Mapping[str, Any]]) -> str:
             f"<th>Measured (UTC)</th></tr></thead><tbody>{''.join(lines)}</tbody></table></div>")
 
 
+def _outage_card(event: EventView, now: datetime) -> str:
+    """One outage of the monitor itself: when, why, and that it is not an event."""
+    end = event.end
+    when = (f"Since {_time(event.start)}, for {_duration(event.start, now)}." if end is None
+            else f"From {_time(event.start)} to {_time(end)} ({_duration(event.start, end)}).")
+    cause = {"collector_down": "The collector was down.",
+             "control_unreachable": "The control answered no probe."}.get(
+                 event.mechanism or "", "The monitor could not observe.")
+    return (f'<article class="card monitor"><h3>Monitor outage</h3><p>{_e(when)} {_e(cause)} '
+            "Not an Internet shutdown: failures measured meanwhile are not evidence.</p>"
+            f'<p><a href="/events/{_e(event.id)}">Details</a></p></article>')
+
+
 def status_page(events: Sequence[EventView], latest: Sequence[Mapping[str, Any]],
                 now: datetime) -> str:
-    """The front page; ``events`` are those open or ended within the last week."""
+    """The front page; ``events`` are those open or ended within the last week.
+
+    The monitor's own outages are not events about the Internet: they get their own section,
+    so readers know when Kuzot could not observe and why there is a gap."""
+    outages = [e for e in events if e.kind == MONITOR_OUTAGE]
+    events = [e for e in events if e.kind != MONITOR_OUTAGE]
     open_events = [e for e in events if e.status == "open"]
     closed = [e for e in events if e.status == "closed"]
     rows = network_rows(latest, open_events)
@@ -309,6 +328,9 @@ def status_page(events: Sequence[EventView], latest: Sequence[Mapping[str, Any]]
     if closed:
         body += ['<h2 id="recent">Ended in the last seven days</h2>',
                  "".join(_event_card(e, now) for e in closed)]
+    if outages:
+        body += ['<h2 id="monitor">When Kuzot could not observe</h2>',
+                 "".join(_outage_card(e, now) for e in outages)]
     body += ["<details><summary>Latest result per target and network</summary>",
              _targets_table(latest), "</details>"]
     return _page("Kuzot status", "".join(body), now)

@@ -11,6 +11,7 @@ the one place where detection meets the store. Modules:
 * ``baseline``, ``streak``, ``stats``: inpainted baselines, hysteresis, small-count statistics;
 * ``tracker``: clustering into events, tiers, in-place updates;
 * ``windows``: event windows (sensitive dates) that freeze baselines;
+* ``monitor``: the monitor's own outages (collector down, control unreachable for everyone);
 * ``engine``: all of the above as one serializable state machine;
 * ``params``: the ``detection:`` config section with documented defaults.
 """

@@ -19,8 +19,12 @@ a bin contributes nothing to that bin's per-target series (a shutdown is not 60 
 new block or throttling members are not opened on an ASN inside an open shutdown. A bin where
 the whole network is slow is neutral for targeted throttling (it is generalized).
 
-Observations for a bin that has already been settled are counted in ``late`` and dropped from
-the bin detectors (ladder readings are still kept: they backfill shutdown starts).
+Bins are settled per network: an observation is late, counted in ``late`` and dropped from the
+bin detectors (ladder readings are still kept: they backfill shutdown starts), only when its
+network's bin has already been judged. A network that went dark has no bins judged meanwhile,
+so its probes' backlog, uploaded afterwards with the original timestamps, is judged in its own
+bins (blocks that began in the dark, the ladder's offline readings) while the other networks
+went on.
 """
 
 from __future__ import annotations
@@ -78,7 +82,8 @@ class GroupState:
 
 def _run_to_list(run: Run) -> list[Any]:
     return [run.probe_id, run.cc, run.asn, run.target, run.t, run.outcome, run.layer,
-            run.mechanism, run.fingerprint, run.handshake, run.slowdown, run.failed]
+            run.mechanism, run.fingerprint, run.handshake, run.slowdown, run.failed,
+            run.control_failed]
 
 
 def _run_from_list(data: list[Any]) -> Run:
@@ -95,6 +100,8 @@ class Engine:
         self.probes: dict[str, ProbeInfo] = {}
         self.pending: dict[int, dict[str, Any]] = {}  # bin index -> {"runs": [...], ...}
         self.last_settled: int | None = None
+        self.settled: dict[str, int] = {}  # "cc|asn" -> the network's last judged bin
+        self.settled_default: int | None = None  # for a state saved before per-network bins
         self.prev_ok: dict[str, int] = {}
         self.blocks: dict[str, blocking.BlockSeries] = {}
         self.throttles: dict[str, throttling.ThrottleSeries] = {}
@@ -151,7 +158,8 @@ class Engine:
                 newest = max(r[0] for r in info.ladder)
                 info.ladder = [r for r in info.ladder if r[0] >= newest - LADDER_KEEP]
         index = math.floor(observation.t / self.config.block.bin)
-        if self.last_settled is not None and index <= self.last_settled:
+        done = self.settled.get(f"{observation.cc}|{observation.asn}", self.settled_default)
+        if done is not None and index <= done:
             self.late += 1
             return
         pending = self.pending.setdefault(index, {"runs": {}, "probes": {}})
@@ -163,8 +171,10 @@ class Engine:
             probe_bin.ladder_offline = probe_bin.ladder_offline or not observation.online
             return
         pending["runs"].setdefault((observation.asn, observation.target), []).append(observation)
-        probe_bin.tried += 1
-        probe_bin.failed += observation.failed
+        if not observation.control_failed or observation.outcome == "ok":
+            # A failure the control could not check is no try (the monitor's own outage).
+            probe_bin.tried += 1
+            probe_bin.failed += observation.failed
         counts_for_health = not self.config.canaries or observation.target in self.config.canaries
         if observation.outcome == "ok" and counts_for_health:
             probe_bin.ok.add(observation.target)
@@ -224,7 +234,8 @@ class Engine:
 
     def _settle(self, index: int, active: dict[tuple[str, str], int]) -> list[Signal]:
         pending = self.pending.pop(index)
-        self.last_settled = index
+        in_order = self.last_settled is None or index > self.last_settled
+        self.last_settled = index if in_order else self.last_settled
         config = self.config
         start = index * config.block.bin
         end = start + config.block.bin
@@ -233,9 +244,14 @@ class Engine:
         healthy = {p: not b.ladder_offline and
                    len(b.ok) + self.prev_ok.get(p, 0) >= config.block.health_min_ok
                    for p, b in probe_bins.items()}
-        self.prev_ok = {p: len(b.ok) for p, b in probe_bins.items()}
+        ok_now = {p: len(b.ok) for p, b in probe_bins.items()}
+        # A dark network's backlog judged late only updates its own probes.
+        self.prev_ok = ok_now if in_order else {**self.prev_ok, **ok_now}
         signals: list[Signal] = []
         frozen_cc = {b.cc: self.calendar.frozen(b.cc, start) for b in probe_bins.values()}
+        for b in probe_bins.values():
+            network = f"{b.cc}|{b.asn}"
+            self.settled[network] = max(index, self.settled.get(network, index))
 
         # Collapse, per network.
         networks: dict[tuple[str, str], list[str]] = defaultdict(list)
@@ -549,6 +565,7 @@ class Engine:
                 "probes": {p: [b.cc, b.asn, sorted(b.ok), b.tried, b.failed, b.ladder_offline]
                            for p, b in v["probes"].items()}} for k, v in self.pending.items()},
             "last_settled": self.last_settled,
+            "settled": self.settled,
             "prev_ok": self.prev_ok,
             "blocks": {k: s.to_state() for k, s in self.blocks.items()},
             "throttles": {k: s.to_state() for k, s in self.throttles.items()},
@@ -583,6 +600,10 @@ class Engine:
                       for p, (cc, asn, ok, tried, failed, offline) in pending["probes"].items()}
             engine.pending[int(index)] = {"runs": runs, "probes": probes}
         engine.last_settled = data["last_settled"]
+        if "settled" in data:
+            engine.settled = {k: int(v) for k, v in data["settled"].items()}
+        else:
+            engine.settled_default = engine.last_settled
         engine.prev_ok = dict(data["prev_ok"])
         engine.blocks = {k: blocking.BlockSeries.from_state(v) for k, v in data["blocks"].items()}
         engine.throttles = {k: throttling.ThrottleSeries.from_state(v)

@@ -13,6 +13,14 @@ raised (ingest already validated the envelope). What is read:
   throttling test (``handshake_ratio``, ``goodput_ratio``, or an explicit ``slowdown``: its
   comparison with a co-hosted baseline) -> ``Run``.
   The target of a test without an input is the test's name (a platform).
+
+What the monitor's own failures produce is kept out of the evidence (the collector is often
+the control and the last rung of the ladder, so its downtime reaches the probes' records):
+
+* a run whose control failed (``test_keys.control_failure``, or ``control_failure:`` /
+  ``control:missing`` in the evidence) is marked ``control_failed`` and never ``failed``;
+* a ladder reading that is offline only because the collector did not answer (no foreign rung
+  was tried, and no other rung failed) is no reading at all: it says nothing about the network.
 """
 
 from __future__ import annotations
@@ -80,6 +88,24 @@ def _fingerprint(evidence: list[str], mechanism: str | None) -> str | None:
     return None
 
 
+def _monitor_only(rungs: Mapping[str, Any], gateway_known: bool) -> bool:
+    """Whether an offline reading rests on the collector's rung alone."""
+    def ok(name: str) -> bool | None:
+        rung = rungs.get(name)
+        if not isinstance(rung, Mapping) or not isinstance(rung.get("reachable"), bool):
+            return None
+        return bool(rung["reachable"])
+
+    if ok("collector") is not False or ok("foreign") is not None or not gateway_known:
+        return False
+    return all(ok(name) is not False for name in ("gateway", "resolver", "domestic"))
+
+
+def _control_failed(keys: Mapping[str, Any], evidence: list[str]) -> bool:
+    return bool(keys.get("control_failure")) or any(
+        item.startswith("control_failure:") or item == "control:missing" for item in evidence)
+
+
 def observation(m: Mapping[str, Any], probe_id: str) -> Observation | None:
     """The observation carried by measurement ``m`` submitted by ``probe_id``, if any."""
     try:
@@ -97,6 +123,9 @@ def observation(m: Mapping[str, Any], probe_id: str) -> Observation | None:
         if not isinstance(online, bool):
             return None
         rungs = keys.get("rungs")
+        gateway_known = bool(keys.get("gateway_known", True))
+        if not online and isinstance(rungs, Mapping) and _monitor_only(rungs, gateway_known):
+            return None
         if isinstance(rungs, Mapping) and rungs:
             cause = ladder.classify(rungs, bool(keys.get("gateway_known", True)), online)
         else:
@@ -113,9 +142,12 @@ def observation(m: Mapping[str, Any], probe_id: str) -> Observation | None:
     evidence = _evidence(analysis)
     probe_failed = any(item.startswith(("probe_dns:", "probe_tcp:", "probe_tls:"))
                        for item in evidence) or bool(keys.get("http_experiment_failure"))
+    control_failed = _control_failed(keys, evidence)
     return Run(
         probe_id=probe_id, cc=cc, asn=asn, target=target, t=t,
         outcome=outcome,  # type: ignore[arg-type]
         layer=layer, mechanism=mechanism, fingerprint=_fingerprint(evidence, mechanism),
         handshake=_handshake_seconds(keys, host), slowdown=_slowdown(evidence),
-        failed=outcome == "blocked" or (outcome != "down" and probe_failed))
+        failed=outcome == "blocked" or (outcome != "down" and probe_failed
+                                        and not control_failed),
+        control_failed=control_failed)

@@ -57,7 +57,10 @@ class Run:
     ``issuer:<name>`` when the measurement carries one. ``handshake`` is the target's TLS
     handshake time in seconds; ``slowdown`` the target/baseline time ratio when the measurement
     itself compared the target with a co-hosted baseline. ``failed`` is true when the probe's own
-    attempt failed (whatever the control saw), the input of all-target collapse.
+    attempt failed while the control answered, the input of all-target collapse.
+    ``control_failed`` is true when the control (often the collector itself) could not be
+    consulted: such a run that is not ``ok`` is no evidence of anything, and collapse does not
+    count it as a try.
     """
 
     probe_id: str
@@ -72,6 +75,7 @@ class Run:
     handshake: float | None = None
     slowdown: float | None = None
     failed: bool = False
+    control_failed: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -42,7 +42,7 @@ from collector.notify.channels import (
 )
 from collector.notify.config import Notifications, Retry
 from collector.notify.decide import Transition, decide
-from collector.notify.event import EventView
+from collector.notify.event import MONITOR_OUTAGE, EventView
 from collector.notify.templates import Language, Message, render, render_digest
 
 log = logging.getLogger("kuzot.notify")
@@ -158,6 +158,8 @@ class Notifier:
         """Queue what each destination still needs to hear about these events."""
         views = [e if isinstance(e, EventView) else EventView.from_json(dict(e))
                  for e in events]
+        # The monitor's own outage is no news for any reader: the status page shows it.
+        views = [e for e in views if e.kind != MONITOR_OUTAGE]
         for destination in self.destinations:
             for event in views:
                 told = destination.told.get(event.id, {})
@@ -263,6 +265,9 @@ class Notifier:
         if delivered:
             change = batch[0].change if len(batch) == 1 else "digest"
             self.metrics.sent.labels(name, change).inc()
+            log.info("notification sent to %s: %s %s", name, change, ", ".join(
+                f"{t.event.id} ({t.event.kind} {t.event.tier} {t.event.status})"
+                for t in batch))
         else:
             self.metrics.dropped.labels(name).inc()
         # Even a dropped change is recorded as told: resending it on every publish would turn

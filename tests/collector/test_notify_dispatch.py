@@ -6,10 +6,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import pytest
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
@@ -211,3 +213,20 @@ async def test_a_missing_secret_file_drops_the_message_and_the_worker_lives_on(
     assert receiver.changes() == [("opened", "ev1", "likely"), ("closed", "ev1", "likely")]
     assert registry.get_sample_value("kuzot_notifications_dropped_total",
                                      {"destination": "lost"}) == 2
+
+
+async def test_each_message_sent_is_one_log_line_and_the_monitors_outage_is_never_sent(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="kuzot.notify")
+    receiver = Receiver()
+    outage = event("confirmed", id="monitor-collector_down-20220105T140500Z",
+                   kind="monitor_outage", cc="ZZ", asns=[], targets=[],
+                   mechanism="collector_down")
+    async with notifier(tmp_path, receiver, min_tier="suspected") as (service, _):
+        await publish(service, outage)
+        await publish(service, event("likely"), outage)
+        await publish(service, event("likely", "closed"))
+    assert receiver.changes() == [("opened", "ev1", "likely"), ("closed", "ev1", "likely")]
+    lines = [r.getMessage() for r in caplog.records if r.name == "kuzot.notify"]
+    assert lines == ["notification sent to webhook: opened ev1 (block likely open)",
+                     "notification sent to webhook: closed ev1 (block likely closed)"]

@@ -130,6 +130,19 @@ def test_the_page_needs_no_inline_script_and_only_its_hashed_style() -> None:
     assert STYLE_HASH == f"sha256-{digest}"
 
 
+def test_the_monitors_own_outage_has_its_own_section_and_is_no_event() -> None:
+    from collector.detect.monitor import collector_downtime
+
+    down = collector_downtime(NOW.timestamp() - 3600, NOW.timestamp() - 3420, 90.0)
+    assert down is not None
+    page = status_page([EventView.from_json(down)], [], NOW)
+    assert "No open events" in page  # not an event about the Internet
+    assert "When Kuzot could not observe" in page and "The collector was down." in page
+    assert "From 2024-03-10 11:00 UTC to 2024-03-10 11:03 UTC (3 min)." in page
+    assert f'href="/events/{down["id"]}"' in page
+    assert 'class="card shutdown"' not in page and "S</td>" not in page
+
+
 async def test_collector_serves_the_page_and_event_pages(tmp_path: Path) -> None:
     async with running_collector(tmp_path) as collector:
         await collector.feed_wave()

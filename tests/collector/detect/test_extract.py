@@ -99,3 +99,42 @@ def test_malformed_measurements_are_skipped() -> None:
     platform = observation(measure("telegram", None, {"analysis": {"verdict": "blocked"}}),
                            "p1")
     assert isinstance(platform, Run) and platform.target == "telegram"
+
+
+def test_a_failure_the_control_could_not_check_is_no_failure() -> None:
+    """The collector is the control: when it is down, the probe's failures prove nothing."""
+    keys = {"control_failure": "connection_refused", "http_experiment_failure":
+            "generic_timeout_error",
+            "analysis": {"verdict": "inconclusive", "layer": "tcp", "mechanism": "timeout",
+                         "confidence": 0.0,
+                         "evidence": ["probe_tcp:generic_timeout_error",
+                                      "control_failure:connection_refused"]}}
+    run = observation(measure("web_connectivity", "https://a.example/", keys), "p1")
+    assert isinstance(run, Run) and run.control_failed and not run.failed
+    keys["control_failure"] = None
+    keys["analysis"]["evidence"] = ["probe_tcp:generic_timeout_error", "control_tcp:ok"]
+    run = observation(measure("web_connectivity", "https://a.example/", keys), "p1")
+    assert isinstance(run, Run) and run.failed and not run.control_failed
+
+
+def test_a_ladder_reading_that_only_lost_the_collector_is_no_reading() -> None:
+    monitor_only = {"gateway": {"reachable": True}, "resolver": {"reachable": True},
+                    "collector": {"reachable": False, "reached": 0, "tried": 1}}
+    observed = {"rungs": monitor_only, "gateway_known": True}
+    online, summary = connectivity.summarise(observed)
+    assert not online  # the probe itself cannot tell
+    keys = {**observed, "analysis": {"online": online, "summary": summary}}
+    assert observation(measure("connectivity", None, keys), "p1") is None
+    # With a foreign rung that failed too, the reading is evidence again.
+    cut = {**monitor_only, "foreign": {"reachable": False, "reached": 0, "tried": 3}}
+    keys = {"rungs": cut, "gateway_known": True,
+            "analysis": {"online": False, "summary": connectivity.summarise(
+                {"rungs": cut, "gateway_known": True})[1]}}
+    reading = observation(measure("connectivity", None, keys), "p1")
+    assert isinstance(reading, LadderReading) and not reading.online
+    # And a gateway that did not answer is the volunteer's own outage, whatever the collector.
+    local = {**monitor_only, "gateway": {"reachable": False}}
+    keys = {"rungs": local, "gateway_known": True,
+            "analysis": {"online": False, "summary": "no connectivity"}}
+    reading = observation(measure("connectivity", None, keys), "p1")
+    assert isinstance(reading, LadderReading) and reading.cause == "local_outage"
