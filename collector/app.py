@@ -8,6 +8,7 @@ from aiohttp import web
 
 from collector.calendar import load_calendar
 from collector.config import CollectorConfig
+from collector.control import ControlGate
 from collector.event_metrics import DetectionCollector, DetectionMetrics, EventSnapshot
 from collector.eventbook import EventBook, EventCollector
 from collector.exposition import ExpositionRegistry
@@ -17,6 +18,7 @@ from collector.handlers import error_middleware
 from collector.keys import (
     calendar_key,
     config_key,
+    control_gate_key,
     detection_metrics_key,
     event_snapshot_key,
     eventbook_key,
@@ -76,6 +78,7 @@ def create_app(config: CollectorConfig) -> web.Application:
     app[snapshot_key] = snapshot
     registry.register(StoreCollector(snapshot))
     app[ratelimit_key] = RateLimiter(config.limits.rate_per_minute)
+    app[control_gate_key] = ControlGate(config.control.max_concurrent)
     app[fleet_key] = FleetMetrics(registry)
     notifier = Notifier(config.notifications, config.status_url, registry)
     app[notifier_key] = notifier

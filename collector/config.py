@@ -86,6 +86,9 @@ class Control:
     # A UDP resolver (IP or IP:PORT) to use instead of this host's system resolver, for an
     # operator whose system resolver is not a neutral outside view (and for the lab).
     resolver: str | None = checked(None, lambda v: v and _resolver(v))
+    # Control measurements at once; more are answered 503 with Retry-After. Each costs at most
+    # the probe client's limits (about 1 MiB), so this caps the control's memory too.
+    max_concurrent: int = checked(8, positive)
 
 
 @dataclass(frozen=True, slots=True)

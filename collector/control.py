@@ -14,7 +14,16 @@ Kuzot adds what the probe needs to tell interception from an ordinary bad certif
 validation fails) and ``x_tls_issuer``/``x_tls_sha256``/``x_body_sha256`` for the final page.
 A redirect whose Location has no host ends the chain with that redirect as the final page
 (failure null), and more than ten redirects is ``unknown_failure: stopped after too many
-redirects``, which is how OONI's test helper reports them.
+redirects``, which is how OONI's test helper reports them. A Location that is not a URL at all
+(``http://[::1/evil``, ``http://host:99999/``) is ``http_invalid_redirect_location``, and a
+redirect into loopback or private space, from a URL that was not there itself, is
+``http_redirect_to_private_address`` (the probe's redirect policy, see the README).
+
+Budgets: anyone with a probe token can make the control fetch any URL, so one request costs at
+most what the probe's HTTP client allows per response (``probe.netx.http.Limits``: 256 KiB of
+headers, a 512 KiB body snapshot) and ``control.timeout`` seconds in all; ``ControlGate``
+bounds how many run at once (``control.max_concurrent``), and a request beyond that is answered
+503 with ``Retry-After`` at once instead of queueing.
 """
 
 from __future__ import annotations
@@ -23,11 +32,10 @@ import asyncio
 import ipaddress
 import ssl
 from typing import Any
-from urllib.parse import urljoin, urlsplit
 
 from probe import failures
-from probe.bogons import is_bogon
-from probe.checks.web import REDIRECT_CODES, split_url
+from probe.bogons import is_bogon, redirect_allowed, scope
+from probe.checks.web import REDIRECT_CODES, redirect_target, split_url
 from probe.netx import dns, tcp, tls
 from probe.netx import http as netx_http
 from probe.netx.trace import Trace
@@ -40,6 +48,27 @@ FLAG_PROBE, FLAG_CONTROL, FLAG_BOGON, FLAG_VALID = 1, 2, 4, 8
 
 class BadControlRequest(ValueError):
     pass
+
+
+class ControlGate:
+    """At most ``limit`` control measurements at once; ``try_enter`` never waits.
+
+    Refusing at once (503 and ``Retry-After``) rather than queueing keeps a burst of hostile
+    requests from holding memory or connections while they wait.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.active = 0
+
+    def try_enter(self) -> bool:
+        if self.active >= self.limit:
+            return False
+        self.active += 1
+        return True
+
+    def leave(self) -> None:
+        self.active -= 1
 
 
 def _allowed(ip: str, allow_private: bool) -> bool:
@@ -121,6 +150,7 @@ async def _fetch(url: str, first: list[str], timeout: float, allow_private: bool
                  context: ssl.SSLContext, trace: Trace, resolver: str | None) -> Record:
     """The final page of ``url`` as the control sees it, following redirects."""
     current, addresses = url, first
+    start_scopes: frozenset[str] = frozenset()
     for depth in range(MAX_REDIRECTS + 1):
         scheme, host, port, path = split_url(current)
         if depth > 0:
@@ -129,6 +159,12 @@ async def _fetch(url: str, first: list[str], timeout: float, allow_private: bool
                 return _page(looked_up["failure"])
             addresses = looked_up["addrs"]
         candidates = [a for a in addresses if _allowed(a, allow_private)]
+        if depth == 0:
+            start_scopes = frozenset(scope(a) for a in candidates)
+        elif addresses and not [a for a in candidates if redirect_allowed(a, start_scopes)]:
+            return _page(failures.HTTP_REDIRECT_PRIVATE)
+        else:
+            candidates = [a for a in candidates if redirect_allowed(a, start_scopes)]
         if not candidates:
             return _page("unknown_failure: no address the control may dial")
         record, stream = await tcp.connect(candidates[0], port, trace, min(timeout, 10.0))
@@ -152,12 +188,14 @@ async def _fetch(url: str, first: list[str], timeout: float, allow_private: bool
                         None)
         if response["code"] not in REDIRECT_CODES or not location:
             return _page(None, response, handshake)
-        target = urlsplit(location)
-        if target.scheme and (not target.netloc or target.scheme not in ("http", "https")):
-            return _page(None, response, handshake)
+        following, failure = redirect_target(current, location)
+        if following is None:
+            # OONI's test helper ends the chain at a Location without a host, failure null.
+            return _page(None if failure == failures.HTTP_INVALID_REDIRECT else failure,
+                         response, handshake)
         if depth >= MAX_REDIRECTS:
             return _page(failures.TOO_MANY_REDIRECTS)
-        current = urljoin(current, location)
+        current = following
     return _page(failures.TOO_MANY_REDIRECTS)
 
 
@@ -165,19 +203,37 @@ async def measure(
     url: str, probe_endpoints: list[tuple[str, int]], timeout: float, allow_private: bool,
     ca_file: str | None = None, resolver: str | None = None,
 ) -> Record:
-    """The control view of ``url`` (see the module docstring for its shape)."""
+    """The control view of ``url`` (see the module docstring for its shape).
+
+    ``timeout`` bounds the whole measurement: what is not done by then is reported as
+    ``generic_timeout_error`` (the final page's failure, or the lookup's), never raised.
+    """
+    view: Record = {
+        "dns": {"failure": failures.TIMEOUT, "addrs": []},
+        "tcp_connect": {},
+        "tls_handshake": {},
+        "http_request": _page(failures.TIMEOUT),
+        "ip_info": {},
+    }
+    try:
+        async with asyncio.timeout(timeout):
+            await _measure(view, url, probe_endpoints, timeout, allow_private, ca_file,
+                           resolver)
+    except TimeoutError:
+        pass
+    return view
+
+
+async def _measure(
+    view: Record, url: str, probe_endpoints: list[tuple[str, int]], timeout: float,
+    allow_private: bool, ca_file: str | None, resolver: str | None,
+) -> None:
     trace = Trace()
     scheme, host, port, _path = split_url(url)
     looked_up = await _lookup(host, port, trace, min(timeout, 5.0), resolver)
     own: list[str] = looked_up["addrs"]
     probe_ips = {ip for ip, _ in probe_endpoints}
-    view: Record = {
-        "dns": looked_up,
-        "tcp_connect": {},
-        "tls_handshake": {},
-        "http_request": _page(None),
-        "ip_info": {},
-    }
+    view["dns"] = looked_up
     for ip in [*own, *(ip for ip, _ in probe_endpoints)]:
         flags = (FLAG_PROBE if ip in probe_ips else 0) | (FLAG_CONTROL if ip in own else 0) | (
             FLAG_BOGON if is_bogon(ip) else 0)
@@ -215,4 +271,3 @@ async def measure(
     else:
         view["http_request"] = await _fetch(url, own, timeout, allow_private, context, trace,
                                             resolver)
-    return view

@@ -25,6 +25,7 @@ from collector.event_api import event_windows
 from collector.keys import (
     calendar_key,
     config_key,
+    control_gate_key,
     eventbook_key,
     fleet_key,
     geoip_key,
@@ -50,6 +51,7 @@ from collector.validate import (
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 RETRY_AFTER_UNAVAILABLE = 30
 CONTROL_BODY_LIMIT = 64 * 1024
+CONTROL_RETRY_AFTER = 5
 
 
 def _error(status: type[web.HTTPException], reason: str, headers: dict[str, str] | None = None,
@@ -246,9 +248,17 @@ async def control_view(request: web.Request) -> web.Response:
     except control.BadControlRequest as exc:
         metrics.control_requests.labels("invalid").inc()
         raise _error(web.HTTPBadRequest, str(exc)) from exc
-    view = await control.measure(url, endpoints, config.control.timeout,
-                                 config.control.allow_private_addresses, config.control.ca_file,
-                                 config.control.resolver)
+    gate = request.app[control_gate_key]
+    if not gate.try_enter():
+        metrics.control_requests.labels("busy").inc()
+        raise _error(web.HTTPServiceUnavailable, "control vantage busy, retry later",
+                     headers={"Retry-After": str(CONTROL_RETRY_AFTER)})
+    try:
+        view = await control.measure(url, endpoints, config.control.timeout,
+                                     config.control.allow_private_addresses,
+                                     config.control.ca_file, config.control.resolver)
+    finally:
+        gate.leave()
     metrics.control_requests.labels("ok").inc()
     return web.json_response(view)
 

@@ -10,6 +10,7 @@ from collector.exposition import ExpositionRegistry
 
 if TYPE_CHECKING:
     from collector.config import CollectorConfig
+    from collector.control import ControlGate
     from collector.detect.windows import Calendar
     from collector.event_metrics import DetectionMetrics, EventSnapshot
     from collector.eventbook import EventBook
@@ -35,3 +36,4 @@ calendar_key: web.AppKey[Calendar] = web.AppKey("calendar")
 detection_metrics_key: web.AppKey[DetectionMetrics] = web.AppKey("detection_metrics")
 event_snapshot_key: web.AppKey[EventSnapshot] = web.AppKey("event_snapshot")
 pipeline_key: web.AppKey[Pipeline] = web.AppKey("pipeline")
+control_gate_key: web.AppKey[ControlGate] = web.AppKey("control_gate")

@@ -348,6 +348,8 @@ def document() -> dict[str, Any]:
                 "responses": {
                     "200": _json(_ref("ControlView"), "What the control saw."),
                     "400": _error("Malformed request."),
+                    "503": _error("control.max_concurrent measurements are running; retry "
+                                  "after Retry-After seconds."),
                 },
             }},
             "/api/v1/events": {"get": {

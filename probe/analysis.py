@@ -131,7 +131,9 @@ _MECHANISM = {
     failures.EOF_ERROR: "eof",
 }
 _IPV6_NO_ROUTE = frozenset({failures.NETWORK_UNREACHABLE, failures.HOST_UNREACHABLE})
-_REDIRECT_FAILURES = frozenset({failures.HTTP_INVALID_REDIRECT, failures.TOO_MANY_REDIRECTS})
+_REDIRECT_FAILURES = frozenset({failures.HTTP_INVALID_REDIRECT, failures.TOO_MANY_REDIRECTS,
+                                failures.HTTP_INVALID_REDIRECT_URL,
+                                failures.HTTP_REDIRECT_PRIVATE})
 _REDIRECT_CODES = frozenset({301, 302, 303, 307, 308})
 
 

@@ -40,3 +40,31 @@ def is_loopback(address: str) -> bool:
         return ipaddress.ip_address(address.split("%", 1)[0]).is_loopback
     except ValueError:
         return False
+
+
+LOOPBACK, PRIVATE, GLOBAL = "loopback", "private", "global"
+
+
+def scope(address: str) -> str:
+    """``loopback``, ``private`` (any address that is not globally routable: RFC 1918, link-local,
+    unique-local, shared CGNAT space, documentation, ...) or ``global``; not an address is
+    ``private``, the cautious answer. IPv4-mapped IPv6 addresses count as their IPv4 address."""
+    try:
+        ip = ipaddress.ip_address(address.split("%", 1)[0])
+    except ValueError:
+        return PRIVATE
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    if ip.is_loopback:
+        return LOOPBACK
+    if ip.is_global and not ip.is_multicast:
+        return GLOBAL
+    return PRIVATE
+
+
+def redirect_allowed(address: str, start_scopes: frozenset[str]) -> bool:
+    """Whether a redirect may lead to ``address``, given the scopes of the starting URL's
+    dialled addresses: a global address always, loopback or private space only when the
+    starting URL was itself there (a lab or a private deployment)."""
+    where = scope(address)
+    return where == GLOBAL or where in start_scopes

@@ -42,6 +42,17 @@ HTTP_INVALID_REDIRECT: Final = "http_invalid_redirect_location_host"
 UNKNOWN_PREFIX: Final = "unknown_failure: "
 # OONI's exact string for a chain longer than ten redirects (QA cases 38 and 39).
 TOO_MANY_REDIRECTS: Final = UNKNOWN_PREFIX + "stopped after too many redirects"
+# Kuzot's own: OONI has no string for these. A Location that is not a URL at all (bad IPv6
+# literal, port out of range, unparsable); its host, when it has one, is the OONI failure above.
+HTTP_INVALID_REDIRECT_URL: Final = "http_invalid_redirect_location"
+# A redirect from a public site into loopback, link-local or private space (including names
+# that resolve there): not followed, so the volunteer's own network never lands in a
+# measurement (see "Redirect policy" in the README).
+HTTP_REDIRECT_PRIVATE: Final = "http_redirect_to_private_address"
+# Response limits of probe.netx.http (each is explained at ``Limits``).
+HTTP_HEADERS_TOO_LARGE: Final = "http_response_headers_too_large"
+HTTP_TOO_MANY_HEADERS: Final = "http_too_many_response_headers"
+HTTP_HEADER_LINE_TOO_LONG: Final = "http_response_header_line_too_long"
 
 KNOWN_FAILURES: Final = frozenset(
     {
@@ -49,7 +60,8 @@ KNOWN_FAILURES: Final = frozenset(
         TIMEOUT, CONNECTION_REFUSED, CONNECTION_RESET, EOF_ERROR, HOST_UNREACHABLE,
         NETWORK_UNREACHABLE, SSL_INVALID_HOSTNAME, SSL_UNKNOWN_AUTHORITY,
         SSL_INVALID_CERTIFICATE, SSL_FAILED_HANDSHAKE, PERMISSION_DENIED, INTERRUPTED,
-        HTTP_INVALID_REDIRECT,
+        HTTP_INVALID_REDIRECT, HTTP_INVALID_REDIRECT_URL, HTTP_REDIRECT_PRIVATE,
+        HTTP_HEADERS_TOO_LARGE, HTTP_TOO_MANY_HEADERS, HTTP_HEADER_LINE_TOO_LONG,
     }
 )
 

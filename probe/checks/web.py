@@ -9,7 +9,10 @@ OONI's Web Connectivity (ts-017, v0.5):
 2. ask the control what it sees from outside, with every address we resolved;
 3. connect to every resolved address (system resolver first), handshake TLS with the URL's
    SNI for https, and fetch the page over the first connection that worked, in that order;
-4. follow up to ten redirects, each hop measured like the first.
+4. follow up to ten redirects, each hop measured like the first. A ``Location`` is parsed
+   defensively (``redirect_target``) and a redirect never leads into loopback or private
+   space unless the starting URL was there itself (``probe.bogons.redirect_allowed``; the
+   README's "Redirect policy").
 
 Every record carries OONI's ``transaction_id`` and ``tags`` (``depth=N``, ``fetch_body=true``
 and ``classic`` for addresses from the system resolver), so OONI's own tooling can regroup
@@ -38,7 +41,7 @@ from urllib.parse import urljoin, urlsplit
 
 from probe import failures, wire
 from probe.analysis import analyze
-from probe.bogons import is_bogon, is_loopback
+from probe.bogons import is_bogon, is_loopback, redirect_allowed, scope
 from probe.control_client import ControlClient
 from probe.netx import dns, tcp, tls
 from probe.netx import http as netx_http
@@ -49,7 +52,13 @@ MAX_REDIRECTS = 10
 # JSON bytes of all response bodies of one measurement: half the collector's default limit
 # for a whole measurement (2 MiB), which leaves room for certificates and everything else.
 MAX_BODIES = 1 << 20
+# JSON bytes of all response headers of one measurement (each response's are capped already,
+# probe.netx.http.Limits): eleven hops of the largest leave room for the bodies above.
+MAX_HEADERS = 256 * 1024
 REDIRECT_CODES = frozenset({301, 302, 303, 307, 308})
+# A longer Location is refused (http_invalid_redirect_location): the URL is recorded twice per
+# hop, and eleven hops of it must stay well inside the collector's 2 MiB document limit.
+MAX_LOCATION_LENGTH = netx_http.DEFAULT_LIMITS.location_length
 ORIGINS = ("system", "udp", "doh")
 
 
@@ -113,6 +122,31 @@ def split_url(url: str) -> tuple[str, str, int, str]:
     if parts.query:
         path += "?" + parts.query
     return parts.scheme, host, port, path
+
+
+def redirect_target(base: str, location: str) -> tuple[str | None, str | None]:
+    """The absolute URL a ``Location`` value leads to, or a failure string; never raises.
+
+    A Location from a site, a blockpage or a middlebox is hostile input: ``http://[::1/evil``,
+    ``http://host:99999/``, ``javascript:...`` or ``http://`` end the chain with a failure
+    instead of an exception. No host or a scheme other than http(s) is OONI's
+    ``http_invalid_redirect_location_host``; anything else unparsable is
+    ``http_invalid_redirect_location``.
+    """
+    if len(location) > MAX_LOCATION_LENGTH:
+        return None, failures.HTTP_INVALID_REDIRECT_URL
+    try:
+        target = urlsplit(location)
+        if target.scheme and (target.scheme.lower() not in ("http", "https")
+                              or not target.netloc):
+            return None, failures.HTTP_INVALID_REDIRECT
+        absolute = urljoin(base, location)
+        split_url(absolute)
+    except (ValueError, UnicodeError):
+        return None, failures.HTTP_INVALID_REDIRECT_URL
+    if not urlsplit(absolute).hostname:
+        return None, failures.HTTP_INVALID_REDIRECT
+    return absolute, None
 
 
 def ipv6_available() -> bool:
@@ -275,11 +309,22 @@ async def _fetch_chain(
     """Fetch ``url`` following redirects; each hop is measured like the first."""
     current = url
     endpoints: list[_Endpoint] | None = first_endpoints
+    start_scopes: frozenset[str] = frozenset()
     for depth in range(opts.max_redirects + 1):
         scheme, host, port, path = split_url(current)
         if endpoints is None:
             endpoints = await _resolve(host, port, depth, opts, state)
         dialable = [e for e in endpoints if _dialable(e, host, opts)]
+        if depth == 0:
+            start_scopes = frozenset(scope(e.ip) for e in dialable)
+        else:
+            # The redirect policy: resolved addresses count, not only literals (README).
+            allowed = [e for e in dialable if redirect_allowed(e.ip, start_scopes)]
+            if dialable and not allowed:
+                state.requests[0]["failure"] = failures.HTTP_REDIRECT_PRIVATE
+                state.requests[0]["x_operation"] = failures.OP_HTTP_ROUND_TRIP
+                return
+            dialable = allowed
         if not dialable:
             return
         flows = await _connect_all(dialable, host, port, scheme == "https", depth, opts,
@@ -307,17 +352,16 @@ async def _fetch_chain(
         location = _location(response)
         if not location:
             return
-        target = urlsplit(location)
-        if (target.scheme and not target.netloc) or (
-                target.scheme and target.scheme not in ("http", "https")):
-            request["failure"] = failures.HTTP_INVALID_REDIRECT
+        following, failure = redirect_target(current, location)
+        if following is None:
+            request["failure"] = failure
             request["x_operation"] = failures.OP_HTTP_ROUND_TRIP
             return
         if depth >= opts.max_redirects:
             request["failure"] = failures.TOO_MANY_REDIRECTS
             request["x_operation"] = failures.OP_HTTP_ROUND_TRIP
             return
-        current = urljoin(current, location)
+        current = following
         request["x_redirect_to"] = current
         endpoints = None
 
@@ -354,6 +398,28 @@ def bound_bodies(requests: list[Record], budget: int = MAX_BODIES) -> None:
             response["body"] = _shortened(response["body"], budget)
             response["body_is_truncated"] = True
             size = _body_size(response["body"])
+        budget = max(0, budget - size)
+
+
+def bound_headers(requests: list[Record], budget: int = MAX_HEADERS) -> None:
+    """Cut the recorded response headers of ``requests`` to ``budget`` bytes of JSON in all:
+    the final page first, then the earlier hops. A response over what is left keeps its header
+    names with empty values, or none at all; ``x_headers_truncated`` counts the lines cut."""
+    for request in requests:
+        response = request.get("response")
+        if not response or not response.get("headers_list"):
+            continue
+        lines = response["headers_list"]
+        size = len(json.dumps([response["headers"], lines], ensure_ascii=False).encode())
+        if size > budget:
+            cut = [[name, ""] for name, _value in lines]
+            size = len(json.dumps(cut, ensure_ascii=False).encode()) * 2
+            if size > budget:
+                cut, size = [], 0
+            response["x_headers_truncated"] = response.get("x_headers_truncated", 0) + sum(
+                1 for line in lines if line[1] or not cut)
+            response["headers_list"] = cut
+            response["headers"] = {name: value for name, value in cut}
         budget = max(0, budget - size)
 
 
@@ -411,6 +477,7 @@ async def measure(
         control_view, control_failure = await control_task
     add_answer_asns(state.queries, control_view)
     bound_bodies(state.requests)
+    bound_headers(state.requests)
 
     keys: Record = {
         "queries": state.queries,

@@ -8,6 +8,13 @@ OONI's data format (its loader rejects a measurement with a name there). Kuzot's
 OONI's extension prefix ``x_``: ``x_cnames``, ``x_ttl`` and ``x_late_answers`` for UDP,
 ``x_bogon`` on each answer (IANA special-purpose ranges), and ``x_operation`` beside every
 ``failure``.
+
+A censor (or anyone on the path) can flood the listening window with answers, so what is kept
+is bounded: at most ``MAX_LATE_ANSWERS`` late answers, each different from the ones kept
+before (a flood of copies of one answer keeps one copy), and at most ``MAX_ANSWERS`` addresses
+per answer. ``x_late_answers_total``/``x_late_answers_bytes`` count every late datagram and
+``x_late_answers_dropped`` says how many were not kept; ``x_answers_dropped`` how many
+addresses were not recorded. A DoH answer is read up to ``MAX_DOH_BYTES``.
 """
 
 from __future__ import annotations
@@ -27,6 +34,10 @@ from probe.bogons import is_bogon
 from probe.netx.trace import Trace
 
 Record = dict[str, Any]
+
+MAX_LATE_ANSWERS = 16
+MAX_ANSWERS = 32
+MAX_DOH_BYTES = 65535  # the largest DNS message (RFC 8484 section 6 uses the same bound)
 
 _RCODE_FAILURE = {
     dns.rcode.NXDOMAIN: failures.DNS_NXDOMAIN,
@@ -107,20 +118,38 @@ async def getaddrinfo(
 
 
 class _Collect(asyncio.DatagramProtocol):
-    """Collects every datagram that answers our query id until closed."""
+    """Keeps the first datagram that answers our query id and a bounded set of later ones.
+
+    Later datagrams are counted (number and bytes) whatever happens; one is kept only if it
+    differs from every one kept so far and fewer than ``MAX_LATE_ANSWERS`` are kept, so a flood
+    costs a counter increment per datagram, not memory.
+    """
 
     def __init__(self, query_id: int) -> None:
         self.query_id = query_id
         self.responses: list[tuple[float, bytes]] = []
+        self.seen: set[bytes] = set()
+        self.late_total = 0
+        self.late_bytes = 0
+        self.late_dropped = 0
         self.first = asyncio.get_running_loop().create_future()
         self.error: Exception | None = None
         self.clock = asyncio.get_running_loop().time
 
     def datagram_received(self, data: bytes, addr: Any) -> None:
-        if len(data) >= 2 and int.from_bytes(data[:2], "big") == self.query_id:
-            self.responses.append((self.clock(), data))
-            if not self.first.done():
-                self.first.set_result(None)
+        if len(data) < 2 or int.from_bytes(data[:2], "big") != self.query_id:
+            return
+        if self.responses:
+            self.late_total += 1
+            self.late_bytes += len(data)
+            body = data[2:]
+            if body in self.seen or len(self.responses) > MAX_LATE_ANSWERS:
+                self.late_dropped += 1
+                return
+        self.seen.add(data[2:])
+        self.responses.append((self.clock(), data))
+        if not self.first.done():
+            self.first.set_result(None)
 
     def error_received(self, exc: Exception) -> None:
         self.error = exc
@@ -134,9 +163,12 @@ def _parse(wire: bytes, domain: str, qtype: str) -> Record:
     answers: list[Record] = []
     cnames: list[str] = []
     ttl: int | None = None
+    dropped = 0
     for rrset in message.answer:
         for rdata in rrset:
-            if rrset.rdtype == dns.rdatatype.CNAME:
+            if len(answers) + len(cnames) >= MAX_ANSWERS:
+                dropped += 1
+            elif rrset.rdtype == dns.rdatatype.CNAME:
                 cnames.append(str(rdata.target).rstrip("."))
             elif rrset.rdtype in (dns.rdatatype.A, dns.rdatatype.AAAA):
                 answers.append(_answer(rdata.address, rrset.ttl))
@@ -152,6 +184,7 @@ def _parse(wire: bytes, domain: str, qtype: str) -> Record:
         "x_cnames": cnames,
         "x_ttl": ttl,
         "failure": failure,
+        "x_answers_dropped": dropped,
     }
 
 
@@ -178,6 +211,9 @@ async def query_udp(
         "rcode": None,
         "x_cnames": [],
         "x_late_answers": [],
+        "x_late_answers_total": 0,
+        "x_late_answers_bytes": 0,
+        "x_late_answers_dropped": 0,
         "x_operation": None,
         "t0": trace.now(),
     }
@@ -200,6 +236,9 @@ async def query_udp(
     finally:
         if transport is not None:
             transport.close()
+    record.update(x_late_answers_total=protocol.late_total,
+                  x_late_answers_bytes=protocol.late_bytes,
+                  x_late_answers_dropped=protocol.late_dropped)
     first_at, first = protocol.responses[0]
     try:
         record.update(_parse(first, domain, qtype))
@@ -258,7 +297,12 @@ async def query_doh(
             connector=aiohttp.TCPConnector(ssl=client_context(ca_file), force_close=True),
         ) as session:
             async with session.post(url, data=query.to_wire(), headers=headers) as response:
-                wire = await response.read()
+                wire = b""
+                while len(wire) <= MAX_DOH_BYTES:
+                    data = await response.content.read(MAX_DOH_BYTES + 1 - len(wire))
+                    if not data:
+                        break
+                    wire += data
                 status = response.status
     except Exception as exc:
         record["failure"] = failures.classify(exc)
@@ -268,6 +312,8 @@ async def query_doh(
     record["t"] = trace.now()
     if status != 200:
         record["failure"] = failures.unknown(f"DoH server answered HTTP {status}")
+    elif len(wire) > MAX_DOH_BYTES:
+        record["failure"] = failures.unknown("malformed DNS answer: larger than 65535 bytes")
     else:
         try:
             record.update(_parse(wire, domain, qtype))

@@ -2,14 +2,27 @@
 
 Why not aiohttp here: web connectivity must fetch a page over *the* TCP/TLS connection it just
 measured to one specific address, and must see every byte as it arrives (byte-time samples,
-truncation, a reset in the middle of a body). A GET with ``Connection: close`` is simple enough
-to do directly; the collector and uploads still use aiohttp.
+truncation, a reset in the middle of a body). The collector and uploads still use aiohttp.
 
 The record is OONI's df-001 ``requests`` entry: the response ``body`` as OONI stores it (a
 string when the bytes are UTF-8, else ``{"format": "base64", "data": ...}``), cut at OONI's
 512 KiB snapshot with ``body_is_truncated``, ``headers`` and ``headers_list``, and the
 request's ``network`` and ``address``. What Kuzot derives from the body (``x_body_length``,
 ``x_body_sha256``, ``x_title``) and its timings carry OONI's extension prefix ``x_``.
+
+The response is parsed by h11, a sans-IO HTTP/1.1 parser: this module reads the socket itself
+(so timings and byte-time samples are the probe's own) and feeds the bytes to h11. h11 replaced
+a hand-written parser because a site, a blockpage server or a censor's middlebox can send
+anything, and a parser that buffers a header block or a chunk before checking it grows without
+bound (an endless header line, a chunk size of 2**64-1). h11 buffers at most one incomplete
+header block (``Limits.header_bytes``) and streams chunked data, whatever size a chunk declares.
+
+Every limit is in ``Limits`` and ends the exchange as a failure string in the record, never as
+an exception: the measurement is always produced. What is *recorded* of the headers is capped
+separately (``Limits.recorded_*``), so that even a chain of ten redirects with enormous headers
+stays far below the collector's 2 MiB document limit; ``x_headers_truncated`` says how many
+header lines were dropped or shortened. (The bodies of one measurement are bounded together by
+``probe.checks.web.bound_bodies``.)
 """
 
 from __future__ import annotations
@@ -18,7 +31,10 @@ import asyncio
 import hashlib
 import random
 import re
+from dataclasses import dataclass
 from typing import Any
+
+import h11
 
 from probe import bytetime, failures
 from probe.netx import tcp
@@ -37,14 +53,71 @@ REQUEST_HEADERS = {
     "User-Agent": USER_AGENT,
 }
 MAX_BODY = 1 << 19  # 512 KiB, as OONI's body snapshot
-_TITLE = re.compile(rb"<title[^>]*>(.*?)</title>", re.IGNORECASE | re.DOTALL)
+READ_SIZE = 65536
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """What one response may cost, and what of it is recorded.
+
+    ``header_bytes``: the status line and header block (and a chunk header or trailer) as
+    buffered before parsing; 256 KiB, the limit of Chromium (``ERR_RESPONSE_HEADERS_TOO_BIG``),
+    so a page a browser shows is never refused here. Over it: ``http_response_headers_too_large``.
+    ``header_count``: header lines in one response; over it: ``http_too_many_response_headers``.
+    ``line_length``: one header line (name and value); over it:
+    ``http_response_header_line_too_long``.
+    Chunk size: never buffered. h11 accepts a chunk-size field of at most 20 hex digits (a
+    longer one is a protocol error) and hands over chunk data as it arrives, so a chunk that
+    declares 0xFFFFFFFFFFFFFFFF bytes costs what actually arrives, up to the body snapshot.
+    ``body_snapshot``: bytes of body kept (OONI's 512 KiB); reading stops there and the
+    response says ``body_is_truncated``. ``informational``: 1xx responses skipped before the
+    final one. Redirects are followed by the callers, at most ten (OONI's limit).
+    ``recorded_headers``, ``recorded_value_length`` and ``recorded_header_bytes`` cap what
+    lands in the measurement: at most 100 header lines, each value cut at 2 KiB, 16 KiB in all.
+    ``Location`` is the exception, since redirects are followed from the record: it is always
+    kept, cut at ``location_length`` + 1 characters, so that a longer one is still seen as too
+    long (and refused) rather than followed cut short. 8 KiB: nginx refuses a longer request
+    line by default (414), so a longer redirect could not be fetched from most servers anyway.
+    """
+
+    header_bytes: int = 256 * 1024
+    header_count: int = 1000
+    line_length: int = 64 * 1024
+    body_snapshot: int = MAX_BODY
+    informational: int = 8
+    recorded_headers: int = 100
+    recorded_value_length: int = 2048
+    recorded_header_bytes: int = 16 * 1024
+    location_length: int = 8 * 1024
+
+
+DEFAULT_LIMITS = Limits()
+
+
+class LimitExceeded(Exception):
+    """A response went over one of ``Limits``; ``failure`` is its failure string."""
+
+    def __init__(self, failure: str) -> None:
+        super().__init__(failure)
+        self.failure = failure
+
+
+# Two bounded searches rather than one lazy ``<title>(.*?)</title>``: on a hostile page with
+# thousands of unclosed ``<title>`` tags that pattern rescans the rest of the body from each.
+_TITLE_OPEN = re.compile(rb"<title[^>]{0,256}>", re.IGNORECASE)
+_TITLE_CLOSE = re.compile(rb"</title>", re.IGNORECASE)
+_TITLE_SCAN = 65536
 
 
 def extract_title(body: bytes) -> str:
-    match = _TITLE.search(body[:MAX_BODY])
-    if not match:
+    opening = _TITLE_OPEN.search(body, 0, MAX_BODY)
+    if not opening:
         return ""
-    return " ".join(match.group(1).decode("utf-8", "replace").split())[:256]
+    closing = _TITLE_CLOSE.search(body, opening.end(), opening.end() + _TITLE_SCAN)
+    if not closing:
+        return ""
+    text = body[opening.end():closing.start()]
+    return " ".join(text.decode("utf-8", "replace").split())[:256]
 
 
 class _Sampler:
@@ -86,42 +159,153 @@ class _Sampler:
             )
 
 
-async def _read_body(
-    reader: asyncio.StreamReader, headers: dict[str, str], sampler: _Sampler, limit: int
-) -> tuple[bytes, bool]:
-    """Read the body per Content-Length, chunked encoding or until EOF; truncate at limit."""
-    body = bytearray()
-    truncated = False
-    if headers.get("transfer-encoding", "").lower() == "chunked":
+def _check_headers(headers: list[tuple[bytes, bytes]], limits: Limits) -> None:
+    if len(headers) > limits.header_count:
+        raise LimitExceeded(failures.HTTP_TOO_MANY_HEADERS)
+    for name, value in headers:
+        if len(name) + len(value) + 2 > limits.line_length:
+            raise LimitExceeded(failures.HTTP_HEADER_LINE_TOO_LONG)
+
+
+def record_headers(
+    headers: list[tuple[bytes, bytes]], limits: Limits = DEFAULT_LIMITS
+) -> tuple[list[list[str]], int]:
+    """The header lines as recorded (capped by ``limits``) and how many were cut or dropped."""
+    out: list[list[str]] = []
+    used = cut = 0
+    for raw_name, raw_value in headers:
+        name = raw_name.decode("latin-1")[: limits.recorded_value_length]
+        value = raw_value.decode("latin-1")
+        if name.lower() == "location":
+            out.append([name, value[: limits.location_length + 1]])
+            continue
+        if len(out) >= limits.recorded_headers:
+            cut += 1
+            continue
+        if len(value) > limits.recorded_value_length:
+            value = value[: limits.recorded_value_length]
+            cut += 1
+        if used + len(name) + len(value) > limits.recorded_header_bytes:
+            cut += 1
+            continue
+        used += len(name) + len(value)
+        out.append([name, value])
+    return out, cut
+
+
+def _protocol_failure(exc: h11.RemoteProtocolError) -> str:
+    """A bounded failure string for a response h11 refused; the offending bytes are not kept."""
+    if exc.error_status_hint == 431:  # h11's "Receive buffer too long"
+        return failures.HTTP_HEADERS_TOO_LARGE
+    reason = str(exc).split(":", 1)[0][:100]
+    return failures.unknown(f"http protocol error: {reason}")
+
+
+def _head_end(buffer: bytearray, start: int) -> int:
+    """The index just past the blank line that ends a response head, or -1."""
+    ends = [i + n for i, n in ((buffer.find(b"\n\r\n", start), 3),
+                               (buffer.find(b"\n\n", start), 2)) if i >= 0]
+    return min(ends) if ends else -1
+
+
+class _Response:
+    """Feeds what the socket delivers into h11 and counts every byte for the sampler.
+
+    The header lines of each response head are counted on the raw bytes before h11 sees the
+    complete head: h11 turns a head into one object per header, and 256 KiB of four-byte lines
+    would otherwise cost some 18 MB before ``Limits.header_count`` could refuse it.
+    """
+
+    def __init__(self, reader: asyncio.StreamReader, sampler: _Sampler, trace: Trace,
+                 record: Record, limits: Limits) -> None:
+        self.reader = reader
+        self.sampler = sampler
+        self.trace = trace
+        self.record = record
+        self.eof = False
+        self.max_lines = limits.header_count + 2  # and the status line and the blank line
+        self.raw_head = bytearray()
+        self.scanned = 0
+        self.lines = 0
+        self.counting = True
+        self.conn = h11.Connection(h11.CLIENT, max_incomplete_event_size=limits.header_bytes)
+        # h11 needs to have seen the request to expect a response; the bytes on the wire are
+        # written by ``get`` so that they stay exactly what a censor sees.
+        self.conn.send(h11.Request(method="GET", target="/",
+                                   headers=[("Host", "probe"), ("Connection", "close")]))
+        self.conn.send(h11.EndOfMessage())
+
+    async def next_event(self) -> Any:
         while True:
-            size_line = await reader.readline()
-            if not size_line:
-                raise asyncio.IncompleteReadError(bytes(body), None)
-            sampler.add(len(size_line))
-            size = int(size_line.split(b";", 1)[0].strip() or b"0", 16)
-            if size == 0:
-                await reader.readline()
-                break
-            chunk = await reader.readexactly(size + 2)
-            sampler.add(len(chunk))
-            body += chunk[:-2]
+            try:
+                event = self.conn.next_event()
+            except h11.RemoteProtocolError:
+                if self.eof:
+                    raise EOFError("connection closed inside the response") from None
+                raise
+            if event is not h11.NEED_DATA:
+                return event
+            data = await self.reader.read(READ_SIZE)
+            if data:
+                if self.record["x_ttfb"] is None:
+                    self.record["x_ttfb"] = self.trace.now()
+                self.sampler.add(len(data))
+                self._count_lines(data)
+            else:
+                self.eof = True
+            self.conn.receive_data(data)
+
+    def _count_lines(self, data: bytes) -> None:
+        """Refuse a head with too many lines as soon as they arrive (see the class doc)."""
+        if not self.counting:
+            return
+        self.raw_head += data
+        while True:
+            # Each byte is scanned once, whatever the server's pace (a drip of one byte per
+            # segment must not make this quadratic).
+            end = _head_end(self.raw_head, max(0, self.scanned - 2))
+            stop = end if end >= 0 else len(self.raw_head)
+            self.lines += self.raw_head.count(b"\n", self.scanned, stop)
+            self.scanned = stop
+            if self.lines > self.max_lines:
+                raise LimitExceeded(failures.HTTP_TOO_MANY_HEADERS)
+            if end < 0:
+                return
+            informational = self.raw_head[9:10] == b"1"  # "HTTP/1.1 1xx": another head follows
+            del self.raw_head[:end]
+            self.scanned = self.lines = 0
+            if not informational:
+                self.counting = False
+                self.raw_head = bytearray()
+                return
+
+    async def head(self, limits: Limits) -> h11.Response:
+        for _ in range(limits.informational + 1):
+            event = await self.next_event()
+            if isinstance(event, h11.ConnectionClosed):
+                raise EOFError("connection closed before the response")
+            if isinstance(event, h11.Response):
+                return event
+        raise LimitExceeded(failures.unknown("http protocol error: too many 1xx responses"))
+
+    async def body(self, limit: int) -> tuple[bytes, bool]:
+        """The body up to ``limit`` bytes and whether there was more (reading stops there)."""
+        body = bytearray()
+        while True:
+            event = await self.next_event()
+            if isinstance(event, h11.EndOfMessage | h11.ConnectionClosed):
+                return bytes(body), False
+            if not isinstance(event, h11.Data):
+                continue
+            room = limit - len(body)
+            body += event.data[:room]
+            if len(event.data) > room:
+                return bytes(body), True
             if len(body) >= limit:
-                truncated = True
-                break
-        return bytes(body[:limit]), truncated
-    expected = int(headers["content-length"]) if "content-length" in headers else None
-    while expected is None or len(body) < expected:
-        data = await reader.read(65536)
-        if not data:
-            if expected is not None:
-                raise asyncio.IncompleteReadError(bytes(body), expected)
-            break
-        sampler.add(len(data))
-        body += data
-        if len(body) >= limit:
-            truncated = len(body) > limit or (expected is not None and expected > limit)
-            break
-    return bytes(body[:limit]), truncated
+                # Exactly at the limit: the message may be complete already (no read needed).
+                after = self.conn.next_event()
+                done = isinstance(after, h11.EndOfMessage | h11.ConnectionClosed)
+                return bytes(body), not done
 
 
 async def get(
@@ -133,12 +317,14 @@ async def get(
     timeout: float,
     body_limit: int = MAX_BODY,
     rng: random.Random | None = None,
+    limits: Limits = DEFAULT_LIMITS,
 ) -> Record:
     """Send one GET over ``stream`` and read the response; returns an OONI ``requests`` entry.
 
     ``timeout`` bounds the whole exchange. A timeout while bytes are still arriving is
     recorded with ``failure=generic_timeout_error`` and ``x_slow=True`` so throttling is not
-    mistaken for a plain blackhole.
+    mistaken for a plain blackhole. ``body_limit`` is the body snapshot (``limits`` has the
+    rest); a response over a limit is a failure in the record, never an exception.
     """
     reader, writer = stream
     peer = writer.get_extra_info("peername") or ("", 0)
@@ -162,37 +348,26 @@ async def get(
     # Where a failure happens: before the end of the headers it is the round trip, after it
     # the body read (a reset in the middle of a page is not a refused request).
     operation = failures.OP_HTTP_ROUND_TRIP
+    response = _Response(reader, sampler, trace, record, limits)
     try:
         async with asyncio.timeout(timeout):
             writer.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
             await writer.drain()
-            status_line = await reader.readline()
-            if not status_line:
-                raise EOFError("connection closed before the response")
-            record["x_ttfb"] = trace.now()
-            sampler.add(len(status_line))
-            parts = status_line.decode("latin-1").split(" ", 2)
-            if len(parts) < 2 or not parts[0].startswith("HTTP/") or not parts[1].isdigit():
-                raise ValueError("malformed HTTP status line")
-            code = int(parts[1])
-            headers: dict[str, str] = {}
-            header_list: list[list[str]] = []
-            while True:
-                line = await reader.readline()
-                if not line:
-                    raise EOFError("connection closed inside the headers")
-                sampler.add(len(line))
-                if line in (b"\r\n", b"\n"):
-                    break
-                name, _, value = line.decode("latin-1").partition(":")
-                headers[name.strip().lower()] = value.strip()
-                header_list.append([name.strip(), value.strip()])
+            head = await response.head(limits)
+            header_lines = list(head.headers.raw_items())
+            _check_headers(header_lines, limits)
+            code = head.status_code
             operation = failures.OP_READ
-            body, truncated = await _read_body(reader, headers, sampler, body_limit)
+            body, truncated = await response.body(body_limit)
     except Exception as exc:
-        failure = failures.classify(exc)
-        if isinstance(exc, ValueError) and failure.startswith(failures.UNKNOWN_PREFIX):
-            failure = failures.unknown(f"http protocol error: {exc}")
+        if isinstance(exc, LimitExceeded):
+            failure = exc.failure
+        elif isinstance(exc, h11.RemoteProtocolError):
+            failure = _protocol_failure(exc)
+        else:
+            failure = failures.classify(exc)
+            if isinstance(exc, ValueError) and failure.startswith(failures.UNKNOWN_PREFIX):
+                failure = failures.unknown(f"http protocol error: {exc}"[:200])
         record["failure"] = failure
         record["x_operation"] = operation
         record["x_slow"] = failure == failures.TIMEOUT and sampler.received > 0
@@ -204,6 +379,7 @@ async def get(
     sampler.finish()
     record["x_goodput_bps"] = sampler.goodput(record["t0"])
     record["t"] = trace.now()
+    header_list, cut = record_headers(header_lines, limits)
     record["response"] = {
         "code": code,
         "headers": {k: v for k, v in header_list},
@@ -213,6 +389,7 @@ async def get(
         "x_body_length": len(body),
         "x_body_sha256": hashlib.sha256(body).hexdigest(),
         "x_title": extract_title(body),
+        "x_headers_truncated": cut,
     }
     record["x_bytes_received"] = sampler.received
     return record
