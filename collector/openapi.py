@@ -86,7 +86,8 @@ def _schemas() -> dict[str, Any]:
             "mechanism": {"type": ["string", "null"], "pattern": "^[a-z0-9_]{1,32}$"},
             "confidence": {"type": "number", "minimum": 0, "maximum": 1},
             "evidence": {"type": "array", "items": {"type": "string"}},
-            "analysis_version": {"type": "integer", "minimum": 1, "description":
+            "analysis_version": {"type": "integer", "minimum": 1, "maximum": 1_000_000,
+                                 "description":
                                  "The version of the probe's verdict rules (absent: 1)."},
         },
     }

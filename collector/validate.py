@@ -185,6 +185,12 @@ def _analysis(keys: dict[str, Any]) -> tuple[str | None, str | None, str | None]
     evidence = analysis.get("evidence", [])
     if not (isinstance(evidence, list) and all(isinstance(e, str) for e in evidence)):
         raise Invalid("analysis", "test_keys.analysis.evidence: a list of strings")
+    if "analysis_version" in analysis:
+        version = analysis["analysis_version"]
+        if not (isinstance(version, int) and not isinstance(version, bool) and
+                1 <= version <= 1_000_000):
+            raise Invalid("analysis",
+                          "test_keys.analysis.analysis_version: an integer from 1 to 1000000")
     return verdict, layer, mechanism
 
 
