@@ -31,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import ssl
+from collections.abc import Callable
 from typing import Any
 
 from probe import failures
@@ -202,8 +203,14 @@ async def _fetch(url: str, first: list[str], timeout: float, allow_private: bool
 async def measure(
     url: str, probe_endpoints: list[tuple[str, int]], timeout: float, allow_private: bool,
     ca_file: str | None = None, resolver: str | None = None,
+    asn_of: Callable[[str], int | None] | None = None,
 ) -> Record:
     """The control view of ``url`` (see the module docstring for its shape).
+
+    ``asn_of`` names the network of an address (the collector's GeoIP ASN database): with
+    it, ``ip_info`` carries each address's ASN, which OONI's DNS consistency reads (the same
+    network as the control's answers is consistent: a CDN) and which the probe copies into
+    ``answers[].asn``. Without it the ASN is null, as OONI's helper says when it cannot tell.
 
     ``timeout`` bounds the whole measurement: what is not done by then is reported as
     ``generic_timeout_error`` (the final page's failure, or the lookup's), never raised.
@@ -218,7 +225,7 @@ async def measure(
     try:
         async with asyncio.timeout(timeout):
             await _measure(view, url, probe_endpoints, timeout, allow_private, ca_file,
-                           resolver)
+                           resolver, asn_of)
     except TimeoutError:
         pass
     return view
@@ -227,6 +234,7 @@ async def measure(
 async def _measure(
     view: Record, url: str, probe_endpoints: list[tuple[str, int]], timeout: float,
     allow_private: bool, ca_file: str | None, resolver: str | None,
+    asn_of: Callable[[str], int | None] | None = None,
 ) -> None:
     trace = Trace()
     scheme, host, port, _path = split_url(url)
@@ -237,7 +245,7 @@ async def _measure(
     for ip in [*own, *(ip for ip, _ in probe_endpoints)]:
         flags = (FLAG_PROBE if ip in probe_ips else 0) | (FLAG_CONTROL if ip in own else 0) | (
             FLAG_BOGON if is_bogon(ip) else 0)
-        view["ip_info"][ip] = {"asn": None, "flags": flags}
+        view["ip_info"][ip] = {"asn": asn_of(ip) if asn_of else None, "flags": flags}
     endpoints: list[tuple[str, int]] = []
     for ip, p in [*probe_endpoints, *((a, port) for a in own)]:
         if (ip, p) not in endpoints and _allowed(ip, allow_private):

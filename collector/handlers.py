@@ -22,6 +22,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from collector import control, statuspage
 from collector import openapi as openapi_document
 from collector.event_api import event_windows
+from collector.geoip import GeoIP
 from collector.keys import (
     calendar_key,
     config_key,
@@ -238,6 +239,20 @@ async def heartbeat(request: web.Request) -> web.Response:
                               "observed_address": client_address(request)})
 
 
+def _asn_lookup(geoip: GeoIP | None) -> Callable[[str], int | None] | None:
+    """The control's ASN of an address, from the GeoIP ASN database when one is configured."""
+    if geoip is None:
+        return None
+
+    def asn_of(address: str) -> int | None:
+        found = geoip.lookup(address)
+        if found is None or found.asn is None:
+            return None
+        return int(found.asn.removeprefix("AS"))
+
+    return asn_of
+
+
 async def control_view(request: web.Request) -> web.Response:
     """POST /api/v1/control: measure a URL from here (the control vantage)."""
     config = request.app[config_key]
@@ -256,7 +271,8 @@ async def control_view(request: web.Request) -> web.Response:
     try:
         view = await control.measure(url, endpoints, config.control.timeout,
                                      config.control.allow_private_addresses,
-                                     config.control.ca_file, config.control.resolver)
+                                     config.control.ca_file, config.control.resolver,
+                                     _asn_lookup(request.app[geoip_key]))
     finally:
         gate.leave()
     metrics.control_requests.labels("ok").inc()

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aiohttp import web
 
 from collector import config as collector_config
 from collector.geoip import GeoIP, Location
@@ -113,3 +114,33 @@ async def test_serve_refuses_a_file_that_is_not_a_maxmind_db(tmp_path: Path) -> 
     code, _, err = await cli("serve", "--config", str(tmp_path / "c.yaml"), timeout=30)
     assert code == 2
     assert err.startswith("config error: geoip_database: not a readable MaxMind DB file")
+
+
+async def test_the_control_names_each_addresss_network_from_the_asn_database(
+        database: str, geoip_files: tuple[str, str]) -> None:
+    """OONI's control reports ``ip_info[ip].asn``; with an ASN database the collector's control
+    does too (the probe copies it into ``answers[].asn``), and without one it says null."""
+    async def page(_request: web.Request) -> web.Response:
+        return web.Response(text="<title>Site</title>")
+
+    site = web.Application()
+    site.router.add_get("/", page)
+    runner = web.AppRunner(site)
+    await runner.setup()
+    tcp_site = web.TCPSite(runner, "127.0.0.1", 0)
+    await tcp_site.start()
+    port = runner.addresses[0][1]
+    url = f"http://127.0.0.1:{port}/"
+    request = {"http_request": url, "tcp_connect": [f"127.0.0.1:{port}"]}
+    control = collector_config.Control(allow_private_addresses=True, timeout=5.0)
+    try:
+        _country, asn = geoip_files
+        async with running(database, geoip_asn_database=asn, control=control) as c:
+            view = await (await c.client.post("/api/v1/control", json=request)).json()
+            assert view["http_request"]["status_code"] == 200
+            assert view["ip_info"]["127.0.0.1"]["asn"] == 9198
+        async with running(database, control=control) as c:
+            view = await (await c.client.post("/api/v1/control", json=request)).json()
+            assert view["ip_info"]["127.0.0.1"]["asn"] is None
+    finally:
+        await runner.cleanup()
