@@ -317,13 +317,13 @@ class Engine:
                 continue
             key = f"{cc}|{asn}|{target}"
             signals.extend(self._block_bin(key, cc, asn, target, good, end, active))
-            # A throttling bin is judged only on enough vantage points: one probe's view of
-            # one target in a network of several probes is an anecdote, not a median.
-            needed = min(config.tiers.floor, max(1, active.get((cc, asn), 1)))
-            if len({r.probe_id for r in good}) >= needed:
-                signals.extend(self._throttle_bin(key, cc, asn, target, good, start, end,
-                                                  active, (cc, asn) in slow_networks,
-                                                  frozen_cc[cc]))
+            # Too few vantage points in the bin: the throttling detector pools it. A network
+            # inside a generalized slowdown is neutral even in a bin too sparse to show it.
+            slowdown = self.slowdowns.get(f"{cc}|{asn}")
+            generalized = (cc, asn) in slow_networks or (
+                slowdown is not None and slowdown.streak.run_start is not None)
+            signals.extend(self._throttle_bin(key, cc, asn, target, good, start, end,
+                                              active, generalized, frozen_cc[cc]))
         return signals
 
     def _forget_if_idle(self, table: dict[str, Any], key: str, run_start: float | None,
@@ -357,6 +357,7 @@ class Engine:
         expected = baseline.predict(base, start, config)
         ratios: list[float] = []
         slow_probes: set[str] = set()
+        counted_probes: set[str] = set()
         throttled = 0
         counted = 0
         mechanisms: Counter[str] = Counter()
@@ -368,6 +369,7 @@ class Engine:
                 ratio = run.handshake / expected
             is_throttled = run.outcome == "throttled"
             counted += 1
+            counted_probes.add(run.probe_id)
             if ratio is not None:
                 ratios.append(ratio)
             if is_throttled:
@@ -390,10 +392,11 @@ class Engine:
         the_bin = throttling.ThrottleBin(
             start=start, end=end, runs=counted, ratios=tuple(ratios), throttled=throttled,
             slow_probes=tuple(sorted(slow_probes)), mechanisms=dict(mechanisms),
-            generalized=generalized)
+            generalized=generalized, probes=tuple(sorted(counted_probes)))
         signal = throttling.step(series, the_bin, cc, asn, target, active.get((cc, asn), 0),
                                  config, self.config.tiers)
-        self._forget_if_idle(self.throttles, key, series.streak.run_start, signal)
+        if not series.holds():
+            self._forget_if_idle(self.throttles, key, None, signal)
         return [signal]
 
     # -- heartbeat silence -----------------------------------------------------------------
