@@ -13,7 +13,8 @@ Noise, so that quiet days are not trivially quiet:
   "blocks" a few targets for ever, one with a resolver that dies for an hour twice a day;
 * targets: sites going down for everyone (control included), transient timeouts and
   inconclusive runs, CDN trouble on one ASN for one target (10-40 min, partial failures);
-* timing: per-target and per-probe handshake levels, an evening peak, per-run jitter.
+* timing: per-target and per-probe handshake levels, an evening peak, per-run jitter; rounds
+  optionally jittered as the probe's scheduler does (``jitter``).
 
 Injections (ground truth): shutdowns of the whole country, of one ASN, of the mobile ASNs
 (silent heartbeats, no runs, ladder readings with the cause, uploaded after the end); blocks of
@@ -105,6 +106,7 @@ class FleetSpec:
     days: float = 30.0
     heartbeat: float = 60.0
     cycle: float = 900.0  # target measurement cadence
+    jitter: float = 0.0  # each round comes cycle * (1 +- jitter) after the last (probe default 0.2)
     tick: float = 30.0  # pipeline cadence
     warmup: float = DAY  # simulated before ``start``, so that baselines have a history
     noise: Noise = field(default_factory=Noise)
@@ -285,7 +287,8 @@ class Fleet:
                         heapq.heappush(heap, (at + rng.uniform(0.1, 2.0), self.sequence, probe))
                 while probe.next_round <= t:
                     at = probe.next_round
-                    probe.next_round += spec.cycle
+                    probe.next_round += spec.cycle if not spec.jitter else \
+                        spec.cycle * (1 + rng.uniform(-spec.jitter, spec.jitter))
                     self._round(probe, at)
             while heap and heap[0][0] <= t:
                 arrival, _, item = heapq.heappop(heap)
