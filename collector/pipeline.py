@@ -120,6 +120,10 @@ class Pipeline:
                 data = json.loads(saved)
                 self.engine = Engine.from_state(data["engine"], self.config, self.calendar)
                 self.cursors = {k: int(v) for k, v in data["cursors"].items()}
+                for change in self.engine.state_changes:
+                    log.warning("%s", change.describe())
+                    self.metrics.state_resets.labels(change.detector, change.reason,
+                                                     change.action).inc()
             except (ValueError, KeyError, TypeError) as exc:
                 log.warning("detection state unreadable, starting afresh: %s", exc)
                 self.engine = Engine(self.config, self.calendar)

@@ -31,7 +31,15 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from collector.detect import baseline, blocking, collapse, ladder, silence, throttling
+from collector.detect import (
+    baseline,
+    blocking,
+    collapse,
+    ladder,
+    silence,
+    state_shapes,
+    throttling,
+)
 from collector.detect.model import LIKELY, NONE, SUSPECTED, Event, LadderReading, Run, Signal
 from collector.detect.params import DetectionConfig
 from collector.detect.stats import median
@@ -39,6 +47,7 @@ from collector.detect.tracker import Context, Tracker
 from collector.detect.windows import Calendar
 
 LADDER_KEEP = 2 * 86400.0  # ladder readings kept per probe for backfill
+STATE_VERSION = 2  # 2: each part saved with its shape (``state_shapes``)
 
 
 @dataclass(slots=True)
@@ -107,6 +116,7 @@ class Engine:
         self.late = 0
         self.blind_evaluations = 0
         self.new_readings: set[str] = set()  # probes with ladder readings not yet backfilled
+        self.state_changes: list[state_shapes.StateChange] = []  # made by from_state
 
     # -- input -----------------------------------------------------------------------------
 
@@ -544,7 +554,8 @@ class Engine:
 
     def to_state(self) -> dict[str, Any]:
         return {
-            "version": 1,
+            "version": STATE_VERSION,
+            "shapes": state_shapes.shapes(self.config),
             "probes": {p: [i.cc, i.asn, None if i.live is None else i.live.to_state(),
                            i.last_observation, i.ladder] for p, i in self.probes.items()},
             "pending": {str(k): {
@@ -570,41 +581,90 @@ class Engine:
     @classmethod
     def from_state(cls, data: dict[str, Any], config: DetectionConfig,
                    calendar: Calendar | None = None) -> Engine:
-        if data.get("version") != 1:
+        """Resume from ``to_state``'s data. Parts saved under other parameters or another code
+        version are converted or reset (``state_shapes``); ``state_changes`` says which, for
+        the caller to log and count."""
+        if data.get("version") not in (1, STATE_VERSION):
             raise ValueError("unknown detection state version")
         engine = cls(config, calendar)
+        changes = state_shapes.compare(data.get("shapes"), config)
+        engine.state_changes = changes
+        reset = {c.detector for c in changes if c.action == "reset"}
         for probe_id, (cc, asn, live, last_observation, readings) in data["probes"].items():
             engine.probes[probe_id] = ProbeInfo(
                 cc=cc, asn=asn, live=None if live is None else silence.Liveness.from_state(live),
                 last_observation=last_observation, ladder=[list(r) for r in readings])
-        for index, pending in data["pending"].items():
-            runs: dict[tuple[str, str], list[Run]] = {}
-            for item in pending["runs"]:
-                run = _run_from_list(item)
-                runs.setdefault((run.asn, run.target), []).append(run)
-            probes = {p: ProbeBin(cc, asn, set(ok), tried, failed, offline)
-                      for p, (cc, asn, ok, tried, failed, offline) in pending["probes"].items()}
-            engine.pending[int(index)] = {"runs": runs, "probes": probes}
-        engine.last_settled = data["last_settled"]
-        engine.prev_ok = dict(data["prev_ok"])
-        engine.blocks = {k: blocking.BlockSeries.from_state(v) for k, v in data["blocks"].items()}
-        engine.throttles = {k: throttling.ThrottleSeries.from_state(v)
-                            for k, v in data["throttles"].items()}
-        engine.collapses = {k: collapse.CollapseSeries.from_state(v)
-                            for k, v in data["collapses"].items()}
-        engine.slowdowns = {k: throttling.SlowdownSeries.from_state(v)
-                            for k, v in data["slowdowns"].items()}
-        engine.target_baselines = {k: baseline.HourlyBaseline.from_state(v)
-                                   for k, v in data["target_baselines"].items()}
-        engine.probe_baselines = {k: baseline.HourlyBaseline.from_state(v)
-                                  for k, v in data["probe_baselines"].items()}
-        engine.groups = {k: GroupState(onset, list(probes), list(asns), level, since)
-                         for k, (onset, probes, asns, level, since) in data["groups"].items()}
+        if "bins" not in reset:
+            for index, pending in data["pending"].items():
+                runs: dict[tuple[str, str], list[Run]] = {}
+                for item in pending["runs"]:
+                    run = _run_from_list(item)
+                    runs.setdefault((run.asn, run.target), []).append(run)
+                probes = {p: ProbeBin(cc, asn, set(ok), tried, failed, offline)
+                          for p, (cc, asn, ok, tried, failed, offline)
+                          in pending["probes"].items()}
+                engine.pending[int(index)] = {"runs": runs, "probes": probes}
+            engine.last_settled = data["last_settled"]
+            engine.prev_ok = dict(data["prev_ok"])
+            for change in changes:
+                if change.detector == "bins" and "bin" in change.old:
+                    engine._rebin(float(change.old["bin"]))
+        if "block" not in reset:
+            engine.blocks = {k: blocking.BlockSeries.from_state(v)
+                             for k, v in data["blocks"].items()}
+        if "throttle" not in reset:
+            engine.throttles = {k: throttling.ThrottleSeries.from_state(v)
+                                for k, v in data["throttles"].items()}
+        if "collapse" not in reset:
+            engine.collapses = {k: collapse.CollapseSeries.from_state(v)
+                                for k, v in data["collapses"].items()}
+        if "slowdown" not in reset:
+            engine.slowdowns = {k: throttling.SlowdownSeries.from_state(v)
+                                for k, v in data["slowdowns"].items()}
+        if "baselines" not in reset:
+            engine.target_baselines = {k: baseline.HourlyBaseline.from_state(v)
+                                       for k, v in data["target_baselines"].items()}
+            engine.probe_baselines = {k: baseline.HourlyBaseline.from_state(v)
+                                      for k, v in data["probe_baselines"].items()}
+        if "silence" not in reset:
+            engine.groups = {k: GroupState(onset, list(probes), list(asns), level, since)
+                             for k, (onset, probes, asns, level, since)
+                             in data["groups"].items()}
         engine.blind_until = data["blind_until"]
         engine.late = data["late"]
         engine.blind_evaluations = data["blind_evaluations"]
         engine.tracker.load_state(data["tracker"])
         return engine
+
+    def _rebin(self, old_bin: float) -> None:
+        """Pending bins saved at ``old_bin`` wide, gathered again at the configured width.
+
+        What was settled stays settled, up to the end of the last settled old bin; a new bin
+        straddling that end is judged on its later part only. Ladder offline flags are taken
+        again from the probes' kept readings."""
+        width = self.config.block.bin
+        old = self.pending
+        self.pending = {}
+        settled_until = None
+        if self.last_settled is not None:
+            settled_until = (self.last_settled + 1) * old_bin
+            self.last_settled = math.floor(settled_until / width) - 1
+        runs = sorted((r for bin_ in old.values() for rs in bin_["runs"].values() for r in rs),
+                      key=lambda r: (r.t, r.probe_id))
+        for run in runs:
+            self.add(run)
+        oldest = min(old) * old_bin if old else None
+        for probe_id, info in self.probes.items():
+            for t, online, _cause in info.ladder:
+                if online or oldest is None or t < oldest or \
+                        (settled_until is not None and t < settled_until):
+                    continue
+                if info.cc is None or info.asn is None:
+                    continue
+                index = math.floor(t / width)
+                pending = self.pending.setdefault(index, {"runs": {}, "probes": {}})
+                probe_bin = pending["probes"].setdefault(probe_id, ProbeBin(info.cc, info.asn))
+                probe_bin.ladder_offline = True
 
 
 def feed(engine: Engine, observations: Iterable[Run | LadderReading]) -> None:
