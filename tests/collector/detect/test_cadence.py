@@ -18,8 +18,8 @@ shutdown is seen through heartbeats (every 60 s) at any cadence and lasts an hou
 Only what happens from ``START`` on is judged: the day of warm-up before it trains the
 baselines and holds, with this seed, one episode of the fleet's CDN noise (2 of the 3 probes
 of a small ASN failing about 60% of one target's runs for 25 minutes) that detection reports
-``likely`` at every cadence, the 15-minute cadence of the detector before this table
-included; ``bench/detection_eval.py`` counts such episodes among its false events.
+``likely`` at every cadence, as the block detector did at 15 minutes before rounds were
+counted per bin; ``bench/detection_eval.py`` counts such episodes among its false events.
 """
 
 from __future__ import annotations
