@@ -344,7 +344,7 @@ def variants_report(rows: list[str], spec: FleetSpec) -> str:
         "",
         "| fleet | n | recall (likely) by kind | one event | scope right | "
         "block latency likely, min (median / max) | false likely+ (quiet / eventful) | "
-        "CPU |",
+        "run time |",
         "|---|---|---|---|---|---|---|---|",
         *rows])
 
