@@ -1,6 +1,7 @@
 """Measured evaluation of detection on seeded synthetic fleets with ground truth.
 
     python -m bench.detection_eval [--days 30] [--seeds 3] [--quick]
+    python -m bench.detection_eval --variants [--variant-days 4] [--variant-seeds 2]
 
 Two kinds of runs, both through the same engine the collector's pipeline drives:
 
@@ -17,6 +18,11 @@ targeted throttling), and their times overlap. Reported per incident kind: recal
 as exactly one event, the share with the right scope, and onset-to-alert latency at
 ``suspected`` and ``likely`` (median and worst, in minutes and in probe cycles). False events
 are those of the eventful runs that match no incident, and all events of the quiet run.
+
+``--variants`` runs smaller fleets (20 probes, 30 targets) at other cadences, all judged in
+the shipped 5-minute bins: the quickstart's 5 minutes +-20% and 2 minutes +-20% (a probe
+measures a target more than once per bin), and an event window (15 minutes, divided by 4 for
+a day, incidents inside the window), each with a quiet run and eventful runs, one row each.
 
 Targets (issue 7): recall >= 95% for every kind; zero false ``likely`` in 30 quiet days;
 shutdown alert within 2 minutes with 60 s heartbeats; block alert within 2 probe cycles.
@@ -53,13 +59,15 @@ LIKELY = TIER_LEVELS["likely"]
 SUSPECTED = TIER_LEVELS["suspected"]
 
 
-def detection_config(spec: FleetSpec) -> DetectionConfig:
-    """The shipped defaults, with the fleet's network roles and bins at its probe cycle."""
+def detection_config(spec: FleetSpec, bin_width: float | None = None) -> DetectionConfig:
+    """The shipped defaults, with the fleet's network roles and bins of ``bin_width`` (by
+    default the shipped 5 minutes, or the probe cycle when that is shorter)."""
     mobile = tuple(a.asn for a in spec.asns if a.mobile)
     incumbent = tuple(a.asn for a in spec.asns if a.incumbent)
+    width = bin_width if bin_width is not None else min(spec.cycle, 300.0)
     return DetectionConfig(
         networks={spec.cc: NetworkRoles(incumbent=incumbent, mobile=mobile)},
-        block=dataclasses.replace(BlockParams(), bin=min(spec.cycle, 300.0)))
+        block=dataclasses.replace(BlockParams(), bin=width))
 
 
 LABELS = (
@@ -177,8 +185,8 @@ class RunResult:
     hits: dict[int, list[Event]] = field(default_factory=dict)
 
 
-def run(spec: FleetSpec) -> RunResult:
-    engine = Engine(detection_config(spec))
+def run(spec: FleetSpec, bin_width: float | None = None) -> RunResult:
+    engine = Engine(detection_config(spec, bin_width))
     histories: dict[str, History] = {}
     started = time.perf_counter()
     Fleet(spec).run(engine, lambda now, changed: record(histories, now, changed))
@@ -264,6 +272,83 @@ def report(results: list[RunResult], quiet: RunResult, spec: FleetSpec) -> str:
     return "\n".join(lines)
 
 
+@dataclass(frozen=True, slots=True)
+class Variant:
+    """A fleet measuring at another cadence than the standard one, judged in 5-minute bins."""
+
+    name: str
+    cycle: float
+    jitter: float = 0.2
+    window_days: float | None = None  # (start + warm-up, + this): cadence / 4 (event window)
+
+
+# Cadences shorter than the bin (the quickstart's 5 min +-20%, and 2 minutes), and an event
+# window: the standard 15 minutes, divided by 4 for a day, with the incidents inside it.
+VARIANTS = (
+    Variant("every 5 min +-20% (quickstart)", 300.0),
+    Variant("every 2 min +-20%", 120.0),
+    Variant("event window: 15 min, 3.75 min for a day", 900.0, jitter=0.0, window_days=1.0),
+)
+
+
+def run_variant(variant: Variant, base: FleetSpec, seeds: int, days: float,
+                ) -> tuple[list[RunResult], RunResult, FleetSpec]:
+    """A quiet run and ``seeds`` eventful runs of ``days`` (after one day of warm-up, in
+    which incidents are not injected) at the variant's cadence, in 5-minute bins."""
+    spec = dataclasses.replace(base, cycle=variant.cycle, jitter=variant.jitter, days=days)
+    schedule_days = days - 1
+    if variant.window_days is not None:
+        window_start = spec.start + DAY
+        spec = dataclasses.replace(spec, window=(window_start,
+                                                 window_start + variant.window_days * DAY),
+                                   days=1 + variant.window_days)
+        schedule_days = variant.window_days
+    quiet = run(dataclasses.replace(spec, seed=2000), bin_width=300.0)
+    results = []
+    for seed in range(1, seeds + 1):
+        seeded = dataclasses.replace(spec, seed=seed)
+        seeded = dataclasses.replace(seeded, injections=schedule(
+            seed, seeded, warmup=seeded.days * DAY - schedule_days * DAY))
+        results.append(run(seeded, bin_width=300.0))
+    return results, quiet, spec
+
+
+def variant_row(variant: Variant, results: list[RunResult], quiet: RunResult,
+                spec: FleetSpec) -> str:
+    outcomes = [o for r in results for o in r.outcomes]
+    n = len(outcomes)
+    by_kind: dict[str, list[Outcome]] = defaultdict(list)
+    for outcome in outcomes:
+        by_kind[outcome.injection.kind].append(outcome)
+    recall = ", ".join(f"{kind} {sum(o.detected for o in items)}/{len(items)}"
+                       for kind, items in sorted(by_kind.items()))
+    single = sum(o.events == 1 for o in outcomes)
+    scope = sum(o.scope_ok for o in outcomes)
+    blocks = [o.likely_latency for o in by_kind.get("block", [])
+              if o.likely_latency is not None]
+    false_quiet = sum(len(quiet.false_events.get(t, [])) for t in ("likely", "confirmed"))
+    false_eventful = sum(len(r.false_events.get(t, [])) for r in results
+                         for t in ("likely", "confirmed"))
+    eventful_days = sum(r.days for r in results)
+    seconds = quiet.seconds + sum(r.seconds for r in results)
+    return (f"| {variant.name} | {n} | {recall} | {100 * single / max(1, n):.0f}% | "
+            f"{100 * scope / max(1, n):.0f}% | {_minutes(blocks)} | "
+            f"{false_quiet} in {quiet.days:.0f} d / {false_eventful} in {eventful_days:.0f} d | "
+            f"{seconds:.0f} s |")
+
+
+def variants_report(rows: list[str], spec: FleetSpec) -> str:
+    return "\n".join([
+        f"Fleets at other cadences ({sum(a.probes for a in spec.asns)} probes on "
+        f"{len(spec.asns)} ASNs, {spec.targets} targets, bins of 5 min):",
+        "",
+        "| fleet | n | recall (likely) by kind | one event | scope right | "
+        "block latency likely, min (median / max) | false likely+ (quiet / eventful) | "
+        "run time |",
+        "|---|---|---|---|---|---|---|---|",
+        *rows])
+
+
 def describe_false(result: RunResult) -> list[str]:
     out = []
     for tier in ("likely", "confirmed", "suspected"):
@@ -281,7 +366,28 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cycle", type=float, default=900.0, help="target cadence, seconds")
     parser.add_argument("--quick", action="store_true", help="2 small runs, for a smoke test")
     parser.add_argument("--verbose", action="store_true", help="list false events")
+    parser.add_argument("--variants", action="store_true",
+                        help="only the fleets at other cadences (smaller fleets, see VARIANTS)")
+    parser.add_argument("--variant-days", type=float, default=4.0,
+                        help="days of each variant run (the first is warm-up)")
+    parser.add_argument("--variant-seeds", type=int, default=2)
     args = parser.parse_args(argv)
+    if args.variants:
+        small = FleetSpec(seed=0, targets=30, start=EPOCH, asns=tuple(
+            AsnSpec(a.asn, max(3, a.probes // 2), a.mobile, a.incumbent)
+            for a in DEFAULT_ASNS))
+        rows = []
+        for variant in VARIANTS:
+            results, quiet, spec = run_variant(variant, small, args.variant_seeds,
+                                               args.variant_days)
+            rows.append(variant_row(variant, results, quiet, spec))
+            print(f"{variant.name}: {rows[-1]}", file=sys.stderr)
+            if args.verbose:
+                print("\n".join(describe_false(quiet)), file=sys.stderr)
+                for result in results:
+                    print("\n".join(describe_false(result)), file=sys.stderr)
+        print(variants_report(rows, small))
+        return 0
     days, seeds, asns = args.days, args.seeds, DEFAULT_ASNS
     if args.quick:
         days, seeds = 6.0, 1

@@ -13,7 +13,8 @@ Noise, so that quiet days are not trivially quiet:
   "blocks" a few targets for ever, one with a resolver that dies for an hour twice a day;
 * targets: sites going down for everyone (control included), transient timeouts and
   inconclusive runs, CDN trouble on one ASN for one target (10-40 min, partial failures);
-* timing: per-target and per-probe handshake levels, an evening peak, per-run jitter.
+* timing: per-target and per-probe handshake levels, an evening peak, per-run jitter; rounds
+  optionally jittered as the probe's scheduler does (``jitter``).
 
 Injections (ground truth): shutdowns of the whole country, of one ASN, of the mobile ASNs
 (silent heartbeats, no runs, ladder readings with the cause, uploaded after the end); blocks of
@@ -105,6 +106,9 @@ class FleetSpec:
     days: float = 30.0
     heartbeat: float = 60.0
     cycle: float = 900.0  # target measurement cadence
+    jitter: float = 0.0  # each round comes cycle * (1 +- jitter) after the last (probe default 0.2)
+    window: tuple[float, float] | None = None  # an event window: rounds ``speedup`` times faster
+    speedup: float = 4.0  # the probe's ``schedule.event_speedup``
     tick: float = 30.0  # pipeline cadence
     warmup: float = DAY  # simulated before ``start``, so that baselines have a history
     noise: Noise = field(default_factory=Noise)
@@ -215,6 +219,13 @@ class Fleet:
                 return injection
         return None
 
+    def cycle(self, t: float) -> float:
+        """The target cadence at ``t``: faster inside the event window."""
+        window = self.spec.window
+        if window is not None and window[0] <= t < window[1]:
+            return self.spec.cycle / self.spec.speedup
+        return self.spec.cycle
+
     def _alive(self, probe: Probe, t: float) -> bool:
         return probe.join <= t < probe.leave and not _inside(probe.outages, t)
 
@@ -285,7 +296,9 @@ class Fleet:
                         heapq.heappush(heap, (at + rng.uniform(0.1, 2.0), self.sequence, probe))
                 while probe.next_round <= t:
                     at = probe.next_round
-                    probe.next_round += spec.cycle
+                    cycle = self.cycle(at)
+                    probe.next_round += cycle if not spec.jitter else \
+                        cycle * (1 + rng.uniform(-spec.jitter, spec.jitter))
                     self._round(probe, at)
             while heap and heap[0][0] <= t:
                 arrival, _, item = heapq.heappop(heap)
@@ -314,11 +327,11 @@ class Fleet:
             # network is back.
             minute = probe.buffered[-1].t + 60.0 if probe.buffered else \
                 shutdown.start + rng.uniform(0.0, spec.heartbeat)
-            while minute < min(at + spec.cycle, shutdown.end):
+            while minute < min(at + self.cycle(at), shutdown.end):
                 probe.buffered.append(LadderReading(probe.probe_id, spec.cc, probe.asn,
                                                     minute, False, shutdown.cause))
                 minute += 60.0
-            if at + spec.cycle >= shutdown.end and probe.buffered:
+            if at + self.cycle(at) >= shutdown.end and probe.buffered:
                 self._push(shutdown.end + rng.uniform(5.0, 60.0), list(probe.buffered))
                 probe.buffered.clear()
             return

@@ -79,6 +79,10 @@ class DetectionMetrics:
         self.updates = Counter(
             "event_updates", "Event writes (opened, grown, escalated or closed), by kind and "
             "tier.", ["kind", "tier"], namespace=NAMESPACE, registry=registry)
+        self.state_resets = Counter(
+            "detection_state_resets", "Parts of the saved detection state converted or reset "
+            "on load because their parameters or the code's state version changed.",
+            ["detector", "reason", "action"], namespace=NAMESPACE, registry=registry)
         self.last_run = Gauge(
             "detection_last_run_timestamp_seconds", "When the last successful detection run "
             "ended, Unix time.", namespace=NAMESPACE, registry=registry)

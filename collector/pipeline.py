@@ -187,6 +187,10 @@ class Pipeline:
                 self.cursors = {k: int(v) for k, v in data["cursors"].items()}
                 if "monitor" in data:
                     self.watch.load_state(data["monitor"])
+                for change in self.engine.state_changes:
+                    log.warning("%s", change.describe())
+                    self.metrics.state_resets.labels(change.detector, change.reason,
+                                                     change.action).inc()
             except (ValueError, KeyError, TypeError) as exc:
                 log.warning("detection state unreadable, starting afresh: %s", exc)
                 self.engine = Engine(self.config, self.calendar)

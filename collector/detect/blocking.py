@@ -1,12 +1,16 @@
 """Block detection per (ASN, target), judged on each probe's last two rounds.
 
 Method. For every healthy probe of the network (``health``) the series keeps the probe's last
-two usable runs of the target (``ok``, ``blocked`` or ``throttled``; ``inconclusive`` and
-``down`` runs say the control failed or the site is down for everyone, and are not used: the
-"control healthy" condition). Persistence is counted in *probe rounds*, not clock bins: a
-probe persistently blocked is one whose two consecutive rounds were both blocked, whatever the
-cadence (5 min normally, 15 min in event windows, an hour for a slow watch list), so a block
-is ``likely`` about two probe cycles after it begins. Then
+two *rounds* of the target: a round is the probe's usable runs (``ok``, ``blocked`` or
+``throttled``; ``inconclusive`` and ``down`` runs say the control failed or the site is down
+for everyone, and are not used: the "control healthy" condition) in one bin, reduced to one
+vote (``bin_votes``: blocked when most of them were). Persistence is counted in these rounds:
+a probe persistently blocked is one whose two consecutive rounds were both blocked. A probe
+measuring less often than the bin has one run per round, so a block is ``likely`` about two
+probe cycles after it begins (an hour for a slow watch list); one measuring more often (a
+2-minute cadence, an event window's quartered interval) has several runs per round, so it
+is ``likely`` about two bins after, and one vantage point measuring often never outvotes
+the others. Then
 
 * an episode begins when at least half of the probes' latest runs are blocked (``hot_share``)
   and at least ``TierParams.floor`` probes are blocked (fewer when the ASN has fewer);
@@ -35,6 +39,7 @@ recently.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -118,21 +123,52 @@ def _forget_stale(series: BlockSeries, now: float) -> None:
             del series.probes[probe_id]
 
 
+def bin_votes(runs: Sequence[BlockRun]) -> list[BlockRun]:
+    """One vote per probe for one bin: its runs of the target, reduced to a single round.
+
+    A probe that measures the target more often than the bin (a 2-minute cadence in 5-minute
+    bins, an event window's quartered interval) is one vantage point, not several: its runs in
+    the bin count once, blocked when most of them were (a tie is not blocked, so one stray
+    failure beside one success proves nothing). The vote's time is the first run that agrees
+    with it (the first blocked run of a blocked vote, the first clean run of a clean one), which
+    keeps onsets and recoveries at the runs that showed them. Mechanism: the commonest among
+    the blocked runs; fingerprint: the first one carried.
+    """
+    by_probe: dict[str, list[BlockRun]] = {}
+    for run in sorted(runs, key=lambda r: (r.t, r.probe_id)):
+        by_probe.setdefault(run.probe_id, []).append(run)
+    votes = []
+    for probe_id, probe_runs in by_probe.items():
+        blocked = [r for r in probe_runs if r.blocked]
+        if 2 * len(blocked) <= len(probe_runs):
+            first = next(r for r in probe_runs if not r.blocked)
+            votes.append(BlockRun(probe_id, first.t, False, first.mechanism, None))
+            continue
+        counts = Counter(r.mechanism for r in blocked)
+        mechanism = max(sorted(counts), key=lambda m: counts[m])
+        fingerprint = next((r.fingerprint for r in blocked if r.fingerprint), None)
+        votes.append(BlockRun(probe_id, blocked[0].t, True, mechanism, fingerprint))
+    return sorted(votes, key=lambda r: (r.t, r.probe_id))
+
+
 def step(series: BlockSeries, runs: Sequence[BlockRun], now: float, cc: str, asn: str,
          target: str, active_probes: int, params: BlockParams, tiers: TierParams) -> Signal:
-    """Add one settled bin's healthy usable runs (any order) and say what the series shows."""
-    for run in sorted(runs, key=lambda r: (r.t, r.probe_id)):
-        track = series.probes.setdefault(run.probe_id, ProbeTrack())
-        track.runs = (track.runs + [[run.t, int(run.blocked), run.mechanism,
-                                     run.fingerprint]])[-2:]
+    """Add one settled bin's healthy usable runs (any order) and say what the series shows.
+
+    The bin's runs become one vote per probe (``bin_votes``), so a probe's rounds are counted
+    in votes whatever its cadence. Chronic flags are those learned before this bin: a probe's
+    first two blocked votes may be the start of a block, so the check that opens an episode
+    comes first and chronic flags are learned only when it did not open one.
+    """
+    for vote in bin_votes(runs):
+        track = series.probes.setdefault(vote.probe_id, ProbeTrack())
+        track.runs = (track.runs + [[vote.t, int(vote.blocked), vote.mechanism,
+                                     vote.fingerprint]])[-2:]
         if series.onset is not None and not track.chronic:
             series.runs += 1
-            if run.blocked:
-                _count_blocked(series, run)
+            if vote.blocked:
+                _count_blocked(series, vote)
     _forget_stale(series, now)
-    if series.onset is None:
-        for track in series.probes.values():
-            track.chronic = len(track.runs) == 2 and all(track.blocked())
     voters = {p: t for p, t in series.probes.items() if not t.chronic}
     latest = [t.blocked()[-1] for t in voters.values()]
     last_two = [b for t in voters.values() for b in t.blocked()]
@@ -157,6 +193,10 @@ def step(series: BlockSeries, runs: Sequence[BlockRun], now: float, cc: str, asn
                         _count_blocked(series, BlockRun(probe_id, float(t),  # type: ignore[arg-type]
                                                         True, str(mechanism),
                                                         fingerprint))  # type: ignore[arg-type]
+        else:
+            # No episode: a probe blocked in both of its last rounds is its own baseline.
+            for track in series.probes.values():
+                track.chronic = len(track.runs) == 2 and all(track.blocked())
     else:
         settled = sorted((t for t in voters.values() if len(t.runs) == 2),
                          key=lambda t: sum(t.blocked()))

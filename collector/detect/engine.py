@@ -35,7 +35,15 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from collector.detect import baseline, blocking, collapse, ladder, silence, throttling
+from collector.detect import (
+    baseline,
+    blocking,
+    collapse,
+    ladder,
+    silence,
+    state_shapes,
+    throttling,
+)
 from collector.detect.model import LIKELY, NONE, SUSPECTED, Event, LadderReading, Run, Signal
 from collector.detect.params import DetectionConfig
 from collector.detect.stats import median
@@ -43,6 +51,7 @@ from collector.detect.tracker import Context, Tracker
 from collector.detect.windows import Calendar
 
 LADDER_KEEP = 2 * 86400.0  # ladder readings kept per probe for backfill
+STATE_VERSION = 2  # 2: each part saved with its shape (``state_shapes``)
 
 
 @dataclass(slots=True)
@@ -114,6 +123,7 @@ class Engine:
         self.late = 0
         self.blind_evaluations = 0
         self.new_readings: set[str] = set()  # probes with ladder readings not yet backfilled
+        self.state_changes: list[state_shapes.StateChange] = []  # made by from_state
 
     # -- input -----------------------------------------------------------------------------
 
@@ -333,13 +343,13 @@ class Engine:
                 continue
             key = f"{cc}|{asn}|{target}"
             signals.extend(self._block_bin(key, cc, asn, target, good, end, active))
-            # A throttling bin is judged only on enough vantage points: one probe's view of
-            # one target in a network of several probes is an anecdote, not a median.
-            needed = min(config.tiers.floor, max(1, active.get((cc, asn), 1)))
-            if len({r.probe_id for r in good}) >= needed:
-                signals.extend(self._throttle_bin(key, cc, asn, target, good, start, end,
-                                                  active, (cc, asn) in slow_networks,
-                                                  frozen_cc[cc]))
+            # Too few vantage points in the bin: the throttling detector pools it. A network
+            # inside a generalized slowdown is neutral even in a bin too sparse to show it.
+            slowdown = self.slowdowns.get(f"{cc}|{asn}")
+            generalized = (cc, asn) in slow_networks or (
+                slowdown is not None and slowdown.streak.run_start is not None)
+            signals.extend(self._throttle_bin(key, cc, asn, target, good, start, end,
+                                              active, generalized, frozen_cc[cc]))
         return signals
 
     def _forget_if_idle(self, table: dict[str, Any], key: str, run_start: float | None,
@@ -373,6 +383,7 @@ class Engine:
         expected = baseline.predict(base, start, config)
         ratios: list[float] = []
         slow_probes: set[str] = set()
+        counted_probes: set[str] = set()
         throttled = 0
         counted = 0
         mechanisms: Counter[str] = Counter()
@@ -384,6 +395,7 @@ class Engine:
                 ratio = run.handshake / expected
             is_throttled = run.outcome == "throttled"
             counted += 1
+            counted_probes.add(run.probe_id)
             if ratio is not None:
                 ratios.append(ratio)
             if is_throttled:
@@ -406,10 +418,11 @@ class Engine:
         the_bin = throttling.ThrottleBin(
             start=start, end=end, runs=counted, ratios=tuple(ratios), throttled=throttled,
             slow_probes=tuple(sorted(slow_probes)), mechanisms=dict(mechanisms),
-            generalized=generalized)
+            generalized=generalized, probes=tuple(sorted(counted_probes)))
         signal = throttling.step(series, the_bin, cc, asn, target, active.get((cc, asn), 0),
                                  config, self.config.tiers)
-        self._forget_if_idle(self.throttles, key, series.streak.run_start, signal)
+        if not series.holds():
+            self._forget_if_idle(self.throttles, key, None, signal)
         return [signal]
 
     # -- heartbeat silence -----------------------------------------------------------------
@@ -557,7 +570,8 @@ class Engine:
 
     def to_state(self) -> dict[str, Any]:
         return {
-            "version": 1,
+            "version": STATE_VERSION,
+            "shapes": state_shapes.shapes(self.config),
             "probes": {p: [i.cc, i.asn, None if i.live is None else i.live.to_state(),
                            i.last_observation, i.ladder] for p, i in self.probes.items()},
             "pending": {str(k): {
@@ -584,45 +598,103 @@ class Engine:
     @classmethod
     def from_state(cls, data: dict[str, Any], config: DetectionConfig,
                    calendar: Calendar | None = None) -> Engine:
-        if data.get("version") != 1:
+        """Resume from ``to_state``'s data. Parts saved under other parameters or another code
+        version are converted or reset (``state_shapes``); ``state_changes`` says which, for
+        the caller to log and count."""
+        if data.get("version") not in (1, STATE_VERSION):
             raise ValueError("unknown detection state version")
         engine = cls(config, calendar)
+        changes = state_shapes.compare(data.get("shapes"), config)
+        engine.state_changes = changes
+        reset = {c.detector for c in changes if c.action == "reset"}
         for probe_id, (cc, asn, live, last_observation, readings) in data["probes"].items():
             engine.probes[probe_id] = ProbeInfo(
                 cc=cc, asn=asn, live=None if live is None else silence.Liveness.from_state(live),
                 last_observation=last_observation, ladder=[list(r) for r in readings])
-        for index, pending in data["pending"].items():
-            runs: dict[tuple[str, str], list[Run]] = {}
-            for item in pending["runs"]:
-                run = _run_from_list(item)
-                runs.setdefault((run.asn, run.target), []).append(run)
-            probes = {p: ProbeBin(cc, asn, set(ok), tried, failed, offline)
-                      for p, (cc, asn, ok, tried, failed, offline) in pending["probes"].items()}
-            engine.pending[int(index)] = {"runs": runs, "probes": probes}
-        engine.last_settled = data["last_settled"]
-        if "settled" in data:
-            engine.settled = {k: int(v) for k, v in data["settled"].items()}
-        else:
-            engine.settled_default = engine.last_settled
-        engine.prev_ok = dict(data["prev_ok"])
-        engine.blocks = {k: blocking.BlockSeries.from_state(v) for k, v in data["blocks"].items()}
-        engine.throttles = {k: throttling.ThrottleSeries.from_state(v)
-                            for k, v in data["throttles"].items()}
-        engine.collapses = {k: collapse.CollapseSeries.from_state(v)
-                            for k, v in data["collapses"].items()}
-        engine.slowdowns = {k: throttling.SlowdownSeries.from_state(v)
-                            for k, v in data["slowdowns"].items()}
-        engine.target_baselines = {k: baseline.HourlyBaseline.from_state(v)
-                                   for k, v in data["target_baselines"].items()}
-        engine.probe_baselines = {k: baseline.HourlyBaseline.from_state(v)
-                                  for k, v in data["probe_baselines"].items()}
-        engine.groups = {k: GroupState(onset, list(probes), list(asns), level, since)
-                         for k, (onset, probes, asns, level, since) in data["groups"].items()}
+        if "bins" not in reset:
+            for index, pending in data["pending"].items():
+                runs: dict[tuple[str, str], list[Run]] = {}
+                for item in pending["runs"]:
+                    run = _run_from_list(item)
+                    runs.setdefault((run.asn, run.target), []).append(run)
+                probes = {p: ProbeBin(cc, asn, set(ok), tried, failed, offline)
+                          for p, (cc, asn, ok, tried, failed, offline)
+                          in pending["probes"].items()}
+                engine.pending[int(index)] = {"runs": runs, "probes": probes}
+            engine.last_settled = data["last_settled"]
+            if "settled" in data:
+                engine.settled = {k: int(v) for k, v in data["settled"].items()}
+            else:
+                engine.settled_default = engine.last_settled
+            engine.prev_ok = dict(data["prev_ok"])
+            for change in changes:
+                if change.detector == "bins" and "bin" in change.old:
+                    engine._rebin(float(change.old["bin"]))
+        if "block" not in reset:
+            engine.blocks = {k: blocking.BlockSeries.from_state(v)
+                             for k, v in data["blocks"].items()}
+        if "throttle" not in reset:
+            engine.throttles = {k: throttling.ThrottleSeries.from_state(v)
+                                for k, v in data["throttles"].items()}
+        if "collapse" not in reset:
+            engine.collapses = {k: collapse.CollapseSeries.from_state(v)
+                                for k, v in data["collapses"].items()}
+        if "slowdown" not in reset:
+            engine.slowdowns = {k: throttling.SlowdownSeries.from_state(v)
+                                for k, v in data["slowdowns"].items()}
+        if "baselines" not in reset:
+            engine.target_baselines = {k: baseline.HourlyBaseline.from_state(v)
+                                       for k, v in data["target_baselines"].items()}
+            engine.probe_baselines = {k: baseline.HourlyBaseline.from_state(v)
+                                      for k, v in data["probe_baselines"].items()}
+        if "silence" not in reset:
+            engine.groups = {k: GroupState(onset, list(probes), list(asns), level, since)
+                             for k, (onset, probes, asns, level, since)
+                             in data["groups"].items()}
         engine.blind_until = data["blind_until"]
         engine.late = data["late"]
         engine.blind_evaluations = data["blind_evaluations"]
         engine.tracker.load_state(data["tracker"])
         return engine
+
+    def _rebin(self, old_bin: float) -> None:
+        """Pending bins saved at ``old_bin`` wide, gathered again at the configured width.
+
+        What was settled stays settled, up to the end of the last settled old bin; a new bin
+        straddling that end is judged on its later part only. Ladder offline flags are taken
+        again from the probes' kept readings."""
+        width = self.config.block.bin
+        old = self.pending
+        self.pending = {}
+        settled_until = None
+
+        def converted(index: int) -> int:
+            # The new bin holding the end of old bin ``index`` is judged again (on its later
+            # part only); the one before it is settled.
+            return math.floor((index + 1) * old_bin / width) - 1
+
+        if self.last_settled is not None:
+            settled_until = (self.last_settled + 1) * old_bin
+            self.last_settled = converted(self.last_settled)
+        self.settled = {network: converted(index) for network, index in self.settled.items()}
+        if self.settled_default is not None:
+            self.settled_default = converted(self.settled_default)
+        runs = sorted((r for bin_ in old.values() for rs in bin_["runs"].values() for r in rs),
+                      key=lambda r: (r.t, r.probe_id))
+        for run in runs:
+            self.add(run)
+        oldest = min(old) * old_bin if old else None
+        for probe_id, info in self.probes.items():
+            for t, online, _cause in info.ladder:
+                if online or oldest is None or t < oldest or \
+                        (settled_until is not None and t < settled_until):
+                    continue
+                if info.cc is None or info.asn is None:
+                    continue
+                index = math.floor(t / width)
+                pending = self.pending.setdefault(index, {"runs": {}, "probes": {}})
+                probe_bin = pending["probes"].setdefault(probe_id, ProbeBin(info.cc, info.asn))
+                probe_bin.ladder_offline = True
 
 
 def feed(engine: Engine, observations: Iterable[Run | LadderReading]) -> None:

@@ -24,6 +24,7 @@ i.pinimg.com). Assumptions: bins in time order per series; ratios > 0.
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -46,6 +47,22 @@ class ThrottleBin:
     slow_probes: tuple[str, ...]
     mechanisms: Mapping[str, int]
     generalized: bool  # the whole network was slow in this bin
+    probes: tuple[str, ...] = ()  # every probe with a counted run (empty: not pooled)
+
+    def to_state(self) -> list[object]:
+        return [self.start, self.end, self.runs, list(self.ratios), self.throttled,
+                list(self.slow_probes), dict(self.mechanisms), self.generalized,
+                list(self.probes)]
+
+    @classmethod
+    def from_state(cls, data: list[object]) -> ThrottleBin:
+        start, end, runs, ratios, throttled, slow, mechanisms, generalized, probes = data
+        assert isinstance(ratios, list) and isinstance(slow, list)
+        assert isinstance(mechanisms, dict) and isinstance(probes, list)
+        return cls(float(start), float(end), int(runs),  # type: ignore[arg-type, call-overload]
+                   tuple(float(r) for r in ratios), int(throttled),  # type: ignore[call-overload]
+                   tuple(str(p) for p in slow), dict(mechanisms), bool(generalized),
+                   tuple(str(p) for p in probes))
 
 
 @dataclass(slots=True)
@@ -56,18 +73,38 @@ class ThrottleSeries:
     ratios: list[float] = field(default_factory=list)
     probes: list[str] = field(default_factory=list)
     mechanisms: dict[str, int] = field(default_factory=dict)
+    pool: ThrottleBin | None = None  # bins with too few vantage points, waiting for more
 
     def to_state(self) -> list[object]:
         return [self.streak.to_state(), self.runs, self.throttled, self.ratios, self.probes,
-                self.mechanisms]
+                self.mechanisms, None if self.pool is None else self.pool.to_state()]
 
     @classmethod
     def from_state(cls, data: list[object]) -> ThrottleSeries:
-        streak, runs, throttled, ratios, probes, mechanisms = data
+        streak, runs, throttled, ratios, probes, mechanisms, pool = data
         assert isinstance(streak, list) and isinstance(ratios, list)
         assert isinstance(probes, list) and isinstance(mechanisms, dict)
+        assert pool is None or isinstance(pool, list)
         return cls(Streak.from_state(streak), int(runs), int(throttled),  # type: ignore[call-overload]
-                   [float(r) for r in ratios], [str(p) for p in probes], dict(mechanisms))
+                   [float(r) for r in ratios], [str(p) for p in probes], dict(mechanisms),
+                   None if pool is None else ThrottleBin.from_state(pool))
+
+    def holds(self) -> bool:
+        """Something worth keeping: a run, or runs pooled for the next bin."""
+        return self.streak.run_start is not None or self.pool is not None
+
+
+def _merge(a: ThrottleBin | None, b: ThrottleBin) -> ThrottleBin:
+    if a is None:
+        return b
+    mechanisms = Counter(a.mechanisms)
+    mechanisms.update(b.mechanisms)
+    return ThrottleBin(
+        start=a.start, end=b.end, runs=a.runs + b.runs,
+        ratios=(a.ratios + b.ratios)[-MAX_RATIOS:], throttled=a.throttled + b.throttled,
+        slow_probes=tuple(sorted(set(a.slow_probes) | set(b.slow_probes))),
+        mechanisms=dict(mechanisms), generalized=False,
+        probes=tuple(sorted(set(a.probes) | set(b.probes))))
 
 
 def _slow(ratios: list[float] | tuple[float, ...], throttled: int, runs: int,
@@ -80,7 +117,25 @@ def _slow(ratios: list[float] | tuple[float, ...], throttled: int, runs: int,
 
 def step(series: ThrottleSeries, b: ThrottleBin, cc: str, asn: str, target: str,
          active_probes: int, params: ThrottleParams, tiers: TierParams) -> Signal:
-    """Advance a targeted series by one settled bin and say what it now shows."""
+    """Advance a targeted series by one settled bin and say what it now shows.
+
+    A bin is judged only on enough vantage points (``TierParams.floor``, fewer in a smaller
+    ASN): one probe's view of one target is an anecdote, not a median. A bin with fewer
+    probes (``b.probes``) is pooled with the following ones until they add up, for at most
+    ``cluster_window``: probes measuring less often than the bin (an hourly watch list in
+    5-minute bins) are then judged together instead of never.
+    """
+    at = b.end
+    needed = min(tiers.floor, max(1, active_probes))
+    if series.pool is not None and b.start - series.pool.start > params.cluster_window:
+        series.pool = None
+    if b.runs and not b.generalized and b.probes:
+        pooled = _merge(series.pool, b)
+        if len(pooled.probes) < needed:
+            series.pool = pooled
+            b = dataclasses.replace(b, runs=0)  # judged later, with the next vantage points
+        else:
+            series.pool, b = None, pooled
     if b.runs and not b.generalized:
         hot = _slow(b.ratios, b.throttled, b.runs, params)
         middle = median(b.ratios)
@@ -111,7 +166,7 @@ def step(series: ThrottleSeries, b: ThrottleBin, cc: str, asn: str, target: str,
         if series.mechanisms else None
     return Signal(
         kind="throttling", detector="throttle", cc=cc, asn=asn, target=target, level=level,
-        at=b.end, onset=streak.run_start if level else None,
+        at=at, onset=streak.run_start if level else None,
         recovered_at=streak.recovered(tiers.exit_bins), asns=(asn,),
         probes=tuple(series.probes), mechanism=mechanism,
         stats={"runs": series.runs, "throttled": series.throttled,

@@ -1,9 +1,11 @@
 """Block detection on synthetic rounds: onset, persistence, recovery, flapping, sparse probes,
-chronic (broken) probes, fingerprints."""
+chronic (broken) probes, fingerprints, and probes measuring more often than the bin."""
 
 from __future__ import annotations
 
-from collector.detect.blocking import BlockRun, BlockSeries, step
+import pytest
+
+from collector.detect.blocking import BlockRun, BlockSeries, bin_votes, step
 from collector.detect.model import LIKELY, NONE, SUSPECTED, Signal
 from collector.detect.params import BlockParams, TierParams
 
@@ -116,7 +118,8 @@ def test_one_stray_early_failure_does_not_move_the_onset() -> None:
     round_(series, 1, {"p5"}, EIGHT)  # a CDN hiccup one round before the censor starts
     round_(series, 2, set(EIGHT), EIGHT)
     signal = round_(series, 3, set(EIGHT), EIGHT)
-    assert signal.level == LIKELY and signal.onset == T0 + 2 * CYCLE + 1
+    # p5 stays blocked, so the episode began with the second blocked probe: p0, at round 2.
+    assert signal.level == LIKELY and signal.onset == T0 + 2 * CYCLE
 
 
 def test_state_round_trips() -> None:
@@ -139,3 +142,85 @@ def test_a_probe_that_breaks_during_an_episode_does_not_hold_it_open() -> None:
     for k in range(4, 7):
         assert round_(series, k, {"d"}, four).level == NONE
     assert series.probes["d"].chronic
+
+
+# -- cadence shorter than the bin -------------------------------------------------------------
+# A 5-minute bin; each probe measures the target ``per_bin`` times in it (2: a 2.5-minute
+# cadence; 5: every minute, an event window's quartered interval). ``pattern`` gives, per bin,
+# which of a probe's runs are blocked (the same for every probe in ``blocked``).
+
+
+def many_(series: BlockSeries, k: int, blocked: set[str], probes: list[str],
+          pattern: str) -> Signal:
+    """Bin ``k`` with ``len(pattern)`` runs per probe; ``x`` = blocked run, ``.`` = ok."""
+    step_ = CYCLE / len(pattern)
+    runs = [BlockRun(p, T0 + k * CYCLE + j * step_ + i, p in blocked and mark == "x",
+                     "dns:nxdomain", None)
+            for i, p in enumerate(probes) for j, mark in enumerate(pattern)]
+    return step(series, runs, T0 + (k + 1) * CYCLE, "KG", "AS8449", "https://x.example/",
+                len(probes), P, TIERS)
+
+
+THREE = ["a", "b", "c"]
+
+
+@pytest.mark.parametrize(
+    ("case", "patterns", "levels", "onset_run"),
+    [
+        # Before the fix each row's first blocked bin made every probe "chronic" (its last two
+        # runs blocked) before the check that opens an episode: no event, ever.
+        ("2 runs a bin, blocked from bin 2", ["..", "..", "xx", "xx", "xx"],
+         [NONE, NONE, SUSPECTED, LIKELY, LIKELY], (2, 0)),
+        ("5 runs a bin (1-minute cadence)", [".....", ".....", "xxxxx", "xxxxx", "xxxxx"],
+         [NONE, NONE, SUSPECTED, LIKELY, LIKELY], (2, 0)),
+        ("block begins mid-bin", ["...", ".xx", "xxx", "xxx"],
+         [NONE, SUSPECTED, LIKELY, LIKELY], (1, 1)),
+        ("a leaky block (one run of five passes)", [".....", "xx.xx", "xxxx.", ".xxxx"],
+         [NONE, SUSPECTED, LIKELY, LIKELY], (1, 0)),
+        # Partial failure, one run in two (CDN trouble): never a blocked vote, never an episode.
+        ("half the runs fail", ["x.", ".x", "x.", ".x", "x.", ".x"], [NONE] * 6, None),
+        ("two of five fail", ["x..x.", ".x.x.", "xx...", "..x.x"], [NONE] * 4, None),
+    ])
+def test_a_probe_measuring_more_often_than_the_bin_is_one_vote(
+        case: str, patterns: list[str], levels: list[int],
+        onset_run: tuple[int, int] | None) -> None:
+    series = BlockSeries()
+    seen = [many_(series, k, set(THREE), THREE, pattern) for k, pattern in enumerate(patterns)]
+    assert [s.level for s in seen] == levels, case
+    assert not any(t.chronic for t in series.probes.values()), case
+    if onset_run is not None:
+        k, j = onset_run
+        width = len(patterns[k])
+        # The episode began with the second probe's ("b", one second after "a") first
+        # blocked run.
+        assert seen[-1].onset == T0 + k * CYCLE + j * CYCLE / width + 1, case
+        assert seen[-1].stats["persistent_probes"] == 3
+
+
+def test_recovery_mid_bin_is_dated_by_the_first_clean_run() -> None:
+    series = BlockSeries()
+    for k, pattern in enumerate(["xxx", "xxx", "xxx", "x..", "..."]):
+        signal = many_(series, k, set(THREE), THREE, pattern)
+    assert signal.level == NONE and signal.recovered_at == T0 + 3 * CYCLE + CYCLE / 3
+
+
+def test_a_broken_probe_measuring_every_minute_is_chronic_not_an_episode() -> None:
+    series = BlockSeries()
+    for k in range(6):
+        assert many_(series, k, {"a"}, THREE, "xxxxx").level == NONE
+    assert series.probes["a"].chronic and not series.probes["b"].chronic
+    # ... and the real block that follows is still seen by the others.
+    assert many_(series, 6, set(THREE), THREE, "xxxxx").level == SUSPECTED
+    # Two healthy probes of three, blocked twice each: half of a small ASN.
+    signal = many_(series, 7, set(THREE), THREE, "xxxxx")
+    assert signal.level == LIKELY and signal.probes == ("b", "c")
+
+
+def test_votes_are_one_per_probe_and_dated_by_the_runs_that_showed_them() -> None:
+    runs = [BlockRun("a", 10.0, False, "", None), BlockRun("a", 20.0, True, "tls:timeout", None),
+            BlockRun("a", 30.0, True, "tls:timeout", "issuer:X"),
+            BlockRun("b", 15.0, True, "dns:nxdomain", None),
+            BlockRun("b", 25.0, False, "", None)]
+    votes = bin_votes(list(reversed(runs)))
+    assert votes == [BlockRun("a", 20.0, True, "tls:timeout", "issuer:X"),
+                     BlockRun("b", 25.0, False, "", None)]

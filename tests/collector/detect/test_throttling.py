@@ -80,3 +80,42 @@ def test_state_round_trips() -> None:
     slow = SlowdownSeries()
     step_slowdown(slow, sbin(0, 5), "KZ", "AS1", 6, P, TIERS)
     assert SlowdownSeries.from_state(slow.to_state()) == slow
+
+
+def one_probe_bin(k: int, probe: str, ratio: float, width: float = 60.0) -> ThrottleBin:
+    """A 1-minute bin holding one probe's two runs (an hourly cadence in 1-minute bins)."""
+    return ThrottleBin(T0 + width * k, T0 + width * (k + 1), runs=2, ratios=(ratio, ratio),
+                       throttled=0, slow_probes=(probe,) if ratio >= P.warn_ratio else (),
+                       mechanisms={}, generalized=False, probes=(probe,))
+
+
+def test_bins_with_one_vantage_point_are_pooled_until_enough_probes_spoke() -> None:
+    # Six probes measuring hourly, each in its own 1-minute bin, 10 minutes apart. Alone, a
+    # bin is one probe's anecdote; pooled in pairs, the bins are judged.
+    series = ThrottleSeries()
+    levels = []
+    for k, probe in enumerate(PROBES * 2):
+        signal = step(series, one_probe_bin(10 * k, probe, 12.0), "KZ", "AS1", "t", 6, P,
+                      TIERS)
+        levels.append(signal.level)
+    assert levels[0] == NONE and series.streak.hot_bins == 6
+    assert LIKELY in levels and levels[-1] == LIKELY
+    assert levels.index(LIKELY) == 3  # two pooled pairs: 2 hot bins, 8 runs, 4 slow probes
+    # The state, pool included, survives a restart.
+    step(series, one_probe_bin(200, "p0", 12.0), "KZ", "AS1", "t", 6, P, TIERS)
+    assert series.pool is not None
+    assert ThrottleSeries.from_state(series.to_state()) == series
+
+
+def test_a_pool_older_than_the_cluster_window_is_dropped() -> None:
+    series = ThrottleSeries()
+    step(series, one_probe_bin(0, "p0", 12.0), "KZ", "AS1", "t", 6, P, TIERS)
+    late = P.cluster_window // 60 + 5
+    signal = step(series, one_probe_bin(int(late), "p1", 12.0), "KZ", "AS1", "t", 6, P, TIERS)
+    assert signal.level == NONE and series.pool is not None and series.pool.probes == ("p1",)
+
+
+def test_one_probe_alone_in_its_network_is_judged_on_its_own() -> None:
+    series = ThrottleSeries()
+    signal = step(series, one_probe_bin(0, "p0", 12.0), "KZ", "AS1", "t", 1, P, TIERS)
+    assert series.pool is None and signal.level == SUSPECTED
