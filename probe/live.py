@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -30,17 +31,49 @@ from probe.uploader import Uploader, UploadError
 CLEAR = "\x1b[H\x1b[2J"
 
 
-def render(rows: dict[str, dict[str, Any]], status: str, progress: str, links: str) -> str:
-    """The whole screen as text: a pure function so it can be tested."""
-    lines = ["Kuzot - live view (Ctrl-C to stop)", links, f"network: {status}", progress, ""]
-    lines.append(f"{'target':<42} {'verdict':<13} {'layer':<6} {'mechanism':<12} measured")
-    lines.append("-" * 92)
-    for url in sorted(rows):
+# Verdicts a reader wants to see first when the table does not fit the terminal.
+_FIRST = {"blocked": 0, "throttled": 1, "inconclusive": 2, "down": 3, "ok": 4}
+
+
+def render(rows: dict[str, dict[str, Any]], status: str, progress: str, links: str,
+           width: int | None = None, height: int | None = None) -> str:
+    """The whole screen as text: a pure function so it can be tested.
+
+    Given the terminal's ``width`` and ``height`` the screen fits it: the target column
+    shrinks to the width, a line counts the verdicts, and when the rows do not all fit, the
+    blocked, throttled and inconclusive targets come first and a last line says how many
+    are not shown (the shipped lists hold some two hundred targets; a terminal, forty lines).
+    Without them (output to a file or a pipe) every row is printed."""
+    url_width = 42 if width is None else max(16, min(60, width - 50))
+    rule = 50 + url_width
+    lines = ["Kuzot - live view (Ctrl-C to stop)", links, f"network: {status}", progress]
+    counts: dict[str, int] = {}
+    for row in rows.values():
+        counts[row["verdict"]] = counts.get(row["verdict"], 0) + 1
+    lines.append("  ".join(f"{verdict} {counts[verdict]}" for verdict in
+                           sorted(counts, key=lambda v: (_FIRST.get(v, 5), v))))
+    lines.append(f"{'target':<{url_width}} {'verdict':<13} {'layer':<6} {'mechanism':<12} "
+                 "measured")
+    lines.append("-" * (rule if width is None else min(rule, width)))
+    order = sorted(rows)
+    room = None if height is None else max(1, height - len(lines) - 1)
+    if room is not None and len(order) > room:
+        order = sorted(rows, key=lambda url: (_FIRST.get(rows[url]["verdict"], 5), url))
+        hidden = len(order) - (room - 1)
+        order = order[:room - 1]
+    else:
+        hidden = 0
+    for url in order:
         row = rows[url]
-        lines.append(f"{url[:42]:<42} {row['verdict']:<13} {row['layer'] or '-':<6} "
-                     f"{row['mechanism'] or '-':<12} {row['time']}")
+        lines.append(f"{url[:url_width]:<{url_width}} {row['verdict']:<13} "
+                     f"{row['layer'] or '-':<6} {row['mechanism'] or '-':<12} {row['time']}")
+    if hidden:
+        lines.append(f"... {hidden} more not shown (a taller window shows more; the status "
+                     "page lists every result)")
     if not rows:
         lines.append("(no results yet)")
+    if width is not None:
+        lines = [line[:width] for line in lines]
     return "\n".join(lines)
 
 
@@ -102,7 +135,9 @@ async def _loop(config: probe_config.ProbeConfig, token: str | None, links: str)
     status = "checking connectivity..."
 
     def show(progress: str) -> None:
-        screen = render(rows, status, progress, links)
+        size = shutil.get_terminal_size() if tty else None
+        screen = render(rows, status, progress, links, size.columns if size else None,
+                        size.lines if size else None)
         print((CLEAR + screen) if tty else screen + "\n", flush=True)
 
     pending: list[dict[str, Any]] = []

@@ -3,6 +3,8 @@ measures."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from probe.config import Target
 from probe.live import due, render
 
@@ -44,3 +46,35 @@ def test_a_round_measures_what_is_due_by_each_targets_own_interval() -> None:
     assert due(targets, last, 1000.0 + 300.0, 300.0) == (curated,)
     assert due(targets, last, 1000.0 + 86399.0, 300.0) == (curated,)
     assert due(targets, last, 1000.0 + 86400.0, 300.0) == targets
+
+
+def _rows(count: int, blocked: tuple[str, ...] = ()) -> dict[str, dict[str, Any]]:
+    rows = {f"https://site{i:03}.example.kg/some/long/path/to/a/page": {
+        "verdict": "down", "layer": "dns", "mechanism": "nxdomain", "time": "12:00:00"}
+        for i in range(count)}
+    for url in blocked:
+        rows[url] = {"verdict": "blocked", "layer": "tls", "mechanism": "reset",
+                     "time": "12:00:01"}
+    return rows
+
+
+def test_a_long_list_fits_the_terminal_with_the_blocked_targets_first() -> None:
+    rows = _rows(195, blocked=("https://zzz.kloop.kg/",))
+    screen = render(rows, "online", "round done", "status page: http://127.0.0.1:8080/",
+                    width=80, height=40)
+    lines = screen.splitlines()
+    assert len(lines) <= 40
+    assert all(len(line) <= 80 for line in lines)
+    assert lines[0].startswith("Kuzot - live view")  # the header is never scrolled away
+    assert "blocked 1  down 195" in lines
+    shown = [line for line in lines if line.startswith("https://")]
+    assert shown[0].split()[:2] == ["https://zzz.kloop.kg/", "blocked"]
+    assert lines[-1].startswith(f"... {196 - len(shown)} more not shown")
+
+
+def test_a_short_list_is_whole_and_in_url_order_on_a_terminal() -> None:
+    rows = _rows(5, blocked=("https://zzz.kloop.kg/",))
+    lines = render(rows, "online", "round done", "", width=80, height=40).splitlines()
+    shown = [line.split()[0] for line in lines if line.startswith("https://")]
+    assert shown == sorted(shown) and len(shown) == 6
+    assert not any(line.startswith("...") for line in lines)
