@@ -46,7 +46,9 @@ def render(rows: dict[str, dict[str, Any]], status: str, progress: str, links: s
     Without them (output to a file or a pipe) every row is printed."""
     url_width = 42 if width is None else max(16, min(60, width - 50))
     rule = 50 + url_width
-    lines = ["Kuzot - live view (Ctrl-C to stop)", links, f"network: {status}", progress]
+    link_lines = [links] if width is None or len(links) <= width else \
+        [part for part in links.split("   ") if part]
+    lines = ["Kuzot - live view (Ctrl-C to stop)", *link_lines, f"network: {status}", progress]
     counts: dict[str, int] = {}
     for row in rows.values():
         counts[row["verdict"]] = counts.get(row["verdict"], 0) + 1

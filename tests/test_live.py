@@ -60,12 +60,14 @@ def _rows(count: int, blocked: tuple[str, ...] = ()) -> dict[str, dict[str, Any]
 
 def test_a_long_list_fits_the_terminal_with_the_blocked_targets_first() -> None:
     rows = _rows(195, blocked=("https://zzz.kloop.kg/",))
-    screen = render(rows, "online", "round done", "status page: http://127.0.0.1:8080/",
-                    width=80, height=40)
+    links = ("status page: http://127.0.0.1:8080/   metrics: http://127.0.0.1:8080/metrics   "
+             "API: http://127.0.0.1:8080/api/v1/measurements")
+    screen = render(rows, "online", "round done", links, width=80, height=40)
     lines = screen.splitlines()
     assert len(lines) <= 40
     assert all(len(line) <= 80 for line in lines)
     assert lines[0].startswith("Kuzot - live view")  # the header is never scrolled away
+    assert "API: http://127.0.0.1:8080/api/v1/measurements" in lines  # each link whole
     assert "blocked 1  down 195" in lines
     shown = [line for line in lines if line.startswith("https://")]
     assert shown[0].split()[:2] == ["https://zzz.kloop.kg/", "blocked"]
