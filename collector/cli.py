@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from collector import config as collector_config
 from collector.app import create_app
 from collector.geoip import GeoIP
-from collector.server import serve
+from collector.server import StartupError, serve
 from collector.store import StoreUnavailable, open_store
 from collector.tokens import new_token, token_hash, valid_probe_id
 from probe.typed_config import ConfigError, is_host_port
@@ -111,6 +111,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"kuzot collector on http://{config.listen}/ (metrics at /metrics), "
           f"database {config.database}", flush=True)
     # The access log format leaves out the client address (%a): it is never recorded.
-    asyncio.run(serve(create_app(config), config.host, config.port,
-                      config.limits.header_timeout, ACCESS_LOG_FORMAT))
+    try:
+        asyncio.run(serve(create_app(config), config.host, config.port,
+                          config.limits.header_timeout, ACCESS_LOG_FORMAT))
+    except StartupError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return BAD_INPUT
     return 0

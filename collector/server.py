@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import sqlite3
 from collections.abc import Callable
 
 from aiohttp import web
@@ -146,19 +147,31 @@ class GuardedSite(web.BaseSite):
             self._deadline.wrap(server), self._host, self._port, reuse_address=True)
 
 
+class StartupError(Exception):
+    """The collector could not start for a reason its operator can fix (the port is taken,
+    the database file is not a database): said in one line, not a traceback."""
+
+
 async def serve(app: web.Application, host: str, port: int, header_timeout: float,
                 access_log_format: str) -> None:
     """Serve ``app`` until SIGTERM or SIGINT, then shut down as ``web.run_app`` does."""
     deadline = HeadDeadline(header_timeout)
     app.middlewares.insert(0, deadline.middleware)
     runner = web.AppRunner(app, access_log_format=access_log_format)
-    await runner.setup()
+    try:
+        await runner.setup()
+    except (OSError, sqlite3.DatabaseError) as exc:
+        raise StartupError(f"cannot open the database: {exc}") from exc
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     try:
-        await GuardedSite(runner, host, port, deadline).start()
+        try:
+            await GuardedSite(runner, host, port, deadline).start()
+        except OSError as exc:
+            raise StartupError(f"cannot listen on {host}:{port}: "
+                               f"{exc.strerror or exc}") from exc
         await stop.wait()
     finally:
         for signum in (signal.SIGTERM, signal.SIGINT):

@@ -47,6 +47,8 @@ def test_the_unit_runs_the_daemon_unprivileged_and_stops_it_gently() -> None:
     assert service["KillSignal"] == "SIGTERM" and int(service["TimeoutStopSec"]) > 10
     assert service["ProtectSystem"] == "strict" and service["StateDirectory"] == "kuzot"
     assert parser["Unit"]["After"] == "network.target"
+    # A bad config (exit 2) is not restarted every 10 s forever; other exits are.
+    assert service["Restart"] == "always" and service["RestartPreventExitStatus"] == "2"
 
 
 def test_systemd_accepts_the_unit(tmp_path: Path) -> None:
