@@ -13,10 +13,12 @@ $(STAMP): pyproject.toml
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    apt-get update -qq && apt-get install -y -qq python3-venv >/dev/null; \
 	  else echo "Python's venv is missing: sudo apt-get install python3-venv" >&2; exit 1; fi; }
+	@echo "First run: installing Kuzot and its test tools into $(VENV) (a minute or two; once)"
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --no-color -e '.[dev]'
 	touch $(STAMP)
+	@echo "Installed. Next time this step is skipped."
 
 install: $(STAMP)
 
