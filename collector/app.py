@@ -28,6 +28,7 @@ from collector.keys import (
     notifier_key,
     ratelimit_key,
     registry_key,
+    served_lists_key,
     snapshot_key,
     store_key,
 )
@@ -39,7 +40,7 @@ from collector.routes import setup_routes
 from collector.security import setup_security_headers
 from collector.sni_ab import sni_ab_context
 from collector.store import open_store
-from collector.target_lists import served_lists, served_lists_key
+from collector.target_lists import served_lists
 
 
 async def _store_ctx(app: web.Application) -> AsyncIterator[None]:

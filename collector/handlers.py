@@ -14,7 +14,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
@@ -33,6 +33,7 @@ from collector.keys import (
     metrics_key,
     ratelimit_key,
     registry_key,
+    served_lists_key,
     snapshot_key,
     store_key,
 )
@@ -48,6 +49,10 @@ from collector.validate import (
     validate_batch,
     validate_heartbeat,
 )
+from probe.typed_config import ConfigError
+
+if TYPE_CHECKING:
+    from collector.target_lists import ServedLists
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 RETRY_AFTER_UNAVAILABLE = 30
@@ -235,8 +240,24 @@ async def heartbeat(request: web.Request) -> web.Response:
     cc = body.get("probe_cc") if isinstance(body, dict) else None
     windows = event_windows(request.app[calendar_key], cc if isinstance(cc, str) else None,
                             now.timestamp())
-    return web.json_response({"ok": True, "event_windows": windows,
-                              "observed_address": client_address(request)})
+    answer: dict[str, Any] = {"ok": True, "event_windows": windows,
+                              "observed_address": client_address(request)}
+    # targets_version: the version of the lists GET /api/v1/targets serves this probe's
+    # country, so a probe fetches a changed list at its next heartbeat, not its next start.
+    version = _targets_version(request.app[served_lists_key], cc)
+    if version is not None:
+        answer["targets_version"] = version
+    return web.json_response(answer)
+
+
+def _targets_version(lists: ServedLists | None, cc: object) -> str | None:
+    if lists is None or not (isinstance(cc, str) and len(cc) == 2 and cc.isascii()
+                             and cc.isalpha() and cc.isupper()):
+        return None
+    try:
+        return str(lists.document(cc)["version"])
+    except ConfigError:
+        return None
 
 
 def _asn_lookup(geoip: GeoIP | None) -> Callable[[str], int | None] | None:

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from collector.pipeline import Pipeline
     from collector.ratelimit import RateLimiter
     from collector.store import Store
+    from collector.target_lists import ServedLists
 
 config_key: web.AppKey[CollectorConfig] = web.AppKey("config")
 store_key: web.AppKey[Store] = web.AppKey("store")
@@ -37,3 +38,4 @@ detection_metrics_key: web.AppKey[DetectionMetrics] = web.AppKey("detection_metr
 event_snapshot_key: web.AppKey[EventSnapshot] = web.AppKey("event_snapshot")
 pipeline_key: web.AppKey[Pipeline] = web.AppKey("pipeline")
 control_gate_key: web.AppKey[ControlGate] = web.AppKey("control_gate")
+served_lists_key: web.AppKey[ServedLists | None] = web.AppKey("served_lists")

@@ -173,6 +173,9 @@ def _schemas() -> dict[str, Any]:
                             "example": "2024-05-01T12:00:00Z"},
                 "queue_depth": {"type": ["integer", "null"], "minimum": 0},
                 "software_version": {"type": ["string", "null"], "maxLength": 64},
+                "probe_cc": {"type": ["string", "null"], "description":
+                             "The probe's declared country: the answer's event windows and "
+                             "targets_version are that country's."},
             },
         },
         "HeartbeatReply": {
@@ -180,7 +183,9 @@ def _schemas() -> dict[str, Any]:
             "properties": {"ok": {"const": True},
                            "event_windows": {"type": "array", "items": {"type": "object"}},
                            # The address the heartbeat came from: the probe scrubs it.
-                           "observed_address": {"type": ["string", "null"]}},
+                           "observed_address": {"type": ["string", "null"]},
+                           # The version GET /api/v1/targets serves the heartbeat's country.
+                           "targets_version": {"type": "string"}},
         },
         "ControlRequest": {
             "type": "object", "required": ["http_request"],

@@ -29,6 +29,7 @@ from aiohttp import web
 
 from collector.config import TargetListsConfig
 from collector.handlers import authenticate
+from collector.keys import served_lists_key
 from probe.config import Target, load_targets_csv
 from probe.typed_config import ConfigError
 
@@ -101,9 +102,6 @@ class ServedLists:
         listed = list(entries.values())
         digest = hashlib.sha256(json.dumps(listed, sort_keys=True).encode()).hexdigest()
         return {"probe_cc": cc, "version": digest[:20], "targets": listed}
-
-
-served_lists_key: web.AppKey[ServedLists | None] = web.AppKey("served_lists")
 
 
 def served_lists(config: TargetListsConfig) -> ServedLists | None:

@@ -40,11 +40,12 @@ import signal
 import sqlite3
 from collections import deque
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from probe import __version__, privacy, scheduler, trace_policy, traffic, windows
+from probe import __version__, privacy, scheduler, target_sync, trace_policy, traffic, windows
 from probe import config as probe_config
 from probe.clock import Clock, SystemClock
 from probe.clock_check import OFFSET, UNVERIFIED, ClockWatch, describe_offset, parse_http_date
@@ -71,6 +72,7 @@ from probe.journal import (
 from probe.localdb import LocalDB, SpoolLock
 from probe.measurement import ooni_time
 from probe.spool import Depth, Entry, Spool
+from probe.typed_config import ConfigError
 from probe.uploader import Uploader, UploadError
 
 log = logging.getLogger(__name__)
@@ -200,8 +202,12 @@ class Daemon:
         spool: Spool | None = None,
         interface_files: tuple[str, str] = ("/proc/net/fib_trie", "/proc/net/if_inet6"),
         grace: float = SHUTDOWN_GRACE,
+        config_path: str | None = None,
     ) -> None:
         self.config = config
+        # The file ``config`` came from: read again when the collector announces new target
+        # lists, so the new lists combine with the file's own targets as at start.
+        self.config_path = config_path
         self.clock = clock or SystemClock()
         self.rng = rng or random.Random()
         if measure_target is None or measure_ladder is None:
@@ -453,7 +459,9 @@ class Daemon:
     async def _dispatch(self, name: str, due: float) -> None:
         now = self.clock.monotonic()
         if name.startswith("target:"):
-            target = self.targets[name.removeprefix("target:")]
+            target = self.targets.get(name.removeprefix("target:"))
+            if target is None:
+                return  # dropped from the lists since it was planned
             interval = scheduler.jittered(self._interval(target), self.config.schedule.jitter,
                                           self.rng)
             self.timetable.plan(name, max(due + interval, now))
@@ -720,13 +728,48 @@ class Daemon:
             if told != self.event_windows:
                 self.event_windows = told
                 await self.journal.set(**{EVENT_WINDOWS: json.dumps(windows.to_wire(told))})
+        announced = answer.get("targets_version")
+        if isinstance(announced, str) and self.config_path is not None and \
+                self.config.target_sync.enabled and "target_lists" not in self.in_flight and \
+                announced != target_sync.cached_version(self.config):
+            self._spawn("target_lists", self._refresh_targets())
         await self._count_traffic()
+
+    async def _refresh_targets(self) -> None:
+        """Fetch the lists the collector announced and measure them from now on: new targets
+        are planned like targets at start, dropped ones are planned no more. A fetch that
+        fails keeps the lists the probe has (``probe.target_sync``)."""
+        assert self.config_path is not None
+        log.info("%s", await target_sync.refresh(self.config, self.uploader.token))
+        try:
+            fresh = probe_config.load(self.config_path)
+        except ConfigError as exc:  # the file changed under the daemon: keep what runs
+            log.warning("target lists not applied: %s", exc)
+            return
+        self._replace_targets(fresh.targets)
+
+    def _replace_targets(self, targets: tuple[probe_config.Target, ...]) -> None:
+        now = self.clock.monotonic()
+        before = self.targets
+        self.targets = {t.url: t for t in targets}
+        self.config = replace(self.config, targets=targets)
+        for url in before.keys() - self.targets.keys():
+            self.timetable.remove(f"target:{url}")
+        added = [url for url in self.targets if url not in before]
+        for url in added:
+            self.timetable.plan(f"target:{url}", now + self._first_delay(
+                self._interval(self.targets[url]), None))
+        log.info("target lists changed: %d targets (%d new, %d dropped)", len(self.targets),
+                 len(added), len(before.keys() - self.targets.keys()))
 
     def _heartbeat_body(self, now: datetime) -> dict[str, Any]:
         body: dict[str, Any] = {} if self.uploader.token else {
             # With a token the collector knows who we are (and refuses a probe_id that differs
             # from the token's); without one the id is how it tells probes apart.
             "probe_id": self.config.identity.probe_id}
+        if self.config.identity.country != "ZZ":
+            # The answer's event windows and target-list version are this country's.
+            body["probe_cc"] = self.config.identity.country
         return body | {
             "sent_at": ooni_time(now),
             "software_version": __version__,
@@ -924,18 +967,19 @@ async def run_daemon(config_path: str, once: bool = False) -> int:
     # Before anything is opened: a second daemon on the same spool stops here (SpoolLocked).
     lock = SpoolLock.acquire(config.spool_path)
     try:
-        return await _run_locked(config, token, once)
+        return await _run_locked(config, token, once, config_path)
     finally:
         lock.release()
 
 
-async def _run_locked(config: probe_config.ProbeConfig, token: str | None, once: bool) -> int:
+async def _run_locked(config: probe_config.ProbeConfig, token: str | None, once: bool,
+                      config_path: str | None = None) -> int:
     from probe import logs
 
     handler = logs.setup(config.log_level, secrets=[token or ""])
     db = await LocalDB.open(config.spool_path)
     uploader = Uploader(config.collector.url, token, config.collector.ca_file)
-    daemon = Daemon(config, db, uploader)
+    daemon = Daemon(config, db, uploader, config_path=config_path)
     metrics_server = None
     try:
         if config.metrics_listen:

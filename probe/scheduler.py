@@ -71,6 +71,10 @@ class Timetable:
     def due(self, name: str) -> float | None:
         return self._due.get(name)
 
+    def remove(self, name: str) -> None:
+        """Plan ``name`` no more (its heap entry becomes stale and is skipped)."""
+        self._due.pop(name, None)
+
     def names(self) -> list[str]:
         return list(self._due)
 

@@ -82,6 +82,14 @@ def cached_targets(config: ProbeConfig) -> tuple[Target, ...] | None:
         return None
 
 
+def cached_version(config: ProbeConfig) -> str | None:
+    """The version of the good copy kept for this probe's country, or None."""
+    data = _read_cache(config)
+    if data is None or cached_targets(config) is None:
+        return None
+    return str(data["version"])
+
+
 def _write_cache(path: Path, document: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(path.name + ".new")
