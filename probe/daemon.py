@@ -740,7 +740,8 @@ class Daemon:
         are planned like targets at start, dropped ones are planned no more. A fetch that
         fails keeps the lists the probe has (``probe.target_sync``)."""
         assert self.config_path is not None
-        log.info("%s", await target_sync.refresh(self.config, self.uploader.token))
+        log.info("%s", await target_sync.refresh(self.config, self.uploader.token,
+                                                 traffic=self._add_traffic))
         try:
             fresh = probe_config.load(self.config_path)
         except ConfigError as exc:  # the file changed under the daemon: keep what runs
@@ -937,6 +938,11 @@ class Daemon:
             self._traffic_seen = self.uploader.traffic
             self._traffic_pending += delta
             self.used_today += delta
+
+    def _add_traffic(self, size: int) -> None:
+        """Traffic of the daemon's own requests outside the uploader (the target lists)."""
+        self._traffic_pending += size
+        self.used_today += size
 
     async def _refresh_spool(self) -> None:
         self.depth = await self.spool.depth()

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import ssl
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -107,10 +108,16 @@ def _fallback(config: ProbeConfig) -> str:
     return "measuring the lists of target_files"
 
 
+# Request line, headers and the answer's headers, roughly: what a fetch costs besides its body.
+EXCHANGE_OVERHEAD = 600
+
+
 async def refresh(config: ProbeConfig, token: str | None,
-                  now: datetime | None = None) -> str:
+                  now: datetime | None = None,
+                  traffic: Callable[[int], None] | None = None) -> str:
     """Ask the collector for this probe's lists and keep a good answer; returns one line
-    saying what happened and which lists the probe will measure."""
+    saying what happened and which lists the probe will measure. ``traffic`` is told the
+    bytes the exchange cost (the daemon counts them against the data budget)."""
     settings = config.target_sync
     cc = config.identity.country
     if not settings.enabled or cc == "ZZ":
@@ -128,12 +135,16 @@ async def refresh(config: ProbeConfig, token: str | None,
                 timeout=aiohttp.ClientTimeout(total=settings.timeout),
                 connector=aiohttp.TCPConnector(ssl=context)) as session, \
                 session.get(url, params={"probe_cc": cc}, headers=headers) as response:
+            if traffic is not None:
+                traffic(EXCHANGE_OVERHEAD)
             if response.status == 304 and previous is not None:
                 return f"target lists: version {previous['version']} is current"
             if response.status != 200:
                 return (f"target lists: the collector answered {response.status}; "
                         f"{_fallback(config)}")
             body = await response.content.read(settings.max_bytes + 1)
+            if traffic is not None:
+                traffic(len(body))
     except (aiohttp.ClientError, TimeoutError, OSError) as exc:
         return (f"target lists: the collector did not answer ({type(exc).__name__}); "
                 f"{_fallback(config)}")

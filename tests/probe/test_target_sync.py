@@ -51,8 +51,11 @@ async def test_fetched_lists_replace_the_files_and_a_second_start_gets_304(
         path = probe_yaml(tmp_path, base(c))
         before = probe_config.load(path)
         assert [t.url for t in before.targets] == ["https://only-in-the-file.example/"]
-        message = await refresh(before, token)
+        spent: list[int] = []
+        message = await refresh(before, token, traffic=spent.append)
         assert message.startswith("target lists: fetched version ")
+        # The fetch is counted against the data budget: at least the document's bytes.
+        assert sum(spent) > cache_path(before).stat().st_size // 2 > 10_000
         assert cache_path(before) == tmp_path / "var" / "targets-cache.json"
         after = probe_config.load(path)
         urls = {t.url for t in after.targets}
@@ -60,7 +63,9 @@ async def test_fetched_lists_replace_the_files_and_a_second_start_gets_304(
         assert "https://only-in-the-file.example/" not in urls
         assert {t.cc for t in after.targets} == {"KG", "*"}
         assert {t.interval for t in after.targets} == {None, 86400.0}
-        assert (await refresh(after, token)).endswith(" is current")
+        spent.clear()
+        assert (await refresh(after, token, traffic=spent.append)).endswith(" is current")
+        assert 0 < sum(spent) < 2_000  # a 304 costs only the exchange
         # The operator adds a site: the next start fetches the new version.
         with open(lists / "kg.csv", "a") as handle:
             handle.write("https://new.example.kg/,NEWS,KG,test,,,2026-12-01,operator,\n")
