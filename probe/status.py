@@ -13,7 +13,7 @@ import sqlite3
 from datetime import UTC, datetime
 from typing import Any
 
-from probe import journal
+from probe import journal, target_sync
 from probe.clock_check import describe_offset
 from probe.config import ProbeConfig
 from probe.localdb import open_readonly
@@ -62,6 +62,7 @@ def _gather(db: sqlite3.Connection, config: ProbeConfig, now: datetime) -> dict[
         "today": {"day": now.strftime("%Y-%m-%d"), "bytes": used, "measurements": measured,
                   "skipped_for_budget": skipped,
                   "budget_bytes": daily_bytes(config.budget.daily_mb)},
+        "target_lists": target_sync.describe(config),
         "recent": {target: [{"start_time": v.start_time, "verdict": v.verdict,
                              "layer": v.layer, "mechanism": v.mechanism,
                              "summary": v.summary} for v in verdicts]
@@ -150,6 +151,10 @@ def render(report: dict[str, Any], now: datetime) -> str:
     lines.append(f"{'data today':<14} {_megabytes(today['bytes'])} of "
                  f"{_megabytes(today['budget_bytes'])} budget, {today['measurements']} "
                  f"measurements, {today['skipped_for_budget']} skipped for the budget")
+    lists = report["target_lists"]
+    lines.append(f"{'target lists':<14} " + (
+        f"the collector's version {lists['version']} (fetched {lists['fetched_at']})"
+        if lists["source"] == "collector" else "the config's own files"))
     lines.append("")
     lines.append(f"{'target':<44} {'recent verdicts, newest first':<44} last measured (UTC)")
     for target, entries in report["recent"].items():

@@ -91,6 +91,16 @@ def cached_version(config: ProbeConfig) -> str | None:
     return str(data["version"])
 
 
+def describe(config: ProbeConfig) -> dict[str, Any]:
+    """Which lists the probe measures, for ``probe status``: the collector's kept copy (its
+    version and when it was fetched) or the config's own files."""
+    data = _read_cache(config)
+    if config.target_sync.enabled and data is not None and cached_targets(config) is not None:
+        return {"source": "collector", "version": str(data["version"]),
+                "fetched_at": data.get("fetched_at")}
+    return {"source": "files", "version": None, "fetched_at": None}
+
+
 def _write_cache(path: Path, document: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(path.name + ".new")

@@ -64,6 +64,8 @@ async def test_status_reports_the_state_of_the_spool_and_journal(tmp_path: Path)
     assert "last answered 2026-01-05 11:59:30 UTC (30 s ago)" in text
     assert "protest anniversary until 2026-01-06T00:00:00+00:00" in text
     assert "2.5 MB of 100.0 MB budget, 40 measurements, 3 skipped" in text
+    assert report["target_lists"]["source"] == "files"
+    assert "target lists   the config's own files" in text
     kloop = next(line for line in lines if line.startswith("https://kloop.kg/"))
     assert "blocked(tls/timeout) ok" in kloop
     assert any("international cut: gateway reachable" in line for line in lines)

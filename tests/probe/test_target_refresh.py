@@ -79,4 +79,6 @@ async def test_a_changed_list_is_measured_after_the_next_heartbeat(
     assert measured_second and min(measured_second) < EDIT_AT / 3600 + 1.1, measured_second
     assert len(measured_second) >= 2
     assert daemon.targets.keys() == {second}
-    assert target_sync.cached_version(loaded) is not None
+    kept = target_sync.describe(loaded)
+    assert kept["source"] == "collector" and kept["version"] == \
+        target_sync.cached_version(loaded)
