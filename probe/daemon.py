@@ -45,7 +45,16 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from probe import __version__, privacy, scheduler, target_sync, trace_policy, traffic, windows
+from probe import (
+    __version__,
+    pacing,
+    privacy,
+    scheduler,
+    target_sync,
+    trace_policy,
+    traffic,
+    windows,
+)
 from probe import config as probe_config
 from probe.clock import Clock, SystemClock
 from probe.clock_check import OFFSET, UNVERIFIED, ClockWatch, describe_offset, parse_http_date
@@ -259,6 +268,9 @@ class Daemon:
         self.measured: dict[str, int] = {}
         self.latest: dict[str, str] = {}
         self.skipped_budget = 0
+        self.skipped_pace = 0  # targets held back to spread the budget over the day
+        self._reserved = 0  # expected cost of the target measurements running now
+        self._costs: dict[str, int] = {}  # each target's last measurement cost, in bytes
         self.skipped_offline = 0
         self.domestic_reachable = False
         self.network_summary = "not measured yet"
@@ -270,6 +282,7 @@ class Daemon:
         self._traffic_seen = 0
         self._traffic_pending = 0
         self._budget_warned = ""
+        self._pace_warned = ""
 
     # ----------------------------------------------------------------- life cycle
 
@@ -468,7 +481,14 @@ class Daemon:
             if name in self.in_flight:
                 return  # still running from last time: never two of one target at once
             if await self._may_measure():
-                self._spawn(name, self._target(target))
+                if self._on_pace(target):
+                    # Reserved now, before the task runs: the next dispatch sees it, so a
+                    # burst of due targets cannot overrun the pace before any has finished.
+                    expected = self._expected_cost(target)
+                    self._reserved += expected
+                    self._spawn(name, self._target(target, expected))
+                else:
+                    await self._defer_for_pace(name, target, now)
         elif name.startswith("platform:"):
             interval = scheduler.jittered(self._platform_interval(),
                                           self.config.schedule.jitter, self.rng)
@@ -518,6 +538,31 @@ class Daemon:
             return False
         return True
 
+    def _on_pace(self, target: probe_config.Target) -> bool:
+        """Whether the day's budget, spread over the day, lets ``target`` go now
+        (``probe.pacing``)."""
+        moment = self.clock.now()
+        seconds = moment.hour * 3600 + moment.minute * 60 + moment.second
+        return pacing.may_measure(target, self.config.identity.country,
+                                  self.window is not None, self.budget,
+                                  self.used_today + self._reserved, seconds)
+
+    async def _defer_for_pace(self, name: str, target: probe_config.Target,
+                              now: float) -> None:
+        """A target held back to spread the budget: the tail is tried again after
+        ``pacing.ROTATION``, a priority target at its next turn."""
+        if not pacing.is_priority(target, self.config.identity.country,
+                                  self.window is not None):
+            self.timetable.plan_earlier(name, now + scheduler.jittered(
+                pacing.ROTATION, self.config.schedule.jitter, self.rng))
+        self.skipped_pace += 1
+        await self.journal.add_usage(self.day, skipped=1)
+        if self._pace_warned != self.day:
+            self._pace_warned = self.day
+            log.info("%.1f of %.1f MB used by %s UTC: the priority sites first, the rest in "
+                     "rotation, so the budget lasts the day", self.used_today / 1e6,
+                     (self.budget or 0) / 1e6, self.clock.now().strftime("%H:%M"))
+
     def _sites_reachable(self) -> bool:
         """False only when nothing answers: the ladder found neither foreign nor domestic
         hosts and the collector does not answer either. Then every site would fail the same
@@ -559,12 +604,25 @@ class Daemon:
 
     # ---------------------------------------------------------------------- jobs
 
-    async def _target(self, target: probe_config.Target) -> None:
-        async with self.slots:
-            if self.stopping:
-                return
-            measurement = await self._measure_target(target, self.clock.now())
-        await self.record(measurement)
+    async def _target(self, target: probe_config.Target, reserved: int = 0) -> None:
+        try:
+            async with self.slots:
+                if self.stopping:
+                    return
+                measurement = await self._measure_target(target, self.clock.now())
+            self._costs[target.url] = traffic.estimate(measurement)
+            await self.record(measurement)
+        finally:
+            self._reserved -= reserved
+
+    def _expected_cost(self, target: probe_config.Target) -> int:
+        """What measuring ``target`` will likely cost: its last measurement's, else the mean
+        of the others', else ``pacing.DEFAULT_COST``."""
+        if target.url in self._costs:
+            return self._costs[target.url]
+        if self._costs:
+            return sum(self._costs.values()) // len(self._costs)
+        return pacing.DEFAULT_COST
 
     async def _platform(self, name: str) -> None:
         """Each endpoint of a platform check holds one measurement slot while it is measured

@@ -63,6 +63,11 @@ def _gather(db: sqlite3.Connection, config: ProbeConfig, now: datetime) -> dict[
                   "skipped_for_budget": skipped,
                   "budget_bytes": daily_bytes(config.budget.daily_mb)},
         "target_lists": target_sync.describe(config),
+        # How much of the list today's budget covered (probe.pacing spreads it over the day).
+        "coverage": {"listed": len(config.targets), "measured_today": sum(
+            1 for target in config.targets
+            if any(v.start_time.startswith(now.strftime("%Y-%m-%d"))
+                   for v in recent.get(target.url, ())))},
         "recent": {target: [{"start_time": v.start_time, "verdict": v.verdict,
                              "layer": v.layer, "mechanism": v.mechanism,
                              "summary": v.summary} for v in verdicts]
@@ -151,6 +156,9 @@ def render(report: dict[str, Any], now: datetime) -> str:
     lines.append(f"{'data today':<14} {_megabytes(today['bytes'])} of "
                  f"{_megabytes(today['budget_bytes'])} budget, {today['measurements']} "
                  f"measurements, {today['skipped_for_budget']} skipped for the budget")
+    coverage = report["coverage"]
+    lines.append(f"{'list today':<14} {coverage['measured_today']} of {coverage['listed']} "
+                 "targets measured (the priority sites first when the budget is short)")
     lists = report["target_lists"]
     lines.append(f"{'target lists':<14} " + (
         f"the collector's version {lists['version']} (fetched {lists['fetched_at']})"

@@ -17,7 +17,8 @@ NOW = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)
 
 
 async def test_status_reports_the_state_of_the_spool_and_journal(tmp_path: Path) -> None:
-    config = loopback_config(tmp_path, "http://127.0.0.1:9", "secret-token", [], 9,
+    listed = [{"url": "https://kloop.kg/"}, {"url": "https://24.kg/"}]
+    config = loopback_config(tmp_path, "http://127.0.0.1:9", "secret-token", listed, 9,
                              spool_max_mb=0.001)  # 1000 bytes: the third entry evicts one
     db = await LocalDB.open(config.spool_path)
     spool, book = Spool(db, 1000), Journal(db)
@@ -65,6 +66,8 @@ async def test_status_reports_the_state_of_the_spool_and_journal(tmp_path: Path)
     assert "protest anniversary until 2026-01-06T00:00:00+00:00" in text
     assert "2.5 MB of 100.0 MB budget, 40 measurements, 3 skipped" in text
     assert report["target_lists"]["source"] == "files"
+    assert report["coverage"] == {"listed": 2, "measured_today": 1}  # kloop.kg, not 24.kg
+    assert "list today     1 of 2 targets measured" in text
     assert "target lists   the config's own files" in text
     kloop = next(line for line in lines if line.startswith("https://kloop.kg/"))
     assert "blocked(tls/timeout) ok" in kloop

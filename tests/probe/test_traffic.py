@@ -76,8 +76,9 @@ async def test_the_day_budget_stops_sites_but_not_the_ladder(fast_disk: Path) ->
     assert 3 <= len(first_day) <= 6
     assert skipped >= 10
     assert 500_000 <= used <= 500_000 + 2 * 130_000
-    # A new UTC day, a new budget.
-    assert len(second_day) >= 3
+    # A new UTC day, a new budget (spread over the new day: probe.pacing lets the first two
+    # hours spend about a third of it).
+    assert len(second_day) >= 2
     # The ladder never stopped: every minute (the collector never answered).
     ladder = [e for e in spool.recorded if e.test_name == "connectivity"]
     assert len(ladder) >= 4 * 60 - 2
