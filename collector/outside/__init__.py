@@ -1,0 +1,6 @@
+"""Outside-in shutdown signal: the collector probes configured address blocks itself.
+
+This package holds the pieces of a Trinocular-style active prober, each with one job:
+``belief`` is the pure per-/24 belief model (no I/O). The prober, schedule and block list
+build on it.
+"""
