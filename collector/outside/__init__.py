@@ -2,5 +2,6 @@
 
 This package holds the pieces of a Trinocular-style active prober, each with one job:
 ``belief`` is the pure per-/24 belief model (no I/O). The prober, schedule and block list
-build on it.
+build on it. ``blocks`` reads the operator's block and opt-out files; ``pacer`` bounds the total
+packet rate.
 """
