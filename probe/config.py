@@ -17,6 +17,7 @@ from typing import Literal
 from probe import citizenlab
 from probe.clock_check import ClockSettings
 from probe.connectivity import LadderConfig
+from probe.endpoints import Endpoint
 from probe.platform_settings import CensorTraces, PlatformChecks
 from probe.throttle_settings import ThrottlingConfig
 from probe.typed_config import (
@@ -69,6 +70,11 @@ class Identity:
     network_name: str | None = None
 
 
+def _unique_names(value: tuple[Endpoint, ...]) -> str | None:
+    names = [e.name for e in value]
+    return None if len(set(names)) == len(names) else "endpoint names must be unique"
+
+
 @dataclass(frozen=True, slots=True)
 class CollectorLink:
     url: str = checked("http://127.0.0.1:8080", is_http_url)
@@ -76,6 +82,9 @@ class CollectorLink:
     token_file: str | None = None
     ca_file: str | None = None
     upload_batch: int = checked(100, positive)
+    # Ordered fallbacks (probe.endpoints); empty means just ``url``, named "primary".
+    endpoints: tuple[Endpoint, ...] = checked((), _unique_names)
+    retry_first_after: float = duration_field(3600.0, positive)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,160 @@
+"""Collector endpoint failover (probe.endpoints) on real loopback servers: a first endpoint
+that refuses or resets, a second that answers, and the memory of which one worked."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import struct
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from aiohttp import web
+
+from probe.config import ProbeConfig
+from probe.endpoints import Endpoint, EndpointList, configured
+from probe.typed_config import ConfigError, build
+from probe.uploader import Uploader, UploadError
+from tests.helpers.collector import free_port
+
+
+def measurement(index: int) -> dict[str, Any]:
+    return {"measurement_uid": f"20260101000000.{index:06d}_KG_web_{index:016x}",
+            "test_name": "web_connectivity", "probe_cc": "KG"}
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def resetting_server() -> tuple[asyncio.Server, int]:
+    """Accepts and resets every connection (RST, as a censor's middlebox does)."""
+
+    async def reset(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        sock = writer.get_extra_info("socket")
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        writer.transport.abort()
+
+    server = await asyncio.start_server(reset, "127.0.0.1", 0)
+    return server, server.sockets[0].getsockname()[1]
+
+
+@pytest.fixture
+async def collector() -> AsyncIterator[tuple[str, list[str]]]:
+    """A real aiohttp server acknowledging batches; yields its URL and the uids received."""
+    received: list[str] = []
+
+    async def handler(request: web.Request) -> web.Response:
+        batch = json.loads(await request.read())["measurements"]
+        received.extend(m["measurement_uid"] for m in batch)
+        return web.json_response({"stored": [m["measurement_uid"] for m in batch]})
+
+    app = web.Application()
+    app.router.add_post("/api/v1/measurements", handler)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    yield f"http://127.0.0.1:{port}", received
+    await runner.cleanup()
+
+
+async def upload_via(endpoints: EndpointList, batch: list[dict[str, Any]]
+                     ) -> tuple[list[str], Endpoint]:
+    async def attempt(endpoint: Endpoint) -> list[str]:
+        uploader = Uploader(endpoint.url, None, timeout=5.0)
+        return await uploader.upload(batch)
+
+    return await endpoints.call(attempt)
+
+
+async def test_a_refusing_first_endpoint_fails_over_and_the_batch_arrives_once(
+        collector: tuple[str, list[str]]) -> None:
+    url, received = collector
+    endpoints = EndpointList([Endpoint("first", f"http://127.0.0.1:{free_port()}"),
+                              Endpoint("second", url)])
+    stored, used = await upload_via(endpoints, [measurement(1)])
+    assert used.name == "second" and endpoints.last_used == "second"
+    assert stored == received == [measurement(1)["measurement_uid"]]
+
+
+async def test_a_resetting_first_endpoint_fails_over_and_is_remembered(
+        collector: tuple[str, list[str]]) -> None:
+    url, received = collector
+    server, port = await resetting_server()
+    clock = Clock()
+    endpoints = EndpointList([Endpoint("first", f"http://127.0.0.1:{port}"),
+                              Endpoint("second", url)], retry_first_after=600, clock=clock)
+    try:
+        await upload_via(endpoints, [measurement(1)])
+        assert [e.name for e in endpoints.order()] == ["second", "first"]
+        clock.now = 599
+        _, used = await upload_via(endpoints, [measurement(2)])
+        assert used.name == "second"
+        clock.now = 1200  # long enough: the first endpoint is tried again, fails, second works
+        assert [e.name for e in endpoints.order()] == ["first", "second"]
+        _, used = await upload_via(endpoints, [measurement(3)])
+        assert used.name == "second"
+    finally:
+        server.close()
+        await server.wait_closed()
+    assert received == [measurement(i)["measurement_uid"] for i in (1, 2, 3)]
+
+
+async def test_a_collector_answer_does_not_fail_over() -> None:
+    seen: list[str] = []
+
+    async def attempt(endpoint: Endpoint) -> None:
+        seen.append(endpoint.name)
+        raise UploadError("HTTP 422: bad", True, kind="rejected", status=422)
+
+    endpoints = EndpointList([Endpoint("a", "http://a.test"), Endpoint("b", "http://b.test")])
+    with pytest.raises(UploadError) as info:
+        await endpoints.call(attempt)
+    assert info.value.kind == "rejected" and seen == ["a"]
+
+
+async def test_every_endpoint_down_raises_the_last_network_failure() -> None:
+    endpoints = EndpointList([Endpoint("a", f"http://127.0.0.1:{free_port()}"),
+                              Endpoint("b", f"http://127.0.0.1:{free_port()}")])
+    with pytest.raises(UploadError) as info:
+        await upload_via(endpoints, [measurement(1)])
+    assert info.value.kind == "network" and endpoints.last_used is None
+
+
+def test_config_takes_an_ordered_list_and_keeps_the_single_url_form() -> None:
+    single = build(ProbeConfig, {"collector": {"url": "https://c.example"}})
+    assert configured(single.collector.url, single.collector.endpoints) == (
+        Endpoint("primary", "https://c.example"),)
+    many = build(ProbeConfig, {"collector": {"endpoints": [
+        {"name": "main", "url": "https://c.example"},
+        {"name": "backup", "url": "https://c2.example"}], "retry_first_after": "30m"}})
+    assert [e.name for e in configured(many.collector.url, many.collector.endpoints)] == [
+        "main", "backup"]
+    assert many.collector.retry_first_after == 1800.0
+
+
+@pytest.mark.parametrize(("endpoints", "message"), [
+    ([{"name": "a", "url": "ftp://x"}], "collector.endpoints[0].url: not an http(s) URL"),
+    ([{"name": "a b", "url": "https://x"}], "collector.endpoints[0].name: must be 1-40"),
+    ([{"name": "a", "url": "https://x"}, {"name": "a", "url": "https://y"}],
+     "collector.endpoints: endpoint names must be unique"),
+    ([{"name": "a", "url": "https://x", "via": "z"}], "collector.endpoints[0].via: unknown key"),
+])
+def test_bad_endpoints_name_their_key_path(endpoints: list[dict[str, str]], message: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        build(ProbeConfig, {"collector": {"endpoints": endpoints}})
+    assert str(info.value).startswith(message)
+
+
+def test_an_endpoint_needs_a_name_and_a_url() -> None:
+    with pytest.raises(ConfigError) as info:
+        build(ProbeConfig, {"collector": {"endpoints": [{"url": "https://x"}]}})
+    assert str(info.value) == "collector.endpoints[0].name: required key is missing"
