@@ -48,6 +48,7 @@ from probe import __version__, privacy, scheduler, trace_policy, traffic, window
 from probe import config as probe_config
 from probe.clock import Clock, SystemClock
 from probe.clock_check import OFFSET, UNVERIFIED, ClockWatch, describe_offset, parse_http_date
+from probe.endpoints import EndpointList, FailoverUploader, configured
 from probe.journal import (
     CENSOR_TRACES,
     CLOCK_CHECKED,
@@ -738,7 +739,8 @@ class Daemon:
             "in_event_window": self.window is not None,
             "data_used_today": self.used_today,
             "data_budget": self.budget,
-        }
+        } | ({"collector_endpoint": self.uploader.endpoint_used}
+             if isinstance(self.uploader, FailoverUploader) else {})
 
     async def _upload(self) -> None:
         """Send the spool oldest first until it is empty or the collector stops answering."""
@@ -925,7 +927,10 @@ async def run_daemon(config_path: str, once: bool = False) -> int:
     token = read_token(config, Path.cwd())
     handler = logs.setup(config.log_level, secrets=[token or ""])
     db = await LocalDB.open(config.spool_path)
-    uploader = Uploader(config.collector.url, token, config.collector.ca_file)
+    link = config.collector
+    uploader = FailoverUploader(
+        EndpointList(configured(link.url, link.endpoints), link.retry_first_after),
+        token, link.ca_file)
     daemon = Daemon(config, db, uploader)
     metrics_server = None
     try:

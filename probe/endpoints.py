@@ -19,10 +19,10 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from probe.typed_config import is_http_url
-from probe.uploader import UploadError
+from probe.uploader import Uploader, UploadError
 
 T = TypeVar("T")
 
@@ -95,3 +95,28 @@ def configured(url: str, endpoints: Sequence[Endpoint]) -> tuple[Endpoint, ...]:
     """The endpoints of a probe config: the ``endpoints`` list, or the single ``url`` form
     (named ``primary``) so existing configs keep working."""
     return tuple(endpoints) or (Endpoint(name="primary", url=url),)
+
+
+class FailoverUploader(Uploader):
+    """An Uploader whose every request (batches and heartbeats) goes through an EndpointList.
+
+    One HTTP session serves every endpoint (aiohttp keeps a connection pool per host), so a
+    failover costs no new session; ``endpoint_used`` names the endpoint of the last success.
+    """
+
+    def __init__(self, endpoints: EndpointList, token: str | None, ca_file: str | None = None,
+                 timeout: float = 30.0, compress: bool = True) -> None:
+        super().__init__(endpoints.endpoints[0].url, token, ca_file, timeout, compress)
+        self.endpoints = endpoints
+
+    @property
+    def endpoint_used(self) -> str | None:
+        return self.endpoints.last_used
+
+    async def _send(self, path: str, data: bytes, headers: dict[str, str]) -> dict[str, Any]:
+        async def attempt(endpoint: Endpoint) -> dict[str, Any]:
+            self.base = endpoint.url.rstrip("/")
+            return await Uploader._send(self, path, data, headers)
+
+        result, _ = await self.endpoints.call(attempt)
+        return result

@@ -6,18 +6,22 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
+import sqlite3
 import struct
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 from aiohttp import web
 
+from collector.config import CollectorConfig
 from probe.config import ProbeConfig
-from probe.endpoints import Endpoint, EndpointList, configured
+from probe.endpoints import Endpoint, EndpointList, FailoverUploader, configured
 from probe.typed_config import ConfigError, build
 from probe.uploader import Uploader, UploadError
-from tests.helpers.collector import free_port
+from tests.helpers.collector import SwitchableCollector, free_port, issue_token
+from tests.helpers.probe_setup import loopback_config, make_daemon
 
 
 def measurement(index: int) -> dict[str, Any]:
@@ -33,10 +37,15 @@ class Clock:
         return self.now
 
 
+RESETS: list[int] = []
+
+
 async def resetting_server() -> tuple[asyncio.Server, int]:
-    """Accepts and resets every connection (RST, as a censor's middlebox does)."""
+    """Accepts and resets every connection (RST, as a censor's middlebox does); each reset
+    appends the port to RESETS."""
 
     async def reset(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        RESETS.append(writer.get_extra_info("sockname")[1])
         sock = writer.get_extra_info("socket")
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         writer.transport.abort()
@@ -102,6 +111,7 @@ async def test_a_resetting_first_endpoint_fails_over_and_is_remembered(
         assert [e.name for e in endpoints.order()] == ["first", "second"]
         _, used = await upload_via(endpoints, [measurement(3)])
         assert used.name == "second"
+        assert RESETS.count(port) == 2  # tried at first and after retry_first_after only
     finally:
         server.close()
         await server.wait_closed()
@@ -158,3 +168,41 @@ def test_an_endpoint_needs_a_name_and_a_url() -> None:
     with pytest.raises(ConfigError) as info:
         build(ProbeConfig, {"collector": {"endpoints": [{"url": "https://x"}]}})
     assert str(info.value) == "collector.endpoints[0].name: required key is missing"
+
+
+async def test_the_daemon_fails_over_to_the_real_collector_and_says_which_endpoint(
+        tmp_path: Path, collector_config: CollectorConfig) -> None:
+    """The first endpoint resets every connection; every measurement reaches the real
+    collector exactly once through the second, and the next heartbeat names that endpoint."""
+    from tests.probe.test_upload import measurement as full_measurement
+
+    collector = SwitchableCollector(collector_config, free_port())
+    token = await issue_token(collector_config, "p-failover")
+    server, port = await resetting_server()
+    await collector.start()
+    try:
+        config = loopback_config(tmp_path, collector.base, token, [], 9)
+        endpoints = EndpointList([Endpoint("first", f"http://127.0.0.1:{port}"),
+                                  Endpoint("second", collector.base)])
+        uploader = FailoverUploader(endpoints, token, timeout=2.0)
+        daemon, db, _ = await make_daemon(config, tmp_path, uploader=uploader)
+        await daemon.start()
+        for index in range(5):
+            await daemon.record(full_measurement(index))
+        daemon.reachable = True
+        await daemon._upload()
+        await daemon._upload()  # nothing left: nothing sent twice
+        await daemon._heartbeat()
+        await daemon.shutdown()
+        await db.close()
+    finally:
+        await collector.stop()
+        server.close()
+        await server.wait_closed()
+    with sqlite3.connect(collector_config.database) as store:
+        uids = [row[0] for row in store.execute("SELECT uid FROM measurements")]
+        beats = [json.loads(row[0]) for row in store.execute("SELECT body FROM heartbeats")]
+    assert sorted(uids) == sorted(full_measurement(i)["measurement_uid"] for i in range(5))
+    assert beats and beats[-1]["collector_endpoint"] == "second"
+    assert port in RESETS  # the first endpoint was tried and reset
+    assert "127.0.0.1" not in json.dumps(beats[-1]["collector_endpoint"])
