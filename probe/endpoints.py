@@ -20,6 +20,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
+from urllib.parse import urlsplit, urlunsplit
 
 from probe.typed_config import is_http_url
 from probe.uploader import Uploader, UploadError
@@ -32,12 +33,36 @@ def _name(value: object) -> str | None:
     return None if ok else "must be 1-40 letters, digits or dashes"
 
 
+def _front(value: object) -> str | None:
+    ok = value is None or (isinstance(value, str) and 0 < len(value) <= 253
+                           and not any(c in value for c in "/:@ \t"))
+    return None if ok else "must be a bare host name or IPv4 address"
+
+
+def fronted(endpoint: Endpoint) -> tuple[str, dict[str, Any]]:
+    """The base URL to connect to and the request options (Host header, TLS server name)
+    for ``endpoint``; an endpoint without ``front`` is used as it is."""
+    url = endpoint.url.rstrip("/")
+    if endpoint.front is None:
+        return url, {}
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    port = f":{parts.port}" if parts.port else ""
+    options: dict[str, Any] = {"headers": {"Host": host + port}}
+    if parts.scheme == "https":
+        options["server_hostname"] = host
+    return urlunsplit(parts._replace(netloc=endpoint.front + port)), options
+
+
 @dataclass(frozen=True, slots=True)
 class Endpoint:
     """One way to reach the collector, as its operator documents it."""
 
     name: str = field(metadata={"check": _name})
     url: str = field(metadata={"check": is_http_url})
+    # CDN fronting: connect to this host (name or address) instead of the URL's, while the
+    # HTTP Host header and TLS SNI stay those of the URL, as the operator's CDN documents it.
+    front: str | None = field(default=None, metadata={"check": _front})
 
 
 class EndpointList:
@@ -115,7 +140,7 @@ class FailoverUploader(Uploader):
 
     async def _send(self, path: str, data: bytes, headers: dict[str, str]) -> dict[str, Any]:
         async def attempt(endpoint: Endpoint) -> dict[str, Any]:
-            self.base = endpoint.url.rstrip("/")
+            self.base, self.request_options = fronted(endpoint)
             return await Uploader._send(self, path, data, headers)
 
         result, _ = await self.endpoints.call(attempt)

@@ -7,12 +7,14 @@ import asyncio
 import json
 import socket
 import sqlite3
+import ssl
 import struct
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import trustme
 from aiohttp import web
 
 from collector.config import CollectorConfig
@@ -206,3 +208,57 @@ async def test_the_daemon_fails_over_to_the_real_collector_and_says_which_endpoi
     assert beats and beats[-1]["collector_endpoint"] == "second"
     assert port in RESETS  # the first endpoint was tried and reset
     assert "127.0.0.1" not in json.dumps(beats[-1]["collector_endpoint"])
+
+
+@pytest.fixture
+async def tls_collector(ca: trustme.CA) -> AsyncIterator[tuple[int, list[dict[str, str]]]]:
+    """A TLS server with a certificate for collector.test only, on loopback; yields its port
+    and, per request, the Host header and the TLS server name the client sent."""
+    seen: list[dict[str, str]] = []
+
+    async def handler(request: web.Request) -> web.Response:
+        ssl_object = request.transport.get_extra_info("ssl_object")  # type: ignore[union-attr]
+        seen.append({"host": request.headers["Host"],
+                     "sni": getattr(ssl_object, "sni", "")})
+        batch = json.loads(await request.read())["measurements"]
+        return web.json_response({"stored": [m["measurement_uid"] for m in batch]})
+
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("collector.test").configure_cert(context)
+
+    def remember_sni(sock: ssl.SSLObject, name: str | None, _: ssl.SSLContext) -> None:
+        sock.sni = name or ""  # type: ignore[attr-defined]
+
+    context.sni_callback = remember_sni  # type: ignore[assignment]
+    app = web.Application()
+    app.router.add_post("/api/v1/measurements", handler)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=context)
+    await site.start()
+    yield site._server.sockets[0].getsockname()[1], seen  # type: ignore[union-attr]
+    await runner.cleanup()
+
+
+async def test_a_fronted_endpoint_connects_to_the_front_with_host_and_sni_of_the_real_name(
+        tls_collector: tuple[int, list[dict[str, str]]], ca_file: str) -> None:
+    port, seen = tls_collector
+    endpoints = EndpointList([
+        Endpoint("wrong-name", f"https://other.test:{port}", front="127.0.0.1"),
+        Endpoint("cdn", f"https://collector.test:{port}", front="127.0.0.1")])
+    uploader = FailoverUploader(endpoints, None, ca_file, timeout=5.0, compress=False)
+    stored = await uploader.upload([measurement(1)])
+    await uploader.close()
+    # other.test's certificate check fails (the name is checked, not the front's address),
+    # so the batch went through the second endpoint only, named by the real host.
+    assert stored == [measurement(1)["measurement_uid"]]
+    assert uploader.endpoint_used == "cdn"
+    assert seen == [{"host": f"collector.test:{port}", "sni": "collector.test"}]
+
+
+@pytest.mark.parametrize("front", ["cdn.example/x", "a:443", ""])
+def test_a_front_is_a_bare_host(front: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        build(ProbeConfig, {"collector": {"endpoints": [
+            {"name": "a", "url": "https://x", "front": front}]}})
+    assert str(info.value).startswith("collector.endpoints[0].front: must be a bare host")
