@@ -70,6 +70,11 @@ class Identity:
     network_name: str | None = None
 
 
+def _http_proxy(value: str) -> str | None:
+    ok = re.fullmatch(r"http://[^/\s:@]+:\d{1,5}/?", value)
+    return None if ok else "not an HTTP proxy URL like http://127.0.0.1:3128"
+
+
 def _unique_names(value: tuple[Endpoint, ...]) -> str | None:
     names = [e.name for e in value]
     return None if len(set(names)) == len(names) else "endpoint names must be unique"
@@ -85,6 +90,8 @@ class CollectorLink:
     # Ordered fallbacks (probe.endpoints); empty means just ``url``, named "primary".
     endpoints: tuple[Endpoint, ...] = checked((), _unique_names)
     retry_first_after: float = duration_field(3600.0, positive)
+    # An HTTP CONNECT proxy (http://HOST:PORT) for uploads and heartbeats, or None.
+    proxy: str | None = checked(None, lambda v: v and _http_proxy(v))
 
 
 @dataclass(frozen=True, slots=True)

@@ -930,7 +930,7 @@ async def run_daemon(config_path: str, once: bool = False) -> int:
     link = config.collector
     uploader = FailoverUploader(
         EndpointList(configured(link.url, link.endpoints), link.retry_first_after),
-        token, link.ca_file)
+        token, link.ca_file, proxy=link.proxy)
     daemon = Daemon(config, db, uploader)
     metrics_server = None
     try:

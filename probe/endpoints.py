@@ -130,9 +130,11 @@ class FailoverUploader(Uploader):
     """
 
     def __init__(self, endpoints: EndpointList, token: str | None, ca_file: str | None = None,
-                 timeout: float = 30.0, compress: bool = True) -> None:
+                 timeout: float = 30.0, compress: bool = True,
+                 proxy: str | None = None) -> None:
         super().__init__(endpoints.endpoints[0].url, token, ca_file, timeout, compress)
         self.endpoints = endpoints
+        self.proxy = proxy  # an HTTP CONNECT proxy for every endpoint, or None
 
     @property
     def endpoint_used(self) -> str | None:
@@ -141,6 +143,8 @@ class FailoverUploader(Uploader):
     async def _send(self, path: str, data: bytes, headers: dict[str, str]) -> dict[str, Any]:
         async def attempt(endpoint: Endpoint) -> dict[str, Any]:
             self.base, self.request_options = fronted(endpoint)
+            if self.proxy:
+                self.request_options["proxy"] = self.proxy
             return await Uploader._send(self, path, data, headers)
 
         result, _ = await self.endpoints.call(attempt)

@@ -23,6 +23,7 @@ from probe.endpoints import Endpoint, EndpointList, FailoverUploader, configured
 from probe.typed_config import ConfigError, build
 from probe.uploader import Uploader, UploadError
 from tests.helpers.collector import SwitchableCollector, free_port, issue_token
+from tests.helpers.connect_proxy import ConnectProxy
 from tests.helpers.probe_setup import loopback_config, make_daemon
 
 
@@ -262,3 +263,28 @@ def test_a_front_is_a_bare_host(front: str) -> None:
         build(ProbeConfig, {"collector": {"endpoints": [
             {"name": "a", "url": "https://x", "front": front}]}})
     assert str(info.value).startswith("collector.endpoints[0].front: must be a bare host")
+
+
+async def test_uploads_go_through_an_http_connect_proxy_which_resolves_the_name(
+        tls_collector: tuple[int, list[dict[str, str]]], ca_file: str) -> None:
+    port, seen = tls_collector
+    proxy = ConnectProxy(hosts={"collector.test": "127.0.0.1"})
+    await proxy.start()
+    try:
+        uploader = FailoverUploader(
+            EndpointList([Endpoint("main", f"https://collector.test:{port}")]), None, ca_file,
+            timeout=5.0, proxy=f"http://127.0.0.1:{proxy.port}")
+        stored = await uploader.upload([measurement(1)])
+        await uploader.close()
+    finally:
+        await proxy.stop()
+    assert stored == [measurement(1)["measurement_uid"]]
+    assert proxy.targets == [f"collector.test:{port}"]
+    assert seen == [{"host": f"collector.test:{port}", "sni": "collector.test"}]
+
+
+@pytest.mark.parametrize("proxy", ["socks5://127.0.0.1:9050", "http://127.0.0.1", "x"])
+def test_the_proxy_is_an_http_proxy_url(proxy: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        build(ProbeConfig, {"collector": {"proxy": proxy}})
+    assert str(info.value).startswith("collector.proxy: not an HTTP proxy URL")
