@@ -17,6 +17,7 @@ from typing import Literal
 from probe import citizenlab
 from probe.clock_check import ClockSettings
 from probe.connectivity import LadderConfig
+from probe.endpoints import Endpoint
 from probe.platform_settings import CensorTraces, PlatformChecks
 from probe.throttle_settings import ThrottlingConfig
 from probe.typed_config import (
@@ -69,6 +70,16 @@ class Identity:
     network_name: str | None = None
 
 
+def _http_proxy(value: str) -> str | None:
+    ok = re.fullmatch(r"http://[^/\s:@]+:\d{1,5}/?", value)
+    return None if ok else "not an HTTP proxy URL like http://127.0.0.1:3128"
+
+
+def _unique_names(value: tuple[Endpoint, ...]) -> str | None:
+    names = [e.name for e in value]
+    return None if len(set(names)) == len(names) else "endpoint names must be unique"
+
+
 @dataclass(frozen=True, slots=True)
 class CollectorLink:
     url: str = checked("http://127.0.0.1:8080", is_http_url)
@@ -76,6 +87,11 @@ class CollectorLink:
     token_file: str | None = None
     ca_file: str | None = None
     upload_batch: int = checked(100, positive)
+    # Ordered fallbacks (probe.endpoints); empty means just ``url``, named "primary".
+    endpoints: tuple[Endpoint, ...] = checked((), _unique_names)
+    retry_first_after: float = duration_field(3600.0, positive)
+    # An HTTP CONNECT proxy (http://HOST:PORT) for uploads and heartbeats, or None.
+    proxy: str | None = checked(None, lambda v: v and _http_proxy(v))
 
 
 @dataclass(frozen=True, slots=True)

@@ -58,6 +58,7 @@ from probe import (
 from probe import config as probe_config
 from probe.clock import Clock, SystemClock
 from probe.clock_check import OFFSET, UNVERIFIED, ClockWatch, describe_offset, parse_http_date
+from probe.endpoints import EndpointList, FailoverUploader, configured
 from probe.journal import (
     CENSOR_TRACES,
     CLOCK_CHECKED,
@@ -840,7 +841,8 @@ class Daemon:
             "in_event_window": self.window is not None,
             "data_used_today": self.used_today,
             "data_budget": self.budget,
-        }
+        } | ({"collector_endpoint": self.uploader.endpoint_used}
+             if isinstance(self.uploader, FailoverUploader) else {})
 
     async def _upload(self) -> None:
         """Send the spool oldest first until it is empty or the collector stops answering."""
@@ -1042,7 +1044,10 @@ async def _run_locked(config: probe_config.ProbeConfig, token: str | None, once:
 
     handler = logs.setup(config.log_level, secrets=[token or ""])
     db = await LocalDB.open(config.spool_path)
-    uploader = Uploader(config.collector.url, token, config.collector.ca_file)
+    link = config.collector
+    uploader = FailoverUploader(
+        EndpointList(configured(link.url, link.endpoints), link.retry_first_after),
+        token, link.ca_file, proxy=link.proxy)
     daemon = Daemon(config, db, uploader, config_path=config_path)
     metrics_server = None
     try:

@@ -98,6 +98,9 @@ class Uploader:
         self.traffic = 0  # bytes sent and received so far, with framing (for the budget)
         self.server_date: str | None = None  # Date of the last request's answer, if 200
         self._session: aiohttp.ClientSession | None = None
+        # Per-request connection options (probe.endpoints sets server_hostname and Host for a
+        # CDN-fronted endpoint).
+        self.request_options: dict[str, Any] = {}
 
     def _headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.token}"} if self.token else {}
@@ -123,12 +126,15 @@ class Uploader:
             self._session = None
 
     async def _send(self, path: str, data: bytes, headers: dict[str, str]) -> dict[str, Any]:
-        headers = {**self._headers(), "Content-Type": "application/json", **headers}
+        options = dict(self.request_options)
+        headers = {**self._headers(), "Content-Type": "application/json", **headers,
+                   **options.pop("headers", {})}
         session = self._session or self._new_session()
         self.traffic += len(data) + FRAMING
         self.server_date = None
         try:
-            async with session.post(self.base + path, data=data, headers=headers) as response:
+            async with session.post(self.base + path, data=data, headers=headers,
+                                    **options) as response:
                 text = await response.text()
                 self.traffic += len(text) + FRAMING // 2
                 if response.status != 200:

@@ -86,10 +86,11 @@ class RecordingSpool(Spool):
 
 async def make_daemon(config: ProbeConfig, tmp_path: Path, *, clock: Clock | None = None,
                       interfaces: tuple[str, str] | None = None, seed: int = 7,
+                      uploader: Uploader | None = None,
                       **kwargs: Any) -> tuple[Daemon, LocalDB, RecordingSpool]:
     db = await LocalDB.open(config.spool_path)
     spool = RecordingSpool(db, int(config.spool_max_mb * 1_000_000))
-    uploader = Uploader(config.collector.url, config.collector.token, timeout=2.0)
+    uploader = uploader or Uploader(config.collector.url, config.collector.token, timeout=2.0)
     daemon = Daemon(config, db, uploader, clock=clock, rng=random.Random(seed), spool=spool,
                     interface_files=interfaces or write_interfaces(tmp_path), **kwargs)
     return daemon, db, spool
