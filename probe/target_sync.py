@@ -22,6 +22,7 @@ from typing import Any
 import aiohttp
 
 from probe.config import ProbeConfig, Target
+from probe.endpoints import configured, fronted
 from probe.typed_config import ConfigError, build
 
 CACHE_NAME = "targets-cache.json"
@@ -139,25 +140,43 @@ async def refresh(config: ProbeConfig, token: str | None,
     context = ssl.create_default_context()
     if config.collector.ca_file:
         context.load_verify_locations(cafile=config.collector.ca_file)
-    url = config.collector.url.rstrip("/") + "/api/v1/targets"
-    try:
-        async with aiohttp.ClientSession(
-                timeout=aiohttp.ClientTimeout(total=settings.timeout),
-                connector=aiohttp.TCPConnector(ssl=context)) as session, \
-                session.get(url, params={"probe_cc": cc}, headers=headers) as response:
-            if traffic is not None:
-                traffic(EXCHANGE_OVERHEAD)
-            if response.status == 304 and previous is not None:
-                return f"target lists: version {previous['version']} is current"
-            if response.status != 200:
-                return (f"target lists: the collector answered {response.status}; "
-                        f"{_fallback(config)}")
-            body = await response.content.read(settings.max_bytes + 1)
-            if traffic is not None:
-                traffic(len(body))
-    except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-        return (f"target lists: the collector did not answer ({type(exc).__name__}); "
+    link = config.collector
+    missed: list[str] = []
+    answer: tuple[int, bytes] | None = None
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=context)) as session:
+        # The collector's endpoints in their configured order (probe.endpoints): a censor
+        # that blocks the first must not cut the probe off its lists.
+        for endpoint in configured(link.url, link.endpoints):
+            base, options = fronted(endpoint)
+            if link.proxy:
+                options["proxy"] = link.proxy
+            request_headers = {**headers, **options.pop("headers", {})}
+            try:
+                async with session.get(
+                        base + "/api/v1/targets", params={"probe_cc": cc},
+                        headers=request_headers,
+                        timeout=aiohttp.ClientTimeout(total=settings.timeout),
+                        **options) as response:
+                    if traffic is not None:
+                        traffic(EXCHANGE_OVERHEAD)
+                    body = b""
+                    if response.status == 200:
+                        body = await response.content.read(settings.max_bytes + 1)
+                        if traffic is not None:
+                            traffic(len(body))
+                    answer = (response.status, body)
+            except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+                missed.append(f"{endpoint.name}: {type(exc).__name__}")
+                continue
+            break
+    if answer is None:
+        return (f"target lists: the collector did not answer ({'; '.join(missed)}); "
                 f"{_fallback(config)}")
+    status, body = answer
+    if status == 304 and previous is not None:
+        return f"target lists: version {previous['version']} is current"
+    if status != 200:
+        return f"target lists: the collector answered {status}; {_fallback(config)}"
     if len(body) > settings.max_bytes:
         return (f"target lists: the answer is larger than target_sync.max_bytes; "
                 f"{_fallback(config)}")

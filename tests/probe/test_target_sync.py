@@ -122,3 +122,30 @@ async def test_a_damaged_cache_is_ignored(tmp_path: Path) -> None:
         "https://only-in-the-file.example/"]
     cache.write_text("{not json")
     assert len(probe_config.load(path).targets) == 1
+
+
+async def test_a_blocked_first_endpoint_does_not_cut_the_probe_off_its_lists(
+        tmp_path: Path) -> None:
+    """The collector's first endpoint refuses (the censor blocked it): the lists come
+    through the next one, as uploads and heartbeats do (probe.endpoints)."""
+    lists = tmp_path / "served"
+    shutil.copytree(SHIPPED, lists)
+    async with running(f"{tmp_path}/k.sqlite",
+                       target_lists=TargetListsConfig(directory=str(lists))) as c:
+        token = (await c.token("kg-1"))["Authorization"].removeprefix("Bearer ")
+        blocked = f"http://127.0.0.1:{closed_port()}"
+        path = probe_yaml(tmp_path, blocked)
+        data = json.loads(path.read_text())
+        data["collector"]["endpoints"] = [{"name": "first", "url": blocked},
+                                          {"name": "second", "url": base(c)}]
+        path.write_text(json.dumps(data))
+        message = await refresh(probe_config.load(path), token)
+        assert message.startswith("target lists: fetched version "), message
+        assert "https://kloop.kg/" in {t.url for t in probe_config.load(path).targets}
+        # Both refusing: the message names each endpoint that did not answer.
+        data["collector"]["endpoints"] = [{"name": "first", "url": blocked},
+                                          {"name": "second", "url": blocked}]
+        path.write_text(json.dumps(data))
+        message = await refresh(probe_config.load(path), token)
+        assert "did not answer (first: " in message and "; second: " in message
+        assert "measuring the copy of version" in message
