@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter, defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -630,23 +630,18 @@ class Engine:
             for change in changes:
                 if change.detector == "bins" and "bin" in change.old:
                     engine._rebin(float(change.old["bin"]))
-        if "block" not in reset:
-            engine.blocks = {k: blocking.BlockSeries.from_state(v)
-                             for k, v in data["blocks"].items()}
-        if "throttle" not in reset:
-            engine.throttles = {k: throttling.ThrottleSeries.from_state(v)
-                                for k, v in data["throttles"].items()}
-        if "collapse" not in reset:
-            engine.collapses = {k: collapse.CollapseSeries.from_state(v)
-                                for k, v in data["collapses"].items()}
-        if "slowdown" not in reset:
-            engine.slowdowns = {k: throttling.SlowdownSeries.from_state(v)
-                                for k, v in data["slowdowns"].items()}
-        if "baselines" not in reset:
-            engine.target_baselines = {k: baseline.HourlyBaseline.from_state(v)
-                                       for k, v in data["target_baselines"].items()}
-            engine.probe_baselines = {k: baseline.HourlyBaseline.from_state(v)
-                                      for k, v in data["probe_baselines"].items()}
+        # Each part's series, restored unless its shape changed (then it starts empty).
+        series: tuple[tuple[str, str, Callable[[Any], Any]], ...] = (
+            ("block", "blocks", blocking.BlockSeries.from_state),
+            ("throttle", "throttles", throttling.ThrottleSeries.from_state),
+            ("collapse", "collapses", collapse.CollapseSeries.from_state),
+            ("slowdown", "slowdowns", throttling.SlowdownSeries.from_state),
+            ("baselines", "target_baselines", baseline.HourlyBaseline.from_state),
+            ("baselines", "probe_baselines", baseline.HourlyBaseline.from_state),
+        )
+        for part, name, restore in series:
+            if part not in reset:
+                setattr(engine, name, {k: restore(v) for k, v in data[name].items()})
         if "silence" not in reset:
             engine.groups = {k: GroupState(onset, list(probes), list(asns), level, since)
                              for k, (onset, probes, asns, level, since)

@@ -180,3 +180,29 @@ def expand(scenario: dict[str, Any], base: float = BASE) -> list[Arrival]:
     arrivals.sort(key=lambda a: (a.at, a.probe_id))
     return arrivals
 
+
+
+async def store_arrivals(store: Any, arrivals: list[Arrival]) -> None:
+    """Store ``arrivals`` as the collector's ingest would, each at the time it arrived:
+    heartbeats one by one, measurements validated and written as one batch."""
+    from collector.config import Limits
+    from collector.validate import validate
+
+    batch = []
+    for arrival in arrivals:
+        moment = datetime.fromtimestamp(arrival.at, UTC)
+        if arrival.heartbeat is not None:
+            await store.add_heartbeat(arrival.probe_id, arrival.heartbeat["sent_at"],
+                                      moment.strftime("%Y-%m-%d %H:%M:%S"),
+                                      json.dumps(arrival.heartbeat))
+        else:
+            batch.append(validate(arrival.measurement, Limits(), moment, arrival.probe_id))
+    await store.add_measurements(batch)
+
+
+def due(arrivals: list[Arrival], index: int, now: float) -> tuple[list[Arrival], int]:
+    """The arrivals from ``index`` on that have arrived by ``now``, and the next index."""
+    end = index
+    while end < len(arrivals) and arrivals[end].at <= now:
+        end += 1
+    return arrivals[index:end], end

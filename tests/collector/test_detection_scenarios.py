@@ -47,19 +47,8 @@ async def run_scenario(name: str, database: Path) -> tuple[list[dict[str, Any]],
         now, index = scenarios.BASE, 0
         while now < end:
             now += TICK
-            batch = []
-            while index < len(arrivals) and arrivals[index].at <= now:
-                arrival = arrivals[index]
-                index += 1
-                moment = datetime.fromtimestamp(arrival.at, UTC)
-                if arrival.heartbeat is not None:
-                    await store.add_heartbeat(arrival.probe_id, arrival.heartbeat["sent_at"],
-                                              moment.strftime("%Y-%m-%d %H:%M:%S"),
-                                              json.dumps(arrival.heartbeat))
-                else:
-                    batch.append(validate(arrival.measurement, Limits(), moment,
-                                          arrival.probe_id))
-            await store.add_measurements(batch)
+            arrived, index = scenarios.due(arrivals, index, now)
+            await scenarios.store_arrivals(store, arrived)
             await pipeline.run_once(now)
         return await store.events(EventFilter(limit=1000)), pipeline
     finally:

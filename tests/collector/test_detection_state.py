@@ -5,22 +5,18 @@ the data is still detected (before, every later observation counted as late)."""
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from prometheus_client import CollectorRegistry
 
-from collector.config import Limits
 from collector.detect.params import DetectionConfig
 from collector.detect.windows import Calendar
 from collector.event_metrics import DetectionMetrics, EventSnapshot
 from collector.pipeline import Pipeline
 from collector.store import EventFilter
 from collector.store.sqlite import SQLiteStore
-from collector.validate import validate
 from probe.typed_config import parse_duration
 from tests.collector import scenarios
 
@@ -45,19 +41,8 @@ async def test_a_new_bin_is_taken_up_and_said(new_bin: float, tmp_path: Path,
     try:
         while now < end:
             now += TICK
-            batch = []
-            while index < len(arrivals) and arrivals[index].at <= now:
-                arrival = arrivals[index]
-                index += 1
-                moment = datetime.fromtimestamp(arrival.at, UTC)
-                if arrival.heartbeat is not None:
-                    await store.add_heartbeat(arrival.probe_id, arrival.heartbeat["sent_at"],
-                                              moment.strftime("%Y-%m-%d %H:%M:%S"),
-                                              json.dumps(arrival.heartbeat))
-                else:
-                    batch.append(validate(arrival.measurement, Limits(), moment,
-                                          arrival.probe_id))
-            await store.add_measurements(batch)
+            arrived, index = scenarios.due(arrivals, index, now)
+            await scenarios.store_arrivals(store, arrived)
             with caplog.at_level(logging.WARNING, logger="collector.pipeline"):
                 await pipeline.run_once(now)
             if now == restart_at:

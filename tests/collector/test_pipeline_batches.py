@@ -40,16 +40,7 @@ CONFIG = DetectionConfig(networks={"KZ": NetworkRoles(incumbent=("AS9198",),
 async def store_everything(store: SQLiteStore) -> float:
     """Store the whole scenario as it arrived (nothing judged yet); returns its end."""
     scenario = scenarios.load(SCENARIO)
-    batch = []
-    for arrival in scenarios.expand(scenario):
-        moment = datetime.fromtimestamp(arrival.at, UTC)
-        if arrival.heartbeat is not None:
-            await store.add_heartbeat(arrival.probe_id, arrival.heartbeat["sent_at"],
-                                      moment.strftime("%Y-%m-%d %H:%M:%S"),
-                                      json.dumps(arrival.heartbeat))
-        else:
-            batch.append(validate(arrival.measurement, Limits(), moment, arrival.probe_id))
-    await store.add_measurements(batch)
+    await scenarios.store_arrivals(store, scenarios.expand(scenario))
     return scenarios.BASE + parse_duration(scenario["duration"])
 
 
