@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from collector import __version__
+from collector.events import kinds
 from collector.query import AGGREGATION_PARAMS, EVENT_PARAMS, LIST_PARAMS
 from collector.store import AXES, COUNT_COLUMNS, VERDICTS
 from collector.validate import KNOWN_TESTS, REASONS
@@ -56,7 +57,7 @@ _PARAMETERS: dict[str, dict[str, Any]] = {
     "axis_y": {"description": "Second grouping axis (needs axis_x).", "example": "cc",
                "enum": list(AXES)},
     "kind": {"description": "Event kind (monitor_outage: Kuzot itself could not observe).",
-             "example": "block", "enum": ["shutdown", "block", "throttling", "monitor_outage"]},
+             "example": "block", "enum": list(kinds.ALL)},
     "status": {"description": "Event status.", "example": "open", "enum": ["open", "closed"]},
     "tier": {"description": "Event tier.", "example": "likely",
              "enum": ["suspected", "likely", "confirmed"]},
@@ -229,7 +230,7 @@ def _schemas() -> dict[str, Any]:
                          "asns", "targets", "mechanism", "probes", "evidence"],
             "properties": {
                 "id": {"type": ["string", "integer"]},
-                "kind": {"enum": ["shutdown", "block", "throttling", "monitor_outage"]},
+                "kind": {"enum": list(kinds.ALL)},
                 "tier": {"enum": ["suspected", "likely", "confirmed"]},
                 "status": {"enum": ["open", "closed"]},
                 "start": {"type": "string"}, "end": {"type": ["string", "null"]},

@@ -46,6 +46,7 @@ from dataclasses import dataclass, field
 from collector.detect.model import LIKELY, NONE, SUSPECTED, Signal
 from collector.detect.params import BlockParams, TierParams
 from collector.detect.stats import wilson_lower
+from collector.events.kinds import BLOCK
 
 MAX_FINGERPRINTS = 8
 STALE_CYCLES = 3.0  # a probe silent for three of its cycles no longer speaks for the target
@@ -250,7 +251,7 @@ def _signal(series: BlockSeries, voters: dict[str, ProbeTrack], latest: list[boo
         layer, mechanism = layer_text or None, mechanism_text or None
     known = [f for f in series.fingerprints if is_known_fingerprint(f, params)]
     signal = Signal(
-        kind="block", detector="block", cc=cc, asn=asn, target=target, level=level, at=now,
+        kind=BLOCK, detector="block", cc=cc, asn=asn, target=target, level=level, at=now,
         onset=onset if level else None, recovered_at=recovered_at, asns=(asn,),
         probes=tuple(series.blocked_probes), mechanism=mechanism, layer=layer,
         fingerprint=known[0] if known else None,

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from collector.detect.model import LIKELY, NONE, SUSPECTED, Signal
 from collector.detect.params import CollapseParams, TierParams
 from collector.detect.streak import Streak
+from collector.events.kinds import SHUTDOWN
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,7 +80,7 @@ def step(series: CollapseSeries, b: CollapseBin, cc: str, asn: str, active_probe
         elif len(series.probes) >= tiers.floor:
             level = SUSPECTED
     return Signal(
-        kind="shutdown", detector="collapse", cc=cc, asn=asn, target=None, level=level,
+        kind=SHUTDOWN, detector="collapse", cc=cc, asn=asn, target=None, level=level,
         at=b.end, onset=streak.run_start if level else None,
         recovered_at=streak.recovered(tiers.exit_bins), asns=(asn,),
         probes=tuple(series.probes),

@@ -49,6 +49,7 @@ from collector.detect.params import DetectionConfig
 from collector.detect.stats import median
 from collector.detect.tracker import Context, Tracker
 from collector.detect.windows import Calendar
+from collector.events.kinds import SHUTDOWN
 
 LADDER_KEEP = 2 * 86400.0  # ladder readings kept per probe for backfill
 STATE_VERSION = 2  # 2: each part saved with its shape (``state_shapes``)
@@ -155,7 +156,7 @@ class Engine:
 
     def _silent_probes(self) -> set[str]:
         out = {p for g in self.groups.values() if g.onset is not None for p in g.probes}
-        return out | self.tracker.open_probes("shutdown")
+        return out | self.tracker.open_probes(SHUTDOWN)
 
     def add(self, observation: Run | LadderReading) -> None:
         info = self._probe(observation.probe_id)
@@ -218,10 +219,10 @@ class Engine:
                 break
             signals.extend(self._settle(index, active))
         signals.extend(self._silence(now, active))
-        shutdown_asns = {cc: self.tracker.open_asns("shutdown", cc)
+        shutdown_asns = {cc: self.tracker.open_asns(SHUTDOWN, cc)
                          for cc in {s.cc for s in signals}}
         kept = [s for s in signals
-                if s.kind == "shutdown" or self.tracker.is_open(s.key)
+                if s.kind == SHUTDOWN or self.tracker.is_open(s.key)
                 or s.asn not in shutdown_asns.get(s.cc, set())]
         context = self._context(now, asns_per_cc)
         # The ladder refines open shutdowns before the signals are folded in (a shutdown may
@@ -485,7 +486,7 @@ class Engine:
             if state.not_firing_since is None:
                 state.not_firing_since = now
             if now - state.not_firing_since < self.config.tiers.exit_bins * config.bin:
-                return Signal(kind="shutdown", detector="silence", cc=cc, asn=asn, level=NONE,
+                return Signal(kind=SHUTDOWN, detector="silence", cc=cc, asn=asn, level=NONE,
                               target=None, at=now, asns=tuple(state.asns),
                               probes=tuple(state.probes))
             returns = [info.live.resumed_at for p in state.probes
@@ -493,7 +494,7 @@ class Engine:
                        and info.live.resumed_at is not None
                        and state.onset <= info.live.resumed_at <= state.not_firing_since]
             recovered_at = max(returns) if returns else state.not_firing_since
-            signal = Signal(kind="shutdown", detector="silence", cc=cc, asn=asn, level=NONE,
+            signal = Signal(kind=SHUTDOWN, detector="silence", cc=cc, asn=asn, level=NONE,
                             target=None, at=now, recovered_at=recovered_at,
                             asns=tuple(state.asns), probes=tuple(state.probes))
             self.groups[key] = GroupState()
@@ -507,7 +508,7 @@ class Engine:
         state.asns = sorted(set(state.asns) | set(asns))
         state.level = max(state.level, level)
         state.not_firing_since = None
-        return Signal(kind="shutdown", detector="silence", cc=cc, asn=asn, level=level,
+        return Signal(kind=SHUTDOWN, detector="silence", cc=cc, asn=asn, level=level,
                       target=None, at=now, onset=state.onset, asns=tuple(state.asns),
                       probes=tuple(state.probes),
                       stats={"p_value": float(f"{finding.p_value:.3g}"),
@@ -542,7 +543,7 @@ class Engine:
         slack = max(self.config.block.bin + self.config.block.settle,
                     silence_config.heartbeat_interval + silence_config.grace)
         for event in list(self.tracker.events.values()):
-            if event.kind != "shutdown":
+            if event.kind != SHUTDOWN:
                 continue
             probes = sorted({p for m in event.members.values() for p in m.probes})
             if event.id not in changed and not self.new_readings.intersection(probes):

@@ -33,6 +33,7 @@ from collector.detect.model import LIKELY, NONE, SUSPECTED, Signal
 from collector.detect.params import ThrottleParams, TierParams
 from collector.detect.stats import median
 from collector.detect.streak import Streak
+from collector.events.kinds import THROTTLING
 
 MAX_RATIOS = 256  # a run keeps its latest ratios for the median
 
@@ -165,7 +166,7 @@ def step(series: ThrottleSeries, b: ThrottleBin, cc: str, asn: str, target: str,
     mechanism = max(sorted(series.mechanisms), key=lambda k: series.mechanisms[k]) \
         if series.mechanisms else None
     return Signal(
-        kind="throttling", detector="throttle", cc=cc, asn=asn, target=target, level=level,
+        kind=THROTTLING, detector="throttle", cc=cc, asn=asn, target=target, level=level,
         at=at, onset=streak.run_start if level else None,
         recovered_at=streak.recovered(tiers.exit_bins), asns=(asn,),
         probes=tuple(series.probes), mechanism=mechanism,
@@ -225,7 +226,7 @@ def step_slowdown(series: SlowdownSeries, b: SlowdownBin, cc: str, asn: str,
         else:
             level = SUSPECTED
     return Signal(
-        kind="throttling", detector="slowdown", cc=cc, asn=asn, target=None, level=level,
+        kind=THROTTLING, detector="slowdown", cc=cc, asn=asn, target=None, level=level,
         at=b.end, onset=streak.run_start if level else None,
         recovered_at=streak.recovered(tiers.exit_bins), asns=(asn,),
         probes=tuple(series.probes),

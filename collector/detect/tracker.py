@@ -37,6 +37,7 @@ from typing import Any
 
 from collector.detect.model import CONFIRMED, LIKELY, NONE, TIERS, Event, Signal, iso
 from collector.detect.params import DetectionConfig, NetworkRoles
+from collector.events.kinds import BLOCK, SHUTDOWN, THROTTLING
 
 MAX_MEMBERS_IN_EVIDENCE = 100
 
@@ -101,9 +102,9 @@ class EventState:
 
 
 def cluster_of(signal: Signal) -> str:
-    if signal.kind == "shutdown":
+    if signal.kind == SHUTDOWN:
         return "network"
-    if signal.kind == "block":
+    if signal.kind == BLOCK:
         return f"{signal.layer or '-'}:{signal.mechanism or '-'}"
     if signal.detector == "slowdown":
         return "generalized"
@@ -163,9 +164,9 @@ class Tracker:
     # -- the state machine -----------------------------------------------------------------
 
     def _window(self, kind: str) -> float:
-        if kind == "shutdown":
+        if kind == SHUTDOWN:
             return self.config.silence.join_window
-        if kind == "block":
+        if kind == BLOCK:
             return self.config.block.cluster_window
         return self.config.throttle.cluster_window
 
@@ -177,12 +178,12 @@ class Tracker:
             if event.kind != signal.kind or event.cc != signal.cc or event.cluster != cluster:
                 continue
             near = abs(signal.onset - event.start) <= window
-            if not near and signal.kind == "shutdown":
+            if not near and signal.kind == SHUTDOWN:
                 # A network already dark in an open shutdown belongs to it, however late the
                 # new evidence (the ladder uploaded after the blackout, say) began.
                 near = signal.onset >= event.start - window and bool(
                     set(signal.asns) & {a for m in event.members.values() for a in m.asns})
-            if not near and signal.kind == "block" and signal.target is not None:
+            if not near and signal.kind == BLOCK and signal.target is not None:
                 near = any(m.target == signal.target and
                            abs(m.onset - signal.onset) <= self.config.block.national_window
                            for m in event.members.values())
@@ -210,7 +211,7 @@ class Tracker:
             out.append(self.to_event(event, context))
             if not event.open:
                 del self.events[eid]
-                if event.kind == "shutdown":
+                if event.kind == SHUTDOWN:
                     asns = sorted({a for m in event.members.values() for a in m.asns})
                     self.closed_shutdowns.append([event.cc, asns, event.start, event.end])
         horizon = now - self.config.silence.backfill
@@ -238,7 +239,7 @@ class Tracker:
             return None
         cluster = cluster_of(signal)
         event = self._find(signal, cluster)
-        if event is None and signal.kind == "shutdown" and self._absorbed(signal):
+        if event is None and signal.kind == SHUTDOWN and self._absorbed(signal):
             return None
         if event is None:
             new_id = event_id(signal.kind, signal.cc, signal.onset, f"{cluster}|{key}")
@@ -299,7 +300,7 @@ class Tracker:
 
     def _scope(self, event: EventState, asns: list[str], context: Context) -> str:
         roles = context.roles.get(event.cc)
-        if event.kind == "shutdown" and roles and roles.mobile and asns and \
+        if event.kind == SHUTDOWN and roles and roles.mobile and asns and \
                 all(a in roles.mobile for a in asns):
             return "mobile"
         if len(asns) >= 2:
@@ -332,10 +333,10 @@ class Tracker:
             "members_total": len(members),
             "members": [self._member_json(m) for m in members[:MAX_MEMBERS_IN_EVIDENCE]],
         }
-        if event.kind == "block":
+        if event.kind == BLOCK:
             layers = [m.layer for m in members if m.layer]
             evidence["layer"] = max(sorted(set(layers)), key=layers.count) if layers else None
-        if event.kind == "throttling":
+        if event.kind == THROTTLING:
             evidence["class"] = "generalized" if event.cluster == "generalized" else "targeted"
             evidence["extreme"] = any(m.stats.get("extreme") for m in members)
         evidence.update(event.extras)

@@ -1,0 +1,1 @@
+"""Events as the collector publishes them: what kinds there are (``kinds``)."""
