@@ -13,9 +13,13 @@ country) inside an event. Method:
   lesson (ref §5): per-series change points must be clustered, or one national block of 40
   domains on 5 ASNs becomes 200 alerts.
 * Tiers (design §5): an event is as strong as its strongest member (suspected or likely, by
-  each detector's own probe and persistence rules) and becomes ``confirmed`` when it is likely
-  and either a likely member carries a deterministic fingerprint or likely members span >= 2
-  ASNs. Tiers never go down while an event is open.
+  each detector's own probe and persistence rules), then passes through the corroborations
+  (``Corroboration``): rules that see the whole candidate event and may raise its level (other
+  evidence vouches for it) or lower it (other evidence speaks against it). Detectors bring
+  their own (``Detector.corroborations``); the last is the tier rule ``confirmed_rule``: a
+  likely event becomes ``confirmed`` when a likely member carries a deterministic fingerprint
+  or likely members span >= 2 ASNs. Tiers never go down while an event is open, so a lowering
+  rule holds an event back, it never demotes one already published.
 * A member ends only when its detector reports recovery (its exit rule, ``exit_bins`` clean bins:
   hysteresis), or after ``stale_after`` without any statement (its probes went away); the event
   closes when its last member ends, with the latest member end as its end.
@@ -33,7 +37,7 @@ import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from collector.detect.model import CONFIRMED, LIKELY, NONE, TIERS, Event, Signal, iso
 from collector.detect.params import DetectionConfig, NetworkRoles
@@ -126,11 +130,53 @@ class Context:
     windows: Mapping[str, str]  # per country: the event window in force, if any
 
 
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """An event as its members make it, offered to the corroborations before its tier is set.
+
+    ``members`` are the tracker's own records: read them, never change them."""
+
+    kind: str
+    cc: str
+    cluster: str
+    start: float
+    members: tuple[MemberState, ...]
+
+
+class Corroboration(Protocol):
+    """A rule that raises or lowers a candidate event's level (``model.NONE`` .. ``CONFIRMED``).
+
+    It gets the level the members and the rules before it made, and returns the new one: higher
+    to corroborate (outside-in probing also sees the network dark: a silence is likely), lower
+    to doubt, the same when it has nothing to say. Pure, and cheap: it runs for every event
+    that changed, at every evaluation."""
+
+    def __call__(self, candidate: Candidate, level: int) -> int: ...
+
+
+def confirmed_rule(candidate: Candidate, level: int) -> int:
+    """The tier rule (design §5): likely, and either a likely member carries a deterministic
+    fingerprint (a block page, a known interception CA) or likely members span >= 2 ASNs."""
+    if level < LIKELY:
+        return level
+    likely = [m for m in candidate.members if m.max_level >= LIKELY]
+    asns = {a for m in likely for a in m.asns}
+    if len(asns) >= 2 or any(m.fingerprint for m in likely):
+        return max(level, CONFIRMED)
+    return level
+
+
+TIER_RULES: tuple[Corroboration, ...] = (confirmed_rule,)
+
+
 class Tracker:
     """Open events and the index of their open members."""
 
-    def __init__(self, config: DetectionConfig) -> None:
+    def __init__(self, config: DetectionConfig,
+                 corroborations: Iterable[Corroboration] = TIER_RULES) -> None:
         self.config = config
+        # Applied in order to every changed event: detectors' own first, the tier rule last.
+        self.corroborations = tuple(corroborations)
         self.events: dict[str, EventState] = {}
         self.index: dict[str, str] = {}  # open member key -> event id
         # Recently closed shutdowns [cc, asns, start, end]: evidence about them that arrives
@@ -267,11 +313,9 @@ class Tracker:
         event.start = event.start_override if event.start_override is not None \
             else min(m.onset for m in members)
         level = max(m.max_level for m in members)
-        if level >= LIKELY:
-            likely = [m for m in members if m.max_level >= LIKELY]
-            asns = {a for m in likely for a in m.asns}
-            if len(asns) >= 2 or any(m.fingerprint for m in likely):
-                level = CONFIRMED
+        candidate = Candidate(event.kind, event.cc, event.cluster, event.start, tuple(members))
+        for corroboration in self.corroborations:
+            level = min(CONFIRMED, max(NONE, corroboration(candidate, level)))
         event.tier = max(event.tier, level)
         if all(m.end is not None for m in members):
             event.end = max(m.end for m in members if m.end is not None)
