@@ -98,7 +98,8 @@ class Detector:
     A subclass sets ``name`` (its part of the saved state, and of ``Signal.detector``),
     ``state_version`` (bump it when what ``to_state`` saves changes meaning: old saved state
     is then reset, not misread), ``convertible`` (saved state stays valid when ``shape``
-    changes) and overrides what it needs: ``shape``, ``judge_bin`` and/or ``judge_time``,
+    changes) and overrides what it needs: ``shape``, ``observe`` (inputs of its own),
+    ``judge_bin`` and/or ``judge_time``,
     ``to_state``/``load_state``; ``silent_probes`` when it holds probes as silent, and
     ``corroborations`` when it vouches for or against other detectors' events.
     """
@@ -116,6 +117,11 @@ class Detector:
     def shape(config: DetectionConfig) -> Mapping[str, Any]:
         """The parameters that give this detector's saved state its meaning."""
         return {}
+
+    def observe(self, observation: object) -> bool:
+        """Take an observation of a kind the engine does not bin itself (anything but a
+        ``Run`` or a ``LadderReading``); True when this detector took it."""
+        return False
 
     def judge_bin(self, b: SettledBin) -> list[Signal]:
         """Judge one settled bin (bins come in time order per network)."""

@@ -170,7 +170,13 @@ class Engine:
     def _silent_probes(self) -> set[str]:
         return self._firing() | self.tracker.open_probes(SHUTDOWN)
 
-    def add(self, observation: Run | LadderReading) -> None:
+    def add(self, observation: object) -> None:
+        """Take one observation: runs and ladder readings are binned here; any other kind goes
+        to the detector that takes it (``Detector.observe``), or is refused (TypeError)."""
+        if not isinstance(observation, Run | LadderReading):
+            if not any(d.observe(observation) for d in self.detectors):
+                raise TypeError(f"no detector takes {type(observation).__name__}")
+            return
         info = self._probe(observation.probe_id)
         info.cc, info.asn = observation.cc, observation.asn
         info.last_observation = max(info.last_observation or observation.t, observation.t)

@@ -24,7 +24,8 @@ on a change of parameters:
 
 A change of the code's version of a part always resets it. A state saved before shapes were
 recorded has unknown parameters: every part is treated as changed (``bins`` reset, since its
-old width is unknown).
+old width is unknown). A detector registered after the state was saved has no part in it: it
+starts empty, and that is no change to report.
 """
 
 from __future__ import annotations
@@ -48,6 +49,9 @@ ENGINE_CONVERTIBLE = frozenset({"bins", "baselines"})
 VERSIONS = {**ENGINE_VERSIONS, **{d.name: d.state_version for d in DETECTORS}}
 CONVERTIBLE = ENGINE_CONVERTIBLE | {d.name for d in DETECTORS if d.convertible}
 BASELINE_KEYS = throttling.BASELINE_KEYS
+# The parts every saved state with shapes has: one of them missing is a damaged shape, reset.
+VERSIONS_BEFORE_REGISTRY = frozenset({"bins", "block", "collapse", "throttle", "slowdown",
+                                      "baselines", "silence"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +119,8 @@ def compare(saved: Mapping[str, Any] | None,
     """What must become of each part of a state saved with ``saved`` shapes under ``config``."""
     changes = []
     for name, shape in shapes(config).items():
+        if saved is not None and name not in saved and name not in VERSIONS_BEFORE_REGISTRY:
+            continue  # a detector registered since: it saved nothing, it starts empty
         old = saved.get(name) if saved is not None else None
         old_version = old.get("version") if isinstance(old, Mapping) else 1
         if old_version != shape["version"]:
