@@ -113,6 +113,8 @@ class CollapseDetector(Detector):
         config = self.config
         signals = []
         for (cc, asn), probe_ids in sorted(b.networks().items()):
+            if (cc, asn) in b.partial:
+                continue  # judged already: one probe's late backlog is no network verdict
             collapsed = tuple(sorted(
                 p for p in probe_ids if probe_collapsed(
                     b.probes[p].tried, b.probes[p].failed, b.probes[p].ladder_offline,

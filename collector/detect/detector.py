@@ -65,6 +65,9 @@ class SettledBin:
     # What detectors earlier in the registry found in this bin, for the later ones:
     collapsed: set[tuple[str, str]] = field(default_factory=set)  # (cc, asn): a shutdown
     generalized: set[tuple[str, str]] = field(default_factory=set)  # (cc, asn): all slow
+    # (cc, asn) judged in this bin already: here are only the runs a probe uploaded late (its
+    # backlog). Per-probe detectors (blocks) take them; network-wide ones skip the network.
+    partial: set[tuple[str, str]] = field(default_factory=set)
 
     def networks(self) -> dict[tuple[str, str], list[str]]:
         """(cc, asn) -> the probes that reported from that network in this bin."""

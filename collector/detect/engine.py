@@ -21,12 +21,15 @@ whose probes collapsed in a bin contributes nothing to that bin's per-target ser
 is not 60 blocks; a bin where the whole network is slow is neutral for targeted throttling),
 and new block or throttling members are not opened on an ASN inside an open shutdown.
 
-Bins are settled per network: an observation is late, counted in ``late`` and dropped from the
-bin detectors (ladder readings are still kept: they backfill shutdown starts), only when its
-network's bin has already been judged. A network that went dark has no bins judged meanwhile,
-so its probes' backlog, uploaded afterwards with the original timestamps, is judged in its own
-bins (blocks that began in the dark, the ladder's offline readings) while the other networks
-went on.
+Bins are settled per network: a network that went dark has no bins judged meanwhile, so its
+probes' backlog, uploaded afterwards with the original timestamps, is judged in its own bins
+(blocks that began in the dark, the ladder's offline readings) while the other networks went
+on. One probe's backlog in a network whose bins were judged without it (its uploads waited
+while the others reported) is judged in *partial* bins (``SettledBin.partial``): the block
+detector takes its rounds, the network-wide detectors skip the network. An observation is late,
+counted in ``late`` and dropped from the bin detectors, only when its probe's runs were already
+judged in that bin or a later one, or when it is a ladder reading of a judged bin (ladder
+readings are still kept: they backfill shutdown starts).
 """
 
 from __future__ import annotations
@@ -120,6 +123,7 @@ class Engine:
         self.last_settled: int | None = None
         self.settled: dict[str, int] = {}  # "cc|asn" -> the network's last judged bin
         self.settled_default: int | None = None  # for a state saved before per-network bins
+        self.judged: dict[str, int] = {}  # probe -> the last bin judged with its runs in it
         self.prev_ok: dict[str, int] = {}
         self.baselines = Baselines()
         self.blind_until: float | None = None
@@ -187,11 +191,21 @@ class Engine:
                 newest = max(r[0] for r in info.ladder)
                 info.ladder = [r for r in info.ladder if r[0] >= newest - LADDER_KEEP]
         index = math.floor(observation.t / self.config.block.bin)
-        done = self.settled.get(f"{observation.cc}|{observation.asn}", self.settled_default)
-        if done is not None and index <= done:
-            self.late += 1
-            return
+        network = f"{observation.cc}|{observation.asn}"
+        done = self.settled.get(network, self.settled_default)
+        partial = done is not None and index <= done
+        if partial:
+            # The network's bin was judged without this probe. Its runs after its own last
+            # judged bin (a backlog it uploads late) are judged apart, in a partial bin; a run of
+            # a bin that had its probe's runs already, and a ladder reading, come too late.
+            judged = self.judged.get(observation.probe_id)
+            if isinstance(observation, LadderReading) or (judged is not None
+                                                          and index <= judged):
+                self.late += 1
+                return
         pending = self.pending.setdefault(index, {"runs": {}, "probes": {}})
+        if partial:
+            pending.setdefault("partial", set()).add(network)
         probe_bin = pending["probes"].get(observation.probe_id)
         if probe_bin is None:
             probe_bin = pending["probes"][observation.probe_id] = ProbeBin(
@@ -282,14 +296,17 @@ class Engine:
         ok_now = {p: len(b.ok) for p, b in probe_bins.items()}
         # A dark network's backlog judged late only updates its own probes.
         self.prev_ok = ok_now if in_order else {**self.prev_ok, **ok_now}
-        for b in probe_bins.values():
+        for probe_id, b in probe_bins.items():
             network = f"{b.cc}|{b.asn}"
             self.settled[network] = max(index, self.settled.get(network, index))
+            self.judged[probe_id] = max(index, self.judged.get(probe_id, index))
+        partial = {(n.partition("|")[0], n.partition("|")[2]) for n in pending.get("partial", ())}
         view = SettledBin(
             index=index, start=start, end=start + config.block.bin, probes=probe_bins,
             runs=pending["runs"], healthy=healthy,
             frozen={b.cc: self.calendar.frozen(b.cc, start) for b in probe_bins.values()},
-            active=active, baselines=self.baselines, is_open=self.tracker.is_open)
+            active=active, baselines=self.baselines, is_open=self.tracker.is_open,
+            partial=partial)
         signals: list[Signal] = []
         for detector in self.detectors:
             signals.extend(detector.judge_bin(view))
@@ -365,10 +382,12 @@ class Engine:
             "probes": {p: i.to_state() for p, i in self.probes.items()},
             "pending": {str(k): {
                 "runs": [_run_to_state(r) for rs in v["runs"].values() for r in rs],
-                "probes": {p: _probe_bin_to_state(b) for p, b in v["probes"].items()}}
+                "probes": {p: _probe_bin_to_state(b) for p, b in v["probes"].items()},
+                "partial": sorted(v.get("partial", ()))}
                 for k, v in self.pending.items()},
             "last_settled": self.last_settled,
             "settled": self.settled,
+            "judged": self.judged,
             "prev_ok": self.prev_ok,
             "baselines": self.baselines.to_state(),
             "detectors": {d.name: d.to_state() for d in self.detectors},
@@ -401,12 +420,15 @@ class Engine:
                     runs.setdefault((run.asn, run.target), []).append(run)
                 probes = {p: _probe_bin_from_state(b) for p, b in pending["probes"].items()}
                 engine.pending[int(index)] = {"runs": runs, "probes": probes}
+                if pending.get("partial"):
+                    engine.pending[int(index)]["partial"] = set(texts(pending["partial"]))
             engine.last_settled = data["last_settled"]
             if "settled" in data:
                 engine.settled = {k: int(v) for k, v in data["settled"].items()}
             else:
                 engine.settled_default = engine.last_settled
             engine.prev_ok = dict(data["prev_ok"])
+            engine.judged = {str(k): integer(v) for k, v in data.get("judged", {}).items()}
             for change in changes:
                 if change.detector == "bins" and "bin" in change.old:
                     engine._rebin(float(change.old["bin"]))
@@ -453,6 +475,7 @@ class Engine:
             settled_until = (self.last_settled + 1) * old_bin
             self.last_settled = converted(self.last_settled)
         self.settled = {network: converted(index) for network, index in self.settled.items()}
+        self.judged = {probe: converted(index) for probe, index in self.judged.items()}
         if self.settled_default is not None:
             self.settled_default = converted(self.settled_default)
         runs = sorted((r for bin_ in old.values() for rs in bin_["runs"].values() for r in rs),

@@ -273,6 +273,8 @@ class SlowdownDetector(Detector):
         per_network_ratios: dict[tuple[str, str], dict[str, float]] = defaultdict(dict)
         relative: dict[str, list[float]] = defaultdict(list)
         for (asn, target), target_runs in b.runs.items():
+            if (target_runs[0].cc, asn) in b.partial:
+                continue  # judged already: one probe's late backlog is no network verdict
             base = b.baselines.targets.get(f"{target_runs[0].cc}|{asn}|{target}")
             expected = baseline.predict(base, b.start, config.throttle) if base else None
             if not expected:
@@ -344,7 +346,7 @@ class ThrottleDetector(Detector):
         signals = []
         for (asn, target), target_runs in sorted(b.runs.items()):
             cc = target_runs[0].cc
-            if (cc, asn) in b.collapsed:
+            if (cc, asn) in b.collapsed or (cc, asn) in b.partial:
                 continue
             good = [r for r in target_runs if b.healthy.get(r.probe_id)]
             if not good:
