@@ -20,6 +20,10 @@ country) inside an event. Method:
   likely event becomes ``confirmed`` when a likely member carries a deterministic fingerprint
   or likely members span >= 2 ASNs. Tiers never go down while an event is open, so a lowering
   rule holds an event back, it never demotes one already published.
+* A closed block or throttling event is kept for its window after its end: a signal about a
+  moment before that end (a backlog uploaded late) whose onset falls in its span re-opens it
+  under the same id instead of opening a second event. Late shutdown evidence is absorbed by
+  the closed shutdown it belongs to (``closed_shutdowns``).
 * A member ends only when its detector reports recovery (its exit rule, ``exit_bins`` clean bins:
   hysteresis), or after ``stale_after`` without any statement (its probes went away); the event
   closes when its last member ends, with the latest member end as its end.
@@ -182,6 +186,9 @@ class Tracker:
         # Recently closed shutdowns [cc, asns, start, end]: evidence about them that arrives
         # late (ladder readings uploaded after the blackout) must not open a second event.
         self.closed_shutdowns: list[list[Any]] = []
+        # Recently closed blocks and throttling, kept for their kind's window after their end:
+        # a late statement about a moment inside one (a probe's backlog) re-opens it.
+        self.closed: dict[str, EventState] = {}
 
     # -- queries ---------------------------------------------------------------------------
 
@@ -260,9 +267,31 @@ class Tracker:
                 if event.kind == SHUTDOWN:
                     asns = sorted({a for m in event.members.values() for a in m.asns})
                     self.closed_shutdowns.append([event.cc, asns, event.start, event.end])
+                else:
+                    self.closed[eid] = event
         horizon = now - self.config.silence.backfill
         self.closed_shutdowns = [c for c in self.closed_shutdowns if c[3] >= horizon]
+        self.closed = {k: e for k, e in self.closed.items()
+                       if e.end is not None and e.end >= now - self._window(e.kind)}
         return out
+
+    def _reopen(self, signal: Signal, cluster: str) -> EventState | None:
+        """A closed event this late signal belongs to: same kind, country and cluster, its
+        statement about a moment before the event ended, its onset within the kind's window of
+        the event's start. The event is open again (same id) until its members end anew."""
+        assert signal.onset is not None
+        window = self._window(signal.kind)
+        found = [e for e in self.closed.values()
+                 if e.kind == signal.kind and e.cc == signal.cc and e.cluster == cluster
+                 and e.end is not None and signal.at <= e.end
+                 and e.start - window <= signal.onset <= e.end]
+        if not found:
+            return None
+        event = min(found, key=lambda e: (e.start, e.id))
+        del self.closed[event.id]
+        event.end = None
+        self.events[event.id] = event
+        return event
 
     def _fold(self, signal: Signal) -> str | None:
         key = signal.key
@@ -287,11 +316,23 @@ class Tracker:
         event = self._find(signal, cluster)
         if event is None and signal.kind == SHUTDOWN and self._absorbed(signal):
             return None
+        if event is None and signal.kind != SHUTDOWN:
+            event = self._reopen(signal, cluster)
         if event is None:
             new_id = event_id(signal.kind, signal.cc, signal.onset, f"{cluster}|{key}")
             event = EventState(id=new_id, kind=signal.kind, cc=signal.cc, cluster=cluster,
                                start=signal.onset, tier=NONE, updated_at=signal.at)
             self.events[new_id] = event
+        ended = event.members.get(key)
+        if ended is not None:  # the same series, in a re-opened event: it goes on
+            ended.end = ended.end_reason = None
+            ended.onset = min(ended.onset, signal.onset)
+            ended.level, ended.max_level = signal.level, max(ended.max_level, signal.level)
+            ended.last_at = max(ended.last_at, signal.at)
+            ended.probes = sorted(set(ended.probes) | set(signal.probes))
+            ended.stats = dict(signal.stats)
+            self.index[key] = event.id
+            return event.id
         event.members[key] = MemberState(
             detector=signal.detector, asn=signal.asn, target=signal.target, onset=signal.onset,
             last_at=signal.at, level=signal.level, max_level=signal.level,
@@ -403,10 +444,12 @@ class Tracker:
 
     def to_state(self) -> dict[str, Any]:
         return {"events": {k: e.to_state() for k, e in self.events.items()},
-                "closed_shutdowns": self.closed_shutdowns}
+                "closed_shutdowns": self.closed_shutdowns,
+                "closed": {k: e.to_state() for k, e in self.closed.items()}}
 
     def load_state(self, data: Mapping[str, Any]) -> None:
         self.events = {k: EventState.from_state(e) for k, e in data["events"].items()}
         self.closed_shutdowns = [list(c) for c in data["closed_shutdowns"]]
+        self.closed = {k: EventState.from_state(e) for k, e in data.get("closed", {}).items()}
         self.index = {key: event.id for event in self.events.values()
                       for key, member in event.members.items() if member.end is None}
