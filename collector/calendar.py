@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from collector.detect.windows import Calendar, WindowSpec
-from probe.typed_config import (
+from probe.core.typed_config import (
     ConfigError,
     build,
     checked,

@@ -14,7 +14,7 @@ from collector.geoip import GeoIP
 from collector.server import StartupError, serve
 from collector.store import StoreUnavailable, open_store
 from collector.tokens import new_token, token_hash, valid_probe_id
-from probe.typed_config import ConfigError, is_host_port
+from probe.core.typed_config import ConfigError, is_host_port
 
 BAD_INPUT = 2
 ACCESS_LOG_FORMAT = '%t "%r" %s %b %Tfs'

@@ -13,7 +13,7 @@ from collector.calendar import load_calendar
 from collector.detect.params import DetectionConfig
 from collector.notify.config import Notifications
 from collector.sni_ab import SniAB
-from probe.typed_config import (
+from probe.core.typed_config import (
     ConfigError,
     build,
     checked,
@@ -134,7 +134,7 @@ def load(path: str | Path | None) -> CollectorConfig:
     relative to the file."""
     if path is None:
         return CollectorConfig()
-    from probe.config import load_targets_csv
+    from probe.config.probe_config import load_targets_csv
 
     file = Path(path)
     config = build(CollectorConfig, read_yaml(file))

@@ -34,9 +34,9 @@ import ssl
 from collections.abc import Callable
 from typing import Any
 
-from probe import failures
-from probe.bogons import is_bogon, redirect_allowed, scope
-from probe.checks.web import REDIRECT_CODES, redirect_target, split_url
+from probe.core import failures
+from probe.core.bogons import is_bogon, redirect_allowed, scope
+from probe.nettests.web_connectivity.measure import REDIRECT_CODES, redirect_target, split_url
 from probe.netx import dns, tcp, tls
 from probe.netx import http as netx_http
 from probe.netx.trace import Trace

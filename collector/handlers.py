@@ -49,7 +49,7 @@ from collector.validate import (
     validate_batch,
     validate_heartbeat,
 )
-from probe.typed_config import ConfigError
+from probe.core.typed_config import ConfigError
 
 if TYPE_CHECKING:
     from collector.target_lists import ServedLists

@@ -32,7 +32,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from collector.keys import config_key
-from probe.typed_config import checked, is_host_port, positive
+from probe.core.typed_config import checked, is_host_port, positive
 
 OBJECT_PATH = "/kuzot-sni-ab.bin"
 _SEED = 0x6B757A6F74  # fixed, so every collector serves the same bytes for a given size

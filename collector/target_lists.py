@@ -30,8 +30,8 @@ from aiohttp import web
 from collector.config import TargetListsConfig
 from collector.handlers import authenticate
 from collector.keys import served_lists_key
-from probe.config import Target, load_targets_csv
-from probe.typed_config import ConfigError
+from probe.config.probe_config import Target, load_targets_csv
+from probe.core.typed_config import ConfigError
 
 log = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ that whatever is accepted can be stored by both stores and served back unchanged
 Privacy: the submitter's IP address is never stored. ``probe_ip`` is forced to "127.0.0.1"
 (as OONI's probes send it) and every spelling of the submitter's address left in any string of
 the document is replaced with ``[scrubbed]`` before storage, by the probe's own matcher
-(``probe.scrub``). A loopback submitter is the collector's own host and is left alone, so
+(``probe.core.scrub``). A loopback submitter is the collector's own host and is left alone, so
 local labs keep their loopback site addresses.
 
 Identity: the stored document names the probe the bearer token belongs to
@@ -31,7 +31,7 @@ from typing import Any
 from collector.config import Limits
 from collector.geoip import Location, place
 from collector.store import TIME_FORMAT, VERDICTS, StoredMeasurement
-from probe.scrub import Predicate, same_address, scrub_document
+from probe.core.scrub import Predicate, same_address, scrub_document
 
 KNOWN_TESTS = frozenset({
     "web_connectivity", "throttling", "connectivity", "telegram", "whatsapp", "signal",

@@ -1,5 +1,5 @@
 """Expands a detection scenario (``tests/scenarios/detection/*.json``) into what a collector
-receives: heartbeats, and measurements in the probe's own envelope (``probe.measurement``)
+receives: heartbeats, and measurements in the probe's own envelope (``probe.core.measurement``)
 with web connectivity and connectivity test keys shaped as the probe writes them.
 
 A scenario names its networks (``asns``: ASN -> number of probes), a number of targets, a
@@ -18,8 +18,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from probe.measurement import envelope
-from probe.typed_config import parse_duration
+from probe.core.measurement import envelope
+from probe.core.typed_config import parse_duration
 
 BASE = datetime(2024, 3, 1, tzinfo=UTC).timestamp()
 CYCLE = 300.0

@@ -25,7 +25,7 @@ from collector.pipeline import Pipeline
 from collector.store import EventFilter
 from collector.store.sqlite import SQLiteStore
 from collector.validate import validate
-from probe.typed_config import parse_duration
+from probe.core.typed_config import parse_duration
 from tests.collector import scenarios
 
 TICK = 60.0

@@ -21,7 +21,7 @@ from collector.config import CollectorConfig
 from collector.detect.params import DetectionConfig, NetworkRoles
 from collector.keys import pipeline_key, store_key
 from collector.tokens import new_token, token_hash
-from probe import windows as probe_windows
+from probe.daemon import windows as probe_windows
 from tests.collector import scenarios
 
 SCENARIO = {

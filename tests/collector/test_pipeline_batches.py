@@ -27,7 +27,7 @@ from collector.pipeline import Pipeline
 from collector.store import EventFilter
 from collector.store.sqlite import SQLiteStore
 from collector.validate import validate
-from probe.typed_config import parse_duration
+from probe.core.typed_config import parse_duration
 from tests.collector import scenarios
 from tests.collector.test_detection_scenarios import run_scenario
 from tests.helpers.fleet import web_measurement

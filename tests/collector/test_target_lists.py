@@ -12,7 +12,7 @@ import pytest
 
 from collector import config as collector_config
 from collector.config import TargetListsConfig
-from probe.typed_config import ConfigError
+from probe.core.typed_config import ConfigError
 from tests.collector.app import running
 
 SHIPPED = Path(__file__).resolve().parents[2] / "configs" / "targets"

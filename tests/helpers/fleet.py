@@ -24,7 +24,7 @@ from collector.detect.params import DetectionConfig
 from collector.keys import eventbook_key, store_key
 from collector.notify.config import Notifications
 from collector.tokens import new_token, token_hash
-from probe.measurement import envelope
+from probe.core.measurement import envelope
 from tests.helpers.servers import serve_app
 
 # (phase durations in seconds) for a quick page, a slow (throttled) one, and a baseline.
