@@ -185,8 +185,8 @@ def expand(scenario: dict[str, Any], base: float = BASE) -> list[Arrival]:
 async def store_arrivals(store: Any, arrivals: list[Arrival]) -> None:
     """Store ``arrivals`` as the collector's ingest would, each at the time it arrived:
     heartbeats one by one, measurements validated and written as one batch."""
+    from collector.api.validate import validate
     from collector.config import Limits
-    from collector.validate import validate
 
     batch = []
     for arrival in arrivals:

@@ -10,7 +10,7 @@ import pytest
 from aiohttp import web
 
 from collector import config as collector_config
-from collector.geoip import GeoIP, Location
+from collector.api.geoip import GeoIP, Location
 from collector.store import Filters
 from probe.core.typed_config import ConfigError
 from tests.collector.app import running

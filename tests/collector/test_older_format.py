@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from collector.detect.extract import observation
-from collector.fleet_metrics import phase_durations
+from collector.metrics.fleet import phase_durations
 from probe.core.measurement import envelope
 from probe.nettests.web_connectivity import analysis
 from tests.helpers import ooni_format

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from collector import config as collector_config
-from collector.calendar import build_calendar, load_calendar
 from collector.detect.model import parse_time
+from collector.events.windows import build_calendar, load_calendar
 from probe.core.typed_config import ConfigError
 
 ROOT = Path(__file__).parents[3]

@@ -26,7 +26,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from collector.app import create_app
 from collector.config import CollectorConfig
-from collector.sni_ab import OBJECT_PATH, SniAB, fixed_object
+from collector.vantage.sni_ab import OBJECT_PATH, SniAB, fixed_object
 from probe.daemon.budget import ByteBudget
 from probe.nettests.throttling import measure as throttle
 from probe.nettests.throttling.sni_ab import fetch_endpoint, parse_endpoint

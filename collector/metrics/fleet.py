@@ -16,7 +16,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Gauge, Histogram
 
-from collector.exposition import TextCounter, TextHistogram
+from collector.metrics.exposition import TextCounter, TextHistogram
 
 PHASES = ("resolve", "connect", "tls", "processing", "transfer")
 PHASE_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)

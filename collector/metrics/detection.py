@@ -10,8 +10,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from collector.eventbook import EventBook
-from collector.metrics import NAMESPACE
+from collector.events.book import EventBook
+from collector.metrics.ingest import NAMESPACE
 
 KINDS = ("shutdown", "block", "throttling")
 TIERS = ("suspected", "likely", "confirmed")

@@ -4,7 +4,7 @@ The status page is linked from news sites during a crisis, which makes it worth 
 (clickjacking), defacing through an injected script, or sniffing as another content type.
 Every response therefore carries a Content-Security-Policy that allows no script at all, no
 frame ancestor and no external resource; the page's one inline stylesheet is allowed by its
-SHA-256 (``collector.statuspage.STYLE_HASH``), so the page stays a single request on a
+SHA-256 (``collector.events.statuspage.STYLE_HASH``), so the page stays a single request on a
 throttled link. JSON and text answers carry the same headers: a browser that is tricked into
 rendering them gets nothing to run either.
 
@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from collector.statuspage import STYLE_HASH
+from collector.events.statuspage import STYLE_HASH
 
 CONTENT_SECURITY_POLICY = "; ".join([
     "default-src 'none'",

@@ -7,8 +7,8 @@ families that grow with targets do so incrementally:
 
 * ``TextCounter`` and ``TextHistogram`` keep each labelled child's lines and re-render only
   the children that changed since the last scrape;
-* the store families (``collector.metrics.StoreCollector``) reuse their text while the rows read
-  from the store are unchanged.
+* the store families (``collector.metrics.ingest.StoreCollector``) reuse their text while the rows
+  read from the store are unchanged.
 
 The output is byte for byte what ``prometheus_client.generate_latest`` writes for the same
 values (including the ``_created`` series), which ``tests/collector/test_exposition.py``

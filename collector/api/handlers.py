@@ -19,10 +19,20 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from collector import control, statuspage
-from collector import openapi as openapi_document
-from collector.event_api import event_windows
-from collector.geoip import GeoIP
+from collector.api import openapi as openapi_document
+from collector.api.geoip import GeoIP
+from collector.api.query import BadQuery, encode_cursor, parse_aggregation, parse_events, parse_list
+from collector.api.tokens import token_hash
+from collector.api.validate import (
+    BatchInvalid,
+    Invalid,
+    batch_items,
+    parse_json,
+    validate_batch,
+    validate_heartbeat,
+)
+from collector.events import statuspage
+from collector.events.windows_api import event_windows
 from collector.keys import (
     calendar_key,
     config_key,
@@ -37,22 +47,13 @@ from collector.keys import (
     snapshot_key,
     store_key,
 )
-from collector.metrics import IngestMetrics, refresh
-from collector.query import BadQuery, encode_cursor, parse_aggregation, parse_events, parse_list
+from collector.metrics.ingest import IngestMetrics, refresh
 from collector.store import TIME_FORMAT, StoreUnavailable
-from collector.tokens import token_hash
-from collector.validate import (
-    BatchInvalid,
-    Invalid,
-    batch_items,
-    parse_json,
-    validate_batch,
-    validate_heartbeat,
-)
+from collector.vantage import control
 from probe.core.typed_config import ConfigError
 
 if TYPE_CHECKING:
-    from collector.target_lists import ServedLists
+    from collector.api.target_lists import ServedLists
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 RETRY_AFTER_UNAVAILABLE = 30
@@ -108,7 +109,7 @@ async def authenticate(request: web.Request) -> str | None:
         raise _error(web.HTTPUnauthorized, "missing bearer token",
                      {"WWW-Authenticate": "Bearer"})
     token = header[7:].strip()
-    # Tokens are printable ASCII (collector.tokens); other bytes arrive from aiohttp as
+    # Tokens are printable ASCII (collector.api.tokens); other bytes arrive from aiohttp as
     # surrogate escapes that cannot even be hashed.
     if not token or not token.isascii() or not token.isprintable():
         raise _error(web.HTTPUnauthorized, "malformed bearer token",

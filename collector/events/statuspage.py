@@ -4,7 +4,7 @@ For media partners who link to it during a protest: what is happening now, where
 and on what evidence; a table per country and per network; a seven-day timeline. Plain HTML
 with one inline stylesheet: no JavaScript, no external assets, no ``style`` attributes,
 readable on a phone (tables scroll sideways inside their box instead of widening the page).
-The stylesheet is allowed by its hash in the Content-Security-Policy (``collector.security``),
+The stylesheet is allowed by its hash in the Content-Security-Policy (``collector.api.security``),
 which allows nothing else. Pure functions of their inputs, so the tests can check them on
 tables.
 """

@@ -28,8 +28,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from collector.api.geoip import Location, place
 from collector.config import Limits
-from collector.geoip import Location, place
 from collector.store import TIME_FORMAT, VERDICTS, StoredMeasurement
 from probe.core.scrub import Predicate, same_address, scrub_document
 

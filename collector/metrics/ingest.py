@@ -5,7 +5,7 @@ per-target outcomes live in ``fleet_metrics``). The state of what is stored (lat
 per target, row count) is read from the store at scrape time by ``StoreCollector`` rather than
 kept in thousands of mutated gauges: the ``/metrics`` handler refreshes a ``StoreSnapshot``
 (async) and the collector renders it (as text, caching the verdict lines: see
-``collector.exposition``).
+``collector.metrics.exposition``).
 
 Labels take bounded values only: outcome and reason come from closed sets, cc and asn from
 validated measurements, and ``target`` is a configured target URL,
@@ -23,7 +23,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from collector.exposition import header, sample_line
+from collector.metrics.exposition import header, sample_line
 from collector.store import StoreUnavailable
 
 NAMESPACE = "kuzot"

@@ -11,9 +11,9 @@ from __future__ import annotations
 from typing import Any
 
 from collector import __version__
-from collector.query import AGGREGATION_PARAMS, EVENT_PARAMS, LIST_PARAMS
+from collector.api.query import AGGREGATION_PARAMS, EVENT_PARAMS, LIST_PARAMS
+from collector.api.validate import KNOWN_TESTS, REASONS
 from collector.store import AXES, COUNT_COLUMNS, VERDICTS
-from collector.validate import KNOWN_TESTS, REASONS
 
 _TIME = {"type": "string", "pattern": r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}$",
          "description": "UTC, 'YYYY-MM-DD HH:MM:SS' (OONI's format)", "example":

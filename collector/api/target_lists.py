@@ -27,8 +27,8 @@ from typing import Any
 
 from aiohttp import web
 
+from collector.api.handlers import authenticate
 from collector.config import TargetListsConfig
-from collector.handlers import authenticate
 from collector.keys import served_lists_key
 from probe.config.probe_config import Target, load_targets_csv
 from probe.core.typed_config import ConfigError
