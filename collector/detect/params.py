@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from collector.detect.outside import OutsideParams
-from probe.typed_config import checked, duration_field, is_asn, positive
+from probe.core.typed_config import checked, duration_field, is_asn, positive
 
 
 def _share(value: Any) -> str | None:

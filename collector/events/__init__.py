@@ -1,1 +1,2 @@
-"""Events as the collector publishes them: what kinds there are (``kinds``)."""
+"""Events told to people: the event book, event windows, the status page; and what kinds of
+event there are (``kinds``)."""
