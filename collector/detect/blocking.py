@@ -256,17 +256,10 @@ def _signal(series: BlockSeries, voters: dict[str, ProbeTrack], latest: list[boo
             target: str, active_probes: int, params: BlockParams, tiers: TierParams) -> Signal:
     level = NONE
     lower = wilson_lower(sum(last_two), len(last_two), params.wilson_z)
-    # Once the episode is longer than the last two rounds, the same bound over all of its
-    # rounds too: a block is blocked round after round, a flaky CDN fails a share of the
-    # runs, and at a short cadence its last two rounds alone are sometimes all failures on
-    # three probes.
-    episode = wilson_lower(series.blocked, series.runs, params.wilson_z) \
-        if series.runs > len(last_two) else 1.0
     persistent = [p for p, t in voters.items() if len(t.runs) == 2 and all(t.blocked())]
     onset = series.onset
     if onset is not None and recovered_at is None:
-        if lower >= params.likely_share and episode >= params.likely_share and \
-                len(persistent) >= tiers.likely_probes(active_probes):
+        if lower >= params.likely_share and len(persistent) >= tiers.likely_probes(active_probes):
             level = LIKELY
         elif sum(last_two) >= 2 and latest and sum(latest) >= params.hot_share * len(latest):
             level = SUSPECTED

@@ -224,31 +224,3 @@ def test_votes_are_one_per_probe_and_dated_by_the_runs_that_showed_them() -> Non
     votes = bin_votes(list(reversed(runs)))
     assert votes == [BlockRun("a", 20.0, True, "tls:timeout", "issuer:X"),
                      BlockRun("b", 25.0, False, "", None)]
-
-
-def test_a_flaky_target_whose_last_two_rounds_happen_to_fail_is_not_likely() -> None:
-    """A CDN failing about half of the runs for forty minutes, measured every five minutes:
-    rounds mostly mixed, then by chance four of six probes fail twice running. The last two
-    rounds alone would say likely (Wilson bound 0.56, four persistent probes); over the whole
-    episode the blocked share is a coin toss."""
-    six = EIGHT[:6]
-    series = BlockSeries()
-    for k in range(2):
-        assert round_(series, k, set(), six).level == NONE
-    flaky = [{"p0", "p1", "p2", "p3"}, {"p4", "p5"}, {"p0", "p2", "p4"}, {"p1", "p3", "p5"},
-             {"p0", "p1", "p2", "p3", "p4"}, {"p0", "p1", "p2", "p3", "p5"}]
-    levels = [round_(series, 2 + k, blocked, six) for k, blocked in enumerate(flaky)]
-    last = levels[-1]
-    assert last.stats["wilson_lower"] >= 0.5 and last.stats["persistent_probes"] >= 3
-    assert series.runs > 12 and series.blocked < 0.7 * series.runs
-    assert [s.level for s in levels if s.level > NONE] and \
-        all(s.level == SUSPECTED for s in levels if s.level > NONE)
-
-
-def test_a_block_of_every_probe_is_likely_on_its_second_round_whatever_came_before() -> None:
-    six = EIGHT[:6]
-    series = BlockSeries()
-    round_(series, 0, set(), six)
-    round_(series, 1, {"p0"}, six)
-    assert round_(series, 2, set(six), six).level == SUSPECTED
-    assert round_(series, 3, set(six), six).level == LIKELY
