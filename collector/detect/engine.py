@@ -105,7 +105,9 @@ def _run_to_state(run: Run) -> dict[str, Any]:
 
 
 def _run_from_state(data: object) -> Run:
-    return Run(**record(data, RUN_FIELDS))
+    if isinstance(data, list):  # state version 2: the leading fields, in order
+        return Run(*data)
+    return Run(**mapping(data))
 
 
 class Engine:
