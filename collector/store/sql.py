@@ -21,6 +21,7 @@ request; every value is a parameter.
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,6 +33,7 @@ from collector.store import (
     Axis,
     EventFilter,
     Filters,
+    StoredMeasurement,
 )
 
 # Event columns in the order both stores write and read them; the JSON ones are text.
@@ -62,15 +64,22 @@ class Dialect:
     name: str
     numbered: bool  # ``$1`` placeholders (PostgreSQL) instead of ``?`` (SQLite)
     time: Callable[[str], Any]  # an interface time string -> the database's parameter
-    day: str  # expression of the UTC day of ``start_time``, ``"YYYY-MM-DD"``
-    hour: str  # expression of its hour, ``"YYYY-MM-DD HH:00:00"``
+    day: str  # the UTC day of time column ``{t}`` as ``"YYYY-MM-DD"``
+    hour: str  # its hour as ``"YYYY-MM-DD HH:00:00"``
     json_has: Callable[[str, str], str]  # (column, placeholder) -> "JSON list has value"
-    axes: dict[str, str] = field(init=False)
+    axes: dict[str, str] = field(init=False)  # axis -> expression over ``measurements``
+    rollup_axes: dict[str, str] = field(init=False)  # axis -> expression over ``rollups``
 
     def __post_init__(self) -> None:
-        axes = {"day": self.day, "hour": self.hour, "cc": "probe_cc", "asn": "probe_asn",
-                "domain": "domain", "input": "input", "test_name": "test_name"}
+        axes = {"day": self.day.format(t="start_time"), "hour": self.hour.format(t="start_time"),
+                "cc": "probe_cc", "asn": "probe_asn", "domain": "domain", "input": "input",
+                "test_name": "test_name"}
         object.__setattr__(self, "axes", axes)
+        # The hour column is already the hour; "" stands for no domain in the rollup's key.
+        rollup_axes = {"day": self.day.format(t="hour"), "hour": self.hour.format(t="hour"),
+                       "cc": "probe_cc", "asn": "probe_asn", "domain": "nullif(domain, '')",
+                       "test_name": "test_name"}
+        object.__setattr__(self, "rollup_axes", rollup_axes)
 
     def text(self, query: str) -> str:
         """``query`` with its ``?`` placeholders in this dialect's style."""
@@ -130,18 +139,90 @@ def list_query(filters: Filters, params: Params, after: tuple[str, str] | None,
             f"ORDER BY start_time DESC, uid DESC LIMIT {params.add(limit)}")
 
 
-def aggregate_query(filters: Filters, axes: tuple[Axis, ...], params: Params,
-                    limit: int) -> str:
-    """GROUP BY the axes (expressions from the dialect), ordered by axis values."""
-    axis_sql = params.dialect.axes
+def _grouped(axis_sql: dict[str, str], axes: tuple[Axis, ...], counts: str, source: str,
+             where_: str, params: Params, limit: int) -> str:
     select = [f"{axis_sql[a]} AS {a}" for a in axes]
     group = f"GROUP BY {', '.join(axis_sql[a] for a in axes)}" if axes else ""
     # NULLS LAST spelled out: SQLite and PostgreSQL disagree on the default.
     order = (f"ORDER BY {', '.join(axis_sql[a] + ' NULLS LAST' for a in axes)}"
              if axes else "")
-    columns = ", ".join([*select, count_expressions()])
-    return (f"SELECT {columns} FROM measurements {where(filters, params)} {group} {order} "
-            f"LIMIT {params.add(limit)}")
+    columns = ", ".join([*select, counts])
+    return f"SELECT {columns} FROM {source} {where_} {group} {order} LIMIT {params.add(limit)}"
+
+
+def aggregate_query(filters: Filters, axes: tuple[Axis, ...], params: Params,
+                    limit: int) -> str:
+    """GROUP BY the axes (expressions from the dialect), ordered by axis values.
+
+    Answered from ``rollups`` when they hold what the question needs (``from_rollups``),
+    else by scanning ``measurements``; both give the same rows."""
+    if from_rollups(filters, axes):
+        return _grouped(params.dialect.rollup_axes, axes, rollup_count_expressions(),
+                        "rollups", rollup_where(filters, params), params, limit)
+    return _grouped(params.dialect.axes, axes, count_expressions(), "measurements",
+                    where(filters, params), params, limit)
+
+
+# --- rollups -------------------------------------------------------------------------------
+#
+# ``rollups`` counts measurements per hour x country x network x domain x test x verdict, kept
+# in the transaction that stores them (only rows newly stored count, so a retried batch adds
+# nothing). Aggregations over those dimensions read it instead of every measurement. A missing
+# domain or verdict is "" in the key (a primary key cannot hold NULL).
+
+ROLLUP_AXES = frozenset({"day", "hour", "cc", "asn", "domain", "test_name"})
+ROLLUP_KEY = ("hour", "probe_cc", "probe_asn", "domain", "test_name", "verdict")
+_ROLLUP_FILTERS = {"cc": "probe_cc", "asn": "probe_asn", "test_name": "test_name",
+                   "domain": "domain", "verdict": "verdict"}
+
+
+def _on_the_hour(moment: str | None) -> bool:
+    return moment is None or moment.endswith(":00:00")
+
+
+def from_rollups(filters: Filters, axes: tuple[Axis, ...]) -> bool:
+    """Whether ``rollups`` answer exactly: no ``input`` axis or filter, and time bounds on
+    whole hours (a bound inside an hour needs each measurement's own time)."""
+    return (filters.input is None and set(axes) <= ROLLUP_AXES
+            and _on_the_hour(filters.since) and _on_the_hour(filters.until))
+
+
+def rollup_where(filters: Filters, params: Params) -> str:
+    clauses = []
+    if filters.since is not None:
+        clauses.append(f"hour >= {params.time(filters.since)}")
+    if filters.until is not None:
+        clauses.append(f"hour < {params.time(filters.until)}")
+    for name, column in _ROLLUP_FILTERS.items():
+        value = getattr(filters, name)
+        if value is not None:
+            clauses.append(f"{column} = {params.add(value)}")
+    return f"WHERE {' AND '.join(clauses)}" if clauses else ""
+
+
+def rollup_count_expressions() -> str:
+    parts = ["sum(count) AS measurement_count"]
+    parts += [f"sum(CASE WHEN verdict = '{v}' THEN count ELSE 0 END) AS {v}_count"
+              for v in VERDICTS]
+    return ", ".join(parts)
+
+
+def rollup_increments(rows: list[StoredMeasurement]) -> list[tuple[str, str, str, str, str,
+                                                                   str, int]]:
+    """(hour, cc, asn, domain, test, verdict, count) for newly stored rows, sorted by key so
+    concurrent writers take row locks in one order."""
+    counts: Counter[tuple[str, str, str, str, str, str]] = Counter(
+        (r.start_time[:13] + ":00:00", r.probe_cc, r.probe_asn, r.domain or "", r.test_name,
+         r.verdict or "") for r in rows)
+    return [(*key, n) for key, n in sorted(counts.items())]
+
+
+def rollup_fill(hour: str) -> str:
+    """The rollups of measurements already stored (a migration); ``hour`` is the dialect's
+    hour expression of ``start_time``."""
+    return (f"INSERT INTO rollups ({','.join(ROLLUP_KEY)}, count) "
+            f"SELECT {hour}, probe_cc, probe_asn, coalesce(domain, ''), test_name, "
+            f"coalesce(verdict, ''), count(*) FROM measurements GROUP BY 1, 2, 3, 4, 5, 6")
 
 
 def events_query(query: EventFilter, params: Params) -> str:
@@ -214,6 +295,9 @@ class Statements:
     upsert_event: str
     load_state: str
     save_state: str
+    upsert_rollup: str
+    add_total: str
+    total: str
 
     @classmethod
     def of(cls, dialect: Dialect) -> Statements:
@@ -248,5 +332,16 @@ class Statements:
                 "INSERT INTO detection_state (name, body, saved_at) VALUES (?, ?, ?) "
                 "ON CONFLICT (name) DO UPDATE SET body = excluded.body, "
                 "saved_at = excluded.saved_at"),
+            "upsert_rollup": (
+                f"INSERT INTO rollups ({','.join(ROLLUP_KEY)}, count) "
+                f"VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT ({','.join(ROLLUP_KEY)}) "
+                f"DO UPDATE SET count = rollups.count + excluded.count"),
+            # The count of stored measurements, in a few rows so concurrent writers need
+            # not wait for each other's commit on one row; their sum is the total.
+            "add_total": (
+                "INSERT INTO measurement_totals (shard, count) VALUES (?, ?) "
+                "ON CONFLICT (shard) DO UPDATE SET count = measurement_totals.count "
+                "+ excluded.count"),
+            "total": "SELECT coalesce(sum(count), 0) FROM measurement_totals",
         }
         return cls(**{k: dialect.text(v) for k, v in texts.items()})

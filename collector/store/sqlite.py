@@ -122,12 +122,22 @@ MIGRATIONS: tuple[tuple[Step, ...], ...] = (
             name TEXT PRIMARY KEY, holder TEXT NOT NULL, expires_at TEXT NOT NULL)""",
     ),
     EVENTS_MIGRATION,  # version 3: detection's events and state
+    (  # version 4: rollups for aggregation and the stored count, filled from what is stored
+        """CREATE TABLE rollups (
+            hour TEXT NOT NULL, probe_cc TEXT NOT NULL, probe_asn TEXT NOT NULL,
+            domain TEXT NOT NULL, test_name TEXT NOT NULL, verdict TEXT NOT NULL,
+            count INTEGER NOT NULL,
+            PRIMARY KEY (hour, probe_cc, probe_asn, domain, test_name, verdict)) WITHOUT ROWID""",
+        sql.rollup_fill("substr(start_time, 1, 13) || ':00:00'"),
+        "CREATE TABLE measurement_totals (shard INTEGER PRIMARY KEY, count INTEGER NOT NULL)",
+        "INSERT INTO measurement_totals (shard, count) SELECT 0, count(*) FROM measurements",
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
 DIALECT = sql.Dialect(
     name="sqlite", numbered=False, time=str,
-    day="substr(start_time, 1, 10)", hour="substr(start_time, 1, 13) || ':00:00'",
+    day="substr({t}, 1, 10)", hour="substr({t}, 1, 13) || ':00:00'",
     json_has=lambda column, value: (
         f"EXISTS (SELECT 1 FROM json_each(events.{column}) WHERE value = {value})"),
 )
@@ -322,6 +332,9 @@ class SQLiteStore(SQLiteEventsMixin):
                 f"VALUES ({','.join('?' for _ in MEASUREMENT_COLUMNS)})",
                 [_values(r) for r in fresh])
             await db.executemany(SQL.upsert_target, [_target_values(r) for r in fresh])
+            await db.executemany(SQL.upsert_rollup, sql.rollup_increments(fresh))
+            if fresh:
+                await db.execute(SQL.add_total, (0, len(fresh)))
             return [r.uid for r in fresh]
 
         return await self.writer.run(job)
@@ -350,7 +363,7 @@ class SQLiteStore(SQLiteEventsMixin):
                 for r in rows]
 
     async def count_measurements(self) -> int:
-        rows = await self._fetch("SELECT count(*) FROM measurements")
+        rows = await self._fetch(SQL.total)
         return int(rows[0][0])
 
     async def latest_by_target(self) -> list[dict[str, Any]]:
