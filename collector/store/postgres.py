@@ -42,6 +42,7 @@ from collector.store import (
     sql,
     target_key,
 )
+from collector.store.body import pack, unpack
 from collector.store.postgres_events import MIGRATION as EVENTS_MIGRATION
 from collector.store.postgres_events import PostgresEventsMixin
 
@@ -132,6 +133,12 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         sql.rollup_fill("date_trunc('hour', start_time)"),
         "CREATE TABLE measurement_totals (shard integer PRIMARY KEY, count bigint NOT NULL)",
         "INSERT INTO measurement_totals (shard, count) SELECT 0, count(*) FROM measurement_uids",
+    ),
+    (  # version 4: new bodies compressed (body.pack) in body_z; rows stored before keep body
+        "ALTER TABLE measurements ADD COLUMN body_z bytea",
+        "ALTER TABLE measurements ALTER COLUMN body DROP NOT NULL",
+        # Already compressed: TOAST should not try again.
+        "ALTER TABLE measurements ALTER COLUMN body_z SET STORAGE EXTERNAL",
     ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -315,7 +322,7 @@ class PostgresStore(PostgresEventsMixin):
             if fresh:
                 await conn.copy_records_to_table(
                     "measurements", records=[_values(r) for r in fresh],
-                    columns=list(MEASUREMENT_COLUMNS))
+                    columns=_WRITTEN_COLUMNS)
                 targets = sorted((_target_values(r) for r in fresh), key=lambda v: v[:4])
                 await conn.executemany(SQL.upsert_target, targets)
                 await conn.executemany(SQL.upsert_rollup, [
@@ -343,10 +350,10 @@ class PostgresStore(PostgresEventsMixin):
         if not uids:
             return {}
         records = await self._fetch(
-            "SELECT m.uid, m.body FROM measurement_uids u JOIN measurements m "
+            "SELECT m.uid, m.body, m.body_z FROM measurement_uids u JOIN measurements m "
             "ON m.start_time = u.start_time AND m.uid = u.uid WHERE u.uid = ANY($1::text[])",
             uids)
-        return {r["uid"]: r["body"] for r in records}
+        return {r["uid"]: stored_body(r) for r in records}
 
     async def aggregate(self, filters: Filters, axes: tuple[Axis, ...],
                         max_groups: int) -> list[dict[str, Any]]:
@@ -436,11 +443,22 @@ class PostgresStore(PostgresEventsMixin):
         await self.pool.close()
 
 
+# The body goes compressed into body_z, in the place of the text column.
+_WRITTEN_COLUMNS = [c if c != "body" else "body_z" for c in MEASUREMENT_COLUMNS]
+
+
 def _values(row: StoredMeasurement) -> tuple[Any, ...]:
     values: dict[str, Any] = {c: getattr(row, c) for c in MEASUREMENT_COLUMNS}
     values["start_time"] = _ts(row.start_time)
     values["received_at"] = _ts(row.received_at)
+    values["body"] = pack(row.body)
     return tuple(values[c] for c in MEASUREMENT_COLUMNS)
+
+
+def stored_body(record: asyncpg.Record) -> str:
+    """A measurement's JSON from its row: ``body_z`` when compressed, else the old text."""
+    compressed = record["body_z"]
+    return unpack(compressed) if compressed is not None else str(record["body"])
 
 
 def _target_values(row: StoredMeasurement) -> tuple[Any, ...]:

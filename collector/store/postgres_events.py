@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import asyncpg
 
 from collector.store import EventFilter, FeedRow, sql
+from collector.store.body import unpack
 from collector.store.sql import event_document, event_values
 
 if TYPE_CHECKING:
@@ -57,7 +58,7 @@ MIGRATION: tuple[str, ...] = (
 # Rows of finished transactions after the cursor, whole transactions only.
 _FEED = """
 SELECT xid::text::bigint AS seq, probe_id, to_char(received_at, 'YYYY-MM-DD HH24:MI:SS') AS
-       received_at, body
+       received_at, body, {body_z} AS body_z
 FROM {table}
 WHERE xid > $1::text::xid8 AND xid < pg_snapshot_xmin(pg_current_snapshot())
   AND xid <= (SELECT coalesce(max(x), $1::text::xid8) FROM (
@@ -93,8 +94,11 @@ class PostgresEventsMixin:
         return [event_document(r) for r in records]
 
     async def _feed(self, table: str, after: int, limit: int) -> list[FeedRow]:
-        records = await self._fetch(_FEED.format(table=table), str(after), limit)
-        return [FeedRow(int(r["seq"]), r["probe_id"], r["received_at"], r["body"])
+        # Only measurements have compressed bodies (body_z); heartbeats are short.
+        body_z = "body_z" if table == "measurements" else "NULL::bytea"
+        records = await self._fetch(_FEED.format(table=table, body_z=body_z), str(after), limit)
+        return [FeedRow(int(r["seq"]), r["probe_id"], r["received_at"],
+                        unpack(r["body_z"]) if r["body_z"] is not None else r["body"])
                 for r in records]
 
     async def measurement_feed(self, after: int, limit: int) -> list[FeedRow]:

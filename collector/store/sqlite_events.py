@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import aiosqlite
 
 from collector.store import EventFilter, FeedRow, sql
+from collector.store.body import unpack
 from collector.store.sql import event_document, event_values
 
 if TYPE_CHECKING:
@@ -78,7 +79,7 @@ class SQLiteEventsMixin:
         rows = await self._fetch(
             "SELECT rowid, probe_id, received_at, body FROM measurements WHERE rowid > ?"
             " ORDER BY rowid LIMIT ?", (after, limit))
-        return [FeedRow(int(r[0]), str(r[1]), str(r[2]), str(r[3])) for r in rows]
+        return [FeedRow(int(r[0]), str(r[1]), str(r[2]), unpack(r[3])) for r in rows]
 
     async def heartbeat_feed(self, after: int, limit: int) -> list[FeedRow]:
         rows = await self._fetch(

@@ -139,6 +139,13 @@ async def test_retries_and_late_uploads_count_once(database: str) -> None:
         await store.close()
 
 
+def _old_values(row: StoredMeasurement, time: Any) -> tuple[Any, ...]:
+    """A row as the previous release wrote it: the body as text."""
+    values = {c: getattr(row, c) for c in MEASUREMENT_COLUMNS}
+    values["start_time"], values["received_at"] = time(row.start_time), time(row.received_at)
+    return tuple(values[c] for c in MEASUREMENT_COLUMNS)
+
+
 async def _write_previous_schema(database: str, rows: list[StoredMeasurement]) -> None:
     """A store as the previous release left it: its schema, its rows, no rollups."""
     if is_postgres(database):
@@ -152,7 +159,7 @@ async def _write_previous_schema(database: str, rows: list[StoredMeasurement]) -
                 "INSERT INTO measurement_uids (uid, start_time) VALUES ($1, $2)",
                 [(r.uid, pg_store._ts(r.start_time)) for r in rows])
             await conn.copy_records_to_table(
-                "measurements", records=[pg_store._values(r) for r in rows],
+                "measurements", records=[_old_values(r, pg_store._ts) for r in rows],
                 columns=list(MEASUREMENT_COLUMNS))
         finally:
             await conn.close()
@@ -162,7 +169,7 @@ async def _write_previous_schema(database: str, rows: list[StoredMeasurement]) -
         await db.executemany(
             f"INSERT INTO measurements ({','.join(MEASUREMENT_COLUMNS)}) "
             f"VALUES ({','.join('?' * len(MEASUREMENT_COLUMNS))})",
-            [sqlite_store._values(r) for r in rows])
+            [_old_values(r, str) for r in rows])
 
 
 async def test_a_store_of_the_previous_schema_upgrades_with_its_counts(database: str) -> None:
@@ -171,10 +178,17 @@ async def test_a_store_of_the_previous_schema_upgrades_with_its_counts(database:
     store = await open_store(database)
     try:
         await check_answers(store, old)
+        # Their bodies were stored as text: read back as they were, beside compressed ones.
+        assert await store.measurement_bodies([r.uid for r in old]) == {
+            r.uid: r.body for r in old}
         # Retries of old rows add nothing; new ones add to the counts filled at upgrade.
         assert await store.add_measurements(old[:20] + new) == [r.uid for r in new]
         assert await rollup_rows(database) == rollups_of(old + new)
         await check_answers(store, old + new)
+        assert await store.measurement_bodies([r.uid for r in old + new]) == {
+            r.uid: r.body for r in old + new}
+        assert {r.body for r in await store.measurement_feed(0, 10_000)} == {
+            r.body for r in old + new}
     finally:
         await store.close()
 
