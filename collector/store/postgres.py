@@ -121,16 +121,18 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     ),
     EVENTS_MIGRATION,  # version 2: detection's events, state and commit-ordered feeds
     (  # version 3: rollups for aggregation and the stored count, filled from what is stored
-        """CREATE TABLE rollups (
-            hour timestamp NOT NULL,
+        *(f"""CREATE TABLE {table} (
+            period timestamp NOT NULL,
             probe_cc text COLLATE "C" NOT NULL,
             probe_asn text COLLATE "C" NOT NULL,
-            domain text COLLATE "C" NOT NULL,
             test_name text COLLATE "C" NOT NULL,
+            input text COLLATE "C" NOT NULL,
+            domain text COLLATE "C" NOT NULL,
             verdict text COLLATE "C" NOT NULL,
             count bigint NOT NULL,
-            PRIMARY KEY (hour, probe_cc, probe_asn, domain, test_name, verdict))""",
-        sql.rollup_fill("date_trunc('hour', start_time)"),
+            PRIMARY KEY ({','.join(sql.ROLLUP_KEY)}))""" for table in sql.ROLLUP_TABLES),
+        sql.rollup_fill("rollups_hourly", "date_trunc('hour', start_time)"),
+        sql.rollup_fill("rollups_daily", "date_trunc('day', start_time)"),
         "CREATE TABLE measurement_totals (shard integer PRIMARY KEY, count bigint NOT NULL)",
         "INSERT INTO measurement_totals (shard, count) SELECT 0, count(*) FROM measurement_uids",
     ),
@@ -325,8 +327,11 @@ class PostgresStore(PostgresEventsMixin):
                     columns=_WRITTEN_COLUMNS)
                 targets = sorted((_target_values(r) for r in fresh), key=lambda v: v[:4])
                 await conn.executemany(SQL.upsert_target, targets)
-                await conn.executemany(SQL.upsert_rollup, [
-                    (_ts(hour), *key, n) for hour, *key, n in sql.rollup_increments(fresh)])
+                increments = sql.rollup_increments(fresh)
+                for statement, table in ((SQL.upsert_hourly, "rollups_hourly"),
+                                         (SQL.upsert_daily, "rollups_daily")):
+                    await conn.executemany(statement, [
+                        (_ts(period), *key) for period, *key in increments[table]])
                 await conn.execute(SQL.add_total, random.randrange(_TOTAL_SHARDS), len(fresh))
             return claimed
 

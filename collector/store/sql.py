@@ -75,10 +75,10 @@ class Dialect:
                 "cc": "probe_cc", "asn": "probe_asn", "domain": "domain", "input": "input",
                 "test_name": "test_name"}
         object.__setattr__(self, "axes", axes)
-        # The hour column is already the hour; "" stands for no domain in the rollup's key.
-        rollup_axes = {"day": self.day.format(t="hour"), "hour": self.hour.format(t="hour"),
+        # "" stands for none in a rollup's key.
+        rollup_axes = {"day": self.day.format(t="period"), "hour": self.hour.format(t="period"),
                        "cc": "probe_cc", "asn": "probe_asn", "domain": "nullif(domain, '')",
-                       "test_name": "test_name"}
+                       "input": "nullif(input, '')", "test_name": "test_name"}
         object.__setattr__(self, "rollup_axes", rollup_axes)
 
     def text(self, query: str) -> str:
@@ -154,45 +154,50 @@ def aggregate_query(filters: Filters, axes: tuple[Axis, ...], params: Params,
                     limit: int) -> str:
     """GROUP BY the axes (expressions from the dialect), ordered by axis values.
 
-    Answered from ``rollups`` when they hold what the question needs (``from_rollups``),
+    Answered from a rollup table when one holds what the question needs (``rollup_table``),
     else by scanning ``measurements``; both give the same rows."""
-    if from_rollups(filters, axes):
+    table = rollup_table(filters, axes)
+    if table is not None:
         return _grouped(params.dialect.rollup_axes, axes, rollup_count_expressions(),
-                        "rollups", rollup_where(filters, params), params, limit)
+                        table, rollup_where(filters, params), params, limit)
     return _grouped(params.dialect.axes, axes, count_expressions(), "measurements",
                     where(filters, params), params, limit)
 
 
 # --- rollups -------------------------------------------------------------------------------
 #
-# ``rollups`` counts measurements per hour x country x network x domain x test x verdict, kept
-# in the transaction that stores them (only rows newly stored count, so a retried batch adds
-# nothing). Aggregations over those dimensions read it instead of every measurement. A missing
-# domain or verdict is "" in the key (a primary key cannot hold NULL).
+# Two tables count measurements per period x country x network x test x input x domain x
+# verdict: ``rollups_hourly`` and ``rollups_daily``. The domain is a function of the input, so
+# keeping it costs no rows; with the input every axis and filter can be answered. Both are kept
+# in the transaction that stores the measurements, counting only rows newly stored (a retried
+# batch adds nothing). Aggregations read the daily table when their time bounds are whole days
+# and they need no hour, the hourly one when the bounds are whole hours, else the measurements.
+# ``period`` is the period's first second; a missing input, domain or verdict is "" in the key
+# (a primary key cannot hold NULL).
 
-ROLLUP_AXES = frozenset({"day", "hour", "cc", "asn", "domain", "test_name"})
-ROLLUP_KEY = ("hour", "probe_cc", "probe_asn", "domain", "test_name", "verdict")
+ROLLUP_KEY = ("period", "probe_cc", "probe_asn", "test_name", "input", "domain", "verdict")
+ROLLUP_TABLES = ("rollups_hourly", "rollups_daily")
 _ROLLUP_FILTERS = {"cc": "probe_cc", "asn": "probe_asn", "test_name": "test_name",
-                   "domain": "domain", "verdict": "verdict"}
+                   "input": "input", "domain": "domain", "verdict": "verdict"}
 
 
-def _on_the_hour(moment: str | None) -> bool:
-    return moment is None or moment.endswith(":00:00")
-
-
-def from_rollups(filters: Filters, axes: tuple[Axis, ...]) -> bool:
-    """Whether ``rollups`` answer exactly: no ``input`` axis or filter, and time bounds on
-    whole hours (a bound inside an hour needs each measurement's own time)."""
-    return (filters.input is None and set(axes) <= ROLLUP_AXES
-            and _on_the_hour(filters.since) and _on_the_hour(filters.until))
+def rollup_table(filters: Filters, axes: tuple[Axis, ...]) -> str | None:
+    """The rollup table that answers exactly, or None when only the measurements can (a time
+    bound inside an hour needs each measurement's own time)."""
+    bounds = [t for t in (filters.since, filters.until) if t is not None]
+    if "hour" not in axes and all(t.endswith(" 00:00:00") for t in bounds):
+        return "rollups_daily"
+    if all(t.endswith(":00:00") for t in bounds):
+        return "rollups_hourly"
+    return None
 
 
 def rollup_where(filters: Filters, params: Params) -> str:
     clauses = []
     if filters.since is not None:
-        clauses.append(f"hour >= {params.time(filters.since)}")
+        clauses.append(f"period >= {params.time(filters.since)}")
     if filters.until is not None:
-        clauses.append(f"hour < {params.time(filters.until)}")
+        clauses.append(f"period < {params.time(filters.until)}")
     for name, column in _ROLLUP_FILTERS.items():
         value = getattr(filters, name)
         if value is not None:
@@ -207,22 +212,36 @@ def rollup_count_expressions() -> str:
     return ", ".join(parts)
 
 
-def rollup_increments(rows: list[StoredMeasurement]) -> list[tuple[str, str, str, str, str,
-                                                                   str, int]]:
-    """(hour, cc, asn, domain, test, verdict, count) for newly stored rows, sorted by key so
-    concurrent writers take row locks in one order."""
-    counts: Counter[tuple[str, str, str, str, str, str]] = Counter(
-        (r.start_time[:13] + ":00:00", r.probe_cc, r.probe_asn, r.domain or "", r.test_name,
-         r.verdict or "") for r in rows)
-    return [(*key, n) for key, n in sorted(counts.items())]
+RollupRow = tuple[str, str, str, str, str, str, str, int]
 
 
-def rollup_fill(hour: str) -> str:
-    """The rollups of measurements already stored (a migration); ``hour`` is the dialect's
-    hour expression of ``start_time``."""
-    return (f"INSERT INTO rollups ({','.join(ROLLUP_KEY)}, count) "
-            f"SELECT {hour}, probe_cc, probe_asn, coalesce(domain, ''), test_name, "
-            f"coalesce(verdict, ''), count(*) FROM measurements GROUP BY 1, 2, 3, 4, 5, 6")
+def rollup_increments(rows: list[StoredMeasurement]) -> dict[str, list[RollupRow]]:
+    """Per rollup table, (period, cc, asn, test, input, domain, verdict, count) for newly
+    stored rows, sorted by key so concurrent writers take row locks in one order."""
+    hourly: Counter[tuple[str, ...]] = Counter()
+    daily: Counter[tuple[str, ...]] = Counter()
+    for r in rows:
+        rest = (r.probe_cc, r.probe_asn, r.test_name, r.input or "", r.domain or "",
+                r.verdict or "")
+        hourly[(r.start_time[:13] + ":00:00", *rest)] += 1
+        daily[(r.start_time[:10] + " 00:00:00", *rest)] += 1
+    return {table: [(*key, n) for key, n in sorted(counts.items())]  # type: ignore[misc]
+            for table, counts in (("rollups_hourly", hourly), ("rollups_daily", daily))}
+
+
+def rollup_fill(table: str, period: str) -> str:
+    """The rollups of measurements already stored (a migration); ``period`` is the dialect's
+    expression of the period's start from ``start_time``."""
+    return (f"INSERT INTO {table} ({','.join(ROLLUP_KEY)}, count) "
+            f"SELECT {period}, probe_cc, probe_asn, test_name, coalesce(input, ''), "
+            f"coalesce(domain, ''), coalesce(verdict, ''), count(*) FROM measurements "
+            f"GROUP BY 1, 2, 3, 4, 5, 6, 7")
+
+
+def upsert_rollup(table: str) -> str:
+    return (f"INSERT INTO {table} ({','.join(ROLLUP_KEY)}, count) "
+            f"VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT ({','.join(ROLLUP_KEY)}) "
+            f"DO UPDATE SET count = {table}.count + excluded.count")
 
 
 def events_query(query: EventFilter, params: Params) -> str:
@@ -295,7 +314,8 @@ class Statements:
     upsert_event: str
     load_state: str
     save_state: str
-    upsert_rollup: str
+    upsert_hourly: str
+    upsert_daily: str
     add_total: str
     total: str
 
@@ -332,10 +352,8 @@ class Statements:
                 "INSERT INTO detection_state (name, body, saved_at) VALUES (?, ?, ?) "
                 "ON CONFLICT (name) DO UPDATE SET body = excluded.body, "
                 "saved_at = excluded.saved_at"),
-            "upsert_rollup": (
-                f"INSERT INTO rollups ({','.join(ROLLUP_KEY)}, count) "
-                f"VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT ({','.join(ROLLUP_KEY)}) "
-                f"DO UPDATE SET count = rollups.count + excluded.count"),
+            "upsert_hourly": upsert_rollup("rollups_hourly"),
+            "upsert_daily": upsert_rollup("rollups_daily"),
             # The count of stored measurements, in a few rows so concurrent writers need
             # not wait for each other's commit on one row; their sum is the total.
             "add_total": (

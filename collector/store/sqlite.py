@@ -124,12 +124,14 @@ MIGRATIONS: tuple[tuple[Step, ...], ...] = (
     ),
     EVENTS_MIGRATION,  # version 3: detection's events and state
     (  # version 4: rollups for aggregation and the stored count, filled from what is stored
-        """CREATE TABLE rollups (
-            hour TEXT NOT NULL, probe_cc TEXT NOT NULL, probe_asn TEXT NOT NULL,
-            domain TEXT NOT NULL, test_name TEXT NOT NULL, verdict TEXT NOT NULL,
-            count INTEGER NOT NULL,
-            PRIMARY KEY (hour, probe_cc, probe_asn, domain, test_name, verdict)) WITHOUT ROWID""",
-        sql.rollup_fill("substr(start_time, 1, 13) || ':00:00'"),
+        *(f"""CREATE TABLE {table} (
+            period TEXT NOT NULL, probe_cc TEXT NOT NULL, probe_asn TEXT NOT NULL,
+            test_name TEXT NOT NULL, input TEXT NOT NULL, domain TEXT NOT NULL,
+            verdict TEXT NOT NULL, count INTEGER NOT NULL,
+            PRIMARY KEY ({','.join(sql.ROLLUP_KEY)})) WITHOUT ROWID"""
+          for table in sql.ROLLUP_TABLES),
+        sql.rollup_fill("rollups_hourly", "substr(start_time, 1, 13) || ':00:00'"),
+        sql.rollup_fill("rollups_daily", "substr(start_time, 1, 10) || ' 00:00:00'"),
         "CREATE TABLE measurement_totals (shard INTEGER PRIMARY KEY, count INTEGER NOT NULL)",
         "INSERT INTO measurement_totals (shard, count) SELECT 0, count(*) FROM measurements",
     ),
@@ -337,7 +339,9 @@ class SQLiteStore(SQLiteEventsMixin):
                 f"VALUES ({','.join('?' for _ in MEASUREMENT_COLUMNS)})",
                 [_values(r) for r in fresh])
             await db.executemany(SQL.upsert_target, [_target_values(r) for r in fresh])
-            await db.executemany(SQL.upsert_rollup, sql.rollup_increments(fresh))
+            increments = sql.rollup_increments(fresh)
+            await db.executemany(SQL.upsert_hourly, increments["rollups_hourly"])
+            await db.executemany(SQL.upsert_daily, increments["rollups_daily"])
             if fresh:
                 await db.execute(SQL.add_total, (0, len(fresh)))
             return [r.uid for r in fresh]

@@ -22,6 +22,7 @@ from collector.store import (
     StoredMeasurement,
     is_postgres,
     open_store,
+    sql,
 )
 from collector.store import postgres as pg_store
 from collector.store import sqlite as sqlite_store
@@ -80,10 +81,11 @@ def expected(rows: list[StoredMeasurement], filters: Filters,
 QUESTIONS: list[Filters] = [
     Filters(), Filters(cc="KG"), Filters(asn="AS9198", verdict="blocked"),
     Filters(domain="kloop.kg"), Filters(test_name="telegram"),
-    Filters(since="2024-05-01 06:00:00", until="2024-05-02 13:00:00"),
-    # Bounds inside an hour and an input filter need each row: answered from measurements.
-    Filters(since="2024-05-01 06:30:00", until="2024-05-02 13:15:00"),
     Filters(input="https://kloop.kg/", cc="KG"),
+    Filters(since="2024-05-02 00:00:00"),  # whole days: the daily rollups
+    Filters(since="2024-05-01 06:00:00", until="2024-05-02 13:00:00"),  # hours: hourly
+    # Bounds inside an hour need each row's time: answered from the measurements.
+    Filters(since="2024-05-01 06:30:00", until="2024-05-02 13:15:00"),
 ]
 
 
@@ -96,24 +98,33 @@ async def check_answers(store: Store, rows: list[StoredMeasurement]) -> None:
     assert await store.count_measurements() == len(rows)
 
 
-async def rollup_rows(database: str) -> list[tuple[Any, ...]]:
-    """The rollups table as stored, hours as text."""
-    query = ("SELECT hour, probe_cc, probe_asn, domain, test_name, verdict, count FROM rollups "
-             "ORDER BY 1, 2, 3, 4, 5, 6")
-    if is_postgres(database):
-        conn = await asyncpg.connect(database)
-        try:
-            return [(r[0].strftime("%Y-%m-%d %H:%M:%S"), *r[1:]) for r in await conn.fetch(query)]
-        finally:
-            await conn.close()
-    async with aiosqlite.connect(database) as db, db.execute(query) as cursor:
-        return [tuple(r) for r in await cursor.fetchall()]
+async def rollup_rows(database: str) -> dict[str, list[tuple[Any, ...]]]:
+    """Both rollup tables as stored, periods as text."""
+    out = {}
+    for table in ("rollups_hourly", "rollups_daily"):
+        query = (f"SELECT period, probe_cc, probe_asn, test_name, input, domain, verdict, "
+                 f"count FROM {table} ORDER BY 1, 2, 3, 4, 5, 6, 7")
+        if is_postgres(database):
+            conn = await asyncpg.connect(database)
+            try:
+                out[table] = [(r[0].strftime("%Y-%m-%d %H:%M:%S"), *r[1:])
+                              for r in await conn.fetch(query)]
+            finally:
+                await conn.close()
+        else:
+            async with aiosqlite.connect(database) as db, db.execute(query) as cursor:
+                out[table] = [tuple(r) for r in await cursor.fetchall()]
+    return out
 
 
-def rollups_of(rows: list[StoredMeasurement]) -> list[tuple[Any, ...]]:
-    counts = Counter((r.start_time[:13] + ":00:00", r.probe_cc, r.probe_asn, r.domain or "",
-                      r.test_name, r.verdict or "") for r in rows)
-    return [(*key, n) for key, n in sorted(counts.items())]
+def rollups_of(rows: list[StoredMeasurement]) -> dict[str, list[tuple[Any, ...]]]:
+    out = {}
+    for table, period in (("rollups_hourly", lambda t: t[:13] + ":00:00"),
+                          ("rollups_daily", lambda t: t[:10] + " 00:00:00")):
+        counts = Counter((period(r.start_time), r.probe_cc, r.probe_asn, r.test_name,
+                          r.input or "", r.domain or "", r.verdict or "") for r in rows)
+        out[table] = [(*key, n) for key, n in sorted(counts.items())]
+    return out
 
 
 async def test_aggregations_answer_as_counting_every_measurement(store: Store) -> None:
@@ -204,4 +215,14 @@ def test_sqlite_schema_of_the_previous_release_has_no_rollups() -> None:
         tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master")}
     finally:
         db.close()
-    assert "measurements" in tables and "rollups" not in tables
+    assert "measurements" in tables and not {"rollups_hourly", "rollups_daily"} & tables
+
+
+def test_each_question_reads_the_coarsest_table_that_answers_it() -> None:
+    day, hour, inside = "2024-05-02 00:00:00", "2024-05-02 13:00:00", "2024-05-02 13:15:00"
+    assert sql.rollup_table(Filters(), ("input", "cc")) == "rollups_daily"
+    assert sql.rollup_table(Filters(since=day, until=day), ("day",)) == "rollups_daily"
+    assert sql.rollup_table(Filters(since=day), ("hour",)) == "rollups_hourly"
+    assert sql.rollup_table(Filters(until=hour), ("asn",)) == "rollups_hourly"
+    assert sql.rollup_table(Filters(since=inside), ()) is None
+    assert sql.rollup_table(Filters(since=day, until=inside), ("day",)) is None
