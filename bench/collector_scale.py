@@ -309,6 +309,60 @@ def measure(tmp: Path, name: str, database: str, sizes: list[int], seconds: floa
     return results
 
 
+AGGREGATIONS: list[tuple[str, dict[str, str], tuple[str, ...]]] = [
+    ("everything", {}, ()),
+    ("day, whole days", {"since": "2026-01-01 00:00:00"}, ("day",)),
+    ("day, whole hours", {"since": "2026-01-01 01:00:00"}, ("day",)),
+    ("asn", {}, ("asn",)),
+    ("cc x asn", {}, ("cc", "asn")),
+    ("domain x cc", {}, ("domain", "cc")),
+    ("hour, KG", {"cc": "KG"}, ("hour",)),
+    ("input, KZ", {"cc": "KZ"}, ("input",)),
+]
+
+
+async def compare_aggregations(database: str) -> list[tuple[str, float, float]]:
+    """Median ms of each aggregation through the store (rollups) and as the scan of
+    ``measurements`` the store ran before the rollups, on the same data, in process."""
+    from collector.store import Filters
+    from collector.store import sql as store_sql
+
+    store = await open_store(database)
+    dialect = store.dialect  # type: ignore[attr-defined]
+    out = []
+    try:
+        for name, fields, axes in AGGREGATIONS:
+            filters = Filters(**fields)
+
+            async def rollups(f: Filters = filters, a: Any = axes) -> Any:
+                return await store.aggregate(f, a, 10_000)
+
+            async def scan(f: Filters = filters, a: Any = axes) -> Any:
+                params = dialect.params()
+                query = store_sql._grouped(dialect.axes, a, store_sql.count_expressions(),
+                                           "measurements", store_sql.where(f, params),
+                                           params, 10_001)
+                fetch = store._fetch  # type: ignore[attr-defined]
+                rows = (await fetch(query, *params.values) if is_postgres(database)
+                        else await fetch(query, params.values))
+                return [{k: (int(r[k] or 0) if k.endswith("_count") else r[k])
+                         for k in r.keys()} for r in rows]
+
+            times: dict[str, list[float]] = {"rollups": [], "scan": []}
+            answers = {}
+            for _ in range(5):
+                for label, call in (("rollups", rollups), ("scan", scan)):
+                    t0 = time.perf_counter()
+                    answers[label] = await call()
+                    times[label].append(1000 * (time.perf_counter() - t0))
+            if answers["rollups"] != answers["scan"]:
+                raise RuntimeError(f"{name}: the rollups and the scan disagree")
+            out.append((name, median(times["rollups"]), median(times["scan"])))
+    finally:
+        await store.close()
+    return out
+
+
 def report(results: list[dict[str, Any]]) -> None:
     columns = [(r["store"], r["size"]) for r in results]
     print("| | " + " | ".join(f"{s} {n:,}" for s, n in columns) + " |")
@@ -337,7 +391,16 @@ def main() -> int:
                         help="start a throwaway PostgreSQL cluster beside SQLite")
     parser.add_argument("--no-sqlite", action="store_true", help="PostgreSQL only")
     parser.add_argument("--keep", type=Path, help="directory for the SQLite file (kept)")
+    parser.add_argument("--aggregations", metavar="DATABASE",
+                        help="only time each aggregation from the rollups and as a scan of "
+                             "the measurements, on a store filled before (--keep)")
     args = parser.parse_args()
+    if args.aggregations:
+        print("| aggregation | rollups, median ms | scan of measurements, median ms |")
+        print("|---|---:|---:|")
+        for name, fast, slow in asyncio.run(compare_aggregations(args.aggregations)):
+            print(f"| {name} | {fast:.1f} | {slow:.1f} |")
+        return 0
     base = asyncio.run(template())
     results: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory() as tmp_name:
