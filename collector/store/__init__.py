@@ -145,9 +145,12 @@ class Store(Protocol):
                         max_groups: int) -> list[dict[str, Any]]:
         """Counts per group of ``axes``: ``measurement_count`` and ``<verdict>_count``.
 
+        Read from the rollups kept at ingest whenever the time bounds fall on whole hours.
         Returns at most ``max_groups + 1`` groups so the caller can tell it was cut."""
 
-    async def count_measurements(self) -> int: ...
+    async def count_measurements(self) -> int:
+        """How many measurements are stored, from a counter kept at ingest (no row count:
+        read at every /healthz and /metrics)."""
 
     async def latest_by_target(self) -> list[dict[str, Any]]:
         """The latest verdict per (cc, asn, test_name, input), maintained on insert."""
