@@ -46,10 +46,10 @@ sys.path.insert(0, str(ROOT))
 
 from bench.collector_ingest import Collector  # noqa: E402
 from bench.measurement_format import WORDS, _serve  # noqa: E402
-from collector.query import encode_cursor  # noqa: E402
+from collector.api.query import encode_cursor  # noqa: E402
 from collector.store import StoredMeasurement, is_postgres, open_store  # noqa: E402
-from probe.checks import web as web_check  # noqa: E402
-from probe.measurement import envelope  # noqa: E402
+from probe.core.measurement import envelope  # noqa: E402
+from probe.nettests.web_connectivity import measure as web_check  # noqa: E402
 
 NETWORKS = (("KG", "AS8449"), ("KG", "AS12997"), ("KG", "AS50223"), ("KZ", "AS9198"),
             ("KZ", "AS48716"), ("KZ", "AS21299"), ("KZ", "AS206026"))
