@@ -47,6 +47,8 @@ import trustme
 import yaml
 from aiohttp import web
 
+from collector.store.body import unpack
+
 REPO = Path(__file__).resolve().parents[1]
 TARGETS = REPO / "configs" / "targets"
 PLATFORMS = REPO / "configs" / "platforms.yaml"
@@ -247,7 +249,7 @@ async def measure(args: argparse.Namespace) -> None:
         sample = db.execute("SELECT body FROM measurements WHERE test_name = "
                             "'web_connectivity' AND verdict != 'ok' LIMIT 1").fetchone()
     if sample:  # the first measurement that was not ok, to see why at a glance
-        keys = json.loads(sample[0])["test_keys"]
+        keys = json.loads(unpack(sample[0]))["test_keys"]
         print("not ok, e.g.:", json.dumps({k: keys.get(k) for k in (
             "dns_experiment_failure", "http_experiment_failure", "control_failure")}),
             json.dumps(keys.get("analysis"))[:300])

@@ -26,6 +26,7 @@ from typing import Any
 
 import pytest
 
+from collector.store.body import unpack
 from tests.reliability.collector_process import CollectorProcess
 
 HEADER_TIMEOUT = 2.0
@@ -233,6 +234,7 @@ def test_the_stored_identity_is_the_tokens(collector: tuple[CollectorProcess, st
     with sqlite3.connect(process.database) as db:
         probe_id, stored = db.execute("SELECT probe_id, body FROM measurements WHERE uid = ?",
                                       ("spoofed-id-01",)).fetchone()
+    stored = unpack(stored)
     document = json.loads(stored)
     assert probe_id == "honest-probe"
     assert document["annotations"] == {"probe_id": "honest-probe", "platform": "linux"}
@@ -275,6 +277,7 @@ def test_the_submitters_address_is_stored_in_no_spelling(
                                (uid,)).fetchone()
         (beat,) = db.execute("SELECT body FROM heartbeats ORDER BY rowid DESC "
                              "LIMIT 1").fetchone()
+    stored = unpack(stored)
     for text in (stored, beat):
         document = json.loads(text)
         rest = text.lower()

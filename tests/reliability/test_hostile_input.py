@@ -20,6 +20,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from collector.store.body import unpack
 from tests.reliability.collector_process import CollectorProcess
 
 JSON = st.recursive(
@@ -127,7 +128,7 @@ def test_every_stored_row_is_well_formed(collector: tuple[CollectorProcess, str]
         assert re.fullmatch(r"[A-Z]{2}", cc)
         assert re.fullmatch(r"AS\d+", asn)
         assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", start)
-        document = json.loads(body)
+        document = json.loads(unpack(body))
         assert document["measurement_uid"] == uid
         assert document["test_name"] == test_name
         assert isinstance(document["test_keys"], dict)

@@ -28,6 +28,7 @@ from schemathesis import Case, checks
 
 from collector.api.openapi import document
 from collector.store import VERDICTS
+from collector.store.body import unpack
 from tests.reliability.collector_process import CollectorProcess
 
 MAX_EXAMPLES = 25
@@ -81,7 +82,7 @@ def check_stored(database: str, uids: list[str]) -> None:
         assert verdict is None or verdict in VERDICTS
         assert layer is None or _LABEL.fullmatch(layer)
         assert mechanism is None or _LABEL.fullmatch(mechanism)
-        document = json.loads(body)
+        document = json.loads(unpack(body))
         assert document["measurement_uid"] == uid
         assert document["test_name"] == test_name
         assert document["measurement_start_time"] == start
