@@ -32,6 +32,7 @@ from collector.keys import (
     snapshot_key,
     store_key,
 )
+from collector.list_health_web import list_health_ctx
 from collector.metrics import IngestMetrics, StoreCollector, StoreSnapshot
 from collector.notify import Notifier
 from collector.pipeline import pipeline_ctx
@@ -97,6 +98,7 @@ def create_app(config: CollectorConfig) -> web.Application:
     app.cleanup_ctx.append(_notifier_ctx)
     app.cleanup_ctx.append(sni_ab_context)
     app.cleanup_ctx.append(pipeline_ctx)
+    app.cleanup_ctx.append(list_health_ctx)
     setup_routes(app)
     setup_security_headers(app)
     return app

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from collector.eventbook import EventBook
     from collector.fleet_metrics import FleetMetrics
     from collector.geoip import GeoIP
+    from collector.list_health import ListHealth
     from collector.metrics import IngestMetrics, StoreSnapshot
     from collector.notify import Notifier
     from collector.pipeline import Pipeline
@@ -39,3 +40,4 @@ event_snapshot_key: web.AppKey[EventSnapshot] = web.AppKey("event_snapshot")
 pipeline_key: web.AppKey[Pipeline] = web.AppKey("pipeline")
 control_gate_key: web.AppKey[ControlGate] = web.AppKey("control_gate")
 served_lists_key: web.AppKey[ServedLists | None] = web.AppKey("served_lists")
+list_health_key: web.AppKey[ListHealth | None] = web.AppKey("list_health")

@@ -154,6 +154,9 @@ class Target:
     date_added: str | None = checked(None, _iso_date)
     source: str | None = None
     notes: str | None = None
+    # The operator's override of the pacing (``collector targets set-priority``): ``high``
+    # is measured at its cadence, ``low`` only in the rotating sample; null: by its category.
+    priority: Literal["high", "low"] | None = None
 
 
 @dataclass(frozen=True, slots=True)

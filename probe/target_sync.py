@@ -27,7 +27,8 @@ from probe.typed_config import ConfigError, build
 
 CACHE_NAME = "targets-cache.json"
 FIELDS = ("url", "category", "cc", "role", "baseline", "date_added", "source", "notes")
-"""Target fields taken from each served entry (``interval_s`` becomes ``interval``)."""
+"""Target fields taken from each served entry (``interval_s`` becomes ``interval``; a
+``priority`` of ``high`` or ``low`` is kept, ``normal`` leaves the pacing to the category)."""
 
 
 class BadDocument(ValueError):
@@ -57,6 +58,8 @@ def parse(document: object, cc: str) -> tuple[str, tuple[Target, ...]]:
         data: dict[str, Any] = {k: item[k] for k in FIELDS if item.get(k) is not None}
         if item.get("interval_s") is not None:
             data["interval"] = item["interval_s"]
+        if item.get("priority") in ("high", "low"):
+            data["priority"] = item["priority"]
         try:
             targets.append(build(Target, data, f"targets[{index}]"))
         except ConfigError as exc:
