@@ -21,6 +21,7 @@ from probe import connectivity, failures, platform_test
 from probe.checks import censor_trace, platforms, web
 from probe.config import ProbeConfig, Target
 from probe.control_client import ControlClient
+from probe.endpoints import Endpoint, EndpointList, configured
 from probe.measurement import envelope
 from probe.platform_config import PlatformsConfig
 from probe.web_test import run_web_connectivity
@@ -156,8 +157,18 @@ async def measure_trace(config: ProbeConfig, url: str, address: str | None,
 
 
 def control_client(config: ProbeConfig) -> ControlClient:
-    return ControlClient(config.control_base, timeout=config.timeouts.control,
-                         ca_file=config.collector.ca_file)
+    """The controls in order: ``controls``, else ``control_url``, else the collector's own
+    endpoints (the collector is the control vantage); through ``collector.proxy`` if set."""
+    link = config.collector
+    if config.controls:
+        endpoints: tuple[Endpoint, ...] = config.controls
+    elif config.control_url:
+        endpoints = (Endpoint(name="control", url=config.control_url),)
+    else:
+        endpoints = configured(link.url, link.endpoints)
+    return ControlClient(timeout=config.timeouts.control, ca_file=link.ca_file,
+                         endpoints=EndpointList(endpoints, link.retry_first_after),
+                         proxy=link.proxy)
 
 
 async def run_targets(

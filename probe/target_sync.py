@@ -21,8 +21,9 @@ from typing import Any
 
 import aiohttp
 
+from probe import proxy
 from probe.config import ProbeConfig, Target
-from probe.endpoints import configured, fronted
+from probe.endpoints import configured, route
 from probe.typed_config import ConfigError, build
 
 CACHE_NAME = "targets-cache.json"
@@ -146,13 +147,11 @@ async def refresh(config: ProbeConfig, token: str | None,
     link = config.collector
     missed: list[str] = []
     answer: tuple[int, bytes] | None = None
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=context)) as session:
+    async with aiohttp.ClientSession(connector=proxy.connector(link.proxy, context)) as session:
         # The collector's endpoints in their configured order (probe.endpoints): a censor
         # that blocks the first must not cut the probe off its lists.
         for endpoint in configured(link.url, link.endpoints):
-            base, options = fronted(endpoint)
-            if link.proxy:
-                options["proxy"] = link.proxy
+            base, options, _path = route(endpoint, link.proxy)
             request_headers = {**headers, **options.pop("headers", {})}
             try:
                 async with session.get(
