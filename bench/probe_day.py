@@ -53,9 +53,9 @@ from bench.probe_footprint import (  # noqa: E402
     serve,
     site_app,
 )
-from probe import pacing  # noqa: E402
-from probe.config import Target, load  # noqa: E402
-from probe.spool import Entry  # noqa: E402
+from probe.config.probe_config import Target, load  # noqa: E402
+from probe.daemon import pacing  # noqa: E402
+from probe.local.spool import Entry  # noqa: E402
 from tests.helpers.probe_setup import make_daemon  # noqa: E402
 from tests.helpers.virtual_clock import VirtualClock  # noqa: E402
 

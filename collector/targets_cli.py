@@ -10,7 +10,7 @@ reason and leaves the directory as it was.
   priority, cadence, category, URL).
 * ``import --test-lists CHECKOUT``: rebuild ``kg.csv``, ``kz.csv`` and ``global.csv`` from a
   Citizen Lab test-lists checkout and the directory's ``curated/`` additions
-  (``probe.targets_import``); ``import FILE [--name kg.csv]``: put one list in either format
+  (``probe.config.targets_import``); ``import FILE [--name kg.csv]``: put one list in either format
   into the directory. Both print what changed: entries added and removed per list.
 * ``set-priority URL high|low|normal``: the operator's override of the pacing for one
   entry (``priorities.csv``); ``normal`` removes the override.
@@ -28,19 +28,19 @@ import sys
 import tempfile
 from pathlib import Path
 
-from collector.config import CollectorConfig
-from collector.list_health import STATE_NAME, ListHealth
-from collector.store import StoreUnavailable, open_store
-from collector.target_lists import (
+from collector.api.list_health import STATE_NAME, ListHealth
+from collector.api.target_lists import (
     PRIORITIES,
     PRIORITIES_FILE,
     PRIORITY_COLUMNS,
     ServedLists,
     load_priorities,
 )
-from probe import targets_import
-from probe.config import load_targets_csv
-from probe.typed_config import ConfigError
+from collector.config import CollectorConfig
+from collector.store import StoreUnavailable, open_store
+from probe.config import targets_import
+from probe.config.probe_config import load_targets_csv
+from probe.core.typed_config import ConfigError
 
 BAD_INPUT = 2
 

@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
+from collector.api.list_health import STATE_NAME, ListHealth, fetch_failure
 from collector.config import Control, TargetListsConfig
-from collector.list_health import STATE_NAME, ListHealth, fetch_failure
 from tests.collector.app import Running, running
 from tests.helpers.collector import free_port
 from tests.helpers.servers import page_app, serve_app

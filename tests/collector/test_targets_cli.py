@@ -12,11 +12,12 @@ from pathlib import Path
 import pytest
 import yaml
 
+from collector.api.list_health import STATE_NAME, ListHealth
+from collector.api.target_lists import ServedLists
 from collector.cli import main
-from collector.list_health import STATE_NAME, ListHealth
 from collector.store import open_store
-from collector.target_lists import ServedLists
-from probe import pacing, target_sync
+from probe.config import target_sync
+from probe.daemon import pacing
 from tests.collector.test_list_health import day
 from tests.probe.test_targets_import import KG_ROWS, make_checkout, make_out
 

@@ -16,12 +16,13 @@ import pytest
 from aiohttp import web
 
 from collector.config import Control
-from probe import proxy, status
-from probe.checks import web as web_check
-from probe.config import ProbeConfig
-from probe.control_client import ControlClient
-from probe.endpoints import Endpoint, EndpointList, FailoverUploader
-from probe.typed_config import ConfigError, build
+from probe.cli import status
+from probe.config.probe_config import ProbeConfig
+from probe.core.typed_config import ConfigError, build
+from probe.daemon.endpoints import Endpoint, EndpointList, FailoverUploader
+from probe.nettests.control_client import ControlClient
+from probe.nettests.web_connectivity import measure as web_check
+from probe.netx import proxy
 from tests.collector.app import running
 from tests.helpers.collector import free_port
 from tests.helpers.probe_setup import loopback_config, make_daemon
@@ -112,7 +113,7 @@ async def test_through_socks5_a_fronted_endpoint_is_reached_at_its_own_name(
 
 async def test_a_dead_proxy_is_a_network_failure_and_the_batch_waits(
         ca_file: str) -> None:
-    from probe.uploader import UploadError
+    from probe.daemon.uploader import UploadError
 
     uploader = FailoverUploader(EndpointList([Endpoint("main", "https://collector.test:1")]),
                                 None, ca_file, timeout=5.0,
@@ -193,7 +194,7 @@ async def test_a_measurement_names_the_control_and_keeps_its_verdict(
         config = loopback_config(tmp_path, control_collector, None, [], site, controls=[
             {"name": "blocked", "url": f"http://127.0.0.1:{free_port()}"},
             {"name": "backup", "url": control_collector}])
-        from probe import round as rounds
+        from probe.nettests import runner as rounds
 
         client = rounds.control_client(config)
         keys = await web_check.measure(f"http://127.0.0.1:{site}/", rounds.web_options(config),
@@ -205,7 +206,7 @@ async def test_a_measurement_names_the_control_and_keeps_its_verdict(
 
 def test_without_controls_the_control_is_the_collector_with_its_endpoints(
         tmp_path: Path) -> None:
-    from probe import round as rounds
+    from probe.nettests import runner as rounds
 
     config = loopback_config(tmp_path, "http://127.0.0.1:1", None, [], 1, collector={
         "endpoints": [{"name": "main", "url": "http://127.0.0.1:1"},
