@@ -1,4 +1,5 @@
-"""Command line of the collector: ``serve`` and ``token issue|revoke|list``."""
+"""Command line of the collector: ``serve``, ``token issue|revoke|list`` and ``targets
+list|import|set-priority|health`` (``collector.targets_cli``)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import sys
 from datetime import UTC, datetime
 
 from collector import config as collector_config
+from collector import targets_cli
 from collector.api.geoip import GeoIP
 from collector.api.tokens import new_token, token_hash, valid_probe_id
 from collector.app import create_app
@@ -32,6 +34,7 @@ def _parser() -> argparse.ArgumentParser:
     token.add_argument("--probe-id")
     token.add_argument("--config")
     token.add_argument("--database")
+    targets_cli.add_parser(sub)
     return parser
 
 
@@ -103,6 +106,12 @@ def main(argv: list[str] | None = None) -> int:
         return BAD_INPUT
     if args.command == "token":
         return asyncio.run(_token(args, config))
+    if args.command == "targets":
+        try:
+            return asyncio.run(targets_cli.run(args, config))
+        except ConfigError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return BAD_INPUT
     try:
         _check_geoip(config)
     except ConfigError as exc:

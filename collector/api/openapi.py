@@ -261,11 +261,35 @@ def _schemas() -> dict[str, Any]:
                         "baseline": _NULLABLE_STR,
                         "interval_s": {"type": ["number", "null"], "description":
                                        "The entry's cadence; null: the probe's own."},
-                        "priority": {"enum": ["high", "normal"], "description":
-                                     "high: measured at the probe's cadence; normal: has a "
-                                     "cadence of its own."},
+                        "priority": {"enum": ["high", "normal", "low"], "description":
+                                     "high: measured at the probe's cadence (no cadence of "
+                                     "its own, or the operator's override); normal: the "
+                                     "probe paces it by its category; low: the operator's "
+                                     "override, only in the rotating sample."},
                         "date_added": _NULLABLE_STR, "source": _NULLABLE_STR,
                         "notes": _NULLABLE_STR,
+                    },
+                }},
+            },
+        },
+        "TargetHealth": {
+            "type": "object", "required": ["days", "probe_cc", "counts", "entries"],
+            "properties": {
+                "days": {"type": "number"}, "probe_cc": _NULLABLE_STR,
+                "counts": {"type": "object", "additionalProperties": {"type": "integer"}},
+                "entries": {"type": "array", "items": {
+                    "type": "object",
+                    "required": ["url", "cc", "category", "status", "failing_days",
+                                 "failing_since", "last_ok", "last_failed", "last_failure",
+                                 "failures"],
+                    "properties": {
+                        "url": {"type": "string"}, "cc": {"type": "string"},
+                        "category": {"type": "string"},
+                        "status": {"enum": ["flagged", "failing", "unchecked", "ok"]},
+                        "failing_days": {"type": "number"},
+                        "failing_since": _NULLABLE_STR, "last_ok": _NULLABLE_STR,
+                        "last_failed": _NULLABLE_STR, "last_failure": _NULLABLE_STR,
+                        "failures": {"type": "integer"},
                     },
                 }},
             },
@@ -414,6 +438,28 @@ def document() -> dict[str, Any]:
                     "503": _error("The database is unavailable."),
                 },
             }},
+            "/api/v1/targets/health": {"get": {
+                "operationId": "targetListHealth",
+                "summary": "List health: per served entry, whether the control vantage's "
+                           "fetches of it work; flagged when all failed over `days` days "
+                           "(site gone, moved, parked, or refusing the control).",
+                "security": bearer,
+                "parameters": [
+                    {"name": "probe_cc", "in": "query", "required": False, "example": "KG",
+                     "schema": {"type": "string", "pattern": "^[A-Z]{2}$"}},
+                    {"name": "days", "in": "query", "required": False, "description":
+                     "Flag entries failing for at least this many days (default "
+                     "target_lists.health_days).", "schema": {"type": "number"}},
+                    {"name": "status", "in": "query", "required": False, "schema": {
+                        "enum": ["flagged", "failing", "unchecked", "ok"]}}],
+                "responses": {
+                    "200": _json(_ref("TargetHealth"), "Entries, flagged ones first."),
+                    "400": _error("A bad probe_cc, days or status."),
+                    "401": _error("No bearer token."),
+                    "403": _error("Unknown or revoked token."),
+                    "404": _error("No lists are served (target_lists.directory is not set)."),
+                },
+            }},
             "/api/v1/openapi.json": {"get": {
                 "operationId": "openapi", "summary": "This document.",
                 "responses": {"200": _json({"type": "object"}, "OpenAPI 3.1 document.")},
@@ -432,6 +478,27 @@ def document() -> dict[str, Any]:
                 "operationId": "statusPage", "summary": "Status page for media partners.",
                 "responses": {"200": {"description": "HTML page.", "content": {
                     "text/html": {"schema": {"type": "string"}}}}},
+            }},
+            "/targets/health": {"get": {
+                "operationId": "targetListHealthPage",
+                "summary": "The list health as a plain page (same parameters).",
+                "security": bearer,
+                "parameters": [
+                    {"name": "probe_cc", "in": "query", "required": False, "example": "KG",
+                     "schema": {"type": "string", "pattern": "^[A-Z]{2}$"}},
+                    {"name": "days", "in": "query", "required": False, "description":
+                     "Flag entries failing for at least this many days (default "
+                     "target_lists.health_days).", "schema": {"type": "number"}},
+                    {"name": "status", "in": "query", "required": False, "schema": {
+                        "enum": ["flagged", "failing", "unchecked", "ok"]}}],
+                "responses": {
+                    "200": {"description": "HTML page.", "content": {
+                        "text/html": {"schema": {"type": "string"}}}},
+                    "400": _error("A bad probe_cc, days or status."),
+                    "401": _error("No bearer token."),
+                    "403": _error("Unknown or revoked token."),
+                    "404": _error("No lists are served (target_lists.directory is not set)."),
+                },
             }},
             "/events/{event_id}": {"get": {
                 "operationId": "eventPage",

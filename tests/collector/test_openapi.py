@@ -160,6 +160,10 @@ async def test_every_response_matches_its_schema(collector: Running, ca: trustme
     await call("get", targets, params=kg)
     await call("get", targets, params=kg, headers=revoked)
     await call("get", targets, params={"probe_cc": "kg"}, headers=headers)
+    for health in ("/api/v1/targets/health", "/targets/health"):
+        await call("get", health, headers=headers)  # none served unless configured
+        await call("get", health)
+        await call("get", health, headers=revoked)
     lists = tmp_path / "lists"
     (lists / "curated").mkdir(parents=True)
     (lists / "kg.csv").write_text("url,category,cc\nhttps://kloop.kg/,NEWS,KG\n")
@@ -175,6 +179,13 @@ async def test_every_response_matches_its_schema(collector: Running, ca: trustme
             **token, "If-None-Match": response.headers["ETag"]})
         assert again.status == 304 and await again.read() == b""
         seen.add((targets, "get", 304))  # no body, so no schema to check
+        for health in ("/api/v1/targets/health", "/targets/health"):
+            for query, status in (({"probe_cc": "KG"}, 200), ({"days": "-1"}, 400)):
+                response = await served.client.get(health, params=query, headers=token)
+                body = await (response.json() if response.content_type == "application/json"
+                              else response.text())
+                check(response, body, health, "get", seen)
+                assert response.status == status
     await call("get", "/metrics")
     await call("get", "/healthz")
     await call("get", "/")

@@ -283,8 +283,8 @@ async def test_uploads_go_through_an_http_connect_proxy_which_resolves_the_name(
     assert seen == [{"host": f"collector.test:{port}", "sni": "collector.test"}]
 
 
-@pytest.mark.parametrize("proxy", ["socks5://127.0.0.1:9050", "http://127.0.0.1", "x"])
-def test_the_proxy_is_an_http_proxy_url(proxy: str) -> None:
+@pytest.mark.parametrize("proxy", ["socks4://127.0.0.1:9050", "http://127.0.0.1", "x"])
+def test_the_proxy_is_a_proxy_url(proxy: str) -> None:
     with pytest.raises(ConfigError) as info:
         build(ProbeConfig, {"collector": {"proxy": proxy}})
-    assert str(info.value).startswith("collector.proxy: not an HTTP proxy URL")
+    assert str(info.value).startswith("collector.proxy: not a proxy URL")

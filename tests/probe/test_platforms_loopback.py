@@ -44,6 +44,9 @@ async def test_youtube_ok_and_a_down_service(
     web = next(e for e in keys["x_endpoints"] if e["group"] == "web")
     assert web["ooni"] == {"blocking": False, "accessible": True}
     assert keys["tcp_connect"] and keys["tls_handshakes"] and keys["requests"]
+    # Every endpoint names the control that answered its comparison and the path.
+    assert {(e["x_control_endpoint"], e["x_control_path"]) for e in keys["x_endpoints"]} == {
+        ("control", "direct")}
 
 
 def test_bad_input_exits_2() -> None:
