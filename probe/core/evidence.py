@@ -160,3 +160,15 @@ def facts(evidence: Iterable[str]) -> Evidence:
         elif item == "goodput_not_comparable":
             comparable = False
     return Evidence(**found, goodput_comparable=comparable)
+
+
+def with_fields(analysis: Mapping[str, Any]) -> dict[str, Any]:
+    """``analysis`` with ``evidence_fields`` (from its ``evidence``) added after its other keys.
+
+    An analysis without an evidence list (the ladder's) or that has the fields already comes
+    back as it was."""
+    evidence = analysis.get("evidence")
+    if "evidence_fields" in analysis or not isinstance(evidence, list) or \
+            not all(isinstance(item, str) for item in evidence):
+        return dict(analysis)
+    return {**analysis, "evidence_fields": facts(evidence).to_wire()}

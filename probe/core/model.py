@@ -11,8 +11,9 @@ What is typed:
 * the envelope (``Measurement``): OONI's df-000 keys;
 * ``test_keys`` by ``test_name`` (``TEST_KEYS``): web connectivity (OONI's keys, with the DNS,
   TCP, TLS and HTTP records), the platform tests (``telegram``, ``whatsapp``, ``signal``,
-  ``facebook_messenger``), ``throttling``, ``connectivity`` (the ladder), ``censor_trace``;
-  any other accepted test name reads as ``TestKeys`` (its ``analysis`` typed, the rest kept);
+  ``facebook_messenger``, and ``platform`` for the others), ``throttling``, ``connectivity``
+  (the ladder), ``censor_trace``; any other accepted test name reads as ``TestKeys`` (its
+  ``analysis`` typed, the rest kept);
 * ``analysis`` (``Analysis``): Kuzot's verdict with ``analysis_version`` and its typed
   evidence (``probe.core.evidence.Evidence``).
 
@@ -244,6 +245,7 @@ TEST_KEYS: dict[str, type[WireRecord]] = {
     "whatsapp": PlatformKeys,
     "signal": PlatformKeys,
     "facebook_messenger": PlatformKeys,
+    "platform": PlatformKeys,
     "throttling": ThrottlingKeys,
     "connectivity": ConnectivityKeys,
     "censor_trace": CensorTraceKeys,
