@@ -100,11 +100,23 @@ def _decode(value: Any, hint: Any, path: str) -> Any:
         return value
     origin = typing.get_origin(hint)
     if origin in (Union, types.UnionType):
-        for arg in typing.get_args(hint):
+        args = typing.get_args(hint)
+        if value is None and type(None) in args:
+            return None
+        others = [a for a in args if a is not type(None)]
+        if len(others) == 1 and value is not None:
+            # One shape: report the innermost key that does not fit, not this one.
             try:
-                return _decode(value, arg, path)
-            except ModelError:
-                continue
+                return _decode(value, others[0], path)
+            except ModelError as exc:
+                if not str(exc).startswith(f"{path}: "):
+                    raise
+        else:
+            for arg in others:
+                try:
+                    return _decode(value, arg, path)
+                except ModelError:
+                    continue
         raise ModelError(f"{path}: expected {_expected(hint)}, got {_kind(value)}")
     if hint is type(None):
         if value is None:
@@ -167,7 +179,7 @@ class WireRecord:
     OMIT_NONE: ClassVar[frozenset[str]] = frozenset()
 
     extra: JSONObject = field(default_factory=dict, repr=False)
-    order: tuple[str, ...] = field(default=(), repr=False)
+    order: tuple[str, ...] = field(default=(), repr=False, compare=False)
 
     @classmethod
     def from_wire(cls, data: JSONObject, path: str = "$") -> Self:
