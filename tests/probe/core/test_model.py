@@ -123,7 +123,8 @@ def test_each_test_name_reads_its_own_keys() -> None:
     assert isinstance(of("throttling", {"flows": []}), ThrottlingKeys)
     assert isinstance(of("connectivity", {"rungs": {}}), ConnectivityKeys)
     unknown = of("dns_check", {"anything": [1], "analysis": {"verdict": "ok"}})
-    assert type(unknown) is core_model.TestKeys and unknown.analysis.verdict == "ok"
+    assert type(unknown) is core_model.TestKeys
+    assert unknown.analysis is not None and unknown.analysis.verdict == "ok"
     assert unknown.extra == {"anything": [1]}
 
 
