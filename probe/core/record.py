@@ -27,7 +27,7 @@ from __future__ import annotations
 import dataclasses
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Self, TypeVar, Union
 
@@ -40,20 +40,17 @@ class ModelError(ValueError):
     """A JSON value that does not fit the model; the message names its key path."""
 
 
-@dataclass(frozen=True, slots=True)
-class _Spec:
-    name: str
-    hint: Any
+Decoder = Callable[[Any, str], Any]
+_NONE = type(None)
+_SPECS: dict[type, tuple[tuple[str, Decoder], ...]] = {}
 
 
-_SPECS: dict[type, tuple[_Spec, ...]] = {}
-
-
-def _specs(cls: type[WireRecord]) -> tuple[_Spec, ...]:
+def _specs(cls: type[WireRecord]) -> tuple[tuple[str, Decoder], ...]:
+    """Each typed field's name and its decoder, built once per class."""
     found = _SPECS.get(cls)
     if found is None:
         hints = typing.get_type_hints(cls)
-        found = tuple(_Spec(f.name, hints[f.name]) for f in dataclasses.fields(cls)
+        found = tuple((f.name, _compile(hints[f.name])) for f in dataclasses.fields(cls)
                       if f.name not in ("extra", "order"))
         _SPECS[cls] = found
     return found
@@ -94,58 +91,92 @@ def _expected(hint: Any) -> str:
     return "an object"
 
 
-def _decode(value: Any, hint: Any, path: str) -> Any:
-    """``value`` checked against ``hint``; lists become tuples, modelled objects records."""
+def _mismatch(hint: Any) -> Callable[[Any, str], ModelError]:
+    expected = _expected(hint)
+    return lambda value, path: ModelError(f"{path}: expected {expected}, got {_kind(value)}")
+
+
+def _compile(hint: Any) -> Decoder:
+    """A function that checks a value against ``hint`` and returns it (lists as tuples,
+    modelled objects as records), or raises ModelError naming the path."""
     if hint is Any:
-        return value
+        return lambda value, path: value
+    error = _mismatch(hint)
     origin = typing.get_origin(hint)
     if origin in (Union, types.UnionType):
         args = typing.get_args(hint)
-        if value is None and type(None) in args:
-            return None
-        others = [a for a in args if a is not type(None)]
-        if len(others) == 1 and value is not None:
-            # One shape: report the innermost key that does not fit, not this one.
-            try:
-                return _decode(value, others[0], path)
-            except ModelError as exc:
-                if not str(exc).startswith(f"{path}: "):
-                    raise
-        else:
-            for arg in others:
+        nullable = _NONE in args
+        decoders = [_compile(a) for a in args if a is not _NONE]
+        if len(decoders) == 1:
+            (one,) = decoders
+
+            def optional(value: Any, path: str) -> Any:
+                if value is None:
+                    if nullable:
+                        return None
+                    raise error(value, path)
                 try:
-                    return _decode(value, arg, path)
+                    return one(value, path)
+                except ModelError as exc:
+                    # A nested key that does not fit is named itself; this one with the union.
+                    if str(exc).startswith(f"{path}: "):
+                        raise error(value, path) from None
+                    raise
+
+            return optional
+
+        def union(value: Any, path: str) -> Any:
+            if value is None and nullable:
+                return None
+            for decoder in decoders:
+                try:
+                    return decoder(value, path)
                 except ModelError:
                     continue
-        raise ModelError(f"{path}: expected {_expected(hint)}, got {_kind(value)}")
-    if hint is type(None):
-        if value is None:
-            return None
-    elif hint is str:
-        if isinstance(value, str):
+            raise error(value, path)
+
+        return union
+    if hint is _NONE or hint in (str, bool, int, float):
+        table: dict[Any, tuple[type, ...]] = {_NONE: (_NONE,), str: (str,), bool: (bool,),
+                                              int: (int,), float: (int, float)}
+        kinds = table[hint]
+        no_bool = hint in (int, float)
+
+        def scalar(value: Any, path: str) -> Any:
+            if isinstance(value, kinds) and not (no_bool and isinstance(value, bool)):
+                return value
+            raise error(value, path)
+
+        return scalar
+    if origin is tuple:
+        item_hint = typing.get_args(hint)[0]
+        item = _compile(item_hint)
+
+        def sequence(value: Any, path: str) -> Any:
+            if not isinstance(value, list):
+                raise error(value, path)
+            if item_hint is Any:
+                return tuple(value)
+            return tuple(item(v, f"{path}[{i}]") for i, v in enumerate(value))
+
+        return sequence
+    if isinstance(hint, type) and issubclass(hint, WireRecord):
+        model = hint
+
+        def record(value: Any, path: str) -> Any:
+            if not isinstance(value, dict):
+                raise error(value, path)
+            return model.from_wire(value, path)
+
+        return record
+    if origin is Mapping or hint is Mapping:
+        def mapping(value: Any, path: str) -> Any:
+            if not isinstance(value, dict):
+                raise error(value, path)
             return value
-    elif hint is bool:
-        if isinstance(value, bool):
-            return value
-    elif hint is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-    elif hint is float:
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            return value
-    elif origin is tuple:
-        (item,) = typing.get_args(hint)[:1]
-        if isinstance(value, list):
-            return tuple(_decode(v, item, f"{path}[{i}]") for i, v in enumerate(value))
-    elif isinstance(hint, type) and issubclass(hint, WireRecord):
-        if isinstance(value, dict):
-            return hint.from_wire(value, path)
-    elif origin is Mapping or hint is Mapping:
-        if isinstance(value, dict):
-            return value
-    else:  # pragma: no cover - a model declared with an unsupported annotation
-        raise TypeError(f"{path}: unsupported annotation {hint!r}")
-    raise ModelError(f"{path}: expected {_expected(hint)}, got {_kind(value)}")
+
+        return mapping
+    raise TypeError(f"unsupported annotation {hint!r}")  # a model declared wrongly
 
 
 def read(cls: type[R], data: JSONObject, path: str = "$") -> R:
@@ -153,13 +184,11 @@ def read(cls: type[R], data: JSONObject, path: str = "$") -> R:
     calls first (a slotted dataclass cannot use the zero-argument ``super()``)."""
     if not isinstance(data, dict):
         raise ModelError(f"{path}: expected an object, got {_kind(data)}")
-    specs = _specs(cls)
-    declared = {s.name for s in specs}
     values: dict[str, Any] = {}
-    for spec in specs:
-        if spec.name in data:
-            values[spec.name] = _decode(data[spec.name], spec.hint, f"{path}.{spec.name}")
-    extra = {k: v for k, v in data.items() if k not in declared}
+    for name, decode in _specs(cls):
+        if name in data:
+            values[name] = decode(data[name], f"{path}.{name}")
+    extra = {k: v for k, v in data.items() if k not in values}
     return cls(**values, extra=extra, order=tuple(data))
 
 
@@ -190,25 +219,25 @@ class WireRecord:
     def to_wire(self) -> dict[str, Any]:
         """The JSON object, keys in their wire order; ``json.dumps`` of it gives back the
         bytes ``from_wire`` read."""
-        specs = _specs(type(self))
+        names = [name for name, _ in _specs(type(self))]
         out: dict[str, Any] = {}
         if self.order:
-            declared = {s.name for s in specs}
+            declared = set(names)
             for key in self.order:
                 if key in declared:
                     out[key] = _encode(getattr(self, key))
                 elif key in self.extra:
                     out[key] = self.extra[key]
             # Fields set in code after reading (a new verdict, say) follow the wire's keys.
-            for spec in specs:
-                if spec.name not in out and getattr(self, spec.name) is not None:
-                    out[spec.name] = _encode(getattr(self, spec.name))
+            for name in names:
+                if name not in out and getattr(self, name) is not None:
+                    out[name] = _encode(getattr(self, name))
         else:
-            for spec in specs:
-                value = getattr(self, spec.name)
-                if value is None and spec.name in self.OMIT_NONE:
+            for name in names:
+                value = getattr(self, name)
+                if value is None and name in self.OMIT_NONE:
                     continue
-                out[spec.name] = _encode(value)
+                out[name] = _encode(value)
         for key, value in self.extra.items():
             out.setdefault(key, value)
         return out
