@@ -14,7 +14,7 @@ JSON text as ``d``:
   both, but only a key present on the wire is written back;
 * values are kept as parsed (an integer stays an integer where the field is a ``float``).
 
-A field's wire name is its own name. Records built in code (``order`` empty) write their
+A field's wire name is its own name. Records built in code (``order`` None) write their
 declared fields in declaration order, leaving out those named in ``OMIT_NONE`` while they are
 ``None``, then ``extra``.
 
@@ -208,7 +208,9 @@ class WireRecord:
     OMIT_NONE: ClassVar[frozenset[str]] = frozenset()
 
     extra: JSONObject = field(default_factory=dict, repr=False)
-    order: tuple[str, ...] = field(default=(), repr=False, compare=False)
+    # The wire's keys in order; None for a record built in code (an empty object read from
+    # the wire is ``()``, and writes back as ``{}``).
+    order: tuple[str, ...] | None = field(default=None, repr=False, compare=False)
 
     @classmethod
     def from_wire(cls, data: JSONObject, path: str = "$") -> Self:
@@ -221,7 +223,7 @@ class WireRecord:
         bytes ``from_wire`` read."""
         names = [name for name, _ in _specs(type(self))]
         out: dict[str, Any] = {}
-        if self.order:
+        if self.order is not None:
             declared = set(names)
             for key in self.order:
                 if key in declared:
@@ -244,4 +246,6 @@ class WireRecord:
 
     def present(self, name: str) -> bool:
         """Whether key ``name`` was on the wire (``None`` fields may be absent or null)."""
-        return name in self.order if self.order else getattr(self, name, None) is not None
+        if self.order is not None:
+            return name in self.order
+        return getattr(self, name, None) is not None

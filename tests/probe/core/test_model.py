@@ -136,6 +136,9 @@ def test_absent_and_null_stay_apart_and_other_keys_ride_along() -> None:
     assert model.resolver_ip is None and not model.present("resolver_ip")
     assert model.extra == {"x_new": {"a": 1}}
     assert "blocking" not in model.test_keys.to_wire()
+    # Empty objects of modelled records stay empty.
+    same_bytes({"test_name": "web_connectivity", "test_keys": {
+        "tcp_connect": [{"ip": "192.0.2.1", "status": {}}], "analysis": {}}})
 
 
 @pytest.mark.parametrize(("change", "message"), [
