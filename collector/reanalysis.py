@@ -1,7 +1,8 @@
 """The probe's verdict rules re-run on stored measurements (as ooni/data re-runs its analysis).
 
 A verdict is a pure function of the recorded observations, versioned by ``analysis_version``
-(``probe.analysis.ANALYSIS_VERSION``). Two readers need it run again on stored data:
+(``probe.nettests.web_connectivity.analysis.ANALYSIS_VERSION``). Two readers need it run again
+on stored data:
 
 * ``python -m collector reanalyze`` (``collector.reanalyze``) stores the verdict of the current
   rules for measurements recorded under older ones, so a rule fix reaches old data without
@@ -11,9 +12,10 @@ A verdict is a pure function of the recorded observations, versioned by ``analys
   it takes them from the re-run when the re-run reaches the same verdict, layer and mechanism
   as the one recorded, and never parses the recorded evidence strings.
 
-What can be re-run: ``web_connectivity`` (``probe.analysis.verdict``, versioned), the
-throttling test (``probe.throttling_analysis``, with its default thresholds) and the platform
-tests (their groups' recorded verdicts combined again, ``probe.platform_analysis``). A
+What can be re-run: ``web_connectivity`` (``probe.nettests.web_connectivity.analysis.verdict``,
+versioned), the throttling test (``probe.nettests.throttling.analysis``, with its default
+thresholds) and the platform tests (their groups' recorded verdicts combined again,
+``probe.nettests.platforms.analysis``). A
 measurement that recorded no observations (a check that failed at ``top_level``), a ladder
 reading, a censor trace or keys of a shape the rules cannot read give None.
 
@@ -26,10 +28,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from probe import analysis as web_analysis
-from probe import platform_analysis, throttling_analysis, wire
+from probe.core import wire
 from probe.core.evidence import Evidence, with_fields
 from probe.core.record import ModelError
+from probe.nettests.platforms import analysis as platform_analysis
+from probe.nettests.throttling import analysis as throttling_analysis
+from probe.nettests.web_connectivity import analysis as web_analysis
 
 # Tests whose verdict rules carry a version, with the current one.
 VERSIONED = {"web_connectivity": web_analysis.ANALYSIS_VERSION}

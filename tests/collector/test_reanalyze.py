@@ -4,9 +4,10 @@ The store holds what probes of two rule versions sent for the same observations 
 analysis table's cases): version 2 verdicts as today's probe writes them, and version 1
 verdicts as the probe wrote them before ``analysis_version`` and ``evidence_fields`` existed.
 Version 1 let a page that came only through another resolver than the system one make the
-verdict ``ok`` (the change that made version 2, R12 in ``probe.analysis``); those cases are
-recorded here with that ``ok``. Re-analysis must rewrite exactly the version 1 verdicts,
-change exactly the R12 cases, keep what the probe sent, and leave every other byte alone.
+verdict ``ok`` (the change that made version 2, R12 in
+``probe.nettests.web_connectivity.analysis``); those cases are recorded here with that
+``ok``. Re-analysis must rewrite exactly the version 1 verdicts, change exactly the R12 cases,
+keep what the probe sent, and leave every other byte alone.
 """
 
 from __future__ import annotations
@@ -20,12 +21,12 @@ from typing import Any
 
 import pytest
 
+from collector.api.validate import validate
 from collector.config import Limits
 from collector.reanalyze import RECORDED, reanalyze
 from collector.store import TIME_FORMAT, Filters, Store, open_store
-from collector.validate import validate
-from probe import analysis
-from probe.measurement import envelope
+from probe.core.measurement import envelope
+from probe.nettests.web_connectivity import analysis
 from tests.probe.test_analysis_table import ROWS
 
 NOW = datetime.now(UTC).replace(microsecond=0)

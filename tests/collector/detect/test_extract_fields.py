@@ -17,9 +17,10 @@ from typing import Any
 from collector.detect.extract import observation
 from collector.detect.model import Run
 from collector.reanalysis import evidence_of
-from probe import analysis, throttling_analysis
 from probe.core.evidence import Evidence
-from probe.measurement import envelope
+from probe.core.measurement import envelope
+from probe.nettests.throttling import analysis as throttling_analysis
+from probe.nettests.web_connectivity import analysis
 from tests.probe.test_analysis_table import ROWS
 from tests.probe.throttle.test_analysis import flow
 

@@ -19,9 +19,9 @@ from typing import Any
 
 import pytest
 
-from probe import analysis
 from probe.core import model as core_model
 from probe.core.evidence import Evidence, facts, with_fields
+from probe.core.measurement import envelope
 from probe.core.model import (
     Analysis,
     ConnectivityKeys,
@@ -32,7 +32,7 @@ from probe.core.model import (
     ThrottlingKeys,
     WebConnectivityKeys,
 )
-from probe.measurement import envelope
+from probe.nettests.web_connectivity import analysis
 from tests.collector import scenarios
 from tests.helpers import fleet, ooni_format
 from tests.probe.test_analysis_table import ROWS
