@@ -90,6 +90,22 @@ def _schemas() -> dict[str, Any]:
             "analysis_version": {"type": "integer", "minimum": 1, "maximum": 1_000_000,
                                  "description":
                                  "The version of the probe's verdict rules (absent: 1)."},
+            "evidence_fields": {
+                "type": "object",
+                "description": "The evidence as typed fields (probe.core.evidence); absent "
+                               "in measurements recorded before it existed.",
+                "properties": {
+                    **{name: {"type": ["string", "null"]} for name in (
+                        "failure", "control_failure", "blockpage", "confirmed", "issuer",
+                        "certificate_sha256")},
+                    "failed_layer": {"enum": ["dns", "tcp", "tls", "http", None]},
+                    "control_unavailable": {"type": "boolean"},
+                    "dns_inconsistent": {"type": "boolean"},
+                    **{name: {"type": ["number", "null"], "exclusiveMinimum": 0} for name in (
+                        "slowdown", "goodput_ratio", "handshake_ratio")},
+                    "goodput_comparable": {"type": ["boolean", "null"]},
+                },
+            },
         },
     }
     row_properties: dict[str, Any] = {

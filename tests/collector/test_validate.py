@@ -21,6 +21,7 @@ from collector.api.validate import (
     validate_heartbeat,
 )
 from collector.config import Limits
+from probe.core.evidence import with_fields
 from tests.collector.factory import measurement
 
 NOW = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)
@@ -93,6 +94,21 @@ INVALID: list[tuple[str, Any, str, str]] = [
      "evidence: a list of strings"),
     ("evidence with an object", ok(test_keys={"analysis": {"evidence": ["dns", {}]}}),
      "analysis", "evidence: a list of strings"),
+    ("evidence_fields not an object",
+     ok(test_keys={"analysis": {"evidence": [], "evidence_fields": ["blockpage"]}}),
+     "analysis", "test_keys.analysis.evidence_fields: expected an object, got a list"),
+    ("evidence_fields with a ratio as text",
+     ok(test_keys={"analysis": {"evidence_fields": {"slowdown": "3"}}}),
+     "analysis", "evidence_fields.slowdown: expected a number or null, got a string"),
+    ("evidence_fields with a zero ratio",
+     ok(test_keys={"analysis": {"evidence_fields": {"goodput_ratio": 0}}}),
+     "analysis", "evidence_fields.goodput_ratio: a positive number or null"),
+    ("evidence_fields with an unknown layer",
+     ok(test_keys={"analysis": {"evidence_fields": {"failed_layer": "quic"}}}),
+     "analysis", "evidence_fields.failed_layer: one of dns, tcp, tls, http or null"),
+    ("evidence_fields with a flag as text",
+     ok(test_keys={"analysis": {"evidence_fields": {"control_unavailable": "yes"}}}),
+     "analysis", "evidence_fields.control_unavailable: expected a boolean, got a string"),
     ("lone surrogate", ok(probe_network_name="\ud800"), "encoding", "surrogate"),
     ("too large", ok(test_keys={"blob": "x" * 70000}), "too_large", "larger than 65536"),
 ]
@@ -135,6 +151,17 @@ def test_boundaries_are_accepted() -> None:
     for confidence in (0, 1, 0.5):
         analysis = {"verdict": "ok", "confidence": confidence, "evidence": ["a", "b"]}
         assert validate(ok(test_keys={"analysis": analysis}), LIMITS, NOW, "p1")
+
+
+def test_evidence_fields_as_the_probe_writes_them_are_accepted_and_stored_unchanged() -> None:
+    evidence = ["probe_tls:ssl_unknown_authority", "issuer:Kazakhstan Root CA",
+                "sha256:ab12", "control_tls:ok", "future_key:1"]
+    analysis = with_fields({"verdict": "blocked", "layer": "tls", "mechanism": "mitm",
+                            "confidence": 0.9, "evidence": evidence})
+    # A newer probe may add a field; the collector keeps it.
+    analysis["evidence_fields"]["x_newer"] = [1]
+    row = validate(ok(test_keys={"analysis": analysis}), LIMITS, NOW, "p1")
+    assert json.loads(row.body)["test_keys"]["analysis"] == analysis
 
 
 def test_the_submitters_address_is_scrubbed_in_every_spelling() -> None:

@@ -10,6 +10,7 @@ import pytest
 import trustme
 
 from probe.cli.main import main
+from probe.core.model import Measurement
 from tests.helpers.servers import page_app, serve_app, server_context
 
 
@@ -41,6 +42,12 @@ async def test_table_and_json(ca: trustme.CA, ca_file: str) -> None:
     assert keys["tls_handshakes"][0]["x_certificates"][0]["dns_names"] == ["localhost"]
     assert (keys["blocking"], keys["accessible"]) == (False, True)  # validated HTTPS page
     assert keys["analysis"]["verdict"] == "ok"
+    # The typed model reads the real measurement and writes back the bytes it printed.
+    model = Measurement.from_wire(measurement)
+    assert json.dumps(model.to_wire(), ensure_ascii=False) == \
+        json.dumps(measurement, ensure_ascii=False)
+    assert model.analysis is not None and model.analysis.evidence_fields is not None
+    assert model.analysis.evidence_fields.control_unavailable is True
 
 
 @pytest.mark.parametrize("args", [
