@@ -25,7 +25,7 @@ from typing import Any
 import aiohttp
 import trustme
 
-from tests.collector.process import serve as serve_collector
+from tests.helpers.collector_process import serve as serve_collector
 from tests.helpers.servers import server_context
 from tests.probe.hostile import servers
 from tests.probe.hostile.run import run_check

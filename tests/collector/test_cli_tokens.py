@@ -7,7 +7,7 @@ import aiohttp
 from collector.store import open_store
 from collector.tokens import token_hash
 from tests.collector.factory import measurement
-from tests.collector.process import cli, serve
+from tests.helpers.collector_process import cli, serve
 
 
 async def test_issue_list_revoke(database: str) -> None:

@@ -14,7 +14,7 @@ import aiohttp
 import pytest
 
 from probe import failures
-from tests.collector.process import Served, serve
+from tests.helpers.collector_process import Served, serve
 from tests.probe.hostile import servers
 
 # Growth of the collector's peak RSS over its size at start while serving every class below;

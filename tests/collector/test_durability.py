@@ -10,7 +10,7 @@ import aiohttp
 
 from collector.store import Filters, open_store
 from tests.collector.factory import measurement
-from tests.collector.process import issue_token, serve
+from tests.helpers.collector_process import issue_token, serve
 
 
 async def test_acknowledged_batches_survive_sigkill(database: str) -> None:

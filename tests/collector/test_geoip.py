@@ -15,8 +15,9 @@ from collector.store import Filters
 from probe.typed_config import ConfigError
 from tests.collector.app import running
 from tests.collector.factory import measurement
-from tests.collector.process import cli, free_port
+from tests.helpers.collector_process import cli
 from tests.helpers.mmdb import write_mmdb
+from tests.helpers.ports import free_port
 
 COUNTRIES: dict[str, dict[str, Any]] = {
     "127.0.0.0/24": {"country": {"iso_code": "KZ", "names": {"en": "Kazakhstan"}}},

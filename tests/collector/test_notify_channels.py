@@ -33,7 +33,7 @@ from collector.notify.config import Email, Telegram, Webhook
 from collector.notify.decide import Transition
 from collector.notify.templates import render
 from tests.collector.test_notify_decide import event
-from tests.helpers.monitoring import free_port
+from tests.helpers.ports import free_port
 from tests.helpers.servers import serve_app
 
 SECRET = "correct horse battery staple"

@@ -19,7 +19,7 @@ import pytest
 
 from collector.store import Filters, open_store
 from tests.collector.factory import measurement
-from tests.collector.process import issue_token, serve
+from tests.helpers.collector_process import issue_token, serve
 from tests.helpers.postgres import PostgresCluster, cluster_for_test
 
 pytestmark = pytest.mark.postgres

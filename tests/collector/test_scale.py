@@ -10,7 +10,7 @@ import asyncpg
 import pytest
 
 from tests.collector.factory import measurement
-from tests.collector.process import issue_token, serve
+from tests.helpers.collector_process import issue_token, serve
 
 pytestmark = pytest.mark.postgres
 

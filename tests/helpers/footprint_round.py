@@ -31,7 +31,8 @@ async def round_of_sites(directory: Path, reset: bool) -> dict[str, Any]:
     report["after_import"] = scapy_loaded()
     from collector.config import Auth, CollectorConfig, Control
     from probe.netx import packet
-    from tests.helpers.collector import SwitchableCollector, free_port
+    from tests.helpers.collector import SwitchableCollector
+    from tests.helpers.ports import free_port
     from tests.helpers.probe_setup import loopback_config, make_daemon
     from tests.helpers.servers import page_app, serve_app, tcp_behaviour
 

@@ -18,7 +18,8 @@ import trustme
 
 from collector.config import CollectorConfig, Limits
 from collector.keys import registry_key
-from tests.helpers.collector import SwitchableCollector, free_port, issue_token
+from tests.helpers.collector import SwitchableCollector, issue_token
+from tests.helpers.ports import free_port
 from tests.helpers.probe_setup import loopback_config, make_daemon
 from tests.helpers.servers import page_app, serve_app, server_context
 from tests.helpers.virtual_clock import VirtualClock

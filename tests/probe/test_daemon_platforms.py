@@ -30,7 +30,8 @@ from probe import daemon as probe_daemon
 from probe import journal, status
 from probe.config import Target
 from probe.netx import packet
-from tests.helpers.collector import SwitchableCollector, free_port, issue_token
+from tests.helpers.collector import SwitchableCollector, issue_token
+from tests.helpers.ports import free_port
 from tests.helpers.probe_setup import loopback_config, make_daemon
 from tests.helpers.servers import page_app, serve_app, server_context
 from tests.helpers.virtual_clock import VirtualClock

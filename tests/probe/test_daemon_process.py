@@ -16,7 +16,8 @@ import pytest
 import yaml
 
 from collector.config import CollectorConfig
-from tests.helpers.collector import SwitchableCollector, free_port, issue_token
+from tests.helpers.collector import SwitchableCollector, issue_token
+from tests.helpers.ports import free_port
 from tests.helpers.probe_setup import loopback_data
 from tests.helpers.servers import page_app, serve_app
 

@@ -13,7 +13,7 @@ from aiohttp import web
 
 from probe.connectivity import summarise
 from probe.measurement import envelope
-from tests.helpers.collector import free_port
+from tests.helpers.ports import free_port
 from tests.helpers.probe_setup import loopback_config, make_daemon
 from tests.helpers.servers import page_app, serve_app
 from tests.helpers.virtual_clock import VirtualClock

@@ -22,8 +22,9 @@ from probe.config import ProbeConfig
 from probe.endpoints import Endpoint, EndpointList, FailoverUploader, configured
 from probe.typed_config import ConfigError, build
 from probe.uploader import Uploader, UploadError
-from tests.helpers.collector import SwitchableCollector, free_port, issue_token
+from tests.helpers.collector import SwitchableCollector, issue_token
 from tests.helpers.connect_proxy import ConnectProxy
+from tests.helpers.ports import free_port
 from tests.helpers.probe_setup import loopback_config, make_daemon
 
 

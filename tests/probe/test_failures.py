@@ -14,6 +14,7 @@ from probe import failures
 from probe.netx import http as netx_http
 from probe.netx import tcp
 from probe.netx.trace import Trace
+from tests.helpers.ports import free_port
 from tests.helpers.servers import tcp_behaviour
 
 
@@ -64,9 +65,7 @@ def test_describe_keeps_what_and_where_apart() -> None:
 
 
 async def test_connect_to_a_closed_port_is_refused_at_connect() -> None:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     record, stream = await tcp.connect("127.0.0.1", port, Trace(), 1.0)
     assert stream is None
     assert record["status"] == {"success": False, "failure": failures.CONNECTION_REFUSED,

@@ -13,7 +13,7 @@ import pytest
 
 from probe import pacing, traffic
 from probe.config import Target
-from tests.helpers.collector import free_port
+from tests.helpers.ports import free_port
 from tests.helpers.probe_setup import loopback_config, make_daemon
 from tests.helpers.servers import page_app, serve_app
 from tests.helpers.virtual_clock import VirtualClock

@@ -30,7 +30,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import pytest
 import pytest_asyncio
 import trustme
@@ -120,19 +119,6 @@ def _answers(zone: dict[str, str], lies: dict[str, int] | None):  # type: ignore
         return [(NXDOMAIN, [])]
 
     return answer
-
-
-async def _wait_healthy(base: str) -> None:
-    async with aiohttp.ClientSession() as session:
-        for _ in range(100):
-            try:
-                async with session.get(base + "/healthz") as response:
-                    if response.status == 200:
-                        return
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.1)
-    raise AssertionError("collector did not become healthy")
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")

@@ -4,8 +4,6 @@ control. Loopback cannot make the probe and the control disagree, so these cover
 
 from __future__ import annotations
 
-import socket
-
 import trustme
 from aiohttp.test_utils import TestClient
 
@@ -13,13 +11,8 @@ from probe import platform_config
 from probe.checks import platforms
 from probe.cli import main
 from probe.control_client import ControlClient
+from tests.helpers.ports import free_port
 from tests.helpers.servers import page_app, serve_app, server_context
-
-
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 async def test_youtube_ok_and_a_down_service(
@@ -27,7 +20,7 @@ async def test_youtube_ok_and_a_down_service(
 ) -> None:
     control = ControlClient(str(collector_client.make_url("")).rstrip("/"), timeout=10)
     async with serve_app(page_app(), server_context(ca, "localhost")) as port:
-        dead = closed_port()
+        dead = free_port()
         config = platform_config.build_platforms({
             "timeouts": {"dns": 2, "connect": 2, "tls": 2, "http": 3, "control": 10},
             "platforms": {"youtube": {"groups": {

@@ -22,7 +22,8 @@ from aiohttp import web
 
 from probe.privacy import AddressBook, identifying, interface_addresses
 from probe.scrub import SCRUBBED, scrub_matching
-from tests.helpers.collector import SwitchableCollector, free_port, issue_token
+from tests.helpers.collector import SwitchableCollector, issue_token
+from tests.helpers.ports import free_port
 from tests.helpers.probe_setup import loopback_config, make_daemon, write_interfaces
 from tests.helpers.servers import serve_app
 

@@ -15,7 +15,8 @@ import yaml
 from collector.config import CollectorConfig, TargetListsConfig
 from probe import config as probe_config
 from probe import target_sync
-from tests.helpers.collector import SwitchableCollector, free_port, issue_token
+from tests.helpers.collector import SwitchableCollector, issue_token
+from tests.helpers.ports import free_port
 from tests.helpers.probe_setup import loopback_data, make_daemon
 from tests.helpers.servers import page_app, serve_app
 from tests.helpers.virtual_clock import VirtualClock

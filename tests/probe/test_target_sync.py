@@ -7,21 +7,15 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 from pathlib import Path
 
 from collector.config import TargetListsConfig
 from probe import config as probe_config
 from probe.target_sync import cache_path, refresh
 from tests.collector.app import Running, running
+from tests.helpers.ports import free_port
 
 SHIPPED = Path(__file__).resolve().parents[2] / "configs" / "targets"
-
-
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def probe_yaml(tmp_path: Path, collector_url: str, country: str = "KG") -> Path:
@@ -90,12 +84,12 @@ async def test_the_last_good_copy_survives_a_gone_or_refusing_collector(
         assert "answered 403" in message and "measuring the copy of version" in message
         assert cache_path(probe_config.load(path)).read_bytes() == cached
     # The collector is gone (a shutdown): the copy stays and is measured.
-    path = probe_yaml(tmp_path, f"http://127.0.0.1:{closed_port()}")
+    path = probe_yaml(tmp_path, f"http://127.0.0.1:{free_port()}")
     message = await refresh(probe_config.load(path), token)
     assert "did not answer" in message and "measuring the copy of version" in message
     assert probe_config.load(path).targets == served
     # A probe moved to another country does not measure the old country's copy.
-    moved = probe_config.load(probe_yaml(tmp_path, f"http://127.0.0.1:{closed_port()}", "KZ"))
+    moved = probe_config.load(probe_yaml(tmp_path, f"http://127.0.0.1:{free_port()}", "KZ"))
     assert [t.url for t in moved.targets] == ["https://only-in-the-file.example/"]
 
 
@@ -114,7 +108,7 @@ async def test_a_probe_that_never_reached_the_collector_measures_its_files(
 
 
 async def test_a_damaged_cache_is_ignored(tmp_path: Path) -> None:
-    path = probe_yaml(tmp_path, f"http://127.0.0.1:{closed_port()}")
+    path = probe_yaml(tmp_path, f"http://127.0.0.1:{free_port()}")
     cache = cache_path(probe_config.load(path))
     cache.parent.mkdir(parents=True)
     cache.write_text('{"probe_cc": "KG", "version": "v1", "targets": [{"url": "ftp://x/"}]}')
@@ -133,7 +127,7 @@ async def test_a_blocked_first_endpoint_does_not_cut_the_probe_off_its_lists(
     async with running(f"{tmp_path}/k.sqlite",
                        target_lists=TargetListsConfig(directory=str(lists))) as c:
         token = (await c.token("kg-1"))["Authorization"].removeprefix("Bearer ")
-        blocked = f"http://127.0.0.1:{closed_port()}"
+        blocked = f"http://127.0.0.1:{free_port()}"
         path = probe_yaml(tmp_path, blocked)
         data = json.loads(path.read_text())
         data["collector"]["endpoints"] = [{"name": "first", "url": blocked},

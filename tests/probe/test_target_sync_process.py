@@ -12,7 +12,8 @@ from pathlib import Path
 import yaml
 
 from collector.config import CollectorConfig, TargetListsConfig
-from tests.helpers.collector import SwitchableCollector, free_port, issue_token
+from tests.helpers.collector import SwitchableCollector, issue_token
+from tests.helpers.ports import free_port
 from tests.helpers.probe_setup import loopback_data
 from tests.helpers.servers import page_app, serve_app
 

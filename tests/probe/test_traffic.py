@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from probe import traffic
-from tests.helpers.collector import free_port
+from tests.helpers.ports import free_port
 from tests.helpers.probe_setup import loopback_config, make_daemon
 from tests.helpers.servers import page_app, serve_app
 from tests.helpers.virtual_clock import VirtualClock

@@ -16,7 +16,8 @@ from aiohttp import web
 
 from collector.config import CollectorConfig, Limits
 from probe.uploader import Uploader, UploadError
-from tests.helpers.collector import SwitchableCollector, free_port, issue_token
+from tests.helpers.collector import SwitchableCollector, issue_token
+from tests.helpers.ports import free_port
 from tests.helpers.probe_setup import loopback_config, make_daemon
 
 

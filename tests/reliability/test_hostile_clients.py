@@ -26,7 +26,7 @@ from typing import Any
 
 import pytest
 
-from tests.reliability.collector_process import CollectorProcess
+from tests.helpers.collector_process import CollectorProcess
 
 HEADER_TIMEOUT = 2.0
 OWN_V4 = "203.0.113.7"

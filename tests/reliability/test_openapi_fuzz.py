@@ -28,7 +28,7 @@ from schemathesis import Case, checks
 
 from collector.openapi import document
 from collector.store import VERDICTS
-from tests.reliability.collector_process import CollectorProcess
+from tests.helpers.collector_process import CollectorProcess
 
 MAX_EXAMPLES = 25
 _TIME = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d")

@@ -32,6 +32,7 @@ from probe.checks import throttle
 from probe.netx import tls, transfer
 from probe.netx.trace import Trace
 from probe.sni_ab_client import fetch_endpoint, parse_endpoint
+from tests.helpers.ports import free_port
 from tests.helpers.servers import serve_app, server_context
 
 OBJECT_BYTES = 1 << 20
@@ -173,9 +174,7 @@ async def test_byte_cap_ends_a_fast_transfer(ca: trustme.CA, ca_file: str) -> No
 
 
 async def test_failures_name_their_operation(ca: trustme.CA, ca_file: str) -> None:
-    with __import__("socket").socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        closed_port = sock.getsockname()[1]
+    closed_port = free_port()
     refused = await fetch(closed_port, "closed.test", ca_file=ca_file)
     assert (refused["failure"], refused["operation"]) == ("connection_refused", "connect")
     async with serve_app(object_app(4096), server_context(ca, "other.test")) as port:
