@@ -18,6 +18,7 @@ from tests.collector.factory import measurement
 from tests.helpers.collector_process import cli
 from tests.helpers.mmdb import write_mmdb
 from tests.helpers.ports import free_port
+from tests.helpers.servers import serve_app
 
 COUNTRIES: dict[str, dict[str, Any]] = {
     "127.0.0.0/24": {"country": {"iso_code": "KZ", "names": {"en": "Kazakhstan"}}},
@@ -126,15 +127,10 @@ async def test_the_control_names_each_addresss_network_from_the_asn_database(
 
     site = web.Application()
     site.router.add_get("/", page)
-    runner = web.AppRunner(site)
-    await runner.setup()
-    tcp_site = web.TCPSite(runner, "127.0.0.1", 0)
-    await tcp_site.start()
-    port = runner.addresses[0][1]
-    url = f"http://127.0.0.1:{port}/"
-    request = {"http_request": url, "tcp_connect": [f"127.0.0.1:{port}"]}
     control = collector_config.Control(allow_private_addresses=True, timeout=5.0)
-    try:
+    async with serve_app(site) as port:
+        url = f"http://127.0.0.1:{port}/"
+        request = {"http_request": url, "tcp_connect": [f"127.0.0.1:{port}"]}
         _country, asn = geoip_files
         async with running(database, geoip_asn_database=asn, control=control) as c:
             view = await (await c.client.post("/api/v1/control", json=request)).json()
@@ -143,5 +139,3 @@ async def test_the_control_names_each_addresss_network_from_the_asn_database(
         async with running(database, control=control) as c:
             view = await (await c.client.post("/api/v1/control", json=request)).json()
             assert view["ip_info"]["127.0.0.1"]["asn"] is None
-    finally:
-        await runner.cleanup()

@@ -13,6 +13,7 @@ from collector.config import Auth, Limits
 from collector.store import Filters
 from tests.collector.app import running
 from tests.collector.factory import measurement
+from tests.helpers.servers import serve_app
 
 URL = "/api/v1/measurements"
 
@@ -224,8 +225,6 @@ async def test_503_while_the_database_refuses_then_200(postgres_cluster: object)
 async def test_the_access_log_leaves_the_client_address_out(tmp_path: object) -> None:
     import logging
 
-    from aiohttp import web
-
     from collector.app import create_app
     from collector.cli import ACCESS_LOG_FORMAT
     from collector.config import CollectorConfig
@@ -239,18 +238,12 @@ async def test_the_access_log_leaves_the_client_address_out(tmp_path: object) ->
     logger = logging.getLogger("kuzot.test.access")
     logger.setLevel(logging.INFO)
     logger.addHandler(Capture())
-    runner = web.AppRunner(create_app(CollectorConfig(database=f"{tmp_path}/k.sqlite")),
-                           access_log=logger, access_log_format=ACCESS_LOG_FORMAT)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    try:
+    app = create_app(CollectorConfig(database=f"{tmp_path}/k.sqlite"))
+    async with serve_app(app, access_log=logger,
+                         access_log_format=ACCESS_LOG_FORMAT) as port:
         connector = aiohttp.TCPConnector(local_addr=("127.0.0.2", 0))
         async with aiohttp.ClientSession(connector=connector) as session, session.get(
                 f"http://127.0.0.1:{port}/healthz") as response:
             assert response.status == 200
-    finally:
-        await runner.cleanup()
     assert len(records) == 1 and "GET /healthz" in records[0]
     assert "127.0.0.2" not in records[0]

@@ -7,7 +7,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import ssl
 import time
 from collections.abc import Iterator
 from email import message_from_bytes
@@ -34,7 +33,7 @@ from collector.notify.decide import Transition
 from collector.notify.templates import render
 from tests.collector.test_notify_decide import event
 from tests.helpers.ports import free_port
-from tests.helpers.servers import serve_app
+from tests.helpers.servers import serve_app, server_context
 
 SECRET = "correct horse battery staple"
 
@@ -236,8 +235,7 @@ async def test_email_refused_recipient_is_permanent() -> None:
 
 async def test_email_with_starttls(ca: trustme.CA, ca_file: str) -> None:
     sink = Sink()
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ca.issue_cert("127.0.0.1").configure_cert(context)
+    context = server_context(ca, "127.0.0.1")
     controller = Controller(sink, hostname="127.0.0.1", port=free_port(),
                             tls_context=context, require_starttls=True)
     controller.start()

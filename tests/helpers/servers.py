@@ -11,6 +11,7 @@ import socket
 import ssl
 import struct
 from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 import dns.message
 import dns.rcode
@@ -34,9 +35,11 @@ def page_app(body: str = PAGE, status: int = 200) -> web.Application:
 
 @contextlib.asynccontextmanager
 async def serve_app(app: web.Application, context: ssl.SSLContext | None = None,
-                    host: str = "127.0.0.1", port: int = 0) -> AsyncIterator[int]:
-    """Run ``app`` on ``host``; yields the bound port."""
-    runner = web.AppRunner(app)
+                    host: str = "127.0.0.1", port: int = 0,
+                    **runner_options: Any) -> AsyncIterator[int]:
+    """Run ``app`` on ``host``; yields the bound port. ``runner_options`` go to aiohttp's
+    ``AppRunner`` (e.g. ``access_log``)."""
+    runner = web.AppRunner(app, **runner_options)
     await runner.setup()
     site = web.TCPSite(runner, host, port, ssl_context=context)
     await site.start()

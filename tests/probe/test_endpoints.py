@@ -26,6 +26,7 @@ from tests.helpers.collector import SwitchableCollector, issue_token
 from tests.helpers.connect_proxy import ConnectProxy
 from tests.helpers.ports import free_port
 from tests.helpers.probe_setup import loopback_config, make_daemon
+from tests.helpers.servers import serve_app, server_context
 
 
 def measurement(index: int) -> dict[str, Any]:
@@ -70,13 +71,8 @@ async def collector() -> AsyncIterator[tuple[str, list[str]]]:
 
     app = web.Application()
     app.router.add_post("/api/v1/measurements", handler)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    yield f"http://127.0.0.1:{port}", received
-    await runner.cleanup()
+    async with serve_app(app) as port:
+        yield f"http://127.0.0.1:{port}", received
 
 
 async def upload_via(endpoints: EndpointList, batch: list[dict[str, Any]]
@@ -225,8 +221,7 @@ async def tls_collector(ca: trustme.CA) -> AsyncIterator[tuple[int, list[dict[st
         batch = json.loads(await request.read())["measurements"]
         return web.json_response({"stored": [m["measurement_uid"] for m in batch]})
 
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ca.issue_cert("collector.test").configure_cert(context)
+    context = server_context(ca, "collector.test")
 
     def remember_sni(sock: ssl.SSLObject, name: str | None, _: ssl.SSLContext) -> None:
         sock.sni = name or ""  # type: ignore[attr-defined]
@@ -234,12 +229,8 @@ async def tls_collector(ca: trustme.CA) -> AsyncIterator[tuple[int, list[dict[st
     context.sni_callback = remember_sni  # type: ignore[assignment]
     app = web.Application()
     app.router.add_post("/api/v1/measurements", handler)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=context)
-    await site.start()
-    yield site._server.sockets[0].getsockname()[1], seen  # type: ignore[union-attr]
-    await runner.cleanup()
+    async with serve_app(app, context) as port:
+        yield port, seen
 
 
 async def test_a_fronted_endpoint_connects_to_the_front_with_host_and_sni_of_the_real_name(
