@@ -12,7 +12,8 @@ from pathlib import Path
 import aiohttp
 import trustme
 
-from tests.helpers.collector_process import cli, run_python, serve
+from tests.helpers.collector_process import cli, serve
+from tests.helpers.processes import run_python
 from tests.helpers.servers import page_app, serve_app, server_context
 
 

@@ -21,15 +21,7 @@ from pathlib import Path
 import aiohttp
 
 from tests.helpers.ports import free_port
-
-
-async def run_python(*args: str, timeout: float = 60) -> tuple[int, str, str]:
-    """Run ``python ARGS`` (this interpreter); returns (exit code, stdout, stderr)."""
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-    out, err = await asyncio.wait_for(process.communicate(), timeout)
-    assert process.returncode is not None
-    return process.returncode, out.decode(), err.decode()
+from tests.helpers.processes import run_python
 
 
 async def cli(*args: str, timeout: float = 60) -> tuple[int, str, str]:

@@ -33,6 +33,27 @@ def page_app(body: str = PAGE, status: int = 200) -> web.Application:
     return app
 
 
+class SlowPages:
+    """Pages that each take ``delay`` seconds to answer. ``peak`` is the most that were being
+    answered at once: what a client's concurrency limit is checked against."""
+
+    def __init__(self, delay: float) -> None:
+        self.delay = delay
+        self.running = 0
+        self.peak = 0
+        self.app = web.Application()
+        self.app.router.add_get("/{tail:.*}", self._page)
+
+    async def _page(self, request: web.Request) -> web.Response:
+        self.running += 1
+        self.peak = max(self.peak, self.running)
+        try:
+            await asyncio.sleep(self.delay)
+            return web.Response(text="<title>slow</title>", content_type="text/html")
+        finally:
+            self.running -= 1
+
+
 @contextlib.asynccontextmanager
 async def serve_app(app: web.Application, context: ssl.SSLContext | None = None,
                     host: str = "127.0.0.1", port: int = 0,

@@ -13,7 +13,6 @@ import dataclasses
 import json
 import logging
 import os
-import shutil
 import sqlite3
 import sys
 from collections.abc import Callable
@@ -23,7 +22,6 @@ from typing import Any
 
 import pytest
 import trustme
-from aiohttp import web
 
 from collector.config import CollectorConfig, Limits
 from probe import daemon as probe_daemon
@@ -33,7 +31,8 @@ from probe.netx import packet
 from tests.helpers.collector import SwitchableCollector, issue_token
 from tests.helpers.ports import free_port
 from tests.helpers.probe_setup import loopback_config, make_daemon
-from tests.helpers.servers import page_app, serve_app, server_context
+from tests.helpers.processes import without_net_raw
+from tests.helpers.servers import SlowPages, page_app, serve_app, server_context
 from tests.helpers.virtual_clock import VirtualClock
 from tests.probe.test_heartbeat_answers import START as WINDOW_START
 from tests.probe.test_heartbeat_answers import stand_in_collector
@@ -128,22 +127,9 @@ async def test_platforms_on_their_own_cadence_through_the_real_collector(
 async def test_platform_endpoints_take_the_same_measurement_slots(fast_disk: Path) -> None:
     """Two slots: however many endpoints a platform has, no more than two fetches are ever
     under way at once, sites included, though ``run_once`` starts everything together."""
-    running = peak = 0
-
-    async def slow(request: web.Request) -> web.Response:
-        nonlocal running, peak
-        running += 1
-        peak = max(peak, running)
-        try:
-            await asyncio.sleep(0.3)
-            return web.Response(text="<title>slow</title>", content_type="text/html")
-        finally:
-            running -= 1
-
-    app = web.Application()
-    app.router.add_get("/{tail:.*}", slow)
+    pages = SlowPages(0.3)
     closed = f"http://127.0.0.1:{free_port()}"
-    async with serve_app(app) as port:
+    async with serve_app(pages.app) as port:
         file = fast_disk / "platforms.yaml"
         file.write_text(json.dumps({"platforms": {"x": {"groups": {
             "web": {"urls": [f"http://127.0.0.1:{port}/x{i}" for i in range(4)]}}}}}))
@@ -158,7 +144,7 @@ async def test_platform_endpoints_take_the_same_measurement_slots(fast_disk: Pat
         f"http://127.0.0.1:{port}/a", f"http://127.0.0.1:{port}/b", "x"]
     [platform] = [json.loads(e.body) for e in spool.recorded if e.input == "x"]
     assert len(platform["test_keys"]["x_endpoints"]) == 4
-    assert peak == 2
+    assert pages.peak == 2
 
 
 async def test_an_event_window_raises_the_platform_cadence(fast_disk: Path) -> None:
@@ -314,11 +300,7 @@ async def test_the_capability_check_without_cap_net_raw() -> None:
     command = [sys.executable, "-c",
                "from probe.daemon import raw_sockets_allowed; import sys; "
                "print(raw_sockets_allowed(), any('scapy' in m for m in sys.modules))"]
-    if os.geteuid() == 0:
-        setpriv = shutil.which("setpriv")
-        if setpriv is None:
-            pytest.fail("setpriv (util-linux) is needed to drop CAP_NET_RAW as root")
-        command = [setpriv, "--inh-caps=-net_raw", "--bounding-set=-net_raw", *command]
+    command = without_net_raw(command)
     process = await asyncio.create_subprocess_exec(*command, stdout=asyncio.subprocess.PIPE)
     out, _ = await process.communicate()
     # No capability, and finding that out did not load scapy.

@@ -15,7 +15,7 @@ from probe.connectivity import summarise
 from probe.measurement import envelope
 from tests.helpers.ports import free_port
 from tests.helpers.probe_setup import loopback_config, make_daemon
-from tests.helpers.servers import page_app, serve_app
+from tests.helpers.servers import SlowPages, page_app, serve_app
 from tests.helpers.virtual_clock import VirtualClock
 
 START = datetime(2026, 5, 9, 0, 0, tzinfo=UTC)
@@ -59,23 +59,9 @@ async def test_each_target_keeps_its_own_cadence(fast_disk: Path) -> None:
 
 
 async def test_no_more_measurements_at_once_than_the_concurrency(fast_disk: Path) -> None:
-    running = 0
-    peak = 0
-
-    async def slow(request: web.Request) -> web.Response:
-        nonlocal running, peak
-        running += 1
-        peak = max(peak, running)
-        try:
-            await asyncio.sleep(0.2)
-            return web.Response(text="<title>slow</title>", content_type="text/html")
-        finally:
-            running -= 1
-
-    app = web.Application()
-    app.router.add_get("/{tail:.*}", slow)
+    pages = SlowPages(0.2)
     closed = f"http://127.0.0.1:{free_port()}"
-    async with serve_app(app) as port:
+    async with serve_app(pages.app) as port:
         targets = [{"url": f"http://127.0.0.1:{port}/{i}"} for i in range(6)]
         config = loopback_config(fast_disk, closed, "t", targets, port, control_url=closed,
                                  schedule={"concurrency": 2})
@@ -83,7 +69,7 @@ async def test_no_more_measurements_at_once_than_the_concurrency(fast_disk: Path
         await daemon.run_once()
         await db.close()
     assert len([e for e in spool.recorded if e.test_name == "web_connectivity"]) == 6
-    assert peak == 2
+    assert pages.peak == 2
 
 
 async def test_a_restart_continues_the_cadence(fast_disk: Path) -> None:

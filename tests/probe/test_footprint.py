@@ -11,23 +11,21 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import shutil
 import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.helpers.processes import without_net_raw
+
 REPO = Path(__file__).resolve().parents[2]
 
 
 async def one_round(directory: Path, *flags: str, without_raw: bool = False) -> dict[str, Any]:
     command = [sys.executable, "-m", "tests.helpers.footprint_round", str(directory), *flags]
-    if without_raw and os.geteuid() == 0:
-        setpriv = shutil.which("setpriv")
-        if setpriv is None:
-            pytest.fail("setpriv (util-linux) is needed to drop CAP_NET_RAW as root")
-        command = [setpriv, "--inh-caps=-net_raw", "--bounding-set=-net_raw", *command]
+    if without_raw:
+        command = without_net_raw(command)
     process = await asyncio.create_subprocess_exec(
         *command, cwd=REPO, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     out, err = await asyncio.wait_for(process.communicate(), 120)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
 import socket
 import sys
 from collections.abc import AsyncIterator
@@ -20,6 +19,7 @@ import pytest
 
 from probe import censor_analysis
 from probe.netx import packet
+from tests.helpers.processes import without_net_raw
 from tests.helpers.servers import page_app, serve_app
 
 
@@ -97,11 +97,7 @@ async def test_no_raw_sockets_is_permission_denied() -> None:
     """Without CAP_NET_RAW nothing is sent and the failure is ``permission_denied``."""
     command = [sys.executable, "-c",
                "from probe.netx.packet import raw_capability; print(raw_capability())"]
-    if os.geteuid() == 0:
-        setpriv = shutil.which("setpriv")
-        if setpriv is None:
-            pytest.fail("setpriv (util-linux) is needed to drop CAP_NET_RAW as root")
-        command = [setpriv, "--inh-caps=-net_raw", "--bounding-set=-net_raw", *command]
+    command = without_net_raw(command)
     process = await asyncio.create_subprocess_exec(*command, stdout=asyncio.subprocess.PIPE)
     out, _ = await process.communicate()
     assert out.decode().strip() == "permission_denied"

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import shutil
 import socket
 import sys
 from collections.abc import AsyncIterator
@@ -36,6 +35,7 @@ import trustme
 from aiohttp import web
 
 from tests.helpers.chainlab import ISP_RESOLVER, PUBLIC_RESOLVER, ChainLab, require_lab_tools
+from tests.helpers.processes import without_net_raw
 from tests.helpers.servers import NOERROR, NXDOMAIN, DNSServer, page_app, server_context
 
 pytestmark = [pytest.mark.lab, pytest.mark.asyncio(loop_scope="module")]
@@ -298,10 +298,7 @@ async def test_trace_finds_the_dropping_router(censor: Lab) -> None:
 
 
 async def test_trace_without_raw_sockets_is_permission_denied(censor: Lab) -> None:
-    setpriv = shutil.which("setpriv")
-    if setpriv is None:
-        pytest.fail("setpriv (util-linux) is needed to drop CAP_NET_RAW")
-    drop = [setpriv, "--inh-caps=-net_raw", "--bounding-set=-net_raw"]
+    drop = without_net_raw([])  # the lab runs as root: this is setpriv dropping it
     code, out, err = await censor.probe_as(drop, "trace", "https://web.telegram.org/", "--json")
     assert code == 0, err
     keys = json.loads(out)["test_keys"]
