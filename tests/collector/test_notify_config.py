@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from collector import config as collector_config
 from probe.typed_config import ConfigError
+from tests.helpers.paths import CONFIGS, TESTDATA
 
-DATA = Path(__file__).resolve().parent.parent / "testdata" / "configs"
+DATA = TESTDATA / "configs"
 
 INVALID = [
     ("invalid-notify-tier.yaml", "notifications.webhooks[0].min_tier: must be one of "
@@ -56,5 +55,4 @@ def test_defaults_send_nothing() -> None:
 
 
 def test_repository_collector_config_still_loads() -> None:
-    root = Path(__file__).resolve().parents[2]
-    collector_config.load(root / "configs" / "collector.yaml")
+    collector_config.load(CONFIGS / "collector.yaml")

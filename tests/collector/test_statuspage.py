@@ -23,10 +23,10 @@ from collector.notify.event import EventView
 from collector.security import HEADERS
 from collector.statuspage import STYLE_HASH, network_rows, status_page, timeline
 from tests.helpers.fleet import fleet_events, running_collector
+from tests.helpers.paths import REPO
 from tests.helpers.servers import serve_app
 
 NOW = datetime(2024, 3, 10, 12, 0, tzinfo=UTC)
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def events(now: datetime = NOW) -> list[EventView]:
@@ -248,7 +248,7 @@ async def test_a_phone_reader_sees_the_events_in_chromium(tmp_path: Path) -> Non
         async with serve_app(app) as port:
             dom = await run_chromium("--dump-dom", f"http://127.0.0.1:{port}/harness",
                                      profile=tmp_path / "profile-dom")
-            artifacts = Path(os.environ.get("KUZOT_TEST_ARTIFACTS", ROOT / "var" / "artifacts"))
+            artifacts = Path(os.environ.get("KUZOT_TEST_ARTIFACTS", REPO / "var" / "artifacts"))
             artifacts.mkdir(parents=True, exist_ok=True)
             shot = artifacts / "status-page-phone.png"
             shot.unlink(missing_ok=True)

@@ -14,8 +14,9 @@ from collector import config as collector_config
 from collector.config import TargetListsConfig
 from probe.typed_config import ConfigError
 from tests.collector.app import running
+from tests.helpers.paths import CONFIGS
 
-SHIPPED = Path(__file__).resolve().parents[2] / "configs" / "targets"
+SHIPPED = CONFIGS / "targets"
 
 
 def copy_shipped(tmp_path: Path) -> Path:

@@ -20,6 +20,7 @@ import trustme
 
 from probe import analysis, wire
 from tests.helpers import ooni_format
+from tests.helpers.paths import REPO
 from tests.probe.test_ooni_loader import (
     dns_nxdomain,
     http_diff,
@@ -31,12 +32,11 @@ from tests.probe.test_ooni_loader import (
 )
 from tests.probe.test_web_loopback import Network, network  # noqa: F401 (fixture by name)
 
-ROOT = Path(__file__).resolve().parents[2]
 VERDICTS = {"ok", "down", "blocked", "throttled", "inconclusive"}
 
 
 def analyze(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "probe", "analyze", *args], cwd=ROOT,
+    return subprocess.run([sys.executable, "-m", "probe", "analyze", *args], cwd=REPO,
                           capture_output=True, text=True, timeout=120, check=False)
 
 
@@ -46,7 +46,7 @@ def cell(value: Any) -> str:
 
 
 def test_the_table_has_a_row_for_each_of_oonis_56_measurements() -> None:
-    files = [str(p.relative_to(ROOT)) for p in ooni_format.corpus_files()]
+    files = [str(p.relative_to(REPO)) for p in ooni_format.corpus_files()]
     result = analyze(*files)
     assert result.returncode == 0, result.stderr
     assert "Traceback" not in result.stderr
@@ -57,7 +57,7 @@ def test_the_table_has_a_row_for_each_of_oonis_56_measurements() -> None:
     assert len(rows) == 56
     by_source = {row.split()[0]: row.split() for row in rows}
     for name in files:
-        recorded = ooni_format.read(ROOT / name)
+        recorded = ooni_format.read(REPO / name)
         source, url, blocking, accessible, verdict, _layer, _mechanism, confidence = \
             by_source[name]
         assert url == recorded["input"]

@@ -5,17 +5,17 @@ recognised, by a fingerprint where one knows them and by their wording where non
 from __future__ import annotations
 
 import base64
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from probe import blockpages, blockphrases
+from tests.helpers.paths import TESTDATA
 
 HEADER = "name,purpose,location,match,pattern,countries,source\n"
 OONI_HEADER = ("name,scope,other_names,location_found,pattern_type,pattern,confidence_no_fp,"
                "expected_countries,source,exp_url,notes\n")
-REAL = Path(__file__).parents[1] / "testdata" / "blockpages"
+REAL = TESTDATA / "blockpages"
 
 
 def page(body: str, length: int | None = None, headers: dict[str, str] | None = None,

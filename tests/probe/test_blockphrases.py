@@ -10,17 +10,16 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from probe import blockpages, blockphrases
+from tests.helpers.paths import TESTDATA
 from tests.lab import pages
 from tests.lab.scenarios import SCENARIOS
 
 HEADER = "phrase,language,where,source\n"
-TESTDATA = Path(__file__).parents[1] / "testdata"
 
 
 def page(body: str, length: int | None = None, title: str | None = None) -> dict[str, Any]:

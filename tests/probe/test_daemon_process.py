@@ -17,11 +17,11 @@ import yaml
 
 from collector.config import CollectorConfig
 from tests.helpers.collector import SwitchableCollector, issue_token
+from tests.helpers.paths import REPO
 from tests.helpers.ports import free_port
 from tests.helpers.probe_setup import loopback_data
 from tests.helpers.servers import page_app, serve_app
 
-REPO = Path(__file__).resolve().parents[2]
 IP_LIKE = re.compile(r"\b\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}\b")
 
 

@@ -17,9 +17,8 @@ from typing import Any
 
 import pytest
 
+from tests.helpers.paths import REPO
 from tests.helpers.processes import without_net_raw
-
-REPO = Path(__file__).resolve().parents[2]
 
 
 async def one_round(directory: Path, *flags: str, without_raw: bool = False) -> dict[str, Any]:

@@ -15,8 +15,8 @@ import pytest
 from probe import config as probe_config
 from probe import onboarding
 from probe.daemon import NOTICE_VERSION, require_consent
+from tests.helpers.paths import REPO
 
-REPO = Path(__file__).resolve().parents[2]
 NOW = datetime(2026, 2, 1, 9, 30, tzinfo=UTC)
 
 

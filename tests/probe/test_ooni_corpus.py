@@ -23,8 +23,9 @@ from typing import Any
 import pytest
 
 from probe import analysis, ooni_classic
+from tests.helpers.paths import TESTDATA
 
-CORPUS = Path(__file__).resolve().parent.parent / "testdata" / "ooni_qa"
+CORPUS = TESTDATA / "ooni_qa"
 FILES = sorted(CORPUS.glob("*/*.json"))
 KEYS = ("blocking", "accessible", "dns_consistency", "body_length_match", "headers_match",
         "status_code_match", "title_match")

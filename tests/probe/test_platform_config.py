@@ -8,9 +8,9 @@ import pytest
 
 from probe import platform_config
 from probe.typed_config import ConfigError
+from tests.helpers.paths import REPO, TESTDATA
 
-ROOT = Path(__file__).resolve().parents[2]
-DATA = ROOT / "tests" / "testdata" / "configs" / "platforms"
+DATA = TESTDATA / "configs" / "platforms"
 
 INVALID = [
     ("invalid-platform-name.yaml",
@@ -49,7 +49,7 @@ def test_invalid_platforms_file(name: str, message: str) -> None:
 
 
 def test_shipped_file_has_every_platform_with_ooni_groups() -> None:
-    config = platform_config.load(ROOT / "configs" / "platforms.yaml")
+    config = platform_config.load(REPO / "configs" / "platforms.yaml")
     assert tuple(config.platforms) == platform_config.PLATFORMS
     for name, groups in platform_config.OONI_GROUPS.items():
         assert set(config.platforms[name].groups) == groups

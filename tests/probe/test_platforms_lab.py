@@ -35,12 +35,12 @@ import trustme
 from aiohttp import web
 
 from tests.helpers.chainlab import ISP_RESOLVER, PUBLIC_RESOLVER, ChainLab, require_lab_tools
+from tests.helpers.paths import REPO
 from tests.helpers.processes import without_net_raw
 from tests.helpers.servers import NOERROR, NXDOMAIN, DNSServer, page_app, server_context
 
 pytestmark = [pytest.mark.lab, pytest.mark.asyncio(loop_scope="module")]
 
-ROOT = Path(__file__).resolve().parents[2]
 COLLECTOR = "46.36.200.100"
 ZONE = {
     "web.telegram.org": "46.36.200.10",
@@ -89,7 +89,7 @@ class Lab:
     async def probe_as(self, prefix: list[str], *args: str) -> tuple[int, str, str]:
         process = await asyncio.create_subprocess_exec(
             "ip", "netns", "exec", self.chain.client, *prefix, sys.executable, "-m", "probe",
-            *args, cwd=str(ROOT), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+            *args, cwd=str(REPO), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
         out, err = await asyncio.wait_for(process.communicate(), 120)
         assert process.returncode is not None
         return process.returncode, out.decode(), err.decode()
@@ -171,7 +171,7 @@ async def lab(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Lab]:
                           f"control: {{timeout: 10s, ca_file: {ca_file}}}\n")
         collector = await asyncio.create_subprocess_exec(
             "ip", "netns", "exec", chain.world, sys.executable, "-m", "collector", "serve",
-            "--config", str(config), cwd=str(ROOT), stdout=asyncio.subprocess.DEVNULL,
+            "--config", str(config), cwd=str(REPO), stdout=asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.DEVNULL)
         await _wait_until_collector(chain)
         yield Lab(chain, workdir, ca_file, lies)

@@ -14,8 +14,7 @@ from pathlib import Path
 from probe.localdb import LocalDB
 from probe.privacy import AddressBook
 from probe.spool import Entry, Spool
-
-REPO = Path(__file__).resolve().parents[2]
+from tests.helpers.paths import REPO
 
 
 def entry(index: int, pad: int = 100, text: str = "") -> Entry:

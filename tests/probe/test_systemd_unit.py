@@ -16,7 +16,9 @@ from pathlib import Path
 
 import pytest
 
-UNIT = Path(__file__).resolve().parents[2] / "configs" / "systemd" / "kuzot-probe.service"
+from tests.helpers.paths import CONFIGS
+
+UNIT = CONFIGS / "systemd" / "kuzot-probe.service"
 
 
 def analyze() -> str:

@@ -13,9 +13,10 @@ from collector.config import TargetListsConfig
 from probe import config as probe_config
 from probe.target_sync import cache_path, refresh
 from tests.collector.app import Running, running
+from tests.helpers.paths import CONFIGS
 from tests.helpers.ports import free_port
 
-SHIPPED = Path(__file__).resolve().parents[2] / "configs" / "targets"
+SHIPPED = CONFIGS / "targets"
 
 
 def probe_yaml(tmp_path: Path, collector_url: str, country: str = "KG") -> Path:

@@ -13,11 +13,10 @@ import yaml
 
 from collector.config import CollectorConfig, TargetListsConfig
 from tests.helpers.collector import SwitchableCollector, issue_token
+from tests.helpers.paths import REPO
 from tests.helpers.ports import free_port
 from tests.helpers.probe_setup import loopback_data
 from tests.helpers.servers import page_app, serve_app
-
-REPO = Path(__file__).resolve().parents[2]
 
 
 async def run_once(config: Path) -> tuple[int, str]:

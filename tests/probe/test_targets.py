@@ -7,14 +7,13 @@ from __future__ import annotations
 
 import csv
 import re
-from pathlib import Path
 
 import pytest
 
 from probe import config as probe_config
 from probe.config import Target, load_targets_csv
+from tests.helpers.paths import CONFIGS
 
-CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 TARGETS = CONFIGS / "targets"
 LISTS = [("kg.csv", "KG"), ("kz.csv", "KZ"), ("global.csv", "*")]
 

@@ -11,8 +11,9 @@ import pytest
 
 from probe.config import load_targets_csv
 from probe.targets_import import main, same_site_key
+from tests.helpers.paths import CONFIGS
 
-REPO_TARGETS = Path(__file__).resolve().parents[2] / "configs" / "targets"
+REPO_TARGETS = CONFIGS / "targets"
 HEADER = "url,category_code,category_description,date_added,source,notes\n"
 CURATED_HEADER = "url,category,cc,role,baseline,interval,date_added,source,notes\n"
 
