@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from collector import config as collector_config
-from probe.typed_config import ConfigError
+from probe.core.typed_config import ConfigError
 from tests.helpers.paths import REPO, TESTDATA
 
 DATA = TESTDATA / "configs"

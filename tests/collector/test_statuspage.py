@@ -19,9 +19,9 @@ import aiohttp
 import pytest
 from aiohttp import web
 
+from collector.api.security import HEADERS
+from collector.events.statuspage import STYLE_HASH, network_rows, status_page, timeline
 from collector.notify.event import EventView
-from collector.security import HEADERS
-from collector.statuspage import STYLE_HASH, network_rows, status_page, timeline
 from tests.helpers.fleet import fleet_events, running_collector
 from tests.helpers.paths import REPO
 from tests.helpers.servers import serve_app

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from probe import blockpages, blockphrases
+from probe.nettests.web_connectivity import blockpages, blockphrases
 from tests.helpers.paths import TESTDATA
 
 HEADER = "name,purpose,location,match,pattern,countries,source\n"

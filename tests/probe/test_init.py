@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from probe import config as probe_config
-from probe import onboarding
-from probe.daemon import NOTICE_VERSION, require_consent
+from probe.cli import init as onboarding
+from probe.config import probe_config
+from probe.daemon.loop import NOTICE_VERSION, require_consent
 from tests.helpers.paths import REPO
 
 NOW = datetime(2026, 2, 1, 9, 30, tzinfo=UTC)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import aiohttp
 
-from probe.local_metrics import MetricsServer, registry_for
+from probe.daemon.local_metrics import MetricsServer, registry_for
 from tests.helpers.collector import SwitchableCollector, issue_token
 from tests.helpers.ports import free_port
 from tests.helpers.probe_setup import loopback_config, make_daemon

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from probe import platform_config
-from probe.typed_config import ConfigError
+from probe.config import platforms as platform_config
+from probe.core.typed_config import ConfigError
 from tests.helpers.paths import REPO, TESTDATA
 
 DATA = TESTDATA / "configs" / "platforms"

@@ -10,8 +10,8 @@ import re
 
 import pytest
 
-from probe import config as probe_config
-from probe.config import Target, load_targets_csv
+from probe.config import probe_config
+from probe.config.probe_config import Target, load_targets_csv
 from tests.helpers.paths import CONFIGS
 
 TARGETS = CONFIGS / "targets"

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from collector import config as collector_config
-from collector.calendar import build_calendar, load_calendar
 from collector.detect.model import parse_time
-from probe.typed_config import ConfigError
+from collector.events.windows import build_calendar, load_calendar
+from probe.core.typed_config import ConfigError
 from tests.helpers.paths import REPO, TESTDATA
 
 

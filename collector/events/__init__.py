@@ -1,0 +1,1 @@
+"""Events told to people: the event book, event windows, the status page."""
