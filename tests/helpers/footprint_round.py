@@ -2,7 +2,7 @@
 
     python -m tests.helpers.footprint_round DIRECTORY [--reset]
 
-Run by ``tests/probe/test_footprint.py`` in a subprocess, because ``sys.modules`` of the test
+Run by ``tests/probe/daemon/test_footprint.py`` in a subprocess, because ``sys.modules`` of the test
 process holds whatever other tests imported. The round is real: loopback sites, a platform
 check with reset fingerprinting on, the daemon's own raw-socket check at start, the real
 spool, the real collector as control (uploads go nowhere). With ``--reset`` the platform's
