@@ -42,6 +42,18 @@ def port_helpers(path: Path) -> list[str]:
             and (node.name in PORT_HELPER_NAMES or _binds_port_zero(node))]
 
 
+def named_like_tests(*tops: str) -> list[str]:
+    """The modules under ``tops`` whose file name pytest would take for a test module."""
+    return [str(path.relative_to(ROOT)) for path in _python_files(*tops)
+            if path.name.startswith("test_") or path.name.endswith("_test.py")]
+
+
+def test_no_product_module_is_named_like_a_test() -> None:
+    assert named_like_tests("probe", "collector") == []
+    # The check sees test modules where there are some.
+    assert "tests/test_layout.py" in named_like_tests("tests")
+
+
 def test_free_ports_come_from_the_one_helper() -> None:
     copies = {str(path.relative_to(ROOT)): names for path in _python_files("tests", "bench")
               if path != PORTS and (names := port_helpers(path))}
