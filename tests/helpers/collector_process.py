@@ -14,7 +14,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -122,3 +122,16 @@ class CollectorProcess:
             self.process.terminate()
             self.process.wait(timeout=10)
             self.process = None
+
+
+@contextlib.contextmanager
+def started(tmp: Path, extra_yaml: str, probe_id: str) -> Iterator[tuple[CollectorProcess, str]]:
+    """A started ``CollectorProcess`` and a token issued to ``probe_id`` before the start;
+    stopped (SIGTERM) at the end."""
+    process = CollectorProcess(tmp, extra_yaml)
+    token = process.issue_token(probe_id)
+    process.start()
+    try:
+        yield process, token
+    finally:
+        process.stop()
