@@ -38,12 +38,7 @@ sys.path.insert(0, str(ROOT))
 
 from collector.store import StoredMeasurement, open_store  # noqa: E402
 from probe.core.evidence import with_fields  # noqa: E402
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from tests.helpers.ports import free_port  # noqa: E402
 
 
 def measurement(uid: str, target: str = "https://kloop.kg/") -> dict[str, Any]:

@@ -2,7 +2,7 @@
 
 Built from the same constants the implementation uses (verdicts, axes, rejection reasons,
 query parameters), and checked against the running application by
-``tests/collector/test_openapi.py``: every route is documented, every documented parameter is
+``tests/collector/api/test_openapi.py``: every route is documented, every documented parameter is
 accepted and others are refused, and every response validates against its schema.
 """
 
