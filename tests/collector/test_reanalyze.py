@@ -27,7 +27,7 @@ from collector.reanalyze import RECORDED, reanalyze
 from collector.store import TIME_FORMAT, Filters, Store, open_store
 from probe.core.measurement import envelope
 from probe.nettests.web_connectivity import analysis
-from tests.probe.test_analysis_table import ROWS
+from tests.probe.nettests.web_connectivity.test_analysis_table import ROWS
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 INSIDE = NOW - timedelta(hours=2)

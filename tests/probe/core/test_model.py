@@ -35,7 +35,7 @@ from probe.core.model import (
 from probe.nettests.web_connectivity import analysis
 from tests.collector import scenarios
 from tests.helpers import fleet, ooni_format
-from tests.probe.test_analysis_table import ROWS
+from tests.probe.nettests.web_connectivity.test_analysis_table import ROWS
 
 STARTED = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 
