@@ -7,7 +7,7 @@ files), Kuzot measurements in the format written before OONI's ``x_`` prefix, th
 scenarios' fleets, the loopback fleet of the collector tests, and the analysis table's
 observations wrapped as the probe wraps them. (The lab's real measurements are checked in
 ``tests/lab/test_model_round_trip.py``; a real ``probe check --json`` in
-``tests/probe/test_cli_check.py``.)
+``tests/probe/cli/test_cli_check.py``.)
 """
 
 from __future__ import annotations
