@@ -375,10 +375,14 @@ def main(argv: list[str] | None = None) -> int:
             from probe.cli.status import show
             from probe.config import probe_config
 
+            loaded = probe_config.load(args.config)
             try:
-                print(show(probe_config.load(args.config), args.json))
+                print(show(loaded, args.json))
             except FileNotFoundError:
-                print("error: no spool file yet: the probe has not run with this config",
+                # `probe live` (make run) uploads directly and keeps no spool: say so, since
+                # it is the first thing a newcomer runs before asking for a status.
+                print(f"error: no spool file yet ({loaded.spool_path}): the probe has not run "
+                      "with this config (`probe run`; `probe live` keeps no spool)",
                       file=sys.stderr)
                 return BAD_INPUT
             return 0
