@@ -18,6 +18,7 @@ import getpass
 import os
 import secrets
 import shutil
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
@@ -107,6 +108,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--force", action="store_true", help="overwrite an existing config")
 
 
+ASK_ATTEMPTS = 3  # bad answers to one question before init stops, writing nothing
+
+
 class InitError(Exception):
     """Bad or missing input; the message says which flag."""
 
@@ -137,19 +141,55 @@ def _consent(args: argparse.Namespace, interactive: bool, stdin: TextIO,
     return answer.strip().strip('"').lower() == AGREE
 
 
+def _ask_until_valid(flag: str, prompt: str, problem: Callable[[str], str | None],
+                     stdin: TextIO, stdout: TextIO, secret: bool = False) -> str:
+    """Ask again, saying why, until ``problem(answer)`` is None: a typo in one answer should
+    not throw away the consent and every other answer at the end. After ``ASK_ATTEMPTS`` bad
+    answers, InitError naming the flag that gives the value."""
+    for attempt in range(1, ASK_ATTEMPTS + 1):
+        answer = _ask(prompt, stdin, stdout, secret)
+        reason = problem(answer)
+        if reason is None:
+            return answer
+        if attempt < ASK_ATTEMPTS:
+            stdout.write(f"  {reason}; try again.\n")
+    raise InitError(f"{flag}: {reason}")
+
+
+def _url_problem(answer: str) -> str | None:
+    return "an http(s) URL is required" if not answer or is_http_url(answer) else None
+
+
+def _token_problem(answer: str) -> str | None:
+    return None if answer else "the probe token is required"
+
+
+def _country_problem(answer: str) -> str | None:
+    return "a two-letter country code such as KG is required" if (
+        not answer or is_country_code(answer.upper())) else None
+
+
+def _asn_problem(answer: str) -> str | None:
+    return "not an AS number like AS8449" if answer and is_asn(answer.upper()) else None
+
+
 def _fill(args: argparse.Namespace, interactive: bool, stdin: TextIO, stdout: TextIO) -> None:
-    """Ask for what the flags did not give; check everything."""
+    """Ask for what the flags did not give, again after a bad answer; check everything."""
     if not args.collector_url and interactive:
-        args.collector_url = _ask("Collector URL (from the operator, https://...): ", stdin,
-                                  stdout)
+        args.collector_url = _ask_until_valid(
+            "--collector-url", "Collector URL (from the operator, https://...): ",
+            _url_problem, stdin, stdout)
     if not args.token and not args.token_file and interactive:
-        args.token = _ask("Probe token (from the operator; not shown): ", stdin, stdout,
-                          secret=True)
+        args.token = _ask_until_valid(
+            "--token", "Probe token (from the operator; not shown): ", _token_problem, stdin,
+            stdout, secret=True)
     if not args.country and interactive:
-        args.country = _ask("Country (KG or KZ): ", stdin, stdout).upper()
+        args.country = _ask_until_valid(
+            "--country", "Country (KG or KZ): ", _country_problem, stdin, stdout).upper()
     if args.asn is None and interactive:
-        args.asn = _ask("Your provider's AS number, e.g. AS8449 (Enter to skip): ", stdin,
-                        stdout).upper() or None
+        args.asn = _ask_until_valid(
+            "--asn", "Your provider's AS number, e.g. AS8449 (Enter to skip): ", _asn_problem,
+            stdin, stdout).upper() or None
     if not args.collector_url or is_http_url(args.collector_url):
         raise InitError("--collector-url: an http(s) URL is required")
     if not args.token and not args.token_file:
