@@ -171,12 +171,14 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"config error: {exc}", file=sys.stderr)
         return BAD_INPUT
-    print(f"kuzot collector on http://{config.listen}/ (metrics at /metrics), "
-          f"database {config.database}", flush=True)
+    def listening() -> None:
+        print(f"kuzot collector on http://{config.listen}/ (metrics at /metrics), "
+              f"database {config.database}", flush=True)
+
     # The access log format leaves out the client address (%a): it is never recorded.
     try:
         asyncio.run(serve(create_app(config), config.host, config.port,
-                          config.limits.header_timeout, ACCESS_LOG_FORMAT))
+                          config.limits.header_timeout, ACCESS_LOG_FORMAT, listening))
     except StartupError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return BAD_INPUT
