@@ -134,7 +134,7 @@ def load(path: str | Path | None) -> CollectorConfig:
     relative to the file."""
     if path is None:
         return CollectorConfig()
-    from probe.config.probe_config import load_targets_csv
+    from probe.core.targets import load_targets_csv
 
     file = Path(path)
     config = build(CollectorConfig, read_yaml(file))
