@@ -5,7 +5,8 @@ top of the module, and inside ``if``/``try``/``with`` blocks at module level. Im
 functions run later, when the function is called, and imports under ``if TYPE_CHECKING:``
 never run: neither can make a circle at import time, so neither is an edge.
 ``from package import name`` is an edge to ``package.name`` when that is a module, else to
-``package``.
+``package``. Loading ``a.b.c`` first runs the ``__init__`` of ``a`` and ``a.b``, so an edge to
+a module is also an edge to every package above it.
 """
 
 from __future__ import annotations
@@ -89,8 +90,14 @@ def graph(*packages: str) -> dict[str, set[str]]:
     edges: dict[str, set[str]] = {name: set() for name in modules}
     for name, path in modules.items():
         for item in imports_of(name, path, modules):
-            if not item.deferred and item.target in modules and item.target != name:
-                edges[name].add(item.target)
+            if item.deferred:
+                continue
+            parts = item.target.split(".")
+            for end in range(1, len(parts) + 1):
+                target = ".".join(parts[:end])
+                # A module's own packages are loaded before it: no edge to them.
+                if target in modules and target != name and not name.startswith(target + "."):
+                    edges[name].add(target)
     return edges
 
 
