@@ -34,6 +34,7 @@ from probe.core.typed_config import (
 from probe.daemon.clock_check import ClockSettings
 from probe.daemon.endpoints import Endpoint
 from probe.nettests.connectivity.ladder import LadderConfig
+from probe.nettests.tcp_reachability.settings import TcpReachability
 
 
 def _resolvers(value: tuple[str, ...]) -> str | None:
@@ -164,6 +165,7 @@ class ProbeConfig:
     throttling: ThrottlingConfig = field(default_factory=ThrottlingConfig)
     platforms: PlatformChecks = field(default_factory=PlatformChecks)
     censor_trace: CensorTraces = field(default_factory=CensorTraces)
+    tcp_reachability: TcpReachability = field(default_factory=TcpReachability)
     clock: ClockSettings = field(default_factory=ClockSettings)
     budget: Budget = field(default_factory=Budget)
     consent: Consent = field(default_factory=Consent)

@@ -15,6 +15,7 @@ TEST_VERSIONS = {
     "platform": "0.1.0",
     "censor_trace": "0.1.0",
     "throttling": "0.1.0",
+    "tcp_reachability": "0.1.0",
 }
 """``test_version`` by ``test_name``."""
 

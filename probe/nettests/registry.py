@@ -10,6 +10,7 @@ from probe.nettests import NetTest
 from probe.nettests.censor_trace.nettest import NETTEST as censor_trace
 from probe.nettests.connectivity.nettest import NETTEST as connectivity
 from probe.nettests.platforms.nettest import NETTEST as platforms
+from probe.nettests.tcp_reachability.nettest import NETTEST as tcp_reachability
 from probe.nettests.throttling.nettest import NETTEST as throttling
 from probe.nettests.web_connectivity.nettest import NETTEST as web_connectivity
 
@@ -19,6 +20,7 @@ NETTESTS: tuple[NetTest, ...] = (
     platforms,
     censor_trace,
     throttling,
+    tcp_reachability,
 )
 
 # Test names the collector accepts though no kind here emits them any more: measurements of

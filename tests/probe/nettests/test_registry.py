@@ -26,6 +26,7 @@ def test_the_core_copy_of_the_names_is_the_registry_s() -> None:
 def test_the_collector_accepts_every_test_name_of_every_kind() -> None:
     emitted = {test_name for kind in NETTESTS for test_name in kind.test_names}
     assert KNOWN_TESTS == emitted | set(LEGACY_TEST_NAMES)
+    assert "tcp_reachability" in KNOWN_TESTS
 
 
 def test_kinds_are_folders_with_unique_names_and_test_names() -> None:
