@@ -13,7 +13,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
+from probe.config import platforms as platform_config
 from probe.config.platform_settings import CensorTraces, PlatformChecks
+from probe.config.probe_timeouts import Timeouts as Timeouts
 from probe.config.throttle_settings import ThrottlingConfig
 from probe.core.targets import CSV_COLUMNS as CSV_COLUMNS
 from probe.core.targets import Target as Target
@@ -85,15 +87,6 @@ class CollectorLink:
     retry_first_after: float = duration_field(3600.0, positive)
     # An HTTP CONNECT proxy (http://HOST:PORT) for uploads and heartbeats, or None.
     proxy: str | None = checked(None, lambda v: v and _http_proxy(v))
-
-
-@dataclass(frozen=True, slots=True)
-class Timeouts:
-    dns: float = duration_field(4.0, positive)
-    connect: float = duration_field(10.0, positive)
-    tls: float = duration_field(10.0, positive)
-    http: float = duration_field(15.0, positive)
-    control: float = duration_field(30.0, positive)
 
 
 def _at_least_one(value: float) -> str | None:
@@ -182,8 +175,6 @@ def check_platforms_file(settings: PlatformChecks, base: Path) -> PlatformChecks
     platform of ``names``; errors name ``platforms.file`` and the file's own key path."""
     if settings.file is None:
         return settings
-    from probe.config import platforms as platform_config  # it imports this module
-
     file = base / settings.file
     try:
         loaded = platform_config.load(file)
@@ -205,7 +196,7 @@ def load(path: str | Path) -> ProbeConfig:
     for index, name in enumerate(config.target_files):
         targets.extend(load_targets_csv(file.parent / name, f"target_files[{index}]"))
     if config.target_sync.enabled and config.identity.country != "ZZ":
-        from probe.config import target_sync  # it imports this module
+        from probe.config import target_sync  # aiohttp: loaded only when lists are synced
 
         served = target_sync.cached_targets(config)
         if served is not None:  # the collector's lists replace the files, not inline targets
