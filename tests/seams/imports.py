@@ -25,6 +25,7 @@ class Import:
     target: str  # the imported module (or package)
     line: int
     deferred: bool  # inside a function or under TYPE_CHECKING
+    type_checking: bool  # under TYPE_CHECKING: never runs
 
 
 def module_name(path: Path) -> str:
@@ -48,31 +49,36 @@ def _type_checking(test: ast.expr) -> bool:
         isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")
 
 
-def _statements(body: list[ast.stmt], deferred: bool) -> Iterator[tuple[ast.stmt, bool]]:
+Walked = Iterator[tuple[ast.stmt, bool, bool]]
+
+
+def _statements(body: list[ast.stmt], deferred: bool, typing_only: bool) -> Walked:
+    """Every statement with (deferred, under TYPE_CHECKING)."""
     for node in body:
-        yield node, deferred
-        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda):
-            yield from _statements(node.body, True)
+        yield node, deferred, typing_only
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            yield from _statements(node.body, True, typing_only)
         elif isinstance(node, ast.If):
-            yield from _statements(node.body, deferred or _type_checking(node.test))
-            yield from _statements(node.orelse, deferred)
+            checking = _type_checking(node.test)
+            yield from _statements(node.body, deferred or checking, typing_only or checking)
+            yield from _statements(node.orelse, deferred, typing_only)
         elif isinstance(node, ast.ClassDef | ast.With | ast.AsyncWith | ast.For | ast.While):
-            yield from _statements(node.body, deferred)
-            yield from _statements(getattr(node, "orelse", []), deferred)
+            yield from _statements(node.body, deferred, typing_only)
+            yield from _statements(getattr(node, "orelse", []), deferred, typing_only)
         elif isinstance(node, ast.Try):
             for block in (node.body, node.orelse, node.finalbody,
                           *(handler.body for handler in node.handlers)):
-                yield from _statements(block, deferred)
+                yield from _statements(block, deferred, typing_only)
 
 
 def imports_of(name: str, path: Path, modules: dict[str, Path]) -> Iterator[Import]:
     """The imports of one module, resolved to dotted names (relative imports included)."""
     tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
-    for node, deferred in _statements(tree.body, False):
+    for node, deferred, typing_only in _statements(tree.body, False, False):
         if isinstance(node, ast.Import):
             for alias in node.names:
-                yield Import(name, alias.name, node.lineno, deferred)
+                yield Import(name, alias.name, node.lineno, deferred, typing_only)
         elif isinstance(node, ast.ImportFrom):
             base = node.module or ""
             if node.level:
@@ -81,23 +87,29 @@ def imports_of(name: str, path: Path, modules: dict[str, Path]) -> Iterator[Impo
                 base = ".".join([*anchor, *([base] if base else [])])
             for alias in node.names:
                 child = f"{base}.{alias.name}"
-                yield Import(name, child if child in modules else base, node.lineno, deferred)
+                yield Import(name, child if child in modules else base, node.lineno, deferred,
+                             typing_only)
 
 
-def graph(*packages: str) -> dict[str, set[str]]:
-    """Load-time edges between the modules of ``packages``."""
+def graph(*packages: str, in_functions: bool = False) -> dict[str, set[str]]:
+    """Load-time edges between the modules of ``packages``; with ``in_functions``, the
+    imports inside functions too (they run at the first call, so a circle through one is a
+    circle the loader does not see, hidden rather than gone)."""
     modules = source_modules(*packages)
     edges: dict[str, set[str]] = {name: set() for name in modules}
     for name, path in modules.items():
         for item in imports_of(name, path, modules):
-            if item.deferred:
+            if item.type_checking or (item.deferred and not in_functions):
                 continue
+            if item.target in modules and item.target != name:
+                edges[name].add(item.target)
             parts = item.target.split(".")
-            for end in range(1, len(parts) + 1):
-                target = ".".join(parts[:end])
-                # A module's own packages are loaded before it: no edge to them.
-                if target in modules and target != name and not name.startswith(target + "."):
-                    edges[name].add(target)
+            for end in range(1, len(parts)):
+                package = ".".join(parts[:end])
+                # The packages above the imported module; a module's own packages are loaded
+                # before it, so they add no edge.
+                if package in modules and not name.startswith(package + "."):
+                    edges[name].add(package)
     return edges
 
 

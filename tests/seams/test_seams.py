@@ -7,7 +7,8 @@
   imports stay inside them all the way down; ``probe.netx`` records, it never interprets
   (no verdict module under it).
 * No import circles in ``probe`` or ``collector``: every module-level import (not under
-  ``if TYPE_CHECKING:``, not inside a function) points one way.
+  ``if TYPE_CHECKING:``, not inside a function) points one way. Circles closed by an import
+  inside a function are listed (``KNOWN_CIRCLES_THROUGH_FUNCTIONS``); the probe has none.
 """
 
 from __future__ import annotations
@@ -61,6 +62,22 @@ def test_the_collector_check_sees_imports() -> None:
 
 def test_no_import_circles() -> None:
     assert cycles(graph("probe", "collector")) == []
+
+
+# Circles closed only by an import inside a function (a factory choosing a store, the
+# config checking served lists): not circles when modules load, but not one-way either.
+# Listed so none is added unseen and each is struck off when it goes.
+KNOWN_CIRCLES_THROUGH_FUNCTIONS = [
+    ["collector.api.handlers", "collector.api.openapi", "collector.api.target_lists",
+     "collector.api.validate", "collector.config"],
+    ["collector.store", "collector.store.postgres", "collector.store.postgres_events",
+     "collector.store.sql", "collector.store.sqlite", "collector.store.sqlite_events"],
+]
+
+
+def test_circles_through_imports_in_functions_are_only_the_known_ones() -> None:
+    assert cycles(graph("probe", "collector", in_functions=True)) == \
+        KNOWN_CIRCLES_THROUGH_FUNCTIONS
 
 
 def test_cycle_finder_finds_a_circle() -> None:
