@@ -42,6 +42,9 @@ class Target:
     date_added: str | None = checked(None, _iso_date)
     source: str | None = None
     notes: str | None = None
+    # The operator's override of the pacing (``collector targets set-priority``): ``high``
+    # is measured at its cadence, ``low`` only in the rotating sample; null: by its category.
+    priority: Literal["high", "low"] | None = None
 
 
 CSV_COLUMNS = ("url", "category", "cc", "role", "baseline", "interval", "date_added", "source",
