@@ -9,7 +9,7 @@ import pytest
 
 from collector.api.validate import KNOWN_TESTS
 from probe.config.platforms import OONI_GROUPS
-from probe.core import nettest_names
+from probe.core import model, nettest_names
 from probe.core.measurement import envelope
 from probe.nettests import names
 from probe.nettests.registry import LEGACY_TEST_NAMES, NETTESTS, by_name, by_test_name
@@ -44,6 +44,15 @@ def test_every_kind_folder_is_registered() -> None:
     """A folder with a ``nettest.py`` that is not in the registry would never run."""
     folders = {path.parent.name for path in NETTESTS_DIR.glob("*/nettest.py")}
     assert folders == {kind.name for kind in NETTESTS}
+
+
+def test_typed_keys_exist_only_for_test_names_of_a_kind() -> None:
+    """``probe.core.model`` types the keys of some test names; a kind without its own model
+    reads as ``TestKeys``, so a new kind needs no entry there, but a typed name must be one a
+    kind emits."""
+    emitted = {test_name for kind in NETTESTS for test_name in kind.test_names}
+    assert set(model.TEST_KEYS) <= emitted
+    assert model.keys_model("tcp_reachability") is model.TestKeys
 
 
 def test_platform_test_names_are_ooni_s_and_platform() -> None:
