@@ -20,7 +20,7 @@ from collector.outside.blocks import parse_blocks
 from collector.outside.pacer import TokenBucket
 from collector.outside.prober import Prober, ProberSettings, RoundReport
 from collector.outside.sender import PacedSender, Scope
-from collector.outside.signal import OutsideMonitor
+from collector.outside.signal import GroupVerdict, OutsideMonitor
 from collector.outside.wire import Method, RawTransport
 from tests.helpers.netns import require
 from tests.helpers.outsidelab import BLOCK_FILE, NET_A, NET_A_EMPTY, TCP_ONLY, OutsideLab
@@ -44,12 +44,8 @@ def lab() -> Iterator[OutsideLab]:
         built.destroy()
 
 
-def levels(verdicts: list[object]) -> Levels:
-    out: Levels = {}
-    for v in verdicts:
-        group = v.group  # type: ignore[attr-defined]
-        out[group.network or group.country] = v.verdict.level  # type: ignore[attr-defined]
-    return out
+def levels(verdicts: list[GroupVerdict]) -> Levels:
+    return {v.group.network or v.group.country: v.verdict.level for v in verdicts}
 
 
 async def drive(lab: OutsideLab, rounds: int,
