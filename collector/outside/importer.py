@@ -8,7 +8,11 @@ Input: one ``aggregated.json`` per autonomous system as published by
 https://github.com/ipverse/asn-ip (``as/<ASN>/aggregated.json``: ``asn``, ``handle``,
 ``description``, ``subnets.ipv4``; built daily from the global BGP table). Usage::
 
-    python -m collector.outside.importer KG:elcat:as8449.json[:COMMIT] ... > blocks.txt
+    python -m collector.outside.importer KG:elcat:8449.json[:COMMIT] ... > blocks.txt
+
+Each network is written under its ASN (``KG AS8449 5.57.8.0/21  # elcat``), so that events from
+the outside-in signal and from the probes name the same network; the name given on the
+command line stays as the line's comment.
 
 Prefixes longer than /24 cannot be probed as blocks and are written as comments. The output
 is checked with ``collector.outside.blocks.parse_blocks`` before it is printed, so a file this
@@ -46,8 +50,8 @@ class Source:
         return cls(parts[0], parts[1], Path(parts[2]), parts[3] if len(parts) == 4 else None)
 
 
-def read_source(source: Source) -> tuple[str, list[ipaddress.IPv4Network]]:
-    """The source note and the IPv4 prefixes of one AS file."""
+def read_source(source: Source) -> tuple[str, str, list[ipaddress.IPv4Network]]:
+    """The ASN (``AS1234``), the source note and the IPv4 prefixes of one AS file."""
     try:
         data = json.loads(source.path.read_text())
         asn = int(data["asn"])
@@ -56,7 +60,7 @@ def read_source(source: Source) -> tuple[str, list[ipaddress.IPv4Network]]:
         raise SourceError(f"{source.path}: not an ipverse/asn-ip aggregated.json ({exc})") from exc
     name = " ".join(str(data.get(k, "")) for k in ("handle", "description")).strip()
     at = f" @{source.commit[:12]}" if source.commit else ""
-    return f"AS{asn} {name}; ipverse/asn-ip as/{asn}/aggregated.json{at}", prefixes
+    return f"AS{asn}", f"{name}; ipverse/asn-ip as/{asn}/aggregated.json{at}", prefixes
 
 
 def _minus(prefix: ipaddress.IPv4Network,
@@ -81,19 +85,17 @@ def render(sources: Sequence[Source], header: Sequence[str] = ()) -> str:
     the more specific one wins (it is where the packets go), as in longest-prefix routing."""
     read = [(source, *read_source(source)) for source in sources]
     lines = [*(f"# {h}" for h in header)]
-    for source, note, prefixes in read:
-        others = [p for other, _, ps in read if other.network != source.network for p in ps]
-        lines += ["", f"# {source.country} {source.network}: {note}"]
+    for source, asn, note, prefixes in read:
+        others = [p for other, _, _, ps in read if other is not source for p in ps]
+        lines += ["", f"# {source.country} {asn} ({source.network}): {note}"]
         for prefix in prefixes:
             if prefix.prefixlen > 24:
                 lines.append(f"# skipped, longer than /24: {prefix}")
                 continue
             holes = [p for p in others if p.subnet_of(prefix)]
             for piece in _minus(prefix, holes):
-                if piece.prefixlen > 24:
-                    continue
-                lines.append(f"{source.country}  {source.network:<15} {str(piece):<18}"
-                             f" # {note.split(';')[0].split()[0]}")
+                if piece.prefixlen <= 24:
+                    lines.append(f"{source.country}  {asn:<8} {str(piece):<18} # {source.network}")
     parse_blocks(lines, name="output")
     return "\n".join(lines) + "\n"
 

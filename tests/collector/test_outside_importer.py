@@ -25,8 +25,8 @@ def test_a_more_specific_announcement_of_another_network_wins(tmp_path: Path) ->
     small = as_file(tmp_path, 64501, ["198.18.1.0/24"])
     text = render([Source("KZ", "big", big, "a" * 40), Source("KZ", "small", small)])
     blocks = {str(b.prefix): b.network for b in parse_blocks(text.splitlines())}
-    assert blocks == {"198.18.0.0/24": "big", "198.18.1.0/24": "small",
-                      "198.18.2.0/24": "big", "198.18.3.0/24": "big"}
+    assert blocks == {"198.18.0.0/24": "AS64500", "198.18.1.0/24": "AS64501",
+                      "198.18.2.0/24": "AS64500", "198.18.3.0/24": "AS64500"}
     assert "# skipped, longer than /24: 192.0.2.128/25" in text
     assert "ipverse/asn-ip as/64500/aggregated.json @aaaaaaaaaaaa" in text
 
@@ -51,4 +51,4 @@ def test_the_shipped_block_files_load_and_name_their_source(name: str, country: 
     assert "https://github.com/ipverse/asn-ip" in text
     for line in text.splitlines():
         if line and not line.startswith("#"):
-            assert "# AS" in line
+            assert line.split()[1].startswith("AS") and "#" in line
