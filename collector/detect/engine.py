@@ -45,6 +45,7 @@ from collector.detect import (
     throttling,
 )
 from collector.detect.model import LIKELY, NONE, SUSPECTED, Event, LadderReading, Run, Signal
+from collector.detect.outside import DETECTOR as OUTSIDE_DETECTOR
 from collector.detect.params import DetectionConfig
 from collector.detect.stats import median
 from collector.detect.tracker import Context, Tracker
@@ -124,6 +125,11 @@ class Engine:
         self.blind_evaluations = 0
         self.new_readings: set[str] = set()  # probes with ladder readings not yet backfilled
         self.state_changes: list[state_shapes.StateChange] = []  # made by from_state
+        # Outside-in statements (collector.outside) not yet folded in, and when the outside-in
+        # signal last said each network ("cc|asn") answers. Both are transient: the prober
+        # states every network again each round (ten minutes), so a restart loses one round.
+        self.outside: list[Signal] = []
+        self.outside_reachable: dict[str, float] = {}
 
     # -- input -----------------------------------------------------------------------------
 
@@ -189,6 +195,41 @@ class Engine:
         if observation.outcome == "ok" and counts_for_health:
             probe_bin.ok.add(observation.target)
 
+    def add_outside(self, signals: Iterable[Signal]) -> None:
+        """Outside-in shutdown statements, one per network and country per probing round
+        (``collector.outside.signal.SignalMaker``); folded in at the next evaluation."""
+        for signal in signals:
+            if signal.asn is not None:
+                key = f"{signal.cc}|{signal.asn}"
+                if signal.level == NONE:
+                    self.outside_reachable[key] = signal.at
+                else:
+                    self.outside_reachable.pop(key, None)
+            self.outside.append(signal)
+
+    def _outside_agreement(self, now: float, context: Context) -> list[Event]:
+        """Say on every open shutdown whether the outside-in signal agrees: ``agrees`` when
+        it is a member beside another detector, ``network reachable from outside`` when the
+        probes went silent but every network of the event answered the prober lately."""
+        changed = []
+        horizon = now - self.config.stale_after
+        for event in list(self.tracker.events.values()):
+            if event.kind != "shutdown" or not event.open:
+                continue
+            detectors = {m.detector for m in event.members.values()}
+            asns = {a for m in event.members.values() for a in m.asns}
+            if OUTSIDE_DETECTOR in detectors:
+                text = "agrees" if len(detectors) > 1 else "outside-in only"
+            elif asns and all(self.outside_reachable.get(f"{event.cc}|{a}", -math.inf) >= horizon
+                              for a in asns):
+                text = "probes silent, network reachable from outside"
+            else:
+                continue
+            amended = self.tracker.amend(event.id, None, {"outside_in": text}, now, context)
+            if amended is not None:
+                changed.append(amended)
+        return changed
+
     # -- evaluation ------------------------------------------------------------------------
 
     def _active(self, now: float) -> tuple[dict[tuple[str, str], int], dict[str, int]]:
@@ -218,6 +259,8 @@ class Engine:
                 break
             signals.extend(self._settle(index, active))
         signals.extend(self._silence(now, active))
+        signals.extend(self.outside)
+        self.outside = []
         shutdown_asns = {cc: self.tracker.open_asns("shutdown", cc)
                          for cc in {s.cc for s in signals}}
         kept = [s for s in signals
@@ -231,6 +274,8 @@ class Engine:
         for event in self.tracker.apply(kept, now, context):
             changed[event.id] = event
         for event in self._backfill(now, context, set(changed)):
+            changed[event.id] = event
+        for event in self._outside_agreement(now, context):
             changed[event.id] = event
         self.new_readings.clear()
         return [changed[k] for k in sorted(changed)]

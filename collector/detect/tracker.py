@@ -14,8 +14,9 @@ country) inside an event. Method:
   domains on 5 ASNs becomes 200 alerts.
 * Tiers (design §5): an event is as strong as its strongest member (suspected or likely, by
   each detector's own probe and persistence rules) and becomes ``confirmed`` when it is likely
-  and either a likely member carries a deterministic fingerprint or likely members span >= 2
-  ASNs. Tiers never go down while an event is open.
+  and either a likely member carries a deterministic fingerprint, or likely members span >= 2
+  ASNs, or the outside-in detector and another detector both signal it (issue: outside-in
+  corroboration). Tiers never go down while an event is open.
 * A member ends only when its detector reports recovery (its exit rule, ``exit_bins`` clean bins:
   hysteresis), or after ``stale_after`` without any statement (its probes went away); the event
   closes when its last member ends, with the latest member end as its end.
@@ -36,6 +37,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from collector.detect.model import CONFIRMED, LIKELY, NONE, TIERS, Event, Signal, iso
+from collector.detect.outside import DETECTOR as OUTSIDE_DETECTOR
 from collector.detect.params import DetectionConfig, NetworkRoles
 
 MAX_MEMBERS_IN_EVIDENCE = 100
@@ -270,6 +272,11 @@ class Tracker:
             likely = [m for m in members if m.max_level >= LIKELY]
             asns = {a for m in likely for a in m.asns}
             if len(asns) >= 2 or any(m.fingerprint for m in likely):
+                level = CONFIRMED
+            # Two independent views of one shutdown: the outside-in prober (packets from
+            # outside the country) and a detector fed by the probes inside it.
+            detectors = {m.detector for m in members if m.max_level > NONE}
+            if OUTSIDE_DETECTOR in detectors and len(detectors) >= 2:
                 level = CONFIRMED
         event.tier = max(event.tier, level)
         if all(m.end is not None for m in members):
