@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from collector.geoip import GeoIP
     from collector.metrics import IngestMetrics, StoreSnapshot
     from collector.notify import Notifier
+    from collector.outside.service import OutsideService
     from collector.pipeline import Pipeline
     from collector.ratelimit import RateLimiter
     from collector.store import Store
@@ -39,3 +40,4 @@ event_snapshot_key: web.AppKey[EventSnapshot] = web.AppKey("event_snapshot")
 pipeline_key: web.AppKey[Pipeline] = web.AppKey("pipeline")
 control_gate_key: web.AppKey[ControlGate] = web.AppKey("control_gate")
 served_lists_key: web.AppKey[ServedLists | None] = web.AppKey("served_lists")
+outside_key: web.AppKey[OutsideService] = web.AppKey("outside")
