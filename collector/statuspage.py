@@ -115,6 +115,23 @@ def _evidence(evidence: Mapping[str, Any], limit: int | None) -> str:
     return f"<dl>{rows}</dl>"
 
 
+OUTSIDE_WORDS = {
+    "agrees": "probing by the collector from outside the country agrees",
+    "outside-in only": "seen only by probing by the collector from outside the country",
+    "probes silent, network reachable from outside":
+        "probes silent, network reachable from outside (a power or local outage is likelier)",
+}
+
+
+def _signals(evidence: Mapping[str, Any]) -> str:
+    """Which signals agree, in words: the detectors, and what outside-in probing says."""
+    detectors = evidence.get("detectors")
+    outside = evidence.get("outside_in")
+    if not isinstance(detectors, list) or outside not in OUTSIDE_WORDS:
+        return ""
+    return f"Signals: {', '.join(str(d) for d in detectors)}; {OUTSIDE_WORDS[outside]}."
+
+
 def _event_card(event: EventView, now: datetime, link: bool = True) -> str:
     title = f"{KIND_WORDS[event.kind]} in {country(event.cc)}"
     if event.asns:
@@ -139,6 +156,9 @@ def _event_card(event: EventView, now: datetime, link: bool = True) -> str:
         facts.append(f"seen by {event.probes} probe{'s' if event.probes != 1 else ''}")
     if facts:
         parts.append(f"<p>{_e('; '.join(facts).capitalize())}.</p>")
+    signals = _signals(event.evidence)
+    if signals:
+        parts.append(f"<p>{_e(signals)}</p>")
     parts.append(_evidence(event.evidence, MAX_EVIDENCE if link else None))
     if link:
         parts.append(f'<p><a href="/events/{_e(event.id)}">Details and evidence</a></p>')

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import dataclasses
 import hashlib
 import os
 import re
@@ -313,3 +314,21 @@ async def test_chromium_blocks_nothing_on_the_page_under_its_policy(tmp_path: Pa
                                              tmp_path / "profile-tampered")
     assert "Content Security Policy" in control, control[-2000:]
     assert "Content Security Policy" not in console, console[-2000:]
+
+
+@pytest.mark.parametrize(("outside_in", "words"), [
+    ("agrees", "Signals: outside, silence; probing by the collector from outside the "
+               "country agrees."),
+    ("probes silent, network reachable from outside",
+     "probes silent, network reachable from outside (a power or local outage is likelier)."),
+])
+def test_a_shutdown_card_says_which_signals_agree(outside_in: str, words: str) -> None:
+    shown = []
+    for event in events():
+        if event.kind == "shutdown":
+            evidence = {**event.evidence, "detectors": ["outside", "silence"],
+                        "outside_in": outside_in}
+            event = dataclasses.replace(event, evidence=evidence)
+        shown.append(event)
+    assert words in text_of(status_page(shown, LATEST, NOW))
+    assert "Signals:" not in text_of(status_page(events(), LATEST, NOW))
