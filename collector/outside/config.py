@@ -61,6 +61,9 @@ class OutsideConfig:
     discovery_sample: int = checked(16, positive)
     max_responsive: int = checked(8, positive)
     rediscover_every: int = checked(6, positive)
+    # Share of a round's packet budget (rate x round) that discovery may take; the rest is
+    # left for the rounds of blocks already found.
+    discovery_share: float = checked(0.5, _share)
     max_in_flight: int = checked(64, positive)
     # Verdict (IODA active probing, detection.md §1.2-1.3): median of 7 days, 0.8 / 0.5.
     history: float = duration_field(7 * 86400.0, positive)
@@ -82,7 +85,17 @@ class OutsideConfig:
             round_seconds=self.round, timeout=self.timeout,
             methods=tuple(Method(m) for m in self.methods), tcp_ports=self.tcp_ports,
             discovery_sample=self.discovery_sample, max_responsive=self.max_responsive,
-            rediscover_every=self.rediscover_every)
+            rediscover_every=self.rediscover_every,
+            max_discovery_blocks=self.discovery_blocks_per_round)
+
+    @property
+    def discovery_blocks_per_round(self) -> int:
+        """Blocks whose discovery fits in ``discovery_share`` of a round's packets, each
+        pass costing at most one ICMP and one SYN per port for every sampled address."""
+        per_address = (1 if "icmp" in self.methods else 0) + \
+            (len(self.tcp_ports) if "tcp" in self.methods else 0)
+        per_block = self.discovery_sample * max(1, per_address)
+        return max(1, int(self.rate * self.round * self.discovery_share / per_block))
 
     def params(self) -> OutsideParams:
         return OutsideParams(warning_below=self.warning_below,

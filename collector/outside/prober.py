@@ -9,7 +9,9 @@ The loop, per round (every ``round_seconds``, Trinocular's 11 minutes by default
    each configured port. Addresses that answer join the block's ever-responsive set E(b).
    Trinocular takes E(b) from a prior census of the whole address space; we build it a sample
    at a time: a pass in the first round, then one every ``rediscover_every`` rounds until E(b)
-   is full, so discovery costs nothing once it is.
+   is full, so discovery costs nothing once it is. At most ``max_discovery_blocks`` blocks get
+   a pass per round (blocks never tried first), so that with many blocks and a gentle rate
+   the first rounds still end in time and report the blocks found so far.
 2. The round (``collector.outside.belief.Round``): probes go to E(b) in turn; after each one
    the belief is updated by Bayes' rule, and the round stops as soon as the state is decisive
    and the last reply agrees (one probe for a block that answers as expected, up to 14 when in
@@ -60,6 +62,9 @@ class ProberSettings:
     rediscover_every: int = 6
     availability_window: int = 64
     round_budget: int = ROUND_BUDGET
+    # Blocks given a discovery pass per round (None: every block that is due). Bounds the
+    # first rounds, which would otherwise wait for every block's discovery before reporting.
+    max_discovery_blocks: int | None = None
 
     def __post_init__(self) -> None:
         if not self.round_seconds > 0 or not self.timeout > 0:
@@ -72,6 +77,8 @@ class ProberSettings:
                      "availability_window", "round_budget"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1")
+        if self.max_discovery_blocks is not None and self.max_discovery_blocks < 1:
+            raise ValueError("max_discovery_blocks must be >= 1 or None")
 
 
 @dataclass(slots=True)
@@ -206,10 +213,19 @@ class Prober:
             track.outcomes.extend(outcomes)
         return len(outcomes)
 
-    async def _visit(self, track: BlockTrack) -> BlockResult:
-        if track.rounds_since_discovery is not None:
-            track.rounds_since_discovery += 1
-        if self._discovery_due(track):
+    def _discoveries(self) -> set[int]:
+        """Indexes of the tracks that get a discovery pass this round: those due, blocks
+        never tried first, at most ``max_discovery_blocks``."""
+        for track in self.tracks:
+            if track.rounds_since_discovery is not None:
+                track.rounds_since_discovery += 1
+        due = [i for i, t in enumerate(self.tracks) if self._discovery_due(t)]
+        due.sort(key=lambda i: self.tracks[i].rounds_since_discovery is not None)
+        limit = self.settings.max_discovery_blocks
+        return set(due if limit is None else due[:limit])
+
+    async def _visit(self, track: BlockTrack, discover: bool) -> BlockResult:
+        if discover:
             await self._discover(track)
         probes = await self._probe_block(track)
         return BlockResult(block=track.block, state=track.state, belief_up=track.belief_up,
@@ -221,7 +237,9 @@ class Prober:
         counters = self._sender.counters
         sent, answered = counters.sent, counters.answered
         started, begin = self._wall(), self._clock()
-        results = await asyncio.gather(*(self._visit(track) for track in self.tracks))
+        chosen = self._discoveries()
+        results = await asyncio.gather(*(self._visit(track, i in chosen)
+                                         for i, track in enumerate(self.tracks)))
         return RoundReport(started=started, seconds=self._clock() - begin,
                            sent=counters.sent - sent, answered=counters.answered - answered,
                            results=tuple(results))

@@ -25,6 +25,8 @@ def test_the_shipped_config_names_the_shipped_block_files_and_is_off() -> None:
     settings = outside.prober_settings()
     assert settings.methods == (Method.ICMP, Method.TCP) and settings.tcp_ports == (80, 443)
     assert outside.history_points == 7 * 24 * 6
+    # Half of 5 packets/s x 600 s, at 16 addresses x (ICMP + 2 SYNs) per block.
+    assert outside.discovery_blocks_per_round == 31 == settings.max_discovery_blocks
 
 
 def write(tmp_path: Path, section: str, blocks: str = "KZ AS64500 198.18.0.0/23\n") -> Path:

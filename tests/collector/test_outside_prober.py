@@ -277,3 +277,18 @@ async def test_aggregate_counts_per_network_and_country() -> None:
         ("KZ", ""): (1, 0, 0, 1),
         ("KZ", "net-c"): (1, 0, 0, 1),
     }
+
+
+async def test_discovery_is_spread_over_rounds_when_bounded() -> None:
+    world, blocks = populated_world()
+    prober, _ = build(world, blocks, max_discovery_blocks=2)
+    tried = []
+    for _ in range(3):
+        report = await prober.round()
+        tried.append(sum(1 for t in prober.tracks if t.rounds_since_discovery is not None))
+        judged = sum(1 for r in report.results if r.state is not None)
+        assert judged <= tried[-1]
+    # Two new blocks per round, never-tried blocks first, until all five have had a pass.
+    assert tried == [2, 4, 5]
+    assert all(r.state is BlockState.UP for r in report.results
+               if str(r.block.prefix) != "198.18.17.0/24")
