@@ -16,7 +16,9 @@ The loop, per round (every ``round_seconds``, Trinocular's 11 minutes by default
    the belief is updated by Bayes' rule, and the round stops as soon as the state is decisive
    and the last reply agrees (one probe for a block that answers as expected, up to 14 when in
    doubt).
-3. The availability A(E(b)) is the share of answered probes over the last
+3. An address that missed three probes in a row, each in a round that ended ``up``, leaves
+   E(b) (the host went away; discovery finds another).
+4. The availability A(E(b)) is the share of answered probes over the last
    ``availability_window`` probes of rounds that ended ``up`` (the block answered while it was
    up); discovery counts as one answered probe per address found. Blocks with A < 0.10 are not
    judged (``belief.probeable``).
@@ -47,6 +49,9 @@ from collector.outside.belief import (
 from collector.outside.blocks import Block
 from collector.outside.sender import Clock, PacedSender, Sleep
 from collector.outside.wire import Method, Target
+
+MISSES_TO_FORGET = 3
+"""Misses in a row (in rounds the block ended up) after which an address leaves E(b)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +98,7 @@ class BlockTrack:
     belief_up: float = INITIAL_BELIEF_UP
     outcomes: deque[bool] = field(default_factory=deque)
     rounds_since_discovery: int | None = None
+    misses: dict[Target, int] = field(default_factory=dict)
 
     @property
     def availability(self) -> float | None:
@@ -203,15 +209,32 @@ class Prober:
         if not track.responsive or availability is None or not probeable(availability):
             return 0
         current = Round(track.belief_up, availability, budget=self.settings.round_budget)
-        outcomes: list[bool] = []
+        probes: list[tuple[Target, bool]] = []
         while current.wants_probe:
-            replied = await self._sender.probe(track.next_target(), self.settings.timeout)
-            outcomes.append(replied)
+            target = track.next_target()
+            replied = await self._sender.probe(target, self.settings.timeout)
+            probes.append((target, replied))
             current = current.observe(replied)
         track.belief_up = current.belief_up
         if current.state is BlockState.UP:
-            track.outcomes.extend(outcomes)
-        return len(outcomes)
+            track.outcomes.extend(replied for _, replied in probes)
+            self._forget_dead(track, probes)
+        return len(probes)
+
+    def _forget_dead(self, track: BlockTrack, probes: list[tuple[Target, bool]]) -> None:
+        """An address that missed ``MISSES_TO_FORGET`` probes in a row, each in a round
+        that ended up (the block answered, the address did not), has gone: it leaves E(b),
+        and discovery finds another. Without this, a renumbered host would cost every
+        round that reaches it a lost probe and a second one."""
+        for target, replied in probes:
+            if replied:
+                track.misses.pop(target, None)
+                continue
+            track.misses[target] = track.misses.get(target, 0) + 1
+            if track.misses[target] >= MISSES_TO_FORGET and len(track.responsive) > 1 \
+                    and target in track.responsive:
+                track.responsive.remove(target)
+                del track.misses[target]
 
     def _discoveries(self) -> set[int]:
         """Indexes of the tracks that get a discovery pass this round: those due, blocks

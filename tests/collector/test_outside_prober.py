@@ -292,3 +292,19 @@ async def test_discovery_is_spread_over_rounds_when_bounded() -> None:
     assert tried == [2, 4, 5]
     assert all(r.state is BlockState.UP for r in report.results
                if str(r.block.prefix) != "198.18.17.0/24")
+
+
+async def test_an_address_that_went_away_leaves_the_responsive_set() -> None:
+    world, blocks = populated_world()
+    prober, _ = build(world, blocks, rediscover_every=2)
+    await prober.round()
+    track = next(t for t in prober.tracks if str(t.block.prefix) == "198.18.8.0/24")
+    gone = track.responsive[3]
+    world.icmp.discard(gone.address)
+    states = []
+    for _ in range(40):
+        report = await prober.round()
+        states += [r.state for r in report.results if r.block == track.block]
+    assert gone not in track.responsive
+    assert len(track.responsive) == 8  # discovery found a replacement
+    assert set(states) == {BlockState.UP}

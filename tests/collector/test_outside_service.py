@@ -23,9 +23,11 @@ def config(tmp_path: Path) -> OutsideConfig:
     (tmp_path / "blocks.txt").write_text(
         "\n".join(line.replace("net-a", "AS64500").replace("net-b", "AS64501")
                   for line in BLOCK_FILE) + "\n")
-    base = OutsideConfig(enabled=True, block_files=("blocks.txt",), rate=400, burst=20,
-                         round=1.0, timeout=0.4, discovery_sample=96, min_baseline=2,
-                         min_history=3)
+    # 4,000 packets/s: discovery's half of a one-second round covers 20 blocks (32 addresses
+    # by ICMP and two SYNs each), so every block has had its pass after the first round.
+    base = OutsideConfig(enabled=True, block_files=("blocks.txt",), rate=4000, burst=20,
+                         round=1.0, timeout=1.0, discovery_sample=32, max_in_flight=512,
+                         min_baseline=2, min_history=3)
     return resolve(base, tmp_path)
 
 
@@ -43,8 +45,9 @@ def lab() -> Iterator[OutsideLab]:
 @pytest.mark.lab
 async def test_rounds_reach_the_metrics_and_the_engine(lab: OutsideLab, tmp_path: Path) -> None:
     received: list[list[Signal]] = []
-    service = OutsideService(config(tmp_path), make_socket=lab.collector_socket,
-                             on_signals=received.append)
+    cfg = config(tmp_path)
+    assert cfg.discovery_blocks_per_round == 20
+    service = OutsideService(cfg, make_socket=lab.collector_socket, on_signals=received.append)
     registry = CollectorRegistry()
     registry.register(OutsideCollector(service))
     stop = asyncio.Event()
@@ -56,23 +59,23 @@ async def test_rounds_reach_the_metrics_and_the_engine(lab: OutsideLab, tmp_path
     while service.rounds < seen + 2:
         await asyncio.sleep(0.1)
     stop.set()
-    await asyncio.wait_for(task, 10)
+    await asyncio.wait_for(task, 60)
 
     def sample(name: str, **labels: str) -> float | None:
         return registry.get_sample_value(f"kuzot_outside_{name}", labels)
 
     assert sample("up") == 0  # stopped
-    assert sample("blocks_configured") == 9
+    assert sample("blocks_configured") == 17
     assert (sample("probes_total", method="icmp") or 0) > 100
     assert (sample("probes_total", method="tcp") or 0) > 0
     assert (sample("replies_total") or 0) > 100
-    assert sample("blocks", country="KZ", network="AS64500", state="down") == 4
-    assert sample("blocks", country="KZ", network="AS64501", state="up") == 4
+    assert sample("blocks", country="KZ", network="AS64500", state="down") == 8
+    assert sample("blocks", country="KZ", network="AS64501", state="up") == 8
     assert sample("blocks", country="KZ", network="AS64500", state="unjudged") == 1
     assert sample("blocks_up_ratio", country="KZ", network="AS64501") == 1.0
     assert sample("verdict", country="KZ", network="AS64500", level="critical") == 1
     assert sample("verdict", country="KZ", network="AS64501", level="none") == 1
-    assert sample("baseline_blocks_up", country="KZ", network="AS64500") == 4
+    assert sample("baseline_blocks_up", country="KZ", network="AS64500") == 8
     last = {s.asn: s for s in received[-1]}
     assert last["AS64500"].level == LIKELY and last["AS64500"].onset is not None
     assert last["AS64501"].level == 0 and last["AS64501"].asns == ("AS64501",)

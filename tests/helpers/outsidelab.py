@@ -2,13 +2,14 @@
 
 ::
 
-    collector (198.19.0.1) -- router -- net-a: 198.18.0.0/24 .. 198.18.4.0/24
-                                     \\- net-b: 198.18.16.0/24 .. 198.18.19.0/24
+    collector (198.19.0.1) -- router -- net-a: 198.18.0.0/24 .. 198.18.8.0/24
+                                     \\- net-b: 198.18.16.0/24 .. 198.18.23.0/24
 
 Each network is one namespace whose loopback holds the "hosts": a /32 for every responsive
 address (every 5th address in net-a, every 7th in net-b; the kernel answers ICMP echo for each
-and a RST to a SYN on a closed port), a few hundred in all. 198.18.4.0/24 holds no host at
-all (a block that cannot be judged). The router forwards between them; scenarios change it:
+and a RST to a SYN on a closed port), about 700 in all, eight judged blocks per network (so one
+block flipping is 12.5% of its network, under IODA's 20% warning line). 198.18.8.0/24 holds no
+host at all (a block that cannot be judged). The router forwards between them; scenarios change it:
 ``iptables`` DROP rules for a shutdown (whole network or some blocks), ICMP echo dropped for
 blocks that answer TCP only, random drops for a noisy quiet hour.
 
@@ -28,10 +29,10 @@ from tests.helpers.netns import Namespaces, run
 PREFIX = "kzout-"
 ROLES = ("collector", "router", "neta", "netb")
 
-NET_A = ["198.18.0.0/24", "198.18.1.0/24", "198.18.2.0/24", "198.18.3.0/24"]
-NET_A_EMPTY = "198.18.4.0/24"
-NET_B = ["198.18.16.0/24", "198.18.17.0/24", "198.18.18.0/24", "198.18.19.0/24"]
-TCP_ONLY = ["198.18.18.0/24", "198.18.19.0/24"]
+NET_A = [f"198.18.{i}.0/24" for i in range(8)]
+NET_A_EMPTY = "198.18.8.0/24"
+NET_B = [f"198.18.{i}.0/24" for i in range(16, 24)]
+TCP_ONLY = [f"198.18.{i}.0/24" for i in range(20, 24)]
 """net-b blocks whose ICMP echo the router drops (they are found and probed by TCP SYN)."""
 
 BLOCK_FILE = [f"KZ net-a {p}" for p in [*NET_A, NET_A_EMPTY]] + [f"KZ net-b {p}" for p in NET_B]
