@@ -26,12 +26,9 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from tests.helpers.ports import free_port  # noqa: E402
 
 
 def proc_cpu_seconds(pid: int) -> float:
@@ -82,10 +79,10 @@ async def serve_targets(count: int, cert_dir: Path, ports_file: Path) -> None:
 
 async def run_kuzot(mode: str, urls: list[str], ca_file: str, control: str,
                     concurrency: int) -> dict[str, Any]:
-    from probe.checks import web
-    from probe.checks.http_get import http_get
-    from probe.control_client import ControlClient
-    from probe.web_test import run_web_connectivity
+    from probe.nettests.control_client import ControlClient
+    from probe.nettests.http_get import http_get
+    from probe.nettests.web_connectivity import measure as web
+    from probe.nettests.web_connectivity.run import run_web_connectivity
 
     semaphore = asyncio.Semaphore(concurrency)
     options = web.WebOptions(ca_file=ca_file, connect_timeout=5, tls_timeout=5, http_timeout=10)

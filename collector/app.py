@@ -6,16 +6,16 @@ from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
 
-from collector.calendar import load_calendar
+from collector.api.geoip import GeoIP
+from collector.api.handlers import error_middleware
+from collector.api.list_health_web import list_health_ctx
+from collector.api.ratelimit import RateLimiter
+from collector.api.security import setup_security_headers
+from collector.api.target_lists import served_lists
 from collector.config import CollectorConfig
-from collector.control import ControlGate
-from collector.detect.model import Signal
-from collector.event_metrics import DetectionCollector, DetectionMetrics, EventSnapshot
-from collector.eventbook import EventBook, EventCollector
-from collector.exposition import ExpositionRegistry
-from collector.fleet_metrics import FleetMetrics
-from collector.geoip import GeoIP
-from collector.handlers import error_middleware
+from collector.detect.outside_in import OutsideReading
+from collector.events.book import EventBook, EventCollector
+from collector.events.windows import load_calendar
 from collector.keys import (
     calendar_key,
     config_key,
@@ -35,15 +35,16 @@ from collector.keys import (
     snapshot_key,
     store_key,
 )
-from collector.metrics import IngestMetrics, StoreCollector, StoreSnapshot
+from collector.metrics.detection import DetectionCollector, DetectionMetrics, EventSnapshot
+from collector.metrics.exposition import ExpositionRegistry
+from collector.metrics.fleet import FleetMetrics
+from collector.metrics.ingest import IngestMetrics, StoreCollector, StoreSnapshot
 from collector.notify import Notifier
 from collector.pipeline import pipeline_ctx
-from collector.ratelimit import RateLimiter
 from collector.routes import setup_routes
-from collector.security import setup_security_headers
-from collector.sni_ab import sni_ab_context
 from collector.store import open_store
-from collector.target_lists import served_lists
+from collector.vantage.control import ControlGate
+from collector.vantage.sni_ab import sni_ab_context
 
 
 async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -74,18 +75,19 @@ async def _notifier_ctx(app: web.Application) -> AsyncIterator[None]:
 def _outside(app: web.Application, registry: ExpositionRegistry) -> Callable[
         [web.Application], AsyncIterator[None]]:
     """The outside-in prober (``outside:``): its metrics now, its task after the pipeline,
-    whose engine takes its signals (a round that ends before the pipeline starts is only
+    whose engine takes its readings (a round that ends before the pipeline starts is only
     counted in the metrics)."""
     from collector.outside.metrics import OutsideCollector
     from collector.outside.service import OutsideService, outside_context
 
-    def to_engine(signals: list[Signal]) -> None:
+    def to_engine(readings: list[OutsideReading]) -> None:
         pipeline = app.get(pipeline_key)
-        # With detection off nothing evaluates the engine: statements would only pile up.
+        # With detection off nothing evaluates the engine: readings would only pile up.
         if pipeline is not None and app[config_key].detection.enabled:
-            pipeline.engine.add_outside(signals)
+            for reading in readings:
+                pipeline.engine.add(reading)
 
-    service = OutsideService(app[config_key].outside, on_signals=to_engine)
+    service = OutsideService(app[config_key].outside, on_readings=to_engine)
     app[outside_key] = service
     registry.register(OutsideCollector(service))
     return outside_context(service)
@@ -123,6 +125,7 @@ def create_app(config: CollectorConfig) -> web.Application:
     app.cleanup_ctx.append(pipeline_ctx)
     if outside is not None:
         app.cleanup_ctx.append(outside)
+    app.cleanup_ctx.append(list_health_ctx)
     setup_routes(app)
     setup_security_headers(app)
     return app

@@ -9,13 +9,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from collector.calendar import load_calendar
 from collector.detect.params import DetectionConfig
+from collector.events.windows import load_calendar
 from collector.notify.config import Notifications
 from collector.outside.config import OutsideConfig
 from collector.outside.config import resolve as resolve_outside
-from collector.sni_ab import SniAB
-from probe.typed_config import (
+from collector.vantage.sni_ab import SniAB
+from probe.core.typed_config import (
     ConfigError,
     build,
     checked,
@@ -45,12 +45,17 @@ def _resolver(value: str) -> str | None:
 
 @dataclass(frozen=True, slots=True)
 class TargetListsConfig:
-    """Target lists served to probes by ``GET /api/v1/targets`` (``collector.target_lists``)."""
+    """Target lists served to probes by ``GET /api/v1/targets`` (``collector.api.target_lists``)."""
 
     # Relative to the config file; null: GET /api/v1/targets answers 404.
     directory: str | None = None
     # The list every country gets, relative to the directory.
     global_list: str = "curated/global.csv"
+    # List health (collector.api.list_health): an entry whose control fetches have all failed
+    # over this many days is flagged for the operator.
+    health_days: float = checked(7.0, positive)
+    # How often the health of the lists is saved to the database (when it changed).
+    health_save_interval: float = duration_field(60.0, positive)
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,7 +142,7 @@ def load(path: str | Path | None) -> CollectorConfig:
     relative to the file."""
     if path is None:
         return CollectorConfig()
-    from probe.config import load_targets_csv
+    from probe.config.probe_config import load_targets_csv
 
     file = Path(path)
     config = build(CollectorConfig, read_yaml(file))
@@ -168,7 +173,7 @@ def load(path: str | Path | None) -> CollectorConfig:
     if lists.directory is not None:
         # Served lists are checked now too; later edits that do not load are logged and the
         # last good version stays in service.
-        from collector.target_lists import ServedLists
+        from collector.api.target_lists import ServedLists
 
         directory = (file.parent / lists.directory).resolve()
         if not directory.is_dir():

@@ -6,23 +6,24 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from collector.exposition import ExpositionRegistry
+from collector.metrics.exposition import ExpositionRegistry
 
 if TYPE_CHECKING:
+    from collector.api.geoip import GeoIP
+    from collector.api.list_health import ListHealth
+    from collector.api.ratelimit import RateLimiter
+    from collector.api.target_lists import ServedLists
     from collector.config import CollectorConfig
-    from collector.control import ControlGate
     from collector.detect.windows import Calendar
-    from collector.event_metrics import DetectionMetrics, EventSnapshot
-    from collector.eventbook import EventBook
-    from collector.fleet_metrics import FleetMetrics
-    from collector.geoip import GeoIP
-    from collector.metrics import IngestMetrics, StoreSnapshot
+    from collector.events.book import EventBook
+    from collector.metrics.detection import DetectionMetrics, EventSnapshot
+    from collector.metrics.fleet import FleetMetrics
+    from collector.metrics.ingest import IngestMetrics, StoreSnapshot
     from collector.notify import Notifier
     from collector.outside.service import OutsideService
     from collector.pipeline import Pipeline
-    from collector.ratelimit import RateLimiter
     from collector.store import Store
-    from collector.target_lists import ServedLists
+    from collector.vantage.control import ControlGate
 
 config_key: web.AppKey[CollectorConfig] = web.AppKey("config")
 store_key: web.AppKey[Store] = web.AppKey("store")
@@ -41,3 +42,4 @@ pipeline_key: web.AppKey[Pipeline] = web.AppKey("pipeline")
 control_gate_key: web.AppKey[ControlGate] = web.AppKey("control_gate")
 served_lists_key: web.AppKey[ServedLists | None] = web.AppKey("served_lists")
 outside_key: web.AppKey[OutsideService] = web.AppKey("outside")
+list_health_key: web.AppKey[ListHealth | None] = web.AppKey("list_health")

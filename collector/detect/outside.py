@@ -20,13 +20,9 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from collector.detect.model import LIKELY, NONE, SUSPECTED
 from collector.outside.belief import BlockState
 
 VERDICT_VERSION = 1
-
-DETECTOR = "outside"
-"""The detector name of outside-in signals in events (``evidence.detectors``)."""
 
 
 class Level(enum.StrEnum):
@@ -100,8 +96,3 @@ def to_history(verdict: Verdict, params: OutsideParams) -> float:
     if ratio < params.inpaint_low or ratio > params.inpaint_high:
         return verdict.baseline
     return verdict.current
-
-
-def signal_level(level: Level) -> int:
-    """The engine's evidence level of a verdict: a warning is suspected, critical likely."""
-    return {Level.WARNING: SUSPECTED, Level.CRITICAL: LIKELY}.get(level, NONE)

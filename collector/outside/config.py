@@ -16,7 +16,7 @@ from collector.detect.outside import OutsideParams
 from collector.outside.blocks import Block, BlockFileError, parse_blocks, parse_opt_out
 from collector.outside.prober import ProberSettings
 from collector.outside.wire import Method
-from probe.typed_config import ConfigError, checked, duration_field, positive
+from probe.core.typed_config import ConfigError, checked, duration_field, positive
 
 
 def _methods(value: tuple[str, ...]) -> str | None:

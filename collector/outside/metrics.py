@@ -13,7 +13,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from collector.detect.outside import Level
-from collector.metrics import NAMESPACE
+from collector.metrics.ingest import NAMESPACE
 from collector.outside.service import OutsideService
 
 PREFIX = f"{NAMESPACE}_outside"

@@ -1,9 +1,11 @@
 """The outside-in component inside the collector: prober rounds -> verdicts -> engine + metrics.
 
 Started by ``outside_ctx`` when ``outside.enabled`` is set. It owns the raw sockets, the prober
-and the monitor; after each round it keeps the report and verdicts for the metrics, and hands
-the shutdown signals to ``on_signals`` (the detection pipeline's engine). Without CAP_NET_RAW
-the component stays down (``kuzot_outside_up 0``, a logged error) and the collector runs on.
+and the monitor; after each round it keeps the report and verdicts for the metrics, and hands one
+``OutsideReading`` per network (blocks up) to ``on_readings``: the detection pipeline's engine,
+whose ``outside`` detector (``collector.detect.outside_in``) corroborates shutdowns with them.
+Without CAP_NET_RAW the component stays down (``kuzot_outside_up 0``, a logged error) and the
+collector runs on.
 """
 
 from __future__ import annotations
@@ -16,12 +18,12 @@ from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
 
-from collector.detect.model import Signal
+from collector.detect.outside_in import OutsideReading
 from collector.outside.config import OutsideConfig, load_blocks
 from collector.outside.pacer import TokenBucket
 from collector.outside.prober import Prober, RoundReport
 from collector.outside.sender import Counters, PacedSender, Scope
-from collector.outside.signal import GroupVerdict, OutsideMonitor, SignalMaker
+from collector.outside.signal import GroupVerdict, OutsideMonitor
 from collector.outside.wire import RawTransport, SocketFactory
 
 log = logging.getLogger(__name__)
@@ -31,12 +33,11 @@ class OutsideService:
     """One prober on the configured blocks; state read by ``OutsideCollector`` at scrape."""
 
     def __init__(self, config: OutsideConfig, make_socket: SocketFactory = socket.socket,
-                 on_signals: Callable[[list[Signal]], None] | None = None) -> None:
+                 on_readings: Callable[[list[OutsideReading]], None] | None = None) -> None:
         self.config = config
         self.blocks, self.opt_out = load_blocks(config)
         self.monitor = OutsideMonitor(config.params(), config.history_points)
-        self.maker = SignalMaker()
-        self.on_signals = on_signals
+        self.on_readings = on_readings
         self._make_socket = make_socket
         self.up = False
         self.problem: str | None = None
@@ -52,8 +53,10 @@ class OutsideService:
         if report.seconds > self.config.round:
             log.warning("outside-in round took %.0f s, longer than its %.0f s slot: raise "
                         "outside.rate or list fewer blocks", report.seconds, self.config.round)
-        if self.on_signals is not None:
-            self.on_signals(self.maker.signals(self.verdicts))
+        if self.on_readings is not None:
+            self.on_readings([OutsideReading(cc=v.group.country, asn=v.group.network,
+                                             t=report.started, blocks_up=v.group.up)
+                              for v in self.verdicts if v.group.network])
 
     async def run(self, stop: asyncio.Event) -> None:
         """Probe until ``stop`` is set; returns at once if the raw sockets cannot be opened."""

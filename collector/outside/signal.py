@@ -13,16 +13,7 @@ from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from collector.detect.model import NONE, Signal
-from collector.detect.outside import (
-    DETECTOR,
-    Level,
-    OutsideParams,
-    Verdict,
-    judge,
-    signal_level,
-    to_history,
-)
+from collector.detect.outside import OutsideParams, Verdict, judge, to_history
 from collector.outside.belief import BlockState
 from collector.outside.prober import BlockResult, RoundReport
 
@@ -100,43 +91,3 @@ class OutsideMonitor:
             self.latest[key] = verdicts[-1]
         return verdicts
 
-
-class SignalMaker:
-    """Turns each round's verdicts into the engine's shutdown signals, with onsets.
-
-    A group's signal opens (``onset``) at its first warning or critical round and recovers
-    (``recovered_at``) at its first round back to ``none``; an ``insufficient`` round says
-    nothing. Networks named by ASN (``AS1234``) become the signal's ``asn``, so the tracker
-    clusters them with the probes' shutdown events of the same network; the whole-country
-    group has no ASN. Statements for networks that are fine are kept too (``reachable``): the
-    engine uses them to mark a probes-only silence as "network reachable from outside".
-    """
-
-    def __init__(self) -> None:
-        self.onsets: dict[tuple[str, str], float] = {}
-
-    def signals(self, verdicts: Iterable[GroupVerdict]) -> list[Signal]:
-        out: list[Signal] = []
-        for item in verdicts:
-            group, verdict = item.group, item.verdict
-            if verdict.level is Level.INSUFFICIENT:
-                continue
-            key = (group.country, group.network)
-            asn = group.network if group.network.startswith("AS") else None
-            level = signal_level(verdict.level)
-            stats = {"blocks_up": group.up, "blocks_down": group.down,
-                     "blocks_uncertain": group.uncertain, "blocks_judged": group.judged,
-                     "baseline": verdict.baseline, "ratio": verdict.ratio,
-                     "verdict": str(verdict.level), "network": group.network or None}
-            onset = self.onsets.get(key)
-            recovered_at = None
-            if level > NONE and onset is None:
-                onset = self.onsets[key] = item.at
-            elif level == NONE and onset is not None:
-                recovered_at = item.at
-                del self.onsets[key]
-            out.append(Signal(kind="shutdown", detector=DETECTOR, cc=group.country, asn=asn,
-                              target=None, level=level, at=item.at, onset=onset,
-                              recovered_at=recovered_at, asns=(asn,) if asn else (),
-                              stats=stats))
-        return out
