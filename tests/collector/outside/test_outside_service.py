@@ -12,6 +12,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from collector.detect.engine import Engine
+from collector.detect.outside import OutsideParams
 from collector.detect.outside_in import OutsideDetector, OutsideReading
 from collector.detect.params import DetectionConfig
 from collector.outside.config import OutsideConfig, resolve
@@ -47,7 +48,8 @@ def lab() -> Iterator[OutsideLab]:
 @pytest.mark.lab
 async def test_rounds_reach_the_metrics_and_the_engine(lab: OutsideLab, tmp_path: Path) -> None:
     received: list[list[OutsideReading]] = []
-    engine = Engine(DetectionConfig())
+    # The lab's networks are eight blocks each: under IODA's minimum baseline of 20.
+    engine = Engine(DetectionConfig(outside=OutsideParams(min_baseline=2, min_history=3)))
 
     def to_engine(readings: list[OutsideReading]) -> None:
         received.append(readings)
@@ -87,11 +89,14 @@ async def test_rounds_reach_the_metrics_and_the_engine(lab: OutsideLab, tmp_path
     assert sample("baseline_blocks_up", country="KZ", network="AS64500") == 8
     last = {r.asn: r for r in received[-1]}
     assert (last["AS64500"].blocks_up, last["AS64501"].blocks_up) == (0, 8)
+    assert service.report is not None
     assert last["AS64500"].cc == "KZ" and last["AS64500"].t == service.report.started
     # The registered outside detector took every round (its own 7-day history and verdict).
     detector = engine.detector("outside")
     assert isinstance(detector, OutsideDetector)
     assert len(detector.networks["KZ|AS64501"].history) == service.rounds
+    assert detector.networks["KZ|AS64500"].level == "critical"
+    assert detector.networks["KZ|AS64501"].level == "none"
 
 
 async def test_without_raw_sockets_the_service_stays_down_and_says_why(tmp_path: Path) -> None:
