@@ -113,3 +113,20 @@ async def test_without_raw_sockets_the_service_stays_down_and_says_why(tmp_path:
     registry.register(OutsideCollector(service))
     assert registry.get_sample_value("kuzot_outside_up") == 0
     assert registry.get_sample_value("kuzot_outside_probes_total", {"method": "icmp"}) == 0
+
+
+def test_the_app_registers_the_component_only_when_enabled(tmp_path: Path) -> None:
+    # The app is built, not started: no cleanup context runs, so nothing is sent.
+    from collector.app import create_app
+    from collector.config import CollectorConfig
+    from collector.keys import outside_key, registry_key
+
+    enabled = create_app(CollectorConfig(outside=config(tmp_path)))
+    service = enabled[outside_key]
+    assert service.up is False and len(service.blocks) == 17
+    registry = enabled[registry_key]
+    assert registry.get_sample_value("kuzot_outside_up") == 0
+    assert registry.get_sample_value("kuzot_outside_blocks_configured") == 17
+    disabled = create_app(CollectorConfig())
+    assert outside_key not in disabled
+    assert disabled[registry_key].get_sample_value("kuzot_outside_up") is None
