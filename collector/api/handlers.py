@@ -384,6 +384,7 @@ async def event_page(request: web.Request) -> web.Response:
     """GET /events/{event_id}: one event with its full evidence (the link in alerts)."""
     event = request.app[eventbook_key].get(request.match_info["event_id"])
     if event is None:
-        raise web.HTTPNotFound(text="No such event (it may have ended more than a week ago).")
+        return web.Response(status=404, text=statuspage.missing_event_page(datetime.now(UTC)),
+                            content_type="text/html")
     return web.Response(text=statuspage.event_page(event, datetime.now(UTC)),
                         content_type="text/html")

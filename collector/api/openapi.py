@@ -524,8 +524,9 @@ def document() -> dict[str, Any]:
                 "responses": {
                     "200": {"description": "HTML page.", "content": {
                         "text/html": {"schema": {"type": "string"}}}},
-                    "404": {"description": "No such event (or ended over a week ago).",
-                            "content": {"text/plain": {"schema": {"type": "string"}}}},
+                    "404": {"description": "No such event (or ended over a week ago): an HTML "
+                                           "page linking to the status page.",
+                            "content": {"text/html": {"schema": {"type": "string"}}}},
                 },
             }},
         },

@@ -351,3 +351,12 @@ def event_page(event: EventView, now: datetime) -> str:
                if event.targets else "")
             + '<p><a href="/">All events</a> · <a href="/api/v1/events">JSON</a></p>')
     return _page(f"Kuzot: {KIND_WORDS[event.kind]} in {country(event.cc)}", body, now)
+
+
+def missing_event_page(now: datetime) -> str:
+    """The answer to a link to an event that is gone: a reader who followed an old alert is
+    sent on to the current page instead of being left at a bare line of text."""
+    body = ("<h2>No such event</h2><p>It may have ended more than a week ago, or the link is "
+            'mistyped.</p><p><a href="/">The current status</a> · '
+            '<a href="/api/v1/events">all events (JSON)</a></p>')
+    return _page("Kuzot: no such event", body, now)

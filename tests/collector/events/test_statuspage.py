@@ -159,7 +159,10 @@ async def test_collector_serves_the_page_and_event_pages(tmp_path: Path) -> None
                 event_page = await response.text()
             async with session.get(collector.base + "/events/nope") as response:
                 assert response.status == 404
+                assert response.content_type == "text/html"
                 assert_security_headers(response.headers)
+                missing = await response.text()
+            assert "No such event" in missing and '<a href="/">The current status</a>' in missing
             async with session.get(collector.base + "/no/such/route") as response:
                 assert response.status == 404
                 assert_security_headers(response.headers)
