@@ -32,7 +32,6 @@ import csv
 import json
 import os
 import shutil
-import socket
 import sqlite3
 import ssl
 import subprocess
@@ -50,6 +49,10 @@ from aiohttp import web
 from collector.store.body import unpack
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from tests.helpers.ports import free_port  # noqa: E402
+
 TARGETS = REPO / "configs" / "targets"
 PLATFORMS = REPO / "configs" / "platforms.yaml"
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -90,12 +93,6 @@ def write_platforms(work: Path) -> Path:
     path = work / "platforms.yaml"
     path.write_text(json.dumps(data))
     return path
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass

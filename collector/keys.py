@@ -10,6 +10,7 @@ from collector.metrics.exposition import ExpositionRegistry
 
 if TYPE_CHECKING:
     from collector.api.geoip import GeoIP
+    from collector.api.list_health import ListHealth
     from collector.api.ratelimit import RateLimiter
     from collector.api.target_lists import ServedLists
     from collector.config import CollectorConfig
@@ -39,3 +40,4 @@ event_snapshot_key: web.AppKey[EventSnapshot] = web.AppKey("event_snapshot")
 pipeline_key: web.AppKey[Pipeline] = web.AppKey("pipeline")
 control_gate_key: web.AppKey[ControlGate] = web.AppKey("control_gate")
 served_lists_key: web.AppKey[ServedLists | None] = web.AppKey("served_lists")
+list_health_key: web.AppKey[ListHealth | None] = web.AppKey("list_health")

@@ -16,13 +16,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from collector.events import kinds
 from collector.store import AXES, TIME_FORMAT, VERDICTS, Axis, EventFilter, Filters
 
 FILTER_PARAMS = ("since", "until", "cc", "asn", "test_name", "input", "domain")
 LIST_PARAMS = (*FILTER_PARAMS, "verdict", "limit", "cursor", "full")
 AGGREGATION_PARAMS = (*FILTER_PARAMS, "axis_x", "axis_y")
 EVENT_PARAMS = ("since", "until", "cc", "asn", "kind", "status", "tier", "limit")
-EVENT_CHOICES = {"kind": ("shutdown", "block", "throttling", "monitor_outage"),
+EVENT_CHOICES = {"kind": kinds.ALL,
                  "status": ("open", "closed"),
                  "tier": ("suspected", "likely", "confirmed")}
 DEFAULT_PAGE = 100

@@ -21,7 +21,8 @@ from typing import Any, Protocol
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from collector.notify.event import MONITOR_OUTAGE, EventView
+from collector.events.kinds import MONITOR_OUTAGE
+from collector.notify.event import EventView
 
 WEEK = 7 * 86400.0
 

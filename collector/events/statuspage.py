@@ -20,14 +20,15 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from collector.notify.event import MONITOR_OUTAGE, EventView, tier_rank
+from collector.events.kinds import BLOCK, MONITOR_OUTAGE, SHUTDOWN, THROTTLING
+from collector.notify.event import EventView, tier_rank
 
 COUNTRIES = {"KG": "Kyrgyzstan", "KZ": "Kazakhstan", "ZZ": "every country"}
-KIND_WORDS = {"shutdown": "Internet shutdown", "block": "Blocking", "throttling": "Throttling",
+KIND_WORDS = {SHUTDOWN: "Internet shutdown", BLOCK: "Blocking", THROTTLING: "Throttling",
               MONITOR_OUTAGE: "Monitor outage"}
-KIND_LETTER = {"shutdown": "S", "block": "B", "throttling": "T"}
+KIND_LETTER = {SHUTDOWN: "S", BLOCK: "B", THROTTLING: "T"}
 # Severity for "the worst thing happening": a shutdown hides everything behind it.
-KIND_RANK = {"shutdown": 3, "block": 2, "throttling": 1}
+KIND_RANK = {SHUTDOWN: 3, BLOCK: 2, THROTTLING: 1}
 VERDICTS = ("ok", "blocked", "throttled", "down", "inconclusive")
 MAX_EVIDENCE = 12
 
@@ -186,7 +187,7 @@ def network_rows(latest: Sequence[Mapping[str, Any]],
 def _status_cell(worst: EventView | None) -> str:
     if worst is None:
         return '<td class="ok">No open event</td>'
-    css = "bad" if worst.kind != "throttling" else "warn"
+    css = "bad" if worst.kind != THROTTLING else "warn"
     return f'<td class="{css}">{_e(KIND_WORDS[worst.kind])} ({_e(worst.tier)})</td>'
 
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
+from collector.events.kinds import BLOCK, SHUTDOWN, THROTTLING
 from collector.notify.decide import Transition
 from collector.notify.event import EventView
 
@@ -25,7 +26,7 @@ MAX_VALUE = 120
 
 _WORDS: dict[Language, dict[str, str]] = {
     "en": {
-        "shutdown": "Internet shutdown", "block": "Blocking", "throttling": "Throttling",
+        SHUTDOWN: "Internet shutdown", BLOCK: "Blocking", THROTTLING: "Throttling",
         "suspected": "suspected", "likely": "likely", "confirmed": "confirmed",
         "KG": "Kyrgyzstan", "KZ": "Kazakhstan",
         "opened": "{kind} ({tier}): {what}, {where}, since {start} UTC.",
@@ -38,7 +39,7 @@ _WORDS: dict[Language, dict[str, str]] = {
         "subject": "[Kuzot] {line}",
     },
     "ru": {
-        "shutdown": "Отключение интернета", "block": "Блокировка", "throttling": "Замедление",
+        SHUTDOWN: "Отключение интернета", BLOCK: "Блокировка", THROTTLING: "Замедление",
         "suspected": "предположительно", "likely": "вероятно", "confirmed": "подтверждено",
         "KG": "Кыргызстан", "KZ": "Казахстан",
         "opened": "{kind} ({tier}): {what}, {where}, с {start} UTC.",

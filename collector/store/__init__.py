@@ -141,6 +141,13 @@ class Store(Protocol):
     async def measurement_bodies(self, uids: list[str]) -> dict[str, str]:
         """The JSON documents of the given uids (unknown uids are absent)."""
 
+    async def replace_analysis(self, uid: str, body: str, verdict: str | None,
+                               layer: str | None, mechanism: str | None) -> bool:
+        """Store a re-analysed document of ``uid`` and its verdict columns (and those of
+        ``latest_by_target`` when it is the row there), in one transaction; False when the uid
+        is unknown. The caller keeps what the probe recorded inside ``body``
+        (``collector.reanalyze``)."""
+
     async def aggregate(self, filters: Filters, axes: tuple[Axis, ...],
                         max_groups: int) -> list[dict[str, Any]]:
         """Counts per group of ``axes``: ``measurement_count`` and ``<verdict>_count``.

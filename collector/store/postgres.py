@@ -360,6 +360,21 @@ class PostgresStore(PostgresEventsMixin):
             uids)
         return {r["uid"]: stored_body(r) for r in records}
 
+    async def replace_analysis(self, uid: str, body: str, verdict: str | None,
+                               layer: str | None, mechanism: str | None) -> bool:
+        async def work(conn: asyncpg.Connection) -> bool:
+            status = await conn.execute(
+                "UPDATE measurements SET body = $1, verdict = $2, layer = $3, mechanism = $4 "
+                "WHERE uid = $5 AND start_time = "
+                "(SELECT start_time FROM measurement_uids WHERE uid = $5)",
+                body, verdict, layer, mechanism, uid)
+            await conn.execute(
+                "UPDATE target_state SET verdict = $1, layer = $2, mechanism = $3 "
+                "WHERE uid = $4", verdict, layer, mechanism, uid)
+            return bool(status != "UPDATE 0")
+
+        return await self._write(work)
+
     async def aggregate(self, filters: Filters, axes: tuple[Axis, ...],
                         max_groups: int) -> list[dict[str, Any]]:
         params = DIALECT.params()

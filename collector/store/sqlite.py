@@ -363,6 +363,19 @@ class SQLiteStore(SQLiteEventsMixin):
             uids)
         return {r[0]: unpack(r[1]) for r in rows}
 
+    async def replace_analysis(self, uid: str, body: str, verdict: str | None,
+                               layer: str | None, mechanism: str | None) -> bool:
+        async def job(db: aiosqlite.Connection) -> bool:
+            cursor = await db.execute(
+                "UPDATE measurements SET body = ?, verdict = ?, layer = ?, mechanism = ? "
+                "WHERE uid = ?", (body, verdict, layer, mechanism, uid))
+            await db.execute(
+                "UPDATE target_state SET verdict = ?, layer = ?, mechanism = ? WHERE uid = ?",
+                (verdict, layer, mechanism, uid))
+            return bool(cursor.rowcount)
+
+        return await self.writer.run(job)
+
     async def aggregate(self, filters: Filters, axes: tuple[Axis, ...],
                         max_groups: int) -> list[dict[str, Any]]:
         params = DIALECT.params()

@@ -27,7 +27,7 @@ from typing import Any
 import pytest
 
 from collector.store.body import unpack
-from tests.reliability.collector_process import CollectorProcess
+from tests.helpers.collector_process import CollectorProcess, started
 
 HEADER_TIMEOUT = 2.0
 OWN_V4 = "203.0.113.7"
@@ -52,16 +52,11 @@ V6_SPELLINGS = [
 @pytest.fixture(scope="module")
 def collector(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[CollectorProcess,
                                                                            str]]:
-    process = CollectorProcess(
-        tmp_path_factory.mktemp("hostile-clients"),
-        "client_address_header: X-Forwarded-For\n"
-        f"limits: {{rate_per_minute: 1000000, header_timeout: {HEADER_TIMEOUT}s}}\n")
-    token = process.issue_token("honest-probe")
-    process.start()
-    try:
-        yield process, token
-    finally:
-        process.stop()
+    with started(tmp_path_factory.mktemp("hostile-clients"),
+                 "client_address_header: X-Forwarded-For\n"
+                 f"limits: {{rate_per_minute: 1000000, header_timeout: {HEADER_TIMEOUT}s}}\n",
+                 "honest-probe") as collector:
+        yield collector
 
 
 def request(base: str, path: str, body: Any = None, token: str | None = None,

@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from collector.store.body import unpack
-from tests.reliability.collector_process import CollectorProcess
+from tests.helpers.collector_process import CollectorProcess, started
 
 JSON = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False)
@@ -46,14 +46,10 @@ def valid(uid: str) -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def collector(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[CollectorProcess,
                                                                            str]]:
-    process = CollectorProcess(tmp_path_factory.mktemp("hostile"),
-                               "limits: {rate_per_minute: 1000000, max_body_bytes: 65536}\n")
-    token = process.issue_token("fuzz")
-    process.start()
-    try:
-        yield process, token
-    finally:
-        process.stop()
+    with started(tmp_path_factory.mktemp("hostile"),
+                 "limits: {rate_per_minute: 1000000, max_body_bytes: 65536}\n",
+                 "fuzz") as collector:
+        yield collector
 
 
 def post(base: str, body: bytes, token: str | None) -> int:

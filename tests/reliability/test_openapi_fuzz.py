@@ -29,7 +29,7 @@ from schemathesis import Case, checks
 from collector.api.openapi import document
 from collector.store import VERDICTS
 from collector.store.body import unpack
-from tests.reliability.collector_process import CollectorProcess
+from tests.helpers.collector_process import CollectorProcess, started
 
 MAX_EXAMPLES = 25
 _TIME = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d")
@@ -43,18 +43,13 @@ _LABEL = re.compile(r"[a-z0-9_]{1,32}")
 @pytest.fixture(scope="module")
 def collector(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[CollectorProcess,
                                                                            str]]:
-    process = CollectorProcess(
-        tmp_path_factory.mktemp("schemathesis"),
-        "limits: {rate_per_minute: 100000000, max_body_bytes: 262144,\n"
-        "         retention: 730000d, future_skew: 2900000d}\n")
-    token = process.issue_token("schemathesis")
-    process.start()
-    try:
+    with started(tmp_path_factory.mktemp("schemathesis"),
+                 "limits: {rate_per_minute: 100000000, max_body_bytes: 262144,\n"
+                 "         retention: 730000d, future_skew: 2900000d}\n",
+                 "schemathesis") as (process, token):
         # The cases are generated from document(); it is the one the collector serves.
         assert served_document(process.base) == document()
         yield process, token
-    finally:
-        process.stop()
 
 
 def served_document(base: str) -> dict[str, Any]:
