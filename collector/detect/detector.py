@@ -104,7 +104,8 @@ class Detector:
     changes) and overrides what it needs: ``shape``, ``observe`` (inputs of its own),
     ``judge_bin`` and/or ``judge_time``,
     ``to_state``/``load_state``; ``silent_probes`` when it holds probes as silent, and
-    ``corroborations`` when it vouches for or against other detectors' events.
+    ``corroborations`` when it vouches for or against other detectors' events, ``event_extras``
+    when it adds facts to their text.
     """
 
     name: ClassVar[str]
@@ -141,6 +142,12 @@ class Detector:
     def corroborations(self) -> Sequence[Corroboration]:
         """Rules by which this detector raises or lowers the tier of candidate events."""
         return ()
+
+    def event_extras(self, kind: str, cc: str, asns: Sequence[str],
+                     now: float) -> dict[str, Any]:
+        """Facts this detector adds to an open event's evidence (its text), e.g. what another
+        vantage point sees of the event's networks; empty when it has nothing to say."""
+        return {}
 
     def to_state(self) -> dict[str, Any]:
         return {"version": self.state_version}

@@ -274,6 +274,8 @@ class Engine:
             changed[event.id] = event
         for event in self._backfill(now, context, set(changed)):
             changed[event.id] = event
+        for event in self._remark(now, context):
+            changed[event.id] = event
         self.new_readings.clear()
         return [changed[k] for k in sorted(changed)]
 
@@ -339,6 +341,19 @@ class Engine:
                 fleet.now - max(probe.live.last_seen, fleet.blind_until) >= minimum
         return len(total_per_cc) >= 2 and all(
             silent_per_cc[cc] >= config.blind_share * n for cc, n in total_per_cc.items())
+
+    def _remark(self, now: float, context: Context) -> list[Event]:
+        """Open events whose facts from the detectors (``Detector.event_extras``) changed."""
+        out = []
+        for event in list(self.tracker.events.values()):
+            asns = sorted({a for m in event.members.values() for a in m.asns})
+            extras: dict[str, Any] = {}
+            for detector in self.detectors:
+                extras.update(detector.event_extras(event.kind, event.cc, asns, now))
+            amended = self.tracker.amend(event.id, None, extras, now, context) if extras else None
+            if amended is not None:
+                out.append(amended)
+        return out
 
     # -- ladder ----------------------------------------------------------------------------
 

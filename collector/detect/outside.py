@@ -40,12 +40,16 @@ class OutsideParams:
     min_history: int = 6
     inpaint_low: float = 0.8
     inpaint_high: float = 2.0
+    # Consecutive critical rounds before outside-in darkness opens a shutdown of its own
+    # (IODA alerts on one; Kuzot waits for a second round: one round of loss on our own path
+    # must not become an event).
+    min_rounds: int = 2
 
     def __post_init__(self) -> None:
         if not 0 < self.critical_below < self.warning_below <= 1:
             raise ValueError("need 0 < critical_below < warning_below <= 1")
-        if self.min_baseline < 0 or self.min_history < 1:
-            raise ValueError("min_baseline must be >= 0 and min_history >= 1")
+        if self.min_baseline < 0 or self.min_history < 1 or self.min_rounds < 1:
+            raise ValueError("min_baseline must be >= 0, min_history and min_rounds >= 1")
         if not 0 < self.inpaint_low <= 1 <= self.inpaint_high:
             raise ValueError("need 0 < inpaint_low <= 1 <= inpaint_high")
 

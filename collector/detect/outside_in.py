@@ -1,19 +1,32 @@
-"""Outside-in reachability as a detector: it corroborates shutdowns the probes themselves saw.
+"""Outside-in reachability as a detector: shutdowns seen from outside, alone or with the probes.
 
 Input: ``OutsideReading``, one per network and outside-in round: how many of the network's /24
 blocks were ``up`` (Trinocular belief, ``collector.outside.belief``; counted by
-``outside.blocks_up``). Per network the detector keeps the recent history of that count
-(inpainted, so an outage never trains it) and the latest verdict of ``outside.judge``
-(IODA's rule: below 0.8 of the recent median a warning, below 0.5 critical).
+``outside.blocks_up``) out of how many are probed. Per network the detector keeps the recent
+history of that count (inpainted, so an outage never trains it), the latest verdict of
+``outside.judge`` (IODA's rule: below 0.8 of the recent median a warning, below 0.5 critical)
+and how many rounds in a row were critical.
 
-Output: no signal of its own. An outside-in prober is new to Kuzot and its false alarms are not
-measured yet, so it does not open events; it corroborates. Through the tracker's hook
-(``Detector.corroborations``), a shutdown candidate that is only ``suspected`` (heartbeat
-silence or collapse on too few probes, say) becomes ``likely`` when the latest verdict of one of
-its networks is ``critical`` and was made no earlier than ``silence.join_window`` before the
-candidate began: two independent vantage points, the volunteers' inside and unanswered probes
-from outside, agree that the network is dark. The tier rule applies after it and counts the
-members likely by their own rules, so corroboration alone never makes an event ``confirmed``.
+Output, three ways:
+
+* Its own shutdown member (``judge_time``): a network critical for ``min_rounds`` consecutive
+  rounds, whose probes inside are silent or absent (none heard from since the first critical
+  round, beyond one heartbeat), is a shutdown seen from outside (IODA counts a network whose
+  blocks go dark from outside as an outage even with no probe there). Alone it is
+  ``suspected``: the false alarms of an outside-in prober are not measured yet, and a route
+  lost on the collector's own side darkens every network at once, so outside-in darkness alone
+  never makes an event likely or confirmed. A network whose probes still talk is not dark,
+  whatever the outside sees (ICMP and SYNs filtered upstream, say). The member ends at the
+  first round that is not critical.
+* Corroboration (the tracker's hook, ``Detector.corroborations``): an event with a member of
+  the probes' own detectors (silence, collapse) on a network critical from outside no earlier
+  than ``silence.join_window`` before the event began has two independent signals: the probes
+  inside and unanswered probes from outside. A likely inside member makes it ``confirmed``; a
+  merely suspected one makes it ``likely``.
+* The event text (``event_extras``): every open shutdown says, per network probed from outside,
+  whether it is reachable or unreachable from outside, with blocks up / probed and the usual
+  count (the median), so a volunteer-only silence on a network that answers from outside reads
+  "reachable from outside".
 
 Parameters: ``detection.outside`` (``outside.OutsideParams``). Pure; state saved as a dict.
 """
@@ -26,8 +39,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from collector.detect import outside
-from collector.detect.detector import Detector, load_series
-from collector.detect.model import LIKELY, SUSPECTED
+from collector.detect.detector import Detector, FleetView, load_series
+from collector.detect.model import CONFIRMED, LIKELY, NONE, SUSPECTED, Signal
 from collector.detect.params import DetectionConfig
 from collector.detect.saved import maybe_number, numbers, record
 from collector.detect.tracker import Candidate, Corroboration
@@ -44,6 +57,7 @@ class OutsideReading:
     asn: str
     t: float
     blocks_up: int
+    blocks_total: int | None = None  # blocks probed in the round (all states); None: unknown
 
 
 @dataclass(slots=True)
@@ -53,15 +67,36 @@ class NetworkView:
     history: list[float] = field(default_factory=list)
     level: str = outside.Level.INSUFFICIENT.value
     at: float | None = None
+    streak: int = 0  # consecutive critical rounds up to ``at``
+    dark_since: float | None = None  # the first round of that streak
+    up: float = 0.0
+    total: int | None = None
+    baseline: float | None = None
 
     def to_state(self) -> dict[str, object]:
-        return {"history": self.history, "level": self.level, "at": self.at}
+        return {"history": self.history, "level": self.level, "at": self.at,
+                "streak": self.streak, "dark_since": self.dark_since, "up": self.up,
+                "total": self.total, "baseline": self.baseline}
 
     @classmethod
     def from_state(cls, data: object) -> NetworkView:
         d = record(data, ("history", "level", "at"))
+        total = d.get("total")
         return cls(numbers(d["history"]), outside.Level(d["level"]).value,
-                   maybe_number(d["at"]))
+                   maybe_number(d["at"]), int(d.get("streak", 0)),
+                   maybe_number(d.get("dark_since")), float(d.get("up", 0.0)),
+                   None if total is None else int(total), maybe_number(d.get("baseline")))
+
+    @property
+    def critical(self) -> bool:
+        return self.level == outside.Level.CRITICAL
+
+    def describe(self, asn: str) -> str:
+        """"AS9198 unreachable from outside: 3/40 blocks up (usual 38)"."""
+        word = "unreachable" if self.critical else "reachable"
+        total = "" if self.total is None else f"/{self.total}"
+        usual = "" if self.baseline is None else f" (usual {self.baseline:g})"
+        return f"{asn} {word} from outside: {self.up:g}{total} blocks up{usual}"
 
 
 class OutsideDetector(Detector):
@@ -86,22 +121,78 @@ class OutsideDetector(Detector):
         view.history = [*view.history, outside.to_history(verdict, self.config.outside)]
         view.history = view.history[-MAX_HISTORY:]
         view.level, view.at = verdict.level.value, observation.t
+        view.up, view.total, view.baseline = (float(observation.blocks_up),
+                                              observation.blocks_total, verdict.baseline)
+        if verdict.level is outside.Level.CRITICAL:
+            view.streak += 1
+            view.dark_since = observation.t if view.streak == 1 else view.dark_since
+        else:
+            view.streak, view.dark_since = 0, None
         return True
+
+    def _fresh(self, view: NetworkView, now: float) -> bool:
+        """A verdict still speaks for the network: made within ``silence.join_window``."""
+        return view.at is not None and view.at >= now - self.config.silence.join_window
+
+    def judge_time(self, fleet: FleetView) -> list[Signal]:
+        """Networks dark from outside for ``min_rounds`` rounds, their probes silent or absent."""
+        signals = []
+        heartbeat = self.config.silence.heartbeat_interval + self.config.silence.grace
+        for key, view in sorted(self.networks.items()):
+            cc, _, asn = key.partition("|")
+            signal_key = f"{self.name}|{cc}|{asn}|*"
+            stats = {"blocks_up": view.up, "blocks_total": view.total,
+                     "blocks_usual": view.baseline, "outside": view.describe(asn)}
+            dark = view.streak >= self.config.outside.min_rounds and \
+                view.dark_since is not None and self._fresh(view, fleet.now)
+            if dark:
+                assert view.dark_since is not None
+                since = view.dark_since
+                inside = sorted(p for p, probe in fleet.probes.items()
+                                if probe.cc == cc and probe.asn == asn
+                                and probe.live.last_seen > since + heartbeat)
+                dark = not inside
+            if dark:
+                assert view.dark_since is not None and view.at is not None
+                signals.append(Signal(kind=SHUTDOWN, detector=self.name, cc=cc, asn=asn,
+                                      target=None, level=SUSPECTED, at=view.at,
+                                      onset=view.dark_since, asns=(asn,), stats=stats))
+            elif fleet.is_open(signal_key) and view.at is not None:
+                # Not critical any more, or the probes inside talk: the member ends now.
+                signals.append(Signal(kind=SHUTDOWN, detector=self.name, cc=cc, asn=asn,
+                                      target=None, level=NONE, at=view.at,
+                                      recovered_at=view.at, asns=(asn,), stats=stats))
+        return signals
+
+    def event_extras(self, kind: str, cc: str, asns: Sequence[str],
+                     now: float) -> dict[str, Any]:
+        """What outside-in probing says of a shutdown's networks, for the event text."""
+        if kind != SHUTDOWN:
+            return {}
+        lines = [view.describe(asn) for asn in sorted(asns)
+                 if (view := self.networks.get(f"{cc}|{asn}")) is not None
+                 and view.level != outside.Level.INSUFFICIENT and self._fresh(view, now)]
+        return {"outside": "; ".join(lines)} if lines else {}
 
     def corroborations(self) -> Sequence[Corroboration]:
         return (self.corroborate,)
 
     def corroborate(self, candidate: Candidate, level: int) -> int:
-        """Suspected shutdown + the network dark from outside = likely."""
-        if candidate.kind != SHUTDOWN or level != SUSPECTED:
+        """The probes inside + the network dark from outside: two independent signals agree.
+        A likely inside member makes the event confirmed, a suspected one likely."""
+        if candidate.kind != SHUTDOWN or level < SUSPECTED:
             return level
         since = candidate.start - self.config.silence.join_window
-        for asn in sorted({a for m in candidate.members for a in m.asns}):
-            view = self.networks.get(f"{candidate.cc}|{asn}")
-            if view is not None and view.level == outside.Level.CRITICAL and \
-                    view.at is not None and view.at >= since:
-                return LIKELY
-        return level
+        best = level
+        for member in candidate.members:
+            if member.detector == self.name:
+                continue  # the outside-in member itself is no second signal
+            for asn in member.asns:
+                view = self.networks.get(f"{candidate.cc}|{asn}")
+                if view is not None and view.critical and \
+                        view.at is not None and view.at >= since:
+                    best = max(best, CONFIRMED if member.max_level >= LIKELY else LIKELY)
+        return best
 
     def to_state(self) -> dict[str, Any]:
         return {"version": self.state_version,

@@ -55,7 +55,8 @@ class OutsideService:
                         "outside.rate or list fewer blocks", report.seconds, self.config.round)
         if self.on_readings is not None:
             self.on_readings([OutsideReading(cc=v.group.country, asn=v.group.network,
-                                             t=report.started, blocks_up=v.group.up)
+                                             t=report.started, blocks_up=v.group.up,
+                                             blocks_total=v.group.judged + v.group.unjudged)
                               for v in self.verdicts if v.group.network])
 
     async def run(self, stop: asyncio.Event) -> None:
