@@ -2,8 +2,9 @@
 
 Started by ``outside_ctx`` when ``outside.enabled`` is set. It owns the raw sockets, the prober
 and the monitor; after each round it keeps the report and verdicts for the metrics, and hands one
-``OutsideReading`` per network (blocks up) to ``on_readings``: the detection pipeline's engine,
-whose ``outside`` detector (``collector.detect.outside_in``) corroborates shutdowns with them.
+``OutsideReading`` per network (blocks up, of blocks probed) to ``on_readings``: the detection
+pipeline's engine, whose ``outside`` detector (``collector.detect.outside_in``) opens and
+corroborates shutdowns with them.
 Without CAP_NET_RAW the component stays down (``kuzot_outside_up 0``, a logged error) and the
 collector runs on.
 """
