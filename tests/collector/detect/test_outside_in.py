@@ -4,11 +4,16 @@ the event text, on real contact histories and outside-in rounds."""
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 
 from collector.detect.engine import Engine
 from collector.detect.model import Event
 from collector.detect.outside_in import OutsideReading
 from collector.detect.params import DetectionConfig
+from collector.events.statuspage import status_page
+from collector.notify.decide import Transition
+from collector.notify.event import EventView
+from collector.notify.templates import render
 
 T0 = 1_700_000_400.0  # a multiple of the round
 ROUND = 600.0
@@ -89,6 +94,12 @@ def test_silent_probes_and_darkness_from_outside_make_a_confirmed_shutdown() -> 
     assert event.evidence["outside"] == f"{ASN} unreachable from outside: 2/40 blocks up " \
         "(usual 40)"
     json.dumps(engine.to_state())
+    # The alert and the status page carry the outside-in numbers.
+    view = EventView.from_json(json.loads(json.dumps(event.to_json())))
+    unreachable = f"{ASN} unreachable from outside: 2/40 blocks up (usual 40)"
+    assert unreachable in render(Transition("opened", view), "en", "https://k.example").text
+    now = datetime.fromtimestamp(T0 + 2 * ROUND, UTC)
+    assert unreachable in status_page([view], [], now)
 
 
 def test_silent_probes_on_a_network_reachable_from_outside_say_so() -> None:
