@@ -11,12 +11,14 @@ from collector.config import CollectorConfig
 from collector.control import ControlGate
 from collector.event_metrics import DetectionCollector, DetectionMetrics, EventSnapshot
 from collector.eventbook import EventBook, EventCollector
+from collector.events.names import NetworkNames
 from collector.exposition import ExpositionRegistry
 from collector.fleet_metrics import FleetMetrics
 from collector.geoip import GeoIP
 from collector.handlers import error_middleware
 from collector.keys import (
     calendar_key,
+    categories_key,
     config_key,
     control_gate_key,
     detection_metrics_key,
@@ -25,8 +27,10 @@ from collector.keys import (
     fleet_key,
     geoip_key,
     metrics_key,
+    names_key,
     notifier_key,
     ratelimit_key,
+    read_access_key,
     registry_key,
     served_lists_key,
     snapshot_key,
@@ -35,12 +39,14 @@ from collector.keys import (
 from collector.metrics import IngestMetrics, StoreCollector, StoreSnapshot
 from collector.notify import Notifier
 from collector.pipeline import pipeline_ctx
+from collector.pseudonyms import load_access
 from collector.ratelimit import RateLimiter
 from collector.routes import setup_routes
 from collector.security import setup_security_headers
 from collector.sni_ab import sni_ab_context
 from collector.store import open_store
-from collector.target_lists import served_lists
+from collector.target_lists import ServedLists, served_lists
+from probe.typed_config import ConfigError
 
 
 async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -49,6 +55,26 @@ async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
     app[store_key] = store
     yield
     await store.close()
+
+
+async def _read_access_ctx(app: web.Application) -> AsyncIterator[None]:
+    app[read_access_key] = await load_access(app[store_key],
+                                             app[config_key].read_api.operator_token_file)
+    yield
+
+
+def _categories(config: CollectorConfig, lists: ServedLists | None) -> dict[str, str]:
+    """URL -> category code, from the served lists and the collector's target files."""
+    found: dict[str, str] = {}
+    if lists is not None:
+        for cc in config.status.countries:
+            try:
+                targets = lists.document(cc)["targets"]
+            except ConfigError:
+                continue
+            found.update({t["url"]: t["category"] for t in targets if t.get("category")})
+    found.update(dict(config.target_categories))
+    return found
 
 
 async def _geoip_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -88,12 +114,15 @@ def create_app(config: CollectorConfig) -> web.Application:
     registry.register(EventCollector(book))
     app[calendar_key] = load_calendar(config.detection.event_windows)
     app[served_lists_key] = served_lists(config.target_lists)
+    app[names_key] = NetworkNames.load(config.status.asn_names)
+    app[categories_key] = _categories(config, app[served_lists_key])
     app[detection_metrics_key] = DetectionMetrics(registry)
     windows = EventSnapshot()
     app[event_snapshot_key] = windows
     registry.register(DetectionCollector(book, windows))
     app.cleanup_ctx.append(_geoip_ctx)
     app.cleanup_ctx.append(_store_ctx)
+    app.cleanup_ctx.append(_read_access_ctx)
     app.cleanup_ctx.append(_notifier_ctx)
     app.cleanup_ctx.append(sni_ab_context)
     app.cleanup_ctx.append(pipeline_ctx)

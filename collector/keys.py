@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from aiohttp import web
@@ -14,11 +15,13 @@ if TYPE_CHECKING:
     from collector.detect.windows import Calendar
     from collector.event_metrics import DetectionMetrics, EventSnapshot
     from collector.eventbook import EventBook
+    from collector.events.names import NetworkNames
     from collector.fleet_metrics import FleetMetrics
     from collector.geoip import GeoIP
     from collector.metrics import IngestMetrics, StoreSnapshot
     from collector.notify import Notifier
     from collector.pipeline import Pipeline
+    from collector.pseudonyms import ReadAccess
     from collector.ratelimit import RateLimiter
     from collector.store import Store
     from collector.target_lists import ServedLists
@@ -39,3 +42,6 @@ event_snapshot_key: web.AppKey[EventSnapshot] = web.AppKey("event_snapshot")
 pipeline_key: web.AppKey[Pipeline] = web.AppKey("pipeline")
 control_gate_key: web.AppKey[ControlGate] = web.AppKey("control_gate")
 served_lists_key: web.AppKey[ServedLists | None] = web.AppKey("served_lists")
+names_key: web.AppKey[NetworkNames] = web.AppKey("names")
+categories_key: web.AppKey[Mapping[str, str]] = web.AppKey("categories")
+read_access_key: web.AppKey[ReadAccess] = web.AppKey("read_access")

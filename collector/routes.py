@@ -10,6 +10,7 @@ from collector import handlers, sni_ab, target_lists
 def setup_routes(app: web.Application) -> None:
     app.router.add_post("/api/v1/measurements", handlers.ingest)
     app.router.add_get("/api/v1/measurements", handlers.list_measurements)
+    app.router.add_get("/api/v1/measurement/{uid}", handlers.measurement)
     app.router.add_post("/api/v1/heartbeat", handlers.heartbeat)
     app.router.add_post("/api/v1/control", handlers.control_view)
     app.router.add_get("/api/v1/sni-ab", sni_ab.describe)
@@ -21,3 +22,4 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_get("/healthz", handlers.healthz)
     app.router.add_get("/", handlers.status_page)
     app.router.add_get("/events/{event_id}", handlers.event_page)
+    app.router.add_get("/events.atom", handlers.atom_feed)

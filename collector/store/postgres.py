@@ -142,7 +142,7 @@ _AXES = {
     "day": "to_char(start_time, 'YYYY-MM-DD')",
     "hour": "to_char(start_time, 'YYYY-MM-DD HH24') || ':00:00'",
     "cc": "probe_cc", "asn": "probe_asn", "domain": "domain", "input": "input",
-    "test_name": "test_name",
+    "test_name": "test_name", "verdict": "verdict",
 }
 
 

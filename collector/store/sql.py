@@ -38,8 +38,15 @@ def where(filters: Filters, params: Params, after: tuple[str, str] | None = None
         clauses.append(f"start_time < {params.time(filters.until)}")
     for name, column in FILTER_COLUMNS.items():
         value = getattr(filters, name)
-        if value is not None:
-            clauses.append(f"{column} = {params.add(value)}")
+        if value is None:
+            continue
+        values = (value,) if isinstance(value, str) else tuple(value)
+        if not values:
+            clauses.append("1 = 0")
+        elif len(values) == 1:
+            clauses.append(f"{column} = {params.add(values[0])}")
+        else:
+            clauses.append(f"{column} IN ({', '.join(params.add(v) for v in values)})")
     if after is not None:
         start, uid = after
         clauses.append(f"(start_time, uid) < ({params.time(start)}, {params.add(uid)})")

@@ -130,7 +130,7 @@ _AXES = {
     "day": "substr(start_time, 1, 10)",
     "hour": "substr(start_time, 1, 13) || ':00:00'",
     "cc": "probe_cc", "asn": "probe_asn", "domain": "domain", "input": "input",
-    "test_name": "test_name",
+    "test_name": "test_name", "verdict": "verdict",
 }
 
 
