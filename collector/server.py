@@ -14,11 +14,18 @@ How: every protocol the server creates is wrapped in a ``_Guard`` that arms a ti
 connection opens and when data arrives between requests; the outermost middleware disarms
 it once aiohttp has parsed a head and handed the request over, so a handler that takes its
 time is never cut off. Nothing in aiohttp itself is patched.
+
+Requests aiohttp's parser rejects before any handler runs (a ``Content-Length`` beside a
+``Transfer-Encoding``, a header line it cannot read) are answered by the protocol itself, as
+text. Every answer of this API is JSON, its clients parse errors as ``{"error": ...}``, so
+each connection's protocol is a ``JsonErrorRequestHandler``: the same protocol, whose error
+answer is the JSON error object with the same status and the parser's reason.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import signal
 import sqlite3
@@ -26,6 +33,10 @@ from collections.abc import Callable
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
+from aiohttp.web_protocol import RequestHandler
+from aiohttp.web_request import BaseRequest
+
+from collector.security import HEADERS as SECURITY_HEADERS
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +110,40 @@ class _Guard(asyncio.Protocol):
         self.inner.resume_writing()
 
 
+class JsonErrorRequestHandler(RequestHandler):
+    """aiohttp's request protocol, answering requests it cannot parse with a JSON error."""
+
+    __slots__ = ()
+
+    def handle_error(self, request: BaseRequest, status: int = 500,
+                     exc: BaseException | None = None,
+                     message: str | None = None) -> web.StreamResponse:
+        plain = super().handle_error(request, status, exc, message)  # logs; may raise
+        # The parser's message goes on to quote the offending line (a token, perhaps): the
+        # answer names the reason only.
+        reason = (message or "").strip().splitlines()[0].rstrip(":") if message else ""
+        if status == 500 or not reason:
+            reason = "internal error" if status == 500 else "malformed request"
+        response = web.Response(status=plain.status, content_type="application/json",
+                                text=json.dumps({"error": reason}),
+                                headers=SECURITY_HEADERS)
+        response.force_close()
+        return response
+
+
+def json_errors(factory: Callable[[], asyncio.Protocol]) -> Callable[[], asyncio.Protocol]:
+    """Each protocol ``factory`` makes, with JSON error answers for unparsable requests.
+
+    The class of the protocol aiohttp builds is swapped for a subclass that adds no state
+    (``__slots__ = ()``), so no private constructor arguments of aiohttp are needed."""
+    def make() -> asyncio.Protocol:
+        protocol = factory()
+        if type(protocol) is RequestHandler:
+            protocol.__class__ = JsonErrorRequestHandler
+        return protocol
+    return make
+
+
 class HeadDeadline:
     """The deadline for request heads, shared by every connection of one server."""
 
@@ -144,7 +189,7 @@ class GuardedSite(web.BaseSite):
         server = self._runner.server
         assert server is not None
         self._server = await asyncio.get_running_loop().create_server(
-            self._deadline.wrap(server), self._host, self._port, reuse_address=True)
+            self._deadline.wrap(json_errors(server)), self._host, self._port, reuse_address=True)
 
 
 class StartupError(Exception):

@@ -43,9 +43,12 @@ BASELINE = Site("i.pinimg-lab.com", plan.site_address(1), https="big")
 AB = Site("ab.kuzot-lab.net", plan.site_address(2), http="none", https="none")
 LINE = "20mbit"
 
-# Three rounds of target/baseline and of A/B, each transfer capped at 2.5 s or 512 KiB:
+# Three rounds of target/baseline and of A/B, each transfer capped at 5 s or 512 KiB:
 # three rounds are the fewest with which a fast side's few samples can reach KS p < 0.01.
-PROBE_ARGS = ("--repetitions", "3", "--ab-repetitions", "3", "--transfer-timeout", "2.5s")
+# A shaped flow spends its first ~0.8 s on the handshake and first byte through the shaper;
+# 5 s leaves ~10 plateau windows of 0.4 s. At 2.5 s only 3-4 remained, and a robust CV of
+# three values found a 128 kbit/s shaper's plateau in about half the flows (in one run, none).
+PROBE_ARGS = ("--repetitions", "3", "--ab-repetitions", "3", "--transfer-timeout", "5s")
 
 
 @dataclass(frozen=True)
