@@ -116,6 +116,7 @@ def create_app(config: CollectorConfig) -> web.Application:
     app[served_lists_key] = served_lists(config.target_lists)
     app[names_key] = NetworkNames.load(config.status.asn_names)
     app[categories_key] = _categories(config, app[served_lists_key])
+    notifier.names, notifier.categories = app[names_key], app[categories_key]
     app[detection_metrics_key] = DetectionMetrics(registry)
     windows = EventSnapshot()
     app[event_snapshot_key] = windows

@@ -14,6 +14,7 @@ outages (kind ``monitor_outage``) are left out: nothing alerts on them.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
@@ -24,6 +25,24 @@ from prometheus_client.registry import Collector
 from collector.notify.event import MONITOR_OUTAGE, EventView
 
 WEEK = 7 * 86400.0
+log = logging.getLogger("kuzot.events")
+
+
+def _log_change(known: EventView | None, view: EventView) -> None:
+    """One line when an event opens, changes tier or closes (not on every growth)."""
+    if known is None:
+        change = "opened" if view.status == "open" else "closed"
+    elif known.status == "open" and view.status == "closed":
+        change = "closed"
+    elif known.tier != view.tier:
+        change = f"now {view.tier} (was {known.tier})"
+    else:
+        return
+    where = view.cc + (" " + ",".join(view.asns) if view.asns else "")
+    targets = len(view.targets)
+    log.info("event %s %s: %s %s in %s, since %s, %d probe(s), %s", view.id, change, view.kind,
+             view.tier, where, view.start.strftime("%Y-%m-%d %H:%M UTC"), view.probes,
+             f"{targets} target(s)" if targets else "all targets")
 
 
 class EventSink(Protocol):
@@ -50,6 +69,8 @@ class EventBook:
             if known is None or view.updated_at >= known.updated_at:
                 self._events[view.id] = view
                 changed.append(view)
+                if notify:
+                    _log_change(known, view)
         self._forget((now or datetime.now(UTC)) - timedelta(seconds=self.keep))
         if notify:
             for sink in self.sinks:
