@@ -20,7 +20,8 @@ async def test_one_line_per_change_and_none_for_growth(caplog: pytest.LogCapture
     await book.publish([block], NOW)
     await book.publish([{**block, "probes": 7, "updated_at": "2024-03-10T12:05:00Z"}], NOW)
     await book.publish([{**block, "tier": "likely", "updated_at": "2024-03-10T12:06:00Z"}], NOW)
-    await book.publish([{**block, "status": "closed", "end": "2024-03-10T12:10:00Z",
+    await book.publish([{**block, "tier": "likely", "status": "closed",
+                         "end": "2024-03-10T12:10:00Z",
                          "updated_at": "2024-03-10T12:10:00Z"}], NOW)
     await book.publish([fleet_events(NOW)[0]], NOW, notify=False)  # a reader's refresh
     lines = [r.getMessage() for r in caplog.records if r.name == "kuzot.events"]
