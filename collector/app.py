@@ -111,12 +111,12 @@ def create_app(config: CollectorConfig) -> web.Application:
     app[notifier_key] = notifier
     book = EventBook(sinks=[notifier])
     app[eventbook_key] = book
-    registry.register(EventCollector(book))
-    app[calendar_key] = load_calendar(config.detection.event_windows)
     app[served_lists_key] = served_lists(config.target_lists)
     app[names_key] = NetworkNames.load(config.status.asn_names)
     app[categories_key] = _categories(config, app[served_lists_key])
     notifier.names, notifier.categories = app[names_key], app[categories_key]
+    registry.register(EventCollector(book, app[names_key], app[categories_key]))
+    app[calendar_key] = load_calendar(config.detection.event_windows)
     app[detection_metrics_key] = DetectionMetrics(registry)
     windows = EventSnapshot()
     app[event_snapshot_key] = windows

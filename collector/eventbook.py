@@ -22,9 +22,13 @@ from typing import Any, Protocol
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from collector.events.i18n import Language, text
+from collector.events.names import NetworkNames
+from collector.events.sentences import clock, describe
 from collector.notify.event import MONITOR_OUTAGE, EventView
 
 WEEK = 7 * 86400.0
+ALERT_LANGUAGES: tuple[Language, ...] = ("en", "ru")
 log = logging.getLogger("kuzot.events")
 
 
@@ -103,8 +107,11 @@ class EventCollector(Collector):
     network) need.
     """
 
-    def __init__(self, book: EventBook) -> None:
+    def __init__(self, book: EventBook, names: NetworkNames | None = None,
+                 categories: Mapping[str, str] | None = None) -> None:
         self.book = book
+        self.names = names or NetworkNames()
+        self.categories = categories or {}
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         active = GaugeMetricFamily(
@@ -119,3 +126,25 @@ class EventCollector(Collector):
                 active.add_metric([event.id, event.kind, event.tier, event.cc, asn, scope,
                                    event.mechanism or ""], 1)
         yield active
+        yield self._info()
+
+    def _info(self) -> GaugeMetricFamily:
+        """``kuzot_event_info``: the event's sentences per language, for alert annotations.
+
+        Alerting rules read them with a ``query`` template, so the alert's own labels (its
+        identity in Alertmanager) do not change when a sentence does."""
+        info = GaugeMetricFamily(
+            "kuzot_event_info", "Open detection events in words, per language: headline, "
+            "what, where, event start (local time and UTC), how sure.",
+            labels=["event_id", "lang", "headline", "what", "where", "start", "sure"])
+        now = datetime.now(UTC)
+        for event in self.book.open_events():
+            if event.kind == MONITOR_OUTAGE:
+                continue
+            for language in ALERT_LANGUAGES:
+                words = describe(event, language, self.names, self.categories, now)
+                local, utc = clock(event.start, event.cc)
+                start = text(language, "start", local=local, utc=utc)
+                info.add_metric([event.id, language, f"{words.title} ({words.tier})",
+                                 words.what, words.where, start, words.sure], 1)
+        return info

@@ -44,6 +44,7 @@ EN: dict[str, str] = {
     "where.all": "{country}, all networks.",
     "network.unknown": "a network not known",
     "since.open": "{local} local time ({utc} UTC), for {duration} so far.",
+    "start": "{local} local time ({utc} UTC)",
     "since.closed": "From {local} to {local_end} local time ({utc} to {utc_end} UTC), "
                     "{duration}.",
     "duration.days": "{d} d {h} h", "duration.hours": "{h} h {m} min",
@@ -156,6 +157,7 @@ RU: dict[str, str] = {
     "where.all": "{country}, все сети.",
     "network.unknown": "неизвестная сеть",
     "since.open": "{local} по местному времени ({utc} UTC), уже {duration}.",
+    "start": "{local} по местному времени ({utc} UTC)",
     "since.closed": "С {local} до {local_end} по местному времени ({utc} – {utc_end} UTC), "
                     "{duration}.",
     "duration.days": "{d} д {h} ч", "duration.hours": "{h} ч {m} мин",
