@@ -565,6 +565,33 @@ async def test_readers_see_the_pages_in_chromium(tmp_path: Path, width: int) -> 
     assert "Отключение интернета: Кыргызстан" in seen["event-ru"]["text"]
 
 
+async def test_the_layout_checks_can_fail(tmp_path: Path) -> None:
+    """The harness's checks on a page built to fail them: pale text, a skipped heading level
+    and a table wider than a phone are all reported."""
+    chromium()
+    bad = ("<!doctype html><html lang=\"en\"><body><h1>Title</h1><h3>Skipped</h3>"
+           "<p style=\"color:#c8c8c8\">pale</p><table><tr>"
+           + "<td>wide-cell-content</td>" * 30 + "</tr></table></body></html>")
+
+    async def page(request: web.Request) -> web.Response:
+        return web.Response(text=bad, content_type="text/html")
+
+    async def harness(request: web.Request) -> web.Response:
+        return web.Response(text=HARNESS.replace("PATH", "/bad").replace("WIDTH", "390"),
+                            content_type="text/html")
+
+    app = web.Application()
+    app.router.add_get("/bad", page)
+    app.router.add_get("/harness", harness)
+    async with serve_app(app) as port:
+        seen = read_harness(await run_chromium(
+            "--dump-dom", f"http://127.0.0.1:{port}/harness", profile=tmp_path / "profile"))
+    assert seen["scrollWidth"] > 390 and seen["wide"]
+    assert any(" pale" in line for line in seen["lowContrast"]), seen["lowContrast"]
+    with pytest.raises(AssertionError):
+        check_headings(seen["headings"])
+
+
 async def chromium_console(url: str, profile: Path) -> str:
     """What Chromium's console said while loading ``url`` (its log on stderr)."""
     process = await asyncio.create_subprocess_exec(
