@@ -22,9 +22,9 @@ from typing import Any, Protocol
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from collector.events.i18n import Language, text
+from collector.events.i18n import Language
 from collector.events.names import NetworkNames
-from collector.events.sentences import clock, describe
+from collector.events.sentences import describe, start_words
 from collector.notify.event import MONITOR_OUTAGE, EventView
 
 WEEK = 7 * 86400.0
@@ -143,8 +143,7 @@ class EventCollector(Collector):
                 continue
             for language in ALERT_LANGUAGES:
                 words = describe(event, language, self.names, self.categories, now)
-                local, utc = clock(event.start, event.cc)
-                start = text(language, "start", local=local, utc=utc)
+                start = start_words(language, event.start, event.cc)
                 info.add_metric([event.id, language, f"{words.title} ({words.tier})",
                                  words.what, words.where, start, words.sure], 1)
         return info

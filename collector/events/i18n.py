@@ -45,6 +45,9 @@ EN: dict[str, str] = {
     "network.unknown": "a network not known",
     "since.open": "{local} local time ({utc} UTC), for {duration} so far.",
     "start": "{local} local time ({utc} UTC)",
+    "since.open_utc": "{utc} UTC, for {duration} so far.",
+    "since.closed_utc": "From {utc} to {utc_end} UTC, {duration}.",
+    "start_utc": "{utc} UTC",
     "since.closed": "From {local} to {local_end} local time ({utc} to {utc_end} UTC), "
                     "{duration}.",
     "duration.days": "{d} d {h} h", "duration.hours": "{h} h {m} min",
@@ -158,6 +161,9 @@ RU: dict[str, str] = {
     "network.unknown": "неизвестная сеть",
     "since.open": "{local} по местному времени ({utc} UTC), уже {duration}.",
     "start": "{local} по местному времени ({utc} UTC)",
+    "since.open_utc": "{utc} UTC, уже {duration}.",
+    "since.closed_utc": "С {utc} до {utc_end} UTC, {duration}.",
+    "start_utc": "{utc} UTC",
     "since.closed": "С {local} до {local_end} по местному времени ({utc} – {utc_end} UTC), "
                     "{duration}.",
     "duration.days": "{d} д {h} ч", "duration.hours": "{h} ч {m} мин",

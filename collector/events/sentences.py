@@ -62,6 +62,14 @@ def local_zone(cc: str) -> ZoneInfo | None:
     return ZONES.get(cc)
 
 
+def start_words(language: Language, moment: datetime, cc: str) -> str:
+    """The event start alone: local time and UTC, or UTC where the zone is not known."""
+    local, utc = clock(moment, cc)
+    if local_zone(cc) is None:
+        return text(language, "start_utc", utc=utc)
+    return text(language, "start", local=local, utc=utc)
+
+
 def clock(moment: datetime, cc: str) -> tuple[str, str]:
     """(local, UTC) as ``YYYY-MM-DD HH:MM``; local is UTC where the zone is not known."""
     utc = moment.strftime("%Y-%m-%d %H:%M")
@@ -168,14 +176,17 @@ def describe(event: EventView, language: Language, names: NetworkNames,
                   networks=network_list(language, event.asns, names))
              if event.asns else text(language, "where.all", country=country))
     local, utc = clock(event.start, event.cc)
+    # Without a known zone (several countries, say) there is no local time to show.
+    utc_only = "_utc" if local_zone(event.cc) is None else ""
     if event.status == "open":
-        since = text(language, "since.open", local=local, utc=utc,
+        since = text(language, f"since.open{utc_only}", local=local, utc=utc,
                      duration=duration(language, event.start, now))
     else:
         end = event.end or event.updated_at
         local_end, utc_end = clock(end, event.cc)
-        since = text(language, "since.closed", local=local, utc=utc, local_end=local_end,
-                     utc_end=utc_end, duration=duration(language, event.start, end))
+        since = text(language, f"since.closed{utc_only}", local=local, utc=utc,
+                     local_end=local_end, utc_end=utc_end,
+                     duration=duration(language, event.start, end))
     probes = plural(language, "probes", max(event.probes, 1))
     networks = plural(language, "networks", max(len(event.asns), 1))
     sure = text(language, f"sure.{event.tier}", probes=probes, networks=networks,

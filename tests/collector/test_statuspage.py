@@ -111,6 +111,13 @@ def test_each_event_reads_as_plain_sentences() -> None:
         assert raw not in text, raw
 
 
+def test_no_local_time_where_the_zone_is_not_known() -> None:
+    elsewhere = EventView.from_json({**fleet_events(NOW)[1], "cc": "TJ"})
+    text = text_of(status_page([elsewhere], [], NOW, settings()))
+    assert "Since 2024-03-08 12:00 UTC, for 2 d 0 h so far." in text
+    assert "local time (2024-03-08" not in text
+
+
 def test_tiers_say_why_an_event_is_confirmed() -> None:
     base = fleet_events(NOW)[1]
     seen = {
@@ -332,7 +339,7 @@ def test_the_monitors_own_outage_has_its_own_section_and_is_no_event() -> None:
     page = status_page([EventView.from_json(down)], [], NOW)
     assert "No open events" in page  # not an event about the Internet
     assert "When Kuzot could not observe" in page and "The collector was down." in page
-    assert "From 2024-03-10 11:00 to 2024-03-10 11:03 local time" in page
+    assert "From 2024-03-10 11:00 to 2024-03-10 11:03 UTC, 3 min." in page
     assert f'href="/events/{down["id"]}"' in page
     assert 'class="card shutdown"' not in page
 
