@@ -42,6 +42,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -382,9 +383,8 @@ class Daemon:
             await self._heartbeat()
             await self._ladder()
             if self._sites_reachable():
-                await asyncio.gather(*(self._target(t) for t in self.targets.values()),
-                                     *(self._platform(p) for p in self.platform_names))
-                if self.config.throttling.enabled:
+                await self._once_within_budget()
+                if self.config.throttling.enabled and await self._may_measure():
                     await self._throttling()
             else:
                 self.skipped_offline += len(self.targets) + len(self.platform_names)
@@ -394,6 +394,26 @@ class Daemon:
                      self.network_summary, self.depth.measurements)
         finally:
             await self.shutdown()
+
+    async def _once_within_budget(self) -> None:
+        """Every target and platform once, ``schedule.concurrency`` at a time, checking the
+        day's data budget before each group like the daemon checks it before each job: a
+        first run on a metered link stops where the budget ends."""
+        jobs: list[Callable[[], Awaitable[None]]] = [
+            *(partial(self._target, t) for t in self.targets.values()),
+            *(partial(self._platform, p) for p in self.platform_names)]
+        size = max(1, self.config.schedule.concurrency)
+        for index in range(0, len(jobs), size):
+            await self._count_traffic()
+            if not await self._may_measure():
+                # _may_measure counted one skip; the rest of the round is skipped too.
+                rest = len(jobs) - index - 1
+                if self._sites_reachable():
+                    self.skipped_budget += rest
+                else:
+                    self.skipped_offline += rest
+                return
+            await asyncio.gather(*(job() for job in jobs[index:index + size]))
 
     async def shutdown(self) -> None:
         self.stopping = True

@@ -86,6 +86,29 @@ async def test_no_more_measurements_at_once_than_the_concurrency(fast_disk: Path
     assert peak == 2
 
 
+async def test_run_once_stops_where_the_data_budget_ends(fast_disk: Path) -> None:
+    """A first run on a metered link: groups of ``concurrency`` targets, the budget checked
+    before each; with no cap, the same run measures everything."""
+    closed = f"http://127.0.0.1:{free_port()}"
+    counts = {}
+    async with serve_app(page_app()) as port:
+        targets = [{"url": f"http://127.0.0.1:{port}/{i}"} for i in range(8)]
+        for name, daily_mb in (("capped", 0.0001), ("free", None)):
+            directory = fast_disk / name
+            directory.mkdir()
+            config = loopback_config(directory, closed, "t", targets, port, control_url=closed,
+                                     schedule={"concurrency": 2}, budget={"daily_mb": daily_mb})
+            daemon, db, spool = await make_daemon(config, directory)
+            await daemon.run_once()
+            await db.close()
+            counts[name] = (len([e for e in spool.recorded
+                                 if e.test_name == "web_connectivity"]),
+                            daemon.skipped_budget)
+    measured, skipped = counts["capped"]
+    assert measured <= 2 and measured + skipped == 8, counts
+    assert counts["free"] == (8, 0)
+
+
 async def test_a_restart_continues_the_cadence(fast_disk: Path) -> None:
     closed = f"http://127.0.0.1:{free_port()}"
     async with serve_app(page_app()) as port:
