@@ -101,6 +101,8 @@ SHUTDOWN_GRACE = 10.0
 NAP = 5.0
 COMPACT_AFTER = 1000
 THROTTLING_CHECK = 3600.0  # how often to ask whether throttling tests are due
+SUMMARY_INTERVAL = 3600.0  # the hourly summary line in the log
+SUMMARY_TARGETS = 10
 # A trace starts within this many seconds of the measurement that asked for it: soon enough
 # to find the same block, not in the same second as the measurement's own request.
 TRACE_DELAY = (5.0, 60.0)
@@ -271,6 +273,7 @@ class Daemon:
         self.latest: dict[str, str] = {}
         self.skipped_budget = 0
         self.skipped_pace = 0  # targets held back to spread the budget over the day
+        self._summary_measured = 0  # measurements counted at the last hourly summary
         self._reserved = 0  # expected cost of the target measurements running now
         self._costs: dict[str, int] = {}  # each target's last measurement cost, in bytes
         self.skipped_offline = 0
@@ -310,6 +313,7 @@ class Daemon:
         self.timetable.plan("heartbeat", now)
         self.timetable.plan("ladder", now)
         self.timetable.plan("upload", now + self.config.schedule.upload_interval)
+        self.timetable.plan("summary", now + SUMMARY_INTERVAL)
         if self.config.throttling.enabled:
             self.timetable.plan("throttling", now + scheduler.first_delay(
                 THROTTLING_CHECK, self.rng))
@@ -394,6 +398,21 @@ class Daemon:
                      self.network_summary, self.depth.measurements)
         finally:
             await self.shutdown()
+
+    def _log_summary(self) -> None:
+        """One line an hour for the volunteer reading ``journalctl``: what was measured, what
+        is blocked now, the data used, what waits for upload."""
+        total = sum(self.measured.values())
+        hour, self._summary_measured = total - self._summary_measured, total
+        blocked = sorted(t for t, v in self.latest.items()
+                         if v in ("blocked", "throttled") and t != LADDER_TARGET)
+        shown = ", ".join(blocked[:SUMMARY_TARGETS]) or "none"
+        if len(blocked) > SUMMARY_TARGETS:
+            shown += f" and {len(blocked) - SUMMARY_TARGETS} more"
+        budget = f" of {self.budget / 1e6:.0f} MB" if self.budget is not None else ""
+        log.info("last hour: %d measurements; blocked or throttled now: %s; %.1f MB used "
+                 "today%s; %d measurements waiting for upload", hour, shown,
+                 self.used_today / 1e6, budget, self.depth.measurements)
 
     async def _once_within_budget(self) -> None:
         """Every target and platform once, ``schedule.concurrency`` at a time, checking the
@@ -531,6 +550,9 @@ class Daemon:
                 await self._skip_for_budget()
                 return
             self._spawn(name, self._throttling())
+        elif name == "summary":
+            self.timetable.plan(name, now + SUMMARY_INTERVAL)
+            self._log_summary()
         elif name == "ladder":
             self.timetable.plan(name, now + self._ladder_interval())
             if name not in self.in_flight:
