@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import shutil
 import sys
 from pathlib import Path
 from typing import Any
@@ -343,7 +344,9 @@ def main(argv: list[str] | None = None) -> int:
             from probe.status import show
 
             try:
-                print(show(probe_config.load(args.config), args.json))
+                # On a terminal, its width; piped, the full 110-column table.
+                width = shutil.get_terminal_size().columns if sys.stdout.isatty() else None
+                print(show(probe_config.load(args.config), args.json, width=width))
             except FileNotFoundError:
                 print("error: no spool file yet: the probe has not run with this config",
                       file=sys.stderr)
