@@ -267,6 +267,10 @@ async def heartbeat(request: web.Request) -> web.Response:
                             now.timestamp())
     answer: dict[str, Any] = {"ok": True, "event_windows": windows,
                               "observed_address": client_address(request)}
+    if probe_id is not None:
+        # The name this collector knows the token by: init writes it into the probe's config,
+        # so the probe has one name everywhere.
+        answer["probe_id"] = probe_id
     # targets_version: the version of the lists GET /api/v1/targets serves this probe's
     # country, so a probe fetches a changed list at its next heartbeat, not its next start.
     version = _targets_version(request.app[served_lists_key], cc)

@@ -178,7 +178,9 @@ def _schemas() -> dict[str, Any]:
                            # The address the heartbeat came from: the probe scrubs it.
                            "observed_address": {"type": ["string", "null"]},
                            # The version GET /api/v1/targets serves the heartbeat's country.
-                           "targets_version": {"type": "string"}},
+                           "targets_version": {"type": "string"},
+                           "probe_id": {"type": "string", "description":
+                                        "The probe id of the bearer token."}},
         },
         "ControlRequest": {
             "type": "object", "required": ["http_request"],
