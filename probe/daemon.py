@@ -120,12 +120,18 @@ def read_token(config: probe_config.ProbeConfig, base: Path) -> str | None:
     if config.collector.token:
         return config.collector.token
     if config.collector.token_file:
+        # A token file named but missing or empty is a config error (exit 2, which the
+        # systemd unit does not restart), not a collector that later answers 401.
         path = Path(config.collector.token_file)
         path = path if path.is_absolute() else base / path
         try:
-            return path.read_text().strip() or None
-        except OSError:
-            return None
+            token = path.read_text().strip()
+        except OSError as exc:
+            raise ConfigError("collector.token_file",
+                              f"cannot read {path}: {exc.strerror}") from exc
+        if not token:
+            raise ConfigError("collector.token_file", f"{path} is empty")
+        return token
     return None
 
 

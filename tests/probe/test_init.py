@@ -7,6 +7,7 @@ import argparse
 import asyncio
 import io
 import stat
+import subprocess
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -224,3 +225,16 @@ def test_the_last_lines_are_the_exact_commands() -> None:
                      "--config /etc/kuzot/probe.yaml")
     start, _ = onboarding.next_steps(Path("/home/v/probe.yaml"), "/home/v/.venv/bin/python")
     assert start == "/home/v/.venv/bin/python -m probe run --config /home/v/probe.yaml"
+
+
+def test_a_missing_token_file_is_a_config_error(tmp_path: Path) -> None:
+    assert init(tmp_path, "--accept-risks", *FLAGS)[0] == 0
+    path = tmp_path / "etc" / "probe.yaml"
+    token_file = Path(probe_config.load(path).collector.token_file or "")
+    token_file.unlink()
+    result = subprocess.run([sys.executable, "-m", "probe", "run", "--once", "--config",
+                             str(path)], capture_output=True, text=True, timeout=60,
+                            cwd=REPO)
+    assert result.returncode == 2, result.stderr
+    assert f"config error: collector.token_file: cannot read {token_file}" in result.stderr
+    assert "Traceback" not in result.stderr
