@@ -56,6 +56,7 @@ header a{color:#fff}
 nav.lang{font-size:.9rem}nav.lang a,nav.lang strong{margin-right:.6rem}
 h2{font-size:1.15rem;margin:1.4rem 0 .5rem}
 h3{font-size:1rem;margin:0 0 .3rem}
+.card h2,.card h3{font-size:1.05rem;margin:0 0 .3rem}
 .card{background:#fff;border:1px solid #ddd;border-left:.4rem solid #767676;border-radius:.3rem;
 padding:.6rem .8rem;margin:.6rem 0}
 .card p{margin:.25rem 0}
@@ -68,8 +69,9 @@ dl.facts{margin:.3rem 0}dl.facts dt{font-weight:700;margin-top:.3rem}
 dl.facts dd{margin:0 0 .2rem 0;overflow-wrap:anywhere}
 table{border-collapse:collapse;background:#fff;font-size:.95rem;width:100%}
 th,td{padding:.35rem .5rem;text-align:left;border-bottom:1px solid #e0e0e0;vertical-align:top;
-overflow-wrap:anywhere}
-th{background:#f0f0f0}
+overflow-wrap:break-word}
+td.long{word-break:break-all;min-width:8rem}
+th{background:#f0f0f0;overflow-wrap:anywhere}
 .ok{color:#176b2c}.bad{color:#a3001b;font-weight:700}.warn{color:#7a5a00;font-weight:700}
 .none{color:#555}
 svg.timeline{width:100%;height:auto;background:#fff;border:1px solid #ddd}
