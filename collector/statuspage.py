@@ -22,10 +22,8 @@ import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from functools import cache, partial
+from functools import partial
 from typing import Any
-
-import jinja2
 
 from collector.events import charts
 from collector.events.i18n import (
@@ -37,6 +35,7 @@ from collector.events.i18n import (
 )
 from collector.events.names import NetworkNames
 from collector.events.sentences import country_name, describe, duration, site
+from collector.events.templating import environment
 from collector.notify.event import MONITOR_OUTAGE, EventView, tier_rank
 
 DEFAULT_COUNTRIES = ("KG", "KZ")
@@ -88,14 +87,6 @@ table.stack td::before{content:attr(data-label) ": ";font-weight:700}
 """
 # The CSP source expression for the <style> element holding exactly CSS.
 STYLE_HASH = "sha256-" + base64.b64encode(hashlib.sha256(CSS.encode()).digest()).decode()
-
-
-@cache
-def environment() -> jinja2.Environment:
-    return jinja2.Environment(
-        loader=jinja2.PackageLoader("collector.events", "templates"),
-        autoescape=jinja2.select_autoescape(["html", "xml"]),
-        undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
 
 
 @dataclass(frozen=True, slots=True)

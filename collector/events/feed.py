@@ -14,6 +14,7 @@ from urllib.parse import quote
 from collector.events.i18n import Language, text
 from collector.events.names import NetworkNames
 from collector.events.sentences import country_name, describe
+from collector.events.templating import environment
 from collector.notify.event import MONITOR_OUTAGE, EventView
 
 MAX_ENTRIES = 100
@@ -28,8 +29,6 @@ def atom(events: Sequence[EventView], now: datetime, *, base: str, self_url: str
          cc: str | None = None) -> str:
     """The feed of ``events`` (the monitor's own outages are left out: they are no event
     about the Internet), most recently updated first."""
-    from collector.statuspage import environment
-
     shown = sorted((e for e in events if e.kind != MONITOR_OUTAGE and (cc is None or e.cc == cc)),
                    key=lambda e: (e.updated_at, e.id), reverse=True)[:MAX_ENTRIES]
     entries = []
