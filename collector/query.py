@@ -186,6 +186,21 @@ def _single(query: Mapping[str, str], allowed: tuple[str, ...]) -> dict[str, str
     return out
 
 
+def _documented(params: Mapping[str, str],
+                table: Mapping[str, Mapping[str, object]] | None = None) -> None:
+    """Every value within what PARAMETERS (the OpenAPI document) says: run after the precise
+    checks, it enforces the document's patterns and choices too, so a value the document
+    forbids can never be accepted, whatever the checks above become."""
+    for key in params:
+        value = params[key]
+        spec = (table or PARAMETERS).get(key, {})
+        pattern, choices = spec.get("pattern"), spec.get("enum")
+        if isinstance(pattern, str) and not re.fullmatch(pattern.strip("^$"), value):
+            raise BadQuery(f"{key}: {spec['description']}")
+        if isinstance(choices, list) and value not in choices:
+            raise BadQuery(f"{key}: one of {', '.join(map(str, choices))}")
+
+
 def _values(params: dict[str, str], name: str) -> list[str]:
     values = params[name].split(",")
     if len(values) > MAX_VALUES:
@@ -310,8 +325,10 @@ def parse_list(query: Mapping[str, str], max_page: int,
     if full not in ("true", "false"):
         raise BadQuery("full: true or false")
     after = decode_cursor(params["cursor"]) if "cursor" in params else None
-    return ListQuery(_filters(params, categories), after, limit, full == "true",
-                     _format(params))
+    listed = ListQuery(_filters(params, categories), after, limit, full == "true",
+                       _format(params))
+    _documented(query)
+    return listed
 
 
 def parse_aggregation(query: Mapping[str, str],
@@ -331,8 +348,10 @@ def parse_aggregation(query: Mapping[str, str],
             names.append(asked)
     if "axis_y" in params and "axis_x" not in params:
         raise BadQuery("axis_y: needs axis_x")
-    return AggregationQuery(_filters(params, categories), tuple(axes), tuple(names),
-                            _format(params))
+    aggregated = AggregationQuery(_filters(params, categories), tuple(axes), tuple(names),
+                                  _format(params))
+    _documented(query)
+    return aggregated
 
 
 def fold_categories(rows: list[dict[str, Any]], query: AggregationQuery,
@@ -383,4 +402,5 @@ def parse_events(query: Mapping[str, str], max_page: int) -> EventFilter:
             values[name] = params[name]
     if "limit" in params:
         values["limit"] = _limit(params["limit"], max_page)
+    _documented(query, EVENT_PARAMETERS)
     return EventFilter(**values)  # type: ignore[arg-type]

@@ -9,8 +9,12 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from collector.config import ReadAPI
+from collector.openapi import document
 from collector.pseudonyms import PREFIX
+from collector.query import PARAMETERS, BadQuery, parse_list
 from tests.collector.app import Running, running
 from tests.collector.factory import measurement
 
@@ -161,3 +165,15 @@ async def test_probe_ids_are_pseudonyms_unless_the_operator_asks(database: str,
     async with running(database) as c:
         again = await _json(c, "/api/v1/measurements")
         assert [r["probe_id"] for r in again["measurements"]] == ids
+
+
+def test_the_documented_patterns_are_enforced_too(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A value the OpenAPI document forbids is refused even where the precise checks would
+    let it through: the parameter table is the parser's, not only the document's."""
+    assert parse_list({"cc": "KZ"}, 100).filters.cc == "KZ"
+    monkeypatch.setitem(PARAMETERS, "cc", {**PARAMETERS["cc"], "pattern": "^KG$"})
+    with pytest.raises(BadQuery, match="cc: Country"):
+        parse_list({"cc": "KZ"}, 100)
+    documented = {p["name"]: p["schema"] for p in
+                  document()["paths"]["/api/v1/measurements"]["get"]["parameters"]}
+    assert documented["cc"]["pattern"] == "^KG$"  # the document says the same
