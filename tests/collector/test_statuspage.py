@@ -24,7 +24,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from collector.events import charts, i18n
+from collector.events import charts, feed, i18n
 from collector.events.i18n import Language
 from collector.events.names import NetworkNames
 from collector.notify.event import EventView
@@ -235,6 +235,24 @@ def test_everything_shown_is_escaped(tmp_path: Path) -> None:
         assert not [v for _, attrs in tags for a, v in attrs
                     if a == "href" and (v or "").lower().startswith("javascript")]
         assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+
+
+def test_the_feed_escapes_what_it_carries(tmp_path: Path) -> None:
+    names_file = tmp_path / "names.csv"
+    names_file.write_text("cc,asn,name,source\nKZ,AS9198,<script>alert(1)</script> & co,t\n")
+    event = EventView.from_json({**fleet_events(NOW)[1], "id": "ev&<1>",
+                                 "targets": [f"https://x.kz/{HOSTILE}"]})
+    atom = feed.atom([event], NOW, base="https://s", self_url="https://s/events.atom",
+                     language="en", names=NetworkNames.load([names_file]), categories={})
+    root = ElementTree.fromstring(atom)  # well-formed whatever the strings
+    ns = {"a": "http://www.w3.org/2005/Atom"}
+    entry = root.find("a:entry", ns)
+    assert entry is not None
+    summary = entry.findtext("a:summary", namespaces=ns) or ""
+    assert "<script>alert(1)</script> & co (AS9198)" in summary  # as text, not markup
+    assert f"x.kz/{HOSTILE}" in summary
+    assert entry.findtext("a:id", namespaces=ns) == "https://s/events/ev%26%3C1%3E"
+    assert "<script>" not in atom
 
 
 def test_russian_page_in_full() -> None:
