@@ -2,11 +2,11 @@
 
     python bench/blockpage_eval.py [--ooni PATH ...] [--blockpages DIR ...] [--repeat 2000]
 
-* False positives: the unknown-blockpage rule (``probe.blockphrases``) in its most permissive
-  setting (every page taken as differing from the control, no control length) over every page
-  the lab's sites serve and every response body and control title of the OONI measurements
-  under ``--ooni`` (files of one measurement, or of one per line, or directories of them;
-  default ``tests/testdata``). Also the fingerprints that would decide with no known country.
+* False positives: the unknown-blockpage rule (``probe.nettests.web_connectivity.blockphrases``) in
+  its most permissive setting (every page taken as differing from the control, no control length)
+  over every page the lab's sites serve and every response body and control title of the OONI
+  measurements under ``--ooni`` (files of one measurement, or of one per line, or directories of
+  them; default ``tests/testdata``). Also the fingerprints that would decide with no known country.
 * Recall: over ``--blockpages`` (directories of captured blockpage HTML files; default
   ``tests/testdata/blockpages``), how many the phrase rule names from the probe's 2 KiB
   sample and title, and how many a fingerprint names in the country of the file's name
@@ -29,7 +29,10 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from probe import blockpages, blockphrases  # noqa: E402
+from probe.nettests.web_connectivity import (
+    blockpages,  # noqa: E402
+    blockphrases,
+)
 from tests.lab import pages  # noqa: E402
 from tests.probe.test_blockphrases import _bodies, lab_pages, page  # noqa: E402
 

@@ -29,7 +29,7 @@ from bench.collector_ingest import Collector, measurement  # noqa: E402
 ISSUE_TOKENS = """
 import asyncio, sys
 from collector.store import open_store
-from collector.tokens import new_token, token_hash
+from collector.api.tokens import new_token, token_hash
 
 async def main():
     store = await open_store(sys.argv[1])

@@ -138,7 +138,7 @@ async def _catch_up(database: str) -> dict[str, Any]:
 
     from collector.detect.params import DetectionConfig, NetworkRoles
     from collector.detect.windows import Calendar
-    from collector.event_metrics import DetectionMetrics, EventSnapshot
+    from collector.metrics.detection import DetectionMetrics, EventSnapshot
     from collector.pipeline import Pipeline
     from collector.store import EventFilter
 

@@ -33,9 +33,9 @@ from aiohttp import web
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from probe.checks import web as web_check  # noqa: E402
-from probe.measurement import envelope  # noqa: E402
-from probe.wire import body_bytes  # noqa: E402
+from probe.core.measurement import envelope  # noqa: E402
+from probe.core.wire import body_bytes  # noqa: E402
+from probe.nettests.web_connectivity import measure as web_check  # noqa: E402
 
 CORPUS = REPO / "tests" / "testdata" / "ooni_qa"
 

@@ -82,10 +82,10 @@ async def serve_targets(count: int, cert_dir: Path, ports_file: Path) -> None:
 
 async def run_kuzot(mode: str, urls: list[str], ca_file: str, control: str,
                     concurrency: int) -> dict[str, Any]:
-    from probe.checks import web
-    from probe.checks.http_get import http_get
-    from probe.control_client import ControlClient
-    from probe.web_test import run_web_connectivity
+    from probe.nettests.control_client import ControlClient
+    from probe.nettests.http_get import http_get
+    from probe.nettests.web_connectivity import measure as web
+    from probe.nettests.web_connectivity.run import run_web_connectivity
 
     semaphore = asyncio.Semaphore(concurrency)
     options = web.WebOptions(ca_file=ca_file, connect_timeout=5, tls_timeout=5, http_timeout=10)

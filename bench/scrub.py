@@ -3,7 +3,7 @@
 Run: ``python bench/scrub.py [--repeat 3]``
 
 The collector walks every string of every uploaded measurement with the probe's matcher
-(``probe.scrub.scrub_document`` with ``same_address``) before storing it; this prints the CPU
+(``probe.core.scrub.scrub_document`` with ``same_address``) before storing it; this prints the CPU
 time per measurement for three documents, beside a JSON round trip of the same document
 (which ingest pays anyway) for scale:
 
@@ -34,7 +34,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from collector_ingest import measurement  # noqa: E402
 
-from probe.scrub import same_address, scrub_document  # noqa: E402
+from probe.core.scrub import same_address, scrub_document  # noqa: E402
 
 SUBMITTER = "203.0.113.7"
 

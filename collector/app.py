@@ -6,16 +6,16 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from collector.calendar import load_calendar
+from collector.api.geoip import GeoIP
+from collector.api.handlers import error_middleware
+from collector.api.pseudonyms import load_access
+from collector.api.ratelimit import RateLimiter
+from collector.api.security import setup_security_headers
+from collector.api.target_lists import ServedLists, served_lists
 from collector.config import CollectorConfig
-from collector.control import ControlGate
-from collector.event_metrics import DetectionCollector, DetectionMetrics, EventSnapshot
-from collector.eventbook import EventBook, EventCollector
+from collector.events.book import EventBook, EventCollector
 from collector.events.names import NetworkNames
-from collector.exposition import ExpositionRegistry
-from collector.fleet_metrics import FleetMetrics
-from collector.geoip import GeoIP
-from collector.handlers import error_middleware
+from collector.events.windows import load_calendar
 from collector.keys import (
     calendar_key,
     categories_key,
@@ -36,17 +36,17 @@ from collector.keys import (
     snapshot_key,
     store_key,
 )
-from collector.metrics import IngestMetrics, StoreCollector, StoreSnapshot
+from collector.metrics.detection import DetectionCollector, DetectionMetrics, EventSnapshot
+from collector.metrics.exposition import ExpositionRegistry
+from collector.metrics.fleet import FleetMetrics
+from collector.metrics.ingest import IngestMetrics, StoreCollector, StoreSnapshot
 from collector.notify import Notifier
 from collector.pipeline import pipeline_ctx
-from collector.pseudonyms import load_access
-from collector.ratelimit import RateLimiter
 from collector.routes import setup_routes
-from collector.security import setup_security_headers
-from collector.sni_ab import sni_ab_context
 from collector.store import open_store
-from collector.target_lists import ServedLists, served_lists
-from probe.typed_config import ConfigError
+from collector.vantage.control import ControlGate
+from collector.vantage.sni_ab import sni_ab_context
+from probe.core.typed_config import ConfigError
 
 
 async def _store_ctx(app: web.Application) -> AsyncIterator[None]:

@@ -9,12 +9,12 @@ import sys
 from datetime import UTC, datetime
 
 from collector import config as collector_config
+from collector.api.geoip import GeoIP
+from collector.api.tokens import new_token, token_hash, valid_probe_id
 from collector.app import create_app
-from collector.geoip import GeoIP
 from collector.server import StartupError, serve
 from collector.store import StoreUnavailable, open_store
-from collector.tokens import new_token, token_hash, valid_probe_id
-from probe.typed_config import ConfigError, is_host_port
+from probe.core.typed_config import ConfigError, is_host_port
 
 BAD_INPUT = 2
 ACCESS_LOG_FORMAT = '%t "%r" %s %b %Tfs'

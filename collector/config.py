@@ -9,11 +9,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from collector.calendar import load_calendar
 from collector.detect.params import DetectionConfig
+from collector.events.windows import load_calendar
 from collector.notify.config import Notifications
-from collector.sni_ab import SniAB
-from probe.typed_config import (
+from collector.vantage.sni_ab import SniAB
+from probe.core.typed_config import (
     ConfigError,
     build,
     checked,
@@ -43,7 +43,7 @@ def _resolver(value: str) -> str | None:
 
 @dataclass(frozen=True, slots=True)
 class TargetListsConfig:
-    """Target lists served to probes by ``GET /api/v1/targets`` (``collector.target_lists``)."""
+    """Target lists served to probes by ``GET /api/v1/targets`` (``collector.api.target_lists``)."""
 
     # Relative to the config file; null: GET /api/v1/targets answers 404.
     directory: str | None = None
@@ -163,7 +163,7 @@ def load(path: str | Path | None) -> CollectorConfig:
     relative to the file."""
     if path is None:
         return CollectorConfig()
-    from probe.config import load_targets_csv
+    from probe.config.probe_config import load_targets_csv
 
     file = Path(path)
     config = build(CollectorConfig, read_yaml(file))
@@ -209,7 +209,7 @@ def load(path: str | Path | None) -> CollectorConfig:
     if lists.directory is not None:
         # Served lists are checked now too; later edits that do not load are logged and the
         # last good version stays in service.
-        from collector.target_lists import ServedLists
+        from collector.api.target_lists import ServedLists
 
         directory = (file.parent / lists.directory).resolve()
         if not directory.is_dir():

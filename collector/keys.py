@@ -7,24 +7,24 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from collector.exposition import ExpositionRegistry
+from collector.metrics.exposition import ExpositionRegistry
 
 if TYPE_CHECKING:
+    from collector.api.geoip import GeoIP
+    from collector.api.pseudonyms import ReadAccess
+    from collector.api.ratelimit import RateLimiter
+    from collector.api.target_lists import ServedLists
     from collector.config import CollectorConfig
-    from collector.control import ControlGate
     from collector.detect.windows import Calendar
-    from collector.event_metrics import DetectionMetrics, EventSnapshot
-    from collector.eventbook import EventBook
+    from collector.events.book import EventBook
     from collector.events.names import NetworkNames
-    from collector.fleet_metrics import FleetMetrics
-    from collector.geoip import GeoIP
-    from collector.metrics import IngestMetrics, StoreSnapshot
+    from collector.metrics.detection import DetectionMetrics, EventSnapshot
+    from collector.metrics.fleet import FleetMetrics
+    from collector.metrics.ingest import IngestMetrics, StoreSnapshot
     from collector.notify import Notifier
     from collector.pipeline import Pipeline
-    from collector.pseudonyms import ReadAccess
-    from collector.ratelimit import RateLimiter
     from collector.store import Store
-    from collector.target_lists import ServedLists
+    from collector.vantage.control import ControlGate
 
 config_key: web.AppKey[CollectorConfig] = web.AppKey("config")
 store_key: web.AppKey[Store] = web.AppKey("store")

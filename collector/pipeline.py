@@ -55,8 +55,7 @@ from collector.detect.engine import Engine
 from collector.detect.model import Event, Run, iso, parse_time
 from collector.detect.params import DetectionConfig
 from collector.detect.windows import Calendar
-from collector.event_metrics import DetectionMetrics, EventSnapshot
-from collector.eventbook import EventBook
+from collector.events.book import EventBook
 from collector.keys import (
     calendar_key,
     config_key,
@@ -66,6 +65,7 @@ from collector.keys import (
     pipeline_key,
     store_key,
 )
+from collector.metrics.detection import DetectionMetrics, EventSnapshot
 from collector.notify.event import tier_rank
 from collector.store import TIME_FORMAT, EventFilter, FeedRow, Store
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from collector import handlers, sni_ab, target_lists
+from collector.api import handlers, target_lists
+from collector.vantage import sni_ab
 
 
 def setup_routes(app: web.Application) -> None:

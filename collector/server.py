@@ -36,7 +36,7 @@ from aiohttp.typedefs import Handler
 from aiohttp.web_protocol import RequestHandler
 from aiohttp.web_request import BaseRequest
 
-from collector.security import HEADERS as SECURITY_HEADERS
+from collector.api.security import HEADERS as SECURITY_HEADERS
 
 log = logging.getLogger(__name__)
 

@@ -1,5 +1,5 @@
-"""``python -m probe``: see ``probe.cli``."""
+"""``python -m probe``: see ``probe.cli.main``."""
 
-from probe.cli import main
+from probe.cli.main import main
 
 raise SystemExit(main())

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from collector import config as collector_config
-from probe import config as probe_config
-from probe.typed_config import ConfigError, parse_duration
+from probe.config import probe_config
+from probe.core.typed_config import ConfigError, parse_duration
 
 DATA = Path(__file__).parent / "testdata" / "configs"
 

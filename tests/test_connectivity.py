@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from probe.connectivity import default_gateway, summarise
+from probe.nettests.connectivity.ladder import default_gateway, summarise
 from tests.helpers.netns import Namespaces, require
 
 

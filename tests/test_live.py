@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from probe.config import Target
-from probe.live import due, render
+from probe.cli.live import due, render
+from probe.config.probe_config import Target
 
 
 def test_render_shows_progress_status_and_rows() -> None:

@@ -28,8 +28,8 @@ from aiohttp import web
 from collector.config import Auth, CollectorConfig
 from collector.detect.params import BlockParams, DetectionConfig, SilenceParams
 from collector.notify.config import Notifications, Webhook
-from probe import connectivity
-from probe.measurement import envelope
+from probe.core.measurement import envelope
+from probe.nettests.connectivity import ladder as connectivity
 from tests.helpers.collector import SwitchableCollector, free_port, issue_token
 from tests.helpers.fleet import web_measurement
 from tests.helpers.servers import serve_app

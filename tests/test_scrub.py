@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from probe import failures
-from probe.scrub import SCRUBBED, scrub_ips, scrub_value
+from probe.core import failures
+from probe.core.scrub import SCRUBBED, scrub_ips, scrub_value
 
 
 def test_unknown_failure_scrubs_addresses() -> None:

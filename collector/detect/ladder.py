@@ -2,7 +2,7 @@
 
 The probe climbs gateway -> ISP resolver -> domestic site -> foreign anycast -> collector every
 round, and every minute while it cannot reach the collector, keeping the readings to upload
-later (``probe/connectivity.py``; ref §6.2 "S2"). Two pure functions read them:
+later (``probe/nettests/connectivity/ladder.py``; ref §6.2 "S2"). Two pure functions read them:
 
 * ``classify`` names the cause of one offline reading: ``international_cut`` (domestic hosts
   answer, foreign ones do not: the border was closed), ``isp_outage`` (the gateway answers but

@@ -11,7 +11,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from probe.typed_config import checked, duration_field, is_asn, positive
+from probe.core.typed_config import checked, duration_field, is_asn, positive
 
 
 def _share(value: Any) -> str | None:

@@ -7,7 +7,7 @@ window's end, so that pre-election tension cannot teach a detector that slowness
 Tier rules do not change inside a window: precision is not traded for speed in public alerts.
 
 Dates are ``YYYY-MM-DD`` (once) or ``MM-DD`` (every year). Pure: the YAML file is read by
-``collector.calendar``.
+``collector.events.windows``.
 """
 
 from __future__ import annotations

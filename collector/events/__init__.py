@@ -1,1 +1,2 @@
-"""Events as people read them: plain sentences, names of networks, pages, charts and feeds."""
+"""Events told to people: the event book, event windows, the status page, and the words they
+are told in (plain sentences, names of networks, charts, feeds)."""

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from probe.typed_config import ConfigError
+from probe.core.typed_config import ConfigError
 
 COLUMNS = ("cc", "asn", "name", "source")
 UNKNOWN_ASN = "AS0"

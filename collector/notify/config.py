@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from probe.typed_config import checked, duration_field, is_http_url, non_negative, positive
+from probe.core.typed_config import checked, duration_field, is_http_url, non_negative, positive
 
 TierName = Literal["suspected", "likely", "confirmed"]
 LanguageName = Literal["en", "ru"]

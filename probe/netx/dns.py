@@ -29,8 +29,8 @@ import dns.message
 import dns.rcode
 import dns.rdatatype
 
-from probe import failures
-from probe.bogons import is_bogon
+from probe.core import failures
+from probe.core.bogons import is_bogon
 from probe.netx.trace import Trace
 
 Record = dict[str, Any]

@@ -22,7 +22,7 @@ an exception: the measurement is always produced. What is *recorded* of the head
 separately (``Limits.recorded_*``), so that even a chain of ten redirects with enormous headers
 stays far below the collector's 2 MiB document limit; ``x_headers_truncated`` says how many
 header lines were dropped or shortened. (The bodies of one measurement are bounded together by
-``probe.checks.web.bound_bodies``.)
+``probe.nettests.web_connectivity.measure.bound_bodies``.)
 """
 
 from __future__ import annotations
@@ -36,10 +36,11 @@ from typing import Any
 
 import h11
 
-from probe import bytetime, failures
+from probe.core import failures
+from probe.core.wire import ooni_body
+from probe.nettests.throttling import bytetime
 from probe.netx import tcp
 from probe.netx.trace import Trace
-from probe.wire import ooni_body
 
 Record = dict[str, Any]
 
@@ -146,7 +147,8 @@ class _Sampler:
             self.next_at = now + self._gap()
 
     def goodput(self, start: float) -> float | None:
-        """Bits per second over the first 512 KiB since ``start`` (see ``probe.bytetime``)."""
+        """Bits per second over the first 512 KiB since ``start`` (see
+        ``probe.nettests.throttling.bytetime``)."""
         rate = bytetime.goodput(bytetime.since(self.samples, start))
         return None if rate is None else round(rate)
 

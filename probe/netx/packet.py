@@ -19,7 +19,7 @@ once a raw socket has opened: it costs about 50 MB of resident memory, more than
 daemon otherwise needs on a Raspberry Pi (``tests/probe/test_footprint.py`` checks that a
 round of sites does not load it).
 
-Verdicts (injected or not, where the censor is) come from ``probe.censor_analysis``.
+Verdicts (injected or not, where the censor is) come from ``probe.nettests.censor_trace.analysis``.
 """
 
 from __future__ import annotations
@@ -34,7 +34,8 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from probe import censor_analysis, failures
+from probe.core import failures
+from probe.nettests.censor_trace import analysis as censor_analysis
 
 Record = dict[str, Any]
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from probe import failures
+from probe.core import failures
 from probe.netx.trace import Trace
 
 Record = dict[str, Any]

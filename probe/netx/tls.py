@@ -24,7 +24,7 @@ from typing import Any
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 
-from probe import failures
+from probe.core import failures
 from probe.netx import tcp
 from probe.netx.trace import Trace
 

@@ -12,11 +12,11 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from prometheus_client import CollectorRegistry
 
+from collector.api.tokens import new_token, token_hash
 from collector.app import create_app
 from collector.config import CollectorConfig
 from collector.keys import registry_key, store_key
 from collector.store import Store
-from collector.tokens import new_token, token_hash
 
 TARGETS = ("https://kloop.kg/", "https://vlast.kz/")
 

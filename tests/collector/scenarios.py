@@ -1,5 +1,5 @@
 """Expands a detection scenario (``tests/scenarios/detection/*.json``) into what a collector
-receives: heartbeats, and measurements in the probe's own envelope (``probe.measurement``)
+receives: heartbeats, and measurements in the probe's own envelope (``probe.core.measurement``)
 with web connectivity and connectivity test keys shaped as the probe writes them.
 
 A scenario names its networks (``asns``: ASN -> number of probes), a number of targets, a
@@ -18,8 +18,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from probe.measurement import envelope
-from probe.typed_config import parse_duration
+from probe.core.measurement import envelope
+from probe.core.typed_config import parse_duration
 
 BASE = datetime(2024, 3, 1, tzinfo=UTC).timestamp()
 CYCLE = 300.0
@@ -185,8 +185,8 @@ def expand(scenario: dict[str, Any], base: float = BASE) -> list[Arrival]:
 async def store_arrivals(store: Any, arrivals: list[Arrival]) -> None:
     """Store ``arrivals`` as the collector's ingest would, each at the time it arrived:
     heartbeats one by one, measurements validated and written as one batch."""
+    from collector.api.validate import validate
     from collector.config import Limits
-    from collector.validate import validate
 
     batch = []
     for arrival in arrivals:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import aiohttp
 
+from collector.api.tokens import token_hash
 from collector.store import open_store
-from collector.tokens import token_hash
 from tests.collector.factory import measurement
 from tests.collector.process import cli, serve
 

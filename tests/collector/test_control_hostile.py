@@ -13,7 +13,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from probe import failures
+from probe.core import failures
 from tests.collector.process import Served, serve
 from tests.probe.hostile import servers
 

@@ -17,15 +17,15 @@ from typing import Any
 import pytest
 from prometheus_client import CollectorRegistry
 
+from collector.api.validate import validate
 from collector.config import Limits
 from collector.detect.params import DetectionConfig, NetworkRoles
 from collector.detect.windows import Calendar
-from collector.event_metrics import DetectionMetrics, EventSnapshot
+from collector.metrics.detection import DetectionMetrics, EventSnapshot
 from collector.pipeline import Pipeline
 from collector.store import EventFilter
 from collector.store.sqlite import SQLiteStore
-from collector.validate import validate
-from probe.typed_config import parse_duration
+from probe.core.typed_config import parse_duration
 from tests.collector import scenarios
 
 TICK = 60.0

@@ -13,11 +13,11 @@ from prometheus_client import CollectorRegistry
 
 from collector.detect.params import DetectionConfig
 from collector.detect.windows import Calendar
-from collector.event_metrics import DetectionMetrics, EventSnapshot
+from collector.metrics.detection import DetectionMetrics, EventSnapshot
 from collector.pipeline import Pipeline
 from collector.store import EventFilter
 from collector.store.sqlite import SQLiteStore
-from probe.typed_config import parse_duration
+from probe.core.typed_config import parse_duration
 from tests.collector import scenarios
 
 TICK = 60.0

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from collector.eventbook import EventBook, EventCollector
+from collector.events.book import EventBook, EventCollector
 from collector.events.names import NetworkNames
 from tests.helpers.fleet import fleet_events
 

@@ -16,12 +16,12 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
+from collector.api.tokens import new_token, token_hash
 from collector.app import create_app
 from collector.config import CollectorConfig
 from collector.detect.params import DetectionConfig, NetworkRoles
 from collector.keys import pipeline_key, store_key
-from collector.tokens import new_token, token_hash
-from probe import windows as probe_windows
+from probe.daemon import windows as probe_windows
 from tests.collector import scenarios
 
 SCENARIO = {

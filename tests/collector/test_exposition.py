@@ -10,9 +10,9 @@ import aiohttp
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from collector.exposition import ExpositionRegistry, TextCounter, TextHistogram
 from collector.keys import registry_key
-from collector.metrics import StoreCollector, StoreSnapshot
+from collector.metrics.exposition import ExpositionRegistry, TextCounter, TextHistogram
+from collector.metrics.ingest import StoreCollector, StoreSnapshot
 from tests.helpers.fleet import running_collector
 
 # Label values that need escaping, and some that look like they might.

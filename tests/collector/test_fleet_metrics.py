@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from prometheus_client import CollectorRegistry
 
-from collector.fleet_metrics import FleetMetrics, phase_durations
 from collector.keys import registry_key
+from collector.metrics.fleet import FleetMetrics, phase_durations
 from tests.helpers.fleet import FAST, SLOW, running_collector, web_measurement
 
 

@@ -10,9 +10,9 @@ import pytest
 from aiohttp import web
 
 from collector import config as collector_config
-from collector.geoip import GeoIP, Location
+from collector.api.geoip import GeoIP, Location
 from collector.store import Filters
-from probe.typed_config import ConfigError
+from probe.core.typed_config import ConfigError
 from tests.collector.app import running
 from tests.collector.factory import measurement
 from tests.collector.process import cli, free_port

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from collector import config as collector_config
-from probe.typed_config import ConfigError
+from probe.core.typed_config import ConfigError
 
 DATA = Path(__file__).resolve().parent.parent / "testdata" / "configs"
 

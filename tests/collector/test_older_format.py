@@ -1,7 +1,7 @@
 """Collector readers of stored measurements read Kuzot's older key names as well as today's.
 
 Kuzot's measurements used other key names before they took OONI's extension prefix ``x_`` and
-an integer ``rcode`` (``probe.wire``); collectors keep those measurements. Detection
+an integer ``rcode`` (``probe.core.wire``); collectors keep those measurements. Detection
 (``detect.extract``) and the fleet metrics read only keys that kept their names (OONI's ``t0``/
 ``t``, ``failure``, ``status.success``, ``server_name``, ``engine``, Kuzot's ``x_ttfb`` and
 ``analysis``), so a measurement in either format gives them the same facts.
@@ -13,9 +13,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from collector.detect.extract import observation
-from collector.fleet_metrics import phase_durations
-from probe import analysis
-from probe.measurement import envelope
+from collector.metrics.fleet import phase_durations
+from probe.core.measurement import envelope
+from probe.nettests.web_connectivity import analysis
 from tests.helpers import ooni_format
 from tests.probe import observations as obs
 

@@ -22,11 +22,11 @@ from openapi_spec_validator import validate as validate_spec
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
+from collector.api.openapi import document
+from collector.api.query import decode_cursor
 from collector.config import Control, Limits, TargetListsConfig
 from collector.keys import eventbook_key
-from collector.openapi import document
-from collector.query import decode_cursor
-from collector.sni_ab import SniAB
+from collector.vantage.sni_ab import SniAB
 from tests.collector.app import Running, running
 from tests.collector.factory import measurement
 from tests.helpers.fleet import fleet_events

@@ -17,17 +17,17 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from collector import pipeline as pipeline_module
+from collector.api.validate import validate
 from collector.config import Limits
 from collector.detect.params import DetectionConfig, NetworkRoles
 from collector.detect.windows import Calendar
-from collector.event_metrics import DetectionMetrics, EventSnapshot
-from collector.eventbook import EventBook
+from collector.events.book import EventBook
+from collector.metrics.detection import DetectionMetrics, EventSnapshot
 from collector.notify.event import EventView
 from collector.pipeline import Pipeline
 from collector.store import EventFilter
 from collector.store.sqlite import SQLiteStore
-from collector.validate import validate
-from probe.typed_config import parse_duration
+from probe.core.typed_config import parse_duration
 from tests.collector import scenarios
 from tests.collector.test_detection_scenarios import run_scenario
 from tests.helpers.fleet import web_measurement

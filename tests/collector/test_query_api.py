@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
+from collector.api.query import BadQuery, decode_cursor, encode_cursor, parse_time
 from collector.config import Query
-from collector.query import BadQuery, decode_cursor, encode_cursor, parse_time
 from tests.collector.app import Running, running
 from tests.collector.factory import measurement
 

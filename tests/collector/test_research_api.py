@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
+from collector.api.openapi import document
+from collector.api.pseudonyms import PREFIX
+from collector.api.query import PARAMETERS, BadQuery, parse_list
 from collector.config import ReadAPI
-from collector.openapi import document
-from collector.pseudonyms import PREFIX
-from collector.query import PARAMETERS, BadQuery, parse_list
 from tests.collector.app import Running, running
 from tests.collector.factory import measurement
 

@@ -24,12 +24,11 @@ import aiohttp
 import pytest
 from aiohttp import web
 
+from collector.api.security import HEADERS
 from collector.events import charts, feed, i18n
 from collector.events.i18n import Language
 from collector.events.names import NetworkNames
-from collector.notify.event import EventView
-from collector.security import HEADERS
-from collector.statuspage import (
+from collector.events.statuspage import (
     STYLE_HASH,
     PageSettings,
     Sample,
@@ -37,6 +36,7 @@ from collector.statuspage import (
     network_rows,
     status_page,
 )
+from collector.notify.event import EventView
 from tests.helpers.fleet import fleet_events, running_collector
 from tests.helpers.servers import serve_app
 

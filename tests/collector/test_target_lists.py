@@ -12,7 +12,7 @@ import pytest
 
 from collector import config as collector_config
 from collector.config import TargetListsConfig
-from probe.typed_config import ConfigError
+from probe.core.typed_config import ConfigError
 from tests.collector.app import running
 
 SHIPPED = Path(__file__).resolve().parents[2] / "configs" / "targets"
@@ -82,7 +82,7 @@ async def test_edits_change_the_version_and_a_broken_edit_keeps_the_last_good(
         assert urls == ["https://kloop.kg/", "https://24.kg/"]
         kg.write_text("url,category,cc\nnot a url,NEWS,KG\n")
         os.utime(kg, ns=(1, 2 * 10**18))
-        with caplog.at_level(logging.ERROR, logger="collector.target_lists"):
+        with caplog.at_level(logging.ERROR, logger="collector.api.target_lists"):
             assert (await get(second))[:2] == (304, second)
         assert "kg.csv no longer loads" in caplog.text and "kg.csv[0].url" in caplog.text
 

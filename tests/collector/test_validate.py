@@ -8,9 +8,8 @@ from typing import Any
 
 import pytest
 
-from collector.config import Limits
-from collector.geoip import Location
-from collector.validate import (
+from collector.api.geoip import Location
+from collector.api.validate import (
     REASONS,
     BatchInvalid,
     Invalid,
@@ -21,6 +20,7 @@ from collector.validate import (
     validate_batch,
     validate_heartbeat,
 )
+from collector.config import Limits
 from tests.collector.factory import measurement
 
 NOW = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)

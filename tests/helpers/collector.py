@@ -12,10 +12,10 @@ from datetime import UTC, datetime
 
 from aiohttp import web
 
+from collector.api.tokens import new_token, token_hash
 from collector.app import create_app
 from collector.config import CollectorConfig
 from collector.store import open_store
-from collector.tokens import new_token, token_hash
 
 
 def free_port() -> int:

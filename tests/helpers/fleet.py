@@ -18,13 +18,13 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from collector.api.tokens import new_token, token_hash
 from collector.app import create_app
 from collector.config import Auth, CollectorConfig
 from collector.detect.params import DetectionConfig
 from collector.keys import eventbook_key, store_key
 from collector.notify.config import Notifications
-from collector.tokens import new_token, token_hash
-from probe.measurement import envelope
+from probe.core.measurement import envelope
 from tests.helpers.servers import serve_app
 
 # (phase durations in seconds) for a quick page, a slow (throttled) one, and a baseline.

@@ -26,7 +26,7 @@ def scapy_loaded() -> bool:
 
 async def round_of_sites(directory: Path, reset: bool) -> dict[str, Any]:
     report: dict[str, Any] = {}
-    import probe.daemon  # noqa: F401  (the daemon and everything it imports at start)
+    import probe.daemon.loop  # noqa: F401  (the daemon and everything it imports at start)
 
     report["after_import"] = scapy_loaded()
     from collector.config import Auth, CollectorConfig, Control

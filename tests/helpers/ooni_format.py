@@ -24,7 +24,7 @@ from typing import Any
 import dns.rcode
 from oonidata import dataformat
 
-from probe import wire
+from probe.core import wire
 
 CORPUS = Path(__file__).resolve().parent.parent / "testdata" / "ooni_qa"
 
@@ -135,7 +135,7 @@ def problems(measurement: dict[str, Any]) -> list[str]:
 
 
 def older_format(m: dict[str, Any]) -> dict[str, Any]:
-    """``m`` in the key names Kuzot wrote before OONI's extension prefix (``probe.wire``)."""
+    """``m`` in the key names Kuzot wrote before OONI's extension prefix (``probe.core.wire``)."""
     old = copy.deepcopy(m)
     keys = old["test_keys"]
 

@@ -11,13 +11,13 @@ import random
 from pathlib import Path
 from typing import Any
 
-from probe.clock import Clock
-from probe.config import ProbeConfig
-from probe.daemon import NOTICE_VERSION, Daemon
-from probe.localdb import LocalDB
-from probe.spool import Entry, Spool
-from probe.typed_config import build
-from probe.uploader import Uploader
+from probe.config.probe_config import ProbeConfig
+from probe.core.typed_config import build
+from probe.daemon.clock import Clock
+from probe.daemon.loop import NOTICE_VERSION, Daemon
+from probe.daemon.uploader import Uploader
+from probe.local.localdb import LocalDB
+from probe.local.spool import Entry, Spool
 
 FIB_HEADER = "Main:\n  +-- 0.0.0.0/0 3 0 5\n"
 

@@ -20,7 +20,8 @@ def big_page(name: str) -> bytes:
 
 
 # A stub page like the ones Kazakh and Kyrgyz ISPs serve, with the marker of the lab's own
-# blockpage fingerprint (probe/blockpages.py), as a real ISP's page has its own wording.
+# blockpage fingerprint (probe/nettests/web_connectivity/blockpages.py), as a real ISP's page has
+# its own wording.
 BLOCKPAGE = ("<html><head><title>Доступ ограничен</title></head><body>"
              "<h1>Доступ к ресурсу ограничен</h1><!-- KUZOT-LAB-BLOCKPAGE -->"
              "<p>Доступ к данному ресурсу ограничен по решению уполномоченного органа.</p>"

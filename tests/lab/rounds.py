@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from probe.daemon import NOTICE_VERSION
+from probe.daemon.loop import NOTICE_VERSION
 from tests.lab import plan
 
 PROBE_ID = "lab-probe"

@@ -3,9 +3,9 @@
 Sources for the techniques and the expected OONI keys: OONI's QA table (Web Connectivity
 ``webconnectivityqa``, 50 cases), Kazakhstan's and Kyrgyzstan's documented methods (ClientHello
 drop on SNI, DNS lies, HTTP resets, a state CA intercepting TLS, throttling of named sites) and
-Russia's 2021 SNI policer. Kuzot's verdict rules are in ``probe/analysis.py``; where Kuzot and
-OONI differ on purpose (a failed control is *inconclusive*, not *accessible*) the record follows
-Kuzot and says so.
+Russia's 2021 SNI policer. Kuzot's verdict rules are in
+``probe/nettests/web_connectivity/analysis.py``; where Kuzot and OONI differ on purpose (a failed
+control is *inconclusive*, not *accessible*) the record follows Kuzot and says so.
 
 Every scenario has its own host names and addresses, so the censor rules of different
 scenarios never touch each other's traffic and scenarios can run side by side in one lab; the

@@ -15,9 +15,9 @@ import pytest
 from scapy.layers.dns import DNS, DNSQR
 from scapy.layers.inet import IP, TCP, UDP
 
-from probe import analysis
-from probe import config as probe_config
-from probe.bogons import is_bogon
+from probe.config import probe_config
+from probe.core.bogons import is_bogon
+from probe.nettests.web_connectivity import analysis
 from tests.helpers.netns import when_unavailable
 from tests.lab import injector, plan, relay, rounds, schedule
 from tests.lab.model import (
@@ -82,9 +82,9 @@ def test_ooni_keys_are_a_pair_ooni_can_produce(scenario: Scenario) -> None:
 
 @pytest.mark.parametrize("scenario", CHECKS, ids=lambda s: s.name)
 def test_the_verdict_is_in_oonis_class_or_a_documented_departure(scenario: Scenario) -> None:
-    """The invariant of ``probe.analysis.DEPARTURES`` on each scenario's record: never ``ok``
-    where OONI's keys say blocking, never ``blocked`` where they say ``false``, except for a
-    documented departure."""
+    """The invariant of ``probe.nettests.web_connectivity.analysis.DEPARTURES`` on each scenario's
+    record: never ``ok`` where OONI's keys say blocking, never ``blocked`` where they say ``false``,
+    except for a documented departure."""
     e = scenario.expect
     assert isinstance(e, Expect)
     if analysis.disagrees(e.blocking, e.verdict):

@@ -1,4 +1,5 @@
-"""A small builder of web connectivity test keys, in the exact shape probe.checks.web records.
+"""A small builder of web connectivity test keys, in the exact shape
+probe.nettests.web_connectivity.measure records.
 
 Used to write the analysis table (one fixture per OONI QA class) without pages of JSON: each
 helper returns the records ``web.measure`` would have produced for that step.

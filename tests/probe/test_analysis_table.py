@@ -16,7 +16,8 @@ from typing import Any
 
 import pytest
 
-from probe import analysis, failures
+from probe.core import failures
+from probe.nettests.web_connectivity import analysis
 from tests.probe.observations import (
     PAGE_HEADERS,
     Measurement,

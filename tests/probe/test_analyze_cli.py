@@ -18,7 +18,8 @@ from typing import Any
 
 import trustme
 
-from probe import analysis, wire
+from probe.core import wire
+from probe.nettests.web_connectivity import analysis
 from tests.helpers import ooni_format
 from tests.probe.test_ooni_loader import (
     dns_nxdomain,
@@ -69,8 +70,9 @@ def test_the_table_has_a_row_for_each_of_oonis_56_measurements() -> None:
 def test_json_lines_carry_the_recorded_keys_and_an_analysis_of_them_alone(
     tmp_path: Path,
 ) -> None:
-    """Each line is exactly ``probe.analysis.analyze`` of the keys OONI recorded: the command
-    adds nothing to them. The same measurements one per line in gzip read the same."""
+    """Each line is exactly ``probe.nettests.web_connectivity.analysis.analyze`` of the keys OONI
+    recorded: the command adds nothing to them. The same measurements one per line in gzip read the
+    same."""
     files = ooni_format.corpus_files()
     result = analyze("--json", *[str(p) for p in files])
     assert result.returncode == 0, result.stderr

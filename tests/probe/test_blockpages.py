@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from probe import blockpages, blockphrases
+from probe.nettests.web_connectivity import blockpages, blockphrases
 
 HEADER = "name,purpose,location,match,pattern,countries,source\n"
 OONI_HEADER = ("name,scope,other_names,location_found,pattern_type,pattern,confidence_no_fp,"

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from probe import blockpages, blockphrases
+from probe.nettests.web_connectivity import blockpages, blockphrases
 from tests.lab import pages
 from tests.lab.scenarios import SCENARIOS
 

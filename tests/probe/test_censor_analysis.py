@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from probe import censor_analysis as ca
+from probe.nettests.censor_trace import analysis as ca
 
 Record = dict[str, Any]
 SERVER = {"src": "46.36.200.10", "ttl": 61, "ip_id": 0, "flags": "SA", "payload_length": 0}

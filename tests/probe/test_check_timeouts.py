@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from probe.cli import main, parse_timeouts
+from probe.cli.main import main, parse_timeouts
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,7 @@ import sys
 import pytest
 import trustme
 
-from probe.cli import main
+from probe.cli.main import main
 from tests.helpers.servers import page_app, serve_app, server_context
 
 

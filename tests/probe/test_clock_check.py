@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from probe.clock_check import (
+from probe.daemon.clock_check import (
     ClockSettings,
     ClockWatch,
     describe_offset,

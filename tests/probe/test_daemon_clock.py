@@ -26,7 +26,8 @@ import pytest
 from aiohttp import web
 
 from collector.config import CollectorConfig, Limits
-from probe import journal, status
+from probe.cli import status
+from probe.local import journal
 from tests.helpers.collector import SwitchableCollector, free_port, issue_token
 from tests.helpers.probe_setup import loopback_config, make_daemon
 from tests.helpers.servers import page_app, serve_app
@@ -219,7 +220,7 @@ async def test_a_jump_of_the_clock_makes_measurements_unverified_until_the_next_
         clock.settle = daemon.settle
         clock.at(30.5 * 60, ntp_steps_the_clock)
         clock.at(65 * 60, finish)
-        with caplog.at_level(logging.INFO, logger="probe.daemon"):
+        with caplog.at_level(logging.INFO, logger="probe.daemon.loop"):
             await daemon.run(stop)
         state = await daemon.journal.state()
         await db.close()

@@ -26,9 +26,10 @@ import trustme
 from aiohttp import web
 
 from collector.config import CollectorConfig, Limits
-from probe import daemon as probe_daemon
-from probe import journal, status
-from probe.config import Target
+from probe.cli import status
+from probe.config.probe_config import Target
+from probe.daemon import loop as probe_daemon
+from probe.local import journal
 from probe.netx import packet
 from tests.helpers.collector import SwitchableCollector, free_port, issue_token
 from tests.helpers.probe_setup import loopback_config, make_daemon
@@ -301,7 +302,7 @@ async def test_no_trace_without_raw_sockets(fast_disk: Path, ca: trustme.CA, ca_
         daemon, db, spool = await make_daemon(
             config, fast_disk, clock=clock, raw_capable=lambda: False,
             measure_target=blocked_by_sni(blocked, real_target))
-        with caplog.at_level(logging.INFO, logger="probe.daemon"):
+        with caplog.at_level(logging.INFO, logger="probe.daemon.loop"):
             await run_for(daemon, clock, 3 * HOUR)
         await db.close()
     assert [e for e in spool.recorded if e.input == blocked]
@@ -311,7 +312,7 @@ async def test_no_trace_without_raw_sockets(fast_disk: Path, ca: trustme.CA, ca_
 
 async def test_the_capability_check_without_cap_net_raw() -> None:
     command = [sys.executable, "-c",
-               "from probe.daemon import raw_sockets_allowed; import sys; "
+               "from probe.daemon.loop import raw_sockets_allowed; import sys; "
                "print(raw_sockets_allowed(), any('scapy' in m for m in sys.modules))"]
     if os.geteuid() == 0:
         setpriv = shutil.which("setpriv")

@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from probe.connectivity import summarise
-from probe.measurement import envelope
+from probe.core.measurement import envelope
+from probe.nettests.connectivity.ladder import summarise
 from tests.helpers.collector import free_port
 from tests.helpers.probe_setup import loopback_config, make_daemon
 from tests.helpers.servers import page_app, serve_app
@@ -260,7 +260,7 @@ async def test_sites_wait_while_nothing_answers_and_resume_when_it_does(
 
 
 async def test_throttling_rounds_are_asked_for_hourly_and_spooled(fast_disk: Path) -> None:
-    """The throttling test keeps its own cadence (probe.throttle_test); the daemon asks it
+    """The throttling test keeps its own cadence (probe.nettests.throttling.run); the daemon asks it
     every hour, under a measurement slot, and spools what it returns. Its measurement is
     stood in here by a function that answers like it (the test itself is proven in
     tests/probe/throttle)."""

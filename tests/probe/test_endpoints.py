@@ -1,4 +1,4 @@
-"""Collector endpoint failover (probe.endpoints) on real loopback servers: a first endpoint
+"""Collector endpoint failover (probe.daemon.endpoints) on real loopback servers: a first endpoint
 that refuses or resets, a second that answers, and the memory of which one worked."""
 
 from __future__ import annotations
@@ -18,10 +18,10 @@ import trustme
 from aiohttp import web
 
 from collector.config import CollectorConfig
-from probe.config import ProbeConfig
-from probe.endpoints import Endpoint, EndpointList, FailoverUploader, configured
-from probe.typed_config import ConfigError, build
-from probe.uploader import Uploader, UploadError
+from probe.config.probe_config import ProbeConfig
+from probe.core.typed_config import ConfigError, build
+from probe.daemon.endpoints import Endpoint, EndpointList, FailoverUploader, configured
+from probe.daemon.uploader import Uploader, UploadError
 from tests.helpers.collector import SwitchableCollector, free_port, issue_token
 from tests.helpers.connect_proxy import ConnectProxy
 from tests.helpers.probe_setup import loopback_config, make_daemon

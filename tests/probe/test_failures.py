@@ -10,7 +10,7 @@ import ssl
 import dns.exception
 import pytest
 
-from probe import failures
+from probe.core import failures
 from probe.netx import http as netx_http
 from probe.netx import tcp
 from probe.netx.trace import Trace

@@ -17,8 +17,8 @@ from typing import Any
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
+from collector.api.tokens import new_token, token_hash
 from collector.keys import store_key
-from collector.tokens import new_token, token_hash
 from tests.helpers.probe_setup import loopback_config, make_daemon
 from tests.helpers.servers import serve_app
 from tests.helpers.virtual_clock import VirtualClock

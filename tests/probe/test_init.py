@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from probe import config as probe_config
-from probe import onboarding
-from probe.daemon import NOTICE_VERSION, require_consent
+from probe.cli import init as onboarding
+from probe.config import probe_config
+from probe.daemon.loop import NOTICE_VERSION, require_consent
 from tests.helpers.collector import free_port
 from tests.helpers.fleet import running_collector
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import aiohttp
 
-from probe.local_metrics import MetricsServer, registry_for
+from probe.daemon.local_metrics import MetricsServer, registry_for
 from tests.helpers.collector import SwitchableCollector, free_port, issue_token
 from tests.helpers.probe_setup import loopback_config, make_daemon
 from tests.helpers.servers import page_app, serve_app

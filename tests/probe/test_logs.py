@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import logging
 
-from probe import logs
+from probe.local import logs
 
 
 def test_addresses_and_the_token_never_reach_the_log() -> None:

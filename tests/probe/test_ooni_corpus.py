@@ -6,8 +6,10 @@ this project wrote them. Two things must hold for every file:
 
 (a) ``ooni_classic`` reproduces OONI's recorded ``blocking``, ``accessible``,
     ``dns_consistency`` and ``*_match`` keys from OONI's recorded observations alone;
-(b) Kuzot's verdict is in the same class as OONI's ``blocking`` (``probe.analysis.disagrees``),
-    or the disagreement is a documented departure (``probe.analysis.DEPARTURES``).
+(b) Kuzot's verdict is in the same class as OONI's ``blocking``
+(``probe.nettests.web_connectivity.analysis.disagrees``),
+    or the disagreement is a documented departure
+    (``probe.nettests.web_connectivity.analysis.DEPARTURES``).
 
 ``ENGINE_CHANGES`` lists the only files whose recorded keys come from an older OONI engine
 than the one ``ooni_classic`` restates, with the keys OONI's current engine gives instead.
@@ -22,7 +24,7 @@ from typing import Any
 
 import pytest
 
-from probe import analysis, ooni_classic
+from probe.nettests.web_connectivity import analysis, ooni_classic
 
 CORPUS = Path(__file__).resolve().parent.parent / "testdata" / "ooni_qa"
 FILES = sorted(CORPUS.glob("*/*.json"))

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 import trustme
 
-from probe.measurement import envelope
+from probe.core.measurement import envelope
 from tests.helpers import ooni_format
 from tests.helpers.servers import NOERROR, NXDOMAIN, page_app, serve_app
 from tests.probe.loopback import DOMAIN, SITE_IP, UPSTREAM_IP, middlebox
@@ -269,10 +269,10 @@ async def test_a_platform_measurement_loads_too(
 ) -> None:
     """Platform checks record the same DNS, TCP, TLS and HTTP records; WhatsApp and Signal
     have OONI models of their own, other platforms load as OONI's base measurement."""
-    from probe import platform_config
-    from probe.checks import platforms
-    from probe.control_client import ControlClient
-    from probe.platform_test import run_platform
+    from probe.config import platforms as platform_config
+    from probe.nettests.control_client import ControlClient
+    from probe.nettests.platforms import measure as platforms
+    from probe.nettests.platforms.run import run_platform
     from tests.helpers.servers import server_context
 
     control = ControlClient(str(collector_client.make_url("")).rstrip("/"), timeout=10)

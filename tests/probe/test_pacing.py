@@ -1,5 +1,5 @@
 """The day's data budget is spread over the day, the sites that matter first: the policy on
-its own (``probe.pacing``), and the daemon living a whole virtual day against real loopback
+its own (``probe.daemon.pacing``), and the daemon living a whole virtual day against real loopback
 pages with a budget far below what its lists would cost."""
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from probe import pacing, traffic
-from probe.config import Target
+from probe.config.probe_config import Target
+from probe.daemon import pacing, traffic
 from tests.helpers.collector import free_port
 from tests.helpers.probe_setup import loopback_config, make_daemon
 from tests.helpers.servers import page_app, serve_app

@@ -18,7 +18,7 @@ import dns.message
 import dns.rrset
 import pytest
 
-from probe import censor_analysis
+from probe.nettests.censor_trace import analysis as censor_analysis
 from probe.netx import packet
 from tests.helpers.servers import page_app, serve_app
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from probe import platform_analysis as pa
+from probe.nettests.platforms import analysis as pa
 
 Record = dict[str, Any]
 NO_CONTROL = "unknown_failure: no control configured"

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from probe import platform_config
-from probe.typed_config import ConfigError
+from probe.config import platforms as platform_config
+from probe.core.typed_config import ConfigError
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT / "tests" / "testdata" / "configs" / "platforms"

@@ -9,10 +9,10 @@ import socket
 import trustme
 from aiohttp.test_utils import TestClient
 
-from probe import platform_config
-from probe.checks import platforms
-from probe.cli import main
-from probe.control_client import ControlClient
+from probe.cli.main import main
+from probe.config import platforms as platform_config
+from probe.nettests.control_client import ControlClient
+from probe.nettests.platforms import measure as platforms
 from tests.helpers.servers import page_app, serve_app, server_context
 
 

@@ -20,8 +20,8 @@ import pytest
 import trustme
 from aiohttp import web
 
-from probe.privacy import AddressBook, identifying, interface_addresses
-from probe.scrub import SCRUBBED, scrub_matching
+from probe.core.scrub import SCRUBBED, scrub_matching
+from probe.local.privacy import AddressBook, identifying, interface_addresses
 from tests.helpers.collector import SwitchableCollector, free_port, issue_token
 from tests.helpers.probe_setup import loopback_config, make_daemon, write_interfaces
 from tests.helpers.servers import serve_app

@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from probe import scheduler
+from probe.daemon import scheduler
 
 
 @pytest.mark.parametrize(("base", "speedup", "in_window", "expected"), [

@@ -14,8 +14,8 @@ import json
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from probe.privacy import AddressBook
-from probe.scrub import SCRUBBED, same_address, scrub_address, scrub_document, scrub_ips
+from probe.core.scrub import SCRUBBED, same_address, scrub_address, scrub_document, scrub_ips
+from probe.local.privacy import AddressBook
 
 V4 = st.builds(ipaddress.IPv4Address, st.integers(1 << 24, (1 << 32) - 1))
 V6 = st.builds(ipaddress.IPv6Address, st.integers(1 << 100, (1 << 128) - 1))

@@ -11,9 +11,9 @@ import sys
 import textwrap
 from pathlib import Path
 
-from probe.localdb import LocalDB
-from probe.privacy import AddressBook
-from probe.spool import Entry, Spool
+from probe.local.localdb import LocalDB
+from probe.local.privacy import AddressBook
+from probe.local.spool import Entry, Spool
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -145,8 +145,8 @@ async def test_rewriting_named_measurements_leaves_the_others_and_counts_the_byt
 
 WRITER = textwrap.dedent("""
     import asyncio, json, sys
-    from probe.localdb import LocalDB
-    from probe.spool import Entry, Spool
+    from probe.local.localdb import LocalDB
+    from probe.local.spool import Entry, Spool
 
     async def main() -> None:
         db = await LocalDB.open(sys.argv[1])

@@ -7,10 +7,11 @@ import json
 from datetime import UTC, datetime
 from pathlib import Path
 
-from probe import journal, status
-from probe.journal import Journal, Verdict
-from probe.localdb import LocalDB
-from probe.spool import Entry, Spool
+from probe.cli import status
+from probe.local import journal
+from probe.local.journal import Journal, Verdict
+from probe.local.localdb import LocalDB
+from probe.local.spool import Entry, Spool
 from tests.helpers.probe_setup import loopback_config
 
 NOW = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)

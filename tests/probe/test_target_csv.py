@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from probe import config as probe_config
-from probe.config import load_targets_csv
-from probe.typed_config import ConfigError
+from probe.config import probe_config
+from probe.config.probe_config import load_targets_csv
+from probe.core.typed_config import ConfigError
 
 CITIZENLAB_HEADER = "url,category_code,category_description,date_added,source,notes\n"
 

@@ -13,8 +13,7 @@ from pathlib import Path
 import yaml
 
 from collector.config import CollectorConfig, TargetListsConfig
-from probe import config as probe_config
-from probe import target_sync
+from probe.config import probe_config, target_sync
 from tests.helpers.collector import SwitchableCollector, free_port, issue_token
 from tests.helpers.probe_setup import loopback_data, make_daemon
 from tests.helpers.servers import page_app, serve_app

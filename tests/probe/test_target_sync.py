@@ -11,8 +11,8 @@ import socket
 from pathlib import Path
 
 from collector.config import TargetListsConfig
-from probe import config as probe_config
-from probe.target_sync import cache_path, refresh
+from probe.config import probe_config
+from probe.config.target_sync import cache_path, refresh
 from tests.collector.app import Running, running
 
 SHIPPED = Path(__file__).resolve().parents[2] / "configs" / "targets"
@@ -127,7 +127,7 @@ async def test_a_damaged_cache_is_ignored(tmp_path: Path) -> None:
 async def test_a_blocked_first_endpoint_does_not_cut_the_probe_off_its_lists(
         tmp_path: Path) -> None:
     """The collector's first endpoint refuses (the censor blocked it): the lists come
-    through the next one, as uploads and heartbeats do (probe.endpoints)."""
+    through the next one, as uploads and heartbeats do (probe.daemon.endpoints)."""
     lists = tmp_path / "served"
     shutil.copytree(SHIPPED, lists)
     async with running(f"{tmp_path}/k.sqlite",

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from probe import config as probe_config
-from probe.config import Target, load_targets_csv
+from probe.config import probe_config
+from probe.config.probe_config import Target, load_targets_csv
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 TARGETS = CONFIGS / "targets"

@@ -1,4 +1,4 @@
-"""``python -m probe.targets_import`` on a small test-lists git checkout made here."""
+"""``python -m probe.config.targets_import`` on a small test-lists git checkout made here."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from probe.config import load_targets_csv
-from probe.targets_import import main, same_site_key
+from probe.config.probe_config import load_targets_csv
+from probe.config.targets_import import main, same_site_key
 
 REPO_TARGETS = Path(__file__).resolve().parents[2] / "configs" / "targets"
 HEADER = "url,category_code,category_description,date_added,source,notes\n"

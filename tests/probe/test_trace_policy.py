@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from probe.trace_policy import TraceRequest, candidates, day_count, may_trace
+from probe.nettests.censor_trace.policy import TraceRequest, candidates, day_count, may_trace
 
 NOW = datetime(2026, 5, 9, 12, 0, tzinfo=UTC)
 

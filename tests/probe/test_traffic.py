@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from probe import traffic
+from probe.daemon import traffic
 from tests.helpers.collector import free_port
 from tests.helpers.probe_setup import loopback_config, make_daemon
 from tests.helpers.servers import page_app, serve_app
@@ -76,7 +76,7 @@ async def test_the_day_budget_stops_sites_but_not_the_ladder(fast_disk: Path) ->
     assert 3 <= len(first_day) <= 6
     assert skipped >= 10
     assert 500_000 <= used <= 500_000 + 2 * 130_000
-    # A new UTC day, a new budget (spread over the new day: probe.pacing lets the first two
+    # A new UTC day, a new budget (spread over the new day: probe.daemon.pacing lets the first two
     # hours spend about a third of it).
     assert len(second_day) >= 2
     # The ladder never stopped: every minute (the collector never answered).

@@ -15,7 +15,7 @@ import pytest
 from aiohttp import web
 
 from collector.config import CollectorConfig, Limits
-from probe.uploader import Uploader, UploadError
+from probe.daemon.uploader import Uploader, UploadError
 from tests.helpers.collector import SwitchableCollector, free_port, issue_token
 from tests.helpers.probe_setup import loopback_config, make_daemon
 

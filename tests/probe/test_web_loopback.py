@@ -21,9 +21,9 @@ from aiohttp.test_utils import TestServer
 
 from collector.app import create_app
 from collector.config import Auth, CollectorConfig, Control
-from probe import failures
-from probe.checks import web as web_check
-from probe.control_client import ControlClient
+from probe.core import failures
+from probe.nettests.control_client import ControlClient
+from probe.nettests.web_connectivity import measure as web_check
 from tests.helpers.servers import (
     NOERROR,
     NXDOMAIN,

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from probe import windows
+from probe.daemon import windows
 
 UTC_MOMENT = datetime(2026, 1, 4, 12, 0, tzinfo=UTC)
 

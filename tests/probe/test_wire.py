@@ -1,4 +1,5 @@
-"""OONI's forms on the wire (``probe.wire``) and the limits ``probe.checks.web`` applies."""
+"""OONI's forms on the wire (``probe.core.wire``) and the limits
+``probe.nettests.web_connectivity.measure`` applies."""
 
 from __future__ import annotations
 
@@ -6,8 +7,8 @@ import base64
 import json
 from typing import Any
 
-from probe import wire
-from probe.checks import web
+from probe.core import wire
+from probe.nettests.web_connectivity import measure as web
 from tests.helpers import ooni_format
 
 
@@ -101,8 +102,8 @@ def test_upgrade_renames_older_kuzot_keys_and_leaves_ooni_alone() -> None:
 def test_the_probes_address_is_scrubbed_inside_a_base64_body_too() -> None:
     """A page that is not UTF-8 is stored in base64, where a text replacement cannot see the
     probe's address; both scrubbers decode it, scrub its bytes and encode it again."""
-    from probe.privacy import AddressBook
-    from probe.scrub import SCRUBBED, scrub_value
+    from probe.core.scrub import SCRUBBED, scrub_value
+    from probe.local.privacy import AddressBook
 
     own = "203.0.113.7"
     page = f"<p>Ваш адрес {own}</p>".encode("cp1251")
@@ -117,7 +118,7 @@ def test_the_probes_address_is_scrubbed_inside_a_base64_body_too() -> None:
     scrubbed = scrub_value(m, {own})
     assert wire.body_bytes(scrubbed["test_keys"]["requests"][0]["response"]["body"]) == \
         expected
-    # A certificate is not edited here (DER would break); probe.privacy blanks it whole.
+    # A certificate is not edited here (DER would break); probe.local.privacy blanks it whole.
     assert scrubbed["test_keys"]["tls_handshakes"][0]["peer_certificates"] == [certificate]
 
     book = AddressBook(b"test-key" * 4)

@@ -26,7 +26,7 @@ import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis import Case, checks
 
-from collector.openapi import document
+from collector.api.openapi import document
 from collector.store import VERDICTS
 from tests.reliability.collector_process import CollectorProcess
 

@@ -10,8 +10,9 @@ import pytest
 
 from collector.detect.extract import observation
 from collector.detect.model import LadderReading, Run
-from probe import connectivity, throttling_analysis
-from probe.measurement import envelope
+from probe.core.measurement import envelope
+from probe.nettests.connectivity import ladder as connectivity
+from probe.nettests.throttling import analysis as throttling_analysis
 
 STARTED = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 from collector import config as collector_config
-from collector.calendar import build_calendar, load_calendar
 from collector.detect.model import parse_time
-from probe.typed_config import ConfigError
+from collector.events.windows import build_calendar, load_calendar
+from probe.core.typed_config import ConfigError
 
 ROOT = Path(__file__).parents[3]
 DATA = ROOT / "tests" / "testdata"

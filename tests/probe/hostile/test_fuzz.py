@@ -14,9 +14,9 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from probe import failures
-from probe.bogons import GLOBAL, LOOPBACK, PRIVATE, redirect_allowed
-from probe.checks.web import MAX_LOCATION_LENGTH, redirect_target, split_url
+from probe.core import failures
+from probe.core.bogons import GLOBAL, LOOPBACK, PRIVATE, redirect_allowed
+from probe.nettests.web_connectivity.measure import MAX_LOCATION_LENGTH, redirect_target, split_url
 from probe.netx import http
 from probe.netx.trace import Trace
 

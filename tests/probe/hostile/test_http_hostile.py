@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from probe import failures
+from probe.core import failures
 from tests.probe.hostile import servers
 from tests.probe.hostile.run import COLLECTOR_DOCUMENT_LIMIT, Checked, requests_of, run_check
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import trustme
 
-from probe import failures
+from probe.core import failures
 from probe.netx import dns
 from tests.helpers.servers import server_context
 from tests.probe.hostile import servers

@@ -13,7 +13,7 @@ import sys
 
 import pytest
 
-from probe import failures
+from probe.core import failures
 from tests.helpers import netns
 from tests.probe.hostile.netns_redirect import SECRET
 

@@ -1,7 +1,7 @@
 """The throttling verdict on synthetic flows: one row per situation, each with its exact result.
 
-The flows have the shape ``probe.checks.throttle`` records (kernel byte-time curve from the TCP
-connect, the TLS handshake, the request time), generated here at chosen rates.
+The flows have the shape ``probe.nettests.throttling.measure`` records (kernel byte-time curve from
+the TCP connect, the TLS handshake, the request time), generated here at chosen rates.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from probe.throttling_analysis import analyze, flow_metrics
+from probe.nettests.throttling.analysis import analyze, flow_metrics
 
 Record = dict[str, Any]
 CERT = "ab" * 32

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from probe.budget import ByteBudget
+from probe.daemon.budget import ByteBudget
 
 DAY = 86400.0
 NOON = 20000 * DAY + 12 * 3600  # a fixed UTC noon

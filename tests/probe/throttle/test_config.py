@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from collector import config as collector_config
-from probe import config as probe_config
-from probe.typed_config import ConfigError
+from probe.config import probe_config
+from probe.core.typed_config import ConfigError
 
 
 def test_throttling_defaults_are_off_and_modest(tmp_path: Path) -> None:

@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from probe.differentiation import decide, normalized_difference
+from probe.nettests.throttling.differentiation import decide, normalized_difference
 
 
 def samples(mean: float, n: int, spread: float = 0.05, seed: int = 1) -> list[float]:

@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from probe.ks import EXACT_LIMIT, kolmogorov_sf, ks_2samp
+from probe.nettests.throttling.ks import EXACT_LIMIT, kolmogorov_sf, ks_2samp
 
 
 @pytest.mark.parametrize(

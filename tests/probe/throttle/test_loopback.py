@@ -26,12 +26,12 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from collector.app import create_app
 from collector.config import CollectorConfig
-from collector.sni_ab import OBJECT_PATH, SniAB, fixed_object
-from probe.budget import ByteBudget
-from probe.checks import throttle
+from collector.vantage.sni_ab import OBJECT_PATH, SniAB, fixed_object
+from probe.daemon.budget import ByteBudget
+from probe.nettests.throttling import measure as throttle
+from probe.nettests.throttling.sni_ab import fetch_endpoint, parse_endpoint
 from probe.netx import tls, transfer
 from probe.netx.trace import Trace
-from probe.sni_ab_client import fetch_endpoint, parse_endpoint
 from tests.helpers.servers import serve_app, server_context
 
 OBJECT_BYTES = 1 << 20
@@ -313,8 +313,8 @@ def test_options_dataclass_is_frozen() -> None:
 
 async def test_round_measures_targets_with_a_baseline_when_due(
         ca: trustme.CA, ca_file: str, tmp_path: Path) -> None:
-    from probe import config as probe_config
-    from probe.throttle_test import run_throttling_round
+    from probe.config import probe_config
+    from probe.nettests.throttling.run import run_throttling_round
 
     context = server_context(ca, "localhost", "127.0.0.1")
     async with serve_app(object_app(OBJECT_BYTES), context) as port, \
@@ -347,8 +347,8 @@ async def test_round_measures_targets_with_a_baseline_when_due(
 
 
 async def test_round_is_off_by_default(tmp_path: Path) -> None:
-    from probe.config import ProbeConfig, Target
-    from probe.throttle_test import run_throttling_round
+    from probe.config.probe_config import ProbeConfig, Target
+    from probe.nettests.throttling.run import run_throttling_round
 
     config = ProbeConfig(targets=(Target(url="https://a.test/", baseline="https://b.test/"),))
     assert await run_throttling_round(config) == []

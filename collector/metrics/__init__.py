@@ -1,0 +1,1 @@
+"""Prometheus metrics of the collector: exposition, ingest, detection, fleet."""

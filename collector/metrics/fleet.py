@@ -1,0 +1,132 @@
+"""Metrics researchers chart in Grafana: per-phase latency and outcomes per target and network,
+upload delay, and the health of the probe fleet.
+
+Fed by the ingest and heartbeat handlers with what probes submit. Labels stay bounded: the
+target label takes at most ``max_targets`` distinct values (a token holder sending endless new
+URLs gets ``other`` after that), ASNs and countries are validated, probe ids are the issued
+tokens' names. Phase names follow blackbox_exporter's: resolve, connect, tls, processing (request
+sent to first byte), transfer (first byte to last).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Gauge, Histogram
+
+from collector.metrics.exposition import TextCounter, TextHistogram
+
+PHASES = ("resolve", "connect", "tls", "processing", "transfer")
+PHASE_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+DELAY_BUCKETS = (10.0, 60.0, 300.0, 900.0, 3600.0, 6 * 3600.0, 86400.0, 7 * 86400.0)
+OTHER = "other"
+
+
+def _span(record: Mapping[str, Any], start: str, end: str) -> float | None:
+    t0, t = record.get(start), record.get(end)
+    if isinstance(t0, int | float) and isinstance(t, int | float) and t >= t0:
+        return float(t) - float(t0)
+    return None
+
+
+def phase_durations(test_keys: Mapping[str, Any]) -> list[tuple[str, float]]:
+    """(phase, seconds) for each successful operation a web measurement recorded.
+
+    Failed operations are not latencies (a timeout would read as a slow success); they are
+    counted by verdict, layer and mechanism instead.
+    """
+    out: list[tuple[str, float]] = []
+
+    def records(key: str) -> list[Mapping[str, Any]]:
+        value = test_keys.get(key)
+        return [r for r in value if isinstance(r, Mapping)] if isinstance(value, list) else []
+
+    for query in records("queries"):
+        if query.get("engine") == "getaddrinfo" and query.get("failure") is None:
+            span = _span(query, "t0", "t")
+            if span is not None:
+                out.append(("resolve", span))
+    for connect in records("tcp_connect"):
+        status = connect.get("status")
+        if isinstance(status, Mapping) and status.get("success") is True:
+            span = _span(connect, "t0", "t")
+            if span is not None:
+                out.append(("connect", span))
+    for handshake in records("tls_handshakes"):
+        if handshake.get("failure") is None:
+            span = _span(handshake, "t0", "t")
+            if span is not None:
+                out.append(("tls", span))
+    for request in records("requests"):
+        if request.get("failure") is None:
+            processing = _span(request, "t0", "x_ttfb")
+            transfer = _span(request, "x_ttfb", "t")
+            if processing is not None:
+                out.append(("processing", processing))
+            if transfer is not None:
+                out.append(("transfer", transfer))
+    return out
+
+
+class FleetMetrics:
+    def __init__(self, registry: CollectorRegistry, max_targets: int = 1000) -> None:
+        self.max_targets = max_targets
+        self._targets: set[str] = set()
+        # The two families that grow with targets x networks render incrementally.
+        self.phase = TextHistogram(
+            "kuzot_phase_duration_seconds", "Duration of each successful phase of a web "
+            "measurement, by country, network, target and phase.",
+            ["cc", "asn", "target", "phase"], buckets=PHASE_BUCKETS, registry=registry)
+        self.outcomes = TextCounter(
+            "kuzot_target_measurements", "Measurements per target and network by verdict, "
+            "failing layer and mechanism (empty when none).",
+            ["cc", "asn", "target", "verdict", "layer", "mechanism"], registry=registry)
+        self.upload_delay = Histogram(
+            "kuzot_upload_delay_seconds", "Time from a measurement's start to its arrival; "
+            "long delays are uploads held back by a shutdown.", ["cc"],
+            buckets=DELAY_BUCKETS, registry=registry)
+        self.last_measurement = Gauge(
+            "kuzot_probe_last_measurement_timestamp_seconds", "Arrival of the latest "
+            "measurement from each probe (Unix time).", ["probe_id", "cc", "asn"],
+            registry=registry)
+        self.last_heartbeat = Gauge(
+            "kuzot_probe_last_heartbeat_timestamp_seconds", "Arrival of the latest heartbeat "
+            "from each probe (Unix time).", ["probe_id"], registry=registry)
+        self.queue_depth = Gauge(
+            "kuzot_probe_queue_depth", "Measurements waiting on each probe to be uploaded, as "
+            "its latest heartbeat said.", ["probe_id"], registry=registry)
+
+    def _target(self, value: object) -> str:
+        target = value if isinstance(value, str) else ""
+        if target in self._targets or not target:
+            return target
+        if len(self._targets) >= self.max_targets:
+            return OTHER
+        self._targets.add(target)
+        return target
+
+    def observe(self, measurement: Mapping[str, Any], probe_id: str, start: datetime,
+                received: datetime) -> None:
+        """Record one newly stored measurement (already validated)."""
+        cc = str(measurement.get("probe_cc", ""))
+        asn = str(measurement.get("probe_asn", ""))
+        target = self._target(measurement.get("input"))
+        keys = measurement.get("test_keys")
+        keys = keys if isinstance(keys, Mapping) else {}
+        analysis = keys.get("analysis")
+        analysis = analysis if isinstance(analysis, Mapping) else {}
+        self.outcomes.labels(cc, asn, target, str(analysis.get("verdict") or "none"),
+                             str(analysis.get("layer") or ""),
+                             str(analysis.get("mechanism") or "")).inc()
+        for phase, seconds in phase_durations(keys):
+            self.phase.labels(cc, asn, target, phase).observe(seconds)
+        self.upload_delay.labels(cc).observe(max(0.0, (received - start).total_seconds()))
+        self.last_measurement.labels(probe_id, cc, asn).set(received.timestamp())
+
+    def heartbeat(self, probe_id: str, body: Mapping[str, Any], received: datetime) -> None:
+        self.last_heartbeat.labels(probe_id).set(received.timestamp())
+        depth = body.get("queue_depth")
+        if isinstance(depth, int) and not isinstance(depth, bool) and depth >= 0:
+            self.queue_depth.labels(probe_id).set(depth)

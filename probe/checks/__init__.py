@@ -1,1 +1,0 @@
-"""Checks: each runs one kind of measurement and returns OONI-shaped ``test_keys``."""

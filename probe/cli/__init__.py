@@ -1,0 +1,1 @@
+"""Command line of the probe: one module per command (``python -m probe ...``)."""

@@ -1,0 +1,2 @@
+"""The probe's configuration: ProbeConfig and its sections, target lists, platform endpoint
+files."""

@@ -1,0 +1,81 @@
+"""The measurement envelope: OONI's base data format (df-000) around a check's test keys."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+from datetime import UTC, datetime
+from typing import Any
+
+from probe import __version__
+from probe.core.scrub import scrub_value
+
+SOFTWARE_NAME = "kuzot"
+TEST_VERSIONS = {"web_connectivity": "0.5.0", "connectivity": "0.1.0", "throttling": "0.1.0"}
+
+
+def ooni_time(moment: datetime) -> str:
+    """OONI's timestamp format: "YYYY-MM-DD HH:MM:SS" in UTC."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def new_uid(moment: datetime, cc: str, test_name: str) -> str:
+    """OONI-shaped measurement uid: time, country, test and 16 random hex digits."""
+    digest = hashlib.sha512(os.urandom(32)).hexdigest()[:16]
+    return f"{moment.astimezone(UTC).strftime('%Y%m%d%H%M%S.%f')}_{cc}_{test_name}_{digest}"
+
+
+def new_report_id(moment: datetime, test_name: str, cc: str, asn: str) -> str:
+    token = hashlib.sha256(os.urandom(16)).hexdigest()[:20]
+    return (f"{moment.astimezone(UTC).strftime('%Y%m%dT%H%M%SZ')}_"
+            f"{test_name.replace('_', '')}_{cc}_{asn.removeprefix('AS')}_n1_{token}")
+
+
+def envelope(
+    *,
+    test_name: str,
+    input_: str | None,
+    test_keys: dict[str, Any],
+    started: datetime,
+    runtime: float,
+    cc: str = "ZZ",
+    asn: str = "AS0",
+    network_name: str | None = None,
+    resolver_ip: str | None = None,
+    probe_id: str | None = None,
+    report_id: str | None = None,
+    scrub: set[str] | None = None,
+) -> dict[str, Any]:
+    """Wrap ``test_keys``; ``scrub`` names addresses (the probe's own) to replace everywhere."""
+    measurement = {
+        "data_format_version": "0.2.0",
+        "measurement_start_time": ooni_time(started),
+        "test_start_time": ooni_time(started),
+        "test_runtime": round(runtime, 6),
+        "test_name": test_name,
+        "test_version": TEST_VERSIONS.get(test_name, "0.1.0"),
+        "input": input_,
+        "probe_asn": asn,
+        "probe_cc": cc,
+        "probe_network_name": network_name,
+        "probe_ip": "127.0.0.1",
+        "resolver_ip": resolver_ip,
+        "report_id": report_id or new_report_id(started, test_name, cc, asn),
+        "measurement_uid": new_uid(started, cc, test_name),
+        "software_name": SOFTWARE_NAME,
+        "software_version": __version__,
+        "annotations": {
+            "platform": platform.system().lower(),
+            "architecture": platform.machine(),
+            "engine_name": "kuzot",
+            **({"probe_id": probe_id} if probe_id else {}),
+        },
+        "test_keys": test_keys,
+    }
+    return scrub_value(measurement, scrub or set())  # type: ignore[no-any-return]
+
+
+def to_json(measurement: dict[str, Any], indent: int | None = None) -> str:
+    return json.dumps(measurement, ensure_ascii=False, indent=indent, sort_keys=False)

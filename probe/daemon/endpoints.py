@@ -1,0 +1,151 @@
+"""An ordered list of collector endpoints with failover memory.
+
+A censor's first move during protests may be to reset connections to the monitor itself. A
+probe that knows several endpoints (other names, other addresses) keeps reporting: on a network
+failure it tries the next endpoint, remembers the one that worked so the next request goes
+there first, and after ``retry_first_after`` seconds tries the first (preferred) endpoint again,
+since blocks end and the first endpoint is the operator's choice.
+
+Only network failures (no answer: refused, reset, timeout, DNS) move to the next endpoint. An
+answer from a collector (401, 422, 5xx) is the collector speaking; another endpoint of the same
+collector would say the same, and a batch must not be sent twice.
+
+Which endpoint carried a request is recorded by its ``name`` (never an address of the
+volunteer), so a partner can see that a probe reaches the monitor only through a fallback.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+from urllib.parse import urlsplit, urlunsplit
+
+from probe.core.typed_config import is_http_url
+from probe.daemon.uploader import Uploader, UploadError
+
+T = TypeVar("T")
+
+
+def _name(value: object) -> str | None:
+    ok = isinstance(value, str) and 0 < len(value) <= 40 and value.replace("-", "").isalnum()
+    return None if ok else "must be 1-40 letters, digits or dashes"
+
+
+def _front(value: object) -> str | None:
+    ok = value is None or (isinstance(value, str) and 0 < len(value) <= 253
+                           and not any(c in value for c in "/:@ \t"))
+    return None if ok else "must be a bare host name or IPv4 address"
+
+
+def fronted(endpoint: Endpoint) -> tuple[str, dict[str, Any]]:
+    """The base URL to connect to and the request options (Host header, TLS server name)
+    for ``endpoint``; an endpoint without ``front`` is used as it is."""
+    url = endpoint.url.rstrip("/")
+    if endpoint.front is None:
+        return url, {}
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    port = f":{parts.port}" if parts.port else ""
+    options: dict[str, Any] = {"headers": {"Host": host + port}}
+    if parts.scheme == "https":
+        options["server_hostname"] = host
+    return urlunsplit(parts._replace(netloc=endpoint.front + port)), options
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    """One way to reach the collector, as its operator documents it."""
+
+    name: str = field(metadata={"check": _name})
+    url: str = field(metadata={"check": is_http_url})
+    # CDN fronting: connect to this host (name or address) instead of the URL's, while the
+    # HTTP Host header and TLS SNI stay those of the URL, as the operator's CDN documents it.
+    front: str | None = field(default=None, metadata={"check": _front})
+
+
+class EndpointList:
+    """Which endpoint to try first, learned from what worked."""
+
+    def __init__(self, endpoints: Sequence[Endpoint], retry_first_after: float = 3600.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        if not endpoints:
+            raise ValueError("at least one endpoint is needed")
+        names = [e.name for e in endpoints]
+        if len(set(names)) != len(names):
+            raise ValueError("endpoint names must be unique")
+        self.endpoints = tuple(endpoints)
+        self.retry_first_after = retry_first_after
+        self._clock = clock
+        self._current = 0
+        self._since = clock()
+        self.last_used: str | None = None  # name of the endpoint of the last success
+
+    def order(self) -> list[Endpoint]:
+        """Endpoints in the order to try now: the remembered one first, then the rest in
+        configured order; the first endpoint again once ``retry_first_after`` has passed."""
+        if self._current and self._clock() - self._since >= self.retry_first_after:
+            self._current = 0
+        current = self.endpoints[self._current]
+        return [current, *(e for e in self.endpoints if e is not current)]
+
+    def worked(self, endpoint: Endpoint) -> None:
+        index = self.endpoints.index(endpoint)
+        if index != self._current:
+            self._current = index
+            self._since = self._clock()
+        self.last_used = endpoint.name
+
+    async def call(self, attempt: Callable[[Endpoint], Awaitable[T]]) -> tuple[T, Endpoint]:
+        """Run ``attempt`` against each endpoint in turn until one answers; network failures
+        move on, any other UploadError is raised at once; the last network failure is raised
+        when every endpoint failed."""
+        last: UploadError | None = None
+        for endpoint in self.order():
+            try:
+                result = await attempt(endpoint)
+            except UploadError as exc:
+                if exc.kind != "network":
+                    raise
+                last = exc
+                continue
+            self.worked(endpoint)
+            return result, endpoint
+        assert last is not None
+        raise last
+
+
+def configured(url: str, endpoints: Sequence[Endpoint]) -> tuple[Endpoint, ...]:
+    """The endpoints of a probe config: the ``endpoints`` list, or the single ``url`` form
+    (named ``primary``) so existing configs keep working."""
+    return tuple(endpoints) or (Endpoint(name="primary", url=url),)
+
+
+class FailoverUploader(Uploader):
+    """An Uploader whose every request (batches and heartbeats) goes through an EndpointList.
+
+    One HTTP session serves every endpoint (aiohttp keeps a connection pool per host), so a
+    failover costs no new session; ``endpoint_used`` names the endpoint of the last success.
+    """
+
+    def __init__(self, endpoints: EndpointList, token: str | None, ca_file: str | None = None,
+                 timeout: float = 30.0, compress: bool = True,
+                 proxy: str | None = None) -> None:
+        super().__init__(endpoints.endpoints[0].url, token, ca_file, timeout, compress)
+        self.endpoints = endpoints
+        self.proxy = proxy  # an HTTP CONNECT proxy for every endpoint, or None
+
+    @property
+    def endpoint_used(self) -> str | None:
+        return self.endpoints.last_used
+
+    async def _send(self, path: str, data: bytes, headers: dict[str, str]) -> dict[str, Any]:
+        async def attempt(endpoint: Endpoint) -> dict[str, Any]:
+            self.base, self.request_options = fronted(endpoint)
+            if self.proxy:
+                self.request_options["proxy"] = self.proxy
+            return await Uploader._send(self, path, data, headers)
+
+        result, _ = await self.endpoints.call(attempt)
+        return result

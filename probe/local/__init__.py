@@ -1,0 +1,2 @@
+"""What the probe keeps on the volunteer's machine: the local database, spool, journal, privacy and
+logs."""

@@ -1,0 +1,1 @@
+"""The connectivity ladder: how far the probe's link reaches."""

@@ -1,0 +1,1 @@
+"""Platform checks (Telegram, WhatsApp, ...): measurement and verdict."""
