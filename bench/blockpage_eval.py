@@ -14,8 +14,9 @@
 * Cost: microseconds to judge one 2 KiB page with every fingerprint and phrase (median of
   ``--repeat`` runs), on a lab site page (no match: every pattern is tried) and a blockpage.
 
-Prints tables; asserts nothing (``tests/probe/test_blockphrases.py`` asserts zero false
-positives on the same inputs).
+Prints tables; asserts nothing
+(``tests/probe/nettests/web_connectivity/test_blockphrases.py`` asserts zero false positives
+on the same inputs).
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from probe.nettests.web_connectivity import (
     blockphrases,
 )
 from tests.lab import pages  # noqa: E402
-from tests.probe.test_blockphrases import _bodies, lab_pages, page  # noqa: E402
+from tests.probe.nettests.web_connectivity.test_blockphrases import _bodies, lab_pages, page  # noqa: E402
 
 
 def _measurements(paths: list[Path]) -> list[tuple[str, dict[str, Any]]]:

@@ -37,12 +37,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from collector.store import StoredMeasurement, open_store  # noqa: E402
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from probe.core.evidence import with_fields  # noqa: E402
+from tests.helpers.ports import free_port  # noqa: E402
 
 
 def measurement(uid: str, target: str = "https://kloop.kg/") -> dict[str, Any]:
@@ -64,9 +60,10 @@ def measurement(uid: str, target: str = "https://kloop.kg/") -> dict[str, Any]:
                                 "failure": "generic_timeout_error", "t0": 0.05, "t": 10.05}],
             "requests": [], "control_failure": None, "blocking": "http-failure",
             "accessible": False,
-            "analysis": {"verdict": "blocked", "layer": "tls", "mechanism": "timeout",
-                         "confidence": 0.8, "evidence": ["probe_tls:generic_timeout_error",
-                                                         "control_tls:ok"]},
+            "analysis": with_fields({"verdict": "blocked", "layer": "tls",
+                                     "mechanism": "timeout", "confidence": 0.8,
+                                     "evidence": ["probe_tls:generic_timeout_error",
+                                                  "control_tls:ok"]}),
         },
     }
 

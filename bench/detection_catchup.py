@@ -32,6 +32,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from collector.store import open_store  # noqa: E402
+from probe.core.evidence import facts  # noqa: E402
 
 PROBES_PER_ASN = 10
 ASNS = ("AS9198", "AS48716", "AS21299", "AS206026")
@@ -57,13 +58,20 @@ BODY = (
     '"failure":{tls_failure},"t0":0.05,"t":{tls_end}}}],'
     '"requests":[],"control_failure":null,"blocking":{blocking},"accessible":{accessible},'
     '"analysis":{{"verdict":"{verdict}","layer":{layer},"mechanism":{mechanism},'
-    '"confidence":0.8,"evidence":{evidence}}}}}}}')
+    '"confidence":0.8,"evidence":{evidence},"evidence_fields":{fields}}}}}}}')
+def _fields(evidence: str) -> str:
+    """The typed evidence a current probe writes beside the strings (``evidence_fields``)."""
+    return json.dumps(facts(json.loads(evidence)).to_wire(), separators=(",", ":"))
+
+
 OK = {"tls_failure": "null", "tls_end": "0.21", "blocking": "false", "accessible": "true",
-      "verdict": "ok", "layer": "null", "mechanism": "null", "evidence": '["https_status:200"]'}
+      "verdict": "ok", "layer": "null", "mechanism": "null", "evidence": '["https_status:200"]',
+      "fields": _fields('["https_status:200"]')}
 BLOCKED_FIELDS = {
     "tls_failure": '"generic_timeout_error"', "tls_end": "10.05", "blocking": '"http-failure"',
     "accessible": "false", "verdict": "blocked", "layer": '"tls"', "mechanism": '"timeout"',
-    "evidence": '["probe_tls:generic_timeout_error","control_tls:ok"]'}
+    "evidence": '["probe_tls:generic_timeout_error","control_tls:ok"]',
+    "fields": _fields('["probe_tls:generic_timeout_error","control_tls:ok"]')}
 COLUMNS = ("uid", "probe_id", "test_name", "input", "probe_cc", "probe_asn", "start_time",
            "received_at", "verdict", "layer", "mechanism", "body", "domain")
 

@@ -35,7 +35,7 @@ import aiohttp
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.reliability.collector_process import CollectorProcess  # noqa: E402
+from tests.helpers.collector_process import CollectorProcess  # noqa: E402
 
 
 def memory_kb(pid: int) -> tuple[int, int]:

@@ -25,9 +25,9 @@ from typing import Any
 import aiohttp
 import trustme
 
-from tests.collector.process import serve as serve_collector
+from tests.helpers import hostile_servers as servers
+from tests.helpers.collector_process import serve as serve_collector
 from tests.helpers.servers import server_context
-from tests.probe.hostile import servers
 from tests.probe.hostile.run import run_check
 
 MiB = 1024 * 1024

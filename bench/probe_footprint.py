@@ -32,7 +32,6 @@ import csv
 import json
 import os
 import shutil
-import socket
 import sqlite3
 import ssl
 import subprocess
@@ -47,7 +46,13 @@ import trustme
 import yaml
 from aiohttp import web
 
+from collector.store.body import unpack
+
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from tests.helpers.ports import free_port  # noqa: E402
+
 TARGETS = REPO / "configs" / "targets"
 PLATFORMS = REPO / "configs" / "platforms.yaml"
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -88,12 +93,6 @@ def write_platforms(work: Path) -> Path:
     path = work / "platforms.yaml"
     path.write_text(json.dumps(data))
     return path
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass
@@ -247,7 +246,7 @@ async def measure(args: argparse.Namespace) -> None:
         sample = db.execute("SELECT body FROM measurements WHERE test_name = "
                             "'web_connectivity' AND verdict != 'ok' LIMIT 1").fetchone()
     if sample:  # the first measurement that was not ok, to see why at a glance
-        keys = json.loads(sample[0])["test_keys"]
+        keys = json.loads(unpack(sample[0]))["test_keys"]
         print("not ok, e.g.:", json.dumps({k: keys.get(k) for k in (
             "dns_experiment_failure", "http_experiment_failure", "control_failure")}),
             json.dumps(keys.get("analysis"))[:300])

@@ -8,6 +8,7 @@ from aiohttp import web
 
 from collector.api.geoip import GeoIP
 from collector.api.handlers import error_middleware
+from collector.api.list_health_web import list_health_ctx
 from collector.api.pseudonyms import load_access
 from collector.api.ratelimit import RateLimiter
 from collector.api.security import setup_security_headers
@@ -127,6 +128,7 @@ def create_app(config: CollectorConfig) -> web.Application:
     app.cleanup_ctx.append(_notifier_ctx)
     app.cleanup_ctx.append(sni_ab_context)
     app.cleanup_ctx.append(pipeline_ctx)
+    app.cleanup_ctx.append(list_health_ctx)
     setup_routes(app)
     setup_security_headers(app)
     return app

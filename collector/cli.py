@@ -1,14 +1,17 @@
-"""Command line of the collector: ``serve`` and ``token issue|revoke|list``."""
+"""Command line of the collector: ``serve``, ``token issue|revoke|list``, ``reanalyze`` and
+``targets list|import|set-priority|health`` (``collector.targets_cli``)."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import dataclasses
+import json
 import sys
 from datetime import UTC, datetime
 
 from collector import config as collector_config
+from collector import reanalyze, targets_cli
 from collector.api.geoip import GeoIP
 from collector.api.tokens import new_token, token_hash, valid_probe_id
 from collector.app import create_app
@@ -32,6 +35,15 @@ def _parser() -> argparse.ArgumentParser:
     token.add_argument("--probe-id")
     token.add_argument("--config")
     token.add_argument("--database")
+    targets_cli.add_parser(sub)
+    again = sub.add_parser(
+        "reanalyze", help="re-run the current verdict rules on stored measurements "
+                          "recorded under older ones")
+    again.add_argument("--since", required=True, help="ISO 8601 start time (inclusive)")
+    again.add_argument("--until", help="ISO 8601 start time (exclusive; default: no bound)")
+    again.add_argument("--dry-run", action="store_true", help="count, write nothing")
+    again.add_argument("--config")
+    again.add_argument("--database")
     return parser
 
 
@@ -94,6 +106,33 @@ async def _token(args: argparse.Namespace, config: collector_config.CollectorCon
         await store.close()
 
 
+async def _reanalyze(args: argparse.Namespace, config: collector_config.CollectorConfig) -> int:
+    try:
+        since = reanalyze.parse_time(args.since)
+        until = reanalyze.parse_time(args.until) if args.until else None
+    except ValueError as exc:
+        print(f"error: --since/--until: {exc}", file=sys.stderr)
+        return BAD_INPUT
+    if until is not None and until <= since:
+        print("error: --until must be after --since", file=sys.stderr)
+        return BAD_INPUT
+    try:
+        store = await open_store(config.database, pool_size=2)
+    except StoreUnavailable as exc:
+        print(f"error: database unavailable: {exc}", file=sys.stderr)
+        return 1
+    try:
+        report = await reanalyze.reanalyze(store, since, until, dry_run=args.dry_run)
+    except StoreUnavailable as exc:
+        print(f"error: database unavailable: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        await store.close()
+    print(json.dumps({"dry_run": args.dry_run, "since": since, "until": until,
+                      **report.as_json()}, ensure_ascii=False))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
@@ -103,6 +142,14 @@ def main(argv: list[str] | None = None) -> int:
         return BAD_INPUT
     if args.command == "token":
         return asyncio.run(_token(args, config))
+    if args.command == "targets":
+        try:
+            return asyncio.run(targets_cli.run(args, config))
+        except ConfigError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return BAD_INPUT
+    if args.command == "reanalyze":
+        return asyncio.run(_reanalyze(args, config))
     try:
         _check_geoip(config)
     except ConfigError as exc:

@@ -49,6 +49,11 @@ class TargetListsConfig:
     directory: str | None = None
     # The list every country gets, relative to the directory.
     global_list: str = "curated/global.csv"
+    # List health (collector.api.list_health): an entry whose control fetches have all failed
+    # over this many days is flagged for the operator.
+    health_days: float = checked(7.0, positive)
+    # How often the health of the lists is saved to the database (when it changed).
+    health_save_interval: float = duration_field(60.0, positive)
 
 
 @dataclass(frozen=True, slots=True)

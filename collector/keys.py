@@ -11,6 +11,7 @@ from collector.metrics.exposition import ExpositionRegistry
 
 if TYPE_CHECKING:
     from collector.api.geoip import GeoIP
+    from collector.api.list_health import ListHealth
     from collector.api.pseudonyms import ReadAccess
     from collector.api.ratelimit import RateLimiter
     from collector.api.target_lists import ServedLists
@@ -45,3 +46,4 @@ served_lists_key: web.AppKey[ServedLists | None] = web.AppKey("served_lists")
 names_key: web.AppKey[NetworkNames] = web.AppKey("names")
 categories_key: web.AppKey[Mapping[str, str]] = web.AppKey("categories")
 read_access_key: web.AppKey[ReadAccess] = web.AppKey("read_access")
+list_health_key: web.AppKey[ListHealth | None] = web.AppKey("list_health")

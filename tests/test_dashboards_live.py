@@ -24,7 +24,8 @@ import yaml
 from collector.notify.config import Notifications, Retry, Webhook
 from dashboards import build
 from tests.helpers.fleet import fleet_events, running_collector
-from tests.helpers.monitoring import binary, free_port, prometheus, query
+from tests.helpers.monitoring import binary, prometheus, query
+from tests.helpers.ports import free_port
 from tests.helpers.servers import serve_app
 
 ROOT = Path(__file__).resolve().parent.parent

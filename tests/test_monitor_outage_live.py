@@ -30,8 +30,9 @@ from collector.detect.params import BlockParams, DetectionConfig, SilenceParams
 from collector.notify.config import Notifications, Webhook
 from probe.core.measurement import envelope
 from probe.nettests.connectivity import ladder as connectivity
-from tests.helpers.collector import SwitchableCollector, free_port, issue_token
+from tests.helpers.collector import SwitchableCollector, issue_token
 from tests.helpers.fleet import web_measurement
+from tests.helpers.ports import free_port
 from tests.helpers.servers import serve_app
 
 BIN = 2.0

@@ -6,67 +6,33 @@ process on a loopback port and is also the control vantage.
 
 from __future__ import annotations
 
-import asyncio
 import json
-import socket
-import sys
 from pathlib import Path
 
 import aiohttp
 import trustme
 
+from tests.helpers.collector_process import cli, serve
+from tests.helpers.processes import run_python
 from tests.helpers.servers import page_app, serve_app, server_context
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-async def run(*args: str) -> tuple[int, str, str]:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-    out, err = await asyncio.wait_for(process.communicate(), 60)
-    assert process.returncode is not None
-    return process.returncode, out.decode(), err.decode()
-
-
-async def wait_healthy(base: str) -> None:
-    async with aiohttp.ClientSession() as session:
-        for _ in range(100):
-            try:
-                async with session.get(base + "/healthz") as response:
-                    if response.status == 200:
-                        return
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.1)
-    raise AssertionError("collector did not become healthy")
-
-
 async def test_probe_to_collector_to_metrics(tmp_path: Path, ca: trustme.CA, ca_file: str) -> None:
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
     database = tmp_path / "kuzot.sqlite"
     config = tmp_path / "collector.yaml"
     config.write_text(
-        f"listen: 127.0.0.1:{port}\ndatabase: {database}\n"
+        f"database: {database}\n"
         f"control: {{allow_private_addresses: true, ca_file: {ca_file}}}\n")
-    code, token, err = await run("-m", "collector", "token", "issue", "--probe-id", "p1",
-                                 "--config", str(config))
+    code, token, err = await cli("token", "issue", "--probe-id", "p1", "--config", str(config))
     assert code == 0, err
     token = token.strip()
-    collector = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "collector", "serve", "--config", str(config),
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
-    try:
-        await wait_healthy(base)
+    async with serve("--config", str(config)) as collector:
+        base = collector.base
         async with serve_app(page_app(), server_context(ca, "localhost")) as site_port:
             url = f"https://localhost:{site_port}/"
-            code, out, err = await run("-m", "probe", "check", url, "--control", base,
-                                       "--ca-file", ca_file, "--json", "--cc", "KG",
-                                       "--asn", "AS8449")
+            code, out, err = await run_python("-m", "probe", "check", url, "--control", base,
+                                              "--ca-file", ca_file, "--json", "--cc", "KG",
+                                              "--asn", "AS8449")
         assert code == 0, err
         measurement = json.loads(out)
         assert measurement["test_name"] == "web_connectivity"
@@ -94,9 +60,8 @@ async def test_probe_to_collector_to_metrics(tmp_path: Path, ca: trustme.CA, ca_
         assert line in metrics
         assert "kuzot_measurements_stored 1.0" in metrics
         assert [m["uid"] for m in listed] == [measurement["measurement_uid"]]
-    finally:
-        collector.terminate()
-        await collector.wait()
+        collector.process.terminate()
+        await collector.process.wait()
     # Durable: the row is in the SQLite file after the collector has gone.
     import sqlite3
 

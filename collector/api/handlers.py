@@ -326,6 +326,9 @@ async def control_view(request: web.Request) -> web.Response:
     finally:
         gate.leave()
     metrics.control_requests.labels("ok").inc()
+    from collector.api.list_health_web import note_control  # it imports this module
+
+    note_control(request.app, url, view)
     return web.json_response(view)
 
 

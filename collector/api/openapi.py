@@ -2,7 +2,7 @@
 
 Built from the same constants the implementation uses (verdicts, axes, rejection reasons,
 query parameters), and checked against the running application by
-``tests/collector/test_openapi.py``: every route is documented, every documented parameter is
+``tests/collector/api/test_openapi.py``: every route is documented, every documented parameter is
 accepted and others are refused, and every response validates against its schema.
 """
 
@@ -22,6 +22,7 @@ from collector.api.query import (
     PARAMETERS,
 )
 from collector.api.validate import KNOWN_TESTS, REASONS
+from collector.events import kinds
 from collector.events.i18n import LANGUAGES
 from collector.store import COUNT_COLUMNS, VERDICTS
 
@@ -79,6 +80,22 @@ def _schemas() -> dict[str, Any]:
             "analysis_version": {"type": "integer", "minimum": 1, "maximum": 1_000_000,
                                  "description":
                                  "The version of the probe's verdict rules (absent: 1)."},
+            "evidence_fields": {
+                "type": "object",
+                "description": "The evidence as typed fields (probe.core.evidence); absent "
+                               "in measurements recorded before it existed.",
+                "properties": {
+                    **{name: {"type": ["string", "null"]} for name in (
+                        "failure", "control_failure", "blockpage", "confirmed", "issuer",
+                        "certificate_sha256")},
+                    "failed_layer": {"enum": ["dns", "tcp", "tls", "http", None]},
+                    "control_unavailable": {"type": "boolean"},
+                    "dns_inconsistent": {"type": "boolean"},
+                    **{name: {"type": ["number", "null"], "exclusiveMinimum": 0} for name in (
+                        "slowdown", "goodput_ratio", "handshake_ratio")},
+                    "goodput_comparable": {"type": ["boolean", "null"]},
+                },
+            },
         },
     }
     row_properties: dict[str, Any] = {
@@ -224,7 +241,7 @@ def _schemas() -> dict[str, Any]:
                          "asns", "targets", "mechanism", "probes", "evidence"],
             "properties": {
                 "id": {"type": ["string", "integer"]},
-                "kind": {"enum": ["shutdown", "block", "throttling", "monitor_outage"]},
+                "kind": {"enum": list(kinds.ALL)},
                 "tier": {"enum": ["suspected", "likely", "confirmed"]},
                 "status": {"enum": ["open", "closed"]},
                 "start": {"type": "string"}, "end": {"type": ["string", "null"]},
@@ -255,11 +272,35 @@ def _schemas() -> dict[str, Any]:
                         "baseline": _NULLABLE_STR,
                         "interval_s": {"type": ["number", "null"], "description":
                                        "The entry's cadence; null: the probe's own."},
-                        "priority": {"enum": ["high", "normal"], "description":
-                                     "high: measured at the probe's cadence; normal: has a "
-                                     "cadence of its own."},
+                        "priority": {"enum": ["high", "normal", "low"], "description":
+                                     "high: measured at the probe's cadence (no cadence of "
+                                     "its own, or the operator's override); normal: the "
+                                     "probe paces it by its category; low: the operator's "
+                                     "override, only in the rotating sample."},
                         "date_added": _NULLABLE_STR, "source": _NULLABLE_STR,
                         "notes": _NULLABLE_STR,
+                    },
+                }},
+            },
+        },
+        "TargetHealth": {
+            "type": "object", "required": ["days", "probe_cc", "counts", "entries"],
+            "properties": {
+                "days": {"type": "number"}, "probe_cc": _NULLABLE_STR,
+                "counts": {"type": "object", "additionalProperties": {"type": "integer"}},
+                "entries": {"type": "array", "items": {
+                    "type": "object",
+                    "required": ["url", "cc", "category", "status", "failing_days",
+                                 "failing_since", "last_ok", "last_failed", "last_failure",
+                                 "failures"],
+                    "properties": {
+                        "url": {"type": "string"}, "cc": {"type": "string"},
+                        "category": {"type": "string"},
+                        "status": {"enum": ["flagged", "failing", "unchecked", "ok"]},
+                        "failing_days": {"type": "number"},
+                        "failing_since": _NULLABLE_STR, "last_ok": _NULLABLE_STR,
+                        "last_failed": _NULLABLE_STR, "last_failure": _NULLABLE_STR,
+                        "failures": {"type": "integer"},
                     },
                 }},
             },
@@ -428,6 +469,28 @@ def document() -> dict[str, Any]:
                     "503": _error("The database is unavailable."),
                 },
             }},
+            "/api/v1/targets/health": {"get": {
+                "operationId": "targetListHealth",
+                "summary": "List health: per served entry, whether the control vantage's "
+                           "fetches of it work; flagged when all failed over `days` days "
+                           "(site gone, moved, parked, or refusing the control).",
+                "security": bearer,
+                "parameters": [
+                    {"name": "probe_cc", "in": "query", "required": False, "example": "KG",
+                     "schema": {"type": "string", "pattern": "^[A-Z]{2}$"}},
+                    {"name": "days", "in": "query", "required": False, "description":
+                     "Flag entries failing for at least this many days (default "
+                     "target_lists.health_days).", "schema": {"type": "number"}},
+                    {"name": "status", "in": "query", "required": False, "schema": {
+                        "enum": ["flagged", "failing", "unchecked", "ok"]}}],
+                "responses": {
+                    "200": _json(_ref("TargetHealth"), "Entries, flagged ones first."),
+                    "400": _error("A bad probe_cc, days or status."),
+                    "401": _error("No bearer token."),
+                    "403": _error("Unknown or revoked token."),
+                    "404": _error("No lists are served (target_lists.directory is not set)."),
+                },
+            }},
             "/api/v1/openapi.json": {"get": {
                 "operationId": "openapi", "summary": "This document.",
                 "responses": {"200": _json({"type": "object"}, "OpenAPI 3.1 document.")},
@@ -448,6 +511,27 @@ def document() -> dict[str, Any]:
                 "responses": {"200": {"description": "HTML page.", "content": {
                     "text/html": {"schema": {"type": "string"}}}},
                     "400": _error("An unknown or malformed parameter.")},
+            }},
+            "/targets/health": {"get": {
+                "operationId": "targetListHealthPage",
+                "summary": "The list health as a plain page (same parameters).",
+                "security": bearer,
+                "parameters": [
+                    {"name": "probe_cc", "in": "query", "required": False, "example": "KG",
+                     "schema": {"type": "string", "pattern": "^[A-Z]{2}$"}},
+                    {"name": "days", "in": "query", "required": False, "description":
+                     "Flag entries failing for at least this many days (default "
+                     "target_lists.health_days).", "schema": {"type": "number"}},
+                    {"name": "status", "in": "query", "required": False, "schema": {
+                        "enum": ["flagged", "failing", "unchecked", "ok"]}}],
+                "responses": {
+                    "200": {"description": "HTML page.", "content": {
+                        "text/html": {"schema": {"type": "string"}}}},
+                    "400": _error("A bad probe_cc, days or status."),
+                    "401": _error("No bearer token."),
+                    "403": _error("Unknown or revoked token."),
+                    "404": _error("No lists are served (target_lists.directory is not set)."),
+                },
             }},
             "/events/{event_id}": {"get": {
                 "operationId": "eventPage",

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from collector.events import kinds
 from collector.store import (
     AXES,
     COUNT_COLUMNS,
@@ -42,7 +43,7 @@ EVENT_PARAMS = ("since", "until", "cc", "probe_cc", "asn", "probe_asn", "kind", 
 # The status page, event pages and the Atom feed (collector.handlers).
 PAGE_PARAMS = ("lang",)
 FEED_PARAMS = ("cc", "lang")
-EVENT_CHOICES = {"kind": ("shutdown", "block", "throttling", "monitor_outage"),
+EVENT_CHOICES = {"kind": kinds.ALL,
                  "status": ("open", "closed"),
                  "tier": ("suspected", "likely", "confirmed")}
 # Axis names: ours and OONI's (measurement_start_day, probe_cc, probe_asn, category_code).

@@ -31,6 +31,8 @@ from typing import Any
 from collector.api.geoip import Location, place
 from collector.config import Limits
 from collector.store import TIME_FORMAT, VERDICTS, StoredMeasurement
+from probe.core.evidence import Evidence
+from probe.core.record import ModelError
 from probe.core.scrub import Predicate, same_address, scrub_document
 
 KNOWN_TESTS = frozenset({
@@ -185,6 +187,11 @@ def _analysis(keys: dict[str, Any]) -> tuple[str | None, str | None, str | None]
     evidence = analysis.get("evidence", [])
     if not (isinstance(evidence, list) and all(isinstance(e, str) for e in evidence)):
         raise Invalid("analysis", "test_keys.analysis.evidence: a list of strings")
+    if "evidence_fields" in analysis:
+        try:
+            Evidence.from_wire(analysis["evidence_fields"], "test_keys.analysis.evidence_fields")
+        except ModelError as exc:
+            raise Invalid("analysis", str(exc)) from exc
     if "analysis_version" in analysis:
         version = analysis["analysis_version"]
         if not (isinstance(version, int) and not isinstance(version, bool) and

@@ -9,10 +9,13 @@ the one place where detection meets the store. Modules:
 * ``collapse``: shutdowns as all-target collapse of a network;
 * ``blocking``: per (ASN, target) blocks; ``throttling``: targeted and generalized slowdowns;
 * ``baseline``, ``streak``, ``stats``: inpainted baselines, hysteresis, small-count statistics;
-* ``tracker``: clustering into events, tiers, in-place updates;
+* ``detector``: the ``Detector`` base class and the bin and fleet views it is handed;
+  ``registry``: ``DETECTORS``, the detectors the engine runs, in order;
+* ``tracker``: clustering into events, tiers (with the corroboration hook), in-place updates;
+* ``saved``: reading saved state back (named fields, and version 2's positional lists);
 * ``windows``: event windows (sensitive dates) that freeze baselines;
 * ``monitor``: the monitor's own outages (collector down, control unreachable for everyone);
-* ``engine``: all of the above as one serializable state machine;
+* ``engine``: the registry run over observations, as one serializable state machine;
 * ``params``: the ``detection:`` config section with documented defaults.
 """
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from collector.detect.params import ThrottleParams
+from collector.detect.saved import mapping, maybe_number, numbers
 from collector.detect.stats import median
 
 HOUR = 3600.0
@@ -42,15 +43,31 @@ class HourlyBaseline:
                 "anomalous_since": self.anomalous_since}
 
     @classmethod
-    def from_state(cls, data: dict[str, object]) -> HourlyBaseline:
-        slots = data["slots"]
-        values = data["values"]
-        assert isinstance(slots, dict) and isinstance(values, list)
-        hour, since = data["hour"], data["anomalous_since"]
-        return cls(slots={int(k): [list(map(float, p)) for p in v] for k, v in slots.items()},
-                   hour=None if hour is None else float(hour),  # type: ignore[arg-type]
-                   values=[float(v) for v in values], frozen=bool(data["frozen"]),
-                   anomalous_since=None if since is None else float(since))  # type: ignore[arg-type]
+    def from_state(cls, data: object) -> HourlyBaseline:
+        d = mapping(data)
+        return cls(slots={int(k): [numbers(p) for p in v]
+                          for k, v in mapping(d["slots"]).items()},
+                   hour=maybe_number(d["hour"]), values=numbers(d["values"]),
+                   frozen=bool(d["frozen"]), anomalous_since=maybe_number(d["anomalous_since"]))
+
+
+@dataclass(slots=True)
+class Baselines:
+    """The hourly baselines the bin detectors share: handshake time per (network, target),
+    ``"cc|asn|target"``, and each probe's slowness over those, by probe id."""
+
+    targets: dict[str, HourlyBaseline] = field(default_factory=dict)
+    probes: dict[str, HourlyBaseline] = field(default_factory=dict)
+
+    def to_state(self) -> dict[str, object]:
+        return {"targets": {k: b.to_state() for k, b in self.targets.items()},
+                "probes": {k: b.to_state() for k, b in self.probes.items()}}
+
+    @classmethod
+    def from_state(cls, data: object) -> Baselines:
+        d = mapping(data)
+        return cls({str(k): HourlyBaseline.from_state(v) for k, v in mapping(d["targets"]).items()},
+                   {str(k): HourlyBaseline.from_state(v) for k, v in mapping(d["probes"]).items()})
 
 
 def _slot(t: float) -> int:

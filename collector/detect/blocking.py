@@ -39,13 +39,18 @@ recently.
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any, NamedTuple
 
+from collector.detect.detector import Detector, SettledBin, load_series
 from collector.detect.model import LIKELY, NONE, SUSPECTED, Signal
-from collector.detect.params import BlockParams, TierParams
+from collector.detect.params import BlockParams, DetectionConfig, TierParams
+from collector.detect.saved import counts, integer, mapping, maybe_number, number, record, texts
 from collector.detect.stats import wilson_lower
+from collector.events.kinds import BLOCK
 
 MAX_FINGERPRINTS = 8
 STALE_CYCLES = 3.0  # a probe silent for three of its cycles no longer speaks for the target
@@ -62,16 +67,31 @@ class BlockRun:
     fingerprint: str | None
 
 
+class Round(NamedTuple):
+    """One probe's vote for one bin, as a series remembers it (saved as a list)."""
+
+    t: float
+    blocked: int  # 1 when the round was blocked
+    mechanism: str
+    fingerprint: str | None
+
+    @classmethod
+    def from_state(cls, data: object) -> Round:
+        d = record(data, cls._fields)
+        return cls(number(d["t"]), integer(d["blocked"]), str(d["mechanism"]),
+                   None if d["fingerprint"] is None else str(d["fingerprint"]))
+
+
 @dataclass(slots=True)
 class ProbeTrack:
-    runs: list[list[object]] = field(default_factory=list)  # last two [t, blocked, mech, fp]
+    runs: list[Round] = field(default_factory=list)  # the last two rounds
     chronic: bool = False
 
     def times(self) -> list[float]:
-        return [float(r[0]) for r in self.runs]  # type: ignore[arg-type]
+        return [r.t for r in self.runs]
 
     def blocked(self) -> list[bool]:
-        return [bool(r[1]) for r in self.runs]
+        return [bool(r.blocked) for r in self.runs]
 
 
 @dataclass(slots=True)
@@ -86,22 +106,24 @@ class BlockSeries:
     mechanisms: dict[str, int] = field(default_factory=dict)
     fingerprints: list[str] = field(default_factory=list)
 
-    def to_state(self) -> list[object]:
-        return [{p: [t.runs, t.chronic] for p, t in self.probes.items()}, self.onset, self.runs,
-                self.blocked, self.blocked_probes, self.mechanisms, self.fingerprints]
+    def to_state(self) -> dict[str, object]:
+        return {"probes": {p: {"runs": [list(r) for r in t.runs], "chronic": t.chronic}
+                           for p, t in self.probes.items()},
+                "onset": self.onset, "runs": self.runs, "blocked": self.blocked,
+                "blocked_probes": self.blocked_probes, "mechanisms": self.mechanisms,
+                "fingerprints": self.fingerprints}
 
     @classmethod
-    def from_state(cls, data: list[object]) -> BlockSeries:
-        probes, onset, runs, blocked, blocked_probes, mechanisms, fingerprints = data
-        assert isinstance(probes, dict) and isinstance(blocked_probes, list)
-        assert isinstance(mechanisms, dict) and isinstance(fingerprints, list)
-        assert onset is None or isinstance(onset, int | float)
-        assert isinstance(runs, int) and isinstance(blocked, int)
-        return cls({p: ProbeTrack([list(r) for r in v[0]], bool(v[1]))
-                    for p, v in probes.items()},
-                   None if onset is None else float(onset), runs, blocked,
-                   [str(p) for p in blocked_probes], dict(mechanisms),
-                   [str(f) for f in fingerprints])
+    def from_state(cls, data: object) -> BlockSeries:
+        d = record(data, ("probes", "onset", "runs", "blocked", "blocked_probes",
+                          "mechanisms", "fingerprints"))
+        probes = {}
+        for probe_id, saved_track in mapping(d["probes"]).items():
+            track = record(saved_track, ("runs", "chronic"))
+            probes[str(probe_id)] = ProbeTrack([Round.from_state(r) for r in track["runs"]],
+                                               bool(track["chronic"]))
+        return cls(probes, maybe_number(d["onset"]), integer(d["runs"]), integer(d["blocked"]),
+                   texts(d["blocked_probes"]), counts(d["mechanisms"]), texts(d["fingerprints"]))
 
     def idle(self) -> bool:
         """Nothing worth keeping: no episode, no chronic probe, no blocked run in memory."""
@@ -162,8 +184,8 @@ def step(series: BlockSeries, runs: Sequence[BlockRun], now: float, cc: str, asn
     """
     for vote in bin_votes(runs):
         track = series.probes.setdefault(vote.probe_id, ProbeTrack())
-        track.runs = (track.runs + [[vote.t, int(vote.blocked), vote.mechanism,
-                                     vote.fingerprint]])[-2:]
+        track.runs = (track.runs + [Round(vote.t, int(vote.blocked), vote.mechanism,
+                                          vote.fingerprint)])[-2:]
         if series.onset is not None and not track.chronic:
             series.runs += 1
             if vote.blocked:
@@ -186,13 +208,12 @@ def step(series: BlockSeries, runs: Sequence[BlockRun], now: float, cc: str, asn
             series.blocked_probes, series.mechanisms, series.fingerprints = [], {}, []
             for probe_id, track in voters.items():
                 for t, blocked, mechanism, fingerprint in track.runs:
-                    if float(t) < series.onset:  # type: ignore[arg-type]
+                    if t < series.onset:
                         continue
                     series.runs += 1
                     if blocked:
-                        _count_blocked(series, BlockRun(probe_id, float(t),  # type: ignore[arg-type]
-                                                        True, str(mechanism),
-                                                        fingerprint))  # type: ignore[arg-type]
+                        _count_blocked(series, BlockRun(probe_id, t, True, mechanism,
+                                                        fingerprint))
         else:
             # No episode: a probe blocked in both of its last rounds is its own baseline.
             for track in series.probes.values():
@@ -205,8 +226,7 @@ def step(series: BlockSeries, runs: Sequence[BlockRun], now: float, cc: str, asn
         clean = _clean(settled, params) or (len(settled) - 1 >= needed and
                                             _clean(settled[:-1], params))
         if len(settled) >= needed and clean:
-            recovered_at = min(float(r[0]) for t in settled  # type: ignore[arg-type]
-                               for r in t.runs if not r[1])
+            recovered_at = min(r.t for t in settled for r in t.runs if not r.blocked)
     return _signal(series, voters, latest, last_two, recovered_at, now, cc, asn, target,
                    active_probes, params, tiers)
 
@@ -250,7 +270,7 @@ def _signal(series: BlockSeries, voters: dict[str, ProbeTrack], latest: list[boo
         layer, mechanism = layer_text or None, mechanism_text or None
     known = [f for f in series.fingerprints if is_known_fingerprint(f, params)]
     signal = Signal(
-        kind="block", detector="block", cc=cc, asn=asn, target=target, level=level, at=now,
+        kind=BLOCK, detector="block", cc=cc, asn=asn, target=target, level=level, at=now,
         onset=onset if level else None, recovered_at=recovered_at, asns=(asn,),
         probes=tuple(series.blocked_probes), mechanism=mechanism, layer=layer,
         fingerprint=known[0] if known else None,
@@ -260,3 +280,52 @@ def _signal(series: BlockSeries, voters: dict[str, ProbeTrack], latest: list[boo
     if recovered_at is not None:
         series.onset = None
     return signal
+
+
+class BlockDetector(Detector):
+    """Blocking per (ASN, target), in every settled bin, on healthy probes' usable runs."""
+
+    name = "block"
+    state_version = 2  # 2: persistence counted in rounds (one vote per probe and bin)
+    convertible = True  # rounds keep their times; thresholds apply afresh at the next bin
+    legacy_table = "blocks"
+
+    def __init__(self, config: DetectionConfig) -> None:
+        super().__init__(config)
+        self.series: dict[str, BlockSeries] = {}
+
+    @staticmethod
+    def shape(config: DetectionConfig) -> Mapping[str, Any]:
+        return {"block": dataclasses.asdict(config.block),
+                "tiers": dataclasses.asdict(config.tiers)}
+
+    def judge_bin(self, b: SettledBin) -> list[Signal]:
+        signals = []
+        for (asn, target), target_runs in sorted(b.runs.items()):
+            cc = target_runs[0].cc
+            if (cc, asn) in b.collapsed:
+                continue
+            usable = [BlockRun(r.probe_id, r.t, r.outcome == "blocked",
+                               f"{r.layer or ''}:{r.mechanism or ''}", r.fingerprint)
+                      for r in target_runs if b.healthy.get(r.probe_id)
+                      and r.outcome in ("ok", "blocked", "throttled")]
+            key = f"{cc}|{asn}|{target}"
+            series = self.series.get(key)
+            if series is None and not any(r.blocked for r in usable):
+                continue
+            if not usable:
+                continue
+            series = self.series.setdefault(key, BlockSeries())
+            signal = step(series, usable, b.end, cc, asn, target, b.active.get((cc, asn), 0),
+                          self.config.block, self.config.tiers)
+            if series.idle() and signal.level == NONE and not b.is_open(signal.key):
+                del self.series[key]
+            signals.append(signal)
+        return signals
+
+    def to_state(self) -> dict[str, Any]:
+        return {"version": self.state_version,
+                "series": {k: s.to_state() for k, s in self.series.items()}}
+
+    def load_state(self, data: Mapping[str, Any]) -> None:
+        self.series = load_series(data, BlockSeries.from_state)

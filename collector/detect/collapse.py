@@ -20,11 +20,17 @@ in time order; ``active_probes`` is the ASN's number of probes heard from recent
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
+from collector.detect.detector import Detector, SettledBin, forget_if_idle, load_series
 from collector.detect.model import LIKELY, NONE, SUSPECTED, Signal
-from collector.detect.params import CollapseParams, TierParams
+from collector.detect.params import CollapseParams, DetectionConfig, TierParams
+from collector.detect.saved import record, texts
 from collector.detect.streak import Streak
+from collector.events.kinds import SHUTDOWN
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,14 +47,13 @@ class CollapseSeries:
     streak: Streak = field(default_factory=Streak)
     probes: list[str] = field(default_factory=list)  # collapsed during the run
 
-    def to_state(self) -> list[object]:
-        return [self.streak.to_state(), self.probes]
+    def to_state(self) -> dict[str, object]:
+        return {"streak": self.streak.to_state(), "probes": self.probes}
 
     @classmethod
-    def from_state(cls, data: list[object]) -> CollapseSeries:
-        streak, probes = data
-        assert isinstance(streak, list) and isinstance(probes, list)
-        return cls(Streak.from_state(streak), [str(p) for p in probes])
+    def from_state(cls, data: object) -> CollapseSeries:
+        d = record(data, ("streak", "probes"))
+        return cls(Streak.from_state(d["streak"]), texts(d["probes"]))
 
 
 def probe_collapsed(tried: int, failed: int, ladder_offline: bool,
@@ -79,9 +84,62 @@ def step(series: CollapseSeries, b: CollapseBin, cc: str, asn: str, active_probe
         elif len(series.probes) >= tiers.floor:
             level = SUSPECTED
     return Signal(
-        kind="shutdown", detector="collapse", cc=cc, asn=asn, target=None, level=level,
+        kind=SHUTDOWN, detector="collapse", cc=cc, asn=asn, target=None, level=level,
         at=b.end, onset=streak.run_start if level else None,
         recovered_at=streak.recovered(tiers.exit_bins), asns=(asn,),
         probes=tuple(series.probes),
         stats={"collapsed": len(b.collapsed), "reporting": len(b.reporting),
                "offline_ladders": b.offline_ladders, "bins": streak.hot_bins})
+
+
+class CollapseDetector(Detector):
+    """All-target collapse per network, judged in every settled bin (first in the registry: a
+    collapsed network contributes nothing to the per-target detectors in that bin)."""
+
+    name = "collapse"
+    state_version = 1
+    legacy_table = "collapses"
+
+    def __init__(self, config: DetectionConfig) -> None:
+        super().__init__(config)
+        self.series: dict[str, CollapseSeries] = {}
+
+    @staticmethod
+    def shape(config: DetectionConfig) -> Mapping[str, Any]:
+        return {"bin": config.block.bin, "collapse": dataclasses.asdict(config.collapse),
+                "tiers": dataclasses.asdict(config.tiers)}
+
+    def judge_bin(self, b: SettledBin) -> list[Signal]:
+        config = self.config
+        signals = []
+        for (cc, asn), probe_ids in sorted(b.networks().items()):
+            if (cc, asn) in b.partial:
+                continue  # judged already: one probe's late backlog is no network verdict
+            collapsed = tuple(sorted(
+                p for p in probe_ids if probe_collapsed(
+                    b.probes[p].tried, b.probes[p].failed, b.probes[p].ladder_offline,
+                    config.collapse)))
+            key = f"{cc}|{asn}"
+            series = self.series.get(key)
+            if series is None and not collapsed:
+                continue
+            series = self.series.setdefault(key, CollapseSeries())
+            the_bin = CollapseBin(
+                start=b.start, end=b.end, reporting=tuple(sorted(probe_ids)),
+                collapsed=collapsed,
+                offline_ladders=sum(b.probes[p].ladder_offline for p in collapsed))
+            signal = step(series, the_bin, cc, asn, b.active.get((cc, asn), 0),
+                          config.collapse, config.tiers)
+            signals.append(signal)
+            if len(collapsed) >= config.tiers.floor and \
+                    len(collapsed) >= config.collapse.network_share * len(probe_ids):
+                b.collapsed.add((cc, asn))
+            forget_if_idle(self.series, key, series.streak.run_start, signal, b.is_open)
+        return signals
+
+    def to_state(self) -> dict[str, Any]:
+        return {"version": self.state_version,
+                "series": {k: s.to_state() for k, s in self.series.items()}}
+
+    def load_state(self, data: Mapping[str, Any]) -> None:
+        self.series = load_series(data, CollapseSeries.from_state)

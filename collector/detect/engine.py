@@ -1,4 +1,4 @@
-"""The detection engine: every detector's state in one object, fed observations, asked to judge.
+"""The detection engine: observations in, the registered detectors run, events out.
 
 Pure: no I/O, no wall clock, no logging. The caller (``collector/pipeline.py`` in production,
 ``bench/`` and the tests elsewhere) feeds it
@@ -8,57 +8,65 @@ Pure: no I/O, no wall clock, no logging. The caller (``collector/pipeline.py`` i
 * ``add(observation)``: a ``Run`` or a ``LadderReading`` from ``extract``;
 
 and calls ``evaluate(now)``, which settles the bins that are complete (``block.bin`` wide,
-``block.settle`` after their end), runs the bin detectors on them in time order (collapse,
-generalized slowdown, then per (ASN, target) blocking and targeted throttling), tests heartbeat
-silence per ASN and per country at ``now``, folds every signal into the tracker and returns
-the events that changed. ``to_state``/``from_state`` serialize everything as JSON-ready data so
-the pipeline can persist it and resume.
+``block.settle`` after their end), hands each of them in time order to every detector of
+``registry.DETECTORS`` (``Detector.judge_bin``, one shared ``SettledBin``), then asks every
+detector about the fleet at ``now`` (``Detector.judge_time``: heartbeat silence), folds every
+signal into the tracker and returns the events that changed. The engine knows no detector by
+name: what a detector needs, it finds in the bin or fleet view, and it keeps and saves its
+own series. ``to_state``/``from_state`` serialize everything as JSON-ready named fields, each
+detector's part with its version, so the pipeline can persist it and resume.
 
-Order of precedence, so that one incident is reported once: a network whose probes collapsed in
-a bin contributes nothing to that bin's per-target series (a shutdown is not 60 blocks), and
-new block or throttling members are not opened on an ASN inside an open shutdown. A bin where
-the whole network is slow is neutral for targeted throttling (it is generalized).
+Order of precedence, so that one incident is reported once: the registry's order (a network
+whose probes collapsed in a bin contributes nothing to that bin's per-target series: a shutdown
+is not 60 blocks; a bin where the whole network is slow is neutral for targeted throttling),
+and new block or throttling members are not opened on an ASN inside an open shutdown.
 
-Bins are settled per network: an observation is late, counted in ``late`` and dropped from the
-bin detectors (ladder readings are still kept: they backfill shutdown starts), only when its
-network's bin has already been judged. A network that went dark has no bins judged meanwhile,
-so its probes' backlog, uploaded afterwards with the original timestamps, is judged in its own
-bins (blocks that began in the dark, the ladder's offline readings) while the other networks
-went on.
+Bins are settled per network: a network that went dark has no bins judged meanwhile, so its
+probes' backlog, uploaded afterwards with the original timestamps, is judged in its own bins
+(blocks that began in the dark, the ladder's offline readings) while the other networks went
+on. One probe's backlog in a network whose bins were judged without it (its uploads waited
+while the others reported) is judged in *partial* bins (``SettledBin.partial``): the block
+detector takes its rounds, the network-wide detectors skip the network. An observation is late,
+counted in ``late`` and dropped from the bin detectors, only when its probe's runs were already
+judged in that bin or a later one, or when it is a ladder reading of a judged bin (ladder
+readings are still kept: they backfill shutdown starts).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
-from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable
+from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from collector.detect import (
-    baseline,
-    blocking,
-    collapse,
-    ladder,
-    silence,
-    state_shapes,
-    throttling,
-)
-from collector.detect.model import LIKELY, NONE, SUSPECTED, Event, LadderReading, Run, Signal
+from collector.detect import ladder, state_shapes
+from collector.detect.baseline import Baselines
+from collector.detect.detector import Detector, FleetProbe, FleetView, ProbeBin, SettledBin
+from collector.detect.model import Event, LadderReading, Run, Signal
 from collector.detect.params import DetectionConfig
-from collector.detect.stats import median
-from collector.detect.tracker import Context, Tracker
+from collector.detect.registry import DETECTORS
+from collector.detect.saved import integer, mapping, maybe_number, record, texts
+from collector.detect.silence import Liveness, record_contact
+from collector.detect.tracker import TIER_RULES, Context, Tracker
 from collector.detect.windows import Calendar
+from collector.events.kinds import SHUTDOWN
 
 LADDER_KEEP = 2 * 86400.0  # ladder readings kept per probe for backfill
-STATE_VERSION = 2  # 2: each part saved with its shape (``state_shapes``)
+# 2: each part saved with its shape (``state_shapes``); 3: every part saves itself as named
+# fields, the detectors under "detectors" (state version 2's positional lists still load).
+STATE_VERSION = 3
+PROBE_FIELDS = ("cc", "asn", "live", "last_observation", "ladder")
+PROBE_BIN_FIELDS = ("cc", "asn", "ok", "tried", "failed", "ladder_offline")
+RUN_FIELDS = tuple(f.name for f in dataclasses.fields(Run))
 
 
 @dataclass(slots=True)
 class ProbeInfo:
     cc: str | None = None
     asn: str | None = None
-    live: silence.Liveness | None = None
+    live: Liveness | None = None
     last_observation: float | None = None
     ladder: list[list[Any]] = field(default_factory=list)  # [t, online, cause]
 
@@ -67,63 +75,71 @@ class ProbeInfo:
                              self.last_observation) if t is not None]
         return max(times) if times else None
 
+    def to_state(self) -> dict[str, Any]:
+        return {"cc": self.cc, "asn": self.asn,
+                "live": None if self.live is None else self.live.to_state(),
+                "last_observation": self.last_observation, "ladder": self.ladder}
 
-@dataclass(slots=True)
-class ProbeBin:
-    cc: str
-    asn: str
-    ok: set[str] = field(default_factory=set)
-    tried: int = 0
-    failed: int = 0
-    ladder_offline: bool = False
-
-
-@dataclass(slots=True)
-class GroupState:
-    """Heartbeat-silence state of one group (an ASN, or a whole country)."""
-
-    onset: float | None = None
-    probes: list[str] = field(default_factory=list)
-    asns: list[str] = field(default_factory=list)
-    level: int = NONE
-    not_firing_since: float | None = None
+    @classmethod
+    def from_state(cls, data: object) -> ProbeInfo:
+        d = record(data, PROBE_FIELDS)
+        return cls(cc=d["cc"], asn=d["asn"],
+                   live=None if d["live"] is None else Liveness.from_state(d["live"]),
+                   last_observation=maybe_number(d["last_observation"]),
+                   ladder=[list(r) for r in d["ladder"]])
 
 
-def _run_to_list(run: Run) -> list[Any]:
-    return [run.probe_id, run.cc, run.asn, run.target, run.t, run.outcome, run.layer,
-            run.mechanism, run.fingerprint, run.handshake, run.slowdown, run.failed,
-            run.control_failed]
+def _probe_bin_to_state(b: ProbeBin) -> dict[str, Any]:
+    return {"cc": b.cc, "asn": b.asn, "ok": sorted(b.ok), "tried": b.tried,
+            "failed": b.failed, "ladder_offline": b.ladder_offline}
 
 
-def _run_from_list(data: list[Any]) -> Run:
-    return Run(*data)
+def _probe_bin_from_state(data: object) -> ProbeBin:
+    d = record(data, PROBE_BIN_FIELDS)
+    return ProbeBin(str(d["cc"]), str(d["asn"]), set(texts(d["ok"])), integer(d["tried"]),
+                    integer(d["failed"]), bool(d["ladder_offline"]))
+
+
+def _run_to_state(run: Run) -> dict[str, Any]:
+    return {name: getattr(run, name) for name in RUN_FIELDS}
+
+
+def _run_from_state(data: object) -> Run:
+    if isinstance(data, list):  # state version 2: the leading fields, in order
+        return Run(*data)
+    return Run(**mapping(data))
 
 
 class Engine:
     """All detection state. See the module docstring for the contract."""
 
-    def __init__(self, config: DetectionConfig, calendar: Calendar | None = None) -> None:
+    def __init__(self, config: DetectionConfig, calendar: Calendar | None = None,
+                 detectors: Iterable[type[Detector]] = DETECTORS) -> None:
         self.config = config
         self.calendar = calendar or Calendar()
-        self.tracker = Tracker(config)
+        self.detectors: tuple[Detector, ...] = tuple(d(config) for d in detectors)
+        self.tracker = Tracker(config, (*[c for d in self.detectors
+                                          for c in d.corroborations()], *TIER_RULES))
         self.probes: dict[str, ProbeInfo] = {}
-        self.pending: dict[int, dict[str, Any]] = {}  # bin index -> {"runs": [...], ...}
+        self.pending: dict[int, dict[str, Any]] = {}  # bin index -> {"runs": {...}, ...}
         self.last_settled: int | None = None
         self.settled: dict[str, int] = {}  # "cc|asn" -> the network's last judged bin
         self.settled_default: int | None = None  # for a state saved before per-network bins
+        self.judged: dict[str, int] = {}  # probe -> the last bin judged with its runs in it
         self.prev_ok: dict[str, int] = {}
-        self.blocks: dict[str, blocking.BlockSeries] = {}
-        self.throttles: dict[str, throttling.ThrottleSeries] = {}
-        self.collapses: dict[str, collapse.CollapseSeries] = {}
-        self.slowdowns: dict[str, throttling.SlowdownSeries] = {}
-        self.target_baselines: dict[str, baseline.HourlyBaseline] = {}
-        self.probe_baselines: dict[str, baseline.HourlyBaseline] = {}
-        self.groups: dict[str, GroupState] = {}
+        self.baselines = Baselines()
         self.blind_until: float | None = None
         self.late = 0
         self.blind_evaluations = 0
         self.new_readings: set[str] = set()  # probes with ladder readings not yet backfilled
         self.state_changes: list[state_shapes.StateChange] = []  # made by from_state
+
+    def detector(self, name: str) -> Detector:
+        """The registered detector called ``name`` (KeyError if there is none)."""
+        for detector in self.detectors:
+            if detector.name == name:
+                return detector
+        raise KeyError(name)
 
     # -- input -----------------------------------------------------------------------------
 
@@ -144,20 +160,29 @@ class Engine:
     def contact(self, probe_id: str, t: float) -> None:
         info = self._probe(probe_id)
         if info.live is None:
-            info.live = silence.Liveness(first_seen=t, last_seen=t)
+            info.live = Liveness(first_seen=t, last_seen=t)
             return
         gap_start = info.live.last_seen
         counted = not (info.cc and (self.calendar.frozen(info.cc, gap_start)
                                     or self.calendar.frozen(info.cc, t)))
         if counted and t - gap_start > self.config.silence.heartbeat_interval:
             counted = probe_id not in self._silent_probes()
-        silence.record_contact(info.live, t, self.config.silence, counted)
+        record_contact(info.live, t, self.config.silence, counted)
+
+    def _firing(self) -> set[str]:
+        """Probes some detector holds as silent now."""
+        return set().union(*(d.silent_probes() for d in self.detectors))
 
     def _silent_probes(self) -> set[str]:
-        out = {p for g in self.groups.values() if g.onset is not None for p in g.probes}
-        return out | self.tracker.open_probes("shutdown")
+        return self._firing() | self.tracker.open_probes(SHUTDOWN)
 
-    def add(self, observation: Run | LadderReading) -> None:
+    def add(self, observation: object) -> None:
+        """Take one observation: runs and ladder readings are binned here; any other kind goes
+        to the detector that takes it (``Detector.observe``), or is refused (TypeError)."""
+        if not isinstance(observation, Run | LadderReading):
+            if not any(d.observe(observation) for d in self.detectors):
+                raise TypeError(f"no detector takes {type(observation).__name__}")
+            return
         info = self._probe(observation.probe_id)
         info.cc, info.asn = observation.cc, observation.asn
         info.last_observation = max(info.last_observation or observation.t, observation.t)
@@ -168,11 +193,21 @@ class Engine:
                 newest = max(r[0] for r in info.ladder)
                 info.ladder = [r for r in info.ladder if r[0] >= newest - LADDER_KEEP]
         index = math.floor(observation.t / self.config.block.bin)
-        done = self.settled.get(f"{observation.cc}|{observation.asn}", self.settled_default)
-        if done is not None and index <= done:
-            self.late += 1
-            return
+        network = f"{observation.cc}|{observation.asn}"
+        done = self.settled.get(network, self.settled_default)
+        partial = done is not None and index <= done
+        if partial:
+            # The network's bin was judged without this probe. Its runs after its own last
+            # judged bin (a backlog it uploads late) are judged apart, in a partial bin; a run of
+            # a bin that had its probe's runs already, and a ladder reading, come too late.
+            judged = self.judged.get(observation.probe_id)
+            if isinstance(observation, LadderReading) or (judged is not None
+                                                          and index <= judged):
+                self.late += 1
+                return
         pending = self.pending.setdefault(index, {"runs": {}, "probes": {}})
+        if partial:
+            pending.setdefault("partial", set()).add(network)
         probe_bin = pending["probes"].get(observation.probe_id)
         if probe_bin is None:
             probe_bin = pending["probes"][observation.probe_id] = ProbeBin(
@@ -208,7 +243,7 @@ class Engine:
         return Context(roles=self.config.networks, active_asns=per_cc_asns, windows=windows)
 
     def evaluate(self, now: float) -> list[Event]:
-        """Settle complete bins, test silence at ``now``; returns the events that changed."""
+        """Settle complete bins, judge the fleet at ``now``; returns the events that changed."""
         active, _ = self._active(now)
         asns_per_cc = dict(Counter(cc for cc, _ in active))
         signals: list[Signal] = []
@@ -217,11 +252,18 @@ class Engine:
             if (index + 1) * bin_width + self.config.block.settle > now:
                 break
             signals.extend(self._settle(index, active))
-        signals.extend(self._silence(now, active))
-        shutdown_asns = {cc: self.tracker.open_asns("shutdown", cc)
+        fleet = self._fleet(now, active)
+        if self._blind(fleet):
+            # Nearly every probe in every country went quiet at once: far likelier our own
+            # uplink than simultaneous national shutdowns. Judge nothing until we hear again.
+            self.blind_evaluations += 1
+        else:
+            for detector in self.detectors:
+                signals.extend(detector.judge_time(fleet))
+        shutdown_asns = {cc: self.tracker.open_asns(SHUTDOWN, cc)
                          for cc in {s.cc for s in signals}}
         kept = [s for s in signals
-                if s.kind == "shutdown" or self.tracker.is_open(s.key)
+                if s.kind == SHUTDOWN or self.tracker.is_open(s.key)
                 or s.asn not in shutdown_asns.get(s.cc, set())]
         context = self._context(now, asns_per_cc)
         # The ladder refines open shutdowns before the signals are folded in (a shutdown may
@@ -243,293 +285,60 @@ class Engine:
     # -- bins ------------------------------------------------------------------------------
 
     def _settle(self, index: int, active: dict[tuple[str, str], int]) -> list[Signal]:
+        """Judge one complete bin: every detector of the registry, in order, on one view."""
         pending = self.pending.pop(index)
         in_order = self.last_settled is None or index > self.last_settled
         self.last_settled = index if in_order else self.last_settled
         config = self.config
         start = index * config.block.bin
-        end = start + config.block.bin
         probe_bins: dict[str, ProbeBin] = pending["probes"]
-        runs: dict[tuple[str, str], list[Run]] = pending["runs"]
         healthy = {p: not b.ladder_offline and
                    len(b.ok) + self.prev_ok.get(p, 0) >= config.block.health_min_ok
                    for p, b in probe_bins.items()}
         ok_now = {p: len(b.ok) for p, b in probe_bins.items()}
         # A dark network's backlog judged late only updates its own probes.
         self.prev_ok = ok_now if in_order else {**self.prev_ok, **ok_now}
-        signals: list[Signal] = []
-        frozen_cc = {b.cc: self.calendar.frozen(b.cc, start) for b in probe_bins.values()}
-        for b in probe_bins.values():
+        for probe_id, b in probe_bins.items():
             network = f"{b.cc}|{b.asn}"
             self.settled[network] = max(index, self.settled.get(network, index))
-
-        # Collapse, per network.
-        networks: dict[tuple[str, str], list[str]] = defaultdict(list)
-        for probe_id, b in probe_bins.items():
-            networks[(b.cc, b.asn)].append(probe_id)
-        collapsed_networks = set()
-        for (cc, asn), probe_ids in sorted(networks.items()):
-            collapsed = tuple(sorted(
-                p for p in probe_ids if collapse.probe_collapsed(
-                    probe_bins[p].tried, probe_bins[p].failed, probe_bins[p].ladder_offline,
-                    config.collapse)))
-            key = f"{cc}|{asn}"
-            series = self.collapses.get(key)
-            if series is None and not collapsed:
-                continue
-            series = self.collapses.setdefault(key, collapse.CollapseSeries())
-            the_bin = collapse.CollapseBin(
-                start=start, end=end, reporting=tuple(sorted(probe_ids)), collapsed=collapsed,
-                offline_ladders=sum(probe_bins[p].ladder_offline for p in collapsed))
-            signal = collapse.step(series, the_bin, cc, asn, active.get((cc, asn), 0),
-                                   config.collapse, config.tiers)
-            signals.append(signal)
-            hot = len(collapsed) >= config.tiers.floor and \
-                len(collapsed) >= config.collapse.network_share * len(probe_ids)
-            if hot:
-                collapsed_networks.add((cc, asn))
-            self._forget_if_idle(self.collapses, key, series.streak.run_start, signal)
-
-        # Generalized slowdown, per network. Each healthy probe's slowness in this bin is the
-        # median over its targets of handshake / that target's baseline on this network (so
-        # the mix of targets it reached does not matter), judged against the probe's own
-        # history of that number (so a vantage that is always a little slower does not either).
-        slow_networks = set()
-        per_network_ratios: dict[tuple[str, str], dict[str, float]] = defaultdict(dict)
-        relative: dict[str, list[float]] = defaultdict(list)
-        for (asn, target), target_runs in runs.items():
-            base = self.target_baselines.get(f"{target_runs[0].cc}|{asn}|{target}")
-            expected = baseline.predict(base, start, config.throttle) if base else None
-            if not expected:
-                continue
-            for run in target_runs:
-                if healthy.get(run.probe_id) and run.handshake is not None:
-                    relative[run.probe_id].append(run.handshake / expected)
-        slowdown_open = {k for k in self.slowdowns if self.tracker.is_open(
-            f"slowdown|{k}|*")}
-        for probe_id, values in relative.items():
-            b = probe_bins[probe_id]
-            value = median(values)
-            assert value is not None
-            base = self.probe_baselines.setdefault(probe_id, baseline.HourlyBaseline())
-            expected = baseline.predict(base, start, config.throttle)
-            if expected:
-                per_network_ratios[(b.cc, b.asn)][probe_id] = value / expected
-            frozen = frozen_cc[b.cc] or f"{b.cc}|{b.asn}" in slowdown_open
-            baseline.add(base, start, value, config.throttle, frozen)
-        for (cc, asn), ratios in sorted(per_network_ratios.items()):
-            if (cc, asn) in collapsed_networks:
-                continue
-            key = f"{cc}|{asn}"
-            the_slow_bin = throttling.SlowdownBin(start=start, end=end, ratios=ratios)
-            if throttling.generally_slow(the_slow_bin, config.throttle, config.tiers):
-                slow_networks.add((cc, asn))
-            elif key not in self.slowdowns:
-                continue
-            series_s = self.slowdowns.setdefault(key, throttling.SlowdownSeries())
-            signal = throttling.step_slowdown(series_s, the_slow_bin, cc, asn,
-                                              active.get((cc, asn), 0), config.throttle,
-                                              config.tiers)
-            signals.append(signal)
-            self._forget_if_idle(self.slowdowns, key, series_s.streak.run_start, signal)
-
-        # Per (ASN, target): blocking and targeted throttling, healthy probes only.
-        for (asn, target), target_runs in sorted(runs.items()):
-            cc = target_runs[0].cc
-            if (cc, asn) in collapsed_networks:
-                continue
-            good = [r for r in target_runs if healthy.get(r.probe_id)]
-            if not good:
-                continue
-            key = f"{cc}|{asn}|{target}"
-            signals.extend(self._block_bin(key, cc, asn, target, good, end, active))
-            # Too few vantage points in the bin: the throttling detector pools it. A network
-            # inside a generalized slowdown is neutral even in a bin too sparse to show it.
-            slowdown = self.slowdowns.get(f"{cc}|{asn}")
-            generalized = (cc, asn) in slow_networks or (
-                slowdown is not None and slowdown.streak.run_start is not None)
-            signals.extend(self._throttle_bin(key, cc, asn, target, good, start, end,
-                                              active, generalized, frozen_cc[cc]))
+            self.judged[probe_id] = max(index, self.judged.get(probe_id, index))
+        partial = {(n.partition("|")[0], n.partition("|")[2]) for n in pending.get("partial", ())}
+        view = SettledBin(
+            index=index, start=start, end=start + config.block.bin, probes=probe_bins,
+            runs=pending["runs"], healthy=healthy,
+            frozen={b.cc: self.calendar.frozen(b.cc, start) for b in probe_bins.values()},
+            active=active, baselines=self.baselines, is_open=self.tracker.is_open,
+            partial=partial)
+        signals: list[Signal] = []
+        for detector in self.detectors:
+            signals.extend(detector.judge_bin(view))
         return signals
 
-    def _forget_if_idle(self, table: dict[str, Any], key: str, run_start: float | None,
-                        signal: Signal) -> None:
-        """Drop a series that holds nothing: no run, no open member. Keeps state small."""
-        if run_start is None and signal.level == NONE and not self.tracker.is_open(signal.key):
-            table.pop(key, None)
+    # -- the fleet at one moment -----------------------------------------------------------
 
-    def _block_bin(self, key: str, cc: str, asn: str, target: str, good: list[Run],
-                   end: float, active: dict[tuple[str, str], int]) -> list[Signal]:
-        usable = [blocking.BlockRun(r.probe_id, r.t, r.outcome == "blocked",
-                                    f"{r.layer or ''}:{r.mechanism or ''}", r.fingerprint)
-                  for r in good if r.outcome in ("ok", "blocked", "throttled")]
-        series = self.blocks.get(key)
-        if series is None and not any(r.blocked for r in usable):
-            return []
-        if not usable:
-            return []
-        series = self.blocks.setdefault(key, blocking.BlockSeries())
-        signal = blocking.step(series, usable, end, cc, asn, target, active.get((cc, asn), 0),
-                               self.config.block, self.config.tiers)
-        if series.idle() and signal.level == NONE and not self.tracker.is_open(signal.key):
-            del self.blocks[key]
-        return [signal]
+    def _fleet(self, now: float, active: dict[tuple[str, str], int]) -> FleetView:
+        probes = {p: FleetProbe(info.cc, info.asn, info.live) for p, info in self.probes.items()
+                  if info.live is not None and info.cc is not None and info.asn is not None}
+        blind_until = self.blind_until if self.blind_until is not None else -math.inf
+        return FleetView(now=now, probes=probes, blind_until=blind_until, active=active,
+                         is_open=self.tracker.is_open)
 
-    def _throttle_bin(self, key: str, cc: str, asn: str, target: str, good: list[Run],
-                      start: float, end: float, active: dict[tuple[str, str], int],
-                      generalized: bool, frozen_cc: bool) -> list[Signal]:
-        config = self.config.throttle
-        base = self.target_baselines.setdefault(key, baseline.HourlyBaseline())
-        expected = baseline.predict(base, start, config)
-        ratios: list[float] = []
-        slow_probes: set[str] = set()
-        counted_probes: set[str] = set()
-        throttled = 0
-        counted = 0
-        mechanisms: Counter[str] = Counter()
-        for run in good:
-            if run.outcome not in ("ok", "throttled"):
-                continue
-            ratio = run.slowdown
-            if ratio is None and run.handshake is not None and expected:
-                ratio = run.handshake / expected
-            is_throttled = run.outcome == "throttled"
-            counted += 1
-            counted_probes.add(run.probe_id)
-            if ratio is not None:
-                ratios.append(ratio)
-            if is_throttled:
-                throttled += 1
-                if run.mechanism:
-                    mechanisms[run.mechanism] += 1
-            if is_throttled or (ratio is not None and ratio >= config.warn_ratio):
-                slow_probes.add(run.probe_id)
-        series_open = self.tracker.is_open(f"throttle|{key}")
-        frozen = frozen_cc or series_open
-        for run in good:
-            # A run the probe itself judged throttled is an anomaly: it never trains the
-            # baseline, whatever the inpainting would have made of it.
-            if run.handshake is not None and run.outcome == "ok" and run.slowdown is None:
-                baseline.add(base, start, run.handshake, config, frozen)
-        series = self.throttles.get(key)
-        if counted == 0 or (series is None and not slow_probes):
-            return []
-        series = self.throttles.setdefault(key, throttling.ThrottleSeries())
-        the_bin = throttling.ThrottleBin(
-            start=start, end=end, runs=counted, ratios=tuple(ratios), throttled=throttled,
-            slow_probes=tuple(sorted(slow_probes)), mechanisms=dict(mechanisms),
-            generalized=generalized, probes=tuple(sorted(counted_probes)))
-        signal = throttling.step(series, the_bin, cc, asn, target, active.get((cc, asn), 0),
-                                 config, self.config.tiers)
-        if not series.holds():
-            self._forget_if_idle(self.throttles, key, None, signal)
-        return [signal]
-
-    # -- heartbeat silence -----------------------------------------------------------------
-
-    def _silence(self, now: float, active: dict[tuple[str, str], int]) -> list[Signal]:
+    def _blind(self, fleet: FleetView) -> bool:
+        """Whether nearly every probe in every country (two at least) went quiet at once."""
         config = self.config.silence
-        horizon = now - config.active_window
-        firing = {p for g in self.groups.values() if g.onset is not None for p in g.probes}
-        members: dict[str, list[silence.Member]] = defaultdict(list)
+        horizon = fleet.now - config.active_window
+        firing = self._firing()
+        minimum = config.heartbeat_interval + config.grace
         silent_per_cc: Counter[str] = Counter()
         total_per_cc: Counter[str] = Counter()
-        blind_until = self.blind_until if self.blind_until is not None else -math.inf
-        minimum = config.heartbeat_interval + config.grace
-        for probe_id, info in self.probes.items():
-            live = info.live
-            if live is None or info.cc is None or info.asn is None:
+        for probe_id, probe in fleet.probes.items():
+            if probe.live.last_seen < horizon and probe_id not in firing:
                 continue
-            if live.last_seen < horizon and probe_id not in firing:
-                continue
-            member = silence.Member(probe_id, info.asn, live)
-            members[f"{info.cc}|{info.asn}"].append(member)
-            members[f"{info.cc}|*"].append(member)
-            total_per_cc[info.cc] += 1
-            silent_per_cc[info.cc] += now - max(live.last_seen, blind_until) >= minimum
-        if len(total_per_cc) >= 2 and all(
-                silent_per_cc[cc] >= config.blind_share * n for cc, n in total_per_cc.items()):
-            # Nearly every probe in every country went quiet at once: far likelier our own
-            # uplink than simultaneous national shutdowns. Judge nothing until we hear again.
-            self.blind_evaluations += 1
-            return []
-        signals = []
-        for key in sorted(set(members) | {k for k, g in self.groups.items()
-                                          if g.onset is not None}):
-            group_members = members.get(key, [])
-            finding = silence.evaluate_group(group_members, now, blind_until, config,
-                                         self.config.tiers.floor)
-            state = self.groups.setdefault(key, GroupState())
-            signal = self._silence_signal(key, state, finding, group_members, now, active)
-            if signal is not None:
-                signals.append(signal)
-            if state.onset is None and finding is None:
-                self.groups.pop(key, None)
-        return signals
-
-    def _silence_signal(self, key: str, state: GroupState, finding: silence.Finding | None,
-                        group_members: list[silence.Member], now: float,
-                        active: dict[tuple[str, str], int]) -> Signal | None:
-        cc, _, asn_text = key.partition("|")
-        asn = None if asn_text == "*" else asn_text
-        config = self.config.silence
-        if finding is not None:
-            probes, asns = list(finding.probes), list(finding.asns)
-            if asn is None:
-                probes, asns = self._country_members(finding, active, cc)
-                if len(probes) < self.config.tiers.floor:
-                    finding = None
-        if finding is None:
-            if state.onset is None:
-                return None
-            if state.not_firing_since is None:
-                state.not_firing_since = now
-            if now - state.not_firing_since < self.config.tiers.exit_bins * config.bin:
-                return Signal(kind="shutdown", detector="silence", cc=cc, asn=asn, level=NONE,
-                              target=None, at=now, asns=tuple(state.asns),
-                              probes=tuple(state.probes))
-            returns = [info.live.resumed_at for p in state.probes
-                       if (info := self.probes.get(p)) and info.live
-                       and info.live.resumed_at is not None
-                       and state.onset <= info.live.resumed_at <= state.not_firing_since]
-            recovered_at = max(returns) if returns else state.not_firing_since
-            signal = Signal(kind="shutdown", detector="silence", cc=cc, asn=asn, level=NONE,
-                            target=None, at=now, recovered_at=recovered_at,
-                            asns=tuple(state.asns), probes=tuple(state.probes))
-            self.groups[key] = GroupState()
-            return signal
-        size = len(group_members)
-        level = LIKELY if finding.persisted and \
-            len(probes) >= self.config.tiers.likely_probes(size) else SUSPECTED
-        if state.onset is None:
-            state.onset = finding.onset
-        state.probes = sorted(set(state.probes) | set(probes))
-        state.asns = sorted(set(state.asns) | set(asns))
-        state.level = max(state.level, level)
-        state.not_firing_since = None
-        return Signal(kind="shutdown", detector="silence", cc=cc, asn=asn, level=level,
-                      target=None, at=now, onset=state.onset, asns=tuple(state.asns),
-                      probes=tuple(state.probes),
-                      stats={"p_value": float(f"{finding.p_value:.3g}"),
-                             "silent": len(finding.probes), "group": size,
-                             "silent_for": round(finding.silent_for)})
-
-    def _country_members(self, finding: silence.Finding, active: dict[tuple[str, str], int],
-                         cc: str) -> tuple[list[str], list[str]]:
-        """A country-level cluster names only the ASNs where at least half the probes are in
-        it, so one stray silent probe elsewhere does not widen an ASN outage to two networks."""
-        by_asn: dict[str, list[str]] = defaultdict(list)
-        for probe_id in finding.probes:
-            info = self.probes[probe_id]
-            if info.asn:
-                by_asn[info.asn].append(probe_id)
-        probes: list[str] = []
-        asns: list[str] = []
-        for asn, ids in sorted(by_asn.items()):
-            if len(ids) >= math.ceil(0.5 * max(1, active.get((cc, asn), len(ids)))):
-                probes.extend(ids)
-                asns.append(asn)
-        return sorted(probes), asns
+            total_per_cc[probe.cc] += 1
+            silent_per_cc[probe.cc] += \
+                fleet.now - max(probe.live.last_seen, fleet.blind_until) >= minimum
+        return len(total_per_cc) >= 2 and all(
+            silent_per_cc[cc] >= config.blind_share * n for cc, n in total_per_cc.items())
 
     # -- ladder ----------------------------------------------------------------------------
 
@@ -542,7 +351,7 @@ class Engine:
         slack = max(self.config.block.bin + self.config.block.settle,
                     silence_config.heartbeat_interval + silence_config.grace)
         for event in list(self.tracker.events.values()):
-            if event.kind != "shutdown":
+            if event.kind != SHUTDOWN:
                 continue
             probes = sorted({p for m in event.members.values() for p in m.probes})
             if event.id not in changed and not self.new_readings.intersection(probes):
@@ -572,23 +381,18 @@ class Engine:
         return {
             "version": STATE_VERSION,
             "shapes": state_shapes.shapes(self.config),
-            "probes": {p: [i.cc, i.asn, None if i.live is None else i.live.to_state(),
-                           i.last_observation, i.ladder] for p, i in self.probes.items()},
+            "probes": {p: i.to_state() for p, i in self.probes.items()},
             "pending": {str(k): {
-                "runs": [_run_to_list(r) for rs in v["runs"].values() for r in rs],
-                "probes": {p: [b.cc, b.asn, sorted(b.ok), b.tried, b.failed, b.ladder_offline]
-                           for p, b in v["probes"].items()}} for k, v in self.pending.items()},
+                "runs": [_run_to_state(r) for rs in v["runs"].values() for r in rs],
+                "probes": {p: _probe_bin_to_state(b) for p, b in v["probes"].items()},
+                "partial": sorted(v.get("partial", ()))}
+                for k, v in self.pending.items()},
             "last_settled": self.last_settled,
             "settled": self.settled,
+            "judged": self.judged,
             "prev_ok": self.prev_ok,
-            "blocks": {k: s.to_state() for k, s in self.blocks.items()},
-            "throttles": {k: s.to_state() for k, s in self.throttles.items()},
-            "collapses": {k: s.to_state() for k, s in self.collapses.items()},
-            "slowdowns": {k: s.to_state() for k, s in self.slowdowns.items()},
-            "target_baselines": {k: b.to_state() for k, b in self.target_baselines.items()},
-            "probe_baselines": {k: b.to_state() for k, b in self.probe_baselines.items()},
-            "groups": {k: [g.onset, g.probes, g.asns, g.level, g.not_firing_since]
-                       for k, g in self.groups.items()},
+            "baselines": self.baselines.to_state(),
+            "detectors": {d.name: d.to_state() for d in self.detectors},
             "blind_until": self.blind_until,
             "late": self.late,
             "blind_evaluations": self.blind_evaluations,
@@ -597,55 +401,56 @@ class Engine:
 
     @classmethod
     def from_state(cls, data: dict[str, Any], config: DetectionConfig,
-                   calendar: Calendar | None = None) -> Engine:
-        """Resume from ``to_state``'s data. Parts saved under other parameters or another code
-        version are converted or reset (``state_shapes``); ``state_changes`` says which, for
-        the caller to log and count."""
-        if data.get("version") not in (1, STATE_VERSION):
+                   calendar: Calendar | None = None,
+                   detectors: Iterable[type[Detector]] = DETECTORS) -> Engine:
+        """Resume from ``to_state``'s data (or a state of version 1 or 2). Parts saved under
+        other parameters or another code version are converted or reset (``state_shapes``);
+        ``state_changes`` says which, for the caller to log and count."""
+        version = data.get("version")
+        if version not in (1, 2, STATE_VERSION):
             raise ValueError("unknown detection state version")
-        engine = cls(config, calendar)
+        engine = cls(config, calendar, detectors)
         changes = state_shapes.compare(data.get("shapes"), config)
         engine.state_changes = changes
         reset = {c.detector for c in changes if c.action == "reset"}
-        for probe_id, (cc, asn, live, last_observation, readings) in data["probes"].items():
-            engine.probes[probe_id] = ProbeInfo(
-                cc=cc, asn=asn, live=None if live is None else silence.Liveness.from_state(live),
-                last_observation=last_observation, ladder=[list(r) for r in readings])
+        engine.probes = {p: ProbeInfo.from_state(v) for p, v in data["probes"].items()}
         if "bins" not in reset:
             for index, pending in data["pending"].items():
                 runs: dict[tuple[str, str], list[Run]] = {}
                 for item in pending["runs"]:
-                    run = _run_from_list(item)
+                    run = _run_from_state(item)
                     runs.setdefault((run.asn, run.target), []).append(run)
-                probes = {p: ProbeBin(cc, asn, set(ok), tried, failed, offline)
-                          for p, (cc, asn, ok, tried, failed, offline)
-                          in pending["probes"].items()}
+                probes = {p: _probe_bin_from_state(b) for p, b in pending["probes"].items()}
                 engine.pending[int(index)] = {"runs": runs, "probes": probes}
+                if pending.get("partial"):
+                    engine.pending[int(index)]["partial"] = set(texts(pending["partial"]))
             engine.last_settled = data["last_settled"]
             if "settled" in data:
                 engine.settled = {k: int(v) for k, v in data["settled"].items()}
             else:
                 engine.settled_default = engine.last_settled
             engine.prev_ok = dict(data["prev_ok"])
+            engine.judged = {str(k): integer(v) for k, v in data.get("judged", {}).items()}
             for change in changes:
                 if change.detector == "bins" and "bin" in change.old:
                     engine._rebin(float(change.old["bin"]))
-        # Each part's series, restored unless its shape changed (then it starts empty).
-        series: tuple[tuple[str, str, Callable[[Any], Any]], ...] = (
-            ("block", "blocks", blocking.BlockSeries.from_state),
-            ("throttle", "throttles", throttling.ThrottleSeries.from_state),
-            ("collapse", "collapses", collapse.CollapseSeries.from_state),
-            ("slowdown", "slowdowns", throttling.SlowdownSeries.from_state),
-            ("baselines", "target_baselines", baseline.HourlyBaseline.from_state),
-            ("baselines", "probe_baselines", baseline.HourlyBaseline.from_state),
-        )
-        for part, name, restore in series:
-            if part not in reset:
-                setattr(engine, name, {k: restore(v) for k, v in data[name].items()})
-        if "silence" not in reset:
-            engine.groups = {k: GroupState(onset, list(probes), list(asns), level, since)
-                             for k, (onset, probes, asns, level, since)
-                             in data["groups"].items()}
+        if "baselines" not in reset:
+            engine.baselines = Baselines.from_state(
+                data["baselines"] if version == STATE_VERSION else
+                {"targets": data["target_baselines"], "probes": data["probe_baselines"]})
+        saved = mapping(data["detectors"]) if version == STATE_VERSION else {}
+        for detector in engine.detectors:
+            # Each detector's series, restored unless its shape changed (then it starts empty).
+            if detector.name in reset:
+                continue
+            if version == STATE_VERSION:
+                part = saved.get(detector.name)
+            elif detector.legacy_table is not None and detector.legacy_table in data:
+                part = {"version": detector.state_version, "series": data[detector.legacy_table]}
+            else:
+                part = None
+            if part is not None:
+                detector.load_state(mapping(part))
         engine.blind_until = data["blind_until"]
         engine.late = data["late"]
         engine.blind_evaluations = data["blind_evaluations"]
@@ -672,6 +477,7 @@ class Engine:
             settled_until = (self.last_settled + 1) * old_bin
             self.last_settled = converted(self.last_settled)
         self.settled = {network: converted(index) for network, index in self.settled.items()}
+        self.judged = {probe: converted(index) for probe, index in self.judged.items()}
         if self.settled_default is not None:
             self.settled_default = converted(self.settled_default)
         runs = sorted((r for bin_ in old.values() for rs in bin_["runs"].values() for r in rs),

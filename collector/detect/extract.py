@@ -6,19 +6,21 @@ raised (ingest already validated the envelope). What is read:
 * ``connectivity``: ``test_keys.analysis.online`` and ``summary``, and the ``rungs`` to name the
   cause (``ladder.classify``) -> ``LadderReading``.
 * every other test (``web_connectivity``, ``throttling``, platform tests): the verdict, layer and
-  mechanism of ``test_keys.analysis``; a fingerprint from its evidence (``blockpage:<name>``, or
-  ``issuer:<name>`` when the mechanism is ``mitm``); the target's TLS handshake time from
+  mechanism of ``test_keys.analysis``; from its typed evidence (``evidence_fields``,
+  ``probe.core.evidence``) a fingerprint (``blockpage:<name>``, or ``issuer:<name>`` when the
+  mechanism is ``mitm``) and a target/baseline slowdown of the throttling test
+  (``Evidence.slowdown_estimate``); the target's TLS handshake time from
   ``test_keys.tls_handshakes`` (``t - t0`` of the first successful handshake whose
-  ``server_name`` is the input's host); a target/baseline ratio from the evidence of the
-  throttling test (``handshake_ratio``, ``goodput_ratio``, or an explicit ``slowdown``: its
-  comparison with a co-hosted baseline) -> ``Run``.
+  ``server_name`` is the input's host) -> ``Run``. The evidence strings are never parsed: a
+  measurement recorded before ``evidence_fields`` existed gets them from its verdict re-run
+  on its recorded observations (``collector.reanalysis.evidence_of``).
   The target of a test without an input is the test's name (a platform).
 
 What the monitor's own failures produce is kept out of the evidence (the collector is often
 the control and the last rung of the ladder, so its downtime reaches the probes' records):
 
-* a run whose control failed (``test_keys.control_failure``, or ``control_failure:`` /
-  ``control:missing`` in the evidence) is marked ``control_failed`` and never ``failed``;
+* a run whose control failed (``test_keys.control_failure``, or ``control_unavailable`` in the
+  evidence) is marked ``control_failed`` and never ``failed``;
 * a ladder reading that is offline only because the collector did not answer (no foreign rung
   was tried, and no other rung failed) is no reading at all: it says nothing about the network.
 """
@@ -31,13 +33,10 @@ from urllib.parse import urlsplit
 
 from collector.detect import ladder
 from collector.detect.model import LadderReading, Observation, Run, parse_time
+from collector.reanalysis import evidence_of
+from probe.core.evidence import Evidence
 
 OUTCOMES = frozenset({"ok", "blocked", "down", "throttled", "inconclusive"})
-
-
-def _evidence(analysis: Mapping[str, Any]) -> list[str]:
-    items = analysis.get("evidence")
-    return [i for i in items if isinstance(i, str)] if isinstance(items, list) else []
 
 
 def _handshake_seconds(keys: Mapping[str, Any], host: str | None) -> float | None:
@@ -55,39 +54,6 @@ def _handshake_seconds(keys: Mapping[str, Any], host: str | None) -> float | Non
     return None
 
 
-def _slowdown(evidence: list[str]) -> float | None:
-    """Target/baseline slowdown (> 1 means the target is slower) from the evidence: an explicit
-    ``slowdown:<x>``, else the throttling test's ``handshake_ratio`` (target/baseline TLS
-    handshake time) and ``goodput_ratio`` (baseline/target goodput, unless the test said the
-    transfers were too short to compare), whichever is larger."""
-    values: dict[str, float] = {}
-    for item in evidence:
-        name, _, value = item.partition(":")
-        if name in ("slowdown", "handshake_ratio", "goodput_ratio"):
-            try:
-                ratio = float(value)
-            except ValueError:
-                continue
-            if ratio > 0 and ratio == ratio and ratio != float("inf"):
-                values[name] = ratio
-    if "slowdown" in values:
-        return values["slowdown"]
-    if "goodput_not_comparable" in evidence:
-        values.pop("goodput_ratio", None)
-    return max(values.values()) if values else None
-
-
-def _fingerprint(evidence: list[str], mechanism: str | None) -> str | None:
-    for item in evidence:
-        if item.startswith("blockpage:"):
-            return item
-    if mechanism == "mitm":
-        for item in evidence:
-            if item.startswith("issuer:") and item != "issuer:None":
-                return item
-    return None
-
-
 def _monitor_only(rungs: Mapping[str, Any], gateway_known: bool) -> bool:
     """Whether an offline reading rests on the collector's rung alone."""
     def ok(name: str) -> bool | None:
@@ -101,9 +67,8 @@ def _monitor_only(rungs: Mapping[str, Any], gateway_known: bool) -> bool:
     return all(ok(name) is not False for name in ("gateway", "resolver", "domestic"))
 
 
-def _control_failed(keys: Mapping[str, Any], evidence: list[str]) -> bool:
-    return bool(keys.get("control_failure")) or any(
-        item.startswith("control_failure:") or item == "control:missing" for item in evidence)
+def _control_failed(keys: Mapping[str, Any], evidence: Evidence) -> bool:
+    return bool(keys.get("control_failure")) or evidence.control_unavailable
 
 
 def observation(m: Mapping[str, Any], probe_id: str) -> Observation | None:
@@ -139,15 +104,15 @@ def observation(m: Mapping[str, Any], probe_id: str) -> Observation | None:
     layer = analysis.get("layer") if isinstance(analysis.get("layer"), str) else None
     mechanism = analysis.get("mechanism") if isinstance(analysis.get("mechanism"), str) \
         else None
-    evidence = _evidence(analysis)
-    probe_failed = any(item.startswith(("probe_dns:", "probe_tcp:", "probe_tls:"))
-                       for item in evidence) or bool(keys.get("http_experiment_failure"))
+    evidence = evidence_of(m)
+    probe_failed = evidence.failed_layer in ("dns", "tcp", "tls") or \
+        bool(keys.get("http_experiment_failure"))
     control_failed = _control_failed(keys, evidence)
     return Run(
         probe_id=probe_id, cc=cc, asn=asn, target=target, t=t,
         outcome=outcome,  # type: ignore[arg-type]
-        layer=layer, mechanism=mechanism, fingerprint=_fingerprint(evidence, mechanism),
-        handshake=_handshake_seconds(keys, host), slowdown=_slowdown(evidence),
+        layer=layer, mechanism=mechanism, fingerprint=evidence.fingerprint(mechanism),
+        handshake=_handshake_seconds(keys, host), slowdown=evidence.slowdown_estimate(),
         failed=outcome == "blocked" or (outcome != "down" and probe_failed
                                         and not control_failed),
         control_failed=control_failed)

@@ -17,7 +17,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-Kind = Literal["shutdown", "block", "throttling"]
+from collector.events.kinds import DetectedKind
+
+Kind = DetectedKind  # the kinds detection makes (``collector.events.kinds``)
 Outcome = Literal["ok", "blocked", "down", "throttled", "inconclusive"]
 
 # Evidence levels. A signal carries NONE, SUSPECTED or LIKELY; CONFIRMED is an event-level

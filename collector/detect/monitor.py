@@ -29,8 +29,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from collector.detect.model import Run, iso
+from collector.events.kinds import MONITOR_OUTAGE
 
-KIND = "monitor_outage"
+KIND = MONITOR_OUTAGE
 COLLECTOR_DOWN = "collector_down"
 CONTROL_UNREACHABLE = "control_unreachable"
 NOTES = {

@@ -11,6 +11,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from collector.detect.outside import OutsideParams
 from probe.core.typed_config import checked, duration_field, is_asn, positive
 
 
@@ -154,3 +155,4 @@ class DetectionConfig:
     block: BlockParams = field(default_factory=BlockParams)
     collapse: CollapseParams = field(default_factory=CollapseParams)
     throttle: ThrottleParams = field(default_factory=ThrottleParams)
+    outside: OutsideParams = field(default_factory=OutsideParams)  # outside-in corroboration

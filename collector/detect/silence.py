@@ -29,11 +29,19 @@ must also have fired one bin earlier to count as persistent), ``history``, ``pri
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import dataclasses
+import math
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
-from collector.detect.params import SilenceParams
+from collector.detect.detector import Detector, FleetView, load_series
+from collector.detect.model import LIKELY, NONE, SUSPECTED, Signal
+from collector.detect.params import DetectionConfig, SilenceParams
+from collector.detect.saved import integer, maybe_number, number, numbers, record, texts
 from collector.detect.stats import poisson_binomial_tail
+from collector.events.kinds import SHUTDOWN
 
 
 @dataclass(slots=True)
@@ -46,16 +54,16 @@ class Liveness:
     gaps: list[list[float]] = field(default_factory=list)
     resumed_at: float | None = None  # the contact that ended the latest long gap
 
-    def to_state(self) -> list[object]:
-        return [self.first_seen, self.last_seen, self.gaps, self.resumed_at]
+    def to_state(self) -> dict[str, object]:
+        return {"first_seen": self.first_seen, "last_seen": self.last_seen, "gaps": self.gaps,
+                "resumed_at": self.resumed_at}
 
     @classmethod
-    def from_state(cls, data: list[object]) -> Liveness:
-        first, last, gaps, resumed = data
-        assert isinstance(first, float | int) and isinstance(last, float | int)
-        assert isinstance(gaps, list)
-        return cls(float(first), float(last), [list(map(float, g)) for g in gaps],
-                   None if resumed is None else float(resumed))  # type: ignore[arg-type]
+    def from_state(cls, data: object) -> Liveness:
+        d = record(data, ("first_seen", "last_seen", "gaps", "resumed_at"))
+        gaps = d["gaps"] if isinstance(d["gaps"], list) else []
+        return cls(number(d["first_seen"]), number(d["last_seen"]),
+                   [numbers(g) for g in gaps], maybe_number(d["resumed_at"]))
 
 
 def record_contact(live: Liveness, t: float, params: SilenceParams,
@@ -167,3 +175,143 @@ def evaluate_group(members: Sequence[Member], now: float, blind_until: float,
     asns = tuple(sorted({m.asn for _, m in cluster}))
     return Finding(probes=probes, asns=asns, onset=onset, silent_for=duration,
                    p_value=p_value, persisted=persisted, group_size=len(members))
+
+
+@dataclass(slots=True)
+class GroupState:
+    """Heartbeat-silence state of one group (an ASN, or a whole country)."""
+
+    onset: float | None = None
+    probes: list[str] = field(default_factory=list)
+    asns: list[str] = field(default_factory=list)
+    level: int = NONE
+    not_firing_since: float | None = None
+
+    def to_state(self) -> dict[str, object]:
+        return {"onset": self.onset, "probes": self.probes, "asns": self.asns,
+                "level": self.level, "not_firing_since": self.not_firing_since}
+
+    @classmethod
+    def from_state(cls, data: object) -> GroupState:
+        d = record(data, ("onset", "probes", "asns", "level", "not_firing_since"))
+        return cls(maybe_number(d["onset"]), texts(d["probes"]), texts(d["asns"]),
+                   integer(d["level"]), maybe_number(d["not_firing_since"]))
+
+
+class SilenceDetector(Detector):
+    """Heartbeat silence per ASN (``"cc|asn"``) and per country (``"cc|*"``), at every
+    evaluation: shutdowns seen as probes going quiet together."""
+
+    name = "silence"
+    state_version = 1
+    legacy_table = "groups"
+
+    def __init__(self, config: DetectionConfig) -> None:
+        super().__init__(config)
+        self.groups: dict[str, GroupState] = {}
+
+    @staticmethod
+    def shape(config: DetectionConfig) -> Mapping[str, Any]:
+        return {"silence": dataclasses.asdict(config.silence),
+                "tiers": dataclasses.asdict(config.tiers)}
+
+    def silent_probes(self) -> set[str]:
+        return {p for g in self.groups.values() if g.onset is not None for p in g.probes}
+
+    def judge_time(self, fleet: FleetView) -> list[Signal]:
+        config = self.config.silence
+        now = fleet.now
+        horizon = now - config.active_window
+        firing = self.silent_probes()
+        members: dict[str, list[Member]] = defaultdict(list)
+        for probe_id, probe in fleet.probes.items():
+            if probe.live.last_seen < horizon and probe_id not in firing:
+                continue
+            member = Member(probe_id, probe.asn, probe.live)
+            members[f"{probe.cc}|{probe.asn}"].append(member)
+            members[f"{probe.cc}|*"].append(member)
+        signals = []
+        for key in sorted(set(members) | {k for k, g in self.groups.items()
+                                          if g.onset is not None}):
+            group_members = members.get(key, [])
+            finding = evaluate_group(group_members, now, fleet.blind_until, config,
+                                     self.config.tiers.floor)
+            state = self.groups.setdefault(key, GroupState())
+            signal = self._signal(key, state, finding, group_members, fleet)
+            if signal is not None:
+                signals.append(signal)
+            if state.onset is None and finding is None:
+                self.groups.pop(key, None)
+        return signals
+
+    def _signal(self, key: str, state: GroupState, finding: Finding | None,
+                group_members: list[Member], fleet: FleetView) -> Signal | None:
+        cc, _, asn_text = key.partition("|")
+        asn = None if asn_text == "*" else asn_text
+        config = self.config.silence
+        now = fleet.now
+        if finding is not None:
+            probes, asns = list(finding.probes), list(finding.asns)
+            if asn is None:
+                probes, asns = self._country_members(finding, fleet, cc)
+                if len(probes) < self.config.tiers.floor:
+                    finding = None
+        if finding is None:
+            if state.onset is None:
+                return None
+            if state.not_firing_since is None:
+                state.not_firing_since = now
+            if now - state.not_firing_since < self.config.tiers.exit_bins * config.bin:
+                return Signal(kind=SHUTDOWN, detector=self.name, cc=cc, asn=asn, level=NONE,
+                              target=None, at=now, asns=tuple(state.asns),
+                              probes=tuple(state.probes))
+            returns = [probe.live.resumed_at for p in state.probes
+                       if (probe := fleet.probes.get(p))
+                       and probe.live.resumed_at is not None
+                       and state.onset <= probe.live.resumed_at <= state.not_firing_since]
+            recovered_at = max(returns) if returns else state.not_firing_since
+            signal = Signal(kind=SHUTDOWN, detector=self.name, cc=cc, asn=asn, level=NONE,
+                            target=None, at=now, recovered_at=recovered_at,
+                            asns=tuple(state.asns), probes=tuple(state.probes))
+            self.groups[key] = GroupState()
+            return signal
+        size = len(group_members)
+        level = LIKELY if finding.persisted and \
+            len(probes) >= self.config.tiers.likely_probes(size) else SUSPECTED
+        if state.onset is None:
+            state.onset = finding.onset
+        state.probes = sorted(set(state.probes) | set(probes))
+        state.asns = sorted(set(state.asns) | set(asns))
+        state.level = max(state.level, level)
+        state.not_firing_since = None
+        return Signal(kind=SHUTDOWN, detector=self.name, cc=cc, asn=asn, level=level,
+                      target=None, at=now, onset=state.onset, asns=tuple(state.asns),
+                      probes=tuple(state.probes),
+                      stats={"p_value": float(f"{finding.p_value:.3g}"),
+                             "silent": len(finding.probes), "group": size,
+                             "silent_for": round(finding.silent_for)})
+
+    @staticmethod
+    def _country_members(finding: Finding, fleet: FleetView, cc: str,
+                         ) -> tuple[list[str], list[str]]:
+        """A country-level cluster names only the ASNs where at least half the probes are in
+        it, so one stray silent probe elsewhere does not widen an ASN outage to two networks."""
+        by_asn: dict[str, list[str]] = defaultdict(list)
+        for probe_id in finding.probes:
+            probe = fleet.probes[probe_id]
+            if probe.asn:
+                by_asn[probe.asn].append(probe_id)
+        probes: list[str] = []
+        asns: list[str] = []
+        for asn, ids in sorted(by_asn.items()):
+            if len(ids) >= math.ceil(0.5 * max(1, fleet.active.get((cc, asn), len(ids)))):
+                probes.extend(ids)
+                asns.append(asn)
+        return sorted(probes), asns
+
+    def to_state(self) -> dict[str, Any]:
+        return {"version": self.state_version,
+                "series": {k: g.to_state() for k, g in self.groups.items()}}
+
+    def load_state(self, data: Mapping[str, Any]) -> None:
+        self.groups = load_series(data, GroupState.from_state)

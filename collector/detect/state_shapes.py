@@ -9,7 +9,9 @@ with a fingerprint of both. On load, a part whose shape differs from the running
 converted when that is sound and reset otherwise, and the change is reported (``StateChange``)
 so that the caller can log it and count it; nothing changes silently.
 
-Per part, on a change of parameters:
+The parts are the engine's own two and one per registered detector (``registry.DETECTORS``:
+each declares its ``state_version``, its ``shape`` and whether it is ``convertible``). Per part,
+on a change of parameters:
 
 * ``bins`` (pending bins, the last settled one): converted, re-binned at the new width
   (observations already judged stay judged; the rest are gathered again in new bins);
@@ -22,7 +24,8 @@ Per part, on a change of parameters:
 
 A change of the code's version of a part always resets it. A state saved before shapes were
 recorded has unknown parameters: every part is treated as changed (``bins`` reset, since its
-old width is unknown).
+old width is unknown). A detector registered after the state was saved has no part in it: it
+starts empty, and that is no change to report.
 """
 
 from __future__ import annotations
@@ -34,14 +37,21 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from collector.detect import throttling
 from collector.detect.params import DetectionConfig
+from collector.detect.registry import DETECTORS
 
-# Code version of each part's saved state. Bump one when the meaning of what it saves changes.
-VERSIONS = {"bins": 1, "block": 2, "collapse": 1, "throttle": 2, "slowdown": 1,
-            "baselines": 1, "silence": 1}
-CONVERTIBLE = frozenset({"bins", "block", "baselines"})
-BASELINE_KEYS = ("baseline_window", "baseline_min_points", "inpaint_low", "inpaint_high",
-                 "inpaint_max")
+# The engine's own parts (every other part is a detector of ``registry.DETECTORS``): the pending
+# bins, and the hourly baselines the detectors share.
+ENGINE_VERSIONS = {"bins": 1, "baselines": 1}
+ENGINE_CONVERTIBLE = frozenset({"bins", "baselines"})
+# Code version of each part's saved state (a detector's is its ``state_version``).
+VERSIONS = {**ENGINE_VERSIONS, **{d.name: d.state_version for d in DETECTORS}}
+CONVERTIBLE = ENGINE_CONVERTIBLE | {d.name for d in DETECTORS if d.convertible}
+BASELINE_KEYS = throttling.BASELINE_KEYS
+# The parts every saved state with shapes has: one of them missing is a damaged shape, reset.
+VERSIONS_BEFORE_REGISTRY = frozenset({"bins", "block", "collapse", "throttle", "slowdown",
+                                      "baselines", "silence"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,21 +94,12 @@ def _flat(params: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 def params_of(config: DetectionConfig) -> dict[str, dict[str, Any]]:
-    """The parameters that shape each part's state."""
-    tiers = dataclasses.asdict(config.tiers)
-    block = dataclasses.asdict(config.block)
+    """The parameters that shape each part's state: the engine's, then each detector's."""
     throttle = dataclasses.asdict(config.throttle)
-    bin_ = {"bin": config.block.bin}
     shaped: dict[str, dict[str, Any]] = _plain({
         "bins": {"bin": config.block.bin, "settle": config.block.settle},
-        "block": {"block": block, "tiers": tiers},
-        "collapse": {**bin_, "collapse": dataclasses.asdict(config.collapse), "tiers": tiers},
-        "throttle": {**bin_, "throttle": {k: v for k, v in throttle.items()
-                                          if k not in BASELINE_KEYS}, "tiers": tiers},
-        "slowdown": {**bin_, "throttle": {k: v for k, v in throttle.items()
-                                          if k.startswith("generalized")}, "tiers": tiers},
         "baselines": {k: throttle[k] for k in BASELINE_KEYS},
-        "silence": {"silence": dataclasses.asdict(config.silence), "tiers": tiers},
+        **{d.name: dict(d.shape(config)) for d in DETECTORS},
     })
     return shaped
 
@@ -118,6 +119,8 @@ def compare(saved: Mapping[str, Any] | None,
     """What must become of each part of a state saved with ``saved`` shapes under ``config``."""
     changes = []
     for name, shape in shapes(config).items():
+        if saved is not None and name not in saved and name not in VERSIONS_BEFORE_REGISTRY:
+            continue  # a detector registered since: it saved nothing, it starts empty
         old = saved.get(name) if saved is not None else None
         old_version = old.get("version") if isinstance(old, Mapping) else 1
         if old_version != shape["version"]:

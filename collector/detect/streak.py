@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from collector.detect.saved import integer, maybe_number, record
+
 
 @dataclass(slots=True)
 class Streak:
@@ -45,12 +47,15 @@ class Streak:
         """When recovery began, once ``exit_bins`` clean bins in a row have been seen."""
         return self.clean_start if self.clean_bins >= exit_bins else None
 
-    def to_state(self) -> list[float | int | None]:
-        return [self.hot_bins, self.run_start, self.clean_bins, self.clean_start, self.last_bin]
+    def to_state(self) -> dict[str, float | int | None]:
+        return {name: getattr(self, name) for name in FIELDS}
 
     @classmethod
-    def from_state(cls, data: list[float | int | None]) -> Streak:
-        hot, run_start, clean, clean_start, last = data
-        return cls(int(hot or 0), None if run_start is None else float(run_start),
-                   int(clean or 0), None if clean_start is None else float(clean_start),
-                   None if last is None else float(last))
+    def from_state(cls, data: object) -> Streak:
+        d = record(data, FIELDS)
+        return cls(integer(d["hot_bins"] or 0), maybe_number(d["run_start"]),
+                   integer(d["clean_bins"] or 0), maybe_number(d["clean_start"]),
+                   maybe_number(d["last_bin"]))
+
+
+FIELDS = ("hot_bins", "run_start", "clean_bins", "clean_start", "last_bin")

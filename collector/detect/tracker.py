@@ -13,9 +13,17 @@ country) inside an event. Method:
   lesson (ref §5): per-series change points must be clustered, or one national block of 40
   domains on 5 ASNs becomes 200 alerts.
 * Tiers (design §5): an event is as strong as its strongest member (suspected or likely, by
-  each detector's own probe and persistence rules) and becomes ``confirmed`` when it is likely
-  and either a likely member carries a deterministic fingerprint or likely members span >= 2
-  ASNs. Tiers never go down while an event is open.
+  each detector's own probe and persistence rules), then passes through the corroborations
+  (``Corroboration``): rules that see the whole candidate event and may raise its level (other
+  evidence vouches for it) or lower it (other evidence speaks against it). Detectors bring
+  their own (``Detector.corroborations``); the last is the tier rule ``confirmed_rule``: a
+  likely event becomes ``confirmed`` when a likely member carries a deterministic fingerprint
+  or likely members span >= 2 ASNs. Tiers never go down while an event is open, so a lowering
+  rule holds an event back, it never demotes one already published.
+* A closed block or throttling event is kept for its window after its end: a signal about a
+  moment before that end (a backlog uploaded late) whose onset falls in its span re-opens it
+  under the same id instead of opening a second event. Late shutdown evidence is absorbed by
+  the closed shutdown it belongs to (``closed_shutdowns``).
 * A member ends only when its detector reports recovery (its exit rule, ``exit_bins`` clean bins:
   hysteresis), or after ``stale_after`` without any statement (its probes went away); the event
   closes when its last member ends, with the latest member end as its end.
@@ -33,10 +41,11 @@ import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from collector.detect.model import CONFIRMED, LIKELY, NONE, TIERS, Event, Signal, iso
 from collector.detect.params import DetectionConfig, NetworkRoles
+from collector.events.kinds import BLOCK, SHUTDOWN, THROTTLING
 
 MAX_MEMBERS_IN_EVIDENCE = 100
 
@@ -101,9 +110,9 @@ class EventState:
 
 
 def cluster_of(signal: Signal) -> str:
-    if signal.kind == "shutdown":
+    if signal.kind == SHUTDOWN:
         return "network"
-    if signal.kind == "block":
+    if signal.kind == BLOCK:
         return f"{signal.layer or '-'}:{signal.mechanism or '-'}"
     if signal.detector == "slowdown":
         return "generalized"
@@ -125,16 +134,61 @@ class Context:
     windows: Mapping[str, str]  # per country: the event window in force, if any
 
 
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """An event as its members make it, offered to the corroborations before its tier is set.
+
+    ``members`` are the tracker's own records: read them, never change them."""
+
+    kind: str
+    cc: str
+    cluster: str
+    start: float
+    members: tuple[MemberState, ...]
+
+
+class Corroboration(Protocol):
+    """A rule that raises or lowers a candidate event's level (``model.NONE`` .. ``CONFIRMED``).
+
+    It gets the level the members and the rules before it made, and returns the new one: higher
+    to corroborate (outside-in probing also sees the network dark: a silence is likely), lower
+    to doubt, the same when it has nothing to say. Pure, and cheap: it runs for every event
+    that changed, at every evaluation."""
+
+    def __call__(self, candidate: Candidate, level: int) -> int: ...
+
+
+def confirmed_rule(candidate: Candidate, level: int) -> int:
+    """The tier rule (design §5): likely, and either a likely member carries a deterministic
+    fingerprint (a block page, a known interception CA) or likely members span >= 2 ASNs."""
+    if level < LIKELY:
+        return level
+    likely = [m for m in candidate.members if m.max_level >= LIKELY]
+    asns = {a for m in likely for a in m.asns}
+    if len(asns) >= 2 or any(m.fingerprint for m in likely):
+        return max(level, CONFIRMED)
+    return level
+
+
+TIER_RULES: tuple[Corroboration, ...] = (confirmed_rule,)
+
+
 class Tracker:
     """Open events and the index of their open members."""
 
-    def __init__(self, config: DetectionConfig) -> None:
+    def __init__(self, config: DetectionConfig,
+                 corroborations: Iterable[Corroboration] = TIER_RULES) -> None:
         self.config = config
+        # Applied in order to every changed event: detectors' own first, the tier rule last.
+        self.corroborations = tuple(corroborations)
         self.events: dict[str, EventState] = {}
         self.index: dict[str, str] = {}  # open member key -> event id
         # Recently closed shutdowns [cc, asns, start, end]: evidence about them that arrives
         # late (ladder readings uploaded after the blackout) must not open a second event.
         self.closed_shutdowns: list[list[Any]] = []
+        # Recently closed blocks and throttling, kept for their kind's window after their end:
+        # a late statement about a moment inside one (a probe's backlog) re-opens it.
+        self.closed: dict[str, EventState] = {}
 
     # -- queries ---------------------------------------------------------------------------
 
@@ -163,9 +217,9 @@ class Tracker:
     # -- the state machine -----------------------------------------------------------------
 
     def _window(self, kind: str) -> float:
-        if kind == "shutdown":
+        if kind == SHUTDOWN:
             return self.config.silence.join_window
-        if kind == "block":
+        if kind == BLOCK:
             return self.config.block.cluster_window
         return self.config.throttle.cluster_window
 
@@ -177,12 +231,12 @@ class Tracker:
             if event.kind != signal.kind or event.cc != signal.cc or event.cluster != cluster:
                 continue
             near = abs(signal.onset - event.start) <= window
-            if not near and signal.kind == "shutdown":
+            if not near and signal.kind == SHUTDOWN:
                 # A network already dark in an open shutdown belongs to it, however late the
                 # new evidence (the ladder uploaded after the blackout, say) began.
                 near = signal.onset >= event.start - window and bool(
                     set(signal.asns) & {a for m in event.members.values() for a in m.asns})
-            if not near and signal.kind == "block" and signal.target is not None:
+            if not near and signal.kind == BLOCK and signal.target is not None:
                 near = any(m.target == signal.target and
                            abs(m.onset - signal.onset) <= self.config.block.national_window
                            for m in event.members.values())
@@ -210,12 +264,34 @@ class Tracker:
             out.append(self.to_event(event, context))
             if not event.open:
                 del self.events[eid]
-                if event.kind == "shutdown":
+                if event.kind == SHUTDOWN:
                     asns = sorted({a for m in event.members.values() for a in m.asns})
                     self.closed_shutdowns.append([event.cc, asns, event.start, event.end])
+                else:
+                    self.closed[eid] = event
         horizon = now - self.config.silence.backfill
         self.closed_shutdowns = [c for c in self.closed_shutdowns if c[3] >= horizon]
+        self.closed = {k: e for k, e in self.closed.items()
+                       if e.end is not None and e.end >= now - self._window(e.kind)}
         return out
+
+    def _reopen(self, signal: Signal, cluster: str) -> EventState | None:
+        """A closed event this late signal belongs to: same kind, country and cluster, its
+        statement about a moment before the event ended, its onset within the kind's window of
+        the event's start. The event is open again (same id) until its members end anew."""
+        assert signal.onset is not None
+        window = self._window(signal.kind)
+        found = [e for e in self.closed.values()
+                 if e.kind == signal.kind and e.cc == signal.cc and e.cluster == cluster
+                 and e.end is not None and signal.at <= e.end
+                 and e.start - window <= signal.onset <= e.end]
+        if not found:
+            return None
+        event = min(found, key=lambda e: (e.start, e.id))
+        del self.closed[event.id]
+        event.end = None
+        self.events[event.id] = event
+        return event
 
     def _fold(self, signal: Signal) -> str | None:
         key = signal.key
@@ -238,13 +314,25 @@ class Tracker:
             return None
         cluster = cluster_of(signal)
         event = self._find(signal, cluster)
-        if event is None and signal.kind == "shutdown" and self._absorbed(signal):
+        if event is None and signal.kind == SHUTDOWN and self._absorbed(signal):
             return None
+        if event is None and signal.kind != SHUTDOWN:
+            event = self._reopen(signal, cluster)
         if event is None:
             new_id = event_id(signal.kind, signal.cc, signal.onset, f"{cluster}|{key}")
             event = EventState(id=new_id, kind=signal.kind, cc=signal.cc, cluster=cluster,
                                start=signal.onset, tier=NONE, updated_at=signal.at)
             self.events[new_id] = event
+        ended = event.members.get(key)
+        if ended is not None:  # the same series, in a re-opened event: it goes on
+            ended.end = ended.end_reason = None
+            ended.onset = min(ended.onset, signal.onset)
+            ended.level, ended.max_level = signal.level, max(ended.max_level, signal.level)
+            ended.last_at = max(ended.last_at, signal.at)
+            ended.probes = sorted(set(ended.probes) | set(signal.probes))
+            ended.stats = dict(signal.stats)
+            self.index[key] = event.id
+            return event.id
         event.members[key] = MemberState(
             detector=signal.detector, asn=signal.asn, target=signal.target, onset=signal.onset,
             last_at=signal.at, level=signal.level, max_level=signal.level,
@@ -266,11 +354,9 @@ class Tracker:
         event.start = event.start_override if event.start_override is not None \
             else min(m.onset for m in members)
         level = max(m.max_level for m in members)
-        if level >= LIKELY:
-            likely = [m for m in members if m.max_level >= LIKELY]
-            asns = {a for m in likely for a in m.asns}
-            if len(asns) >= 2 or any(m.fingerprint for m in likely):
-                level = CONFIRMED
+        candidate = Candidate(event.kind, event.cc, event.cluster, event.start, tuple(members))
+        for corroboration in self.corroborations:
+            level = min(CONFIRMED, max(NONE, corroboration(candidate, level)))
         event.tier = max(event.tier, level)
         if all(m.end is not None for m in members):
             event.end = max(m.end for m in members if m.end is not None)
@@ -299,7 +385,7 @@ class Tracker:
 
     def _scope(self, event: EventState, asns: list[str], context: Context) -> str:
         roles = context.roles.get(event.cc)
-        if event.kind == "shutdown" and roles and roles.mobile and asns and \
+        if event.kind == SHUTDOWN and roles and roles.mobile and asns and \
                 all(a in roles.mobile for a in asns):
             return "mobile"
         if len(asns) >= 2:
@@ -332,10 +418,10 @@ class Tracker:
             "members_total": len(members),
             "members": [self._member_json(m) for m in members[:MAX_MEMBERS_IN_EVIDENCE]],
         }
-        if event.kind == "block":
+        if event.kind == BLOCK:
             layers = [m.layer for m in members if m.layer]
             evidence["layer"] = max(sorted(set(layers)), key=layers.count) if layers else None
-        if event.kind == "throttling":
+        if event.kind == THROTTLING:
             evidence["class"] = "generalized" if event.cluster == "generalized" else "targeted"
             evidence["extreme"] = any(m.stats.get("extreme") for m in members)
         evidence.update(event.extras)
@@ -358,10 +444,12 @@ class Tracker:
 
     def to_state(self) -> dict[str, Any]:
         return {"events": {k: e.to_state() for k, e in self.events.items()},
-                "closed_shutdowns": self.closed_shutdowns}
+                "closed_shutdowns": self.closed_shutdowns,
+                "closed": {k: e.to_state() for k, e in self.closed.items()}}
 
     def load_state(self, data: Mapping[str, Any]) -> None:
         self.events = {k: EventState.from_state(e) for k, e in data["events"].items()}
         self.closed_shutdowns = [list(c) for c in data["closed_shutdowns"]]
+        self.closed = {k: EventState.from_state(e) for k, e in data.get("closed", {}).items()}
         self.index = {key: event.id for event in self.events.values()
                       for key, member in event.members.items() if member.end is None}

@@ -23,9 +23,10 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from collector.events.i18n import Language
+from collector.events.kinds import MONITOR_OUTAGE
 from collector.events.names import NetworkNames
 from collector.events.sentences import describe, start_words
-from collector.notify.event import MONITOR_OUTAGE, EventView
+from collector.notify.event import EventView
 
 WEEK = 7 * 86400.0
 ALERT_LANGUAGES: tuple[Language, ...] = ("en", "ru")

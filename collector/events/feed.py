@@ -12,10 +12,11 @@ from datetime import datetime
 from urllib.parse import quote
 
 from collector.events.i18n import Language, text
+from collector.events.kinds import MONITOR_OUTAGE
 from collector.events.names import NetworkNames
 from collector.events.sentences import country_name, describe
 from collector.events.templating import environment
-from collector.notify.event import MONITOR_OUTAGE, EventView
+from collector.notify.event import EventView
 
 MAX_ENTRIES = 100
 

@@ -33,10 +33,11 @@ from collector.events.i18n import (
     plural,
     text,
 )
+from collector.events.kinds import MONITOR_OUTAGE
 from collector.events.names import NetworkNames
 from collector.events.sentences import country_name, describe, duration, site
 from collector.events.templating import environment
-from collector.notify.event import MONITOR_OUTAGE, EventView, tier_rank
+from collector.notify.event import EventView, tier_rank
 
 DEFAULT_COUNTRIES = ("KG", "KZ")
 KIND_RANK = charts.KIND_RANK

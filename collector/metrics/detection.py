@@ -11,9 +11,9 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from collector.events.book import EventBook
+from collector.events.kinds import DETECTED
 from collector.metrics.ingest import NAMESPACE
 
-KINDS = ("shutdown", "block", "throttling")
 TIERS = ("suspected", "likely", "confirmed")
 
 
@@ -40,7 +40,7 @@ class DetectionCollector(Collector):
         open_events = self.book.open_events()
         tally: Tally[tuple[str, str, str]] = Tally((e.kind, e.tier, e.cc) for e in open_events)
         for cc in sorted({e.cc for e in open_events}):
-            for kind in KINDS:
+            for kind in DETECTED:
                 for tier in TIERS:
                     counts.add_metric([kind, tier, cc], tally.get((kind, tier, cc), 0))
         yield counts

@@ -11,7 +11,7 @@ families that grow with targets do so incrementally:
   read from the store are unchanged.
 
 The output is byte for byte what ``prometheus_client.generate_latest`` writes for the same
-values (including the ``_created`` series), which ``tests/collector/test_exposition.py``
+values (including the ``_created`` series), which ``tests/collector/metrics/test_exposition.py``
 checks; ``collect()`` still yields the usual metric families, so ``get_sample_value`` and any
 other prometheus-client consumer keep working.
 """

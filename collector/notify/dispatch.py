@@ -33,6 +33,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
+from collector.events.kinds import MONITOR_OUTAGE
 from collector.events.names import NetworkNames
 from collector.notify.channels import (
     Channel,
@@ -43,7 +44,7 @@ from collector.notify.channels import (
 )
 from collector.notify.config import Notifications, Retry
 from collector.notify.decide import Transition, decide
-from collector.notify.event import MONITOR_OUTAGE, EventView
+from collector.notify.event import EventView
 from collector.notify.templates import Language, Message, render, render_digest
 
 log = logging.getLogger("kuzot.notify")

@@ -11,14 +11,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal, cast
 
-Kind = Literal["shutdown", "block", "throttling", "monitor_outage"]
+from collector.events.kinds import ALL, Kind
+
 Tier = Literal["suspected", "likely", "confirmed"]
 Status = Literal["open", "closed"]
 
-KINDS: tuple[Kind, ...] = ("shutdown", "block", "throttling")
-# The monitor's own outage (the collector down, the control unreachable for everyone): shown
-# to researchers on the status page and in the API, never notified, never alerted on.
-MONITOR_OUTAGE: Kind = "monitor_outage"
 TIERS: tuple[Tier, ...] = ("suspected", "likely", "confirmed")
 STATUSES: tuple[Status, ...] = ("open", "closed")
 
@@ -91,7 +88,7 @@ class EventView:
         if not isinstance(evidence, dict):
             raise ValueError("event.evidence: expected an object")
         return cls(
-            id=text("id"), kind=cast(Kind, text("kind", (*KINDS, MONITOR_OUTAGE))),
+            id=text("id"), kind=cast(Kind, text("kind", ALL)),
             tier=cast(Tier, text("tier", TIERS)), status=cast(Status, text("status", STATUSES)),
             start=moment("start"), end=end, updated_at=moment("updated_at"), cc=text("cc"),
             asns=strings("asns"), targets=strings("targets"), mechanism=mechanism,

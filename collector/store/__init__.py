@@ -8,9 +8,10 @@ Times cross this interface as UTC strings ``"YYYY-MM-DD HH:MM:SS"`` (OONI's form
 as text in the same order as in time. A store that cannot reach its database raises
 ``StoreUnavailable`` so the HTTP layer answers 503 (retry later) instead of acknowledging.
 
-To add a method (for example events), add it to ``Store`` below, to ``SQLiteStore`` with a new
-entry in ``sqlite.MIGRATIONS``, and to ``PostgresStore`` with a new entry in
-``postgres.MIGRATIONS``; then add its tests to ``tests/collector/store``, which run on both.
+To add a method, declare it in ``Store`` below, write its SQL once in ``collector/store/sql.py``
+(a ``Dialect`` spells what SQLite and PostgreSQL write differently), call it from
+``SQLiteStore`` and ``PostgresStore``, add a migration to both for any schema change, and test
+it in ``tests/collector/store``, which runs on both (README: "How to add a store method").
 """
 
 from __future__ import annotations
@@ -141,13 +142,23 @@ class Store(Protocol):
     async def measurement_bodies(self, uids: list[str]) -> dict[str, str]:
         """The JSON documents of the given uids (unknown uids are absent)."""
 
+    async def replace_analysis(self, uid: str, body: str, verdict: str | None,
+                               layer: str | None, mechanism: str | None) -> bool:
+        """Store a re-analysed document of ``uid`` and its verdict columns (and those of
+        ``latest_by_target`` when it is the row there), in one transaction; False when the uid
+        is unknown. The caller keeps what the probe recorded inside ``body``
+        (``collector.reanalyze``)."""
+
     async def aggregate(self, filters: Filters, axes: tuple[Axis, ...],
                         max_groups: int) -> list[dict[str, Any]]:
         """Counts per group of ``axes``: ``measurement_count`` and ``<verdict>_count``.
 
+        Read from the rollups kept at ingest whenever the time bounds fall on whole hours.
         Returns at most ``max_groups + 1`` groups so the caller can tell it was cut."""
 
-    async def count_measurements(self) -> int: ...
+    async def count_measurements(self) -> int:
+        """How many measurements are stored, from a counter kept at ingest (no row count:
+        read at every /healthz and /metrics)."""
 
     async def latest_by_target(self) -> list[dict[str, Any]]:
         """The latest verdict per (cc, asn, test_name, input), maintained on insert."""

@@ -23,6 +23,7 @@ at the interface; ``_ts`` and ``_text`` convert.
 from __future__ import annotations
 
 import asyncio
+import random
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
@@ -38,9 +39,10 @@ from collector.store import (
     Filters,
     StoredMeasurement,
     StoreUnavailable,
+    sql,
     target_key,
 )
-from collector.store import sql as sqlbuild
+from collector.store.body import pack, unpack
 from collector.store.postgres_events import MIGRATION as EVENTS_MIGRATION
 from collector.store.postgres_events import PostgresEventsMixin
 
@@ -51,6 +53,7 @@ _LOCK_MIGRATE = 0x6B757A6F74_01
 _LOCK_PARTITIONS = 0x6B757A6F74_02
 _PARTITIONED = {"measurements": "start_time", "heartbeats": "received_at"}
 _RETRIES = 5
+_TOTAL_SHARDS = 16  # rows of measurement_totals: concurrent batches rarely wait on one
 _ACQUIRE_TIMEOUT = 30.0  # seconds to wait for a pooled connection before answering 503
 
 MIGRATIONS: tuple[tuple[str, ...], ...] = (
@@ -117,6 +120,28 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             expires_at timestamp NOT NULL)""",
     ),
     EVENTS_MIGRATION,  # version 2: detection's events, state and commit-ordered feeds
+    (  # version 3: rollups for aggregation and the stored count, filled from what is stored
+        *(f"""CREATE TABLE {table} (
+            period timestamp NOT NULL,
+            probe_cc text COLLATE "C" NOT NULL,
+            probe_asn text COLLATE "C" NOT NULL,
+            test_name text COLLATE "C" NOT NULL,
+            input text COLLATE "C" NOT NULL,
+            domain text COLLATE "C" NOT NULL,
+            verdict text COLLATE "C" NOT NULL,
+            count bigint NOT NULL,
+            PRIMARY KEY ({','.join(sql.ROLLUP_KEY)}))""" for table in sql.ROLLUP_TABLES),
+        sql.rollup_fill("rollups_hourly", "date_trunc('hour', start_time)"),
+        sql.rollup_fill("rollups_daily", "date_trunc('day', start_time)"),
+        "CREATE TABLE measurement_totals (shard integer PRIMARY KEY, count bigint NOT NULL)",
+        "INSERT INTO measurement_totals (shard, count) SELECT 0, count(*) FROM measurement_uids",
+    ),
+    (  # version 4: new bodies compressed (body.pack) in body_z; rows stored before keep body
+        "ALTER TABLE measurements ADD COLUMN body_z bytea",
+        "ALTER TABLE measurements ALTER COLUMN body DROP NOT NULL",
+        # Already compressed: TOAST should not try again.
+        "ALTER TABLE measurements ALTER COLUMN body_z SET STORAGE EXTERNAL",
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -137,17 +162,24 @@ _BROKEN: tuple[type[BaseException], ...] = (
 )
 _TIME_KEYS = frozenset({"start_time", "received_at", "first_seen", "last_seen", "sent_at",
                         "created_at", "revoked_at", "expires_at"})
-_LIST_COLUMNS = [c for c in MEASUREMENT_COLUMNS if c != "body"]
-_AXES = {
-    "day": "to_char(start_time, 'YYYY-MM-DD')",
-    "hour": "to_char(start_time, 'YYYY-MM-DD HH24') || ':00:00'",
-    "cc": "probe_cc", "asn": "probe_asn", "domain": "domain", "input": "input",
-    "test_name": "test_name", "verdict": "verdict",
-}
 
 
 def _ts(text: str) -> datetime:
     return datetime.strptime(text, TIME_FORMAT)
+
+
+DIALECT = sql.Dialect(
+    name="postgresql", numbered=True, time=_ts,
+    day="to_char({t}, 'YYYY-MM-DD')",
+    hour="to_char({t}, 'YYYY-MM-DD HH24') || ':00:00'",
+    json_has=lambda column, value: f"{column}::jsonb ? {value}",
+)
+SQL = sql.Statements.of(DIALECT)
+
+
+def _changed(status: str) -> bool:
+    """Whether a command changed a row, from its status (``"UPDATE 1"``, ``"INSERT 0 0"``)."""
+    return status.rsplit(" ", 1)[-1] != "0"
 
 
 def _text(value: datetime | None) -> str | None:
@@ -195,6 +227,9 @@ async def migrate(conn: asyncpg.Connection,
 
 
 class PostgresStore(PostgresEventsMixin):
+    dialect = DIALECT
+    statements = SQL
+
     def __init__(self, pool: asyncpg.Pool) -> None:
         self.pool = pool
         self.partitions: set[tuple[str, datetime]] = set()
@@ -289,9 +324,15 @@ class PostgresStore(PostgresEventsMixin):
             if fresh:
                 await conn.copy_records_to_table(
                     "measurements", records=[_values(r) for r in fresh],
-                    columns=list(MEASUREMENT_COLUMNS))
+                    columns=_WRITTEN_COLUMNS)
                 targets = sorted((_target_values(r) for r in fresh), key=lambda v: v[:4])
-                await conn.executemany(_UPSERT_TARGET, targets)
+                await conn.executemany(SQL.upsert_target, targets)
+                increments = sql.rollup_increments(fresh)
+                for statement, table in ((SQL.upsert_hourly, "rollups_hourly"),
+                                         (SQL.upsert_daily, "rollups_daily")):
+                    await conn.executemany(statement, [
+                        (_ts(period), *key) for period, *key in increments[table]])
+                await conn.execute(SQL.add_total, random.randrange(_TOTAL_SHARDS), len(fresh))
             return claimed
 
         claimed = await self._write(work)
@@ -305,44 +346,53 @@ class PostgresStore(PostgresEventsMixin):
     async def measurements(
         self, filters: Filters, *, after: tuple[str, str] | None = None, limit: int = 100,
     ) -> list[dict[str, Any]]:
-        params = sqlbuild.Params("numeric", _ts)
-        clause = sqlbuild.where(filters, params, after)
-        records = await self._fetch(
-            f"SELECT {','.join(_LIST_COLUMNS)} FROM measurements {clause} "
-            f"ORDER BY start_time DESC, uid DESC LIMIT {params.add(limit)}", *params.values)
+        params = DIALECT.params()
+        records = await self._fetch(sql.list_query(filters, params, after, limit),
+                                    *params.values)
         return [_row(r) for r in records]
 
     async def measurement_bodies(self, uids: list[str]) -> dict[str, str]:
         if not uids:
             return {}
         records = await self._fetch(
-            "SELECT m.uid, m.body FROM measurement_uids u JOIN measurements m "
+            "SELECT m.uid, m.body, m.body_z FROM measurement_uids u JOIN measurements m "
             "ON m.start_time = u.start_time AND m.uid = u.uid WHERE u.uid = ANY($1::text[])",
             uids)
-        return {r["uid"]: r["body"] for r in records}
+        return {r["uid"]: stored_body(r) for r in records}
+
+    async def replace_analysis(self, uid: str, body: str, verdict: str | None,
+                               layer: str | None, mechanism: str | None) -> bool:
+        async def work(conn: asyncpg.Connection) -> bool:
+            status = await conn.execute(
+                "UPDATE measurements SET body = $1, verdict = $2, layer = $3, mechanism = $4 "
+                "WHERE uid = $5 AND start_time = "
+                "(SELECT start_time FROM measurement_uids WHERE uid = $5)",
+                body, verdict, layer, mechanism, uid)
+            await conn.execute(
+                "UPDATE target_state SET verdict = $1, layer = $2, mechanism = $3 "
+                "WHERE uid = $4", verdict, layer, mechanism, uid)
+            return bool(status != "UPDATE 0")
+
+        return await self._write(work)
 
     async def aggregate(self, filters: Filters, axes: tuple[Axis, ...],
                         max_groups: int) -> list[dict[str, Any]]:
-        params = sqlbuild.Params("numeric", _ts)
-        query = sqlbuild.aggregate_query(filters, axes, params, _AXES, max_groups + 1)
+        params = DIALECT.params()
+        query = sql.aggregate_query(filters, axes, params, max_groups + 1)
         records = await self._fetch(query, *params.values)
         return [{k: (int(v or 0) if k.endswith("_count") else v) for k, v in r.items()}
                 for r in records]
 
     async def count_measurements(self) -> int:
-        records = await self._fetch("SELECT count(*) FROM measurement_uids")
+        records = await self._fetch(SQL.total)
         return int(records[0][0])
 
     async def latest_by_target(self) -> list[dict[str, Any]]:
-        records = await self._fetch(
-            "SELECT probe_cc, probe_asn, test_name, nullif(target, '') AS input, verdict, "
-            "layer, mechanism, start_time FROM target_state "
-            "ORDER BY target, probe_cc, probe_asn, test_name")
+        records = await self._fetch(SQL.latest_by_target)
         return [_row(r) for r in records]
 
     async def target_verdicts(self) -> list[tuple[str, str, str, str, str | None]]:
-        records = await self._fetch(
-            "SELECT probe_cc, probe_asn, test_name, target, verdict FROM target_state")
+        records = await self._fetch(SQL.target_verdicts)
         return [(r[0], r[1], r[2], r[3], r[4]) for r in records]
 
     # --- probes -----------------------------------------------------------------------
@@ -355,66 +405,53 @@ class PostgresStore(PostgresEventsMixin):
 
         async def work(conn: asyncpg.Connection) -> None:
             await conn.execute(
-                "INSERT INTO heartbeats (probe_id, sent_at, received_at, body, queue_depth, "
-                "software_version) VALUES ($1, $2, $3, $4, $5, $6)",
+                SQL.insert_heartbeat,
                 probe_id, _ts(sent_at), received, body, queue_depth, software_version)
-            await conn.execute(_UPSERT_PROBE, probe_id, received, received, _ts(sent_at),
+            await conn.execute(SQL.upsert_probe, probe_id, received, received, _ts(sent_at),
                                queue_depth, software_version)
 
         await self._write(work)
 
     async def probes(self) -> list[dict[str, Any]]:
-        records = await self._fetch(
-            "SELECT probe_id, first_seen, last_seen, sent_at, queue_depth, software_version "
-            "FROM probes ORDER BY probe_id")
+        records = await self._fetch(SQL.probes)
         return [_row(r) for r in records]
 
     # --- tokens -----------------------------------------------------------------------
 
     async def add_token(self, probe_id: str, token_hash: str, created_at: str) -> None:
         async def work(conn: asyncpg.Connection) -> None:
-            await conn.execute(
-                "INSERT INTO tokens (probe_id, token_hash, created_at) VALUES ($1, $2, $3) "
-                "ON CONFLICT (probe_id) DO UPDATE SET token_hash = excluded.token_hash, "
-                "created_at = excluded.created_at, revoked_at = NULL",
-                probe_id, token_hash, _ts(created_at))
+            await conn.execute(SQL.upsert_token, probe_id, token_hash, _ts(created_at))
 
         await self._write(work)
 
     async def revoke_token(self, probe_id: str, revoked_at: str) -> bool:
         async def work(conn: asyncpg.Connection) -> bool:
-            status = await conn.execute(
-                "UPDATE tokens SET revoked_at = $1 WHERE probe_id = $2 AND revoked_at IS NULL",
-                _ts(revoked_at), probe_id)
-            return bool(status == "UPDATE 1")
+            return _changed(await conn.execute(SQL.revoke_token, _ts(revoked_at), probe_id))
 
         return await self._write(work)
 
     async def probe_for_token(self, token_hash: str) -> tuple[str, bool] | None:
-        records = await self._fetch(
-            "SELECT probe_id, revoked_at FROM tokens WHERE token_hash = $1", token_hash)
+        records = await self._fetch(SQL.probe_for_token, token_hash)
         if not records:
             return None
         return str(records[0]["probe_id"]), records[0]["revoked_at"] is not None
 
     async def tokens(self) -> list[dict[str, Any]]:
-        records = await self._fetch(
-            "SELECT probe_id, created_at, revoked_at FROM tokens ORDER BY probe_id")
+        records = await self._fetch(SQL.tokens)
         return [_row(r) for r in records]
 
     # --- leases -----------------------------------------------------------------------
 
     async def acquire_lease(self, name: str, holder: str, now: str, expires_at: str) -> bool:
         async def work(conn: asyncpg.Connection) -> bool:
-            got = await conn.fetchval(_ACQUIRE_LEASE, name, holder, _ts(expires_at), _ts(now))
-            return got is not None
+            return _changed(await conn.execute(SQL.acquire_lease, name, holder,
+                                               _ts(expires_at), _ts(now)))
 
         return await self._write(work)
 
     async def release_lease(self, name: str, holder: str) -> None:
         async def work(conn: asyncpg.Connection) -> None:
-            await conn.execute("DELETE FROM leases WHERE name = $1 AND holder = $2",
-                               name, holder)
+            await conn.execute(SQL.release_lease, name, holder)
 
         await self._write(work)
 
@@ -426,37 +463,22 @@ class PostgresStore(PostgresEventsMixin):
         await self.pool.close()
 
 
-_UPSERT_TARGET = """
-INSERT INTO target_state (probe_cc, probe_asn, test_name, target, uid, start_time, verdict,
-                          layer, mechanism)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-ON CONFLICT (probe_cc, probe_asn, test_name, target) DO UPDATE SET
-    uid = excluded.uid, start_time = excluded.start_time, verdict = excluded.verdict,
-    layer = excluded.layer, mechanism = excluded.mechanism
-WHERE (excluded.start_time, excluded.uid) > (target_state.start_time, target_state.uid)
-"""
-_UPSERT_PROBE = """
-INSERT INTO probes (probe_id, first_seen, last_seen, sent_at, queue_depth, software_version)
-VALUES ($1, $2, $3, $4, $5, $6)
-ON CONFLICT (probe_id) DO UPDATE SET
-    last_seen = excluded.last_seen, sent_at = excluded.sent_at,
-    queue_depth = excluded.queue_depth,
-    software_version = coalesce(excluded.software_version, probes.software_version)
-WHERE excluded.last_seen >= probes.last_seen
-"""
-_ACQUIRE_LEASE = """
-INSERT INTO leases (name, holder, expires_at) VALUES ($1, $2, $3)
-ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at
-WHERE leases.holder = excluded.holder OR leases.expires_at <= $4
-RETURNING holder
-"""
+# The body goes compressed into body_z, in the place of the text column.
+_WRITTEN_COLUMNS = [c if c != "body" else "body_z" for c in MEASUREMENT_COLUMNS]
 
 
 def _values(row: StoredMeasurement) -> tuple[Any, ...]:
     values: dict[str, Any] = {c: getattr(row, c) for c in MEASUREMENT_COLUMNS}
     values["start_time"] = _ts(row.start_time)
     values["received_at"] = _ts(row.received_at)
+    values["body"] = pack(row.body)
     return tuple(values[c] for c in MEASUREMENT_COLUMNS)
+
+
+def stored_body(record: asyncpg.Record) -> str:
+    """A measurement's JSON from its row: ``body_z`` when compressed, else the old text."""
+    compressed = record["body_z"]
+    return unpack(compressed) if compressed is not None else str(record["body"])
 
 
 def _target_values(row: StoredMeasurement) -> tuple[Any, ...]:

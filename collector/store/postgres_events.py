@@ -19,11 +19,14 @@ from typing import TYPE_CHECKING, Any
 
 import asyncpg
 
-from collector.store import EventFilter, FeedRow
-from collector.store.sqlite_events import EVENT_COLUMNS, event_document, event_values
+from collector.store import EventFilter, FeedRow, sql
+from collector.store.body import unpack
+from collector.store.sql import event_document, event_values
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
+
+    from collector.store.sql import Dialect, Statements
 
 MIGRATION: tuple[str, ...] = (
     """CREATE TABLE events (
@@ -52,15 +55,10 @@ MIGRATION: tuple[str, ...] = (
     "CREATE INDEX heartbeats_xid ON heartbeats (xid)",
 )
 
-_UPSERT_EVENT = (
-    "INSERT INTO events (" + ",".join(f'"{c}"' for c in EVENT_COLUMNS) + ") VALUES ("
-    + ",".join(f"${i + 1}" for i in range(len(EVENT_COLUMNS))) + ") ON CONFLICT (id) DO UPDATE "
-    "SET " + ",".join(f'"{c}" = excluded."{c}"' for c in EVENT_COLUMNS if c != "id"))
-
 # Rows of finished transactions after the cursor, whole transactions only.
 _FEED = """
 SELECT xid::text::bigint AS seq, probe_id, to_char(received_at, 'YYYY-MM-DD HH24:MI:SS') AS
-       received_at, body
+       received_at, body, {body_z} AS body_z
 FROM {table}
 WHERE xid > $1::text::xid8 AND xid < pg_snapshot_xmin(pg_current_snapshot())
   AND xid <= (SELECT coalesce(max(x), $1::text::xid8) FROM (
@@ -72,6 +70,9 @@ ORDER BY xid, received_at
 
 
 class PostgresEventsMixin:
+    dialect: Dialect
+    statements: Statements
+
     if TYPE_CHECKING:
         async def _write(self, work: Callable[[asyncpg.Connection], Awaitable[Any]]) -> Any: ...
 
@@ -83,37 +84,21 @@ class PostgresEventsMixin:
         rows = sorted((event_values(e) for e in events), key=lambda v: str(v[0]))
 
         async def work(conn: asyncpg.Connection) -> None:
-            await conn.executemany(_UPSERT_EVENT, rows)
+            await conn.executemany(self.statements.upsert_event, rows)
 
         await self._write(work)
 
     async def events(self, query: EventFilter) -> list[dict[str, Any]]:
-        clauses: list[str] = []
-        params: list[Any] = []
-
-        def add(value: Any) -> str:
-            params.append(value)
-            return f"${len(params)}"
-
-        if query.since is not None:
-            clauses.append(f'("end" IS NULL OR "end" >= {add(query.since)})')
-        if query.until is not None:
-            clauses.append(f"start < {add(query.until)}")
-        for column, value in (("cc", query.cc), ("kind", query.kind),
-                              ("status", query.status), ("tier", query.tier)):
-            if value is not None:
-                clauses.append(f"{column} = {add(value)}")
-        if query.asn is not None:
-            clauses.append(f"asns::jsonb ? {add(query.asn)}")
-        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
-        records = await self._fetch(
-            f"SELECT * FROM events {where} ORDER BY start DESC, id LIMIT {add(query.limit)}",
-            *params)
+        params = self.dialect.params()
+        records = await self._fetch(sql.events_query(query, params), *params.values)
         return [event_document(r) for r in records]
 
     async def _feed(self, table: str, after: int, limit: int) -> list[FeedRow]:
-        records = await self._fetch(_FEED.format(table=table), str(after), limit)
-        return [FeedRow(int(r["seq"]), r["probe_id"], r["received_at"], r["body"])
+        # Only measurements have compressed bodies (body_z); heartbeats are short.
+        body_z = "body_z" if table == "measurements" else "NULL::bytea"
+        records = await self._fetch(_FEED.format(table=table, body_z=body_z), str(after), limit)
+        return [FeedRow(int(r["seq"]), r["probe_id"], r["received_at"],
+                        unpack(r["body_z"]) if r["body_z"] is not None else r["body"])
                 for r in records]
 
     async def measurement_feed(self, after: int, limit: int) -> list[FeedRow]:
@@ -124,16 +109,12 @@ class PostgresEventsMixin:
         return await self._feed("heartbeats", after, limit)
 
     async def load_state(self, name: str) -> str | None:
-        records = await self._fetch("SELECT body FROM detection_state WHERE name = $1", name)
+        records = await self._fetch(self.statements.load_state, name)
         return None if not records else str(records[0]["body"])
 
     async def save_state(self, name: str, body: str, saved_at: str) -> None:
-        from collector.store.postgres import _ts
-
         async def work(conn: asyncpg.Connection) -> None:
-            await conn.execute(
-                "INSERT INTO detection_state (name, body, saved_at) VALUES ($1, $2, $3) "
-                "ON CONFLICT (name) DO UPDATE SET body = excluded.body, "
-                "saved_at = excluded.saved_at", name, body, _ts(saved_at))
+            await conn.execute(self.statements.save_state, name, body,
+                               self.dialect.time(saved_at))
 
         await self._write(work)

@@ -1,32 +1,124 @@
-"""SQL text shared by both stores: WHERE clauses from filters, keyset pagination, counts.
+"""The SQL both stores run: every query written once, with a small dialect for what differs.
 
-Only the placeholder style and the time-bucket expressions differ between SQLite (``?``) and
-PostgreSQL (``$1``); everything here is parameterised, and column names come from constants,
-never from the request.
+SQLite and PostgreSQL agree on almost all of the SQL the stores need (``ON CONFLICT ... DO
+UPDATE``, ``excluded``, row-value comparisons, ``NULLS LAST``). What differs is small and lives
+in ``Dialect``:
+
+* placeholders: texts here are written with ``?``; PostgreSQL's ``$1, $2, ...`` are produced
+  by ``Dialect.text`` once, at import;
+* times: SQLite keeps ``"YYYY-MM-DD HH:MM:SS"`` text, PostgreSQL a ``timestamp``, so a time
+  parameter goes through ``Dialect.time`` and the day/hour axes are spelled per dialect;
+* JSON list membership (an event's ``asns``): ``json_each`` against ``jsonb ?``.
+
+A conditional write (revoke a token, take a lease) tells whether it changed a row by its row
+count on both: ``cursor.rowcount`` in SQLite, the command status (``"UPDATE 1"``) in asyncpg.
+
+``Statements`` holds the finished texts for one dialect; each store builds its own once
+(``SQLITE``, ``POSTGRES`` in the store modules). Column names come from constants, never from a
+request; every value is a parameter.
 """
 
 from __future__ import annotations
 
+import json
+from collections import Counter
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
-from collector.store import FILTER_COLUMNS, VERDICTS, Axis, Filters
+from collector.store import (
+    FILTER_COLUMNS,
+    MEASUREMENT_COLUMNS,
+    VERDICTS,
+    Axis,
+    EventFilter,
+    Filters,
+    StoredMeasurement,
+)
+
+# Event columns in the order both stores write and read them; the JSON ones are text.
+EVENT_COLUMNS = ("id", "kind", "tier", "status", "start", "end", "updated_at", "cc", "asns",
+                 "targets", "mechanism", "probes", "evidence")
+JSON_COLUMNS = ("asns", "targets", "evidence")
+LIST_COLUMNS = tuple(c for c in MEASUREMENT_COLUMNS if c != "body")
+
+
+def event_values(event: dict[str, Any]) -> tuple[Any, ...]:
+    """An event's row, in ``EVENT_COLUMNS`` order (lists and evidence as compact JSON)."""
+    return tuple(json.dumps(event[c], ensure_ascii=False, separators=(",", ":"))
+                 if c in JSON_COLUMNS else event[c] for c in EVENT_COLUMNS)
+
+
+def event_document(row: Any) -> dict[str, Any]:
+    """The event as the API shows it, from a row of either store."""
+    event = {c: row[c] for c in EVENT_COLUMNS}
+    for column in JSON_COLUMNS:
+        event[column] = json.loads(event[column])
+    return event
+
+
+@dataclass(frozen=True)
+class Dialect:
+    """What SQLite and PostgreSQL spell differently."""
+
+    name: str
+    numbered: bool  # ``$1`` placeholders (PostgreSQL) instead of ``?`` (SQLite)
+    time: Callable[[str], Any]  # an interface time string -> the database's parameter
+    day: str  # the UTC day of time column ``{t}`` as ``"YYYY-MM-DD"``
+    hour: str  # its hour as ``"YYYY-MM-DD HH:00:00"``
+    json_has: Callable[[str, str], str]  # (column, placeholder) -> "JSON list has value"
+    axes: dict[str, str] = field(init=False)  # axis -> expression over ``measurements``
+    rollup_axes: dict[str, str] = field(init=False)  # axis -> expression over ``rollups``
+
+    def __post_init__(self) -> None:
+        axes = {"day": self.day.format(t="start_time"), "hour": self.hour.format(t="start_time"),
+                "cc": "probe_cc", "asn": "probe_asn", "domain": "domain", "input": "input",
+                "test_name": "test_name", "verdict": "verdict"}
+        object.__setattr__(self, "axes", axes)
+        # "" stands for none in a rollup's key.
+        rollup_axes = {"day": self.day.format(t="period"), "hour": self.hour.format(t="period"),
+                       "cc": "probe_cc", "asn": "probe_asn", "domain": "nullif(domain, '')",
+                       "input": "nullif(input, '')", "test_name": "test_name",
+                       "verdict": "nullif(verdict, '')"}
+        object.__setattr__(self, "rollup_axes", rollup_axes)
+
+    def text(self, query: str) -> str:
+        """``query`` with its ``?`` placeholders in this dialect's style."""
+        if not self.numbered:
+            return query
+        parts = query.split("?")
+        return parts[0] + "".join(f"${i}{p}" for i, p in enumerate(parts[1:], start=1))
+
+    def params(self) -> Params:
+        return Params(self)
 
 
 class Params:
-    """Collects query parameters and hands out placeholders in the store's style."""
+    """Collects a built query's parameters and hands out placeholders in the dialect's style."""
 
-    def __init__(self, style: str, convert_time: Callable[[str], Any] = str) -> None:
-        self.style = style
+    def __init__(self, dialect: Dialect) -> None:
+        self.dialect = dialect
         self.values: list[Any] = []
-        self.convert_time = convert_time
 
     def add(self, value: Any) -> str:
         self.values.append(value)
-        return "?" if self.style == "qmark" else f"${len(self.values)}"
+        return f"${len(self.values)}" if self.dialect.numbered else "?"
 
     def time(self, value: str) -> str:
-        return self.add(self.convert_time(value))
+        return self.add(self.dialect.time(value))
+
+
+def _matches(column: str, value: str | tuple[str, ...] | None, params: Params) -> str | None:
+    """``column = v`` for one value, ``column IN (...)`` for several, a false clause for an
+    empty tuple (a category no listed input has), None for no filter."""
+    if value is None:
+        return None
+    values = (value,) if isinstance(value, str) else tuple(value)
+    if not values:
+        return "1 = 0"
+    if len(values) == 1:
+        return f"{column} = {params.add(values[0])}"
+    return f"{column} IN ({', '.join(params.add(v) for v in values)})"
 
 
 def where(filters: Filters, params: Params, after: tuple[str, str] | None = None) -> str:
@@ -37,16 +129,9 @@ def where(filters: Filters, params: Params, after: tuple[str, str] | None = None
     if filters.until is not None:
         clauses.append(f"start_time < {params.time(filters.until)}")
     for name, column in FILTER_COLUMNS.items():
-        value = getattr(filters, name)
-        if value is None:
-            continue
-        values = (value,) if isinstance(value, str) else tuple(value)
-        if not values:
-            clauses.append("1 = 0")
-        elif len(values) == 1:
-            clauses.append(f"{column} = {params.add(values[0])}")
-        else:
-            clauses.append(f"{column} IN ({', '.join(params.add(v) for v in values)})")
+        clause = _matches(column, getattr(filters, name), params)
+        if clause:
+            clauses.append(clause)
     if after is not None:
         start, uid = after
         clauses.append(f"(start_time, uid) < ({params.time(start)}, {params.add(uid)})")
@@ -61,14 +146,234 @@ def count_expressions() -> str:
     return ", ".join(parts)
 
 
-def aggregate_query(filters: Filters, axes: tuple[Axis, ...], params: Params,
-                    axis_sql: dict[str, str], limit: int) -> str:
-    """GROUP BY the axes (expressions from ``axis_sql``), ordered by axis values."""
+def list_query(filters: Filters, params: Params, after: tuple[str, str] | None,
+               limit: int) -> str:
+    """A page of measurements without their bodies, newest first."""
+    return (f"SELECT {','.join(LIST_COLUMNS)} FROM measurements {where(filters, params, after)} "
+            f"ORDER BY start_time DESC, uid DESC LIMIT {params.add(limit)}")
+
+
+def _grouped(axis_sql: dict[str, str], axes: tuple[Axis, ...], counts: str, source: str,
+             where_: str, params: Params, limit: int) -> str:
     select = [f"{axis_sql[a]} AS {a}" for a in axes]
     group = f"GROUP BY {', '.join(axis_sql[a] for a in axes)}" if axes else ""
     # NULLS LAST spelled out: SQLite and PostgreSQL disagree on the default.
     order = (f"ORDER BY {', '.join(axis_sql[a] + ' NULLS LAST' for a in axes)}"
              if axes else "")
-    columns = ", ".join([*select, count_expressions()])
-    return (f"SELECT {columns} FROM measurements {where(filters, params)} {group} {order} "
-            f"LIMIT {params.add(limit)}")
+    columns = ", ".join([*select, counts])
+    return f"SELECT {columns} FROM {source} {where_} {group} {order} LIMIT {params.add(limit)}"
+
+
+def aggregate_query(filters: Filters, axes: tuple[Axis, ...], params: Params,
+                    limit: int) -> str:
+    """GROUP BY the axes (expressions from the dialect), ordered by axis values.
+
+    Answered from a rollup table when one holds what the question needs (``rollup_table``),
+    else by scanning ``measurements``; both give the same rows."""
+    table = rollup_table(filters, axes)
+    if table is not None:
+        return _grouped(params.dialect.rollup_axes, axes, rollup_count_expressions(),
+                        table, rollup_where(filters, params), params, limit)
+    return _grouped(params.dialect.axes, axes, count_expressions(), "measurements",
+                    where(filters, params), params, limit)
+
+
+# --- rollups -------------------------------------------------------------------------------
+#
+# Two tables count measurements per period x country x network x test x input x domain x
+# verdict: ``rollups_hourly`` and ``rollups_daily``. The domain is a function of the input, so
+# keeping it costs no rows; with the input every axis and filter can be answered. Both are kept
+# in the transaction that stores the measurements, counting only rows newly stored (a retried
+# batch adds nothing). Aggregations read the daily table when their time bounds are whole days
+# and they need no hour, the hourly one when the bounds are whole hours, else the measurements.
+# ``period`` is the period's first second; a missing input, domain or verdict is "" in the key
+# (a primary key cannot hold NULL).
+
+ROLLUP_KEY = ("period", "probe_cc", "probe_asn", "test_name", "input", "domain", "verdict")
+ROLLUP_TABLES = ("rollups_hourly", "rollups_daily")
+_ROLLUP_FILTERS = {"cc": "probe_cc", "asn": "probe_asn", "test_name": "test_name",
+                   "input": "input", "domain": "domain", "verdict": "verdict"}
+
+
+def rollup_table(filters: Filters, axes: tuple[Axis, ...]) -> str | None:
+    """The rollup table that answers exactly, or None when only the measurements can (a time
+    bound inside an hour needs each measurement's own time)."""
+    bounds = [t for t in (filters.since, filters.until) if t is not None]
+    if "hour" not in axes and all(t.endswith(" 00:00:00") for t in bounds):
+        return "rollups_daily"
+    if all(t.endswith(":00:00") for t in bounds):
+        return "rollups_hourly"
+    return None
+
+
+def rollup_where(filters: Filters, params: Params) -> str:
+    clauses = []
+    if filters.since is not None:
+        clauses.append(f"period >= {params.time(filters.since)}")
+    if filters.until is not None:
+        clauses.append(f"period < {params.time(filters.until)}")
+    for name, column in _ROLLUP_FILTERS.items():
+        clause = _matches(column, getattr(filters, name), params)
+        if clause:
+            clauses.append(clause)
+    return f"WHERE {' AND '.join(clauses)}" if clauses else ""
+
+
+def rollup_count_expressions() -> str:
+    parts = ["sum(count) AS measurement_count"]
+    parts += [f"sum(CASE WHEN verdict = '{v}' THEN count ELSE 0 END) AS {v}_count"
+              for v in VERDICTS]
+    return ", ".join(parts)
+
+
+RollupRow = tuple[str, str, str, str, str, str, str, int]
+
+
+def rollup_increments(rows: list[StoredMeasurement]) -> dict[str, list[RollupRow]]:
+    """Per rollup table, (period, cc, asn, test, input, domain, verdict, count) for newly
+    stored rows, sorted by key so concurrent writers take row locks in one order."""
+    hourly: Counter[tuple[str, ...]] = Counter()
+    daily: Counter[tuple[str, ...]] = Counter()
+    for r in rows:
+        rest = (r.probe_cc, r.probe_asn, r.test_name, r.input or "", r.domain or "",
+                r.verdict or "")
+        hourly[(r.start_time[:13] + ":00:00", *rest)] += 1
+        daily[(r.start_time[:10] + " 00:00:00", *rest)] += 1
+    return {table: [(*key, n) for key, n in sorted(counts.items())]  # type: ignore[misc]
+            for table, counts in (("rollups_hourly", hourly), ("rollups_daily", daily))}
+
+
+def rollup_fill(table: str, period: str) -> str:
+    """The rollups of measurements already stored (a migration); ``period`` is the dialect's
+    expression of the period's start from ``start_time``."""
+    return (f"INSERT INTO {table} ({','.join(ROLLUP_KEY)}, count) "
+            f"SELECT {period}, probe_cc, probe_asn, test_name, coalesce(input, ''), "
+            f"coalesce(domain, ''), coalesce(verdict, ''), count(*) FROM measurements "
+            f"GROUP BY 1, 2, 3, 4, 5, 6, 7")
+
+
+def upsert_rollup(table: str) -> str:
+    return (f"INSERT INTO {table} ({','.join(ROLLUP_KEY)}, count) "
+            f"VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT ({','.join(ROLLUP_KEY)}) "
+            f"DO UPDATE SET count = {table}.count + excluded.count")
+
+
+def events_query(query: EventFilter, params: Params) -> str:
+    """Events matching the filter, latest start first; an event overlaps ``since``/``until``."""
+    clauses: list[str] = []
+    if query.since is not None:
+        clauses.append(f'("end" IS NULL OR "end" >= {params.add(query.since)})')
+    if query.until is not None:
+        clauses.append(f"start < {params.add(query.until)}")
+    for column, value in (("cc", query.cc), ("kind", query.kind),
+                          ("status", query.status), ("tier", query.tier)):
+        if value is not None:
+            clauses.append(f"{column} = {params.add(value)}")
+    if query.asn is not None:
+        clauses.append(params.dialect.json_has("asns", params.add(query.asn)))
+    where_ = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+    return f"SELECT * FROM events {where_} ORDER BY start DESC, id LIMIT {params.add(query.limit)}"
+
+
+def _quoted(columns: tuple[str, ...]) -> str:
+    return ",".join(f'"{c}"' for c in columns)
+
+
+_UPSERT_EVENT = (
+    f"INSERT INTO events ({_quoted(EVENT_COLUMNS)}) "
+    f"VALUES ({','.join('?' * len(EVENT_COLUMNS))}) ON CONFLICT (id) DO UPDATE SET "
+    + ",".join(f'"{c}" = excluded."{c}"' for c in EVENT_COLUMNS if c != "id"))
+
+_UPSERT_TARGET = """
+INSERT INTO target_state (probe_cc, probe_asn, test_name, target, uid, start_time, verdict,
+                          layer, mechanism)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (probe_cc, probe_asn, test_name, target) DO UPDATE SET
+    uid = excluded.uid, start_time = excluded.start_time, verdict = excluded.verdict,
+    layer = excluded.layer, mechanism = excluded.mechanism
+WHERE (excluded.start_time, excluded.uid) > (target_state.start_time, target_state.uid)
+"""
+_UPSERT_PROBE = """
+INSERT INTO probes (probe_id, first_seen, last_seen, sent_at, queue_depth, software_version)
+VALUES (?, ?, ?, ?, ?, ?)
+ON CONFLICT (probe_id) DO UPDATE SET
+    last_seen = excluded.last_seen, sent_at = excluded.sent_at,
+    queue_depth = excluded.queue_depth,
+    software_version = coalesce(excluded.software_version, probes.software_version)
+WHERE excluded.last_seen >= probes.last_seen
+"""
+_ACQUIRE_LEASE = """
+INSERT INTO leases (name, holder, expires_at) VALUES (?, ?, ?)
+ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at
+WHERE leases.holder = excluded.holder OR leases.expires_at <= ?
+"""
+
+
+@dataclass(frozen=True)
+class Statements:
+    """The fixed statements of both stores, in one dialect's placeholders."""
+
+    insert_heartbeat: str
+    upsert_probe: str
+    probes: str
+    upsert_target: str
+    latest_by_target: str
+    target_verdicts: str
+    upsert_token: str
+    revoke_token: str
+    probe_for_token: str
+    tokens: str
+    acquire_lease: str
+    release_lease: str
+    upsert_event: str
+    load_state: str
+    save_state: str
+    upsert_hourly: str
+    upsert_daily: str
+    add_total: str
+    total: str
+
+    @classmethod
+    def of(cls, dialect: Dialect) -> Statements:
+        texts = {
+            "insert_heartbeat": (
+                "INSERT INTO heartbeats (probe_id, sent_at, received_at, body, queue_depth, "
+                "software_version) VALUES (?, ?, ?, ?, ?, ?)"),
+            "upsert_probe": _UPSERT_PROBE,
+            "probes": (
+                "SELECT probe_id, first_seen, last_seen, sent_at, queue_depth, "
+                "software_version FROM probes ORDER BY probe_id"),
+            "upsert_target": _UPSERT_TARGET,
+            "latest_by_target": (
+                "SELECT probe_cc, probe_asn, test_name, nullif(target, '') AS input, verdict, "
+                "layer, mechanism, start_time FROM target_state "
+                "ORDER BY target, probe_cc, probe_asn, test_name"),
+            "target_verdicts": (
+                "SELECT probe_cc, probe_asn, test_name, target, verdict FROM target_state"),
+            "upsert_token": (
+                "INSERT INTO tokens (probe_id, token_hash, created_at) VALUES (?, ?, ?) "
+                "ON CONFLICT (probe_id) DO UPDATE SET token_hash = excluded.token_hash, "
+                "created_at = excluded.created_at, revoked_at = NULL"),
+            "revoke_token": (
+                "UPDATE tokens SET revoked_at = ? WHERE probe_id = ? AND revoked_at IS NULL"),
+            "probe_for_token": "SELECT probe_id, revoked_at FROM tokens WHERE token_hash = ?",
+            "tokens": "SELECT probe_id, created_at, revoked_at FROM tokens ORDER BY probe_id",
+            "acquire_lease": _ACQUIRE_LEASE,
+            "release_lease": "DELETE FROM leases WHERE name = ? AND holder = ?",
+            "upsert_event": _UPSERT_EVENT,
+            "load_state": "SELECT body FROM detection_state WHERE name = ?",
+            "save_state": (
+                "INSERT INTO detection_state (name, body, saved_at) VALUES (?, ?, ?) "
+                "ON CONFLICT (name) DO UPDATE SET body = excluded.body, "
+                "saved_at = excluded.saved_at"),
+            "upsert_hourly": upsert_rollup("rollups_hourly"),
+            "upsert_daily": upsert_rollup("rollups_daily"),
+            # The count of stored measurements, in a few rows so concurrent writers need
+            # not wait for each other's commit on one row; their sum is the total.
+            "add_total": (
+                "INSERT INTO measurement_totals (shard, count) VALUES (?, ?) "
+                "ON CONFLICT (shard) DO UPDATE SET count = measurement_totals.count "
+                "+ excluded.count"),
+            "total": "SELECT coalesce(sum(count), 0) FROM measurement_totals",
+        }
+        return cls(**{k: dialect.text(v) for k, v in texts.items()})

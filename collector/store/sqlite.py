@@ -29,9 +29,10 @@ from collector.store import (
     StoredMeasurement,
     StoreUnavailable,
     domain_of,
+    sql,
     target_key,
 )
-from collector.store import sql as sqlbuild
+from collector.store.body import pack, unpack
 from collector.store.sqlite_events import MIGRATION as EVENTS_MIGRATION
 from collector.store.sqlite_events import SQLiteEventsMixin
 
@@ -122,16 +123,32 @@ MIGRATIONS: tuple[tuple[Step, ...], ...] = (
             name TEXT PRIMARY KEY, holder TEXT NOT NULL, expires_at TEXT NOT NULL)""",
     ),
     EVENTS_MIGRATION,  # version 3: detection's events and state
+    (  # version 4: rollups for aggregation and the stored count, filled from what is stored
+        *(f"""CREATE TABLE {table} (
+            period TEXT NOT NULL, probe_cc TEXT NOT NULL, probe_asn TEXT NOT NULL,
+            test_name TEXT NOT NULL, input TEXT NOT NULL, domain TEXT NOT NULL,
+            verdict TEXT NOT NULL, count INTEGER NOT NULL,
+            PRIMARY KEY ({','.join(sql.ROLLUP_KEY)})) WITHOUT ROWID"""
+          for table in sql.ROLLUP_TABLES),
+        sql.rollup_fill("rollups_hourly", "substr(start_time, 1, 13) || ':00:00'"),
+        sql.rollup_fill("rollups_daily", "substr(start_time, 1, 10) || ' 00:00:00'"),
+        "CREATE TABLE measurement_totals (shard INTEGER PRIMARY KEY, count INTEGER NOT NULL)",
+        "INSERT INTO measurement_totals (shard, count) SELECT 0, count(*) FROM measurements",
+    ),
+    # Version 5: new bodies are stored compressed (``body.pack``, a BLOB in the same column;
+    # rows stored before stay text). No statement: the version keeps an older collector,
+    # which would hand out the compressed bytes, from opening the file.
+    (),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
-_LIST_COLUMNS = [c for c in MEASUREMENT_COLUMNS if c != "body"]
-_AXES = {
-    "day": "substr(start_time, 1, 10)",
-    "hour": "substr(start_time, 1, 13) || ':00:00'",
-    "cc": "probe_cc", "asn": "probe_asn", "domain": "domain", "input": "input",
-    "test_name": "test_name", "verdict": "verdict",
-}
+DIALECT = sql.Dialect(
+    name="sqlite", numbered=False, time=str,
+    day="substr({t}, 1, 10)", hour="substr({t}, 1, 13) || ':00:00'",
+    json_has=lambda column, value: (
+        f"EXISTS (SELECT 1 FROM json_each(events.{column}) WHERE value = {value})"),
+)
+SQL = sql.Statements.of(DIALECT)
 
 
 @asynccontextmanager
@@ -261,6 +278,9 @@ async def _enable_wal(db: aiosqlite.Connection, patience: float) -> None:
 
 
 class SQLiteStore(SQLiteEventsMixin):
+    dialect = DIALECT
+    statements = SQL
+
     def __init__(self, write: aiosqlite.Connection, read: aiosqlite.Connection) -> None:
         self.write = write
         self.read = read
@@ -318,7 +338,12 @@ class SQLiteStore(SQLiteEventsMixin):
                 f"INSERT INTO measurements ({','.join(MEASUREMENT_COLUMNS)}) "
                 f"VALUES ({','.join('?' for _ in MEASUREMENT_COLUMNS)})",
                 [_values(r) for r in fresh])
-            await db.executemany(_UPSERT_TARGET, [_target_values(r) for r in fresh])
+            await db.executemany(SQL.upsert_target, [_target_values(r) for r in fresh])
+            increments = sql.rollup_increments(fresh)
+            await db.executemany(SQL.upsert_hourly, increments["rollups_hourly"])
+            await db.executemany(SQL.upsert_daily, increments["rollups_daily"])
+            if fresh:
+                await db.execute(SQL.add_total, (0, len(fresh)))
             return [r.uid for r in fresh]
 
         return await self.writer.run(job)
@@ -326,11 +351,8 @@ class SQLiteStore(SQLiteEventsMixin):
     async def measurements(
         self, filters: Filters, *, after: tuple[str, str] | None = None, limit: int = 100,
     ) -> list[dict[str, Any]]:
-        params = sqlbuild.Params("qmark")
-        clause = sqlbuild.where(filters, params, after)
-        rows = await self._fetch(
-            f"SELECT {','.join(_LIST_COLUMNS)} FROM measurements {clause} "
-            f"ORDER BY start_time DESC, uid DESC LIMIT {params.add(limit)}", params.values)
+        params = DIALECT.params()
+        rows = await self._fetch(sql.list_query(filters, params, after, limit), params.values)
         return [_measurement_row(r) for r in rows]
 
     async def measurement_bodies(self, uids: list[str]) -> dict[str, str]:
@@ -339,31 +361,39 @@ class SQLiteStore(SQLiteEventsMixin):
         rows = await self._fetch(
             f"SELECT uid, body FROM measurements WHERE uid IN ({','.join('?' for _ in uids)})",
             uids)
-        return {r[0]: r[1] for r in rows}
+        return {r[0]: unpack(r[1]) for r in rows}
+
+    async def replace_analysis(self, uid: str, body: str, verdict: str | None,
+                               layer: str | None, mechanism: str | None) -> bool:
+        async def job(db: aiosqlite.Connection) -> bool:
+            cursor = await db.execute(
+                "UPDATE measurements SET body = ?, verdict = ?, layer = ?, mechanism = ? "
+                "WHERE uid = ?", (body, verdict, layer, mechanism, uid))
+            await db.execute(
+                "UPDATE target_state SET verdict = ?, layer = ?, mechanism = ? WHERE uid = ?",
+                (verdict, layer, mechanism, uid))
+            return bool(cursor.rowcount)
+
+        return await self.writer.run(job)
 
     async def aggregate(self, filters: Filters, axes: tuple[Axis, ...],
                         max_groups: int) -> list[dict[str, Any]]:
-        params = sqlbuild.Params("qmark")
-        query = sqlbuild.aggregate_query(filters, axes, params, _AXES, max_groups + 1)
+        params = DIALECT.params()
+        query = sql.aggregate_query(filters, axes, params, max_groups + 1)
         rows = await self._fetch(query, params.values)
         return [{k: (int(r[k] or 0) if k.endswith("_count") else r[k]) for k in r.keys()}
                 for r in rows]
 
     async def count_measurements(self) -> int:
-        rows = await self._fetch("SELECT count(*) FROM measurements")
+        rows = await self._fetch(SQL.total)
         return int(rows[0][0])
 
     async def latest_by_target(self) -> list[dict[str, Any]]:
-        rows = await self._fetch(
-            "SELECT probe_cc, probe_asn, test_name, nullif(target, '') AS input, verdict, "
-            "layer, mechanism, start_time FROM target_state "
-            "ORDER BY target, probe_cc, probe_asn, test_name")
+        rows = await self._fetch(SQL.latest_by_target)
         return [dict(r) for r in rows]
 
     async def target_verdicts(self) -> list[tuple[str, str, str, str, str | None]]:
-        async with _unavailable(), self.read.execute(
-                "SELECT probe_cc, probe_asn, test_name, target, verdict FROM target_state"
-        ) as cursor:
+        async with _unavailable(), self.read.execute(SQL.target_verdicts) as cursor:
             cursor.row_factory = None  # tuples: thousands of rows at every scrape
             rows: list[tuple[str, str, str, str, str | None]] = list(
                 await cursor.fetchall())  # type: ignore[arg-type]
@@ -376,66 +406,54 @@ class SQLiteStore(SQLiteEventsMixin):
                             software_version: str | None = None) -> None:
         async def job(db: aiosqlite.Connection) -> None:
             await db.execute(
-                "INSERT INTO heartbeats (probe_id, sent_at, received_at, body, queue_depth, "
-                "software_version) VALUES (?, ?, ?, ?, ?, ?)",
+                SQL.insert_heartbeat,
                 (probe_id, sent_at, received_at, body, queue_depth, software_version))
-            await db.execute(_UPSERT_PROBE, (probe_id, received_at, received_at, sent_at,
+            await db.execute(SQL.upsert_probe, (probe_id, received_at, received_at, sent_at,
                                              queue_depth, software_version))
 
         await self.writer.run(job)
 
     async def probes(self) -> list[dict[str, Any]]:
-        rows = await self._fetch(
-            "SELECT probe_id, first_seen, last_seen, sent_at, queue_depth, software_version "
-            "FROM probes ORDER BY probe_id")
+        rows = await self._fetch(SQL.probes)
         return [dict(r) for r in rows]
 
     # --- tokens -----------------------------------------------------------------------
 
     async def add_token(self, probe_id: str, token_hash: str, created_at: str) -> None:
         async def job(db: aiosqlite.Connection) -> None:
-            await db.execute(
-                "INSERT INTO tokens (probe_id, token_hash, created_at) VALUES (?, ?, ?) "
-                "ON CONFLICT (probe_id) DO UPDATE SET token_hash = excluded.token_hash, "
-                "created_at = excluded.created_at, revoked_at = NULL",
-                (probe_id, token_hash, created_at))
+            await db.execute(SQL.upsert_token, (probe_id, token_hash, created_at))
 
         await self.writer.run(job)
 
     async def revoke_token(self, probe_id: str, revoked_at: str) -> bool:
         async def job(db: aiosqlite.Connection) -> bool:
-            async with db.execute(
-                "UPDATE tokens SET revoked_at = ? WHERE probe_id = ? AND revoked_at IS NULL",
-                (revoked_at, probe_id),
-            ) as cursor:
+            async with db.execute(SQL.revoke_token, (revoked_at, probe_id)) as cursor:
                 return cursor.rowcount == 1
 
         return await self.writer.run(job)
 
     async def probe_for_token(self, token_hash: str) -> tuple[str, bool] | None:
-        rows = await self._fetch(
-            "SELECT probe_id, revoked_at FROM tokens WHERE token_hash = ?", (token_hash,))
+        rows = await self._fetch(SQL.probe_for_token, (token_hash,))
         if not rows:
             return None
         return str(rows[0][0]), rows[0][1] is not None
 
     async def tokens(self) -> list[dict[str, Any]]:
-        rows = await self._fetch(
-            "SELECT probe_id, created_at, revoked_at FROM tokens ORDER BY probe_id")
+        rows = await self._fetch(SQL.tokens)
         return [dict(r) for r in rows]
 
     # --- leases -----------------------------------------------------------------------
 
     async def acquire_lease(self, name: str, holder: str, now: str, expires_at: str) -> bool:
         async def job(db: aiosqlite.Connection) -> bool:
-            async with db.execute(_ACQUIRE_LEASE, (name, holder, expires_at, now)) as cursor:
+            async with db.execute(SQL.acquire_lease, (name, holder, expires_at, now)) as cursor:
                 return cursor.rowcount == 1
 
         return await self.writer.run(job)
 
     async def release_lease(self, name: str, holder: str) -> None:
         async def job(db: aiosqlite.Connection) -> None:
-            await db.execute("DELETE FROM leases WHERE name = ? AND holder = ?", (name, holder))
+            await db.execute(SQL.release_lease, (name, holder))
 
         await self.writer.run(job)
 
@@ -449,34 +467,10 @@ class SQLiteStore(SQLiteEventsMixin):
         await self.write.close()
 
 
-_UPSERT_TARGET = """
-INSERT INTO target_state (probe_cc, probe_asn, test_name, target, uid, start_time, verdict,
-                          layer, mechanism)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-ON CONFLICT (probe_cc, probe_asn, test_name, target) DO UPDATE SET
-    uid = excluded.uid, start_time = excluded.start_time, verdict = excluded.verdict,
-    layer = excluded.layer, mechanism = excluded.mechanism
-WHERE (excluded.start_time, excluded.uid) > (target_state.start_time, target_state.uid)
-"""
-_UPSERT_PROBE = """
-INSERT INTO probes (probe_id, first_seen, last_seen, sent_at, queue_depth, software_version)
-VALUES (?, ?, ?, ?, ?, ?)
-ON CONFLICT (probe_id) DO UPDATE SET
-    last_seen = excluded.last_seen, sent_at = excluded.sent_at,
-    queue_depth = excluded.queue_depth,
-    software_version = coalesce(excluded.software_version, probes.software_version)
-WHERE excluded.last_seen >= probes.last_seen
-"""
-_ACQUIRE_LEASE = """
-INSERT INTO leases (name, holder, expires_at) VALUES (?, ?, ?)
-ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at
-WHERE leases.holder = excluded.holder OR leases.expires_at <= ?
-"""
-
-
 def _values(row: StoredMeasurement) -> tuple[Any, ...]:
     values = {c: getattr(row, c) for c in MEASUREMENT_COLUMNS}
     values["location_mismatch"] = int(row.location_mismatch)
+    values["body"] = pack(row.body)
     return tuple(values[c] for c in MEASUREMENT_COLUMNS)
 
 

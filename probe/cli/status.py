@@ -57,6 +57,7 @@ def _gather(db: sqlite3.Connection, config: ProbeConfig, now: datetime) -> dict[
         "last_heartbeat_attempt": state.get(journal.LAST_HEARTBEAT_ATTEMPT),
         "last_heartbeat_error": state.get(journal.LAST_HEARTBEAT_ERROR),
         "clock": _clock(state),
+        "controls": _controls(state),
         "started_at": state.get(journal.STARTED),
         "stopped_at": state.get(journal.STOPPED),
         "event_window": ({"name": window.name, "until": window.end.isoformat()}
@@ -75,6 +76,27 @@ def _gather(db: sqlite3.Connection, config: ProbeConfig, now: datetime) -> dict[
                              "summary": v.summary} for v in verdicts]
                    for target, verdicts in sorted(recent.items())},
     }
+
+
+def _controls(state: dict[str, str]) -> dict[str, Any] | None:
+    """Which control answered the last web measurement (probe.nettests.control_client), or None."""
+    try:
+        found = json.loads(state.get(journal.CONTROLS, "null"))
+    except ValueError:
+        return None
+    return found if isinstance(found, dict) else None
+
+
+def _controls_line(controls: dict[str, Any] | None, now: datetime) -> str:
+    if controls is None:
+        return "not asked yet"
+    since = _ago(controls.get("at"), now)
+    if controls.get("blocked"):
+        return (f"every control unreachable since {since}: verdicts are inconclusive until "
+                "one answers (blocked by the network?)")
+    if controls.get("endpoint") is None:
+        return f"no control gave a view since {since}"
+    return f"{controls['endpoint']} answers ({controls.get('path') or 'direct'}), since {since}"
 
 
 def _clock(state: dict[str, str]) -> dict[str, Any]:
@@ -164,6 +186,7 @@ def render(report: dict[str, Any], now: datetime, width: int | None = None) -> s
                  f"{counters['quarantined']} refused by the collector")
     lines.append(f"{'heartbeat':<14} last answered {_ago(report['last_heartbeat'], now)}")
     lines.append(f"{'clock':<14} {_clock_line(report['clock'], now)}")
+    lines.append(f"{'control':<14} {_controls_line(report['controls'], now)}")
     if report["last_heartbeat_error"]:
         lines.append(f"{'':<14} last attempt {_ago(report['last_heartbeat_attempt'], now)} "
                      f"failed: {report['last_heartbeat_error']}")

@@ -32,6 +32,7 @@ from probe.core.typed_config import (
 from probe.daemon.clock_check import ClockSettings
 from probe.daemon.endpoints import Endpoint
 from probe.nettests.connectivity.ladder import LadderConfig
+from probe.netx.proxy import check_proxy
 
 
 def _resolvers(value: tuple[str, ...]) -> str | None:
@@ -70,11 +71,6 @@ class Identity:
     network_name: str | None = None
 
 
-def _http_proxy(value: str) -> str | None:
-    ok = re.fullmatch(r"http://[^/\s:@]+:\d{1,5}/?", value)
-    return None if ok else "not an HTTP proxy URL like http://127.0.0.1:3128"
-
-
 def _unique_names(value: tuple[Endpoint, ...]) -> str | None:
     names = [e.name for e in value]
     return None if len(set(names)) == len(names) else "endpoint names must be unique"
@@ -90,8 +86,10 @@ class CollectorLink:
     # Ordered fallbacks (probe.daemon.endpoints); empty means just ``url``, named "primary".
     endpoints: tuple[Endpoint, ...] = checked((), _unique_names)
     retry_first_after: float = duration_field(3600.0, positive)
-    # An HTTP CONNECT proxy (http://HOST:PORT) for uploads and heartbeats, or None.
-    proxy: str | None = checked(None, lambda v: v and _http_proxy(v))
+    # A proxy for everything sent to the collector (uploads, heartbeats, target lists,
+    # control requests): http://HOST:PORT (CONNECT), socks5h://HOST:PORT (SOCKS5, names
+    # resolved by the proxy: Tor) or socks5://HOST:PORT (probe.netx.proxy); null: direct.
+    proxy: str | None = checked(None, lambda v: v and check_proxy(v))
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,6 +152,9 @@ class Target:
     date_added: str | None = checked(None, _iso_date)
     source: str | None = None
     notes: str | None = None
+    # The operator's override of the pacing (``collector targets set-priority``): ``high``
+    # is measured at its cadence, ``low`` only in the rotating sample; null: by its category.
+    priority: Literal["high", "low"] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,6 +174,9 @@ class ProbeConfig:
     identity: Identity = field(default_factory=Identity)
     collector: CollectorLink = field(default_factory=CollectorLink)
     control_url: str | None = checked(None, lambda v: v and is_http_url(v))
+    # Ordered control endpoints (probe.nettests.control_client fails over among them, as uploads do
+    # among collector.endpoints); empty: control_url, else the collector's endpoints.
+    controls: tuple[Endpoint, ...] = checked((), _unique_names)
     resolvers: tuple[str, ...] = checked((), _resolvers)
     doh_resolvers: tuple[str, ...] = checked((), _doh_resolvers)
     ca_file: str | None = None

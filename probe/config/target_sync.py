@@ -23,11 +23,13 @@ import aiohttp
 
 from probe.config.probe_config import ProbeConfig, Target
 from probe.core.typed_config import ConfigError, build
-from probe.daemon.endpoints import configured, fronted
+from probe.daemon.endpoints import configured, route
+from probe.netx import proxy
 
 CACHE_NAME = "targets-cache.json"
 FIELDS = ("url", "category", "cc", "role", "baseline", "date_added", "source", "notes")
-"""Target fields taken from each served entry (``interval_s`` becomes ``interval``)."""
+"""Target fields taken from each served entry (``interval_s`` becomes ``interval``; a
+``priority`` of ``high`` or ``low`` is kept, ``normal`` leaves the pacing to the category)."""
 
 
 class BadDocument(ValueError):
@@ -57,6 +59,8 @@ def parse(document: object, cc: str) -> tuple[str, tuple[Target, ...]]:
         data: dict[str, Any] = {k: item[k] for k in FIELDS if item.get(k) is not None}
         if item.get("interval_s") is not None:
             data["interval"] = item["interval_s"]
+        if item.get("priority") in ("high", "low"):
+            data["priority"] = item["priority"]
         try:
             targets.append(build(Target, data, f"targets[{index}]"))
         except ConfigError as exc:
@@ -143,13 +147,11 @@ async def refresh(config: ProbeConfig, token: str | None,
     link = config.collector
     missed: list[str] = []
     answer: tuple[int, bytes] | None = None
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=context)) as session:
+    async with aiohttp.ClientSession(connector=proxy.connector(link.proxy, context)) as session:
         # The collector's endpoints in their configured order (probe.daemon.endpoints): a censor
         # that blocks the first must not cut the probe off its lists.
         for endpoint in configured(link.url, link.endpoints):
-            base, options = fronted(endpoint)
-            if link.proxy:
-                options["proxy"] = link.proxy
+            base, options, _path = route(endpoint, link.proxy)
             request_headers = {**headers, **options.pop("headers", {})}
             try:
                 async with session.get(

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from probe import __version__
+from probe.core.evidence import with_fields
 from probe.core.scrub import scrub_value
 
 SOFTWARE_NAME = "kuzot"
@@ -48,7 +49,13 @@ def envelope(
     report_id: str | None = None,
     scrub: set[str] | None = None,
 ) -> dict[str, Any]:
-    """Wrap ``test_keys``; ``scrub`` names addresses (the probe's own) to replace everywhere."""
+    """Wrap ``test_keys``; ``scrub`` names addresses (the probe's own) to replace everywhere.
+
+    A verdict with an evidence list gets its typed form beside it
+    (``analysis.evidence_fields``, ``probe.core.evidence``)."""
+    analysis = test_keys.get("analysis")
+    if isinstance(analysis, dict):
+        test_keys = {**test_keys, "analysis": with_fields(analysis)}
     measurement = {
         "data_format_version": "0.2.0",
         "measurement_start_time": ooni_time(started),

@@ -24,6 +24,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from probe.core.typed_config import is_http_url
 from probe.daemon.uploader import Uploader, UploadError
+from probe.netx.proxy import kind_of, path_of, request_options
 
 T = TypeVar("T")
 
@@ -52,6 +53,16 @@ def fronted(endpoint: Endpoint) -> tuple[str, dict[str, Any]]:
     if parts.scheme == "https":
         options["server_hostname"] = host
     return urlunsplit(parts._replace(netloc=endpoint.front + port)), options
+
+
+def route(endpoint: Endpoint, proxy: str | None) -> tuple[str, dict[str, Any], str]:
+    """The base URL, request options and path name (``probe.netx.proxy.path_of``) of a request
+    to ``endpoint`` through ``proxy``. Through SOCKS5 the front is not used: the proxy hides
+    the destination already, and its connector checks TLS against the URL's own host."""
+    use_front = endpoint.front is not None and kind_of(proxy) != "socks5"
+    base, options = fronted(endpoint) if use_front else (endpoint.url.rstrip("/"), {})
+    options.update(request_options(proxy))
+    return base, options, path_of(use_front, proxy)
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,7 +145,8 @@ class FailoverUploader(Uploader):
                  proxy: str | None = None) -> None:
         super().__init__(endpoints.endpoints[0].url, token, ca_file, timeout, compress)
         self.endpoints = endpoints
-        self.proxy = proxy  # an HTTP CONNECT proxy for every endpoint, or None
+        self.proxy = proxy  # HTTP CONNECT or SOCKS5 for every endpoint (probe.netx.proxy), or None
+        self.path_used: str | None = None  # probe.netx.proxy.path_of the last success
 
     @property
     def endpoint_used(self) -> str | None:
@@ -142,10 +154,9 @@ class FailoverUploader(Uploader):
 
     async def _send(self, path: str, data: bytes, headers: dict[str, str]) -> dict[str, Any]:
         async def attempt(endpoint: Endpoint) -> dict[str, Any]:
-            self.base, self.request_options = fronted(endpoint)
-            if self.proxy:
-                self.request_options["proxy"] = self.proxy
+            self.base, self.request_options, _path = route(endpoint, self.proxy)
             return await Uploader._send(self, path, data, headers)
 
-        result, _ = await self.endpoints.call(attempt)
+        result, endpoint = await self.endpoints.call(attempt)
+        self.path_used = route(endpoint, self.proxy)[2]
         return result

@@ -67,6 +67,7 @@ from probe.local.journal import (
     CLOCK_CHECKED,
     CLOCK_OFFSET,
     CLOCK_STATUS,
+    CONTROLS,
     EVENT_WINDOWS,
     LADDER_TARGET,
     LAST_HEARTBEAT,
@@ -279,6 +280,8 @@ class Daemon:
         self.latest: dict[str, str] = {}
         self.skipped_budget = 0
         self.skipped_pace = 0  # targets held back to spread the budget over the day
+        # Which control answered last and whether all were unreachable (_note_controls).
+        self.controls: dict[str, Any] = {}
         self._summary_measured = 0  # measurements counted at the last hourly summary
         self._reserved = 0  # expected cost of the target measurements running now
         self._costs: dict[str, int] = {}  # each target's last measurement cost, in bytes
@@ -787,6 +790,7 @@ class Daemon:
         self.used_today = used[0] if used else self.used_today
         if self.can_trace:
             self._consider_traces(measurement)
+        await self._note_controls(measurement)
         self.measured[entry.test_name] = self.measured.get(entry.test_name, 0) + 1
         await self._refresh_spool()
         log.debug("measured %s: spool holds %d", entry.input or entry.test_name,
@@ -870,6 +874,19 @@ class Daemon:
         log.info("target lists changed: %d targets (%d new, %d dropped)", len(self.targets),
                  len(added), len(before.keys() - self.targets.keys()))
 
+    async def _note_controls(self, measurement: Measurement) -> None:
+        """Keep which control answered the last web measurement, and whether every control
+        was unreachable (``probe.nettests.control_client``), for heartbeats and ``probe status``."""
+        keys = measurement.get("test_keys")
+        if measurement.get("test_name") != "web_connectivity" or not isinstance(keys, dict) \
+                or "x_controls_blocked" not in keys:
+            return
+        state = {"endpoint": keys.get("x_control_endpoint"), "path": keys.get("x_control_path"),
+                 "blocked": bool(keys.get("x_controls_blocked"))}
+        if state != {k: self.controls.get(k) for k in state}:
+            self.controls = {**state, "at": ooni_time(self.clock.now())}
+            await self.journal.set(**{CONTROLS: json.dumps(self.controls)})
+
     def _heartbeat_body(self, now: datetime) -> dict[str, Any]:
         body: dict[str, Any] = {} if self.uploader.token else {
             # With a token the collector knows who we are (and refuses a probe_id that differs
@@ -889,8 +906,11 @@ class Daemon:
             "in_event_window": self.window is not None,
             "data_used_today": self.used_today,
             "data_budget": self.budget,
-        } | ({"collector_endpoint": self.uploader.endpoint_used}
-             if isinstance(self.uploader, FailoverUploader) else {})
+        } | ({"collector_endpoint": self.uploader.endpoint_used,
+              "collector_path": self.uploader.path_used}
+             if isinstance(self.uploader, FailoverUploader) else {}) | (
+            {"control_endpoint": self.controls.get("endpoint"),
+             "controls_blocked": self.controls.get("blocked", False)} if self.controls else {})
 
     async def _upload(self) -> None:
         """Send the spool oldest first until it is empty or the collector stops answering."""

@@ -12,6 +12,8 @@ shutdown or a block may begin. So the daemon paces itself:
   of their own: measured at the config's cadence), the categories the project watches first
   (news, political criticism, human rights, LGBT, circumvention: ``PRIORITY_CATEGORIES``),
   baselines and canaries, and during an event window every target of the probe's own country.
+  The collector's operator may override this per entry (``Target.priority``: ``high`` is
+  always priority, ``low`` only inside an event window of its country).
 * **The rest** (Citizen Lab's long tail) are measured only while the day's use is at or below
   an even spend (``budget x share of the day gone``, at least ``FIRST_SHARE``); one that is
   not is tried again after ``ROTATION``, so over the day the tail is sampled in rotation with
@@ -42,6 +44,8 @@ DEFAULT_COST = 250_000
 
 def is_priority(target: Target, country: str, in_window: bool) -> bool:
     """Whether ``target`` is measured at its cadence while the budget allows (see above)."""
+    if target.priority is not None:
+        return target.priority == "high" or (in_window and target.cc == country)
     return (target.interval is None or target.category in PRIORITY_CATEGORIES
             or target.role != "test" or (in_window and target.cc == country))
 

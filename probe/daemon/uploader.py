@@ -29,6 +29,7 @@ from typing import Any
 import aiohttp
 
 from probe.core import failures
+from probe.netx.proxy import connector as proxy_connector
 
 # Rough bytes of HTTP framing (request line, headers, TCP/IP headers) per exchange, counted
 # into the data budget on top of the bodies.
@@ -101,15 +102,17 @@ class Uploader:
         # Per-request connection options (probe.daemon.endpoints sets server_hostname and Host for a
         # CDN-fronted endpoint).
         self.request_options: dict[str, Any] = {}
+        # A SOCKS5 proxy is the session's connector (probe.netx.proxy); set before the session.
+        self.proxy: str | None = None
 
     def _headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.token}"} if self.token else {}
 
-    def _connector(self) -> aiohttp.TCPConnector:
+    def _connector(self) -> aiohttp.BaseConnector:
         context = ssl.create_default_context()
         if self.ca_file:
             context.load_verify_locations(cafile=self.ca_file)
-        return aiohttp.TCPConnector(ssl=context, limit=2)
+        return proxy_connector(self.proxy, context, limit=2)
 
     def _new_session(self) -> aiohttp.ClientSession:
         return aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.timeout),

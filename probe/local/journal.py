@@ -34,6 +34,8 @@ CENSOR_TRACES = "censor_traces_today"  # "<UTC day> <traces run that day>"
 CLOCK_STATUS = "clock_status"  # unverified, ok or off (probe.daemon.clock_check)
 CLOCK_OFFSET = "clock_offset_s"  # collector's time minus the probe's at the last check
 CLOCK_CHECKED = "clock_checked_at"  # the probe's own time of that check
+# The controls as the last web measurement found them (JSON: endpoint, path, blocked, at).
+CONTROLS = "controls"
 
 
 @dataclass(frozen=True, slots=True)

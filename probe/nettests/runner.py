@@ -21,6 +21,7 @@ from probe.config.platforms import PlatformsConfig
 from probe.config.probe_config import ProbeConfig, Target
 from probe.core import failures
 from probe.core.measurement import envelope
+from probe.daemon.endpoints import Endpoint, EndpointList, configured
 from probe.nettests.censor_trace import measure as censor_trace
 from probe.nettests.connectivity import ladder as connectivity
 from probe.nettests.control_client import ControlClient
@@ -160,8 +161,18 @@ async def measure_trace(config: ProbeConfig, url: str, address: str | None,
 
 
 def control_client(config: ProbeConfig) -> ControlClient:
-    return ControlClient(config.control_base, timeout=config.timeouts.control,
-                         ca_file=config.collector.ca_file)
+    """The controls in order: ``controls``, else ``control_url``, else the collector's own
+    endpoints (the collector is the control vantage); through ``collector.proxy`` if set."""
+    link = config.collector
+    if config.controls:
+        endpoints: tuple[Endpoint, ...] = config.controls
+    elif config.control_url:
+        endpoints = (Endpoint(name="control", url=config.control_url),)
+    else:
+        endpoints = configured(link.url, link.endpoints)
+    return ControlClient(timeout=config.timeouts.control, ca_file=link.ca_file,
+                         endpoints=EndpointList(endpoints, link.retry_first_after),
+                         proxy=link.proxy)
 
 
 async def run_targets(

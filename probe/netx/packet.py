@@ -16,7 +16,7 @@ IPv4 only.
 
 Scapy is imported inside the functions that dissect packets, never at module level, and only
 once a raw socket has opened: it costs about 50 MB of resident memory, more than the whole
-daemon otherwise needs on a Raspberry Pi (``tests/probe/test_footprint.py`` checks that a
+daemon otherwise needs on a Raspberry Pi (``tests/probe/daemon/test_footprint.py`` checks that a
 round of sites does not load it).
 
 Verdicts (injected or not, where the censor is) come from ``probe.nettests.censor_trace.analysis``.

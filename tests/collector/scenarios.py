@@ -15,17 +15,17 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from probe.core.measurement import envelope
 from probe.core.typed_config import parse_duration
+from tests.helpers.paths import REPO
 
 BASE = datetime(2024, 3, 1, tzinfo=UTC).timestamp()
 CYCLE = 300.0
 HEARTBEAT = 60.0
 UPLOAD_DELAY = 30.0
-SCENARIOS = Path(__file__).parents[1] / "scenarios" / "detection"
+SCENARIOS = REPO / "tests" / "scenarios" / "detection"
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,26 +2,24 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from collector import config as collector_config
 from probe.core.typed_config import ConfigError
+from tests.helpers.paths import REPO, TESTDATA
 
-ROOT = Path(__file__).parents[2]
-DATA = ROOT / "tests" / "testdata" / "configs"
+DATA = TESTDATA / "configs"
 
 
 def test_the_example_config_loads_with_its_target_lists() -> None:
-    config = collector_config.load(ROOT / "configs" / "collector.yaml")
+    config = collector_config.load(REPO / "configs" / "collector.yaml")
     assert config == collector_config.CollectorConfig(targets=config.targets,
                                                       target_categories=config.target_categories,
                                                       target_files=config.target_files,
                                                       target_lists=config.target_lists,
                                                       detection=config.detection)
-    assert config.target_lists.directory == str(ROOT / "configs" / "targets")
-    assert config.detection.event_windows == str(ROOT / "configs" / "events.yaml")
+    assert config.target_lists.directory == str(REPO / "configs" / "targets")
+    assert config.detection.event_windows == str(REPO / "configs" / "events.yaml")
     assert config.detection.networks["KZ"].incumbent == ("AS9198",)
     assert "https://kloop.kg/" in config.targets and "https://vlast.kz/" in config.targets
     assert len(config.targets) == len(set(config.targets))

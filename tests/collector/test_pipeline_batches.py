@@ -29,7 +29,7 @@ from collector.store import EventFilter
 from collector.store.sqlite import SQLiteStore
 from probe.core.typed_config import parse_duration
 from tests.collector import scenarios
-from tests.collector.test_detection_scenarios import run_scenario
+from tests.collector.detect.test_detection_scenarios import run_scenario
 from tests.helpers.fleet import web_measurement
 
 SCENARIO = "national_block_tls_timeout"

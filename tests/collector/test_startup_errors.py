@@ -7,7 +7,8 @@ from __future__ import annotations
 import socket
 from pathlib import Path
 
-from tests.collector.process import cli, free_port
+from tests.helpers.collector_process import cli
+from tests.helpers.ports import free_port
 
 
 async def test_a_port_in_use_is_one_line_and_exit_2(tmp_path: Path) -> None:

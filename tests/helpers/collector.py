@@ -7,7 +7,6 @@ stored before is still there when it comes back.
 
 from __future__ import annotations
 
-import socket
 from datetime import UTC, datetime
 
 from aiohttp import web
@@ -16,12 +15,6 @@ from collector.api.tokens import new_token, token_hash
 from collector.app import create_app
 from collector.config import CollectorConfig
 from collector.store import open_store
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 async def issue_token(config: CollectorConfig, probe_id: str) -> str:

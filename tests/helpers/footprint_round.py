@@ -2,7 +2,7 @@
 
     python -m tests.helpers.footprint_round DIRECTORY [--reset]
 
-Run by ``tests/probe/test_footprint.py`` in a subprocess, because ``sys.modules`` of the test
+Run by ``tests/probe/daemon/test_footprint.py`` in a subprocess, because ``sys.modules`` of the test
 process holds whatever other tests imported. The round is real: loopback sites, a platform
 check with reset fingerprinting on, the daemon's own raw-socket check at start, the real
 spool, the real collector as control (uploads go nowhere). With ``--reset`` the platform's
@@ -31,7 +31,8 @@ async def round_of_sites(directory: Path, reset: bool) -> dict[str, Any]:
     report["after_import"] = scapy_loaded()
     from collector.config import Auth, CollectorConfig, Control
     from probe.netx import packet
-    from tests.helpers.collector import SwitchableCollector, free_port
+    from tests.helpers.collector import SwitchableCollector
+    from tests.helpers.ports import free_port
     from tests.helpers.probe_setup import loopback_config, make_daemon
     from tests.helpers.servers import page_app, serve_app, tcp_behaviour
 

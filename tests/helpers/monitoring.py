@@ -10,7 +10,6 @@ import asyncio
 import contextlib
 import os
 import shutil
-import socket
 import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -18,6 +17,8 @@ from typing import Any
 
 import aiohttp
 import pytest
+
+from tests.helpers.ports import free_port
 
 
 def binary(*names: str) -> str:
@@ -30,12 +31,6 @@ def binary(*names: str) -> str:
     if os.environ.get("CI") == "true":
         pytest.fail(reason)
     pytest.skip(reason)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def run_tool(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:

@@ -2,7 +2,7 @@
 
 Every namespace lab in the suite builds on this module: the emulated censoring network
 (``tests/lab``), the chain of routers (``tests/helpers/chainlab.py``) and the offline host of
-``tests/test_connectivity.py``. It gives
+``tests/probe/nettests/connectivity/test_connectivity.py``. It gives
 
 * names ``<lab id>-<role>`` whose lab id carries the owner's process id and a random suffix,
   so parallel runs never collide and a stale lab can be told from a live one;

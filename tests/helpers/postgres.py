@@ -15,17 +15,12 @@ import glob
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from tests.helpers.ports import free_port
 
 
 def server_bindir() -> Path | None:
@@ -85,7 +80,7 @@ class PostgresCluster:
         if os.geteuid() == 0:
             owner = pwd.getpwnam("postgres")
             os.chown(directory, owner.pw_uid, owner.pw_gid)
-        cluster = cls(bindir, directory, _free_port())
+        cluster = cls(bindir, directory, free_port())
         try:
             cluster._run(str(bindir / "initdb"), "-D", str(cluster.data), "-U", "postgres",
                          "-A", "trust", "-E", "UTF8", "--locale=C.UTF-8",

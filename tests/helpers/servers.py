@@ -11,6 +11,7 @@ import socket
 import ssl
 import struct
 from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 import dns.message
 import dns.rcode
@@ -32,11 +33,34 @@ def page_app(body: str = PAGE, status: int = 200) -> web.Application:
     return app
 
 
+class SlowPages:
+    """Pages that each take ``delay`` seconds to answer. ``peak`` is the most that were being
+    answered at once: what a client's concurrency limit is checked against."""
+
+    def __init__(self, delay: float) -> None:
+        self.delay = delay
+        self.running = 0
+        self.peak = 0
+        self.app = web.Application()
+        self.app.router.add_get("/{tail:.*}", self._page)
+
+    async def _page(self, request: web.Request) -> web.Response:
+        self.running += 1
+        self.peak = max(self.peak, self.running)
+        try:
+            await asyncio.sleep(self.delay)
+            return web.Response(text="<title>slow</title>", content_type="text/html")
+        finally:
+            self.running -= 1
+
+
 @contextlib.asynccontextmanager
 async def serve_app(app: web.Application, context: ssl.SSLContext | None = None,
-                    host: str = "127.0.0.1", port: int = 0) -> AsyncIterator[int]:
-    """Run ``app`` on ``host``; yields the bound port."""
-    runner = web.AppRunner(app)
+                    host: str = "127.0.0.1", port: int = 0,
+                    **runner_options: Any) -> AsyncIterator[int]:
+    """Run ``app`` on ``host``; yields the bound port. ``runner_options`` go to aiohttp's
+    ``AppRunner`` (e.g. ``access_log``)."""
+    runner = web.AppRunner(app, **runner_options)
     await runner.setup()
     site = web.TCPSite(runner, host, port, ssl_context=context)
     await site.start()

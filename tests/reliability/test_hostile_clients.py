@@ -26,7 +26,8 @@ from typing import Any
 
 import pytest
 
-from tests.reliability.collector_process import CollectorProcess
+from collector.store.body import unpack
+from tests.helpers.collector_process import CollectorProcess, started
 
 HEADER_TIMEOUT = 2.0
 OWN_V4 = "203.0.113.7"
@@ -51,16 +52,11 @@ V6_SPELLINGS = [
 @pytest.fixture(scope="module")
 def collector(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[CollectorProcess,
                                                                            str]]:
-    process = CollectorProcess(
-        tmp_path_factory.mktemp("hostile-clients"),
-        "client_address_header: X-Forwarded-For\n"
-        f"limits: {{rate_per_minute: 1000000, header_timeout: {HEADER_TIMEOUT}s}}\n")
-    token = process.issue_token("honest-probe")
-    process.start()
-    try:
-        yield process, token
-    finally:
-        process.stop()
+    with started(tmp_path_factory.mktemp("hostile-clients"),
+                 "client_address_header: X-Forwarded-For\n"
+                 f"limits: {{rate_per_minute: 1000000, header_timeout: {HEADER_TIMEOUT}s}}\n",
+                 "honest-probe") as collector:
+        yield collector
 
 
 def request(base: str, path: str, body: Any = None, token: str | None = None,
@@ -233,6 +229,7 @@ def test_the_stored_identity_is_the_tokens(collector: tuple[CollectorProcess, st
     with sqlite3.connect(process.database) as db:
         probe_id, stored = db.execute("SELECT probe_id, body FROM measurements WHERE uid = ?",
                                       ("spoofed-id-01",)).fetchone()
+    stored = unpack(stored)
     document = json.loads(stored)
     assert probe_id == "honest-probe"
     assert document["annotations"] == {"probe_id": "honest-probe", "platform": "linux"}
@@ -275,6 +272,7 @@ def test_the_submitters_address_is_stored_in_no_spelling(
                                (uid,)).fetchone()
         (beat,) = db.execute("SELECT body FROM heartbeats ORDER BY rowid DESC "
                              "LIMIT 1").fetchone()
+    stored = unpack(stored)
     for text in (stored, beat):
         document = json.loads(text)
         rest = text.lower()

@@ -20,7 +20,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.reliability.collector_process import CollectorProcess
+from collector.store.body import unpack
+from tests.helpers.collector_process import CollectorProcess, started
 
 JSON = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False)
@@ -45,14 +46,10 @@ def valid(uid: str) -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def collector(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[CollectorProcess,
                                                                            str]]:
-    process = CollectorProcess(tmp_path_factory.mktemp("hostile"),
-                               "limits: {rate_per_minute: 1000000, max_body_bytes: 65536}\n")
-    token = process.issue_token("fuzz")
-    process.start()
-    try:
-        yield process, token
-    finally:
-        process.stop()
+    with started(tmp_path_factory.mktemp("hostile"),
+                 "limits: {rate_per_minute: 1000000, max_body_bytes: 65536}\n",
+                 "fuzz") as collector:
+        yield collector
 
 
 def post(base: str, body: bytes, token: str | None) -> int:
@@ -127,7 +124,7 @@ def test_every_stored_row_is_well_formed(collector: tuple[CollectorProcess, str]
         assert re.fullmatch(r"[A-Z]{2}", cc)
         assert re.fullmatch(r"AS\d+", asn)
         assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", start)
-        document = json.loads(body)
+        document = json.loads(unpack(body))
         assert document["measurement_uid"] == uid
         assert document["test_name"] == test_name
         assert isinstance(document["test_keys"], dict)

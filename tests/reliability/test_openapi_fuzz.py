@@ -28,7 +28,8 @@ from schemathesis import Case, checks
 
 from collector.api.openapi import document
 from collector.store import VERDICTS
-from tests.reliability.collector_process import CollectorProcess
+from collector.store.body import unpack
+from tests.helpers.collector_process import CollectorProcess, started
 
 MAX_EXAMPLES = 25
 _TIME = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d")
@@ -42,18 +43,13 @@ _LABEL = re.compile(r"[a-z0-9_]{1,32}")
 @pytest.fixture(scope="module")
 def collector(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[CollectorProcess,
                                                                            str]]:
-    process = CollectorProcess(
-        tmp_path_factory.mktemp("schemathesis"),
-        "limits: {rate_per_minute: 100000000, max_body_bytes: 262144,\n"
-        "         retention: 730000d, future_skew: 2900000d}\n")
-    token = process.issue_token("schemathesis")
-    process.start()
-    try:
+    with started(tmp_path_factory.mktemp("schemathesis"),
+                 "limits: {rate_per_minute: 100000000, max_body_bytes: 262144,\n"
+                 "         retention: 730000d, future_skew: 2900000d}\n",
+                 "schemathesis") as (process, token):
         # The cases are generated from document(); it is the one the collector serves.
         assert served_document(process.base) == document()
         yield process, token
-    finally:
-        process.stop()
 
 
 def served_document(base: str) -> dict[str, Any]:
@@ -81,7 +77,7 @@ def check_stored(database: str, uids: list[str]) -> None:
         assert verdict is None or verdict in VERDICTS
         assert layer is None or _LABEL.fullmatch(layer)
         assert mechanism is None or _LABEL.fullmatch(mechanism)
-        document = json.loads(body)
+        document = json.loads(unpack(body))
         assert document["measurement_uid"] == uid
         assert document["test_name"] == test_name
         assert document["measurement_start_time"] == start

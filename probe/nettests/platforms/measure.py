@@ -93,7 +93,7 @@ async def measure_reachability(
     if control is not None:
         port = group.ports[0]
         url = f"http://{host}/" if port == 80 else f"http://{host}:{port}/"
-        control_task = asyncio.create_task(control.measure(url, endpoints))
+        control_task = asyncio.create_task(control.measure_via(url, endpoints))
 
     async def one(address: str, port: int) -> tuple[Record, Record | None]:
         record, stream = await tcp.connect(address, port, trace, t.connect)
@@ -109,8 +109,11 @@ async def measure_reachability(
     results = await asyncio.gather(*(one(a, p) for a in addresses for p in group.ports))
     control_view: Record | None = None
     control_failure: str | None = "unknown_failure: no control configured"
+    control_endpoint = control_path = None
     if control_task is not None:
-        control_view, control_failure = await control_task
+        answer = await control_task
+        control_view, control_failure = answer.view, answer.failure
+        control_endpoint, control_path = answer.endpoint, answer.path
     return {
         "queries": queries,
         "tcp_connect": [r for r, _ in results],
@@ -118,6 +121,8 @@ async def measure_reachability(
         "requests": [q for _, q in results if q is not None],
         "control": control_view or {},
         "control_failure": control_failure,
+        "x_control_endpoint": control_endpoint,
+        "x_control_path": control_path,
     }
 
 
@@ -134,6 +139,9 @@ def _endpoint_record(group_name: str, target: str, kind: str, keys: Record,
         "failure": failure,
         "analysis": analysis,
         "control_failure": keys.get("control_failure"),
+        # Which control answered, by which path (probe.nettests.control_client); names only.
+        "x_control_endpoint": keys.get("x_control_endpoint"),
+        "x_control_path": keys.get("x_control_path"),
     }
 
 

@@ -469,12 +469,19 @@ async def measure(
         control_request = {"http_request": url,
                            "tcp_connect": [tcp.endpoint(e.ip, port) for e in endpoints]}
         control_task = asyncio.create_task(
-            control.measure(url, control_request["tcp_connect"]))
+            control.measure_via(url, control_request["tcp_connect"]))
     await _fetch_chain(url, opts, context, state, endpoints)
     control_view: Record | None = None
     control_failure: str | None = "unknown_failure: no control configured"
+    # Which control answered and by which path (probe.nettests.control_client): direct, front, a
+    # proxy; never an address.
+    control_used: Record = {"x_control_endpoint": None, "x_control_path": None,
+                            "x_controls_blocked": False}
     if control_task is not None:
-        control_view, control_failure = await control_task
+        answer = await control_task
+        control_view, control_failure = answer.view, answer.failure
+        control_used = {"x_control_endpoint": answer.endpoint, "x_control_path": answer.path,
+                        "x_controls_blocked": answer.blocked}
     add_answer_asns(state.queries, control_view)
     bound_bodies(state.requests)
     bound_headers(state.requests)
@@ -488,6 +495,7 @@ async def measure(
         "x_control_request": control_request,
         "control": control_view or {},
         "control_failure": control_failure,
+        **control_used,
         "dns_experiment_failure": _experiment_failure(state),
         "http_experiment_failure": state.requests[0]["failure"] if state.requests else None,
         "x_ipv6_available": have_v6,

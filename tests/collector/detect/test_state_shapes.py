@@ -142,3 +142,15 @@ def test_bins_were_the_cause_of_late_observations_before_conversion() -> None:
         config, block=dataclasses.replace(BlockParams(), bin=900.0)))
     fleet.run(restored, until=START + 600.0)
     assert restored.late > 100
+
+
+
+def test_a_detector_registered_since_the_save_starts_empty_without_a_reset() -> None:
+    config = DetectionConfig()
+    saved = state_shapes.shapes(config)
+    assert "outside" in saved  # registered after state version 2
+    before_it = {k: v for k, v in saved.items() if k != "outside"}
+    assert state_shapes.compare(before_it, config) == []
+    damaged = {k: v for k, v in saved.items() if k != "collapse"}
+    [change] = state_shapes.compare(damaged, config)
+    assert (change.detector, change.action) == ("collapse", "reset")

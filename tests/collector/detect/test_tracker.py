@@ -130,3 +130,39 @@ def test_shutdown_scope_mobile_then_national_and_late_evidence_is_absorbed() -> 
     # Ladder readings uploaded after the blackout make a collapse signal inside it: no event.
     late = shutdown(("AS9198",), SUSPECTED, T0 + 4300, T0 + 3300, detector="collapse")
     assert tracker.apply([late], T0 + 4300, CONTEXT) == []
+
+
+def test_late_evidence_from_inside_a_closed_event_reopens_it() -> None:
+    tracker = Tracker(CONFIG)
+    target = "https://a.example/"
+    [opened] = tracker.apply([block("AS9198", target, LIKELY, T0 + 300)], T0 + 300, CONTEXT)
+    [closed] = tracker.apply([block("AS9198", target, NONE, T0 + 3600,
+                                    recovered_at=T0 + 3000)], T0 + 3600, CONTEXT)
+    assert closed.id == opened.id and closed.status == "closed" and closed.end == T0 + 3000
+    # A probe's backlog, uploaded an hour later, shows the block on another network too,
+    # during the event: the same event again, not a second one.
+    late = block("AS64501", target, LIKELY, T0 + 1200, onset=T0 + 600)
+    [again] = tracker.apply([late], T0 + 7200, CONTEXT)
+    assert again.id == opened.id and again.status == "open"
+    assert again.asns == ("AS64501", "AS9198") and again.evidence["members_total"] == 2
+    [ended] = tracker.apply([block("AS64501", target, NONE, T0 + 7500, onset=T0 + 600,
+                                   recovered_at=T0 + 2400)], T0 + 7500, CONTEXT)
+    assert ended.id == opened.id and ended.status == "closed" and ended.end == T0 + 3000
+    # Evidence about a later moment is a new incident: a new event.
+    fresh = block("AS64501", target, LIKELY, T0 + 8000, onset=T0 + 7800)
+    [new] = tracker.apply([fresh], T0 + 8000, CONTEXT)
+    assert new.id != opened.id
+
+
+def test_a_closed_event_is_reopened_only_within_its_window() -> None:
+    tracker = Tracker(CONFIG)
+    target = "https://a.example/"
+    tracker.apply([block("AS9198", target, LIKELY, T0 + 300)], T0 + 300, CONTEXT)
+    tracker.apply([block("AS9198", target, NONE, T0 + 3600, recovered_at=T0 + 3000)],
+                  T0 + 3600, CONTEXT)
+    much_later = T0 + 3000 + CONFIG.block.cluster_window + 600
+    tracker.apply([], much_later, CONTEXT)
+    assert tracker.closed == {}
+    copy = Tracker(CONFIG)
+    copy.load_state(json.loads(json.dumps(tracker.to_state())))
+    assert copy.closed == {}

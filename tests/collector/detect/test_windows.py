@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from collector import config as collector_config
 from collector.detect.model import parse_time
 from collector.events.windows import build_calendar, load_calendar
 from probe.core.typed_config import ConfigError
-
-ROOT = Path(__file__).parents[3]
-DATA = ROOT / "tests" / "testdata"
+from tests.helpers.paths import REPO, TESTDATA
 
 
 @pytest.mark.parametrize(("name", "message"), [
@@ -25,7 +21,7 @@ DATA = ROOT / "tests" / "testdata"
 ])
 def test_invalid_calendars_fail_with_the_key_path(name: str, message: str) -> None:
     with pytest.raises(ConfigError) as caught:
-        load_calendar(DATA / "events" / name)
+        load_calendar(TESTDATA / "events" / name)
     assert str(caught.value) == message
 
 
@@ -39,12 +35,12 @@ def test_invalid_calendars_fail_with_the_key_path(name: str, message: str) -> No
 ])
 def test_invalid_detection_config(name: str, message: str) -> None:
     with pytest.raises(ConfigError) as caught:
-        collector_config.load(DATA / "configs" / name)
+        collector_config.load(TESTDATA / "configs" / name)
     assert str(caught.value) == message
 
 
 def test_the_shipped_calendar_and_config_load_with_documented_windows() -> None:
-    config = collector_config.load(ROOT / "configs" / "collector.yaml")
+    config = collector_config.load(REPO / "configs" / "collector.yaml")
     assert config.detection.event_windows is not None
     calendar = load_calendar(config.detection.event_windows)
     names = {spec.name for spec in calendar.specs}

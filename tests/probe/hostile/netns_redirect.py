@@ -13,7 +13,7 @@ import asyncio
 import json
 import subprocess
 
-from tests.probe.hostile import servers
+from tests.helpers import hostile_servers as servers
 from tests.probe.hostile.run import run_check
 
 PUBLIC = "46.36.210.10"

@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 
 from probe.core import failures
-from tests.probe.hostile import servers
+from tests.helpers import hostile_servers as servers
 from tests.probe.hostile.run import COLLECTOR_DOCUMENT_LIMIT, Checked, requests_of, run_check
 
 MEMORY_CAP = 100 * 1024 * 1024

@@ -7,8 +7,8 @@ import trustme
 
 from probe.core import failures
 from probe.netx import dns
+from tests.helpers import hostile_servers as servers
 from tests.helpers.servers import server_context
-from tests.probe.hostile import servers
 from tests.probe.hostile.run import requests_of, run_check
 from tests.probe.hostile.test_http_hostile import assert_bounded
 

@@ -1,0 +1,451 @@
+"""The collector at months of data: bytes on disk, ingest, read latencies, /metrics, memory.
+
+Run: ``python bench/collector_scale.py [--sizes 100000 1000000] [--postgres | --dsn DSN]
+[--seconds 10] [--keep DIR]``
+
+Measurements are realistic in size and shape: one web_connectivity measurement of a 4 KiB page
+(text of Kyrgyz, Russian and English words, which compresses about as a news page does) is
+made by the real probe on loopback (about 7.6 KB of JSON), and every stored measurement is that
+document with its own uid, time, probe, network, target, timings, page (one of eight per
+target) and verdict (92% ok, 4% blocked, 2% down, 2% inconclusive). The fleet: 50 probes on
+7 networks of KG and KZ, 60 targets each, a round an hour.
+
+For each store (SQLite; PostgreSQL with ``--postgres`` or ``--dsn``) the store is filled
+through the Store interface (the collector's own write path, in batches of 1,000) up to each
+size in turn, then the real collector runs as a child process on loopback and the bench
+measures: bytes on disk per measurement (SQLite: file and WAL after a checkpoint;
+PostgreSQL: ``pg_database_size``), durable HTTP ingest (8 clients, batches of 100, for
+``--seconds``), the median latency of each read API call (9 calls each), /healthz and /metrics,
+and the collector's RSS at the end and its peak (VmHWM). Prints one table; asserts nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import copy
+import hashlib
+import json
+import random
+import re
+import secrets
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from statistics import median
+from typing import Any
+
+import aiohttp
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.collector_ingest import Collector  # noqa: E402
+from bench.measurement_format import WORDS, _serve  # noqa: E402
+from collector.api.query import encode_cursor  # noqa: E402
+from collector.store import StoredMeasurement, is_postgres, open_store  # noqa: E402
+from probe.core.measurement import envelope  # noqa: E402
+from probe.nettests.web_connectivity import measure as web_check  # noqa: E402
+
+NETWORKS = (("KG", "AS8449"), ("KG", "AS12997"), ("KG", "AS50223"), ("KZ", "AS9198"),
+            ("KZ", "AS48716"), ("KZ", "AS21299"), ("KZ", "AS206026"))
+PROBES = [(f"{cc.lower()}-{asn.lower()}-{i}", cc, asn)
+          for i in range(8) for cc, asn in NETWORKS][:50]
+TARGETS = [f"https://site{k}.{'kg' if k % 2 else 'kz'}.example/" for k in range(60)]
+START = datetime(2026, 1, 1, tzinfo=UTC)
+ROUND = timedelta(hours=1)
+TIME = "%Y-%m-%d %H:%M:%S"
+CALLS = 9
+
+
+def _page(rng: random.Random) -> str:
+    parts = ["<html><head><title>News</title></head><body>\n"]
+    while sum(len(p.encode()) for p in parts) < 4096:
+        parts.append(f"<p id=\"{rng.getrandbits(32):08x}\">"
+                     + " ".join(rng.choice(WORDS) for _ in range(12)) + "</p>\n")
+    return "".join(parts)
+
+
+async def template() -> dict[str, Any]:
+    """One real measurement of a 4 KiB page, made by the probe on loopback."""
+    page = _page(random.Random(0))
+    runner, port = await _serve({"4": page}, hops=1)
+    try:
+        url = f"http://127.0.0.1:{port}/page/4"
+        keys = await web_check.measure(url, web_check.WebOptions(dial_loopback=True), None)
+        return envelope(test_name="web_connectivity", input_=url, test_keys=keys,
+                        started=START, runtime=1.0)
+    finally:
+        await runner.cleanup()
+
+
+class Generator:
+    """Measurements of the fleet in time order, each from the template.
+
+    The template is serialized once with markers in the fields that vary; each measurement
+    is the marked text with its values put in (a deep copy and ``json.dumps`` per row would
+    make the generator, not the store, the bottleneck)."""
+
+    FIELDS = ("uid", "stamp", "target", "cc", "asn", "report", "probe", "ip", "host", "t0",
+              "t1", "rt0", "ttfb", "rt", "bps", "page", "length", "sha", "date", "analysis")
+
+    def __init__(self, base: dict[str, Any], seed: int = 1) -> None:
+        self.rng = random.Random(seed)
+        pages = {t: [_page(random.Random(f"{t}{v}")) for v in range(8)] for t in TARGETS}
+        # (JSON-escaped text, byte length, sha256) of each page
+        self.pages = {t: [(json.dumps(p, ensure_ascii=False)[1:-1], len(p.encode()),
+                           hashlib.sha256(p.encode()).hexdigest()) for p in ps]
+                      for t, ps in pages.items()}
+        self.made = 0
+        m = copy.deepcopy(base)
+        mark = {f: f"@@{f}@@" for f in self.FIELDS}
+        m.update(measurement_uid=mark["uid"], measurement_start_time=mark["stamp"],
+                 test_start_time=mark["stamp"], input=mark["target"], probe_cc=mark["cc"],
+                 probe_asn=mark["asn"], report_id=mark["report"],
+                 annotations={**m["annotations"], "probe_id": mark["probe"]})
+        keys = m["test_keys"]
+        keys["tcp_connect"][0].update(ip=mark["ip"], port=443, t0=mark["t0"], t=mark["t1"])
+        request = keys["requests"][0]
+        request.update(address=mark["ip"] + ":443", t0=mark["rt0"], x_ttfb=mark["ttfb"],
+                       t=mark["rt"], x_goodput_bps=mark["bps"])
+        request["request"]["url"] = mark["target"]
+        request["request"]["headers"]["Host"] = mark["host"]
+        request["request"]["headers_list"][0][1] = mark["host"]
+        response = request["response"]
+        response.update(body=mark["page"], x_body_length=mark["length"],
+                        x_body_sha256=mark["sha"])
+        response["headers"]["Date"] = mark["date"]
+        keys["network_events"][0].update(t=mark["rt"], address=mark["ip"] + ":443")
+        keys["analysis"] = mark["analysis"]
+        text = json.dumps(m, ensure_ascii=False, separators=(",", ":"))
+        for name in ("t0", "t1", "rt0", "ttfb", "rt", "bps", "length", "analysis"):
+            text = text.replace(f'"@@{name}@@"', f"@@{name}@@")  # numbers and objects
+        self.parts = re.split(r"@@(\w+)@@", text)
+
+    def document(self, index: int, uid: str) -> tuple[str, dict[str, str]]:
+        """The JSON text of measurement ``index`` and its columns."""
+        rng = self.rng
+        probe_id, cc, asn = PROBES[(index // len(TARGETS)) % len(PROBES)]
+        target = TARGETS[index % len(TARGETS)]
+        hour = index // (len(TARGETS) * len(PROBES))
+        started = START + hour * ROUND + timedelta(seconds=rng.randrange(3000))
+        roll = rng.random()
+        verdict, layer, mechanism = (
+            ("ok", None, None) if roll < 0.92 else ("blocked", "tls", "timeout") if roll < 0.96
+            else ("down", None, None) if roll < 0.98 else ("inconclusive", None, None))
+        page, length, sha = rng.choice(self.pages[target])
+        t0 = rng.uniform(0.01, 0.2)
+        t1 = t0 + rng.uniform(0.01, 0.1)
+        stamp = started.strftime(TIME)
+        values = {
+            "uid": uid, "stamp": stamp, "target": target, "cc": cc, "asn": asn,
+            "report": f"{started:%Y%m%dT%H%M%SZ}_webconnectivity_{cc}_{asn[2:]}_n1_"
+                      f"{rng.getrandbits(64):016x}",
+            "probe": probe_id, "ip": f"198.51.{index % 200}.{rng.randrange(1, 255)}",
+            "host": target.split("/")[2], "t0": f"{t0:.6f}", "t1": f"{t1:.6f}",
+            "rt0": f"{t1 + 0.0001:.6f}", "ttfb": f"{t1 + rng.uniform(0.01, 1):.6f}",
+            "rt": f"{t1 + rng.uniform(1, 2):.6f}", "bps": str(rng.randrange(100_000, 50_000_000)),
+            "page": page, "length": str(length), "sha": sha,
+            "date": started.strftime("%a, %d %b %Y %H:%M:%S GMT"),
+            "analysis": json.dumps({"verdict": verdict, "layer": layer, "mechanism": mechanism,
+                                    "confidence": 0.9, "evidence": [], "analysis_version": 2},
+                                   separators=(",", ":")),
+        }
+        parts = self.parts
+        text = "".join(values[p] if i % 2 else p for i, p in enumerate(parts))
+        return text, {"probe_id": probe_id, "cc": cc, "asn": asn, "target": target,
+                      "start_time": stamp, "uid": uid, "verdict": verdict,
+                      "layer": layer or "", "mechanism": mechanism or ""}
+
+    def rows(self, count: int) -> list[StoredMeasurement]:
+        out = []
+        for _ in range(count):
+            index = self.made
+            self.made += 1
+            text, c = self.document(index, f"s{index:011d}")
+            out.append(StoredMeasurement(
+                uid=c["uid"], probe_id=c["probe_id"], test_name="web_connectivity",
+                input=c["target"], probe_cc=c["cc"], probe_asn=c["asn"],
+                start_time=c["start_time"], received_at=c["start_time"], verdict=c["verdict"],
+                layer=c["layer"] or None, mechanism=c["mechanism"] or None, body=text))
+        return out
+
+
+async def fill(database: str, generator: Generator, upto: int) -> float:
+    """Store measurements until the store holds ``upto``; returns rows per second."""
+    store = await open_store(database)
+    started, added = time.perf_counter(), 0
+    try:
+        while generator.made < upto:
+            added += len(await store.add_measurements(
+                generator.rows(min(1000, upto - generator.made))))
+    finally:
+        await store.close()
+    return added / max(time.perf_counter() - started, 1e-9)
+
+
+async def disk_bytes(database: str) -> int:
+    if is_postgres(database):
+        import asyncpg
+
+        conn = await asyncpg.connect(database)
+        try:
+            await conn.execute("CHECKPOINT")
+            return int(await conn.fetchval("SELECT pg_database_size(current_database())"))
+        finally:
+            await conn.close()
+    with sqlite3.connect(database) as db:
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    db.close()
+    return sum(p.stat().st_size for p in Path(database).parent.glob(Path(database).name + "*"))
+
+
+def _status(pid: int, field: str) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+async def ingest(base: str, token: str, generator: Generator, seconds: float) -> float:
+    headers = {"Authorization": f"Bearer {token}"}
+    acked = 0
+    deadline = time.perf_counter() + seconds
+    prefix = secrets.token_hex(3)
+
+    async def client(index: int, session: aiohttp.ClientSession) -> None:
+        nonlocal acked
+        n = 0
+        while time.perf_counter() < deadline:
+            docs = [generator.document(generator.rng.randrange(generator.made),
+                                       f"h{prefix}c{index}n{n + i}")[0] for i in range(100)]
+            n += 100
+            body = '{"measurements":[' + ",".join(docs) + "]}"
+            async with session.post(base + "/api/v1/measurements", data=body.encode(),
+                                    headers={**headers, "Content-Type": "application/json"}
+                                    ) as response:
+                text = await response.text()
+                if response.status != 200:
+                    raise RuntimeError(f"HTTP {response.status}: {text[:300]}")
+                acked += len(json.loads(text)["stored"])
+
+    start = time.perf_counter()
+    async with aiohttp.ClientSession() as session:
+        await asyncio.gather(*(client(i, session) for i in range(8)))
+    return acked / (time.perf_counter() - start)
+
+
+def read_calls(generator: Generator) -> list[tuple[str, str]]:
+    last_hour = (generator.made - 1) // (len(TARGETS) * len(PROBES))
+    end = START + (last_hour + 1) * ROUND
+    day = (end - timedelta(days=1)).strftime("%Y-%m-%d")
+    month_ago = (end - timedelta(days=30)).strftime("%Y-%m-%dT%H:00:00Z")
+    week_ago = (end - timedelta(days=7)).strftime("%Y-%m-%dT%H:00:00Z")
+    until = end.strftime("%Y-%m-%dT%H:00:00Z")
+    state = generator.rng.getstate()
+    _, middle = generator.document(generator.made // 2, f"s{generator.made // 2:011d}")
+    generator.rng.setstate(state)
+    cursor = encode_cursor(middle["start_time"], middle["uid"])
+    return [
+        ("newest page (100)", "/api/v1/measurements?limit=100"),
+        ("newest page, full=true (20)", "/api/v1/measurements?limit=20&full=true"),
+        ("cc + domain + day", f"/api/v1/measurements?cc=KG&domain=site7.kg.example"
+                              f"&since={day}&until={day}T23:59:59Z"),
+        ("deep cursor page", f"/api/v1/measurements?limit=100&cursor={cursor}"),
+        ("aggregation: day, 30 days", f"/api/v1/aggregation?axis_x=day&since={month_ago}"
+                                      f"&until={until}"),
+        ("aggregation: asn", "/api/v1/aggregation?axis_x=asn"),
+        ("aggregation: cc x asn", "/api/v1/aggregation?axis_x=cc&axis_y=asn"),
+        ("aggregation: domain x cc", "/api/v1/aggregation?axis_x=domain&axis_y=cc"),
+        ("aggregation: hour, KG, 7 days", f"/api/v1/aggregation?axis_x=hour&cc=KG"
+                                          f"&since={week_ago}&until={until}"),
+        ("aggregation: day x test_name, KZ", "/api/v1/aggregation?axis_x=day"
+                                             "&axis_y=test_name&cc=KZ"),
+        ("aggregation: input, KG, 1 day", f"/api/v1/aggregation?axis_x=input&cc=KG"
+                                          f"&since={day}"),
+        ("/healthz", "/healthz"),
+        ("/metrics", "/metrics"),
+    ]
+
+
+async def reads(base: str, calls: list[tuple[str, str]]) -> dict[str, float]:
+    out = {}
+    async with aiohttp.ClientSession() as session:
+        for name, path in calls:
+            times = []
+            for _ in range(CALLS):
+                t0 = time.perf_counter()
+                async with session.get(base + path) as response:
+                    await response.read()
+                    if response.status != 200:  # reported in the table, not hidden
+                        print(f"{path}: HTTP {response.status} after "
+                              f"{time.perf_counter() - t0:.1f} s", file=sys.stderr)
+                        times = [float("nan")]
+                        break
+                times.append(time.perf_counter() - t0)
+            out[name] = 1000 * median(times)
+    return out
+
+
+class SlowStopCollector(Collector):
+    """The collector, given a minute to stop: a loaded machine can take longer than 10 s."""
+
+    def __exit__(self, *exc: object) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+def measure(tmp: Path, name: str, database: str, sizes: list[int], seconds: float,
+            base: dict[str, Any]) -> list[dict[str, Any]]:
+    generator = Generator(base)
+    results = []
+    for size in sizes:
+        print(f"{name}: filling to {size:,}", file=sys.stderr, flush=True)
+        rate = asyncio.run(fill(database, generator, size))
+        row: dict[str, Any] = {"store": name, "size": size, "fill_rate": rate,
+                               "bytes": asyncio.run(disk_bytes(database)) / size}
+        collector = SlowStopCollector(tmp, database)
+        with collector as (url, token):
+            pid = collector.process.pid
+            row["reads"] = asyncio.run(reads(url, read_calls(generator)))
+            row["ingest"] = asyncio.run(ingest(url, token, generator, seconds))
+            row["metrics_after_ingest"] = asyncio.run(reads(url, [("m", "/metrics")]))["m"]
+            row["rss"], row["peak_rss"] = _status(pid, "VmRSS"), _status(pid, "VmHWM")
+        results.append(row)
+        print(json.dumps(row), file=sys.stderr, flush=True)
+    return results
+
+
+AGGREGATIONS: list[tuple[str, dict[str, str], tuple[str, ...]]] = [
+    ("everything", {}, ()),
+    ("day, whole days", {"since": "2026-01-01 00:00:00"}, ("day",)),
+    ("day, whole hours", {"since": "2026-01-01 01:00:00"}, ("day",)),
+    ("asn", {}, ("asn",)),
+    ("cc x asn", {}, ("cc", "asn")),
+    ("domain x cc", {}, ("domain", "cc")),
+    ("hour, KG", {"cc": "KG"}, ("hour",)),
+    ("input, KZ", {"cc": "KZ"}, ("input",)),
+]
+
+
+async def compare_aggregations(database: str, repeat: int) -> list[tuple[str, float, float]]:
+    """Median ms of each aggregation through the store (rollups) and as the scan of
+    ``measurements`` the store ran before the rollups, on the same data, in process."""
+    from collector.store import Filters
+    from collector.store import sql as store_sql
+
+    store = await open_store(database)
+    dialect = store.dialect  # type: ignore[attr-defined]
+    out = []
+    try:
+        for name, fields, axes in AGGREGATIONS:
+            filters = Filters(**fields)
+
+            async def rollups(f: Filters = filters, a: Any = axes) -> Any:
+                return await store.aggregate(f, a, 10_000)
+
+            async def scan(f: Filters = filters, a: Any = axes) -> Any:
+                params = dialect.params()
+                query = store_sql._grouped(dialect.axes, a, store_sql.count_expressions(),
+                                           "measurements", store_sql.where(f, params),
+                                           params, 10_001)
+                fetch = store._fetch  # type: ignore[attr-defined]
+                rows = (await fetch(query, *params.values) if is_postgres(database)
+                        else await fetch(query, params.values))
+                return [{k: (int(r[k] or 0) if k.endswith("_count") else r[k])
+                         for k in r.keys()} for r in rows]
+
+            times: dict[str, list[float]] = {"rollups": [], "scan": []}
+            answers = {}
+            for _ in range(repeat):
+                for label, call in (("rollups", rollups), ("scan", scan)):
+                    t0 = time.perf_counter()
+                    answers[label] = await call()
+                    times[label].append(1000 * (time.perf_counter() - t0))
+            if answers["rollups"] != answers["scan"]:
+                raise RuntimeError(f"{name}: the rollups and the scan disagree")
+            out.append((name, median(times["rollups"]), median(times["scan"])))
+    finally:
+        await store.close()
+    return out
+
+
+def report(results: list[dict[str, Any]]) -> None:
+    columns = [(r["store"], r["size"]) for r in results]
+    print("| | " + " | ".join(f"{s} {n:,}" for s, n in columns) + " |")
+    print("|---|" + "---:|" * len(columns))
+
+    def line(label: str, values: list[str]) -> None:
+        print(f"| {label} | " + " | ".join(values) + " |")
+
+    line("bytes on disk per measurement", [f"{r['bytes']:,.0f}" for r in results])
+    line("fill through the Store, rows/s", [f"{r['fill_rate']:,.0f}" for r in results])
+    line("HTTP ingest, 8 clients x 100, /s", [f"{r['ingest']:,.0f}" for r in results])
+    for name in results[0]["reads"]:
+        line(f"{name}, median ms", [f"{r['reads'][name]:.1f}" if r["reads"][name] == r["reads"][
+            name] else "failed (503)" for r in results])
+    line("/metrics right after ingest, ms", [f"{r['metrics_after_ingest']:.1f}"
+                                             for r in results])
+    line("collector RSS at the end, MB", [f"{r['rss']:.0f}" for r in results])
+    line("collector peak RSS, MB", [f"{r['peak_rss']:.0f}" for r in results])
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--dsn", help="PostgreSQL DSN (an empty database) beside SQLite")
+    parser.add_argument("--postgres", action="store_true",
+                        help="start a throwaway PostgreSQL cluster beside SQLite")
+    parser.add_argument("--no-sqlite", action="store_true", help="PostgreSQL only")
+    parser.add_argument("--keep", type=Path, help="directory for the SQLite file (kept)")
+    parser.add_argument("--repeat", type=int, default=5, help="runs of each aggregation")
+    parser.add_argument("--aggregations", metavar="DATABASE",
+                        help="only time each aggregation from the rollups and as a scan of "
+                             "the measurements, on a store filled before (--keep)")
+    args = parser.parse_args()
+    if args.aggregations:
+        print("| aggregation | rollups, median ms | scan of measurements, median ms |")
+        print("|---|---:|---:|")
+        for name, fast, slow in asyncio.run(compare_aggregations(args.aggregations,
+                                                                          args.repeat)):
+            print(f"| {name} | {fast:.1f} | {slow:.1f} |")
+        return 0
+    base = asyncio.run(template())
+    results: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        if not args.no_sqlite:
+            folder = args.keep or tmp
+            folder.mkdir(parents=True, exist_ok=True)
+            results += measure(tmp, "SQLite", str(folder / "scale.sqlite"), args.sizes,
+                               args.seconds, base)
+        if args.postgres:
+            from tests.helpers.postgres import PostgresCluster, unavailable_reason
+
+            reason = unavailable_reason()
+            if reason:
+                parser.error(reason)
+            cluster = PostgresCluster.start()
+            try:
+                cluster.execute("CREATE DATABASE kuzot_scale")
+                results += measure(tmp, "PostgreSQL", cluster.dsn("kuzot_scale"), args.sizes,
+                                   args.seconds, base)
+            finally:
+                cluster.stop()
+        elif args.dsn:
+            results += measure(tmp, "PostgreSQL", args.dsn, args.sizes, args.seconds, base)
+    report(results)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
