@@ -34,8 +34,6 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from tests.probe.test_analysis_table import ROWS  # noqa: E402
-
 from collector.api.validate import validate  # noqa: E402
 from collector.config import Limits  # noqa: E402
 from collector.reanalysis import evidence_of  # noqa: E402
@@ -44,6 +42,7 @@ from collector.store import TIME_FORMAT, open_store  # noqa: E402
 from probe.core.measurement import envelope  # noqa: E402
 from probe.core.model import Measurement  # noqa: E402
 from probe.nettests.web_connectivity import analysis  # noqa: E402
+from tests.probe.nettests.web_connectivity.test_analysis_table import ROWS  # noqa: E402
 
 CORPUS = REPO / "tests" / "testdata" / "ooni_qa"
 

@@ -363,15 +363,30 @@ class PostgresStore(PostgresEventsMixin):
     async def replace_analysis(self, uid: str, body: str, verdict: str | None,
                                layer: str | None, mechanism: str | None) -> bool:
         async def work(conn: asyncpg.Connection) -> bool:
-            status = await conn.execute(
-                "UPDATE measurements SET body = $1, verdict = $2, layer = $3, mechanism = $4 "
-                "WHERE uid = $5 AND start_time = "
-                "(SELECT start_time FROM measurement_uids WHERE uid = $5)",
-                body, verdict, layer, mechanism, uid)
+            found = await conn.fetchrow(
+                "SELECT m.start_time, m.probe_cc, m.probe_asn, m.test_name, "
+                "coalesce(m.input, ''), coalesce(m.domain, ''), m.verdict "
+                "FROM measurement_uids u JOIN measurements m "
+                "ON m.start_time = u.start_time AND m.uid = u.uid WHERE u.uid = $1", uid)
+            if found is None:
+                return False
+            # New bodies live compressed in body_z (the text column is for older rows).
+            await conn.execute(
+                "UPDATE measurements SET body = NULL, body_z = $1, verdict = $2, layer = $3, "
+                "mechanism = $4 WHERE uid = $5 AND start_time = $6",
+                pack(body), verdict, layer, mechanism, uid, found[0])
             await conn.execute(
                 "UPDATE target_state SET verdict = $1, layer = $2, mechanism = $3 "
                 "WHERE uid = $4", verdict, layer, mechanism, uid)
-            return bool(status != "UPDATE 0")
+            moves = sql.rollup_moves(found[0].strftime(TIME_FORMAT), tuple(found[1:6]),
+                                     found[6], verdict)
+            for table, statement in (("rollups_hourly", SQL.upsert_hourly),
+                                     ("rollups_daily", SQL.upsert_daily)):
+                for period, *key in moves[table]:
+                    await conn.execute(statement, _ts(period), *key)
+                    await conn.execute(DIALECT.text(sql.drop_empty_rollup(table)),
+                                       _ts(period), *key[:-1])
+            return True
 
         return await self._write(work)
 

@@ -243,6 +243,26 @@ def rollup_increments(rows: list[StoredMeasurement]) -> dict[str, list[RollupRow
             for table, counts in (("rollups_hourly", hourly), ("rollups_daily", daily))}
 
 
+def rollup_moves(start_time: str, rest: tuple[str, ...], old: str | None,
+                 new: str | None) -> dict[str, list[tuple[Any, ...]]]:
+    """Per rollup table, the increments that move one stored measurement (``start_time``; ``rest``
+    = cc, asn, test, input or "", domain or "") from verdict ``old`` to ``new``: -1, then +1
+    (a re-analysis, ``replace_analysis``). Empty when the verdict is the same."""
+    if (old or "") == (new or ""):
+        return {table: [] for table in ROLLUP_TABLES}
+    periods = {"rollups_hourly": start_time[:13] + ":00:00",
+               "rollups_daily": start_time[:10] + " 00:00:00"}
+    return {table: [(period, *rest, old or "", -1), (period, *rest, new or "", 1)]
+            for table, period in periods.items()}
+
+
+def drop_empty_rollup(table: str) -> str:
+    """Delete a rollup row whose count a re-analysis brought to zero (so no group of zero
+    measurements is answered)."""
+    return (f"DELETE FROM {table} WHERE {' AND '.join(f'{c} = ?' for c in ROLLUP_KEY)} "
+            f"AND count <= 0")
+
+
 def rollup_fill(table: str, period: str) -> str:
     """The rollups of measurements already stored (a migration); ``period`` is the dialect's
     expression of the period's start from ``start_time``."""

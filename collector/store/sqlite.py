@@ -366,13 +366,25 @@ class SQLiteStore(SQLiteEventsMixin):
     async def replace_analysis(self, uid: str, body: str, verdict: str | None,
                                layer: str | None, mechanism: str | None) -> bool:
         async def job(db: aiosqlite.Connection) -> bool:
-            cursor = await db.execute(
+            async with db.execute(
+                "SELECT start_time, probe_cc, probe_asn, test_name, coalesce(input, ''), "
+                "coalesce(domain, ''), verdict FROM measurements WHERE uid = ?", (uid,)) as cur:
+                found = await cur.fetchone()
+            if found is None:
+                return False
+            await db.execute(
                 "UPDATE measurements SET body = ?, verdict = ?, layer = ?, mechanism = ? "
-                "WHERE uid = ?", (body, verdict, layer, mechanism, uid))
+                "WHERE uid = ?", (pack(body), verdict, layer, mechanism, uid))
             await db.execute(
                 "UPDATE target_state SET verdict = ?, layer = ?, mechanism = ? WHERE uid = ?",
                 (verdict, layer, mechanism, uid))
-            return bool(cursor.rowcount)
+            moves = sql.rollup_moves(found[0], tuple(found[1:6]), found[6], verdict)
+            for table, statement in (("rollups_hourly", SQL.upsert_hourly),
+                                     ("rollups_daily", SQL.upsert_daily)):
+                for move in moves[table]:
+                    await db.execute(statement, move)
+                    await db.execute(sql.drop_empty_rollup(table), move[:-1])
+            return True
 
         return await self.writer.run(job)
 

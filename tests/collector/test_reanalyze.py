@@ -24,10 +24,10 @@ import pytest
 from collector.api.validate import validate
 from collector.config import Limits
 from collector.reanalyze import RECORDED, reanalyze
-from collector.store import TIME_FORMAT, Filters, Store, open_store
+from collector.store import TIME_FORMAT, VERDICTS, Filters, Store, open_store
 from probe.core.measurement import envelope
 from probe.nettests.web_connectivity import analysis
-from tests.probe.test_analysis_table import ROWS
+from tests.probe.nettests.web_connectivity.test_analysis_table import ROWS
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 INSIDE = NOW - timedelta(hours=2)
@@ -134,6 +134,16 @@ async def test_reanalysis_rewrites_old_verdicts_and_keeps_what_the_probe_sent(
                                                domain=None), limit=1000)
     assert r12_uids <= {r["uid"] for r in blocked}
     assert set(old_uids) <= set(before)
+    # The aggregation, answered from the rollups for whole days and hours, moved with them.
+    for since in (INSIDE.strftime("%Y-%m-%d 00:00:00"), INSIDE.strftime("%Y-%m-%d %H:00:00")):
+        listed_all = await store.measurements(Filters(since=since), limit=1000)
+        totals = (await store.aggregate(Filters(since=since), (), 10))[0]
+        for verdict in VERDICTS:
+            assert totals[f"{verdict}_count"] == sum(r["verdict"] == verdict for r in listed_all)
+        for verdict in ("ok", "blocked"):
+            groups = await store.aggregate(Filters(since=since, verdict=verdict), ("input",),
+                                           1000)
+            assert groups and all(g["measurement_count"] > 0 for g in groups)
 
     # Again: nothing is older any more, and the recorded verdict is not overwritten.
     again = await reanalyze(store, _time(SINCE))

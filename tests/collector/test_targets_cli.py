@@ -18,8 +18,8 @@ from collector.cli import main
 from collector.store import open_store
 from probe.config import target_sync
 from probe.daemon import pacing
-from tests.collector.test_list_health import day
-from tests.probe.test_targets_import import KG_ROWS, make_checkout, make_out
+from tests.collector.api.test_list_health import day
+from tests.probe.config.test_targets_import import KG_ROWS, make_checkout, make_out
 
 SHIPPED = Path(__file__).resolve().parents[2] / "configs" / "targets"
 

@@ -21,8 +21,8 @@ from probe.core.evidence import Evidence
 from probe.core.measurement import envelope
 from probe.nettests.throttling import analysis as throttling_analysis
 from probe.nettests.web_connectivity import analysis
-from tests.probe.test_analysis_table import ROWS
-from tests.probe.throttle.test_analysis import flow
+from tests.probe.nettests.throttling.test_analysis import flow
+from tests.probe.nettests.web_connectivity.test_analysis_table import ROWS
 
 STARTED = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 

@@ -7,7 +7,7 @@ files), Kuzot measurements in the format written before OONI's ``x_`` prefix, th
 scenarios' fleets, the loopback fleet of the collector tests, and the analysis table's
 observations wrapped as the probe wraps them. (The lab's real measurements are checked in
 ``tests/lab/test_model_round_trip.py``; a real ``probe check --json`` in
-``tests/probe/test_cli_check.py``.)
+``tests/probe/cli/test_cli_check.py``.)
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from probe.core.model import (
 from probe.nettests.web_connectivity import analysis
 from tests.collector import scenarios
 from tests.helpers import fleet, ooni_format
-from tests.probe.test_analysis_table import ROWS
+from tests.probe.nettests.web_connectivity.test_analysis_table import ROWS
 
 STARTED = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 

@@ -14,8 +14,8 @@ import pytest
 
 from collector.api.list_health import STATE_NAME, ListHealth, fetch_failure
 from collector.config import Control, TargetListsConfig
-from tests.collector.app import Running, running
-from tests.helpers.collector import free_port
+from tests.helpers.collector_app import Running, running
+from tests.helpers.ports import free_port
 from tests.helpers.servers import page_app, serve_app
 
 PARKED = "<html><head><title>This domain is for sale!</title></head><body>$</body></html>"

@@ -23,12 +23,12 @@ from probe.daemon.endpoints import Endpoint, EndpointList, FailoverUploader
 from probe.nettests.control_client import ControlClient
 from probe.nettests.web_connectivity import measure as web_check
 from probe.netx import proxy
-from tests.collector.app import running
-from tests.helpers.collector import free_port
+from tests.helpers.collector_app import running
+from tests.helpers.ports import free_port
 from tests.helpers.probe_setup import loopback_config, make_daemon
 from tests.helpers.servers import page_app, serve_app
 from tests.helpers.socks5_server import Socks5Server
-from tests.probe.test_endpoints import (  # noqa: F401 (fixtures)
+from tests.probe.daemon.test_endpoints import (  # noqa: F401 (fixtures)
     collector,
     measurement,
     tls_collector,
