@@ -12,6 +12,8 @@ from pathlib import Path
 from collector.detect.params import DetectionConfig
 from collector.events.windows import load_calendar
 from collector.notify.config import Notifications
+from collector.outside.config import OutsideConfig
+from collector.outside.config import resolve as resolve_outside
 from collector.vantage.sni_ab import SniAB
 from probe.core.typed_config import (
     ConfigError,
@@ -148,6 +150,7 @@ class CollectorConfig:
     detection: DetectionConfig = field(default_factory=DetectionConfig)
     status: StatusPage = field(default_factory=StatusPage)
     read_api: ReadAPI = field(default_factory=ReadAPI)
+    outside: OutsideConfig = field(default_factory=OutsideConfig)
 
     @property
     def host(self) -> str:
@@ -168,7 +171,7 @@ def load(path: str | Path | None) -> CollectorConfig:
     relative to the file."""
     if path is None:
         return CollectorConfig()
-    from probe.config.probe_config import load_targets_csv
+    from probe.core.targets import load_targets_csv
 
     file = Path(path)
     config = build(CollectorConfig, read_yaml(file))
@@ -210,6 +213,8 @@ def load(path: str | Path | None) -> CollectorConfig:
         except ConfigError as exc:
             raise ConfigError("detection.event_windows", f"{calendar}: {exc}") from exc
         changes["detection"] = replace(config.detection, event_windows=str(resolved))
+    if config.outside.block_files or config.outside.opt_out_file:
+        changes["outside"] = resolve_outside(config.outside, file.parent)
     lists = config.target_lists
     if lists.directory is not None:
         # Served lists are checked now too; later edits that do not load are logged and the

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from collector.metrics.fleet import FleetMetrics
     from collector.metrics.ingest import IngestMetrics, StoreSnapshot
     from collector.notify import Notifier
+    from collector.outside.service import OutsideService
     from collector.pipeline import Pipeline
     from collector.store import Store
     from collector.vantage.control import ControlGate
@@ -46,4 +47,5 @@ served_lists_key: web.AppKey[ServedLists | None] = web.AppKey("served_lists")
 names_key: web.AppKey[NetworkNames] = web.AppKey("names")
 categories_key: web.AppKey[Mapping[str, str]] = web.AppKey("categories")
 read_access_key: web.AppKey[ReadAccess] = web.AppKey("read_access")
+outside_key: web.AppKey[OutsideService] = web.AppKey("outside")
 list_health_key: web.AppKey[ListHealth | None] = web.AppKey("list_health")
