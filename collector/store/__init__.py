@@ -204,8 +204,10 @@ class Store(Protocol):
         """Events matching ``query``, latest start first."""
 
     async def measurement_feed(self, after: int, limit: int) -> list[FeedRow]:
-        """Measurements stored after cursor ``after``, in storage order. A row committed
-        later must never get a cursor below one already handed out."""
+        """Measurements stored after cursor ``after``, in storage order, at most ``limit``
+        rows (a store that hands out whole batches may exceed it only with a single batch
+        larger than ``limit``). A row committed later must never get a cursor below one
+        already handed out."""
 
     async def heartbeat_feed(self, after: int, limit: int) -> list[FeedRow]:
         """Heartbeats stored after cursor ``after``, in storage order (same guarantee)."""

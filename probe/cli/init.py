@@ -117,6 +117,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 CHECK_TIMEOUT = 15.0  # seconds for the test heartbeat
 
 
+
+
 class InitError(Exception):
     """Bad or missing input; the message says which flag."""
 

@@ -98,6 +98,28 @@ def test_interactive_consent_and_answers_write_a_loadable_config(tmp_path: Path)
     assert config.platforms.interval == 1800.0 and config.censor_trace.enabled
 
 
+def test_a_bad_answer_is_asked_again_with_the_reason(tmp_path: Path) -> None:
+    answers = ("I agree\nftp://nope\nhttps://collector.example.org\n\nkz_typed-token-456\n"
+               "Kyrgyzstan\nkg\n8449\nAS8449\n")
+    code, out, err = init(tmp_path, "--offline", answers=answers)
+    assert code == 0, err
+    assert out.count("That is not a web address starting with https:// or http://. "
+                     "Try again.") == 1
+    assert out.count("A token is one word of letters, digits and signs") == 1
+    assert out.count("Two letters, such as KG or KZ. Try again.") == 1
+    assert out.count("An AS number looks like AS8449 (or press Enter to skip). Try again.") == 1
+    config = probe_config.load(tmp_path / "etc" / "probe.yaml")
+    assert config.collector.url == "https://collector.example.org"
+    assert (config.identity.country, config.identity.asn) == ("KG", "AS8449")
+
+
+def test_three_bad_answers_stop_init_and_write_nothing(tmp_path: Path) -> None:
+    code, out, err = init(tmp_path, answers="I agree\n" + "ftp://a\n" * onboarding.MAX_TRIES)
+    assert code == 2 and out.count("Try again.") == onboarding.MAX_TRIES
+    assert err.startswith("error: no valid answer after 5 tries: Collector URL")
+    assert not (tmp_path / "etc").exists()
+
+
 def test_automated_install_with_flags_and_safe_defaults(tmp_path: Path) -> None:
     code, _out, err = init(tmp_path, "--accept-risks", *FLAGS, "--budget-mb", "50",
                            "--spool", str(tmp_path / "var" / "spool.sqlite"))
