@@ -332,13 +332,27 @@ async def control_view(request: web.Request) -> web.Response:
     return web.json_response(view)
 
 
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value: Any) -> Any:
+    """One cell: empty for null; a text that a spreadsheet would run as a formula (it starts
+    with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return: OWASP's list) gets a leading
+    ``'`` so it is shown, not evaluated. Numbers are left alone (``-1`` stays a number)."""
+    if value is None:
+        return ""
+    if isinstance(value, str) and value.startswith(_FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
 def _csv(columns: list[str], rows: list[dict[str, Any]], name: str) -> web.Response:
-    """Rows as CSV (RFC 4180, header line first, empty cell for null)."""
+    """Rows as CSV (RFC 4180, header line first, empty cell for null, formulas defused)."""
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=columns, extrasaction="ignore", lineterminator="\r\n")
     writer.writeheader()
     for row in rows:
-        writer.writerow({k: ("" if row.get(k) is None else row[k]) for k in columns})
+        writer.writerow({k: csv_cell(row.get(k)) for k in columns})
     return web.Response(text=out.getvalue(), content_type="text/csv", charset="utf-8",
                         headers={"Content-Disposition": f'inline; filename="{name}.csv"'})
 
