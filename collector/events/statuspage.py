@@ -72,6 +72,7 @@ th,td{padding:.35rem .5rem;text-align:left;border-bottom:1px solid #e0e0e0;verti
 overflow-wrap:break-word}
 td.long{word-break:break-all;min-width:8rem}
 th{background:#f0f0f0;overflow-wrap:anywhere}
+@media (min-width:48rem){th{overflow-wrap:normal}}
 .ok{color:#176b2c}.bad{color:#a3001b;font-weight:700}.warn{color:#7a5a00;font-weight:700}
 .none{color:#555}
 svg.timeline{width:100%;height:auto;background:#fff;border:1px solid #ddd}
