@@ -113,7 +113,9 @@ def _outside(app: web.Application, registry: ExpositionRegistry) -> Callable[
             for reading in readings:
                 pipeline.engine.add(reading)
 
-    service = OutsideService(app[config_key].outside, on_readings=to_engine)
+    config = app[config_key]
+    service = OutsideService(config.outside, on_readings=to_engine,
+                             params=config.detection.outside)
     app[outside_key] = service
     registry.register(OutsideCollector(service))
     return outside_context(service)

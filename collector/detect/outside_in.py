@@ -23,10 +23,10 @@ Output, three ways:
   than ``silence.join_window`` before the event began has two independent signals: the probes
   inside and unanswered probes from outside. A likely inside member makes it ``confirmed``; a
   merely suspected one makes it ``likely``.
-* The event text (``event_extras``): every open shutdown says, per network probed from outside,
-  whether it is reachable or unreachable from outside, with blocks up / probed and the usual
-  count (the median), so a volunteer-only silence on a network that answers from outside reads
-  "reachable from outside".
+* The event text (``event_extras``): every open shutdown carries in ``evidence.outside``, per
+  network probed from outside, whether it is reachable from outside, its blocks up, blocks
+  probed and usual count (the median); ``collector.events.sentences`` says it in words, so a
+  volunteer-only silence on a network that answers from outside reads so.
 
 Parameters: ``detection.outside`` (``outside.OutsideParams``). Pure; state saved as a dict.
 """
@@ -91,12 +91,10 @@ class NetworkView:
     def critical(self) -> bool:
         return self.level == outside.Level.CRITICAL
 
-    def describe(self, asn: str) -> str:
-        """"AS9198 unreachable from outside: 3/40 blocks up (usual 38)"."""
-        word = "unreachable" if self.critical else "reachable"
-        total = "" if self.total is None else f"/{self.total}"
-        usual = "" if self.baseline is None else f" (usual {self.baseline:g})"
-        return f"{asn} {word} from outside: {self.up:g}{total} blocks up{usual}"
+    def describe(self, asn: str) -> dict[str, Any]:
+        """The network as seen from outside, for the event's evidence and its sentences."""
+        return {"asn": asn, "reachable": not self.critical, "blocks_up": int(self.up),
+                "blocks_total": self.total, "blocks_usual": self.baseline}
 
 
 class OutsideDetector(Detector):
@@ -142,7 +140,7 @@ class OutsideDetector(Detector):
             cc, _, asn = key.partition("|")
             signal_key = f"{self.name}|{cc}|{asn}|*"
             stats = {"blocks_up": view.up, "blocks_total": view.total,
-                     "blocks_usual": view.baseline, "outside": view.describe(asn)}
+                     "blocks_usual": view.baseline}
             dark = view.streak >= self.config.outside.min_rounds and \
                 view.dark_since is not None and self._fresh(view, fleet.now)
             if dark:
@@ -169,10 +167,10 @@ class OutsideDetector(Detector):
         """What outside-in probing says of a shutdown's networks, for the event text."""
         if kind != SHUTDOWN:
             return {}
-        lines = [view.describe(asn) for asn in sorted(asns)
-                 if (view := self.networks.get(f"{cc}|{asn}")) is not None
-                 and view.level != outside.Level.INSUFFICIENT and self._fresh(view, now)]
-        return {"outside": "; ".join(lines)} if lines else {}
+        seen = [view.describe(asn) for asn in sorted(asns)
+                if (view := self.networks.get(f"{cc}|{asn}")) is not None
+                and view.level != outside.Level.INSUFFICIENT and self._fresh(view, now)]
+        return {"outside": seen} if seen else {}
 
     def corroborations(self) -> Sequence[Corroboration]:
         return (self.corroborate,)

@@ -33,6 +33,13 @@ EN: dict[str, str] = {
     "title": "{kind} in {country}",
     "label.what": "What", "label.where": "Where", "label.since": "Since",
     "label.when": "When", "label.sure": "How sure", "label.how": "How",
+    "label.outside": "From outside",
+    "outside.unreachable": "{network} does not answer from outside the country: {up} of "
+                           "{total} address blocks respond (usually {usual}).",
+    "outside.reachable": "{network} answers from outside the country: {up} of {total} "
+                         "address blocks respond (usually {usual}).",
+    "sure.outside": "Suspected: seen only by probing the networks from outside the country; "
+                    "no probe inside confirms it yet.",
     "what.shutdown": "Internet access is cut off.",
     "what.shutdown_mobile": "Mobile Internet access is cut off.",
     "what.block": "These sites and services cannot be reached: {targets}.",
@@ -149,6 +156,13 @@ RU: dict[str, str] = {
     "title": "{kind}: {country}",
     "label.what": "Что", "label.where": "Где", "label.since": "С какого времени",
     "label.when": "Когда", "label.sure": "Насколько точно", "label.how": "Как",
+    "label.outside": "Извне",
+    "outside.unreachable": "{network} не отвечает из-за рубежа: отвечают {up} из {total} "
+                           "блоков адресов (обычно {usual}).",
+    "outside.reachable": "{network} отвечает из-за рубежа: отвечают {up} из {total} блоков "
+                         "адресов (обычно {usual}).",
+    "sure.outside": "Предположительно: видно только при проверке сетей из-за рубежа; зонды "
+                    "внутри пока не подтверждают.",
     "what.shutdown": "Доступ в интернет отключён.",
     "what.shutdown_mobile": "Мобильный интернет отключён.",
     "what.block": "Недоступны сайты и сервисы: {targets}.",

@@ -45,6 +45,7 @@ class EventText:
     how: str | None
     sites: tuple[str, ...]  # "vlast.kz (news media)", in the event's order
     is_open: bool = True
+    outside: str | None = None  # reachable or not from outside, per network probed from there
 
     def lines(self, language: Language) -> list[tuple[str, str]]:
         """(label, sentence) pairs in reading order."""
@@ -55,6 +56,8 @@ class EventText:
                (text(language, "label.sure"), self.sure)]
         if self.how:
             out.append((text(language, "label.how"), self.how))
+        if self.outside:
+            out.append((text(language, "label.outside"), self.outside))
         return out
 
 
@@ -139,6 +142,26 @@ def mechanism_words(language: Language, mechanism: str | None,
     return text(language, "how", mechanism=words, layer=where)
 
 
+def outside_words(language: Language, event: EventView, names: NetworkNames) -> str | None:
+    """What outside-in probing says of the event's networks (``evidence.outside``): reachable
+    or not from outside, with blocks up of blocks probed and the usual count."""
+    items = event.evidence.get("outside")
+    if not isinstance(items, list):
+        return None
+    unknown = text(language, "network.unknown")
+    out = []
+    for item in items:
+        if not isinstance(item, dict) or not isinstance(item.get("asn"), str) or \
+                not isinstance(item.get("blocks_total"), int):
+            continue
+        usual = item.get("blocks_usual")
+        key = "outside.reachable" if item.get("reachable") else "outside.unreachable"
+        out.append(text(language, key, network=names.label(item["asn"], unknown),
+                        up=item.get("blocks_up"), total=item["blocks_total"],
+                        usual=round(usual) if isinstance(usual, int | float) else "?"))
+    return " ".join(out) or None
+
+
 def _why(language: Language, event: EventView) -> str:
     fingerprints = [str(f) for f in event.evidence.get("fingerprints") or []
                     if isinstance(f, str)]
@@ -191,10 +214,13 @@ def describe(event: EventView, language: Language, names: NetworkNames,
     networks = plural(language, "networks", max(len(event.asns), 1))
     sure = text(language, f"sure.{event.tier}", probes=probes, networks=networks,
                 why=_why(language, event) if event.tier == "confirmed" else "")
+    if event.kind == "shutdown" and event.probes == 0 and event.evidence.get("outside"):
+        sure = text(language, "sure.outside")  # no probe inside: only the outside saw it
     layer = event.evidence.get("layer")
     how = mechanism_words(language, event.mechanism, layer if isinstance(layer, str) else None)
     if event.kind == "shutdown" and how is None:
         how = text(language, "shutdown.silent")
     return EventText(title=text(language, "title", kind=kind, country=country), kind=kind,
                      tier=tier, what=what, where=where, since=since, sure=sure, how=how,
-                     sites=sites, is_open=event.status == "open")
+                     sites=sites, is_open=event.status == "open",
+                     outside=outside_words(language, event, names))

@@ -12,7 +12,6 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from collector.detect.outside import OutsideParams
 from collector.outside.blocks import Block, BlockFileError, parse_blocks, parse_opt_out
 from collector.outside.prober import ProberSettings
 from collector.outside.wire import Method
@@ -65,18 +64,11 @@ class OutsideConfig:
     # left for the rounds of blocks already found.
     discovery_share: float = checked(0.5, _share)
     max_in_flight: int = checked(64, positive)
-    # Verdict (IODA active probing, detection.md §1.2-1.3): median of 7 days, 0.8 / 0.5.
+    # The verdict's median window (IODA active probing, detection.md §1.2-1.3: 7 days). Its
+    # thresholds are the detection engine's (``detection.outside``): one set for both.
     history: float = duration_field(7 * 86400.0, positive)
-    warning_below: float = checked(0.8, _share)
-    critical_below: float = checked(0.5, _share)
-    # watchtower's minprediction: no verdict for a group of fewer blocks up than this.
-    min_baseline: float = checked(20.0, lambda v: None if v >= 0 else "must be >= 0")
-    # Rounds of history before the first verdict (watchtower's warm-up is one hour).
-    min_history: int = checked(6, positive)
 
     def __post_init__(self) -> None:
-        if not self.critical_below < self.warning_below:
-            raise ValueError("critical_below must be below warning_below")
         if self.enabled and not self.block_files:
             raise ValueError("enabled needs at least one file in block_files")
 
@@ -96,11 +88,6 @@ class OutsideConfig:
             (len(self.tcp_ports) if "tcp" in self.methods else 0)
         per_block = self.discovery_sample * max(1, per_address)
         return max(1, int(self.rate * self.round * self.discovery_share / per_block))
-
-    def params(self) -> OutsideParams:
-        return OutsideParams(warning_below=self.warning_below,
-                             critical_below=self.critical_below,
-                             min_baseline=self.min_baseline, min_history=self.min_history)
 
     @property
     def history_points(self) -> int:

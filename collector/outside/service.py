@@ -19,6 +19,7 @@ from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
 
+from collector.detect.outside import OutsideParams
 from collector.detect.outside_in import OutsideReading
 from collector.outside.config import OutsideConfig, load_blocks
 from collector.outside.pacer import TokenBucket
@@ -34,10 +35,13 @@ class OutsideService:
     """One prober on the configured blocks; state read by ``OutsideCollector`` at scrape."""
 
     def __init__(self, config: OutsideConfig, make_socket: SocketFactory = socket.socket,
-                 on_readings: Callable[[list[OutsideReading]], None] | None = None) -> None:
+                 on_readings: Callable[[list[OutsideReading]], None] | None = None,
+                 params: OutsideParams | None = None) -> None:
+        """``params``: the verdict's thresholds, the engine's ``detection.outside``, so the
+        metrics and the events judge alike (IODA's defaults when None)."""
         self.config = config
         self.blocks, self.opt_out = load_blocks(config)
-        self.monitor = OutsideMonitor(config.params(), config.history_points)
+        self.monitor = OutsideMonitor(params or OutsideParams(), config.history_points)
         self.on_readings = on_readings
         self._make_socket = make_socket
         self.up = False

@@ -46,6 +46,11 @@ def run(engine: Engine, until: float, up: dict[str, list[tuple[float, int]]],
     return events
 
 
+def seen(asn: str, reachable: bool, up: int) -> dict[str, object]:
+    return {"asn": asn, "reachable": reachable, "blocks_up": up, "blocks_total": 40,
+            "blocks_usual": 40.0}
+
+
 def latest(events: list[Event]) -> dict[str, Event]:
     return {e.id: e for e in events}
 
@@ -58,8 +63,11 @@ def test_a_network_dark_from_outside_with_no_probe_opens_a_shutdown_after_two_ro
     [event] = latest(events).values()
     assert event.kind == "shutdown" and event.asns == (ASN,) and event.start == T0
     assert event.tier == "suspected"  # outside alone is never more
-    assert event.evidence["outside"] == f"{ASN} unreachable from outside: 4/40 blocks up " \
-        "(usual 40)"
+    assert event.evidence["outside"] == [seen(ASN, False, 4)]
+    view = EventView.from_json(json.loads(json.dumps(event.to_json())))
+    alert = render(Transition("opened", view), "ru", "https://k.example").text
+    assert "видно только при проверке сетей из-за рубежа" in alert  # no probe claimed
+    assert "отвечают 4 из 40 блоков адресов (обычно 40)" in alert
     # Back up: the member ends at the first round that is not critical.
     closed = latest(run(engine, T0 + 3 * ROUND, {ASN: [(T0, 4), (T0 + 2 * ROUND, 40)]}, {},
                         since=T0 + ROUND + 30))
@@ -91,15 +99,15 @@ def test_silent_probes_and_darkness_from_outside_make_a_confirmed_shutdown() -> 
     [event] = latest(events).values()
     assert event.tier == "confirmed" and event.asns == (ASN,)
     assert set(event.evidence["detectors"]) == {"outside", "silence"}
-    assert event.evidence["outside"] == f"{ASN} unreachable from outside: 2/40 blocks up " \
-        "(usual 40)"
+    assert event.evidence["outside"] == [seen(ASN, False, 2)]
     json.dumps(engine.to_state())
     # The alert and the status page carry the outside-in numbers.
     view = EventView.from_json(json.loads(json.dumps(event.to_json())))
-    unreachable = f"{ASN} unreachable from outside: 2/40 blocks up (usual 40)"
-    assert unreachable in render(Transition("opened", view), "en", "https://k.example").text
+    alert = render(Transition("opened", view), "en", "https://k.example").text
+    assert "From outside: Kazakhtelecom (AS9198) does not answer from outside the country: 2 " \
+        "of 40 address blocks respond (usually 40)." in alert
     now = datetime.fromtimestamp(T0 + 2 * ROUND, UTC)
-    assert unreachable in status_page([view], [], now)
+    assert "2 of 40 address blocks respond" in status_page([view], [], now)
 
 
 def test_silent_probes_on_a_network_reachable_from_outside_say_so() -> None:
@@ -108,5 +116,4 @@ def test_silent_probes_on_a_network_reachable_from_outside_say_so() -> None:
     [event] = latest(run(engine, T0 + 2 * ROUND, {ASN: []}, probes)).values()
     assert event.tier == "likely"  # the probes' own rule; the outside does not vouch
     assert event.evidence["detectors"] == ["silence"]
-    assert event.evidence["outside"] == f"{ASN} reachable from outside: 40/40 blocks up " \
-        "(usual 40)"
+    assert event.evidence["outside"] == [seen(ASN, True, 40)]

@@ -55,7 +55,8 @@ def test_paths_are_relative_to_the_config_and_the_opt_out_applies(tmp_path: Path
     ("  methods: [udp]\n", None, "outside.methods: unknown probe method 'udp' (icmp, tcp)"),
     ("  tcp_ports: [0]\n", None, "outside.tcp_ports: not a TCP port: 0"),
     ("  rate: 0\n", None, "outside.rate: must be positive"),
-    ("  warning_below: 0.4\n", None, "outside: critical_below must be below warning_below"),
+    # The verdict's thresholds are detection.outside's, one set for the metrics and events.
+    ("  warning_below: 0.4\n", None, "outside.warning_below: unknown key"),
     ("  speed: 3\n", None, "outside.speed: unknown key"),
 ])
 def test_bad_values_fail_by_path(tmp_path: Path, section: str, blocks: str | None,

@@ -29,8 +29,7 @@ def config(tmp_path: Path) -> OutsideConfig:
     # 4,000 packets/s: discovery's half of a one-second round covers 20 blocks (32 addresses
     # by ICMP and two SYNs each), so every block has had its pass after the first round.
     base = OutsideConfig(enabled=True, block_files=("blocks.txt",), rate=4000, burst=20,
-                         round=1.0, timeout=1.0, discovery_sample=32, max_in_flight=512,
-                         min_baseline=2, min_history=3)
+                         round=1.0, timeout=1.0, discovery_sample=32, max_in_flight=512)
     return resolve(base, tmp_path)
 
 
@@ -58,7 +57,8 @@ async def test_rounds_reach_the_metrics_and_the_engine(lab: OutsideLab, tmp_path
 
     cfg = config(tmp_path)
     assert cfg.discovery_blocks_per_round == 20
-    service = OutsideService(cfg, make_socket=lab.collector_socket, on_readings=to_engine)
+    service = OutsideService(cfg, make_socket=lab.collector_socket, on_readings=to_engine,
+                             params=engine.config.outside)
     registry = CollectorRegistry()
     registry.register(OutsideCollector(service))
     stop = asyncio.Event()
