@@ -10,8 +10,8 @@ and how many rounds in a row were critical.
 Output, three ways:
 
 * Its own shutdown member (``judge_time``): a network critical for ``min_rounds`` consecutive
-  rounds, whose probes inside are silent or absent (none heard from since the first critical
-  round, beyond one heartbeat), is a shutdown seen from outside (IODA counts a network whose
+  rounds, whose probes inside are silent or absent (none heard from within a heartbeat and its
+  grace), is a shutdown seen from outside (IODA counts a network whose
   blocks go dark from outside as an outage even with no probe there). Alone it is
   ``suspected``: the false alarms of an outside-in prober are not measured yet, and a route
   lost on the collector's own side darkens every network at once, so outside-in darkness alone
@@ -144,12 +144,11 @@ class OutsideDetector(Detector):
             dark = view.streak >= self.config.outside.min_rounds and \
                 view.dark_since is not None and self._fresh(view, fleet.now)
             if dark:
-                assert view.dark_since is not None
-                since = view.dark_since
-                inside = sorted(p for p, probe in fleet.probes.items()
-                                if probe.cc == cc and probe.asn == asn
-                                and probe.live.last_seen > since + heartbeat)
-                dark = not inside
+                # Probes inside that still talk (heard within a heartbeat and its grace) say the
+                # network is up, whatever the outside sees.
+                dark = not any(probe.cc == cc and probe.asn == asn
+                               and probe.live.last_seen >= fleet.now - heartbeat
+                               for probe in fleet.probes.values())
             if dark:
                 assert view.dark_since is not None and view.at is not None
                 signals.append(Signal(kind=SHUTDOWN, detector=self.name, cc=cc, asn=asn,

@@ -117,3 +117,12 @@ def test_silent_probes_on_a_network_reachable_from_outside_say_so() -> None:
     assert event.tier == "likely"  # the probes' own rule; the outside does not vouch
     assert event.evidence["detectors"] == ["silence"]
     assert event.evidence["outside"] == [seen(ASN, True, 40)]
+
+
+def test_probes_that_fall_silent_during_the_darkness_lift_their_veto() -> None:
+    engine = Engine(CONFIG)
+    probes = {f"p{i}": (ASN, T0 + ROUND + 300) for i in range(4)}
+    assert run(engine, T0 + ROUND + 300, {ASN: [(T0, 0)]}, probes) == []
+    events = run(engine, T0 + 2 * ROUND, {ASN: [(T0, 0)]}, probes, since=T0 + ROUND + 330)
+    [event] = latest(events).values()
+    assert "outside" in event.evidence["detectors"] and event.tier == "confirmed"
