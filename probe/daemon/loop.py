@@ -38,7 +38,6 @@ import asyncio
 import json
 import logging
 import random
-import re
 import signal
 import sqlite3
 from collections import deque
@@ -52,7 +51,7 @@ from probe import __version__
 from probe.config import probe_config, target_sync
 from probe.core.measurement import ooni_time
 from probe.core.typed_config import ConfigError
-from probe.daemon import pacing, scheduler, traffic, windows
+from probe.daemon import pacing, scheduler, traffic, upload, windows
 from probe.daemon.clock import Clock, SystemClock
 from probe.daemon.clock_check import (
     OFFSET,
@@ -112,7 +111,6 @@ TRACE_DELAY = (5.0, 60.0)
 # Unverified measurements remembered for the offset (a week of a ladder a minute and a few
 # dozen sites an hour); older ones keep only their clock_unverified mark.
 UNVERIFIED_KEPT = 20_000
-_REJECTED_INDEX = re.compile(r"measurements\[(\d+)\]: (.*)")
 
 
 class ConsentMissing(Exception):
@@ -998,30 +996,18 @@ class Daemon:
         self.timetable.plan("upload", self.clock.monotonic() + delay)
 
     async def _set_aside(self, batch: list[Entry], exc: UploadError, now: datetime) -> None:
-        """The collector refused the batch: quarantine the measurements it names (its
-        ``rejected`` list, else the index in its message), or halve the batch until the
-        refused one is alone."""
-        by_uid = {entry.uid: entry for entry in batch}
-        named = [(by_uid[str(r.get("uid"))], str(r.get("message") or r.get("reason")))
-                 for r in exc.rejected if str(r.get("uid")) in by_uid]
-        if named:
-            for bad, reason in named:
-                log.error("collector refused measurement %s (%s); set aside in quarantine",
-                          bad.uid, reason)
-                await self.spool.quarantine(bad.uid, reason, ooni_time(now))
-            return
-        match = _REJECTED_INDEX.search(str(exc))
-        if match and int(match.group(1)) < len(batch):
-            bad = batch[int(match.group(1))]
-            reason = match.group(2)
-        elif len(batch) == 1:
-            bad, reason = batch[0], str(exc)
-        else:
+        """The collector refused the batch: quarantine the measurements its ``rejected`` list
+        names (``probe.daemon.upload``), or halve the batch until the refused one is alone."""
+        named = upload.refused(batch, exc.rejected)
+        if not named and len(batch) == 1:
+            named = [upload.Refused(batch[0], str(exc))]
+        if not named:
             self._batch_limit = max(1, len(batch) // 2)
             return
-        log.error("collector refused measurement %s (%s); set aside in quarantine", bad.uid,
-                  reason)
-        await self.spool.quarantine(bad.uid, reason, ooni_time(now))
+        for bad in named:
+            log.error("collector refused measurement %s (%s); set aside in quarantine",
+                      bad.entry.uid, bad.reason)
+            await self.spool.quarantine(bad.entry.uid, bad.reason, ooni_time(now))
 
     # --------------------------------------------------------------------- clock
 
