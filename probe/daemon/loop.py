@@ -47,11 +47,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from probe import __version__
 from probe.config import probe_config, target_sync
 from probe.core.measurement import ooni_time
 from probe.core.typed_config import ConfigError
-from probe.daemon import pacing, scheduler, traffic, upload, windows
+from probe.daemon import heartbeat, pacing, scheduler, traffic, upload, windows
 from probe.daemon.clock import Clock, SystemClock
 from probe.daemon.clock_check import (
     OFFSET,
@@ -915,29 +914,10 @@ class Daemon:
             await self.journal.set(**{CONTROLS: json.dumps(self.controls)})
 
     def _heartbeat_body(self, now: datetime) -> dict[str, Any]:
-        body: dict[str, Any] = {} if self.uploader.token else {
-            # With a token the collector knows who we are (and refuses a probe_id that differs
-            # from the token's); without one the id is how it tells probes apart.
-            "probe_id": self.config.identity.probe_id}
-        if self.config.identity.country != "ZZ":
-            # The answer's event windows and target-list version are this country's.
-            body["probe_cc"] = self.config.identity.country
-        return body | {
-            "sent_at": ooni_time(now),
-            "software_version": __version__,
-            "queue_depth": self.depth.measurements,
-            "queue_bytes": self.depth.bytes,
-            "oldest_queued": self.depth.oldest,
-            "evicted_total": self.counters.get("evicted", 0),
-            "online": self.online,
-            "in_event_window": self.window is not None,
-            "data_used_today": self.used_today,
-            "data_budget": self.budget,
-        } | ({"collector_endpoint": self.uploader.endpoint_used,
-              "collector_path": self.uploader.path_used}
-             if isinstance(self.uploader, FailoverUploader) else {}) | (
-            {"control_endpoint": self.controls.get("endpoint"),
-             "controls_blocked": self.controls.get("blocked", False)} if self.controls else {})
+        return heartbeat.body(self.config, self.uploader, heartbeat.Status(
+            depth=self.depth, evicted=self.counters.get("evicted", 0), online=self.online,
+            in_event_window=self.window is not None, used_today=self.used_today,
+            budget=self.budget, controls=self.controls), now)
 
     async def _upload(self) -> None:
         """Send the spool oldest first until it is empty or the collector stops answering."""
