@@ -73,9 +73,6 @@ from probe.local.journal import (
     LAST_HEARTBEAT,
     LAST_HEARTBEAT_ATTEMPT,
     LAST_HEARTBEAT_ERROR,
-    LAST_UPLOAD,
-    LAST_UPLOAD_ATTEMPT,
-    LAST_UPLOAD_ERROR,
     STARTED,
     STOPPED,
     Journal,
@@ -99,10 +96,8 @@ PlatformFn = Callable[[str, datetime, asyncio.Semaphore], Awaitable[Measurement]
 TraceFn = Callable[[str, str | None, datetime], Awaitable[Measurement]]
 
 NOTICE_VERSION = 1
-BATCH_BYTES = 4 * 1024 * 1024  # half the collector's default body limit, before gzip
 SHUTDOWN_GRACE = 10.0
 NAP = 5.0
-COMPACT_AFTER = 1000
 THROTTLING_CHECK = 3600.0  # how often to ask whether throttling tests are due
 # A trace starts within this many seconds of the measurement that asked for it: soon enough
 # to find the same block, not in the same second as the measurement's own request.
@@ -290,11 +285,13 @@ class Daemon:
         self.skipped_offline = 0
         self.domestic_reachable = False
         self.network_summary = "not measured yet"
-        self.upload_failures = 0
         self.heartbeats = {"ok": 0, "failed": 0}
-        self.last_upload: datetime | None = None
         self.last_heartbeat: datetime | None = None
-        self._batch_limit = config.collector.upload_batch
+        self.uploads = upload.Uploads(
+            config, self.spool, self.journal, uploader, clock=self.clock, rng=self.rng,
+            scrub=lambda body: self.book.scrub_measurement(body), plan=self._plan_upload,
+            check_clock=self._check_clock, refresh=self._after_batch,
+            queued=lambda: self.depth.measurements)
         self._traffic_seen = 0
         self._traffic_pending = 0
         self._budget_warned = ""
@@ -821,7 +818,7 @@ class Daemon:
         await self._refresh_spool()
         log.debug("measured %s: spool holds %d", entry.input or entry.test_name,
                   self.depth.measurements)
-        if self.reachable and self.depth.measurements >= self._batch_limit:
+        if self.reachable and self.depth.measurements >= self.uploads.batch_limit:
             self.timetable.plan_earlier("upload", self.clock.monotonic())
 
     async def _heartbeat(self) -> None:
@@ -851,7 +848,7 @@ class Daemon:
         clock_state = await self._check_clock(now)
         if self.reachable is not True:
             log.info("collector reachable; %d measurements to upload", self.depth.measurements)
-            self.upload_failures = 0
+            self.uploads.failures = 0
             self.timetable.plan_earlier("upload", self.clock.monotonic())
         self.reachable = True
         await self.journal.set(**{LAST_HEARTBEAT: ooni_time(now),
@@ -920,74 +917,22 @@ class Daemon:
             budget=self.budget, controls=self.controls), now)
 
     async def _upload(self) -> None:
-        """Send the spool oldest first until it is empty or the collector stops answering."""
-        schedule = self.config.schedule
-        sent = 0
-        try:
-            while not self.stopping:
-                batch = await self.spool.batch(self._batch_limit, BATCH_BYTES)
-                if not batch:
-                    self.timetable.plan("upload",
-                                        self.clock.monotonic() + schedule.upload_interval)
-                    if sent >= COMPACT_AFTER:
-                        await self.spool.compact()  # a backlog went out: free the space
-                    return
-                now = self.clock.now()
-                bodies = [self.book.scrub_measurement(entry.body) for entry in batch]
-                try:
-                    result = await self.uploader.upload_bodies(bodies)
-                except UploadError as exc:
-                    await self.journal.set(**{LAST_UPLOAD_ATTEMPT: ooni_time(now),
-                                              LAST_UPLOAD_ERROR: str(exc)[:300]})
-                    if exc.kind == "rejected":
-                        await self._set_aside(batch, exc, now)
-                        continue
-                    self._upload_failed(exc)
-                    return
-                acked = set(result.stored) & {entry.uid for entry in batch}
-                if not acked:
-                    self._upload_failed(UploadError("collector stored nothing", kind="server"))
-                    return
-                await self.spool.ack(acked)
-                clock_state = await self._check_clock(now)
-                sent += len(acked)
-                self.upload_failures = 0
-                self.last_upload = now
-                self._batch_limit = min(self.config.collector.upload_batch,
-                                        self._batch_limit * 2)
-                await self.journal.set(**{LAST_UPLOAD: ooni_time(now),
-                                          LAST_UPLOAD_ATTEMPT: ooni_time(now),
-                                          LAST_UPLOAD_ERROR: None, **clock_state})
-                await self._refresh_spool()
-                await self._count_traffic()
-        finally:
-            await self._refresh_spool()
-            await self._count_traffic()
+        await self.uploads.drain(lambda: self.stopping)
 
-    def _upload_failed(self, exc: UploadError) -> None:
-        # Reachability is the heartbeats' to judge: a collector that answers heartbeats but
-        # not uploads (a censor throttling large requests) must get the backoff, not a retry
-        # after every successful heartbeat.
-        self.upload_failures += 1
-        delay = scheduler.backoff(self.upload_failures, self.config.schedule.retry_min,
-                                  self.config.schedule.retry_max, self.rng, exc.retry_after)
-        log.warning("upload failed (%s); %d measurements kept, next try in %.0f s", exc,
-                    self.depth.measurements, delay)
+    async def _after_batch(self) -> None:
+        await self._refresh_spool()
+        await self._count_traffic()
+
+    def _plan_upload(self, delay: float) -> None:
         self.timetable.plan("upload", self.clock.monotonic() + delay)
 
-    async def _set_aside(self, batch: list[Entry], exc: UploadError, now: datetime) -> None:
-        """The collector refused the batch: quarantine the measurements its ``rejected`` list
-        names (``probe.daemon.upload``), or halve the batch until the refused one is alone."""
-        named = upload.refused(batch, exc.rejected)
-        if not named and len(batch) == 1:
-            named = [upload.Refused(batch[0], str(exc))]
-        if not named:
-            self._batch_limit = max(1, len(batch) // 2)
-            return
-        for bad in named:
-            log.error("collector refused measurement %s (%s); set aside in quarantine",
-                      bad.entry.uid, bad.reason)
-            await self.spool.quarantine(bad.entry.uid, bad.reason, ooni_time(now))
+    @property
+    def upload_failures(self) -> int:
+        return self.uploads.failures
+
+    @property
+    def last_upload(self) -> datetime | None:
+        return self.uploads.last
 
     # --------------------------------------------------------------------- clock
 

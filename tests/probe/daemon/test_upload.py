@@ -7,7 +7,9 @@ import asyncio
 import dataclasses
 import gzip
 import json
+import random
 import sqlite3
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -15,9 +17,12 @@ import pytest
 from aiohttp import web
 
 from collector.config import CollectorConfig, Limits
-from probe.daemon import upload
+from probe.daemon import scheduler, upload
+from probe.daemon.clock import SystemClock
 from probe.daemon.uploader import Uploader, UploadError
-from probe.local.spool import Entry
+from probe.local.journal import Journal
+from probe.local.localdb import LocalDB
+from probe.local.spool import Entry, Spool
 from tests.helpers.collector import SwitchableCollector, issue_token
 from tests.helpers.ports import free_port
 from tests.helpers.probe_setup import loopback_config, make_daemon
@@ -203,3 +208,49 @@ async def test_the_collector_answer_names_each_refused_entry_field_by_field(
     # An answer that names nothing (a body too large, an older collector) names no entry.
     assert upload.refused(entries, []) == []
     assert upload.refused(entries, [{"index": 9, "uid": None, "reason": "x"}]) == []
+
+
+async def test_the_upload_service_drains_a_spool_alone_and_backs_off_when_unanswered(
+        tmp_path: Path, collector_config: CollectorConfig) -> None:
+    # No daemon: the service, a spool, a journal and the real collector.
+    collector = SwitchableCollector(collector_config, free_port())
+    token = await issue_token(collector_config, "p-upload")
+    await collector.start()
+    config = loopback_config(tmp_path, collector.base, token, [], 9)
+    db = await LocalDB.open(config.spool_path)
+    spool = Spool(db, 10_000_000)
+    batch = [measurement(i) for i in range(5)] + [{**measurement(5), "probe_cc": "kg"}]
+    await spool.put(Entry(str(m["measurement_uid"]), str(m["test_name"]), None,
+                          str(m["measurement_start_time"]), json.dumps(m)) for m in batch)
+    planned: list[float] = []
+    refreshed: list[int] = []
+
+    async def no_clock(_sent: datetime) -> dict[str, str | None]:
+        return {}
+
+    async def refresh() -> None:
+        refreshed.append(1)
+
+    uploads = upload.Uploads(config, spool, Journal(db), Uploader(collector.base, token),
+                             clock=SystemClock(), rng=random.Random(1), scrub=str,
+                             plan=planned.append, check_clock=no_clock, refresh=refresh,
+                             queued=lambda: 0)
+    try:
+        await uploads.drain(lambda: False)
+        assert planned == [config.schedule.upload_interval]  # empty: the usual next time
+        assert uploads.failures == 0 and uploads.last is not None
+        counters = await spool.counters()
+        assert counters["uploaded"] == 5 and counters["quarantined"] == 1
+        await collector.stop()
+        await spool.put([Entry("late", "web_connectivity", None, "", json.dumps(measurement(9)))])
+        await uploads.drain(lambda: False)  # nobody answers: back off, keep it
+        assert uploads.failures == 1 and len(planned) == 2
+        # The service's rng was used for nothing else: the first backoff of that seed.
+        assert planned[1] == scheduler.backoff(1, config.schedule.retry_min,
+                                               config.schedule.retry_max, random.Random(1), None)
+        assert (await spool.depth()).measurements == 1
+        assert refreshed
+    finally:
+        await uploads.uploader.close()
+        await db.close()
+        await collector.stop()
