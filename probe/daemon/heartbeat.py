@@ -1,12 +1,12 @@
 """What a heartbeat tells the collector: the probe's queue, link, budget and controls.
 
-Built from a snapshot of what the daemon knows (``Status``), so the body can be checked alone
-against a real collector, apart from the loop that sends it every minute.
+Built from a snapshot of what the daemon knows (``probe.daemon.state.DaemonState``), so the
+body can be checked alone against a real collector, apart from the loop that sends it every
+minute.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -14,24 +14,11 @@ from probe import __version__
 from probe.config import probe_config
 from probe.core.measurement import ooni_time
 from probe.daemon.endpoints import FailoverUploader
+from probe.daemon.state import DaemonState
 from probe.daemon.uploader import Uploader
-from probe.local.spool import Depth
 
 
-@dataclass(frozen=True, slots=True)
-class Status:
-    """The daemon's state a heartbeat reports."""
-
-    depth: Depth
-    evicted: int
-    online: bool | None
-    in_event_window: bool
-    used_today: int
-    budget: int | None  # bytes a day; None: no limit
-    controls: dict[str, Any]
-
-
-def body(config: probe_config.ProbeConfig, uploader: Uploader, status: Status,
+def body(config: probe_config.ProbeConfig, uploader: Uploader, status: DaemonState,
          now: datetime) -> dict[str, Any]:
     """The JSON body of ``POST /api/v1/heartbeat``."""
     sent: dict[str, Any] = {} if uploader.token else {
@@ -48,7 +35,7 @@ def body(config: probe_config.ProbeConfig, uploader: Uploader, status: Status,
         "queue_depth": status.depth.measurements,
         "queue_bytes": status.depth.bytes,
         "oldest_queued": status.depth.oldest,
-        "evicted_total": status.evicted,
+        "evicted_total": status.counters.get("evicted", 0),
         "online": status.online,
         "in_event_window": status.in_event_window,
         "data_used_today": status.used_today,

@@ -60,6 +60,7 @@ from probe.daemon.clock_check import (
     parse_http_date,
 )
 from probe.daemon.endpoints import EndpointList, FailoverUploader, configured
+from probe.daemon.state import DaemonState
 from probe.daemon.uploader import Uploader, UploadError
 from probe.local import privacy
 from probe.local.journal import (
@@ -911,10 +912,22 @@ class Daemon:
             await self.journal.set(**{CONTROLS: json.dumps(self.controls)})
 
     def _heartbeat_body(self, now: datetime) -> dict[str, Any]:
-        return heartbeat.body(self.config, self.uploader, heartbeat.Status(
-            depth=self.depth, evicted=self.counters.get("evicted", 0), online=self.online,
-            in_event_window=self.window is not None, used_today=self.used_today,
-            budget=self.budget, controls=self.controls), now)
+        return heartbeat.body(self.config, self.uploader, self.state(), now)
+
+    def state(self) -> DaemonState:
+        """What the daemon knows now, for the local metrics and the heartbeat."""
+        last_check = self.clockwatch.last
+        return DaemonState(
+            depth=self.depth, counters=dict(self.counters), measured=dict(self.measured),
+            heartbeats=dict(self.heartbeats), skipped_budget=self.skipped_budget,
+            skipped_offline=self.skipped_offline, upload_failures=self.upload_failures,
+            last_upload=self.last_upload, last_heartbeat=self.last_heartbeat,
+            reachable=self.reachable, online=self.online,
+            in_event_window=self.window is not None,
+            clock_verified=self.clockwatch.current(self.clock.monotonic()) is not None,
+            clock_offset=last_check.offset if last_check else None,
+            used_today=self.used_today, budget=self.budget, latest=dict(self.latest),
+            controls=dict(self.controls))
 
     async def _upload(self) -> None:
         await self.uploads.drain(lambda: self.stopping)

@@ -11,16 +11,17 @@ from pathlib import Path
 from typing import Any
 
 from probe.daemon import heartbeat
+from probe.daemon.state import DaemonState
 from probe.daemon.uploader import Uploader
 from probe.local.spool import Depth
 from tests.helpers.collector_app import running
 from tests.helpers.probe_setup import loopback_config
 
 
-def status(**changes: Any) -> heartbeat.Status:
-    usual = heartbeat.Status(depth=Depth(7, 7000, "2026-12-01 10:00:00"), evicted=2,
-                             online=True, in_event_window=False, used_today=1234,
-                             budget=50_000_000, controls={})
+def status(**changes: Any) -> DaemonState:
+    usual = DaemonState(depth=Depth(7, 7000, "2026-12-01 10:00:00"), counters={"evicted": 2},
+                        online=True, in_event_window=False, used_today=1234,
+                        budget=50_000_000, controls={})
     return dataclasses.replace(usual, **changes)
 
 
