@@ -49,7 +49,8 @@ from collector.vantage.sni_ab import sni_ab_context
 
 async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
     config = app[config_key]
-    store = await open_store(config.database, pool_size=config.database_pool_size)
+    store = await open_store(config.database, pool_size=config.database_pool_size,
+                             archive_dir=config.storage.archive_dir)
     app[store_key] = store
     yield
     await store.close()

@@ -1,4 +1,5 @@
-"""Command line of the collector: ``serve``, ``token issue|revoke|list``, ``reanalyze`` and
+"""Command line of the collector: ``serve``, ``token issue|revoke|list``, ``reanalyze``,
+``archive`` and
 ``targets list|import|set-priority|health`` (``collector.targets_cli``)."""
 
 from __future__ import annotations
@@ -8,7 +9,7 @@ import asyncio
 import dataclasses
 import json
 import sys
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from collector import config as collector_config
@@ -17,7 +18,7 @@ from collector.api.geoip import GeoIP
 from collector.api.tokens import new_token, token_hash, valid_probe_id
 from collector.app import create_app
 from collector.server import StartupError, serve
-from collector.store import StoreUnavailable, open_store
+from collector.store import TIME_FORMAT, StoreUnavailable, archive, open_store
 from probe.core.typed_config import ConfigError, is_host_port
 
 BAD_INPUT = 2
@@ -45,6 +46,12 @@ def _parser() -> argparse.ArgumentParser:
     again.add_argument("--dry-run", action="store_true", help="count, write nothing")
     again.add_argument("--config")
     again.add_argument("--database")
+    keep = sub.add_parser(
+        "archive", help="move the bodies of measurements older than storage.archive_after "
+                        "to archive files (the summary rows stay)")
+    keep.add_argument("--dry-run", action="store_true", help="count, write nothing")
+    keep.add_argument("--config")
+    keep.add_argument("--database")
     return parser
 
 
@@ -133,7 +140,8 @@ async def _reanalyze(args: argparse.Namespace, config: collector_config.Collecto
         print(f"error: database unavailable: {missing}", file=sys.stderr)
         return 1
     try:
-        store = await open_store(config.database, pool_size=2)
+        store = await open_store(config.database, pool_size=2,
+                                 archive_dir=config.storage.archive_dir)
     except StoreUnavailable as exc:
         print(f"error: database unavailable: {exc}", file=sys.stderr)
         return 1
@@ -146,6 +154,36 @@ async def _reanalyze(args: argparse.Namespace, config: collector_config.Collecto
         await store.close()
     print(json.dumps({"dry_run": args.dry_run, "since": since, "until": until,
                       **report.as_json()}, ensure_ascii=False))
+    return 0
+
+
+async def _archive(args: argparse.Namespace, config: collector_config.CollectorConfig) -> int:
+    age = config.storage.archive_after
+    if age is None:
+        print("error: storage.archive_after is not set: archiving is off", file=sys.stderr)
+        return BAD_INPUT
+    missing = _missing_sqlite(config.database)
+    if missing:
+        print(f"error: database unavailable: {missing}", file=sys.stderr)
+        return 1
+    before = (datetime.now(UTC) - timedelta(seconds=age)).strftime(TIME_FORMAT)
+    root = config.storage.archive_dir
+    try:
+        store = await open_store(config.database, pool_size=2, archive_dir=root)
+    except StoreUnavailable as exc:
+        print(f"error: database unavailable: {exc}", file=sys.stderr)
+        return 1
+    try:
+        report = await archive.archive(store, Path(root), before, dry_run=args.dry_run)
+    except (StoreUnavailable, archive.ArchiveError, OSError) as exc:
+        # Rows are emptied only after their file is verified: the rest keep their bodies.
+        print(f"error: archiving stopped (bodies not yet verified stay in the database): "
+              f"{exc}", file=sys.stderr)
+        return 1
+    finally:
+        await store.close()
+    print(json.dumps({"dry_run": args.dry_run, "before": before, "bodies": report.bodies,
+                      "emptied": report.emptied, "files": len(report.files)}))
     return 0
 
 
@@ -166,6 +204,8 @@ def main(argv: list[str] | None = None) -> int:
             return BAD_INPUT
     if args.command == "reanalyze":
         return asyncio.run(_reanalyze(args, config))
+    if args.command == "archive":
+        return asyncio.run(_archive(args, config))
     try:
         _check_geoip(config)
     except ConfigError as exc:

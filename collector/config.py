@@ -98,6 +98,21 @@ class Control:
     max_concurrent: int = checked(8, positive)
 
 
+def _archive_age(value: float | None) -> str | None:
+    return None if value is None or value > 0 else "must be positive"
+
+
+@dataclass(frozen=True, slots=True)
+class Storage:
+    # Full bodies of measurements that started longer ago than this move to daily archive
+    # files under ``archive_dir`` (``python -m collector archive``); the summary rows and the
+    # rollups stay. None (the default) keeps every body in the database.
+    archive_after: float | None = duration_field(None, _archive_age)  # type: ignore[arg-type]
+    # Relative to the config file. Needed to read archived bodies back, so it stays set once
+    # anything was archived.
+    archive_dir: str = "var/archive"
+
+
 @dataclass(frozen=True, slots=True)
 class CollectorConfig:
     listen: str = checked("127.0.0.1:8080", is_host_port)
@@ -122,6 +137,7 @@ class CollectorConfig:
     sni_ab: SniAB = field(default_factory=SniAB)
     detection: DetectionConfig = field(default_factory=DetectionConfig)
     outside: OutsideConfig = field(default_factory=OutsideConfig)
+    storage: Storage = field(default_factory=Storage)
 
     @property
     def host(self) -> str:
@@ -169,6 +185,8 @@ def load(path: str | Path | None) -> CollectorConfig:
         changes["detection"] = replace(config.detection, event_windows=str(resolved))
     if config.outside.block_files or config.outside.opt_out_file:
         changes["outside"] = resolve_outside(config.outside, file.parent)
+    changes["storage"] = replace(config.storage,
+                                 archive_dir=str(file.parent / config.storage.archive_dir))
     lists = config.target_lists
     if lists.directory is not None:
         # Served lists are checked now too; later edits that do not load are logged and the
