@@ -196,3 +196,15 @@ def read_archived(root: Path, refs: dict[str, str]) -> dict[str, str]:
                 raise ArchiveUnreadable(f"archive file {relative} has no line {number}")
             out[uid] = lines[number]
     return out
+
+
+def feed_bodies(root: Path | None, rows: list[tuple[str, str | None, str | None]]) -> list[str]:
+    """Bodies for a feed page of (uid, body or None, archive reference or None), in order:
+    detection catching up on old rows reads archived ones back like the API does."""
+    refs = {uid: ref for uid, _, ref in rows if ref is not None}
+    if not refs:
+        return [body or "" for _, body, _ in rows]
+    if root is None:
+        raise ArchiveUnreadable("archived bodies but no archive directory given")
+    archived = read_archived(root, refs)
+    return [archived[uid] if ref is not None else (body or "") for uid, body, ref in rows]

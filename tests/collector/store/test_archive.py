@@ -73,6 +73,9 @@ async def test_archive_then_reopen_reads_every_body_back(database: str,
         bodies = await reopened.measurement_bodies([r.uid for r in rows])
         assert bodies == {r.uid: r.body for r in rows}
         assert await _snapshot(reopened) == before
+        # Detection catching up from the start reads archived bodies back too.
+        feed = await reopened.measurement_feed(0, 1000)
+        assert sorted(f.body for f in feed) == sorted(r.body for r in rows)
         newer = await reopened.archive_candidates("2024-05-04 00:00:00", None, 100)
         assert sorted(c.uid for c in newer) == sorted(r.uid for r in rows[12:])
     finally:
