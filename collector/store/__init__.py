@@ -25,8 +25,8 @@ if TYPE_CHECKING:
     from collector.store.archive import ArchiveCandidate
 
 VERDICTS = ("ok", "blocked", "down", "throttled", "inconclusive")
-AXES = ("day", "hour", "cc", "asn", "domain", "input", "test_name")
-Axis = Literal["day", "hour", "cc", "asn", "domain", "input", "test_name"]
+AXES = ("day", "hour", "cc", "asn", "domain", "input", "test_name", "verdict")
+Axis = Literal["day", "hour", "cc", "asn", "domain", "input", "test_name", "verdict"]
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 
 
@@ -65,16 +65,17 @@ class StoredMeasurement:
 
 @dataclass(frozen=True, slots=True)
 class Filters:
-    """Filters shared by the measurement list and the aggregation; None means any."""
+    """Filters shared by the measurement list and the aggregation; None means any, a tuple
+    means any of its values (an empty tuple matches nothing)."""
 
     since: str | None = None
     until: str | None = None
-    cc: str | None = None
-    asn: str | None = None
-    test_name: str | None = None
-    input: str | None = None
-    domain: str | None = None
-    verdict: str | None = None
+    cc: str | tuple[str, ...] | None = None
+    asn: str | tuple[str, ...] | None = None
+    test_name: str | tuple[str, ...] | None = None
+    input: str | tuple[str, ...] | None = None
+    domain: str | tuple[str, ...] | None = None
+    verdict: str | tuple[str, ...] | None = None
 
 
 # The measurement columns in the order both stores write and read them.

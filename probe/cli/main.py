@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import ipaddress
+import shutil
 import sys
 from pathlib import Path
 from typing import Any
@@ -377,7 +378,9 @@ def main(argv: list[str] | None = None) -> int:
 
             loaded = probe_config.load(args.config)
             try:
-                print(show(loaded, args.json))
+                # On a terminal, its width; piped, the full 110-column table.
+                width = shutil.get_terminal_size().columns if sys.stdout.isatty() else None
+                print(show(loaded, args.json, width=width))
             except FileNotFoundError:
                 # `probe live` (make run) uploads directly and keeps no spool: say so, since
                 # it is the first thing a newcomer runs before asking for a status.
