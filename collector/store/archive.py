@@ -11,7 +11,12 @@ The move is verified before anything is emptied, in this order:
 2. re-read the file and compare the SHA-256 of every line with that of the body read from the
    database;
 3. in one transaction, empty the body of each row whose body is still the one read and store
-   its reference ``<relative path>:<line number>`` (``Store.mark_archived``).
+   its reference ``<relative path>:<gzip member offset>:<line in member>``
+   (``Store.mark_archived``).
+
+A file is a series of gzip members of ``MEMBER_LINES`` lines (any gzip reader, ``zcat``
+included, reads it as one stream), so reading one archived body decompresses one member, not
+the whole day.
 
 A crash before step 3 leaves every body in the database (and perhaps a file nothing refers to:
 the next run archives those rows again into a new file). The summary row and the rollups are
@@ -24,6 +29,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import os
+import zlib
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -100,24 +106,48 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
-def write_file(root: Path, key: tuple[str, str, str], bodies: list[str]) -> Path:
-    """Step 1: the bodies, one a line, durably in a new file under ``root``."""
+MEMBER_LINES = 256  # lines per gzip member: reading one body decompresses one member
+
+
+def write_file(root: Path, key: tuple[str, str, str],
+               bodies: list[str]) -> tuple[Path, list[tuple[int, int]]]:
+    """Step 1: the bodies, one a line, durably in a new file under ``root``; returns the file
+    and, per body, (byte offset of its gzip member, line in the member). The file is a series
+    of gzip members of ``MEMBER_LINES`` lines, which any gzip reader reads as one stream."""
     test_name, day, cc = key
     directory = root / test_name / day
     directory.mkdir(parents=True, exist_ok=True)
     final = _free_name(directory, cc)
     temporary = final.with_name(final.name + ".tmp")
+    places: list[tuple[int, int]] = []
     with open(temporary, "wb") as raw:
-        with gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as out:
-            for body in bodies:
-                if "\n" in body:
-                    raise ArchiveError("a body holds a newline: it cannot be a JSON line")
-                out.write(body.encode("utf-8") + b"\n")
+        for first in range(0, len(bodies), MEMBER_LINES):
+            offset = raw.tell()
+            with gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as out:
+                for n, body in enumerate(bodies[first:first + MEMBER_LINES]):
+                    if "\n" in body:
+                        raise ArchiveError("a body holds a newline: it cannot be a JSON line")
+                    out.write(body.encode("utf-8") + b"\n")
+                    places.append((offset, n))
         raw.flush()
         os.fsync(raw.fileno())
     os.rename(temporary, final)
     _fsync_dir(directory)
-    return final
+    return final, places
+
+
+def read_member(path: Path, offset: int) -> list[str]:
+    """The lines of the gzip member starting at byte ``offset`` of ``path``."""
+    decompressor = zlib.decompressobj(wbits=31)
+    data = bytearray()
+    with open(path, "rb") as f:
+        f.seek(offset)
+        while not decompressor.eof:
+            chunk = f.read(65536)
+            if not chunk:
+                raise EOFError("truncated gzip member")
+            data += decompressor.decompress(chunk)
+    return [line.decode("utf-8") for line in bytes(data).split(b"\n")[:-1]]
 
 
 def read_lines(path: Path) -> list[str]:
@@ -161,7 +191,7 @@ async def archive(store: ArchivingStore, root: Path, before: str, *, dry_run: bo
                 files.append("/".join(key) + ".jsonl.gz")
                 continue
             bodies = [m.body for m in members]
-            path = write_file(root, key, bodies)
+            path, places = write_file(root, key, bodies)
             if checkpoint is not None:
                 checkpoint("written", path)
             verify_file(path, bodies)
@@ -169,7 +199,8 @@ async def archive(store: ArchivingStore, root: Path, before: str, *, dry_run: bo
                 checkpoint("verified", path)
             relative = path.relative_to(root).as_posix()
             emptied += await store.mark_archived(
-                [(m, f"{relative}:{i}") for i, m in enumerate(members)])
+                [(m, f"{relative}:{offset}:{line}")
+                 for m, (offset, line) in zip(members, places, strict=True)])
             files.append(relative)
         if len(candidates) < batch:
             break
@@ -177,19 +208,19 @@ async def archive(store: ArchivingStore, root: Path, before: str, *, dry_run: bo
 
 
 def read_archived(root: Path, refs: dict[str, str]) -> dict[str, str]:
-    """Bodies by uid from references ``<relative path>:<line>``; each file is read once."""
-    by_file: dict[str, list[tuple[str, int]]] = defaultdict(list)
+    """Bodies by uid from references ``<relative path>:<member offset>:<line>``; each member
+    is decompressed once."""
+    by_member: dict[tuple[str, int], list[tuple[str, int]]] = defaultdict(list)
     for uid, ref in refs.items():
-        relative, _, line = ref.rpartition(":")
-        by_file[relative].append((uid, int(line)))
+        relative, start, line = ref.rsplit(":", 2)
+        by_member[(relative, int(start))].append((uid, int(line)))
     out: dict[str, str] = {}
-    for relative, wanted in by_file.items():
-        path = root / relative
+    for (relative, offset), wanted in by_member.items():
         if ".." in Path(relative).parts:
             raise ArchiveUnreadable(f"archive reference outside the archive: {relative}")
         try:
-            lines = read_lines(path)
-        except (OSError, EOFError, UnicodeDecodeError) as exc:
+            lines = read_member(root / relative, offset)
+        except (OSError, EOFError, zlib.error, UnicodeDecodeError) as exc:
             raise ArchiveUnreadable(f"archive file {relative}: {exc}") from exc
         for uid, number in wanted:
             if number >= len(lines):

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from collector.store import Filters, Store, StoredMeasurement, open_store
-from collector.store.archive import ArchiveError, ArchiveUnreadable, archive
+from collector.store.archive import MEMBER_LINES, ArchiveError, ArchiveUnreadable, archive
 from tests.collector.factory import stored
 
 CUT = "2024-05-03 00:00:00"
@@ -136,7 +136,7 @@ async def test_a_body_replaced_after_reading_is_not_emptied(store: Store) -> Non
     [candidate] = await store.archive_candidates(CUT, None, 10)
     new_body = '{"measurement_uid":"re-analysed"}'
     assert await store.replace_analysis(row.uid, new_body, "blocked", "tls", "reset")
-    assert await store.mark_archived([(candidate, "web_connectivity/x/KG.jsonl.gz:0")]) == 0
+    assert await store.mark_archived([(candidate, "web_connectivity/x/KG.jsonl.gz:0:0")]) == 0
     assert await store.measurement_bodies([row.uid]) == {row.uid: new_body}
 
 
@@ -151,5 +151,28 @@ async def test_a_missing_archive_file_is_unavailable_not_wrong(database: str,
         (root / report.files[0]).unlink()
         with pytest.raises(ArchiveUnreadable):
             await store.measurement_bodies([row.uid])
+    finally:
+        await store.close()
+
+
+async def test_a_day_of_many_members_reads_as_one_gzip_stream(database: str,
+                                                               tmp_path: Path) -> None:
+    root = tmp_path / "archive"
+    count = 2 * MEMBER_LINES + 50  # three gzip members
+    rows = [stored(start_time=f"2024-05-01 {i // 60 % 24:02d}:{i % 60:02d}:00",
+                   uid=f"u{i:04d}", body=f'{{"measurement_uid":"u{i:04d}","x":{i}}}')
+            for i in range(count)]
+    store = await open_store(database, archive_dir=str(root))
+    try:
+        await store.add_measurements(rows)
+        report = await archive(store, root, CUT)
+        assert report.emptied == count
+        [name] = report.files
+        with gzip.open(root / name, "rt", encoding="utf-8") as f:
+            assert f.read().splitlines() == [r.body for r in
+                                              sorted(rows, key=lambda r: (r.start_time, r.uid))]
+        sample = [r.uid for r in rows[::37]] + [rows[-1].uid]
+        assert await store.measurement_bodies(sample) == \
+            {r.uid: r.body for r in rows if r.uid in sample}
     finally:
         await store.close()
