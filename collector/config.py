@@ -108,8 +108,8 @@ class Storage:
     # files under ``archive_dir`` (``python -m collector archive``); the summary rows and the
     # rollups stay. None (the default) keeps every body in the database.
     archive_after: float | None = duration_field(None, _archive_age)  # type: ignore[arg-type]
-    # Relative to the config file. Needed to read archived bodies back, so it stays set once
-    # anything was archived.
+    # Relative to the working directory, like ``database``. Needed to read archived bodies
+    # back, so it stays set once anything was archived.
     archive_dir: str = "var/archive"
 
 
@@ -231,8 +231,6 @@ def load(path: str | Path | None) -> CollectorConfig:
         changes["detection"] = replace(config.detection, event_windows=str(resolved))
     if config.outside.block_files or config.outside.opt_out_file:
         changes["outside"] = resolve_outside(config.outside, file.parent)
-    changes["storage"] = replace(config.storage,
-                                 archive_dir=str(file.parent / config.storage.archive_dir))
     lists = config.target_lists
     if lists.directory is not None:
         # Served lists are checked now too; later edits that do not load are logged and the

@@ -36,7 +36,7 @@ async def test_ingest_archive_restart_reads_every_uid_back(database: str,
                                                           tmp_path: Path) -> None:
     config = tmp_path / "collector.yaml"
     config.write_text("limits: {rate_per_minute: 1000000}\n"
-                      "storage: {archive_after: 1d, archive_dir: archive}\n")
+                      f"storage: {{archive_after: 1d, archive_dir: {tmp_path / 'archive'}}}\n")
     token = await issue_token(database, "p1")
     old = [measurement(ago=timedelta(days=2 + i % 3), probe_cc=("KG", "KZ")[i % 2])
            for i in range(60)]
