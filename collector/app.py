@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
+from collector.announce import announcer
 from collector.api.geoip import GeoIP
 from collector.api.handlers import error_middleware
 from collector.api.list_health_web import list_health_ctx
@@ -16,6 +17,7 @@ from collector.config import CollectorConfig
 from collector.events.book import EventBook, EventCollector
 from collector.events.windows import load_calendar
 from collector.keys import (
+    announcer_key,
     calendar_key,
     config_key,
     control_gate_key,
@@ -89,6 +91,7 @@ def create_app(config: CollectorConfig) -> web.Application:
     registry.register(EventCollector(book))
     app[calendar_key] = load_calendar(config.detection.event_windows)
     app[served_lists_key] = served_lists(config.target_lists)
+    app[announcer_key] = announcer(config.announce)
     app[detection_metrics_key] = DetectionMetrics(registry)
     windows = EventSnapshot()
     app[event_snapshot_key] = windows

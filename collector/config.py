@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from collector.announce import AnnounceConfig, load_key
 from collector.detect.params import DetectionConfig
 from collector.events.windows import load_calendar
 from collector.notify.config import Notifications
@@ -119,6 +120,8 @@ class CollectorConfig:
     notifications: Notifications = field(default_factory=Notifications)
     sni_ab: SniAB = field(default_factory=SniAB)
     detection: DetectionConfig = field(default_factory=DetectionConfig)
+    # Signed endpoint announcements in heartbeat answers (collector.announce).
+    announce: AnnounceConfig = field(default_factory=AnnounceConfig)
 
     @property
     def host(self) -> str:
@@ -164,6 +167,11 @@ def load(path: str | Path | None) -> CollectorConfig:
         except ConfigError as exc:
             raise ConfigError("detection.event_windows", f"{calendar}: {exc}") from exc
         changes["detection"] = replace(config.detection, event_windows=str(resolved))
+    if config.announce.key_file is not None:
+        # The key is read now, so a missing or wrong file fails at load, not at a heartbeat.
+        key_file = str((file.parent / config.announce.key_file).resolve())
+        load_key(key_file)
+        changes["announce"] = replace(config.announce, key_file=key_file)
     lists = config.target_lists
     if lists.directory is not None:
         # Served lists are checked now too; later edits that do not load are logged and the

@@ -9,6 +9,7 @@ from aiohttp import web
 from collector.metrics.exposition import ExpositionRegistry
 
 if TYPE_CHECKING:
+    from collector.announce import Announcer
     from collector.api.geoip import GeoIP
     from collector.api.list_health import ListHealth
     from collector.api.ratelimit import RateLimiter
@@ -41,3 +42,4 @@ pipeline_key: web.AppKey[Pipeline] = web.AppKey("pipeline")
 control_gate_key: web.AppKey[ControlGate] = web.AppKey("control_gate")
 served_lists_key: web.AppKey[ServedLists | None] = web.AppKey("served_lists")
 list_health_key: web.AppKey[ListHealth | None] = web.AppKey("list_health")
+announcer_key: web.AppKey[Announcer | None] = web.AppKey("announcer")

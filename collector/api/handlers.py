@@ -34,6 +34,7 @@ from collector.api.validate import (
 from collector.events import statuspage
 from collector.events.windows_api import event_windows
 from collector.keys import (
+    announcer_key,
     calendar_key,
     config_key,
     control_gate_key,
@@ -248,6 +249,11 @@ async def heartbeat(request: web.Request) -> web.Response:
     version = _targets_version(request.app[served_lists_key], cc)
     if version is not None:
         answer["targets_version"] = version
+    # endpoints_announcement: where the collector can also be reached, signed with the
+    # operator's key (collector.announce), so probes follow a move without a config edit.
+    announcer = request.app[announcer_key]
+    if announcer is not None:
+        answer["endpoints_announcement"] = announcer.current(now)
     return web.json_response(answer)
 
 

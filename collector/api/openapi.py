@@ -202,7 +202,12 @@ def _schemas() -> dict[str, Any]:
                            # The address the heartbeat came from: the probe scrubs it.
                            "observed_address": {"type": ["string", "null"]},
                            # The version GET /api/v1/targets serves the heartbeat's country.
-                           "targets_version": {"type": "string"}},
+                           "targets_version": {"type": "string"},
+                           # Signed endpoints (collector.announce, probe.daemon.announce).
+                           "endpoints_announcement": {
+                               "type": "object", "required": ["payload", "signature"],
+                               "properties": {"payload": {"type": "string"},
+                                              "signature": {"type": "string"}}}},
         },
         "ControlRequest": {
             "type": "object", "required": ["http_request"],

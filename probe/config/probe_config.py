@@ -29,6 +29,7 @@ from probe.core.typed_config import (
     positive,
     read_yaml,
 )
+from probe.daemon.announce import check_public_key
 from probe.daemon.clock_check import ClockSettings
 from probe.daemon.endpoints import Endpoint
 from probe.nettests.connectivity.ladder import LadderConfig
@@ -90,6 +91,10 @@ class CollectorLink:
     # control requests): http://HOST:PORT (CONNECT), socks5h://HOST:PORT (SOCKS5, names
     # resolved by the proxy: Tor) or socks5://HOST:PORT (probe.netx.proxy); null: direct.
     proxy: str | None = checked(None, lambda v: v and check_proxy(v))
+    # The collector operator's Ed25519 public key (base64 of the raw 32 bytes, given at
+    # ``init``): heartbeat answers announcing new endpoints signed with it are believed
+    # (probe.daemon.announce); null: announcements are ignored.
+    announce_key: str | None = checked(None, lambda v: v and check_public_key(v))
 
 
 @dataclass(frozen=True, slots=True)

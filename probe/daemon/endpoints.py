@@ -87,6 +87,7 @@ class EndpointList:
         if len(set(names)) != len(names):
             raise ValueError("endpoint names must be unique")
         self.endpoints = tuple(endpoints)
+        self.configured_count = len(self.endpoints)  # the rest were announced
         self.retry_first_after = retry_first_after
         self._clock = clock
         self._current = 0
@@ -107,6 +108,16 @@ class EndpointList:
             self._current = index
             self._since = self._clock()
         self.last_used = endpoint.name
+
+    def announce(self, endpoints: Sequence[Endpoint]) -> None:
+        """Put signed announced endpoints (``probe.daemon.announce``) after the configured
+        ones, replacing those of an earlier announcement; a name already configured keeps its
+        configured entry. The remembered endpoint stays remembered when it is still listed."""
+        current = self.endpoints[self._current]
+        configured = self.endpoints[:self.configured_count]
+        names = {e.name for e in configured}
+        self.endpoints = (*configured, *(e for e in endpoints if e.name not in names))
+        self._current = self.endpoints.index(current) if current in self.endpoints else 0
 
     async def call(self, attempt: Callable[[Endpoint], Awaitable[T]]) -> tuple[T, Endpoint]:
         """Run ``attempt`` against each endpoint in turn until one answers; network failures
