@@ -20,15 +20,16 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from collector.events.kinds import BLOCK, MONITOR_OUTAGE, SHUTDOWN, THROTTLING
+from collector.events.kinds import BLOCK, MONITOR_BLOCKED, MONITOR_OUTAGE, SHUTDOWN, THROTTLING
 from collector.notify.event import EventView, tier_rank
 
 COUNTRIES = {"KG": "Kyrgyzstan", "KZ": "Kazakhstan", "ZZ": "every country"}
 KIND_WORDS = {SHUTDOWN: "Internet shutdown", BLOCK: "Blocking", THROTTLING: "Throttling",
-              MONITOR_OUTAGE: "Monitor outage"}
-KIND_LETTER = {SHUTDOWN: "S", BLOCK: "B", THROTTLING: "T"}
-# Severity for "the worst thing happening": a shutdown hides everything behind it.
-KIND_RANK = {SHUTDOWN: 3, BLOCK: 2, THROTTLING: 1}
+              MONITOR_BLOCKED: "Monitor blocked", MONITOR_OUTAGE: "Monitor outage"}
+KIND_LETTER = {SHUTDOWN: "S", BLOCK: "B", THROTTLING: "T", MONITOR_BLOCKED: "M"}
+# Severity for "the worst thing happening": a shutdown hides everything behind it; the
+# monitor blocked is the least for the people of the network (their sites may be fine).
+KIND_RANK = {SHUTDOWN: 3, BLOCK: 2, THROTTLING: 1, MONITOR_BLOCKED: 0}
 VERDICTS = ("ok", "blocked", "throttled", "down", "inconclusive")
 MAX_EVIDENCE = 12
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
-from collector.events.kinds import BLOCK, SHUTDOWN, THROTTLING
+from collector.events.kinds import BLOCK, MONITOR_BLOCKED, SHUTDOWN, THROTTLING
 from collector.notify.decide import Transition
 from collector.notify.event import EventView
 
@@ -27,6 +27,7 @@ MAX_VALUE = 120
 _WORDS: dict[Language, dict[str, str]] = {
     "en": {
         SHUTDOWN: "Internet shutdown", BLOCK: "Blocking", THROTTLING: "Throttling",
+        MONITOR_BLOCKED: "Monitor blocked",
         "suspected": "suspected", "likely": "likely", "confirmed": "confirmed",
         "KG": "Kyrgyzstan", "KZ": "Kazakhstan",
         "opened": "{kind} ({tier}): {what}, {where}, since {start} UTC.",
@@ -40,6 +41,7 @@ _WORDS: dict[Language, dict[str, str]] = {
     },
     "ru": {
         SHUTDOWN: "Отключение интернета", BLOCK: "Блокировка", THROTTLING: "Замедление",
+        MONITOR_BLOCKED: "Блокировка мониторинга",
         "suspected": "предположительно", "likely": "вероятно", "confirmed": "подтверждено",
         "KG": "Кыргызстан", "KZ": "Казахстан",
         "opened": "{kind} ({tier}): {what}, {where}, с {start} UTC.",

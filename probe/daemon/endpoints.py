@@ -158,6 +158,9 @@ class FailoverUploader(Uploader):
         self.endpoints = endpoints
         self.proxy = proxy  # HTTP CONNECT or SOCKS5 for every endpoint (probe.netx.proxy), or None
         self.path_used: str | None = None  # probe.netx.proxy.path_of the last success
+        # Whether the last success came from an endpoint after the first of the list: told in
+        # heartbeats, so the collector sees networks that reach it only by a detour.
+        self.fallback_used: bool | None = None
 
     @property
     def endpoint_used(self) -> str | None:
@@ -170,4 +173,5 @@ class FailoverUploader(Uploader):
 
         result, endpoint = await self.endpoints.call(attempt)
         self.path_used = route(endpoint, self.proxy)[2]
+        self.fallback_used = endpoint is not self.endpoints.endpoints[0]
         return result

@@ -899,7 +899,8 @@ class Daemon:
             "data_used_today": self.used_today,
             "data_budget": self.budget,
         } | ({"collector_endpoint": self.uploader.endpoint_used,
-              "collector_path": self.uploader.path_used}
+              "collector_path": self.uploader.path_used,
+              "collector_fallback": self.uploader.fallback_used}
              if isinstance(self.uploader, FailoverUploader) else {}) | (
             {"control_endpoint": self.controls.get("endpoint"),
              "controls_blocked": self.controls.get("blocked", False)} if self.controls else {})
