@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
 
@@ -14,6 +14,7 @@ from collector.api.ratelimit import RateLimiter
 from collector.api.security import setup_security_headers
 from collector.api.target_lists import served_lists
 from collector.config import CollectorConfig
+from collector.detect.outside_in import OutsideReading
 from collector.events.book import EventBook, EventCollector
 from collector.events.windows import load_calendar
 from collector.keys import (
@@ -28,6 +29,8 @@ from collector.keys import (
     geoip_key,
     metrics_key,
     notifier_key,
+    outside_key,
+    pipeline_key,
     ratelimit_key,
     registry_key,
     served_lists_key,
@@ -71,6 +74,27 @@ async def _notifier_ctx(app: web.Application) -> AsyncIterator[None]:
     await notifier.close()
 
 
+def _outside(app: web.Application, registry: ExpositionRegistry) -> Callable[
+        [web.Application], AsyncIterator[None]]:
+    """The outside-in prober (``outside:``): its metrics now, its task after the pipeline,
+    whose engine takes its readings (a round that ends before the pipeline starts is only
+    counted in the metrics)."""
+    from collector.outside.metrics import OutsideCollector
+    from collector.outside.service import OutsideService, outside_context
+
+    def to_engine(readings: list[OutsideReading]) -> None:
+        pipeline = app.get(pipeline_key)
+        # With detection off nothing evaluates the engine: readings would only pile up.
+        if pipeline is not None and app[config_key].detection.enabled:
+            for reading in readings:
+                pipeline.engine.add(reading)
+
+    service = OutsideService(app[config_key].outside, on_readings=to_engine)
+    app[outside_key] = service
+    registry.register(OutsideCollector(service))
+    return outside_context(service)
+
+
 def create_app(config: CollectorConfig) -> web.Application:
     app = web.Application(client_max_size=config.limits.max_body_bytes,
                           middlewares=[error_middleware])
@@ -96,11 +120,14 @@ def create_app(config: CollectorConfig) -> web.Application:
     windows = EventSnapshot()
     app[event_snapshot_key] = windows
     registry.register(DetectionCollector(book, windows))
+    outside = _outside(app, registry) if config.outside.enabled else None
     app.cleanup_ctx.append(_geoip_ctx)
     app.cleanup_ctx.append(_store_ctx)
     app.cleanup_ctx.append(_notifier_ctx)
     app.cleanup_ctx.append(sni_ab_context)
     app.cleanup_ctx.append(pipeline_ctx)
+    if outside is not None:
+        app.cleanup_ctx.append(outside)
     app.cleanup_ctx.append(list_health_ctx)
     setup_routes(app)
     setup_security_headers(app)

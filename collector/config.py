@@ -13,6 +13,8 @@ from collector.announce import AnnounceConfig, load_key
 from collector.detect.params import DetectionConfig
 from collector.events.windows import load_calendar
 from collector.notify.config import Notifications
+from collector.outside.config import OutsideConfig
+from collector.outside.config import resolve as resolve_outside
 from collector.vantage.sni_ab import SniAB
 from probe.core.typed_config import (
     ConfigError,
@@ -122,6 +124,7 @@ class CollectorConfig:
     detection: DetectionConfig = field(default_factory=DetectionConfig)
     # Signed endpoint announcements in heartbeat answers (collector.announce).
     announce: AnnounceConfig = field(default_factory=AnnounceConfig)
+    outside: OutsideConfig = field(default_factory=OutsideConfig)
 
     @property
     def host(self) -> str:
@@ -142,7 +145,7 @@ def load(path: str | Path | None) -> CollectorConfig:
     relative to the file."""
     if path is None:
         return CollectorConfig()
-    from probe.config.probe_config import load_targets_csv
+    from probe.core.targets import load_targets_csv
 
     file = Path(path)
     config = build(CollectorConfig, read_yaml(file))
@@ -172,6 +175,8 @@ def load(path: str | Path | None) -> CollectorConfig:
         key_file = str((file.parent / config.announce.key_file).resolve())
         load_key(key_file)
         changes["announce"] = replace(config.announce, key_file=key_file)
+    if config.outside.block_files or config.outside.opt_out_file:
+        changes["outside"] = resolve_outside(config.outside, file.parent)
     lists = config.target_lists
     if lists.directory is not None:
         # Served lists are checked now too; later edits that do not load are logged and the

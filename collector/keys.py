@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from collector.metrics.fleet import FleetMetrics
     from collector.metrics.ingest import IngestMetrics, StoreSnapshot
     from collector.notify import Notifier
+    from collector.outside.service import OutsideService
     from collector.pipeline import Pipeline
     from collector.store import Store
     from collector.vantage.control import ControlGate
@@ -41,5 +42,6 @@ event_snapshot_key: web.AppKey[EventSnapshot] = web.AppKey("event_snapshot")
 pipeline_key: web.AppKey[Pipeline] = web.AppKey("pipeline")
 control_gate_key: web.AppKey[ControlGate] = web.AppKey("control_gate")
 served_lists_key: web.AppKey[ServedLists | None] = web.AppKey("served_lists")
+outside_key: web.AppKey[OutsideService] = web.AppKey("outside")
 list_health_key: web.AppKey[ListHealth | None] = web.AppKey("list_health")
 announcer_key: web.AppKey[Announcer | None] = web.AppKey("announcer")

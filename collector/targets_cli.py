@@ -39,7 +39,7 @@ from collector.api.target_lists import (
 from collector.config import CollectorConfig
 from collector.store import StoreUnavailable, open_store
 from probe.config import targets_import
-from probe.config.probe_config import load_targets_csv
+from probe.core.targets import load_targets_csv
 from probe.core.typed_config import ConfigError
 
 BAD_INPUT = 2

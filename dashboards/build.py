@@ -145,6 +145,12 @@ def overview() -> g.Dashboard:
                     f'cc=~"$cc",asn=~"$asn"}}[{RATE}])) / sum by (cc, asn) (rate('
                     f'kuzot_target_measurements_total{{cc=~"$cc",asn=~"$asn"}}[{RATE}]))',
                     "{{cc}} {{asn}}"), unit="percentunit"),
+        timeseries(layout, "Blocks up seen from outside, by network (hourly)",
+                   "Outside-in probing: share of each network's judged /24 blocks that "
+                   "answered the collector's own probes, averaged per hour; beside the probes' "
+                   "reachability above, it tells a network cut from silent volunteers.",
+                   ('avg_over_time(kuzot_outside_blocks_up_ratio{country=~"$cc",'
+                    'network!=""}[1h])', "{{country}} {{network}}"), unit="percentunit"),
         timeseries(layout, "Measurements received, by network",
                    "Stored measurements per second; a drop on one network is worth a look.",
                    (f'sum by (cc, asn) (rate(kuzot_measurements_received_total{{cc=~"$cc",'

@@ -34,7 +34,7 @@ from aiohttp import web
 from collector.api.handlers import authenticate
 from collector.config import TargetListsConfig
 from collector.keys import served_lists_key
-from probe.config.probe_config import Target, load_targets_csv
+from probe.core.targets import Target, load_targets_csv
 from probe.core.typed_config import ConfigError
 
 log = logging.getLogger(__name__)

@@ -32,13 +32,12 @@ from collector.api.geoip import Location, place
 from collector.config import Limits
 from collector.store import TIME_FORMAT, VERDICTS, StoredMeasurement
 from probe.core.evidence import Evidence
+from probe.core.nettest_names import TEST_NAMES
 from probe.core.record import ModelError
 from probe.core.scrub import Predicate, same_address, scrub_document
 
-KNOWN_TESTS = frozenset({
-    "web_connectivity", "throttling", "connectivity", "telegram", "whatsapp", "signal",
-    "facebook_messenger", "dns_check", "sni_ab", "censor_trace", "platform",
-})
+# The probe's kinds of test (``probe.nettests.NETTESTS``), through the copy in probe.core.
+KNOWN_TESTS = TEST_NAMES
 REASONS = (
     "body", "batch", "not_object", "json_depth", "encoding", "too_large", "measurement_uid",
     "probe_cc", "probe_asn", "test_name", "measurement_start_time", "future", "too_old",

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+_TOLERANCE = 1e-9
+
 
 @dataclass(slots=True)
 class TokenBucket:
@@ -36,7 +38,10 @@ class TokenBucket:
     def try_take(self, now: float) -> float:
         """Take one token if there is one and return 0.0; else return the seconds to wait."""
         self._refill(now)
-        if self.tokens >= 1.0:
+        # Waiting exactly the returned time can leave the count a rounding error short of 1
+        # (1 - 1e-16), and a wait that small does not move a clock at 1e3 seconds: without
+        # the tolerance the caller would spin. 1e-9 of a packet changes no real rate.
+        if self.tokens >= 1.0 - _TOLERANCE:
             self.tokens -= 1.0
             return 0.0
         return (1.0 - self.tokens) / self.rate

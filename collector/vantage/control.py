@@ -36,7 +36,7 @@ from typing import Any
 
 from probe.core import failures
 from probe.core.bogons import is_bogon, redirect_allowed, scope
-from probe.nettests.web_connectivity.measure import REDIRECT_CODES, redirect_target, split_url
+from probe.core.urls import REDIRECT_CODES, redirect_target, split_url
 from probe.netx import dns, tcp, tls
 from probe.netx import http as netx_http
 from probe.netx.trace import Trace

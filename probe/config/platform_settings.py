@@ -16,16 +16,13 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from probe.config.platforms import PLATFORMS
 from probe.core.typed_config import checked, duration_field, positive
 
 _HOST_NAME = re.compile(r"^(?=.{1,253}$)([A-Za-z0-9-]{1,63}\.)+[A-Za-z]{2,63}$")
 
 
 def _known_platforms(value: tuple[str, ...]) -> str | None:
-    # Imported here: probe.config.platforms imports probe.config.probe_config, which imports this
-    # module.
-    from probe.config.platforms import PLATFORMS
-
     for name in value:
         if name not in PLATFORMS:
             return f"unknown platform {name!r} (known: {', '.join(PLATFORMS)})"

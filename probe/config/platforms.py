@@ -17,7 +17,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
-from probe.config.probe_config import Timeouts
+from probe.config.probe_timeouts import Timeouts
 from probe.core.typed_config import ConfigError, build, checked, is_http_url, join, read_yaml
 
 PLATFORMS = ("telegram", "whatsapp", "signal", "facebook_messenger", "youtube", "tiktok",

@@ -8,15 +8,18 @@ apart by its header.
 
 from __future__ import annotations
 
-import csv
-import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
-from probe.config import citizenlab
+from probe.config import platforms as platform_config
 from probe.config.platform_settings import CensorTraces, PlatformChecks
+from probe.config.probe_timeouts import Timeouts as Timeouts
 from probe.config.throttle_settings import ThrottlingConfig
+from probe.core.targets import CSV_COLUMNS as CSV_COLUMNS
+from probe.core.targets import Target as Target
+from probe.core.targets import load_targets_csv as load_targets_csv
+from probe.core.targets import optional_positive
 from probe.core.typed_config import (
     ConfigError,
     build,
@@ -33,6 +36,7 @@ from probe.daemon.announce import check_public_key
 from probe.daemon.clock_check import ClockSettings
 from probe.daemon.endpoints import Endpoint
 from probe.nettests.connectivity.ladder import LadderConfig
+from probe.nettests.tcp_reachability.settings import TcpReachability
 from probe.netx.proxy import check_proxy
 
 
@@ -48,16 +52,6 @@ def _doh_resolvers(value: tuple[str, ...]) -> str | None:
         if is_http_url(item) or not item.startswith("https://"):
             return f"not an https URL: {item!r}"
     return None
-
-
-def _optional_positive(value: float | None) -> str | None:
-    return None if value is None else positive(value)
-
-
-def _iso_date(value: str | None) -> str | None:
-    if value is None or re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
-        return None
-    return "not a date like 2024-04-18"
 
 
 def _jitter(value: float) -> str | None:
@@ -97,15 +91,6 @@ class CollectorLink:
     announce_key: str | None = checked(None, lambda v: v and check_public_key(v))
 
 
-@dataclass(frozen=True, slots=True)
-class Timeouts:
-    dns: float = duration_field(4.0, positive)
-    connect: float = duration_field(10.0, positive)
-    tls: float = duration_field(10.0, positive)
-    http: float = duration_field(15.0, positive)
-    control: float = duration_field(30.0, positive)
-
-
 def _at_least_one(value: float) -> str | None:
     return None if value >= 1 else "must be at least 1"
 
@@ -132,7 +117,7 @@ class Schedule:
 class Budget:
     """Data the probe may use per UTC day (measurements, uploads, heartbeats); null = no cap."""
 
-    daily_mb: float | None = checked(100.0, _optional_positive)
+    daily_mb: float | None = checked(100.0, optional_positive)
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,24 +127,6 @@ class Consent:
     accepted: bool = False
     notice_version: int = 0
     accepted_at: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Target:
-    url: str = checked("", is_http_url)
-    category: str = ""
-    cc: str = "*"
-    role: Literal["test", "baseline", "canary"] = "test"
-    baseline: str | None = None
-    interval: float | None = field(default=None, metadata={"duration": True,
-                                                           "check": _optional_positive})
-    # Provenance, kept from the lists (Citizen Lab's date_added, source and notes).
-    date_added: str | None = checked(None, _iso_date)
-    source: str | None = None
-    notes: str | None = None
-    # The operator's override of the pacing (``collector targets set-priority``): ``high``
-    # is measured at its cadence, ``low`` only in the rotating sample; null: by its category.
-    priority: Literal["high", "low"] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,6 +163,7 @@ class ProbeConfig:
     throttling: ThrottlingConfig = field(default_factory=ThrottlingConfig)
     platforms: PlatformChecks = field(default_factory=PlatformChecks)
     censor_trace: CensorTraces = field(default_factory=CensorTraces)
+    tcp_reachability: TcpReachability = field(default_factory=TcpReachability)
     clock: ClockSettings = field(default_factory=ClockSettings)
     budget: Budget = field(default_factory=Budget)
     consent: Consent = field(default_factory=Consent)
@@ -207,49 +175,11 @@ class ProbeConfig:
         return self.control_url or self.collector.url
 
 
-CSV_COLUMNS = ("url", "category", "cc", "role", "baseline", "interval", "date_added", "source",
-               "notes")
-"""The project's target-list columns, in the order the shipped lists use; only url is
-required."""
-
-
-def load_targets_csv(path: Path, label: str) -> tuple[Target, ...]:
-    """Targets from a CSV in the project's format (header: any of ``CSV_COLUMNS``, lines
-    starting with ``#`` are comments) or in Citizen Lab's (``citizenlab.COLUMNS``; the country
-    is the file's name)."""
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except OSError as exc:
-        raise ConfigError(label, f"cannot read {path.name}: {exc.strerror}") from exc
-    except UnicodeDecodeError as exc:
-        raise ConfigError(label, f"{path.name} is not UTF-8 text") from exc
-    reader = csv.DictReader(line for line in text.splitlines()
-                            if line.strip() and not line.startswith("#"))
-    rows = list(reader)
-    if citizenlab.is_citizenlab(reader.fieldnames):
-        cc = citizenlab.country_of(path)
-        if cc is None:
-            raise ConfigError(label, f"{path.name} is a Citizen Lab list but its name is not a "
-                              "country: name it like kg.csv, or global.csv")
-        return tuple(build(Target, citizenlab.target_fields(row, cc), f"{label}[{index}]")
-                     for index, row in enumerate(rows))
-    targets = []
-    for index, row in enumerate(rows):
-        extra = set(row) - set(CSV_COLUMNS)
-        if extra - {None}:
-            raise ConfigError(f"{label}[{index}]", f"unknown column {sorted(extra - {None})[0]!r}")
-        data = {k: v for k, v in row.items() if k in CSV_COLUMNS and v not in (None, "")}
-        targets.append(build(Target, data, f"{label}[{index}]"))
-    return tuple(targets)
-
-
 def check_platforms_file(settings: PlatformChecks, base: Path) -> PlatformChecks:
     """``settings`` with its file made absolute, once the file has loaded and names every
     platform of ``names``; errors name ``platforms.file`` and the file's own key path."""
     if settings.file is None:
         return settings
-    from probe.config import platforms as platform_config  # it imports this module
-
     file = base / settings.file
     try:
         loaded = platform_config.load(file)
@@ -271,7 +201,7 @@ def load(path: str | Path) -> ProbeConfig:
     for index, name in enumerate(config.target_files):
         targets.extend(load_targets_csv(file.parent / name, f"target_files[{index}]"))
     if config.target_sync.enabled and config.identity.country != "ZZ":
-        from probe.config import target_sync  # it imports this module
+        from probe.config import target_sync  # aiohttp: loaded only when lists are synced
 
         served = target_sync.cached_targets(config)
         if served is not None:  # the collector's lists replace the files, not inline targets

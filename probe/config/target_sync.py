@@ -17,14 +17,17 @@ import ssl
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 
-from probe.config.probe_config import ProbeConfig, Target
+from probe.core.targets import Target
 from probe.core.typed_config import ConfigError, build
 from probe.daemon.endpoints import configured, route
 from probe.netx import proxy
+
+if TYPE_CHECKING:
+    from probe.config.probe_config import ProbeConfig
 
 CACHE_NAME = "targets-cache.json"
 FIELDS = ("url", "category", "cc", "role", "baseline", "date_added", "source", "notes")

@@ -29,8 +29,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from probe.config import citizenlab
-from probe.config.probe_config import CSV_COLUMNS, Target
+from probe.core import citizenlab
+from probe.core.targets import CSV_COLUMNS, Target
 from probe.core.typed_config import ConfigError, build, parse_duration
 
 LISTS = {"kg": "KG", "kz": "KZ", "global": "*"}

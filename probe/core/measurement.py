@@ -11,10 +11,10 @@ from typing import Any
 
 from probe import __version__
 from probe.core.evidence import with_fields
+from probe.core.nettest_names import TEST_VERSIONS
 from probe.core.scrub import scrub_value
 
 SOFTWARE_NAME = "kuzot"
-TEST_VERSIONS = {"web_connectivity": "0.5.0", "connectivity": "0.1.0", "throttling": "0.1.0"}
 
 
 def ooni_time(moment: datetime) -> str:

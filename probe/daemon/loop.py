@@ -11,6 +11,9 @@ waits for it on the injected clock, and starts it as a task:
 * ``trace:<url>``: a censor trace, planned only with CAP_NET_RAW after a measurement found
   the URL blocked by name (TLS or HTTP layer), at most once per ``censor_trace.interval`` per
   URL and ``censor_trace.daily_max`` per day (``probe.nettests.censor_trace.policy``);
+* ``<kind>:<input>``: one measurement of a kind of test that runs on its own cadence
+  (``probe.nettests.NetTest.plan``, e.g. ``tcp_reachability:host:443``), under the same
+  semaphore and budget as the sites, raised inside event windows like them;
 * ``ladder``: the connectivity ladder, every ``ladder_interval``, and every
   ``offline_ladder_interval`` (a minute) while the collector does not answer: during a
   shutdown the ladder is what tells a local fault from an international cut;
@@ -85,7 +88,9 @@ from probe.local.journal import (
 )
 from probe.local.localdb import LocalDB, SpoolLock
 from probe.local.spool import Depth, Entry, Spool
+from probe.nettests import Plan
 from probe.nettests.censor_trace import policy as trace_policy
+from probe.nettests.registry import NETTESTS, by_name
 
 log = logging.getLogger(__name__)
 
@@ -178,6 +183,12 @@ def production_platform_jobs(config: probe_config.ProbeConfig
     return names, platform, trace
 
 
+def production_plans(config: probe_config.ProbeConfig) -> dict[str, Plan]:
+    """The jobs of the registered kinds of test that run on their own cadence."""
+    plans = {kind.name: kind.plan(config) for kind in NETTESTS}
+    return {name: plan for name, plan in plans.items() if plan is not None}
+
+
 def raw_sockets_allowed() -> bool:
     """CAP_NET_RAW, tested by opening a raw socket (no packet is sent, scapy not imported)."""
     from probe.netx.packet import raw_socket_problem
@@ -210,6 +221,7 @@ class Daemon:
         measure_platform: PlatformFn | None = None,
         measure_trace: TraceFn | None = None,
         platform_names: tuple[str, ...] | None = None,
+        plans: dict[str, Plan] | None = None,
         raw_capable: Callable[[], bool] = raw_sockets_allowed,
         spool: Spool | None = None,
         interface_files: tuple[str, str] = ("/proc/net/fib_trie", "/proc/net/if_inet6"),
@@ -237,6 +249,9 @@ class Daemon:
         self._measure_platform = measure_platform
         self._measure_trace = measure_trace
         self.platform_names = platform_names
+        # The kinds of test that run on their own cadence (``NetTest.plan``), by kind: one
+        # ``<kind>:<input>`` job per input.
+        self.plans = plans if plans is not None else production_plans(config)
         self._raw_capable = raw_capable
         self.spool = spool or Spool(db, int(config.spool_max_mb * 1_000_000))
         self.journal = Journal(db)
@@ -324,13 +339,10 @@ class Daemon:
         self.latest = {target: verdicts[0].verdict or "none"
                        for target, verdicts in recent.items()
                        if target in self.targets or target == LADDER_TARGET
-                       or target in self.platform_names}
-        for url, target in self.targets.items():
-            self.timetable.plan(f"target:{url}", now + self._first_delay(
-                self._interval(target), last_seen.get(url)))
-        for platform in self.platform_names:
-            self.timetable.plan(f"platform:{platform}", now + self._first_delay(
-                self._platform_interval(), last_seen.get(platform)))
+                       or target in self.platform_names
+                       or any(target in plan.inputs for plan in self.plans.values())}
+        for name, subject, interval in self._measured_jobs():
+            self.timetable.plan(name, now + self._first_delay(interval, last_seen.get(subject)))
         await self._start_traces(recent)
         log.info("probe %s started: %d targets, %d measurements waiting in the spool",
                  self.config.identity.probe_id, len(self.targets), self.depth.measurements)
@@ -390,11 +402,15 @@ class Daemon:
             await self._ladder()
             if self._sites_reachable():
                 await asyncio.gather(*(self._target(t) for t in self.targets.values()),
-                                     *(self._platform(p) for p in self.platform_names))
+                                     *(self._platform(p) for p in self.platform_names),
+                                     *(self._planned(kind, subject)
+                                       for kind, plan in self.plans.items()
+                                       for subject in plan.inputs))
                 if self.config.throttling.enabled:
                     await self._throttling()
             else:
-                self.skipped_offline += len(self.targets) + len(self.platform_names)
+                self.skipped_offline += len(self.targets) + len(self.platform_names) + sum(
+                    len(plan.inputs) for plan in self.plans.values())
             if self.reachable:
                 await self._upload()
             log.info("round done: %s; %d measurements waiting for upload",
@@ -460,9 +476,22 @@ class Daemon:
                                          self.window is not None)
 
     def _platform_interval(self) -> float:
-        return scheduler.target_interval(self.config.platforms.interval,
-                                         self.config.schedule.event_speedup,
+        return self._sped_up(self.config.platforms.interval)
+
+    def _sped_up(self, interval: float) -> float:
+        """``interval``, shortened inside an event window like the sites'."""
+        return scheduler.target_interval(interval, self.config.schedule.event_speedup,
                                          self.window is not None)
+
+    def _measured_jobs(self) -> list[tuple[str, str, float]]:
+        """(job name, journal target, interval) of every measurement job on a cadence: the
+        targets, the platforms and the inputs of the kinds of test with a plan."""
+        return [*((f"target:{url}", url, self._interval(target))
+                  for url, target in self.targets.items()),
+                *((f"platform:{platform}", platform, self._platform_interval())
+                  for platform in self.platform_names),
+                *((f"{kind}:{subject}", subject, self._sped_up(plan.interval))
+                  for kind, plan in self.plans.items() for subject in plan.inputs)]
 
     def _ladder_interval(self) -> float:
         schedule = self.config.schedule
@@ -478,62 +507,98 @@ class Daemon:
         return schedule.event_heartbeat_interval if self.window else schedule.heartbeat_interval
 
     async def _dispatch(self, name: str, due: float) -> None:
-        now = self.clock.monotonic()
-        if name.startswith("target:"):
-            target = self.targets.get(name.removeprefix("target:"))
-            if target is None:
-                return  # dropped from the lists since it was planned
-            interval = scheduler.jittered(self._interval(target), self.config.schedule.jitter,
-                                          self.rng)
-            self.timetable.plan(name, max(due + interval, now))
-            if name in self.in_flight:
-                return  # still running from last time: never two of one target at once
-            if await self._may_measure():
-                if self._on_pace(target):
-                    # Reserved now, before the task runs: the next dispatch sees it, so a
-                    # burst of due targets cannot overrun the pace before any has finished.
-                    expected = self._expected_cost(target)
-                    self._reserved += expected
-                    self._spawn(name, self._target(target, expected))
-                else:
-                    await self._defer_for_pace(name, target, now)
-        elif name.startswith("platform:"):
-            interval = scheduler.jittered(self._platform_interval(),
-                                          self.config.schedule.jitter, self.rng)
-            self.timetable.plan(name, max(due + interval, now))
-            if name not in self.in_flight and await self._may_measure():
-                self._spawn(name, self._platform(name.removeprefix("platform:")))
-        elif name.startswith("trace:"):
-            # Planned once by the measurement that asked for it; not re-planned.
-            request = self.trace_wanted.pop(name.removeprefix("trace:"), None)
-            if (request is not None and name not in self.in_flight
-                    and self._trace_allowed(request) and await self._may_measure()):
-                self._spawn(name, self._trace(request))
-        elif name == "throttling":
-            self.timetable.plan(name, now + THROTTLING_CHECK)
-            await self._refresh_usage()
-            if name in self.in_flight or not self._sites_reachable():
-                return
-            if self.budget is not None and self.used_today >= self.budget:
-                await self._skip_for_budget()
-                return
-            self._spawn(name, self._throttling())
-        elif name == "ladder":
-            self.timetable.plan(name, now + self._ladder_interval())
-            if name not in self.in_flight:
-                self._spawn(name, self._ladder())
-        elif name == "heartbeat":
-            self.timetable.plan(name, now + self._heartbeat_interval())
-            if name not in self.in_flight:
-                self._spawn(name, self._heartbeat())
-        elif name == "upload":
-            if name in self.in_flight:
-                self.timetable.plan(name, now + self.config.schedule.upload_interval)
-            elif self.reachable is not True:
-                # Heartbeats find out when the collector is back and pull the upload forward.
-                self.timetable.plan(name, now + self.config.schedule.upload_interval)
+        """Run the job ``name`` (``kind`` or ``kind:subject``) by its kind's handler."""
+        kind, _sep, subject = name.partition(":")
+        handler = self._handlers.get(kind)
+        if handler is not None:
+            await handler(name, subject, due, self.clock.monotonic())
+        elif kind in self.plans:
+            await self._dispatch_planned(name, kind, subject, due, self.clock.monotonic())
+
+    @property
+    def _handlers(self) -> dict[str, Callable[[str, str, float, float], Awaitable[None]]]:
+        return {"target": self._dispatch_target, "platform": self._dispatch_platform,
+                "trace": self._dispatch_trace, "throttling": self._dispatch_throttling,
+                "ladder": self._dispatch_ladder, "heartbeat": self._dispatch_heartbeat,
+                "upload": self._dispatch_upload}
+
+    async def _dispatch_target(self, name: str, url: str, due: float, now: float) -> None:
+        target = self.targets.get(url)
+        if target is None:
+            return  # dropped from the lists since it was planned
+        interval = scheduler.jittered(self._interval(target), self.config.schedule.jitter,
+                                      self.rng)
+        self.timetable.plan(name, max(due + interval, now))
+        if name in self.in_flight:
+            return  # still running from last time: never two of one target at once
+        if await self._may_measure():
+            if self._on_pace(target):
+                # Reserved now, before the task runs: the next dispatch sees it, so a
+                # burst of due targets cannot overrun the pace before any has finished.
+                expected = self._expected_cost(target)
+                self._reserved += expected
+                self._spawn(name, self._target(target, expected))
             else:
-                self._spawn(name, self._upload())
+                await self._defer_for_pace(name, target, now)
+
+    async def _dispatch_platform(self, name: str, platform: str, due: float,
+                                 now: float) -> None:
+        interval = scheduler.jittered(self._platform_interval(),
+                                      self.config.schedule.jitter, self.rng)
+        self.timetable.plan(name, max(due + interval, now))
+        if name not in self.in_flight and await self._may_measure():
+            self._spawn(name, self._platform(platform))
+
+    async def _dispatch_planned(self, name: str, kind: str, subject: str, due: float,
+                                now: float) -> None:
+        """A kind of test with a plan: like a platform, on its own interval, within the
+        budget; an input no longer in the plan is not planned again."""
+        plan = self.plans[kind]
+        if subject not in plan.inputs:
+            return
+        interval = scheduler.jittered(self._sped_up(plan.interval),
+                                      self.config.schedule.jitter, self.rng)
+        self.timetable.plan(name, max(due + interval, now))
+        if name not in self.in_flight and await self._may_measure():
+            self._spawn(name, self._planned(kind, subject))
+
+    async def _dispatch_trace(self, name: str, url: str, due: float, now: float) -> None:
+        # Planned once by the measurement that asked for it; not re-planned.
+        request = self.trace_wanted.pop(url, None)
+        if (request is not None and name not in self.in_flight
+                and self._trace_allowed(request) and await self._may_measure()):
+            self._spawn(name, self._trace(request))
+
+    async def _dispatch_throttling(self, name: str, _subject: str, due: float,
+                                   now: float) -> None:
+        self.timetable.plan(name, now + THROTTLING_CHECK)
+        await self._refresh_usage()
+        if name in self.in_flight or not self._sites_reachable():
+            return
+        if self.budget is not None and self.used_today >= self.budget:
+            await self._skip_for_budget()
+            return
+        self._spawn(name, self._throttling())
+
+    async def _dispatch_ladder(self, name: str, _subject: str, due: float, now: float) -> None:
+        self.timetable.plan(name, now + self._ladder_interval())
+        if name not in self.in_flight:
+            self._spawn(name, self._ladder())
+
+    async def _dispatch_heartbeat(self, name: str, _subject: str, due: float,
+                                  now: float) -> None:
+        self.timetable.plan(name, now + self._heartbeat_interval())
+        if name not in self.in_flight:
+            self._spawn(name, self._heartbeat())
+
+    async def _dispatch_upload(self, name: str, _subject: str, due: float, now: float) -> None:
+        if name in self.in_flight:
+            self.timetable.plan(name, now + self.config.schedule.upload_interval)
+        elif self.reachable is not True:
+            # Heartbeats find out when the collector is back and pull the upload forward.
+            self.timetable.plan(name, now + self.config.schedule.upload_interval)
+        else:
+            self._spawn(name, self._upload())
 
     async def _may_measure(self) -> bool:
         """False (and the skip counted) while nothing answers or the day's budget is spent."""
@@ -601,12 +666,8 @@ class Daemon:
         log.info("inside event window %r until %s: measuring %.0fx as often", current.name,
                  ooni_time(current.end), self.config.schedule.event_speedup)
         now = self.clock.monotonic()
-        for url, target in self.targets.items():
-            self.timetable.plan_earlier(f"target:{url}",
-                                        now + self.rng.uniform(0, self._interval(target)))
-        for platform in self.platform_names:
-            self.timetable.plan_earlier(f"platform:{platform}",
-                                        now + self.rng.uniform(0, self._platform_interval()))
+        for name, _subject, interval in self._measured_jobs():
+            self.timetable.plan_earlier(name, now + self.rng.uniform(0, interval))
         self.timetable.plan_earlier("heartbeat", now + self._heartbeat_interval())
         self.timetable.plan_earlier("ladder", now + self._ladder_interval())
 
@@ -639,6 +700,27 @@ class Daemon:
         if self.stopping:
             return
         measurement = await self._measure_platform(name, self.clock.now(), self.slots)
+        await self.record(measurement)
+
+    async def _planned(self, kind: str, subject: str) -> None:
+        """One measurement of a kind of test with a plan, holding a measurement slot; a
+        measurement that raises or overruns its plan's budget is recorded as a ``top_level``
+        failure, like a site's."""
+        plan = self.plans[kind]
+        async with self.slots:
+            if self.stopping:
+                return
+            started = self.clock.now()
+            try:
+                async with asyncio.timeout(plan.budget):
+                    measurement = await plan.measure(subject, started)
+            except Exception as exc:
+                from probe.nettests.runner import failed_measurement
+
+                log.exception("%s of %s failed", kind, subject)
+                test_name = by_name(kind).test_names[0]
+                measurement = failed_measurement(self.config, test_name, subject, exc,
+                                                 started)
         await self.record(measurement)
 
     def _trace_allowed(self, request: trace_policy.TraceRequest) -> bool:
@@ -701,14 +783,9 @@ class Daemon:
             if online and self.online is False:
                 # Back online: measure every site soon rather than at its next slot.
                 now = self.clock.monotonic()
-                for url, target in self.targets.items():
+                for name, _subject, interval in self._measured_jobs():
                     self.timetable.plan_earlier(
-                        f"target:{url}", now + scheduler.first_delay(self._interval(target),
-                                                                    self.rng))
-                for platform in self.platform_names:
-                    self.timetable.plan_earlier(
-                        f"platform:{platform}",
-                        now + scheduler.first_delay(self._platform_interval(), self.rng))
+                        name, now + scheduler.first_delay(interval, self.rng))
             self.online = online
         await self._learn_interfaces()
         await self.record(measurement)

@@ -14,10 +14,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from probe.local.localdb import LocalDB, transaction
-from probe.nettests.censor_trace.policy import trace_key
+from probe.nettests.connectivity.nettest import TARGET
+from probe.nettests.registry import by_test_name
 
 RECENT_PER_TARGET = 5
-LADDER_TARGET = "connectivity"
+LADDER_TARGET = TARGET
 
 # Keys of the ``state`` table.
 LAST_UPLOAD = "last_upload_at"
@@ -173,23 +174,17 @@ class Journal:
 
 
 def summarise_analysis(measurement: dict[str, Any]) -> Verdict:
-    """The line ``status`` shows for one measurement (the ladder counts as a target; a censor
-    trace is kept under ``trace:<url>``, apart from the URL's own verdicts)."""
+    """The line ``status`` shows for one measurement: its kind of test's own
+    (``NetTest.line``: the ladder counts as a target, a censor trace is kept under
+    ``trace:<url>``, apart from the URL's own verdicts), else the verdict under its input."""
     keys = measurement.get("test_keys") or {}
     analysis = keys.get("analysis") or {}
     start = str(measurement.get("measurement_start_time"))
     name = str(measurement.get("test_name"))
-    if name == LADDER_TARGET:
-        online = analysis.get("online")
-        return Verdict(LADDER_TARGET, name, start, "online" if online else "offline",
-                       summary=analysis.get("summary"))
-    if name == "censor_trace":
-        censor = keys.get("censor") or {}
-        hop = censor.get("hop")
-        summary = (f"censor {hop} hops away, server {censor.get('server_hops')}"
-                   if hop is not None else keys.get("failure"))
-        return Verdict(trace_key(str(measurement.get("input"))), name, start,
-                       analysis.get("verdict"), analysis.get("layer"),
-                       analysis.get("mechanism"), summary)
+    kind = by_test_name(name)
+    line = kind.line(measurement) if kind is not None else None
+    if line is not None:
+        return Verdict(line.target, name, start, line.verdict, line.layer, line.mechanism,
+                       line.summary)
     return Verdict(str(measurement.get("input") or name), name, start, analysis.get("verdict"),
                    analysis.get("layer"), analysis.get("mechanism"))

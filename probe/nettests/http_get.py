@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from probe.nettests.web_connectivity.measure import split_url
+from probe.core.urls import split_url
 from probe.netx import dns, tcp, tls
 from probe.netx import http as netx_http
 from probe.netx.trace import Trace

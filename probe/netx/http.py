@@ -38,8 +38,7 @@ import h11
 
 from probe.core import failures
 from probe.core.wire import ooni_body
-from probe.nettests.throttling import bytetime
-from probe.netx import tcp
+from probe.netx import bytetime, tcp
 from probe.netx.trace import Trace
 
 Record = dict[str, Any]
@@ -148,7 +147,7 @@ class _Sampler:
 
     def goodput(self, start: float) -> float | None:
         """Bits per second over the first 512 KiB since ``start`` (see
-        ``probe.nettests.throttling.bytetime``)."""
+        ``probe.netx.bytetime``)."""
         rate = bytetime.goodput(bytetime.since(self.samples, start))
         return None if rate is None else round(rate)
 

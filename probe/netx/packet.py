@@ -35,7 +35,6 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from probe.core import failures
-from probe.nettests.censor_trace import analysis as censor_analysis
 
 Record = dict[str, Any]
 
@@ -312,6 +311,17 @@ async def trace_path(
     return hops
 
 
+SERVER_ANSWERS = ("data", "ack", "fin", "reset")
+
+
+def server_distance(hops: list[Record]) -> int | None:
+    """The TTL at which the control trace's request first drew an answer (the server's)."""
+    for hop in hops:
+        if hop.get("response") in SERVER_ANSWERS:
+            return int(hop["ttl"])
+    return None
+
+
 async def censor_trace(
     ip: str, port: int, trigger: bytes, control: bytes, max_ttl: int = 30,
     step_timeout: float = 1.0, connect_timeout: float = 5.0,
@@ -334,7 +344,7 @@ async def censor_trace(
         async with Capture(("icmp", "tcp")) as capture:
             record["control_hops"] = await trace_path(ip, port, control, capture, max_ttl,
                                                       step_timeout, connect_timeout)
-            distance = censor_analysis.server_distance(record["control_hops"])
+            distance = server_distance(record["control_hops"])
             limit = min(max_ttl, distance + 2) if distance else max_ttl
             record["trigger_hops"] = await trace_path(ip, port, trigger, capture, limit,
                                                       step_timeout, connect_timeout)
@@ -346,7 +356,9 @@ async def censor_trace(
 
 
 async def reset_fingerprint(ip: str, port: int, trigger: bytes, timeout: float) -> Record:
-    """Send ``trigger`` on a fresh connection; compare the reset with the server's SYN-ACK."""
+    """Send ``trigger`` on a fresh connection; record the answer's packet and the server's
+    SYN-ACK (``probe.nettests.censor_trace.analysis.injection`` compares them: observation
+    here, interpretation there)."""
     record: Record = {"address": ip, "port": port, "failure": None}
     problem = raw_capability()
     if problem or ":" in ip:
@@ -363,8 +375,6 @@ async def reset_fingerprint(ip: str, port: int, trigger: bytes, timeout: float) 
     record["response_packet"] = hop["response_packet"]
     if hop["failure"]:
         record["failure"] = hop["failure"]
-    if hop["response_packet"] and hop["server_packet"]:
-        record.update(censor_analysis.injection(hop["response_packet"], [hop["server_packet"]]))
     return record
 
 
@@ -372,10 +382,11 @@ async def dns_fingerprint(
     resolver: str, name: str, control_name: str, port: int = 53, timeout: float = 2.0,
     linger: float = 0.5,
 ) -> Record:
-    """Ask ``resolver`` for ``control_name`` then ``name``; compare the answers' IP headers.
+    """Ask ``resolver`` for ``control_name`` then ``name``; record every answer's IP header.
 
     Every answer datagram to each query is kept (an injector races the real answer), with its
-    TTL and IP ID; answers to ``name`` unlike those to ``control_name`` are marked injected.
+    TTL and IP ID; ``probe.nettests.censor_trace.analysis.dns_injection`` marks the answers to
+    ``name`` unlike those to ``control_name`` as injected.
     """
     import dns.message
 
@@ -414,7 +425,6 @@ async def dns_fingerprint(
     except OSError as exc:
         record["failure"] = failures.classify(exc)
         return record
-    record.update(censor_analysis.dns_injection(record["answers"]))
     return record
 
 

@@ -9,7 +9,7 @@ slow progress rather than silence.
 The transfer stops at ``byte_limit`` bytes of response or after ``transfer_timeout`` seconds,
 whichever comes first. A transfer cut by the timeout while bytes still arrive is recorded with
 ``failure=generic_timeout_error`` and ``x_slow=True``: it measured a rate, it did not fail.
-Observation only; rates and verdicts are computed by ``probe.nettests.throttling.bytetime`` and the
+Observation only; rates and verdicts are computed by ``probe.netx.bytetime`` and the
 analysis.
 """
 

@@ -16,7 +16,8 @@ def test_the_example_config_loads_with_its_target_lists() -> None:
     assert config == collector_config.CollectorConfig(targets=config.targets,
                                                       target_files=config.target_files,
                                                       target_lists=config.target_lists,
-                                                      detection=config.detection)
+                                                      detection=config.detection,
+                                                      outside=config.outside)
     assert config.target_lists.directory == str(REPO / "configs" / "targets")
     assert config.detection.event_windows == str(REPO / "configs" / "events.yaml")
     assert config.detection.networks["KZ"].incumbent == ("AS9198",)

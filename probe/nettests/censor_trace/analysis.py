@@ -23,24 +23,18 @@ from __future__ import annotations
 
 from typing import Any
 
+from probe.netx.packet import SERVER_ANSWERS as _SERVER_ANSWERS
+from probe.netx.packet import server_distance as server_distance
+
 Record = dict[str, Any]
 
 _MECHANISM = {"reset": "reset", "fin": "eof", "data": "blockpage"}
-_SERVER_ANSWERS = ("data", "ack", "fin", "reset")
 
 
 def verdict(kind: str, layer: str | None = None, mechanism: str | None = None,
              confidence: float = 0.0, evidence: list[str] | None = None) -> Record:
     return {"verdict": kind, "layer": layer, "mechanism": mechanism,
             "confidence": round(confidence, 2), "evidence": evidence or []}
-
-
-def server_distance(hops: list[Record]) -> int | None:
-    """The TTL at which the control trace's request first drew an answer (the server's)."""
-    for hop in hops:
-        if hop.get("response") in _SERVER_ANSWERS:
-            return int(hop["ttl"])
-    return None
 
 
 def injection(suspect: Record, genuine: list[Record]) -> Record:

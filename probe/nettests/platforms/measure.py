@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from probe.config.platforms import EndpointGroup, PlatformsConfig
+from probe.nettests.censor_trace import analysis as censor_analysis
 from probe.nettests.control_client import ControlClient
 from probe.nettests.platforms import analysis as platform_analysis
 from probe.nettests.web_connectivity import measure as web
@@ -160,6 +161,9 @@ async def _fingerprint(endpoint: Record, keys: Record, timeout: float) -> None:
                else packet.http_request(host, path))
     result = await packet.reset_fingerprint(connected["ip"], connected["port"], trigger,
                                             timeout)
+    if result.get("response_packet") and result.get("server_packet"):
+        result.update(censor_analysis.injection(result["response_packet"],
+                                                [result["server_packet"]]))
     endpoint["x_injection"] = result
     if result.get("injected") is True:
         analysis["evidence"] = [*analysis["evidence"], "reset:injected",

@@ -29,9 +29,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from probe.nettests.throttling import bytetime
 from probe.nettests.throttling.differentiation import decide
 from probe.nettests.throttling.ks import ks_2samp
+from probe.netx import bytetime
 
 Record = dict[str, Any]
 

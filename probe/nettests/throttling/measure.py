@@ -24,10 +24,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from probe.core import failures
+from probe.core.urls import split_url
 from probe.daemon.budget import ByteBudget
 from probe.nettests.throttling.analysis import Thresholds, analyze
 from probe.nettests.throttling.sni_ab import ABEndpoint
-from probe.nettests.web_connectivity.measure import split_url
 from probe.netx import dns, tls, transfer
 from probe.netx.trace import Trace
 

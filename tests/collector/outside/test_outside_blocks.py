@@ -92,3 +92,15 @@ def test_bucket_never_exceeds_rate_times_time_plus_burst(
         while bucket.try_take(now) == 0.0:
             sent += 1
     assert sent <= burst + rate * now + 1e-9
+
+
+def test_waiting_the_returned_time_always_yields_a_token() -> None:
+    # At a clock of 1e3 s the wait is rounded; the bucket must not ask for a wait too small
+    # to move the clock (which would make a caller spin forever).
+    bucket = TokenBucket(rate=7.0, burst=1.0)
+    now = 1000.0
+    for _ in range(2000):
+        wait = bucket.try_take(now)
+        if wait > 0:
+            now += wait
+            assert bucket.try_take(now) == 0.0

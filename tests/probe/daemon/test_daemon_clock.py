@@ -26,6 +26,7 @@ import pytest
 from aiohttp import web
 
 from collector.config import CollectorConfig, Limits
+from collector.store.body import unpack
 from probe.cli import status
 from probe.local import journal
 from tests.helpers.collector import SwitchableCollector, issue_token
@@ -43,7 +44,7 @@ def taken(stamp: str) -> datetime:
 
 def collector_documents(config: CollectorConfig) -> dict[str, dict[str, Any]]:
     with sqlite3.connect(config.database) as store:
-        return {uid: json.loads(body) for uid, body in
+        return {uid: json.loads(unpack(body)) for uid, body in
                 store.execute("SELECT uid, body FROM measurements")}
 
 

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from probe.core import failures
 from probe.core.bogons import GLOBAL, LOOPBACK, PRIVATE, redirect_allowed
-from probe.nettests.web_connectivity.measure import MAX_LOCATION_LENGTH, redirect_target, split_url
+from probe.core.urls import MAX_LOCATION_LENGTH, redirect_target, split_url
 from probe.netx import http
 from probe.netx.trace import Trace
 

@@ -20,6 +20,7 @@ import pytest
 import trustme
 from aiohttp import web
 
+from collector.store.body import unpack
 from probe.core.scrub import SCRUBBED, scrub_matching
 from probe.local.privacy import AddressBook, identifying, interface_addresses
 from tests.helpers.collector import SwitchableCollector, issue_token
@@ -202,8 +203,9 @@ async def test_no_byte_on_disk_or_at_the_collector_carries_the_probe_address(
     assert len(spool.recorded) == 4  # the synthetic one, the ladder, two sites
     on_disk = b"".join(p.read_bytes() for p in tmp_path.glob("spool.sqlite*"))
     with sqlite3.connect(collector_config.database) as store:
-        bodies = [row[0] for row in store.execute("SELECT body FROM measurements")]
-        heartbeats = [row[0] for row in store.execute("SELECT body FROM heartbeats")]
+        # Bodies are stored compressed: the address must be absent from what they say.
+        bodies = [unpack(row[0]) for row in store.execute("SELECT body FROM measurements")]
+        heartbeats = [unpack(row[0]) for row in store.execute("SELECT body FROM heartbeats")]
     assert len(bodies) == 4
     uploaded = "\n".join(bodies + heartbeats).encode()
     for spelling in spellings_of_own():

@@ -71,6 +71,8 @@ async def test_dns_fingerprint_marks_the_racing_answer(racing_resolver: int) -> 
     result = await packet.dns_fingerprint("127.0.0.1", "blocked.example", "example.org",
                                           port=racing_resolver, timeout=2.0, linger=0.3)
     assert result["failure"] is None
+    assert "injected" not in result  # netx observes; the analysis marks
+    result.update(censor_analysis.dns_injection(result["answers"]))
     assert result["injected"] is True
     target = [a for a in result["answers"] if a["role"] == "target"]
     assert [(a["ttl"], a["addresses"], a["injected"]) for a in target] == [

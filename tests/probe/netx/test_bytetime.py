@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from probe.nettests.throttling import bytetime
+from probe.netx import bytetime
 
 
 def steady(rate_bps: float, seconds: float, step: float = 0.25, t0: float = 0.0,

@@ -1,0 +1,101 @@
+"""The outside-in component inside the collector: prober rounds -> verdicts -> engine + metrics.
+
+Started by ``outside_ctx`` when ``outside.enabled`` is set. It owns the raw sockets, the prober
+and the monitor; after each round it keeps the report and verdicts for the metrics, and hands one
+``OutsideReading`` per network (blocks up) to ``on_readings``: the detection pipeline's engine,
+whose ``outside`` detector (``collector.detect.outside_in``) corroborates shutdowns with them.
+Without CAP_NET_RAW the component stays down (``kuzot_outside_up 0``, a logged error) and the
+collector runs on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+from collections.abc import AsyncIterator, Callable
+
+from aiohttp import web
+
+from collector.detect.outside_in import OutsideReading
+from collector.outside.config import OutsideConfig, load_blocks
+from collector.outside.pacer import TokenBucket
+from collector.outside.prober import Prober, RoundReport
+from collector.outside.sender import Counters, PacedSender, Scope
+from collector.outside.signal import GroupVerdict, OutsideMonitor
+from collector.outside.wire import RawTransport, SocketFactory
+
+log = logging.getLogger(__name__)
+
+
+class OutsideService:
+    """One prober on the configured blocks; state read by ``OutsideCollector`` at scrape."""
+
+    def __init__(self, config: OutsideConfig, make_socket: SocketFactory = socket.socket,
+                 on_readings: Callable[[list[OutsideReading]], None] | None = None) -> None:
+        self.config = config
+        self.blocks, self.opt_out = load_blocks(config)
+        self.monitor = OutsideMonitor(config.params(), config.history_points)
+        self.on_readings = on_readings
+        self._make_socket = make_socket
+        self.up = False
+        self.problem: str | None = None
+        self.counters = Counters()
+        self.rounds = 0
+        self.report: RoundReport | None = None
+        self.verdicts: list[GroupVerdict] = []
+
+    async def _round(self, report: RoundReport) -> None:
+        self.rounds += 1
+        self.report = report
+        self.verdicts = self.monitor.observe(report)
+        if report.seconds > self.config.round:
+            log.warning("outside-in round took %.0f s, longer than its %.0f s slot: raise "
+                        "outside.rate or list fewer blocks", report.seconds, self.config.round)
+        if self.on_readings is not None:
+            self.on_readings([OutsideReading(cc=v.group.country, asn=v.group.network,
+                                             t=report.started, blocks_up=v.group.up)
+                              for v in self.verdicts if v.group.network])
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Probe until ``stop`` is set; returns at once if the raw sockets cannot be opened."""
+        transport = RawTransport(self._make_socket)
+        try:
+            transport.open()
+        except OSError as exc:
+            self.problem = f"cannot open raw sockets: {exc}"
+            log.error("outside-in probing is off: %s (needs CAP_NET_RAW)", self.problem)
+            return
+        try:
+            sender = PacedSender(transport, Scope.of(self.blocks, self.opt_out),
+                                 TokenBucket(rate=self.config.rate, burst=self.config.burst),
+                                 max_in_flight=self.config.max_in_flight)
+            self.counters = sender.counters
+            prober = Prober(self.blocks, sender, self.config.prober_settings())
+            self.up = True
+            log.info("outside-in probing %d blocks at up to %.1f packets/s, a round every "
+                     "%.0f s", len(self.blocks), self.config.rate, self.config.round)
+            await prober.run(self._round, stop)
+        finally:
+            self.up = False
+            transport.close()
+
+
+def outside_context(service: OutsideService) -> Callable[[web.Application],
+                                                         AsyncIterator[None]]:
+    """A cleanup_ctx that runs ``service`` for the life of the app."""
+
+    async def context(app: web.Application) -> AsyncIterator[None]:
+        stop = asyncio.Event()
+        task = asyncio.create_task(service.run(stop), name="outside-in prober")
+        yield
+        stop.set()
+        try:
+            await asyncio.wait_for(task, timeout=service.config.timeout + 5.0)
+        except TimeoutError:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    return context

@@ -1,0 +1,93 @@
+"""From a round's block states to the outside-in signal per network and country, and its verdict.
+
+The signal is IODA's: the number of /24 blocks whose state is ``up``, per network and per
+country (blocks down, uncertain and not yet judged are counted beside it, for metrics and the
+event text). ``OutsideMonitor`` keeps each group's recent history of that count and asks
+``collector.detect.outside.judge`` about every new round; the history learns the inpainted
+value (``to_history``), so an outage never becomes the baseline. Holds state but does no I/O.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from collector.detect.outside import OutsideParams, Verdict, judge, to_history
+from collector.outside.belief import BlockState
+from collector.outside.prober import BlockResult, RoundReport
+
+NETWORK = "network"
+COUNTRY = "country"
+
+
+@dataclass(frozen=True, slots=True)
+class GroupCount:
+    """Blocks of one network (``network`` set) or one whole country (``network`` empty)."""
+
+    country: str
+    network: str
+    up: int = 0
+    down: int = 0
+    uncertain: int = 0
+    unjudged: int = 0
+
+    @property
+    def kind(self) -> str:
+        return NETWORK if self.network else COUNTRY
+
+    @property
+    def judged(self) -> int:
+        return self.up + self.down + self.uncertain
+
+    @property
+    def share_up(self) -> float | None:
+        """Blocks up over blocks judged, or None when none is judged yet."""
+        return self.up / self.judged if self.judged else None
+
+
+def aggregate(results: Iterable[BlockResult]) -> list[GroupCount]:
+    """Counts per network and per country, sorted (countries first within a country)."""
+    tallies: dict[tuple[str, str], list[int]] = {}
+    index = {BlockState.UP: 0, BlockState.DOWN: 1, BlockState.UNCERTAIN: 2, None: 3}
+    for result in results:
+        slot = index[result.state]
+        for key in ((result.block.country, ""), (result.block.country, result.block.network)):
+            tallies.setdefault(key, [0, 0, 0, 0])[slot] += 1
+    return [GroupCount(country, network, *counts)
+            for (country, network), counts in sorted(tallies.items())]
+
+
+@dataclass(frozen=True, slots=True)
+class GroupVerdict:
+    at: float
+    group: GroupCount
+    verdict: Verdict
+
+
+class OutsideMonitor:
+    """The recent history of blocks up per group, and a verdict for each new round.
+
+    ``history_points`` is the median's window in rounds (IODA: 7 days; 916 rounds of 11
+    minutes). Groups are keyed by (country, network), network empty for a whole country.
+    """
+
+    def __init__(self, params: OutsideParams | None = None, history_points: int = 916) -> None:
+        if history_points < 1:
+            raise ValueError("history_points must be >= 1")
+        self.params = params or OutsideParams()
+        self._history_points = history_points
+        self._history: dict[tuple[str, str], deque[float]] = {}
+        self.latest: dict[tuple[str, str], GroupVerdict] = {}
+
+    def observe(self, report: RoundReport) -> list[GroupVerdict]:
+        verdicts = []
+        for group in aggregate(report.results):
+            key = (group.country, group.network)
+            history = self._history.setdefault(key, deque(maxlen=self._history_points))
+            verdict = judge(float(group.up), list(history), self.params)
+            history.append(to_history(verdict, self.params))
+            verdicts.append(GroupVerdict(at=report.started, group=group, verdict=verdict))
+            self.latest[key] = verdicts[-1]
+        return verdicts
+

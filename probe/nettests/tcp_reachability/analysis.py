@@ -1,0 +1,35 @@
+"""The verdict of a TCP reachability measurement: a pure function of its keys.
+
+Without a control vantage a failed connect cannot tell a blocked port from a service that is
+down, so the verdict never claims either: ``ok`` when any address accepted the connection,
+else ``inconclusive`` with the layer and the failure as mechanism (``connection_refused``,
+``generic_timeout_error``, ...), which the collector's detectors compare across probes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+ANALYSIS_VERSION = 1
+
+
+def analyze(keys: dict[str, Any]) -> dict[str, Any]:
+    connects = [c for c in keys.get("tcp_connect") or [] if isinstance(c, dict)]
+    if any((c.get("status") or {}).get("success") for c in connects):
+        return _verdict("ok", None, None, 1.0, ["tcp:connected"])
+    if keys.get("dns_failure"):
+        failure = str(keys["dns_failure"])
+        return _verdict("inconclusive", "dns", failure, 0.0, [f"dns:{failure}"])
+    failed = [str((c.get("status") or {}).get("failure")) for c in connects]
+    if not failed:
+        return _verdict("inconclusive", "dns", None, 0.0, ["dns:no_address"])
+    # The first address's failure names the mechanism; every one is evidence.
+    return _verdict("inconclusive", "tcp", failed[0], 0.0,
+                    [f"tcp:{failure}" for failure in dict.fromkeys(failed)])
+
+
+def _verdict(verdict: str, layer: str | None, mechanism: str | None, confidence: float,
+             evidence: list[str]) -> dict[str, Any]:
+    return {"verdict": verdict, "layer": layer, "mechanism": mechanism,
+            "confidence": confidence, "evidence": evidence,
+            "analysis_version": ANALYSIS_VERSION}

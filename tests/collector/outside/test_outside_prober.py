@@ -1,0 +1,310 @@
+"""The prober against an emulated address space: scope, rate, adaptive rounds, discovery.
+
+The transport here is a table of which address answers which probe (no packets); the real
+raw-socket transport is exercised by the namespace lab (``tests/lab/test_outside_lab.py``).
+Time is virtual: the sender's sleeps advance a clock, so the rate bound is checked exactly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import random
+from collections.abc import Coroutine
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from collector.detect.outside import Level, OutsideParams
+from collector.outside.belief import ROUND_BUDGET, BlockState
+from collector.outside.blocks import Block, parse_blocks, parse_opt_out
+from collector.outside.pacer import TokenBucket
+from collector.outside.prober import Prober, ProberSettings
+from collector.outside.sender import OutOfScope, PacedSender, Scope
+from collector.outside.signal import OutsideMonitor, aggregate
+from collector.outside.wire import Method, Target
+
+
+class VirtualTime:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def clock(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.now += max(0.0, seconds)
+        await asyncio.sleep(0)
+
+
+@dataclass
+class World:
+    """Which probes get an answer: ICMP-answering and TCP-answering addresses, cut blocks."""
+
+    time: VirtualTime
+    icmp: set[ipaddress.IPv4Address] = field(default_factory=set)
+    tcp: dict[ipaddress.IPv4Address, int] = field(default_factory=dict)
+    cut: set[ipaddress.IPv4Network] = field(default_factory=set)
+    sent: list[tuple[float, Target]] = field(default_factory=list)
+
+    async def probe(self, target: Target, timeout: float) -> bool:
+        self.sent.append((self.time.now, target))
+        await asyncio.sleep(0)
+        if any(target.address in net for net in self.cut):
+            return False
+        if target.method is Method.ICMP:
+            return target.address in self.icmp
+        return self.tcp.get(target.address) == target.port
+
+
+def hosts(prefix: str, numbers: range) -> list[ipaddress.IPv4Address]:
+    base = ipaddress.IPv4Network(prefix).network_address
+    return [base + n for n in numbers]
+
+
+def build(world: World, blocks: list[Block], rate: float = 50.0, burst: float = 5.0,
+          opt_out: tuple[ipaddress.IPv4Network, ...] = (),
+          **overrides: Any) -> tuple[Prober, PacedSender]:
+    sender = PacedSender(world, Scope.of(blocks, opt_out), TokenBucket(rate=rate, burst=burst),
+                         max_in_flight=16, clock=world.time.clock, sleep=world.time.sleep)
+    options = replace(ProberSettings(discovery_sample=32, max_responsive=8, timeout=1.0),
+                      **overrides)
+    prober = Prober(blocks, sender, options,
+                    rng=random.Random(7), clock=world.time.clock, wall=world.time.clock,
+                    sleep=world.time.sleep)
+    return prober, sender
+
+
+BLOCK_FILE = [
+    "KG net-a 198.18.0.0/23",
+    "KG net-b 198.18.8.0/24",
+    "KZ net-c 198.18.16.0/24   # answers TCP only",
+    "KZ net-c 198.18.17.0/24   # nothing answers",
+]
+
+
+def populated_world() -> tuple[World, list[Block]]:
+    world = World(VirtualTime())
+    for prefix in ("198.18.0.0/24", "198.18.1.0/24", "198.18.8.0/24"):
+        world.icmp.update(hosts(prefix, range(1, 255, 2)))
+    for address in hosts("198.18.16.0/24", range(2, 255, 2)):
+        world.tcp[address] = 443
+    return world, parse_blocks(BLOCK_FILE)
+
+
+def run(coro: Coroutine[Any, Any, None]) -> None:
+    asyncio.run(coro)
+
+
+def test_every_probe_stays_inside_the_configured_blocks_and_out_of_the_opt_out_list() -> None:
+    world, _ = populated_world()
+    opt_out = parse_opt_out(["198.18.1.0/24  # this operator's customer asked not to be probed"])
+    blocks = parse_blocks(BLOCK_FILE, opt_out=opt_out)
+    # Neighbours of the configured blocks answer too: a prober that strays would find them.
+    world.icmp.update(hosts("198.18.2.0/24", range(1, 255)))
+    world.icmp.update(hosts("198.18.1.0/24", range(1, 255)))
+    prober, _ = build(world, blocks)
+
+    async def rounds() -> None:
+        for _ in range(5):
+            await prober.round()
+
+    run(rounds())
+    assert len(world.sent) > 100
+    allowed = [b.prefix for b in blocks]
+    assert all(any(t.address in net for net in allowed) for _, t in world.sent)
+    assert not any(t.address in opt_out[0] for _, t in world.sent)
+
+
+@given(address=st.integers(min_value=0, max_value=2**32 - 1))
+@settings(max_examples=300, deadline=None)
+def test_the_sender_refuses_any_address_outside_its_scope(address: int) -> None:
+    blocks = parse_blocks(["KG net-a 198.18.0.0/23"])
+    opt_out = (ipaddress.IPv4Network("198.18.1.128/28"),)
+    world = World(VirtualTime())
+    sender = PacedSender(world, Scope.of(blocks, opt_out), TokenBucket(rate=1e6, burst=10),
+                         clock=world.time.clock, sleep=world.time.sleep)
+    target = Target(ipaddress.IPv4Address(address), Method.ICMP)
+    inside = (ipaddress.IPv4Address(address) in ipaddress.IPv4Network("198.18.0.0/23")
+              and ipaddress.IPv4Address(address) not in opt_out[0])
+
+    async def send() -> None:
+        await sender.probe(target, 1.0)
+
+    if inside:
+        run(send())
+        assert [t for _, t in world.sent] == [target]
+    else:
+        with pytest.raises(OutOfScope):
+            run(send())
+        assert world.sent == []
+
+
+@pytest.mark.parametrize(("rate", "burst"), [(5.0, 1.0), (5.0, 5.0), (40.0, 10.0)])
+def test_the_packet_rate_never_exceeds_the_bucket(rate: float, burst: float) -> None:
+    world, blocks = populated_world()
+    prober, sender = build(world, blocks, rate=rate, burst=burst)
+
+    async def rounds() -> None:
+        for _ in range(3):
+            await prober.round()
+
+    run(rounds())
+    times = [t for t, _ in world.sent]
+    assert len(times) == sender.counters.sent > 200
+    assert times == sorted(times)
+    # In any stretch [t_i, t_j] at most burst + rate * (t_j - t_i) packets leave.
+    for i in range(len(times)):
+        for j in range(i, min(len(times), i + 60)):
+            assert j - i + 1 <= burst + rate * (times[j] - times[i]) + 1e-6
+    # And the bucket is not idle: the whole run takes about as long as the rate requires.
+    assert times[-1] - times[0] == pytest.approx((len(times) - burst) / rate, rel=0.01)
+
+
+async def test_a_block_that_answers_costs_one_probe_per_round_after_discovery() -> None:
+    world, blocks = populated_world()
+    prober, _ = build(world, blocks)
+    first = await prober.round()
+    second = await prober.round()
+    by_prefix = {str(r.block.prefix): r for r in second.results}
+    for prefix in ("198.18.0.0/24", "198.18.1.0/24", "198.18.8.0/24", "198.18.16.0/24"):
+        assert by_prefix[prefix].state is BlockState.UP
+        assert by_prefix[prefix].probes == 1
+        assert by_prefix[prefix].responsive == 8
+    assert by_prefix["198.18.17.0/24"].state is None
+    assert second.sent < first.sent
+
+
+async def test_tcp_only_addresses_are_found_and_probed_by_syn() -> None:
+    world, blocks = populated_world()
+    prober, _ = build(world, blocks)
+    await prober.round()
+    track = next(t for t in prober.tracks if str(t.block.prefix) == "198.18.16.0/24")
+    assert track.responsive
+    assert {(t.method, t.port) for t in track.responsive} == {(Method.TCP, 443)}
+
+
+async def test_a_cut_block_goes_down_within_one_round_and_comes_back() -> None:
+    world, blocks = populated_world()
+    prober, _ = build(world, blocks)
+    for _ in range(3):
+        await prober.round()
+    world.cut.add(ipaddress.IPv4Network("198.18.8.0/24"))
+    report = await prober.round()
+    cut = next(r for r in report.results if str(r.block.prefix) == "198.18.8.0/24")
+    assert cut.state is BlockState.DOWN
+    assert 1 < cut.probes <= ROUND_BUDGET
+    # While down, the round costs one probe (silence agrees with "down") and no discovery.
+    before = len(world.sent)
+    report = await prober.round()
+    cut = next(r for r in report.results if str(r.block.prefix) == "198.18.8.0/24")
+    assert cut.state is BlockState.DOWN and cut.probes == 1
+    sent_to_cut = [t for _, t in world.sent[before:] if t.address in cut.block.prefix]
+    assert len(sent_to_cut) == 1
+    world.cut.clear()
+    report = await prober.round()
+    back = next(r for r in report.results if str(r.block.prefix) == "198.18.8.0/24")
+    assert back.state is BlockState.UP
+
+
+async def test_a_single_lost_packet_does_not_take_a_block_down() -> None:
+    world, blocks = populated_world()
+    prober, _ = build(world, blocks)
+    for _ in range(3):
+        await prober.round()
+    track = next(t for t in prober.tracks if str(t.block.prefix) == "198.18.8.0/24")
+    lost = track.responsive[track.cursor % len(track.responsive)]
+    world.icmp.discard(lost.address)
+    report = await prober.round()
+    result = next(r for r in report.results if r.block == track.block)
+    assert result.state is BlockState.UP
+    assert result.probes >= 2
+
+
+async def test_an_empty_block_is_rediscovered_only_every_few_rounds() -> None:
+    world, blocks = populated_world()
+    prober, _ = build(world, blocks, rediscover_every=3)
+    empty = ipaddress.IPv4Network("198.18.17.0/24")
+    per_round = []
+    for _ in range(7):
+        before = len(world.sent)
+        await prober.round()
+        per_round.append(sum(1 for _, t in world.sent[before:] if t.address in empty))
+    # Each pass tries 32 addresses by ICMP and then TCP 80 and 443: 96 probes.
+    assert per_round == [96, 0, 0, 96, 0, 0, 96]
+
+
+async def test_signal_and_verdict_name_the_network_that_went_dark() -> None:
+    world = World(VirtualTime())
+    lines = [f"KG net-a 198.18.{i}.0/24" for i in range(6)]
+    lines += [f"KG net-b 198.18.{i}.0/24" for i in range(10, 16)]
+    blocks = parse_blocks(lines)
+    for block in blocks:
+        world.icmp.update(hosts(str(block.prefix), range(1, 255, 4)))
+    prober, _ = build(world, blocks, rate=1000.0, burst=50.0)
+    monitor = OutsideMonitor(OutsideParams(min_baseline=3, min_history=3))
+
+    async def verdicts() -> dict[tuple[str, str], Level]:
+        report = await prober.round()
+        return {(v.group.country, v.group.network): v.verdict.level
+                for v in monitor.observe(report)}
+
+    for _ in range(3):  # warm-up: min_history rounds
+        assert set((await verdicts()).values()) == {Level.INSUFFICIENT}
+    for _ in range(3):
+        assert set((await verdicts()).values()) == {Level.NONE}
+    world.cut.update(ipaddress.IPv4Network(f"198.18.{i}.0/24") for i in range(6))
+    cut = await verdicts()
+    assert cut[("KG", "net-a")] is Level.CRITICAL
+    assert cut[("KG", "net-b")] is Level.NONE
+    # Half the country's blocks: below 0.8 of the median, not below 0.5 of it.
+    assert cut[("KG", "")] is Level.WARNING
+
+
+async def test_aggregate_counts_per_network_and_country() -> None:
+    world, blocks = populated_world()
+    prober, _ = build(world, blocks)
+    report = await prober.round()
+    counts = {(g.country, g.network): (g.up, g.down, g.uncertain, g.unjudged)
+              for g in aggregate(report.results)}
+    assert counts == {
+        ("KG", ""): (3, 0, 0, 0),
+        ("KG", "net-a"): (2, 0, 0, 0),
+        ("KG", "net-b"): (1, 0, 0, 0),
+        ("KZ", ""): (1, 0, 0, 1),
+        ("KZ", "net-c"): (1, 0, 0, 1),
+    }
+
+
+async def test_discovery_is_spread_over_rounds_when_bounded() -> None:
+    world, blocks = populated_world()
+    prober, _ = build(world, blocks, max_discovery_blocks=2)
+    tried = []
+    for _ in range(3):
+        report = await prober.round()
+        tried.append(sum(1 for t in prober.tracks if t.rounds_since_discovery is not None))
+        judged = sum(1 for r in report.results if r.state is not None)
+        assert judged <= tried[-1]
+    # Two new blocks per round, never-tried blocks first, until all five have had a pass.
+    assert tried == [2, 4, 5]
+    assert all(r.state is BlockState.UP for r in report.results
+               if str(r.block.prefix) != "198.18.17.0/24")
+
+
+async def test_an_address_that_went_away_leaves_the_responsive_set() -> None:
+    world, blocks = populated_world()
+    prober, _ = build(world, blocks, rediscover_every=2)
+    await prober.round()
+    track = next(t for t in prober.tracks if str(t.block.prefix) == "198.18.8.0/24")
+    gone = track.responsive[3]
+    world.icmp.discard(gone.address)
+    states = []
+    for _ in range(40):
+        report = await prober.round()
+        states += [r.state for r in report.results if r.block == track.block]
+    assert gone not in track.responsive
+    assert len(track.responsive) == 8  # discovery found a replacement
+    assert set(states) == {BlockState.UP}

@@ -1,0 +1,132 @@
+"""The outside-in service end to end: raw sockets in the lab, rounds, metrics, engine signals;
+and the collector going on without CAP_NET_RAW."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from prometheus_client import CollectorRegistry
+
+from collector.detect.engine import Engine
+from collector.detect.outside import OutsideParams
+from collector.detect.outside_in import OutsideDetector, OutsideReading
+from collector.detect.params import DetectionConfig
+from collector.outside.config import OutsideConfig, resolve
+from collector.outside.metrics import OutsideCollector
+from collector.outside.service import OutsideService
+from tests.helpers.netns import require
+from tests.helpers.outsidelab import BLOCK_FILE, OutsideLab
+
+
+def config(tmp_path: Path) -> OutsideConfig:
+    (tmp_path / "blocks.txt").write_text(
+        "\n".join(line.replace("net-a", "AS64500").replace("net-b", "AS64501")
+                  for line in BLOCK_FILE) + "\n")
+    # 4,000 packets/s: discovery's half of a one-second round covers 20 blocks (32 addresses
+    # by ICMP and two SYNs each), so every block has had its pass after the first round.
+    base = OutsideConfig(enabled=True, block_files=("blocks.txt",), rate=4000, burst=20,
+                         round=1.0, timeout=1.0, discovery_sample=32, max_in_flight=512,
+                         min_baseline=2, min_history=3)
+    return resolve(base, tmp_path)
+
+
+@pytest.fixture
+def lab() -> Iterator[OutsideLab]:
+    require("iptables")
+    built = OutsideLab()
+    try:
+        built.build()
+        yield built
+    finally:
+        built.destroy()
+
+
+@pytest.mark.lab
+async def test_rounds_reach_the_metrics_and_the_engine(lab: OutsideLab, tmp_path: Path) -> None:
+    received: list[list[OutsideReading]] = []
+    # The lab's networks are eight blocks each: under IODA's minimum baseline of 20.
+    engine = Engine(DetectionConfig(outside=OutsideParams(min_baseline=2, min_history=3)))
+
+    def to_engine(readings: list[OutsideReading]) -> None:
+        received.append(readings)
+        for reading in readings:
+            engine.add(reading)
+
+    cfg = config(tmp_path)
+    assert cfg.discovery_blocks_per_round == 20
+    service = OutsideService(cfg, make_socket=lab.collector_socket, on_readings=to_engine)
+    registry = CollectorRegistry()
+    registry.register(OutsideCollector(service))
+    stop = asyncio.Event()
+    task = asyncio.create_task(service.run(stop))
+    while service.rounds < 4:
+        await asyncio.sleep(0.1)
+    await asyncio.to_thread(lab.cut, "198.18.0.0/20")
+    seen = service.rounds
+    while service.rounds < seen + 2:
+        await asyncio.sleep(0.1)
+    stop.set()
+    await asyncio.wait_for(task, 60)
+
+    def sample(name: str, **labels: str) -> float | None:
+        return registry.get_sample_value(f"kuzot_outside_{name}", labels)
+
+    assert sample("up") == 0  # stopped
+    assert sample("blocks_configured") == 17
+    assert (sample("probes_total", method="icmp") or 0) > 100
+    assert (sample("probes_total", method="tcp") or 0) > 0
+    assert (sample("replies_total") or 0) > 100
+    assert sample("blocks", country="KZ", network="AS64500", state="down") == 8
+    assert sample("blocks", country="KZ", network="AS64501", state="up") == 8
+    assert sample("blocks", country="KZ", network="AS64500", state="unjudged") == 1
+    assert sample("blocks_up_ratio", country="KZ", network="AS64501") == 1.0
+    assert sample("verdict", country="KZ", network="AS64500", level="critical") == 1
+    assert sample("verdict", country="KZ", network="AS64501", level="none") == 1
+    assert sample("baseline_blocks_up", country="KZ", network="AS64500") == 8
+    last = {r.asn: r for r in received[-1]}
+    assert (last["AS64500"].blocks_up, last["AS64501"].blocks_up) == (0, 8)
+    assert service.report is not None
+    assert last["AS64500"].cc == "KZ" and last["AS64500"].t == service.report.started
+    # The registered outside detector took every round (its own 7-day history and verdict).
+    detector = engine.detector("outside")
+    assert isinstance(detector, OutsideDetector)
+    assert len(detector.networks["KZ|AS64501"].history) == service.rounds
+    assert detector.networks["KZ|AS64500"].level == "critical"
+    assert detector.networks["KZ|AS64501"].level == "none"
+
+
+async def test_without_raw_sockets_the_service_stays_down_and_says_why(tmp_path: Path) -> None:
+    def refuse(family: int, kind: int, protocol: int) -> socket.socket:
+        if kind == socket.SOCK_RAW:
+            raise PermissionError(1, "Operation not permitted")
+        return socket.socket(family, kind, protocol)
+
+    service = OutsideService(config(tmp_path), make_socket=refuse)
+    await asyncio.wait_for(service.run(asyncio.Event()), 5)
+    assert service.up is False and service.rounds == 0
+    assert service.problem is not None and "Operation not permitted" in service.problem
+    registry = CollectorRegistry()
+    registry.register(OutsideCollector(service))
+    assert registry.get_sample_value("kuzot_outside_up") == 0
+    assert registry.get_sample_value("kuzot_outside_probes_total", {"method": "icmp"}) == 0
+
+
+def test_the_app_registers_the_component_only_when_enabled(tmp_path: Path) -> None:
+    # The app is built, not started: no cleanup context runs, so nothing is sent.
+    from collector.app import create_app
+    from collector.config import CollectorConfig
+    from collector.keys import outside_key, registry_key
+
+    enabled = create_app(CollectorConfig(outside=config(tmp_path)))
+    service = enabled[outside_key]
+    assert service.up is False and len(service.blocks) == 17
+    registry = enabled[registry_key]
+    assert registry.get_sample_value("kuzot_outside_up") == 0
+    assert registry.get_sample_value("kuzot_outside_blocks_configured") == 17
+    disabled = create_app(CollectorConfig())
+    assert outside_key not in disabled
+    assert disabled[registry_key].get_sample_value("kuzot_outside_up") is None
