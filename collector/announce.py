@@ -23,9 +23,32 @@ from typing import Any
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from probe.core.typed_config import ConfigError, checked, duration_field, positive
-from probe.daemon.announce import MAX_ENDPOINTS, encode_payload
-from probe.daemon.endpoints import Endpoint
+from probe.core.announcement import MAX_ENDPOINTS, encode_payload
+from probe.core.typed_config import ConfigError, checked, duration_field, is_http_url, positive
+
+
+def _name(value: object) -> str | None:
+    ok = isinstance(value, str) and 0 < len(value) <= 40 and value.replace("-", "").isalnum()
+    return None if ok else "must be 1-40 letters, digits or dashes"
+
+
+def _front(value: object) -> str | None:
+    ok = value is None or (isinstance(value, str) and 0 < len(value) <= 253
+                           and not any(c in value for c in "/:@ \t"))
+    return None if ok else "must be a bare host name or IPv4 address"
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    """An endpoint to announce, checked as the probe checks its own (probe.daemon.endpoints)."""
+
+    name: str = field(metadata={"check": _name})
+    url: str = field(metadata={"check": is_http_url})
+    front: str | None = field(default=None, metadata={"check": _front})
+
+    def to_wire(self) -> dict[str, str]:
+        return {"name": self.name, "url": self.url} | (
+            {"front": self.front} if self.front else {})
 
 
 def _endpoints(value: tuple[Endpoint, ...]) -> str | None:
@@ -89,7 +112,8 @@ class Announcer:
         valid_for = timedelta(seconds=self.config.valid_for)
         if self._expires is None or self._expires - now < valid_for / 2:
             self._expires = (now + valid_for).replace(microsecond=0)
-            payload = encode_payload(self.config.serial, self._expires, self.config.endpoints)
+            payload = encode_payload(self.config.serial, self._expires,
+                                     [e.to_wire() for e in self.config.endpoints])
             self._signed = {"payload": base64.b64encode(payload).decode(),
                             "signature": base64.b64encode(self.key.sign(payload)).decode()}
         return self._signed

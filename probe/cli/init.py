@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TextIO
 
 from probe.config import probe_config
+from probe.core.announcement import check_public_key
 from probe.core.typed_config import (
     ConfigError,
     is_asn,
@@ -31,7 +32,6 @@ from probe.core.typed_config import (
     is_http_url,
     parse_duration,
 )
-from probe.daemon.announce import check_public_key
 from probe.daemon.loop import NOTICE_VERSION
 
 AGREE = "i agree"

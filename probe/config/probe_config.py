@@ -16,6 +16,7 @@ from probe.config import platforms as platform_config
 from probe.config.platform_settings import CensorTraces, PlatformChecks
 from probe.config.probe_timeouts import Timeouts as Timeouts
 from probe.config.throttle_settings import ThrottlingConfig
+from probe.core.announcement import check_public_key
 from probe.core.targets import CSV_COLUMNS as CSV_COLUMNS
 from probe.core.targets import Target as Target
 from probe.core.targets import load_targets_csv as load_targets_csv
@@ -32,7 +33,6 @@ from probe.core.typed_config import (
     positive,
     read_yaml,
 )
-from probe.daemon.announce import check_public_key
 from probe.daemon.clock_check import ClockSettings
 from probe.daemon.endpoints import Endpoint
 from probe.nettests.connectivity.ladder import LadderConfig

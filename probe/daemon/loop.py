@@ -916,7 +916,7 @@ class Daemon:
         if not saved or not isinstance(self.uploader, FailoverUploader):
             return
         try:
-            kept = announce.parse_payload(saved.encode())
+            kept = announce.kept(saved)
         except announce.AnnouncementError as exc:
             log.warning("kept endpoint announcement not used: %s", exc)
             return
@@ -930,8 +930,7 @@ class Daemon:
         if key is None or not isinstance(self.uploader, FailoverUploader):
             return
         try:
-            found = announce.verify(message, announce.public_key(key), now,
-                                    self.announced_serial)
+            found = announce.verify(message, key, now, self.announced_serial)
         except announce.AnnouncementError as exc:
             if message != self.refused_announcement:  # once per distinct message
                 log.warning("endpoint announcement refused: %s", exc)

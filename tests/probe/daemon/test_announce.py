@@ -19,8 +19,8 @@ import pytest
 
 from collector import cli as collector_cli
 from collector.announce import AnnounceConfig, Announcer, announcer, load_key
+from collector.announce import Endpoint as Announced
 from collector.config import CollectorConfig
-from probe.daemon import announce
 from probe.daemon.announce import AnnouncementError, verify
 from probe.daemon.endpoints import Endpoint, EndpointList, FailoverUploader, configured
 from tests.helpers.collector import SwitchableCollector, issue_token
@@ -45,10 +45,14 @@ def announce_public(path: Path) -> str:
     return public_half(load_key(path))
 
 
+def announced(endpoints: tuple[Endpoint, ...]) -> tuple[Announced, ...]:
+    return tuple(Announced(e.name, e.url, e.front) for e in endpoints)
+
+
 def signed(path: Path, serial: int = 2, valid_for: float = 86400.0,
            endpoints: tuple[Endpoint, ...] = MOVED, now: datetime = NOW) -> dict[str, str]:
     config = AnnounceConfig(key_file=str(path), serial=serial, valid_for=valid_for,
-                            endpoints=endpoints)
+                            endpoints=announced(endpoints))
     return Announcer(config, load_key(path)).current(now)
 
 
@@ -66,7 +70,7 @@ def test_the_key_command_writes_a_private_key_once_and_prints_the_public_half(
 
 def test_a_signed_newer_unexpired_announcement_is_believed(tmp_path: Path) -> None:
     path, public = make_key(tmp_path)
-    found = verify(signed(path), announce.public_key(public), NOW, applied_serial=1)
+    found = verify(signed(path), public, NOW, applied_serial=1)
     assert found.serial == 2 and found.endpoints == MOVED
     assert found.expires == NOW + timedelta(days=1)
 
@@ -75,14 +79,14 @@ def test_unsigned_is_refused(tmp_path: Path) -> None:
     path, public = make_key(tmp_path)
     message = signed(path)
     with pytest.raises(AnnouncementError, match="unsigned"):
-        verify({"payload": message["payload"]}, announce.public_key(public), NOW, 0)
+        verify({"payload": message["payload"]}, public, NOW, 0)
 
 
 def test_signed_by_another_key_is_refused(tmp_path: Path) -> None:
     path, _ = make_key(tmp_path)
     _, other = make_key(tmp_path, "other.key")
     with pytest.raises(AnnouncementError, match="bad signature"):
-        verify(signed(path), announce.public_key(other), NOW, 0)
+        verify(signed(path), other, NOW, 0)
 
 
 def test_a_tampered_payload_is_refused(tmp_path: Path) -> None:
@@ -91,38 +95,37 @@ def test_a_tampered_payload_is_refused(tmp_path: Path) -> None:
     payload = base64.b64decode(message["payload"]).replace(b"collector-2", b"collector-x")
     forged = {**message, "payload": base64.b64encode(payload).decode()}
     with pytest.raises(AnnouncementError, match="bad signature"):
-        verify(forged, announce.public_key(public), NOW, 0)
+        verify(forged, public, NOW, 0)
 
 
 @pytest.mark.parametrize("applied", [2, 3])
 def test_a_replayed_or_older_announcement_is_refused(tmp_path: Path, applied: int) -> None:
     path, public = make_key(tmp_path)
     with pytest.raises(AnnouncementError, match="not newer"):
-        verify(signed(path, serial=2), announce.public_key(public), NOW, applied)
+        verify(signed(path, serial=2), public, NOW, applied)
 
 
 def test_an_expired_announcement_is_refused(tmp_path: Path) -> None:
     path, public = make_key(tmp_path)
     message = signed(path, valid_for=3600.0)
     with pytest.raises(AnnouncementError, match="expired"):
-        verify(message, announce.public_key(public), NOW + timedelta(hours=2), 0)
+        verify(message, public, NOW + timedelta(hours=2), 0)
 
 
 def test_the_collector_signs_again_before_half_the_validity_is_gone(tmp_path: Path) -> None:
     path, public = make_key(tmp_path)
-    signer = Announcer(AnnounceConfig(key_file=str(path), endpoints=MOVED, valid_for=3600.0),
-                       load_key(path))
+    signer = Announcer(AnnounceConfig(key_file=str(path), endpoints=announced(MOVED),
+                                      valid_for=3600.0), load_key(path))
     first = signer.current(NOW)
     assert signer.current(NOW + timedelta(minutes=20)) == first
     later = signer.current(NOW + timedelta(minutes=40))
     assert later != first
-    key = announce.public_key(public)
-    assert verify(later, key, NOW + timedelta(minutes=90), 0).endpoints == MOVED
+    assert verify(later, public, NOW + timedelta(minutes=90), 0).endpoints == MOVED
 
 
 def test_a_config_without_key_or_endpoints_announces_nothing(tmp_path: Path) -> None:
     path, _ = make_key(tmp_path)
-    assert announcer(AnnounceConfig(endpoints=MOVED)) is None
+    assert announcer(AnnounceConfig(endpoints=announced(MOVED))) is None
     assert announcer(AnnounceConfig(key_file=str(path))) is None
 
 
@@ -145,7 +148,7 @@ async def test_the_probe_follows_a_moved_collector_across_a_restart(
     old_port, new_port = free_port(), free_port()
     moved = Endpoint("moved", f"http://127.0.0.1:{new_port}")
     config = dataclasses.replace(collector_config, announce=AnnounceConfig(
-        key_file=str(key_file), serial=5, endpoints=(moved,)))
+        key_file=str(key_file), serial=5, endpoints=announced((moved,))))
     token = await issue_token(config, "p-moved")
     probe_config = loopback_config(tmp_path, f"http://127.0.0.1:{old_port}", token, [], 9)
     probe_config = dataclasses.replace(probe_config, collector=dataclasses.replace(
@@ -199,7 +202,7 @@ async def test_a_forged_announcement_changes_nothing(
     _, expected = make_key(tmp_path, "the-real-one.key")
     port = free_port()
     config = dataclasses.replace(collector_config, announce=AnnounceConfig(
-        key_file=str(key_file), endpoints=(Endpoint("evil", "http://127.0.0.1:1"),)))
+        key_file=str(key_file), endpoints=(Announced("evil", "http://127.0.0.1:1"),)))
     token = await issue_token(config, "p-forged")
     probe_config = loopback_config(tmp_path, f"http://127.0.0.1:{port}", token, [], 9)
     probe_config = dataclasses.replace(probe_config, collector=dataclasses.replace(
@@ -220,3 +223,17 @@ async def test_a_forged_announcement_changes_nothing(
         await db.close()
     finally:
         await collector.stop()
+
+
+def test_a_signed_announcement_of_a_bad_endpoint_is_refused(tmp_path: Path) -> None:
+    """The signature proves who sent it, not that it is well formed: endpoints are checked
+    like configured ones."""
+    from probe.core.announcement import encode_payload
+
+    path, public = make_key(tmp_path)
+    payload = encode_payload(3, NOW + timedelta(days=1),
+                             [{"name": "no spaces allowed", "url": "https://x.example"}])
+    message = {"payload": base64.b64encode(payload).decode(),
+               "signature": base64.b64encode(load_key(path).sign(payload)).decode()}
+    with pytest.raises(AnnouncementError, match="endpoints\\[0\\].name"):
+        verify(message, public, NOW, 0)
