@@ -192,6 +192,8 @@ async def test_the_probe_follows_a_moved_collector_across_a_restart(
         beats = [json.loads(row[0]) for row in store.execute("SELECT body FROM heartbeats")]
     assert sorted(uids) == sorted(full_measurement(i)["measurement_uid"] for i in range(4))
     assert beats[-1]["collector_endpoint"] == "moved"
+    # An endpoint after the first of the list: the collector's monitor_reach counts it.
+    assert beats[-1]["collector_fallback"] is True
 
 
 async def test_a_forged_announcement_changes_nothing(
