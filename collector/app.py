@@ -10,16 +10,19 @@ from collector.announce import announcer
 from collector.api.geoip import GeoIP
 from collector.api.handlers import error_middleware
 from collector.api.list_health_web import list_health_ctx
+from collector.api.pseudonyms import load_access
 from collector.api.ratelimit import RateLimiter
 from collector.api.security import setup_security_headers
-from collector.api.target_lists import served_lists
+from collector.api.target_lists import ServedLists, served_lists
 from collector.config import CollectorConfig
 from collector.detect.outside_in import OutsideReading
 from collector.events.book import EventBook, EventCollector
+from collector.events.names import NetworkNames
 from collector.events.windows import load_calendar
 from collector.keys import (
     announcer_key,
     calendar_key,
+    categories_key,
     config_key,
     control_gate_key,
     detection_metrics_key,
@@ -28,10 +31,12 @@ from collector.keys import (
     fleet_key,
     geoip_key,
     metrics_key,
+    names_key,
     notifier_key,
     outside_key,
     pipeline_key,
     ratelimit_key,
+    read_access_key,
     registry_key,
     served_lists_key,
     snapshot_key,
@@ -47,6 +52,7 @@ from collector.routes import setup_routes
 from collector.store import open_store
 from collector.vantage.control import ControlGate
 from collector.vantage.sni_ab import sni_ab_context
+from probe.core.typed_config import ConfigError
 
 
 async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -55,6 +61,26 @@ async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
     app[store_key] = store
     yield
     await store.close()
+
+
+async def _read_access_ctx(app: web.Application) -> AsyncIterator[None]:
+    app[read_access_key] = await load_access(app[store_key],
+                                             app[config_key].read_api.operator_token_file)
+    yield
+
+
+def _categories(config: CollectorConfig, lists: ServedLists | None) -> dict[str, str]:
+    """URL -> category code, from the served lists and the collector's target files."""
+    found: dict[str, str] = {}
+    if lists is not None:
+        for cc in config.status.countries:
+            try:
+                targets = lists.document(cc)["targets"]
+            except ConfigError:
+                continue
+            found.update({t["url"]: t["category"] for t in targets if t.get("category")})
+    found.update(dict(config.target_categories))
+    return found
 
 
 async def _geoip_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -112,10 +138,13 @@ def create_app(config: CollectorConfig) -> web.Application:
     app[notifier_key] = notifier
     book = EventBook(sinks=[notifier])
     app[eventbook_key] = book
-    registry.register(EventCollector(book))
-    app[calendar_key] = load_calendar(config.detection.event_windows)
     app[served_lists_key] = served_lists(config.target_lists)
     app[announcer_key] = announcer(config.announce)
+    app[names_key] = NetworkNames.load(config.status.asn_names)
+    app[categories_key] = _categories(config, app[served_lists_key])
+    notifier.names, notifier.categories = app[names_key], app[categories_key]
+    registry.register(EventCollector(book, app[names_key], app[categories_key]))
+    app[calendar_key] = load_calendar(config.detection.event_windows)
     app[detection_metrics_key] = DetectionMetrics(registry)
     windows = EventSnapshot()
     app[event_snapshot_key] = windows
@@ -123,6 +152,7 @@ def create_app(config: CollectorConfig) -> web.Application:
     outside = _outside(app, registry) if config.outside.enabled else None
     app.cleanup_ctx.append(_geoip_ctx)
     app.cleanup_ctx.append(_store_ctx)
+    app.cleanup_ctx.append(_read_access_ctx)
     app.cleanup_ctx.append(_notifier_ctx)
     app.cleanup_ctx.append(sni_ab_context)
     app.cleanup_ctx.append(pipeline_ctx)

@@ -114,6 +114,17 @@ async def _token(args: argparse.Namespace, config: collector_config.CollectorCon
         await store.close()
 
 
+def _missing_sqlite(database: str) -> str | None:
+    """Why a SQLite ``database`` cannot be the one to re-read, or None.
+
+    Opening a SQLite path creates it: a mistyped ``--database`` would otherwise become a new,
+    empty database, and the command would report zero measurements as a success.
+    """
+    if database.startswith(("postgresql://", "postgres://")) or Path(database).is_file():
+        return None
+    return f"{database} does not exist (give the collector's --config or --database)"
+
+
 async def _reanalyze(args: argparse.Namespace, config: collector_config.CollectorConfig) -> int:
     try:
         since = reanalyze.parse_time(args.since)
@@ -124,6 +135,10 @@ async def _reanalyze(args: argparse.Namespace, config: collector_config.Collecto
     if until is not None and until <= since:
         print("error: --until must be after --since", file=sys.stderr)
         return BAD_INPUT
+    missing = _missing_sqlite(config.database)
+    if missing:
+        print(f"error: database unavailable: {missing}", file=sys.stderr)
+        return 1
     try:
         store = await open_store(config.database, pool_size=2)
     except StoreUnavailable as exc:
@@ -183,12 +198,14 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"config error: {exc}", file=sys.stderr)
         return BAD_INPUT
-    print(f"kuzot collector on http://{config.listen}/ (metrics at /metrics), "
-          f"database {config.database}", flush=True)
+    def listening() -> None:
+        print(f"kuzot collector on http://{config.listen}/ (metrics at /metrics), "
+              f"database {config.database}", flush=True)
+
     # The access log format leaves out the client address (%a): it is never recorded.
     try:
         asyncio.run(serve(create_app(config), config.host, config.port,
-                          config.limits.header_timeout, ACCESS_LOG_FORMAT))
+                          config.limits.header_timeout, ACCESS_LOG_FORMAT, listening))
     except StartupError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return BAD_INPUT

@@ -99,6 +99,31 @@ class Control:
     max_concurrent: int = checked(8, positive)
 
 
+def _countries(value: tuple[str, ...]) -> str | None:
+    bad = [c for c in value if not (len(c) == 2 and c.isascii() and c.isalpha() and c.isupper())]
+    return f"not a two-letter country code: {bad[0]!r}" if bad else None
+
+
+@dataclass(frozen=True, slots=True)
+class StatusPage:
+    """The public pages (``collector.statuspage``) and feeds."""
+
+    # Every country of the deployment gets a row, "no probes here" when none reports.
+    countries: tuple[str, ...] = checked(("KG", "KZ"), _countries)
+    # Extra CSV files naming networks (columns cc,asn,name,source), relative to the config;
+    # they add to and override the shipped collector/events/data/asn_names.csv.
+    asn_names: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ReadAPI:
+    """The public read API (``/api/v1/measurements``, ``/api/v1/aggregation``)."""
+
+    # A file holding the operator's read token: requests bearing it see real probe ids;
+    # everyone else sees a salted hash (pseudonym) per probe. Relative to the config.
+    operator_token_file: str | None = None
+
+
 @dataclass(frozen=True, slots=True)
 class CollectorConfig:
     listen: str = checked("127.0.0.1:8080", is_host_port)
@@ -114,6 +139,8 @@ class CollectorConfig:
     # Targets that may appear as metric labels; others are counted as target="other".
     target_files: tuple[str, ...] = ()
     targets: tuple[str, ...] = ()
+    # URL -> Citizen Lab category code, from target_files (filled at load, not a YAML key).
+    target_categories: tuple[tuple[str, str], ...] = ()
     target_lists: TargetListsConfig = field(default_factory=TargetListsConfig)
     auth: Auth = field(default_factory=Auth)
     limits: Limits = field(default_factory=Limits)
@@ -124,6 +151,8 @@ class CollectorConfig:
     detection: DetectionConfig = field(default_factory=DetectionConfig)
     # Signed endpoint announcements in heartbeat answers (collector.announce).
     announce: AnnounceConfig = field(default_factory=AnnounceConfig)
+    status: StatusPage = field(default_factory=StatusPage)
+    read_api: ReadAPI = field(default_factory=ReadAPI)
     outside: OutsideConfig = field(default_factory=OutsideConfig)
 
     @property
@@ -150,9 +179,26 @@ def load(path: str | Path | None) -> CollectorConfig:
     file = Path(path)
     config = build(CollectorConfig, read_yaml(file))
     targets = list(config.targets)
+    categories: dict[str, str] = {}
     for index, name in enumerate(config.target_files):
-        targets += [t.url for t in load_targets_csv(file.parent / name, f"target_files[{index}]")]
-    changes: dict[str, object] = {"targets": tuple(dict.fromkeys(targets))}
+        loaded = load_targets_csv(file.parent / name, f"target_files[{index}]")
+        targets += [t.url for t in loaded]
+        categories.update({t.url: t.category for t in loaded if t.category})
+    changes: dict[str, object] = {"targets": tuple(dict.fromkeys(targets)),
+                                  "target_categories": tuple(sorted(categories.items()))}
+    names = []
+    for index, name in enumerate(config.status.asn_names):
+        resolved = file.parent / name
+        if not resolved.is_file():
+            raise ConfigError(f"status.asn_names[{index}]", f"no such file: {name}")
+        names.append(str(resolved))
+    changes["status"] = replace(config.status, asn_names=tuple(names))
+    token_file = config.read_api.operator_token_file
+    if token_file is not None:
+        resolved = file.parent / token_file
+        if not resolved.is_file():
+            raise ConfigError("read_api.operator_token_file", f"no such file: {token_file}")
+        changes["read_api"] = replace(config.read_api, operator_token_file=str(resolved))
     for key in ("geoip_database", "geoip_asn_database"):
         value = getattr(config, key)
         if value is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from aiohttp import web
@@ -12,11 +13,13 @@ if TYPE_CHECKING:
     from collector.announce import Announcer
     from collector.api.geoip import GeoIP
     from collector.api.list_health import ListHealth
+    from collector.api.pseudonyms import ReadAccess
     from collector.api.ratelimit import RateLimiter
     from collector.api.target_lists import ServedLists
     from collector.config import CollectorConfig
     from collector.detect.windows import Calendar
     from collector.events.book import EventBook
+    from collector.events.names import NetworkNames
     from collector.metrics.detection import DetectionMetrics, EventSnapshot
     from collector.metrics.fleet import FleetMetrics
     from collector.metrics.ingest import IngestMetrics, StoreSnapshot
@@ -42,6 +45,9 @@ event_snapshot_key: web.AppKey[EventSnapshot] = web.AppKey("event_snapshot")
 pipeline_key: web.AppKey[Pipeline] = web.AppKey("pipeline")
 control_gate_key: web.AppKey[ControlGate] = web.AppKey("control_gate")
 served_lists_key: web.AppKey[ServedLists | None] = web.AppKey("served_lists")
+names_key: web.AppKey[NetworkNames] = web.AppKey("names")
+categories_key: web.AppKey[Mapping[str, str]] = web.AppKey("categories")
+read_access_key: web.AppKey[ReadAccess] = web.AppKey("read_access")
 outside_key: web.AppKey[OutsideService] = web.AppKey("outside")
 list_health_key: web.AppKey[ListHealth | None] = web.AppKey("list_health")
 announcer_key: web.AppKey[Announcer | None] = web.AppKey("announcer")

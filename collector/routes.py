@@ -11,6 +11,7 @@ from collector.vantage import sni_ab
 def setup_routes(app: web.Application) -> None:
     app.router.add_post("/api/v1/measurements", handlers.ingest)
     app.router.add_get("/api/v1/measurements", handlers.list_measurements)
+    app.router.add_get("/api/v1/measurement/{uid}", handlers.measurement)
     app.router.add_post("/api/v1/heartbeat", handlers.heartbeat)
     app.router.add_post("/api/v1/control", handlers.control_view)
     app.router.add_get("/api/v1/sni-ab", sni_ab.describe)
@@ -23,4 +24,5 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_get("/healthz", handlers.healthz)
     app.router.add_get("/", handlers.status_page)
     app.router.add_get("/events/{event_id}", handlers.event_page)
+    app.router.add_get("/events.atom", handlers.atom_feed)
     app.router.add_get("/targets/health", list_health_web.health_page)

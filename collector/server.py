@@ -198,8 +198,11 @@ class StartupError(Exception):
 
 
 async def serve(app: web.Application, host: str, port: int, header_timeout: float,
-                access_log_format: str) -> None:
-    """Serve ``app`` until SIGTERM or SIGINT, then shut down as ``web.run_app`` does."""
+                access_log_format: str,
+                on_listening: Callable[[], None] | None = None) -> None:
+    """Serve ``app`` until SIGTERM or SIGINT, then shut down as ``web.run_app`` does.
+    ``on_listening`` runs once the socket is bound, so "serving on ..." is never said of a
+    port that turns out to be taken."""
     deadline = HeadDeadline(header_timeout)
     app.middlewares.insert(0, deadline.middleware)
     runner = web.AppRunner(app, access_log_format=access_log_format)
@@ -217,6 +220,8 @@ async def serve(app: web.Application, host: str, port: int, header_timeout: floa
         except OSError as exc:
             raise StartupError(f"cannot listen on {host}:{port}: "
                                f"{exc.strerror or exc}") from exc
+        if on_listening is not None:
+            on_listening()
         await stop.wait()
     finally:
         for signum in (signal.SIGTERM, signal.SIGINT):

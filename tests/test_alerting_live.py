@@ -163,7 +163,14 @@ async def test_collector_events_reach_receivers_through_prometheus_and_alertmana
         ("KuzotShutdown", "ev-kg-shutdown", "AS8449"), ("KuzotBlock", "ev-kz-block", "AS9198")}
     shutdown = next(a for a in got.alerts("media-partners")
                     if a["labels"]["alertname"] == "KuzotShutdown")
-    assert shutdown["annotations"]["summary"] == "Internet shutdown (likely) in KG on AS8449"
+    # The event in plain words from kuzot_event_info, in English and Russian.
+    assert shutdown["annotations"]["summary"] == "Internet shutdown in Kyrgyzstan (likely)"
+    assert shutdown["annotations"]["summary_ru"] == \
+        "Отключение интернета: Кыргызстан (вероятно)"
+    description = shutdown["annotations"]["description"]
+    assert description.startswith("Internet access is cut off. Kyrgyzstan, on ElCat (AS8449). "
+                                  "Since ")
+    assert "local time (" in description and "Likely: seen by 4 probes" in description
     assert shutdown["annotations"]["link"] == f"{status_url}/events/ev-kg-shutdown"
     assert shutdown["labels"]["tier"] == "likely"
 
@@ -254,7 +261,8 @@ async def test_measurements_become_an_alert_through_detection_prometheus_and_ale
         ("KuzotBlock", kz["id"]), ("KuzotBlock", kg["id"])}
     alert_kz = next(a for a in media if a["labels"]["tier"] == kz["tier"])
     assert alert_kz["annotations"]["link"] == f"{status_url}/events/{kz['id']}"
-    assert alert_kz["annotations"]["summary"].startswith(f"Blocking ({kz['tier']}) in KZ on AS9198")
+    assert alert_kz["annotations"]["summary"] == f"Blocking in Kazakhstan ({kz['tier']})"
+    assert "Kazakhtelecom (AS9198)" in alert_kz["annotations"]["description"]
     # One event, one thread: every media notification is grouped by the KZ event's id.
     assert {tuple(n["groupLabels"].items()) for n in got.got["media-partners"]} == {
         (("event_id", kz["id"]),)}

@@ -8,8 +8,11 @@ Every error is JSON ``{"error": reason}``. Domain exceptions map to status codes
 from __future__ import annotations
 
 import asyncio
+import csv
+import io
 import json
 import math
+import re
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
@@ -21,7 +24,16 @@ from prometheus_client import CONTENT_TYPE_LATEST
 
 from collector.api import openapi as openapi_document
 from collector.api.geoip import GeoIP
-from collector.api.query import BadQuery, encode_cursor, parse_aggregation, parse_events, parse_list
+from collector.api.query import (
+    FEED_PARAMS,
+    PAGE_PARAMS,
+    BadQuery,
+    encode_cursor,
+    fold_categories,
+    parse_aggregation,
+    parse_events,
+    parse_list,
+)
 from collector.api.tokens import token_hash
 from collector.api.validate import (
     BatchInvalid,
@@ -31,25 +43,37 @@ from collector.api.validate import (
     validate_batch,
     validate_heartbeat,
 )
-from collector.events import statuspage
+from collector.events import feed, statuspage
+from collector.events.i18n import Language, negotiate, parse_language, text
+from collector.events.sentences import site
 from collector.events.windows_api import event_windows
 from collector.keys import (
     announcer_key,
     calendar_key,
+    categories_key,
     config_key,
     control_gate_key,
     eventbook_key,
     fleet_key,
     geoip_key,
     metrics_key,
+    names_key,
     ratelimit_key,
+    read_access_key,
     registry_key,
     served_lists_key,
     snapshot_key,
     store_key,
 )
 from collector.metrics.ingest import IngestMetrics, refresh
-from collector.store import TIME_FORMAT, StoreUnavailable
+from collector.notify.event import EventView
+from collector.store import (
+    COUNT_COLUMNS,
+    MEASUREMENT_COLUMNS,
+    TIME_FORMAT,
+    Filters,
+    StoreUnavailable,
+)
 from collector.vantage import control
 from probe.core.typed_config import ConfigError
 
@@ -244,6 +268,10 @@ async def heartbeat(request: web.Request) -> web.Response:
                             now.timestamp())
     answer: dict[str, Any] = {"ok": True, "event_windows": windows,
                               "observed_address": client_address(request)}
+    if probe_id is not None:
+        # The name this collector knows the token by: init writes it into the probe's config,
+        # so the probe has one name everywhere.
+        answer["probe_id"] = probe_id
     # targets_version: the version of the lists GET /api/v1/targets serves this probe's
     # country, so a probe fetches a changed list at its next heartbeat, not its next start.
     version = _targets_version(request.app[served_lists_key], cc)
@@ -310,40 +338,103 @@ async def control_view(request: web.Request) -> web.Response:
     return web.json_response(view)
 
 
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value: Any) -> Any:
+    """One cell: empty for null; a text that a spreadsheet would run as a formula (it starts
+    with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return: OWASP's list) gets a leading
+    ``'`` so it is shown, not evaluated. Numbers are left alone (``-1`` stays a number)."""
+    if value is None:
+        return ""
+    if isinstance(value, str) and value.startswith(_FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
+def _csv(columns: list[str], rows: list[dict[str, Any]], name: str) -> web.Response:
+    """Rows as CSV (RFC 4180, header line first, empty cell for null, formulas defused)."""
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=columns, extrasaction="ignore", lineterminator="\r\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: csv_cell(row.get(k)) for k in columns})
+    return web.Response(text=out.getvalue(), content_type="text/csv", charset="utf-8",
+                        headers={"Content-Disposition": f'inline; filename="{name}.csv"'})
+
+
+def _operator(request: web.Request) -> bool:
+    return request.app[read_access_key].is_operator(request.headers.get("Authorization"))
+
+
+LIST_COLUMNS = [c for c in MEASUREMENT_COLUMNS if c != "body"]
+
+
 async def list_measurements(request: web.Request) -> web.Response:
-    """GET /api/v1/measurements: filters, newest first, keyset pagination."""
+    """GET /api/v1/measurements: filters, newest first, keyset pagination; JSON or CSV."""
     config = request.app[config_key]
     try:
-        query = parse_list(request.query, config.query.max_page_size)
+        query = parse_list(request.query, config.query.max_page_size,
+                           request.app[categories_key])
     except BadQuery as exc:
         raise _error(web.HTTPBadRequest, str(exc)) from exc
     store = request.app[store_key]
     with _timed(request.app[metrics_key], "measurements"):
         rows = await store.measurements(query.filters, after=query.after, limit=query.limit + 1)
         page = rows[:query.limit]
-        bodies = await store.measurement_bodies([r["uid"] for r in page]) if query.full else {}
+        bodies = await store.measurement_bodies([r["uid"] for r in page]) \
+            if query.full and query.format == "JSON" else {}
+    access, operator = request.app[read_access_key], _operator(request)
     for row in page:
         if row["uid"] in bodies:
-            row["measurement"] = json.loads(bodies[row["uid"]])
+            row["measurement"] = access.document(json.loads(bodies[row["uid"]]), operator)
+        access.row(row, operator)
     more = len(rows) > query.limit
     cursor = encode_cursor(page[-1]["start_time"], page[-1]["uid"]) if more else None
+    if query.format == "CSV":
+        response = _csv(LIST_COLUMNS, page, "measurements")
+        if cursor is not None:
+            response.headers["X-Next-Cursor"] = cursor
+        return response
     return web.json_response({"measurements": page, "next_cursor": cursor})
 
 
+_UID = re.compile(r"[A-Za-z0-9._-]{8,128}")
+
+
+async def measurement(request: web.Request) -> web.Response:
+    """GET /api/v1/measurement/{uid}: one measurement document, as stored (probe id
+    pseudonymous unless the operator's token is sent)."""
+    uid = request.match_info["uid"]
+    if not _UID.fullmatch(uid):
+        raise _error(web.HTTPBadRequest, "uid: 8-128 characters of [A-Za-z0-9._-]")
+    with _timed(request.app[metrics_key], "measurements"):
+        bodies = await request.app[store_key].measurement_bodies([uid])
+    if uid not in bodies:
+        raise _error(web.HTTPNotFound, "no measurement with this uid")
+    document = request.app[read_access_key].document(json.loads(bodies[uid]),
+                                                      _operator(request))
+    return web.json_response(document)
+
+
 async def aggregation(request: web.Request) -> web.Response:
-    """GET /api/v1/aggregation: counts by verdict per group of up to two axes."""
+    """GET /api/v1/aggregation: counts by verdict per group of up to two axes; JSON or CSV."""
     config = request.app[config_key]
+    categories = request.app[categories_key]
     try:
-        filters, axes = parse_aggregation(request.query)
+        query = parse_aggregation(request.query, categories)
     except BadQuery as exc:
         raise _error(web.HTTPBadRequest, str(exc)) from exc
     limit = config.query.max_groups
     with _timed(request.app[metrics_key], "aggregate"):
-        rows = await request.app[store_key].aggregate(filters, axes, limit)
+        rows = await request.app[store_key].aggregate(query.filters, query.axes, limit)
     if len(rows) > limit:
         raise _error(web.HTTPBadRequest, f"more than {limit} groups: narrow the filters "
                                          f"or use fewer axes")
-    return web.json_response({"dimension_count": len(axes), "result": rows})
+    result = fold_categories(rows, query, categories)
+    if query.format == "CSV":
+        return _csv([*query.names, *COUNT_COLUMNS], result, "aggregation")
+    return web.json_response({"dimension_count": len(query.axes), "result": result})
 
 
 async def list_events(request: web.Request) -> web.Response:
@@ -377,19 +468,113 @@ def _start_time(text: str) -> datetime:
     return datetime.strptime(text, TIME_FORMAT).replace(tzinfo=UTC)
 
 
+_FEED_CC = re.compile(r"[A-Z]{2}")
+
+
+def _page_query(request: web.Request, allowed: tuple[str, ...]) -> tuple[Language, bool]:
+    """The page's language (``lang`` wins over Accept-Language) and whether it was chosen by
+    a link; 400 JSON for unknown, repeated or bad parameters."""
+    for key in request.query:
+        if key not in allowed:
+            raise _error(web.HTTPBadRequest,
+                         f"{key}: unknown parameter (allowed: {', '.join(allowed)})")
+        if len(request.query.getall(key)) > 1:
+            raise _error(web.HTTPBadRequest, f"{key}: given more than once")
+    if "lang" in request.query:
+        try:
+            return parse_language(request.query["lang"]), True
+        except ValueError as exc:
+            raise _error(web.HTTPBadRequest, str(exc)) from exc
+    return negotiate(request.headers.get("Accept-Language")), False
+
+
+def _settings(request: web.Request, language: Language) -> statuspage.PageSettings:
+    config = request.app[config_key]
+    return statuspage.PageSettings(
+        language=language, names=request.app[names_key],
+        categories=request.app[categories_key], countries=config.status.countries,
+        path=request.path)
+
+
+def _html(body: str, language: Language, status: int = 200) -> web.Response:
+    # Vary: the same URL answers in the reader's language unless ?lang= says otherwise.
+    return web.Response(text=body, content_type="text/html", status=status,
+                        headers={"Content-Language": language, "Vary": "Accept-Language"})
+
+
 async def status_page(request: web.Request) -> web.Response:
     """GET /: a plain page media partners can link to; no scripts, readable on a phone."""
+    language, _ = _page_query(request, PAGE_PARAMS)
     now = datetime.now(UTC)
     latest = await request.app[store_key].latest_by_target()
     events = request.app[eventbook_key].events(since=now - timedelta(days=7))
-    return web.Response(text=statuspage.status_page(events, latest, now),
-                        content_type="text/html")
+    return _html(statuspage.status_page(events, latest, now, _settings(request, language)),
+                 language)
+
+
+async def _samples(request: web.Request, event: EventView,
+                   settings: statuspage.PageSettings) -> list[statuspage.Sample]:
+    """Up to five measurements of the event's networks and targets that failed during it,
+    with what the control saw."""
+    if event.kind not in ("block", "throttling"):
+        return []
+    end = event.end
+    filters = Filters(
+        since=event.start.strftime(TIME_FORMAT),
+        until=None if end is None else (end + timedelta(seconds=1)).strftime(TIME_FORMAT),
+        cc=event.cc, asn=tuple(event.asns) or None,
+        input=tuple(event.targets[:100]) or None, verdict=("blocked", "throttled"))
+    store = request.app[store_key]
+    rows = await store.measurements(filters, limit=5)
+    bodies = await store.measurement_bodies([r["uid"] for r in rows])
+    unknown_network = text(settings.language, "network.unknown")
+    samples = []
+    for row in rows:
+        control_seen = "none"
+        try:
+            keys = json.loads(bodies.get(row["uid"], "{}")).get("test_keys") or {}
+        except (ValueError, AttributeError):
+            keys = {}
+        if isinstance(keys, dict):
+            if keys.get("control_failure"):
+                control_seen = "failed"
+            elif keys.get("control"):
+                control_seen = "ok"
+        samples.append(statuspage.Sample(
+            uid=row["uid"], time=row["start_time"],
+            network=settings.names.label(str(row.get("probe_asn") or ""), unknown_network),
+            site=site(str(row.get("input") or row.get("test_name") or ""), settings.language,
+                      settings.categories),
+            verdict=str(row.get("verdict") or "inconclusive"), control=control_seen))
+    return samples
 
 
 async def event_page(request: web.Request) -> web.Response:
-    """GET /events/{event_id}: one event with its full evidence (the link in alerts)."""
+    """GET /events/{event_id}: one event in sentences with the measurements behind it (the
+    link in alerts)."""
+    language, _ = _page_query(request, PAGE_PARAMS)
+    settings = _settings(request, language)
+    now = datetime.now(UTC)
     event = request.app[eventbook_key].get(request.match_info["event_id"])
     if event is None:
-        raise web.HTTPNotFound(text="No such event (it may have ended more than a week ago).")
-    return web.Response(text=statuspage.event_page(event, datetime.now(UTC)),
-                        content_type="text/html")
+        return _html(statuspage.not_found_page(now, settings), language, status=404)
+    samples = await _samples(request, event, settings)
+    return _html(statuspage.event_page(event, now, settings, samples), language)
+
+
+async def atom_feed(request: web.Request) -> web.Response:
+    """GET /events.atom[?cc=KG]: the events of the last week as an Atom feed."""
+    language, _ = _page_query(request, FEED_PARAMS)
+    cc = request.query.get("cc")
+    if cc is not None and not _FEED_CC.fullmatch(cc):
+        raise _error(web.HTTPBadRequest, "cc: two capital letters, such as KG")
+    config = request.app[config_key]
+    now = datetime.now(UTC)
+    events = request.app[eventbook_key].events(since=now - timedelta(days=7))
+    base = config.status_url
+    self_url = f"{base}/events.atom" + (f"?cc={cc}" if cc else "")
+    body = feed.atom(events, now, base=base, self_url=self_url, language=language,
+                     names=request.app[names_key], categories=request.app[categories_key],
+                     cc=cc)
+    return web.Response(text=body, content_type="application/atom+xml", charset="utf-8",
+                        headers={"Content-Language": language, "Vary": "Accept-Language"})

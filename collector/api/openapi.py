@@ -11,10 +11,20 @@ from __future__ import annotations
 from typing import Any
 
 from collector import __version__
-from collector.api.query import AGGREGATION_PARAMS, EVENT_PARAMS, LIST_PARAMS
+from collector.api.query import (
+    AGGREGATION_PARAMS,
+    AXIS_NAMES,
+    EVENT_PARAMETERS,
+    EVENT_PARAMS,
+    FEED_PARAMS,
+    LIST_PARAMS,
+    PAGE_PARAMS,
+    PARAMETERS,
+)
 from collector.api.validate import KNOWN_TESTS, REASONS
 from collector.events import kinds
-from collector.store import AXES, COUNT_COLUMNS, VERDICTS
+from collector.events.i18n import LANGUAGES
+from collector.store import COUNT_COLUMNS, VERDICTS
 
 _TIME = {"type": "string", "pattern": r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}$",
          "description": "UTC, 'YYYY-MM-DD HH:MM:SS' (OONI's format)", "example":
@@ -34,40 +44,20 @@ def _error(description: str) -> dict[str, Any]:
     return _json(_ref("Error"), description)
 
 
-_PARAMETERS: dict[str, dict[str, Any]] = {
-    "since": {"description": "Measurements that started at or after this time (UTC). A date, "
-              "'YYYY-MM-DD HH:MM:SS' or ISO 8601 with a zone.", "example": "2024-05-01"},
-    "until": {"description": "Measurements that started before this time (UTC).",
-              "example": "2024-05-02T00:00:00Z"},
-    "cc": {"description": "Country (ISO 3166-1 alpha-2).", "example": "KG",
-           "pattern": "^[A-Za-z]{2}$"},
-    "asn": {"description": "Network, as AS8449 or 8449.", "example": "AS8449"},
-    "test_name": {"description": "Test name.", "example": "web_connectivity"},
-    "input": {"description": "Exact input (URL) measured.", "example": "https://kloop.kg/"},
-    "domain": {"description": "Host name of the input.", "example": "kloop.kg"},
-    "verdict": {"description": "Verdict of the measurement's analysis.", "example": "blocked",
-                "enum": list(VERDICTS)},
-    "limit": {"description": "Page size (1 to query.max_page_size, default 100).",
-              "example": "50", "pattern": "^[0-9]+$"},
-    "cursor": {"description": "The next_cursor of the previous page.",
-               "example": "WyIyMDI0LTA1LTAxIDEyOjAwOjAwIiwidWlkLTEiXQ"},
-    "full": {"description": "true to include each measurement document.", "example": "true",
-             "enum": ["true", "false"]},
-    "axis_x": {"description": "First grouping axis.", "example": "day", "enum": list(AXES)},
-    "axis_y": {"description": "Second grouping axis (needs axis_x).", "example": "cc",
-               "enum": list(AXES)},
-    "kind": {"description": "Event kind (monitor_outage: Kuzot itself could not observe).",
-             "example": "block", "enum": list(kinds.ALL)},
-    "status": {"description": "Event status.", "example": "open", "enum": ["open", "closed"]},
-    "tier": {"description": "Event tier.", "example": "likely",
-             "enum": ["suspected", "likely", "confirmed"]},
+_PAGE_PARAMETERS: dict[str, dict[str, object]] = {
+    "lang": {"description": "Language of the page (else chosen by Accept-Language).",
+             "example": "ru", "enum": list(LANGUAGES)},
+    "cc": {"description": "Only this country's events.", "example": "KG",
+           "pattern": "^[A-Z]{2}$"},
 }
 
 
-def _parameters(names: tuple[str, ...]) -> list[dict[str, Any]]:
+def _parameters(names: tuple[str, ...],
+                table: dict[str, dict[str, object]] = PARAMETERS) -> list[dict[str, Any]]:
+    """Query parameters from the definitions the parser itself uses."""
     out = []
     for name in names:
-        spec = dict(_PARAMETERS[name])
+        spec = dict(table[name])
         schema: dict[str, Any] = {"type": "string"}
         for key in ("enum", "pattern"):
             if key in spec:
@@ -109,7 +99,10 @@ def _schemas() -> dict[str, Any]:
         },
     }
     row_properties: dict[str, Any] = {
-        "uid": {"type": "string"}, "probe_id": {"type": "string"},
+        "uid": {"type": "string"},
+        "probe_id": {"type": "string", "description": "A pseudonym (p- and 16 hex digits, "
+                     "stable per probe) unless the request carries the operator's read "
+                     "token."},
         "test_name": {"type": "string"}, "input": _NULLABLE_STR, "domain": _NULLABLE_STR,
         "probe_cc": {"type": "string", "pattern": "^[A-Z]{2}$"},
         "probe_asn": {"type": "string", "pattern": "^AS[0-9]+$"},
@@ -126,7 +119,7 @@ def _schemas() -> dict[str, Any]:
         "type": "object",
         "required": list(COUNT_COLUMNS),
         "properties": {
-            **{axis: _NULLABLE_STR for axis in AXES},
+            **{axis: _NULLABLE_STR for axis in AXIS_NAMES},
             **{count: {"type": "integer", "minimum": 0} for count in COUNT_COLUMNS},
         },
         "additionalProperties": False,
@@ -207,7 +200,9 @@ def _schemas() -> dict[str, Any]:
                            "endpoints_announcement": {
                                "type": "object", "required": ["payload", "signature"],
                                "properties": {"payload": {"type": "string"},
-                                              "signature": {"type": "string"}}}},
+                                              "signature": {"type": "string"}}},
+                           "probe_id": {"type": "string", "description":
+                                        "The probe id of the bearer token."}},
         },
         "ControlRequest": {
             "type": "object", "required": ["http_request"],
@@ -360,19 +355,39 @@ def document() -> dict[str, Any]:
                     "summary": "Measurements, newest first, with keyset pagination.",
                     "parameters": _parameters(LIST_PARAMS),
                     "responses": {
-                        "200": _json(_ref("MeasurementPage"), "One page."),
+                        "200": {"description": "One page (format=CSV: text/csv, the next "
+                                "cursor in the X-Next-Cursor header).", "content": {
+                                    "application/json": {"schema": _ref("MeasurementPage")},
+                                    "text/csv": {"schema": {"type": "string"}}}},
                         "400": _error("A parameter is unknown, repeated or malformed."),
                         "503": _error("The database is unavailable."),
                     },
                 },
             },
+            "/api/v1/measurement/{uid}": {"get": {
+                "operationId": "getMeasurement",
+                "summary": "One measurement document as stored (OONI's format); the probe id "
+                           "in annotations is a pseudonym unless the operator's read token "
+                           "is sent.",
+                "parameters": [{"name": "uid", "in": "path", "required": True,
+                                "schema": {"type": "string",
+                                           "pattern": "^[A-Za-z0-9._-]{8,128}$"}}],
+                "responses": {
+                    "200": _json(_ref("Measurement"), "The measurement."),
+                    "400": _error("Not a measurement uid."),
+                    "404": _error("No measurement with this uid."),
+                    "503": _error("The database is unavailable."),
+                },
+            }},
             "/api/v1/aggregation": {"get": {
                 "operationId": "aggregateMeasurements",
                 "summary": "Counts by verdict grouped by up to two axes (like OONI's "
                            "aggregation API).",
                 "parameters": _parameters(AGGREGATION_PARAMS),
                 "responses": {
-                    "200": _json(_ref("Aggregation"), "Counts per group."),
+                    "200": {"description": "Counts per group (format=CSV: text/csv).",
+                            "content": {"application/json": {"schema": _ref("Aggregation")},
+                                        "text/csv": {"schema": {"type": "string"}}}},
                     "400": _error("A parameter is malformed, or too many groups."),
                     "503": _error("The database is unavailable."),
                 },
@@ -408,7 +423,7 @@ def document() -> dict[str, Any]:
                 "operationId": "listEvents",
                 "summary": "Detected shutdown, block and throttling events; one event is updated "
                            "in place as it grows or closes.",
-                "parameters": _parameters(EVENT_PARAMS),
+                "parameters": _parameters(EVENT_PARAMS, EVENT_PARAMETERS),
                 "responses": {
                     "200": _json(_ref("EventList"), "Events overlapping since/until, latest "
                                  "start first."),
@@ -497,8 +512,10 @@ def document() -> dict[str, Any]:
             }},
             "/": {"get": {
                 "operationId": "statusPage", "summary": "Status page for media partners.",
+                "parameters": _parameters(PAGE_PARAMS, _PAGE_PARAMETERS),
                 "responses": {"200": {"description": "HTML page.", "content": {
-                    "text/html": {"schema": {"type": "string"}}}}},
+                    "text/html": {"schema": {"type": "string"}}}},
+                    "400": _error("An unknown or malformed parameter.")},
             }},
             "/targets/health": {"get": {
                 "operationId": "targetListHealthPage",
@@ -523,14 +540,27 @@ def document() -> dict[str, Any]:
             }},
             "/events/{event_id}": {"get": {
                 "operationId": "eventPage",
-                "summary": "One event with its evidence (the link in alerts).",
+                "summary": "One event in plain sentences, with sample measurements (the "
+                           "link in alerts).",
                 "parameters": [{"name": "event_id", "in": "path", "required": True,
-                                "schema": {"type": "string"}}],
+                                "schema": {"type": "string"}},
+                               *_parameters(PAGE_PARAMS, _PAGE_PARAMETERS)],
                 "responses": {
                     "200": {"description": "HTML page.", "content": {
                         "text/html": {"schema": {"type": "string"}}}},
+                    "400": _error("An unknown or malformed parameter."),
                     "404": {"description": "No such event (or ended over a week ago).",
-                            "content": {"text/plain": {"schema": {"type": "string"}}}},
+                            "content": {"text/html": {"schema": {"type": "string"}}}},
+                },
+            }},
+            "/events.atom": {"get": {
+                "operationId": "eventFeed",
+                "summary": "Atom feed of the events of the last week (all, or one country's).",
+                "parameters": _parameters(FEED_PARAMS, _PAGE_PARAMETERS),
+                "responses": {
+                    "200": {"description": "Atom feed.", "content": {
+                        "application/atom+xml": {"schema": {"type": "string"}}}},
+                    "400": _error("An unknown or malformed parameter."),
                 },
             }},
         },

@@ -14,6 +14,7 @@ outages (kind ``monitor_outage``) are left out: nothing alerts on them.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
@@ -21,10 +22,32 @@ from typing import Any, Protocol
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from collector.events.i18n import Language
 from collector.events.kinds import MONITOR_OUTAGE
+from collector.events.names import NetworkNames
+from collector.events.sentences import describe, start_words
 from collector.notify.event import EventView
 
 WEEK = 7 * 86400.0
+ALERT_LANGUAGES: tuple[Language, ...] = ("en", "ru")
+log = logging.getLogger("kuzot.events")
+
+
+def _log_change(known: EventView | None, view: EventView) -> None:
+    """One line when an event opens, changes tier or closes (not on every growth)."""
+    if known is None:
+        change = "opened" if view.status == "open" else "closed"
+    elif known.status == "open" and view.status == "closed":
+        change = "closed"
+    elif known.tier != view.tier:
+        change = f"now {view.tier} (was {known.tier})"
+    else:
+        return
+    where = view.cc + (" " + ",".join(view.asns) if view.asns else "")
+    targets = len(view.targets)
+    log.info("event %s %s: %s %s in %s, since %s, %d probe(s), %s", view.id, change, view.kind,
+             view.tier, where, view.start.strftime("%Y-%m-%d %H:%M UTC"), view.probes,
+             f"{targets} target(s)" if targets else "all targets")
 
 
 class EventSink(Protocol):
@@ -51,6 +74,8 @@ class EventBook:
             if known is None or view.updated_at >= known.updated_at:
                 self._events[view.id] = view
                 changed.append(view)
+                if notify:
+                    _log_change(known, view)
         self._forget((now or datetime.now(UTC)) - timedelta(seconds=self.keep))
         if notify:
             for sink in self.sinks:
@@ -83,8 +108,11 @@ class EventCollector(Collector):
     network) need.
     """
 
-    def __init__(self, book: EventBook) -> None:
+    def __init__(self, book: EventBook, names: NetworkNames | None = None,
+                 categories: Mapping[str, str] | None = None) -> None:
         self.book = book
+        self.names = names or NetworkNames()
+        self.categories = categories or {}
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         active = GaugeMetricFamily(
@@ -99,3 +127,24 @@ class EventCollector(Collector):
                 active.add_metric([event.id, event.kind, event.tier, event.cc, asn, scope,
                                    event.mechanism or ""], 1)
         yield active
+        yield self._info()
+
+    def _info(self) -> GaugeMetricFamily:
+        """``kuzot_event_info``: the event's sentences per language, for alert annotations.
+
+        Alerting rules read them with a ``query`` template, so the alert's own labels (its
+        identity in Alertmanager) do not change when a sentence does."""
+        info = GaugeMetricFamily(
+            "kuzot_event_info", "Open detection events in words, per language: headline, "
+            "what, where, event start (local time and UTC), how sure.",
+            labels=["event_id", "lang", "headline", "what", "where", "start", "sure"])
+        now = datetime.now(UTC)
+        for event in self.book.open_events():
+            if event.kind == MONITOR_OUTAGE:
+                continue
+            for language in ALERT_LANGUAGES:
+                words = describe(event, language, self.names, self.categories, now)
+                start = start_words(language, event.start, event.cc)
+                info.add_metric([event.id, language, f"{words.title} ({words.tier})",
+                                 words.what, words.where, start, words.sure], 1)
+        return info

@@ -1,151 +1,118 @@
 """The public status page (``GET /``) and one page per event (``GET /events/{id}``).
 
-For media partners who link to it during a protest: what is happening now, where, since when
-and on what evidence; a table per country and per network; a seven-day timeline. Plain HTML
-with one inline stylesheet: no JavaScript, no external assets, no ``style`` attributes,
-readable on a phone (tables scroll sideways inside their box instead of widening the page).
-The stylesheet is allowed by its hash in the Content-Security-Policy (``collector.api.security``),
-which allows nothing else. Pure functions of their inputs, so the tests can check them on
-tables.
+For media partners who link to it during a protest: what is happening now, where, since when,
+how sure, and on what evidence, in plain sentences (``collector.events.sentences``) they can
+quote; every country of the deployment (with "no probes here" where there are none); an
+hour-by-hour timeline per country and network as inline SVG; links to subscribe (Atom) and to
+the measurements behind each event. English, Russian, Kyrgyz and Kazakh
+(``collector.events.i18n``).
+
+Rendered from jinja2 templates with autoescaping, so every string from the outside world (a
+network name, a domain, an evidence value) is escaped. Plain HTML with one inline stylesheet:
+no JavaScript, no external assets, no ``style`` attributes. The page refreshes itself (a meta
+refresh, no script). Tables turn into labelled blocks on a phone instead of being cut. The
+stylesheet is allowed by its hash in the Content-Security-Policy (``collector.api.security``),
+which allows nothing else. Pure functions of their inputs, so the tests can check them on tables.
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
-import html
-import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from dataclasses import dataclass, field
+from datetime import datetime
+from functools import partial
 from typing import Any
 
-from collector.events.kinds import BLOCK, MONITOR_BLOCKED, MONITOR_OUTAGE, SHUTDOWN, THROTTLING
+from collector.events import charts
+from collector.events.i18n import (
+    LANGUAGE_NAMES,
+    LANGUAGES,
+    Language,
+    plural,
+    text,
+)
+from collector.events.kinds import MONITOR_OUTAGE
+from collector.events.names import NetworkNames
+from collector.events.sentences import country_name, describe, duration, site
+from collector.events.templating import environment
 from collector.notify.event import EventView, tier_rank
 
-COUNTRIES = {"KG": "Kyrgyzstan", "KZ": "Kazakhstan", "ZZ": "every country"}
-KIND_WORDS = {SHUTDOWN: "Internet shutdown", BLOCK: "Blocking", THROTTLING: "Throttling",
-              MONITOR_BLOCKED: "Monitor blocked", MONITOR_OUTAGE: "Monitor outage"}
-KIND_LETTER = {SHUTDOWN: "S", BLOCK: "B", THROTTLING: "T", MONITOR_BLOCKED: "M"}
-# Severity for "the worst thing happening": a shutdown hides everything behind it; the
-# monitor blocked is the least for the people of the network (their sites may be fine).
-KIND_RANK = {SHUTDOWN: 3, BLOCK: 2, THROTTLING: 1, MONITOR_BLOCKED: 0}
+DEFAULT_COUNTRIES = ("KG", "KZ")
+KIND_RANK = charts.KIND_RANK
 VERDICTS = ("ok", "blocked", "throttled", "down", "inconclusive")
-MAX_EVIDENCE = 12
+REFRESH_SECONDS = 300
 
 CSS = """
 *{box-sizing:border-box}
 body{font:16px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0;color:#1b1b1b;
 background:#fafafa}
-header,main,footer{max-width:60rem;margin:0 auto;padding:.75rem 1rem}
+header,main,footer{max-width:62rem;margin:0 auto;padding:.75rem 1rem}
 header{background:#14213d;color:#fff;max-width:none}
 header h1{font-size:1.25rem;margin:.2rem 0}
-header p{margin:.2rem 0;color:#dde}
-h2{font-size:1.1rem;margin:1.4rem 0 .5rem}
-.card{background:#fff;border:1px solid #ddd;border-left:.4rem solid #888;border-radius:.3rem;
+header p{margin:.2rem 0;color:#e8e8f4}
+header a{color:#fff}
+nav.lang{font-size:.9rem}nav.lang a,nav.lang strong{margin-right:.6rem}
+h2{font-size:1.15rem;margin:1.4rem 0 .5rem}
+h3{font-size:1rem;margin:0 0 .3rem}
+.card h2,.card h3{font-size:1.05rem;margin:0 0 .3rem}
+.card{background:#fff;border:1px solid #ddd;border-left:.4rem solid #767676;border-radius:.3rem;
 padding:.6rem .8rem;margin:.6rem 0}
-.card h3{font-size:1rem;margin:0 0 .3rem}
-.card p{margin:.2rem 0}
-.shutdown{border-left-color:#b00020}.block{border-left-color:#d35400}
-.throttling{border-left-color:#b7950b}.monitor{border-left-color:#555}
-.tier{display:inline-block;font-size:.8rem;padding:0 .4rem;border-radius:.6rem;background:#eee}
-.tier-confirmed{background:#b00020;color:#fff}.tier-likely{background:#d35400;color:#fff}
-.scroll{overflow-x:auto;-webkit-overflow-scrolling:touch;max-width:100%}
-table{border-collapse:collapse;background:#fff;font-size:.92rem;min-width:100%}
-th,td{padding:.3rem .5rem;text-align:left;border-bottom:1px solid #e4e4e4;white-space:nowrap}
-td.wrap{white-space:normal;word-break:break-all}
-.ok{color:#1e7e34}.bad{color:#b00020;font-weight:600}.warn{color:#9a6700;font-weight:600}
-.day{text-align:center;min-width:2.2rem}
-.c-shutdown{background:#b00020;color:#fff}.c-block{background:#f0a04b}
-.c-throttling{background:#f4d03f}.c-none{color:#999}
-dl{margin:.3rem 0;display:grid;grid-template-columns:max-content 1fr;gap:.1rem .6rem}
-dt{font-weight:600}dd{margin:0;word-break:break-word}
-@media (max-width:30rem){dl{display:block}dd{margin:0 0 .3rem .8rem}}
-details{margin:.8rem 0}summary{cursor:pointer;font-weight:600}
-footer{color:#555;font-size:.85rem}
+.card p{margin:.25rem 0}
+.shutdown{border-left-color:#b00020}.block{border-left-color:#c25e00}
+.throttling{border-left-color:#9a7b00}.monitor_outage{border-left-color:#555}
+.tier{display:inline-block;font-size:.85rem;padding:0 .45rem;border-radius:.6rem;
+background:#e8e8e8;color:#1b1b1b}
+.tier-confirmed{background:#b00020;color:#fff}.tier-likely{background:#a84300;color:#fff}
+dl.facts{margin:.3rem 0}dl.facts dt{font-weight:700;margin-top:.3rem}
+dl.facts dd{margin:0 0 .2rem 0;overflow-wrap:anywhere}
+table{border-collapse:collapse;background:#fff;font-size:.95rem;width:100%}
+th,td{padding:.35rem .5rem;text-align:left;border-bottom:1px solid #e0e0e0;vertical-align:top;
+overflow-wrap:break-word}
+td.long{word-break:break-all;min-width:8rem}
+th{background:#f0f0f0;overflow-wrap:anywhere}
+@media (min-width:48rem){th{overflow-wrap:normal}}
+.ok{color:#176b2c}.bad{color:#a3001b;font-weight:700}.warn{color:#7a5a00;font-weight:700}
+.none{color:#555}
+svg.timeline{width:100%;height:auto;background:#fff;border:1px solid #ddd}
+details{margin:.8rem 0}summary{cursor:pointer;font-weight:700}
+footer{color:#444;font-size:.9rem}
 a{color:#0b57d0}
+@media (max-width:40rem){
+table.stack thead{position:absolute;width:1px;height:1px;overflow:hidden;clip:rect(0 0 0 0)}
+table.stack,table.stack tbody,table.stack tr,table.stack td{display:block;width:100%}
+table.stack tr{border:1px solid #ddd;border-radius:.3rem;margin:0 0 .5rem;padding:.2rem .4rem}
+table.stack td{border:0;padding:.1rem 0}
+table.stack td::before{content:attr(data-label) ": ";font-weight:700}
+}
 """
 # The CSP source expression for the <style> element holding exactly CSS.
 STYLE_HASH = "sha256-" + base64.b64encode(hashlib.sha256(CSS.encode()).digest()).decode()
 
 
-def _e(value: object) -> str:
-    return html.escape("" if value is None else str(value))
+@dataclass(frozen=True, slots=True)
+class PageSettings:
+    """What the pages need beyond events: language, names, categories, countries, base URL."""
+
+    language: Language = "en"
+    names: NetworkNames = field(default_factory=NetworkNames)
+    categories: Mapping[str, str] = field(default_factory=dict)
+    countries: tuple[str, ...] = DEFAULT_COUNTRIES
+    # The page's own path and query without lang=, for the language links.
+    path: str = "/"
 
 
-def _time(moment: datetime | None) -> str:
-    return "" if moment is None else moment.strftime("%Y-%m-%d %H:%M UTC")
+@dataclass(frozen=True, slots=True)
+class Sample:
+    """One measurement behind an event, as the event page lists it."""
 
-
-def _duration(start: datetime, end: datetime) -> str:
-    minutes = max(0, int((end - start).total_seconds() // 60))
-    days, rest = divmod(minutes, 1440)
-    hours, mins = divmod(rest, 60)
-    if days:
-        return f"{days} d {hours} h"
-    return f"{hours} h {mins} min" if hours else f"{mins} min"
-
-
-def country(cc: str) -> str:
-    return COUNTRIES.get(cc, cc)
-
-
-def _page(title: str, body: str, now: datetime) -> str:
-    return (
-        '<!doctype html><html lang="en"><head><meta charset="utf-8">'
-        '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>{_e(title)}</title><style>{CSS}</style></head><body>"
-        "<header><h1>Kuzot: Internet shutdowns, blocking and throttling</h1>"
-        f"<p>Kyrgyzstan and Kazakhstan. Updated {_e(_time(now))}.</p></header>"
-        f"<main>{body}</main>"
-        '<footer><p>Data: <a href="/api/v1/events">events (JSON)</a> · '
-        '<a href="/api/v1/measurements">measurements (JSON)</a> · '
-        '<a href="/metrics">metrics</a>. Times are UTC. Tiers: suspected (one probe), '
-        "likely (several independent probes), confirmed (a fingerprint or several networks)."
-        "</p></footer></body></html>")
-
-
-def _evidence(evidence: Mapping[str, Any], limit: int | None) -> str:
-    items = sorted(evidence.items())
-    if limit is not None:
-        items = items[:limit]
-    if not items:
-        return ""
-    rows = "".join(
-        f"<dt>{_e(k)}</dt><dd>{_e(v if isinstance(v, str) else json.dumps(v, ensure_ascii=False))}"
-        "</dd>" for k, v in items)
-    return f"<dl>{rows}</dl>"
-
-
-def _event_card(event: EventView, now: datetime, link: bool = True) -> str:
-    title = f"{KIND_WORDS[event.kind]} in {country(event.cc)}"
-    if event.asns:
-        title += f" ({', '.join(event.asns)})"
-    if event.status == "open":
-        when = f"Since {_time(event.start)}, for {_duration(event.start, now)}."
-    else:
-        end = event.end or event.updated_at
-        when = (f"From {_time(event.start)} to {_time(end)} "
-                f"({_duration(event.start, end)}).")
-    targets = ", ".join(event.targets) if event.targets else "all sites and services"
-    parts = [
-        f'<article class="card {event.kind}">',
-        f'<h3>{_e(title)} <span class="tier tier-{event.tier}">{_e(event.tier)}</span></h3>',
-        f"<p>{_e(when)}</p>",
-        f'<p class="wrap">Affected: {_e(targets)}</p>',
-    ]
-    facts = []
-    if event.mechanism:
-        facts.append(f"mechanism: {event.mechanism}")
-    if event.probes:
-        facts.append(f"seen by {event.probes} probe{'s' if event.probes != 1 else ''}")
-    if facts:
-        parts.append(f"<p>{_e('; '.join(facts).capitalize())}.</p>")
-    parts.append(_evidence(event.evidence, MAX_EVIDENCE if link else None))
-    if link:
-        parts.append(f'<p><a href="/events/{_e(event.id)}">Details and evidence</a></p>')
-    parts.append("</article>")
-    return "".join(parts)
+    uid: str
+    time: str
+    network: str
+    site: str
+    verdict: str
+    control: str  # "ok", "failed" or "none"
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,9 +125,7 @@ class NetworkRow:
 
 
 def _worst(events: Sequence[EventView]) -> EventView | None:
-    if not events:
-        return None
-    return max(events, key=lambda e: (KIND_RANK[e.kind], tier_rank(e.tier)))
+    return charts.worst(events)
 
 
 def network_rows(latest: Sequence[Mapping[str, Any]],
@@ -185,170 +150,155 @@ def network_rows(latest: Sequence[Mapping[str, Any]],
     return rows
 
 
-def _status_cell(worst: EventView | None) -> str:
+def _lang_links(settings: PageSettings) -> list[dict[str, Any]]:
+    joiner = "&" if "?" in settings.path else "?"
+    return [{"code": code, "name": LANGUAGE_NAMES[code], "current": code == settings.language,
+             "href": f"{settings.path}{joiner}lang={code}"} for code in LANGUAGES]
+
+
+def _common(settings: PageSettings, now: datetime, title: str) -> dict[str, Any]:
+    language = settings.language
+    return {
+        "lang": language, "t": partial(text, language), "plural": partial(plural, language),
+        "css": CSS, "title": title, "refresh": REFRESH_SECONDS,
+        "updated": now.strftime("%Y-%m-%d %H:%M"),
+        "country_names": ", ".join(country_name(language, cc) for cc in settings.countries),
+        "countries": [{"cc": cc, "name": country_name(language, cc)}
+                      for cc in settings.countries],
+        "languages": _lang_links(settings),
+        "lang_query": "" if language == "en" else f"?lang={language}",
+    }
+
+
+def _card(event: EventView, settings: PageSettings, now: datetime) -> dict[str, Any]:
+    words = describe(event, settings.language, settings.names, settings.categories, now)
+    return {"event": event, "text": words, "lines": words.lines(settings.language)}
+
+
+def _status_word(worst: EventView | None, language: Language) -> tuple[str, str]:
     if worst is None:
-        return '<td class="ok">No open event</td>'
-    css = "bad" if worst.kind != THROTTLING else "warn"
-    return f'<td class="{css}">{_e(KIND_WORDS[worst.kind])} ({_e(worst.tier)})</td>'
+        return "ok", text(language, "status.none")
+    css = "warn" if worst.kind == "throttling" else "bad"
+    return css, (f"{text(language, f'kind.{worst.kind}')} "
+                 f"({text(language, f'tier.{worst.tier}')})")
 
 
-def _country_table(rows: Sequence[NetworkRow], open_events: Sequence[EventView]) -> str:
-    countries = sorted({r.cc for r in rows} | {e.cc for e in open_events})
-    if not countries:
-        return "<p>No measurements yet.</p>"
-    lines = []
-    for cc in countries:
-        mine = [r for r in rows if r.cc == cc]
-        total = {v: sum(r.counts[v] for r in mine) for v in VERDICTS}
-        worst = _worst([e for e in open_events if e.cc == cc])
-        lines.append(
-            f"<tr><td>{_e(country(cc))}</td>{_status_cell(worst)}<td>{len(mine)}</td>"
-            f"<td>{total['ok']}</td><td>{total['blocked']}</td><td>{total['throttled']}</td>"
-            "</tr>")
-    return ('<div class="scroll"><table><thead><tr><th>Country</th><th>Status</th>'
-            "<th>Networks</th><th>Reachable</th><th>Blocked</th><th>Throttled</th></tr>"
-            f"</thead><tbody>{''.join(lines)}</tbody></table></div>")
-
-
-def _network_table(rows: Sequence[NetworkRow]) -> str:
-    if not rows:
-        return "<p>No networks measured yet.</p>"
-    lines = "".join(
-        f"<tr><td>{_e(country(r.cc))}</td><td>{_e(r.asn)}</td>{_status_cell(r.worst)}"
-        + "".join(f"<td>{r.counts[v]}</td>" for v in VERDICTS)
-        + f"<td>{_e(r.last)}</td></tr>" for r in rows)
-    head = "".join(f"<th>{_e(v.capitalize())}</th>" for v in VERDICTS)
-    return ('<div class="scroll"><table><thead><tr><th>Country</th><th>Network</th>'
-            f"<th>Status</th>{head}<th>Last measured (UTC)</th></tr></thead>"
-            f"<tbody>{lines}</tbody></table></div>")
-
-
-def timeline(events: Sequence[EventView], now: datetime,
-             days: int = 7) -> list[tuple[str, list[EventView | None]]]:
-    """Per country and per network with events: the worst event touching each of ``days``
-    UTC days, oldest first."""
-    first = (now - timedelta(days=days - 1)).replace(hour=0, minute=0, second=0,
-                                                     microsecond=0)
-    keys = sorted({e.cc for e in events}) + sorted(
-        {f"{e.cc} {asn}" for e in events for asn in e.asns})
-    out = []
-    for key in keys:
-        cc, _, asn = key.partition(" ")
-        cells: list[EventView | None] = []
-        for index in range(days):
-            start = first + timedelta(days=index)
-            end = start + timedelta(days=1)
-            touching = [e for e in events
-                        if e.cc == cc and (not asn or asn in e.asns or not e.asns)
-                        and e.start < end and (e.end or now) >= start]
-            cells.append(_worst(touching))
-        out.append((key, cells))
-    return out
-
-
-def _timeline_table(events: Sequence[EventView], now: datetime) -> str:
-    rows = timeline(events, now)
-    if not rows:
-        return "<p>No events in the last seven days.</p>"
-    first = (now - timedelta(days=6)).date()
-    head = "".join(f'<th class="day">{(first + timedelta(days=i)).strftime("%d.%m")}</th>'
-                   for i in range(7))
-    lines = []
-    for key, cells in rows:
-        cc, _, asn = key.partition(" ")
-        label = country(cc) + (f" {asn}" if asn else "")
-        tds = []
-        for cell in cells:
-            if cell is None:
-                tds.append('<td class="day c-none" title="no event">·</td>')
-            else:
-                what = f"{KIND_WORDS[cell.kind]} ({cell.tier})"
-                tds.append(f'<td class="day c-{cell.kind}" title="{_e(what)}">'
-                           f"{KIND_LETTER[cell.kind]}</td>")
-        lines.append(f"<tr><td>{_e(label)}</td>{''.join(tds)}</tr>")
-    legend = ("<p>S: Internet shutdown · B: blocking · T: throttling · "
-              "·: no event. Each day shows the most severe event.</p>")
-    return (f'<div class="scroll"><table><thead><tr><th>Where</th>{head}</tr></thead>'
-            f"<tbody>{''.join(lines)}</tbody></table></div>{legend}")
-
-
-def _targets_table(latest: Sequence[Mapping[str, Any]]) -> str:
-    if not latest:
-        return "<p>No measurements yet.</p>"
-    lines = []
-    for row in latest:
-        verdict = str(row.get("verdict") or "")
-        css = {"ok": "ok", "blocked": "bad", "throttled": "warn"}.get(verdict, "")
-        lines.append(
-            f'<tr><td class="wrap">{_e(row.get("input"))}</td><td>{_e(row.get("probe_cc"))}</td>'
-            f'<td>{_e(row.get("probe_asn"))}</td><td class="{css}">{_e(verdict)}</td>'
-            f'<td>{_e(row.get("layer"))}</td><td>{_e(row.get("mechanism"))}</td>'
-            f'<td>{_e(row.get("start_time"))}</td></tr>')
-    return ('<div class="scroll"><table><thead><tr><th>Target</th><th>Country</th>'
-            "<th>Network</th><th>Verdict</th><th>Layer</th><th>Mechanism</th>"
-            f"<th>Measured (UTC)</th></tr></thead><tbody>{''.join(lines)}</tbody></table></div>")
-
-
-def _outage_card(event: EventView, now: datetime) -> str:
-    """One outage of the monitor itself: when, why, and that it is not an event."""
-    end = event.end
-    when = (f"Since {_time(event.start)}, for {_duration(event.start, now)}." if end is None
-            else f"From {_time(event.start)} to {_time(end)} ({_duration(event.start, end)}).")
-    cause = {"collector_down": "The collector was down.",
-             "control_unreachable": "The control answered no probe."}.get(
-                 event.mechanism or "", "The monitor could not observe.")
-    return (f'<article class="card monitor"><h3>Monitor outage</h3><p>{_e(when)} {_e(cause)} '
-            "Not an Internet shutdown: failures measured meanwhile are not evidence.</p>"
-            f'<p><a href="/events/{_e(event.id)}">Details</a></p></article>')
+def _outage(event: EventView, settings: PageSettings, now: datetime) -> dict[str, Any]:
+    language = settings.language
+    cause = {"collector_down": "outage.collector_down",
+             "control_unreachable": "outage.control_unreachable"}.get(
+                 event.mechanism or "", "outage.other")
+    words = describe(event, language, settings.names, settings.categories, now)
+    return {"event": event, "when": words.since, "cause": text(language, cause)}
 
 
 def status_page(events: Sequence[EventView], latest: Sequence[Mapping[str, Any]],
-                now: datetime) -> str:
+                now: datetime, settings: PageSettings | None = None) -> str:
     """The front page; ``events`` are those open or ended within the last week.
 
     The monitor's own outages are not events about the Internet: they get their own section,
     so readers know when Kuzot could not observe and why there is a gap."""
+    settings = settings or PageSettings()
+    language = settings.language
+    unknown = text(language, "network.unknown")
     outages = [e for e in events if e.kind == MONITOR_OUTAGE]
     events = [e for e in events if e.kind != MONITOR_OUTAGE]
-    open_events = [e for e in events if e.status == "open"]
+    open_events = sorted((e for e in events if e.status == "open"),
+                         key=lambda e: (-KIND_RANK.get(e.kind, 0), -tier_rank(e.tier), e.start))
     closed = [e for e in events if e.status == "closed"]
     rows = network_rows(latest, open_events)
-    if open_events:
-        ordered = sorted(open_events, key=lambda e: (-KIND_RANK[e.kind], -tier_rank(e.tier),
-                                                     e.start))
-        now_html = "".join(_event_card(e, now) for e in ordered)
-        summary = f"{len(open_events)} open event{'s' if len(open_events) != 1 else ''}."
-    else:
-        now_html = "<p>No open events. Probes keep measuring.</p>"
-        summary = "No open events."
-    body = [
-        f'<h2 id="now">Now: {_e(summary)}</h2>', now_html,
-        '<h2 id="countries">By country</h2>', _country_table(rows, open_events),
-        '<h2 id="networks">By network</h2>', _network_table(rows),
-        '<h2 id="timeline">Last seven days</h2>', _timeline_table(events, now),
-    ]
-    if closed:
-        body += ['<h2 id="recent">Ended in the last seven days</h2>',
-                 "".join(_event_card(e, now) for e in closed)]
-    if outages:
-        body += ['<h2 id="monitor">When Kuzot could not observe</h2>',
-                 "".join(_outage_card(e, now) for e in outages)]
-    body += ["<details><summary>Latest result per target and network</summary>",
-             _targets_table(latest), "</details>"]
-    return _page("Kuzot status", "".join(body), now)
+    countries = list(dict.fromkeys([*settings.countries, *(r.cc for r in rows),
+                                    *(e.cc for e in events)]))
+    country_rows = []
+    for cc in countries:
+        mine = [r for r in rows if r.cc == cc]
+        total = {v: sum(r.counts[v] for r in mine) for v in VERDICTS}
+        measured = any(sum(r.counts.values()) for r in mine)
+        css, status = _status_word(_worst([e for e in open_events if e.cc == cc]), language)
+        if not mine and not any(e.cc == cc for e in open_events):
+            css, status = "none", text(language, "status.noprobes")
+        country_rows.append({"cc": cc, "name": country_name(language, cc), "css": css,
+                             "status": status, "networks": len(mine), "total": total,
+                             "measured": measured})
+    network_table = []
+    for row in rows:
+        css, status = _status_word(row.worst, language)
+        network_table.append({
+            "country": country_name(language, row.cc),
+            "network": settings.names.label(row.asn, unknown), "css": css, "status": status,
+            "counts": row.counts,
+            "other": row.counts["down"] + row.counts["inconclusive"], "last": row.last})
+    keys: list[tuple[str, str | None]] = [(cc, None) for cc in countries]
+    keys += sorted({(r.cc, r.asn) for r in rows} | {(e.cc, a) for e in events for a in e.asns})
+    chart_rows = []
+    for cc, asn in keys:
+        label = country_name(language, cc) + (
+            f" · {settings.names.label(asn, unknown)}" if asn else "")
+        chart_rows.append((label, charts.hourly(events, now, cc, asn)))
+
+    def tooltip(event: EventView) -> str:
+        return (f"{text(language, f'kind.{event.kind}')} "
+                f"({text(language, f'tier.{event.tier}')})")
+
+    chart = charts.timeline_svg(chart_rows, now, tooltip,
+                                text(language, "timeline.label", where=", ".join(
+                                    country_name(language, c) for c in countries)))
+    latest_rows = []
+    for result in latest:
+        verdict = str(result.get("verdict") or "inconclusive")
+        latest_rows.append({
+            "site": site(str(result.get("input") or result.get("test_name") or ""), language,
+                         settings.categories),
+            "country": country_name(language, str(result.get("probe_cc") or "")),
+            "network": settings.names.label(str(result.get("probe_asn") or ""), unknown),
+            "verdict": text(language, f"verdict.{verdict}") if verdict in VERDICTS
+            else verdict,
+            "css": {"ok": "ok", "blocked": "bad", "throttled": "warn"}.get(verdict, ""),
+            "time": result.get("start_time") or ""})
+    context = _common(settings, now, text(language, "site.title"))
+    context.update({
+        "open_cards": [_card(e, settings, now) for e in open_events],
+        "closed_cards": [_card(e, settings, now) for e in closed],
+        "outages": [_outage(e, settings, now) for e in outages],
+        "country_rows": country_rows, "network_rows": network_table,
+        "chart": chart, "has_events": bool(events), "latest": latest_rows,
+        "no_probes": [c for c in country_rows if c["css"] == "none"],
+    })
+    return environment().get_template("status.html").render(context)
 
 
-def event_page(event: EventView, now: datetime) -> str:
-    """Everything known about one event, with the full evidence: the link in every alert."""
-    facts = {"id": event.id, "kind": event.kind, "tier": event.tier, "status": event.status,
-             "start": _time(event.start), "end": _time(event.end) or "open",
-             "updated": _time(event.updated_at), "country": country(event.cc),
-             "networks": ", ".join(event.asns) or "all", "probes": str(event.probes)}
-    body = (_event_card(event, now, link=False)
-            + '<h2>Facts</h2><dl>'
-            + "".join(f"<dt>{_e(k)}</dt><dd>{_e(v)}</dd>" for k, v in facts.items())
-            + "</dl>"
-            + (f"<h2>Targets</h2><ul>{''.join(f'<li>{_e(t)}</li>' for t in event.targets)}</ul>"
-               if event.targets else "")
-            + '<p><a href="/">All events</a> · <a href="/api/v1/events">JSON</a></p>')
-    return _page(f"Kuzot: {KIND_WORDS[event.kind]} in {country(event.cc)}", body, now)
+def event_page(event: EventView, now: datetime, settings: PageSettings | None = None,
+               samples: Sequence[Sample] = ()) -> str:
+    """Everything known about one event in sentences, the measurements behind it, and a link
+    to its full JSON: the link in every alert."""
+    settings = settings or PageSettings()
+    language = settings.language
+    card = _card(event, settings, now)
+    unknown = text(language, "network.unknown")
+    rows = []
+    for asn in event.asns or ():
+        label = settings.names.label(asn, unknown)
+        rows.append((f"{country_name(language, event.cc)} · {label}",
+                     charts.hourly([event], now, event.cc, asn)))
+    if not rows:
+        rows.append((country_name(language, event.cc),
+                     charts.hourly([event], now, event.cc, None)))
+    chart = charts.timeline_svg(
+        rows, now, lambda e: card["text"].title,
+        text(language, "timeline.label", where=country_name(language, event.cc)))
+    context = _common(settings, now, card["text"].title)
+    context.update({
+        "card": card, "chart": chart, "duration": duration(language, event.start, now),
+        "samples": [{"uid": s.uid, "time": s.time, "network": s.network, "site": s.site,
+                     "verdict": text(language, f"verdict.{s.verdict}")
+                     if s.verdict in VERDICTS else s.verdict,
+                     "control": text(language, f"control.{s.control}")} for s in samples],
+        "is_outage": event.kind == MONITOR_OUTAGE,
+    })
+    return environment().get_template("event.html").render(context)
+
+
+def not_found_page(now: datetime, settings: PageSettings | None = None) -> str:
+    settings = settings or PageSettings()
+    context = _common(settings, now, text(settings.language, "notfound"))
+    return environment().get_template("notfound.html").render(context)

@@ -34,6 +34,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from collector.events.kinds import MONITOR_OUTAGE
+from collector.events.names import NetworkNames
 from collector.notify.channels import (
     Channel,
     DeliveryError,
@@ -112,6 +113,9 @@ class Notifier:
         self.clock = clock
         self.sleep = sleep
         self.rng = rng or random.Random()
+        # Names of networks and categories of sites for the messages (set by the app).
+        self.names: NetworkNames | None = None
+        self.categories: Mapping[str, str] = {}
         self.tasks: list[asyncio.Task[None]] = []
         self.idle = asyncio.Condition()
         self.busy = 0
@@ -234,8 +238,10 @@ class Notifier:
 
     def _message(self, destination: Destination, batch: list[Transition]) -> Message:
         if len(batch) == 1:
-            return render(batch[0], destination.language, self.public_url)
-        return render_digest(batch, destination.language, self.public_url)
+            return render(batch[0], destination.language, self.public_url, self.names,
+                          self.categories)
+        return render_digest(batch, destination.language, self.public_url, self.names,
+                             self.categories)
 
     async def _send(self, destination: Destination, batch: list[Transition]) -> None:
         name = destination.channel.name

@@ -1,59 +1,30 @@
-"""Message templates in English and Russian: short, correct, with the evidence and the link.
+"""Message templates in English and Russian: the status page's own sentences, and the link.
 
-Media partners read these during a protest on a phone, so the first line says what, where and
-since when; details follow; the status page link comes last. Russian avoids adjective agreement
-by putting the tier in parentheses ("Блокировка (вероятно)"), so one template serves all kinds.
-The same text goes to every channel; Telegram gets an HTML variant with the same words.
+Media partners read these during a protest on a phone, so the first line says what and where
+and how sure ("Blocking in Kazakhstan (confirmed)"); then the same labelled sentences as the
+event page (what, where, since when in local time and UTC, how sure in words, how), with
+networks by provider name and sites with their categories; the event page's link comes last.
+No internal key and no raw JSON reaches the reader (``collector.events.sentences``). The same
+text goes to every channel; Telegram gets an HTML variant with the same words.
 """
 
 from __future__ import annotations
 
 import html
-import json
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
+from functools import cache
 from typing import Literal
+from urllib.parse import quote
 
-from collector.events.kinds import BLOCK, MONITOR_BLOCKED, SHUTDOWN, THROTTLING
+from collector.events.i18n import text
+from collector.events.names import NetworkNames
+from collector.events.sentences import EventText, describe
 from collector.notify.decide import Transition
-from collector.notify.event import EventView
 
 Language = Literal["en", "ru"]
 LANGUAGES: tuple[Language, ...] = ("en", "ru")
-MAX_TARGETS = 5
-MAX_EVIDENCE = 8
-MAX_VALUE = 120
-
-_WORDS: dict[Language, dict[str, str]] = {
-    "en": {
-        SHUTDOWN: "Internet shutdown", BLOCK: "Blocking", THROTTLING: "Throttling",
-        MONITOR_BLOCKED: "Monitor blocked",
-        "suspected": "suspected", "likely": "likely", "confirmed": "confirmed",
-        "KG": "Kyrgyzstan", "KZ": "Kazakhstan",
-        "opened": "{kind} ({tier}): {what}, {where}, since {start} UTC.",
-        "escalated": "{kind} now {tier} (was {previous}): {what}, {where}, since {start} UTC.",
-        "closed": "{kind} ended: {what}, {where}, {start} to {end} UTC ({duration}).",
-        "mechanism": "Mechanism: {value}", "probes": "Seen by {value} probe(s).",
-        "targets": "Targets: {value}", "more": "and {value} more", "evidence": "Evidence:",
-        "link": "Details: {value}", "hours": "{h} h {m} min", "minutes": "{m} min",
-        "everything": "all sites", "digest": "{value} events changed:",
-        "subject": "[Kuzot] {line}",
-    },
-    "ru": {
-        SHUTDOWN: "Отключение интернета", BLOCK: "Блокировка", THROTTLING: "Замедление",
-        MONITOR_BLOCKED: "Блокировка мониторинга",
-        "suspected": "предположительно", "likely": "вероятно", "confirmed": "подтверждено",
-        "KG": "Кыргызстан", "KZ": "Казахстан",
-        "opened": "{kind} ({tier}): {what}, {where}, с {start} UTC.",
-        "escalated": "{kind} ({tier}, было: {previous}): {what}, {where}, с {start} UTC.",
-        "closed": "Завершено — {kind}: {what}, {where}, с {start} по {end} UTC ({duration}).",
-        "mechanism": "Механизм: {value}", "probes": "Зондов, видевших это: {value}.",
-        "targets": "Цели: {value}", "more": "и ещё {value}", "evidence": "Данные:",
-        "link": "Подробности: {value}", "hours": "{h} ч {m} мин", "minutes": "{m} мин",
-        "everything": "все сайты", "digest": "Изменилось событий: {value}.",
-        "subject": "[Kuzot] {line}",
-    },
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,96 +36,65 @@ class Message:
     html: str
 
 
+@cache
+def shipped_names() -> NetworkNames:
+    return NetworkNames.load()
+
+
 def event_link(public_url: str, event_id: str) -> str:
     """The status page of one event; every message ends with it."""
-    return f"{public_url.rstrip('/')}/events/{event_id}"
+    return f"{public_url.rstrip('/')}/events/{quote(event_id, safe='')}"
 
 
-def _time(moment: datetime | None) -> str:
-    return "?" if moment is None else moment.strftime("%Y-%m-%d %H:%M")
-
-
-def _duration(words: dict[str, str], event: EventView) -> str:
-    end = event.end or event.updated_at
-    minutes = max(0, int((end - event.start).total_seconds() // 60))
-    if minutes >= 60:
-        return words["hours"].format(h=minutes // 60, m=minutes % 60)
-    return words["minutes"].format(m=minutes)
-
-
-def _what(words: dict[str, str], event: EventView) -> str:
-    if not event.targets:
-        return words["everything"]
-    shown = ", ".join(event.targets[:MAX_TARGETS])
-    rest = len(event.targets) - MAX_TARGETS
-    return shown if rest <= 0 else f"{shown} {words['more'].format(value=rest)}"
-
-
-def _where(words: dict[str, str], event: EventView) -> str:
-    country = words.get(event.cc, event.cc)
-    return country if not event.asns else f"{country} ({', '.join(event.asns)})"
-
-
-def headline(transition: Transition, language: Language) -> str:
-    """The first line: what, where, since when."""
-    words = _WORDS[language]
+def _words(transition: Transition, language: Language, names: NetworkNames | None,
+           categories: Mapping[str, str] | None) -> EventText:
     event = transition.event
+    # "for ... so far" is counted to the event's last update, which is when it was published.
+    now = event.updated_at if event.status == "open" else datetime.now(UTC)
+    return describe(event, language, names or shipped_names(), categories or {}, now)
+
+
+def headline(transition: Transition, language: Language, names: NetworkNames | None = None,
+             categories: Mapping[str, str] | None = None) -> str:
+    """The first line: what, where, how sure (or that it ended)."""
+    words = _words(transition, language, names, categories)
     previous = transition.previous_tier
-    return words[transition.change].format(
-        kind=words[event.kind], tier=words[event.tier],
-        previous=words[previous] if previous else "", what=_what(words, event),
-        where=_where(words, event), start=_time(event.start), end=_time(event.end),
-        duration=_duration(words, event))
+    if transition.change == "escalated" and previous:
+        return text(language, "alert.escalated", title=words.title, tier=words.tier,
+                    previous=text(language, f"tier.{previous}"))
+    if transition.change == "closed":
+        return text(language, "alert.closed", title=words.title)
+    return text(language, "alert.opened", title=words.title, tier=words.tier)
 
 
-def _evidence_lines(event: EventView) -> list[str]:
-    lines = []
-    for key in sorted(event.evidence)[:MAX_EVIDENCE]:
-        value = event.evidence[key]
-        shown = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False,
-                                                                 sort_keys=True)
-        if len(shown) > MAX_VALUE:
-            shown = shown[: MAX_VALUE - 1] + "…"
-        lines.append(f"- {key}: {shown}")
-    return lines
-
-
-def render(transition: Transition, language: Language, public_url: str) -> Message:
+def render(transition: Transition, language: Language, public_url: str,
+           names: NetworkNames | None = None,
+           categories: Mapping[str, str] | None = None) -> Message:
     """The message for one transition in one language."""
-    words = _WORDS[language]
-    event = transition.event
-    first = headline(transition, language)
-    details = []
-    if event.mechanism:
-        details.append(words["mechanism"].format(value=event.mechanism))
-    if event.probes:
-        details.append(words["probes"].format(value=event.probes))
-    if len(event.targets) > MAX_TARGETS:
-        details.append(words["targets"].format(value=", ".join(event.targets)))
-    evidence = _evidence_lines(event)
-    link = event_link(public_url, event.id)
-    text_lines = [first, *details]
-    if evidence:
-        text_lines += [words["evidence"], *evidence]
-    text_lines.append(words["link"].format(value=link))
-    html_lines = [f"<b>{html.escape(first)}</b>", *(html.escape(d) for d in details)]
-    if evidence:
-        html_lines += [html.escape(words["evidence"]), *(html.escape(e) for e in evidence)]
+    words = _words(transition, language, names, categories)
+    first = headline(transition, language, names, categories)
+    lines = words.lines(language)
+    link = event_link(public_url, transition.event.id)
+    text_lines = [first, *(f"{label}: {sentence}" for label, sentence in lines),
+                  text(language, "alert.link", link=link)]
     anchor = f'<a href="{html.escape(link, quote=True)}">{html.escape(link)}</a>'
-    html_lines.append(html.escape(words["link"].format(value="")).rstrip() + " " + anchor)
-    return Message(subject=words["subject"].format(line=first), text="\n".join(text_lines),
+    html_lines = [f"<b>{html.escape(first)}</b>",
+                  *(f"<b>{html.escape(label)}:</b> {html.escape(sentence)}"
+                    for label, sentence in lines),
+                  html.escape(text(language, "alert.link", link="")).rstrip() + " " + anchor]
+    return Message(subject=f"[Kuzot] {first}", text="\n".join(text_lines),
                    html="\n".join(html_lines))
 
 
-def render_digest(transitions: list[Transition], language: Language,
-                  public_url: str) -> Message:
+def render_digest(transitions: list[Transition], language: Language, public_url: str,
+                  names: NetworkNames | None = None,
+                  categories: Mapping[str, str] | None = None) -> Message:
     """One message for many changes at once: the flood guard's way of still saying everything."""
-    words = _WORDS[language]
-    first = words["digest"].format(value=len(transitions))
-    heads = [headline(t, language) for t in transitions]
+    first = text(language, "alert.digest", n=len(transitions))
+    heads = [headline(t, language, names, categories) for t in transitions]
     links = [event_link(public_url, t.event.id) for t in transitions]
-    text = "\n".join([first, *(f"- {h} {link}" for h, link in zip(heads, links, strict=True))])
+    body = "\n".join([first, *(f"- {h} {link}" for h, link in zip(heads, links, strict=True))])
     html_text = "\n".join([f"<b>{html.escape(first)}</b>", *(
         f'- {html.escape(h)} <a href="{html.escape(link, quote=True)}">{html.escape(link)}</a>'
         for h, link in zip(heads, links, strict=True))])
-    return Message(subject=words["subject"].format(line=first), text=text, html=html_text)
+    return Message(subject=f"[Kuzot] {first}", text=body, html=html_text)

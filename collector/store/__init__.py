@@ -21,8 +21,8 @@ from typing import Any, Literal, Protocol
 from urllib.parse import urlsplit
 
 VERDICTS = ("ok", "blocked", "down", "throttled", "inconclusive")
-AXES = ("day", "hour", "cc", "asn", "domain", "input", "test_name")
-Axis = Literal["day", "hour", "cc", "asn", "domain", "input", "test_name"]
+AXES = ("day", "hour", "cc", "asn", "domain", "input", "test_name", "verdict")
+Axis = Literal["day", "hour", "cc", "asn", "domain", "input", "test_name", "verdict"]
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 
 
@@ -61,16 +61,17 @@ class StoredMeasurement:
 
 @dataclass(frozen=True, slots=True)
 class Filters:
-    """Filters shared by the measurement list and the aggregation; None means any."""
+    """Filters shared by the measurement list and the aggregation; None means any, a tuple
+    means any of its values (an empty tuple matches nothing)."""
 
     since: str | None = None
     until: str | None = None
-    cc: str | None = None
-    asn: str | None = None
-    test_name: str | None = None
-    input: str | None = None
-    domain: str | None = None
-    verdict: str | None = None
+    cc: str | tuple[str, ...] | None = None
+    asn: str | tuple[str, ...] | None = None
+    test_name: str | tuple[str, ...] | None = None
+    input: str | tuple[str, ...] | None = None
+    domain: str | tuple[str, ...] | None = None
+    verdict: str | tuple[str, ...] | None = None
 
 
 # The measurement columns in the order both stores write and read them.
@@ -203,8 +204,10 @@ class Store(Protocol):
         """Events matching ``query``, latest start first."""
 
     async def measurement_feed(self, after: int, limit: int) -> list[FeedRow]:
-        """Measurements stored after cursor ``after``, in storage order. A row committed
-        later must never get a cursor below one already handed out."""
+        """Measurements stored after cursor ``after``, in storage order, at most ``limit``
+        rows (a store that hands out whole batches may exceed it only with a single batch
+        larger than ``limit``). A row committed later must never get a cursor below one
+        already handed out."""
 
     async def heartbeat_feed(self, after: int, limit: int) -> list[FeedRow]:
         """Heartbeats stored after cursor ``after``, in storage order (same guarantee)."""

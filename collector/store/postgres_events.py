@@ -55,16 +55,19 @@ MIGRATION: tuple[str, ...] = (
     "CREATE INDEX heartbeats_xid ON heartbeats (xid)",
 )
 
-# Rows of finished transactions after the cursor, whole transactions only.
+# Rows of finished transactions after the cursor, whole transactions only, at most $2 rows
+# (only a first transaction larger than that comes alone and whole): a page is bounded in rows,
+# not in transactions, whatever the size of the batches that were stored.
 _FEED = """
 SELECT xid::text::bigint AS seq, probe_id, to_char(received_at, 'YYYY-MM-DD HH24:MI:SS') AS
        received_at, body, {body_z} AS body_z
 FROM {table}
 WHERE xid > $1::text::xid8 AND xid < pg_snapshot_xmin(pg_current_snapshot())
-  AND xid <= (SELECT coalesce(max(x), $1::text::xid8) FROM (
-        SELECT DISTINCT xid AS x FROM {table}
-        WHERE xid > $1::text::xid8 AND xid < pg_snapshot_xmin(pg_current_snapshot())
-        ORDER BY xid LIMIT $2) AS first_transactions)
+  AND xid <= (SELECT coalesce(max(x) FILTER (WHERE total <= $2), min(x), $1::text::xid8) FROM (
+        SELECT x, sum(n) OVER (ORDER BY x) AS total FROM (
+            SELECT xid AS x, count(*) AS n FROM {table}
+            WHERE xid > $1::text::xid8 AND xid < pg_snapshot_xmin(pg_current_snapshot())
+            GROUP BY xid ORDER BY xid LIMIT $2) AS transactions) AS running)
 ORDER BY xid, received_at
 """
 
@@ -102,7 +105,7 @@ class PostgresEventsMixin:
                 for r in records]
 
     async def measurement_feed(self, after: int, limit: int) -> list[FeedRow]:
-        """Whole transactions, at most ``limit`` of them (each a batch of measurements)."""
+        """Whole transactions (each a batch of measurements), at most ``limit`` rows."""
         return await self._feed("measurements", after, limit)
 
     async def heartbeat_feed(self, after: int, limit: int) -> list[FeedRow]:

@@ -73,12 +73,13 @@ class Dialect:
     def __post_init__(self) -> None:
         axes = {"day": self.day.format(t="start_time"), "hour": self.hour.format(t="start_time"),
                 "cc": "probe_cc", "asn": "probe_asn", "domain": "domain", "input": "input",
-                "test_name": "test_name"}
+                "test_name": "test_name", "verdict": "verdict"}
         object.__setattr__(self, "axes", axes)
         # "" stands for none in a rollup's key.
         rollup_axes = {"day": self.day.format(t="period"), "hour": self.hour.format(t="period"),
                        "cc": "probe_cc", "asn": "probe_asn", "domain": "nullif(domain, '')",
-                       "input": "nullif(input, '')", "test_name": "test_name"}
+                       "input": "nullif(input, '')", "test_name": "test_name",
+                       "verdict": "nullif(verdict, '')"}
         object.__setattr__(self, "rollup_axes", rollup_axes)
 
     def text(self, query: str) -> str:
@@ -107,6 +108,19 @@ class Params:
         return self.add(self.dialect.time(value))
 
 
+def _matches(column: str, value: str | tuple[str, ...] | None, params: Params) -> str | None:
+    """``column = v`` for one value, ``column IN (...)`` for several, a false clause for an
+    empty tuple (a category no listed input has), None for no filter."""
+    if value is None:
+        return None
+    values = (value,) if isinstance(value, str) else tuple(value)
+    if not values:
+        return "1 = 0"
+    if len(values) == 1:
+        return f"{column} = {params.add(values[0])}"
+    return f"{column} IN ({', '.join(params.add(v) for v in values)})"
+
+
 def where(filters: Filters, params: Params, after: tuple[str, str] | None = None) -> str:
     """``WHERE ...`` (or "") for the filters and, for keyset pagination, rows after a cursor."""
     clauses = []
@@ -115,9 +129,9 @@ def where(filters: Filters, params: Params, after: tuple[str, str] | None = None
     if filters.until is not None:
         clauses.append(f"start_time < {params.time(filters.until)}")
     for name, column in FILTER_COLUMNS.items():
-        value = getattr(filters, name)
-        if value is not None:
-            clauses.append(f"{column} = {params.add(value)}")
+        clause = _matches(column, getattr(filters, name), params)
+        if clause:
+            clauses.append(clause)
     if after is not None:
         start, uid = after
         clauses.append(f"(start_time, uid) < ({params.time(start)}, {params.add(uid)})")
@@ -199,9 +213,9 @@ def rollup_where(filters: Filters, params: Params) -> str:
     if filters.until is not None:
         clauses.append(f"period < {params.time(filters.until)}")
     for name, column in _ROLLUP_FILTERS.items():
-        value = getattr(filters, name)
-        if value is not None:
-            clauses.append(f"{column} = {params.add(value)}")
+        clause = _matches(column, getattr(filters, name), params)
+        if clause:
+            clauses.append(clause)
     return f"WHERE {' AND '.join(clauses)}" if clauses else ""
 
 

@@ -14,13 +14,18 @@ success, so ``init`` can never leave a config that ``run`` would reject.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import getpass
 import os
 import secrets
 import shutil
+import sys
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
+
+import aiohttp
 
 from probe.config import probe_config
 from probe.core.announcement import check_public_key
@@ -109,6 +114,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--show-notice", action="store_true",
                         help="print the notice and exit")
     parser.add_argument("--force", action="store_true", help="overwrite an existing config")
+    parser.add_argument("--offline", action="store_true",
+                        help="do not test the collector and the token now (during a shutdown)")
+
+
+CHECK_TIMEOUT = 15.0  # seconds for the test heartbeat
+
+
 
 
 class InitError(Exception):
@@ -141,19 +153,58 @@ def _consent(args: argparse.Namespace, interactive: bool, stdin: TextIO,
     return answer.strip().strip('"').lower() == AGREE
 
 
+MAX_TRIES = 5
+
+
+def _question(prompt: str, check: Callable[[str], str | None], stdin: TextIO, stdout: TextIO,
+              secret: bool = False, transform: Callable[[str], str] = str.strip) -> str:
+    """Ask until the answer passes ``check`` (which returns a plain-words complaint or
+    None); earlier answers stay as they were."""
+    for _ in range(MAX_TRIES):
+        answer = transform(_ask(prompt, stdin, stdout, secret))
+        problem = check(answer)
+        if problem is None:
+            return answer
+        stdout.write(f"  {problem} Try again.\n")
+    raise InitError(f"no valid answer after {MAX_TRIES} tries: {prompt.strip()}")
+
+
+def _url_problem(value: str) -> str | None:
+    return "That is not a web address starting with https:// or http://." \
+        if is_http_url(value) else None
+
+
+def _token_problem(value: str) -> str | None:
+    if not value or not value.isascii() or not value.isprintable() or " " in value:
+        return "A token is one word of letters, digits and signs, as the operator sent it."
+    return None
+
+
+def _country_problem(value: str) -> str | None:
+    return "Two letters, such as KG or KZ." if is_country_code(value) else None
+
+
+def _asn_problem(value: str) -> str | None:
+    return "An AS number looks like AS8449 (or press Enter to skip)." \
+        if value and is_asn(value) else None
+
+
 def _fill(args: argparse.Namespace, interactive: bool, stdin: TextIO, stdout: TextIO) -> None:
-    """Ask for what the flags did not give; check everything."""
+    """Ask for what the flags did not give, checking each answer as it is typed; then check
+    the flags (their errors name the flag, since the flag is what was typed)."""
     if not args.collector_url and interactive:
-        args.collector_url = _ask("Collector URL (from the operator, https://...): ", stdin,
-                                  stdout)
+        args.collector_url = _question("Collector URL (from the operator, https://...): ",
+                                       _url_problem, stdin, stdout)
     if not args.token and not args.token_file and interactive:
-        args.token = _ask("Probe token (from the operator; not shown): ", stdin, stdout,
-                          secret=True)
+        args.token = _question("Probe token (from the operator; not shown): ",
+                               _token_problem, stdin, stdout, secret=True)
     if not args.country and interactive:
-        args.country = _ask("Country (KG or KZ): ", stdin, stdout).upper()
+        args.country = _question("Country (KG or KZ): ", _country_problem, stdin, stdout,
+                                 transform=lambda v: v.strip().upper())
     if args.asn is None and interactive:
-        args.asn = _ask("Your provider's AS number, e.g. AS8449 (Enter to skip): ", stdin,
-                        stdout).upper() or None
+        args.asn = _question("Your provider's AS number, e.g. AS8449 (Enter to skip): ",
+                             _asn_problem, stdin, stdout,
+                             transform=lambda v: v.strip().upper()) or None
     if not args.collector_url or is_http_url(args.collector_url):
         raise InitError("--collector-url: an http(s) URL is required")
     if not args.token and not args.token_file:
@@ -175,6 +226,73 @@ def _fill(args: argparse.Namespace, interactive: bool, stdin: TextIO, stdout: Te
         raise InitError(f"--interval: {exc}") from exc
     if args.metrics_listen and is_host_port(args.metrics_listen):
         raise InitError("--metrics-listen: not HOST:PORT")
+
+
+class TokenRejected(InitError):
+    """The collector refused the token (401/403)."""
+
+
+async def _heartbeat(url: str, token: str, timeout: float) -> str | None:
+    """One real heartbeat; the probe id the collector knows the token by, or None when the
+    collector does not say. Raises TokenRejected, or OSError-like failures as InitError."""
+    body = {"sent_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"), "queue_depth": 0}
+    client_timeout = aiohttp.ClientTimeout(total=timeout)
+    async with aiohttp.ClientSession(timeout=client_timeout) as session, session.post(
+            url.rstrip("/") + "/api/v1/heartbeat", json=body,
+            headers={"Authorization": f"Bearer {token}"}) as response:
+        if response.status in (401, 403):
+            raise TokenRejected("the collector rejected this token: ask your operator for "
+                                "the right one")
+        if response.status != 200:
+            raise InitError(f"collector unreachable (HTTP {response.status})")
+        try:
+            answer = await response.json()
+        except (aiohttp.ContentTypeError, ValueError) as exc:
+            raise InitError("collector unreachable (not a Kuzot collector answer)") from exc
+    probe_id = answer.get("probe_id") if isinstance(answer, dict) else None
+    return probe_id if isinstance(probe_id, str) and probe_id else None
+
+
+def check_collector(url: str, token: str, timeout: float = CHECK_TIMEOUT) -> str | None:
+    """Test the collector and the token before anything is written. TokenRejected when the
+    token is wrong; InitError("collector unreachable ...") when nothing answers."""
+    try:
+        return asyncio.run(_heartbeat(url, token, timeout))
+    except InitError:
+        raise
+    except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+        reason = type(exc).__name__ if isinstance(exc, TimeoutError) else str(exc)[:200]
+        raise InitError(f"collector unreachable ({reason})") from exc
+
+
+def _token_of(args: argparse.Namespace) -> str:
+    if args.token:
+        return str(args.token)
+    return Path(args.token_file).read_text(encoding="utf-8").strip()
+
+
+def _check(args: argparse.Namespace, interactive: bool, stdin: TextIO, stdout: TextIO,
+           stderr: TextIO) -> str | None:
+    """The collector's name for this probe, after a real heartbeat; a rejected token is asked
+    again (or fails), an unreachable collector is reported and the setup goes on (a probe
+    set up during a shutdown keeps its measurements until the collector answers)."""
+    if args.offline:
+        return None
+    for _ in range(MAX_TRIES):
+        try:
+            return check_collector(args.collector_url, _token_of(args))
+        except TokenRejected as exc:
+            if not interactive or args.token_file:
+                raise
+            stdout.write(f"  {exc}. Try again.\n")
+            args.token = _question("Probe token (from the operator; not shown): ",
+                                   _token_problem, stdin, stdout, secret=True)
+        except InitError as exc:
+            stderr.write(f"warning: {exc}; the config is written anyway and the probe keeps "
+                         "its measurements until the collector answers\n")
+            return None
+    raise TokenRejected("the collector rejected this token: ask your operator for the "
+                        "right one")
 
 
 def _quote(value: str | None) -> str:
@@ -259,6 +377,17 @@ consent:
 """
 
 
+def next_steps(config: Path, python: str = sys.executable) -> tuple[str, str]:
+    """The exact commands to start and check the probe: the systemd unit for a config under
+    /etc (the unit's own path), else this installation's Python (its venv), not whatever
+    ``python`` is first on the PATH."""
+    if str(config).startswith("/etc/"):
+        return ("systemctl enable --now kuzot-probe",
+                f"runuser -u kuzot -- {python} -m probe status --config {config}")
+    return (f"{python} -m probe run --config {config}",
+            f"{python} -m probe status --config {config}")
+
+
 def run_init(args: argparse.Namespace, stdin: TextIO, stdout: TextIO, stderr: TextIO,
              now: datetime | None = None) -> int:
     """The whole of ``init``; returns the exit code. Streams are parameters so tests can
@@ -279,6 +408,10 @@ def run_init(args: argparse.Namespace, stdin: TextIO, stdout: TextIO, stderr: Te
                          "`python -m probe init --show-notice`.\n")
             return BAD_INPUT
         _fill(args, interactive, stdin, stdout)
+        known_as = _check(args, interactive, stdin, stdout, stderr)
+        if known_as and args.probe_id and args.probe_id != known_as:
+            raise InitError(f"--probe-id: the collector knows this token as {known_as!r}; "
+                            "leave --probe-id out or use that name")
         directory = config_path.resolve().parent
         target_files = _copy_targets(Path(args.targets_dir) if args.targets_dir
                                      else SHIPPED_TARGETS, directory / "targets", args.country)
@@ -297,7 +430,9 @@ def run_init(args: argparse.Namespace, stdin: TextIO, stdout: TextIO, stderr: Te
         spool = Path("/var/lib/kuzot/spool.sqlite")
     else:
         spool = directory / "spool.sqlite"
-    probe_id = args.probe_id or f"{args.country.lower()}-{secrets.token_hex(4)}"
+    # One name everywhere: the collector's for this token when it said, else the one asked
+    # for, else a random pseudonym.
+    probe_id = known_as or args.probe_id or f"{args.country.lower()}-{secrets.token_hex(4)}"
     text = render_config(args, token_file, spool, target_files, probe_id,
                          now or datetime.now(UTC), platforms_file)
     directory.mkdir(parents=True, exist_ok=True)
@@ -310,9 +445,10 @@ def run_init(args: argparse.Namespace, stdin: TextIO, stdout: TextIO, stderr: Te
         stderr.write(f"error: the generated config does not load: {exc}\n")
         return BAD_INPUT
     temporary.replace(config_path)
+    start, check = next_steps(config_path.resolve())
     stdout.write(
         f"Wrote {config_path} (probe {probe_id}, {args.country}, budget "
         f"{args.budget_mb:g} MB/day).\n"
-        f"Start it with: python -m probe run --config {config_path}\n"
-        f"Check it with: python -m probe status --config {config_path}\n")
+        f"Start it with: {start}\n"
+        f"Check it with: {check}\n")
     return 0

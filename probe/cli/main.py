@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import ipaddress
+import shutil
 import sys
 from pathlib import Path
 from typing import Any
@@ -23,7 +25,7 @@ from typing import Any
 from probe.cli import init as onboarding
 from probe.cli import throttle as throttle_cli
 from probe.core.measurement import to_json
-from probe.core.typed_config import ConfigError, is_host_port, is_http_url, parse_duration
+from probe.core.typed_config import ConfigError, is_http_url, parse_duration
 from probe.nettests.control_client import ControlClient
 from probe.nettests.web_connectivity import measure as web
 
@@ -96,13 +98,45 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _control_problem(url: str) -> str | None:
+    """Why ``url`` cannot be a control, or None. The control client appends
+    ``/api/v1/control`` to the collector's base URL; the full path would be asked for twice
+    and answer 404."""
+    if is_http_url(url):
+        return is_http_url(url)
+    if url.rstrip("/").endswith("/api/v1/control"):
+        base = url.rstrip("/").removesuffix("/api/v1/control")
+        return f"give the collector's base URL ({base}), not the control's path"
+    return None
+
+
+def _resolver_problem(value: str) -> bool:
+    """Whether ``value`` is not ``IP``, ``IP:PORT``, ``[IPv6]:PORT`` or a bare IPv6 address.
+
+    A name or an out-of-range address (``999.1.1.1``) is refused here: the measurement would
+    otherwise record an unusable resolver as if it had been asked.
+    """
+    host, port = value, "53"
+    if value.startswith("["):
+        host, sep, port = value[1:].partition("]:")
+        if not sep:
+            return True
+    elif value.count(":") == 1:
+        host, _, port = value.partition(":")
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return True
+    return not (port.isascii() and port.isdigit() and 0 < int(port) < 65536)
+
+
 def _validate_check(args: argparse.Namespace) -> str | None:
     if is_http_url(args.url):
         return f"url: {is_http_url(args.url)}"
-    if args.control and is_http_url(args.control):
-        return f"--control: {is_http_url(args.control)}"
+    if args.control and _control_problem(args.control):
+        return f"--control: {_control_problem(args.control)}"
     for resolver in args.resolver:
-        if is_host_port(resolver if resolver.count(":") == 1 else f"{resolver}:53"):
+        if _resolver_problem(resolver):
             return f"--resolver: not IP[:PORT]: {resolver!r}"
     for doh in args.doh:
         if is_http_url(doh) or not doh.startswith("https://"):
@@ -195,10 +229,10 @@ def _validate_platform(args: argparse.Namespace) -> str | None:
 
     if args.name not in PLATFORMS:
         return f"name: unknown platform {args.name!r} (known: {', '.join(PLATFORMS)})"
-    if args.control and is_http_url(args.control):
-        return f"--control: {is_http_url(args.control)}"
+    if args.control and _control_problem(args.control):
+        return f"--control: {_control_problem(args.control)}"
     for resolver in args.resolver:
-        if is_host_port(resolver if resolver.count(":") == 1 else f"{resolver}:53"):
+        if _resolver_problem(resolver):
             return f"--resolver: not IP[:PORT]: {resolver!r}"
     if args.ca_file and not Path(args.ca_file).is_file():
         return f"--ca-file: no such file: {args.ca_file}"
@@ -342,10 +376,16 @@ def main(argv: list[str] | None = None) -> int:
             from probe.cli.status import show
             from probe.config import probe_config
 
+            loaded = probe_config.load(args.config)
             try:
-                print(show(probe_config.load(args.config), args.json))
+                # On a terminal, its width; piped, the full 110-column table.
+                width = shutil.get_terminal_size().columns if sys.stdout.isatty() else None
+                print(show(loaded, args.json, width=width))
             except FileNotFoundError:
-                print("error: no spool file yet: the probe has not run with this config",
+                # `probe live` (make run) uploads directly and keeps no spool: say so, since
+                # it is the first thing a newcomer runs before asking for a status.
+                print(f"error: no spool file yet ({loaded.spool_path}): the probe has not run "
+                      "with this config (`probe run`; `probe live` keeps no spool)",
                       file=sys.stderr)
                 return BAD_INPUT
             return 0

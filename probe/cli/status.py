@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import textwrap
 from datetime import UTC, datetime
 from typing import Any
 
@@ -148,8 +149,24 @@ def _verdict_word(entry: dict[str, Any]) -> str:
     return f"{word}({details})" if details else word
 
 
-def render(report: dict[str, Any], now: datetime) -> str:
-    """The human-readable status: a pure function of ``gather``'s output."""
+def _fit(lines: list[str], width: int | None) -> list[str]:
+    """Lines of the header wrapped under their 14-column label; none wider than ``width``."""
+    if width is None:
+        return lines
+    out = []
+    for line in lines:
+        if len(line) <= width:
+            out.append(line)
+            continue
+        out += textwrap.wrap(line, width, subsequent_indent=" " * min(15, width // 3),
+                             break_long_words=True, break_on_hyphens=False) or [""]
+    return out
+
+
+def render(report: dict[str, Any], now: datetime, width: int | None = None) -> str:
+    """The human-readable status: a pure function of ``gather``'s output. Given the
+    terminal's ``width`` no line is wider: header lines wrap under their label, the table's
+    columns shrink (the fixed layout is 110 columns)."""
     spool, counters, today = report["spool"], report["counters"], report["today"]
     identity = f"{report['probe_id']} ({report['country']}, {report['asn'] or 'ASN not declared'})"
     lines = [
@@ -187,19 +204,27 @@ def render(report: dict[str, Any], now: datetime) -> str:
     lines.append(f"{'target lists':<14} " + (
         f"the collector's version {lists['version']} (fetched {lists['fetched_at']})"
         if lists["source"] == "collector" else "the config's own files"))
+    lines = _fit(lines, width)
     lines.append("")
-    lines.append(f"{'target':<44} {'recent verdicts, newest first':<44} last measured (UTC)")
+    # target, verdicts, time (19): 44 + 44 + 19 and two spaces, or shared out over the width.
+    column = 44 if width is None else max(12, min(44, (width - 21) // 2))
+    table = [f"{'target':<{column}} {'recent verdicts, newest first'[:column]:<{column}} "
+             "last measured (UTC)"]
     for target, entries in report["recent"].items():
         words = " ".join(_verdict_word(e) for e in entries)
-        lines.append(f"{target[:44]:<44} {words[:44]:<44} {entries[0]['start_time']}")
+        table.append(f"{target[:column]:<{column}} {words[:column]:<{column}} "
+                     f"{entries[0]['start_time']}")
         if entries[0]["summary"]:  # the ladder's sentence, a trace's hop
-            lines.append(f"{'':<44} {entries[0]['summary']}")
+            table += _fit([f"{'':<{column}} {entries[0]['summary']}"], width)
     if not report["recent"]:
-        lines.append("(nothing measured yet)")
-    return "\n".join(lines)
+        table.append("(nothing measured yet)")
+    if width is not None:
+        table = [line[:width].rstrip() for line in table]
+    return "\n".join(lines + table)
 
 
-def show(config: ProbeConfig, as_json: bool, now: datetime | None = None) -> str:
+def show(config: ProbeConfig, as_json: bool, now: datetime | None = None,
+         width: int | None = None) -> str:
     now = now or datetime.now(UTC)
     report = gather(config, now)
-    return json.dumps(report, indent=2) if as_json else render(report, now)
+    return json.dumps(report, indent=2) if as_json else render(report, now, width)

@@ -190,6 +190,8 @@ def run(checkout: Path, out: Path, interval: str, commit: str | None = None,
     """Write the shipped lists and the category legend; returns, per list, the number of
     curated and of imported entries. Nothing is written unless every list imports."""
     parse_duration(interval)
+    if not checkout.is_dir():
+        raise ListImportError(f"{checkout}: no such directory")
     if commit is None:
         commit, found_date = checkout_commit(checkout)
         commit_date = commit_date or found_date

@@ -45,6 +45,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -107,6 +108,8 @@ SHUTDOWN_GRACE = 10.0
 NAP = 5.0
 COMPACT_AFTER = 1000
 THROTTLING_CHECK = 3600.0  # how often to ask whether throttling tests are due
+SUMMARY_INTERVAL = 3600.0  # the hourly summary line in the log
+SUMMARY_TARGETS = 10
 # A trace starts within this many seconds of the measurement that asked for it: soon enough
 # to find the same block, not in the same second as the measurement's own request.
 TRACE_DELAY = (5.0, 60.0)
@@ -124,12 +127,18 @@ def read_token(config: probe_config.ProbeConfig, base: Path) -> str | None:
     if config.collector.token:
         return config.collector.token
     if config.collector.token_file:
+        # A token file named but missing or empty is a config error (exit 2, which the
+        # systemd unit does not restart), not a collector that later answers 401.
         path = Path(config.collector.token_file)
         path = path if path.is_absolute() else base / path
         try:
-            return path.read_text().strip() or None
-        except OSError:
-            return None
+            token = path.read_text().strip()
+        except OSError as exc:
+            raise ConfigError("collector.token_file",
+                              f"cannot read {path}: {exc.strerror}") from exc
+        if not token:
+            raise ConfigError("collector.token_file", f"{path} is empty")
+        return token
     return None
 
 
@@ -286,9 +295,10 @@ class Daemon:
         self.measured: dict[str, int] = {}
         self.latest: dict[str, str] = {}
         self.skipped_budget = 0
-        self.skipped_pace = 0
+        self.skipped_pace = 0  # targets held back to spread the budget over the day
         # Which control answered last and whether all were unreachable (_note_controls).
-        self.controls: dict[str, Any] = {}  # targets held back to spread the budget over the day
+        self.controls: dict[str, Any] = {}
+        self._summary_measured = 0  # measurements counted at the last hourly summary
         self._reserved = 0  # expected cost of the target measurements running now
         self._costs: dict[str, int] = {}  # each target's last measurement cost, in bytes
         self.skipped_offline = 0
@@ -331,6 +341,7 @@ class Daemon:
         self.timetable.plan("heartbeat", now)
         self.timetable.plan("ladder", now)
         self.timetable.plan("upload", now + self.config.schedule.upload_interval)
+        self.timetable.plan("summary", now + SUMMARY_INTERVAL)
         if self.config.throttling.enabled:
             self.timetable.plan("throttling", now + scheduler.first_delay(
                 THROTTLING_CHECK, self.rng))
@@ -401,12 +412,8 @@ class Daemon:
             await self._heartbeat()
             await self._ladder()
             if self._sites_reachable():
-                await asyncio.gather(*(self._target(t) for t in self.targets.values()),
-                                     *(self._platform(p) for p in self.platform_names),
-                                     *(self._planned(kind, subject)
-                                       for kind, plan in self.plans.items()
-                                       for subject in plan.inputs))
-                if self.config.throttling.enabled:
+                await self._once_within_budget()
+                if self.config.throttling.enabled and await self._may_measure():
                     await self._throttling()
             else:
                 self.skipped_offline += len(self.targets) + len(self.platform_names) + sum(
@@ -417,6 +424,43 @@ class Daemon:
                      self.network_summary, self.depth.measurements)
         finally:
             await self.shutdown()
+
+    def _log_summary(self) -> None:
+        """One line an hour for the volunteer reading ``journalctl``: what was measured, what
+        is blocked now, the data used, what waits for upload."""
+        total = sum(self.measured.values())
+        hour, self._summary_measured = total - self._summary_measured, total
+        blocked = sorted(t for t, v in self.latest.items()
+                         if v in ("blocked", "throttled") and t != LADDER_TARGET)
+        shown = ", ".join(blocked[:SUMMARY_TARGETS]) or "none"
+        if len(blocked) > SUMMARY_TARGETS:
+            shown += f" and {len(blocked) - SUMMARY_TARGETS} more"
+        budget = f" of {self.budget / 1e6:.0f} MB" if self.budget is not None else ""
+        log.info("last hour: %d measurements; blocked or throttled now: %s; %.1f MB used "
+                 "today%s; %d measurements waiting for upload", hour, shown,
+                 self.used_today / 1e6, budget, self.depth.measurements)
+
+    async def _once_within_budget(self) -> None:
+        """Every target and platform once, ``schedule.concurrency`` at a time, checking the
+        day's data budget before each group like the daemon checks it before each job: a
+        first run on a metered link stops where the budget ends."""
+        jobs: list[Callable[[], Awaitable[None]]] = [
+            *(partial(self._target, t) for t in self.targets.values()),
+            *(partial(self._platform, p) for p in self.platform_names),
+            *(partial(self._planned, kind, subject)
+              for kind, plan in self.plans.items() for subject in plan.inputs)]
+        size = max(1, self.config.schedule.concurrency)
+        for index in range(0, len(jobs), size):
+            await self._count_traffic()
+            if not await self._may_measure():
+                # _may_measure counted one skip; the rest of the round is skipped too.
+                rest = len(jobs) - index - 1
+                if self._sites_reachable():
+                    self.skipped_budget += rest
+                else:
+                    self.skipped_offline += rest
+                return
+            await asyncio.gather(*(job() for job in jobs[index:index + size]))
 
     async def shutdown(self) -> None:
         self.stopping = True
@@ -520,7 +564,11 @@ class Daemon:
         return {"target": self._dispatch_target, "platform": self._dispatch_platform,
                 "trace": self._dispatch_trace, "throttling": self._dispatch_throttling,
                 "ladder": self._dispatch_ladder, "heartbeat": self._dispatch_heartbeat,
-                "upload": self._dispatch_upload}
+                "upload": self._dispatch_upload, "summary": self._dispatch_summary}
+
+    async def _dispatch_summary(self, name: str, _subject: str, due: float, now: float) -> None:
+        self.timetable.plan(name, now + SUMMARY_INTERVAL)
+        self._log_summary()
 
     async def _dispatch_target(self, name: str, url: str, due: float, now: float) -> None:
         target = self.targets.get(url)

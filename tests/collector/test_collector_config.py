@@ -14,6 +14,7 @@ DATA = TESTDATA / "configs"
 def test_the_example_config_loads_with_its_target_lists() -> None:
     config = collector_config.load(REPO / "configs" / "collector.yaml")
     assert config == collector_config.CollectorConfig(targets=config.targets,
+                                                      target_categories=config.target_categories,
                                                       target_files=config.target_files,
                                                       target_lists=config.target_lists,
                                                       detection=config.detection,
@@ -23,6 +24,9 @@ def test_the_example_config_loads_with_its_target_lists() -> None:
     assert config.detection.networks["KZ"].incumbent == ("AS9198",)
     assert "https://kloop.kg/" in config.targets and "https://vlast.kz/" in config.targets
     assert len(config.targets) == len(set(config.targets))
+    # The categories of the listed sites, for the status page and category_code queries.
+    assert dict(config.target_categories)["https://kloop.kg/"] == "NEWS"
+    assert config.status.countries == ("KG", "KZ")
 
 
 @pytest.mark.parametrize(("name", "message"), [

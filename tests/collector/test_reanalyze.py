@@ -203,3 +203,11 @@ async def test_the_command_reports_counts_and_writes_only_without_dry_run(databa
 async def test_bad_times_exit_2(args: list[str], message: str, tmp_path: Any) -> None:
     code, _out, err = await _cli(*args, "--database", str(tmp_path / "db.sqlite"))
     assert code == 2 and message in err
+
+
+async def test_a_mistyped_database_is_an_error_not_an_empty_one(tmp_path: Any) -> None:
+    missing = tmp_path / "nowhere" / "kuzot.sqlite"
+    code, out, err = await _cli("--since", "2024-05-01", "--database", str(missing))
+    assert code == 1 and out == ""
+    assert f"database unavailable: {missing} does not exist" in err
+    assert not missing.parent.exists()

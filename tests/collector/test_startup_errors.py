@@ -16,9 +16,10 @@ async def test_a_port_in_use_is_one_line_and_exit_2(tmp_path: Path) -> None:
         holder.bind(("127.0.0.1", 0))
         holder.listen()
         port = holder.getsockname()[1]
-        code, _out, err = await cli("serve", "--listen", f"127.0.0.1:{port}",
-                                    "--database", str(tmp_path / "kuzot.sqlite"), timeout=30)
+        code, out, err = await cli("serve", "--listen", f"127.0.0.1:{port}",
+                                   "--database", str(tmp_path / "kuzot.sqlite"), timeout=30)
     assert code == 2
+    assert "kuzot collector on" not in out  # it never said it was serving there
     assert err.strip().splitlines() == [
         f"error: cannot listen on 127.0.0.1:{port}: error while attempting to bind on "
         f"address ('127.0.0.1', {port}): address already in use"]
@@ -27,8 +28,8 @@ async def test_a_port_in_use_is_one_line_and_exit_2(tmp_path: Path) -> None:
 async def test_a_file_that_is_not_a_database_is_one_line_and_exit_2(tmp_path: Path) -> None:
     database = tmp_path / "kuzot.sqlite"
     database.write_text("these are notes, not a database\n")
-    code, _out, err = await cli("serve", "--listen", f"127.0.0.1:{free_port()}",
-                                "--database", str(database), timeout=30)
-    assert code == 2
+    code, out, err = await cli("serve", "--listen", f"127.0.0.1:{free_port()}",
+                               "--database", str(database), timeout=30)
+    assert code == 2 and "kuzot collector on" not in out
     assert err.strip().splitlines() == ["error: cannot open the database: file is not a database"]
     assert database.read_text() == "these are notes, not a database\n"  # left as it was

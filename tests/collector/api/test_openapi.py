@@ -87,15 +87,18 @@ async def test_routes_and_document_agree(collector: Running) -> None:
 async def test_documented_parameters_are_accepted_and_others_refused(
         collector: Running) -> None:
     seen: set[tuple[str, str, int]] = set()
-    for path in ("/api/v1/measurements", "/api/v1/aggregation", "/api/v1/events"):
+    for path in ("/api/v1/measurements", "/api/v1/aggregation", "/api/v1/events", "/",
+                 "/events.atom"):
         for parameter in DOC["paths"][path]["get"]["parameters"]:
             query = {parameter["name"]: parameter["example"]}
             if parameter["name"] == "axis_y":
                 query["axis_x"] = "day"
             response = await collector.client.get(path, params=query)
-            check(response, await response.json(), path, "get", seen)
-            assert response.status == 200, (path, query, await response.text())
-    for path in ("/api/v1/measurements", "/api/v1/aggregation"):
+            body = await (response.json() if response.content_type == "application/json"
+                          else response.text())
+            check(response, body, path, "get", seen)
+            assert response.status == 200, (path, query, body)
+    for path in ("/api/v1/measurements", "/api/v1/aggregation", "/", "/events.atom"):
         response = await collector.client.get(path, params={"probe_ip": "1.2.3.4"})
         check(response, await response.json(), path, "get", seen)
         assert response.status == 400
@@ -112,7 +115,8 @@ async def test_every_response_matches_its_schema(collector: Running, ca: trustme
 
     async def call(method: str, path: str, path_value: str | None = None,
                    **kwargs: Any) -> Any:
-        url = path.replace("{event_id}", path_value) if path_value else path
+        url = path.replace("{event_id}", path_value).replace("{uid}", path_value) \
+            if path_value else path
         response = await c.request(method.upper(), url, **kwargs)
         body = await (response.json() if response.content_type == "application/json"
                       else response.text())
@@ -133,6 +137,13 @@ async def test_every_response_matches_its_schema(collector: Running, ca: trustme
     page = await call("get", measurements, params={"full": "true", "limit": "1"})
     assert page["next_cursor"] and "measurement" in page["measurements"][0]
     await call("get", measurements, params={"cc": "Kyrgyzstan"})
+    await call("get", measurements, params={"format": "CSV", "probe_cc": "KG,KZ"})
+    one = "/api/v1/measurement/{uid}"
+    await call("get", one, path_value=batch[0]["measurement_uid"])
+    await call("get", one, path_value="no-such-measurement")
+    await call("get", one, path_value="bad uid")
+    await call("get", "/api/v1/aggregation", params={"axis_x": "category_code",
+                                                     "format": "CSV"})
     await call("get", "/api/v1/aggregation", params={"axis_x": "cc", "axis_y": "domain"})
     await call("get", "/api/v1/aggregation", params={"axis_x": "nope"})
     heartbeat = "/api/v1/heartbeat"
@@ -189,9 +200,13 @@ async def test_every_response_matches_its_schema(collector: Running, ca: trustme
     await call("get", "/metrics")
     await call("get", "/healthz")
     await call("get", "/")
+    await call("get", "/", params={"lang": "fr"})
+    await call("get", "/events.atom", params={"cc": "KG", "lang": "ru"})
+    await call("get", "/events.atom", params={"cc": "Kyrgyzstan"})
     await collector.app[eventbook_key].publish(fleet_events(datetime.now(UTC)))
     await call("get", "/events/{event_id}", path_value="ev-kz-block")
     await call("get", "/events/{event_id}", path_value="no-such-event")
+    await call("get", "/events/{event_id}", path_value="ev-kz-block", params={"x": "1"})
     documented = {(p, m, int(s)) for p, ops in DOC["paths"].items() for m, op in ops.items()
                   for s in op["responses"] if s != "503"}
     assert documented - seen == set()

@@ -141,7 +141,16 @@ BAD_QUERIES = [
     ("/api/v1/aggregation?axis_x=probe_ip", "axis_x: one of day, hour, cc, asn"),
     ("/api/v1/aggregation?axis_y=cc", "axis_y: needs axis_x"),
     ("/api/v1/aggregation?axis_x=cc&axis_y=cc", "axis_y: same axis"),
-    ("/api/v1/aggregation?verdict=ok", "verdict: unknown parameter"),
+    ("/api/v1/aggregation?verdict=ok,censored", "verdict: one of"),
+    ("/api/v1/aggregation?probe_cc=KG&cc=KZ", "probe_cc: same filter as cc"),
+    ("/api/v1/measurements?probe_cc=KG,KGZ", "cc: two letters"),
+    ("/api/v1/measurements?format=XML", "format: JSON or CSV"),
+    ("/api/v1/aggregation?measurement_start_day=2024-05-01&since=2024-05-01",
+     "measurement_start_day: not together with since"),
+    ("/api/v1/aggregation?measurement_start_day=May", "measurement_start_day: a date"),
+    ("/api/v1/measurements?category_code=news", "category_code: Citizen Lab codes"),
+    ("/api/v1/measurements?cc=" + ",".join(["KG"] * 51), "cc: at most 50 values"),
+    ("/api/v1/events?cc=KG,KZ", "cc: one value"),
 ]
 
 

@@ -77,6 +77,10 @@ async def test_a_network_reaching_the_collector_only_by_a_fallback_is_a_finding(
     assert event["tier"] != "suspected"
     response = await collector.get("/api/v1/events?kind=monitor_blocked&asn=AS21299")
     assert (await response.json())["events"] == []
+    # The status page and the event's page name it (its own words, not a shutdown's).
+    for path in ("/", f"/events/{event['id']}"):
+        response = await collector.get(path)
+        assert response.status == 200 and "Monitor blocked" in await response.text(), path
 
 
 async def test_every_network_on_the_fallback_is_an_outage_not_a_block(

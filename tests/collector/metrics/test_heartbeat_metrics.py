@@ -20,8 +20,10 @@ async def test_heartbeats_feed_liveness_and_metrics(database: str) -> None:
             "probe_id": "bishkek-1", "sent_at": "2024-05-01T12:00:00Z", "queue_depth": 17,
             "software_version": "0.1.0", "battery": 80})
         assert response.status == 200
+        # probe_id: the name the collector knows the token by (probe init writes it).
         assert await response.json() == {"ok": True, "event_windows": [],
-                                         "observed_address": "127.0.0.1"}
+                                         "observed_address": "127.0.0.1",
+                                         "probe_id": "bishkek-1"}
         [probe] = await c.store.probes()
         assert (probe["probe_id"], probe["sent_at"], probe["queue_depth"],
                 probe["software_version"]) == ("bishkek-1", "2024-05-01 12:00:00", 17, "0.1.0")

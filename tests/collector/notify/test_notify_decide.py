@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -77,52 +78,102 @@ def test_event_json_round_trips() -> None:
     assert original.to_json()["end"] == "2022-01-05T17:25:00Z"
 
 
-def test_english_messages_say_what_where_since_when_with_evidence_and_link() -> None:
+def test_english_messages_say_what_where_since_when_how_sure_and_link() -> None:
     opened = render(Transition("opened", event()), "en", "https://status.example/")
-    assert opened.subject == ("[Kuzot] Blocking (likely): https://rus.azattyq.org/, "
-                              "Kazakhstan (AS9198), since 2022-01-05 14:05 UTC.")
+    assert opened.subject == "[Kuzot] Blocking in Kazakhstan (likely)"
+    # Kazakhstan was on UTC+6 in January 2022.
     assert opened.text.splitlines() == [
-        "Blocking (likely): https://rus.azattyq.org/, Kazakhstan (AS9198), since "
-        "2022-01-05 14:05 UTC.",
-        "Mechanism: tls_timeout", "Seen by 5 probe(s).", "Evidence:",
-        "- blocked_share_lower_bound: 0.91", "- control: reachable",
+        "Blocking in Kazakhstan (likely)",
+        "What: These sites and services cannot be reached: rus.azattyq.org.",
+        "Where: Kazakhstan, on Kazakhtelecom (AS9198).",
+        "Since: 2022-01-05 20:05 local time (2022-01-05 14:05 UTC), for 3 h 20 min so far.",
+        "How sure: Likely: seen by 5 probes on 1 network at the same time.",
+        "How: Connections hang until they time out (at the TLS step).",
         "Details: https://status.example/events/ev1"]
     escalated = render(Transition("escalated", event("confirmed"), "likely"), "en", "https://s")
-    assert escalated.text.startswith("Blocking now confirmed (was likely): ")
+    assert escalated.text.splitlines()[0] == \
+        "Blocking in Kazakhstan: now confirmed (was likely)"
     closed = render(Transition("closed", event(status="closed"), "likely"), "en", "https://s")
-    assert closed.text.startswith(
-        "Blocking ended: https://rus.azattyq.org/, Kazakhstan (AS9198), 2022-01-05 14:05 to "
-        "2022-01-05 17:25 UTC (3 h 20 min).")
+    assert closed.text.splitlines()[:2] == ["Blocking in Kazakhstan: ended",
+                                            "What: These sites and services cannot be reached: "
+                                            "rus.azattyq.org."]
+    assert ("When: From 2022-01-05 20:05 to 2022-01-05 23:25 local time (2022-01-05 14:05 to "
+            "2022-01-05 17:25 UTC), 3 h 20 min.") in closed.text.splitlines()
 
 
-def test_russian_messages() -> None:
-    opened = render(Transition("opened", event(kind="shutdown", targets=[], asns=[])), "ru",
-                    "https://status.example")
-    assert opened.text.splitlines()[0] == (
-        "Отключение интернета (вероятно): все сайты, Казахстан, с 2022-01-05 14:05 UTC.")
-    assert "Механизм: tls_timeout" in opened.text
-    assert opened.text.endswith("Подробности: https://status.example/events/ev1")
-    escalated = render(Transition("escalated", event("confirmed"), "likely"), "ru", "https://s")
-    assert escalated.text.startswith("Блокировка (подтверждено, было: вероятно): ")
-    closed = render(Transition("closed", event(status="closed"), "likely"), "ru", "https://s")
-    assert "(3 ч 20 мин)" in closed.text.splitlines()[0]
-    assert closed.text.startswith("Завершено — Блокировка: ")
+# Each kind of event in each language: the first line and the sentences a reader gets.
+KIND_TEXTS = {
+    ("shutdown", "en"): ["Internet shutdown in Kyrgyzstan (confirmed)",
+                         "What: Internet access is cut off.",
+                         "Where: Kyrgyzstan, on ElCat (AS8449).",
+                         "How sure: Confirmed: seen by 5 probes on 1 network.",
+                         "How: Probes on these networks stopped reaching anything outside the "
+                         "country at the same time."],
+    ("shutdown", "ru"): ["Отключение интернета: Кыргызстан (подтверждено)",
+                         "Что: Доступ в интернет отключён.",
+                         "Где: Кыргызстан, сети: ElCat (AS8449).",
+                         "Насколько точно: Подтверждено: видят 5 зондов, 1 сеть.",
+                         "Как: Зонды в этих сетях одновременно перестали достигать чего-либо "
+                         "за пределами страны."],
+    ("block", "en"): ["Blocking in Kyrgyzstan (confirmed)",
+                      "What: These sites and services cannot be reached: kloop.kg (news media), "
+                      "Telegram.",
+                      "How sure: Confirmed: seen by 5 probes on 1 network, and a known block "
+                      "page was seen.",
+                      "How: A block page is shown instead of the site (at the HTTP step)."],
+    ("block", "ru"): ["Блокировка: Кыргызстан (подтверждено)",
+                      "Что: Недоступны сайты и сервисы: kloop.kg (СМИ), Telegram.",
+                      "Насколько точно: Подтверждено: видят 5 зондов, 1 сеть, замечена "
+                      "известная страница блокировки.",
+                      "Как: Вместо сайта показывается страница блокировки (на этапе HTTP)."],
+    ("throttling", "en"): ["Throttling in Kyrgyzstan (confirmed)",
+                           "What: These sites and services are slowed down: kloop.kg (news "
+                           "media), Telegram.",
+                           "How: Traffic to the site's name is slowed down."],
+    ("throttling", "ru"): ["Замедление: Кыргызстан (подтверждено)",
+                           "Что: Замедлены сайты и сервисы: kloop.kg (СМИ), Telegram.",
+                           "Как: Замедляется трафик по имени сайта."],
+}
+
+
+@pytest.mark.parametrize(("kind", "language"), list(KIND_TEXTS))
+def test_each_kind_in_each_language(kind: str, language: str) -> None:
+    shapes = {
+        "shutdown": {"targets": [], "mechanism": None, "evidence": {"scope": "asn"}},
+        "block": {"targets": ["https://kloop.kg/", "telegram"], "mechanism": "blockpage",
+                  "evidence": {"layer": "http", "fingerprints": ["blockpage:kg-1"]}},
+        "throttling": {"targets": ["https://kloop.kg/", "telegram"],
+                       "mechanism": "sni_throttle", "evidence": {"class": "targeted"}},
+    }
+    changed = event("confirmed", kind=kind, cc="KG", asns=["AS8449"], **shapes[kind])
+    message = render(Transition("opened", changed), language, "https://s",  # type: ignore[arg-type]
+                     categories={"https://kloop.kg/": "NEWS"})
+    lines = message.text.splitlines()
+    for expected in KIND_TEXTS[(kind, language)]:
+        assert expected in lines, (expected, lines)
+    assert lines[-1] in ("Details: https://s/events/ev1", "Подробности: https://s/events/ev1")
+    # No internal key, no English word in the Russian text but names.
+    for raw in ("sni_throttle", "blockpage", "fingerprints", "AS0", "{", "null", "kg-1"):
+        assert raw not in message.text
+    if language == "ru":
+        assert set(re.findall(r"[A-Za-z]{3,}", message.text)) <= {
+            "Kuzot", "ElCat", "HTTP", "UTC", "Telegram", "kloop", "https", "events"}
 
 
 def test_html_variant_escapes_what_it_quotes() -> None:
-    nasty = event(targets=["https://x/?a=<b>&c"], evidence={"note": "<script>"})
+    nasty = event(targets=["https://x/?a=<b>&c", "<script>"], evidence={"layer": "<i>"})
     message = render(Transition("opened", nasty), "en", "https://s")
     assert "<script>" not in message.html and "&lt;script&gt;" in message.html
+    assert "<i>" not in message.html
     assert '<a href="https://s/events/ev1">' in message.html
-    assert message.html.startswith("<b>Blocking (likely): https://x/?a=&lt;b&gt;&amp;c")
+    assert message.html.startswith("<b>Blocking in Kazakhstan (likely)</b>")
 
 
-def test_many_targets_are_listed_in_full_below_a_short_first_line() -> None:
+def test_many_targets_are_cut_with_a_count() -> None:
     targets = [f"https://site{i}.kz/" for i in range(40)]
     message = render(Transition("opened", event(targets=targets)), "en", "https://s")
-    first = message.text.splitlines()[0]
-    assert "site4.kz" in first and "site5.kz" not in first and "and 35 more" in first
-    assert "https://site39.kz/" in message.text
+    what = message.text.splitlines()[1]
+    assert "site7.kz" in what and "site8.kz" not in what and "and 32 more" in what
 
 
 def test_digest_names_every_change_with_its_link() -> None:
@@ -137,5 +188,5 @@ def test_duration_under_an_hour_and_the_start_shown_in_utc() -> None:
     short = event(status="closed", start="2022-01-05T19:05:00+05:00",
                   end="2022-01-05T14:50:00Z")
     text = render(Transition("closed", short, "likely"), "en", "https://s").text
-    assert "2022-01-05 14:05 to 2022-01-05 14:50 UTC (45 min)" in text
+    assert "(2022-01-05 14:05 to 2022-01-05 14:50 UTC), 45 min." in text
     assert short.start == NOW and short.end == NOW + timedelta(minutes=45)

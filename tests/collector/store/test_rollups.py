@@ -61,7 +61,7 @@ def expected(rows: list[StoredMeasurement], filters: Filters,
     def axis(r: StoredMeasurement, name: str) -> str | None:
         return {"day": r.start_time[:10], "hour": r.start_time[:13] + ":00:00",
                 "cc": r.probe_cc, "asn": r.probe_asn, "domain": r.domain, "input": r.input,
-                "test_name": r.test_name}[name]
+                "test_name": r.test_name, "verdict": r.verdict}[name]
 
     groups: dict[tuple[str | None, ...], Counter[str | None]] = {}
     for r in filter(keep, rows):

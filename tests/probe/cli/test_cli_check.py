@@ -53,9 +53,21 @@ async def test_table_and_json(ca: trustme.CA, ca_file: str) -> None:
 @pytest.mark.parametrize("args", [
     ["ftp://example.org/"],
     ["https://example.org/", "--resolver", "not-an-ip:99999"],
+    ["https://example.org/", "--resolver", "999.1.1.1"],
+    ["https://example.org/", "--resolver", "dns.example"],
+    ["https://example.org/", "--resolver", "[::1]"],
+    ["https://example.org/", "--control", "http://127.0.0.1:8080/api/v1/control"],
     ["https://example.org/", "--doh", "http://plain.example/dns-query"],
     ["https://example.org/", "--ca-file", "/nonexistent/ca.pem"],
 ])
 def test_bad_input_exits_2(args: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["check", *args]) == 2
     assert capsys.readouterr().err.startswith("error: ")
+
+
+@pytest.mark.parametrize("resolver", ["192.0.2.1", "192.0.2.1:5353", "2001:db8::1",
+                                      "[2001:db8::1]:5353"])
+def test_resolver_forms_the_measurement_reads_are_accepted(resolver: str) -> None:
+    from probe.cli.main import _resolver_problem
+
+    assert _resolver_problem(resolver) is False

@@ -4,8 +4,10 @@ accepts, a private token file, a pseudonymous probe id."""
 from __future__ import annotations
 
 import argparse
+import asyncio
 import io
 import stat
+import subprocess
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -15,7 +17,9 @@ import pytest
 from probe.cli import init as onboarding
 from probe.config import probe_config
 from probe.daemon.loop import NOTICE_VERSION, require_consent
+from tests.helpers.fleet import running_collector
 from tests.helpers.paths import REPO
+from tests.helpers.ports import free_port
 
 NOW = datetime(2026, 2, 1, 9, 30, tzinfo=UTC)
 
@@ -33,7 +37,9 @@ def init(tmp_path: Path, *argv: str, answers: str = "") -> tuple[int, str, str]:
     return code, stdout.getvalue(), stderr.getvalue()
 
 
-FLAGS = ("--collector-url", "https://collector.example.org", "--token", "kz_secret-token-123",
+# --offline: these tests do not reach the collector (tests below run a real one on loopback).
+FLAGS = ("--offline", "--collector-url", "https://collector.example.org", "--token",
+         "kz_secret-token-123",
          "--country", "KG", "--asn", "AS8449")
 
 
@@ -64,7 +70,7 @@ def test_anything_but_i_agree_is_a_no(tmp_path: Path) -> None:
 
 def test_interactive_consent_and_answers_write_a_loadable_config(tmp_path: Path) -> None:
     answers = "I agree\nhttps://collector.example.org\nkz_typed-token-456\nkz\nAS48503\n"
-    code, out, err = init(tmp_path, answers=answers)
+    code, out, err = init(tmp_path, "--offline", answers=answers)
     assert code == 0, err
     assert "THE RISK" in out and "Wrote" in out
     path = tmp_path / "etc" / "probe.yaml"
@@ -90,6 +96,28 @@ def test_interactive_consent_and_answers_write_a_loadable_config(tmp_path: Path)
     # The platform endpoint lists too, so platform checks run (and can be edited locally).
     assert config.platforms.file == str(tmp_path / "etc" / "platforms.yaml")
     assert config.platforms.interval == 1800.0 and config.censor_trace.enabled
+
+
+def test_a_bad_answer_is_asked_again_with_the_reason(tmp_path: Path) -> None:
+    answers = ("I agree\nftp://nope\nhttps://collector.example.org\n\nkz_typed-token-456\n"
+               "Kyrgyzstan\nkg\n8449\nAS8449\n")
+    code, out, err = init(tmp_path, "--offline", answers=answers)
+    assert code == 0, err
+    assert out.count("That is not a web address starting with https:// or http://. "
+                     "Try again.") == 1
+    assert out.count("A token is one word of letters, digits and signs") == 1
+    assert out.count("Two letters, such as KG or KZ. Try again.") == 1
+    assert out.count("An AS number looks like AS8449 (or press Enter to skip). Try again.") == 1
+    config = probe_config.load(tmp_path / "etc" / "probe.yaml")
+    assert config.collector.url == "https://collector.example.org"
+    assert (config.identity.country, config.identity.asn) == ("KG", "AS8449")
+
+
+def test_three_bad_answers_stop_init_and_write_nothing(tmp_path: Path) -> None:
+    code, out, err = init(tmp_path, answers="I agree\n" + "ftp://a\n" * onboarding.MAX_TRIES)
+    assert code == 2 and out.count("Try again.") == onboarding.MAX_TRIES
+    assert err.startswith("error: no valid answer after 5 tries: Collector URL")
+    assert not (tmp_path / "etc").exists()
 
 
 def test_automated_install_with_flags_and_safe_defaults(tmp_path: Path) -> None:
@@ -161,3 +189,87 @@ def test_the_command_line_refuses_without_consent_when_stdin_is_closed(tmp_path:
     shown = subprocess.run([sys.executable, "-m", "probe", "init", "--show-notice"], cwd=REPO,
                            capture_output=True, text=True, timeout=60)
     assert shown.returncode == 0 and shown.stdout == onboarding.NOTICE
+
+
+async def test_init_tests_the_token_with_a_real_heartbeat_and_takes_the_collectors_name(
+        tmp_path: Path) -> None:
+    async with running_collector(tmp_path / "collector") as collector:
+        token = collector.tokens["kg-bishkek-1"]
+        code, out, err = await asyncio.to_thread(
+            init, tmp_path / "good", "--accept-risks", "--collector-url", collector.base,
+            "--token", token, "--country", "KG")
+        assert code == 0, err
+        config = probe_config.load(tmp_path / "good" / "etc" / "probe.yaml")
+        # One name everywhere: the one the collector knows the token by.
+        assert config.identity.probe_id == "kg-bishkek-1"
+        assert "(probe kg-bishkek-1, KG" in out
+        absolute = (tmp_path / "good" / "etc" / "probe.yaml").resolve()
+        assert f"Start it with: {sys.executable} -m probe run --config {absolute}" in out
+        code, out, err = await asyncio.to_thread(
+            init, tmp_path / "bad", "--accept-risks", "--collector-url", collector.base,
+            "--token", "kz_not-a-token", "--country", "KG")
+        assert code == 2
+        assert "the collector rejected this token: ask your operator" in err
+        assert not (tmp_path / "bad" / "etc").exists()
+        code, out, err = await asyncio.to_thread(
+            init, tmp_path / "named", "--accept-risks", "--collector-url", collector.base,
+            "--token", token, "--country", "KG", "--probe-id", "other-name")
+        assert code == 2 and "knows this token as 'kg-bishkek-1'" in err
+
+
+async def test_interactive_mistakes_are_asked_again_keeping_earlier_answers(
+        tmp_path: Path) -> None:
+    async with running_collector(tmp_path / "collector") as collector:
+        token = collector.tokens["kz-almaty-1"]
+        answers = "\n".join([
+            "I agree",
+            "collector.example.org", collector.base,     # not a URL, then the right one
+            "two words", "kz_wrong-token",               # not a token, then a (wrong) token
+            "Kazakhstan", "kz",                          # not a code, then a code
+            "8449x", "",                                 # not an AS number, then skipped
+            token,                                       # asked again once rejected
+        ]) + "\n"
+        code, out, err = await asyncio.to_thread(init, tmp_path, answers=answers)
+    assert code == 0, err
+    assert out.count("Try again.") == 5
+    assert "That is not a web address" in out and "Two letters, such as KG or KZ." in out
+    assert "the collector rejected this token: ask your operator" in out
+    # No flag names in the complaints about typed answers.
+    assert not [line for line in out.splitlines() if "Try again" in line and "--" in line]
+    config = probe_config.load(tmp_path / "etc" / "probe.yaml")
+    assert config.identity.country == "KZ" and config.identity.asn is None
+    assert config.identity.probe_id == "kz-almaty-1"
+    assert Path(config.collector.token_file or "").read_text().strip() == token
+
+
+def test_an_unreachable_collector_is_reported_and_the_setup_goes_on(tmp_path: Path) -> None:
+    closed = f"http://127.0.0.1:{free_port()}"
+    code, out, err = init(tmp_path, "--accept-risks", "--collector-url", closed, "--token",
+                          "kz_token-1", "--country", "KG")
+    assert code == 0
+    assert err.startswith("warning: collector unreachable (")
+    assert "the config is written anyway" in err
+    assert (tmp_path / "etc" / "probe.yaml").is_file()
+
+
+def test_the_last_lines_are_the_exact_commands() -> None:
+    start, check = onboarding.next_steps(Path("/etc/kuzot/probe.yaml"),
+                                         "/opt/kuzot/.venv/bin/python")
+    assert start == "systemctl enable --now kuzot-probe"
+    assert check == ("runuser -u kuzot -- /opt/kuzot/.venv/bin/python -m probe status "
+                     "--config /etc/kuzot/probe.yaml")
+    start, _ = onboarding.next_steps(Path("/home/v/probe.yaml"), "/home/v/.venv/bin/python")
+    assert start == "/home/v/.venv/bin/python -m probe run --config /home/v/probe.yaml"
+
+
+def test_a_missing_token_file_is_a_config_error(tmp_path: Path) -> None:
+    assert init(tmp_path, "--accept-risks", *FLAGS)[0] == 0
+    path = tmp_path / "etc" / "probe.yaml"
+    token_file = Path(probe_config.load(path).collector.token_file or "")
+    token_file.unlink()
+    result = subprocess.run([sys.executable, "-m", "probe", "run", "--once", "--config",
+                             str(path)], capture_output=True, text=True, timeout=60,
+                            cwd=REPO)
+    assert result.returncode == 2, result.stderr
+    assert f"config error: collector.token_file: cannot read {token_file}" in result.stderr
+    assert "Traceback" not in result.stderr

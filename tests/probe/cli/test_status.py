@@ -82,3 +82,13 @@ async def test_status_reports_the_state_of_the_spool_and_journal(tmp_path: Path)
     trace = next(line for line in lines if line.startswith("trace:https://kloop.kg/"))
     assert "blocked(tls/reset)" in trace
     assert any("censor 3 hops away, server 7" in line for line in lines)
+    # The full table is 110 columns; on an 80-column terminal nothing wraps.
+    assert max(len(line) for line in lines) > 80
+    narrow = status.render(report, NOW, width=80).splitlines()
+    assert max(len(line) for line in narrow) <= 80, [x for x in narrow if len(x) > 80]
+    joined = " ".join(" ".join(narrow).split())
+    assert "2.5 MB of 100.0 MB budget, 40 measurements, 3 skipped" in joined
+    assert "protest anniversary until 2026-01-06T00:00:00+00:00" in joined
+    row = next(line for line in narrow if line.startswith("https://kloop.kg/"))
+    assert "blocked(tls/timeout) ok" in row and "2026-01-05 11:" in row
+    assert max(len(line) for line in status.render(report, NOW, width=40).splitlines()) <= 40

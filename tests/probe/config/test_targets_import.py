@@ -124,6 +124,15 @@ def test_without_git_the_commit_must_be_given(tmp_path: Path,
     assert f"# commit {'0' * 40} (2026-06-30)" in (out / "kz.csv").read_text()
 
 
+def test_a_missing_checkout_is_named_as_missing(tmp_path: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    out = make_out(tmp_path)
+    before = sorted(p.name for p in out.iterdir())
+    assert main(["--test-lists", str(tmp_path / "no-such-checkout"), "--out", str(out)]) == 2
+    assert f"{tmp_path / 'no-such-checkout'}: no such directory" in capsys.readouterr().err
+    assert sorted(p.name for p in out.iterdir()) == before
+
+
 def test_a_curated_entry_needs_date_and_source(tmp_path: Path,
                                                capsys: pytest.CaptureFixture[str]) -> None:
     checkout, _ = make_checkout(tmp_path, KG_ROWS)

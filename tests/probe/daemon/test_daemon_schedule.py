@@ -4,11 +4,14 @@ that carries over a restart. Real loopback sites, simulated time."""
 from __future__ import annotations
 
 import asyncio
+import logging
+import re
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 from aiohttp import web
 
 from probe.core.measurement import envelope
@@ -70,6 +73,64 @@ async def test_no_more_measurements_at_once_than_the_concurrency(fast_disk: Path
         await db.close()
     assert len([e for e in spool.recorded if e.test_name == "web_connectivity"]) == 6
     assert pages.peak == 2
+
+
+async def test_run_once_stops_where_the_data_budget_ends(fast_disk: Path) -> None:
+    """A first run on a metered link: groups of ``concurrency`` targets, the budget checked
+    before each; with no cap, the same run measures everything."""
+    closed = f"http://127.0.0.1:{free_port()}"
+    counts = {}
+    async with serve_app(page_app()) as port:
+        targets = [{"url": f"http://127.0.0.1:{port}/{i}"} for i in range(8)]
+        for name, daily_mb in (("capped", 0.0001), ("free", None)):
+            directory = fast_disk / name
+            directory.mkdir()
+            config = loopback_config(directory, closed, "t", targets, port, control_url=closed,
+                                     schedule={"concurrency": 2}, budget={"daily_mb": daily_mb})
+            daemon, db, spool = await make_daemon(config, directory)
+            await daemon.run_once()
+            await db.close()
+            counts[name] = (len([e for e in spool.recorded
+                                 if e.test_name == "web_connectivity"]),
+                            daemon.skipped_budget)
+    measured, skipped = counts["capped"]
+    assert measured <= 2 and measured + skipped == 8, counts
+    assert counts["free"] == (8, 0)
+
+
+async def test_the_log_has_one_summary_line_an_hour(fast_disk: Path,
+                                                     caplog: pytest.LogCaptureFixture) -> None:
+    closed = f"http://127.0.0.1:{free_port()}"
+
+    async with serve_app(page_app()) as port:
+        targets = [{"url": f"http://127.0.0.1:{port}/a", "interval": "20m"}]
+        config = loopback_config(fast_disk, closed, "t", targets, port, control_url=closed,
+                                 schedule={"interval": "1h", "jitter": 0.0})
+        clock = VirtualClock(START)
+        daemon, db, spool = await make_daemon(config, fast_disk, clock=clock)
+        caplog.set_level(logging.INFO, logger="probe.daemon")
+
+        async def blocked() -> None:
+            # What a blocked site's verdict leaves behind (the site itself is on loopback).
+            daemon.latest["https://kloop.kg/"] = "blocked"
+
+        clock.at(clock.elapsed + 10, blocked)
+        await run_for(daemon, clock, 2 * 3600 + 60)
+        await db.close()
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("last hour")]
+    assert len(lines) == 2, lines
+    counts = []
+    for line in lines:
+        match = re.fullmatch(r"last hour: (\d+) measurements; blocked or throttled now: "
+                             r"(.+); ([0-9.]+) MB used today of 100 MB; (\d+) measurements "
+                             r"waiting for upload", line)
+        assert match, line
+        # The site every 20 min; the ladder every minute while the collector does not answer.
+        counts.append(int(match.group(1)))
+        assert match.group(2) == "https://kloop.kg/"
+        assert int(match.group(4)) > 0  # the collector never answered
+    # Each line counts its own hour, not everything since the start.
+    assert counts[0] >= 3 and abs(counts[1] - counts[0]) <= counts[0] // 4, counts
 
 
 async def test_a_restart_continues_the_cadence(fast_disk: Path) -> None:
