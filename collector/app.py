@@ -46,7 +46,7 @@ from collector.metrics.detection import DetectionCollector, DetectionMetrics, Ev
 from collector.metrics.exposition import ExpositionRegistry
 from collector.metrics.fleet import FleetMetrics
 from collector.metrics.ingest import IngestMetrics, StoreCollector, StoreSnapshot
-from collector.notify import Notifier
+from collector.notify.dispatch import Notifier
 from collector.pipeline import pipeline_ctx
 from collector.routes import setup_routes
 from collector.store import open_store

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from collector.metrics.detection import DetectionMetrics, EventSnapshot
     from collector.metrics.fleet import FleetMetrics
     from collector.metrics.ingest import IngestMetrics, StoreSnapshot
-    from collector.notify import Notifier
+    from collector.notify.dispatch import Notifier
     from collector.outside.service import OutsideService
     from collector.pipeline import Pipeline
     from collector.store import Store
