@@ -1,5 +1,5 @@
 """Command line of the collector: ``serve``, ``token issue|revoke|list``, ``reanalyze``,
-``archive`` and
+``archive``, ``endpoints-key generate|public`` (``collector.announce``) and
 ``targets list|import|set-priority|health`` (``collector.targets_cli``)."""
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from collector import announce, reanalyze, targets_cli
 from collector import config as collector_config
-from collector import reanalyze, targets_cli
 from collector.api.geoip import GeoIP
 from collector.api.tokens import new_token, token_hash, valid_probe_id
 from collector.app import create_app
@@ -38,6 +38,12 @@ def _parser() -> argparse.ArgumentParser:
     token.add_argument("--config")
     token.add_argument("--database")
     targets_cli.add_parser(sub)
+    keys = sub.add_parser("endpoints-key", help="the key that signs endpoint announcements "
+                          "(collector.announce)")
+    keys.add_argument("action", choices=["generate", "public"],
+                      help="generate: write a new private key and print its public half; "
+                      "public: print the public half of an existing key")
+    keys.add_argument("--key-file", required=True, help="the private key file (PEM)")
     again = sub.add_parser(
         "reanalyze", help="re-run the current verdict rules on stored measurements "
                           "recorded under older ones")
@@ -187,8 +193,28 @@ async def _archive(args: argparse.Namespace, config: collector_config.CollectorC
     return 0
 
 
+def _endpoints_key(args: argparse.Namespace) -> int:
+    """Print the public key probes take as ``--announce-key`` at ``init``."""
+    path = Path(args.key_file)
+    try:
+        if args.action == "generate":
+            public = announce.generate(path)
+        else:
+            public = announce.public_half(announce.load_key(path))
+    except FileExistsError:
+        print(f"error: {path} exists: a key is never overwritten", file=sys.stderr)
+        return BAD_INPUT
+    except (OSError, ConfigError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return BAD_INPUT
+    print(public)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "endpoints-key":
+        return _endpoints_key(args)
     try:
         config = _config(args)
     except ConfigError as exc:

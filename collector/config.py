@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from collector.announce import AnnounceConfig, load_key
 from collector.detect.params import DetectionConfig
 from collector.events.windows import load_calendar
 from collector.notify.config import Notifications
@@ -163,6 +164,8 @@ class CollectorConfig:
     notifications: Notifications = field(default_factory=Notifications)
     sni_ab: SniAB = field(default_factory=SniAB)
     detection: DetectionConfig = field(default_factory=DetectionConfig)
+    # Signed endpoint announcements in heartbeat answers (collector.announce).
+    announce: AnnounceConfig = field(default_factory=AnnounceConfig)
     status: StatusPage = field(default_factory=StatusPage)
     read_api: ReadAPI = field(default_factory=ReadAPI)
     outside: OutsideConfig = field(default_factory=OutsideConfig)
@@ -229,6 +232,11 @@ def load(path: str | Path | None) -> CollectorConfig:
         except ConfigError as exc:
             raise ConfigError("detection.event_windows", f"{calendar}: {exc}") from exc
         changes["detection"] = replace(config.detection, event_windows=str(resolved))
+    if config.announce.key_file is not None:
+        # The key is read now, so a missing or wrong file fails at load, not at a heartbeat.
+        key_file = str((file.parent / config.announce.key_file).resolve())
+        load_key(key_file)
+        changes["announce"] = replace(config.announce, key_file=key_file)
     if config.outside.block_files or config.outside.opt_out_file:
         changes["outside"] = resolve_outside(config.outside, file.parent)
     lists = config.target_lists

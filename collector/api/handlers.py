@@ -48,6 +48,7 @@ from collector.events.i18n import Language, negotiate, parse_language, text
 from collector.events.sentences import site
 from collector.events.windows_api import event_windows
 from collector.keys import (
+    announcer_key,
     calendar_key,
     categories_key,
     config_key,
@@ -276,6 +277,11 @@ async def heartbeat(request: web.Request) -> web.Response:
     version = _targets_version(request.app[served_lists_key], cc)
     if version is not None:
         answer["targets_version"] = version
+    # endpoints_announcement: where the collector can also be reached, signed with the
+    # operator's key (collector.announce), so probes follow a move without a config edit.
+    announcer = request.app[announcer_key]
+    if announcer is not None:
+        answer["endpoints_announcement"] = announcer.current(now)
     return web.json_response(answer)
 
 
@@ -332,13 +338,27 @@ async def control_view(request: web.Request) -> web.Response:
     return web.json_response(view)
 
 
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value: Any) -> Any:
+    """One cell: empty for null; a text that a spreadsheet would run as a formula (it starts
+    with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return: OWASP's list) gets a leading
+    ``'`` so it is shown, not evaluated. Numbers are left alone (``-1`` stays a number)."""
+    if value is None:
+        return ""
+    if isinstance(value, str) and value.startswith(_FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
 def _csv(columns: list[str], rows: list[dict[str, Any]], name: str) -> web.Response:
-    """Rows as CSV (RFC 4180, header line first, empty cell for null)."""
+    """Rows as CSV (RFC 4180, header line first, empty cell for null, formulas defused)."""
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=columns, extrasaction="ignore", lineterminator="\r\n")
     writer.writeheader()
     for row in rows:
-        writer.writerow({k: ("" if row.get(k) is None else row[k]) for k in columns})
+        writer.writerow({k: csv_cell(row.get(k)) for k in columns})
     return web.Response(text=out.getvalue(), content_type="text/csv", charset="utf-8",
                         headers={"Content-Disposition": f'inline; filename="{name}.csv"'})
 

@@ -72,6 +72,7 @@ th,td{padding:.35rem .5rem;text-align:left;border-bottom:1px solid #e0e0e0;verti
 overflow-wrap:break-word}
 td.long{word-break:break-all;min-width:8rem}
 th{background:#f0f0f0;overflow-wrap:anywhere}
+@media (min-width:48rem){th{overflow-wrap:normal}}
 .ok{color:#176b2c}.bad{color:#a3001b;font-weight:700}.warn{color:#7a5a00;font-weight:700}
 .none{color:#555}
 svg.timeline{width:100%;height:auto;background:#fff;border:1px solid #ddd}
@@ -203,7 +204,7 @@ def status_page(events: Sequence[EventView], latest: Sequence[Mapping[str, Any]]
     outages = [e for e in events if e.kind == MONITOR_OUTAGE]
     events = [e for e in events if e.kind != MONITOR_OUTAGE]
     open_events = sorted((e for e in events if e.status == "open"),
-                         key=lambda e: (-KIND_RANK[e.kind], -tier_rank(e.tier), e.start))
+                         key=lambda e: (-KIND_RANK.get(e.kind, 0), -tier_rank(e.tier), e.start))
     closed = [e for e in events if e.status == "closed"]
     rows = network_rows(latest, open_events)
     countries = list(dict.fromkeys([*settings.countries, *(r.cc for r in rows),

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from collector.api.handlers import csv_cell
 from collector.api.openapi import document
 from collector.api.pseudonyms import PREFIX
 from collector.api.query import PARAMETERS, BadQuery, parse_list
@@ -177,3 +178,12 @@ def test_the_documented_patterns_are_enforced_too(monkeypatch: pytest.MonkeyPatc
     documented = {p["name"]: p["schema"] for p in
                   document()["paths"]["/api/v1/measurements"]["get"]["parameters"]}
     assert documented["cc"]["pattern"] == "^KG$"  # the document says the same
+
+
+@pytest.mark.parametrize(("value", "cell"), [
+    ("=HYPERLINK(\"http://x\")", "'=HYPERLINK(\"http://x\")"), ("+1+2", "'+1+2"),
+    ("-2+3", "'-2+3"), ("@SUM(A1)", "'@SUM(A1)"), ("\tx", "'\tx"),
+    ("https://kloop.kg/", "https://kloop.kg/"), (-1, -1), (None, ""), (0.5, 0.5),
+])
+def test_csv_cells_never_run_as_formulas(value: object, cell: object) -> None:
+    assert csv_cell(value) == cell
