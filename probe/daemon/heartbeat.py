@@ -41,7 +41,8 @@ def body(config: probe_config.ProbeConfig, uploader: Uploader, status: DaemonSta
         "data_used_today": status.used_today,
         "data_budget": status.budget,
     } | ({"collector_endpoint": uploader.endpoint_used,
-          "collector_path": uploader.path_used}
+          "collector_path": uploader.path_used,
+          "collector_fallback": uploader.fallback_used}
          if isinstance(uploader, FailoverUploader) else {}) | (
         {"control_endpoint": controls.get("endpoint"),
          "controls_blocked": controls.get("blocked", False)} if controls else {})

@@ -51,7 +51,7 @@ from typing import Any
 from probe.config import probe_config, target_sync
 from probe.core.measurement import ooni_time
 from probe.core.typed_config import ConfigError
-from probe.daemon import heartbeat, pacing, scheduler, traffic, upload, windows
+from probe.daemon import announce, heartbeat, pacing, scheduler, traffic, upload, windows
 from probe.daemon.clock import Clock, SystemClock
 from probe.daemon.clock_check import (
     OFFSET,
@@ -65,6 +65,7 @@ from probe.daemon.state import DaemonState
 from probe.daemon.uploader import Uploader, UploadError
 from probe.local import privacy
 from probe.local.journal import (
+    ANNOUNCED,
     CENSOR_TRACES,
     CLOCK_CHECKED,
     CLOCK_OFFSET,
@@ -298,6 +299,8 @@ class Daemon:
         self.network_summary = "not measured yet"
         self.heartbeats = {"ok": 0, "failed": 0}
         self.last_heartbeat: datetime | None = None
+        self.announced_serial = 0  # of the endpoint announcement applied (probe.daemon.announce)
+        self.refused_announcement: object = None
         self.uploads = upload.Uploads(
             config, self.spool, self.journal, uploader, clock=self.clock, rng=self.rng,
             scrub=lambda body: self.book.scrub_measurement(body), plan=self._plan_upload,
@@ -320,6 +323,7 @@ class Daemon:
         if saved:
             self.event_windows = windows.parse(json.loads(saved), self.config.identity.country)
         self.window = windows.active(self.event_windows, self.clock.now())
+        await self._load_announcement()
         await self._refresh_usage()
         await self._refresh_spool()
         # Nothing is known about the clock after a start (it may be a reboot without a
@@ -911,6 +915,8 @@ class Daemon:
             if told != self.event_windows:
                 self.event_windows = told
                 await self.journal.set(**{EVENT_WINDOWS: json.dumps(windows.to_wire(told))})
+        if announce.FIELD in answer:
+            await self._consider_announcement(answer[announce.FIELD], now)
         announced = answer.get("targets_version")
         if isinstance(announced, str) and self.config_path is not None and \
                 self.config.target_sync.enabled and "target_lists" not in self.in_flight and \
@@ -945,6 +951,39 @@ class Daemon:
                 self._interval(self.targets[url]), None))
         log.info("target lists changed: %d targets (%d new, %d dropped)", len(self.targets),
                  len(added), len(before.keys() - self.targets.keys()))
+
+    async def _load_announcement(self) -> None:
+        """Put the endpoints of the last applied announcement back after a restart (it was
+        verified when it came; an expired one is still a better guess than none)."""
+        saved = await self.journal.get(ANNOUNCED)
+        if not saved or not isinstance(self.uploader, FailoverUploader):
+            return
+        try:
+            kept = announce.kept(saved)
+        except announce.AnnouncementError as exc:
+            log.warning("kept endpoint announcement not used: %s", exc)
+            return
+        self.announced_serial = kept.serial
+        self.uploader.endpoints.announce(kept.endpoints)
+
+    async def _consider_announcement(self, message: object, now: datetime) -> None:
+        """Apply a signed endpoint announcement of a heartbeat answer (probe.daemon.announce);
+        anything not signed by the operator's key, older or expired is refused and logged."""
+        key = self.config.collector.announce_key
+        if key is None or not isinstance(self.uploader, FailoverUploader):
+            return
+        try:
+            found = announce.verify(message, key, now, self.announced_serial)
+        except announce.AnnouncementError as exc:
+            if message != self.refused_announcement:  # once per distinct message
+                log.warning("endpoint announcement refused: %s", exc)
+                self.refused_announcement = message
+            return
+        self.uploader.endpoints.announce(found.endpoints)
+        self.announced_serial = found.serial
+        await self.journal.set(**{ANNOUNCED: found.to_json()})
+        log.info("collector announced endpoints (serial %d): %s", found.serial,
+                 ", ".join(e.name for e in found.endpoints))
 
     async def _note_controls(self, measurement: Measurement) -> None:
         """Keep which control answered the last web measurement, and whether every control
