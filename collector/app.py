@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
 
+from collector.announce import announcer
 from collector.api.geoip import GeoIP
 from collector.api.handlers import error_middleware
 from collector.api.list_health_web import list_health_ctx
@@ -19,6 +20,7 @@ from collector.events.book import EventBook, EventCollector
 from collector.events.names import NetworkNames
 from collector.events.windows import load_calendar
 from collector.keys import (
+    announcer_key,
     calendar_key,
     categories_key,
     config_key,
@@ -44,7 +46,7 @@ from collector.metrics.detection import DetectionCollector, DetectionMetrics, Ev
 from collector.metrics.exposition import ExpositionRegistry
 from collector.metrics.fleet import FleetMetrics
 from collector.metrics.ingest import IngestMetrics, StoreCollector, StoreSnapshot
-from collector.notify import Notifier
+from collector.notify.dispatch import Notifier
 from collector.pipeline import pipeline_ctx
 from collector.routes import setup_routes
 from collector.store import open_store
@@ -55,7 +57,8 @@ from probe.core.typed_config import ConfigError
 
 async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
     config = app[config_key]
-    store = await open_store(config.database, pool_size=config.database_pool_size)
+    store = await open_store(config.database, pool_size=config.database_pool_size,
+                             archive_dir=config.storage.archive_dir)
     app[store_key] = store
     yield
     await store.close()
@@ -139,6 +142,7 @@ def create_app(config: CollectorConfig) -> web.Application:
     book = EventBook(sinks=[notifier])
     app[eventbook_key] = book
     app[served_lists_key] = served_lists(config.target_lists)
+    app[announcer_key] = announcer(config.announce)
     app[names_key] = NetworkNames.load(config.status.asn_names)
     app[categories_key] = _categories(config, app[served_lists_key])
     notifier.names, notifier.categories = app[names_key], app[categories_key]

@@ -1,4 +1,5 @@
-"""Command line of the collector: ``serve``, ``token issue|revoke|list``, ``reanalyze`` and
+"""Command line of the collector: ``serve``, ``token issue|revoke|list``, ``reanalyze``,
+``archive``, ``endpoints-key generate|public`` (``collector.announce``) and
 ``targets list|import|set-priority|health`` (``collector.targets_cli``)."""
 
 from __future__ import annotations
@@ -8,16 +9,16 @@ import asyncio
 import dataclasses
 import json
 import sys
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from collector import announce, reanalyze, targets_cli
 from collector import config as collector_config
-from collector import reanalyze, targets_cli
 from collector.api.geoip import GeoIP
 from collector.api.tokens import new_token, token_hash, valid_probe_id
 from collector.app import create_app
 from collector.server import StartupError, serve
-from collector.store import StoreUnavailable, open_store
+from collector.store import TIME_FORMAT, StoreUnavailable, archive, open_store
 from probe.core.typed_config import ConfigError, is_host_port
 
 BAD_INPUT = 2
@@ -37,6 +38,12 @@ def _parser() -> argparse.ArgumentParser:
     token.add_argument("--config")
     token.add_argument("--database")
     targets_cli.add_parser(sub)
+    keys = sub.add_parser("endpoints-key", help="the key that signs endpoint announcements "
+                          "(collector.announce)")
+    keys.add_argument("action", choices=["generate", "public"],
+                      help="generate: write a new private key and print its public half; "
+                      "public: print the public half of an existing key")
+    keys.add_argument("--key-file", required=True, help="the private key file (PEM)")
     again = sub.add_parser(
         "reanalyze", help="re-run the current verdict rules on stored measurements "
                           "recorded under older ones")
@@ -45,6 +52,12 @@ def _parser() -> argparse.ArgumentParser:
     again.add_argument("--dry-run", action="store_true", help="count, write nothing")
     again.add_argument("--config")
     again.add_argument("--database")
+    keep = sub.add_parser(
+        "archive", help="move the bodies of measurements older than storage.archive_after "
+                        "to archive files (the summary rows stay)")
+    keep.add_argument("--dry-run", action="store_true", help="count, write nothing")
+    keep.add_argument("--config")
+    keep.add_argument("--database")
     return parser
 
 
@@ -133,7 +146,8 @@ async def _reanalyze(args: argparse.Namespace, config: collector_config.Collecto
         print(f"error: database unavailable: {missing}", file=sys.stderr)
         return 1
     try:
-        store = await open_store(config.database, pool_size=2)
+        store = await open_store(config.database, pool_size=2,
+                                 archive_dir=config.storage.archive_dir)
     except StoreUnavailable as exc:
         print(f"error: database unavailable: {exc}", file=sys.stderr)
         return 1
@@ -149,8 +163,58 @@ async def _reanalyze(args: argparse.Namespace, config: collector_config.Collecto
     return 0
 
 
+async def _archive(args: argparse.Namespace, config: collector_config.CollectorConfig) -> int:
+    age = config.storage.archive_after
+    if age is None:
+        print("error: storage.archive_after is not set: archiving is off", file=sys.stderr)
+        return BAD_INPUT
+    missing = _missing_sqlite(config.database)
+    if missing:
+        print(f"error: database unavailable: {missing}", file=sys.stderr)
+        return 1
+    before = (datetime.now(UTC) - timedelta(seconds=age)).strftime(TIME_FORMAT)
+    root = config.storage.archive_dir
+    try:
+        store = await open_store(config.database, pool_size=2, archive_dir=root)
+    except StoreUnavailable as exc:
+        print(f"error: database unavailable: {exc}", file=sys.stderr)
+        return 1
+    try:
+        report = await archive.archive(store, Path(root), before, dry_run=args.dry_run)
+    except (StoreUnavailable, archive.ArchiveError, OSError) as exc:
+        # Rows are emptied only after their file is verified: the rest keep their bodies.
+        print(f"error: archiving stopped (bodies not yet verified stay in the database): "
+              f"{exc}", file=sys.stderr)
+        return 1
+    finally:
+        await store.close()
+    print(json.dumps({"dry_run": args.dry_run, "before": before, "bodies": report.bodies,
+                      "emptied": report.emptied, "files": len(report.files)}))
+    return 0
+
+
+def _endpoints_key(args: argparse.Namespace) -> int:
+    """Print the public key probes take as ``--announce-key`` at ``init``."""
+    path = Path(args.key_file)
+    try:
+        if args.action == "generate":
+            public = announce.generate(path)
+        else:
+            public = announce.public_half(announce.load_key(path))
+    except FileExistsError:
+        print(f"error: {path} exists: a key is never overwritten", file=sys.stderr)
+        return BAD_INPUT
+    except (OSError, ConfigError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return BAD_INPUT
+    print(public)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "endpoints-key":
+        return _endpoints_key(args)
     try:
         config = _config(args)
     except ConfigError as exc:
@@ -166,6 +230,8 @@ def main(argv: list[str] | None = None) -> int:
             return BAD_INPUT
     if args.command == "reanalyze":
         return asyncio.run(_reanalyze(args, config))
+    if args.command == "archive":
+        return asyncio.run(_archive(args, config))
     try:
         _check_geoip(config)
     except ConfigError as exc:

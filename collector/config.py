@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from collector.announce import AnnounceConfig, load_key
 from collector.detect.params import DetectionConfig
 from collector.events.windows import load_calendar
 from collector.notify.config import Notifications
@@ -98,6 +99,21 @@ class Control:
     max_concurrent: int = checked(8, positive)
 
 
+def _archive_age(value: float | None) -> str | None:
+    return None if value is None or value > 0 else "must be positive"
+
+
+@dataclass(frozen=True, slots=True)
+class Storage:
+    # Full bodies of measurements that started longer ago than this move to daily archive
+    # files under ``archive_dir`` (``python -m collector archive``); the summary rows and the
+    # rollups stay. None (the default) keeps every body in the database.
+    archive_after: float | None = duration_field(None, _archive_age)  # type: ignore[arg-type]
+    # Relative to the working directory, like ``database``. Needed to read archived bodies
+    # back, so it stays set once anything was archived.
+    archive_dir: str = "var/archive"
+
+
 def _countries(value: tuple[str, ...]) -> str | None:
     bad = [c for c in value if not (len(c) == 2 and c.isascii() and c.isalpha() and c.isupper())]
     return f"not a two-letter country code: {bad[0]!r}" if bad else None
@@ -148,9 +164,12 @@ class CollectorConfig:
     notifications: Notifications = field(default_factory=Notifications)
     sni_ab: SniAB = field(default_factory=SniAB)
     detection: DetectionConfig = field(default_factory=DetectionConfig)
+    # Signed endpoint announcements in heartbeat answers (collector.announce).
+    announce: AnnounceConfig = field(default_factory=AnnounceConfig)
     status: StatusPage = field(default_factory=StatusPage)
     read_api: ReadAPI = field(default_factory=ReadAPI)
     outside: OutsideConfig = field(default_factory=OutsideConfig)
+    storage: Storage = field(default_factory=Storage)
 
     @property
     def host(self) -> str:
@@ -213,6 +232,11 @@ def load(path: str | Path | None) -> CollectorConfig:
         except ConfigError as exc:
             raise ConfigError("detection.event_windows", f"{calendar}: {exc}") from exc
         changes["detection"] = replace(config.detection, event_windows=str(resolved))
+    if config.announce.key_file is not None:
+        # The key is read now, so a missing or wrong file fails at load, not at a heartbeat.
+        key_file = str((file.parent / config.announce.key_file).resolve())
+        load_key(key_file)
+        changes["announce"] = replace(config.announce, key_file=key_file)
     if config.outside.block_files or config.outside.opt_out_file:
         changes["outside"] = resolve_outside(config.outside, file.parent)
     lists = config.target_lists

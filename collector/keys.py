@@ -10,6 +10,7 @@ from aiohttp import web
 from collector.metrics.exposition import ExpositionRegistry
 
 if TYPE_CHECKING:
+    from collector.announce import Announcer
     from collector.api.geoip import GeoIP
     from collector.api.list_health import ListHealth
     from collector.api.pseudonyms import ReadAccess
@@ -22,7 +23,7 @@ if TYPE_CHECKING:
     from collector.metrics.detection import DetectionMetrics, EventSnapshot
     from collector.metrics.fleet import FleetMetrics
     from collector.metrics.ingest import IngestMetrics, StoreSnapshot
-    from collector.notify import Notifier
+    from collector.notify.dispatch import Notifier
     from collector.outside.service import OutsideService
     from collector.pipeline import Pipeline
     from collector.store import Store
@@ -49,3 +50,4 @@ categories_key: web.AppKey[Mapping[str, str]] = web.AppKey("categories")
 read_access_key: web.AppKey[ReadAccess] = web.AppKey("read_access")
 outside_key: web.AppKey[OutsideService] = web.AppKey("outside")
 list_health_key: web.AppKey[ListHealth | None] = web.AppKey("list_health")
+announcer_key: web.AppKey[Announcer | None] = web.AppKey("announcer")

@@ -50,7 +50,7 @@ from typing import Any
 
 from aiohttp import web
 
-from collector.detect import extract, monitor
+from collector.detect import extract, monitor, monitor_reach
 from collector.detect.engine import Engine
 from collector.detect.model import Event, Run, iso, parse_time
 from collector.detect.params import DetectionConfig
@@ -242,7 +242,7 @@ class Pipeline:
         """Feed the engine and evaluate: pure CPU, run in a worker thread."""
         engine = self.engine
         contacts: list[tuple[float, str]] = []
-        observations = []
+        observations: list[object] = []
         for row in measurements:
             try:
                 document = json.loads(row.body)
@@ -260,17 +260,23 @@ class Pipeline:
             if identity is not None:
                 engine.set_probe(row.probe_id, *identity)
             try:
-                contacts.append((parse_time(row.received_at), row.probe_id))
+                received = parse_time(row.received_at)
             except ValueError:
                 continue
+            contacts.append((received, row.probe_id))
+            # Which way the heartbeat came (a fallback endpoint, every control blocked):
+            # the monitor blocked from a network (collector.detect.monitor_reach).
+            path = monitor_reach.reading(row.body, row.probe_id, received)
+            if path is not None:
+                observations.append(path)
         # Both feeds in the collector's time order: a probe's gaps must not be invented by
         # reading its uploads before its heartbeats.
         for received, probe_id in sorted(contacts):
             engine.contact(probe_id, received)
-        for observation in observations:
-            engine.add(observation)
-            if isinstance(observation, Run):
-                self.watch.add(observation)
+        for item in observations:
+            engine.add(item)
+            if isinstance(item, Run):
+                self.watch.add(item)
         return engine.evaluate(now), self.watch.evaluate(now)
 
     async def run_once(self, now: float | None = None) -> list[Event]:

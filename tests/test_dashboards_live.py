@@ -65,6 +65,17 @@ def substitute(expr: str, values: dict[str, str]) -> str:
     return expr
 
 
+# Families of components that are off by default and need what this fleet does not run.
+# Outside-in probing sends raw packets (CAP_NET_RAW) to the configured /24s: its families,
+# with these panels' labels, are scraped from a collector probing a namespace lab in
+# tests/collector/outside/test_outside_service.py.
+OPTIONAL_COMPONENT_FAMILIES = ("kuzot_outside_",)
+
+
+def expr_needs_optional_component(expr: str) -> bool:
+    return any(family in expr for family in OPTIONAL_COMPONENT_FAMILIES)
+
+
 def has_finite_value(data: dict[str, Any]) -> bool:
     for series in data["result"]:
         points = series.get("values") or [series.get("value")]
@@ -151,6 +162,10 @@ async def check_dashboards(prom: str) -> None:
                     for target in panel["targets"]]
         for title, expr in queries:
             data = await query(prom, substitute(expr, values), **span)
+            if expr_needs_optional_component(expr):
+                # Prometheus accepted the query (query() fails on an error answer); its data
+                # is checked where the component runs for real.
+                continue
             assert has_finite_value(data), f"{name}: {title!r} returned no data: {expr}"
             checked += 1
     assert checked >= 30

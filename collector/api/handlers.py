@@ -48,6 +48,7 @@ from collector.events.i18n import Language, negotiate, parse_language, text
 from collector.events.sentences import site
 from collector.events.windows_api import event_windows
 from collector.keys import (
+    announcer_key,
     calendar_key,
     categories_key,
     config_key,
@@ -276,6 +277,11 @@ async def heartbeat(request: web.Request) -> web.Response:
     version = _targets_version(request.app[served_lists_key], cc)
     if version is not None:
         answer["targets_version"] = version
+    # endpoints_announcement: where the collector can also be reached, signed with the
+    # operator's key (collector.announce), so probes follow a move without a config edit.
+    announcer = request.app[announcer_key]
+    if announcer is not None:
+        answer["endpoints_announcement"] = announcer.current(now)
     return web.json_response(answer)
 
 

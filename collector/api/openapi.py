@@ -196,6 +196,11 @@ def _schemas() -> dict[str, Any]:
                            "observed_address": {"type": ["string", "null"]},
                            # The version GET /api/v1/targets serves the heartbeat's country.
                            "targets_version": {"type": "string"},
+                           # Signed endpoints (collector.announce, probe.daemon.announce).
+                           "endpoints_announcement": {
+                               "type": "object", "required": ["payload", "signature"],
+                               "properties": {"payload": {"type": "string"},
+                                              "signature": {"type": "string"}}},
                            "probe_id": {"type": "string", "description":
                                         "The probe id of the bearer token."}},
         },

@@ -140,6 +140,16 @@ class ThrottleParams:
 
 
 @dataclass(frozen=True, slots=True)
+class ReachParams:
+    """The monitor blocked from a network (``monitor_reach``): how fresh a heartbeat's path
+    must be, the share of a network's probes cut off, and how long before it recovers."""
+
+    window: float = duration_field(1800.0, positive)
+    min_share: float = checked(0.5, _share)
+    exit_after: float = duration_field(1800.0, positive)
+
+
+@dataclass(frozen=True, slots=True)
 class DetectionConfig:
     """The ``detection:`` section of the collector config."""
 
@@ -156,3 +166,4 @@ class DetectionConfig:
     collapse: CollapseParams = field(default_factory=CollapseParams)
     throttle: ThrottleParams = field(default_factory=ThrottleParams)
     outside: OutsideParams = field(default_factory=OutsideParams)  # outside-in corroboration
+    reach: ReachParams = field(default_factory=ReachParams)  # the monitor blocked from a network

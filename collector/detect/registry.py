@@ -11,6 +11,7 @@ from __future__ import annotations
 from collector.detect.blocking import BlockDetector
 from collector.detect.collapse import CollapseDetector
 from collector.detect.detector import Detector
+from collector.detect.monitor_reach import MonitorReachDetector
 from collector.detect.outside_in import OutsideDetector
 from collector.detect.silence import SilenceDetector
 from collector.detect.throttling import SlowdownDetector, ThrottleDetector
@@ -22,4 +23,5 @@ DETECTORS: tuple[type[Detector], ...] = (
     ThrottleDetector,
     SilenceDetector,
     OutsideDetector,
+    MonitorReachDetector,
 )

@@ -45,7 +45,7 @@ from typing import Any, Protocol
 
 from collector.detect.model import CONFIRMED, LIKELY, NONE, TIERS, Event, Signal, iso
 from collector.detect.params import DetectionConfig, NetworkRoles
-from collector.events.kinds import BLOCK, SHUTDOWN, THROTTLING
+from collector.events.kinds import BLOCK, MONITOR_BLOCKED, SHUTDOWN, THROTTLING
 
 MAX_MEMBERS_IN_EVIDENCE = 100
 
@@ -110,7 +110,7 @@ class EventState:
 
 
 def cluster_of(signal: Signal) -> str:
-    if signal.kind == SHUTDOWN:
+    if signal.kind in (SHUTDOWN, MONITOR_BLOCKED):
         return "network"
     if signal.kind == BLOCK:
         return f"{signal.layer or '-'}:{signal.mechanism or '-'}"

@@ -28,6 +28,7 @@ DEFAULT: Language = "en"
 EN: dict[str, str] = {
     "kind.shutdown": "Internet shutdown", "kind.block": "Blocking",
     "kind.throttling": "Throttling", "kind.monitor_outage": "Monitor outage",
+    "kind.monitor_blocked": "Monitor blocked",
     "tier.suspected": "suspected", "tier.likely": "likely", "tier.confirmed": "confirmed",
     "country.KG": "Kyrgyzstan", "country.KZ": "Kazakhstan", "country.ZZ": "every country",
     "title": "{kind} in {country}",
@@ -150,6 +151,7 @@ EN: dict[str, str] = {
 RU: dict[str, str] = {
     "kind.shutdown": "Отключение интернета", "kind.block": "Блокировка",
     "kind.throttling": "Замедление", "kind.monitor_outage": "Сбой мониторинга",
+    "kind.monitor_blocked": "Блокировка мониторинга",
     "tier.suspected": "предположительно", "tier.likely": "вероятно",
     "tier.confirmed": "подтверждено",
     "country.KG": "Кыргызстан", "country.KZ": "Казахстан", "country.ZZ": "все страны",
@@ -279,6 +281,7 @@ RU: dict[str, str] = {
 KY: dict[str, str] = {
     "kind.shutdown": "Интернеттин өчүрүлүшү", "kind.block": "Бөгөттөө",
     "kind.throttling": "Жайлатуу", "kind.monitor_outage": "Мониторингдин үзгүлтүгү",
+    "kind.monitor_blocked": "Мониторингдин бөгөттөлүшү",
     "tier.suspected": "шектүү", "tier.likely": "ыктымал", "tier.confirmed": "тастыкталган",
     "country.KG": "Кыргызстан", "country.KZ": "Казакстан", "country.ZZ": "бардык өлкөлөр",
     "title": "{country}: {kind}",
@@ -315,6 +318,7 @@ KY: dict[str, str] = {
 KK: dict[str, str] = {
     "kind.shutdown": "Интернетті өшіру", "kind.block": "Бұғаттау",
     "kind.throttling": "Баяулату", "kind.monitor_outage": "Мониторинг үзілісі",
+    "kind.monitor_blocked": "Мониторингті бұғаттау",
     "tier.suspected": "күдікті", "tier.likely": "ықтимал", "tier.confirmed": "расталған",
     "country.KG": "Қырғызстан", "country.KZ": "Қазақстан", "country.ZZ": "барлық елдер",
     "title": "{country}: {kind}",

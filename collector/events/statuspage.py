@@ -204,7 +204,7 @@ def status_page(events: Sequence[EventView], latest: Sequence[Mapping[str, Any]]
     outages = [e for e in events if e.kind == MONITOR_OUTAGE]
     events = [e for e in events if e.kind != MONITOR_OUTAGE]
     open_events = sorted((e for e in events if e.status == "open"),
-                         key=lambda e: (-KIND_RANK[e.kind], -tier_rank(e.tier), e.start))
+                         key=lambda e: (-KIND_RANK.get(e.kind, 0), -tier_rank(e.tier), e.start))
     closed = [e for e in events if e.status == "closed"]
     rows = network_rows(latest, open_events)
     countries = list(dict.fromkeys([*settings.countries, *(r.cc for r in rows),

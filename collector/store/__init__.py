@@ -17,8 +17,12 @@ it in ``tests/collector/store``, which runs on both (README: "How to add a store
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 from urllib.parse import urlsplit
+
+if TYPE_CHECKING:
+    from collector.store.archive import ArchiveCandidate
 
 VERDICTS = ("ok", "blocked", "down", "throttled", "inconclusive")
 AXES = ("day", "hour", "cc", "asn", "domain", "input", "test_name", "verdict")
@@ -219,6 +223,17 @@ class Store(Protocol):
 
     async def schema_version(self) -> int: ...
 
+    # Archive (collector/store/archive.py): bodies moved to files, summary rows kept.
+
+    async def archive_candidates(self, before: str, after: tuple[str, str] | None,
+                                 limit: int) -> list[ArchiveCandidate]:
+        """Rows started before ``before`` whose body is still in the database, oldest first
+        (``start_time``, then ``uid``), after the (start_time, uid) cursor ``after``."""
+
+    async def mark_archived(self, moves: list[tuple[ArchiveCandidate, str]]) -> int:
+        """In one transaction, empty each candidate's body and store its archive reference,
+        skipping a row whose body changed since it was read; returns the rows emptied."""
+
     async def close(self) -> None: ...
 
 
@@ -226,14 +241,19 @@ def is_postgres(database: str) -> bool:
     return database.startswith(("postgresql://", "postgres://"))
 
 
-async def open_store(database: str, *, pool_size: int = 10) -> Store:
-    """Open the store named by a path (SQLite) or a ``postgresql://`` DSN; runs migrations."""
+async def open_store(database: str, *, pool_size: int = 10,
+                     archive_dir: str | None = None) -> Store:
+    """Open the store named by a path (SQLite) or a ``postgresql://`` DSN; runs migrations.
+    ``archive_dir`` is where archived bodies are read back from (``collector.store.archive``)."""
+    root = Path(archive_dir) if archive_dir is not None else None
     if is_postgres(database):
         from collector.store.postgres import PostgresStore
 
-        postgres: Store = await PostgresStore.open(database, pool_size=pool_size)
+        postgres = await PostgresStore.open(database, pool_size=pool_size)
+        postgres.archive_root = root
         return postgres
     from collector.store.sqlite import SQLiteStore
 
-    store: Store = await SQLiteStore.open(database)
+    store = await SQLiteStore.open(database)
+    store.archive_root = root
     return store

@@ -27,6 +27,7 @@ import random
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
+from pathlib import Path
 from typing import Any, TypeVar
 
 import asyncpg
@@ -42,6 +43,7 @@ from collector.store import (
     sql,
     target_key,
 )
+from collector.store.archive import ArchiveCandidate, ArchiveUnreadable, read_archived
 from collector.store.body import pack, unpack
 from collector.store.postgres_events import MIGRATION as EVENTS_MIGRATION
 from collector.store.postgres_events import PostgresEventsMixin
@@ -142,6 +144,10 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         # Already compressed: TOAST should not try again.
         "ALTER TABLE measurements ALTER COLUMN body_z SET STORAGE EXTERNAL",
     ),
+    (  # version 5: a body moved to an archive file (collector.store.archive) leaves body and
+        # body_z NULL and its reference in ``archive``
+        "ALTER TABLE measurements ADD COLUMN archive text",
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -233,6 +239,7 @@ class PostgresStore(PostgresEventsMixin):
     def __init__(self, pool: asyncpg.Pool) -> None:
         self.pool = pool
         self.partitions: set[tuple[str, datetime]] = set()
+        self.archive_root: Path | None = None  # where archived bodies are read from
 
     @classmethod
     async def open(cls, dsn: str, *, pool_size: int = 10,
@@ -355,10 +362,47 @@ class PostgresStore(PostgresEventsMixin):
         if not uids:
             return {}
         records = await self._fetch(
-            "SELECT m.uid, m.body, m.body_z FROM measurement_uids u JOIN measurements m "
-            "ON m.start_time = u.start_time AND m.uid = u.uid WHERE u.uid = ANY($1::text[])",
-            uids)
-        return {r["uid"]: stored_body(r) for r in records}
+            "SELECT m.uid, m.body, m.body_z, m.archive FROM measurement_uids u "
+            "JOIN measurements m ON m.start_time = u.start_time AND m.uid = u.uid "
+            "WHERE u.uid = ANY($1::text[])", uids)
+        bodies = {r["uid"]: stored_body(r) for r in records if r["archive"] is None}
+        archived = {r["uid"]: r["archive"] for r in records if r["archive"] is not None}
+        if archived:
+            if self.archive_root is None:
+                raise ArchiveUnreadable("archived bodies but no archive directory given")
+            bodies.update(read_archived(self.archive_root, archived))
+        return bodies
+
+    async def archive_candidates(self, before: str, after: tuple[str, str] | None,
+                                 limit: int) -> list[ArchiveCandidate]:
+        if after is None:
+            records = await self._fetch(
+                "SELECT uid, test_name, probe_cc, start_time, body, body_z FROM measurements "
+                "WHERE start_time < $1 AND archive IS NULL ORDER BY start_time, uid LIMIT $2",
+                _ts(before), limit)
+        else:
+            records = await self._fetch(
+                "SELECT uid, test_name, probe_cc, start_time, body, body_z FROM measurements "
+                "WHERE start_time < $1 AND archive IS NULL AND (start_time, uid) > ($2, $3) "
+                "ORDER BY start_time, uid LIMIT $4", _ts(before), _ts(after[0]), after[1], limit)
+        return [ArchiveCandidate(r["uid"], r["test_name"], r["probe_cc"],
+                                 r["start_time"].strftime(TIME_FORMAT), stored_body(r),
+                                 (r["body"], r["body_z"])) for r in records]
+
+    async def mark_archived(self, moves: list[tuple[ArchiveCandidate, str]]) -> int:
+        async def work(conn: asyncpg.Connection) -> int:
+            emptied = 0
+            for candidate, ref in moves:
+                body, body_z = candidate.stored
+                status = await conn.execute(
+                    "UPDATE measurements SET body = NULL, body_z = NULL, archive = $1 "
+                    "WHERE start_time = $2 AND uid = $3 AND archive IS NULL "
+                    "AND body IS NOT DISTINCT FROM $4 AND body_z IS NOT DISTINCT FROM $5",
+                    ref, _ts(candidate.start_time), candidate.uid, body, body_z)
+                emptied += int(status.split()[-1])
+            return emptied
+
+        return await self._write(work)
 
     async def replace_analysis(self, uid: str, body: str, verdict: str | None,
                                layer: str | None, mechanism: str | None) -> bool:
@@ -373,7 +417,7 @@ class PostgresStore(PostgresEventsMixin):
             # New bodies live compressed in body_z (the text column is for older rows).
             await conn.execute(
                 "UPDATE measurements SET body = NULL, body_z = $1, verdict = $2, layer = $3, "
-                "mechanism = $4 WHERE uid = $5 AND start_time = $6",
+                "mechanism = $4, archive = NULL WHERE uid = $5 AND start_time = $6",
                 pack(body), verdict, layer, mechanism, uid, found[0])
             await conn.execute(
                 "UPDATE target_state SET verdict = $1, layer = $2, mechanism = $3 "

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import asyncpg
 
 from collector.store import EventFilter, FeedRow, sql
+from collector.store.archive import feed_bodies
 from collector.store.body import unpack
 from collector.store.sql import event_document, event_values
 
@@ -60,7 +61,7 @@ MIGRATION: tuple[str, ...] = (
 # not in transactions, whatever the size of the batches that were stored.
 _FEED = """
 SELECT xid::text::bigint AS seq, probe_id, to_char(received_at, 'YYYY-MM-DD HH24:MI:SS') AS
-       received_at, body, {body_z} AS body_z
+       received_at, body, {body_z} AS body_z, {archive} AS archive, {uid} AS uid
 FROM {table}
 WHERE xid > $1::text::xid8 AND xid < pg_snapshot_xmin(pg_current_snapshot())
   AND xid <= (SELECT coalesce(max(x) FILTER (WHERE total <= $2), min(x), $1::text::xid8) FROM (
@@ -98,11 +99,16 @@ class PostgresEventsMixin:
 
     async def _feed(self, table: str, after: int, limit: int) -> list[FeedRow]:
         # Only measurements have compressed bodies (body_z); heartbeats are short.
-        body_z = "body_z" if table == "measurements" else "NULL::bytea"
-        records = await self._fetch(_FEED.format(table=table, body_z=body_z), str(after), limit)
-        return [FeedRow(int(r["seq"]), r["probe_id"], r["received_at"],
-                        unpack(r["body_z"]) if r["body_z"] is not None else r["body"])
-                for r in records]
+        # Only measurements can be archived (collector.store.archive).
+        columns = ({"body_z": "body_z", "archive": "archive", "uid": "uid"}
+                   if table == "measurements" else
+                   {"body_z": "NULL::bytea", "archive": "NULL::text", "uid": "NULL::text"})
+        records = await self._fetch(_FEED.format(table=table, **columns), str(after), limit)
+        bodies = feed_bodies(getattr(self, "archive_root", None), [
+            (r["uid"], unpack(r["body_z"]) if r["body_z"] is not None else r["body"],
+             r["archive"]) for r in records])
+        return [FeedRow(int(r["seq"]), r["probe_id"], r["received_at"], body)
+                for r, body in zip(records, bodies, strict=True)]
 
     async def measurement_feed(self, after: int, limit: int) -> list[FeedRow]:
         """Whole transactions (each a batch of measurements), at most ``limit`` rows."""

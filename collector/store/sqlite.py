@@ -32,6 +32,7 @@ from collector.store import (
     sql,
     target_key,
 )
+from collector.store.archive import ArchiveCandidate, ArchiveUnreadable, read_archived
 from collector.store.body import pack, unpack
 from collector.store.sqlite_events import MIGRATION as EVENTS_MIGRATION
 from collector.store.sqlite_events import SQLiteEventsMixin
@@ -139,6 +140,9 @@ MIGRATIONS: tuple[tuple[Step, ...], ...] = (
     # rows stored before stay text). No statement: the version keeps an older collector,
     # which would hand out the compressed bytes, from opening the file.
     (),
+    # Version 6: a body moved to an archive file (collector.store.archive) leaves "" in
+    # ``body`` and its reference in ``archive``.
+    ("ALTER TABLE measurements ADD COLUMN archive TEXT",),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -285,6 +289,7 @@ class SQLiteStore(SQLiteEventsMixin):
         self.write = write
         self.read = read
         self.writer = _GroupWriter(write)
+        self.archive_root: Path | None = None  # where archived bodies are read from
 
     @classmethod
     async def open(cls, path: str, busy_timeout_ms: int = 5000) -> SQLiteStore:
@@ -359,9 +364,40 @@ class SQLiteStore(SQLiteEventsMixin):
         if not uids:
             return {}
         rows = await self._fetch(
-            f"SELECT uid, body FROM measurements WHERE uid IN ({','.join('?' for _ in uids)})",
-            uids)
-        return {r[0]: unpack(r[1]) for r in rows}
+            f"SELECT uid, body, archive FROM measurements "
+            f"WHERE uid IN ({','.join('?' for _ in uids)})", uids)
+        bodies = {r[0]: unpack(r[1]) for r in rows if r[2] is None}
+        archived = {r[0]: r[2] for r in rows if r[2] is not None}
+        if archived:
+            bodies.update(read_archived(self._archive_root(), archived))
+        return bodies
+
+    def _archive_root(self) -> Path:
+        if self.archive_root is None:
+            raise ArchiveUnreadable("archived bodies but no archive directory given")
+        return self.archive_root
+
+    async def archive_candidates(self, before: str, after: tuple[str, str] | None,
+                                 limit: int) -> list[ArchiveCandidate]:
+        cursor = "AND (start_time, uid) > (?, ?)" if after is not None else ""
+        rows = await self._fetch(
+            f"SELECT uid, test_name, probe_cc, start_time, body FROM measurements "
+            f"WHERE start_time < ? AND archive IS NULL {cursor} "
+            f"ORDER BY start_time, uid LIMIT ?", (before, *(after or ()), limit))
+        return [ArchiveCandidate(r[0], r[1], r[2], r[3], unpack(r[4]), r[4]) for r in rows]
+
+    async def mark_archived(self, moves: list[tuple[ArchiveCandidate, str]]) -> int:
+        async def job(db: aiosqlite.Connection) -> int:
+            emptied = 0
+            for candidate, ref in moves:
+                cursor = await db.execute(
+                    "UPDATE measurements SET body = '', archive = ? "
+                    "WHERE uid = ? AND archive IS NULL AND body IS ?",
+                    (ref, candidate.uid, candidate.stored))
+                emptied += cursor.rowcount
+            return emptied
+
+        return await self.writer.run(job)
 
     async def replace_analysis(self, uid: str, body: str, verdict: str | None,
                                layer: str | None, mechanism: str | None) -> bool:
@@ -373,8 +409,8 @@ class SQLiteStore(SQLiteEventsMixin):
             if found is None:
                 return False
             await db.execute(
-                "UPDATE measurements SET body = ?, verdict = ?, layer = ?, mechanism = ? "
-                "WHERE uid = ?", (pack(body), verdict, layer, mechanism, uid))
+                "UPDATE measurements SET body = ?, verdict = ?, layer = ?, mechanism = ?, "
+                "archive = NULL WHERE uid = ?", (pack(body), verdict, layer, mechanism, uid))
             await db.execute(
                 "UPDATE target_state SET verdict = ?, layer = ?, mechanism = ? WHERE uid = ?",
                 (verdict, layer, mechanism, uid))

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import aiosqlite
 
 from collector.store import EventFilter, FeedRow, sql
+from collector.store.archive import feed_bodies
 from collector.store.body import unpack
 from collector.store.sql import event_document, event_values
 
@@ -77,9 +78,12 @@ class SQLiteEventsMixin:
 
     async def measurement_feed(self, after: int, limit: int) -> list[FeedRow]:
         rows = await self._fetch(
-            "SELECT rowid, probe_id, received_at, body FROM measurements WHERE rowid > ?"
-            " ORDER BY rowid LIMIT ?", (after, limit))
-        return [FeedRow(int(r[0]), str(r[1]), str(r[2]), unpack(r[3])) for r in rows]
+            "SELECT rowid, probe_id, received_at, body, uid, archive FROM measurements "
+            "WHERE rowid > ? ORDER BY rowid LIMIT ?", (after, limit))
+        bodies = feed_bodies(getattr(self, "archive_root", None),
+                             [(r[4], unpack(r[3]), r[5]) for r in rows])
+        return [FeedRow(int(r[0]), str(r[1]), str(r[2]), body)
+                for r, body in zip(rows, bodies, strict=True)]
 
     async def heartbeat_feed(self, after: int, limit: int) -> list[FeedRow]:
         rows = await self._fetch(

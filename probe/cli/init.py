@@ -28,6 +28,7 @@ from typing import TextIO
 import aiohttp
 
 from probe.config import probe_config
+from probe.core.announcement import check_public_key
 from probe.core.typed_config import (
     ConfigError,
     is_asn,
@@ -89,6 +90,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--collector-url", help="collector base URL (https://...)")
     parser.add_argument("--token", help="the probe token the collector's operator gave you")
     parser.add_argument("--token-file", help="a file holding that token (instead of --token)")
+    parser.add_argument("--announce-key", help="the collector operator's endpoint key "
+                        "(base64, from `python -m collector endpoints-key`): lets the "
+                        "collector announce new addresses when it moves (optional)")
     parser.add_argument("--country", help="KG or KZ (two-letter country code)")
     parser.add_argument("--asn", help="your provider's AS number, e.g. AS8449 (optional)")
     parser.add_argument("--probe-id", help="probe name agreed with the operator "
@@ -209,6 +213,8 @@ def _fill(args: argparse.Namespace, interactive: bool, stdin: TextIO, stdout: Te
         raise InitError(f"--token-file: no such file: {args.token_file}")
     if not args.country or is_country_code(args.country):
         raise InitError("--country: a two-letter upper-case country code is required")
+    if args.announce_key and check_public_key(args.announce_key):
+        raise InitError(f"--announce-key: {check_public_key(args.announce_key)}")
     if args.asn and is_asn(args.asn):
         raise InitError("--asn: not an AS number like AS8449")
     if args.budget_mb <= 0:
@@ -342,6 +348,7 @@ identity:
 collector:
   url: {_quote(args.collector_url)}
   token_file: {_quote(str(token_file))}
+  announce_key: {_quote(getattr(args, "announce_key", None))}   # signs endpoint moves; null: none
 schedule:
   interval: {args.interval}          # each site; divided by event_speedup in event windows
   jitter: 0.2

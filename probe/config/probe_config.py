@@ -16,6 +16,7 @@ from probe.config import platforms as platform_config
 from probe.config.platform_settings import CensorTraces, PlatformChecks
 from probe.config.probe_timeouts import Timeouts as Timeouts
 from probe.config.throttle_settings import ThrottlingConfig
+from probe.core.announcement import check_public_key
 from probe.core.targets import CSV_COLUMNS as CSV_COLUMNS
 from probe.core.targets import Target as Target
 from probe.core.targets import load_targets_csv as load_targets_csv
@@ -84,6 +85,10 @@ class CollectorLink:
     # control requests): http://HOST:PORT (CONNECT), socks5h://HOST:PORT (SOCKS5, names
     # resolved by the proxy: Tor) or socks5://HOST:PORT (probe.netx.proxy); null: direct.
     proxy: str | None = checked(None, lambda v: v and check_proxy(v))
+    # The collector operator's Ed25519 public key (base64 of the raw 32 bytes, given at
+    # ``init``): heartbeat answers announcing new endpoints signed with it are believed
+    # (probe.daemon.announce); null: announcements are ignored.
+    announce_key: str | None = checked(None, lambda v: v and check_public_key(v))
 
 
 def _at_least_one(value: float) -> str | None:

@@ -87,6 +87,7 @@ class EndpointList:
         if len(set(names)) != len(names):
             raise ValueError("endpoint names must be unique")
         self.endpoints = tuple(endpoints)
+        self.configured_count = len(self.endpoints)  # the rest were announced
         self.retry_first_after = retry_first_after
         self._clock = clock
         self._current = 0
@@ -107,6 +108,16 @@ class EndpointList:
             self._current = index
             self._since = self._clock()
         self.last_used = endpoint.name
+
+    def announce(self, endpoints: Sequence[Endpoint]) -> None:
+        """Put signed announced endpoints (``probe.daemon.announce``) after the configured
+        ones, replacing those of an earlier announcement; a name already configured keeps its
+        configured entry. The remembered endpoint stays remembered when it is still listed."""
+        current = self.endpoints[self._current]
+        configured = self.endpoints[:self.configured_count]
+        names = {e.name for e in configured}
+        self.endpoints = (*configured, *(e for e in endpoints if e.name not in names))
+        self._current = self.endpoints.index(current) if current in self.endpoints else 0
 
     async def call(self, attempt: Callable[[Endpoint], Awaitable[T]]) -> tuple[T, Endpoint]:
         """Run ``attempt`` against each endpoint in turn until one answers; network failures
@@ -147,6 +158,9 @@ class FailoverUploader(Uploader):
         self.endpoints = endpoints
         self.proxy = proxy  # HTTP CONNECT or SOCKS5 for every endpoint (probe.netx.proxy), or None
         self.path_used: str | None = None  # probe.netx.proxy.path_of the last success
+        # Whether the last success came from an endpoint after the first of the list: told in
+        # heartbeats, so the collector sees networks that reach it only by a detour.
+        self.fallback_used: bool | None = None
 
     @property
     def endpoint_used(self) -> str | None:
@@ -159,4 +173,5 @@ class FailoverUploader(Uploader):
 
         result, endpoint = await self.endpoints.call(attempt)
         self.path_used = route(endpoint, self.proxy)[2]
+        self.fallback_used = endpoint is not self.endpoints.endpoints[0]
         return result

@@ -1,23 +1,21 @@
 """Optional local ``/metrics`` for volunteers who run Prometheus next to their probe.
 
 Off unless ``metrics_listen`` is set (keep it on 127.0.0.1: the page shows which sites the
-probe finds blocked). Values are read from the daemon at scrape time by one custom collector,
-on a registry of its own; nothing is mutated per measurement. Labels are bounded: test names,
-configured targets and verdicts.
+probe finds blocked). Values are read from the daemon's state (``probe.daemon.state``) at
+scrape time by one custom collector, on a registry of its own; nothing is mutated per
+measurement. Labels are bounded: test names, configured targets and verdicts.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-if TYPE_CHECKING:
-    from probe.daemon.loop import Daemon
+from probe.daemon.state import Stateful
 
 NAMESPACE = "kuzot_probe"
 
@@ -33,11 +31,11 @@ def _flag(value: bool | None) -> float:
 class DaemonCollector(Collector):
     """Reads the daemon's state when Prometheus scrapes."""
 
-    def __init__(self, daemon: Daemon) -> None:
+    def __init__(self, daemon: Stateful) -> None:
         self.daemon = daemon
 
     def collect(self) -> Iterator[Metric]:
-        d = self.daemon
+        d = self.daemon.state()
         yield _gauge("spool_measurements", "Measurements waiting in the spool for upload.",
                      d.depth.measurements)
         yield _gauge("spool_bytes", "Bytes of measurements waiting in the spool.", d.depth.bytes)
@@ -81,13 +79,12 @@ class DaemonCollector(Collector):
         yield _gauge("network_online", "1 when the last connectivity ladder found the "
                      "Internet reachable.", _flag(d.online))
         yield _gauge("event_window", "1 inside an event window told by the collector.",
-                     _flag(d.window is not None))
-        check = d.clockwatch.current(d.clock.monotonic())
+                     _flag(d.in_event_window))
         yield _gauge("clock_verified", "1 while the clock's offset from the collector's is "
-                     "known (checked, no jump since, not too old).", _flag(check is not None))
+                     "known (checked, no jump since, not too old).", _flag(d.clock_verified))
         yield _gauge("clock_offset_seconds", "The collector's clock minus this device's at "
                      "the last check (0 before any).",
-                     d.clockwatch.last.offset if d.clockwatch.last else 0.0)
+                     d.clock_offset if d.clock_offset is not None else 0.0)
         yield _gauge("data_used_today_bytes", "Estimated bytes used today (UTC).", d.used_today)
         yield _gauge("data_budget_bytes", "Daily data budget in bytes (0 = no cap).",
                      d.budget or 0)
@@ -99,7 +96,7 @@ class DaemonCollector(Collector):
         yield verdicts
 
 
-def registry_for(daemon: Daemon) -> CollectorRegistry:
+def registry_for(daemon: Stateful) -> CollectorRegistry:
     registry = CollectorRegistry(auto_describe=True)
     registry.register(DaemonCollector(daemon))
     return registry
@@ -108,7 +105,7 @@ def registry_for(daemon: Daemon) -> CollectorRegistry:
 class MetricsServer:
     """A tiny aiohttp server with one route, ``GET /metrics``."""
 
-    def __init__(self, daemon: Daemon, listen: str) -> None:
+    def __init__(self, daemon: Stateful, listen: str) -> None:
         self.registry = registry_for(daemon)
         host, _, port = listen.rpartition(":")
         self.host = host.strip("[]")

@@ -38,7 +38,6 @@ import asyncio
 import json
 import logging
 import random
-import re
 import signal
 import sqlite3
 from collections import deque
@@ -49,11 +48,10 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from probe import __version__
 from probe.config import probe_config, target_sync
 from probe.core.measurement import ooni_time
 from probe.core.typed_config import ConfigError
-from probe.daemon import pacing, scheduler, traffic, windows
+from probe.daemon import announce, heartbeat, pacing, scheduler, traffic, upload, windows
 from probe.daemon.clock import Clock, SystemClock
 from probe.daemon.clock_check import (
     OFFSET,
@@ -63,9 +61,11 @@ from probe.daemon.clock_check import (
     parse_http_date,
 )
 from probe.daemon.endpoints import EndpointList, FailoverUploader, configured
+from probe.daemon.state import DaemonState
 from probe.daemon.uploader import Uploader, UploadError
 from probe.local import privacy
 from probe.local.journal import (
+    ANNOUNCED,
     CENSOR_TRACES,
     CLOCK_CHECKED,
     CLOCK_OFFSET,
@@ -76,9 +76,6 @@ from probe.local.journal import (
     LAST_HEARTBEAT,
     LAST_HEARTBEAT_ATTEMPT,
     LAST_HEARTBEAT_ERROR,
-    LAST_UPLOAD,
-    LAST_UPLOAD_ATTEMPT,
-    LAST_UPLOAD_ERROR,
     STARTED,
     STOPPED,
     Journal,
@@ -102,10 +99,8 @@ PlatformFn = Callable[[str, datetime, asyncio.Semaphore], Awaitable[Measurement]
 TraceFn = Callable[[str, str | None, datetime], Awaitable[Measurement]]
 
 NOTICE_VERSION = 1
-BATCH_BYTES = 4 * 1024 * 1024  # half the collector's default body limit, before gzip
 SHUTDOWN_GRACE = 10.0
 NAP = 5.0
-COMPACT_AFTER = 1000
 THROTTLING_CHECK = 3600.0  # how often to ask whether throttling tests are due
 SUMMARY_INTERVAL = 3600.0  # the hourly summary line in the log
 SUMMARY_TARGETS = 10
@@ -115,7 +110,6 @@ TRACE_DELAY = (5.0, 60.0)
 # Unverified measurements remembered for the offset (a week of a ladder a minute and a few
 # dozen sites an hour); older ones keep only their clock_unverified mark.
 UNVERIFIED_KEPT = 20_000
-_REJECTED_INDEX = re.compile(r"measurements\[(\d+)\]: (.*)")
 
 
 class ConsentMissing(Exception):
@@ -303,11 +297,15 @@ class Daemon:
         self.skipped_offline = 0
         self.domestic_reachable = False
         self.network_summary = "not measured yet"
-        self.upload_failures = 0
         self.heartbeats = {"ok": 0, "failed": 0}
-        self.last_upload: datetime | None = None
         self.last_heartbeat: datetime | None = None
-        self._batch_limit = config.collector.upload_batch
+        self.announced_serial = 0  # of the endpoint announcement applied (probe.daemon.announce)
+        self.refused_announcement: object = None
+        self.uploads = upload.Uploads(
+            config, self.spool, self.journal, uploader, clock=self.clock, rng=self.rng,
+            scrub=lambda body: self.book.scrub_measurement(body), plan=self._plan_upload,
+            check_clock=self._check_clock, refresh=self._after_batch,
+            queued=lambda: self.depth.measurements)
         self._traffic_seen = 0
         self._traffic_pending = 0
         self._budget_warned = ""
@@ -325,6 +323,7 @@ class Daemon:
         if saved:
             self.event_windows = windows.parse(json.loads(saved), self.config.identity.country)
         self.window = windows.active(self.event_windows, self.clock.now())
+        await self._load_announcement()
         await self._refresh_usage()
         await self._refresh_spool()
         # Nothing is known about the clock after a start (it may be a reboot without a
@@ -872,7 +871,7 @@ class Daemon:
         await self._refresh_spool()
         log.debug("measured %s: spool holds %d", entry.input or entry.test_name,
                   self.depth.measurements)
-        if self.reachable and self.depth.measurements >= self._batch_limit:
+        if self.reachable and self.depth.measurements >= self.uploads.batch_limit:
             self.timetable.plan_earlier("upload", self.clock.monotonic())
 
     async def _heartbeat(self) -> None:
@@ -902,7 +901,7 @@ class Daemon:
         clock_state = await self._check_clock(now)
         if self.reachable is not True:
             log.info("collector reachable; %d measurements to upload", self.depth.measurements)
-            self.upload_failures = 0
+            self.uploads.failures = 0
             self.timetable.plan_earlier("upload", self.clock.monotonic())
         self.reachable = True
         await self.journal.set(**{LAST_HEARTBEAT: ooni_time(now),
@@ -916,6 +915,8 @@ class Daemon:
             if told != self.event_windows:
                 self.event_windows = told
                 await self.journal.set(**{EVENT_WINDOWS: json.dumps(windows.to_wire(told))})
+        if announce.FIELD in answer:
+            await self._consider_announcement(answer[announce.FIELD], now)
         announced = answer.get("targets_version")
         if isinstance(announced, str) and self.config_path is not None and \
                 self.config.target_sync.enabled and "target_lists" not in self.in_flight and \
@@ -951,6 +952,39 @@ class Daemon:
         log.info("target lists changed: %d targets (%d new, %d dropped)", len(self.targets),
                  len(added), len(before.keys() - self.targets.keys()))
 
+    async def _load_announcement(self) -> None:
+        """Put the endpoints of the last applied announcement back after a restart (it was
+        verified when it came; an expired one is still a better guess than none)."""
+        saved = await self.journal.get(ANNOUNCED)
+        if not saved or not isinstance(self.uploader, FailoverUploader):
+            return
+        try:
+            kept = announce.kept(saved)
+        except announce.AnnouncementError as exc:
+            log.warning("kept endpoint announcement not used: %s", exc)
+            return
+        self.announced_serial = kept.serial
+        self.uploader.endpoints.announce(kept.endpoints)
+
+    async def _consider_announcement(self, message: object, now: datetime) -> None:
+        """Apply a signed endpoint announcement of a heartbeat answer (probe.daemon.announce);
+        anything not signed by the operator's key, older or expired is refused and logged."""
+        key = self.config.collector.announce_key
+        if key is None or not isinstance(self.uploader, FailoverUploader):
+            return
+        try:
+            found = announce.verify(message, key, now, self.announced_serial)
+        except announce.AnnouncementError as exc:
+            if message != self.refused_announcement:  # once per distinct message
+                log.warning("endpoint announcement refused: %s", exc)
+                self.refused_announcement = message
+            return
+        self.uploader.endpoints.announce(found.endpoints)
+        self.announced_serial = found.serial
+        await self.journal.set(**{ANNOUNCED: found.to_json()})
+        log.info("collector announced endpoints (serial %d): %s", found.serial,
+                 ", ".join(e.name for e in found.endpoints))
+
     async def _note_controls(self, measurement: Measurement) -> None:
         """Keep which control answered the last web measurement, and whether every control
         was unreachable (``probe.nettests.control_client``), for heartbeats and ``probe status``."""
@@ -965,111 +999,40 @@ class Daemon:
             await self.journal.set(**{CONTROLS: json.dumps(self.controls)})
 
     def _heartbeat_body(self, now: datetime) -> dict[str, Any]:
-        body: dict[str, Any] = {} if self.uploader.token else {
-            # With a token the collector knows who we are (and refuses a probe_id that differs
-            # from the token's); without one the id is how it tells probes apart.
-            "probe_id": self.config.identity.probe_id}
-        if self.config.identity.country != "ZZ":
-            # The answer's event windows and target-list version are this country's.
-            body["probe_cc"] = self.config.identity.country
-        return body | {
-            "sent_at": ooni_time(now),
-            "software_version": __version__,
-            "queue_depth": self.depth.measurements,
-            "queue_bytes": self.depth.bytes,
-            "oldest_queued": self.depth.oldest,
-            "evicted_total": self.counters.get("evicted", 0),
-            "online": self.online,
-            "in_event_window": self.window is not None,
-            "data_used_today": self.used_today,
-            "data_budget": self.budget,
-        } | ({"collector_endpoint": self.uploader.endpoint_used,
-              "collector_path": self.uploader.path_used}
-             if isinstance(self.uploader, FailoverUploader) else {}) | (
-            {"control_endpoint": self.controls.get("endpoint"),
-             "controls_blocked": self.controls.get("blocked", False)} if self.controls else {})
+        return heartbeat.body(self.config, self.uploader, self.state(), now)
+
+    def state(self) -> DaemonState:
+        """What the daemon knows now, for the local metrics and the heartbeat."""
+        last_check = self.clockwatch.last
+        return DaemonState(
+            depth=self.depth, counters=dict(self.counters), measured=dict(self.measured),
+            heartbeats=dict(self.heartbeats), skipped_budget=self.skipped_budget,
+            skipped_offline=self.skipped_offline, upload_failures=self.upload_failures,
+            last_upload=self.last_upload, last_heartbeat=self.last_heartbeat,
+            reachable=self.reachable, online=self.online,
+            in_event_window=self.window is not None,
+            clock_verified=self.clockwatch.current(self.clock.monotonic()) is not None,
+            clock_offset=last_check.offset if last_check else None,
+            used_today=self.used_today, budget=self.budget, latest=dict(self.latest),
+            controls=dict(self.controls))
 
     async def _upload(self) -> None:
-        """Send the spool oldest first until it is empty or the collector stops answering."""
-        schedule = self.config.schedule
-        sent = 0
-        try:
-            while not self.stopping:
-                batch = await self.spool.batch(self._batch_limit, BATCH_BYTES)
-                if not batch:
-                    self.timetable.plan("upload",
-                                        self.clock.monotonic() + schedule.upload_interval)
-                    if sent >= COMPACT_AFTER:
-                        await self.spool.compact()  # a backlog went out: free the space
-                    return
-                now = self.clock.now()
-                bodies = [self.book.scrub_measurement(entry.body) for entry in batch]
-                try:
-                    result = await self.uploader.upload_bodies(bodies)
-                except UploadError as exc:
-                    await self.journal.set(**{LAST_UPLOAD_ATTEMPT: ooni_time(now),
-                                              LAST_UPLOAD_ERROR: str(exc)[:300]})
-                    if exc.kind == "rejected":
-                        await self._set_aside(batch, exc, now)
-                        continue
-                    self._upload_failed(exc)
-                    return
-                acked = set(result.stored) & {entry.uid for entry in batch}
-                if not acked:
-                    self._upload_failed(UploadError("collector stored nothing", kind="server"))
-                    return
-                await self.spool.ack(acked)
-                clock_state = await self._check_clock(now)
-                sent += len(acked)
-                self.upload_failures = 0
-                self.last_upload = now
-                self._batch_limit = min(self.config.collector.upload_batch,
-                                        self._batch_limit * 2)
-                await self.journal.set(**{LAST_UPLOAD: ooni_time(now),
-                                          LAST_UPLOAD_ATTEMPT: ooni_time(now),
-                                          LAST_UPLOAD_ERROR: None, **clock_state})
-                await self._refresh_spool()
-                await self._count_traffic()
-        finally:
-            await self._refresh_spool()
-            await self._count_traffic()
+        await self.uploads.drain(lambda: self.stopping)
 
-    def _upload_failed(self, exc: UploadError) -> None:
-        # Reachability is the heartbeats' to judge: a collector that answers heartbeats but
-        # not uploads (a censor throttling large requests) must get the backoff, not a retry
-        # after every successful heartbeat.
-        self.upload_failures += 1
-        delay = scheduler.backoff(self.upload_failures, self.config.schedule.retry_min,
-                                  self.config.schedule.retry_max, self.rng, exc.retry_after)
-        log.warning("upload failed (%s); %d measurements kept, next try in %.0f s", exc,
-                    self.depth.measurements, delay)
+    async def _after_batch(self) -> None:
+        await self._refresh_spool()
+        await self._count_traffic()
+
+    def _plan_upload(self, delay: float) -> None:
         self.timetable.plan("upload", self.clock.monotonic() + delay)
 
-    async def _set_aside(self, batch: list[Entry], exc: UploadError, now: datetime) -> None:
-        """The collector refused the batch: quarantine the measurements it names (its
-        ``rejected`` list, else the index in its message), or halve the batch until the
-        refused one is alone."""
-        by_uid = {entry.uid: entry for entry in batch}
-        named = [(by_uid[str(r.get("uid"))], str(r.get("message") or r.get("reason")))
-                 for r in exc.rejected if str(r.get("uid")) in by_uid]
-        if named:
-            for bad, reason in named:
-                log.error("collector refused measurement %s (%s); set aside in quarantine",
-                          bad.uid, reason)
-                await self.spool.quarantine(bad.uid, reason, ooni_time(now))
-            return
-        match = _REJECTED_INDEX.search(str(exc))
-        if match and int(match.group(1)) < len(batch):
-            bad = batch[int(match.group(1))]
-            reason = match.group(2)
-        elif len(batch) == 1:
-            bad, reason = batch[0], str(exc)
-        else:
-            self._batch_limit = max(1, len(batch) // 2)
-            return
-        log.error("collector refused measurement %s (%s); set aside in quarantine", bad.uid,
-                  reason)
-        await self.spool.quarantine(bad.uid, reason, ooni_time(now))
+    @property
+    def upload_failures(self) -> int:
+        return self.uploads.failures
+
+    @property
+    def last_upload(self) -> datetime | None:
+        return self.uploads.last
 
     # --------------------------------------------------------------------- clock
 

@@ -37,6 +37,8 @@ CLOCK_OFFSET = "clock_offset_s"  # collector's time minus the probe's at the las
 CLOCK_CHECKED = "clock_checked_at"  # the probe's own time of that check
 # The controls as the last web measurement found them (JSON: endpoint, path, blocked, at).
 CONTROLS = "controls"
+# The last signed endpoint announcement applied (JSON: serial, expires, endpoints).
+ANNOUNCED = "announced_endpoints"
 
 
 @dataclass(frozen=True, slots=True)

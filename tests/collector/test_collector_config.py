@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from collector import config as collector_config
@@ -39,3 +41,14 @@ def test_invalid_collector_config(name: str, message: str) -> None:
     with pytest.raises(ConfigError) as caught:
         collector_config.load(DATA / name)
     assert str(caught.value) == message
+
+
+def test_archiving_is_off_by_default_and_takes_a_duration(tmp_path: Path) -> None:
+    assert collector_config.CollectorConfig().storage.archive_after is None
+    path = tmp_path / "collector.yaml"
+    path.write_text("storage: {archive_after: 90d, archive_dir: /srv/kuzot/archive}\n")
+    storage = collector_config.load(path).storage
+    assert (storage.archive_after, storage.archive_dir) == (90 * 86400.0, "/srv/kuzot/archive")
+    path.write_text("storage: {archive_after: 0}\n")
+    with pytest.raises(ConfigError, match="storage.archive_after: must be positive"):
+        collector_config.load(path)

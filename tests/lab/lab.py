@@ -378,7 +378,8 @@ class Lab:
         config = rounds.write_config(
             self.workdir / f"round-{scenario.name}.yaml",
             rounds.daemon_config(scenario.url, self.daemon_token(), self.ca_file, CONTROL_URL,
-                                 str(self.workdir / f"spool-{scenario.name}.sqlite")))
+                                 str(self.workdir / f"spool-{scenario.name}.sqlite"),
+                                 scenario.collector_first))
         return [sys.executable, "-m", "probe", "run", "--config", str(config), "--once"]
 
     def daemon_round(self, scenario: Scenario) -> Outcome:

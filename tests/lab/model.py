@@ -138,6 +138,9 @@ class Scenario:
     not_evidence: tuple[str, ...] = field(default=())
     # The access link the probe runs on: home broadband or mobile data.
     link: Link = "broadband"
+    # A daemon round's first collector endpoint reaches the collector through this address
+    # (fronting: the collector's own name in Host and SNI), its second directly; None: one.
+    collector_first: str | None = None
 
 
 def expect(verdict: str, layer: str | None = None, mechanism: str | None = None, *,

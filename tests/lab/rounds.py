@@ -38,13 +38,18 @@ with urllib.request.urlopen(url, timeout=5) as response:
 
 
 def daemon_config(url: str, token: str, ca_file: str, control_url: str,
-                  spool: str) -> dict[str, Any]:
+                  spool: str, collector_first: str | None = None) -> dict[str, Any]:
     """The probe daemon's configuration for one round that measures ``url``; each round has
-    its own spool file, so nothing one round kept is counted by another."""
+    its own spool file, so nothing one round kept is counted by another. With
+    ``collector_first`` the collector has two endpoints: through that address first, then
+    its own (the controls follow the same list)."""
+    endpoints = [{"name": "first", "url": control_url, "front": collector_first},
+                 {"name": "second", "url": control_url}] if collector_first else []
     return {
         "identity": {"probe_id": PROBE_ID, "country": "KG"},
         "spool_path": spool,
-        "collector": {"url": control_url, "token": token, "ca_file": ca_file},
+        "collector": {"url": control_url, "token": token, "ca_file": ca_file,
+                      "endpoints": endpoints},
         "ca_file": ca_file,
         "timeouts": TIMEOUTS,
         "targets": [{"url": url}],

@@ -111,10 +111,11 @@ def _build() -> list[Scenario]:
     def add(name: str, about: str, url: str, sites: tuple[Site, ...],
             censor: tuple[Action, ...], want: Expect | Round, *, public_resolver: bool = False,
             exclusive: bool = False, evidence: tuple[str, ...] = (),
-            not_evidence: tuple[str, ...] = (), link: Link = "broadband") -> None:
+            not_evidence: tuple[str, ...] = (), link: Link = "broadband",
+            collector_first: str | None = None) -> None:
         s.append(Scenario(name, about, url, sites, censor, want, public_resolver=public_resolver,
                           exclusive=exclusive, evidence=evidence, not_evidence=not_evidence,
-                          link=link))
+                          link=link, collector_first=collector_first))
 
     # --- No censorship: the baseline every other scenario is measured against.
     a = _site("www.ok-http.kg")
@@ -416,6 +417,14 @@ def _build() -> list[Scenario]:
         link="mobile", not_evidence=("endpoint_failed",))
 
     # --- Shutdown: nothing is forwarded and the ISP resolver has no uplink.
+    # --- The monitor itself blocked: the collector's first address is reset; the round's
+    # measurement arrives once through the second endpoint, and the site stays ok (the
+    # control follows the same endpoints).
+    a = _site("www.collector-reset.kg")
+    first = _site("collector-first.kuzot-lab.net")
+    add("collector_first_address_reset", "the censor resets the collector's first address: "
+        "the daemon uploads through the next endpoint", f"https://{a.name}/", (a, first),
+        rst_on_syn(first.ip, 443), _online(f"https://{a.name}/"), collector_first=first.ip)
     a = _site("www.shutdown.kz")
     add("shutdown", "everything forwarded is dropped: the probe must not call the site "
         "blocked", f"https://{a.name}/", (a,), shutdown(), INCONCLUSIVE, exclusive=True)

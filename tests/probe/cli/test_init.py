@@ -147,12 +147,25 @@ def test_automated_install_with_flags_and_safe_defaults(tmp_path: Path) -> None:
       "--interval", "often"), "--interval"),
     (("--collector-url", "https://c.example", "--token-file", "/nonexistent/token",
       "--country", "KG"), "--token-file"),
+    (("--collector-url", "https://c.example", "--token", "t", "--country", "KG",
+      "--announce-key", "bm90IGEga2V5"), "--announce-key"),
 ])
 def test_bad_flags_fail_with_the_flag_named(tmp_path: Path, argv: tuple[str, ...],
                                             message: str) -> None:
     code, _out, err = init(tmp_path, "--accept-risks", *argv)
     assert code == 2 and message in err
     assert not (tmp_path / "etc" / "probe.yaml").exists()
+
+
+def test_the_operators_announce_key_is_kept_in_the_config(tmp_path: Path) -> None:
+    public = "11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo="
+    code, _out, err = init(tmp_path, "--accept-risks", *FLAGS, "--announce-key", public)
+    assert code == 0, err
+    assert probe_config.load(tmp_path / "etc" / "probe.yaml").collector.announce_key == public
+    code, _out, err = init(tmp_path / "none", "--accept-risks", *FLAGS)
+    assert code == 0, err
+    assert probe_config.load(tmp_path / "none" / "etc" / "probe.yaml").collector \
+        .announce_key is None
 
 
 def test_an_existing_config_is_kept_unless_forced(tmp_path: Path) -> None:

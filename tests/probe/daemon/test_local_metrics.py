@@ -3,11 +3,14 @@ real aiohttp server on loopback."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 import aiohttp
 
 from probe.daemon.local_metrics import MetricsServer, registry_for
+from probe.daemon.state import DaemonState
+from probe.local.spool import Depth
 from tests.helpers.collector import SwitchableCollector, issue_token
 from tests.helpers.ports import free_port
 from tests.helpers.probe_setup import loopback_config, make_daemon
@@ -61,3 +64,36 @@ async def test_metrics_follow_the_daemon(tmp_path: Path, collector_config: objec
     offset = value("kuzot_probe_clock_offset_seconds")
     assert offset is not None and abs(offset) <= 1.5
     assert f'kuzot_probe_target_verdict{{target="{url}",verdict="ok"}} 1.0' in text
+
+
+class Written:
+    """A state written by hand: the metrics read only ``state()``, never the daemon."""
+
+    def __init__(self, state: DaemonState) -> None:
+        self.current = state
+
+    def state(self) -> DaemonState:
+        return self.current
+
+
+def test_metrics_read_a_state_alone() -> None:
+    source = Written(DaemonState(
+        depth=Depth(3, 3000, None), counters={"quarantined": 1}, heartbeats={"ok": 4},
+        upload_failures=2, last_heartbeat=datetime(2026, 12, 1, tzinfo=UTC), reachable=True,
+        in_event_window=True, clock_verified=True, clock_offset=-1.5, used_today=99,
+        budget=None, latest={"https://kloop.kg/": "blocked"}))
+    registry = registry_for(source)
+
+    def value(name: str, labels: dict[str, str] | None = None) -> float | None:
+        return registry.get_sample_value(f"kuzot_probe_{name}", labels or {})
+
+    assert value("spool_measurements") == 3 and value("quarantined_total") == 1
+    assert value("heartbeats_total", {"outcome": "ok"}) == 4
+    assert value("upload_failures") == 2 and value("collector_reachable") == 1
+    assert value("event_window") == 1 and value("clock_verified") == 1
+    assert value("clock_offset_seconds") == -1.5 and value("data_budget_bytes") == 0
+    assert value("last_heartbeat_timestamp_seconds") == datetime(
+        2026, 12, 1, tzinfo=UTC).timestamp()
+    assert value("target_verdict", {"target": "https://kloop.kg/", "verdict": "blocked"}) == 1
+    source.current = DaemonState(depth=Depth(0, 0, None))
+    assert value("spool_measurements") == 0 and value("clock_verified") == 0

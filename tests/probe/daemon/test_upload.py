@@ -7,7 +7,9 @@ import asyncio
 import dataclasses
 import gzip
 import json
+import random
 import sqlite3
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +17,12 @@ import pytest
 from aiohttp import web
 
 from collector.config import CollectorConfig, Limits
+from probe.daemon import scheduler, upload
+from probe.daemon.clock import SystemClock
 from probe.daemon.uploader import Uploader, UploadError
+from probe.local.journal import Journal
+from probe.local.localdb import LocalDB
+from probe.local.spool import Entry, Spool
 from tests.helpers.collector import SwitchableCollector, issue_token
 from tests.helpers.ports import free_port
 from tests.helpers.probe_setup import loopback_config, make_daemon
@@ -160,3 +167,90 @@ async def test_a_body_too_large_for_the_collector_is_split_until_it_fits(
     counters, stored = await upload_through_daemon(tmp_path, limited, batch)
     assert stored == sorted(m["measurement_uid"] for m in batch)
     assert counters["uploaded"] == 4 and counters["quarantined"] == 0
+
+
+async def test_a_refused_measurement_whose_uid_the_collector_cannot_read_is_found_by_index(
+        tmp_path: Path, collector_config: CollectorConfig) -> None:
+    # The collector gives back at most 128 characters of a uid it refuses: a longer one is
+    # found by the structured ``index`` field of its answer, not by the uid nor the error text.
+    long_uid = {**measurement(1), "measurement_uid": "x" * 200}
+    batch = [measurement(0), long_uid, measurement(2), {**measurement(3), "probe_cc": "kg"}]
+    counters, stored = await upload_through_daemon(tmp_path, collector_config, batch)
+    assert stored == sorted([batch[0]["measurement_uid"], batch[2]["measurement_uid"]])
+    assert counters["quarantined"] == 2 and counters["uploaded"] == 2
+    with sqlite3.connect(tmp_path / "spool.sqlite") as spool:
+        reasons = dict(spool.execute("SELECT uid, reason FROM quarantine").fetchall())
+    assert set(reasons) == {"x" * 200, batch[3]["measurement_uid"]}
+    assert "measurement_uid" in reasons["x" * 200]
+    assert "probe_cc" in reasons[batch[3]["measurement_uid"]]
+
+
+async def test_the_collector_answer_names_each_refused_entry_field_by_field(
+        collector_config: CollectorConfig) -> None:
+    collector = SwitchableCollector(collector_config, free_port())
+    token = await issue_token(collector_config, "p-upload")
+    await collector.start()
+    bodies = [measurement(0), {**measurement(1), "measurement_uid": "y" * 300},
+              {**measurement(2), "probe_cc": "kg"}]
+    entries = [Entry(str(m["measurement_uid"]), "web_connectivity", None, "", json.dumps(m))
+               for m in bodies]
+    try:
+        uploader = Uploader(collector.base, token, timeout=5)
+        with pytest.raises(UploadError) as caught:
+            await uploader.upload_bodies([entry.body for entry in entries])
+        await uploader.close()
+    finally:
+        await collector.stop()
+    assert caught.value.kind == "rejected"
+    named = upload.refused(entries, caught.value.rejected)
+    assert [item.entry.uid for item in named] == ["y" * 300, entries[2].uid]
+    assert "probe_cc" in named[1].reason
+    # An answer that names nothing (a body too large, an older collector) names no entry.
+    assert upload.refused(entries, []) == []
+    assert upload.refused(entries, [{"index": 9, "uid": None, "reason": "x"}]) == []
+
+
+async def test_the_upload_service_drains_a_spool_alone_and_backs_off_when_unanswered(
+        tmp_path: Path, collector_config: CollectorConfig) -> None:
+    # No daemon: the service, a spool, a journal and the real collector.
+    collector = SwitchableCollector(collector_config, free_port())
+    token = await issue_token(collector_config, "p-upload")
+    await collector.start()
+    config = loopback_config(tmp_path, collector.base, token, [], 9)
+    db = await LocalDB.open(config.spool_path)
+    spool = Spool(db, 10_000_000)
+    batch = [measurement(i) for i in range(5)] + [{**measurement(5), "probe_cc": "kg"}]
+    await spool.put(Entry(str(m["measurement_uid"]), str(m["test_name"]), None,
+                          str(m["measurement_start_time"]), json.dumps(m)) for m in batch)
+    planned: list[float] = []
+    refreshed: list[int] = []
+
+    async def no_clock(_sent: datetime) -> dict[str, str | None]:
+        return {}
+
+    async def refresh() -> None:
+        refreshed.append(1)
+
+    uploads = upload.Uploads(config, spool, Journal(db), Uploader(collector.base, token),
+                             clock=SystemClock(), rng=random.Random(1), scrub=str,
+                             plan=planned.append, check_clock=no_clock, refresh=refresh,
+                             queued=lambda: 0)
+    try:
+        await uploads.drain(lambda: False)
+        assert planned == [config.schedule.upload_interval]  # empty: the usual next time
+        assert uploads.failures == 0 and uploads.last is not None
+        counters = await spool.counters()
+        assert counters["uploaded"] == 5 and counters["quarantined"] == 1
+        await collector.stop()
+        await spool.put([Entry("late", "web_connectivity", None, "", json.dumps(measurement(9)))])
+        await uploads.drain(lambda: False)  # nobody answers: back off, keep it
+        assert uploads.failures == 1 and len(planned) == 2
+        # The service's rng was used for nothing else: the first backoff of that seed.
+        assert planned[1] == scheduler.backoff(1, config.schedule.retry_min,
+                                               config.schedule.retry_max, random.Random(1), None)
+        assert (await spool.depth()).measurements == 1
+        assert refreshed
+    finally:
+        await uploads.uploader.close()
+        await db.close()
+        await collector.stop()
