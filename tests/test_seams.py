@@ -122,8 +122,11 @@ def test_no_import_circles() -> None:
 KNOWN_CIRCLES_THROUGH_FUNCTIONS = [
     ["collector.api.handlers", "collector.api.list_health_web", "collector.api.openapi",
      "collector.api.target_lists", "collector.api.validate", "collector.config"],
-    ["collector.store", "collector.store.postgres", "collector.store.postgres_events",
-     "collector.store.sql", "collector.store.sqlite", "collector.store.sqlite_events"],
+    # The store factory (``open_store``) imports the stores inside a function; every store
+    # module that raises the package's ``StoreUnavailable`` (the archive reader too) is on it.
+    ["collector.store", "collector.store.archive", "collector.store.postgres",
+     "collector.store.postgres_events", "collector.store.sql", "collector.store.sqlite",
+     "collector.store.sqlite_events"],
 ]
 
 
