@@ -320,6 +320,12 @@ class PostgresStore(PostgresEventsMixin):
         await self._ensure_partitions("measurements",
                                       {_ts(r.start_time) for r in unique.values()})
         uids = sorted(unique)
+        # Compressed before taking a connection, on a worker thread when not done yet
+        # (validation packs on its own): the transaction only writes.
+        if all(r.packed is not None for r in unique.values()):
+            values = {u: _values(r) for u, r in unique.items()}
+        else:
+            values = await asyncio.to_thread(lambda: {u: _values(r) for u, r in unique.items()})
 
         async def work(conn: asyncpg.Connection) -> set[str]:
             claimed = {r["uid"] for r in await conn.fetch(
@@ -330,10 +336,10 @@ class PostgresStore(PostgresEventsMixin):
             fresh = [unique[u] for u in uids if u in claimed]
             if fresh:
                 await conn.copy_records_to_table(
-                    "measurements", records=[_values(r) for r in fresh],
+                    "measurements", records=[values[r.uid] for r in fresh],
                     columns=_WRITTEN_COLUMNS)
-                targets = sorted((_target_values(r) for r in fresh), key=lambda v: v[:4])
-                await conn.executemany(SQL.upsert_target, targets)
+                await conn.executemany(SQL.upsert_target,
+                                       [_target_values(r) for r in sql.latest_per_target(fresh)])
                 increments = sql.rollup_increments(fresh)
                 for statement, table in ((SQL.upsert_hourly, "rollups_hourly"),
                                          (SQL.upsert_daily, "rollups_daily")):
@@ -530,7 +536,7 @@ def _values(row: StoredMeasurement) -> tuple[Any, ...]:
     values: dict[str, Any] = {c: getattr(row, c) for c in MEASUREMENT_COLUMNS}
     values["start_time"] = _ts(row.start_time)
     values["received_at"] = _ts(row.received_at)
-    values["body"] = pack(row.body)
+    values["body"] = row.packed if row.packed is not None else pack(row.body)
     return tuple(values[c] for c in MEASUREMENT_COLUMNS)
 
 
