@@ -142,20 +142,26 @@ def _submitter(address: str | None) -> Predicate | None:
     return None if str(parsed) in ("127.0.0.1", "::1") else same_address(str(parsed))
 
 
+_CONTAINERS = (dict, list)  # a tuple: isinstance with it is faster than with ``dict | list``
+
+
 def json_depth(value: Any, limit: int) -> int:
-    """Depth of nested containers, stopping early once ``limit`` is exceeded."""
+    """Depth of nested containers, stopping early once ``limit`` is exceeded. Runs for every
+    uploaded measurement, hence the plain loops (about half the time of generators)."""
+    if not isinstance(value, _CONTAINERS):
+        return 1
     depth, frontier = 0, [value]
     while frontier:
         depth += 1
         if depth > limit:
             return depth
-        nxt: list[Any] = []
+        deeper: list[Any] = []
+        add = deeper.append
         for item in frontier:
-            if isinstance(item, dict):
-                nxt.extend(v for v in item.values() if isinstance(v, dict | list))
-            elif isinstance(item, list):
-                nxt.extend(v for v in item if isinstance(v, dict | list))
-        frontier = nxt
+            for child in (item.values() if isinstance(item, dict) else item):
+                if isinstance(child, _CONTAINERS):
+                    add(child)
+        frontier = deeper
     return depth
 
 
