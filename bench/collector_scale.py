@@ -47,8 +47,9 @@ import aiohttp
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.collector_ingest import Collector  # noqa: E402
+from bench.collector_ingest import Collector, cpu_seconds  # noqa: E402
 from bench.measurement_format import WORDS, _serve  # noqa: E402
+from bench.scale_clone import clone_postgres, clone_sqlite  # noqa: E402
 from collector.api.query import encode_cursor  # noqa: E402
 from collector.store import StoredMeasurement, is_postgres, open_store  # noqa: E402
 from collector.store.body import pack  # noqa: E402
@@ -299,12 +300,15 @@ async def ingest(base: str, token: str, generator: Generator, seconds: float,
             await asyncio.sleep(1)
 
     load_before = os.getloadavg()[0]
+    cpu = cpu_seconds(pid)
     start = time.perf_counter()
     async with aiohttp.ClientSession() as session:
         await asyncio.gather(sample(), *(client(i, session) for i in range(8)))
     rate = acked / (time.perf_counter() - start)
+    # The collector's CPU time (every thread: HTTP, validation, the store, detection) per
+    # measurement acknowledged: what the load average cannot distort.
     return {"rate": rate, "load": (load_before, os.getloadavg()[0]), "rss": rss,
-            "acked": acked}
+            "acked": acked, "cpu_us": 1e6 * (cpu_seconds(pid) - cpu) / max(acked, 1)}
 
 
 def read_calls(generator: Generator) -> list[tuple[str, str]]:
@@ -371,13 +375,44 @@ class SlowStopCollector(Collector):
             self.process.wait()
 
 
+async def grow(database: str, generator: Generator, upto: int, clone_from: int) -> float:
+    """Copy the first ``clone_from`` rows until ``upto`` are stored (``bench/scale_clone``);
+    returns rows per second."""
+    started, have = time.perf_counter(), generator.made
+    if is_postgres(database):
+        store = await open_store(database)
+        try:
+            await clone_postgres(store, clone_from, upto, have, START)
+        finally:
+            await store.close()
+    else:
+        await asyncio.to_thread(clone_sqlite, database, clone_from, upto, have)
+    generator.made = upto
+    return (upto - have) / max(time.perf_counter() - started, 1e-9)
+
+
+async def stored(database: str) -> int:
+    store = await open_store(database)
+    try:
+        return await store.count_measurements()
+    finally:
+        await store.close()
+
+
 def measure(tmp: Path, name: str, database: str, sizes: list[int], seconds: float,
-            base: dict[str, Any], workers: int) -> list[dict[str, Any]]:
+            base: dict[str, Any], workers: int, clone_from: int = 0) -> list[dict[str, Any]]:
     generator = Generator(base)
     results = []
     for size in sizes:
         print(f"{name}: filling to {size:,}", file=sys.stderr, flush=True)
-        rate = asyncio.run(fill(database, generator, size, base, workers))
+        if asyncio.run(stored(database)) >= size:  # a store kept from an earlier run
+            generator.made, rate = size, float("nan")
+        elif clone_from and size > clone_from:
+            if generator.made < clone_from:
+                asyncio.run(fill(database, generator, clone_from, base, workers))
+            rate = asyncio.run(grow(database, generator, size, clone_from))
+        else:
+            rate = asyncio.run(fill(database, generator, size, base, workers))
         row: dict[str, Any] = {"store": name, "size": size, "fill_rate": rate,
                                "bytes": asyncio.run(disk_bytes(database)) / size}
         collector = SlowStopCollector(tmp, database)
@@ -386,7 +421,7 @@ def measure(tmp: Path, name: str, database: str, sizes: list[int], seconds: floa
             row["reads"] = asyncio.run(reads(url, read_calls(generator)))
             done = asyncio.run(ingest(url, token, generator, seconds, pid))
             row["ingest"], row["load"] = done["rate"], done["load"]
-            row["ingest_rss"] = done["rss"]
+            row["ingest_rss"], row["cpu_us"] = done["rss"], done["cpu_us"]
             row["metrics_after_ingest"] = asyncio.run(reads(url, [("m", "/metrics")]))["m"]
             row["rss"], row["peak_rss"] = _status(pid, "VmRSS"), _status(pid, "VmHWM")
         results.append(row)
@@ -459,6 +494,8 @@ def report(results: list[dict[str, Any]]) -> None:
     line("bytes on disk per measurement", [f"{r['bytes']:,.0f}" for r in results])
     line("fill through the Store, rows/s", [f"{r['fill_rate']:,.0f}" for r in results])
     line("HTTP ingest, 8 clients x 100, /s", [f"{r['ingest']:,.0f}" for r in results])
+    line("collector CPU per measurement ingested, us", [f"{r['cpu_us']:,.0f}"
+                                                         for r in results])
     line("load average at the ingest's start / end", [f"{r['load'][0]:.1f} / {r['load'][1]:.1f}"
                                                       for r in results])
     line("collector RSS during the ingest, max MB", [f"{max(r['ingest_rss'] or [0]):.0f}"
@@ -483,6 +520,9 @@ def main() -> int:
     parser.add_argument("--keep", type=Path, help="directory for the SQLite file (kept)")
     parser.add_argument("--workers", type=int, default=2,
                         help="processes that make and compress the rows of the fill")
+    parser.add_argument("--clone-from", type=int, default=0, metavar="N",
+                        help="fill N rows through the store, then copy them in SQL up to "
+                             "each larger size (bench/scale_clone.py)")
     parser.add_argument("--repeat", type=int, default=5, help="runs of each aggregation")
     parser.add_argument("--aggregations", metavar="DATABASE",
                         help="only time each aggregation from the rollups and as a scan of "
@@ -503,7 +543,7 @@ def main() -> int:
             folder = args.keep or tmp
             folder.mkdir(parents=True, exist_ok=True)
             results += measure(tmp, "SQLite", str(folder / "scale.sqlite"), args.sizes,
-                               args.seconds, base, args.workers)
+                               args.seconds, base, args.workers, args.clone_from)
         if args.postgres:
             from tests.helpers.postgres import PostgresCluster, unavailable_reason
 
@@ -514,12 +554,12 @@ def main() -> int:
             try:
                 cluster.execute("CREATE DATABASE kuzot_scale")
                 results += measure(tmp, "PostgreSQL", cluster.dsn("kuzot_scale"), args.sizes,
-                                   args.seconds, base, args.workers)
+                                   args.seconds, base, args.workers, args.clone_from)
             finally:
                 cluster.stop()
         elif args.dsn:
             results += measure(tmp, "PostgreSQL", args.dsn, args.sizes, args.seconds, base,
-                               args.workers)
+                               args.workers, args.clone_from)
     report(results)
     return 0
 
