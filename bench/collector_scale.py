@@ -405,9 +405,11 @@ def measure(tmp: Path, name: str, database: str, sizes: list[int], seconds: floa
     results = []
     for size in sizes:
         print(f"{name}: filling to {size:,}", file=sys.stderr, flush=True)
-        if asyncio.run(stored(database)) >= size:  # a store kept from an earlier run
+        existing = asyncio.run(stored(database))  # a store kept from an earlier run
+        if existing >= size:
             generator.made, rate = size, float("nan")
         elif clone_from and size > clone_from:
+            generator.made = max(generator.made, existing)
             if generator.made < clone_from:
                 asyncio.run(fill(database, generator, clone_from, base, workers))
             rate = asyncio.run(grow(database, generator, size, clone_from))
@@ -520,6 +522,9 @@ def main() -> int:
     parser.add_argument("--keep", type=Path, help="directory for the SQLite file (kept)")
     parser.add_argument("--workers", type=int, default=2,
                         help="processes that make and compress the rows of the fill")
+    parser.add_argument("--reference", type=int, default=0, metavar="SIZE",
+                        help="then measure a new SQLite store of SIZE the same way: the same "
+                             "run's reference for the rates")
     parser.add_argument("--clone-from", type=int, default=0, metavar="N",
                         help="fill N rows through the store, then copy them in SQL up to "
                              "each larger size (bench/scale_clone.py)")
@@ -544,6 +549,9 @@ def main() -> int:
             folder.mkdir(parents=True, exist_ok=True)
             results += measure(tmp, "SQLite", str(folder / "scale.sqlite"), args.sizes,
                                args.seconds, base, args.workers, args.clone_from)
+            if args.reference:
+                results += measure(tmp, "SQLite (reference)", str(tmp / "reference.sqlite"),
+                                   [args.reference], args.seconds, base, args.workers)
         if args.postgres:
             from tests.helpers.postgres import PostgresCluster, unavailable_reason
 
