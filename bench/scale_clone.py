@@ -35,8 +35,13 @@ def shift_hours(base: int) -> int:
 
 
 def clone_sqlite(path: str, base: int, upto: int, have: int) -> int:
-    """Copy rows s0 .. s<base - 1> until ``upto`` rows are stored; returns the count."""
+    """Copy rows s0 .. s<base - 1> until ``upto`` rows are stored; returns the count.
+
+    A whole copy's hourly rollups are the first copy's shifted by whole hours; a partial
+    last copy is counted from its rows. The daily rollups are summed from the hourly ones and
+    ``target_state`` is upserted from the last two copies once, at the end."""
     db = sqlite3.connect(path, isolation_level=None)
+    hours_per_copy = shift_hours(base)
     try:
         db.execute("PRAGMA cache_size=-400000")
         # Building a bench file, not a deployment's store: a rollback journal writes the new
@@ -45,44 +50,62 @@ def clone_sqlite(path: str, base: int, upto: int, have: int) -> int:
         db.execute("PRAGMA journal_mode=DELETE")
         db.execute("PRAGMA synchronous=OFF")
         copy = have // base
+        first_hour = db.execute("SELECT min(start_time) FROM measurements WHERE uid >= ?",
+                                (f"s{0:011d}",)).fetchone()[0][:13] + ":00:00"
+        end_hour = db.execute("SELECT strftime('%Y-%m-%d %H:00:00', ?, ?)",
+                              (first_hour, f"+{hours_per_copy} hours")).fetchone()[0]
         while have < upto:
             n = min(base, upto - have)
-            hours = copy * shift_hours(base)
+            hours = copy * hours_per_copy
             moved = f"strftime('%Y-%m-%d %H:%M:%S', {{c}}, '+{hours} hours')"
             select = [f"'s' || printf('%011d', CAST(substr(uid, 2) AS INTEGER) + {have})"
                       if c == "uid" else moved.format(c=c) if c in ("start_time", "received_at")
                       else c for c in _COLUMNS]
-            first, last = f"s{0:011d}", f"s{n:011d}"
-            new_first, new_last = f"s{have:011d}", f"s{have + n:011d}"
             db.execute("BEGIN")
             db.execute(f"INSERT INTO measurements ({','.join(_COLUMNS)}, body, archive) "
                        f"SELECT {','.join(select)}, body, archive FROM measurements "
-                       f"WHERE uid >= ? AND uid < ? ORDER BY uid", (first, last))
-            for table, period in (("rollups_hourly", "substr(start_time, 1, 13) || ':00:00'"),
-                                  ("rollups_daily", "substr(start_time, 1, 10) || ' 00:00:00'")):
+                       f"WHERE uid >= ? AND uid < ? ORDER BY uid",
+                       (f"s{0:011d}", f"s{n:011d}"))
+            if n == base:
                 db.execute(
-                    f"INSERT INTO {table} ({_ROLLUP_KEY}, count) SELECT {period}, probe_cc, "
-                    f"probe_asn, test_name, coalesce(input, ''), coalesce(domain, ''), "
+                    f"INSERT INTO rollups_hourly ({_ROLLUP_KEY}, count) "
+                    f"SELECT {moved.format(c='period')}, {_ROLLUP_KEY.split(',', 1)[1]}, count "
+                    f"FROM rollups_hourly WHERE period >= ? AND period < ? "
+                    f"ON CONFLICT ({_ROLLUP_KEY}) DO UPDATE SET count = count + excluded.count",
+                    (first_hour, end_hour))
+            else:
+                db.execute(
+                    f"INSERT INTO rollups_hourly ({_ROLLUP_KEY}, count) "
+                    f"SELECT substr(start_time, 1, 13) || ':00:00', probe_cc, probe_asn, "
+                    f"test_name, coalesce(input, ''), coalesce(domain, ''), "
                     f"coalesce(verdict, ''), count(*) FROM measurements WHERE uid >= ? "
                     f"AND uid < ? GROUP BY 1, 2, 3, 4, 5, 6, 7 "
                     f"ON CONFLICT ({_ROLLUP_KEY}) DO UPDATE SET count = count + excluded.count",
-                    (new_first, new_last))
-            db.execute(
-                "INSERT INTO target_state (probe_cc, probe_asn, test_name, target, uid, "
-                "start_time, verdict, layer, mechanism) SELECT probe_cc, probe_asn, test_name, "
-                "coalesce(input, ''), uid, start_time, verdict, layer, mechanism "
-                "FROM measurements WHERE uid >= ? AND uid < ? ORDER BY start_time, uid "
-                "ON CONFLICT (probe_cc, probe_asn, test_name, target) DO UPDATE SET "
-                "uid = excluded.uid, start_time = excluded.start_time, "
-                "verdict = excluded.verdict, layer = excluded.layer, "
-                "mechanism = excluded.mechanism "
-                "WHERE (excluded.start_time, excluded.uid) > "
-                "(target_state.start_time, target_state.uid)", (new_first, new_last))
+                    (f"s{have:011d}", f"s{have + n:011d}"))
             db.execute("INSERT INTO measurement_totals (shard, count) VALUES (0, ?) "
                        "ON CONFLICT (shard) DO UPDATE SET count = count + excluded.count", (n,))
             db.execute("COMMIT")
             have += n
             copy += 1
+        db.execute("BEGIN")
+        db.execute("DELETE FROM rollups_daily")
+        db.execute(f"INSERT INTO rollups_daily ({_ROLLUP_KEY}, count) "
+                   f"SELECT substr(period, 1, 10) || ' 00:00:00', "
+                   f"{_ROLLUP_KEY.split(',', 1)[1]}, sum(count) FROM rollups_hourly "
+                   f"GROUP BY 1, 2, 3, 4, 5, 6, 7")
+        db.execute(
+            "INSERT INTO target_state (probe_cc, probe_asn, test_name, target, uid, "
+            "start_time, verdict, layer, mechanism) SELECT probe_cc, probe_asn, test_name, "
+            "coalesce(input, ''), uid, start_time, verdict, layer, mechanism "
+            "FROM measurements WHERE uid >= ? AND uid < ? ORDER BY start_time, uid "
+            "ON CONFLICT (probe_cc, probe_asn, test_name, target) DO UPDATE SET "
+            "uid = excluded.uid, start_time = excluded.start_time, "
+            "verdict = excluded.verdict, layer = excluded.layer, "
+            "mechanism = excluded.mechanism "
+            "WHERE (excluded.start_time, excluded.uid) > "
+            "(target_state.start_time, target_state.uid)",
+            (f"s{max(0, have - 2 * base):011d}", f"s{have:011d}"))
+        db.execute("COMMIT")
         db.execute("PRAGMA journal_mode=WAL")
     finally:
         db.close()
