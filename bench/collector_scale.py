@@ -221,10 +221,12 @@ def _chunk(first: int, count: int) -> list[StoredMeasurement]:
 
 
 async def fill(database: str, generator: Generator, upto: int, base: dict[str, Any],
-               workers: int = 2, batch: int = 5000) -> float:
+               workers: int = 2, batch: int = 1000) -> float:
     """Store measurements until the store holds ``upto``, through the store's own write path
-    (``add_measurements``, ``batch`` rows per transaction); the rows are made and compressed
-    by ``workers`` processes while the store writes. Returns rows per second."""
+    (``add_measurements``, ``batch`` rows per transaction: PostgreSQL's detection feed hands
+    out whole transactions, so larger ones would make its pages, and the collector's memory
+    while it catches up, larger than any upload does); the rows are made and compressed by
+    ``workers`` processes while the store writes. Returns rows per second."""
     store = await open_store(database)
     loop = asyncio.get_running_loop()
     started, added = time.perf_counter(), 0
