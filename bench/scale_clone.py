@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import sqlite3
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 from collector.store import sql
@@ -113,63 +114,67 @@ def clone_sqlite(path: str, base: int, upto: int, have: int) -> int:
 
 
 async def clone_postgres(store: Any, base: int, upto: int, have: int,
-                         start: datetime) -> int:
+                         start: datetime, chunk: int = 1000) -> int:
     """The same on PostgreSQL, through the store's pool (partitions made as the store makes
-    them); one transaction per copy."""
+    them), in transactions of ``chunk`` rows: detection's feed there hands out whole
+    transactions, and no upload writes more than a batch in one."""
     copy = have // base
+    hours_per_copy = shift_hours(base)
     while have < upto:
         n = min(base, upto - have)
-        hours = copy * shift_hours(base)
+        hours = copy * hours_per_copy
         span = timedelta(hours=hours)
         await store._ensure_partitions("measurements", {
-            start + span + timedelta(hours=h) for h in range(0, shift_hours(base) + 24, 24)})
+            start + span + timedelta(hours=h) for h in range(0, hours_per_copy + 24, 24)})
         shifted = f"interval '{hours} hours'"
         uid = f"'s' || lpad((substr(uid, 2)::bigint + {have})::text, 11, '0')"
         select = [uid if c == "uid" else f"{c} + {shifted}"
                   if c in ("start_time", "received_at") else c for c in _COLUMNS]
-        first, last = f"s{0:011d}", f"s{n:011d}"
-        new_first, new_last = f"s{have:011d}", f"s{have + n:011d}"
-
-        async def work(conn: Any, select: list[str] = select, first: str = first,
-                       last: str = last, new_first: str = new_first,
-                       new_last: str = new_last, shifted: str = shifted, n: int = n,
-                       uid: str = uid) -> None:
-            await conn.execute(
-                f"INSERT INTO measurement_uids (uid, start_time) SELECT {uid}, "
-                f"start_time + {shifted} FROM measurement_uids WHERE uid >= $1 AND uid < $2",
-                first, last)
-            await conn.execute(
-                f"INSERT INTO measurements ({','.join(_COLUMNS)}, body, body_z, archive) "
-                f"SELECT {','.join(select)}, body, body_z, archive FROM measurements "
-                f"WHERE uid >= $1 AND uid < $2", first, last)
-            for table, period in (("rollups_hourly", "date_trunc('hour', start_time)"),
-                                  ("rollups_daily", "date_trunc('day', start_time)")):
-                await conn.execute(
-                    f"INSERT INTO {table} ({_ROLLUP_KEY}, count) SELECT {period}, probe_cc, "
-                    f"probe_asn, test_name, coalesce(input, ''), coalesce(domain, ''), "
-                    f"coalesce(verdict, ''), count(*) FROM measurements WHERE uid >= $1 "
-                    f"AND uid < $2 GROUP BY 1, 2, 3, 4, 5, 6, 7 "
-                    f"ON CONFLICT ({_ROLLUP_KEY}) DO UPDATE SET "
-                    f"count = {table}.count + excluded.count", new_first, new_last)
-            await conn.execute(
-                "INSERT INTO target_state (probe_cc, probe_asn, test_name, target, uid, "
-                "start_time, verdict, layer, mechanism) SELECT DISTINCT ON (probe_cc, "
-                "probe_asn, test_name, coalesce(input, '')) probe_cc, probe_asn, test_name, "
-                "coalesce(input, ''), uid, start_time, verdict, layer, mechanism "
-                "FROM measurements WHERE uid >= $1 AND uid < $2 "
-                "ORDER BY probe_cc, probe_asn, test_name, coalesce(input, ''), "
-                "start_time DESC, uid DESC "
-                "ON CONFLICT (probe_cc, probe_asn, test_name, target) DO UPDATE SET "
-                "uid = excluded.uid, start_time = excluded.start_time, "
-                "verdict = excluded.verdict, layer = excluded.layer, "
-                "mechanism = excluded.mechanism "
-                "WHERE (excluded.start_time, excluded.uid) > "
-                "(target_state.start_time, target_state.uid)", new_first, new_last)
-            await conn.execute("INSERT INTO measurement_totals (shard, count) VALUES (0, $1) "
-                               "ON CONFLICT (shard) DO UPDATE SET "
-                               "count = measurement_totals.count + excluded.count", n)
-
-        await store._write(work)
+        for low in range(0, n, chunk):
+            high = min(n, low + chunk)
+            await store._write(partial(
+                _copy_postgres, uid=uid, select=select, shifted=shifted,
+                first=f"s{low:011d}", last=f"s{high:011d}",
+                new_first=f"s{have + low:011d}", new_last=f"s{have + high:011d}",
+                n=high - low))
         have += n
         copy += 1
     return have
+
+
+async def _copy_postgres(conn: Any, *, uid: str, select: list[str], shifted: str, first: str,
+                         last: str, new_first: str, new_last: str, n: int) -> None:
+    await conn.execute(
+        f"INSERT INTO measurement_uids (uid, start_time) SELECT {uid}, "
+        f"start_time + {shifted} FROM measurement_uids WHERE uid >= $1 AND uid < $2",
+        first, last)
+    await conn.execute(
+        f"INSERT INTO measurements ({','.join(_COLUMNS)}, body, body_z, archive) "
+        f"SELECT {','.join(select)}, body, body_z, archive FROM measurements "
+        f"WHERE uid >= $1 AND uid < $2", first, last)
+    for table, period in (("rollups_hourly", "date_trunc('hour', start_time)"),
+                          ("rollups_daily", "date_trunc('day', start_time)")):
+        await conn.execute(
+            f"INSERT INTO {table} ({_ROLLUP_KEY}, count) SELECT {period}, probe_cc, "
+            f"probe_asn, test_name, coalesce(input, ''), coalesce(domain, ''), "
+            f"coalesce(verdict, ''), count(*) FROM measurements WHERE uid >= $1 "
+            f"AND uid < $2 GROUP BY 1, 2, 3, 4, 5, 6, 7 "
+            f"ON CONFLICT ({_ROLLUP_KEY}) DO UPDATE SET "
+            f"count = {table}.count + excluded.count", new_first, new_last)
+    await conn.execute(
+        "INSERT INTO target_state (probe_cc, probe_asn, test_name, target, uid, "
+        "start_time, verdict, layer, mechanism) SELECT DISTINCT ON (probe_cc, "
+        "probe_asn, test_name, coalesce(input, '')) probe_cc, probe_asn, test_name, "
+        "coalesce(input, ''), uid, start_time, verdict, layer, mechanism "
+        "FROM measurements WHERE uid >= $1 AND uid < $2 "
+        "ORDER BY probe_cc, probe_asn, test_name, coalesce(input, ''), "
+        "start_time DESC, uid DESC "
+        "ON CONFLICT (probe_cc, probe_asn, test_name, target) DO UPDATE SET "
+        "uid = excluded.uid, start_time = excluded.start_time, "
+        "verdict = excluded.verdict, layer = excluded.layer, "
+        "mechanism = excluded.mechanism "
+        "WHERE (excluded.start_time, excluded.uid) > "
+        "(target_state.start_time, target_state.uid)", new_first, new_last)
+    await conn.execute("INSERT INTO measurement_totals (shard, count) VALUES (0, $1) "
+                       "ON CONFLICT (shard) DO UPDATE SET "
+                       "count = measurement_totals.count + excluded.count", n)
