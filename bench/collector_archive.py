@@ -30,6 +30,7 @@ sys.path.insert(0, str(ROOT))
 from bench.collector_scale import Generator, disk_bytes, fill, template  # noqa: E402
 from collector.store import is_postgres, open_store  # noqa: E402
 from collector.store.archive import archive  # noqa: E402
+from collector.store.archive_targets import LocalTarget  # noqa: E402
 
 
 async def _read_pages(database: str, root: Path, uids: list[str], pages: int) -> float:
@@ -78,7 +79,7 @@ async def run(name: str, database: str, root: Path, size: int) -> dict[str, str]
     store = await open_store(database, archive_dir=str(root))
     try:
         began = time.perf_counter()
-        report = await archive(store, root, "2100-01-01 00:00:00")
+        report = await archive(store, LocalTarget(root), "2100-01-01 00:00:00")
         seconds = time.perf_counter() - began
     finally:
         await store.close()
