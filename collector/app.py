@@ -59,7 +59,8 @@ async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
     config = app[config_key]
     store = await open_store(config.database, pool_size=config.database_pool_size,
                              archive_dir=config.storage.archive_dir,
-                             archive_s3=config.storage.s3_settings())
+                             archive_s3=config.storage.s3_settings(),
+                             archive_cache_bytes=config.storage.archive_cache_bytes)
     app[store_key] = store
     yield
     await store.close()

@@ -149,7 +149,8 @@ async def _reanalyze(args: argparse.Namespace, config: collector_config.Collecto
     try:
         store = await open_store(config.database, pool_size=2,
                                  archive_dir=config.storage.archive_dir,
-                                 archive_s3=config.storage.s3_settings())
+                                 archive_s3=config.storage.s3_settings(),
+                                 archive_cache_bytes=config.storage.archive_cache_bytes)
     except (StoreUnavailable, TargetError) as exc:
         print(f"error: database unavailable: {exc}", file=sys.stderr)
         return 1
@@ -182,7 +183,8 @@ async def _archive(args: argparse.Namespace, config: collector_config.CollectorC
     try:
         store = await open_store(config.database, pool_size=2,
                                  archive_dir=config.storage.archive_dir,
-                                 archive_s3=config.storage.s3_settings())
+                                 archive_s3=config.storage.s3_settings(),
+                                 archive_cache_bytes=config.storage.archive_cache_bytes)
     except (StoreUnavailable, TargetError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

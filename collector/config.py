@@ -133,9 +133,13 @@ class Storage:
     # neither and boto3's usual places (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, a profile).
     s3_access_key_id: str | None = None
     s3_secret_access_key_file: str | None = None
-    # Decoded archive members kept in memory for reads from the bucket (MiB): a page of
-    # bodies from one day then costs one GET.
+    # Decoded archive members kept in memory for reads (MiB): a page of bodies from one day
+    # then costs one GET from a bucket, one decompression from a directory.
     archive_cache_mb: int = checked(64, positive)
+
+    @property
+    def archive_cache_bytes(self) -> int:
+        return self.archive_cache_mb * 1024 * 1024
 
     def s3_settings(self) -> S3Settings | None:
         """The bucket's settings for ``open_store``, or None when archives are local."""
@@ -146,7 +150,7 @@ class Storage:
             secret = Path(self.s3_secret_access_key_file).read_text(encoding="utf-8").strip()
         return S3Settings(self.archive_url, endpoint=self.s3_endpoint, region=self.s3_region,
                           access_key_id=self.s3_access_key_id, secret_access_key=secret,
-                          cache_bytes=self.archive_cache_mb * 1024 * 1024)
+                          cache_bytes=self.archive_cache_bytes)
 
 
 def _countries(value: tuple[str, ...]) -> str | None:

@@ -260,13 +260,15 @@ def is_postgres(database: str) -> bool:
 
 async def open_store(database: str, *, pool_size: int = 10,
                      archive_dir: str | None = None,
-                     archive_s3: S3Settings | None = None) -> Store:
+                     archive_s3: S3Settings | None = None,
+                     archive_cache_bytes: int = 64 * 1024 * 1024) -> Store:
     """Open the store named by a path (SQLite) or a ``postgresql://`` DSN; runs migrations.
     Archived bodies are read back from the bucket ``archive_s3`` when given, else from the
-    directory ``archive_dir`` (``collector.store.archive``)."""
+    directory ``archive_dir`` (``collector.store.archive``), through a cache of decoded members
+    of at most ``archive_cache_bytes`` (a bucket's settings carry their own)."""
     from collector.store.archive_targets import open_target
 
-    target = open_target(archive_dir, archive_s3)
+    target = open_target(archive_dir, archive_s3, archive_cache_bytes)
     if is_postgres(database):
         from collector.store.postgres import PostgresStore
 

@@ -10,8 +10,8 @@ The local target writes under a temporary name, fsyncs, renames and fsyncs the d
 S3 target PUTs the object with its MD5 (the server refuses a body damaged on the way) and reads
 it back with a GET; one archived body is read with ranged GETs of the gzip member that holds it,
 and decoded members are kept in a cache bounded in bytes, so a page of bodies from one day costs
-one request. ``boto3`` is an optional dependency (``pip install 'kuzot[s3]'``): it is imported
-only when a bucket is configured.
+one request (reads from a directory keep the same cache). ``boto3`` is an optional dependency
+(``pip install 'kuzot[s3]'``): it is imported only when a bucket is configured.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import os
 import threading
 import zlib
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlsplit
@@ -52,6 +52,40 @@ def _member_lines(data: bytes) -> list[str]:
     return [line.decode("utf-8") for line in data.split(b"\n")[:-1]]
 
 
+class MemberCache:
+    """Decoded gzip members by (file, offset), least recently used out first, at most
+    ``limit`` bytes of text: the bodies of a page of the API usually share a member or two,
+    and a member once written never changes (files are never rewritten). Thread-safe: reads
+    run in worker threads."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.size = 0
+        self._members: OrderedDict[tuple[str, int], tuple[list[str], int]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple[str, int]) -> list[str] | None:
+        with self._lock:
+            found = self._members.get(key)
+            if found is None:
+                return None
+            self._members.move_to_end(key)
+            return found[0]
+
+    def put(self, key: tuple[str, int], lines: list[str], size: int) -> None:
+        with self._lock:
+            if size > self.limit or key in self._members:
+                return
+            self._members[key] = (lines, size)
+            self.size += size
+            while self.size > self.limit:
+                _, (_, dropped) = self._members.popitem(last=False)
+                self.size -= dropped
+
+
+DEFAULT_CACHE_BYTES = 64 * 1024 * 1024
+
+
 def _fsync_dir(directory: Path) -> None:
     fd = os.open(directory, os.O_RDONLY)
     try:
@@ -63,6 +97,8 @@ def _fsync_dir(directory: Path) -> None:
 @dataclass(frozen=True)
 class LocalTarget:
     root: Path
+    cache: MemberCache = field(default_factory=lambda: MemberCache(DEFAULT_CACHE_BYTES),
+                               compare=False, repr=False)
 
     def describe(self) -> str:
         return str(self.root)
@@ -90,6 +126,9 @@ class LocalTarget:
         return self.path(name).read_bytes()
 
     def member(self, name: str, offset: int) -> list[str]:
+        cached = self.cache.get((name, offset))
+        if cached is not None:
+            return cached
         decompressor = zlib.decompressobj(wbits=31)
         data = bytearray()
         with open(self.path(name), "rb") as f:
@@ -99,7 +138,9 @@ class LocalTarget:
                 if not chunk:
                     raise EOFError("truncated gzip member")
                 data += decompressor.decompress(chunk)
-        return _member_lines(bytes(data))
+        lines = _member_lines(bytes(data))
+        self.cache.put((name, offset), lines, len(data))
+        return lines
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,7 +154,7 @@ class S3Settings:
     region: str | None = None
     access_key_id: str | None = None
     secret_access_key: str | None = None
-    cache_bytes: int = 64 * 1024 * 1024
+    cache_bytes: int = DEFAULT_CACHE_BYTES
 
 
 def parse_s3_url(url: str) -> tuple[str, str]:
@@ -145,10 +186,7 @@ class S3Target:
             aws_secret_access_key=settings.secret_access_key,
             config=Config(retries={"max_attempts": 3, "mode": "standard"},
                           connect_timeout=10, read_timeout=60))
-        self._cache: OrderedDict[tuple[str, int], tuple[list[str], int]] = OrderedDict()
-        self._cached = 0
-        self._limit = settings.cache_bytes
-        self._lock = threading.Lock()  # reads run in worker threads
+        self.cache = MemberCache(settings.cache_bytes)
 
     def describe(self) -> str:
         return self.url
@@ -183,19 +221,11 @@ class S3Target:
             raise TargetError(f"{self.url}: {name}: {exc}") from exc
 
     def member(self, name: str, offset: int) -> list[str]:
-        with self._lock:
-            found = self._cache.get((name, offset))
-            if found is not None:
-                self._cache.move_to_end((name, offset))
-                return found[0]
+        cached = self.cache.get((name, offset))
+        if cached is not None:
+            return cached
         lines, size = self._fetch_member(name, offset)
-        with self._lock:
-            if size <= self._limit and (name, offset) not in self._cache:
-                self._cache[(name, offset)] = (lines, size)
-                self._cached += size
-                while self._cached > self._limit:
-                    _, (_, dropped) = self._cache.popitem(last=False)
-                    self._cached -= dropped
+        self.cache.put((name, offset), lines, size)
         return lines
 
     def _fetch_member(self, name: str, offset: int) -> tuple[list[str], int]:
@@ -218,10 +248,6 @@ class S3Target:
             start += len(chunk)
         return _member_lines(bytes(data)), len(data)
 
-    @property
-    def cached_bytes(self) -> int:
-        return self._cached
-
 
 def _status(exc: BaseException) -> int | None:
     response = getattr(exc, "response", None)
@@ -231,8 +257,11 @@ def _status(exc: BaseException) -> int | None:
     return int(status) if status is not None else None
 
 
-def open_target(directory: str | None, s3: S3Settings | None) -> ArchiveTarget | None:
+def open_target(directory: str | None, s3: S3Settings | None,
+                cache_bytes: int = DEFAULT_CACHE_BYTES) -> ArchiveTarget | None:
     """The configured target: the bucket when ``s3`` is given, else the directory."""
     if s3 is not None:
         return S3Target(s3)
-    return LocalTarget(Path(directory)) if directory is not None else None
+    if directory is None:
+        return None
+    return LocalTarget(Path(directory), MemberCache(cache_bytes))

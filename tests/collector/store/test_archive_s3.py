@@ -136,7 +136,7 @@ async def test_reads_come_from_a_bounded_cache_then_the_bucket(
         kz = [r.uid for r in rows if r.probe_cc == "KZ"]
         assert len(await store.measurement_bodies(kz)) == 20
         assert len(await store.measurement_bodies(kg)) == 20  # evicts KZ's member
-        assert 0 < _target(store).cached_bytes <= 80_000
+        assert 0 < _target(store).cache.size <= 80_000
         for o in s3.client().list_objects_v2(Bucket=bucket)["Contents"]:
             s3.client().delete_object(Bucket=bucket, Key=o["Key"])
         # KG's member is still in memory; KZ's must be fetched and is gone.
