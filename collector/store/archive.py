@@ -205,7 +205,8 @@ async def archive(store: ArchivingStore, target: ArchiveTarget, before: str, *,
     return ArchiveReport(tuple(files), found, emptied, dropped)
 
 
-def _read_archived(target: ArchiveTarget, refs: dict[str, str]) -> dict[str, str]:
+def _read_archived(target: ArchiveTarget, refs: dict[str, str],
+                   fresh: bool = False) -> dict[str, str]:
     by_member: dict[tuple[str, int], list[tuple[str, int]]] = defaultdict(list)
     for uid, ref in refs.items():
         name, start, line = ref.rsplit(":", 2)
@@ -213,7 +214,7 @@ def _read_archived(target: ArchiveTarget, refs: dict[str, str]) -> dict[str, str
     out: dict[str, str] = {}
     for (name, offset), wanted in by_member.items():
         try:
-            lines = target.member(name, offset)
+            lines = target.member(name, offset, fresh=fresh)
         except (OSError, EOFError, zlib.error, UnicodeDecodeError, TargetError) as exc:
             raise ArchiveUnreadable(f"archive file {name}: {exc}") from exc
         for uid, number in wanted:
@@ -223,14 +224,16 @@ def _read_archived(target: ArchiveTarget, refs: dict[str, str]) -> dict[str, str
     return out
 
 
-async def read_archived(target: ArchiveTarget | None, refs: dict[str, str]) -> dict[str, str]:
+async def read_archived(target: ArchiveTarget | None, refs: dict[str, str], *,
+                        fresh: bool = False) -> dict[str, str]:
     """Bodies by uid from references ``<name>:<member offset>:<line>``; each member is
-    decompressed once, in a worker thread (a bucket is a network round trip away)."""
+    decompressed once, in a worker thread (a bucket is a network round trip away). ``fresh``
+    reads every member from the archive itself, none from the cache."""
     if not refs:
         return {}
     if target is None:
         raise ArchiveUnreadable("archived bodies but no archive directory or bucket given")
-    return await asyncio.to_thread(_read_archived, target, refs)
+    return await asyncio.to_thread(_read_archived, target, refs, fresh)
 
 
 async def feed_bodies(target: ArchiveTarget | None,

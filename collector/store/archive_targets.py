@@ -44,8 +44,9 @@ class ArchiveTarget(Protocol):
     def get(self, name: str) -> bytes:
         """The whole stored file (OSError/TargetError when it cannot be read)."""
 
-    def member(self, name: str, offset: int) -> list[str]:
-        """The lines of the gzip member that starts at byte ``offset`` of ``name``."""
+    def member(self, name: str, offset: int, *, fresh: bool = False) -> list[str]:
+        """The lines of the gzip member that starts at byte ``offset`` of ``name``; ``fresh``
+        reads the file itself, not a cached copy (a verification)."""
 
 
 def _member_lines(data: bytes) -> list[str]:
@@ -125,8 +126,8 @@ class LocalTarget:
     def get(self, name: str) -> bytes:
         return self.path(name).read_bytes()
 
-    def member(self, name: str, offset: int) -> list[str]:
-        cached = self.cache.get((name, offset))
+    def member(self, name: str, offset: int, *, fresh: bool = False) -> list[str]:
+        cached = None if fresh else self.cache.get((name, offset))
         if cached is not None:
             return cached
         decompressor = zlib.decompressobj(wbits=31)
@@ -220,8 +221,8 @@ class S3Target:
         except self._errors as exc:
             raise TargetError(f"{self.url}: {name}: {exc}") from exc
 
-    def member(self, name: str, offset: int) -> list[str]:
-        cached = self.cache.get((name, offset))
+    def member(self, name: str, offset: int, *, fresh: bool = False) -> list[str]:
+        cached = None if fresh else self.cache.get((name, offset))
         if cached is not None:
             return cached
         lines, size = self._fetch_member(name, offset)

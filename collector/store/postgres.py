@@ -6,6 +6,12 @@ What differs:
 * ``measurements`` and ``heartbeats`` are partitioned by month on their time column, so old
   months can be detached or dropped cheaply. Partitions are created on demand, under an
   advisory lock, before the transaction that needs them.
+* Bodies live apart from the summary rows, in ``measurement_bodies`` (partitioned by month
+  of ``start_time`` too): archiving (``collector.store.archive``) records each row's archive
+  reference, and once a month's bodies are all archived and read back identical, that month's
+  body partition is dropped whole (``drop_archived_partitions``) while its summary rows and the
+  rollups stay. Splitting the table, rather than emptying a column in place, returns the space
+  at once with no dead rows to vacuum, and keeps the summary scans free of bodies.
 * A partitioned table's unique keys must include the partition key, so the global uniqueness of
   ``measurement_uid`` lives in the small table ``measurement_uids``: a batch first claims its
   uids there (``ON CONFLICT DO NOTHING``); only the rows it claimed are written. Two collectors
@@ -507,7 +513,8 @@ class PostgresStore(PostgresEventsMixin):
                 return False
             try:
                 archived = await read_archived(self.archive_target,
-                                               {r["uid"]: r["archive"] for r in records})
+                                               {r["uid"]: r["archive"] for r in records},
+                                               fresh=True)
             except ArchiveUnreadable:
                 return False
             if any(digest(archived[r["uid"]]) != digest(stored_body(r)) for r in records):
