@@ -192,20 +192,21 @@ class FailoverUploader(Uploader):
         """After a restart, go first to the endpoint that worked last (``last_success``) when
         that was less than ``retry_first_after`` ago and it is still listed: a probe restarted
         during a block does not knock at the blocked endpoint first, and its first heartbeat
-        tells the way that worked last. Anything unreadable is ignored (False)."""
+        tells the way that worked last (the path as the config gives it now). Anything
+        unreadable is ignored (False)."""
         try:
             found = json.loads(saved or "null")
             at = datetime.strptime(found["at"], TIME_FORMAT).replace(tzinfo=UTC)
-            name, path, fallback = found["endpoint"], found["path"], found["fallback"]
+            name = found["endpoint"]
         except (ValueError, TypeError, KeyError):
             return False
-        if not isinstance(name, str) or not isinstance(path, str) \
-                or not isinstance(fallback, bool) \
+        if not isinstance(name, str) \
                 or not 0 <= (now - at).total_seconds() < self.endpoints.retry_first_after \
                 or not self.endpoints.remember(name):
             return False
-        self.path_used = path
-        self.fallback_used = self.endpoints.endpoints[0].name != name
+        endpoint = self.endpoints.order()[0]
+        self.path_used = route(endpoint, self.proxy)[2]
+        self.fallback_used = endpoint is not self.endpoints.endpoints[0]
         return True
 
     async def _send(self, path: str, data: bytes, headers: dict[str, str]) -> dict[str, Any]:
