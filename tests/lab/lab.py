@@ -418,8 +418,9 @@ class Lab:
 
     def _paths(self, scenario: Scenario) -> dict[str, Any]:
         """Which ways the round reports: ``probe status --json`` in the probe's namespace (the
-        collector's last way) and, per measurement the collector stored for the URL, its uid
-        and the control it names, read back from the collector in the world."""
+        collector's last way, the control that answered last) and, per measurement the
+        collector stored for the URL, its uid and the control it names, read back from the
+        collector in the world."""
         config = self.workdir / f"round-{scenario.name}.yaml"
         shown = self.topology.in_ns(
             self.topology.subscriber(scenario.link), sys.executable, "-m", "probe", "status",
@@ -427,7 +428,8 @@ class Lab:
         stored = self.topology.in_ns(self.topology.world, sys.executable, "-c",
                                      rounds.PATHS_QUERY, scenario.url, check=False)
         try:
-            return {"status": json.loads(shown.stdout)["collector"],
+            report = json.loads(shown.stdout)
+            return {"status": report["collector"], "controls": report["controls"],
                     "stored": json.loads(stored.stdout)}
         except (ValueError, KeyError) as exc:
             return {"error": f"{exc}: {shown.stderr[-200:]} {stored.stderr[-200:]}"}
