@@ -20,13 +20,14 @@ import asyncio
 import contextlib
 import logging
 import socket
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 from aiohttp import web
 
 from collector.detect.outside import Level, OutsideParams
 from collector.detect.outside_in import OutsideReading
 from collector.outside.config import OutsideConfig, load_blocks
+from collector.outside.hourly import HourlyShare
 from collector.outside.pacer import TokenBucket
 from collector.outside.prober import Confirmation, Prober, RoundReport
 from collector.outside.sender import Counters, PacedSender, Scope
@@ -61,6 +62,10 @@ class OutsideService:
         self.confirmations: dict[str, int] = {"dark": 0, "recovered": 0}
         self.last_confirmation: Confirmation | None = None
         self.prober: Prober | None = None
+        # The hourly share of blocks up per network (the status page's chart), and where it
+        # is saved after each round (the store's named state; None: kept in memory only).
+        self.hourly = HourlyShare()
+        self.save_hourly: Callable[[HourlyShare], Awaitable[None]] | None = None
 
     async def _round(self, report: RoundReport) -> None:
         self.rounds += 1
@@ -74,6 +79,15 @@ class OutsideService:
                                              t=report.started, blocks_up=v.group.up,
                                              blocks_total=v.group.judged + v.group.unjudged)
                               for v in self.verdicts if v.group.network])
+        for v in self.verdicts:
+            if v.group.network and v.group.share_up is not None:
+                self.hourly.add(v.group.country, v.group.network, report.started,
+                                v.group.share_up)
+        if self.save_hourly is not None:
+            try:
+                await self.save_hourly(self.hourly)
+            except Exception:  # a store hiccup must not stop the prober; next round retries
+                log.exception("could not save the outside-in hourly signal")
 
     def _suspects(self, report: RoundReport) -> list[tuple[str, str]]:
         """Networks critical in this round whose previous look was not: confirm them now."""

@@ -157,6 +157,8 @@ async def test_a_full_cut_opens_a_shutdown_of_that_network_within_a_round(
           f"{opening_t - round_t:.2f} s after it began, the event {opened_at - opening_t:.2f} s "
           f"after the confirmation began")
     assert run.level(NET_B_ASN) == "none"
+    # The status page's hourly signal took every round of both networks.
+    assert set(run.service.hourly.series) == {f"KZ|{NET_A}", f"KZ|{NET_B_ASN}"}
 
 
 async def test_a_partial_cut_is_a_warning_and_no_event(lab: OutsideLab,
