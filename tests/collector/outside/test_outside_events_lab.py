@@ -29,7 +29,9 @@ from collector.detect.outside import OutsideParams
 from collector.detect.outside_in import NetworkView, OutsideDetector, OutsideReading
 from collector.detect.params import DetectionConfig
 from collector.outside.config import OutsideConfig, resolve
+from collector.outside.hourly import STATE_NAME, HourlyShare
 from collector.outside.service import OutsideService
+from collector.store import Store, open_store
 from tests.helpers.netns import require
 from tests.helpers.outsidelab import BLOCK_FILE, NET_B, TCP_ONLY, OutsideLab
 
@@ -92,7 +94,7 @@ def methods(service: OutsideService) -> set[str]:
 
 
 async def drive(lab: OutsideLab, tmp_path: Path, rounds_after: int,
-                change: Callable[[], None] | None) -> Run:
+                change: Callable[[], None] | None, store: Store | None = None) -> Run:
     (tmp_path / "blocks.txt").write_text(
         "\n".join(line.replace("net-a", NET_A).replace("net-b", NET_B_ASN)
                   for line in BLOCK_FILE) + "\n")
@@ -112,6 +114,11 @@ async def drive(lab: OutsideLab, tmp_path: Path, rounds_after: int,
         run.events.extend((now, e) for e in engine.evaluate(now))
 
     service.on_readings = to_engine
+    if store is not None:
+        async def save(hourly: HourlyShare) -> None:
+            await store.save_state(STATE_NAME, hourly.to_json(), "2026-01-01 00:00:00")
+
+        service.save_hourly = save
     stop = asyncio.Event()
     task = asyncio.create_task(service.run(stop))
     try:
@@ -135,7 +142,12 @@ async def drive(lab: OutsideLab, tmp_path: Path, rounds_after: int,
 
 async def test_a_full_cut_opens_a_shutdown_of_that_network_within_a_round(
         lab: OutsideLab, tmp_path: Path) -> None:
-    run = await drive(lab, tmp_path, 3, lambda: lab.cut("198.18.0.0/20"))
+    store = await open_store(str(tmp_path / "kuzot.sqlite"))
+    try:
+        run = await drive(lab, tmp_path, 3, lambda: lab.cut("198.18.0.0/20"), store)
+        saved = HourlyShare.from_json(await store.load_state(STATE_NAME))
+    finally:
+        await store.close()
     assert [at for at, _ in run.events if at < run.changed_at] == []
     [(opened_at, event)] = run.opened()
     assert event.kind == "shutdown" and event.asns == (NET_A,) and event.tier == "suspected"
@@ -157,8 +169,12 @@ async def test_a_full_cut_opens_a_shutdown_of_that_network_within_a_round(
           f"{opening_t - round_t:.2f} s after it began, the event {opened_at - opening_t:.2f} s "
           f"after the confirmation began")
     assert run.level(NET_B_ASN) == "none"
-    # The status page's hourly signal took every round of both networks.
-    assert set(run.service.hourly.series) == {f"KZ|{NET_A}", f"KZ|{NET_B_ASN}"}
+    # The status page's hourly signal took every round of both networks and is in the store
+    # as the service saved it after the last round: net-a's hour below full, net-b's full.
+    assert saved.series == run.service.hourly.series
+    hours = saved.shares(run.readings[-1][1].t)
+    assert set(hours) == {("KZ", NET_A), ("KZ", NET_B_ASN)}
+    assert (hours[("KZ", NET_A)][-1] or 1.0) < 1.0 and hours[("KZ", NET_B_ASN)][-1] == 1.0
 
 
 async def test_a_partial_cut_is_a_warning_and_no_event(lab: OutsideLab,
