@@ -124,8 +124,9 @@ async def clone_postgres(store: Any, base: int, upto: int, have: int,
         n = min(base, upto - have)
         hours = copy * hours_per_copy
         span = timedelta(hours=hours)
-        await store._ensure_partitions("measurements", {
-            start + span + timedelta(hours=h) for h in range(0, hours_per_copy + 24, 24)})
+        moments = {start + span + timedelta(hours=h) for h in range(0, hours_per_copy + 24, 24)}
+        await store._ensure_partitions("measurements", moments)
+        await store._ensure_partitions("measurement_bodies", moments)
         shifted = f"interval '{hours} hours'"
         uid = f"'s' || lpad((substr(uid, 2)::bigint + {have})::text, 11, '0')"
         select = [uid if c == "uid" else f"{c} + {shifted}"
@@ -149,8 +150,12 @@ async def _copy_postgres(conn: Any, *, uid: str, select: list[str], shifted: str
         f"start_time + {shifted} FROM measurement_uids WHERE uid >= $1 AND uid < $2",
         first, last)
     await conn.execute(
-        f"INSERT INTO measurements ({','.join(_COLUMNS)}, body, body_z, archive) "
-        f"SELECT {','.join(select)}, body, body_z, archive FROM measurements "
+        f"INSERT INTO measurements ({','.join(_COLUMNS)}, archive) "
+        f"SELECT {','.join(select)}, archive FROM measurements "
+        f"WHERE uid >= $1 AND uid < $2", first, last)
+    await conn.execute(
+        f"INSERT INTO measurement_bodies (start_time, uid, body, body_z) "
+        f"SELECT start_time + {shifted}, {uid}, body, body_z FROM measurement_bodies "
         f"WHERE uid >= $1 AND uid < $2", first, last)
     for table, period in (("rollups_hourly", "date_trunc('hour', start_time)"),
                           ("rollups_daily", "date_trunc('day', start_time)")):

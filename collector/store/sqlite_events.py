@@ -82,9 +82,10 @@ class SQLiteEventsMixin:
             "SELECT rowid, probe_id, received_at, body, uid, archive FROM measurements "
             "WHERE rowid > ? ORDER BY rowid LIMIT ?", (after, limit))
         # Decompressed on a worker thread (zlib lets the event loop serve requests meanwhile):
-        # a page is up to thousands of bodies, read while uploads keep arriving.
-        bodies = await asyncio.to_thread(lambda: feed_bodies(
-            getattr(self, "archive_root", None), [(r[4], unpack(r[3]), r[5]) for r in rows]))
+        # a page is hundreds of bodies, read while uploads keep arriving.
+        decoded: list[tuple[str, str | None, str | None]] = await asyncio.to_thread(
+            lambda: [(r[4], unpack(r[3]), r[5]) for r in rows])
+        bodies = await feed_bodies(getattr(self, "archive_target", None), decoded)
         return [FeedRow(int(r[0]), str(r[1]), str(r[2]), body)
                 for r, body in zip(rows, bodies, strict=True)]
 
