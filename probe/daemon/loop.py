@@ -48,6 +48,7 @@ from probe.config import probe_config
 from probe.core.measurement import ooni_time
 from probe.core.typed_config import ConfigError
 from probe.daemon import heartbeat, scheduler, traffic, upload, windows
+from probe.daemon.budget import ByteBudget, migrate_file
 from probe.daemon.clock import Clock, SystemClock
 from probe.daemon.clock_check import (
     OFFSET,
@@ -190,12 +191,14 @@ def raw_sockets_allowed() -> bool:
     return raw_socket_problem() is None
 
 
-async def throttling_round(config: probe_config.ProbeConfig) -> list[Measurement]:
-    """The throttling tests that are due (``probe.nettests.throttling.run`` keeps their own cadence
-    and byte budget across restarts; this returns nothing when none is due)."""
+async def throttling_round(config: probe_config.ProbeConfig,
+                           budget: ByteBudget) -> list[Measurement]:
+    """The throttling tests that are due (their cadence and their allowance of the day's
+    budget are kept in the local database, ``probe.daemon.budget``; this returns nothing when
+    none is due)."""
     from probe.nettests.throttling.run import run_throttling_round
 
-    return await run_throttling_round(config)
+    return await run_throttling_round(config, budget)
 
 
 class Daemon:
@@ -234,7 +237,8 @@ class Daemon:
             measure_ladder = measure_ladder or default_ladder
         self.measure_target = measure_target
         self.measure_ladder = measure_ladder
-        self.measure_throttling = measure_throttling or (lambda: throttling_round(config))
+        self.measure_throttling = measure_throttling or (
+            lambda: throttling_round(config, self.throttling_budget()))
         if measure_platform is None or measure_trace is None or platform_names is None:
             names, default_platform, default_trace = production_platform_jobs(config)
             measure_platform = measure_platform or default_platform
@@ -318,6 +322,9 @@ class Daemon:
             self.event_windows = windows.parse(json.loads(saved), self.config.identity.country)
         self.window = windows.active(self.event_windows, self.clock.now())
         await self.heartbeat_service.load_announcement()
+        # An older probe's throttling budget file joins the one budget in the database, once.
+        await migrate_file(self.journal.db, self.config.throttling.budget_file,
+                           self.clock.now().timestamp())
         await self.refresh_usage()
         await self._refresh_spool()
         # Nothing is known about the clock after a start (it may be a reboot without a
@@ -643,6 +650,14 @@ class Daemon:
         if state != {k: self.controls.get(k) for k in state}:
             self.controls = {**state, "at": ooni_time(self.clock.now())}
             await self.journal.set(**{CONTROLS: json.dumps(self.controls)})
+
+    def throttling_budget(self) -> ByteBudget:
+        """The throttling tests' allowance for one round: their own share of the day, in the
+        local database, and never more than what is left of the day's whole budget."""
+        return ByteBudget(
+            self.config.throttling.daily_budget_bytes, self.journal.db,
+            day_left=lambda: None if self.budget is None else self.budget - self.used_today,
+            clock=lambda: self.clock.now().timestamp())
 
     def _heartbeat_body(self, now: datetime) -> dict[str, Any]:
         return heartbeat.body(self.config, self.uploader, self.state(), now)
