@@ -106,7 +106,7 @@ class Heartbeats:
         self.last = now
         # Before the upload is pulled forward: what waits in the spool gets the clock's
         # offset first, if it was taken while the clock was unverified.
-        clock_state = await d.check_clock(now)
+        clock_state = await d.clocks.check(now)
         if d.reachable is not True:
             log.info("collector reachable; %d measurements to upload", d.depth.measurements)
             d.uploads.failures = 0

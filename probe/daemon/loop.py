@@ -19,8 +19,8 @@ budget, pacing, trace gating) and runs it as a task:
   ``probe.daemon.upload``) run by their jobs (``probe.daemon.jobs.link``).
 
 Every answer of the collector carries its clock (HTTP ``Date``): the probe's clock is checked
-against it (``probe.daemon.clock_check``), and measurements taken while that clock is unverified or
-off are annotated so, their own timestamps untouched.
+against it (``probe.daemon.clock_check``, ``probe.daemon.clock_service``), and measurements
+taken while that clock is unverified or off are annotated so, their own timestamps untouched.
 
 Every measurement is scrubbed of the probe's own addresses and committed to the spool before
 anything else happens to it; the network only ever sees what the spool holds. SIGTERM and
@@ -36,7 +36,6 @@ import logging
 import random
 import signal
 import sqlite3
-from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import datetime
@@ -50,13 +49,8 @@ from probe.core.typed_config import ConfigError
 from probe.daemon import heartbeat, scheduler, traffic, upload, windows
 from probe.daemon.budget import ByteBudget, migrate_file
 from probe.daemon.clock import Clock, SystemClock
-from probe.daemon.clock_check import (
-    OFFSET,
-    UNVERIFIED,
-    ClockWatch,
-    describe_offset,
-    parse_http_date,
-)
+from probe.daemon.clock_check import ClockWatch
+from probe.daemon.clock_service import ClockService
 from probe.daemon.endpoints import EndpointList, FailoverUploader, configured
 from probe.daemon.jobs import Job
 from probe.daemon.jobs.ladder import LadderJob
@@ -68,8 +62,6 @@ from probe.daemon.state import DaemonState
 from probe.daemon.uploader import Uploader
 from probe.local import privacy
 from probe.local.journal import (
-    CLOCK_CHECKED,
-    CLOCK_OFFSET,
     CLOCK_STATUS,
     CONTROLS,
     EVENT_WINDOWS,
@@ -100,9 +92,6 @@ SHUTDOWN_GRACE = 10.0
 NAP = 5.0
 SUMMARY_INTERVAL = 3600.0  # the hourly summary line in the log
 SUMMARY_TARGETS = 10
-# Unverified measurements remembered for the offset (a week of a ladder a minute and a few
-# dozen sites an hour); older ones keep only their clock_unverified mark.
-UNVERIFIED_KEPT = 20_000
 
 
 class ConsentMissing(Exception):
@@ -263,9 +252,8 @@ class Daemon:
         self.budget = traffic.daily_bytes(config.budget.daily_mb)
         self.stopping = False
         self.clockwatch = ClockWatch(config.clock)
-        # Measurements spooled while the clock was unverified: (uid, clock epoch), to be
-        # given the offset once it is known (probe.daemon.clock_check).
-        self.unverified: deque[tuple[str, int]] = deque(maxlen=UNVERIFIED_KEPT)
+        self.clocks = ClockService(self.clockwatch, self.clock, self.spool,
+                                   lambda: self.uploader.server_date)
         # What the daemon knows now; read by the heartbeat, /metrics and the logs.
         self.reachable: bool | None = None
         self.online: bool | None = None
@@ -289,7 +277,7 @@ class Daemon:
         self.uploads = upload.Uploads(
             config, self.spool, self.journal, uploader, clock=self.clock, rng=self.rng,
             scrub=lambda body: self.book.scrub_measurement(body), plan=self._plan_upload,
-            check_clock=self.check_clock, refresh=self._after_batch,
+            check_clock=self.clocks.check, refresh=self._after_batch,
             queued=lambda: self.depth.measurements)
         # The jobs, by the kind that prefixes their timetable names (probe.daemon.jobs): the
         # measurement jobs on a cadence first (sites, platforms, then the registry's kinds
@@ -600,13 +588,7 @@ class Daemon:
     async def record(self, measurement: Measurement) -> None:
         """Annotate the clock's state, scrub, spool, and note the verdict and the traffic of
         one measurement."""
-        self._note_clock_jump()
-        marks = self.clockwatch.annotations(self.clock.monotonic())
-        if marks:
-            measurement["annotations"] = {**(measurement.get("annotations") or {}), **marks}
-            if UNVERIFIED in marks:
-                self.unverified.append((str(measurement["measurement_uid"]),
-                                        self.clockwatch.epoch))
+        self.clocks.mark(measurement)
         text = self.book.scrub_measurement(json.dumps(measurement, ensure_ascii=False,
                                                       separators=(",", ":")))
         entry = Entry(uid=str(measurement["measurement_uid"]),
@@ -703,59 +685,6 @@ class Daemon:
     @property
     def last_upload(self) -> datetime | None:
         return self.uploads.last
-
-    # --------------------------------------------------------------------- clock
-
-    def _note_clock_jump(self) -> None:
-        step = self.clockwatch.jumped(self.clock.now(), self.clock.monotonic())
-        if step is not None:
-            self.unverified.clear()  # taken on a clock that is no more: no offset fits them
-            log.warning("the system clock jumped by %s (NTP, or set by hand); measurements "
-                        "are marked unverified until the collector's clock is read again",
-                        describe_offset(step))
-
-    async def check_clock(self, sent: datetime) -> dict[str, str | None]:
-        """Compare the clock with the ``Date`` of the collector's answer to a request sent at
-        ``sent``; returns the journal keys to write with the caller's own."""
-        server = parse_http_date(self.uploader.server_date)
-        if server is None:
-            return {}
-        self._note_clock_jump()
-        mono = self.clock.monotonic()
-        before = self.clockwatch.status(mono)
-        check = self.clockwatch.observe(server, sent, self.clock.now(), mono)
-        status = self.clockwatch.status(mono)
-        if status == "off" and before != "off":
-            log.warning("this device's clock differs from the collector's by %s; "
-                        "measurements keep their own times and carry the offset "
-                        "(annotation %s)", describe_offset(check.offset), OFFSET)
-        elif status == "ok" and before != "ok":
-            log.info("clock checked against the collector's: offset %s",
-                     describe_offset(check.offset))
-        await self._annotate_unverified(check.offset)
-        return {CLOCK_STATUS: status, CLOCK_OFFSET: f"{check.offset:.1f}",
-                CLOCK_CHECKED: ooni_time(check.at)}
-
-    async def _annotate_unverified(self, offset: float) -> None:
-        """Give the offset just measured to the still-spooled measurements taken while the
-        clock was unverified, if the clock has not jumped since (same epoch)."""
-        epoch = self.clockwatch.epoch
-        uids = {uid for uid, taken in self.unverified if taken == epoch}
-        self.unverified.clear()
-        if not uids:
-            return
-        value = f"{offset:.1f}"
-
-        def annotate(body: str) -> str:
-            document = json.loads(body)
-            document["annotations"] = {**(document.get("annotations") or {}), OFFSET: value}
-            return json.dumps(document, ensure_ascii=False, separators=(",", ":"))
-
-        changed = await self.spool.rewrite_some(uids, annotate)
-        if changed:
-            log.info("%d measurements taken while the clock was unverified now carry its "
-                     "offset (%s); their times are as measured", changed,
-                     describe_offset(offset))
 
     # ------------------------------------------------------------------ helpers
 
