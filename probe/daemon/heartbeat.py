@@ -19,7 +19,7 @@ from probe import __version__
 from probe.config import probe_config, target_sync
 from probe.core.measurement import ooni_time
 from probe.core.typed_config import ConfigError
-from probe.daemon import announce, windows
+from probe.daemon import announce, upload, windows
 from probe.daemon.endpoints import FailoverUploader
 from probe.daemon.state import DaemonState
 from probe.daemon.uploader import Uploader, UploadError
@@ -114,7 +114,8 @@ class Heartbeats:
         d.reachable = True
         await d.journal.set(**{LAST_HEARTBEAT: ooni_time(now),
                                LAST_HEARTBEAT_ATTEMPT: ooni_time(now),
-                               LAST_HEARTBEAT_ERROR: None, **clock_state})
+                               LAST_HEARTBEAT_ERROR: None, **clock_state,
+                               **upload.path_state(d.uploader, now)})
         observed = answer.get("observed_address")
         if isinstance(observed, str):
             await d.learn([observed], only_identifying=False)
@@ -138,8 +139,10 @@ class Heartbeats:
         fails keeps the lists the probe has (``probe.config.target_sync``)."""
         d = self.daemon
         assert d.config_path is not None
+        # Through the uploader's endpoints, announced ones too, sharing its failover memory.
+        shared = d.uploader.endpoints if isinstance(d.uploader, FailoverUploader) else None
         log.info("%s", await target_sync.refresh(d.config, d.uploader.token,
-                                                 traffic=d.add_traffic))
+                                                 traffic=d.add_traffic, endpoints=shared))
         try:
             fresh = probe_config.load(d.config_path)
         except ConfigError as exc:  # the file changed under the daemon: keep what runs

@@ -63,6 +63,7 @@ from probe.daemon.uploader import Uploader
 from probe.local import privacy
 from probe.local.journal import (
     CLOCK_STATUS,
+    COLLECTOR_PATH,
     CONTROLS,
     EVENT_WINDOWS,
     LADDER_TARGET,
@@ -310,6 +311,8 @@ class Daemon:
             self.event_windows = windows.parse(json.loads(saved), self.config.identity.country)
         self.window = windows.active(self.event_windows, self.clock.now())
         await self.heartbeat_service.load_announcement()
+        if isinstance(self.uploader, FailoverUploader):  # after the announced endpoints
+            self.uploader.resume(await self.journal.get(COLLECTOR_PATH), self.clock.now())
         # An older probe's throttling budget file joins the one budget in the database, once.
         await migrate_file(self.journal.db, self.config.throttling.budget_file,
                            self.clock.now().timestamp())
