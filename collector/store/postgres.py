@@ -138,7 +138,8 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             domain text COLLATE "C" NOT NULL,
             verdict text COLLATE "C" NOT NULL,
             count bigint NOT NULL,
-            PRIMARY KEY ({','.join(sql.ROLLUP_KEY)}))""" for table in sql.ROLLUP_TABLES),
+            PRIMARY KEY ({','.join(sql.ROLLUP_KEY)}))"""
+          for table in ("rollups_hourly", "rollups_daily")),
         sql.rollup_fill("rollups_hourly", "date_trunc('hour', start_time)"),
         sql.rollup_fill("rollups_daily", "date_trunc('day', start_time)"),
         "CREATE TABLE measurement_totals (shard integer PRIMARY KEY, count bigint NOT NULL)",
@@ -179,6 +180,21 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         # The old columns' bytes stay in the summary partitions until they are rewritten
         # (README: VACUUM FULL after upgrading).
         "ALTER TABLE measurements DROP COLUMN body, DROP COLUMN body_z",
+    ),
+    (  # version 7: a monthly rollup and coarse ones (without input and domain), filled from
+        # the rollups already kept
+        *(f"""CREATE TABLE {r.table} (
+            period timestamp NOT NULL,
+            probe_cc text COLLATE "C" NOT NULL,
+            probe_asn text COLLATE "C" NOT NULL,
+            test_name text COLLATE "C" NOT NULL,
+            {'input text COLLATE "C" NOT NULL, domain text COLLATE "C" NOT NULL,' * r.fine}
+            verdict text COLLATE "C" NOT NULL,
+            count bigint NOT NULL,
+            PRIMARY KEY ({','.join(r.key)}))""" for r in sql.ROLLUPS[2:]),
+        sql.rollup_refill("rollups_monthly", "rollups_daily", "date_trunc('month', period)"),
+        sql.rollup_refill("rollups_hourly_coarse", "rollups_hourly", "period"),
+        sql.rollup_refill("rollups_daily_coarse", "rollups_daily", "period"),
     ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -373,11 +389,9 @@ class PostgresStore(PostgresEventsMixin):
                     records=[(_ts(r.start_time), r.uid, packed[r.uid]) for r in fresh])
                 await conn.executemany(SQL.upsert_target,
                                        [_target_values(r) for r in sql.latest_per_target(fresh)])
-                increments = sql.rollup_increments(fresh)
-                for statement, table in ((SQL.upsert_hourly, "rollups_hourly"),
-                                         (SQL.upsert_daily, "rollups_daily")):
-                    await conn.executemany(statement, [
-                        (_ts(period), *key) for period, *key in increments[table]])
+                for table, increments in sql.rollup_increments(fresh).items():
+                    await conn.executemany(SQL.upsert_rollups[table], [
+                        (_ts(period), *key) for period, *key in increments])
                 await conn.execute(SQL.add_total, random.randrange(_TOTAL_SHARDS), len(fresh))
             return claimed
 
@@ -550,8 +564,7 @@ class PostgresStore(PostgresEventsMixin):
                 "WHERE uid = $4", verdict, layer, mechanism, uid)
             moves = sql.rollup_moves(found[0].strftime(TIME_FORMAT), tuple(found[1:6]),
                                      found[6], verdict)
-            for table, statement in (("rollups_hourly", SQL.upsert_hourly),
-                                     ("rollups_daily", SQL.upsert_daily)):
+            for table, statement in SQL.upsert_rollups.items():
                 for period, *key in moves[table]:
                     await conn.execute(statement, _ts(period), *key)
                     await conn.execute(DIALECT.text(sql.drop_empty_rollup(table)),

@@ -23,7 +23,8 @@ from __future__ import annotations
 import json
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
 from typing import Any
 
 from collector.store import (
@@ -169,42 +170,135 @@ def aggregate_query(filters: Filters, axes: tuple[Axis, ...], params: Params,
                     limit: int) -> str:
     """GROUP BY the axes (expressions from the dialect), ordered by axis values.
 
-    Answered from a rollup table when one holds what the question needs (``rollup_table``),
+    Answered from the rollup tables when they hold what the question needs (``rollup_plan``),
     else by scanning ``measurements``; both give the same rows."""
-    table = rollup_table(filters, axes)
-    if table is not None:
-        return _grouped(params.dialect.rollup_axes, axes, rollup_count_expressions(),
-                        table, rollup_where(filters, params), params, limit)
+    plan = rollup_plan(filters, axes)
+    if plan is not None:
+        return rollup_query(plan, filters, axes, params, limit)
     return _grouped(params.dialect.axes, axes, count_expressions(), "measurements",
                     where(filters, params), params, limit)
 
 
 # --- rollups -------------------------------------------------------------------------------
 #
-# Two tables count measurements per period x country x network x test x input x domain x
-# verdict: ``rollups_hourly`` and ``rollups_daily``. The domain is a function of the input, so
-# keeping it costs no rows; with the input every axis and filter can be answered. Both are kept
-# in the transaction that stores the measurements, counting only rows newly stored (a retried
-# batch adds nothing). Aggregations read the daily table when their time bounds are whole days
-# and they need no hour, the hourly one when the bounds are whole hours, else the measurements.
-# ``period`` is the period's first second; a missing input, domain or verdict is "" in the key
-# (a primary key cannot hold NULL).
+# Rollup tables count measurements per period x country x network x test x verdict, the fine
+# ones also per input and domain (the domain is a function of the input, so keeping it costs
+# no rows; with the input every axis and filter can be answered). The coarse ones, without
+# input and domain, are about a hundred times smaller and answer every question that neither
+# groups nor filters by them. All are kept in the transaction that stores the measurements,
+# counting only rows newly stored (a retried batch adds nothing).
+#
+# An aggregation whose time bounds fall on whole hours is answered from the rollups: its range
+# is cut into whole months (when no axis is the day or hour), whole days (when none is the
+# hour) and the hours at its edges, each read from the table of its period and summed
+# (``rollup_plan``); bounds inside an hour need each measurement's own time, so they scan the
+# measurements. ``period`` is the period's first second; a missing input, domain or verdict is
+# "" in the key (a primary key cannot hold NULL).
 
 ROLLUP_KEY = ("period", "probe_cc", "probe_asn", "test_name", "input", "domain", "verdict")
-ROLLUP_TABLES = ("rollups_hourly", "rollups_daily")
+COARSE_KEY = ("period", "probe_cc", "probe_asn", "test_name", "verdict")
 _ROLLUP_FILTERS = {"cc": "probe_cc", "asn": "probe_asn", "test_name": "test_name",
                    "input": "input", "domain": "domain", "verdict": "verdict"}
 
 
-def rollup_table(filters: Filters, axes: tuple[Axis, ...]) -> str | None:
-    """The rollup table that answers exactly, or None when only the measurements can (a time
-    bound inside an hour needs each measurement's own time)."""
+@dataclass(frozen=True)
+class Rollup:
+    """One rollup table: its period ("hour", "day" or "month") and whether it keeps the input
+    and the domain."""
+
+    table: str
+    period: str
+    fine: bool
+
+    @property
+    def key(self) -> tuple[str, ...]:
+        return ROLLUP_KEY if self.fine else COARSE_KEY
+
+
+ROLLUPS = (Rollup("rollups_hourly", "hour", True), Rollup("rollups_daily", "day", True),
+           Rollup("rollups_monthly", "month", True),
+           Rollup("rollups_hourly_coarse", "hour", False),
+           Rollup("rollups_daily_coarse", "day", False))
+ROLLUP_TABLES = tuple(r.table for r in ROLLUPS)
+_BY_TABLE = {r.table: r for r in ROLLUPS}
+
+
+def period_of(time: str, period: str) -> str:
+    """The first second of the hour, day or month of ``time`` (``"YYYY-MM-DD HH:MM:SS"``)."""
+    if period == "hour":
+        return time[:13] + ":00:00"
+    if period == "day":
+        return time[:10] + " 00:00:00"
+    return time[:7] + "-01 00:00:00"
+
+
+def _next(start: str, period: str) -> str:
+    """The start of the period after the one starting at ``start``."""
+    moment = datetime.strptime(start, "%Y-%m-%d %H:%M:%S")
+    if period == "day":
+        moment += timedelta(days=1)
+    elif moment.month == 12:
+        moment = moment.replace(year=moment.year + 1, month=1)
+    else:
+        moment = moment.replace(month=moment.month + 1)
+    return moment.strftime("%Y-%m-%d %H:%M:%S")
+
+
+Piece = tuple[Rollup, str | None, str | None]
+
+
+def _pieces(since: str | None, until: str | None, levels: list[Rollup]) -> list[Piece]:
+    """[since, until) as whole periods of ``levels[0]`` and, at its edges, of the finer
+    levels after it (the last level is hours: the bounds are whole hours)."""
+    level, finer = levels[0], levels[1:]
+    if not finer:
+        return [(level, since, until)]
+    first = None
+    if since is not None:
+        first = period_of(since, level.period)
+        if first != since:
+            first = _next(first, level.period)
+    last = None if until is None else period_of(until, level.period)
+    if first is not None and last is not None and first >= last:
+        return _pieces(since, until, finer)
+    out: list[Piece] = [(level, first, last)]
+    if since is not None and first is not None and since < first:
+        out += _pieces(since, first, finer)
+    if until is not None and last is not None and last < until:
+        out += _pieces(last, until, finer)
+    return out
+
+
+def rollup_plan(filters: Filters, axes: tuple[Axis, ...]) -> list[Piece] | None:
+    """The rollup tables and time ranges whose sum answers exactly, coarsest first, or None
+    when only the measurements can (a time bound inside an hour)."""
     bounds = [t for t in (filters.since, filters.until) if t is not None]
-    if "hour" not in axes and all(t.endswith(" 00:00:00") for t in bounds):
-        return "rollups_daily"
-    if all(t.endswith(":00:00") for t in bounds):
-        return "rollups_hourly"
-    return None
+    if not all(t.endswith(":00:00") for t in bounds):
+        return None
+    fine = (any(a in ("input", "domain") for a in axes)
+            or filters.input is not None or filters.domain is not None)
+    longest = "hour" if "hour" in axes else "day" if "day" in axes else "month"
+    order = ("month", "day", "hour")
+    levels = [r for r in ROLLUPS if r.fine == fine
+              and order.index(r.period) >= order.index(longest)]
+    levels.sort(key=lambda r: order.index(r.period))
+    return _pieces(filters.since, filters.until, levels)
+
+
+def rollup_query(plan: list[Piece], filters: Filters, axes: tuple[Axis, ...], params: Params,
+                 limit: int) -> str:
+    """The aggregation summed over the plan's pieces (one table read directly)."""
+    if len(plan) == 1:
+        rollup, since, until = plan[0]
+        return _grouped(params.dialect.rollup_axes, axes, rollup_count_expressions(),
+                        rollup.table, rollup_where(replace(filters, since=since, until=until),
+                                                   params), params, limit)
+    parts = []
+    for rollup, since, until in plan:
+        clause = rollup_where(replace(filters, since=since, until=until), params)
+        parts.append(f"SELECT {', '.join(rollup.key)}, count FROM {rollup.table} {clause}")
+    return _grouped(params.dialect.rollup_axes, axes, rollup_count_expressions(),
+                    f"({' UNION ALL '.join(parts)}) AS pieces", "", params, limit)
 
 
 def rollup_where(filters: Filters, params: Params) -> str:
@@ -227,21 +321,21 @@ def rollup_count_expressions() -> str:
     return ", ".join(parts)
 
 
-RollupRow = tuple[str, str, str, str, str, str, str, int]
+def _key_rest(rollup: Rollup, rest: tuple[str, ...]) -> tuple[str, ...]:
+    """(cc, asn, test, input, domain) as the rollup keeps it (the coarse ones: cc, asn, test)."""
+    return rest if rollup.fine else rest[:3]
 
 
-def rollup_increments(rows: list[StoredMeasurement]) -> dict[str, list[RollupRow]]:
-    """Per rollup table, (period, cc, asn, test, input, domain, verdict, count) for newly
-    stored rows, sorted by key so concurrent writers take row locks in one order."""
-    hourly: Counter[tuple[str, ...]] = Counter()
-    daily: Counter[tuple[str, ...]] = Counter()
-    for r in rows:
-        rest = (r.probe_cc, r.probe_asn, r.test_name, r.input or "", r.domain or "",
-                r.verdict or "")
-        hourly[(r.start_time[:13] + ":00:00", *rest)] += 1
-        daily[(r.start_time[:10] + " 00:00:00", *rest)] += 1
-    return {table: [(*key, n) for key, n in sorted(counts.items())]  # type: ignore[misc]
-            for table, counts in (("rollups_hourly", hourly), ("rollups_daily", daily))}
+def rollup_increments(rows: list[StoredMeasurement]) -> dict[str, list[tuple[Any, ...]]]:
+    """Per rollup table, its key and the count of newly stored rows, sorted by key so
+    concurrent writers take row locks in one order."""
+    counts: dict[str, Counter[tuple[str, ...]]] = {r.table: Counter() for r in ROLLUPS}
+    for row in rows:
+        rest = (row.probe_cc, row.probe_asn, row.test_name, row.input or "", row.domain or "")
+        for rollup in ROLLUPS:
+            counts[rollup.table][(period_of(row.start_time, rollup.period),
+                                  *_key_rest(rollup, rest), row.verdict or "")] += 1
+    return {table: [(*key, n) for key, n in sorted(c.items())] for table, c in counts.items()}
 
 
 def latest_per_target(rows: list[StoredMeasurement]) -> list[StoredMeasurement]:
@@ -264,17 +358,18 @@ def rollup_moves(start_time: str, rest: tuple[str, ...], old: str | None,
     (a re-analysis, ``replace_analysis``). Empty when the verdict is the same."""
     if (old or "") == (new or ""):
         return {table: [] for table in ROLLUP_TABLES}
-    periods = {"rollups_hourly": start_time[:13] + ":00:00",
-               "rollups_daily": start_time[:10] + " 00:00:00"}
-    return {table: [(period, *rest, old or "", -1), (period, *rest, new or "", 1)]
-            for table, period in periods.items()}
+    out: dict[str, list[tuple[Any, ...]]] = {}
+    for rollup in ROLLUPS:
+        key = (period_of(start_time, rollup.period), *_key_rest(rollup, rest))
+        out[rollup.table] = [(*key, old or "", -1), (*key, new or "", 1)]
+    return out
 
 
 def drop_empty_rollup(table: str) -> str:
     """Delete a rollup row whose count a re-analysis brought to zero (so no group of zero
     measurements is answered)."""
-    return (f"DELETE FROM {table} WHERE {' AND '.join(f'{c} = ?' for c in ROLLUP_KEY)} "
-            f"AND count <= 0")
+    key = _BY_TABLE[table].key
+    return f"DELETE FROM {table} WHERE {' AND '.join(f'{c} = ?' for c in key)} AND count <= 0"
 
 
 def rollup_fill(table: str, period: str) -> str:
@@ -286,9 +381,20 @@ def rollup_fill(table: str, period: str) -> str:
             f"GROUP BY 1, 2, 3, 4, 5, 6, 7")
 
 
+def rollup_refill(table: str, source: str, period: str) -> str:
+    """Fill a rollup table from a finer one already kept (a migration, cheaper than from the
+    measurements); ``period`` is the dialect's expression of its period from ``period``."""
+    key = _BY_TABLE[table].key
+    columns = ", ".join(key[1:])
+    return (f"INSERT INTO {table} ({', '.join(key)}, count) "
+            f"SELECT {period}, {columns}, sum(count) FROM {source} "
+            f"GROUP BY {', '.join(str(i) for i in range(1, len(key) + 1))}")
+
+
 def upsert_rollup(table: str) -> str:
-    return (f"INSERT INTO {table} ({','.join(ROLLUP_KEY)}, count) "
-            f"VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT ({','.join(ROLLUP_KEY)}) "
+    key = ",".join(_BY_TABLE[table].key)
+    values = ", ".join("?" * (len(_BY_TABLE[table].key) + 1))
+    return (f"INSERT INTO {table} ({key}, count) VALUES ({values}) ON CONFLICT ({key}) "
             f"DO UPDATE SET count = {table}.count + excluded.count")
 
 
@@ -364,6 +470,7 @@ class Statements:
     save_state: str
     upsert_hourly: str
     upsert_daily: str
+    upsert_rollups: dict[str, str]  # table -> its upsert (``ROLLUPS``)
     add_total: str
     total: str
 
@@ -410,4 +517,5 @@ class Statements:
                 "+ excluded.count"),
             "total": "SELECT coalesce(sum(count), 0) FROM measurement_totals",
         }
-        return cls(**{k: dialect.text(v) for k, v in texts.items()})
+        return cls(upsert_rollups={t: dialect.text(upsert_rollup(t)) for t in ROLLUP_TABLES},
+                   **{k: dialect.text(v) for k, v in texts.items()})

@@ -132,7 +132,7 @@ MIGRATIONS: tuple[tuple[Step, ...], ...] = (
             test_name TEXT NOT NULL, input TEXT NOT NULL, domain TEXT NOT NULL,
             verdict TEXT NOT NULL, count INTEGER NOT NULL,
             PRIMARY KEY ({','.join(sql.ROLLUP_KEY)})) WITHOUT ROWID"""
-          for table in sql.ROLLUP_TABLES),
+          for table in ("rollups_hourly", "rollups_daily")),
         sql.rollup_fill("rollups_hourly", "substr(start_time, 1, 13) || ':00:00'"),
         sql.rollup_fill("rollups_daily", "substr(start_time, 1, 10) || ' 00:00:00'"),
         "CREATE TABLE measurement_totals (shard INTEGER PRIMARY KEY, count INTEGER NOT NULL)",
@@ -145,6 +145,19 @@ MIGRATIONS: tuple[tuple[Step, ...], ...] = (
     # Version 6: a body moved to an archive file (collector.store.archive) leaves "" in
     # ``body`` and its reference in ``archive``.
     ("ALTER TABLE measurements ADD COLUMN archive TEXT",),
+    (  # version 7: a monthly rollup and coarse ones (without input and domain), filled from
+        # the rollups already kept
+        *(f"""CREATE TABLE {r.table} (
+            period TEXT NOT NULL, probe_cc TEXT NOT NULL, probe_asn TEXT NOT NULL,
+            test_name TEXT NOT NULL, {'input TEXT NOT NULL, domain TEXT NOT NULL,' * r.fine}
+            verdict TEXT NOT NULL, count INTEGER NOT NULL,
+            PRIMARY KEY ({','.join(r.key)})) WITHOUT ROWID"""
+          for r in sql.ROLLUPS[2:]),
+        sql.rollup_refill("rollups_monthly", "rollups_daily",
+                          "substr(period, 1, 7) || '-01 00:00:00'"),
+        sql.rollup_refill("rollups_hourly_coarse", "rollups_hourly", "period"),
+        sql.rollup_refill("rollups_daily_coarse", "rollups_daily", "period"),
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -351,9 +364,8 @@ class SQLiteStore(SQLiteEventsMixin):
             await db.executemany(_INSERT_MEASUREMENT, [values[r.uid] for r in fresh])
             await db.executemany(SQL.upsert_target,
                                  [_target_values(r) for r in sql.latest_per_target(fresh)])
-            increments = sql.rollup_increments(fresh)
-            await db.executemany(SQL.upsert_hourly, increments["rollups_hourly"])
-            await db.executemany(SQL.upsert_daily, increments["rollups_daily"])
+            for table, increments in sql.rollup_increments(fresh).items():
+                await db.executemany(SQL.upsert_rollups[table], increments)
             if fresh:
                 await db.execute(SQL.add_total, (0, len(fresh)))
             return [r.uid for r in fresh]
@@ -433,8 +445,7 @@ class SQLiteStore(SQLiteEventsMixin):
                 "UPDATE target_state SET verdict = ?, layer = ?, mechanism = ? WHERE uid = ?",
                 (verdict, layer, mechanism, uid))
             moves = sql.rollup_moves(found[0], tuple(found[1:6]), found[6], verdict)
-            for table, statement in (("rollups_hourly", SQL.upsert_hourly),
-                                     ("rollups_daily", SQL.upsert_daily)):
+            for table, statement in SQL.upsert_rollups.items():
                 for move in moves[table]:
                     await db.execute(statement, move)
                     await db.execute(sql.drop_empty_rollup(table), move[:-1])

@@ -7,6 +7,7 @@ import itertools
 import random
 import sqlite3
 from collections import Counter
+from dataclasses import replace
 from typing import Any
 
 import aiosqlite
@@ -99,11 +100,12 @@ async def check_answers(store: Store, rows: list[StoredMeasurement]) -> None:
 
 
 async def rollup_rows(database: str) -> dict[str, list[tuple[Any, ...]]]:
-    """Both rollup tables as stored, periods as text."""
+    """Every rollup table as stored, periods as text."""
     out = {}
-    for table in ("rollups_hourly", "rollups_daily"):
-        query = (f"SELECT period, probe_cc, probe_asn, test_name, input, domain, verdict, "
-                 f"count FROM {table} ORDER BY 1, 2, 3, 4, 5, 6, 7")
+    for rollup in sql.ROLLUPS:
+        table = rollup.table
+        query = (f"SELECT {', '.join(rollup.key)}, count FROM {table} "
+                 f"ORDER BY {', '.join(str(i + 1) for i in range(len(rollup.key)))}")
         if is_postgres(database):
             conn = await asyncpg.connect(database)
             try:
@@ -118,12 +120,16 @@ async def rollup_rows(database: str) -> dict[str, list[tuple[Any, ...]]]:
 
 
 def rollups_of(rows: list[StoredMeasurement]) -> dict[str, list[tuple[Any, ...]]]:
+    """Each rollup table counted from the rows (periods spelled out here, not by the store)."""
+    periods = {"hour": lambda t: t[:13] + ":00:00", "day": lambda t: t[:10] + " 00:00:00",
+               "month": lambda t: t[:7] + "-01 00:00:00"}
     out = {}
-    for table, period in (("rollups_hourly", lambda t: t[:13] + ":00:00"),
-                          ("rollups_daily", lambda t: t[:10] + " 00:00:00")):
-        counts = Counter((period(r.start_time), r.probe_cc, r.probe_asn, r.test_name,
-                          r.input or "", r.domain or "", r.verdict or "") for r in rows)
-        out[table] = [(*key, n) for key, n in sorted(counts.items())]
+    for rollup in sql.ROLLUPS:
+        counts = Counter(
+            (periods[rollup.period](r.start_time), r.probe_cc, r.probe_asn, r.test_name,
+             *((r.input or "", r.domain or "") if rollup.fine else ()), r.verdict or "")
+            for r in rows)
+        out[rollup.table] = [(*key, n) for key, n in sorted(counts.items())]
     return out
 
 
@@ -145,6 +151,16 @@ async def test_retries_and_late_uploads_count_once(database: str) -> None:
         await store.add_measurements(rows[:10] + rows[100:] + rows[100:110])
         assert await rollup_rows(database) == rollups_of(rows)
         assert await store.count_measurements() == 120
+        await check_answers(store, rows)
+        # A re-analysis moves each row between verdicts in every table; a move to the same
+        # verdict, and one back, change nothing.
+        for i in (0, 1, 2, 50, 51):
+            new = "blocked" if rows[i].verdict != "blocked" else None
+            assert await store.replace_analysis(rows[i].uid, rows[i].body, new, None, None)
+            rows[i] = replace(rows[i], verdict=new)
+        assert await store.replace_analysis(rows[3].uid, rows[3].body, rows[3].verdict,
+                                            None, None)
+        assert await rollup_rows(database) == rollups_of(rows)
         await check_answers(store, rows)
     finally:
         await store.close()
@@ -218,11 +234,68 @@ def test_sqlite_schema_of_the_previous_release_has_no_rollups() -> None:
     assert "measurements" in tables and not {"rollups_hourly", "rollups_daily"} & tables
 
 
-def test_each_question_reads_the_coarsest_table_that_answers_it() -> None:
+def test_each_question_reads_the_coarsest_tables_that_answer_it() -> None:
     day, hour, inside = "2024-05-02 00:00:00", "2024-05-02 13:00:00", "2024-05-02 13:15:00"
-    assert sql.rollup_table(Filters(), ("input", "cc")) == "rollups_daily"
-    assert sql.rollup_table(Filters(since=day, until=day), ("day",)) == "rollups_daily"
-    assert sql.rollup_table(Filters(since=day), ("hour",)) == "rollups_hourly"
-    assert sql.rollup_table(Filters(until=hour), ("asn",)) == "rollups_hourly"
-    assert sql.rollup_table(Filters(since=inside), ()) is None
-    assert sql.rollup_table(Filters(since=day, until=inside), ("day",)) is None
+
+    def plan(filters: Filters, axes: tuple[Axis, ...]) -> list[tuple[str, Any, Any]] | None:
+        found = sql.rollup_plan(filters, axes)
+        return None if found is None else [(r.table, s, u) for r, s, u in found]
+
+    assert plan(Filters(), ("input", "cc")) == [("rollups_monthly", None, None)]
+    assert plan(Filters(), ("asn",)) == [("rollups_daily_coarse", None, None)]
+    assert plan(Filters(domain="kloop.kg"), ()) == [("rollups_monthly", None, None)]
+    assert plan(Filters(since=day, until=day), ("day",)) == [
+        ("rollups_hourly_coarse", day, day)]  # empty
+    assert plan(Filters(since=day), ("hour",)) == [("rollups_hourly_coarse", day, None)]
+    assert plan(Filters(until=hour), ("asn",)) == [
+        ("rollups_daily_coarse", None, day), ("rollups_hourly_coarse", day, hour)]
+    # Whole months, then whole days, then the hours at each edge.
+    assert plan(Filters(since="2024-04-29 22:00:00", until="2024-07-02 03:00:00"),
+                ("input",)) == [
+        ("rollups_monthly", "2024-05-01 00:00:00", "2024-07-01 00:00:00"),
+        ("rollups_daily", "2024-04-30 00:00:00", "2024-05-01 00:00:00"),
+        ("rollups_hourly", "2024-04-29 22:00:00", "2024-04-30 00:00:00"),
+        ("rollups_daily", "2024-07-01 00:00:00", "2024-07-02 00:00:00"),
+        ("rollups_hourly", "2024-07-02 00:00:00", "2024-07-02 03:00:00")]
+    assert plan(Filters(since="2024-12-31 00:00:00"), ("domain",)) == [
+        ("rollups_monthly", "2025-01-01 00:00:00", None),
+        ("rollups_daily", "2024-12-31 00:00:00", "2025-01-01 00:00:00")]
+    assert plan(Filters(since=hour, until=day), ("day",)) == [("rollups_hourly_coarse", hour, day)]
+    assert plan(Filters(since=inside), ()) is None
+    assert plan(Filters(since=day, until=inside), ("day",)) is None
+
+
+def corpus_of_months(count: int, seed: int = 5) -> list[StoredMeasurement]:
+    """Rows over the last days of April, all of May and the first days of June, so a range
+    holds whole months, whole days and edge hours."""
+    rows = corpus(count, seed=seed)
+    rng = random.Random(seed)
+    days = ["2024-04-29", "2024-04-30", *(f"2024-05-{d:02d}" for d in range(1, 32)),
+            "2024-06-01", "2024-06-02"]
+    return [replace(r, start_time=f"{rng.choice(days)}{r.start_time[10:]}") for r in rows]
+
+
+MONTH_QUESTIONS: list[Filters] = [
+    Filters(),
+    Filters(since="2024-04-29 13:00:00", until="2024-06-02 05:00:00"),
+    Filters(since="2024-04-30 00:00:00", until="2024-06-01 00:00:00", cc="KG"),
+    Filters(since="2024-05-01 00:00:00", until="2024-06-01 00:00:00"),
+    Filters(since="2024-05-03 07:00:00", until="2024-05-20 00:00:00", verdict="blocked"),
+    Filters(since="2024-05-09 23:00:00", until="2024-05-10 01:00:00"),
+    Filters(since="2024-05-31 18:00:00", domain="kloop.kg"),
+    Filters(until="2024-05-02 09:00:00", test_name="web_connectivity"),
+    Filters(since="2024-06-01 00:00:00", until="2024-05-01 00:00:00"),  # empty
+]
+
+
+async def test_ranges_of_months_days_and_hours_answer_as_counting(store: Store) -> None:
+    """Every axis and pair of axes over ranges cut into months, days and edge hours."""
+    rows = corpus_of_months(600)
+    for start in range(0, len(rows), 53):
+        await store.add_measurements(rows[start:start + 53])
+    pairs = [(), *((a,) for a in AXES), *itertools.combinations(AXES, 2)]
+    for filters in MONTH_QUESTIONS:
+        assert sql.rollup_plan(filters, ("asn",)) is not None
+        for axes in pairs:
+            got = await store.aggregate(filters, axes, 10_000)  # type: ignore[arg-type]
+            assert got == expected(rows, filters, axes), (filters, axes)
