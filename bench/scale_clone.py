@@ -39,8 +39,9 @@ def clone_sqlite(path: str, base: int, upto: int, have: int) -> int:
     """Copy rows s0 .. s<base - 1> until ``upto`` rows are stored; returns the count.
 
     A whole copy's hourly rollups are the first copy's shifted by whole hours; a partial
-    last copy is counted from its rows. The daily rollups are summed from the hourly ones and
-    ``target_state`` is upserted from the last two copies once, at the end."""
+    last copy is counted from its rows. The daily rollups are summed from the hourly ones,
+    the monthly and coarse ones from those, and ``target_state`` is upserted from the last
+    two copies once, at the end."""
     db = sqlite3.connect(path, isolation_level=None)
     hours_per_copy = shift_hours(base)
     try:
@@ -94,6 +95,8 @@ def clone_sqlite(path: str, base: int, upto: int, have: int) -> int:
                    f"SELECT substr(period, 1, 10) || ' 00:00:00', "
                    f"{_ROLLUP_KEY.split(',', 1)[1]}, sum(count) FROM rollups_hourly "
                    f"GROUP BY 1, 2, 3, 4, 5, 6, 7")
+        for statement in coarser_rollups("substr(period, 1, 7) || '-01 00:00:00'"):
+            db.execute(statement)
         db.execute(
             "INSERT INTO target_state (probe_cc, probe_asn, test_name, target, uid, "
             "start_time, verdict, layer, mechanism) SELECT probe_cc, probe_asn, test_name, "
@@ -140,7 +143,23 @@ async def clone_postgres(store: Any, base: int, upto: int, have: int,
                 n=high - low))
         have += n
         copy += 1
+    await store._write(_refill_postgres)
     return have
+
+
+def coarser_rollups(month: str) -> list[str]:
+    """The monthly and coarse rollups made again from the hourly and daily ones, as the
+    migration fills them (``month``: the dialect's month of ``period``)."""
+    return [*(f"DELETE FROM {t}" for t in ("rollups_monthly", "rollups_hourly_coarse",
+                                            "rollups_daily_coarse")),
+            sql.rollup_refill("rollups_monthly", "rollups_daily", month),
+            sql.rollup_refill("rollups_hourly_coarse", "rollups_hourly", "period"),
+            sql.rollup_refill("rollups_daily_coarse", "rollups_daily", "period")]
+
+
+async def _refill_postgres(conn: Any) -> None:
+    for statement in coarser_rollups("date_trunc('month', period)"):
+        await conn.execute(statement)
 
 
 async def _copy_postgres(conn: Any, *, uid: str, select: list[str], shifted: str, first: str,
