@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -112,6 +112,40 @@ async def test_aggregation_like_oonis(database: str) -> None:
         by_hour = await aggregate("axis_x=hour")
         assert [r["hour"][-6:] for r in by_hour["result"]] == [":00:00"] * len(
             by_hour["result"])
+
+
+async def test_aggregation_over_partial_days_counts_every_measurement(database: str) -> None:
+    """A range starting and ending inside days (whole days from the daily rollups, the edge
+    hours from the hourly ones) answers as counting the measurements submitted."""
+    inputs = ["https://kloop.kg/", "https://vlast.kz/", None]
+    verdicts = ["ok", "blocked", "down", None]
+    corpus = [measurement(ago=timedelta(minutes=97 * i), verdict=verdicts[i % 4],
+                          input=inputs[i % 3], probe_cc="KG" if i % 2 else "KZ",
+                          probe_asn="AS8449" if i % 2 else "AS9198")
+              for i in range(40)]
+    async with running(database) as c:
+        await _submit(c, corpus)
+        now = datetime.now(UTC)
+        since = (now - timedelta(hours=50)).strftime("%Y-%m-%d %H:00:00")
+        until = (now - timedelta(hours=4)).strftime("%Y-%m-%d %H:00:00")
+        kept = [m for m in corpus if since <= m["measurement_start_time"] < until]
+        assert 0 < len(kept) < len(corpus)
+        window = f"since={since.replace(' ', 'T')}Z&until={until.replace(' ', 'T')}Z"
+        for axes, key in (
+                ("axis_x=day", lambda m: (m["measurement_start_time"][:10],)),
+                ("axis_x=input&axis_y=cc", lambda m: (m["input"], m["probe_cc"])),
+                ("axis_x=asn", lambda m: (m["probe_asn"],))):
+            response = await c.client.get(f"/api/v1/aggregation?{axes}&{window}")
+            assert response.status == 200, await response.text()
+            names = [part.split("=")[1] for part in axes.split("&")]
+            got = {tuple(r[n] for n in names): (r["measurement_count"], r["blocked_count"])
+                   for r in (await response.json())["result"]}
+            want: dict[tuple[Any, ...], tuple[int, int]] = {}
+            for m in kept:
+                total, blocked = want.get(key(m), (0, 0))
+                is_blocked = m["test_keys"].get("analysis", {}).get("verdict") == "blocked"
+                want[key(m)] = (total + 1, blocked + is_blocked)
+            assert got == want, axes
 
 
 async def test_too_many_groups_is_a_clear_400(tmp_path: Path) -> None:
