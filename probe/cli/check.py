@@ -1,0 +1,141 @@
+"""``python -m probe check URL``: one web connectivity measurement, printed as a table or as
+the JSON measurement. Exit 0 whatever the verdict, 2 on bad input."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from pathlib import Path
+from typing import Any
+
+from probe.cli.common import BAD_INPUT, control_problem, resolver_problem
+from probe.core.measurement import to_json
+from probe.core.typed_config import is_http_url, parse_duration
+from probe.nettests.control_client import ControlClient
+from probe.nettests.web_connectivity import measure as web
+
+# Operations whose timeout ``check --timeout OP=DURATION`` may shorten (the lab does, so that a
+# blackholed connection costs a few seconds instead of ten).
+TIMEOUT_NAMES = ("dns", "connect", "tls", "http", "control")
+
+
+def add_parser(sub: Any) -> None:
+    """Register the ``check`` subcommand on the probe's subparsers."""
+    check = sub.add_parser("check", help="measure one URL (web connectivity) and print it")
+    check.add_argument("url")
+    check.add_argument("--control", help="collector base URL used as control vantage")
+    check.add_argument("--resolver", action="append", default=[],
+                       help="extra UDP resolver IP[:PORT] (repeatable)")
+    check.add_argument("--doh", action="append", default=[],
+                       help="extra DNS-over-HTTPS resolver URL (repeatable)")
+    check.add_argument("--ca-file", help="extra trust anchors (PEM)")
+    check.add_argument("--json", action="store_true", help="print the JSON measurement")
+    check.add_argument("--cc", default="ZZ", help="declared country code")
+    check.add_argument("--asn", default="AS0", help="declared ASN")
+    check.add_argument("--timeout", action="append", default=[], metavar="OP=DURATION",
+                       help=f"per-operation timeout, OP one of {', '.join(TIMEOUT_NAMES)} "
+                            "(repeatable; e.g. connect=2s)")
+
+
+def _validate(args: argparse.Namespace) -> str | None:
+    if is_http_url(args.url):
+        return f"url: {is_http_url(args.url)}"
+    if args.control and control_problem(args.control):
+        return f"--control: {control_problem(args.control)}"
+    for resolver in args.resolver:
+        if resolver_problem(resolver):
+            return f"--resolver: not IP[:PORT]: {resolver!r}"
+    for doh in args.doh:
+        if is_http_url(doh) or not doh.startswith("https://"):
+            return f"--doh: not an https URL: {doh!r}"
+    if args.ca_file and not Path(args.ca_file).is_file():
+        return f"--ca-file: no such file: {args.ca_file}"
+    try:
+        parse_timeouts(args.timeout)
+    except ValueError as exc:
+        return f"--timeout: {exc}"
+    return None
+
+
+def parse_timeouts(items: list[str]) -> dict[str, float]:
+    """``["connect=2s", "http=3"]`` -> ``{"connect": 2.0, "http": 3.0}``; ValueError if bad."""
+    out: dict[str, float] = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or name not in TIMEOUT_NAMES:
+            raise ValueError(f"not OP=DURATION with OP in {', '.join(TIMEOUT_NAMES)}: {item!r}")
+        try:
+            seconds = float(value)  # bare seconds, as in the config files
+        except ValueError:
+            seconds = parse_duration(value)
+        if not 0 < seconds < float("inf"):
+            raise ValueError(f"must be positive: {item!r}")
+        out[name] = seconds
+    return out
+
+
+def print_table(measurement: dict[str, object]) -> None:
+    keys = measurement["test_keys"]
+    assert isinstance(keys, dict)
+    analysis = keys["analysis"]
+    print(f"{'url':<10} {measurement['input']}")
+    print(f"{'verdict':<10} {analysis['verdict']}  layer={analysis['layer']} "
+          f"mechanism={analysis['mechanism']} confidence={analysis['confidence']}")
+    print(f"{'ooni':<10} blocking={keys['blocking']} accessible={keys['accessible']}")
+    for query in keys["queries"]:
+        answers = [a.get("ipv4") or a.get("ipv6") for a in query["answers"]]
+        where = f"{query['engine']} {query['query_type']}"
+        late = len(query.get("x_late_answers") or [])
+        print(f"{'dns':<10} {where:<16} {query['failure'] or ','.join(answers)}"
+              + (f"  (+{late} late answers)" if late else ""))
+    for connect in keys["tcp_connect"]:
+        print(f"{'tcp':<10} {connect['ip']}:{connect['port']} "
+              f"{connect['status']['failure'] or 'ok'}")
+    for handshake in keys["tls_handshakes"]:
+        chain = handshake.get("x_certificates") or [{}]
+        outcome = handshake["failure"] or (
+            f"{handshake['tls_version']} {handshake['cipher_suite']} "
+            f"alpn={handshake['negotiated_protocol']}")
+        print(f"{'tls':<10} {handshake['address']} sni={handshake['server_name']} {outcome}"
+              f"  issuer={chain[0].get('issuer')}")
+    for request in reversed(keys["requests"]):
+        response = request["response"]
+        outcome = request["failure"] or f"{response['code']} {response['x_body_length']} bytes"
+        timings = request.get("x_timings") or {}
+        phases = " ".join(f"{k}={v:.3f}s" for k, v in timings.items() if v is not None)
+        print(f"{'http':<10} {request['request']['url']} {outcome}  {phases}")
+    for line in analysis["evidence"]:
+        print(f"{'evidence':<10} {line}")
+
+
+async def _check(args: argparse.Namespace) -> int:
+    from probe.nettests.web_connectivity.run import run_web_connectivity
+
+    timeouts = parse_timeouts(args.timeout)
+    default = web.WebOptions()
+    options = web.WebOptions(
+        udp_resolvers=tuple(args.resolver), doh_resolvers=tuple(args.doh),
+        ca_file=args.ca_file,
+        dns_timeout=timeouts.get("dns", default.dns_timeout),
+        connect_timeout=timeouts.get("connect", default.connect_timeout),
+        tls_timeout=timeouts.get("tls", default.tls_timeout),
+        http_timeout=timeouts.get("http", default.http_timeout))
+    control = ControlClient(args.control, timeout=timeouts.get("control", 30.0),
+                            ca_file=args.ca_file) if args.control else None
+    measurement = await run_web_connectivity(args.url, options, control, cc=args.cc,
+                                             asn=args.asn)
+    if args.json:
+        print(to_json(measurement, indent=2))
+    else:
+        print_table(measurement)
+    return 0
+
+
+def main(args: argparse.Namespace) -> int:
+    """Run ``check`` on parsed arguments; the exit status."""
+    problem = _validate(args)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return BAD_INPUT
+    return asyncio.run(_check(args))

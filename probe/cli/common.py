@@ -1,0 +1,42 @@
+"""What the measuring commands (``check``, ``platform``, ``trace``, ``throttle``) share: the
+exit status for bad input and the checks of the options several of them take."""
+
+from __future__ import annotations
+
+import ipaddress
+
+from probe.core.typed_config import is_http_url
+
+BAD_INPUT = 2
+
+
+def control_problem(url: str) -> str | None:
+    """Why ``url`` cannot be a control, or None. The control client appends
+    ``/api/v1/control`` to the collector's base URL; the full path would be asked for twice
+    and answer 404."""
+    if is_http_url(url):
+        return is_http_url(url)
+    if url.rstrip("/").endswith("/api/v1/control"):
+        base = url.rstrip("/").removesuffix("/api/v1/control")
+        return f"give the collector's base URL ({base}), not the control's path"
+    return None
+
+
+def resolver_problem(value: str) -> bool:
+    """Whether ``value`` is not ``IP``, ``IP:PORT``, ``[IPv6]:PORT`` or a bare IPv6 address.
+
+    A name or an out-of-range address (``999.1.1.1``) is refused here: the measurement would
+    otherwise record an unusable resolver as if it had been asked.
+    """
+    host, port = value, "53"
+    if value.startswith("["):
+        host, sep, port = value[1:].partition("]:")
+        if not sep:
+            return True
+    elif value.count(":") == 1:
+        host, _, port = value.partition(":")
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return True
+    return not (port.isascii() and port.isdigit() and 0 < int(port) < 65536)
