@@ -4,13 +4,10 @@ the JSON measurement. Exit 0 whatever the verdict, 2 on bad input."""
 from __future__ import annotations
 
 import argparse
-import asyncio
-import sys
 from pathlib import Path
 from typing import Any
 
-from probe.cli.common import BAD_INPUT, control_problem, resolver_problem
-from probe.core.measurement import to_json
+from probe.cli.common import control_problem, measure_and_print, resolver_problem
 from probe.core.typed_config import is_http_url, parse_duration
 from probe.nettests.control_client import ControlClient
 from probe.nettests.web_connectivity import measure as web
@@ -109,7 +106,7 @@ def print_table(measurement: dict[str, object]) -> None:
         print(f"{'evidence':<10} {line}")
 
 
-async def _check(args: argparse.Namespace) -> int:
+async def _measure(args: argparse.Namespace) -> dict[str, Any]:
     from probe.nettests.web_connectivity.run import run_web_connectivity
 
     timeouts = parse_timeouts(args.timeout)
@@ -123,19 +120,9 @@ async def _check(args: argparse.Namespace) -> int:
         http_timeout=timeouts.get("http", default.http_timeout))
     control = ControlClient(args.control, timeout=timeouts.get("control", 30.0),
                             ca_file=args.ca_file) if args.control else None
-    measurement = await run_web_connectivity(args.url, options, control, cc=args.cc,
-                                             asn=args.asn)
-    if args.json:
-        print(to_json(measurement, indent=2))
-    else:
-        print_table(measurement)
-    return 0
+    return await run_web_connectivity(args.url, options, control, cc=args.cc, asn=args.asn)
 
 
 def main(args: argparse.Namespace) -> int:
     """Run ``check`` on parsed arguments; the exit status."""
-    problem = _validate(args)
-    if problem:
-        print(f"error: {problem}", file=sys.stderr)
-        return BAD_INPUT
-    return asyncio.run(_check(args))
+    return measure_and_print(args, _validate(args), lambda: _measure(args), print_table)

@@ -1,10 +1,17 @@
 """What the measuring commands (``check``, ``platform``, ``trace``, ``throttle``) share: the
-exit status for bad input and the checks of the options several of them take."""
+exit status for bad input, the checks of the options several of them take, and the
+validate-measure-print body."""
 
 from __future__ import annotations
 
+import argparse
+import asyncio
 import ipaddress
+import sys
+from collections.abc import Callable, Coroutine
+from typing import Any
 
+from probe.core.measurement import to_json
 from probe.core.typed_config import is_http_url
 
 BAD_INPUT = 2
@@ -40,3 +47,20 @@ def resolver_problem(value: str) -> bool:
     except ValueError:
         return True
     return not (port.isascii() and port.isdigit() and 0 < int(port) < 65536)
+
+
+def measure_and_print(args: argparse.Namespace, problem: str | None,
+                      measure: Callable[[], Coroutine[Any, Any, dict[str, Any]]],
+                      print_table: Callable[[dict[str, Any]], None]) -> int:
+    """The body every measuring command shares: refuse bad input (exit 2, nothing measured),
+    else measure once and print the JSON measurement (``--json``) or the command's table.
+    Exit 0 whatever the verdict."""
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return BAD_INPUT
+    measurement = asyncio.run(measure())
+    if args.json:
+        print(to_json(measurement, indent=2))
+    else:
+        print_table(measurement)
+    return 0

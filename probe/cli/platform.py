@@ -5,13 +5,10 @@ WhatsApp, ...), printed as a table or as the JSON measurement. Exit 0 whatever t
 from __future__ import annotations
 
 import argparse
-import asyncio
-import sys
 from pathlib import Path
 from typing import Any
 
-from probe.cli.common import BAD_INPUT, control_problem, resolver_problem
-from probe.core.measurement import to_json
+from probe.cli.common import control_problem, measure_and_print, resolver_problem
 from probe.core.typed_config import ConfigError
 from probe.nettests.control_client import ControlClient
 
@@ -66,7 +63,7 @@ def print_table(measurement: dict[str, Any]) -> None:
             print(f"{'ooni':<10} {key}={value}")
 
 
-async def _platform(args: argparse.Namespace) -> int:
+async def _measure(args: argparse.Namespace) -> dict[str, Any]:
     from probe.config import platforms as platform_config
     from probe.nettests.platforms.measure import PlatformOptions
     from probe.nettests.platforms.run import run_platform
@@ -78,19 +75,9 @@ async def _platform(args: argparse.Namespace) -> int:
                               fingerprint=not args.no_fingerprint)
     control = (ControlClient(args.control, timeout=config.timeouts.control,
                              ca_file=args.ca_file) if args.control else None)
-    measurement = await run_platform(args.name, config, options, control, cc=args.cc,
-                                     asn=args.asn)
-    if args.json:
-        print(to_json(measurement, indent=2))
-    else:
-        print_table(measurement)
-    return 0
+    return await run_platform(args.name, config, options, control, cc=args.cc, asn=args.asn)
 
 
 def main(args: argparse.Namespace) -> int:
     """Run ``platform`` on parsed arguments; the exit status."""
-    problem = _validate(args)
-    if problem:
-        print(f"error: {problem}", file=sys.stderr)
-        return BAD_INPUT
-    return asyncio.run(_platform(args))
+    return measure_and_print(args, _validate(args), lambda: _measure(args), print_table)

@@ -4,13 +4,10 @@ harmless control trace; needs CAP_NET_RAW). Exit 0 whatever the verdict, 2 on ba
 from __future__ import annotations
 
 import argparse
-import asyncio
 import ipaddress
-import sys
 from typing import Any
 
-from probe.cli.common import BAD_INPUT
-from probe.core.measurement import to_json
+from probe.cli.common import measure_and_print
 from probe.core.typed_config import is_http_url
 
 
@@ -64,24 +61,15 @@ def print_table(measurement: dict[str, Any]) -> None:
         print(f"{'evidence':<10} {line}")
 
 
-async def _trace(args: argparse.Namespace) -> int:
+async def _measure(args: argparse.Namespace) -> dict[str, Any]:
     from probe.nettests.censor_trace.measure import TraceOptions
     from probe.nettests.platforms.run import run_trace
 
     options = TraceOptions(address=args.address, control_name=args.control_name,
                            max_ttl=args.max_ttl, step_timeout=args.step_timeout)
-    measurement = await run_trace(args.url, options, cc=args.cc, asn=args.asn)
-    if args.json:
-        print(to_json(measurement, indent=2))
-    else:
-        print_table(measurement)
-    return 0
+    return await run_trace(args.url, options, cc=args.cc, asn=args.asn)
 
 
 def main(args: argparse.Namespace) -> int:
     """Run ``trace`` on parsed arguments; the exit status."""
-    problem = _validate(args)
-    if problem:
-        print(f"error: {problem}", file=sys.stderr)
-        return BAD_INPUT
-    return asyncio.run(_trace(args))
+    return measure_and_print(args, _validate(args), lambda: _measure(args), print_table)
