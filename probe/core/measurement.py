@@ -11,7 +11,7 @@ from typing import Any
 
 from probe import __version__
 from probe.core.evidence import with_fields
-from probe.core.nettest_names import TEST_VERSIONS
+from probe.core.nettest_names import ANALYSIS_VERSIONS, TEST_VERSIONS
 from probe.core.scrub import scrub_value
 
 SOFTWARE_NAME = "kuzot"
@@ -51,10 +51,13 @@ def envelope(
 ) -> dict[str, Any]:
     """Wrap ``test_keys``; ``scrub`` names addresses (the probe's own) to replace everywhere.
 
-    A verdict with an evidence list gets its typed form beside it
+    A verdict carries the ``analysis_version`` its kind of test declares (a verdict that
+    stamped its own keeps it), and one with an evidence list gets its typed form beside it
     (``analysis.evidence_fields``, ``probe.core.evidence``)."""
     analysis = test_keys.get("analysis")
     if isinstance(analysis, dict):
+        if "analysis_version" not in analysis and test_name in ANALYSIS_VERSIONS:
+            analysis = {**analysis, "analysis_version": ANALYSIS_VERSIONS[test_name]}
         test_keys = {**test_keys, "analysis": with_fields(analysis)}
     measurement = {
         "data_format_version": "0.2.0",
