@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from collector.store import StoreUnavailable
+from collector.store.interface import StoreUnavailable
 
 
 class ArchiveError(Exception):
