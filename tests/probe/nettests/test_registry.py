@@ -112,6 +112,11 @@ def test_every_verdict_carries_its_kind_s_analysis_version() -> None:
     bare = envelope(test_name="throttling", input_=None, test_keys={}, started=_moment(),
                     runtime=0.0)
     assert "analysis" not in bare["test_keys"]
+    # A check that raised: no rules ran, so its inconclusive verdict names no version.
+    failed = envelope(test_name="throttling", input_=None, started=_moment(), runtime=0.0,
+                      test_keys={"failure": "unknown_failure: boom", "operation": "top_level",
+                                 "analysis": {"verdict": "inconclusive", "evidence": []}})
+    assert "analysis_version" not in failed["test_keys"]["analysis"]
 
 
 def test_unknown_kind_names_the_known_ones() -> None:
