@@ -4,10 +4,14 @@ the JSON measurement. Exit 0 whatever the verdict, 2 on bad input."""
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 from typing import Any
 
-from probe.cli.common import control_problem, measure_and_print, resolver_problem
+from probe.cli.common import (
+    add_output_arguments,
+    ca_file_problem,
+    measure_and_print,
+    vantage_problem,
+)
 from probe.core.typed_config import is_http_url, parse_duration
 from probe.nettests.control_client import ControlClient
 from probe.nettests.web_connectivity import measure as web
@@ -27,9 +31,7 @@ def add_parser(sub: Any) -> None:
     check.add_argument("--doh", action="append", default=[],
                        help="extra DNS-over-HTTPS resolver URL (repeatable)")
     check.add_argument("--ca-file", help="extra trust anchors (PEM)")
-    check.add_argument("--json", action="store_true", help="print the JSON measurement")
-    check.add_argument("--cc", default="ZZ", help="declared country code")
-    check.add_argument("--asn", default="AS0", help="declared ASN")
+    add_output_arguments(check)
     check.add_argument("--timeout", action="append", default=[], metavar="OP=DURATION",
                        help=f"per-operation timeout, OP one of {', '.join(TIMEOUT_NAMES)} "
                             "(repeatable; e.g. connect=2s)")
@@ -38,16 +40,15 @@ def add_parser(sub: Any) -> None:
 def _validate(args: argparse.Namespace) -> str | None:
     if is_http_url(args.url):
         return f"url: {is_http_url(args.url)}"
-    if args.control and control_problem(args.control):
-        return f"--control: {control_problem(args.control)}"
-    for resolver in args.resolver:
-        if resolver_problem(resolver):
-            return f"--resolver: not IP[:PORT]: {resolver!r}"
+    problem = vantage_problem(args)
+    if problem:
+        return problem
     for doh in args.doh:
         if is_http_url(doh) or not doh.startswith("https://"):
             return f"--doh: not an https URL: {doh!r}"
-    if args.ca_file and not Path(args.ca_file).is_file():
-        return f"--ca-file: no such file: {args.ca_file}"
+    problem = ca_file_problem(args)
+    if problem:
+        return problem
     try:
         parse_timeouts(args.timeout)
     except ValueError as exc:

@@ -9,6 +9,7 @@ import asyncio
 import ipaddress
 import sys
 from collections.abc import Callable, Coroutine
+from pathlib import Path
 from typing import Any
 
 from probe.core.measurement import to_json
@@ -47,6 +48,30 @@ def resolver_problem(value: str) -> bool:
     except ValueError:
         return True
     return not (port.isascii() and port.isdigit() and 0 < int(port) < 65536)
+
+
+def add_output_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--json``, ``--cc`` and ``--asn``, which every measuring command takes."""
+    parser.add_argument("--json", action="store_true", help="print the JSON measurement")
+    parser.add_argument("--cc", default="ZZ", help="declared country code")
+    parser.add_argument("--asn", default="AS0", help="declared ASN")
+
+
+def vantage_problem(args: argparse.Namespace) -> str | None:
+    """What is wrong with ``--control`` and ``--resolver`` (``check``, ``platform``)."""
+    if args.control and control_problem(args.control):
+        return f"--control: {control_problem(args.control)}"
+    for resolver in args.resolver:
+        if resolver_problem(resolver):
+            return f"--resolver: not IP[:PORT]: {resolver!r}"
+    return None
+
+
+def ca_file_problem(args: argparse.Namespace) -> str | None:
+    """``--ca-file`` names no file."""
+    if args.ca_file and not Path(args.ca_file).is_file():
+        return f"--ca-file: no such file: {args.ca_file}"
+    return None
 
 
 def measure_and_print(args: argparse.Namespace, problem: str | None,

@@ -5,10 +5,14 @@ WhatsApp, ...), printed as a table or as the JSON measurement. Exit 0 whatever t
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 from typing import Any
 
-from probe.cli.common import control_problem, measure_and_print, resolver_problem
+from probe.cli.common import (
+    add_output_arguments,
+    ca_file_problem,
+    measure_and_print,
+    vantage_problem,
+)
 from probe.core.typed_config import ConfigError
 from probe.nettests.control_client import ControlClient
 
@@ -25,9 +29,7 @@ def add_parser(sub: Any) -> None:
     platform.add_argument("--ca-file", help="extra trust anchors (PEM)")
     platform.add_argument("--no-fingerprint", action="store_true",
                           help="do not fingerprint resets with raw packets")
-    platform.add_argument("--json", action="store_true", help="print the JSON measurement")
-    platform.add_argument("--cc", default="ZZ", help="declared country code")
-    platform.add_argument("--asn", default="AS0", help="declared ASN")
+    add_output_arguments(platform)
 
 
 def _validate(args: argparse.Namespace) -> str | None:
@@ -35,14 +37,7 @@ def _validate(args: argparse.Namespace) -> str | None:
 
     if args.name not in PLATFORMS:
         return f"name: unknown platform {args.name!r} (known: {', '.join(PLATFORMS)})"
-    if args.control and control_problem(args.control):
-        return f"--control: {control_problem(args.control)}"
-    for resolver in args.resolver:
-        if resolver_problem(resolver):
-            return f"--resolver: not IP[:PORT]: {resolver!r}"
-    if args.ca_file and not Path(args.ca_file).is_file():
-        return f"--ca-file: no such file: {args.ca_file}"
-    return None
+    return vantage_problem(args) or ca_file_problem(args)
 
 
 def print_table(measurement: dict[str, Any]) -> None:

@@ -9,7 +9,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from probe.cli.common import measure_and_print
+from probe.cli.common import add_output_arguments, measure_and_print
 from probe.core.typed_config import is_http_url, parse_duration
 from probe.nettests.throttling.measure import ThrottleOptions
 
@@ -35,9 +35,7 @@ def add_parser(sub: Any) -> None:
     parser.add_argument("--resolve", action="append", default=[], metavar="HOST:IP",
                         help="use IP for HOST instead of resolving it (repeatable)")
     parser.add_argument("--ca-file", help="extra trust anchors (PEM)")
-    parser.add_argument("--json", action="store_true", help="print the JSON measurement")
-    parser.add_argument("--cc", default="ZZ", help="declared country code")
-    parser.add_argument("--asn", default="AS0", help="declared ASN")
+    add_output_arguments(parser)
 
 
 def _options(args: argparse.Namespace) -> tuple[ThrottleOptions | None, str | None]:

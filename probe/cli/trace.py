@@ -7,7 +7,7 @@ import argparse
 import ipaddress
 from typing import Any
 
-from probe.cli.common import measure_and_print
+from probe.cli.common import add_output_arguments, measure_and_print
 from probe.core.typed_config import is_http_url
 
 
@@ -21,9 +21,7 @@ def add_parser(sub: Any) -> None:
     trace.add_argument("--max-ttl", type=int, default=30)
     trace.add_argument("--step-timeout", type=float, default=1.0,
                        help="seconds to wait for an answer at each TTL")
-    trace.add_argument("--json", action="store_true", help="print the JSON measurement")
-    trace.add_argument("--cc", default="ZZ", help="declared country code")
-    trace.add_argument("--asn", default="AS0", help="declared ASN")
+    add_output_arguments(trace)
 
 
 def _validate(args: argparse.Namespace) -> str | None:
