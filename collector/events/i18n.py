@@ -29,6 +29,7 @@ FALLBACK: dict[Language, tuple[Language, ...]] = {
     "en": ("en",), "ru": ("ru", "en"), "ky": ("ky", "ru", "en"), "kk": ("kk", "ru", "en")}
 # The language people in each country read the tier words and kinds in, for HTML lang=.
 DEFAULT: Language = "en"
+
 DATA = Path(__file__).resolve().parent / "data"
 
 

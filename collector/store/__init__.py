@@ -21,7 +21,7 @@ them.
 
 from __future__ import annotations
 
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 from collector.store.interface import (
     AXES,
@@ -41,6 +41,9 @@ from collector.store.interface import (
     is_postgres,
     target_key,
 )
+
+if TYPE_CHECKING:
+    from collector.store.archive_targets import S3Settings
 
 __all__ = [
     "VERDICTS",
@@ -64,18 +67,24 @@ __all__ = [
 
 
 async def open_store(database: str, *, pool_size: int = 10,
-                     archive_dir: str | None = None) -> Store:
+                     archive_dir: str | None = None,
+                     archive_s3: S3Settings | None = None,
+                     archive_cache_bytes: int = 64 * 1024 * 1024) -> Store:
     """Open the store named by a path (SQLite) or a ``postgresql://`` DSN; runs migrations.
-    ``archive_dir`` is where archived bodies are read back from (``collector.store.archive``)."""
-    root = Path(archive_dir) if archive_dir is not None else None
+    Archived bodies are read back from the bucket ``archive_s3`` when given, else from the
+    directory ``archive_dir`` (``collector.store.archive``), through a cache of decoded members
+    of at most ``archive_cache_bytes`` (a bucket's settings carry their own)."""
+    from collector.store.archive_targets import open_target
+
+    target = open_target(archive_dir, archive_s3, archive_cache_bytes)
     if is_postgres(database):
         from collector.store.postgres import PostgresStore
 
         postgres = await PostgresStore.open(database, pool_size=pool_size)
-        postgres.archive_root = root
+        postgres.archive_target = target
         return postgres
     from collector.store.sqlite import SQLiteStore
 
     store = await SQLiteStore.open(database)
-    store.archive_root = root
+    store.archive_target = target
     return store

@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 
 if TYPE_CHECKING:
     from collector.store.archive import ArchiveCandidate
+    from collector.store.archive_targets import ArchiveTarget
 
 VERDICTS = ("ok", "blocked", "down", "throttled", "inconclusive")
 AXES = ("day", "hour", "cc", "asn", "domain", "input", "test_name", "verdict")
@@ -125,6 +126,9 @@ class EventFilter:
 
 
 class Store(Protocol):
+    # Where archived bodies are (``collector.store.archive_targets``), None when not set.
+    archive_target: ArchiveTarget | None
+
     async def add_measurements(self, rows: list[StoredMeasurement]) -> list[str]:
         """Store the rows durably; returns the uids newly inserted (duplicates are skipped)."""
 
@@ -138,11 +142,16 @@ class Store(Protocol):
         """The JSON documents of the given uids (unknown uids are absent)."""
 
     async def replace_analysis(self, uid: str, body: str, verdict: str | None,
-                               layer: str | None, mechanism: str | None) -> bool:
+                               layer: str | None, mechanism: str | None, *,
+                               archived_as: str | None = None) -> bool:
         """Store a re-analysed document of ``uid`` and its verdict columns (and those of
         ``latest_by_target`` when it is the row there), in one transaction; False when the uid
         is unknown. The caller keeps what the probe recorded inside ``body``
-        (``collector.reanalyze``)."""
+        (``collector.reanalyze``).
+
+        An archived row stays archived: the caller writes ``body`` to a new archive file
+        first and passes its reference as ``archived_as``, which replaces the row's; without
+        it, an archived row is left as it is and False is returned."""
 
     async def aggregate(self, filters: Filters, axes: tuple[Axis, ...],
                         max_groups: int) -> list[dict[str, Any]]:
@@ -223,7 +232,16 @@ class Store(Protocol):
 
     async def mark_archived(self, moves: list[tuple[ArchiveCandidate, str]]) -> int:
         """In one transaction, empty each candidate's body and store its archive reference,
-        skipping a row whose body changed since it was read; returns the rows emptied."""
+        skipping a row whose body changed since it was read; returns the rows emptied.
+        (PostgreSQL keeps the bodies until ``drop_archived_partitions`` drops their month.)"""
+
+    async def archive_refs(self, uids: list[str]) -> dict[str, str]:
+        """The archive reference of each archived uid among ``uids``."""
+
+    async def drop_archived_partitions(self, before: str) -> list[str]:
+        """Drop the body partitions of months ending by ``before`` whose every body is
+        archived and reads back identical from the archive; the names dropped (none on
+        SQLite, which empties rows one by one)."""
 
     async def close(self) -> None: ...
 
