@@ -26,7 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from collector.store import (
+from collector.store.interface import (
     FILTER_COLUMNS,
     MEASUREMENT_COLUMNS,
     VERDICTS,
