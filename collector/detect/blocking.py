@@ -17,6 +17,12 @@ the others. Then
 * it is ``likely`` when the Wilson lower bound of the blocked share over the probes' last two
   runs is at least ``likely_share`` and the persistently blocked probes meet
   ``TierParams.likely_probes``; ``suspected`` with two blocked runs and a blocked majority;
+* a probe that came back from a blocked round since the onset (blocked, then ok: a *flip*,
+  within ``flap_window``) shows a partial failure, which a block rarely gives: a CDN in
+  trouble failing 20-60 % of one site's runs at random, or a leaky middlebox. While any probe
+  of the series has flipped, a probe counts as persistently blocked only once its blocked
+  rounds have lasted ``flap_hold``: a partial failure over two rounds cannot be told from a
+  block by chance, a longer consistent run can. ``suspected`` is unchanged;
 * it ends when at most ``exit_share`` of those runs are blocked (every probe back to normal for
   two rounds: the hysteresis of ref §6.5), also when that holds once the single most blocked
   probe is left aside; the end is the earliest of the clean runs.
@@ -29,6 +35,14 @@ during an episode (anomalies never train baselines, ref §5).
 The mechanism carried is the episode's most frequent ``layer:mechanism``; a known fingerprint
 (``blockpage:<name>``, or ``issuer:<name>`` of a known interception CA) is carried for the
 ``confirmed`` tier.
+
+The flapping rule is Kuzot's, measured in ``bench/detection_eval.py``: at a 5-minute cadence,
+three probes of six each blocked in two rounds running while a CDN failed up to 60 % of the
+site's runs gave two false ``likely`` events in twelve eventful days; a real block's probes
+rarely flip before it is ``likely`` (and when one does, the block is ``likely`` ``flap_hold``
+after it began). The hold (30 minutes) is longer than the blocked runs such a partial failure
+gave by chance (20 minutes at most in those days) and adds at most one round at cadences of
+15 minutes and more.
 
 Sources: ref §6.3 (Wilson 95% lower bound >= 0.5, >= 3 distinct healthy probes or fewer in small
 ASNs, persistence over 2 bins, canaries and control healthy), ref §6.5 (hysteresis), OONI's
