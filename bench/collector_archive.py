@@ -1,13 +1,16 @@
 """Bytes on disk before and after archiving old measurement bodies, and reading them back.
 
-Run: ``python bench/collector_archive.py [--size 100000] [--postgres]``
+Run: ``python bench/collector_archive.py [--size 100000] [--postgres] [--s3]``
 
 The store is filled with ``bench/collector_scale.py``'s realistic measurements (one real
 web_connectivity measurement of a 4 KiB page as template, the fleet of 50 probes x 60 targets
 an hour), then every body is archived (``collector.store.archive``, as ``python -m collector
-archive`` does). Prints: bytes on disk before, right after (freed space stays in the file or
-the table until it is reused), after ``VACUUM`` (SQLite) or ``VACUUM FULL`` of the measurement
-partitions (PostgreSQL), the archive files' bytes, the archiving rate, and the median time to
+archive`` does), to a directory or, with ``--s3``, to a bucket of moto's S3 server (an
+emulation of S3 on loopback: its rate is that of PUT and GET over local HTTP, not of a real
+bucket's network). Prints: bytes on disk before, right after (SQLite's freed space stays in
+the file until it is reused; PostgreSQL drops the archived months' body partitions), after
+``VACUUM`` (SQLite) or ``VACUUM FULL`` of the summary partitions (PostgreSQL), the archive's
+bytes, the archiving rate, and the median time to
 read a page of 100 full bodies (``full=true``'s store call) from the database and from the
 archive. Asserts nothing.
 """
@@ -30,11 +33,13 @@ sys.path.insert(0, str(ROOT))
 from bench.collector_scale import Generator, disk_bytes, fill, template  # noqa: E402
 from collector.store import is_postgres, open_store  # noqa: E402
 from collector.store.archive import archive  # noqa: E402
+from collector.store.archive_targets import S3Settings, S3Target  # noqa: E402
 
 
-async def _read_pages(database: str, root: Path, uids: list[str], pages: int) -> float:
+async def _read_pages(database: str, root: Path, uids: list[str], pages: int,
+                      s3: S3Settings | None = None) -> float:
     """Median ms to read ``pages`` random pages of 100 bodies."""
-    store = await open_store(database, archive_dir=str(root))
+    store = await open_store(database, archive_dir=str(root), archive_s3=s3)
     rng = random.Random(7)
     times = []
     try:
@@ -69,24 +74,34 @@ async def _compact(database: str) -> int:
     return await disk_bytes(database)
 
 
-async def run(name: str, database: str, root: Path, size: int) -> dict[str, str]:
+def _archive_bytes(root: Path, s3: S3Settings | None) -> int:
+    if s3 is None:
+        return sum(p.stat().st_size for p in root.rglob("*.jsonl.gz"))
+    target = S3Target(s3)
+    pages = target._client.get_paginator("list_objects_v2").paginate(Bucket=target.bucket)
+    return sum(o["Size"] for page in pages for o in page.get("Contents", []))
+
+
+async def run(name: str, database: str, root: Path, size: int,
+              s3: S3Settings | None = None) -> dict[str, str]:
     generator = Generator(await template())
     await fill(database, generator, size)
     uids = [f"s{i:011d}" for i in range(size)]
     before = await disk_bytes(database)
     in_db_ms = await _read_pages(database, root, uids, 21)
-    store = await open_store(database, archive_dir=str(root))
+    store = await open_store(database, archive_dir=str(root), archive_s3=s3)
     try:
         began = time.perf_counter()
-        report = await archive(store, root, "2100-01-01 00:00:00")
+        assert store.archive_target is not None
+        report = await archive(store, store.archive_target, "2100-01-01 00:00:00")
         seconds = time.perf_counter() - began
     finally:
         await store.close()
     assert report.emptied == size
     right_after = await disk_bytes(database)
     compacted = await _compact(database)
-    archived = sum(p.stat().st_size for p in root.rglob("*.jsonl.gz"))
-    from_archive_ms = await _read_pages(database, root, uids, 21)
+    archived = _archive_bytes(root, s3)
+    from_archive_ms = await _read_pages(database, root, uids, 21, s3)
     mb = 1_000_000
     return {
         "store": name, "measurements": f"{size:,}",
@@ -95,7 +110,9 @@ async def run(name: str, database: str, root: Path, size: int) -> dict[str, str]
         "database after compaction": f"{compacted / mb:.1f} MB ({compacted / size:,.0f} B each)",
         "archive files": f"{archived / mb:.1f} MB in {len(report.files)} files "
                          f"({archived / size:,.0f} B each)",
-        "archiving rate": f"{size / seconds:,.0f} bodies/s",
+        "archiving rate": f"{size / seconds:,.0f} bodies/s "
+                          f"({archived / seconds / mb:.1f} MB/s of archive)",
+        "body partitions dropped": str(len(report.dropped)),
         "page of 100 bodies, database": f"{in_db_ms:.1f} ms",
         "page of 100 bodies, archive": f"{from_archive_ms:.1f} ms",
     }
@@ -106,12 +123,22 @@ def main() -> int:
     parser.add_argument("--size", type=int, default=100_000)
     parser.add_argument("--postgres", action="store_true",
                         help="also on a throwaway PostgreSQL cluster")
+    parser.add_argument("--s3", action="store_true",
+                        help="also SQLite archiving to moto's S3 server (an emulation)")
     args = parser.parse_args()
     results = []
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         results.append(asyncio.run(run("SQLite", str(tmp / "archive.sqlite"),
                                        tmp / "sqlite-archive", args.size)))
+        if args.s3:
+            from tests.helpers.s3_server import s3_server
+
+            with s3_server() as server:
+                server.create_bucket("bench")
+                results.append(asyncio.run(run(
+                    "SQLite, S3 (moto)", str(tmp / "s3.sqlite"), tmp / "unused",
+                    args.size, server.settings("s3://bench/kuzot"))))
         if args.postgres:
             from tests.helpers.postgres import PostgresCluster, unavailable_reason
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
 
 from aiohttp import web
 
@@ -49,16 +51,20 @@ from collector.metrics.ingest import IngestMetrics, StoreCollector, StoreSnapsho
 from collector.notify.dispatch import Notifier
 from collector.pipeline import pipeline_ctx
 from collector.routes import setup_routes
-from collector.store import open_store
+from collector.store import TIME_FORMAT, open_store
 from collector.vantage.control import ControlGate
 from collector.vantage.sni_ab import sni_ab_context
 from probe.core.typed_config import ConfigError
+
+log = logging.getLogger(__name__)
 
 
 async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
     config = app[config_key]
     store = await open_store(config.database, pool_size=config.database_pool_size,
-                             archive_dir=config.storage.archive_dir)
+                             archive_dir=config.storage.archive_dir,
+                             archive_s3=config.storage.s3_settings(),
+                             archive_cache_bytes=config.storage.archive_cache_bytes)
     app[store_key] = store
     yield
     await store.close()
@@ -106,6 +112,8 @@ def _outside(app: web.Application, registry: ExpositionRegistry) -> Callable[
     """The outside-in prober (``outside:``): its metrics now, its task after the pipeline,
     whose engine takes its readings (a round that ends before the pipeline starts is only
     counted in the metrics)."""
+    from collector.outside.hourly import STATE_NAME as HOURLY_STATE
+    from collector.outside.hourly import HourlyShare
     from collector.outside.metrics import OutsideCollector
     from collector.outside.service import OutsideService, outside_context
 
@@ -121,7 +129,23 @@ def _outside(app: web.Application, registry: ExpositionRegistry) -> Callable[
                              params=config.detection.outside)
     app[outside_key] = service
     registry.register(OutsideCollector(service))
-    return outside_context(service)
+    run = outside_context(service)
+
+    async def save(hourly: HourlyShare) -> None:
+        await app[store_key].save_state(HOURLY_STATE, hourly.to_json(),
+                                        datetime.now(UTC).strftime(TIME_FORMAT))
+
+    async def context(app: web.Application) -> AsyncIterator[None]:
+        # The hourly signal survives a restart: resume from the saved document.
+        try:
+            service.hourly = HourlyShare.from_json(await app[store_key].load_state(HOURLY_STATE))
+        except ValueError as exc:
+            log.warning("starting the outside-in hourly signal anew: %s", exc)
+        service.save_hourly = save
+        async for _ in run(app):
+            yield
+
+    return context
 
 
 def create_app(config: CollectorConfig) -> web.Application:

@@ -19,6 +19,7 @@ from collector.api.tokens import new_token, token_hash, valid_probe_id
 from collector.app import create_app
 from collector.server import StartupError, serve
 from collector.store import TIME_FORMAT, StoreUnavailable, archive, open_store
+from collector.store.archive_targets import TargetError
 from probe.core.typed_config import ConfigError, is_host_port
 
 BAD_INPUT = 2
@@ -147,14 +148,20 @@ async def _reanalyze(args: argparse.Namespace, config: collector_config.Collecto
         return 1
     try:
         store = await open_store(config.database, pool_size=2,
-                                 archive_dir=config.storage.archive_dir)
-    except StoreUnavailable as exc:
+                                 archive_dir=config.storage.archive_dir,
+                                 archive_s3=config.storage.s3_settings(),
+                                 archive_cache_bytes=config.storage.archive_cache_bytes)
+    except (StoreUnavailable, TargetError) as exc:
         print(f"error: database unavailable: {exc}", file=sys.stderr)
         return 1
     try:
         report = await reanalyze.reanalyze(store, since, until, dry_run=args.dry_run)
     except StoreUnavailable as exc:
         print(f"error: database unavailable: {exc}", file=sys.stderr)
+        return 1
+    except (archive.ArchiveError, TargetError) as exc:
+        # Archived rows keep their old verdict until their new file is written and verified.
+        print(f"error: archive: {exc}", file=sys.stderr)
         return 1
     finally:
         await store.close()
@@ -173,15 +180,19 @@ async def _archive(args: argparse.Namespace, config: collector_config.CollectorC
         print(f"error: database unavailable: {missing}", file=sys.stderr)
         return 1
     before = (datetime.now(UTC) - timedelta(seconds=age)).strftime(TIME_FORMAT)
-    root = config.storage.archive_dir
     try:
-        store = await open_store(config.database, pool_size=2, archive_dir=root)
-    except StoreUnavailable as exc:
-        print(f"error: database unavailable: {exc}", file=sys.stderr)
+        store = await open_store(config.database, pool_size=2,
+                                 archive_dir=config.storage.archive_dir,
+                                 archive_s3=config.storage.s3_settings(),
+                                 archive_cache_bytes=config.storage.archive_cache_bytes)
+    except (StoreUnavailable, TargetError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
         return 1
     try:
-        report = await archive.archive(store, Path(root), before, dry_run=args.dry_run)
-    except (StoreUnavailable, archive.ArchiveError, OSError) as exc:
+        target = store.archive_target
+        assert target is not None  # open_store always sets one when a directory is given
+        report = await archive.archive(store, target, before, dry_run=args.dry_run)
+    except (StoreUnavailable, archive.ArchiveError, TargetError, OSError) as exc:
         # Rows are emptied only after their file is verified: the rest keep their bodies.
         print(f"error: archiving stopped (bodies not yet verified stay in the database): "
               f"{exc}", file=sys.stderr)
@@ -189,7 +200,8 @@ async def _archive(args: argparse.Namespace, config: collector_config.CollectorC
     finally:
         await store.close()
     print(json.dumps({"dry_run": args.dry_run, "before": before, "bodies": report.bodies,
-                      "emptied": report.emptied, "files": len(report.files)}))
+                      "emptied": report.emptied, "files": len(report.files),
+                      "partitions_dropped": list(report.dropped)}))
     return 0
 
 

@@ -15,6 +15,7 @@ from collector.events.windows import load_calendar
 from collector.notify.config import Notifications
 from collector.outside.config import OutsideConfig
 from collector.outside.config import resolve as resolve_outside
+from collector.store.archive_targets import S3Settings, parse_s3_url
 from collector.vantage.sni_ab import SniAB
 from probe.core.typed_config import (
     ConfigError,
@@ -99,6 +100,16 @@ class Control:
     max_concurrent: int = checked(8, positive)
 
 
+def _s3_url(value: str | None) -> str | None:
+    if value is None:
+        return None
+    try:
+        parse_s3_url(value)
+    except ValueError as exc:
+        return str(exc)
+    return None
+
+
 def _archive_age(value: float | None) -> str | None:
     return None if value is None or value > 0 else "must be positive"
 
@@ -112,6 +123,34 @@ class Storage:
     # Relative to the working directory, like ``database``. Needed to read archived bodies
     # back, so it stays set once anything was archived.
     archive_dir: str = "var/archive"
+    # An S3-compatible bucket instead of ``archive_dir``: ``s3://bucket/prefix``. Files keep
+    # the same layout under the prefix. Needs the ``s3`` extra (boto3).
+    archive_url: str | None = checked(None, _s3_url)
+    # The S3 API's address (MinIO, Ceph, Garage, a cloud's S3 endpoint); None is AWS's.
+    s3_endpoint: str | None = None
+    s3_region: str | None = None
+    # Credentials: the key id here and the secret in a file (relative to the config), or
+    # neither and boto3's usual places (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, a profile).
+    s3_access_key_id: str | None = None
+    s3_secret_access_key_file: str | None = None
+    # Decoded archive members kept in memory for reads (MiB): a page of bodies from one day
+    # then costs one GET from a bucket, one decompression from a directory.
+    archive_cache_mb: int = checked(64, positive)
+
+    @property
+    def archive_cache_bytes(self) -> int:
+        return self.archive_cache_mb * 1024 * 1024
+
+    def s3_settings(self) -> S3Settings | None:
+        """The bucket's settings for ``open_store``, or None when archives are local."""
+        if self.archive_url is None:
+            return None
+        secret = None
+        if self.s3_secret_access_key_file is not None:
+            secret = Path(self.s3_secret_access_key_file).read_text(encoding="utf-8").strip()
+        return S3Settings(self.archive_url, endpoint=self.s3_endpoint, region=self.s3_region,
+                          access_key_id=self.s3_access_key_id, secret_access_key=secret,
+                          cache_bytes=self.archive_cache_bytes)
 
 
 def _countries(value: tuple[str, ...]) -> str | None:
@@ -237,6 +276,14 @@ def load(path: str | Path | None) -> CollectorConfig:
         key_file = str((file.parent / config.announce.key_file).resolve())
         load_key(key_file)
         changes["announce"] = replace(config.announce, key_file=key_file)
+    secret_file = config.storage.s3_secret_access_key_file
+    if secret_file is not None:
+        resolved = file.parent / secret_file
+        if not resolved.is_file():
+            raise ConfigError("storage.s3_secret_access_key_file", f"no such file: {secret_file}")
+        if config.storage.s3_access_key_id is None:
+            raise ConfigError("storage.s3_access_key_id", "required with s3_secret_access_key_file")
+        changes["storage"] = replace(config.storage, s3_secret_access_key_file=str(resolved))
     if config.outside.block_files or config.outside.opt_out_file:
         changes["outside"] = resolve_outside(config.outside, file.parent)
     lists = config.target_lists

@@ -11,6 +11,13 @@ Nothing acknowledged is lost: the ``analysis`` the probe sent is kept in the sam
 overwritten), and every other byte of the document stays as it was (the document is edited
 through the typed model, ``probe.core.model``). ``--dry-run`` counts without writing.
 
+An archived measurement (``collector.store.archive``) stays archived: its re-analysed document
+is written to a new archive file, read back and compared like any archived body, and only
+then does the row take the new verdict and point at the new file, in one transaction. The
+database grows by nothing but the verdict columns; the old file keeps the document as it was
+before (archive files are never rewritten). Without a reachable archive the run stops with
+``ArchiveError`` and those rows keep their old verdict.
+
 Re-analysis rewrites the stored verdicts that ``GET /api/v1/measurements``, the aggregation and
 ``latest_by_target`` serve. It does not re-run detection over past time: events already
 published stay as they were.
@@ -27,6 +34,7 @@ from typing import Any
 
 from collector.reanalysis import VERSIONED, rerun
 from collector.store import TIME_FORMAT, Filters, Store
+from collector.store.archive import ArchiveError, rearchive
 from probe.core.model import Analysis, Measurement, ModelError
 
 PAGE = 500
@@ -101,25 +109,54 @@ async def reanalyze(store: Store, since: str, until: str | None = None, *,
             if not rows:
                 break
             after = (rows[-1]["start_time"], rows[-1]["uid"])
-            bodies = await store.measurement_bodies([r["uid"] for r in rows])
+            uids = [r["uid"] for r in rows]
+            bodies = await store.measurement_bodies(uids)
+            archived = await store.archive_refs(uids)
+            pending: list[tuple[dict[str, Any], str, Analysis]] = []
+            by_uid = {r["uid"]: r for r in rows}
             for uid, body in bodies.items():
                 report.examined += 1
-                await _one(store, uid, body, version, dry_run, report)
+                revised = _one(uid, body, version, report)
+                if revised is None or dry_run:
+                    continue
+                text, new = revised
+                if uid in archived:
+                    pending.append((by_uid[uid], text, new))
+                elif await store.replace_analysis(uid, text, new.verdict, new.layer,
+                                                  new.mechanism):
+                    report.stored += 1
+            if pending:
+                await _store_archived(store, pending, report)
     return report
 
 
-async def _one(store: Store, uid: str, body: str, version: int, dry_run: bool,
-               report: Report) -> None:
+async def _store_archived(store: Store, pending: list[tuple[dict[str, Any], str, Analysis]],
+                          report: Report) -> None:
+    """New archive files for the re-analysed documents of archived rows, then their rows."""
+    if store.archive_target is None:
+        raise ArchiveError("archived measurements to re-analyse but no archive configured")
+    refs = await rearchive(store.archive_target, [
+        (row["uid"], row["test_name"], row["start_time"], row["probe_cc"], text)
+        for row, text, _ in pending])
+    for row, text, new in pending:
+        if await store.replace_analysis(row["uid"], text, new.verdict, new.layer,
+                                        new.mechanism, archived_as=refs[row["uid"]]):
+            report.stored += 1
+
+
+def _one(uid: str, body: str, version: int, report: Report) -> tuple[str, Analysis] | None:
+    """The re-analysed document and its verdict, or None when there is nothing to store;
+    counts what it saw in ``report``."""
     try:
         document = json.loads(body)
         old = Measurement.from_wire(document).analysis
     except (ValueError, ModelError):
         report.not_rerunnable += 1
         report.skipped.append(uid)
-        return
+        return None
     if old is not None and old.version >= version:
         report.current += 1
-        return
+        return None
     try:
         revised = revise(document)
     except ModelError:
@@ -127,7 +164,7 @@ async def _one(store: Store, uid: str, body: str, version: int, dry_run: bool,
     if revised is None:
         report.not_rerunnable += 1
         report.skipped.append(uid)
-        return
+        return None
     measurement, new = revised
     report.reanalysed += 1
     if _label(old) == _label(new):
@@ -135,8 +172,5 @@ async def _one(store: Store, uid: str, body: str, version: int, dry_run: bool,
     else:
         report.changed += 1
         report.changes[f"{_label(old)} -> {_label(new)}"] += 1
-    if dry_run:
-        return
     text = json.dumps(measurement.to_wire(), ensure_ascii=False, separators=(",", ":"))
-    if await store.replace_analysis(uid, text, new.verdict, new.layer, new.mechanism):
-        report.stored += 1
+    return text, new

@@ -136,9 +136,6 @@ def overview() -> g.Dashboard:
               "One row per open event and network, as Alertmanager sees them.",
               ('max by (event_id, kind, tier, cc, asn, mechanism) '
                '(kuzot_event_active{cc=~"$cc"})', ""), width=24, height=6),
-        timeseries(layout, "Share of measurements blocked, by country",
-                   "Blocked verdicts over all verdicts.",
-                   (ratio.replace("{v}", "blocked"), "{{cc}}"), unit="percentunit"),
         timeseries(layout, "Share of measurements reachable, by network",
                    "Verdict ok over all verdicts, per ASN.",
                    (f'sum by (cc, asn) (rate(kuzot_target_measurements_total{{verdict="ok",'
@@ -148,9 +145,13 @@ def overview() -> g.Dashboard:
         timeseries(layout, "Blocks up seen from outside, by network (hourly)",
                    "Outside-in probing: share of each network's judged /24 blocks that "
                    "answered the collector's own probes, averaged per hour; beside the probes' "
-                   "reachability above, it tells a network cut from silent volunteers.",
+                   "reachability on the left, it tells a network cut from silent volunteers.",
                    ('avg_over_time(kuzot_outside_blocks_up_ratio{country=~"$cc",'
-                    'network!=""}[1h])', "{{country}} {{network}}"), unit="percentunit"),
+                    'network!="",network=~"$asn"}[1h])', "{{country}} {{network}}"),
+                   unit="percentunit"),
+        timeseries(layout, "Share of measurements blocked, by country",
+                   "Blocked verdicts over all verdicts.",
+                   (ratio.replace("{v}", "blocked"), "{{cc}}"), unit="percentunit"),
         timeseries(layout, "Measurements received, by network",
                    "Stored measurements per second; a drop on one network is worth a look.",
                    (f'sum by (cc, asn) (rate(kuzot_measurements_received_total{{cc=~"$cc",'

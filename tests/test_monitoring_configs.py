@@ -102,3 +102,15 @@ def test_dashboards_use_the_provisioned_datasource() -> None:
             assert panel["datasource"]["uid"] == uid, (name, panel["title"])
             assert panel["targets"] and all(t["expr"] for t in panel["targets"])
     assert len(uids) == len(build.DASHBOARDS)
+
+
+def test_the_outside_in_signal_sits_beside_the_probes_per_network() -> None:
+    panels = {p["title"]: p for p in json.loads(
+        (ROOT / "dashboards" / "overview.json").read_text())["panels"]}
+    probes = panels["Share of measurements reachable, by network"]
+    outside = panels["Blocks up seen from outside, by network (hourly)"]
+    assert probes["gridPos"]["y"] == outside["gridPos"]["y"]  # one row, side by side
+    assert probes["gridPos"]["x"] + probes["gridPos"]["w"] == outside["gridPos"]["x"]
+    [target] = outside["targets"]
+    # Per network, and the dashboard's network choice applies to both panels.
+    assert '"$asn"' in target["expr"] and "{{network}}" in target["legendFormat"]

@@ -508,8 +508,22 @@ async def status_page(request: web.Request) -> web.Response:
     now = datetime.now(UTC)
     latest = await request.app[store_key].latest_by_target()
     events = request.app[eventbook_key].events(since=now - timedelta(days=7))
-    return _html(statuspage.status_page(events, latest, now, _settings(request, language)),
-                 language)
+    outside = await _outside_hourly(request, now)
+    return _html(statuspage.status_page(events, latest, now, _settings(request, language),
+                                        outside=outside), language)
+
+
+async def _outside_hourly(request: web.Request,
+                          now: datetime) -> dict[tuple[str, str], list[float | None]]:
+    """The outside-in hourly signal saved by the prober (this collector's or another's on
+    the same database); an unreadable document shows no chart rather than failing the page."""
+    from collector.outside.hourly import STATE_NAME, HourlyShare
+
+    try:
+        saved = HourlyShare.from_json(await request.app[store_key].load_state(STATE_NAME))
+    except ValueError:
+        return {}
+    return saved.shares(now.timestamp())
 
 
 async def _samples(request: web.Request, event: EventView,

@@ -40,9 +40,10 @@ class OutsideParams:
     min_history: int = 6
     inpaint_low: float = 0.8
     inpaint_high: float = 2.0
-    # Consecutive critical rounds before outside-in darkness opens a shutdown of its own
-    # (IODA alerts on one; Kuzot waits for a second round: one round of loss on our own path
-    # must not become an event).
+    # Consecutive critical readings before outside-in darkness opens a shutdown of its own
+    # (IODA alerts on one; Kuzot waits for a second look: one round of loss on our own path
+    # must not become an event). The prober confirms a network that turns critical within a
+    # minute (``outside.confirm_after``), so the second look need not wait a round.
     min_rounds: int = 2
 
     def __post_init__(self) -> None:

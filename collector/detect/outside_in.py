@@ -10,9 +10,11 @@ and how many rounds in a row were critical.
 Output, three ways:
 
 * Its own shutdown member (``judge_time``): a network critical for ``min_rounds`` consecutive
-  rounds, whose probes inside are silent or absent (none heard from within a heartbeat and its
-  grace), is a shutdown seen from outside (IODA counts a network whose
-  blocks go dark from outside as an outage even with no probe there). Alone it is
+  readings (a round, and the prober's confirmation of a network that turned critical, which
+  comes ``outside.confirm_after`` later as a reading of its own), whose probes inside are
+  silent or absent (none heard from within a heartbeat and its grace), is a shutdown seen
+  from outside (IODA counts a network whose blocks go dark from outside as an outage even
+  with no probe there). Alone it is
   ``suspected``: the false alarms of an outside-in prober are not measured yet, and a route
   lost on the collector's own side darkens every network at once, so outside-in darkness alone
   never makes an event likely or confirmed. A network whose probes still talk is not dark,

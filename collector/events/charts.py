@@ -88,3 +88,57 @@ def timeline_svg(rows: Sequence[tuple[str, list[EventView | None]]], now: dateti
             start = end + 1
     parts.append("</svg>")
     return Markup("".join(parts))
+
+
+SHARE_COLOUR = "#2f5d8a"
+NO_DATA = "#e4e4e4"
+
+
+def share_svg(rows: Sequence[tuple[str, Sequence[float | None]]], now: datetime,
+              cell_text: Callable[[float], str], label: str) -> Markup:
+    """An SVG of ``rows`` (label, 168 hourly shares in [0, 1] or None): per hour a bar as high
+    as the share, on the same hour grid as ``timeline_svg`` so the two read side by side.
+    Hours without data are one grey band per run of them."""
+    first = first_hour(now)
+    width = HOURS * CELL
+    height = TOP + ROW * len(rows) + 4
+    parts = [f'<svg class="timeline" viewBox="0 0 {width} {height}" role="img" '
+             f'aria-label="{escape(label)}" xmlns="http://www.w3.org/2000/svg">',
+             f"<title>{escape(label)}</title>"]
+    for day in range(8):
+        midnight = (first + timedelta(hours=24 * day)).replace(hour=0)
+        x = ((midnight - first).total_seconds() // 3600) * CELL
+        if 0 <= x < width:
+            parts.append(f'<line x1="{x:.0f}" y1="0" x2="{x:.0f}" y2="{height}" '
+                         'stroke="#9a9a9a" stroke-width="1"/>')
+            parts.append(f'<text x="{x + 3:.0f}" y="11" font-size="11" fill="#333">'
+                         f'{escape(midnight.strftime("%d.%m"))}</text>')
+    for index, (name, cells) in enumerate(rows):
+        y = TOP + ROW * index
+        parts.append(f'<text x="2" y="{y + 11}" font-size="12" fill="#1b1b1b">'
+                     f"{escape(name)}</text>")
+        start = 0
+        while start < len(cells):
+            value = cells[start]
+            since = (first + timedelta(hours=start)).strftime("%d.%m %H:00")
+            if value is None:
+                end = start
+                while end + 1 < len(cells) and cells[end + 1] is None:
+                    end += 1
+                until = (first + timedelta(hours=end + 1)).strftime("%d.%m %H:00")
+                parts.append(f'<rect x="{start * CELL}" y="{y + 14}" '
+                             f'width="{(end - start + 1) * CELL}" height="{BAR}" '
+                             f'fill="{NO_DATA}"><title>{escape(since)}–{escape(until)} UTC: '
+                             f"—</title></rect>")
+                start = end + 1
+                continue
+            share = min(1.0, max(0.0, value))
+            tall = max(1.0, share * BAR)
+            until = (first + timedelta(hours=start + 1)).strftime("%H:00")
+            parts.append(f'<rect x="{start * CELL}" y="{y + 14 + BAR - tall:.1f}" '
+                         f'width="{CELL}" height="{tall:.1f}" fill="{SHARE_COLOUR}">'
+                         f"<title>{escape(since)}–{escape(until)} UTC: "
+                         f"{escape(cell_text(share))}</title></rect>")
+            start += 1
+    parts.append("</svg>")
+    return Markup("".join(parts))

@@ -125,6 +125,14 @@ EN: dict[str, str] = {
     "timeline.legend": "Red: Internet shutdown. Orange: blocking. Yellow: throttling. "
                        "Grey: no event. Each hour shows the most severe event.",
     "timeline.none": "No events in the last 7 days.",
+    "h.outside": "Seen from outside the country, hour by hour",
+    "outside.chart.label": "Share of address blocks answering from outside, per network, "
+                           "last 7 days",
+    "outside.chart.cell": "{share}% of the address blocks answer",
+    "outside.chart.legend": "Bar height: the share of each network's address blocks that "
+                            "answer our probes sent from outside the country (full: all of "
+                            "them). Grey: not probed in that hour. Beside the probes' events "
+                            "above: when both drop, the two signals agree.",
     "timeline.label": "Events per hour in {where}, last 7 days",
     "details": "Details and evidence", "all_events": "All events",
     "subscribe.all": "All events (Atom feed)", "subscribe.country": "{country} (Atom feed)",
@@ -254,6 +262,14 @@ RU: dict[str, str] = {
                        "замедление. Серый: нет событий. Каждый час показывает самое серьёзное "
                        "событие.",
     "timeline.none": "За последние 7 дней событий не было.",
+    "h.outside": "Видимость из-за рубежа по часам",
+    "outside.chart.label": "Доля блоков адресов, отвечающих из-за рубежа, по сетям, "
+                           "последние 7 дней",
+    "outside.chart.cell": "отвечают {share}% блоков адресов",
+    "outside.chart.legend": "Высота столбика: доля блоков адресов сети, отвечающих на наши "
+                            "проверки из-за рубежа (полный: все). Серый: в этот час не "
+                            "проверяли. Рядом с событиями зондов выше: когда падают оба, "
+                            "два сигнала согласны.",
     "timeline.label": "События по часам ({where}), последние 7 дней",
     "details": "Подробности и доказательства", "all_events": "Все события",
     "subscribe.all": "Все события (лента Atom)", "subscribe.country": "{country} (лента Atom)",

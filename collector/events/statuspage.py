@@ -193,8 +193,11 @@ def _outage(event: EventView, settings: PageSettings, now: datetime) -> dict[str
 
 
 def status_page(events: Sequence[EventView], latest: Sequence[Mapping[str, Any]],
-                now: datetime, settings: PageSettings | None = None) -> str:
-    """The front page; ``events`` are those open or ended within the last week.
+                now: datetime, settings: PageSettings | None = None,
+                outside: Mapping[tuple[str, str], Sequence[float | None]] | None = None) -> str:
+    """The front page; ``events`` are those open or ended within the last week; ``outside``
+    the outside-in signal per (country, network): 168 hourly shares of blocks up, charted on
+    the same hour grid below the events' timeline.
 
     The monitor's own outages are not events about the Internet: they get their own section,
     so readers know when Kuzot could not observe and why there is a gap."""
@@ -243,6 +246,12 @@ def status_page(events: Sequence[EventView], latest: Sequence[Mapping[str, Any]]
     chart = charts.timeline_svg(chart_rows, now, tooltip,
                                 text(language, "timeline.label", where=", ".join(
                                     country_name(language, c) for c in countries)))
+    outside_rows = [(country_name(language, cc) + f" · {settings.names.label(asn, unknown)}",
+                     shares) for (cc, asn), shares in sorted((outside or {}).items())]
+    outside_chart = charts.share_svg(
+        outside_rows, now,
+        lambda share: text(language, "outside.chart.cell", share=round(share * 100)),
+        text(language, "outside.chart.label")) if outside_rows else None
     latest_rows = []
     for result in latest:
         verdict = str(result.get("verdict") or "inconclusive")
@@ -262,6 +271,7 @@ def status_page(events: Sequence[EventView], latest: Sequence[Mapping[str, Any]]
         "outages": [_outage(e, settings, now) for e in outages],
         "country_rows": country_rows, "network_rows": network_table,
         "chart": chart, "has_events": bool(events), "latest": latest_rows,
+        "outside_chart": outside_chart,
         "no_probes": [c for c in country_rows if c["css"] == "none"],
     })
     return environment().get_template("status.html").render(context)

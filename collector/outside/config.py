@@ -64,6 +64,10 @@ class OutsideConfig:
     # left for the rounds of blocks already found.
     discovery_share: float = checked(0.5, _share)
     max_in_flight: int = checked(64, positive)
+    # A network that turns critical is looked at again this long after the round, on at most
+    # ``confirm_sample`` of its dark blocks, so its event needs no second full round.
+    confirm_after: float = duration_field(30.0, lambda v: None if v >= 0 else "must be >= 0")
+    confirm_sample: int = checked(32, positive)
     # The verdict's median window (IODA active probing, detection.md §1.2-1.3: 7 days). Its
     # thresholds are the detection engine's (``detection.outside``): one set for both.
     history: float = duration_field(7 * 86400.0, positive)
@@ -78,7 +82,8 @@ class OutsideConfig:
             methods=tuple(Method(m) for m in self.methods), tcp_ports=self.tcp_ports,
             discovery_sample=self.discovery_sample, max_responsive=self.max_responsive,
             rediscover_every=self.rediscover_every,
-            max_discovery_blocks=self.discovery_blocks_per_round)
+            max_discovery_blocks=self.discovery_blocks_per_round,
+            confirm_after=self.confirm_after, confirm_sample=self.confirm_sample)
 
     @property
     def discovery_blocks_per_round(self) -> int:

@@ -50,6 +50,12 @@ class OutsideCollector(Collector):
         rounds = CounterMetricFamily(f"{PREFIX}_rounds", "Probing rounds completed.")
         rounds.add_metric([], service.rounds)
         yield rounds
+        confirmations = CounterMetricFamily(
+            f"{PREFIX}_confirmations", "Second looks at a network that turned critical, by "
+            "result (dark: still critical, recovered: it answers again).", labels=["result"])
+        for result in ("dark", "recovered"):
+            confirmations.add_metric([result], service.confirmations.get(result, 0))
+        yield confirmations
         report = service.report
         if report is None:
             return

@@ -22,6 +22,19 @@ The loop, per round (every ``round_seconds``, Trinocular's 11 minutes by default
    ``availability_window`` probes of rounds that ended ``up`` (the block answered while it was
    up); discovery counts as one answered probe per address found. Blocks with A < 0.10 are not
    judged (``belief.probeable``).
+5. Confirmation (``confirm``): when the caller says a network turned critical in a round, the
+   prober does not wait a whole round for the second look. ``confirm_after`` seconds after the
+   round it re-probes a random sample of at most ``confirm_sample`` of that network's judged
+   blocks that ended the round not ``up``, each by a fresh adaptive round from its current
+   belief (Trinocular's rule again: one probe for a block still silent, more while in doubt, at
+   most the round budget). Each probe of a confirmation tries the address by every method at
+   once (ICMP and each TCP port: one timeout), so a border that starts dropping ICMP echo is not
+   read as a cut: an address that answers another way has that way kept in E(b), and then the
+   block's other addresses are checked the same way. The share of the sample that came back up
+   is applied to all the blocks that were not up (the estimate is exact when the sample is all
+   of them). Trinocular itself keeps probing a block whose belief left ``up`` within the round
+   (the extra probes of step 2) and again in the next rounds; the confirmation is that second
+   look, for one network, within minutes instead of a round.
 
 Every probe goes through ``collector.outside.sender.PacedSender``, which enforces the scope
 and the packet rate; this module decides only what to probe. The blocks are probed
@@ -35,7 +48,7 @@ import ipaddress
 import random
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Collection, Iterable
 from dataclasses import dataclass, field
 
 from collector.outside.belief import (
@@ -70,6 +83,10 @@ class ProberSettings:
     # Blocks given a discovery pass per round (None: every block that is due). Bounds the
     # first rounds, which would otherwise wait for every block's discovery before reporting.
     max_discovery_blocks: int | None = None
+    # Confirmation of a network that turned critical (step 5): how long after the round, and
+    # at most how many of its dark blocks are re-probed.
+    confirm_after: float = 30.0
+    confirm_sample: int = 32
 
     def __post_init__(self) -> None:
         if not self.round_seconds > 0 or not self.timeout > 0:
@@ -79,11 +96,13 @@ class ProberSettings:
         if Method.TCP in self.methods and not self.tcp_ports:
             raise ValueError("TCP probing needs at least one port")
         for name in ("discovery_sample", "max_responsive", "rediscover_every",
-                     "availability_window", "round_budget"):
+                     "availability_window", "round_budget", "confirm_sample"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1")
         if self.max_discovery_blocks is not None and self.max_discovery_blocks < 1:
             raise ValueError("max_discovery_blocks must be >= 1 or None")
+        if self.confirm_after < 0:
+            raise ValueError("confirm_after must be >= 0")
 
 
 @dataclass(slots=True)
@@ -152,6 +171,37 @@ class RoundReport:
     results: tuple[BlockResult, ...]
 
 
+@dataclass(frozen=True, slots=True)
+class Confirmation:
+    """The second look at one network after a round in which it turned critical.
+
+    ``dark`` blocks were judged and not up at the end of that round; ``sampled`` of them were
+    probed again and ``recovered`` of those are up now. ``blocks_up`` estimates the network's
+    blocks up: those up before, plus the dark ones in the share that recovered.
+    """
+
+    country: str
+    network: str
+    started: float
+    seconds: float
+    sent: int
+    blocks: int
+    up_before: int
+    dark: int
+    sampled: int
+    recovered: int
+
+    @property
+    def blocks_up(self) -> int:
+        if self.sampled == 0:
+            return self.up_before
+        return self.up_before + round(self.dark * self.recovered / self.sampled)
+
+
+ConfirmHook = Callable[[RoundReport], Collection[tuple[str, str]]]
+"""After a round: the (country, network) pairs to confirm (those that turned critical)."""
+
+
 class Prober:
     """Discovery and adaptive rounds over ``blocks``; sends only through ``sender``."""
 
@@ -163,6 +213,7 @@ class Prober:
         self._sender = sender
         self._clock, self._wall, self._sleep = clock, wall, sleep
         rng = rng or random.Random()
+        self._rng = rng
         self.tracks: list[BlockTrack] = []
         for block in sorted(blocks):
             if not sender.scope.allows(block.prefix.network_address + 1):
@@ -203,7 +254,27 @@ class Prober:
             track.outcomes.append(True)
         track.rounds_since_discovery = 0
 
-    async def _probe_block(self, track: BlockTrack) -> int:
+    async def _any_way(self, track: BlockTrack, target: Target) -> bool:
+        """Probe ``target``'s address by every method at once (one timeout, not one per
+        method). An address that no longer answers ``target``'s way but answers another keeps
+        that way in E(b) (ICMP newly filtered, TCP still open)."""
+        others = [Target(target.address, method, port)
+                  for method in self.settings.methods
+                  for port in ((None,) if method is Method.ICMP else self.settings.tcp_ports)]
+        ways = [target, *(t for t in others if t != target)]
+        timeout = self.settings.timeout
+        answers = await asyncio.gather(*(self._sender.probe(t, timeout) for t in ways))
+        if answers[0]:
+            return True
+        for way, answered in zip(ways[1:], answers[1:], strict=True):
+            if answered:
+                if target in track.responsive and way not in track.responsive:
+                    track.responsive[track.responsive.index(target)] = way
+                    track.misses.pop(target, None)
+                return True
+        return False
+
+    async def _probe_block(self, track: BlockTrack, every_method: bool = False) -> int:
         """One adaptive round of one block; returns the probes it took."""
         availability = track.availability
         if not track.responsive or availability is None or not probeable(availability):
@@ -212,7 +283,10 @@ class Prober:
         probes: list[tuple[Target, bool]] = []
         while current.wants_probe:
             target = track.next_target()
-            replied = await self._sender.probe(target, self.settings.timeout)
+            if every_method:
+                replied = await self._any_way(track, target)
+            else:
+                replied = await self._sender.probe(target, self.settings.timeout)
             probes.append((target, replied))
             current = current.observe(replied)
         track.belief_up = current.belief_up
@@ -267,14 +341,61 @@ class Prober:
                            sent=counters.sent - sent, answered=counters.answered - answered,
                            results=tuple(results))
 
+    async def _confirm_block(self, track: BlockTrack) -> None:
+        """A fresh adaptive round by every method; if an address of E(b) was found to answer
+        only another way, the rest of E(b) is checked the same way at once (at most
+        ``max_responsive`` addresses), so the next round probes the ways that work."""
+        before = list(track.responsive)
+        await self._probe_block(track, every_method=True)
+        if track.responsive != before:
+            await asyncio.gather(*(self._any_way(track, t) for t in list(track.responsive)
+                                   if t in before))
+
+    async def confirm(self, country: str, network: str) -> Confirmation:
+        """Re-probe a sample of the network's dark blocks now (step 5 of the module doc)."""
+        counters = self._sender.counters
+        sent = counters.sent
+        started, begin = self._wall(), self._clock()
+        mine = [t for t in self.tracks
+                if (t.block.country, t.block.network) == (country, network)]
+        up = [t for t in mine if t.state is BlockState.UP]
+        dark = [t for t in mine if t.state in (BlockState.DOWN, BlockState.UNCERTAIN)]
+        sample = (dark if len(dark) <= self.settings.confirm_sample
+                  else self._rng.sample(dark, self.settings.confirm_sample))
+        await asyncio.gather(*(self._confirm_block(t) for t in sample))
+        recovered = sum(1 for t in sample if t.state is BlockState.UP)
+        return Confirmation(country=country, network=network, started=started,
+                            seconds=self._clock() - begin, sent=counters.sent - sent,
+                            blocks=len(mine), up_before=len(up), dark=len(dark),
+                            sampled=len(sample), recovered=recovered)
+
+    async def _pause(self, stop: asyncio.Event, seconds: float) -> None:
+        if seconds > 0:
+            try:
+                await asyncio.wait_for(stop.wait(), seconds)
+            except TimeoutError:
+                pass
+
     async def run(self, on_round: Callable[[RoundReport], Awaitable[None]],
-                  stop: asyncio.Event) -> None:
+                  stop: asyncio.Event, confirm: ConfirmHook | None = None,
+                  on_confirm: Callable[[Confirmation], Awaitable[None]] | None = None) -> None:
         """Rounds every ``round_seconds`` until ``stop`` is set; a round that overruns its
-        slot is followed at once by the next (never two at a time)."""
+        slot is followed at once by the next (never two at a time). After a round, the
+        networks ``confirm`` names are confirmed ``confirm_after`` seconds later (inside the
+        slot, through the same sender), each result handed to ``on_confirm``."""
         while not stop.is_set():
             begin = self._clock()
             report = await self.round()
             await on_round(report)
+            suspects = sorted(confirm(report)) if confirm is not None else []
+            if suspects:
+                await self._pause(stop, self.settings.confirm_after)
+                if stop.is_set():
+                    break
+                results = await asyncio.gather(*(self.confirm(cc, net) for cc, net in suspects))
+                if on_confirm is not None:
+                    for result in results:
+                        await on_confirm(result)
             rest = self.settings.round_seconds - (self._clock() - begin)
             if rest > 0:
                 try:

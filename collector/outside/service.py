@@ -5,6 +5,11 @@ and the monitor; after each round it keeps the report and verdicts for the metri
 ``OutsideReading`` per network (blocks up, of blocks probed) to ``on_readings``: the detection
 pipeline's engine, whose ``outside`` detector (``collector.detect.outside_in``) opens and
 corroborates shutdowns with them.
+A network that turns critical in a round is confirmed at once (``Prober.confirm``): a sample of
+its dark blocks is probed again ``outside.confirm_after`` later, and the estimate goes to the
+engine as a reading of its own, so the detector's second critical observation comes within a
+minute of the first instead of a round later; a network that answers again (a burst of loss on
+the path, ICMP newly filtered while TCP answers) breaks the streak instead.
 Without CAP_NET_RAW the component stays down (``kuzot_outside_up 0``, a logged error) and the
 collector runs on.
 """
@@ -15,15 +20,16 @@ import asyncio
 import contextlib
 import logging
 import socket
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 from aiohttp import web
 
-from collector.detect.outside import OutsideParams
+from collector.detect.outside import Level, OutsideParams
 from collector.detect.outside_in import OutsideReading
 from collector.outside.config import OutsideConfig, load_blocks
+from collector.outside.hourly import HourlyShare
 from collector.outside.pacer import TokenBucket
-from collector.outside.prober import Prober, RoundReport
+from collector.outside.prober import Confirmation, Prober, RoundReport
 from collector.outside.sender import Counters, PacedSender, Scope
 from collector.outside.signal import GroupVerdict, OutsideMonitor
 from collector.outside.wire import RawTransport, SocketFactory
@@ -41,7 +47,8 @@ class OutsideService:
         metrics and the events judge alike (IODA's defaults when None)."""
         self.config = config
         self.blocks, self.opt_out = load_blocks(config)
-        self.monitor = OutsideMonitor(params or OutsideParams(), config.history_points)
+        self.params = params or OutsideParams()
+        self.monitor = OutsideMonitor(self.params, config.history_points)
         self.on_readings = on_readings
         self._make_socket = make_socket
         self.up = False
@@ -50,6 +57,15 @@ class OutsideService:
         self.rounds = 0
         self.report: RoundReport | None = None
         self.verdicts: list[GroupVerdict] = []
+        # Per (country, network): whether its latest look (round or confirmation) was critical.
+        self._critical: dict[tuple[str, str], bool] = {}
+        self.confirmations: dict[str, int] = {"dark": 0, "recovered": 0}
+        self.last_confirmation: Confirmation | None = None
+        self.prober: Prober | None = None
+        # The hourly share of blocks up per network (the status page's chart), and where it
+        # is saved after each round (the store's named state; None: kept in memory only).
+        self.hourly = HourlyShare()
+        self.save_hourly: Callable[[HourlyShare], Awaitable[None]] | None = None
 
     async def _round(self, report: RoundReport) -> None:
         self.rounds += 1
@@ -63,6 +79,44 @@ class OutsideService:
                                              t=report.started, blocks_up=v.group.up,
                                              blocks_total=v.group.judged + v.group.unjudged)
                               for v in self.verdicts if v.group.network])
+        for v in self.verdicts:
+            if v.group.network and v.group.share_up is not None:
+                self.hourly.add(v.group.country, v.group.network, report.started,
+                                v.group.share_up)
+        if self.save_hourly is not None:
+            try:
+                await self.save_hourly(self.hourly)
+            except Exception:  # a store hiccup must not stop the prober; next round retries
+                log.exception("could not save the outside-in hourly signal")
+
+    def _suspects(self, report: RoundReport) -> list[tuple[str, str]]:
+        """Networks critical in this round whose previous look was not: confirm them now."""
+        turned = []
+        for item in self.verdicts:
+            if not item.group.network:
+                continue
+            key = (item.group.country, item.group.network)
+            critical = item.verdict.level is Level.CRITICAL
+            if critical and not self._critical.get(key, False):
+                turned.append(key)
+            self._critical[key] = critical
+        return turned
+
+    async def _confirmed(self, result: Confirmation) -> None:
+        key = (result.country, result.network)
+        baseline = next((v.verdict.baseline for v in self.verdicts
+                         if (v.group.country, v.group.network) == key), None)
+        dark = baseline is not None and result.blocks_up < self.params.critical_below * baseline
+        self._critical[key] = dark
+        self.confirmations["dark" if dark else "recovered"] += 1
+        self.last_confirmation = result
+        log.info("outside-in confirmation of %s %s: %d of %d sampled dark blocks answer again "
+                 "(%s)", result.country, result.network, result.recovered, result.sampled,
+                 "still dark" if dark else "recovered")
+        if self.on_readings is not None:
+            self.on_readings([OutsideReading(cc=result.country, asn=result.network,
+                                             t=result.started, blocks_up=result.blocks_up,
+                                             blocks_total=result.blocks)])
 
     async def run(self, stop: asyncio.Event) -> None:
         """Probe until ``stop`` is set; returns at once if the raw sockets cannot be opened."""
@@ -79,10 +133,12 @@ class OutsideService:
                                  max_in_flight=self.config.max_in_flight)
             self.counters = sender.counters
             prober = Prober(self.blocks, sender, self.config.prober_settings())
+            self.prober = prober
             self.up = True
             log.info("outside-in probing %d blocks at up to %.1f packets/s, a round every "
                      "%.0f s", len(self.blocks), self.config.rate, self.config.round)
-            await prober.run(self._round, stop)
+            await prober.run(self._round, stop, confirm=self._suspects,
+                             on_confirm=self._confirmed)
         finally:
             self.up = False
             transport.close()

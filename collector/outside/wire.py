@@ -79,6 +79,24 @@ class Transport(Protocol):
 _Key = tuple[str, int, int, int]
 
 
+_READ_BATCH = 256
+_RECEIVE_BUFFER = 4 * 1024 * 1024
+
+
+def _enlarge(receiver: socket.socket) -> None:
+    """Ask for a 4 MiB receive queue (past ``net.core.rmem_max`` when the process may): a
+    round's replies arrive together, and the kernel drops what does not fit."""
+    force = getattr(socket, "SO_RCVBUFFORCE", None)
+    for option in (force, socket.SO_RCVBUF):
+        if option is None:
+            continue
+        try:
+            receiver.setsockopt(socket.SOL_SOCKET, option, _RECEIVE_BUFFER)
+            return
+        except OSError:
+            continue
+
+
 class RawTransport:
     """ICMP echo and TCP SYN probes over raw sockets, replies matched by the event loop."""
 
@@ -118,6 +136,7 @@ class RawTransport:
                 receiver = self._make_socket(socket.AF_INET, socket.SOCK_RAW, protocol)
                 made.append(receiver)
                 receiver.setblocking(False)
+                _enlarge(receiver)
                 self._receivers.append(receiver)
         except BaseException:
             for sock in made:
@@ -189,12 +208,19 @@ class RawTransport:
             self._waiting.pop(key, None)
 
     def _read(self, receiver: socket.socket) -> None:
-        try:
-            data = receiver.recv(_RECV_BYTES)
-        except (BlockingIOError, InterruptedError):
-            return
-        except OSError:
-            return
+        """Drain what is queued (at most ``_READ_BATCH`` packets per wake-up): a raw socket
+        sees every packet of its protocol, and one packet per wake-up lets the queue overflow
+        during a discovery burst, losing replies that did come."""
+        for _ in range(_READ_BATCH):
+            try:
+                data = receiver.recv(_RECV_BYTES)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                return
+            self._take(data)
+
+    def _take(self, data: bytes) -> None:
         match = self._match(data)
         if match is None:
             return

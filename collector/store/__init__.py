@@ -17,12 +17,12 @@ it in ``tests/collector/store``, which runs on both (README: "How to add a store
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 from urllib.parse import urlsplit
 
 if TYPE_CHECKING:
     from collector.store.archive import ArchiveCandidate
+    from collector.store.archive_targets import ArchiveTarget, S3Settings
 
 VERDICTS = ("ok", "blocked", "down", "throttled", "inconclusive")
 AXES = ("day", "hour", "cc", "asn", "domain", "input", "test_name", "verdict")
@@ -134,6 +134,9 @@ class EventFilter:
 
 
 class Store(Protocol):
+    # Where archived bodies are (``collector.store.archive_targets``), None when not set.
+    archive_target: ArchiveTarget | None
+
     async def add_measurements(self, rows: list[StoredMeasurement]) -> list[str]:
         """Store the rows durably; returns the uids newly inserted (duplicates are skipped)."""
 
@@ -147,11 +150,16 @@ class Store(Protocol):
         """The JSON documents of the given uids (unknown uids are absent)."""
 
     async def replace_analysis(self, uid: str, body: str, verdict: str | None,
-                               layer: str | None, mechanism: str | None) -> bool:
+                               layer: str | None, mechanism: str | None, *,
+                               archived_as: str | None = None) -> bool:
         """Store a re-analysed document of ``uid`` and its verdict columns (and those of
         ``latest_by_target`` when it is the row there), in one transaction; False when the uid
         is unknown. The caller keeps what the probe recorded inside ``body``
-        (``collector.reanalyze``)."""
+        (``collector.reanalyze``).
+
+        An archived row stays archived: the caller writes ``body`` to a new archive file
+        first and passes its reference as ``archived_as``, which replaces the row's; without
+        it, an archived row is left as it is and False is returned."""
 
     async def aggregate(self, filters: Filters, axes: tuple[Axis, ...],
                         max_groups: int) -> list[dict[str, Any]]:
@@ -232,7 +240,16 @@ class Store(Protocol):
 
     async def mark_archived(self, moves: list[tuple[ArchiveCandidate, str]]) -> int:
         """In one transaction, empty each candidate's body and store its archive reference,
-        skipping a row whose body changed since it was read; returns the rows emptied."""
+        skipping a row whose body changed since it was read; returns the rows emptied.
+        (PostgreSQL keeps the bodies until ``drop_archived_partitions`` drops their month.)"""
+
+    async def archive_refs(self, uids: list[str]) -> dict[str, str]:
+        """The archive reference of each archived uid among ``uids``."""
+
+    async def drop_archived_partitions(self, before: str) -> list[str]:
+        """Drop the body partitions of months ending by ``before`` whose every body is
+        archived and reads back identical from the archive; the names dropped (none on
+        SQLite, which empties rows one by one)."""
 
     async def close(self) -> None: ...
 
@@ -242,18 +259,24 @@ def is_postgres(database: str) -> bool:
 
 
 async def open_store(database: str, *, pool_size: int = 10,
-                     archive_dir: str | None = None) -> Store:
+                     archive_dir: str | None = None,
+                     archive_s3: S3Settings | None = None,
+                     archive_cache_bytes: int = 64 * 1024 * 1024) -> Store:
     """Open the store named by a path (SQLite) or a ``postgresql://`` DSN; runs migrations.
-    ``archive_dir`` is where archived bodies are read back from (``collector.store.archive``)."""
-    root = Path(archive_dir) if archive_dir is not None else None
+    Archived bodies are read back from the bucket ``archive_s3`` when given, else from the
+    directory ``archive_dir`` (``collector.store.archive``), through a cache of decoded members
+    of at most ``archive_cache_bytes`` (a bucket's settings carry their own)."""
+    from collector.store.archive_targets import open_target
+
+    target = open_target(archive_dir, archive_s3, archive_cache_bytes)
     if is_postgres(database):
         from collector.store.postgres import PostgresStore
 
         postgres = await PostgresStore.open(database, pool_size=pool_size)
-        postgres.archive_root = root
+        postgres.archive_target = target
         return postgres
     from collector.store.sqlite import SQLiteStore
 
     store = await SQLiteStore.open(database)
-    store.archive_root = root
+    store.archive_target = target
     return store

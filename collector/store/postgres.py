@@ -6,6 +6,12 @@ What differs:
 * ``measurements`` and ``heartbeats`` are partitioned by month on their time column, so old
   months can be detached or dropped cheaply. Partitions are created on demand, under an
   advisory lock, before the transaction that needs them.
+* Bodies live apart from the summary rows, in ``measurement_bodies`` (partitioned by month
+  of ``start_time`` too): archiving (``collector.store.archive``) records each row's archive
+  reference, and once a month's bodies are all archived and read back identical, that month's
+  body partition is dropped whole (``drop_archived_partitions``) while its summary rows and the
+  rollups stay. Splitting the table, rather than emptying a column in place, returns the space
+  at once with no dead rows to vacuum, and keeps the summary scans free of bodies.
 * A partitioned table's unique keys must include the partition key, so the global uniqueness of
   ``measurement_uid`` lives in the small table ``measurement_uids``: a batch first claims its
   uids there (``ON CONFLICT DO NOTHING``); only the rows it claimed are written. Two collectors
@@ -27,7 +33,6 @@ import random
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
-from pathlib import Path
 from typing import Any, TypeVar
 
 import asyncpg
@@ -43,7 +48,8 @@ from collector.store import (
     sql,
     target_key,
 )
-from collector.store.archive import ArchiveCandidate, ArchiveUnreadable, read_archived
+from collector.store.archive import ArchiveCandidate, ArchiveUnreadable, digest, read_archived
+from collector.store.archive_targets import ArchiveTarget
 from collector.store.body import pack, unpack
 from collector.store.postgres_events import MIGRATION as EVENTS_MIGRATION
 from collector.store.postgres_events import PostgresEventsMixin
@@ -148,6 +154,32 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         # body_z NULL and its reference in ``archive``
         "ALTER TABLE measurements ADD COLUMN archive text",
     ),
+    (  # version 6: bodies in a table of their own, partitioned by month like measurements, so
+        # a month whose bodies are all archived and verified is dropped whole
+        # (drop_archived_partitions) while its summary rows stay
+        """CREATE TABLE measurement_bodies (
+            start_time timestamp NOT NULL,
+            uid text COLLATE "C" NOT NULL,
+            body text,
+            body_z bytea,
+            PRIMARY KEY (start_time, uid)
+        ) PARTITION BY RANGE (start_time)""",
+        "ALTER TABLE measurement_bodies ALTER COLUMN body_z SET STORAGE EXTERNAL",
+        """DO $$ DECLARE part record; BEGIN
+            FOR part IN SELECT c.relname AS name, pg_get_expr(c.relpartbound, c.oid) AS bound
+                        FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+                        WHERE i.inhparent = 'measurements'::regclass LOOP
+                EXECUTE format('CREATE TABLE %I PARTITION OF measurement_bodies %s',
+                               replace(part.name, 'measurements_', 'measurement_bodies_'),
+                               part.bound);
+            END LOOP;
+        END $$""",
+        """INSERT INTO measurement_bodies (start_time, uid, body, body_z)
+            SELECT start_time, uid, body, body_z FROM measurements WHERE archive IS NULL""",
+        # The old columns' bytes stay in the summary partitions until they are rewritten
+        # (README: VACUUM FULL after upgrading).
+        "ALTER TABLE measurements DROP COLUMN body, DROP COLUMN body_z",
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -239,7 +271,7 @@ class PostgresStore(PostgresEventsMixin):
     def __init__(self, pool: asyncpg.Pool) -> None:
         self.pool = pool
         self.partitions: set[tuple[str, datetime]] = set()
-        self.archive_root: Path | None = None  # where archived bodies are read from
+        self.archive_target: ArchiveTarget | None = None  # where archived bodies are read from
 
     @classmethod
     async def open(cls, dsn: str, *, pool_size: int = 10,
@@ -317,8 +349,9 @@ class PostgresStore(PostgresEventsMixin):
             unique.setdefault(row.uid, row)
         if not unique:
             return []
-        await self._ensure_partitions("measurements",
-                                      {_ts(r.start_time) for r in unique.values()})
+        moments = {_ts(r.start_time) for r in unique.values()}
+        await self._ensure_partitions("measurements", moments)
+        await self._ensure_partitions("measurement_bodies", moments)
         uids = sorted(unique)
 
         async def work(conn: asyncpg.Connection) -> set[str]:
@@ -331,7 +364,10 @@ class PostgresStore(PostgresEventsMixin):
             if fresh:
                 await conn.copy_records_to_table(
                     "measurements", records=[_values(r) for r in fresh],
-                    columns=_WRITTEN_COLUMNS)
+                    columns=_SUMMARY_COLUMNS)
+                await conn.copy_records_to_table(
+                    "measurement_bodies", columns=("start_time", "uid", "body_z"),
+                    records=[(_ts(r.start_time), r.uid, pack(r.body)) for r in fresh])
                 targets = sorted((_target_values(r) for r in fresh), key=lambda v: v[:4])
                 await conn.executemany(SQL.upsert_target, targets)
                 increments = sql.rollup_increments(fresh)
@@ -342,7 +378,14 @@ class PostgresStore(PostgresEventsMixin):
                 await conn.execute(SQL.add_total, random.randrange(_TOTAL_SHARDS), len(fresh))
             return claimed
 
-        claimed = await self._write(work)
+        try:
+            claimed = await self._write(work)
+        except pgerr.CheckViolationError:
+            # A late upload into a month whose bodies were archived and dropped by another
+            # process: the partition is made again and the batch written once more.
+            self.partitions -= {("measurement_bodies", _month(m)) for m in moments}
+            await self._ensure_partitions("measurement_bodies", moments)
+            claimed = await self._write(work)
         inserted, seen = [], set()
         for row in rows:
             if row.uid in claimed and row.uid not in seen:
@@ -362,63 +405,143 @@ class PostgresStore(PostgresEventsMixin):
         if not uids:
             return {}
         records = await self._fetch(
-            "SELECT m.uid, m.body, m.body_z, m.archive FROM measurement_uids u "
+            "SELECT m.uid, b.body, b.body_z, m.archive FROM measurement_uids u "
             "JOIN measurements m ON m.start_time = u.start_time AND m.uid = u.uid "
+            "LEFT JOIN measurement_bodies b ON b.start_time = u.start_time AND b.uid = u.uid "
             "WHERE u.uid = ANY($1::text[])", uids)
+        # An archived row is read from the archive even while its month's bodies are still
+        # here (they wait for the whole month to be dropped).
         bodies = {r["uid"]: stored_body(r) for r in records if r["archive"] is None}
         archived = {r["uid"]: r["archive"] for r in records if r["archive"] is not None}
-        if archived:
-            if self.archive_root is None:
-                raise ArchiveUnreadable("archived bodies but no archive directory given")
-            bodies.update(read_archived(self.archive_root, archived))
+        bodies.update(await read_archived(self.archive_target, archived))
         return bodies
+
+    async def archive_refs(self, uids: list[str]) -> dict[str, str]:
+        if not uids:
+            return {}
+        records = await self._fetch(
+            "SELECT m.uid, m.archive FROM measurement_uids u JOIN measurements m "
+            "ON m.start_time = u.start_time AND m.uid = u.uid "
+            "WHERE u.uid = ANY($1::text[]) AND m.archive IS NOT NULL", uids)
+        return {r["uid"]: r["archive"] for r in records}
 
     async def archive_candidates(self, before: str, after: tuple[str, str] | None,
                                  limit: int) -> list[ArchiveCandidate]:
+        select = ("SELECT m.uid, m.test_name, m.probe_cc, m.start_time, b.body, b.body_z "
+                  "FROM measurements m JOIN measurement_bodies b "
+                  "ON b.start_time = m.start_time AND b.uid = m.uid "
+                  "WHERE m.start_time < $1 AND m.archive IS NULL ")
         if after is None:
             records = await self._fetch(
-                "SELECT uid, test_name, probe_cc, start_time, body, body_z FROM measurements "
-                "WHERE start_time < $1 AND archive IS NULL ORDER BY start_time, uid LIMIT $2",
-                _ts(before), limit)
+                select + "ORDER BY m.start_time, m.uid LIMIT $2", _ts(before), limit)
         else:
             records = await self._fetch(
-                "SELECT uid, test_name, probe_cc, start_time, body, body_z FROM measurements "
-                "WHERE start_time < $1 AND archive IS NULL AND (start_time, uid) > ($2, $3) "
-                "ORDER BY start_time, uid LIMIT $4", _ts(before), _ts(after[0]), after[1], limit)
+                select + "AND (m.start_time, m.uid) > ($2, $3) "
+                "ORDER BY m.start_time, m.uid LIMIT $4",
+                _ts(before), _ts(after[0]), after[1], limit)
         return [ArchiveCandidate(r["uid"], r["test_name"], r["probe_cc"],
                                  r["start_time"].strftime(TIME_FORMAT), stored_body(r),
                                  (r["body"], r["body_z"])) for r in records]
 
     async def mark_archived(self, moves: list[tuple[ArchiveCandidate, str]]) -> int:
+        # Only the reference is written: the body stays in its month's partition of
+        # measurement_bodies until the whole month is archived, verified and dropped
+        # (drop_archived_partitions), which frees the space at once, with no dead rows.
         async def work(conn: asyncpg.Connection) -> int:
             emptied = 0
             for candidate, ref in moves:
                 body, body_z = candidate.stored
                 status = await conn.execute(
-                    "UPDATE measurements SET body = NULL, body_z = NULL, archive = $1 "
-                    "WHERE start_time = $2 AND uid = $3 AND archive IS NULL "
-                    "AND body IS NOT DISTINCT FROM $4 AND body_z IS NOT DISTINCT FROM $5",
+                    "UPDATE measurements m SET archive = $1 "
+                    "WHERE m.start_time = $2 AND m.uid = $3 AND m.archive IS NULL "
+                    "AND EXISTS (SELECT 1 FROM measurement_bodies b WHERE b.start_time = $2 "
+                    "AND b.uid = $3 AND b.body IS NOT DISTINCT FROM $4 "
+                    "AND b.body_z IS NOT DISTINCT FROM $5)",
                     ref, _ts(candidate.start_time), candidate.uid, body, body_z)
                 emptied += int(status.split()[-1])
             return emptied
 
         return await self._write(work)
 
+    async def drop_archived_partitions(self, before: str) -> list[str]:
+        """Drop each month of ``measurement_bodies`` that ends by ``before`` once every body in
+        it is archived and still reads back from the archive identical (by SHA-256); returns
+        the partitions dropped. A month with a body not archived (a late upload) or not
+        verified stays."""
+        cut = _ts(before)
+        parts = await self._fetch(
+            "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+            "WHERE i.inhparent = 'measurement_bodies'::regclass ORDER BY c.relname")
+        dropped: list[str] = []
+        for part in parts:
+            name = str(part["relname"])
+            month = datetime.strptime(name.rsplit("_p", 1)[1], "%Y%m")
+            if _next_month(month) > cut or not await self._verified(name):
+                continue
+
+            async def work(conn: asyncpg.Connection, name: str = name) -> bool:
+                await conn.execute("SELECT pg_advisory_xact_lock($1)", _LOCK_PARTITIONS)
+                # Writers to this month wait here; anything they stored before is counted.
+                await conn.execute(f"LOCK TABLE {name} IN ACCESS EXCLUSIVE MODE")
+                left = await conn.fetchval(
+                    f"SELECT count(*) FROM {name} b JOIN measurements m "
+                    f"ON m.start_time = b.start_time AND m.uid = b.uid "
+                    f"WHERE m.archive IS NULL")
+                if left:
+                    return False
+                await conn.execute(f"DROP TABLE {name}")
+                return True
+
+            if await self._write(work):
+                dropped.append(name)
+                self.partitions.discard(("measurement_bodies", month))
+        return dropped
+
+    async def _verified(self, partition: str, page: int = 2000) -> bool:
+        """Whether every body of ``partition`` is archived and its archived copy has the same
+        SHA-256 as the one here (read back now, not only when it was written)."""
+        after = (datetime(1, 1, 1), "")
+        while True:
+            records = await self._fetch(
+                f"SELECT b.uid, b.body, b.body_z, m.archive, b.start_time FROM {partition} b "
+                f"LEFT JOIN measurements m ON m.start_time = b.start_time AND m.uid = b.uid "
+                f"WHERE (b.start_time, b.uid) > ($1, $2) "
+                f"ORDER BY b.start_time, b.uid LIMIT $3", after[0], after[1], page)
+            if not records:
+                return True
+            if any(r["archive"] is None for r in records):
+                return False
+            try:
+                archived = await read_archived(self.archive_target,
+                                               {r["uid"]: r["archive"] for r in records},
+                                               fresh=True)
+            except ArchiveUnreadable:
+                return False
+            if any(digest(archived[r["uid"]]) != digest(stored_body(r)) for r in records):
+                return False
+            after = (records[-1]["start_time"], records[-1]["uid"])
+
     async def replace_analysis(self, uid: str, body: str, verdict: str | None,
-                               layer: str | None, mechanism: str | None) -> bool:
+                               layer: str | None, mechanism: str | None, *,
+                               archived_as: str | None = None) -> bool:
         async def work(conn: asyncpg.Connection) -> bool:
             found = await conn.fetchrow(
                 "SELECT m.start_time, m.probe_cc, m.probe_asn, m.test_name, "
-                "coalesce(m.input, ''), coalesce(m.domain, ''), m.verdict "
+                "coalesce(m.input, ''), coalesce(m.domain, ''), m.verdict, m.archive "
                 "FROM measurement_uids u JOIN measurements m "
-                "ON m.start_time = u.start_time AND m.uid = u.uid WHERE u.uid = $1", uid)
-            if found is None:
-                return False
-            # New bodies live compressed in body_z (the text column is for older rows).
+                "ON m.start_time = u.start_time AND m.uid = u.uid WHERE u.uid = $1 "
+                "FOR UPDATE OF m", uid)
+            if found is None or (found[7] is not None and archived_as is None):
+                return False  # archived since it was read: its body is not brought back
             await conn.execute(
-                "UPDATE measurements SET body = NULL, body_z = $1, verdict = $2, layer = $3, "
-                "mechanism = $4, archive = NULL WHERE uid = $5 AND start_time = $6",
-                pack(body), verdict, layer, mechanism, uid, found[0])
+                "UPDATE measurements SET verdict = $1, layer = $2, mechanism = $3, "
+                "archive = $4 WHERE uid = $5 AND start_time = $6",
+                verdict, layer, mechanism, archived_as, uid, found[0])
+            # New bodies live compressed in body_z (the text column is for older rows). An
+            # archived row's copy here, until its month is dropped, follows the archive's.
+            await conn.execute(
+                "UPDATE measurement_bodies SET body = NULL, body_z = $1 "
+                "WHERE uid = $2 AND start_time = $3", pack(body), uid, found[0])
             await conn.execute(
                 "UPDATE target_state SET verdict = $1, layer = $2, mechanism = $3 "
                 "WHERE uid = $4", verdict, layer, mechanism, uid)
@@ -522,16 +645,15 @@ class PostgresStore(PostgresEventsMixin):
         await self.pool.close()
 
 
-# The body goes compressed into body_z, in the place of the text column.
-_WRITTEN_COLUMNS = [c if c != "body" else "body_z" for c in MEASUREMENT_COLUMNS]
+# The summary row; the body goes compressed into measurement_bodies.body_z.
+_SUMMARY_COLUMNS = [c for c in MEASUREMENT_COLUMNS if c != "body"]
 
 
 def _values(row: StoredMeasurement) -> tuple[Any, ...]:
-    values: dict[str, Any] = {c: getattr(row, c) for c in MEASUREMENT_COLUMNS}
+    values: dict[str, Any] = {c: getattr(row, c) for c in _SUMMARY_COLUMNS}
     values["start_time"] = _ts(row.start_time)
     values["received_at"] = _ts(row.received_at)
-    values["body"] = pack(row.body)
-    return tuple(values[c] for c in MEASUREMENT_COLUMNS)
+    return tuple(values[c] for c in _SUMMARY_COLUMNS)
 
 
 def stored_body(record: asyncpg.Record) -> str:

@@ -62,7 +62,7 @@ MIGRATION: tuple[str, ...] = (
 _FEED = """
 SELECT xid::text::bigint AS seq, probe_id, to_char(received_at, 'YYYY-MM-DD HH24:MI:SS') AS
        received_at, body, {body_z} AS body_z, {archive} AS archive, {uid} AS uid
-FROM {table}
+FROM {source}
 WHERE xid > $1::text::xid8 AND xid < pg_snapshot_xmin(pg_current_snapshot())
   AND xid <= (SELECT coalesce(max(x) FILTER (WHERE total <= $2), min(x), $1::text::xid8) FROM (
         SELECT x, sum(n) OVER (ORDER BY x) AS total FROM (
@@ -100,11 +100,14 @@ class PostgresEventsMixin:
     async def _feed(self, table: str, after: int, limit: int) -> list[FeedRow]:
         # Only measurements have compressed bodies (body_z); heartbeats are short.
         # Only measurements can be archived (collector.store.archive).
-        columns = ({"body_z": "body_z", "archive": "archive", "uid": "uid"}
+        # A measurement's body is in measurement_bodies (postgres.py), or in the archive.
+        columns = ({"body_z": "body_z", "archive": "archive", "uid": "uid",
+                    "source": "measurements LEFT JOIN measurement_bodies USING (start_time, uid)"}
                    if table == "measurements" else
-                   {"body_z": "NULL::bytea", "archive": "NULL::text", "uid": "NULL::text"})
+                   {"body_z": "NULL::bytea", "archive": "NULL::text", "uid": "NULL::text",
+                    "source": table})
         records = await self._fetch(_FEED.format(table=table, **columns), str(after), limit)
-        bodies = feed_bodies(getattr(self, "archive_root", None), [
+        bodies = await feed_bodies(getattr(self, "archive_target", None), [
             (r["uid"], unpack(r["body_z"]) if r["body_z"] is not None else r["body"],
              r["archive"]) for r in records])
         return [FeedRow(int(r["seq"]), r["probe_id"], r["received_at"], body)

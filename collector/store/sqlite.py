@@ -32,7 +32,8 @@ from collector.store import (
     sql,
     target_key,
 )
-from collector.store.archive import ArchiveCandidate, ArchiveUnreadable, read_archived
+from collector.store.archive import ArchiveCandidate, read_archived
+from collector.store.archive_targets import ArchiveTarget
 from collector.store.body import pack, unpack
 from collector.store.sqlite_events import MIGRATION as EVENTS_MIGRATION
 from collector.store.sqlite_events import SQLiteEventsMixin
@@ -289,7 +290,7 @@ class SQLiteStore(SQLiteEventsMixin):
         self.write = write
         self.read = read
         self.writer = _GroupWriter(write)
-        self.archive_root: Path | None = None  # where archived bodies are read from
+        self.archive_target: ArchiveTarget | None = None  # where archived bodies are read from
 
     @classmethod
     async def open(cls, path: str, busy_timeout_ms: int = 5000) -> SQLiteStore:
@@ -369,13 +370,19 @@ class SQLiteStore(SQLiteEventsMixin):
         bodies = {r[0]: unpack(r[1]) for r in rows if r[2] is None}
         archived = {r[0]: r[2] for r in rows if r[2] is not None}
         if archived:
-            bodies.update(read_archived(self._archive_root(), archived))
+            bodies.update(await read_archived(self.archive_target, archived))
         return bodies
 
-    def _archive_root(self) -> Path:
-        if self.archive_root is None:
-            raise ArchiveUnreadable("archived bodies but no archive directory given")
-        return self.archive_root
+    async def archive_refs(self, uids: list[str]) -> dict[str, str]:
+        if not uids:
+            return {}
+        rows = await self._fetch(
+            f"SELECT uid, archive FROM measurements WHERE archive IS NOT NULL "
+            f"AND uid IN ({','.join('?' for _ in uids)})", uids)
+        return {r[0]: r[1] for r in rows}
+
+    async def drop_archived_partitions(self, before: str) -> list[str]:
+        return []  # no partitions: mark_archived empties each row
 
     async def archive_candidates(self, before: str, after: tuple[str, str] | None,
                                  limit: int) -> list[ArchiveCandidate]:
@@ -400,17 +407,22 @@ class SQLiteStore(SQLiteEventsMixin):
         return await self.writer.run(job)
 
     async def replace_analysis(self, uid: str, body: str, verdict: str | None,
-                               layer: str | None, mechanism: str | None) -> bool:
+                               layer: str | None, mechanism: str | None, *,
+                               archived_as: str | None = None) -> bool:
         async def job(db: aiosqlite.Connection) -> bool:
             async with db.execute(
                 "SELECT start_time, probe_cc, probe_asn, test_name, coalesce(input, ''), "
-                "coalesce(domain, ''), verdict FROM measurements WHERE uid = ?", (uid,)) as cur:
+                "coalesce(domain, ''), verdict, archive FROM measurements WHERE uid = ?",
+                (uid,)) as cur:
                 found = await cur.fetchone()
-            if found is None:
-                return False
+            if found is None or (found[7] is not None and archived_as is None):
+                return False  # archived since it was read: its body is not brought back
+            # An archived row keeps no body here: the new one is in the archive already.
+            stored = pack(body) if archived_as is None else ""
             await db.execute(
                 "UPDATE measurements SET body = ?, verdict = ?, layer = ?, mechanism = ?, "
-                "archive = NULL WHERE uid = ?", (pack(body), verdict, layer, mechanism, uid))
+                "archive = ? WHERE uid = ?",
+                (stored, verdict, layer, mechanism, archived_as, uid))
             await db.execute(
                 "UPDATE target_state SET verdict = ?, layer = ?, mechanism = ? WHERE uid = ?",
                 (verdict, layer, mechanism, uid))

@@ -80,7 +80,7 @@ class SQLiteEventsMixin:
         rows = await self._fetch(
             "SELECT rowid, probe_id, received_at, body, uid, archive FROM measurements "
             "WHERE rowid > ? ORDER BY rowid LIMIT ?", (after, limit))
-        bodies = feed_bodies(getattr(self, "archive_root", None),
+        bodies = await feed_bodies(getattr(self, "archive_target", None),
                              [(r[4], unpack(r[3]), r[5]) for r in rows])
         return [FeedRow(int(r[0]), str(r[1]), str(r[2]), body)
                 for r, body in zip(rows, bodies, strict=True)]

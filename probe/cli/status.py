@@ -16,7 +16,9 @@ from typing import Any
 
 from probe.config import target_sync
 from probe.config.probe_config import ProbeConfig
+from probe.daemon import announce
 from probe.daemon.clock_check import describe_offset
+from probe.daemon.endpoints import configured
 from probe.daemon.traffic import daily_bytes
 from probe.daemon.windows import active, parse, parse_time
 from probe.local import journal
@@ -58,6 +60,7 @@ def _gather(db: sqlite3.Connection, config: ProbeConfig, now: datetime) -> dict[
         "last_heartbeat_error": state.get(journal.LAST_HEARTBEAT_ERROR),
         "clock": _clock(state),
         "controls": _controls(state),
+        "collector": _collector(config, state),
         "started_at": state.get(journal.STARTED),
         "stopped_at": state.get(journal.STOPPED),
         "event_window": ({"name": window.name, "until": window.end.isoformat()}
@@ -85,6 +88,51 @@ def _controls(state: dict[str, str]) -> dict[str, Any] | None:
     except ValueError:
         return None
     return found if isinstance(found, dict) else None
+
+
+def _collector(config: ProbeConfig, state: dict[str, str]) -> dict[str, Any]:
+    """The collector's endpoints the probe knows, configured then announced (with the
+    announcement's serial and expiry), and the way it was reached last (names, never an
+    address: ``probe.daemon.endpoints``)."""
+    link = config.collector
+    listed = [{"name": e.name, "source": "configured"}
+              for e in configured(link.url, link.endpoints)]
+    announcement: dict[str, Any] | None = None
+    try:
+        kept = announce.kept(state[journal.ANNOUNCED])
+    except (KeyError, announce.AnnouncementError):
+        kept = None
+    if kept is not None:
+        announcement = {"serial": kept.serial,
+                        "expires": kept.expires.strftime("%Y-%m-%dT%H:%M:%SZ")}
+        names = {e["name"] for e in listed}
+        listed += [{"name": e.name, "source": "announced"} for e in kept.endpoints
+                   if e.name not in names]
+    try:
+        last = json.loads(state.get(journal.COLLECTOR_PATH, "null"))
+    except ValueError:
+        last = None
+    return {"endpoints": listed, "announcement": announcement,
+            "last_path": last if isinstance(last, dict) else None}
+
+
+def _collector_lines(collector: dict[str, Any], now: datetime) -> list[str]:
+    words = [f"{e['name']} ({e['source']})" for e in collector["endpoints"]]
+    lines = [f"{'collector':<14} endpoints in order: {', '.join(words)}"]
+    announcement = collector["announcement"]
+    if announcement is not None:
+        expires = parse_time(announcement["expires"])
+        state = "expired at" if expires is not None and expires <= now else "valid until"
+        lines.append(f"{'':<14} announcement serial {announcement['serial']}, {state} "
+                     f"{announcement['expires']}")
+    last = collector["last_path"]
+    if last is None:
+        lines.append(f"{'':<14} not reached yet")
+    else:
+        detour = ", a fallback" if last.get("fallback") else ""
+        lines.append(f"{'':<14} last reached through {last.get('endpoint')} "
+                     f"({last.get('path') or 'direct'}{detour}) {_ago(last.get('at'), now)}")
+    return lines
 
 
 def _controls_line(controls: dict[str, Any] | None, now: datetime) -> str:
@@ -185,6 +233,7 @@ def render(report: dict[str, Any], now: datetime, width: int | None = None) -> s
     lines.append(f"{'lost':<14} {counters['evicted']} evicted (spool full, oldest first), "
                  f"{counters['quarantined']} refused by the collector")
     lines.append(f"{'heartbeat':<14} last answered {_ago(report['last_heartbeat'], now)}")
+    lines += _collector_lines(report["collector"], now)
     lines.append(f"{'clock':<14} {_clock_line(report['clock'], now)}")
     lines.append(f"{'control':<14} {_controls_line(report['controls'], now)}")
     if report["last_heartbeat_error"]:

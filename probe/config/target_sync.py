@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import ssl
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -23,7 +24,8 @@ import aiohttp
 
 from probe.core.targets import Target
 from probe.core.typed_config import ConfigError, build
-from probe.daemon.endpoints import configured, route
+from probe.daemon.endpoints import Endpoint, EndpointList, configured, route
+from probe.daemon.uploader import UploadError
 from probe.netx import proxy
 
 if TYPE_CHECKING:
@@ -130,12 +132,58 @@ def _fallback(config: ProbeConfig) -> str:
 EXCHANGE_OVERHEAD = 600
 
 
+def known_endpoints(config: ProbeConfig, now: datetime | None = None) -> EndpointList:
+    """The collector's endpoints as the daemon knows them: the configured ones, then those of
+    the last signed announcement kept in the spool file, starting from the one that worked
+    last (``probe.daemon.endpoints``). ``probe run`` fetches its lists with these before the
+    daemon starts, so a collector that moved, or whose first endpoint is blocked, still
+    serves the lists. Without a spool file (a first start), the configured ones."""
+    from probe.daemon import announce
+    from probe.local import journal
+    from probe.local.localdb import open_readonly
+
+    link = config.collector
+    endpoints = EndpointList(configured(link.url, link.endpoints), link.retry_first_after)
+    if not Path(config.spool_path).exists():
+        return endpoints
+    try:
+        db = open_readonly(config.spool_path)
+        try:
+            state = journal.read_state(db)
+        finally:
+            db.close()
+    except sqlite3.Error:
+        return endpoints  # a spool another version wrote, or damaged: the daemon says so
+    try:
+        endpoints.announce(announce.kept(state[journal.ANNOUNCED]).endpoints)
+    except (KeyError, announce.AnnouncementError):
+        pass
+    last = _last_endpoint(state.get(journal.COLLECTOR_PATH), now or datetime.now(UTC),
+                          link.retry_first_after)
+    if last is not None:
+        endpoints.remember(last)
+    return endpoints
+
+
+def _last_endpoint(saved: str | None, now: datetime, within: float) -> str | None:
+    try:
+        found = json.loads(saved or "null")
+        at = datetime.strptime(found["at"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    except (ValueError, TypeError, KeyError):
+        return None
+    name = found.get("endpoint")
+    return name if isinstance(name, str) and 0 <= (now - at).total_seconds() < within else None
+
+
 async def refresh(config: ProbeConfig, token: str | None,
                   now: datetime | None = None,
-                  traffic: Callable[[int], None] | None = None) -> str:
+                  traffic: Callable[[int], None] | None = None,
+                  endpoints: EndpointList | None = None) -> str:
     """Ask the collector for this probe's lists and keep a good answer; returns one line
     saying what happened and which lists the probe will measure. ``traffic`` is told the
-    bytes the exchange cost (the daemon counts them against the data budget)."""
+    bytes the exchange cost (the daemon counts them against the data budget). ``endpoints``:
+    the daemon's own list (configured, then announced), whose failover memory the fetch
+    shares with uploads and heartbeats; default ``known_endpoints``."""
     settings = config.target_sync
     cc = config.identity.country
     if not settings.enabled or cc == "ZZ":
@@ -150,10 +198,11 @@ async def refresh(config: ProbeConfig, token: str | None,
     link = config.collector
     missed: list[str] = []
     answer: tuple[int, bytes] | None = None
+    used: Endpoint | None = None
+    endpoints = endpoints if endpoints is not None else known_endpoints(config, now)
     async with aiohttp.ClientSession(connector=proxy.connector(link.proxy, context)) as session:
-        # The collector's endpoints in their configured order (probe.daemon.endpoints): a censor
-        # that blocks the first must not cut the probe off its lists.
-        for endpoint in configured(link.url, link.endpoints):
+
+        async def attempt(endpoint: Endpoint) -> tuple[int, bytes]:
             base, options, _path = route(endpoint, link.proxy)
             request_headers = {**headers, **options.pop("headers", {})}
             try:
@@ -169,11 +218,17 @@ async def refresh(config: ProbeConfig, token: str | None,
                         body = await response.content.read(settings.max_bytes + 1)
                         if traffic is not None:
                             traffic(len(body))
-                    answer = (response.status, body)
+                    return response.status, body
             except (aiohttp.ClientError, TimeoutError, OSError) as exc:
                 missed.append(f"{endpoint.name}: {type(exc).__name__}")
-                continue
-            break
+                raise UploadError(missed[-1]) from exc  # a network failure: the next one
+
+        # The collector's endpoints in order, the one that worked last first: a censor that
+        # blocks the first must not cut the probe off its lists.
+        try:
+            answer, used = await endpoints.call(attempt)
+        except UploadError:
+            answer = None
     if answer is None:
         return (f"target lists: the collector did not answer ({'; '.join(missed)}); "
                 f"{_fallback(config)}")
@@ -194,4 +249,5 @@ async def refresh(config: ProbeConfig, token: str | None,
     _write_cache(cache_path(config), {"probe_cc": cc, "version": version,
                                       "fetched_at": fetched_at,
                                       "targets": document["targets"]})
-    return f"target lists: fetched version {version}, {len(targets)} targets"
+    via = f" from {used.name}" if used is not None else ""
+    return f"target lists: fetched version {version}, {len(targets)} targets{via}"

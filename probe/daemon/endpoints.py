@@ -16,9 +16,11 @@ volunteer), so a partner can see that a probe reaches the monitor only through a
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
@@ -27,6 +29,7 @@ from probe.daemon.uploader import Uploader, UploadError
 from probe.netx.proxy import kind_of, path_of, request_options
 
 T = TypeVar("T")
+TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 
 
 def _name(value: object) -> str | None:
@@ -109,6 +112,15 @@ class EndpointList:
             self._since = self._clock()
         self.last_used = endpoint.name
 
+    def remember(self, name: str) -> bool:
+        """Start from the endpoint called ``name`` (one that worked before a restart), as if it
+        had just worked; False when no such endpoint is listed any more."""
+        for endpoint in self.endpoints:
+            if endpoint.name == name:
+                self.worked(endpoint)
+                return True
+        return False
+
     def announce(self, endpoints: Sequence[Endpoint]) -> None:
         """Put signed announced endpoints (``probe.daemon.announce``) after the configured
         ones, replacing those of an earlier announcement; a name already configured keeps its
@@ -165,6 +177,37 @@ class FailoverUploader(Uploader):
     @property
     def endpoint_used(self) -> str | None:
         return self.endpoints.last_used
+
+    def last_success(self, at: datetime) -> str | None:
+        """What the local journal keeps of the last success (``resume`` reads it back, ``probe
+        status`` shows it): the endpoint's name, the path and whether it was a fallback, at
+        ``at``; None before any success."""
+        if self.endpoint_used is None:
+            return None
+        return json.dumps({"endpoint": self.endpoint_used, "path": self.path_used,
+                           "fallback": self.fallback_used,
+                           "at": at.astimezone(UTC).strftime(TIME_FORMAT)})
+
+    def resume(self, saved: str | None, now: datetime) -> bool:
+        """After a restart, go first to the endpoint that worked last (``last_success``) when
+        that was less than ``retry_first_after`` ago and it is still listed: a probe restarted
+        during a block does not knock at the blocked endpoint first, and its first heartbeat
+        tells the way that worked last (the path as the config gives it now). Anything
+        unreadable is ignored (False)."""
+        try:
+            found = json.loads(saved or "null")
+            at = datetime.strptime(found["at"], TIME_FORMAT).replace(tzinfo=UTC)
+            name = found["endpoint"]
+        except (ValueError, TypeError, KeyError):
+            return False
+        if not isinstance(name, str) \
+                or not 0 <= (now - at).total_seconds() < self.endpoints.retry_first_after \
+                or not self.endpoints.remember(name):
+            return False
+        endpoint = self.endpoints.order()[0]
+        self.path_used = route(endpoint, self.proxy)[2]
+        self.fallback_used = endpoint is not self.endpoints.endpoints[0]
+        return True
 
     async def _send(self, path: str, data: bytes, headers: dict[str, str]) -> dict[str, Any]:
         async def attempt(endpoint: Endpoint) -> dict[str, Any]:

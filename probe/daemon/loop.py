@@ -70,6 +70,7 @@ from probe.local.journal import (
     CLOCK_CHECKED,
     CLOCK_OFFSET,
     CLOCK_STATUS,
+    COLLECTOR_PATH,
     CONTROLS,
     EVENT_WINDOWS,
     LADDER_TARGET,
@@ -324,6 +325,8 @@ class Daemon:
             self.event_windows = windows.parse(json.loads(saved), self.config.identity.country)
         self.window = windows.active(self.event_windows, self.clock.now())
         await self._load_announcement()
+        if isinstance(self.uploader, FailoverUploader):  # after the announced endpoints
+            self.uploader.resume(await self.journal.get(COLLECTOR_PATH), self.clock.now())
         await self._refresh_usage()
         await self._refresh_spool()
         # Nothing is known about the clock after a start (it may be a reboot without a
@@ -906,7 +909,8 @@ class Daemon:
         self.reachable = True
         await self.journal.set(**{LAST_HEARTBEAT: ooni_time(now),
                                   LAST_HEARTBEAT_ATTEMPT: ooni_time(now),
-                                  LAST_HEARTBEAT_ERROR: None, **clock_state})
+                                  LAST_HEARTBEAT_ERROR: None, **clock_state,
+                                  **upload.path_state(self.uploader, now)})
         observed = answer.get("observed_address")
         if isinstance(observed, str):
             await self._learn([observed], only_identifying=False)
@@ -929,8 +933,10 @@ class Daemon:
         are planned like targets at start, dropped ones are planned no more. A fetch that
         fails keeps the lists the probe has (``probe.config.target_sync``)."""
         assert self.config_path is not None
+        # Through the uploader's endpoints, announced ones too, sharing its failover memory.
+        shared = self.uploader.endpoints if isinstance(self.uploader, FailoverUploader) else None
         log.info("%s", await target_sync.refresh(self.config, self.uploader.token,
-                                                 traffic=self._add_traffic))
+                                                 traffic=self._add_traffic, endpoints=shared))
         try:
             fresh = probe_config.load(self.config_path)
         except ConfigError as exc:  # the file changed under the daemon: keep what runs

@@ -26,14 +26,28 @@ from probe.config import probe_config
 from probe.core.measurement import ooni_time
 from probe.daemon import scheduler
 from probe.daemon.clock import Clock
+from probe.daemon.endpoints import FailoverUploader
 from probe.daemon.uploader import Uploader, UploadError
-from probe.local.journal import LAST_UPLOAD, LAST_UPLOAD_ATTEMPT, LAST_UPLOAD_ERROR, Journal
+from probe.local.journal import (
+    COLLECTOR_PATH,
+    LAST_UPLOAD,
+    LAST_UPLOAD_ATTEMPT,
+    LAST_UPLOAD_ERROR,
+    Journal,
+)
 from probe.local.spool import Entry, Spool
 
 log = logging.getLogger("kuzot.daemon")
 
 BATCH_BYTES = 4 * 1024 * 1024  # half the collector's default body limit, before gzip
 COMPACT_AFTER = 1000  # measurements sent in one drain after which the spool is compacted
+
+
+def path_state(uploader: Uploader, now: datetime) -> dict[str, str]:
+    """The journal entry of how the collector was reached last (``probe status`` shows it,
+    the next start resumes from it), or nothing for an uploader without endpoints."""
+    record = uploader.last_success(now) if isinstance(uploader, FailoverUploader) else None
+    return {COLLECTOR_PATH: record} if record is not None else {}
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,7 +140,8 @@ class Uploads:
                                        self.batch_limit * 2)
                 await self.journal.set(**{LAST_UPLOAD: ooni_time(now),
                                           LAST_UPLOAD_ATTEMPT: ooni_time(now),
-                                          LAST_UPLOAD_ERROR: None, **clock_state})
+                                          LAST_UPLOAD_ERROR: None, **clock_state,
+                                          **path_state(self.uploader, now)})
                 await self._refresh()
         finally:
             await self._refresh()

@@ -39,6 +39,8 @@ CLOCK_CHECKED = "clock_checked_at"  # the probe's own time of that check
 CONTROLS = "controls"
 # The last signed endpoint announcement applied (JSON: serial, expires, endpoints).
 ANNOUNCED = "announced_endpoints"
+# How the collector was reached last (JSON: endpoint, path, fallback, at; probe.daemon.endpoints).
+COLLECTOR_PATH = "collector_path"
 
 
 @dataclass(frozen=True, slots=True)

@@ -52,3 +52,26 @@ def test_archiving_is_off_by_default_and_takes_a_duration(tmp_path: Path) -> Non
     path.write_text("storage: {archive_after: 0}\n")
     with pytest.raises(ConfigError, match="storage.archive_after: must be positive"):
         collector_config.load(path)
+
+
+def test_a_bucket_for_archives_takes_its_secret_from_a_file(tmp_path: Path) -> None:
+    assert collector_config.CollectorConfig().storage.s3_settings() is None
+    path = tmp_path / "collector.yaml"
+    (tmp_path / "secret").write_text("s3cr3t\n")
+    path.write_text("storage: {archive_url: s3://kuzot/kg, s3_endpoint: 'http://[::1]:9000', "
+                    "s3_region: kg-1, s3_access_key_id: AKID, s3_secret_access_key_file: secret, "
+                    "archive_cache_mb: 8}\n")
+    settings = collector_config.load(path).storage.s3_settings()
+    assert settings is not None
+    assert (settings.url, settings.endpoint, settings.region, settings.access_key_id,
+            settings.secret_access_key, settings.cache_bytes) == (
+        "s3://kuzot/kg", "http://[::1]:9000", "kg-1", "AKID", "s3cr3t", 8 * 1024 * 1024)
+    path.write_text("storage: {archive_url: 'https://kuzot/kg'}\n")
+    with pytest.raises(ConfigError, match="storage.archive_url: 'https://kuzot/kg' is not s3"):
+        collector_config.load(path)
+    path.write_text("storage: {archive_url: s3://kuzot, s3_secret_access_key_file: nowhere}\n")
+    with pytest.raises(ConfigError, match="storage.s3_secret_access_key_file: no such file"):
+        collector_config.load(path)
+    path.write_text("storage: {archive_url: s3://kuzot, s3_secret_access_key_file: secret}\n")
+    with pytest.raises(ConfigError, match="storage.s3_access_key_id: required"):
+        collector_config.load(path)

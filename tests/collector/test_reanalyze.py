@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import errno
 import json
 import sys
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -25,6 +27,8 @@ from collector.api.validate import validate
 from collector.config import Limits
 from collector.reanalyze import RECORDED, reanalyze
 from collector.store import TIME_FORMAT, VERDICTS, Filters, Store, open_store
+from collector.store.archive import ArchiveError, archive
+from collector.store.archive_targets import LocalTarget
 from probe.core.measurement import envelope
 from probe.nettests.web_connectivity import analysis
 from tests.probe.nettests.web_connectivity.test_analysis_table import ROWS
@@ -211,3 +215,79 @@ async def test_a_mistyped_database_is_an_error_not_an_empty_one(tmp_path: Any) -
     assert code == 1 and out == ""
     assert f"database unavailable: {missing} does not exist" in err
     assert not missing.parent.exists()
+
+
+async def test_an_archived_measurement_stays_archived(database: str, tmp_path: Path) -> None:
+    """Re-analysis of archived rows writes their new documents to new archive files, read
+    back and compared, and moves the rows' references there: no body comes back into the
+    database, the files written before keep the documents as they were, and the answers are
+    those of a store that was never archived."""
+    root = tmp_path / "archive"
+    store = await open_store(database, archive_dir=str(root))
+    try:
+        stored, before = await _fill(store)
+        everything = _time(NOW + timedelta(hours=1))
+        moved = await archive(store, LocalTarget(root), everything)
+        assert moved.emptied == len(before)
+        files = {p: p.read_bytes() for p in root.rglob("*.jsonl.gz")}
+        refs = await store.archive_refs(list(before))
+        assert set(refs) == set(before)
+
+        done = await reanalyze(store, _time(SINCE), page=7)
+        assert (done.reanalysed, done.stored) == (len(stored.old), len(stored.old))
+        old_uids = {m["measurement_uid"] for m in stored.old}
+        # Still archived, nothing in the database to archive again; re-analysed rows point
+        # at new files, the others where they were.
+        assert await store.archive_candidates(everything, None, 1000) == []
+        now_refs = await store.archive_refs(list(before))
+        assert set(now_refs) == set(before)
+        assert {u for u in before if now_refs[u] != refs[u]} == old_uids
+        assert all(now_refs[u].split(":")[0] not in {r.split(":")[0] for r in refs.values()}
+                   for u in old_uids)
+        assert {p: p.read_bytes() for p in files} == files  # old files as written
+        after = await store.measurement_bodies(list(before))
+        for m, current in zip(stored.old, stored.current, strict=True):
+            uid = m["measurement_uid"]
+            keys = json.loads(after[uid])["test_keys"]
+            assert keys["analysis"] == current["test_keys"]["analysis"]
+            assert keys[RECORDED] == json.loads(before[uid])["test_keys"]["analysis"]
+        assert {u: after[u] for u in before if u not in old_uids} == \
+            {u: before[u] for u in before if u not in old_uids}
+        blocked = await store.measurements(Filters(since=_time(SINCE), verdict="blocked"),
+                                           limit=1000)
+        assert {m["measurement_uid"] for m in stored.r12} <= {r["uid"] for r in blocked}
+    finally:
+        await store.close()
+    reopened = await open_store(database, archive_dir=str(root))
+    try:
+        assert await reopened.measurement_bodies(list(before)) == after
+        again = await reanalyze(reopened, _time(SINCE))
+        assert (again.reanalysed, again.stored) == (0, 0)
+    finally:
+        await reopened.close()
+
+
+class _FullDisk(LocalTarget):
+    """The archive directory as it is when its disk is full: files read, none written."""
+
+    def put(self, name: str, data: bytes) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device", name)
+
+
+async def test_archived_rows_keep_their_verdict_when_the_archive_cannot_be_written(
+        database: str, tmp_path: Path) -> None:
+    root = tmp_path / "archive"
+    store = await open_store(database, archive_dir=str(root))
+    try:
+        _, before = await _fill(store)
+        await archive(store, LocalTarget(root), _time(NOW + timedelta(hours=1)))
+        listed = await store.measurements(Filters(since=_time(SINCE)), limit=1000)
+        refs = await store.archive_refs(list(before))
+        store.archive_target = _FullDisk(root)
+        with pytest.raises(ArchiveError, match="No space left"):
+            await reanalyze(store, _time(SINCE))
+        assert await store.measurements(Filters(since=_time(SINCE)), limit=1000) == listed
+        assert await store.archive_refs(list(before)) == refs
+        assert await store.measurement_bodies(list(before)) == before
+    finally:
+        await store.close()

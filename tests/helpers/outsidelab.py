@@ -81,6 +81,12 @@ class OutsideLab:
         for prefix in prefixes:
             self.iptables("-I", "FORWARD", "-d", prefix, "-j", "DROP")
 
+    def filter_icmp(self, *prefixes: str) -> None:
+        """Drop ICMP echo requests forwarded to ``prefixes``; TCP still gets through."""
+        for prefix in prefixes:
+            self.iptables("-I", "FORWARD", "-d", prefix, "-p", "icmp", "--icmp-type",
+                          "echo-request", "-j", "DROP")
+
     def restore(self, *prefixes: str) -> None:
         for prefix in prefixes:
             self.iptables("-D", "FORWARD", "-d", prefix, "-j", "DROP")

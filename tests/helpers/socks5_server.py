@@ -4,7 +4,9 @@
 It records each CONNECT as ``(address type, host, port)`` so a test can tell a name the
 proxy resolved (type ``domain``: nothing was looked up on the client) from an address the
 client resolved itself (``ipv4``/``ipv6``). Names resolve only through ``hosts``, and only to
-loopback, so nothing leaves the machine.
+loopback, so nothing leaves the machine; the censor lab runs one inside its own world
+namespace (``bind`` there, ``allowed`` the world's addresses), where it plays a Tor relay
+beyond the censor.
 """
 
 from __future__ import annotations
@@ -19,20 +21,33 @@ from tests.helpers.connect_proxy import _pipe
 ATYP = {1: "ipv4", 3: "domain", 4: "ipv6"}
 
 
+LOOPBACK = ("127.0.0.0/8", "::1/128")
+
+
 class Socks5Server:
-    def __init__(self, hosts: dict[str, str] | None = None) -> None:
+    def __init__(self, hosts: dict[str, str] | None = None, bind: str = "127.0.0.1",
+                 port: int = 0, allowed: tuple[str, ...] = LOOPBACK) -> None:
         self.hosts = hosts or {}
+        self.bind = bind
+        self.allowed = tuple(ipaddress.ip_network(n) for n in allowed)
         self.connects: list[tuple[str, str, int]] = []
         self._server: asyncio.Server | None = None
-        self.port = 0
+        self.port = port
 
     @property
     def url(self) -> str:
-        return f"socks5h://127.0.0.1:{self.port}"
+        return f"socks5h://{self.bind}:{self.port}"
 
     async def start(self) -> None:
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self._server = await asyncio.start_server(self._serve, self.bind, self.port)
         self.port = self._server.sockets[0].getsockname()[1]
+
+    def _allowed(self, address: str) -> bool:
+        try:
+            ip = ipaddress.ip_address(address)
+        except ValueError:
+            return False  # a name no ``hosts`` entry resolves
+        return any(ip in network for network in self.allowed)
 
     async def stop(self) -> None:
         if self._server is not None:
@@ -64,8 +79,8 @@ class Socks5Server:
                 return
             self.connects.append((ATYP[atyp], host, port))
             address = self.hosts.get(host, host) if atyp == 3 else host
-            if not (address.startswith("127.") or address == "::1"):
-                writer.write(b"\x05\x02\x00\x01" + bytes(6))  # not allowed: loopback only
+            if not self._allowed(address):
+                writer.write(b"\x05\x02\x00\x01" + bytes(6))  # not allowed: outside ``allowed``
                 return
             try:
                 up_reader, up_writer = await asyncio.open_connection(address, port)

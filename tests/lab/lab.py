@@ -68,6 +68,9 @@ class Outcome:
     error: str | None = None
     measurement: dict[str, Any] | None = None
     log: str = ""  # a daemon round's log, for the failure message
+    # A round with ``Scenario.paths``: ``probe status``'s collector section and the stored
+    # measurements' uids and controls (``Lab._paths``).
+    paths: dict[str, Any] | None = None
 
     @property
     def passed(self) -> bool:
@@ -145,7 +148,7 @@ class Lab:
             self.topology.add_world_addresses(
                 [a for s in sites.values() for a in (s.ip, s.ip6) if a]
                 + [plan.AUTH_DNS, plan.PUBLIC_RESOLVER, plan.CONTROL_IP,
-                   plan.AUTH_DNS6, plan.PUBLIC_RESOLVER6, plan.CONTROL_IP6])
+                   plan.AUTH_DNS6, plan.PUBLIC_RESOLVER6, plan.CONTROL_IP6, plan.SOCKS_PROXY])
             world, censor, injector = self._write_configs(sites)
             self._start("world", self.topology.world, "-m", "tests.lab.world", world)
             self._start("censor", self.topology.censor, "-m", "tests.lab.censor", censor)
@@ -234,6 +237,10 @@ class Lab:
             "sites": world_sites, "zone": zone,
             "control": {"cert_file": str(control_pem), "key_file": str(control_pem),
                         "backend": plan.COLLECTOR_BACKEND},
+            # The proxy beyond the censor resolves the lab's names itself (socks5h).
+            "proxy": {"ip": plan.SOCKS_PROXY, "port": plan.SOCKS_PORT,
+                      "hosts": {plan.CONTROL_NAME: plan.CONTROL_IP,
+                                **{s.name: s.ip for s in sites.values()}}},
             "ready_file": str(self.workdir / "world.ready"),
         }))
         censor = self.workdir / "censor.json"
@@ -379,7 +386,7 @@ class Lab:
             self.workdir / f"round-{scenario.name}.yaml",
             rounds.daemon_config(scenario.url, self.daemon_token(), self.ca_file, CONTROL_URL,
                                  str(self.workdir / f"spool-{scenario.name}.sqlite"),
-                                 scenario.collector_first))
+                                 scenario.collector_first, scenario.paths))
         return [sys.executable, "-m", "probe", "run", "--config", str(config), "--once"]
 
     def daemon_round(self, scenario: Scenario) -> Outcome:
@@ -404,7 +411,28 @@ class Lab:
             return Outcome(scenario, None, seconds, f"collector query failed: {exc} "
                            f"{stored.stderr.strip()[-200:]}", log=log)
         summary, waiting = done
-        return Outcome(scenario, Round(summary, measured, waiting), seconds, log=log)
+        outcome = Outcome(scenario, Round(summary, measured, waiting), seconds, log=log)
+        if scenario.paths is not None:
+            outcome.paths = self._paths(scenario)
+        return outcome
+
+    def _paths(self, scenario: Scenario) -> dict[str, Any]:
+        """Which ways the round reports: ``probe status --json`` in the probe's namespace (the
+        collector's last way, the control that answered last) and, per measurement the
+        collector stored for the URL, its uid and the control it names, read back from the
+        collector in the world."""
+        config = self.workdir / f"round-{scenario.name}.yaml"
+        shown = self.topology.in_ns(
+            self.topology.subscriber(scenario.link), sys.executable, "-m", "probe", "status",
+            "--json", "--config", str(config), check=False)
+        stored = self.topology.in_ns(self.topology.world, sys.executable, "-c",
+                                     rounds.PATHS_QUERY, scenario.url, check=False)
+        try:
+            report = json.loads(shown.stdout)
+            return {"status": report["collector"], "controls": report["controls"],
+                    "stored": json.loads(stored.stdout)}
+        except (ValueError, KeyError) as exc:
+            return {"error": f"{exc}: {shown.stderr[-200:]} {stored.stderr[-200:]}"}
 
     def _together(self, scenarios: Sequence[Scenario], rules_of: Sequence[Scenario],
                   workers: int) -> list[Outcome]:

@@ -18,7 +18,9 @@ from typing import Literal
 
 from tests.lab import plan
 
-Behaviour = str  # "page" | "big" | "none" | "redirect:URL" | "redirects:N"
+# "control" (HTTPS only): the name is another way to the collector and its control, served
+# by the collector's TLS front on the site's address (a second endpoint of the monitor).
+Behaviour = str  # "page" | "big" | "none" | "redirect:URL" | "redirects:N" | "control"
 CertKind = Literal["valid", "expired", "wrong_name"]
 # "a": the site's addresses (A, and AAAA when it has IPv6); "aaaa_only": only its AAAA record
 # (an IPv6-only site); "no_a": the name exists without addresses; "localhost": 127.0.0.1.
@@ -118,6 +120,25 @@ class Round:
 
 
 @dataclass(frozen=True, slots=True)
+class Paths:
+    """A daemon round's ways to the monitor, and which of them it must report having used.
+
+    ``collector`` and ``controls`` are ordered ``(name, host)`` endpoints, each reached at
+    ``https://host``; without ``controls`` the collector's endpoints serve as the controls
+    (the probe's default). ``proxy``: everything sent to the monitor goes through the
+    world's SOCKS5 proxy (``socks5h``: the proxy resolves the names). ``reached``: the way
+    ``probe status`` shows the collector was reached last (endpoint, path, fallback);
+    ``control``: the control endpoint and path the stored measurement names. None for both:
+    the round reached neither, and the collector stored nothing."""
+
+    collector: tuple[tuple[str, str], ...]
+    reached: tuple[str, str, bool] | None
+    control: tuple[str, str] | None
+    controls: tuple[tuple[str, str], ...] = ()
+    proxy: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class Scenario:
     """One censorship technique (or site problem) and what the probe must conclude."""
 
@@ -141,6 +162,8 @@ class Scenario:
     # A daemon round's first collector endpoint reaches the collector through this address
     # (fronting: the collector's own name in Host and SNI), its second directly; None: one.
     collector_first: str | None = None
+    # A daemon round's collector endpoints, controls and proxy, and the ways it must report.
+    paths: Paths | None = None
 
 
 def expect(verdict: str, layer: str | None = None, mechanism: str | None = None, *,

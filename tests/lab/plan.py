@@ -63,6 +63,10 @@ PUBLIC_RESOLVER: Final = "88.212.8.8"
 CONTROL_IP: Final = "88.212.250.10"
 CONTROL_NAME: Final = "control.kuzot-lab.net"
 COLLECTOR_BACKEND: Final = "127.0.0.1:8080"  # inside the world namespace, behind TLS
+# A SOCKS5 proxy beyond the censor (a Tor relay, for the probe's purposes): it reaches the
+# collector's addresses from the world side, where no censor rule applies.
+SOCKS_PROXY: Final = "88.212.9.9"
+SOCKS_PORT: Final = 1080
 SITES_FIRST: Final = ipaddress.IPv4Address("88.212.10.1")
 SITES_LAST: Final = ipaddress.IPv4Address("88.212.11.254")
 

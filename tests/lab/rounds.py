@@ -18,6 +18,7 @@ from typing import Any
 
 from probe.daemon.loop import NOTICE_VERSION
 from tests.lab import plan
+from tests.lab.model import Paths
 
 PROBE_ID = "lab-probe"
 # The same short step timeouts as the lab's one-URL checks; the ladder waits 1.5 s per rung.
@@ -36,20 +37,50 @@ with urllib.request.urlopen(url, timeout=5) as response:
     print(response.read().decode())
 """
 
+# The same, with each stored measurement's uid and the control it names (endpoint, path).
+PATHS_QUERY = f"""
+import json, sys, urllib.parse, urllib.request
+base = "http://{plan.COLLECTOR_BACKEND}/api/v1/"
+query = urllib.parse.urlencode({{"input": sys.argv[1], "test_name": "web_connectivity"}})
+with urllib.request.urlopen(base + "measurements?" + query, timeout=5) as response:
+    rows = json.loads(response.read())["measurements"]
+out = []
+for row in rows:
+    with urllib.request.urlopen(base + "measurement/" + row["uid"],
+                                timeout=5) as response:
+        keys = json.loads(response.read())["test_keys"]
+    out.append({{"uid": row["uid"], "control": keys.get("x_control_endpoint"),
+                 "path": keys.get("x_control_path")}})
+print(json.dumps(out))
+"""
+
 
 def daemon_config(url: str, token: str, ca_file: str, control_url: str,
-                  spool: str, collector_first: str | None = None) -> dict[str, Any]:
+                  spool: str, collector_first: str | None = None,
+                  paths: Paths | None = None, *, probe_id: str = PROBE_ID,
+                  asn: str | None = None) -> dict[str, Any]:
     """The probe daemon's configuration for one round that measures ``url``; each round has
     its own spool file, so nothing one round kept is counted by another. With
     ``collector_first`` the collector has two endpoints: through that address first, then
-    its own (the controls follow the same list)."""
-    endpoints = [{"name": "first", "url": control_url, "front": collector_first},
-                 {"name": "second", "url": control_url}] if collector_first else []
-    return {
-        "identity": {"probe_id": PROBE_ID, "country": "KG"},
+    its own (the controls follow the same list). ``paths`` gives the endpoints, controls
+    and proxy instead."""
+    endpoints: list[dict[str, str | None]] = [
+        {"name": "first", "url": control_url, "front": collector_first},
+        {"name": "second", "url": control_url}] if collector_first else []
+    extra: dict[str, Any] = {}
+    if paths is not None:
+        endpoints = [{"name": name, "url": f"https://{host}"} for name, host in paths.collector]
+        if paths.controls:
+            extra["controls"] = [{"name": name, "url": f"https://{host}"}
+                                 for name, host in paths.controls]
+    link: dict[str, Any] = {"url": control_url, "token": token, "ca_file": ca_file,
+                            "endpoints": endpoints}
+    if paths is not None and paths.proxy:
+        link["proxy"] = f"socks5h://{plan.SOCKS_PROXY}:{plan.SOCKS_PORT}"
+    return extra | {
+        "identity": {"probe_id": probe_id, "country": "KG"} | ({"asn": asn} if asn else {}),
         "spool_path": spool,
-        "collector": {"url": control_url, "token": token, "ca_file": ca_file,
-                      "endpoints": endpoints},
+        "collector": link,
         "ca_file": ca_file,
         "timeouts": TIMEOUTS,
         "targets": [{"url": url}],

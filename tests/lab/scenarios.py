@@ -29,6 +29,7 @@ from tests.lab.model import (
     CertKind,
     Expect,
     Link,
+    Paths,
     Round,
     Scenario,
     Site,
@@ -112,10 +113,10 @@ def _build() -> list[Scenario]:
             censor: tuple[Action, ...], want: Expect | Round, *, public_resolver: bool = False,
             exclusive: bool = False, evidence: tuple[str, ...] = (),
             not_evidence: tuple[str, ...] = (), link: Link = "broadband",
-            collector_first: str | None = None) -> None:
+            collector_first: str | None = None, paths: Paths | None = None) -> None:
         s.append(Scenario(name, about, url, sites, censor, want, public_resolver=public_resolver,
                           exclusive=exclusive, evidence=evidence, not_evidence=not_evidence,
-                          link=link, collector_first=collector_first))
+                          link=link, collector_first=collector_first, paths=paths))
 
     # --- No censorship: the baseline every other scenario is measured against.
     a = _site("www.ok-http.kg")
@@ -425,6 +426,44 @@ def _build() -> list[Scenario]:
     add("collector_first_address_reset", "the censor resets the collector's first address: "
         "the daemon uploads through the next endpoint", f"https://{a.name}/", (a, first),
         rst_on_syn(first.ip, 443), _online(f"https://{a.name}/"), collector_first=first.ip)
+    # The censor drops the collector's first name in DNS: the round reaches the collector,
+    # and its controls (the same endpoints), at the second name.
+    a = _site("www.collector-dns.kg")
+    first = _site("collector-dns.kuzot-lab.net", http="none", https="control")
+    add("collector_name_dropped_in_dns", "the ISP resolver answers NXDOMAIN for the "
+        "collector's first name: uploads and controls go to its second name",
+        f"https://{a.name}/", (a, first), isp_lies(first.name, "nxdomain"),
+        _online(f"https://{a.name}/"),
+        paths=Paths(collector=(("first", first.name), ("second", plan.CONTROL_NAME)),
+                    reached=("second", "direct", True), control=("second", "direct")))
+    # The censor blackholes the first control only; the collector itself stays reachable.
+    a = _site("www.control-only.kz")
+    control = _site("control-a.kuzot-lab.net", http="none", https="control")
+    add("first_control_blackholed", "every packet to the first control's :443 dropped, the "
+        "collector untouched: the second control gives the view and the site stays ok",
+        f"https://{a.name}/", (a, control), drop_to(control.ip, 443),
+        _online(f"https://{a.name}/"),
+        paths=Paths(collector=(("primary", plan.CONTROL_NAME),),
+                    controls=(("control-a", control.name), ("control-b", plan.CONTROL_NAME)),
+                    reached=("primary", "direct", False), control=("control-b", "direct")))
+    # Every way to the monitor blocked but a SOCKS5 proxy beyond the censor (Tor).
+    a = _site("www.only-proxy.kg")
+    one = _site("collector-p1.kuzot-lab.net", http="none", https="control")
+    two = _site("collector-p2.kuzot-lab.net", http="none", https="control")
+    add("monitor_only_through_proxy", "both collector endpoints (its controls too) reset "
+        "directly; the SOCKS5 proxy beyond the censor reaches them, the site is measured "
+        "directly and stays ok", f"https://{a.name}/", (a, one, two),
+        (*rst_on_syn(one.ip, 443), *rst_on_syn(two.ip, 443)), _online(f"https://{a.name}/"),
+        paths=Paths(collector=(("first", one.name), ("second", two.name)), proxy=True,
+                    reached=("first", "socks5", False), control=("first", "socks5")))
+    # The same censor without the proxy: what the proxy buys. Nothing reaches the monitor; the
+    # ladder's and the site's measurements wait in the spool, the site uncalled blocked.
+    a = _site("www.no-proxy.kz")
+    add("monitor_blocked_without_proxy", "both collector endpoints reset and no proxy: the "
+        "round keeps its measurements for later", f"https://{a.name}/", (a, one, two),
+        (*rst_on_syn(one.ip, 443), *rst_on_syn(two.ip, 443)), Round("online", (), 2),
+        paths=Paths(collector=(("first", one.name), ("second", two.name)), reached=None,
+                    control=None))
     a = _site("www.shutdown.kz")
     add("shutdown", "everything forwarded is dropped: the probe must not call the site "
         "blocked", f"https://{a.name}/", (a,), shutdown(), INCONCLUSIVE, exclusive=True)

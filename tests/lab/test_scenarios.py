@@ -22,6 +22,29 @@ from tests.lab.scenarios import SCENARIOS
 pytestmark = pytest.mark.lab
 
 
+def check_paths(outcome: Outcome) -> None:
+    """The round reports the ways it used: ``probe status`` names the collector's endpoint,
+    path and whether it was a fallback, and the control that answered; the collector stored
+    each measurement exactly once (one uid), naming the control that answered and the path
+    to it."""
+    paths = outcome.scenario.paths
+    assert paths is not None and outcome.paths is not None
+    assert "error" not in outcome.paths, outcome.paths
+    last = outcome.paths["status"]["last_path"]
+    stored = outcome.paths["stored"]
+    controls = outcome.paths["controls"]
+    if paths.reached is None:
+        # Cut off: nothing stored, and ``probe status`` says every control is unreachable.
+        assert last is None and stored == [], (last, stored)
+        assert controls["blocked"] is True and controls["endpoint"] is None, controls
+        return
+    assert (controls["endpoint"], controls["path"], controls["blocked"]) == (
+        *paths.control, False), controls
+    assert (last["endpoint"], last["path"], last["fallback"]) == paths.reached, last
+    assert len(stored) == len({row["uid"] for row in stored}) == 1, stored
+    assert [(row["control"], row["path"]) for row in stored] == [paths.control], stored
+
+
 @pytest.mark.parametrize("scenario_name", [s.name for s in SCENARIOS])
 def test_scenario(scenario_name: str, scenario_outcome: Callable[[str], Outcome]) -> None:
     outcome = scenario_outcome(scenario_name)
@@ -31,6 +54,8 @@ def test_scenario(scenario_name: str, scenario_outcome: Callable[[str], Outcome]
         assert outcome.got == scenario.expect, (
             f"{scenario.about}: expected {describe(scenario.expect)}, got {describe(outcome.got)}"
             f"\n{outcome.log[-1500:]}")
+        if scenario.paths is not None:
+            check_paths(outcome)
         return
     assert outcome.measurement is not None
     keys = outcome.measurement["test_keys"]

@@ -5,8 +5,10 @@ it). Each site listens only on its own addresses (IPv4, and IPv6 for a site that
 several names may share one (co-hosting), in which case the TLS certificate is chosen by SNI
 and the page by the Host header. The authoritative server answers for every lab name; the
 public resolver forwards to it after a delay that stands for the distance to a resolver
-abroad; both, and the control, listen on IPv4 and IPv6. The collector itself runs as its own
-process (``python -m collector serve``) behind a TLS front, as an operator would run it.
+abroad; both, and the control, listen on IPv4 and IPv6. A SOCKS5 proxy (a Tor relay beyond
+the censor) reaches the world's addresses, resolving the lab's names itself. The collector
+itself runs as its own process (``python -m collector serve``) behind a TLS front, as an
+operator would run it.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from typing import Any
 
 from aiohttp import web
 
+from tests.helpers.socks5_server import Socks5Server
 from tests.lab import dnsd, pages, relay
 from tests.lab.plan import (
     AUTH_DNS,
@@ -29,6 +32,7 @@ from tests.lab.plan import (
     PUBLIC_RESOLVER,
     PUBLIC_RESOLVER6,
     PUBLIC_RESOLVER_DELAY,
+    WORLD_NET,
 )
 
 
@@ -79,7 +83,7 @@ async def _serve_sites(config: dict[str, Any]) -> list[web.AppRunner]:
     by_listener: dict[tuple[str, str], dict[str, dict[str, Any]]] = {}
     for site in config["sites"]:
         for scheme in ("http", "https"):
-            if site[scheme] == "none":
+            if site[scheme] in ("none", "control"):  # "control": the collector's front
                 continue
             for address in (site["ip"], site.get("ip6")):
                 if address:
@@ -96,9 +100,19 @@ async def _serve_sites(config: dict[str, Any]) -> list[web.AppRunner]:
 
 
 async def _control_front(config: dict[str, Any]) -> asyncio.Server:
-    """TLS on the control's public address, relayed to the collector on loopback."""
+    """TLS on the control's public address, relayed to the collector on loopback; also on the
+    address of each other name of the collector (a site whose HTTPS is ``control``), each
+    with its own certificate, chosen by SNI."""
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(config["control"]["cert_file"], config["control"]["key_file"])
+    aliases = {site["name"]: site for site in config["sites"] if site["https"] == "control"}
+    if aliases:
+        by_name = {name: _tls_context({name: site}) for name, site in aliases.items()}
+
+        def choose(sock: ssl.SSLObject, server_name: str | None, _ctx: ssl.SSLContext) -> None:
+            sock.context = by_name.get((server_name or "").lower(), context)
+
+        context.sni_callback = choose
     host, _, port = config["control"]["backend"].rpartition(":")
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -109,7 +123,8 @@ async def _control_front(config: dict[str, Any]) -> asyncio.Server:
             return
         await relay.splice((reader, writer), upstream)
 
-    return await asyncio.start_server(handle, [CONTROL_IP, CONTROL_IP6], 443, ssl=context)
+    addresses = [CONTROL_IP, CONTROL_IP6, *(site["ip"] for site in aliases.values())]
+    return await asyncio.start_server(handle, addresses, 443, ssl=context)
 
 
 async def main(config_path: str) -> None:
@@ -121,10 +136,15 @@ async def main(config_path: str) -> None:
         await dnsd.serve(public, dnsd.forwarder(AUTH_DNS, delay=PUBLIC_RESOLVER_DELAY))
     runners = await _serve_sites(config)
     front = await _control_front(config)
+    proxy = config["proxy"]
+    socks = Socks5Server(hosts=proxy["hosts"], bind=proxy["ip"], port=proxy["port"],
+                         allowed=(WORLD_NET,))
+    await socks.start()
     Path(config["ready_file"]).write_text("ready\n")
     try:
         await asyncio.Event().wait()
     finally:
+        await socks.stop()
         front.close()
         for runner in runners:
             await runner.cleanup()

@@ -36,8 +36,11 @@ from collector.events.statuspage import (
     network_rows,
     status_page,
 )
+from collector.keys import store_key
 from collector.notify.event import EventView
-from tests.helpers.fleet import fleet_events, running_collector
+from collector.outside.hourly import STATE_NAME as OUTSIDE_STATE
+from collector.outside.hourly import HourlyShare
+from tests.helpers.fleet import RunningCollector, fleet_events, running_collector
 from tests.helpers.paths import REPO
 from tests.helpers.servers import serve_app
 
@@ -362,10 +365,24 @@ def test_the_monitors_own_outage_has_its_own_section_and_is_no_event() -> None:
     assert 'class="card shutdown"' not in page
 
 
+async def save_outside_signal(collector: RunningCollector, now: datetime) -> None:
+    """Two days of outside-in rounds as the prober saves them: ElCat answers in full until
+    three hours ago, then a tenth of its blocks; Kazakhtelecom 97% throughout."""
+    hourly = HourlyShare()
+    t = now.timestamp() - 48 * 3600
+    while t <= now.timestamp():
+        hourly.add("KG", "AS8449", t, 0.1 if t > now.timestamp() - 3 * 3600 else 1.0)
+        hourly.add("KZ", "AS9198", t, 0.97)
+        t += 600
+    await collector.app[store_key].save_state(OUTSIDE_STATE, hourly.to_json(),
+                                              now.strftime("%Y-%m-%d %H:%M:%S"))
+
+
 async def test_collector_serves_the_page_and_event_pages(tmp_path: Path) -> None:
     async with running_collector(tmp_path, public_url="https://status.example.org") as collector:
         await collector.feed_wave()
         await collector.publish(fleet_events(datetime.now(UTC)))
+        await save_outside_signal(collector, datetime.now(UTC))
         async with aiohttp.ClientSession() as session:
 
             async def get(path: str, status: int = 200, **headers: str) -> tuple[Any, str]:
@@ -393,6 +410,13 @@ async def test_collector_serves_the_page_and_event_pages(tmp_path: Path) -> None
             _, atom_kg = await get("/events.atom?cc=KG&lang=ru")
     text = text_of(page)
     assert "Internet shutdown in Kyrgyzstan" in text and "ElCat (AS8449)" in text
+    # The outside-in signal, from the store, on the events' hour grid: ElCat's last hours low.
+    outside = page[page.index('id="outside"'):]
+    assert "Seen from outside the country, hour by hour" in text
+    assert "Kyrgyzstan · ElCat (AS8449)" in outside and "Kazakhstan · Kazakhtelecom" in outside
+    assert "10% of the address blocks answer" in outside
+    assert "97% of the address blocks answer" in outside
+    assert "отвечают 10% блоков адресов" in russian
     assert "vlast.kz" in text and "kloop.kg" in text  # the latest result per target
     assert "Сейчас: 3 открытых события" in text_of(russian)
     assert '<html lang="kk">' in kazakh and "Елдер бойынша" in kazakh
@@ -540,6 +564,7 @@ async def test_readers_see_the_pages_in_chromium(tmp_path: Path, width: int) -> 
     async with running_collector(tmp_path) as collector:
         await collector.feed_wave()
         await collector.publish(fleet_events(datetime.now(UTC)))
+        await save_outside_signal(collector, datetime.now(UTC))
 
         async def proxy(request: web.Request) -> web.Response:
             async with aiohttp.ClientSession() as session, session.get(
@@ -583,6 +608,7 @@ async def test_readers_see_the_pages_in_chromium(tmp_path: Path, width: int) -> 
     assert "Now: 3 open events" in text
     assert "Blocking in Kazakhstan" in text and "Kazakhtelecom (AS9198)" in text
     assert "Last 7 days, hour by hour" in text
+    assert "Seen from outside the country, hour by hour" in text
     # On a phone the tables become labelled blocks instead of being cut.
     assert seen["status"]["cell"] == ("block" if width == 390 else "table-cell")
     assert "Сейчас: 3 открытых события" in seen["status-ru"]["text"]
@@ -656,3 +682,28 @@ async def test_chromium_blocks_nothing_on_the_page_under_its_policy(tmp_path: Pa
                                              tmp_path / "profile-tampered")
     assert "Content Security Policy" in control, control[-2000:]
     assert "Content Security Policy" not in console, console[-2000:]
+
+
+def test_the_outside_chart_draws_each_hours_share_on_the_events_grid() -> None:
+    now = datetime(2026, 3, 9, 12, 30, tzinfo=UTC)
+    shares: list[float | None] = [None] * (charts.HOURS - 3) + [1.0, 0.5, 0.0]
+    svg = str(charts.share_svg([("ElCat <b>", shares)], now, lambda s: f"{s:.0%} up",
+                               "outside"))
+    assert "ElCat &lt;b&gt;" in svg and "<b>" not in svg
+    # One grey band for the hours without rounds, then three bars as high as their share.
+    assert svg.count('fill="#e4e4e4"') == 1
+    bars = re.findall(r'<rect x="(\d+)" y="([\d.]+)" width="5" height="([\d.]+)"', svg)
+    assert [(int(x), float(h)) for x, _, h in bars] == [
+        ((charts.HOURS - 3) * charts.CELL, charts.BAR), ((charts.HOURS - 2) * charts.CELL,
+                                                         charts.BAR / 2),
+        ((charts.HOURS - 1) * charts.CELL, 1.0)]
+    assert "09.03 12:00–13:00 UTC: 0% up" in svg and "09.03 11:00–12:00 UTC: 50% up" in svg
+
+
+def test_the_status_page_shows_the_outside_chart_only_with_data() -> None:
+    plain = status_page(events(), LATEST, NOW, settings("en"))
+    assert 'id="outside"' not in plain
+    shares: list[float | None] = [0.9] * charts.HOURS
+    page = status_page(events(), LATEST, NOW, settings("en"),
+                       outside={("KZ", "AS9198"): shares})
+    assert 'id="outside"' in page and "90% of the address blocks answer" in page

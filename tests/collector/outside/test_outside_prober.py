@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import random
+import time
 from collections.abc import Coroutine
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -22,7 +23,7 @@ from collector.detect.outside import Level, OutsideParams
 from collector.outside.belief import ROUND_BUDGET, BlockState
 from collector.outside.blocks import Block, parse_blocks, parse_opt_out
 from collector.outside.pacer import TokenBucket
-from collector.outside.prober import Prober, ProberSettings
+from collector.outside.prober import Confirmation, Prober, ProberSettings, RoundReport
 from collector.outside.sender import OutOfScope, PacedSender, Scope
 from collector.outside.signal import OutsideMonitor, aggregate
 from collector.outside.wire import Method, Target
@@ -308,3 +309,83 @@ async def test_an_address_that_went_away_leaves_the_responsive_set() -> None:
     assert gone not in track.responsive
     assert len(track.responsive) == 8  # discovery found a replacement
     assert set(states) == {BlockState.UP}
+
+
+def many_blocks(world: World, count: int) -> list[Block]:
+    lines = [f"KZ big 198.18.{i}.0/24" for i in range(count)]
+    for i in range(count):
+        world.icmp.update(hosts(f"198.18.{i}.0/24", range(1, 255, 3)))
+    return parse_blocks(lines)
+
+
+async def test_a_confirmation_reprobes_a_bounded_sample_of_the_dark_blocks() -> None:
+    world = World(VirtualTime())
+    blocks = many_blocks(world, 40)
+    prober, sender = build(world, blocks, rate=1000.0, burst=20.0, confirm_sample=10)
+    for _ in range(2):
+        await prober.round()
+    world.cut.update(ipaddress.IPv4Network(f"198.18.{i}.0/24") for i in range(30))
+    report = await prober.round()
+    assert sum(r.state is BlockState.DOWN for r in report.results) == 30
+    # Still cut: ten of the thirty dark blocks are asked again, one silent probe each by
+    # every method (one ICMP echo and two SYNs), and none came back.
+    before = len(world.sent)
+    dark = await prober.confirm("KZ", "big")
+    assert (dark.up_before, dark.dark, dark.sampled, dark.recovered) == (10, 30, 10, 0)
+    assert dark.blocks_up == 10 and dark.blocks == 40
+    assert dark.sent == len(world.sent) - before == 30
+    assert {t.address for _, t in world.sent[before:]} <= {
+        a for b in blocks[:30] for a in b.prefix.hosts()}
+    # Back: the sample answers, and its share is applied to all thirty.
+    world.cut.clear()
+    back = await prober.confirm("KZ", "big")
+    assert (back.sampled, back.recovered, back.blocks_up) == (10, 10, 40)
+    unknown = await prober.confirm("KZ", "nothing")
+    assert (unknown.blocks, unknown.sampled, unknown.sent) == (0, 0, 0)
+
+
+async def test_a_confirmation_finds_addresses_that_now_answer_tcp_only() -> None:
+    world = World(VirtualTime())
+    blocks = parse_blocks(["KG net-a 198.18.0.0/24"])
+    world.icmp.update(hosts("198.18.0.0/24", range(1, 255, 2)))
+    prober, _ = build(world, blocks, tcp_ports=(80, 443))
+    await prober.round()
+    [track] = prober.tracks
+    assert {t.method for t in track.responsive} == {Method.ICMP}
+    # The border drops ICMP echo now; the hosts still answer a SYN to 443.
+    for address in list(world.icmp):
+        world.tcp[address] = 443
+    world.icmp.clear()
+    assert (await prober.round()).results[0].state is BlockState.DOWN
+    result = await prober.confirm("KG", "net-a")
+    assert (result.sampled, result.recovered) == (1, 1)
+    assert {(t.method, t.port) for t in track.responsive} == {(Method.TCP, 443)}
+    report = await prober.round()
+    assert report.results[0].state is BlockState.UP and report.sent == 1
+
+
+async def test_run_confirms_what_the_hook_names_after_confirm_after() -> None:
+    world, blocks = populated_world()
+    # run() waits in real time: a slot of 0.3 s, the confirmation 0.1 s after the round.
+    prober, _ = build(world, blocks, round_seconds=0.3, confirm_after=0.1)
+    stop = asyncio.Event()
+    rounds: list[float] = []
+    confirmed: list[tuple[str, str, int, float]] = []
+
+    async def on_round(report: RoundReport) -> None:
+        rounds.append(time.monotonic())
+        if len(rounds) == 2:
+            world.cut.add(ipaddress.IPv4Network("198.18.8.0/24"))
+
+    def hook(report: RoundReport) -> list[tuple[str, str]]:
+        return [("KG", "net-b")] if len(rounds) == 3 else []
+
+    async def on_confirm(result: Confirmation) -> None:
+        confirmed.append((result.country, result.network, result.dark, time.monotonic()))
+        stop.set()
+
+    await asyncio.wait_for(prober.run(on_round, stop, hook, on_confirm), 10)
+    assert len(rounds) == 3
+    [(cc, network, dark, at)] = confirmed
+    assert (cc, network, dark) == ("KG", "net-b", 1)
+    assert at - rounds[-1] >= 0.1

@@ -87,6 +87,9 @@ async def test_rounds_reach_the_metrics_and_the_engine(lab: OutsideLab, tmp_path
     assert sample("verdict", country="KZ", network="AS64500", level="critical") == 1
     assert sample("verdict", country="KZ", network="AS64501", level="none") == 1
     assert sample("baseline_blocks_up", country="KZ", network="AS64500") == 8
+    # The round that saw AS64500 dark was followed by its confirmation, which found it dark.
+    assert sample("confirmations_total", result="dark") == 1
+    assert sample("confirmations_total", result="recovered") == 0
     last = {r.asn: r for r in received[-1]}
     assert (last["AS64500"].blocks_up, last["AS64501"].blocks_up) == (0, 8)
     assert service.report is not None

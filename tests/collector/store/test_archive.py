@@ -13,6 +13,7 @@ import pytest
 
 from collector.store import Filters, Store, StoredMeasurement, open_store
 from collector.store.archive import MEMBER_LINES, ArchiveError, ArchiveUnreadable, archive
+from collector.store.archive_targets import LocalTarget
 from tests.collector.factory import stored
 
 CUT = "2024-05-03 00:00:00"
@@ -47,14 +48,14 @@ async def test_archive_then_reopen_reads_every_body_back(database: str,
     try:
         await store.add_measurements(rows)
         before = await _snapshot(store)
-        dry = await archive(store, root, CUT, dry_run=True)
+        dry = await archive(store, LocalTarget(root), CUT, dry_run=True)
         assert (dry.bodies, dry.emptied) == (12, 0)
         assert not root.exists()
-        report = await archive(store, root, CUT)
+        report = await archive(store, LocalTarget(root), CUT)
         assert (report.bodies, report.emptied) == (12, 12)
         assert sorted(report.files) == sorted(dry.files)
         assert await _snapshot(store) == before  # summary rows and rollups untouched
-        again = await archive(store, root, CUT)
+        again = await archive(store, LocalTarget(root), CUT)
         assert (again.bodies, again.emptied) == (0, 0)
     finally:
         await store.close()
@@ -91,17 +92,17 @@ async def test_failure_between_steps_empties_nothing(database: str, tmp_path: Pa
     try:
         await store.add_measurements(rows)
 
-        def crash(at: str, path: Path) -> None:
+        def crash(at: str, name: str) -> None:
             if at == step:
-                raise OSError(f"power lost after {at} {path.name}")
+                raise OSError(f"power lost after {at} {name}")
 
         with pytest.raises(OSError, match="power lost"):
-            await archive(store, root, CUT, checkpoint=crash)
+            await archive(store, LocalTarget(root), CUT, checkpoint=crash)
         assert len(await store.archive_candidates(CUT, None, 100)) == 12
         assert await store.measurement_bodies([r.uid for r in rows]) == \
             {r.uid: r.body for r in rows}
         # The next run moves them all; the file left by the failed one is never reused.
-        report = await archive(store, root, CUT)
+        report = await archive(store, LocalTarget(root), CUT)
         assert report.emptied == 12
         assert any(".2.jsonl.gz" in f for f in report.files)
         assert await store.measurement_bodies([r.uid for r in rows]) == \
@@ -118,13 +119,14 @@ async def test_a_file_that_does_not_read_back_empties_nothing(database: str,
     try:
         await store.add_measurements(rows)
 
-        def damage(at: str, path: Path) -> None:
+        def damage(at: str, name: str) -> None:
             if at == "written":
+                path = root / name
                 data = path.read_bytes()
                 path.write_bytes(data[:len(data) // 2])
 
         with pytest.raises(ArchiveError):
-            await archive(store, root, CUT, checkpoint=damage)
+            await archive(store, LocalTarget(root), CUT, checkpoint=damage)
         assert len(await store.archive_candidates(CUT, None, 100)) == 12
     finally:
         await store.close()
@@ -147,7 +149,7 @@ async def test_a_missing_archive_file_is_unavailable_not_wrong(database: str,
     try:
         row = stored(start_time="2024-05-01 10:00:00")
         await store.add_measurements([row])
-        report = await archive(store, root, CUT)
+        report = await archive(store, LocalTarget(root), CUT)
         (root / report.files[0]).unlink()
         with pytest.raises(ArchiveUnreadable):
             await store.measurement_bodies([row.uid])
@@ -165,7 +167,7 @@ async def test_a_day_of_many_members_reads_as_one_gzip_stream(database: str,
     store = await open_store(database, archive_dir=str(root))
     try:
         await store.add_measurements(rows)
-        report = await archive(store, root, CUT)
+        report = await archive(store, LocalTarget(root), CUT)
         assert report.emptied == count
         [name] = report.files
         with gzip.open(root / name, "rt", encoding="utf-8") as f:

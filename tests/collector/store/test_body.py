@@ -71,7 +71,7 @@ async def _stored_bytes(database: str, uid: str) -> int:
         conn = await asyncpg.connect(database)
         try:
             return int(await conn.fetchval(
-                "SELECT coalesce(octet_length(body_z), octet_length(body)) FROM measurements "
+                "SELECT coalesce(octet_length(body_z), octet_length(body)) FROM measurement_bodies "
                 "WHERE uid = $1", uid))
         finally:
             await conn.close()

@@ -1,4 +1,5 @@
-"""What only the PostgreSQL store has: monthly partitions, the uid table, unavailability."""
+"""What only the PostgreSQL store has: monthly partitions (summary rows and bodies apart), the
+uid table, unavailability."""
 
 from __future__ import annotations
 
@@ -39,8 +40,10 @@ async def test_rows_land_in_monthly_partitions(postgres_dsn: str) -> None:
             ("dec", "measurements_p202312"), ("jan", "measurements_p202401"),
             ("jan2", "measurements_p202401")]
         assert [(r["parent"], r["part"]) for r in parts] == [
-            ("heartbeats", "heartbeats_p202402"), ("measurements", "measurements_p202312"),
-            ("measurements", "measurements_p202401")]
+            ("heartbeats", "heartbeats_p202402"),
+            ("measurement_bodies", "measurement_bodies_p202312"),
+            ("measurement_bodies", "measurement_bodies_p202401"),
+            ("measurements", "measurements_p202312"), ("measurements", "measurements_p202401")]
         assert uids == 3
     finally:
         await store.close()
