@@ -119,9 +119,9 @@ class ProbeTrack:
     def blocked(self) -> list[bool]:
         return [bool(r.blocked) for r in self.runs]
 
-    def add(self, vote: BlockRun, flap_window: float) -> None:
+    def add(self, vote: BlockRun) -> None:
         """Remember the probe's round ``vote``: its last two rounds, the start of its blocked
-        streak, and when it last came back from a blocked round (flips within the window)."""
+        streak, and when it came back from a blocked round (``step`` forgets old flips)."""
         if vote.blocked:
             if self.streak is None or not self.runs or not self.runs[-1].blocked:
                 self.streak = vote.t
@@ -131,7 +131,6 @@ class ProbeTrack:
             self.streak = None
         self.runs = (self.runs + [Round(vote.t, int(vote.blocked), vote.mechanism,
                                         vote.fingerprint)])[-2:]
-        self.flips = [t for t in self.flips if t >= vote.t - flap_window]
 
 
 @dataclass(slots=True)
@@ -247,7 +246,7 @@ def step(series: BlockSeries, runs: Sequence[BlockRun], now: float, cc: str, asn
     """
     for vote in bin_votes(runs):
         track = series.probes.setdefault(vote.probe_id, ProbeTrack())
-        track.add(vote, params.flap_window)
+        track.add(vote)
         if series.onset is not None and not track.chronic:
             series.runs += 1
             if vote.blocked:
@@ -329,7 +328,7 @@ def _signal(series: BlockSeries, voters: dict[str, ProbeTrack], latest: list[boo
             target: str, active_probes: int, params: BlockParams, tiers: TierParams) -> Signal:
     level = NONE
     lower = wilson_lower(sum(last_two), len(last_two), params.wilson_z)
-    flapping = sorted(p for p, t in voters.items() if _flipped(t, series.onset, now, params))
+    flapping = any(_flipped(t, series.onset, now, params) for t in voters.values())
     persistent = [p for p, t in voters.items() if len(t.runs) == 2 and all(t.blocked())
                   and (not flapping or (t.streak is not None
                                         and now - t.streak >= params.flap_hold))]
