@@ -26,6 +26,7 @@ import asyncio
 import copy
 import hashlib
 import json
+import os
 import random
 import re
 import secrets
@@ -34,6 +35,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import deque
+from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from statistics import median
@@ -44,10 +47,12 @@ import aiohttp
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.collector_ingest import Collector  # noqa: E402
+from bench.collector_ingest import Collector, cpu_seconds  # noqa: E402
 from bench.measurement_format import WORDS, _serve  # noqa: E402
+from bench.scale_clone import clone_postgres, clone_sqlite  # noqa: E402
 from collector.api.query import encode_cursor  # noqa: E402
 from collector.store import StoredMeasurement, is_postgres, open_store  # noqa: E402
+from collector.store.body import pack  # noqa: E402
 from probe.core.measurement import envelope  # noqa: E402
 from probe.nettests.web_connectivity import measure as web_check  # noqa: E402
 
@@ -60,6 +65,22 @@ START = datetime(2026, 1, 1, tzinfo=UTC)
 ROUND = timedelta(hours=1)
 TIME = "%Y-%m-%d %H:%M:%S"
 CALLS = 9
+# The typed evidence a current probe sends with each verdict (``evidence_fields``): without
+# it the collector's detection re-runs the analysis of every measurement, as it does for
+# measurements recorded before the field existed.
+_NO_EVIDENCE: dict[str, Any] = {
+    "failed_layer": None, "failure": None, "control_unavailable": False,
+    "control_failure": None, "blockpage": None, "confirmed": None, "issuer": None,
+    "certificate_sha256": None, "dns_inconsistent": False, "slowdown": None,
+    "goodput_ratio": None, "handshake_ratio": None, "goodput_comparable": None}
+EVIDENCE: dict[str, dict[str, Any]] = {
+    "ok": _NO_EVIDENCE,
+    "blocked": {**_NO_EVIDENCE, "failed_layer": "tls", "failure": "generic_timeout_error"},
+    "down": {**_NO_EVIDENCE, "failed_layer": "tcp", "failure": "generic_timeout_error",
+             "control_failure": "generic_timeout_error"},
+    "inconclusive": {**_NO_EVIDENCE, "control_unavailable": True,
+                     "control_failure": "unknown_failure: no control configured"},
+}
 
 
 def _page(rng: random.Random) -> str:
@@ -137,6 +158,7 @@ class Generator:
         verdict, layer, mechanism = (
             ("ok", None, None) if roll < 0.92 else ("blocked", "tls", "timeout") if roll < 0.96
             else ("down", None, None) if roll < 0.98 else ("inconclusive", None, None))
+        evidence = EVIDENCE[verdict]
         page, length, sha = rng.choice(self.pages[target])
         t0 = rng.uniform(0.01, 0.2)
         t1 = t0 + rng.uniform(0.01, 0.1)
@@ -152,7 +174,8 @@ class Generator:
             "page": page, "length": str(length), "sha": sha,
             "date": started.strftime("%a, %d %b %Y %H:%M:%S GMT"),
             "analysis": json.dumps({"verdict": verdict, "layer": layer, "mechanism": mechanism,
-                                    "confidence": 0.9, "evidence": [], "analysis_version": 2},
+                                    "confidence": 0.9, "evidence": [], "analysis_version": 2,
+                                    "evidence_fields": evidence},
                                    separators=(",", ":")),
         }
         parts = self.parts
@@ -166,23 +189,56 @@ class Generator:
         for _ in range(count):
             index = self.made
             self.made += 1
-            text, c = self.document(index, f"s{index:011d}")
-            out.append(StoredMeasurement(
-                uid=c["uid"], probe_id=c["probe_id"], test_name="web_connectivity",
-                input=c["target"], probe_cc=c["cc"], probe_asn=c["asn"],
-                start_time=c["start_time"], received_at=c["start_time"], verdict=c["verdict"],
-                layer=c["layer"] or None, mechanism=c["mechanism"] or None, body=text))
+            out.append(self.row(index))
         return out
 
+    def row(self, index: int, packed: bool = False) -> StoredMeasurement:
+        """Stored measurement ``index`` (uid ``s<index>``); ``packed``: with its body
+        compressed as validation hands it to the store."""
+        text, c = self.document(index, f"s{index:011d}")
+        return StoredMeasurement(
+            uid=c["uid"], probe_id=c["probe_id"], test_name="web_connectivity",
+            input=c["target"], probe_cc=c["cc"], probe_asn=c["asn"],
+            start_time=c["start_time"], received_at=c["start_time"], verdict=c["verdict"],
+            layer=c["layer"] or None, mechanism=c["mechanism"] or None, body=text,
+            packed=pack(text) if packed else None)
 
-async def fill(database: str, generator: Generator, upto: int) -> float:
-    """Store measurements until the store holds ``upto``; returns rows per second."""
+
+_WORKER: Generator | None = None
+
+
+def _start_worker(base: dict[str, Any]) -> None:
+    global _WORKER
+    _WORKER = Generator(base)
+
+
+def _chunk(first: int, count: int) -> list[StoredMeasurement]:
+    """Rows ``first`` .. ``first + count - 1``, made and compressed in a worker process (each
+    chunk seeded by its first index, so a store is the same whatever the number of workers)."""
+    assert _WORKER is not None
+    _WORKER.rng = random.Random(first)
+    return [_WORKER.row(i, packed=True) for i in range(first, first + count)]
+
+
+async def fill(database: str, generator: Generator, upto: int, base: dict[str, Any],
+               workers: int = 2, batch: int = 1000) -> float:
+    """Store measurements until the store holds ``upto``, through the store's own write path
+    (``add_measurements``, ``batch`` rows per transaction: PostgreSQL's detection feed hands
+    out whole transactions, so larger ones would make its pages, and the collector's memory
+    while it catches up, larger than any upload does); the rows are made and compressed by
+    ``workers`` processes while the store writes. Returns rows per second."""
     store = await open_store(database)
+    loop = asyncio.get_running_loop()
     started, added = time.perf_counter(), 0
+    pending: deque[asyncio.Future[list[StoredMeasurement]]] = deque()
     try:
-        while generator.made < upto:
-            added += len(await store.add_measurements(
-                generator.rows(min(1000, upto - generator.made))))
+        with ProcessPoolExecutor(workers, initializer=_start_worker, initargs=(base,)) as pool:
+            while generator.made < upto or pending:
+                while generator.made < upto and len(pending) < 2 * workers:
+                    count = min(batch, upto - generator.made)
+                    pending.append(loop.run_in_executor(pool, _chunk, generator.made, count))
+                    generator.made += count
+                added += len(await store.add_measurements(await pending.popleft()))
     finally:
         await store.close()
     return added / max(time.perf_counter() - started, 1e-9)
@@ -211,32 +267,50 @@ def _status(pid: int, field: str) -> float:
     return float("nan")
 
 
-async def ingest(base: str, token: str, generator: Generator, seconds: float) -> float:
-    headers = {"Authorization": f"Bearer {token}"}
+async def ingest(base: str, token: str, generator: Generator, seconds: float,
+                 pid: int) -> dict[str, Any]:
+    """Durable HTTP ingest for ``seconds``: 8 clients, batches of 100. The measurements
+    continue the fleet's timeline after the stored ones (what a deployment receives: recent
+    measurements, each with its own uid). Returns the rate, the load average at the start and
+    the end, and the collector's RSS sampled every second."""
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
     acked = 0
     deadline = time.perf_counter() + seconds
     prefix = secrets.token_hex(3)
+    following = generator.made
+    rss: list[float] = []
 
     async def client(index: int, session: aiohttp.ClientSession) -> None:
-        nonlocal acked
+        nonlocal acked, following
         n = 0
         while time.perf_counter() < deadline:
-            docs = [generator.document(generator.rng.randrange(generator.made),
-                                       f"h{prefix}c{index}n{n + i}")[0] for i in range(100)]
+            first, following = following, following + 100
+            docs = [generator.document(first + i, f"h{prefix}c{index}n{n + i}")[0]
+                    for i in range(100)]
             n += 100
             body = '{"measurements":[' + ",".join(docs) + "]}"
             async with session.post(base + "/api/v1/measurements", data=body.encode(),
-                                    headers={**headers, "Content-Type": "application/json"}
-                                    ) as response:
+                                    headers=headers) as response:
                 text = await response.text()
                 if response.status != 200:
                     raise RuntimeError(f"HTTP {response.status}: {text[:300]}")
                 acked += len(json.loads(text)["stored"])
 
+    async def sample() -> None:
+        while time.perf_counter() < deadline:
+            rss.append(_status(pid, "VmRSS"))
+            await asyncio.sleep(1)
+
+    load_before = os.getloadavg()[0]
+    cpu = cpu_seconds(pid)
     start = time.perf_counter()
     async with aiohttp.ClientSession() as session:
-        await asyncio.gather(*(client(i, session) for i in range(8)))
-    return acked / (time.perf_counter() - start)
+        await asyncio.gather(sample(), *(client(i, session) for i in range(8)))
+    rate = acked / (time.perf_counter() - start)
+    # The collector's CPU time (every thread: HTTP, validation, the store, detection) per
+    # measurement acknowledged: what the load average cannot distort.
+    return {"rate": rate, "load": (load_before, os.getloadavg()[0]), "rss": rss,
+            "acked": acked, "cpu_us": 1e6 * (cpu_seconds(pid) - cpu) / max(acked, 1)}
 
 
 def read_calls(generator: Generator) -> list[tuple[str, str]]:
@@ -303,20 +377,55 @@ class SlowStopCollector(Collector):
             self.process.wait()
 
 
+async def grow(database: str, generator: Generator, upto: int, clone_from: int) -> float:
+    """Copy the first ``clone_from`` rows until ``upto`` are stored (``bench/scale_clone``);
+    returns rows per second."""
+    started, have = time.perf_counter(), generator.made
+    if is_postgres(database):
+        store = await open_store(database)
+        try:
+            await clone_postgres(store, clone_from, upto, have, START)
+        finally:
+            await store.close()
+    else:
+        await asyncio.to_thread(clone_sqlite, database, clone_from, upto, have)
+    generator.made = upto
+    return (upto - have) / max(time.perf_counter() - started, 1e-9)
+
+
+async def stored(database: str) -> int:
+    store = await open_store(database)
+    try:
+        return await store.count_measurements()
+    finally:
+        await store.close()
+
+
 def measure(tmp: Path, name: str, database: str, sizes: list[int], seconds: float,
-            base: dict[str, Any]) -> list[dict[str, Any]]:
+            base: dict[str, Any], workers: int, clone_from: int = 0) -> list[dict[str, Any]]:
     generator = Generator(base)
     results = []
     for size in sizes:
         print(f"{name}: filling to {size:,}", file=sys.stderr, flush=True)
-        rate = asyncio.run(fill(database, generator, size))
+        existing = asyncio.run(stored(database))  # a store kept from an earlier run
+        if existing >= size:
+            generator.made, rate = size, float("nan")
+        elif clone_from and size > clone_from:
+            generator.made = max(generator.made, existing)
+            if generator.made < clone_from:
+                asyncio.run(fill(database, generator, clone_from, base, workers))
+            rate = asyncio.run(grow(database, generator, size, clone_from))
+        else:
+            rate = asyncio.run(fill(database, generator, size, base, workers))
         row: dict[str, Any] = {"store": name, "size": size, "fill_rate": rate,
                                "bytes": asyncio.run(disk_bytes(database)) / size}
         collector = SlowStopCollector(tmp, database)
         with collector as (url, token):
             pid = collector.process.pid
             row["reads"] = asyncio.run(reads(url, read_calls(generator)))
-            row["ingest"] = asyncio.run(ingest(url, token, generator, seconds))
+            done = asyncio.run(ingest(url, token, generator, seconds, pid))
+            row["ingest"], row["load"] = done["rate"], done["load"]
+            row["ingest_rss"], row["cpu_us"] = done["rss"], done["cpu_us"]
             row["metrics_after_ingest"] = asyncio.run(reads(url, [("m", "/metrics")]))["m"]
             row["rss"], row["peak_rss"] = _status(pid, "VmRSS"), _status(pid, "VmHWM")
         results.append(row)
@@ -389,6 +498,12 @@ def report(results: list[dict[str, Any]]) -> None:
     line("bytes on disk per measurement", [f"{r['bytes']:,.0f}" for r in results])
     line("fill through the Store, rows/s", [f"{r['fill_rate']:,.0f}" for r in results])
     line("HTTP ingest, 8 clients x 100, /s", [f"{r['ingest']:,.0f}" for r in results])
+    line("collector CPU per measurement ingested, us", [f"{r['cpu_us']:,.0f}"
+                                                         for r in results])
+    line("load average at the ingest's start / end", [f"{r['load'][0]:.1f} / {r['load'][1]:.1f}"
+                                                      for r in results])
+    line("collector RSS during the ingest, max MB", [f"{max(r['ingest_rss'] or [0]):.0f}"
+                                                      for r in results])
     for name in results[0]["reads"]:
         line(f"{name}, median ms", [f"{r['reads'][name]:.1f}" if r["reads"][name] == r["reads"][
             name] else "failed (503)" for r in results])
@@ -407,6 +522,14 @@ def main() -> int:
                         help="start a throwaway PostgreSQL cluster beside SQLite")
     parser.add_argument("--no-sqlite", action="store_true", help="PostgreSQL only")
     parser.add_argument("--keep", type=Path, help="directory for the SQLite file (kept)")
+    parser.add_argument("--workers", type=int, default=2,
+                        help="processes that make and compress the rows of the fill")
+    parser.add_argument("--reference", type=int, default=0, metavar="SIZE",
+                        help="then measure a new SQLite store of SIZE the same way: the same "
+                             "run's reference for the rates")
+    parser.add_argument("--clone-from", type=int, default=0, metavar="N",
+                        help="fill N rows through the store, then copy them in SQL up to "
+                             "each larger size (bench/scale_clone.py)")
     parser.add_argument("--repeat", type=int, default=5, help="runs of each aggregation")
     parser.add_argument("--aggregations", metavar="DATABASE",
                         help="only time each aggregation from the rollups and as a scan of "
@@ -427,7 +550,10 @@ def main() -> int:
             folder = args.keep or tmp
             folder.mkdir(parents=True, exist_ok=True)
             results += measure(tmp, "SQLite", str(folder / "scale.sqlite"), args.sizes,
-                               args.seconds, base)
+                               args.seconds, base, args.workers, args.clone_from)
+            if args.reference:
+                results += measure(tmp, "SQLite (reference)", str(tmp / "reference.sqlite"),
+                                   [args.reference], args.seconds, base, args.workers)
         if args.postgres:
             from tests.helpers.postgres import PostgresCluster, unavailable_reason
 
@@ -438,11 +564,12 @@ def main() -> int:
             try:
                 cluster.execute("CREATE DATABASE kuzot_scale")
                 results += measure(tmp, "PostgreSQL", cluster.dsn("kuzot_scale"), args.sizes,
-                                   args.seconds, base)
+                                   args.seconds, base, args.workers, args.clone_from)
             finally:
                 cluster.stop()
         elif args.dsn:
-            results += measure(tmp, "PostgreSQL", args.dsn, args.sizes, args.seconds, base)
+            results += measure(tmp, "PostgreSQL", args.dsn, args.sizes, args.seconds, base,
+                               args.workers, args.clone_from)
     report(results)
     return 0
 

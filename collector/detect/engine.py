@@ -308,7 +308,11 @@ class Engine:
         view = SettledBin(
             index=index, start=start, end=start + config.block.bin, probes=probe_bins,
             runs=pending["runs"], healthy=healthy,
-            frozen={b.cc: self.calendar.frozen(b.cc, start) for b in probe_bins.values()},
+            # Every country of the bin, its runs' too: a probe's runs can name another
+            # country than its bin (it moved, or GeoIP placed one upload elsewhere).
+            frozen={cc: self.calendar.frozen(cc, start) for cc in
+                    {b.cc for b in probe_bins.values()}
+                    | {r.cc for runs in pending["runs"].values() for r in runs}},
             active=active, baselines=self.baselines, is_open=self.tracker.is_open,
             partial=partial)
         signals: list[Signal] = []

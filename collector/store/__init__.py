@@ -16,7 +16,7 @@ it in ``tests/collector/store``, which runs on both (README: "How to add a store
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 from urllib.parse import urlsplit
 
@@ -41,6 +41,10 @@ class StoredMeasurement:
     ``probe_cc``/``probe_asn`` are the effective location: from the GeoIP database when one is
     configured and knows the submitter's address (``location_source="geoip"``), else the probe's
     declared values. ``location_mismatch`` records that the two disagreed.
+
+    ``packed`` is ``body`` in its stored form (``collector.store.body.pack``) when the caller
+    already compressed it off the event loop (validation does, on its worker thread); a store
+    packs a row that comes without it.
     """
 
     uid: str
@@ -57,6 +61,7 @@ class StoredMeasurement:
     body: str
     location_source: str = "declared"
     location_mismatch: bool = False
+    packed: bytes | None = field(default=None, compare=False, repr=False)
 
     @property
     def domain(self) -> str | None:

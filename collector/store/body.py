@@ -27,8 +27,15 @@ _DICTIONARIES = {
 
 def pack(text: str) -> bytes:
     """The stored form of a JSON document."""
+    return pack_utf8(text.encode("utf-8"))
+
+
+def pack_utf8(data: bytes) -> bytes:
+    """The stored form of a JSON document already encoded as UTF-8 (validation has the bytes:
+    it measures them). zlib lets other threads run while it compresses, so packing on a worker
+    thread runs beside the event loop, not in its turn."""
     compressor = zlib.compressobj(_LEVEL, zlib.DEFLATED, -15, zdict=_DICTIONARIES[ZLIB_V1])
-    return bytes((ZLIB_V1,)) + compressor.compress(text.encode("utf-8")) + compressor.flush()
+    return bytes((ZLIB_V1,)) + compressor.compress(data) + compressor.flush()
 
 
 def unpack(stored: str | bytes | memoryview) -> str:

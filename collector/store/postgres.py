@@ -353,6 +353,9 @@ class PostgresStore(PostgresEventsMixin):
         await self._ensure_partitions("measurements", moments)
         await self._ensure_partitions("measurement_bodies", moments)
         uids = sorted(unique)
+        # Compressed before taking a connection, on a worker thread when not done yet
+        # (validation packs on its own): the transaction only writes.
+        packed = await _packed_bodies(unique)
 
         async def work(conn: asyncpg.Connection) -> set[str]:
             claimed = {r["uid"] for r in await conn.fetch(
@@ -367,9 +370,9 @@ class PostgresStore(PostgresEventsMixin):
                     columns=_SUMMARY_COLUMNS)
                 await conn.copy_records_to_table(
                     "measurement_bodies", columns=("start_time", "uid", "body_z"),
-                    records=[(_ts(r.start_time), r.uid, pack(r.body)) for r in fresh])
-                targets = sorted((_target_values(r) for r in fresh), key=lambda v: v[:4])
-                await conn.executemany(SQL.upsert_target, targets)
+                    records=[(_ts(r.start_time), r.uid, packed[r.uid]) for r in fresh])
+                await conn.executemany(SQL.upsert_target,
+                                       [_target_values(r) for r in sql.latest_per_target(fresh)])
                 increments = sql.rollup_increments(fresh)
                 for statement, table in ((SQL.upsert_hourly, "rollups_hourly"),
                                          (SQL.upsert_daily, "rollups_daily")):
@@ -654,6 +657,15 @@ def _values(row: StoredMeasurement) -> tuple[Any, ...]:
     values["start_time"] = _ts(row.start_time)
     values["received_at"] = _ts(row.received_at)
     return tuple(values[c] for c in _SUMMARY_COLUMNS)
+
+
+async def _packed_bodies(rows: dict[str, StoredMeasurement]) -> dict[str, bytes]:
+    """Each row's stored body by uid; bodies validation did not pack yet are packed on a
+    worker thread, before a connection is taken."""
+    if all(r.packed is not None for r in rows.values()):
+        return {u: r.packed for u, r in rows.items() if r.packed is not None}
+    return await asyncio.to_thread(
+        lambda: {u: r.packed if r.packed is not None else pack(r.body) for u, r in rows.items()})
 
 
 def stored_body(record: asyncpg.Record) -> str:

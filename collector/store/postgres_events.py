@@ -15,6 +15,7 @@ watermark. The cursor is a transaction id, and a page always holds whole transac
 
 from __future__ import annotations
 
+import asyncio
 from typing import TYPE_CHECKING, Any
 
 import asyncpg
@@ -107,9 +108,11 @@ class PostgresEventsMixin:
                    {"body_z": "NULL::bytea", "archive": "NULL::text", "uid": "NULL::text",
                     "source": table})
         records = await self._fetch(_FEED.format(table=table, **columns), str(after), limit)
-        bodies = await feed_bodies(getattr(self, "archive_target", None), [
+        # Decompressed on a worker thread, beside the event loop (see the SQLite feed).
+        decoded = await asyncio.to_thread(lambda: [
             (r["uid"], unpack(r["body_z"]) if r["body_z"] is not None else r["body"],
              r["archive"]) for r in records])
+        bodies = await feed_bodies(getattr(self, "archive_target", None), decoded)
         return [FeedRow(int(r["seq"]), r["probe_id"], r["received_at"], body)
                 for r, body in zip(records, bodies, strict=True)]
 

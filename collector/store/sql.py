@@ -34,6 +34,7 @@ from collector.store import (
     EventFilter,
     Filters,
     StoredMeasurement,
+    target_key,
 )
 
 # Event columns in the order both stores write and read them; the JSON ones are text.
@@ -241,6 +242,19 @@ def rollup_increments(rows: list[StoredMeasurement]) -> dict[str, list[RollupRow
         daily[(r.start_time[:10] + " 00:00:00", *rest)] += 1
     return {table: [(*key, n) for key, n in sorted(counts.items())]  # type: ignore[misc]
             for table, counts in (("rollups_hourly", hourly), ("rollups_daily", daily))}
+
+
+def latest_per_target(rows: list[StoredMeasurement]) -> list[StoredMeasurement]:
+    """Each target's latest row of a batch (by start time, then uid), sorted by target key:
+    ``target_state`` keeps the latest anyway, so one upsert per target instead of one per row,
+    taken in one order by concurrent writers."""
+    latest: dict[tuple[str, str, str, str], StoredMeasurement] = {}
+    for row in rows:
+        key = (row.probe_cc, row.probe_asn, row.test_name, target_key(row.input))
+        found = latest.get(key)
+        if found is None or (row.start_time, row.uid) > (found.start_time, found.uid):
+            latest[key] = row
+    return [latest[key] for key in sorted(latest)]
 
 
 def rollup_moves(start_time: str, rest: tuple[str, ...], old: str | None,

@@ -15,6 +15,7 @@ connection. ``MIGRATION`` is ``sqlite.MIGRATIONS``' entry for version 3.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -80,8 +81,11 @@ class SQLiteEventsMixin:
         rows = await self._fetch(
             "SELECT rowid, probe_id, received_at, body, uid, archive FROM measurements "
             "WHERE rowid > ? ORDER BY rowid LIMIT ?", (after, limit))
-        bodies = await feed_bodies(getattr(self, "archive_target", None),
-                             [(r[4], unpack(r[3]), r[5]) for r in rows])
+        # Decompressed on a worker thread (zlib lets the event loop serve requests meanwhile):
+        # a page is hundreds of bodies, read while uploads keep arriving.
+        decoded: list[tuple[str, str | None, str | None]] = await asyncio.to_thread(
+            lambda: [(r[4], unpack(r[3]), r[5]) for r in rows])
+        bodies = await feed_bodies(getattr(self, "archive_target", None), decoded)
         return [FeedRow(int(r[0]), str(r[1]), str(r[2]), body)
                 for r, body in zip(rows, bodies, strict=True)]
 

@@ -3,7 +3,7 @@
 Defaults keep the data use modest: a round is at most
 ``targets_with_baseline * (2 * repetitions + 2 * ab_repetitions) * max_bytes_per_transfer``
 bytes (6 MiB per target with the defaults), at most once per ``interval``, and never more than
-``daily_budget_bytes`` a day.
+``daily_budget_bytes`` a day nor more than is left of the day's whole budget (``budget.daily_mb``).
 """
 
 from __future__ import annotations
@@ -24,4 +24,6 @@ class ThrottlingConfig:
     max_bytes_per_transfer: int = checked(512 * 1024, positive)
     transfer_timeout: float = duration_field(8.0, positive)
     daily_budget_bytes: int = checked(100 * 1000 * 1000, positive)
+    # Where probes before the one budget kept the throttling count: read once into the local
+    # database at start, then renamed ``.migrated`` (``probe.daemon.budget.migrate_file``).
     budget_file: str = "var/throttle-budget.json"

@@ -64,6 +64,12 @@ CREATE TABLE IF NOT EXISTS verdicts (
 );
 CREATE INDEX IF NOT EXISTS verdicts_target ON verdicts (target, seq);
 CREATE TABLE IF NOT EXISTS own_addresses (digest TEXT PRIMARY KEY);
+CREATE TABLE IF NOT EXISTS allowances (
+    day TEXT NOT NULL,
+    name TEXT NOT NULL,
+    bytes INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (day, name)
+);
 """
 
 

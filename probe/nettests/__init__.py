@@ -6,8 +6,8 @@ Everything that differs between kinds is asked of the kind, never decided by com
 names elsewhere: the ``test_version`` of its measurements (``probe.core.measurement``), what a
 measurement cost (``probe.daemon.traffic``), the line ``status`` shows for it
 (``probe.local.journal``), and, for a kind that runs on its own cadence, what the daemon
-schedules (``NetTest.plan``, run by ``probe.daemon.loop``). The collector learns the test
-names from ``probe.core.nettest_names``, which is written from the registry
+schedules (``NetTest.plan``, run by ``probe.daemon.jobs.measured.PlannedJob``). The collector
+learns the test names from ``probe.core.nettest_names``, which is written from the registry
 (``python -m probe.nettests.names``) and checked against it by a test.
 
 Adding a kind of test (README, "How to add a kind of test"): one folder with a ``nettest.py``
@@ -16,7 +16,7 @@ config.
 
 The kinds the daemon has always had (web connectivity per target, the connectivity ladder,
 platform checks, censor traces, throttling rounds) keep their own jobs in
-``probe.daemon.loop`` (pacing, trace gating, the ladder's reactions) and return no plan.
+``probe.daemon.jobs`` (pacing, trace gating, the ladder's reactions) and return no plan.
 """
 
 from __future__ import annotations
@@ -78,7 +78,7 @@ class NetTest(Protocol):
 
     def plan(self, config: ProbeConfig) -> Plan | None:
         """The daemon's jobs for it, or None when it does not run on its own (off in the
-        config, or run by a job of its own in ``probe.daemon.loop``)."""
+        config, or run by a job of its own in ``probe.daemon.jobs``)."""
 
 
 @dataclass(frozen=True, slots=True)

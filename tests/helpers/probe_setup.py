@@ -60,6 +60,9 @@ def loopback_data(tmp_path: Path, collector_url: str, token: str | None,
         "ladder": {"foreign": [f"127.0.0.1:{ladder_port}"], "resolver_name": "localhost",
                    "route_file": str(route), "arp_file": str(route), "timeout": 1.0},
         "consent": {"accepted": True, "notice_version": NOTICE_VERSION},
+        # Inside the test's directory: the daemon reads (and renames) an older probe's file
+        # there at start, never one in the working directory.
+        "throttling": {"budget_file": str(tmp_path / "throttle-budget.json")},
     }
     for key, value in sections.items():
         if isinstance(value, dict) and isinstance(data.get(key), dict):

@@ -99,7 +99,7 @@ class _Run:
 
     async def fetch(self, role: str, index: int, url: str, ip: str, port: int, sni: str,
                     path: str, verify: bool) -> Record | None:
-        if self.budget is not None and not self.budget.allows(self.opts.byte_limit):
+        if self.budget is not None and not await self.budget.allows(self.opts.byte_limit):
             self.skipped += 1
             return None
         _scheme, host, url_port, _ = split_url(url)
@@ -118,7 +118,7 @@ class _Run:
         cost = _flow_bytes(flow)
         self.used += cost
         if self.budget is not None:
-            self.budget.charge(cost)
+            await self.budget.charge(cost)
         return {"role": role, "round": index, **flow}
 
 
@@ -196,7 +196,7 @@ async def measure(
         "network_events": run.trace.network_events,
         "x_budget": {"bytes_used": run.used, "skipped_flows": run.skipped,
                      "daily_bytes": budget.daily_bytes if budget else None,
-                     "remaining_bytes": budget.remaining() if budget else None},
+                     "remaining_bytes": await budget.remaining() if budget else None},
     }
     keys.update(analyze(keys, opts.thresholds))
     return keys

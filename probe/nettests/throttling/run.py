@@ -3,7 +3,7 @@
 ``run_throttling`` measures one target (the CLI's ``python -m probe throttle``);
 ``run_throttling_round`` is what the daemon calls each round: it measures every configured
 target that names a co-hosted baseline, at most once per ``throttling.interval`` and within the
-per-day byte budget.
+throttling tests' allowance of the day's data budget (``probe.daemon.budget``).
 """
 
 from __future__ import annotations
@@ -63,23 +63,24 @@ def options_from(config: ProbeConfig) -> throttle.ThrottleOptions:
         ca_file=config.ca_file, innocuous_sni=settings.innocuous_sni)
 
 
-async def run_throttling_round(config: ProbeConfig) -> list[dict[str, Any]]:
+async def run_throttling_round(config: ProbeConfig, budget: ByteBudget
+                               ) -> list[dict[str, Any]]:
     """Throttling measurements for targets with a baseline, when due and within budget."""
     settings = config.throttling
     if not settings.enabled:
         return []
-    budget = ByteBudget(settings.budget_file, settings.daily_budget_bytes)
-    if not budget.due(settings.interval):
+    if not await budget.due(settings.interval):
         return []
-    budget.mark_round()
+    await budget.mark_round()
     options = options_from(config)
     identity = config.identity
     out = []
     for target in config.targets:
         if target.role != "test" or not target.baseline:
             continue
-        if not budget.allows(options.byte_limit):
-            log.info("throttling: daily byte budget spent, %d bytes left", budget.remaining())
+        if not await budget.allows(options.byte_limit):
+            log.info("throttling: daily byte budget spent, %d bytes left",
+                     await budget.remaining())
             break
         try:
             measurement = await run_throttling(

@@ -21,6 +21,7 @@ from collector.api.validate import (
     validate_heartbeat,
 )
 from collector.config import Limits
+from collector.store.body import unpack
 from probe.core.evidence import with_fields
 from tests.collector.factory import measurement
 
@@ -276,3 +277,25 @@ def test_years_before_1000_keep_four_digits() -> None:
     assert row.start_time == "0076-06-18 10:42:23"
     fields = validate_heartbeat({"sent_at": "0999-01-01T00:00:00Z"}, "p1", None, NOW, LIMITS)
     assert fields.sent_at == "0999-01-01 00:00:00"
+
+
+@pytest.mark.parametrize(("sent", "kept"), [
+    ("2024-05-01 12:00:00", "2024-05-01 12:00:00"),
+    ("2024-5-1 9:0:0", "2024-05-01 09:00:00"),  # strptime's looser spelling, normalised
+])
+def test_start_time_is_stored_in_the_canonical_form(sent: str, kept: str) -> None:
+    assert validate(ok(measurement_start_time=sent), LIMITS, NOW, "p1").start_time == kept
+
+
+@pytest.mark.parametrize("sent", ["2024-13-01 12:00:00", "2024-05-01 12:00:60",
+                                  "2024-05-01 12:00:00\n", " 2024-05-01 12:00:00",
+                                  "2024-05-01T12:00:00"])
+def test_start_times_that_are_not_times_are_refused(sent: str) -> None:
+    with pytest.raises(Invalid) as caught:
+        validate(ok(measurement_start_time=sent), LIMITS, NOW, "p1")
+    assert caught.value.reason == "measurement_start_time"
+
+
+def test_the_validated_row_carries_its_body_compressed() -> None:
+    row = validate(ok(), LIMITS, NOW, "p1")
+    assert row.packed is not None and unpack(row.packed) == row.body

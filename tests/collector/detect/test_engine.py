@@ -121,3 +121,26 @@ def test_state_survives_a_restart_mid_incident() -> None:
     rest: dict[str, Event] = {}
     fleet.run(restored, lambda now, changed: rest.update({e.id: e for e in changed}))
     assert {**first, **rest} == whole
+
+
+def test_runs_naming_another_country_than_their_probe_are_judged() -> None:
+    # One probe's uploads can name two countries within a bin (it moved, or GeoIP placed an
+    # upload elsewhere): every country of the bin's runs is looked up in the event calendar,
+    # not only the countries of its probes, and the runs are judged like any other.
+    from collector.detect.model import Run
+
+    engine = Engine(detection_config(BASE))
+    t0 = START
+    probes = [f"roaming{i}" for i in range(4)]
+    for minute in range(0, 120, 1):
+        t = t0 + 60 * minute
+        for probe in probes:
+            for k, cc in enumerate(("KG", "KZ")):  # a target seen only from "KZ"
+                engine.set_probe(probe, cc, "AS9198")
+                engine.contact(probe, t)
+                engine.add(Run(probe_id=probe, cc=cc, asn="AS9198",
+                               target=f"https://t{k}.example/", t=t + k, outcome="ok",
+                               handshake=0.05))
+        if minute % 5 == 0:
+            engine.evaluate(t + 1)
+    assert engine.evaluate(t + 2) == []  # all ok: nothing to report, and no crash

@@ -93,3 +93,13 @@ async def test_bodies_are_stored_compressed_and_read_back_exactly(
     assert {r.body for r in feed} == {r.body for r in rows}
     for row in rows[:5]:
         assert await _stored_bytes(database, row.uid) < len(row.body.encode()) * 0.4
+
+
+async def test_rows_packed_before_the_store_read_back_exactly(store: Store) -> None:
+    # Validation compresses each body on its worker thread and hands the bytes along; the
+    # store writes them as they are, and packs rows that come without them itself.
+    bodies = [page_measurement(20 + i) for i in range(4)]
+    rows = [stored(uid=f"packed-{i}", body=b, packed=pack(b)) for i, b in enumerate(bodies)]
+    rows += [stored(uid=f"plain-{i}", body=b) for i, b in enumerate(bodies)]
+    assert await store.add_measurements(rows) == [r.uid for r in rows]
+    assert await store.measurement_bodies([r.uid for r in rows]) == {r.uid: r.body for r in rows}

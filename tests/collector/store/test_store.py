@@ -188,6 +188,24 @@ async def test_latest_by_target_is_the_newest_whatever_the_arrival_order(store: 
         for r in latest)
 
 
+async def test_latest_by_target_inside_one_batch_is_its_newest_row(store: Store) -> None:
+    # One batch often holds several rounds of one target (a probe catching up): only the
+    # newest row, by start time then uid, is the target's state, whatever the batch order.
+    rows = [stored(uid="b-mid", start_time="2024-05-01 11:00:00", verdict="down"),
+            stored(uid="b-new-2", start_time="2024-05-01 12:00:00", verdict="blocked",
+                   layer="tcp", mechanism="reset"),
+            stored(uid="b-old", start_time="2024-05-01 10:00:00", verdict="ok"),
+            stored(uid="b-new-1", start_time="2024-05-01 12:00:00", verdict="ok")]
+    await store.add_measurements(rows)
+    assert [(r["start_time"], r["verdict"], r["mechanism"])
+            for r in await store.latest_by_target()] == [
+        ("2024-05-01 12:00:00", "blocked", "reset")]
+    # A later batch with an older row of the target changes nothing.
+    await store.add_measurements([stored(uid="b-late", start_time="2024-05-01 09:00:00",
+                                         verdict="down")])
+    assert [r["verdict"] for r in await store.latest_by_target()] == ["blocked"]
+
+
 async def test_months_apart_are_all_stored_and_found(store: Store) -> None:
     months = ["2023-12-31 23:59:59", "2024-01-01 00:00:00", "2024-02-29 12:00:00",
               "2024-12-01 00:00:00"]

@@ -119,7 +119,7 @@ async def test_the_daemon_fetches_announced_lists_through_its_announced_endpoint
         try:
             await daemon.start()  # the kept announcement comes back
             assert [e.name for e in uploader.endpoints.order()] == ["primary", "moved"]
-            await daemon._refresh_targets()
+            await daemon.heartbeat_service.refresh_targets()
             assert "https://kloop.kg/" in daemon.targets
             # Uploads and heartbeats now go to the endpoint that served the lists first.
             assert uploader.endpoints.order()[0].name == "moved"

@@ -28,6 +28,7 @@ from collector.app import create_app
 from collector.config import CollectorConfig
 from collector.vantage.sni_ab import OBJECT_PATH, SniAB, fixed_object
 from probe.daemon.budget import ByteBudget
+from probe.local.localdb import LocalDB
 from probe.nettests.throttling import measure as throttle
 from probe.nettests.throttling.sni_ab import fetch_endpoint, parse_endpoint
 from probe.netx import tls, transfer
@@ -190,7 +191,8 @@ async def test_measure_respects_the_byte_budget(ca: trustme.CA, ca_file: str,
     # 768 KiB a day, 256 KiB per transfer, objects of 300 KiB: the kernel receives the whole
     # object before the abort, so each flow costs a little over 300 KiB. Two flows fit; then
     # less than one transfer's worth is left and the other four are skipped.
-    budget = ByteBudget(tmp_path / "budget.json", 3 * 256 * 1024)
+    db = await LocalDB.open(str(tmp_path / "probe.sqlite"))
+    budget = ByteBudget(3 * 256 * 1024, db)
     options = throttle.ThrottleOptions(
         repetitions=3, byte_limit=256 * 1024, transfer_timeout=2.0, ca_file=ca_file,
         resolve={"target.test": "127.0.0.1", "baseline.test": "127.0.0.1"})
@@ -203,8 +205,9 @@ async def test_measure_respects_the_byte_budget(ca: trustme.CA, ca_file: str,
     assert keys["x_budget"]["skipped_flows"] == 4
     used = keys["x_budget"]["bytes_used"]
     assert 2 * 300 * 1024 < used < 2 * 310 * 1024
-    assert budget.remaining() == 3 * 256 * 1024 - used
+    assert await budget.remaining() == 3 * 256 * 1024 - used
     assert "budget_skipped_flows:4" in keys["analysis"]["evidence"]
+    await db.close()
 
 
 async def test_ab_flows_cost_exactly_the_measured_bytes(tmp_path: Path) -> None:
@@ -328,10 +331,13 @@ async def test_round_measures_targets_with_a_baseline_when_due(
             f"  - {{url: 'https://localhost:{port}/other'}}\n"
             f"  - {{url: 'https://127.0.0.1:{port}/', role: baseline}}\n"
             f"throttling: {{enabled: true, repetitions: 1, ab_repetitions: 1,\n"
-            f"  max_bytes_per_transfer: 65536, budget_file: {tmp_path / 'budget.json'}}}\n")
+            f"  max_bytes_per_transfer: 65536}}\n")
         config = probe_config.load(path)
-        first = await run_throttling_round(config)
-        second = await run_throttling_round(config)
+        db = await LocalDB.open(str(tmp_path / "probe.sqlite"))
+        budget = ByteBudget(config.throttling.daily_budget_bytes, db)
+        first = await run_throttling_round(config, budget)
+        second = await run_throttling_round(config, ByteBudget(
+            config.throttling.daily_budget_bytes, db))
     assert len(first) == 1 and second == []  # one target has a baseline; then not due
     measurement = first[0]
     assert measurement["test_name"] == "throttling"
@@ -340,9 +346,11 @@ async def test_round_measures_targets_with_a_baseline_when_due(
     keys = measurement["test_keys"]
     assert {f["role"] for f in keys["flows"]} == {"target", "baseline"}
     assert keys["sni_ab_failure"] is None and len(keys["sni_ab"]["flows"]) == 2
-    ledger = json.loads((tmp_path / "budget.json").read_text())
-    assert ledger["used"] == keys["x_budget"]["bytes_used"] > 0
-    assert ledger["last_round"] is not None
+    # The allowance and the round's time are in the local database (probe.daemon.budget).
+    again = ByteBudget(config.throttling.daily_budget_bytes, db)
+    assert await again.used() == keys["x_budget"]["bytes_used"] > 0
+    assert await again.last_round() is not None
+    await db.close()
 
 
 async def test_round_is_off_by_default(tmp_path: Path) -> None:
@@ -350,4 +358,4 @@ async def test_round_is_off_by_default(tmp_path: Path) -> None:
     from probe.nettests.throttling.run import run_throttling_round
 
     config = ProbeConfig(targets=(Target(url="https://a.test/", baseline="https://b.test/"),))
-    assert await run_throttling_round(config) == []
+    assert await run_throttling_round(config, ByteBudget(1000)) == []
