@@ -46,10 +46,10 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
+from bench import local_collector  # noqa: E402
 from bench.probe_footprint import (  # noqa: E402
     SITE_ADDRESS,
     TARGETS,
-    free_port,
     serve,
     site_app,
 )
@@ -113,38 +113,13 @@ def write_config(work: Path, args: argparse.Namespace, collector: str, token: st
     return path
 
 
-async def wait_for(port: int, patience: float = 60.0) -> None:
-    """Until the collector accepts connections (it starts slowly on a busy machine)."""
-    deadline = time.monotonic() + patience
-    while True:
-        try:
-            _, writer = await asyncio.open_connection("127.0.0.1", port)
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            await asyncio.sleep(0.2)
-        else:
-            writer.close()
-            await writer.wait_closed()
-            return
-
-
 async def measure(args: argparse.Namespace) -> None:
     work = Path(tempfile.mkdtemp(prefix="kuzot-day-"))
     ca = trustme.CA()
     ca_file = work / "ca.pem"
     ca.cert_pem.write_to_path(str(ca_file))
-    collector_port = free_port()
-    collector_base = f"http://127.0.0.1:{collector_port}"
-    collector_config = work / "collector.yaml"
-    collector_config.write_text(json.dumps({
-        "listen": f"127.0.0.1:{collector_port}", "database": str(work / "kuzot.sqlite"),
-        "control": {"allow_private_addresses": True, "ca_file": str(ca_file)},
-        "limits": {"rate_per_minute": 100000}}))
-    token = subprocess.run([sys.executable, "-m", "collector", "token", "issue", "--probe-id",
-                            "bench", "--config", str(collector_config)], cwd=REPO, check=True,
-                           capture_output=True, text=True).stdout.strip()
-    config_path = write_config(work, args, collector_base, token, ca_file)
+    local = local_collector.prepare(work, ca_file)
+    config_path = write_config(work, args, local.base, local.token, ca_file)
     config = load(config_path)
     hosts = sorted({urlsplit(t.url).hostname or "" for t in config.targets})
     leaf = ca.issue_cert(*hosts)
@@ -154,10 +129,8 @@ async def measure(args: argparse.Namespace) -> None:
     sites = multiprocessing.get_context("fork").Process(
         target=run_sites, args=(args.page_kb, cert, key), daemon=True)
     sites.start()
-    collector = subprocess.Popen([sys.executable, "-m", "collector", "serve", "--config",
-                                  str(collector_config)], cwd=REPO,
-                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    await wait_for(collector_port)
+    collector = local_collector.start(local)
+    await local_collector.wait_for(local.port)
     clock = VirtualClock(START)
     daemon, db, spool = await make_daemon(config, work, clock=clock)
     clock.settle = daemon.settle
@@ -188,8 +161,7 @@ async def measure(args: argparse.Namespace) -> None:
         await daemon.run(stop)
     finally:
         await db.close()
-        collector.terminate()
-        collector.wait(timeout=20)
+        local_collector.stop(collector)
         sites.kill()
     report(args, config.targets, spool.recorded, hours, daemon.skipped_pace,
            time.monotonic() - began)

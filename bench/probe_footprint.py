@@ -51,7 +51,7 @@ from collector.store.body import unpack
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from tests.helpers.ports import free_port  # noqa: E402
+from bench import local_collector  # noqa: E402
 
 TARGETS = REPO / "configs" / "targets"
 PLATFORMS = REPO / "configs" / "platforms.yaml"
@@ -194,25 +194,14 @@ async def measure(args: argparse.Namespace) -> None:
     site_port = 443
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ca.issue_cert(*hosts).configure_cert(context)
-    collector_port = free_port()
-    collector_base = f"http://127.0.0.1:{collector_port}"
-    collector_config = work / "collector.yaml"
-    collector_config.write_text(json.dumps({
-        "listen": f"127.0.0.1:{collector_port}", "database": str(work / "kuzot.sqlite"),
-        "control": {"allow_private_addresses": True, "ca_file": str(ca_file)},
-        "limits": {"rate_per_minute": 100000}}))
-    token = subprocess.run([sys.executable, "-m", "collector", "token", "issue", "--probe-id",
-                            "bench", "--config", str(collector_config)], cwd=REPO, check=True,
-                           capture_output=True, text=True).stdout.strip()
+    local = local_collector.prepare(work, ca_file)
     token_file = work / "token"
-    token_file.write_text(token)
-    probe_config = write_probe_config(work, urls, collector_base, token_file, ca_file,
+    token_file.write_text(local.token)
+    probe_config = write_probe_config(work, urls, local.base, token_file, ca_file,
                                       site_port, args.round, args.platforms)
     site = await serve(site_app(args.page_kb), site_port, context)
     plain_site = await serve(site_app(args.page_kb), 80, None)
-    collector = subprocess.Popen([sys.executable, "-m", "collector", "serve", "--config",
-                                  str(collector_config)], cwd=REPO,
-                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    collector = local_collector.start(local)
     await asyncio.sleep(2.0)
     started = time.monotonic()
     daemon = subprocess.Popen([sys.executable, "-m", "probe", "run", "--config",
@@ -232,11 +221,10 @@ async def measure(args: argparse.Namespace) -> None:
         daemon.terminate()
         _, err = daemon.communicate(timeout=40)
         stop_seconds = time.monotonic() - stop_at
-        collector.terminate()
-        collector.wait(timeout=20)
+        local_collector.stop(collector)
         await site.cleanup()
         await plain_site.cleanup()
-    with sqlite3.connect(work / "kuzot.sqlite") as db:
+    with sqlite3.connect(local.database) as db:
         stored, stored_bytes = db.execute(
             "SELECT count(*), coalesce(sum(length(body)), 0) FROM measurements").fetchone()
         verdicts = dict(db.execute("SELECT verdict, count(*) FROM measurements "

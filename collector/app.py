@@ -15,7 +15,8 @@ from collector.api.list_health_web import list_health_ctx
 from collector.api.pseudonyms import load_access
 from collector.api.ratelimit import RateLimiter
 from collector.api.security import setup_security_headers
-from collector.api.target_lists import ServedLists, served_lists
+from collector.api.served_lists import ServedLists
+from collector.api.target_lists import served_lists
 from collector.config import CollectorConfig
 from collector.detect.outside_in import OutsideReading
 from collector.events.book import EventBook, EventCollector

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from collector.announce import AnnounceConfig, load_key
+from collector.api.served_lists import ServedLists
 from collector.detect.params import DetectionConfig
 from collector.events.windows import load_calendar
 from collector.notify.config import Notifications
@@ -290,8 +291,6 @@ def load(path: str | Path | None) -> CollectorConfig:
     if lists.directory is not None:
         # Served lists are checked now too; later edits that do not load are logged and the
         # last good version stays in service.
-        from collector.api.target_lists import ServedLists
-
         directory = (file.parent / lists.directory).resolve()
         if not directory.is_dir():
             raise ConfigError("target_lists.directory", f"no such directory: {lists.directory}")

@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from collector.api.list_health import ListHealth
     from collector.api.pseudonyms import ReadAccess
     from collector.api.ratelimit import RateLimiter
-    from collector.api.target_lists import ServedLists
+    from collector.api.served_lists import ServedLists
     from collector.config import CollectorConfig
     from collector.detect.windows import Calendar
     from collector.events.book import EventBook

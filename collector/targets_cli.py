@@ -29,7 +29,7 @@ import tempfile
 from pathlib import Path
 
 from collector.api.list_health import STATE_NAME, ListHealth
-from collector.api.target_lists import (
+from collector.api.served_lists import (
     PRIORITIES,
     PRIORITIES_FILE,
     PRIORITY_COLUMNS,

@@ -23,7 +23,10 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from collector.api import openapi as openapi_document
+from collector.api.auth import authenticate
+from collector.api.auth import json_error as _error
 from collector.api.geoip import GeoIP
+from collector.api.list_health_web import note_control
 from collector.api.query import (
     FEED_PARAMS,
     PAGE_PARAMS,
@@ -34,7 +37,6 @@ from collector.api.query import (
     parse_events,
     parse_list,
 )
-from collector.api.tokens import token_hash
 from collector.api.validate import (
     BatchInvalid,
     Invalid,
@@ -78,18 +80,12 @@ from collector.vantage import control
 from probe.core.typed_config import ConfigError
 
 if TYPE_CHECKING:
-    from collector.api.target_lists import ServedLists
+    from collector.api.served_lists import ServedLists
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 RETRY_AFTER_UNAVAILABLE = 30
 CONTROL_BODY_LIMIT = 64 * 1024
 CONTROL_RETRY_AFTER = 5
-
-
-def _error(status: type[web.HTTPException], reason: str, headers: dict[str, str] | None = None,
-           **extra: Any) -> web.HTTPException:
-    return status(text=json.dumps({"error": reason, **extra}), content_type="application/json",
-                  headers=headers)
 
 
 @web.middleware
@@ -120,32 +116,6 @@ def client_address(request: web.Request) -> str | None:
         if entries:
             return entries[-1]
     return request.remote
-
-
-async def authenticate(request: web.Request) -> str | None:
-    """The probe id behind the bearer token; 401 without a token, 403 for a bad one.
-
-    Returns None when tokens are not required and none was sent."""
-    config = request.app[config_key]
-    header = request.headers.get("Authorization", "")
-    if not header.startswith("Bearer "):
-        if not config.auth.require_token:
-            return None
-        raise _error(web.HTTPUnauthorized, "missing bearer token",
-                     {"WWW-Authenticate": "Bearer"})
-    token = header[7:].strip()
-    # Tokens are printable ASCII (collector.api.tokens); other bytes arrive from aiohttp as
-    # surrogate escapes that cannot even be hashed.
-    if not token or not token.isascii() or not token.isprintable():
-        raise _error(web.HTTPUnauthorized, "malformed bearer token",
-                     {"WWW-Authenticate": 'Bearer error="invalid_token"'})
-    found = await request.app[store_key].probe_for_token(token_hash(token))
-    if found is None:
-        raise _error(web.HTTPForbidden, "unknown token")
-    probe_id, revoked = found
-    if revoked:
-        raise _error(web.HTTPForbidden, "revoked token")
-    return probe_id
 
 
 def _too_large(limit: int, actual: int) -> web.HTTPException:
@@ -332,8 +302,6 @@ async def control_view(request: web.Request) -> web.Response:
     finally:
         gate.leave()
     metrics.control_requests.labels("ok").inc()
-    from collector.api.list_health_web import note_control  # it imports this module
-
     note_control(request.app, url, view)
     return web.json_response(view)
 

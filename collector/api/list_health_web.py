@@ -23,7 +23,7 @@ from typing import Any
 
 from aiohttp import web
 
-from collector.api.handlers import authenticate
+from collector.api.auth import authenticate
 from collector.api.list_health import STATE_NAME, ListHealth, fetch_failure
 from collector.keys import config_key, list_health_key, served_lists_key, store_key
 from collector.store import TIME_FORMAT, StoreUnavailable

@@ -79,7 +79,8 @@ def _schemas() -> dict[str, Any]:
             "evidence": {"type": "array", "items": {"type": "string"}},
             "analysis_version": {"type": "integer", "minimum": 1, "maximum": 1_000_000,
                                  "description":
-                                 "The version of the probe's verdict rules (absent: 1)."},
+                                 "The version of the verdict rules of the measurement's "
+                                 "kind of test (absent: 1)."},
             "evidence_fields": {
                 "type": "object",
                 "description": "The evidence as typed fields (probe.core.evidence); absent "

@@ -17,6 +17,12 @@ the others. Then
 * it is ``likely`` when the Wilson lower bound of the blocked share over the probes' last two
   runs is at least ``likely_share`` and the persistently blocked probes meet
   ``TierParams.likely_probes``; ``suspected`` with two blocked runs and a blocked majority;
+* a probe that came back from a blocked round since the onset (blocked, then ok: a *flip*,
+  within ``flap_window``) shows a partial failure, which a block rarely gives: a CDN in
+  trouble failing 20-60 % of one site's runs at random, or a leaky middlebox. While any probe
+  of the series has flipped, a probe counts as persistently blocked only once its blocked
+  rounds have lasted ``flap_hold``: a partial failure over two rounds cannot be told from a
+  block by chance, a longer consistent run can. ``suspected`` is unchanged;
 * it ends when at most ``exit_share`` of those runs are blocked (every probe back to normal for
   two rounds: the hysteresis of ref §6.5), also when that holds once the single most blocked
   probe is left aside; the end is the earliest of the clean runs.
@@ -29,6 +35,14 @@ during an episode (anomalies never train baselines, ref §5).
 The mechanism carried is the episode's most frequent ``layer:mechanism``; a known fingerprint
 (``blockpage:<name>``, or ``issuer:<name>`` of a known interception CA) is carried for the
 ``confirmed`` tier.
+
+The flapping rule is Kuzot's, measured in ``bench/detection_eval.py``: at a 5-minute cadence,
+three probes of six each blocked in two rounds running while a CDN failed up to 60 % of the
+site's runs gave two false ``likely`` events in twelve eventful days; a real block's probes
+rarely flip before it is ``likely`` (and when one does, the block is ``likely`` ``flap_hold``
+after it began). The hold (30 minutes) is longer than the blocked runs such a partial failure
+gave by chance (20 minutes at most in those days) and adds at most one round at cadences of
+15 minutes and more.
 
 Sources: ref §6.3 (Wilson 95% lower bound >= 0.5, >= 3 distinct healthy probes or fewer in small
 ASNs, persistence over 2 bins, canaries and control healthy), ref §6.5 (hysteresis), OONI's
@@ -48,7 +62,16 @@ from typing import Any, NamedTuple
 from collector.detect.detector import Detector, SettledBin, load_series
 from collector.detect.model import LIKELY, NONE, SUSPECTED, Signal
 from collector.detect.params import BlockParams, DetectionConfig, TierParams
-from collector.detect.saved import counts, integer, mapping, maybe_number, number, record, texts
+from collector.detect.saved import (
+    counts,
+    integer,
+    mapping,
+    maybe_number,
+    number,
+    numbers,
+    record,
+    texts,
+)
 from collector.detect.stats import wilson_lower
 from collector.events.kinds import BLOCK
 
@@ -56,6 +79,7 @@ MAX_FINGERPRINTS = 8
 STALE_CYCLES = 3.0  # a probe silent for three of its cycles no longer speaks for the target
 DEFAULT_CYCLE = 3600.0  # assumed cycle of a probe with a single run so far
 MAX_STALE = 86400.0
+MAX_FLIPS = 8  # flips remembered per probe (only whether there is one in the window matters)
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,12 +110,27 @@ class Round(NamedTuple):
 class ProbeTrack:
     runs: list[Round] = field(default_factory=list)  # the last two rounds
     chronic: bool = False
+    streak: float | None = None  # first round of the current run of blocked rounds
+    flips: list[float] = field(default_factory=list)  # recent blocked -> ok rounds (times)
 
     def times(self) -> list[float]:
         return [r.t for r in self.runs]
 
     def blocked(self) -> list[bool]:
         return [bool(r.blocked) for r in self.runs]
+
+    def add(self, vote: BlockRun) -> None:
+        """Remember the probe's round ``vote``: its last two rounds, the start of its blocked
+        streak, and when it came back from a blocked round (``step`` forgets old flips)."""
+        if vote.blocked:
+            if self.streak is None or not self.runs or not self.runs[-1].blocked:
+                self.streak = vote.t
+        else:
+            if self.runs and self.runs[-1].blocked:
+                self.flips = [*self.flips, vote.t][-MAX_FLIPS:]
+            self.streak = None
+        self.runs = (self.runs + [Round(vote.t, int(vote.blocked), vote.mechanism,
+                                        vote.fingerprint)])[-2:]
 
 
 @dataclass(slots=True)
@@ -107,7 +146,8 @@ class BlockSeries:
     fingerprints: list[str] = field(default_factory=list)
 
     def to_state(self) -> dict[str, object]:
-        return {"probes": {p: {"runs": [list(r) for r in t.runs], "chronic": t.chronic}
+        return {"probes": {p: {"runs": [list(r) for r in t.runs], "chronic": t.chronic,
+                               "streak": t.streak, "flips": t.flips}
                            for p, t in self.probes.items()},
                 "onset": self.onset, "runs": self.runs, "blocked": self.blocked,
                 "blocked_probes": self.blocked_probes, "mechanisms": self.mechanisms,
@@ -119,16 +159,38 @@ class BlockSeries:
                           "mechanisms", "fingerprints"))
         probes = {}
         for probe_id, saved_track in mapping(d["probes"]).items():
-            track = record(saved_track, ("runs", "chronic"))
+            if not isinstance(saved_track, Mapping) or "streak" not in saved_track:
+                saved_track = _converted_track(record(saved_track, ("runs", "chronic")))
+            track = record(saved_track, ("runs", "chronic", "streak", "flips"))
             probes[str(probe_id)] = ProbeTrack([Round.from_state(r) for r in track["runs"]],
-                                               bool(track["chronic"]))
+                                               bool(track["chronic"]),
+                                               maybe_number(track["streak"]),
+                                               numbers(track["flips"]))
         return cls(probes, maybe_number(d["onset"]), integer(d["runs"]), integer(d["blocked"]),
                    texts(d["blocked_probes"]), counts(d["mechanisms"]), texts(d["fingerprints"]))
 
     def idle(self) -> bool:
-        """Nothing worth keeping: no episode, no chronic probe, no blocked run in memory."""
+        """Nothing worth keeping: no episode, no chronic probe, no blocked run in memory (its
+        flips are older than any episode that may follow, and count only during one)."""
         return self.onset is None and not any(
             t.chronic or any(t.blocked()) for t in self.probes.values())
+
+
+def _converted_track(saved: Mapping[str, Any]) -> dict[str, Any]:
+    """A probe's track saved by state version 2 (last two rounds, chronic flag) in version 3's
+    fields: its streak begins at the first of its trailing blocked rounds, and the flips it
+    shows (blocked, then ok) are its only ones known."""
+    rounds = [Round.from_state(r) for r in saved["runs"]]
+    streak = None
+    flips = []
+    for before, after in zip([None, *rounds], rounds, strict=False):
+        if after.blocked:
+            streak = after.t if streak is None else streak
+        else:
+            streak = None
+            if before is not None and before.blocked:
+                flips.append(after.t)
+    return {**saved, "streak": streak, "flips": flips}
 
 
 def is_known_fingerprint(fingerprint: str, params: BlockParams) -> bool:
@@ -184,13 +246,14 @@ def step(series: BlockSeries, runs: Sequence[BlockRun], now: float, cc: str, asn
     """
     for vote in bin_votes(runs):
         track = series.probes.setdefault(vote.probe_id, ProbeTrack())
-        track.runs = (track.runs + [Round(vote.t, int(vote.blocked), vote.mechanism,
-                                          vote.fingerprint)])[-2:]
+        track.add(vote)
         if series.onset is not None and not track.chronic:
             series.runs += 1
             if vote.blocked:
                 _count_blocked(series, vote)
     _forget_stale(series, now)
+    for track in series.probes.values():
+        track.flips = [t for t in track.flips if t >= now - params.flap_window]
     voters = {p: t for p, t in series.probes.items() if not t.chronic}
     latest = [t.blocked()[-1] for t in voters.values()]
     last_two = [b for t in voters.values() for b in t.blocked()]
@@ -231,6 +294,15 @@ def step(series: BlockSeries, runs: Sequence[BlockRun], now: float, cc: str, asn
                    active_probes, params, tiers)
 
 
+def _flipped(track: ProbeTrack, onset: float | None, now: float, params: BlockParams) -> bool:
+    """Whether the probe came back from a blocked round during the episode (since its onset,
+    within the last ``flap_window``): what a partial failure does and a block rarely does."""
+    if onset is None:
+        return False
+    since = max(onset, now - params.flap_window)
+    return any(t >= since for t in track.flips)
+
+
 def _streak_start(track: ProbeTrack) -> float:
     times, blocked = track.times(), track.blocked()
     return times[0] if all(blocked) else times[-1]
@@ -256,7 +328,10 @@ def _signal(series: BlockSeries, voters: dict[str, ProbeTrack], latest: list[boo
             target: str, active_probes: int, params: BlockParams, tiers: TierParams) -> Signal:
     level = NONE
     lower = wilson_lower(sum(last_two), len(last_two), params.wilson_z)
-    persistent = [p for p, t in voters.items() if len(t.runs) == 2 and all(t.blocked())]
+    flapping = any(_flipped(t, series.onset, now, params) for t in voters.values())
+    persistent = [p for p, t in voters.items() if len(t.runs) == 2 and all(t.blocked())
+                  and (not flapping or (t.streak is not None
+                                        and now - t.streak >= params.flap_hold))]
     onset = series.onset
     if onset is not None and recovered_at is None:
         if lower >= params.likely_share and len(persistent) >= tiers.likely_probes(active_probes):
@@ -286,8 +361,11 @@ class BlockDetector(Detector):
     """Blocking per (ASN, target), in every settled bin, on healthy probes' usable runs."""
 
     name = "block"
-    state_version = 2  # 2: persistence counted in rounds (one vote per probe and bin)
+    # 2: persistence counted in rounds (one vote per probe and bin); 3: each probe's blocked
+    # streak and its flips (blocked, then ok) are kept for the flapping rule.
+    state_version = 3
     convertible = True  # rounds keep their times; thresholds apply afresh at the next bin
+    converts_from = frozenset({2})  # streaks and flips are taken from the two rounds kept
     legacy_table = "blocks"
 
     def __init__(self, config: DetectionConfig) -> None:

@@ -100,8 +100,9 @@ class Detector:
 
     A subclass sets ``name`` (its part of the saved state, and of ``Signal.detector``),
     ``state_version`` (bump it when what ``to_state`` saves changes meaning: old saved state
-    is then reset, not misread), ``convertible`` (saved state stays valid when ``shape``
-    changes) and overrides what it needs: ``shape``, ``observe`` (inputs of its own),
+    is then reset, not misread, unless its version is in ``converts_from`` and ``load_state``
+    converts it), ``convertible`` (saved state stays valid when ``shape`` changes) and
+    overrides what it needs: ``shape``, ``observe`` (inputs of its own),
     ``judge_bin`` and/or ``judge_time``,
     ``to_state``/``load_state``; ``silent_probes`` when it holds probes as silent, and
     ``corroborations`` when it vouches for or against other detectors' events, ``event_extras``
@@ -111,6 +112,8 @@ class Detector:
     name: ClassVar[str]
     state_version: ClassVar[int] = 1
     convertible: ClassVar[bool] = False
+    # Older state versions whose saved state ``load_state`` converts (others are reset).
+    converts_from: ClassVar[frozenset[int]] = frozenset()
     # Its table in a state saved by state version 2, before detectors saved themselves.
     legacy_table: ClassVar[str | None] = None
 

@@ -104,6 +104,12 @@ class BlockParams:
     hot_share: float = checked(0.5, _share)  # share of probes' latest runs that opens an episode
     exit_share: float = checked(0.1, _share)  # ends at or below, over two rounds (ref §6.5)
     health_min_ok: int = checked(3, positive)  # ref §6.5: >= 3 canaries answering
+    # A probe that came back from a blocked round (blocked, then ok) within ``flap_window``
+    # shows a partial failure (a CDN failing some runs at random), not a block; while one does,
+    # a probe counts as persistently blocked for ``likely`` only once its blocked rounds have
+    # lasted ``flap_hold``. Kuzot's own numbers: see the block detector.
+    flap_window: float = duration_field(3600.0, positive)
+    flap_hold: float = duration_field(1800.0)
     cluster_window: float = duration_field(7200.0, positive)  # ref §6.3: start within 2 h
     national_window: float = duration_field(6 * 3600.0, positive)  # ref §6.3: >= 2 ASNs in 6 h
     known_mitm_issuers: tuple[str, ...] = ("Qaznet Trust Network",)  # KZ 2019 (ref §4.4)

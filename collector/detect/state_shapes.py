@@ -22,7 +22,9 @@ on a change of parameters:
 * ``collapse``, ``throttle``, ``slowdown``, ``silence`` (the groups, not each probe's own
   heartbeat history): reset, since they count bins or hold findings judged by the old rules.
 
-A change of the code's version of a part always resets it. A state saved before shapes were
+A change of the code's version of a part resets it, unless the part converts that older
+version (``Detector.converts_from``: ``block`` converts version 2, deriving each probe's
+blocked streak and flips from the two rounds it kept). A state saved before shapes were
 recorded has unknown parameters: every part is treated as changed (``bins`` reset, since its
 old width is unknown). A detector registered after the state was saved has no part in it: it
 starts empty, and that is no change to report.
@@ -48,6 +50,8 @@ ENGINE_CONVERTIBLE = frozenset({"bins", "baselines"})
 # Code version of each part's saved state (a detector's is its ``state_version``).
 VERSIONS = {**ENGINE_VERSIONS, **{d.name: d.state_version for d in DETECTORS}}
 CONVERTIBLE = ENGINE_CONVERTIBLE | {d.name for d in DETECTORS if d.convertible}
+# Older code versions of a part that its loader converts instead of resetting.
+CONVERTS_FROM = {d.name: d.converts_from for d in DETECTORS}
 BASELINE_KEYS = throttling.BASELINE_KEYS
 # The parts every saved state with shapes has: one of them missing is a damaged shape, reset.
 VERSIONS_BEFORE_REGISTRY = frozenset({"bins", "block", "collapse", "throttle", "slowdown",
@@ -124,7 +128,10 @@ def compare(saved: Mapping[str, Any] | None,
         old = saved.get(name) if saved is not None else None
         old_version = old.get("version") if isinstance(old, Mapping) else 1
         if old_version != shape["version"]:
-            changes.append(StateChange(name, "version", "reset", {"version": old_version},
+            converted = old_version in CONVERTS_FROM.get(name, frozenset()) and \
+                name in CONVERTIBLE
+            changes.append(StateChange(name, "version", "converted" if converted else "reset",
+                                       {"version": old_version},
                                        {"version": shape["version"]}))
             continue
         old_params = old.get("params") if isinstance(old, Mapping) else None

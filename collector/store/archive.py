@@ -42,8 +42,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from collector.store import StoreUnavailable
 from collector.store.archive_targets import ArchiveTarget, TargetError
+from collector.store.interface import StoreUnavailable
 
 
 class ArchiveError(Exception):

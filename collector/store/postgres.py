@@ -38,19 +38,19 @@ from typing import Any, TypeVar
 import asyncpg
 from asyncpg import exceptions as pgerr
 
-from collector.store import (
+from collector.store import sql
+from collector.store.archive import ArchiveCandidate, ArchiveUnreadable, digest, read_archived
+from collector.store.archive_targets import ArchiveTarget
+from collector.store.body import pack, unpack
+from collector.store.interface import (
     MEASUREMENT_COLUMNS,
     TIME_FORMAT,
     Axis,
     Filters,
     StoredMeasurement,
     StoreUnavailable,
-    sql,
     target_key,
 )
-from collector.store.archive import ArchiveCandidate, ArchiveUnreadable, digest, read_archived
-from collector.store.archive_targets import ArchiveTarget
-from collector.store.body import pack, unpack
 from collector.store.postgres_events import MIGRATION as EVENTS_MIGRATION
 from collector.store.postgres_events import PostgresEventsMixin
 

@@ -20,9 +20,10 @@ from typing import TYPE_CHECKING, Any
 
 import asyncpg
 
-from collector.store import EventFilter, FeedRow, sql
+from collector.store import sql
 from collector.store.archive import feed_bodies
 from collector.store.body import unpack
+from collector.store.interface import EventFilter, FeedRow
 from collector.store.sql import event_document, event_values
 
 if TYPE_CHECKING:

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from collector.store import (
+from collector.store.interface import (
     FILTER_COLUMNS,
     MEASUREMENT_COLUMNS,
     VERDICTS,

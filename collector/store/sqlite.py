@@ -22,19 +22,19 @@ from typing import Any, TypeVar
 
 import aiosqlite
 
-from collector.store import (
+from collector.store import sql
+from collector.store.archive import ArchiveCandidate, read_archived
+from collector.store.archive_targets import ArchiveTarget
+from collector.store.body import pack, unpack
+from collector.store.interface import (
     MEASUREMENT_COLUMNS,
     Axis,
     Filters,
     StoredMeasurement,
     StoreUnavailable,
     domain_of,
-    sql,
     target_key,
 )
-from collector.store.archive import ArchiveCandidate, read_archived
-from collector.store.archive_targets import ArchiveTarget
-from collector.store.body import pack, unpack
 from collector.store.sqlite_events import MIGRATION as EVENTS_MIGRATION
 from collector.store.sqlite_events import SQLiteEventsMixin
 

@@ -18,6 +18,7 @@ naming it, and the rest goes on; the exit status is 2 only when nothing at all w
 
 from __future__ import annotations
 
+import argparse
 import gzip
 import io
 import json
@@ -221,3 +222,17 @@ def run(paths: list[str], as_json: bool, out: IO[str], err: IO[str]) -> int:
         out.write(table(rows) + "\n")
     err.write(f"{len(rows)} analysed, {failed} not\n")
     return 0 if rows else NOTHING_READ
+
+
+def add_parser(sub: Any) -> None:
+    """Register the ``analyze`` subcommand on the probe's subparsers."""
+    analyze = sub.add_parser(
+        "analyze", help="re-analyse recorded web connectivity measurements (OONI's or ours)")
+    analyze.add_argument("files", nargs="+", metavar="FILE",
+                         help="a measurement per file or per line, gzip allowed; - for stdin")
+    analyze.add_argument("--json", action="store_true", help="one JSON object per line")
+
+
+def main(args: argparse.Namespace) -> int:
+    """Run ``analyze`` on parsed arguments; the exit status."""
+    return run(args.files, args.json, sys.stdout, sys.stderr)

@@ -23,7 +23,7 @@ import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 import aiohttp
 
@@ -116,6 +116,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--force", action="store_true", help="overwrite an existing config")
     parser.add_argument("--offline", action="store_true",
                         help="do not test the collector and the token now (during a shutdown)")
+
+
+def add_parser(sub: Any) -> None:
+    """Register the ``init`` subcommand on the probe's subparsers."""
+    add_arguments(sub.add_parser("init", help="read the notice, consent, write the probe config"))
+
+
+def main(args: argparse.Namespace) -> int:
+    """Run ``init`` on parsed arguments with the process's own streams; the exit status."""
+    return run_init(args, sys.stdin, sys.stdout, sys.stderr)
 
 
 CHECK_TIMEOUT = 15.0  # seconds for the test heartbeat

@@ -10,6 +10,7 @@ day) or ``schedule.interval`` has passed, as in the daemon. Ctrl-C stops both cl
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import os
@@ -23,7 +24,6 @@ from typing import Any
 
 import aiohttp
 
-from collector import config as collector_config
 from probe.config import probe_config
 from probe.daemon.uploader import Uploader, UploadError
 from probe.nettests.runner import ladder_measurement, run_targets
@@ -168,6 +168,10 @@ async def _loop(config: probe_config.ProbeConfig, token: str | None, links: str)
 
 
 def run_live(probe_path: str, collector_path: str, start_collector: bool = True) -> int:
+    # The collector's configuration is read only here: loaded at the top of the module it
+    # would slow the start of every probe command, since the command line imports them all.
+    from collector import config as collector_config
+
     probe_cfg = probe_config.load(probe_path)
     collector_cfg = collector_config.load(collector_path)
     base = probe_cfg.collector.url.rstrip("/")
@@ -186,3 +190,17 @@ def run_live(probe_path: str, collector_path: str, start_collector: bool = True)
         print("\nstopped.")
     return 0
 
+
+
+def add_parser(sub: Any) -> None:
+    """Register the ``live`` subcommand on the probe's subparsers."""
+    live = sub.add_parser("live", help="collector + probe + live table (the quickstart)")
+    live.add_argument("--config", default="configs/probe.yaml")
+    live.add_argument("--collector-config", default="configs/collector.yaml")
+    live.add_argument("--no-collector", action="store_true",
+                      help="use an already running collector")
+
+
+def main(args: argparse.Namespace) -> int:
+    """Run ``live`` on parsed arguments; the exit status."""
+    return run_live(args.config, args.collector_config, start_collector=not args.no_collector)

@@ -8,13 +8,17 @@ and it prints no addresses and no token.
 
 from __future__ import annotations
 
+import argparse
 import json
+import shutil
 import sqlite3
+import sys
 import textwrap
 from datetime import UTC, datetime
 from typing import Any
 
-from probe.config import target_sync
+from probe.cli.common import BAD_INPUT
+from probe.config import probe_config, target_sync
 from probe.config.probe_config import ProbeConfig
 from probe.daemon import announce
 from probe.daemon.clock_check import describe_offset
@@ -277,3 +281,27 @@ def show(config: ProbeConfig, as_json: bool, now: datetime | None = None,
     now = now or datetime.now(UTC)
     report = gather(config, now)
     return json.dumps(report, indent=2) if as_json else render(report, now, width)
+
+
+def add_parser(sub: Any) -> None:
+    """Register the ``status`` subcommand on the probe's subparsers."""
+    status = sub.add_parser("status", help="spool, uploads, heartbeats, verdicts, data used")
+    status.add_argument("--config", required=True)
+    status.add_argument("--json", action="store_true", help="print the status as JSON")
+
+
+def main(args: argparse.Namespace) -> int:
+    """Print the status for parsed arguments; the exit status."""
+    loaded = probe_config.load(args.config)
+    try:
+        # On a terminal, its width; piped, the full 110-column table.
+        width = shutil.get_terminal_size().columns if sys.stdout.isatty() else None
+        print(show(loaded, args.json, width=width))
+    except FileNotFoundError:
+        # `probe live` (make run) uploads directly and keeps no spool: say so, since
+        # it is the first thing a newcomer runs before asking for a status.
+        print(f"error: no spool file yet ({loaded.spool_path}): the probe has not run "
+              "with this config (`probe run`; `probe live` keeps no spool)",
+              file=sys.stderr)
+        return BAD_INPUT
+    return 0

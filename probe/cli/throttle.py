@@ -6,16 +6,12 @@ Exit 0 whatever the verdict, 2 on bad input (as ``check``).
 from __future__ import annotations
 
 import argparse
-import asyncio
-import sys
 from pathlib import Path
 from typing import Any
 
-from probe.core.measurement import to_json
+from probe.cli.common import add_output_arguments, measure_and_print
 from probe.core.typed_config import is_http_url, parse_duration
 from probe.nettests.throttling.measure import ThrottleOptions
-
-BAD_INPUT = 2
 
 
 def add_parser(sub: Any) -> None:
@@ -39,9 +35,7 @@ def add_parser(sub: Any) -> None:
     parser.add_argument("--resolve", action="append", default=[], metavar="HOST:IP",
                         help="use IP for HOST instead of resolving it (repeatable)")
     parser.add_argument("--ca-file", help="extra trust anchors (PEM)")
-    parser.add_argument("--json", action="store_true", help="print the JSON measurement")
-    parser.add_argument("--cc", default="ZZ", help="declared country code")
-    parser.add_argument("--asn", default="AS0", help="declared ASN")
+    add_output_arguments(parser)
 
 
 def _options(args: argparse.Namespace) -> tuple[ThrottleOptions | None, str | None]:
@@ -113,16 +107,12 @@ def print_table(measurement: dict[str, Any]) -> None:
 
 def main(args: argparse.Namespace) -> int:
     options, problem = _options(args)
-    if options is None:
-        print(f"error: {problem}", file=sys.stderr)
-        return BAD_INPUT
-    from probe.nettests.throttling.run import run_throttling
 
-    measurement = asyncio.run(run_throttling(
-        args.url, args.baseline, options, args.sni_ab, cc=args.cc, asn=args.asn,
-        ab_ca_file=args.ca_file))
-    if args.json:
-        print(to_json(measurement, indent=2))
-    else:
-        print_table(measurement)
-    return 0
+    async def measure() -> dict[str, Any]:
+        from probe.nettests.throttling.run import run_throttling
+
+        assert options is not None  # measure_and_print runs it only when there is no problem
+        return await run_throttling(args.url, args.baseline, options, args.sni_ab, cc=args.cc,
+                                    asn=args.asn, ab_ca_file=args.ca_file)
+
+    return measure_and_print(args, problem, measure, print_table)

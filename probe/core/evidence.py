@@ -7,8 +7,11 @@ interception issuer matched, how much slower a throttled target was. ``Evidence`
 as typed fields beside the strings, in the same ``analysis`` object, so no reader ever parses
 the strings back.
 
-``facts(evidence)`` builds the fields from the verdict's own facts when the verdict is made, in
-the probe, from this module's closed table of keys (``KEYS``); it is part of the versioned
+The web connectivity rules state their facts as ``Fact`` values (a key and a typed value, or
+a bare flag): ``str(fact)`` is the evidence string and ``of_facts`` reads the fields from the
+facts, so nothing parses the strings. The other kinds of test still write strings, and
+``facts(evidence)`` builds the fields from them once, when the verdict is made, in the probe,
+from this module's closed table of keys (``KEYS``). Either is part of the versioned
 analysis, like the strings. The collector only reads the fields (``Evidence.from_wire``), and
 for measurements recorded before the fields existed re-runs the pure analysis on the recorded
 observations (``collector/detect/extract.py``).
@@ -108,6 +111,67 @@ class Evidence(WireRecord):
         if mechanism == "mitm" and self.issuer is not None:
             return f"issuer:{self.issuer}"
         return None
+
+
+Value = str | int | float | bool | None
+
+
+@dataclass(frozen=True, slots=True)
+class Fact:
+    """One fact a verdict rests on, as the rules state it: a key and its value, or a bare
+    flag (``dns_inconsistent``). ``str(fact)`` is the ``key:value`` text of ``evidence``,
+    written for people; programs read ``key`` and ``value`` (``of_facts``)."""
+
+    key: str
+    value: Value = None
+    bare: bool = False
+
+    def __str__(self) -> str:
+        return self.key if self.bare else f"{self.key}:{self.value}"
+
+
+def flag(key: str) -> Fact:
+    """A fact without a value (``dns_inconsistent``, ``control_answers_loopback``)."""
+    return Fact(key, bare=True)
+
+
+def of_facts(found: Iterable[Fact]) -> Evidence:
+    """The typed fields of a verdict's facts, read from their keys and values (nothing is
+    parsed): the same fields ``facts`` reads from their printed text. Where a key repeats the
+    first fact wins (a verdict names its decisive step first), except a ratio (the last, the
+    overall one) and a failed step (the probe's own connection, dns, tcp or tls, before
+    http). Keys outside ``KEYS`` are for people only and fill no field."""
+    fields: dict[str, Any] = {}
+    comparable: bool | None = None
+    for fact in found:
+        key, shown = fact.key, None if fact.bare else _name(str(fact.value))
+        if fact.bare:
+            if key == "dns_inconsistent":
+                fields["dns_inconsistent"] = True
+            elif key == "goodput_not_comparable":
+                comparable = False
+        elif key.startswith("probe_") and key[6:] in LAYERS:
+            layer = key[6:]
+            if "failed_layer" not in fields or (fields["failed_layer"] == "http" != layer):
+                fields["failed_layer"], fields["failure"] = layer, shown
+        elif key == "control_failure":
+            fields["control_unavailable"] = True
+            fields.setdefault("control_failure", shown)
+        elif key == "control" and fact.value == "missing":
+            fields["control_unavailable"] = True
+        elif key in ("blockpage", "confirmed"):
+            fields.setdefault(key, shown)
+        elif key == "issuer" and shown is not None:
+            fields.setdefault("issuer", shown)
+        elif key == "sha256":
+            fields.setdefault("certificate_sha256", shown)
+        elif key in RATIOS and isinstance(fact.value, int | float) and \
+                not isinstance(fact.value, bool) and math.isfinite(fact.value) and \
+                fact.value > 0:
+            fields[key] = float(fact.value)
+            if key == "goodput_ratio" and comparable is None:
+                comparable = True
+    return Evidence(**fields, goodput_comparable=comparable)
 
 
 def _ratio(text: str) -> float | None:

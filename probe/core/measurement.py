@@ -11,7 +11,8 @@ from typing import Any
 
 from probe import __version__
 from probe.core.evidence import with_fields
-from probe.core.nettest_names import TEST_VERSIONS
+from probe.core.failures import OP_TOP_LEVEL
+from probe.core.nettest_names import ANALYSIS_VERSIONS, TEST_VERSIONS
 from probe.core.scrub import scrub_value
 
 SOFTWARE_NAME = "kuzot"
@@ -51,10 +52,15 @@ def envelope(
 ) -> dict[str, Any]:
     """Wrap ``test_keys``; ``scrub`` names addresses (the probe's own) to replace everywhere.
 
-    A verdict with an evidence list gets its typed form beside it
-    (``analysis.evidence_fields``, ``probe.core.evidence``)."""
+    A verdict carries the ``analysis_version`` its kind of test declares (a verdict that
+    stamped its own keeps it; the inconclusive verdict of a check that failed at
+    ``top_level`` gets none: no rules ran), and one with an evidence list gets its typed form
+    beside it (``analysis.evidence_fields``, ``probe.core.evidence``)."""
     analysis = test_keys.get("analysis")
     if isinstance(analysis, dict):
+        if "analysis_version" not in analysis and test_name in ANALYSIS_VERSIONS and \
+                test_keys.get("operation") != OP_TOP_LEVEL:
+            analysis = {**analysis, "analysis_version": ANALYSIS_VERSIONS[test_name]}
         test_keys = {**test_keys, "analysis": with_fields(analysis)}
     measurement = {
         "data_format_version": "0.2.0",

@@ -19,6 +19,20 @@ TEST_VERSIONS = {
 }
 """``test_version`` by ``test_name``."""
 
+ANALYSIS_VERSIONS = {
+    "web_connectivity": 2,
+    "connectivity": 1,
+    "telegram": 1,
+    "whatsapp": 1,
+    "signal": 1,
+    "facebook_messenger": 1,
+    "platform": 1,
+    "censor_trace": 1,
+    "throttling": 1,
+    "tcp_reachability": 1,
+}
+"""``analysis_version`` of the verdict rules by ``test_name``."""
+
 LEGACY_TEST_NAMES = ("dns_check", "sni_ab")
 """Accepted from earlier probe versions; no kind emits them now."""
 

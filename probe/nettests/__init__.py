@@ -3,11 +3,12 @@ they share.
 
 ``probe.nettests.registry.NETTESTS`` is the one list of the kinds of test this probe runs.
 Everything that differs between kinds is asked of the kind, never decided by comparing test
-names elsewhere: the ``test_version`` of its measurements (``probe.core.measurement``), what a
-measurement cost (``probe.daemon.traffic``), the line ``status`` shows for it
-(``probe.local.journal``), and, for a kind that runs on its own cadence, what the daemon
-schedules (``NetTest.plan``, run by ``probe.daemon.jobs.measured.PlannedJob``). The collector
-learns the test names from ``probe.core.nettest_names``, which is written from the registry
+names elsewhere: the ``test_version`` and ``analysis_version`` of its measurements
+(``probe.core.measurement``), what a measurement cost (``probe.daemon.traffic``), the line
+``status`` shows for it (``probe.local.journal``), and, for a kind that runs on its own
+cadence, what the daemon schedules (``NetTest.plan``, run by
+``probe.daemon.jobs.measured.PlannedJob``). The collector learns the test names from
+``probe.core.nettest_names``, which is written from the registry
 (``python -m probe.nettests.names``) and checked against it by a test.
 
 Adding a kind of test (README, "How to add a kind of test"): one folder with a ``nettest.py``
@@ -69,6 +70,11 @@ class NetTest(Protocol):
     def version(self) -> str:
         """The ``test_version`` of its measurements."""
 
+    @property
+    def analysis_version(self) -> int:
+        """The version of its verdict rules, carried by each of its measurements as
+        ``test_keys.analysis.analysis_version`` (``probe.core.measurement.envelope``)."""
+
     def cost(self, keys: dict[str, Any]) -> int | None:
         """Bytes one measurement with these test keys cost, or None for the estimate of its
         DNS, TCP, TLS and HTTP exchanges (``probe.nettests.cost.exchanges``)."""
@@ -87,6 +93,7 @@ class Kind:
     name: str
     test_names: tuple[str, ...]
     version: str = "0.1.0"
+    analysis_version: int = 1
     estimate: Callable[[dict[str, Any]], int] | None = None
     status_line: Callable[[Measurement], Line] | None = None
     schedule: Callable[[ProbeConfig], Plan | None] | None = None

@@ -18,6 +18,8 @@ PATH = Path(__file__).resolve().parents[1] / "core" / "nettest_names.py"
 def text() -> str:
     """The module's source, from the registry."""
     versions = {name: kind.version for kind in NETTESTS for name in kind.test_names}
+    analysis_versions = {name: kind.analysis_version for kind in NETTESTS
+                         for name in kind.test_names}
     lines = [
         '"""The test names of the kinds of test, and their versions: written from the registry',
         "(``probe.nettests.NETTESTS``) by ``python -m probe.nettests.names``; do not edit.",
@@ -30,6 +32,11 @@ def text() -> str:
         *(f'    "{name}": "{version}",' for name, version in versions.items()),
         "}",
         '"""``test_version`` by ``test_name``."""',
+        "",
+        "ANALYSIS_VERSIONS = {",
+        *(f'    "{name}": {version},' for name, version in analysis_versions.items()),
+        "}",
+        '"""``analysis_version`` of the verdict rules by ``test_name``."""',
         "",
         "LEGACY_TEST_NAMES = (" + ", ".join(f'"{n}"' for n in LEGACY_TEST_NAMES) + ")",
         '"""Accepted from earlier probe versions; no kind emits them now."""',

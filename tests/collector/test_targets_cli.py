@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from collector.api.list_health import STATE_NAME, ListHealth
-from collector.api.target_lists import ServedLists
+from collector.api.served_lists import ServedLists
 from collector.cli import main
 from collector.store import open_store
 from probe.config import target_sync

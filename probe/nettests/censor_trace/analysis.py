@@ -28,6 +28,11 @@ from probe.netx.packet import server_distance as server_distance
 
 Record = dict[str, Any]
 
+# The version of these rules, carried by every verdict as ``analysis_version`` (declared to the
+# registry by this kind's ``nettest.py``): bump it whenever a rule changes what any
+# measurement's verdict, layer, mechanism or evidence would be (see the README).
+ANALYSIS_VERSION = 1
+
 _MECHANISM = {"reset": "reset", "fin": "eof", "data": "blockpage"}
 
 

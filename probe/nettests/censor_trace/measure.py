@@ -12,8 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from probe.core.urls import split_url
 from probe.nettests.censor_trace import analysis as censor_analysis
-from probe.nettests.web_connectivity import measure as web
 from probe.netx import dns, packet
 from probe.netx.trace import Trace
 
@@ -32,7 +32,7 @@ class TraceOptions:
 
 def payloads(url: str, control_name: str) -> tuple[bytes, bytes, str]:
     """(trigger, control, layer) for ``url``."""
-    scheme, host, _port, path = web.split_url(url)
+    scheme, host, _port, path = split_url(url)
     if scheme == "https":
         return packet.client_hello(host), packet.client_hello(control_name), "tls"
     return packet.http_request(host, path), packet.http_request(control_name, path), "http"
@@ -40,7 +40,7 @@ def payloads(url: str, control_name: str) -> tuple[bytes, bytes, str]:
 
 async def measure(url: str, options: TraceOptions) -> Record:
     """Trace towards ``url``'s server and locate whatever acts on its name."""
-    _scheme, host, port, _path = web.split_url(url)
+    _scheme, host, port, _path = split_url(url)
     trigger, control, layer = payloads(url, options.control_name)
     keys: Record = {"trigger": host, "control_name": options.control_name, "layer": layer,
                     "queries": [], "failure": None}

@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from probe.nettests import Kind, Line, Measurement
+from probe.nettests.censor_trace.analysis import ANALYSIS_VERSION
 from probe.nettests.censor_trace.policy import trace_key
 from probe.nettests.cost import DNS_QUERY, TRACE_STEP, count
 
@@ -27,5 +28,6 @@ def line(measurement: Measurement) -> Line:
                 analysis.get("layer"), analysis.get("mechanism"), summary)
 
 
-NETTEST = Kind(name="censor_trace", test_names=("censor_trace",), estimate=cost,
+NETTEST = Kind(name="censor_trace", test_names=("censor_trace",),
+               analysis_version=ANALYSIS_VERSION, estimate=cost,
                status_line=line)

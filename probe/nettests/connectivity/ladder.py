@@ -35,6 +35,12 @@ class LadderConfig:
     arp_file: str = "/proc/net/arp"
 
 
+# The version of ``summarise`` (online or not, and the sentence), carried by every ladder
+# measurement's analysis as ``analysis_version`` (declared to the registry by this kind's
+# ``nettest.py``): bump it whenever a rule changes what any ``online`` or summary would be.
+ANALYSIS_VERSION = 1
+
+
 def default_gateway(route_file: str = "/proc/net/route") -> str | None:
     """The IPv4 default gateway from the kernel's routing table, or None."""
     try:

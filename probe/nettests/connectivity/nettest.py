@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from probe.nettests import Kind, Line, Measurement
+from probe.nettests.connectivity.ladder import ANALYSIS_VERSION
 from probe.nettests.cost import LADDER_RUNG
 
 TARGET = "connectivity"
@@ -25,4 +26,5 @@ def line(measurement: Measurement) -> Line:
 
 
 NETTEST = Kind(name="connectivity", test_names=("connectivity",), version="0.1.0",
+               analysis_version=ANALYSIS_VERSION,
                estimate=cost, status_line=line)

@@ -24,6 +24,11 @@ from probe.nettests.web_connectivity import analysis
 
 Record = dict[str, Any]
 
+# The version of these rules, carried by every verdict as ``analysis_version`` (declared to the
+# registry by this kind's ``nettest.py``): bump it whenever a rule changes what any
+# measurement's verdict, layer, mechanism or evidence would be (see the README).
+ANALYSIS_VERSION = 1
+
 FACEBOOK_KEYS = {
     "stun.fbsbx.com": "stun",
     "b-api.facebook.com": "b_api",

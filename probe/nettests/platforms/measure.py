@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from probe.config.platforms import EndpointGroup, PlatformsConfig
+from probe.core.urls import split_url
 from probe.nettests.censor_trace import analysis as censor_analysis
 from probe.nettests.control_client import ControlClient
 from probe.nettests.platforms import analysis as platform_analysis
@@ -156,7 +157,7 @@ async def _fingerprint(endpoint: Record, keys: Record, timeout: float) -> None:
     if connected is None or ":" in connected["ip"]:
         return
     target = endpoint["target"]
-    scheme, host, _port, path = web.split_url(target)
+    scheme, host, _port, path = split_url(target)
     trigger = (packet.client_hello(host) if scheme == "https"
                else packet.http_request(host, path))
     result = await packet.reset_fingerprint(connected["ip"], connected["port"], trigger,

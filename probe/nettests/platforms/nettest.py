@@ -5,6 +5,8 @@ endpoint holds a measurement slot). Their test names are OONI's for its instant-
 from __future__ import annotations
 
 from probe.nettests import Kind
+from probe.nettests.platforms.analysis import ANALYSIS_VERSION
 
 NETTEST = Kind(name="platforms", test_names=(
-    "telegram", "whatsapp", "signal", "facebook_messenger", "platform"))
+    "telegram", "whatsapp", "signal", "facebook_messenger", "platform"),
+    analysis_version=ANALYSIS_VERSION)

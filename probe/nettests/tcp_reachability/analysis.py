@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
+# The version of these rules, carried by every verdict as ``analysis_version`` (declared to the
+# registry by ``nettest.py``): bump it whenever a rule changes a verdict (see the README).
 ANALYSIS_VERSION = 1
 
 

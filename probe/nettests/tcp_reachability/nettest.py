@@ -43,4 +43,5 @@ def plan(config: ProbeConfig) -> Plan | None:
 
 
 NETTEST = Kind(name="tcp_reachability", test_names=(TEST_NAME,), version="0.1.0",
+               analysis_version=analysis.ANALYSIS_VERSION,
                schedule=plan)

@@ -35,6 +35,11 @@ from probe.netx import bytetime
 
 Record = dict[str, Any]
 
+# The version of these rules, carried by every verdict as ``analysis_version`` (declared to the
+# registry by this kind's ``nettest.py``): bump it whenever a rule changes what any
+# measurement's verdict, layer, mechanism or evidence would be (see the README).
+ANALYSIS_VERSION = 1
+
 MIN_COMPARABLE_BYTES = 64 * 1024
 MIN_COMPARABLE_SECONDS = 1.0
 

@@ -5,5 +5,7 @@ byte budget)."""
 from __future__ import annotations
 
 from probe.nettests import Kind
+from probe.nettests.throttling.analysis import ANALYSIS_VERSION
 
-NETTEST = Kind(name="throttling", test_names=("throttling",), version="0.1.0")
+NETTEST = Kind(name="throttling", test_names=("throttling",), version="0.1.0",
+               analysis_version=ANALYSIS_VERSION)

@@ -112,6 +112,7 @@ import dns.rcode
 
 from probe.core import failures
 from probe.core.bogons import is_bogon, is_loopback
+from probe.core.evidence import Fact, flag, of_facts
 from probe.nettests.web_connectivity import blockpages, blockphrases, ooni_classic
 
 Record = dict[str, Any]
@@ -200,8 +201,9 @@ def dns_consistency(keys: Record) -> str | None:
 
 def _verdict(
     verdict: str, layer: str | None = None, mechanism: str | None = None,
-    confidence: float = 0.0, evidence: list[str] | None = None,
+    confidence: float = 0.0, evidence: list[Fact] | None = None,
 ) -> Record:
+    """A verdict with its facts, still typed: ``verdict`` writes them for the wire."""
     return {"verdict": verdict, "layer": layer, "mechanism": mechanism,
             "confidence": round(confidence, 2), "evidence": evidence or []}
 
@@ -306,10 +308,10 @@ def _decisive(hops: list[_Hop]) -> _Hop | None:
     return None
 
 
-def _alternative_reach(hops: list[_Hop], start: int) -> list[str]:
+def _alternative_reach(hops: list[_Hop], start: int) -> list[Fact]:
     """``alternative_resolver_reached:<engine>:<status>:<resolver>`` for each page fetched
     at or after ``start`` through an address that only another resolver gave (R12)."""
-    facts = []
+    facts: list[Fact] = []
     for hop in hops:
         if hop.depth < start:
             continue
@@ -319,8 +321,8 @@ def _alternative_reach(hops: list[_Hop], start: int) -> list[str]:
             if request.get("failure") is not None or response is None:
                 continue
             engine, resolver = _resolver_of(hop, flow.ip, request)
-            facts.append(f"alternative_resolver_reached:{engine}:{response.get('code')}:"
-                         f"{resolver}")
+            facts.append(Fact("alternative_resolver_reached",
+                              f"{engine}:{response.get('code')}:{resolver}"))
     return facts
 
 
@@ -384,7 +386,7 @@ class _DNSView:
     inconsistent: bool = False
     bogon: bool = False
     ghost: bool = False
-    evidence: list[str] = field(default_factory=list)
+    evidence: list[Fact] = field(default_factory=list)
 
 
 def _dns_view(first: _Hop | None, control: _Control, domain: str, keys: Record) -> _DNSView:
@@ -397,8 +399,8 @@ def _dns_view(first: _Hop | None, control: _Control, domain: str, keys: Record) 
         return view
     if control.dns.get("failure") or not control.addrs:
         view.ghost = True
-        view.evidence = [f"probe_answers:{','.join(sorted(probe))}",
-                         f"control_dns:{control.dns.get('failure') or 'no_addresses'}"]
+        view.evidence = [Fact("probe_answers", ','.join(sorted(probe))),
+                         Fact("control_dns", control.dns.get('failure') or 'no_addresses')]
         return view
     if probe & control.addrs:
         return view
@@ -413,8 +415,8 @@ def _dns_view(first: _Hop | None, control: _Control, domain: str, keys: Record) 
         return view
     view.inconsistent = True
     view.bogon = all(is_bogon(a) for a in probe)
-    view.evidence = [f"probe_answers:{','.join(sorted(probe))}",
-                     f"control_answers:{','.join(sorted(control.addrs))}"]
+    view.evidence = [Fact("probe_answers", ','.join(sorted(probe))),
+                     Fact("control_answers", ','.join(sorted(control.addrs)))]
     return view
 
 
@@ -452,20 +454,21 @@ def _injection(keys: Record) -> Record | None:
             if later == first and late.get("rcode") == query.get("rcode"):
                 continue
             return _verdict("blocked", "dns", "injected", 0.9, [
-                f"dns_duplicate_answers:{query.get('resolver_address')}:{query.get('query_type')}",
-                f"first:{','.join(sorted(first)) or _rcode_text(query.get('rcode'))}",
-                f"late:{','.join(sorted(later)) or _rcode_text(late.get('rcode'))}",
+                Fact("dns_duplicate_answers",
+                     f"{query.get('resolver_address')}:{query.get('query_type')}"),
+                Fact("first", ','.join(sorted(first)) or _rcode_text(query.get('rcode'))),
+                Fact("late", ','.join(sorted(later)) or _rcode_text(late.get('rcode'))),
             ])
     return None
 
 
-def _dns_fingerprint(hop: _Hop | None, cc: str | None) -> list[str]:
+def _dns_fingerprint(hop: _Hop | None, cc: str | None) -> list[Fact]:
     if hop is None or hop.system is None:
         return []
     for address in sorted(_addresses(hop.system)):
         found = blockpages.match_dns(address, cc)
         if found and found.applies_to(cc):
-            return [f"blockpage:{found.name}", f"confirmed:{found.name}"]
+            return [Fact("blockpage", found.name), Fact("confirmed", found.name)]
     return []
 
 
@@ -480,72 +483,74 @@ def _secure_page(final: Record, control: _Control, dns: _DNSView, cc: str | None
         found = blockpages.match_value("tls.issuer", issuer)
         if found and found.applies_to(cc):
             return _verdict("blocked", "tls", "mitm", 0.95, [
-                f"issuer:{issuer}", f"sha256:{leaf.get('sha256')}", "chain_validated_locally",
-                f"confirmed:{found.name}"])
-    evidence = [f"https_status:{response.get('code')}"]
+                Fact("issuer", issuer), Fact("sha256", leaf.get('sha256')),
+                flag("chain_validated_locally"), Fact("confirmed", found.name)])
+    evidence = [Fact("https_status", response.get('code'))]
     if dns.inconsistent:
-        evidence += ["dns_inconsistent", *dns.evidence]
+        evidence += [flag("dns_inconsistent"), *dns.evidence]
     challenge = blockpages.match_response(response, frozenset({"challenge"}))
     if challenge:
-        evidence.append(f"challenge:{challenge.name}")
+        evidence.append(Fact("challenge", challenge.name))
     if not control.usable:
-        evidence.append(f"control_failure:{keys.get('control_failure')}")
+        evidence.append(Fact("control_failure", keys.get('control_failure')))
     return _verdict("ok", confidence=0.95 if control.usable else 0.85, evidence=evidence)
 
 
 def _after_first_hop(hop: _Hop, control: _Control, layer: str, failure: str | None,
-                     extra: list[str]) -> Record:
+                     extra: list[Fact]) -> Record:
     """Steps after a redirect: the control's final page stands in for per-step data."""
-    evidence = [f"probe_{layer}:{failure}", f"depth:{hop.depth}", *extra]
+    evidence = [Fact(f"probe_{layer}", failure), Fact("depth", hop.depth), *extra]
     if control.http_ok:
         return _verdict("blocked", layer, _mechanism(failure), 0.7,
-                        [*evidence, "control_http:ok"])
+                        [*evidence, Fact("control_http", "ok")])
     if control.http.get("failure"):
         return _verdict("down", layer, _mechanism(failure), 0.6,
-                        [*evidence, f"control_http:{control.http['failure']}"])
+                        [*evidence, Fact("control_http", control.http['failure'])])
     return _verdict("inconclusive", layer, _mechanism(failure), 0.0,
-                    [*evidence, "control_http:missing"])
+                    [*evidence, Fact("control_http", "missing")])
 
 
-def _spoofed(dns: _DNSView, evidence: list[str]) -> Record:
+def _spoofed(dns: _DNSView, evidence: list[Fact]) -> Record:
     mechanism = "bogon" if dns.bogon else "spoofed"
     return _verdict("blocked", "dns", mechanism, 0.85 if dns.bogon else 0.8,
-                    ["dns_inconsistent", *dns.evidence, *evidence])
+                    [flag("dns_inconsistent"), *dns.evidence, *evidence])
 
 
 def _dns_step(hop: _Hop, control: _Control, keys: Record) -> Record:
     system = hop.system
     failure = system.get("failure") if system else None
     probe = _addresses(system) if system else set()
-    extra = [f"{q['engine']}:{q.get('resolver_address')}:{q.get('query_type')}:"
-             f"{q.get('failure') or ','.join(sorted(_addresses(q)))}"
+    # What each other resolver answered, under its engine's name (``udp``, ``doh``).
+    extra = [Fact(str(q["engine"]), f"{q.get('resolver_address')}:{q.get('query_type')}:"
+                                    f"{q.get('failure') or ','.join(sorted(_addresses(q)))}")
              for q in hop.queries if not ooni_classic.is_system_engine(q.get("engine"))]
     if failure is None and probe and all(is_loopback(a) for a in probe):
         # Loopback answers are not dialled (R6).
-        evidence = [f"probe_answers:{','.join(sorted(probe))}", *extra]
+        evidence = [Fact("probe_answers", ','.join(sorted(probe))), *extra]
         if hop.depth > 0:
             return _after_first_hop(hop, control, "dns", failures.DNS_BOGON, evidence)
         if control.addrs and all(is_loopback(a) for a in control.addrs):
-            return _verdict("down", "dns", None, 0.7, [*evidence, "control_answers_loopback"])
+            return _verdict("down", "dns", None, 0.7, [*evidence, flag("control_answers_loopback")])
         if control.addrs:
             return _verdict("blocked", "dns", "bogon", 0.9, [
-                *evidence, f"control_answers:{','.join(sorted(control.addrs))}"])
-        return _verdict("inconclusive", "dns", "bogon", 0.0, [*evidence, "control_dns:none"])
+                *evidence, Fact("control_answers", ','.join(sorted(control.addrs)))])
+        return _verdict("inconclusive", "dns", "bogon", 0.0,
+                        [*evidence, Fact("control_dns", "none")])
     failure = failure or failures.DNS_NO_ANSWER
     if hop.depth > 0:
         return _after_first_hop(hop, control, "dns", failure, extra)
-    evidence = [f"probe_dns:{failure}", *extra]
+    evidence = [Fact("probe_dns", failure), *extra]
     control_failure = control.dns.get("failure")
     if control_failure or not control.addrs:
         return _verdict("down", "dns", _mechanism(failure), 0.8,
-                        [*evidence, f"control_dns:{control_failure or 'no_addresses'}"])
+                        [*evidence, Fact("control_dns", control_failure or 'no_addresses')])
     return _verdict("blocked", "dns", _mechanism(failure), 0.85,
-                    [*evidence, f"control_dns:{len(control.addrs)}_addresses"])
+                    [*evidence, Fact("control_dns", f"{len(control.addrs)}_addresses")])
 
 
 def _tcp_step(hop: _Hop, flows: list[_Flow], control: _Control, dns: _DNSView) -> Record:
     failure = (flows[0].connect.get("status") or {}).get("failure")
-    evidence = [f"probe_tcp:{failure}", *[f"endpoint:{f.endpoint}" for f in flows[:4]]]
+    evidence = [Fact("probe_tcp", failure), *[Fact("endpoint", f.endpoint) for f in flows[:4]]]
     if hop.depth > 0:
         return _after_first_hop(hop, control, "tcp", failure, evidence[1:])
     if dns.inconsistent:
@@ -553,12 +558,12 @@ def _tcp_step(hop: _Hop, flows: list[_Flow], control: _Control, dns: _DNSView) -
     at_control = [control.tcp(f.endpoint) for f in flows]
     if any(ok is True for ok in at_control):
         return _verdict("blocked", "tcp", _mechanism(failure), 0.8,
-                        [*evidence, "control_tcp:ok"])
+                        [*evidence, Fact("control_tcp", "ok")])
     if at_control and all(ok is False for ok in at_control):
         return _verdict("down", "tcp", _mechanism(failure), 0.8,
-                        [*evidence, "control_tcp:failed"])
+                        [*evidence, Fact("control_tcp", "failed")])
     return _verdict("inconclusive", "tcp", _mechanism(failure), 0.0,
-                    [*evidence, "control_tcp:missing"])
+                    [*evidence, Fact("control_tcp", "missing")])
 
 
 def _certificate_step(hop: _Hop, flow: _Flow, control: _Control, dns: _DNSView,
@@ -568,29 +573,29 @@ def _certificate_step(hop: _Hop, flow: _Flow, control: _Control, dns: _DNSView,
     chain = flow.handshake.get("x_certificates") or []
     leaf = chain[0] if chain else {}
     issuer, sha = leaf.get("issuer"), leaf.get("sha256")
-    evidence = [f"probe_tls:{failure}", f"issuer:{issuer}", f"sha256:{sha}",
-                f"sni:{flow.handshake.get('server_name')}"]
+    evidence = [Fact("probe_tls", failure), Fact("issuer", issuer), Fact("sha256", sha),
+                Fact("sni", flow.handshake.get('server_name'))]
     if hop.depth == 0 and dns.inconsistent:
         return _spoofed(dns, evidence)
     for certificate in chain:
         found = blockpages.match_value("tls.issuer", certificate.get("issuer"))
         if found and found.applies_to(cc):
             return _verdict("blocked", "tls", "mitm", 0.95,
-                            [*evidence, f"confirmed:{found.name}"])
+                            [*evidence, Fact("confirmed", found.name)])
     control_issuers, control_shas = control.certificates()
     control_entry = control.tls(flow.endpoint) if hop.depth == 0 else None
     shared_failure = control_entry is not None and control_entry.get("failure") == failure
     if (sha and sha in control_shas) or shared_failure:
         return _verdict("down", "tls", None, 0.8,
-                        [*evidence, f"control_tls:{(control_entry or {}).get('failure')}"])
+                        [*evidence, Fact("control_tls", (control_entry or {}).get('failure'))])
     if not control_issuers:
         return _verdict("inconclusive", "tls", "mitm", 0.0,
-                        [*evidence, "control_certificate:missing"])
+                        [*evidence, Fact("control_certificate", "missing")])
     if issuer and issuer not in control_issuers:
         return _verdict("blocked", "tls", "mitm", 0.9, [
-            *evidence, f"control_issuer:{','.join(sorted(control_issuers))}"])
+            *evidence, Fact("control_issuer", ','.join(sorted(control_issuers)))])
     return _verdict("inconclusive", "tls", None, 0.0,
-                    [*evidence, "same_issuer_as_control"])
+                    [*evidence, flag("same_issuer_as_control")])
 
 
 def _tls_step(hop: _Hop, flows: list[_Flow], control: _Control, dns: _DNSView,
@@ -603,8 +608,8 @@ def _tls_step(hop: _Hop, flows: list[_Flow], control: _Control, dns: _DNSView,
     flow = failed[0]
     assert flow.handshake is not None
     failure = flow.handshake.get("failure")
-    evidence = [f"probe_tls:{failure}", f"sni:{flow.handshake.get('server_name')}",
-                f"endpoint:{flow.endpoint}"]
+    evidence = [Fact("probe_tls", failure), Fact("sni", flow.handshake.get('server_name')),
+                Fact("endpoint", flow.endpoint)]
     if hop.depth > 0:
         return _after_first_hop(hop, control, "tls", failure, evidence[1:])
     if dns.inconsistent:
@@ -612,40 +617,40 @@ def _tls_step(hop: _Hop, flows: list[_Flow], control: _Control, dns: _DNSView,
     entry = control.tls(flow.endpoint)
     if entry is not None and entry.get("status"):
         return _verdict("blocked", "tls", _mechanism(failure), 0.85,
-                        [*evidence, "control_tls:ok"])
+                        [*evidence, Fact("control_tls", "ok")])
     if entry is not None:
         return _verdict("down", "tls", _mechanism(failure), 0.8,
-                        [*evidence, f"control_tls:{entry.get('failure')}"])
+                        [*evidence, Fact("control_tls", entry.get('failure'))])
     if control.http_ok:
         return _verdict("blocked", "tls", _mechanism(failure), 0.7,
-                        [*evidence, "control_http:ok"])
+                        [*evidence, Fact("control_http", "ok")])
     return _verdict("inconclusive", "tls", _mechanism(failure), 0.0,
-                    [*evidence, "control_tls:missing"])
+                    [*evidence, Fact("control_tls", "missing")])
 
 
 def _failed_request(hop: _Hop, request: Record, control: _Control, dns: _DNSView) -> Record:
     failure = request["failure"]
-    evidence = [f"probe_http:{failure}", f"operation:{request.get('x_operation')}"]
+    evidence = [Fact("probe_http", failure), Fact("operation", request.get('x_operation'))]
     if failure in _REDIRECT_FAILURES:
         code = (request.get("response") or {}).get("code")
         if control.http.get("failure") == failure or control.http.get("status_code") == code:
             return _verdict("down", "http", None, 0.7,
-                            [*evidence, f"control_http:{control.http.get('failure') or code}"])
+                            [*evidence, Fact("control_http", control.http.get('failure') or code)])
         return _verdict("inconclusive", "http", None, 0.0, evidence)
     if control.http.get("failure"):
         return _verdict("down", "http", _mechanism(failure), 0.7,
-                        [*evidence, f"control_http:{control.http['failure']}"])
+                        [*evidence, Fact("control_http", control.http['failure'])])
     if hop.depth == 0 and dns.inconsistent:
         return _spoofed(dns, evidence)
     if request.get("x_slow"):
         return _verdict("throttled", "http", None, 0.5,
-                        [*evidence, f"bytes:{request.get('x_bytes_received')}",
-                         f"goodput_bps:{request.get('x_goodput_bps')}"])
+                        [*evidence, Fact("bytes", request.get('x_bytes_received')),
+                         Fact("goodput_bps", request.get('x_goodput_bps'))])
     if not control.http_ok:
         return _verdict("inconclusive", "http", _mechanism(failure), 0.0,
-                        [*evidence, "control_http:missing"])
+                        [*evidence, Fact("control_http", "missing")])
     return _verdict("blocked", "http", _mechanism(failure), 0.75,
-                    [*evidence, "control_http:ok"])
+                    [*evidence, Fact("control_http", "ok")])
 
 
 # Headers that describe how an HTTP/1.1 message was framed and delivered, not who served it:
@@ -684,27 +689,28 @@ def page_comparison(response: Record, control_http: Record) -> ooni_classic.HTTP
 def _final_page(hop: _Hop, request: Record, control: _Control, dns: _DNSView,
                 cc: str | None) -> Record:
     response = request["response"]
-    evidence = [f"http_status:{response.get('code')}"]
+    evidence = [Fact("http_status", response.get('code'))]
     challenge = blockpages.match_response(response, frozenset({"challenge"}))
     if challenge:
         return _verdict("inconclusive", "http", None, 0.0,
-                        [*evidence, f"challenge:{challenge.name}"])
+                        [*evidence, Fact("challenge", challenge.name)])
     if not control.http_ok:
         return _verdict("inconclusive", "http", None, 0.0,
-                        [*evidence, f"control_http:{control.http.get('failure') or 'missing'}"])
+                        [*evidence, Fact("control_http", control.http.get('failure') or 'missing')])
     diff = page_comparison(response, control.http)
-    facts = [f"status_code_match:{diff.status_code_match}",
-             f"body_length_match:{diff.body_length_match}",
-             f"uncommon_headers_shared:{diff.headers_match}", f"title_match:{diff.title_match}"]
+    facts = [Fact("status_code_match", diff.status_code_match),
+             Fact("body_length_match", diff.body_length_match),
+             Fact("uncommon_headers_shared", diff.headers_match),
+             Fact("title_match", diff.title_match)]
     if not diff.differs():
         if hop.depth == 0 and dns.inconsistent:
             return _verdict("ok", confidence=0.7,
-                            evidence=[*evidence, "dns_inconsistent", *dns.evidence])
+                            evidence=[*evidence, flag("dns_inconsistent"), *dns.evidence])
         return _verdict("ok", confidence=0.8, evidence=evidence)
     phrase = blockphrases.match(response, control.http.get("body_length"))  # R10
     if phrase is not None and hop.depth == 0 and dns.inconsistent:
         return _verdict("blocked", "dns", "blockpage", 0.8, [
-            *evidence, *phrase.evidence(), "dns_inconsistent", *dns.evidence, *facts])
+            *evidence, *phrase.evidence(), flag("dns_inconsistent"), *dns.evidence, *facts])
     if phrase is not None:
         return _verdict("blocked", "http", "blockpage", 0.7,
                         [*evidence, *phrase.evidence(), *facts])
@@ -728,14 +734,15 @@ def _chain_blockpage(hops: list[_Hop], control: _Control, dns: _DNSView,
         if found.location == "body" and hop is hops[-1] and not _differs(response, control):
             continue
         layer = "dns" if hop.depth == 0 and dns.inconsistent else "http"
-        evidence = [f"http_status:{response.get('code')}", f"blockpage:{found.name}",
-                    f"fingerprint_in:{found.location}", f"fingerprint_origin:{found.origin}"]
+        evidence = [Fact("http_status", response.get('code')), Fact("blockpage", found.name),
+                    Fact("fingerprint_in", found.location),
+                    Fact("fingerprint_origin", found.origin)]
         if hop.depth:
-            evidence.append(f"depth:{hop.depth}")
+            evidence.append(Fact("depth", hop.depth))
         if found.applies_to(cc):
-            evidence.append(f"confirmed:{found.name}")
+            evidence.append(Fact("confirmed", found.name))
         if layer == "dns":
-            evidence += ["dns_inconsistent", *dns.evidence]
+            evidence += [flag("dns_inconsistent"), *dns.evidence]
         return _verdict("blocked", layer, "blockpage", 0.95, evidence)
     return None
 
@@ -760,14 +767,24 @@ def _with_failed_endpoints(result: Record, hop: _Hop, control: _Control,
         failure = (flow.connect.get("status") or {}).get("failure") or \
             (flow.handshake or {}).get("failure")
         if failure and control.tcp(flow.endpoint):
-            result["evidence"].append(f"endpoint_failed:{flow.endpoint}:{failure}")
+            result["evidence"].append(Fact("endpoint_failed", f"{flow.endpoint}:{failure}"))
     return result
 
 
 def verdict(keys: Record, url: str, cc: str | None = None) -> Record:
     """Kuzot's ``analysis`` object for the test keys of ``url`` (rules R1-R12 above),
     stamped with the ``analysis_version`` of these rules."""
-    return {**_verdict_of(keys, url, cc), "analysis_version": ANALYSIS_VERSION}
+    return _wire(_verdict_of(keys, url, cc))
+
+
+def _wire(found: Record) -> Record:
+    """A verdict as it is recorded: its facts written as ``key:value`` for people
+    (``evidence``) and read into typed fields for programs (``evidence_fields``, from the
+    facts themselves: no text is parsed back), with the ``analysis_version``."""
+    facts: list[Fact] = found["evidence"]
+    return {**found, "evidence": [str(fact) for fact in facts],
+            "analysis_version": ANALYSIS_VERSION,
+            "evidence_fields": of_facts(facts).to_wire()}
 
 
 def _verdict_of(keys: Record, url: str, cc: str | None) -> Record:
@@ -790,11 +807,11 @@ def _verdict_of(keys: Record, url: str, cc: str | None) -> Record:
                                       control, keys)
     if not control.usable:
         return _verdict("inconclusive", None, None, 0.0,
-                        [f"control_failure:{keys.get('control_failure')}"])
+                        [Fact("control_failure", keys.get('control_failure'))])
     if last is None:
-        return _verdict("inconclusive", None, None, 0.0, ["no_observations"])
+        return _verdict("inconclusive", None, None, 0.0, [flag("no_observations")])
     if dns.ghost:
-        return _verdict("blocked", "dns", "spoofed", 0.85, ["dns_ghost", *dns.evidence])
+        return _verdict("blocked", "dns", "spoofed", 0.85, [flag("dns_ghost"), *dns.evidence])
     fingerprint = _dns_fingerprint(first, cc)
     if chained is not None:
         verdict_ = chained
@@ -808,12 +825,12 @@ def _verdict_of(keys: Record, url: str, cc: str | None) -> Record:
         if not last.flows:
             verdict_ = _dns_step(last, control, keys)
         elif not flows:
-            verdict_ = _verdict("inconclusive", "tcp", None, 0.0, ["only_ipv6_without_ipv6"])
+            verdict_ = _verdict("inconclusive", "tcp", None, 0.0, [flag("only_ipv6_without_ipv6")])
         elif any(f.handshake is not None for f in flows):
             verdict_ = _tls_step(last, [f for f in flows if f.handshake is not None], control,
                                  dns, cc)
         elif any((f.connect.get("status") or {}).get("success") for f in flows):
-            verdict_ = _verdict("inconclusive", "http", None, 0.0, ["no_http_request"])
+            verdict_ = _verdict("inconclusive", "http", None, 0.0, [flag("no_http_request")])
         else:
             verdict_ = _tcp_step(last, flows, control, dns)
     if fingerprint and verdict_["verdict"] == "blocked":
@@ -840,9 +857,10 @@ def analyze(keys: Record, url: str, cc: str | None = None) -> Record:
     """OONI's keys plus ``analysis`` for the given test keys of ``url`` measured in ``cc``."""
     # Departure 3: an IPv6 connect without a route is no observation of the site.
     ooni = ooni_classic.analyze(_without_unroutable_ipv6(keys), url)
-    analysis = verdict(keys, url, cc)
+    found = _verdict_of(keys, url, cc)
+    analysis = _wire(found)
     if urlsplit(url).scheme == "http" and ooni["blocking"] == "http-diff" and any(
-            e.startswith("challenge:") for e in analysis["evidence"]):
+            fact.key == "challenge" for fact in found["evidence"]):
         # Departure 1 from OONI (QA case 5): a challenge page is not a diff.
         ooni["blocking"], ooni["accessible"] = None, None
     if ooni["accessible"] is True and analysis["verdict"] != "ok" and (

@@ -42,6 +42,7 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
+from probe.core.evidence import Fact
 from probe.nettests.web_connectivity import blockpages
 
 LANGUAGES = frozenset({"ru", "kk", "ky", "en"})
@@ -76,9 +77,9 @@ class Found:
     phrase: Phrase
     place: str
 
-    def evidence(self) -> list[str]:
-        return [f"blockpage_phrase:{self.phrase.phrase}", f"phrase_in:{self.place}",
-                f"phrase_language:{self.phrase.language}"]
+    def evidence(self) -> list[Fact]:
+        return [Fact("blockpage_phrase", self.phrase.phrase), Fact("phrase_in", self.place),
+                Fact("phrase_language", self.phrase.language)]
 
 
 def normalise(text: str) -> str:

@@ -40,11 +40,7 @@ from typing import Any
 
 from probe.core import failures, wire
 from probe.core.bogons import is_bogon, is_loopback, redirect_allowed, scope
-from probe.core.urls import MAX_LOCATION_LENGTH as MAX_LOCATION_LENGTH
-from probe.core.urls import REDIRECT_CODES as REDIRECT_CODES
-from probe.core.urls import ascii_host as ascii_host
-from probe.core.urls import redirect_target as redirect_target
-from probe.core.urls import split_url as split_url
+from probe.core.urls import REDIRECT_CODES, redirect_target, split_url
 from probe.nettests.control_client import ControlClient
 from probe.nettests.web_connectivity.analysis import analyze
 from probe.netx import dns, tcp, tls

@@ -4,5 +4,7 @@
 from __future__ import annotations
 
 from probe.nettests import Kind
+from probe.nettests.web_connectivity.analysis import ANALYSIS_VERSION
 
-NETTEST = Kind(name="web_connectivity", test_names=("web_connectivity",), version="0.5.0")
+NETTEST = Kind(name="web_connectivity", test_names=("web_connectivity",), version="0.5.0",
+               analysis_version=ANALYSIS_VERSION)

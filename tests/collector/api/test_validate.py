@@ -23,6 +23,7 @@ from collector.api.validate import (
 from collector.config import Limits
 from collector.store.body import unpack
 from probe.core.evidence import with_fields
+from probe.core.nettest_names import ANALYSIS_VERSIONS
 from tests.collector.factory import measurement
 
 NOW = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)
@@ -152,6 +153,22 @@ def test_boundaries_are_accepted() -> None:
     for confidence in (0, 1, 0.5):
         analysis = {"verdict": "ok", "confidence": confidence, "evidence": ["a", "b"]}
         assert validate(ok(test_keys={"analysis": analysis}), LIMITS, NOW, "p1")
+
+
+@pytest.mark.parametrize("test_name", sorted(ANALYSIS_VERSIONS))
+def test_every_kind_s_analysis_version_is_checked_and_stored(test_name: str) -> None:
+    """Every kind's verdict carries its ``analysis_version``; a measurement recorded before
+    that (none: version 1) is still accepted, a malformed one refused whatever the kind."""
+    version = ANALYSIS_VERSIONS[test_name]
+    analysis = {"verdict": "ok", "layer": None, "mechanism": None, "analysis_version": version}
+    row = validate(ok(test_name=test_name, test_keys={"analysis": analysis}), LIMITS, NOW, "p1")
+    assert json.loads(row.body)["test_keys"]["analysis"]["analysis_version"] == version
+    assert validate(ok(test_name=test_name, test_keys={"analysis": {"verdict": "ok"}}),
+                    LIMITS, NOW, "p1")
+    for bad in (0, "1", 1.0, True, 1_000_001):
+        with pytest.raises(Invalid, match="analysis_version: an integer from 1 to 1000000"):
+            validate(ok(test_name=test_name, test_keys={"analysis": {"analysis_version": bad}}),
+                     LIMITS, NOW, "p1")
 
 
 def test_evidence_fields_as_the_probe_writes_them_are_accepted_and_stored_unchanged() -> None:

@@ -10,15 +10,13 @@ background task does. The events it leaves in the store must be exactly the expe
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from prometheus_client import CollectorRegistry
 
-from collector.api.validate import validate
-from collector.config import Limits
 from collector.detect.params import DetectionConfig, NetworkRoles
 from collector.detect.windows import Calendar
 from collector.metrics.detection import DetectionMetrics, EventSnapshot
@@ -31,24 +29,41 @@ from tests.collector import scenarios
 TICK = 60.0
 
 
+def _pipeline(store: SQLiteStore, config: DetectionConfig, start: float = scenarios.BASE,
+              registry: CollectorRegistry | None = None) -> Pipeline:
+    """A detection pipeline on ``store`` whose clock stands at ``start`` until it is run."""
+    return Pipeline(store, config, Calendar(), DetectionMetrics(registry or CollectorRegistry()),
+                    EventSnapshot(), clock=lambda: start)
+
+
+async def _minutes(store: SQLiteStore, scenario: dict[str, Any]) -> AsyncIterator[float]:
+    """Each simulated minute of ``scenario``, after storing what arrived by then as the
+    collector's ingest would; the caller runs detection at that minute."""
+    arrivals = scenarios.expand(scenario)
+    end = scenarios.BASE + parse_duration(scenario["duration"])
+    now, index = scenarios.BASE, 0
+    while now < end:
+        now += TICK
+        arrived, index = scenarios.due(arrivals, index, now)
+        await scenarios.store_arrivals(store, arrived)
+        yield now
+
+
+def _outcome(events: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
+    """What two runs of one scenario must agree on, event by event."""
+    return [(e["id"], e["tier"], e["start"], e["end"], e["targets"]) for e in events]
+
+
 async def run_scenario(name: str, database: Path) -> tuple[list[dict[str, Any]], Pipeline]:
     scenario = scenarios.load(name)
     networks = {cc: NetworkRoles(incumbent=tuple(r.get("incumbent", ())),
                                  mobile=tuple(r.get("mobile", ())))
                 for cc, r in scenario["networks"].items()}
     store = await SQLiteStore.open(str(database))
-    pipeline = Pipeline(store, DetectionConfig(networks=networks), Calendar(),
-                        DetectionMetrics(CollectorRegistry()), EventSnapshot(),
-                        clock=lambda: scenarios.BASE)
+    pipeline = _pipeline(store, DetectionConfig(networks=networks))
     try:
         await pipeline.start()
-        arrivals = scenarios.expand(scenario)
-        end = scenarios.BASE + parse_duration(scenario["duration"])
-        now, index = scenarios.BASE, 0
-        while now < end:
-            now += TICK
-            arrived, index = scenarios.due(arrivals, index, now)
-            await scenarios.store_arrivals(store, arrived)
+        async for now in _minutes(store, scenario):
             await pipeline.run_once(now)
         return await store.events(EventFilter(limit=1000)), pipeline
     finally:
@@ -84,56 +99,31 @@ async def test_scenario(name: str, tmp_path: Path) -> None:
 async def test_a_restarted_pipeline_resumes_from_its_saved_state(tmp_path: Path) -> None:
     """Stopping the pipeline mid-scenario and starting a new one on the same store (state and
     cursors saved with it) ends with the same events as an uninterrupted run."""
-    database = tmp_path / "whole.sqlite"
-    whole, _ = await run_scenario("national_block_tls_timeout", database)
-    scenario = scenarios.load("national_block_tls_timeout")
-    split = tmp_path / "split.sqlite"
-    store = await SQLiteStore.open(str(split))
+    whole, _ = await run_scenario("national_block_tls_timeout", tmp_path / "whole.sqlite")
+    store = await SQLiteStore.open(str(tmp_path / "split.sqlite"))
     config = DetectionConfig(networks={"KZ": NetworkRoles(incumbent=("AS9198",),
                                                           mobile=("AS64510",))})
-    arrivals = scenarios.expand(scenario)
-    end = scenarios.BASE + parse_duration(scenario["duration"])
-    pipeline = Pipeline(store, config, Calendar(), DetectionMetrics(CollectorRegistry()),
-                        EventSnapshot(), clock=lambda: scenarios.BASE)
+    pipeline = _pipeline(store, config)
     await pipeline.start()
-    now, index = scenarios.BASE, 0
     restart_at = scenarios.BASE + parse_duration("80m")
-    while now < end:
-        now += TICK
-        batch = []
-        while index < len(arrivals) and arrivals[index].at <= now:
-            arrival = arrivals[index]
-            index += 1
-            moment = datetime.fromtimestamp(arrival.at, UTC)
-            if arrival.heartbeat is not None:
-                await store.add_heartbeat(arrival.probe_id, arrival.heartbeat["sent_at"],
-                                          moment.strftime("%Y-%m-%d %H:%M:%S"),
-                                          json.dumps(arrival.heartbeat))
-            else:
-                batch.append(validate(arrival.measurement, Limits(), moment, arrival.probe_id))
-        await store.add_measurements(batch)
+    async for now in _minutes(store, scenarios.load("national_block_tls_timeout")):
         await pipeline.run_once(now)
         if now == restart_at:
             await pipeline.stop()  # saves its state and hands the detection lease back
-            pipeline = Pipeline(store, config, Calendar(),
-                                DetectionMetrics(CollectorRegistry()), EventSnapshot(),
-                                clock=lambda: restart_at)
+            pipeline = _pipeline(store, config, restart_at)
             await pipeline.start()
     events = await store.events(EventFilter(limit=1000))
     await store.close()
-    assert [(e["id"], e["tier"], e["start"], e["end"], e["targets"]) for e in events] == \
-        [(e["id"], e["tier"], e["start"], e["end"], e["targets"]) for e in whole]
+    assert _outcome(events) == _outcome(whole)
 
 
 async def test_a_failed_run_resumes_from_the_saved_state(tmp_path: Path) -> None:
     """A run that dies half-way (here: the store refuses to write events) is not half-applied:
     the next run reloads the saved state and replays, ending with the uninterrupted events."""
     whole, _ = await run_scenario("asn_block_dns_nxdomain", tmp_path / "whole.sqlite")
-    scenario = scenarios.load("asn_block_dns_nxdomain")
     store = await SQLiteStore.open(str(tmp_path / "broken.sqlite"))
     registry = CollectorRegistry()
-    pipeline = Pipeline(store, DetectionConfig(), Calendar(), DetectionMetrics(registry),
-                        EventSnapshot(), clock=lambda: scenarios.BASE)
+    pipeline = _pipeline(store, DetectionConfig(), registry=registry)
     await pipeline.start()
     real_upsert = store.upsert_events
     failures = 0
@@ -146,27 +136,10 @@ async def test_a_failed_run_resumes_from_the_saved_state(tmp_path: Path) -> None
         await real_upsert(events)
 
     store.upsert_events = flaky  # type: ignore[method-assign]
-    arrivals = scenarios.expand(scenario)
-    end = scenarios.BASE + parse_duration(scenario["duration"])
-    now, index = scenarios.BASE, 0
-    while now < end:
-        now += TICK
-        batch = []
-        while index < len(arrivals) and arrivals[index].at <= now:
-            arrival = arrivals[index]
-            index += 1
-            moment = datetime.fromtimestamp(arrival.at, UTC)
-            if arrival.heartbeat is not None:
-                await store.add_heartbeat(arrival.probe_id, arrival.heartbeat["sent_at"],
-                                          moment.strftime("%Y-%m-%d %H:%M:%S"),
-                                          json.dumps(arrival.heartbeat))
-            else:
-                batch.append(validate(arrival.measurement, Limits(), moment, arrival.probe_id))
-        await store.add_measurements(batch)
+    async for now in _minutes(store, scenarios.load("asn_block_dns_nxdomain")):
         await pipeline.run_safely(now)
     events = await store.events(EventFilter(limit=1000))
     await store.close()
     assert failures == 3
     assert registry.get_sample_value("kuzot_detection_runs_total", {"outcome": "error"}) == 3
-    assert [(e["id"], e["tier"], e["start"], e["end"], e["targets"]) for e in events] == \
-        [(e["id"], e["tier"], e["start"], e["end"], e["targets"]) for e in whole]
+    assert _outcome(events) == _outcome(whole)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -68,6 +69,54 @@ def test_envelopes_carry_their_kind_s_version() -> None:
             assert by_test_name(test_name) is kind
     assert nettest_names.TEST_VERSIONS["web_connectivity"] == "0.5.0"
     assert by_test_name("dns_check") is None
+
+
+# Each kind's verdict rules and the constant that versions them.
+ANALYSIS_MODULES = {
+    "web_connectivity": "probe.nettests.web_connectivity.analysis",
+    "connectivity": "probe.nettests.connectivity.ladder",
+    "platforms": "probe.nettests.platforms.analysis",
+    "censor_trace": "probe.nettests.censor_trace.analysis",
+    "throttling": "probe.nettests.throttling.analysis",
+    "tcp_reachability": "probe.nettests.tcp_reachability.analysis",
+}
+
+
+def test_every_kind_declares_the_version_of_its_own_analysis() -> None:
+    assert set(ANALYSIS_MODULES) == {kind.name for kind in NETTESTS}
+    for kind in NETTESTS:
+        rules = importlib.import_module(ANALYSIS_MODULES[kind.name])
+        assert kind.analysis_version == rules.ANALYSIS_VERSION, kind.name
+        assert isinstance(kind.analysis_version, int) and kind.analysis_version >= 1
+    assert by_name("web_connectivity").analysis_version == 2
+
+
+def test_every_verdict_carries_its_kind_s_analysis_version() -> None:
+    for kind in NETTESTS:
+        for test_name in kind.test_names:
+            verdict = {"verdict": "ok", "layer": None, "mechanism": None, "confidence": 0.9,
+                       "evidence": ["https_status:200"]}
+            measurement = envelope(test_name=test_name, input_=None,
+                                   test_keys={"analysis": verdict}, started=_moment(),
+                                   runtime=0.0)
+            analysis = measurement["test_keys"]["analysis"]
+            assert analysis["analysis_version"] == kind.analysis_version, test_name
+            # Where the evidence's typed form goes: after every key of the verdict.
+            assert list(analysis)[-2:] == ["analysis_version", "evidence_fields"]
+            assert "analysis_version" not in verdict  # the caller's dict is left as it was
+    # A verdict that stamped its own version keeps it; keys without a verdict get none.
+    stamped = envelope(test_name="throttling", input_=None,
+                       test_keys={"analysis": {"verdict": "ok", "analysis_version": 7}},
+                       started=_moment(), runtime=0.0)
+    assert stamped["test_keys"]["analysis"]["analysis_version"] == 7
+    bare = envelope(test_name="throttling", input_=None, test_keys={}, started=_moment(),
+                    runtime=0.0)
+    assert "analysis" not in bare["test_keys"]
+    # A check that raised: no rules ran, so its inconclusive verdict names no version.
+    failed = envelope(test_name="throttling", input_=None, started=_moment(), runtime=0.0,
+                      test_keys={"failure": "unknown_failure: boom", "operation": "top_level",
+                                 "analysis": {"verdict": "inconclusive", "evidence": []}})
+    assert "analysis_version" not in failed["test_keys"]["analysis"]
 
 
 def test_unknown_kind_names_the_known_ones() -> None:

@@ -61,8 +61,8 @@ def test_a_phrase_in_the_title_counts_on_any_page() -> None:
     long_page = page("<title>Доступ ограничен</title>" + "x" * 100_000)
     found = blockphrases.match(long_page, control_length=20_000)
     assert found is not None and found.place == "title"
-    assert found.evidence() == ["blockpage_phrase:доступ ограничен", "phrase_in:title",
-                                "phrase_language:ru"]
+    assert [str(fact) for fact in found.evidence()] == [
+        "blockpage_phrase:доступ ограничен", "phrase_in:title", "phrase_language:ru"]
 
 
 def test_a_phrase_in_the_text_counts_only_on_a_short_page() -> None:
