@@ -191,7 +191,8 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             {'input text COLLATE "C" NOT NULL, domain text COLLATE "C" NOT NULL,' * r.fine}
             verdict text COLLATE "C" NOT NULL,
             count bigint NOT NULL,
-            PRIMARY KEY ({','.join(r.key)}))""" for r in sql.ROLLUPS[2:]),
+            PRIMARY KEY ({','.join(r.key)}))"""
+          for r in sql.ROLLUPS if r.table in sql.ROLLUPS_OF_VERSION_7),
         sql.rollup_refill("rollups_monthly", "rollups_daily", "date_trunc('month', period)"),
         sql.rollup_refill("rollups_hourly_coarse", "rollups_hourly", "period"),
         sql.rollup_refill("rollups_daily_coarse", "rollups_daily", "period"),

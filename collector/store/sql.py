@@ -220,6 +220,8 @@ ROLLUPS = (Rollup("rollups_hourly", "hour", True), Rollup("rollups_daily", "day"
            Rollup("rollups_hourly_coarse", "hour", False),
            Rollup("rollups_daily_coarse", "day", False))
 ROLLUP_TABLES = tuple(r.table for r in ROLLUPS)
+# Added by the stores' migration 7 (the first two by migration 4 on SQLite, 3 on PostgreSQL).
+ROLLUPS_OF_VERSION_7 = ("rollups_monthly", "rollups_hourly_coarse", "rollups_daily_coarse")
 _BY_TABLE = {r.table: r for r in ROLLUPS}
 
 

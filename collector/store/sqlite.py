@@ -152,7 +152,7 @@ MIGRATIONS: tuple[tuple[Step, ...], ...] = (
             test_name TEXT NOT NULL, {'input TEXT NOT NULL, domain TEXT NOT NULL,' * r.fine}
             verdict TEXT NOT NULL, count INTEGER NOT NULL,
             PRIMARY KEY ({','.join(r.key)})) WITHOUT ROWID"""
-          for r in sql.ROLLUPS[2:]),
+          for r in sql.ROLLUPS if r.table in sql.ROLLUPS_OF_VERSION_7),
         sql.rollup_refill("rollups_monthly", "rollups_daily",
                           "substr(period, 1, 7) || '-01 00:00:00'"),
         sql.rollup_refill("rollups_hourly_coarse", "rollups_hourly", "period"),
