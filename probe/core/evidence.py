@@ -125,14 +125,32 @@ class Fact:
     key: str
     value: Value = None
     bare: bool = False
+    shown: str | None = None  # the value's text when not ``str(value)`` (``measured``)
 
     def __str__(self) -> str:
-        return self.key if self.bare else f"{self.key}:{self.value}"
+        if self.bare:
+            return self.key
+        return f"{self.key}:{self.value if self.shown is None else self.shown}"
 
 
 def flag(key: str) -> Fact:
     """A fact without a value (``dns_inconsistent``, ``control_answers_loopback``)."""
     return Fact(key, bare=True)
+
+
+def measured(key: str, value: float, spec: str = "g") -> Fact:
+    """A number as a fact: typed ``value`` for programs, written with ``spec`` for people
+    (``goodput_ratio:2.5``, ``rates_ks_pvalue:0.00012``)."""
+    return Fact(key, value, shown=format(value, spec))
+
+
+def written(found: Mapping[str, Any]) -> dict[str, Any]:
+    """A verdict whose ``evidence`` is ``Fact`` values as it is recorded: the facts written
+    as their ``key:value`` text (``evidence``) and read into ``evidence_fields`` (``of_facts``:
+    no text is parsed back), which come last."""
+    stated: list[Fact] = list(found["evidence"])
+    return {**found, "evidence": [str(fact) for fact in stated],
+            "evidence_fields": of_facts(stated).to_wire()}
 
 
 def of_facts(found: Iterable[Fact]) -> Evidence:

@@ -60,7 +60,7 @@ def envelope(
     if isinstance(analysis, dict):
         if "analysis_version" not in analysis and test_name in ANALYSIS_VERSIONS and \
                 test_keys.get("operation") != OP_TOP_LEVEL:
-            analysis = {**analysis, "analysis_version": ANALYSIS_VERSIONS[test_name]}
+            analysis = _stamped(analysis, ANALYSIS_VERSIONS[test_name])
         test_keys = {**test_keys, "analysis": with_fields(analysis)}
     measurement = {
         "data_format_version": "0.2.0",
@@ -88,6 +88,16 @@ def envelope(
         "test_keys": test_keys,
     }
     return scrub_value(measurement, scrub or set())  # type: ignore[no-any-return]
+
+
+def _stamped(analysis: dict[str, Any], version: int) -> dict[str, Any]:
+    """``analysis`` with its ``analysis_version``, before the ``evidence_fields`` a verdict
+    written from its facts carries already (``probe.core.evidence.written``)."""
+    out = {key: value for key, value in analysis.items() if key != "evidence_fields"}
+    out["analysis_version"] = version
+    if "evidence_fields" in analysis:
+        out["evidence_fields"] = analysis["evidence_fields"]
+    return out
 
 
 def to_json(measurement: dict[str, Any], indent: int | None = None) -> str:

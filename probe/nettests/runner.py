@@ -20,6 +20,7 @@ from typing import Any
 from probe.config.platforms import PlatformsConfig
 from probe.config.probe_config import ProbeConfig, Target
 from probe.core import failures
+from probe.core.evidence import flag, written
 from probe.core.measurement import envelope
 from probe.daemon.endpoints import Endpoint, EndpointList, configured
 from probe.nettests.censor_trace import measure as censor_trace
@@ -86,9 +87,9 @@ def failed_measurement(config: ProbeConfig, test_name: str, input_: str | None,
     the failure at ``top_level``, with an inconclusive verdict."""
     identity = config.identity
     keys = {"failure": failures.classify(exc), "operation": failures.OP_TOP_LEVEL,
-            "analysis": {"verdict": "inconclusive", "layer": None,
-                         "mechanism": None, "confidence": 0.0,
-                         "evidence": ["top_level_failure"]}}
+            "analysis": written({"verdict": "inconclusive", "layer": None,
+                                 "mechanism": None, "confidence": 0.0,
+                                 "evidence": [flag("top_level_failure")]})}
     return envelope(test_name=test_name, input_=input_, test_keys=keys, started=started,
                     runtime=0.0, cc=identity.country, asn=identity.asn or "AS0",
                     probe_id=identity.probe_id)

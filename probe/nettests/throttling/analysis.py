@@ -29,6 +29,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from probe.core.evidence import Fact, flag, measured, written
 from probe.nettests.throttling.differentiation import decide
 from probe.nettests.throttling.ks import ks_2samp
 from probe.netx import bytetime
@@ -239,35 +240,36 @@ def _ab_handshakes(flows: Sequence[Record], thresholds: Thresholds) -> Record:
 
 
 def _verdict(verdict: str, layer: str | None, mechanism: str | None, confidence: float,
-             evidence: list[str]) -> Record:
+             evidence: list[Fact]) -> Record:
     return {"verdict": verdict, "layer": layer, "mechanism": mechanism,
             "confidence": round(confidence, 2), "evidence": evidence}
 
 
-def _rate_evidence(summary: Record, ab: Record | None) -> list[str]:
+def _rate_evidence(summary: Record, ab: Record | None) -> list[Fact]:
     out = []
     for key in ("target_goodput_bps", "baseline_goodput_bps", "goodput_ratio",
                 "target_tls_handshake_s", "baseline_tls_handshake_s", "handshake_ratio",
                 "target_plateau_bps"):
         if summary.get(key) is not None:
-            out.append(f"{key}:{summary[key]:g}")
+            out.append(measured(key, summary[key]))
     if summary.get("rates_ks_pvalue") is not None:
-        out.append(f"rates_ks_pvalue:{summary['rates_ks_pvalue']:.3g}")
+        out.append(measured("rates_ks_pvalue", summary["rates_ks_pvalue"], ".3g"))
     if ab is not None:
-        out.append(f"sni_ab:{ab['verdict']}")
+        out.append(Fact("sni_ab", ab["verdict"]))
         for key in ("original_median_bps", "control_median_bps", "area", "ks_pvalue",
                     "original_tls_handshake_s", "control_tls_handshake_s"):
             if ab.get(key) is not None:
-                out.append(f"sni_ab_{key}:{ab[key]:g}")
+                out.append(measured(f"sni_ab_{key}", ab[key]))
     return out
 
 
 def decide_throttling(summary: Record, ab: Record | None,
                       thresholds: Thresholds = Thresholds()) -> Record:
-    """The ``analysis`` object from a pair summary and an A/B summary (see module doc)."""
+    """The ``analysis`` object from a pair summary and an A/B summary (see module doc), its
+    ``evidence`` still ``Fact`` values (``analyze`` writes them for the wire)."""
     evidence = _rate_evidence(summary, ab)
     if ab is not None and not ab["certificate_ok"]:
-        evidence.append("sni_ab_certificate_mismatch")
+        evidence.append(flag("sni_ab_certificate_mismatch"))
         ab = None  # someone else answered for the collector: the A/B flows prove nothing
     ab_verdict = ab["verdict"] if ab else None
 
@@ -276,14 +278,14 @@ def decide_throttling(summary: Record, ab: Record | None,
         confidence = 0.95 if ratio >= thresholds.ratio_warning else 0.9
         return _verdict("throttled", "tls", "sni_throttle", confidence, evidence)
     if ab is not None and ab["handshake_differentiation"]:
-        evidence.append("sni_ab_handshake_slower")
+        evidence.append(flag("sni_ab_handshake_slower"))
         return _verdict("throttled", "tls", "sni_throttle", 0.85, evidence)
 
     if summary["rounds"] == 0:
         if summary["target_failures"] and not summary["baseline_failures"]:
             return _verdict("inconclusive", None, None, 0.0, [
-                *evidence, *(f"target_failed:{f}" for f in summary["target_failures"])])
-        return _verdict("inconclusive", None, None, 0.0, [*evidence, "no_complete_round"])
+                *evidence, *(Fact("target_failed", f) for f in summary["target_failures"])])
+        return _verdict("inconclusive", None, None, 0.0, [*evidence, flag("no_complete_round")])
 
     ratio = summary["goodput_ratio"]
     pvalue = summary["rates_ks_pvalue"]
@@ -301,14 +303,14 @@ def decide_throttling(summary: Record, ab: Record | None,
         or (summary["baseline_tls_handshake_s"] or 0.0) >= thresholds.handshake_slow_s
 
     if baseline_slow:
-        return _verdict("inconclusive", None, None, 0.0, [*evidence, "generalized_slowness"])
+        return _verdict("inconclusive", None, None, 0.0, [*evidence, flag("generalized_slowness")])
     if not summary["goodput_comparable"]:
-        evidence.append("goodput_not_comparable")
+        evidence.append(flag("goodput_not_comparable"))
         target_goodput = summary["target_goodput_bps"]
         if not handshake_slow and summary["target_comparable"] \
                 and target_goodput is not None and target_goodput < thresholds.slow_bps:
             # Slow in absolute terms with nothing to compare it to: say so, claim nothing.
-            return _verdict("inconclusive", None, None, 0.0, [*evidence, "target_slow"])
+            return _verdict("inconclusive", None, None, 0.0, [*evidence, flag("target_slow")])
     if not (goodput_slow or handshake_slow):
         return _verdict("ok", None, None, 0.8 if ab_verdict == "none" else 0.6, evidence)
 
@@ -316,20 +318,20 @@ def decide_throttling(summary: Record, ab: Record | None,
         (handshake_ratio or 0.0) >= thresholds.ratio_extreme
     bonus = 0.05 * extreme + 0.05 * bool(summary["target_plateau_flows"])
     if goodput_slow:
-        evidence.append("target_slower_than_baseline")
+        evidence.append(flag("target_slower_than_baseline"))
     if handshake_slow:
-        evidence.append("target_handshake_slower_than_baseline")
+        evidence.append(flag("target_handshake_slower_than_baseline"))
     if summary["same_address"]:
         if ab_verdict == "none":
             # One address, and the name alone does not slow the collector's path: the site
             # itself, or a middlebox keyed on something else (Host, URL). Not named here.
             return _verdict("throttled", None, None, 0.5 + bonus,
-                            [*evidence, "same_address_sni_not_differentiated"])
+                            [*evidence, flag("same_address_sni_not_differentiated")])
         return _verdict("throttled", "tls", "sni_throttle", 0.7 + bonus,
-                        [*evidence, "same_address_different_sni"])
+                        [*evidence, flag("same_address_different_sni")])
     if ab_verdict == "none":
         return _verdict("throttled", "tcp", "ip_throttle", 0.8 + bonus, evidence)
-    return _verdict("throttled", None, None, 0.5 + bonus, [*evidence, "mechanism_unknown"])
+    return _verdict("throttled", None, None, 0.5 + bonus, [*evidence, flag("mechanism_unknown")])
 
 
 def analyze(keys: Record, thresholds: Thresholds = Thresholds()) -> Record:
@@ -339,5 +341,6 @@ def analyze(keys: Record, thresholds: Thresholds = Thresholds()) -> Record:
     ab = ab_summary(keys.get("sni_ab"), thresholds)
     analysis = decide_throttling(summary, ab, thresholds)
     if keys.get("x_budget", {}).get("skipped_flows"):
-        analysis["evidence"].append(f"budget_skipped_flows:{keys['x_budget']['skipped_flows']}")
-    return {"summary": summary, "sni_ab_result": ab, "analysis": analysis}
+        analysis["evidence"].append(
+            Fact("budget_skipped_flows", keys["x_budget"]["skipped_flows"]))
+    return {"summary": summary, "sni_ab_result": ab, "analysis": written(analysis)}

@@ -16,6 +16,7 @@ from typing import Any
 
 from probe.config.probe_config import ProbeConfig
 from probe.core import failures
+from probe.core.evidence import flag, written
 from probe.core.measurement import envelope
 from probe.daemon.budget import ByteBudget
 from probe.nettests.throttling import measure as throttle
@@ -92,8 +93,9 @@ async def run_throttling_round(config: ProbeConfig, budget: ByteBudget
         except Exception as exc:  # a bug, not a network outcome: keep the round going
             log.exception("throttling test of %s failed", target.url)
             keys = {"failure": failures.classify(exc), "operation": failures.OP_TOP_LEVEL,
-                    "analysis": {"verdict": "inconclusive", "layer": None, "mechanism": None,
-                                 "confidence": 0.0, "evidence": ["top_level_failure"]}}
+                    "analysis": written({
+                        "verdict": "inconclusive", "layer": None, "mechanism": None,
+                        "confidence": 0.0, "evidence": [flag("top_level_failure")]})}
             measurement = envelope(test_name="throttling", input_=target.url, test_keys=keys,
                                    started=datetime.now(UTC), runtime=0.0, cc=identity.country,
                                    asn=identity.asn or "AS0", probe_id=identity.probe_id)

@@ -10,6 +10,7 @@ import pytest
 
 from collector.detect.extract import observation
 from collector.detect.model import LadderReading, Run
+from probe.core.evidence import written
 from probe.core.measurement import envelope
 from probe.nettests.connectivity import ladder as connectivity
 from probe.nettests.throttling import analysis as throttling_analysis
@@ -56,7 +57,7 @@ def test_the_throttling_tests_own_ratios_become_the_slowdown() -> None:
                "baseline_goodput_bps": 9e6, "target_goodput_bps": 6.3e5,
                "target_plateau_flows": 0, "target_plateau_bps": None, "same_address": False,
                "target_failures": [], "baseline_failures": []}
-    analysis = throttling_analysis.decide_throttling(summary, None)
+    analysis = written(throttling_analysis.decide_throttling(summary, None))
     assert analysis["verdict"] == "throttled"
     run = observation(measure("throttling", "https://www.azattyq.org/",
                               {"analysis": analysis}), "p1")

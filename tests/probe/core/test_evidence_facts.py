@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from probe.core.evidence import Evidence, Fact, facts, flag, of_facts
+from probe.core.evidence import Evidence, Fact, facts, flag, measured, of_facts, written
 from tests.helpers.paths import TESTDATA
 
 
@@ -39,3 +39,36 @@ def test_every_recorded_web_verdict_gets_the_fields_its_strings_give() -> None:
     for name, case in cases.items():
         analysis = case["analysis"]
         assert facts(analysis["evidence"]).to_wire() == analysis["evidence_fields"], name
+
+
+def test_a_measured_number_is_typed_and_written_as_its_format_says() -> None:
+    ratio = measured("goodput_ratio", 2.0)
+    assert str(ratio) == "goodput_ratio:2" and ratio.value == 2.0
+    assert str(measured("rates_ks_pvalue", 0.000123456, ".3g")) == "rates_ks_pvalue:0.000123"
+    # The field keeps the number; the text rounds it for people.
+    big = measured("goodput_ratio", 12345.67)
+    assert str(big) == "goodput_ratio:12345.7"
+    assert of_facts([big]).goodput_ratio == 12345.67
+
+
+def test_written_gives_the_strings_and_the_fields_last() -> None:
+    verdict = written({"verdict": "throttled", "evidence": [measured("handshake_ratio", 4.5),
+                                                           flag("goodput_not_comparable")],
+                       "analysis_version": 1})
+    assert list(verdict) == ["verdict", "evidence", "analysis_version", "evidence_fields"]
+    assert verdict["evidence"] == ["handshake_ratio:4.5", "goodput_not_comparable"]
+    assert verdict["evidence_fields"]["handshake_ratio"] == 4.5
+    assert verdict["evidence_fields"]["goodput_comparable"] is False
+
+
+def test_every_recorded_verdict_of_the_other_kinds_gets_the_fields_its_strings_give() -> None:
+    """As above, on the snapshot of the throttling, platform, censor trace and TCP
+    reachability verdicts."""
+    cases = json.loads((TESTDATA / "evidence_snapshot_kinds.json").read_text(encoding="utf-8"))
+    checked = 0
+    for name, case in cases.items():
+        analysis = case.get("analysis", case) if isinstance(case, dict) else None
+        if isinstance(analysis, dict) and "evidence_fields" in analysis:
+            assert facts(analysis["evidence"]).to_wire() == analysis["evidence_fields"], name
+            checked += 1
+    assert checked > 50

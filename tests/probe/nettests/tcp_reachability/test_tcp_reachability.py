@@ -17,6 +17,7 @@ import pytest
 
 from collector.config import CollectorConfig, Limits
 from probe.config.probe_config import ProbeConfig
+from probe.core.evidence import Evidence
 from probe.core.typed_config import ConfigError, build
 from probe.nettests.registry import by_name
 from probe.nettests.tcp_reachability import analysis, measure
@@ -69,7 +70,8 @@ async def test_a_closed_port_is_refused_and_inconclusive() -> None:
     verdict = analysis.analyze(keys)
     assert verdict == {"verdict": "inconclusive", "layer": "tcp",
                        "mechanism": "connection_refused", "confidence": 0.0,
-                       "evidence": ["tcp:connection_refused"], "analysis_version": 1}
+                       "evidence": ["tcp:connection_refused"], "analysis_version": 1,
+                       "evidence_fields": Evidence().to_wire()}  # no key that fills a field
 
 
 def test_analysis_of_a_lookup_that_failed() -> None:
