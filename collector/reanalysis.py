@@ -29,7 +29,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from probe.core import wire
-from probe.core.evidence import Evidence, with_fields
+from probe.core.evidence import Evidence, Fact, with_fields, written
 from probe.core.record import ModelError
 from probe.nettests.platforms import analysis as platform_analysis
 from probe.nettests.throttling import analysis as throttling_analysis
@@ -64,11 +64,11 @@ def _platform(keys: Mapping[str, Any]) -> dict[str, Any] | None:
     groups = keys.get("x_groups")
     if not isinstance(groups, dict) or not groups:
         return None
-    result = platform_analysis.platform_verdict(dict(groups))
+    result = platform_analysis.platform_stated(dict(groups))
     endpoints = keys.get("x_endpoints") or []
-    result["evidence"] += [f"injected_reset:{e['target']}" for e in endpoints
+    result["evidence"] += [Fact("injected_reset", e["target"]) for e in endpoints
                            if (e.get("x_injection") or {}).get("injected") is True]
-    return result
+    return written(result)
 
 
 def rerun(measurement: Mapping[str, Any]) -> dict[str, Any] | None:

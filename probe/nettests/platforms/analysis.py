@@ -20,6 +20,7 @@ from collections import Counter
 from typing import Any
 
 from probe.core.bogons import is_bogon
+from probe.core.evidence import Fact, flag, written
 from probe.nettests.web_connectivity import analysis
 
 Record = dict[str, Any]
@@ -41,12 +42,26 @@ FACEBOOK_KEYS = {
 """OONI's key names for the Messenger endpoints (facebook_<key>_reachable, ...)."""
 
 
-def verdict(
+def _stated(
     kind: str, layer: str | None = None, mechanism: str | None = None,
-    confidence: float = 0.0, evidence: list[str] | None = None,
+    confidence: float = 0.0, evidence: list[Fact] | None = None,
 ) -> Record:
+    """A verdict with its facts, still typed (``platform_verdict`` writes them for the wire)."""
     return {"verdict": kind, "layer": layer, "mechanism": mechanism,
             "confidence": round(confidence, 2), "evidence": evidence or []}
+
+
+def verdict(
+    kind: str, layer: str | None = None, mechanism: str | None = None,
+    confidence: float = 0.0, evidence: list[Fact] | None = None,
+) -> Record:
+    """An endpoint's or a group's verdict as it is recorded, its facts written as their
+    ``key:value`` text: only the platform's verdict carries ``evidence_fields``."""
+    return _text(_stated(kind, layer, mechanism, confidence, evidence))
+
+
+def _text(found: Record) -> Record:
+    return {**found, "evidence": [str(fact) for fact in found["evidence"]]}
 
 
 def _answers(keys: Record) -> list[str]:
@@ -106,7 +121,7 @@ def _injection(keys: Record) -> Record | None:
             again = {a.get("ipv4") or a.get("ipv6") for a in late.get("answers") or []}
             if not late.get("identical") and again != first:
                 return verdict("blocked", "dns", "injected", 0.9,
-                               [f"dns_duplicate_answers:{query.get('query_type')}"])
+                               [Fact("dns_duplicate_answers", query.get("query_type"))])
     return None
 
 
@@ -130,21 +145,21 @@ def endpoint_verdict(
 
     if system is not None and system.get("failure"):
         failure = system["failure"]
-        evidence = [f"probe_dns:{failure}"]
+        evidence = [Fact("probe_dns", failure)]
         if not have_control:
             return verdict("inconclusive", "dns", analysis.mechanism_of(failure),
-                           evidence=[*evidence, "control:missing"])
+                           evidence=[*evidence, Fact("control", "missing")])
         if control_dns.get("failure") or not control_addrs:
             return verdict("down", "dns", analysis.mechanism_of(failure), 0.8,
-                           [*evidence, f"control_dns:{control_dns.get('failure')}"])
+                           [*evidence, Fact("control_dns", control_dns.get("failure"))])
         return verdict("blocked", "dns", analysis.mechanism_of(failure) or "unknown", 0.8,
-                       [*evidence, "control_dns:ok"])
+                       [*evidence, Fact("control_dns", "ok")])
 
     addresses = _answers(keys)
     if system is not None and addresses and all(is_bogon(a) for a in addresses) and not (
             control_addrs and all(is_bogon(a) for a in control_addrs)):
         return verdict("blocked", "dns", "bogon", 0.9 if have_control else 0.6,
-                       [f"probe_answers:{','.join(sorted(addresses))}"])
+                       [Fact("probe_answers", ",".join(sorted(addresses)))])
 
     consistency = endpoint_consistency(keys, networks)
     connects = keys.get("tcp_connect") or []
@@ -155,42 +170,43 @@ def endpoint_verdict(
     if worked:
         if consistency == "inconsistent":
             return verdict("blocked", "dns", "spoofed", 0.7 if have_control else 0.5,
-                           ["dns_inconsistent", f"probe_answers:{','.join(sorted(addresses))}"])
+                           [flag("dns_inconsistent"),
+                            Fact("probe_answers", ",".join(sorted(addresses)))])
         return verdict("ok", confidence=0.9 if have_control else 0.7,
-                       evidence=["http:ok" if exchange == "http" else "tcp:ok"])
+                       evidence=[Fact("http" if exchange == "http" else "tcp", "ok")])
 
     if not connects:
-        return verdict("inconclusive", evidence=["no_address"])
+        return verdict("inconclusive", evidence=[flag("no_address")])
     if not tcp_ok:
         layer, failure = "tcp", connects[0]["status"]["failure"]
     else:
         failed = next((r for r in requests if r.get("failure")), None)
         layer, failure = "http", failed["failure"] if failed else None
-    evidence = [f"probe_{layer}:{failure}"]
+    evidence = [Fact(f"probe_{layer}", failure)]
     if consistency == "inconsistent":
-        return verdict("blocked", "dns", "spoofed", 0.7, ["dns_inconsistent", *evidence])
+        return verdict("blocked", "dns", "spoofed", 0.7, [flag("dns_inconsistent"), *evidence])
     if not have_control:
         return verdict("inconclusive", layer, analysis.mechanism_of(failure),
-                       evidence=[*evidence, f"control_failure:{keys.get('control_failure')}"])
+                       evidence=[*evidence, Fact("control_failure", keys.get("control_failure"))])
     if layer == "tcp":
         control_tcp = _control_tcp(keys)
         if any(control_tcp):
             return verdict("blocked", "tcp", analysis.mechanism_of(failure) or "unknown", 0.8,
-                           [*evidence, "control_tcp:ok"])
+                           [*evidence, Fact("control_tcp", "ok")])
         if control_tcp:
             return verdict("down", "tcp", analysis.mechanism_of(failure), 0.8,
-                           [*evidence, "control_tcp:failed"])
+                           [*evidence, Fact("control_tcp", "failed")])
         return verdict("inconclusive", "tcp", analysis.mechanism_of(failure),
-                       evidence=[*evidence, "control_tcp:missing"])
+                       evidence=[*evidence, Fact("control_tcp", "missing")])
     control_http = control.get("http_request") or {}
     if control_http.get("failure") is None and control_http.get("status_code") is not None:
         return verdict("blocked", "http", analysis.mechanism_of(failure) or "unknown", 0.8,
-                       [*evidence, "control_http:ok"])
+                       [*evidence, Fact("control_http", "ok")])
     if control_http.get("failure"):
         return verdict("down", "http", analysis.mechanism_of(failure), 0.7,
-                       [*evidence, f"control_http:{control_http['failure']}"])
+                       [*evidence, Fact("control_http", control_http["failure"])])
     return verdict("inconclusive", "http", analysis.mechanism_of(failure),
-                   evidence=[*evidence, "control_http:missing"])
+                   evidence=[*evidence, Fact("control_http", "missing")])
 
 
 def web_failure(keys: Record) -> str | None:
@@ -218,31 +234,35 @@ def _dominant(records: list[Record]) -> tuple[str | None, str | None]:
 
 def combine(need: str, parts: list[tuple[str, Record]]) -> Record:
     """Combine named verdicts: ``need`` is ``any`` (one ok part is enough) or ``all``."""
+    return _text(_combined(need, parts))
+
+
+def _combined(need: str, parts: list[tuple[str, Record]]) -> Record:
     if not parts:
-        return verdict("inconclusive", evidence=["nothing_measured"])
+        return _stated("inconclusive", evidence=[flag("nothing_measured")])
     ok = [name for name, v in parts if v["verdict"] == "ok"]
     bad = [(name, v) for name, v in parts if v["verdict"] in ("blocked", "throttled")]
     down = [name for name, v in parts if v["verdict"] == "down"]
-    evidence = [f"{name}:{v['verdict']}" + (f":{v['layer']}/{v['mechanism']}"
-                                            if v["verdict"] in ("blocked", "throttled", "down")
-                                            else "")
+    evidence = [Fact(name, v["verdict"] + (f":{v['layer']}/{v['mechanism']}"
+                                           if v["verdict"] in ("blocked", "throttled", "down")
+                                           else ""))
                 for name, v in parts]
     if need == "any" and ok:
         confidence = max(v["confidence"] for _, v in parts if v["verdict"] == "ok")
-        return verdict("ok", confidence=confidence,
-                       evidence=[f"ok:{len(ok)}/{len(parts)}", *evidence])
+        return _stated("ok", confidence=confidence,
+                       evidence=[Fact("ok", f"{len(ok)}/{len(parts)}"), *evidence])
     if bad:
         kind = "blocked" if any(v["verdict"] == "blocked" for _, v in bad) else "throttled"
         chosen = [v for _, v in bad if v["verdict"] == kind]
         layer, mechanism = _dominant(chosen)
-        return verdict(kind, layer, mechanism, max(v["confidence"] for v in chosen), evidence)
+        return _stated(kind, layer, mechanism, max(v["confidence"] for v in chosen), evidence)
     if len(ok) == len(parts):
-        return verdict("ok", confidence=min(v["confidence"] for _, v in parts), evidence=evidence)
+        return _stated("ok", confidence=min(v["confidence"] for _, v in parts), evidence=evidence)
     if down and len(ok) + len(down) == len(parts):
         downs = [v for _, v in parts if v["verdict"] == "down"]
         layer, mechanism = _dominant(downs)
-        return verdict("down", layer, mechanism, min(v["confidence"] for v in downs), evidence)
-    return verdict("inconclusive", evidence=evidence)
+        return _stated("down", layer, mechanism, min(v["confidence"] for v in downs), evidence)
+    return _stated("inconclusive", evidence=evidence)
 
 
 def group_verdict(need: str, endpoints: list[Record]) -> Record:
@@ -250,9 +270,16 @@ def group_verdict(need: str, endpoints: list[Record]) -> Record:
     return combine(need, [(e["target"], e["analysis"]) for e in endpoints])
 
 
+def platform_stated(groups: dict[str, Record]) -> Record:
+    """Every group must work for the platform to work: the platform's verdict with its facts
+    still typed, for the measurement to add its own (``injected_reset``) before writing it
+    (``probe.core.evidence.written``)."""
+    return _combined("all", list(groups.items()))
+
+
 def platform_verdict(groups: dict[str, Record]) -> Record:
-    """Every group must work for the platform to work."""
-    return combine("all", list(groups.items()))
+    """The platform's verdict as it is recorded: ``evidence`` and ``evidence_fields``."""
+    return written(platform_stated(groups))
 
 
 def _status(failure: str | None) -> str:

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from probe.config.platforms import EndpointGroup, PlatformsConfig
+from probe.core.evidence import Fact, written
 from probe.core.urls import split_url
 from probe.nettests.censor_trace import analysis as censor_analysis
 from probe.nettests.control_client import ControlClient
@@ -235,8 +236,8 @@ async def measure(
     groups = {g: platform_analysis.group_verdict(
         platform.groups[g].need, [e for e in endpoints if e["group"] == g])
         for g in platform.groups}
-    analysis = platform_analysis.platform_verdict(groups)
-    analysis["evidence"] += [f"injected_reset:{e['target']}" for e in endpoints
+    analysis = platform_analysis.platform_stated(groups)
+    analysis["evidence"] += [Fact("injected_reset", e["target"]) for e in endpoints
                              if (e.get("x_injection") or {}).get("injected") is True]
     result: Record = {
         **platform_analysis.ooni_keys(name, endpoints),
@@ -245,6 +246,6 @@ async def measure(
         "x_platform": name,
         "x_endpoints": endpoints,
         "x_groups": groups,
-        "analysis": analysis,
+        "analysis": written(analysis),
     }
     return result
