@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from probe.core.evidence import Fact, flag, written
 from probe.netx.packet import SERVER_ANSWERS as _SERVER_ANSWERS
 from probe.netx.packet import server_distance as server_distance
 
@@ -37,7 +38,8 @@ _MECHANISM = {"reset": "reset", "fin": "eof", "data": "blockpage"}
 
 
 def verdict(kind: str, layer: str | None = None, mechanism: str | None = None,
-             confidence: float = 0.0, evidence: list[str] | None = None) -> Record:
+             confidence: float = 0.0, evidence: list[Fact] | None = None) -> Record:
+    """A verdict with its facts, still typed: ``probe.core.evidence.written`` writes them."""
     return {"verdict": kind, "layer": layer, "mechanism": mechanism,
             "confidence": round(confidence, 2), "evidence": evidence or []}
 
@@ -97,9 +99,17 @@ def dns_injection(answers: list[Record]) -> Record:
 def locate(control_hops: list[Record], trigger_hops: list[Record], layer: str) -> Record:
     """The censor's hop and address from a control and a trigger trace.
 
-    Returns ``{"censor": {...}, "analysis": {...}}``; ``layer`` is the layer of the trigger
-    (``http`` for a Host header, ``tls`` for an SNI).
+    Returns ``{"censor": {...}, "analysis": {...}}``, the analysis as it is recorded
+    (``evidence`` and ``evidence_fields``); ``layer`` is the layer of the trigger (``http``
+    for a Host header, ``tls`` for an SNI).
     """
+    located = locate_stated(control_hops, trigger_hops, layer)
+    return {**located, "analysis": written(located["analysis"])}
+
+
+def locate_stated(control_hops: list[Record], trigger_hops: list[Record],
+                  layer: str) -> Record:
+    """As ``locate``, the analysis's facts still typed (for the measurement to add its own)."""
     distance = server_distance(control_hops)
     addresses: dict[int, str] = {}
     for step in (*control_hops, *trigger_hops):
@@ -107,10 +117,10 @@ def locate(control_hops: list[Record], trigger_hops: list[Record], layer: str) -
             addresses.setdefault(int(step["ttl"]), str(step["icmp_from"]))
     censor: Record = {"hop": None, "address": None, "blocking_ttl": None,
                       "server_hops": distance, "injection": None}
-    evidence = [f"server_hops:{distance}"]
+    evidence = [Fact("server_hops", distance)]
     if distance is None:
         return {"censor": censor, "analysis": verdict(
-            "inconclusive", evidence=["control_trace_did_not_reach_server"])}
+            "inconclusive", evidence=[flag("control_trace_did_not_reach_server")])}
     first = next((h for h in trigger_hops if h.get("response") in ("reset", "fin", "data")),
                  None)
     if first is not None and int(first["ttl"]) < distance:
@@ -122,8 +132,8 @@ def locate(control_hops: list[Record], trigger_hops: list[Record], layer: str) -
         if first.get("response_packet") and server:
             censor["injection"] = injection(first["response_packet"], [server])
         mechanism = _MECHANISM[first["response"]]
-        evidence = [f"censor_hop:{hop}", f"censor_address:{censor['address']}",
-                    f"blocking_ttl:{ttl}", *evidence]
+        evidence = [Fact("censor_hop", hop), Fact("censor_address", censor["address"]),
+                    Fact("blocking_ttl", ttl), *evidence]
         return {"censor": censor, "analysis": verdict("blocked", layer, mechanism, 0.9,
                                                        evidence)}
     if first is not None or any(h.get("response") == "ack" for h in trigger_hops):
@@ -131,21 +141,21 @@ def locate(control_hops: list[Record], trigger_hops: list[Record], layer: str) -
         reached = first or next(h for h in trigger_hops if h.get("response") == "ack")
         control_answer = next(h["response"] for h in control_hops
                               if h.get("response") in _SERVER_ANSWERS)
-        evidence.append(f"trigger_answer:{reached['response']}@{reached['ttl']}")
+        evidence.append(Fact("trigger_answer", f"{reached['response']}@{reached['ttl']}"))
         if reached["response"] in ("reset", "fin") and control_answer in ("data", "ack"):
             return {"censor": censor, "analysis": verdict(
                 "blocked", layer, _MECHANISM[reached["response"]], 0.5,
-                ["censor_at_or_beyond_server_hop", *evidence])}
+                [flag("censor_at_or_beyond_server_hop"), *evidence])}
         return {"censor": censor, "analysis": verdict("ok", confidence=0.8,
                                                        evidence=evidence)}
     probed = [int(h["ttl"]) for h in trigger_hops if h.get("failure") is None]
     if not probed or max(probed) < distance:
         failure = next((h["failure"] for h in trigger_hops if h.get("failure")), None)
         return {"censor": censor, "analysis": verdict(
-            "inconclusive", layer, evidence=[f"trigger_trace_incomplete:{failure}", *evidence])}
+            "inconclusive", layer, evidence=[Fact("trigger_trace_incomplete", failure), *evidence])}
     answered = [int(h["ttl"]) for h in trigger_hops if h.get("icmp_from")]
     hop = max(answered) if answered else 0
     censor.update(hop=hop, address=addresses.get(hop), blocking_ttl=hop + 1)
-    evidence = [f"censor_hop:{hop}", f"censor_address:{censor['address']}", "silent_drop",
-                *evidence]
+    evidence = [Fact("censor_hop", hop), Fact("censor_address", censor["address"]),
+                flag("silent_drop"), *evidence]
     return {"censor": censor, "analysis": verdict("blocked", layer, "timeout", 0.8, evidence)}

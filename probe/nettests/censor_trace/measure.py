@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from probe.core.evidence import Fact, written
 from probe.core.urls import split_url
 from probe.nettests.censor_trace import analysis as censor_analysis
 from probe.netx import dns, packet
@@ -51,8 +52,8 @@ async def measure(url: str, options: TraceOptions) -> Record:
         candidates = [a for a in dns.addresses_of(query) if ":" not in a]
         if not candidates:
             keys["failure"] = query["failure"] or "dns_no_answer"
-            keys["analysis"] = censor_analysis.verdict(
-                "inconclusive", "dns", evidence=[f"probe_dns:{keys['failure']}"])
+            keys["analysis"] = written(censor_analysis.verdict(
+                "inconclusive", "dns", evidence=[Fact("probe_dns", keys["failure"])]))
             return keys
         address = candidates[0]
     observed = await packet.censor_trace(address, port, trigger, control, options.max_ttl,
@@ -60,13 +61,15 @@ async def measure(url: str, options: TraceOptions) -> Record:
     keys.update(observed)
     if observed["failure"]:
         keys["censor"] = None
-        keys["analysis"] = censor_analysis.verdict(
-            "inconclusive", evidence=[f"failure:{observed['failure']}"])
+        keys["analysis"] = written(censor_analysis.verdict(
+            "inconclusive", evidence=[Fact("failure", observed["failure"])]))
         return keys
-    located = censor_analysis.locate(observed["control_hops"], observed["trigger_hops"], layer)
+    located = censor_analysis.locate_stated(observed["control_hops"], observed["trigger_hops"],
+                                            layer)
     keys["censor"] = located["censor"]
-    keys["analysis"] = located["analysis"]
+    analysis = located["analysis"]
     injection = located["censor"].get("injection")
     if injection and injection.get("injected"):
-        keys["analysis"]["evidence"].append("response:injected")
+        analysis["evidence"].append(Fact("response", "injected"))
+    keys["analysis"] = written(analysis)
     return keys
