@@ -29,7 +29,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from probe.core import wire
-from probe.core.evidence import Evidence, Fact, with_fields, written
+from probe.core.evidence import Evidence, Fact, written
 from probe.core.record import ModelError
 from probe.nettests.platforms import analysis as platform_analysis
 from probe.nettests.throttling import analysis as throttling_analysis
@@ -90,7 +90,7 @@ def rerun(measurement: Mapping[str, Any]) -> dict[str, Any] | None:
             return None
     except Exception:  # recorded by any probe version: any shape may be stored
         return None
-    return with_fields(result) if result is not None else None
+    return result  # written from the rules' facts, fields and all: no text is read back
 
 
 def _same_verdict(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:

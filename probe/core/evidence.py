@@ -7,14 +7,18 @@ interception issuer matched, how much slower a throttled target was. ``Evidence`
 as typed fields beside the strings, in the same ``analysis`` object, so no reader ever parses
 the strings back.
 
-The web connectivity rules state their facts as ``Fact`` values (a key and a typed value, or
-a bare flag): ``str(fact)`` is the evidence string and ``of_facts`` reads the fields from the
-facts, so nothing parses the strings. The other kinds of test still write strings, and
-``facts(evidence)`` builds the fields from them once, when the verdict is made, in the probe,
-from this module's closed table of keys (``KEYS``). Either is part of the versioned
-analysis, like the strings. The collector only reads the fields (``Evidence.from_wire``), and
-for measurements recorded before the fields existed re-runs the pure analysis on the recorded
-observations (``collector/detect/extract.py``).
+Every kind of test states its verdict's facts as ``Fact`` values (a key and a typed value, or
+a bare flag; ``measured`` for a number): ``str(fact)`` is the evidence string and
+``of_facts`` reads the fields from the facts themselves, with this module's closed table of
+keys (``KEYS``); ``written`` gives both, so no verdict of the probe is parsed back from its
+text. The fields are part of the versioned analysis, like the strings. The collector only
+reads the fields (``Evidence.from_wire``), and for measurements recorded before the fields
+existed re-runs the pure analysis on the recorded observations (``collector/reanalysis.py``).
+
+``facts(evidence)`` reads the same fields from the text, for an analysis that exists only as
+text: one written by hand (test fixtures, benchmarks) or stored before the fields existed
+(``bench/detection_catchup.py`` upgrades such a store). No verdict of the probe goes through
+it (``tests/probe/core/test_evidence_facts.py`` checks that its modules never call it).
 
 Wire form (additive key of ``test_keys.analysis``; every field is always written)::
 
@@ -205,7 +209,8 @@ def _name(text: str) -> str | None:
 
 
 def facts(evidence: Iterable[str]) -> Evidence:
-    """The typed fields of a verdict's ``evidence``, built where the verdict is made.
+    """The typed fields of an ``evidence`` list that exists only as text (see the module
+    docstring: hand-written analyses, measurements stored before the fields existed).
 
     The first fact of a key wins where a key repeats (a verdict names its decisive step
     first), except a ratio (the last, the overall one) and a failed step (the probe's own
@@ -247,8 +252,9 @@ def facts(evidence: Iterable[str]) -> Evidence:
 def with_fields(analysis: Mapping[str, Any]) -> dict[str, Any]:
     """``analysis`` with ``evidence_fields`` (from its ``evidence``) added after its other keys.
 
-    An analysis without an evidence list (the ladder's) or that has the fields already comes
-    back as it was."""
+    An analysis without an evidence list (the ladder's) or that has the fields already (every
+    verdict of the probe: ``written``) comes back as it was; only a text-only one is read
+    with ``facts``."""
     evidence = analysis.get("evidence")
     if "evidence_fields" in analysis or not isinstance(evidence, list) or \
             not all(isinstance(item, str) for item in evidence):

@@ -1,5 +1,5 @@
-"""``Fact``: the evidence the web connectivity rules state, written as the same strings as
-before and read into the same fields, without parsing the strings."""
+"""``Fact``: the evidence every kind's rules state, written as the same strings as before and
+read into the same fields, without parsing the strings."""
 
 from __future__ import annotations
 
@@ -72,3 +72,18 @@ def test_every_recorded_verdict_of_the_other_kinds_gets_the_fields_its_strings_g
             assert facts(analysis["evidence"]).to_wire() == analysis["evidence_fields"], name
             checked += 1
     assert checked > 50
+
+
+def test_no_module_of_the_probe_reads_fields_from_evidence_text() -> None:
+    """Only ``probe.core.evidence`` holds the text reader (for text-only analyses); every
+    verdict of the probe is written from its facts."""
+    import re
+    from pathlib import Path
+
+    import probe
+
+    root = Path(probe.__file__).parent
+    reader = re.compile(r"\bfacts\(|\bwith_fields\(")
+    users = sorted(str(path.relative_to(root)) for path in root.rglob("*.py")
+                   if reader.search(path.read_text(encoding="utf-8")))
+    assert users == ["core/evidence.py", "core/measurement.py"]

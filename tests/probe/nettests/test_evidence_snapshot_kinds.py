@@ -59,12 +59,19 @@ def _endpoint(target: str, injected: bool | None) -> dict[str, Any]:
     return {"target": target, "x_injection": {"injected": injected}}
 
 
+def _own(analysis: dict[str, Any]) -> dict[str, Any]:
+    """A verdict as its kind writes it: with the fields it read from its own facts."""
+    assert list(analysis)[-1] == "evidence_fields", analysis
+    return with_fields(analysis)  # as the envelope passes it: unchanged
+
+
 def snapshot() -> dict[str, Any]:
     """The analysis of every case, by case name, with its fields as the probe writes them."""
     cases: dict[str, Any] = {}
     for name in sorted(CASES):
-        cases[f"throttling/{name}"] = with_fields(
-            throttling.analyze(CASES[name][0].keys())["analysis"])
+        cases[f"throttling/{name}"] = _own(throttling.analyze(CASES[name][0].keys())["analysis"])
+    # An endpoint's or a group's verdict carries no fields on the wire: the snapshot pins its
+    # text, with the fields that text would give.
     for case, keys, networks, exchange, _ in ENDPOINT_CASES:
         cases[f"platforms/endpoint/{case}"] = with_fields(
             platforms.endpoint_verdict(keys, networks, exchange))
@@ -72,21 +79,22 @@ def snapshot() -> dict[str, Any]:
         cases[f"platforms/combine/{case}"] = with_fields(
             platforms.combine(need, [(f"e{i}", p) for i, p in enumerate(parts)]))
     for case, groups in PLATFORM_GROUPS.items():
-        cases[f"platforms/platform/{case}"] = with_fields(platforms.platform_verdict(groups))
+        cases[f"platforms/platform/{case}"] = _own(platforms.platform_verdict(groups))
         measurement = {"test_name": "telegram", "test_keys": {
             "x_groups": groups, "x_endpoints": [_endpoint("149.154.167.51:443", True),
                                                 _endpoint("149.154.175.50:443", None)]}}
-        cases[f"platforms/rerun/{case}"] = rerun(measurement)
+        again = rerun(measurement)  # None without groups: nothing to combine again
+        cases[f"platforms/rerun/{case}"] = again if again is None else _own(again)
     for case, control, trigger, _, _ in LOCATE_CASES:
         for layer in ("http", "tls"):
             found = censor.locate(control, trigger, layer)
             cases[f"censor_trace/locate/{case}/{layer}"] = {
-                "censor": found["censor"], "analysis": with_fields(found["analysis"])}
+                "censor": found["censor"], "analysis": _own(found["analysis"])}
     for case, suspect, genuine, _ in INJECTION_CASES:
         cases[f"censor_trace/injection/{case}"] = censor.injection(suspect, genuine)
     cases["censor_trace/control"] = len(CONTROL)
     for case, keys in TCP_KEYS.items():
-        cases[f"tcp_reachability/{case}"] = with_fields(tcp.analyze(keys))
+        cases[f"tcp_reachability/{case}"] = _own(tcp.analyze(keys))
     return cases
 
 
