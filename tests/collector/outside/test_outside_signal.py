@@ -59,6 +59,7 @@ def test_a_damaged_document_is_refused_and_the_history_kept(text: str) -> None:
     monitor = OutsideMonitor(PARAMS)
     monitor.observe(report(0.0, 10))
     kept = monitor.to_json()
-    with pytest.raises(ValueError, match=STATE_NAME if text != "{not json" else "Expecting property name"):
+    reason = STATE_NAME if text != "{not json" else "Expecting property name"
+    with pytest.raises(ValueError, match=reason):
         monitor.load_json(text)
     assert monitor.to_json() == kept
