@@ -13,7 +13,7 @@ the path, ICMP newly filtered while TCP answers) breaks the streak instead.
 "Turned critical" is the metrics' verdict (``OutsideMonitor``: blocks up below
 ``critical_below`` of the median of the network's history) now, after a look that was not
 critical. That history is saved after each round (``save_history``, the store's
-``outside.history``) and read back at start, like the engine's own detector state, so a
+``outside.verdict_history``) and read back at start, like the engine's own detector state, so a
 collector restarted with a saved history confirms a cut in its first rounds too; only a
 collector without one (a first start, or a damaged document) waits ``min_history`` rounds.
 Without CAP_NET_RAW the component stays down (``kuzot_outside_up 0``, a logged error) and the

@@ -29,7 +29,7 @@ from collector.outside.prober import BlockResult, RoundReport
 
 NETWORK = "network"
 COUNTRY = "country"
-STATE_NAME = "outside.history"
+STATE_NAME = "outside.verdict_history"
 STATE_VERSION = 1
 
 
