@@ -117,6 +117,8 @@ def _outside(app: web.Application, registry: ExpositionRegistry) -> Callable[
     from collector.outside.hourly import HourlyShare
     from collector.outside.metrics import OutsideCollector
     from collector.outside.service import OutsideService, outside_context
+    from collector.outside.signal import STATE_NAME as HISTORY_STATE
+    from collector.outside.signal import OutsideMonitor
 
     def to_engine(readings: list[OutsideReading]) -> None:
         pipeline = app.get(pipeline_key)
@@ -136,8 +138,18 @@ def _outside(app: web.Application, registry: ExpositionRegistry) -> Callable[
         await app[store_key].save_state(HOURLY_STATE, hourly.to_json(),
                                         datetime.now(UTC).strftime(TIME_FORMAT))
 
+    async def save_history(monitor: OutsideMonitor) -> None:
+        await app[store_key].save_state(HISTORY_STATE, monitor.to_json(),
+                                        datetime.now(UTC).strftime(TIME_FORMAT))
+
     async def context(app: web.Application) -> AsyncIterator[None]:
-        # The hourly signal survives a restart: resume from the saved document.
+        # The verdicts' history survives a restart (so a network that turns critical in the
+        # first rounds after it is confirmed at once), and so does the hourly signal.
+        try:
+            service.monitor.load_json(await app[store_key].load_state(HISTORY_STATE))
+        except ValueError as exc:
+            log.warning("starting the outside-in history anew: %s", exc)
+        service.save_history = save_history
         try:
             service.hourly = HourlyShare.from_json(await app[store_key].load_state(HOURLY_STATE))
         except ValueError as exc:

@@ -10,6 +10,12 @@ its dark blocks is probed again ``outside.confirm_after`` later, and the estimat
 engine as a reading of its own, so the detector's second critical observation comes within a
 minute of the first instead of a round later; a network that answers again (a burst of loss on
 the path, ICMP newly filtered while TCP answers) breaks the streak instead.
+"Turned critical" is the metrics' verdict (``OutsideMonitor``: blocks up below
+``critical_below`` of the median of the network's history) now, after a look that was not
+critical. That history is saved after each round (``save_history``, the store's
+``outside.verdict_history``) and read back at start, like the engine's own detector state, so a
+collector restarted with a saved history confirms a cut in its first rounds too; only a
+collector without one (a first start, or a damaged document) waits ``min_history`` rounds.
 Without CAP_NET_RAW the component stays down (``kuzot_outside_up 0``, a logged error) and the
 collector runs on.
 """
@@ -66,6 +72,9 @@ class OutsideService:
         # is saved after each round (the store's named state; None: kept in memory only).
         self.hourly = HourlyShare()
         self.save_hourly: Callable[[HourlyShare], Awaitable[None]] | None = None
+        # Where the monitor's history (the verdicts' baseline) is saved after each round, so
+        # that a restart does not lose it (None: kept in memory only).
+        self.save_history: Callable[[OutsideMonitor], Awaitable[None]] | None = None
 
     async def _round(self, report: RoundReport) -> None:
         self.rounds += 1
@@ -88,6 +97,11 @@ class OutsideService:
                 await self.save_hourly(self.hourly)
             except Exception:  # a store hiccup must not stop the prober; next round retries
                 log.exception("could not save the outside-in hourly signal")
+        if self.save_history is not None:
+            try:
+                await self.save_history(self.monitor)
+            except Exception:  # likewise: the next round saves again
+                log.exception("could not save the outside-in history")
 
     def _suspects(self, report: RoundReport) -> list[tuple[str, str]]:
         """Networks critical in this round whose previous look was not: confirm them now."""

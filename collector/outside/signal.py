@@ -5,13 +5,23 @@ country (blocks down, uncertain and not yet judged are counted beside it, for me
 event text). ``OutsideMonitor`` keeps each group's recent history of that count and asks
 ``collector.detect.outside.judge`` about every new round; the history learns the inpainted
 value (``to_history``), so an outage never becomes the baseline. Holds state but does no I/O.
+
+The history survives a restart: the service saves it after each round as one named state
+document (``STATE_NAME``, ``to_json``) and the collector reads it back at start (``load_json``).
+Without it the verdict would be ``insufficient`` for the first ``min_history`` rounds after a
+restart, and so would the decision to confirm a network that turns critical (the service's
+``_suspects``): a cut in that hour would wait a whole round for its second look. Bounded:
+``history_points`` values per group, the groups those of the operator's block files.
 """
 
 from __future__ import annotations
 
+import json
+import math
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from collector.detect.outside import OutsideParams, Verdict, judge, to_history
 from collector.outside.belief import BlockState
@@ -19,6 +29,8 @@ from collector.outside.prober import BlockResult, RoundReport
 
 NETWORK = "network"
 COUNTRY = "country"
+STATE_NAME = "outside.verdict_history"
+STATE_VERSION = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,3 +103,30 @@ class OutsideMonitor:
             self.latest[key] = verdicts[-1]
         return verdicts
 
+
+    def to_json(self) -> str:
+        """The history per group, keyed "CC|network" ("CC|" for a whole country)."""
+        return json.dumps({"version": STATE_VERSION, "series": {
+            f"{cc}|{network}": list(history)
+            for (cc, network), history in sorted(self._history.items())}})
+
+    def load_json(self, text: str | None) -> None:
+        """Take the history of a saved document (nothing when ``text`` is None); each group
+        keeps its last ``history_points`` values. ``ValueError`` names what is wrong with a
+        document that cannot be read, and the history is left as it was."""
+        if text is None:
+            return
+        data: Any = json.loads(text)
+        if not isinstance(data, Mapping) or data.get("version") != STATE_VERSION or \
+                not isinstance(data.get("series"), Mapping):
+            raise ValueError(f"{STATE_NAME}: not a version {STATE_VERSION} document")
+        loaded: dict[tuple[str, str], deque[float]] = {}
+        for key, values in data["series"].items():
+            if not isinstance(key, str) or "|" not in key or not isinstance(values, list) or \
+                    not all(isinstance(v, int | float) and not isinstance(v, bool)
+                            and math.isfinite(v) and v >= 0 for v in values):
+                raise ValueError(f"{STATE_NAME}: bad series {key!r}")
+            cc, _, network = key.partition("|")
+            loaded[(cc, network)] = deque((float(v) for v in values),
+                                          maxlen=self._history_points)
+        self._history = loaded

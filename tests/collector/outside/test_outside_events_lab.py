@@ -10,16 +10,19 @@ would. Four cases, as the scenarios of the issue: a full cut of one network open
 that network alone, after the first round that sees it and its confirmation (before a second
 round); half a network cut is a warning and no event; ICMP filtered while TCP answers is no
 event (the confirmation finds the addresses by TCP); a quiet stretch with random losses and
-hosts going away opens nothing.
+hosts going away opens nothing. And after a restart, with the engine's state and the service's
+history read back, a cut in the first rounds opens the shutdown as fast as before it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -31,6 +34,8 @@ from collector.detect.params import DetectionConfig
 from collector.outside.config import OutsideConfig, resolve
 from collector.outside.hourly import STATE_NAME, HourlyShare
 from collector.outside.service import OutsideService
+from collector.outside.signal import STATE_NAME as HISTORY_STATE
+from collector.outside.signal import OutsideMonitor
 from collector.store import Store, open_store
 from tests.helpers.netns import require
 from tests.helpers.outsidelab import BLOCK_FILE, NET_B, TCP_ONLY, OutsideLab
@@ -94,16 +99,23 @@ def methods(service: OutsideService) -> set[str]:
 
 
 async def drive(lab: OutsideLab, tmp_path: Path, rounds_after: int,
-                change: Callable[[], None] | None, store: Store | None = None) -> Run:
+                change: Callable[[], None] | None, store: Store | None = None,
+                engine_state: dict[str, Any] | None = None, history: str | None = None) -> Run:
+    """Warm up, apply ``change``, run ``rounds_after`` more rounds. ``engine_state`` and
+    ``history`` resume a collector that was stopped (the engine's and the service's saved
+    state); with ``store`` the service saves its hourly signal and history there."""
     (tmp_path / "blocks.txt").write_text(
         "\n".join(line.replace("net-a", NET_A).replace("net-b", NET_B_ASN)
                   for line in BLOCK_FILE) + "\n")
     cfg = resolve(OutsideConfig(enabled=True, block_files=("blocks.txt",), rate=4000, burst=20,
                                 round=ROUND, timeout=1.0, discovery_sample=32,
                                 max_in_flight=512, confirm_after=ROUND / 20), tmp_path)
-    engine = Engine(DetectionConfig(outside=OutsideParams(min_baseline=2, min_history=3)))
+    detection = DetectionConfig(outside=OutsideParams(min_baseline=2, min_history=3))
+    engine = Engine(detection) if engine_state is None else \
+        Engine.from_state(engine_state, detection)
     service = OutsideService(cfg, make_socket=lab.collector_socket,
                              params=engine.config.outside)
+    service.monitor.load_json(history)
     run = Run(engine, service)
 
     def to_engine(readings: list[OutsideReading]) -> None:
@@ -118,7 +130,10 @@ async def drive(lab: OutsideLab, tmp_path: Path, rounds_after: int,
         async def save(hourly: HourlyShare) -> None:
             await store.save_state(STATE_NAME, hourly.to_json(), "2026-01-01 00:00:00")
 
-        service.save_hourly = save
+        async def save_history(monitor: OutsideMonitor) -> None:
+            await store.save_state(HISTORY_STATE, monitor.to_json(), "2026-01-01 00:00:00")
+
+        service.save_hourly, service.save_history = save, save_history
     stop = asyncio.Event()
     task = asyncio.create_task(service.run(stop))
     try:
@@ -175,6 +190,33 @@ async def test_a_full_cut_opens_a_shutdown_of_that_network_within_a_round(
     hours = saved.shares(run.readings[-1][1].t)
     assert set(hours) == {("KZ", NET_A), ("KZ", NET_B_ASN)}
     assert (hours[("KZ", NET_A)][-1] or 1.0) < 1.0 and hours[("KZ", NET_B_ASN)][-1] == 1.0
+
+
+async def test_after_a_restart_a_cut_in_the_first_rounds_opens_within_a_round(
+        lab: OutsideLab, tmp_path: Path) -> None:
+    # A collector runs until warmed up and stops; another resumes from its saved state (the
+    # engine's, and the service's history in the store) and sees net-a cut after its first
+    # round or two, before it has min_history rounds of its own. The shutdown opens on the
+    # confirmation after the first round that sees the cut, as without a restart; without
+    # the saved history there would be no verdict, so no confirmation, and a second round.
+    store = await open_store(str(tmp_path / "kuzot.sqlite"))
+    try:
+        before = await drive(lab, tmp_path, 0, None, store)
+        engine_state = json.loads(json.dumps(before.engine.to_state()))
+        history = await store.load_state(HISTORY_STATE)
+        assert history is not None
+        run = await drive(lab, tmp_path, 3, lambda: lab.cut("198.18.0.0/20"), store,
+                          engine_state=engine_state, history=history)
+    finally:
+        await store.close()
+    min_history = run.engine.config.outside.min_history
+    assert run.changed_after < min_history  # the cut came while a fresh history was too short
+    [(opened_at, event)] = run.opened()
+    assert event.kind == "shutdown" and event.asns == (NET_A,)
+    opening = [n for n, r in run.readings if r.asn == NET_A and r.t <= opened_at]
+    assert opening[-1] == run.changed_after + 1
+    assert run.service.confirmations == {"dark": 1, "recovered": 0}
+    assert run.level(NET_B_ASN) == "none"
 
 
 async def test_a_partial_cut_is_a_warning_and_no_event(lab: OutsideLab,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import socket
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,7 @@ from collector.detect.params import DetectionConfig
 from collector.outside.config import OutsideConfig, resolve
 from collector.outside.metrics import OutsideCollector
 from collector.outside.service import OutsideService
+from collector.outside.signal import OutsideMonitor
 from tests.helpers.netns import require
 from tests.helpers.outsidelab import BLOCK_FILE, OutsideLab
 
@@ -100,6 +102,54 @@ async def test_rounds_reach_the_metrics_and_the_engine(lab: OutsideLab, tmp_path
     assert len(detector.networks["KZ|AS64501"].history) == service.rounds
     assert detector.networks["KZ|AS64500"].level == "critical"
     assert detector.networks["KZ|AS64501"].level == "none"
+
+
+@pytest.mark.lab
+async def test_a_restarted_service_confirms_a_cut_in_its_first_rounds(
+        lab: OutsideLab, tmp_path: Path) -> None:
+    # The verdict needs MIN_HISTORY rounds of history. The first service saves its history
+    # after each round; the second, started on the saved document, sees AS64500 cut after its
+    # first round and confirms it after the round that sees the cut (its second or third):
+    # without the saved history no verdict, so no confirmation, before round MIN_HISTORY + 1.
+    min_history = 4
+    params = OutsideParams(min_baseline=2, min_history=min_history)
+    cfg = replace(config(tmp_path), confirm_after=0.1)
+    saved: dict[str, str] = {}
+
+    async def save(monitor: OutsideMonitor) -> None:
+        saved["history"] = monitor.to_json()
+
+    first = OutsideService(cfg, make_socket=lab.collector_socket, params=params)
+    first.save_history = save
+    stop = asyncio.Event()
+    task = asyncio.create_task(first.run(stop))
+    while first.rounds < min_history + 1:
+        await asyncio.sleep(0.1)
+    stop.set()
+    await asyncio.wait_for(task, 60)
+    assert first.confirmations == {"dark": 0, "recovered": 0}
+
+    second = OutsideService(cfg, make_socket=lab.collector_socket, params=params)
+    second.monitor.load_json(saved["history"])
+    stop = asyncio.Event()
+    task = asyncio.create_task(second.run(stop))
+    try:
+        while second.rounds < 1:
+            await asyncio.sleep(0.05)
+        await asyncio.to_thread(lab.cut, "198.18.0.0/20")
+        async with asyncio.timeout(60):
+            while second.last_confirmation is None:
+                await asyncio.sleep(0.02)
+        confirmed_after = second.rounds
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 60)
+    assert confirmed_after <= 3 < min_history + 1
+    assert second.confirmations == {"dark": 1, "recovered": 0}
+    result = second.last_confirmation
+    assert (result.country, result.network, result.blocks_up) == ("KZ", "AS64500", 0)
+    latest = second.monitor.latest[("KZ", "AS64500")].verdict
+    assert latest.level.value == "critical" and latest.baseline == 8
 
 
 async def test_without_raw_sockets_the_service_stays_down_and_says_why(tmp_path: Path) -> None:
