@@ -164,12 +164,24 @@ def test_country_and_network_tables() -> None:
     assert by_key[("KZ", "AS9198")].worst.kind == "block"   # block outranks throttling
     assert by_key[("KZ", "AS48716")].worst is None
     text = text_of(status_page(events(), LATEST, NOW, settings()))
-    assert "Kyrgyzstan Internet shutdown (likely) 1 0 0 0" in text
-    assert "Kazakhstan Blocking (confirmed) 2 2 1 0" in text
+    assert "Kyrgyzstan Internet shutdown (likely) 1 0 0 0 0" in text
+    assert "Kazakhstan Blocking (confirmed) 2 2 1 0 0" in text
     assert "Kazakhstan PS Internet Company (AS48716) No open event 1 0 0" in text
     # A probe that declared no network is not "AS0".
     nameless = [{**LATEST[0], "probe_asn": "AS0"}]
     assert "a network not known" in text_of(status_page([], nameless, NOW, settings()))
+
+
+def test_sites_down_or_unclear_are_counted_not_hidden() -> None:
+    """A network whose sites are all down (or inconclusive) must not read as "reachable 0,
+    blocked 0": the tables count them in a column of their own."""
+    down = [{**LATEST[2], "input": f"https://site{i}.kz/", "verdict": "down",
+             "layer": "dns", "mechanism": "nxdomain"} for i in range(3)]
+    unclear = [{**LATEST[2], "input": "https://other.kz/", "verdict": "inconclusive"}]
+    text = text_of(status_page([], down + unclear, NOW, settings()))
+    assert "Down or unclear" in text
+    assert "Kazakhstan No open event 1 0 0 0 4" in text
+    assert "Kazakhstan PS Internet Company (AS48716) No open event 0 0 0 4" in text
 
 
 def test_hourly_timeline_marks_each_hour_with_the_worst_event() -> None:
