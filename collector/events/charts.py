@@ -50,28 +50,40 @@ def hourly(events: Sequence[EventView], now: datetime, cc: str,
     return cells
 
 
-def timeline_svg(rows: Sequence[tuple[str, list[EventView | None]]], now: datetime,
-                 describe: Callable[[EventView], str], label: str) -> Markup:
-    """An SVG of ``rows`` (label, 168 cells); ``describe`` names an event for its tooltip."""
-    first = first_hour(now)
+def _frame(first: datetime, rows: int, label: str) -> list[str]:
+    """The opening of a chart of ``rows`` rows on the 7-day hour grid: the SVG element, its
+    title and a line and date at each midnight (both charts share it, so they align)."""
     width = HOURS * CELL
-    height = TOP + ROW * len(rows) + 4
+    height = TOP + ROW * rows + 4
     parts = [f'<svg class="timeline" viewBox="0 0 {width} {height}" role="img" '
              f'aria-label="{escape(label)}" xmlns="http://www.w3.org/2000/svg">',
              f"<title>{escape(label)}</title>"]
     for day in range(8):
-        moment = first + timedelta(hours=24 * day)
-        midnight = moment.replace(hour=0)
+        midnight = (first + timedelta(hours=24 * day)).replace(hour=0)
         x = ((midnight - first).total_seconds() // 3600) * CELL
         if 0 <= x < width:
             parts.append(f'<line x1="{x:.0f}" y1="0" x2="{x:.0f}" y2="{height}" '
                          'stroke="#9a9a9a" stroke-width="1"/>')
             parts.append(f'<text x="{x + 3:.0f}" y="11" font-size="11" fill="#333">'
                          f'{escape(midnight.strftime("%d.%m"))}</text>')
+    return parts
+
+
+def _row(parts: list[str], name: str, index: int) -> int:
+    """Write row ``index``'s name and give the row's top."""
+    y = TOP + ROW * index
+    parts.append(f'<text x="2" y="{y + 11}" font-size="12" fill="#1b1b1b">'
+                 f"{escape(name)}</text>")
+    return y
+
+
+def timeline_svg(rows: Sequence[tuple[str, list[EventView | None]]], now: datetime,
+                 describe: Callable[[EventView], str], label: str) -> Markup:
+    """An SVG of ``rows`` (label, 168 cells); ``describe`` names an event for its tooltip."""
+    first = first_hour(now)
+    parts = _frame(first, len(rows), label)
     for index, (name, cells) in enumerate(rows):
-        y = TOP + ROW * index
-        parts.append(f'<text x="2" y="{y + 11}" font-size="12" fill="#1b1b1b">'
-                     f"{escape(name)}</text>")
+        y = _row(parts, name, index)
         start = 0
         while start < len(cells):
             end = start
@@ -100,23 +112,9 @@ def share_svg(rows: Sequence[tuple[str, Sequence[float | None]]], now: datetime,
     as the share, on the same hour grid as ``timeline_svg`` so the two read side by side.
     Hours without data are one grey band per run of them."""
     first = first_hour(now)
-    width = HOURS * CELL
-    height = TOP + ROW * len(rows) + 4
-    parts = [f'<svg class="timeline" viewBox="0 0 {width} {height}" role="img" '
-             f'aria-label="{escape(label)}" xmlns="http://www.w3.org/2000/svg">',
-             f"<title>{escape(label)}</title>"]
-    for day in range(8):
-        midnight = (first + timedelta(hours=24 * day)).replace(hour=0)
-        x = ((midnight - first).total_seconds() // 3600) * CELL
-        if 0 <= x < width:
-            parts.append(f'<line x1="{x:.0f}" y1="0" x2="{x:.0f}" y2="{height}" '
-                         'stroke="#9a9a9a" stroke-width="1"/>')
-            parts.append(f'<text x="{x + 3:.0f}" y="11" font-size="11" fill="#333">'
-                         f'{escape(midnight.strftime("%d.%m"))}</text>')
+    parts = _frame(first, len(rows), label)
     for index, (name, cells) in enumerate(rows):
-        y = TOP + ROW * index
-        parts.append(f'<text x="2" y="{y + 11}" font-size="12" fill="#1b1b1b">'
-                     f"{escape(name)}</text>")
+        y = _row(parts, name, index)
         start = 0
         while start < len(cells):
             value = cells[start]
