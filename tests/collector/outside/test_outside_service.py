@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -20,30 +19,16 @@ from collector.outside.config import OutsideConfig, resolve
 from collector.outside.metrics import OutsideCollector
 from collector.outside.service import OutsideService
 from collector.outside.signal import OutsideMonitor
-from tests.helpers.netns import require
-from tests.helpers.outsidelab import BLOCK_FILE, OutsideLab
+from tests.helpers.outsidelab import OutsideLab, write_block_file
 
 
 def config(tmp_path: Path) -> OutsideConfig:
-    (tmp_path / "blocks.txt").write_text(
-        "\n".join(line.replace("net-a", "AS64500").replace("net-b", "AS64501")
-                  for line in BLOCK_FILE) + "\n")
+    write_block_file(tmp_path)
     # 4,000 packets/s: discovery's half of a one-second round covers 20 blocks (32 addresses
     # by ICMP and two SYNs each), so every block has had its pass after the first round.
     base = OutsideConfig(enabled=True, block_files=("blocks.txt",), rate=4000, burst=20,
                          round=1.0, timeout=1.0, discovery_sample=32, max_in_flight=512)
     return resolve(base, tmp_path)
-
-
-@pytest.fixture
-def lab() -> Iterator[OutsideLab]:
-    require("iptables")
-    built = OutsideLab()
-    try:
-        built.build()
-        yield built
-    finally:
-        built.destroy()
 
 
 @pytest.mark.lab
