@@ -168,3 +168,45 @@ def test_the_app_registers_the_component_only_when_enabled(tmp_path: Path) -> No
     disabled = create_app(CollectorConfig())
     assert outside_key not in disabled
     assert disabled[registry_key].get_sample_value("kuzot_outside_up") is None
+
+
+async def test_the_app_hands_readings_to_the_engine_only_inside_a_detection_run(
+        tmp_path: Path) -> None:
+    # The pipeline feeds and evaluates its engine in a worker thread, and replaces it when it
+    # takes the detection lease: a reading added to the engine from the event loop at the end
+    # of a round could change it in the middle of an evaluation, or be dropped with it. The
+    # app's hand-off keeps the readings for the pipeline's next run instead.
+    from collector.app import create_app
+    from collector.config import CollectorConfig
+    from collector.detect.windows import Calendar
+    from collector.keys import outside_key, pipeline_key
+    from collector.metrics.detection import DetectionMetrics, EventSnapshot
+    from collector.pipeline import Pipeline
+    from collector.store import open_store
+
+    app = create_app(CollectorConfig(outside=config(tmp_path)))
+    store = await open_store(str(tmp_path / "kuzot.sqlite"))
+    try:
+        detection = DetectionConfig(outside=OutsideParams(min_baseline=2, min_history=3))
+        pipeline = Pipeline(store, detection, Calendar(), DetectionMetrics(CollectorRegistry()),
+                            EventSnapshot())
+        app[pipeline_key] = pipeline
+        await pipeline.start()
+        service = app[outside_key]
+        assert service.on_readings is not None
+        service.on_readings([OutsideReading(cc="KZ", asn="AS64500", t=pipeline.started_at,
+                                            blocks_up=8, blocks_total=9)])
+
+        def outside(engine: Engine) -> OutsideDetector:
+            detector = engine.detector("outside")
+            assert isinstance(detector, OutsideDetector)
+            return detector
+
+        assert outside(pipeline.engine).networks == {}  # not touched outside a run
+        await pipeline.run_once(pipeline.started_at + 1)
+        view = outside(pipeline.engine).networks["KZ|AS64500"]
+        assert (view.up, view.total, view.at) == (8.0, 9, pipeline.started_at)
+        await pipeline.run_once(pipeline.started_at + 2)  # taken once
+        assert len(outside(pipeline.engine).networks["KZ|AS64500"].history) == 1
+    finally:
+        await store.close()
