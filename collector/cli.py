@@ -8,6 +8,7 @@ import argparse
 import asyncio
 import dataclasses
 import json
+import logging
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -24,6 +25,21 @@ from probe.core.typed_config import ConfigError, is_host_port
 
 BAD_INPUT = 2
 ACCESS_LOG_FORMAT = '%t "%r" %s %b %Tfs'
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def _log_to_stderr() -> None:
+    """The server's log on standard error (journald under systemd), from INFO up, with time
+    and level: the lines the README promises (events opened, raised and ended; notifications
+    sent; the outside-in prober started, its confirmations, and why it is off). Without a
+    handler Python would print only warnings and errors, bare. aiohttp's loggers stay at
+    WARNING: its access log would be a line per upload and heartbeat."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter(LOG_FORMAT))
+    root = logging.getLogger()
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    logging.getLogger("aiohttp").setLevel(logging.WARNING)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -253,6 +269,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"kuzot collector on http://{config.listen}/ (metrics at /metrics), "
               f"database {config.database}", flush=True)
 
+    _log_to_stderr()
     # The access log format leaves out the client address (%a): it is never recorded.
     try:
         asyncio.run(serve(create_app(config), config.host, config.port,

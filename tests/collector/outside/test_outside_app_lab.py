@@ -195,6 +195,13 @@ def test_the_collector_probes_from_outside_opens_a_shutdown_and_resumes_after_a_
     assert "From outside" in page
     assert re.search(rf"{ASN_A} does not answer from outside the country: 0 of "
                      rf"{len(NET_A) + 1} address blocks respond \(usually \d+\)", page)
+    # The log says it too (standard error: journald under systemd), with time and level.
+    assert app.stderr is not None
+    logged = wait_for("the event's log line", lambda: [
+        line for line in app.stderr.read_text().splitlines()
+        if f"kuzot.events: event opened: {event['id']} shutdown" in line], timeout=10)
+    assert re.match(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} INFO ", logged[0])
+    assert "collector.outside.service: outside-in probing 17 blocks" in app.stderr.read_text()
 
     # 3. Restart on the same store, net-a still cut.
     app.stop()
