@@ -4,18 +4,20 @@ The other outside-in tests drive ``OutsideService`` directly. These start the re
 (``python -m collector serve``, ``tests.helpers.collector_process``) inside the collector's
 namespace of the outside lab (``tests.helpers.outsidelab``: the only routes there lead to the
 lab's blocks), and read it only through its HTTP interfaces, from sockets made in that
-namespace: the start-up path from the config's ``outside:`` section to the service, its metrics,
-the engine's events, the store's ``outside.hourly`` and ``outside.verdict_history``, and the
-status page. Rounds of 2 s stand for 10 minutes; the lab's networks are eight blocks each, under
-IODA's minimum baseline of 20, so ``detection.outside.min_baseline`` is 2.
+namespace, and its log (standard error): the start-up path from the config's ``outside:``
+section to the service, its metrics, the engine's events, the store's ``outside.hourly`` and
+``outside.verdict_history``, and the status page. Rounds of 2 s stand for 10 minutes; the
+lab's networks are eight blocks each, under IODA's minimum baseline of 20, so
+``detection.outside.min_baseline`` is 2.
 
 1. Warm-up: ``kuzot_outside_up 1``, rounds counted, every block the lab makes responsive up.
 2. net-a cut (all inbound dropped at the border): one shutdown, of net-a alone, through
    ``/api/v1/events``; the status page charts both networks hour by hour and the event's card
-   says net-a does not answer from outside.
+   says net-a does not answer from outside; the log has the event's line.
 3. Restart on the same store: the first round after it is judged against the saved history
    (critical and none, not ``insufficient``), and it adds to the saved hourly signal rather
-   than starting it anew; the event goes on.
+   than starting it anew (both checked to fail when the app does not load them); the event
+   goes on, and no detection run failed.
 4. The same collector without CAP_NET_RAW runs on: ``/healthz`` 200, ``kuzot_outside_up 0``,
    the reason logged once.
 """
