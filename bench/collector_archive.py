@@ -84,8 +84,9 @@ def _archive_bytes(root: Path, s3: S3Settings | None) -> int:
 
 async def run(name: str, database: str, root: Path, size: int,
               s3: S3Settings | None = None) -> dict[str, str]:
-    generator = Generator(await template())
-    await fill(database, generator, size)
+    base = await template()
+    generator = Generator(base)
+    await fill(database, generator, size, base)
     uids = [f"s{i:011d}" for i in range(size)]
     before = await disk_bytes(database)
     in_db_ms = await _read_pages(database, root, uids, 21)
