@@ -8,6 +8,7 @@ import argparse
 import asyncio
 import dataclasses
 import json
+import sqlite3
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -148,6 +149,11 @@ async def _open_store(config: collector_config.CollectorConfig,
                                 archive_cache_bytes=config.storage.archive_cache_bytes)
     except (StoreUnavailable, TargetError) as exc:
         print(f"error: {unavailable}{exc}", file=sys.stderr)
+        return None
+    except sqlite3.DatabaseError as exc:
+        # A file that is not a SQLite database, or one on a read-only file system: one line,
+        # naming the file, not a traceback.
+        print(f"error: database unavailable: {config.database}: {exc}", file=sys.stderr)
         return None
 
 

@@ -81,3 +81,14 @@ async def test_a_bucket_without_boto3(command: str, tmp_path: Path) -> None:
                       without_boto3=True) == (
         1, "", f"{UNAVAILABLE[command]}storage.archive_url names a bucket but boto3 is not "
                "installed (pip install 'kuzot[s3]')\n")
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+async def test_a_file_that_is_not_a_sqlite_database(command: str, tmp_path: Path) -> None:
+    database = tmp_path / "kuzot.sqlite"
+    database.write_bytes(b"not a database, " * 512)
+    code, out, err = await _run(command, "--config", str(_config(tmp_path)),
+                                "--database", str(database))
+    assert (code, out) == (1, "")
+    assert err == f"error: database unavailable: {database}: file is not a database\n"
+    assert database.read_bytes() == b"not a database, " * 512
