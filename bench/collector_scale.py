@@ -386,7 +386,7 @@ async def grow(database: str, generator: Generator, upto: int, clone_from: int) 
         try:
             await clone_postgres(store, clone_from, upto, have, START)
             rate = (upto - have) / max(time.perf_counter() - started, 1e-9)
-            checked = await check_postgres(store)
+            checked = await check_postgres(database)
             print(f"clone checked against a recount: {checked}", file=sys.stderr, flush=True)
         finally:
             await store.close()

@@ -161,50 +161,58 @@ async def clone_postgres(store: Any, base: int, upto: int, have: int,
     return have
 
 
-async def check_postgres(store: Any) -> dict[str, int]:
+async def check_postgres(dsn: str) -> dict[str, int]:
     """Compare what the clone kept with a recount of the stored rows: the count, the hourly
     and daily rollups, ``target_state`` (each entry the latest row of its target, one per
-    target), a body for every row. Raises when anything differs; returns the counts."""
-    async def work(conn: Any) -> dict[str, int]:
-        counts = {table: int(await conn.fetchval(f"SELECT count(*) FROM {table}"))
-                  for table in ("measurement_uids", "measurements", "measurement_bodies",
-                                "target_state")}
-        counts["measurement_totals"] = int(await conn.fetchval(
-            "SELECT coalesce(sum(count), 0) FROM measurement_totals"))
-        rows = counts["measurement_uids"]
-        if any(counts[t] != rows for t in ("measurements", "measurement_bodies",
-                                            "measurement_totals")):
-            raise RuntimeError(f"clone: counts differ: {counts}")
-        for table, period in (("rollups_hourly", "date_trunc('hour', start_time)"),
-                              ("rollups_daily", "date_trunc('day', start_time)")):
-            recount = sql.rollup_fill(table, period).split(" SELECT ", 1)[1]
-            recount = "SELECT " + recount
-            differ = int(await conn.fetchval(
-                f"SELECT count(*) FROM ((SELECT {_ROLLUP_KEY}, count FROM {table} "
-                f"EXCEPT ALL {recount}) UNION ALL ({recount} EXCEPT ALL "
-                f"SELECT {_ROLLUP_KEY}, count FROM {table})) AS d"))
-            counts[table] = int(await conn.fetchval(f"SELECT count(*) FROM {table}"))
-            if differ:
-                raise RuntimeError(f"clone: {differ} rows of {table} differ from a recount")
-        targets = int(await conn.fetchval(
-            "SELECT count(*) FROM (SELECT DISTINCT probe_cc, probe_asn, test_name, input "
-            "FROM rollups_daily) AS t"))
-        stale = int(await conn.fetchval(
-            "SELECT count(*) FROM target_state t LEFT JOIN measurements m "
-            "ON m.start_time = t.start_time AND m.uid = t.uid "
-            "WHERE m.uid IS NULL OR m.verdict IS DISTINCT FROM t.verdict "
-            "OR m.layer IS DISTINCT FROM t.layer OR m.mechanism IS DISTINCT FROM t.mechanism "
-            "OR EXISTS (SELECT 1 FROM measurements n WHERE n.probe_cc = t.probe_cc "
-            "AND n.probe_asn = t.probe_asn AND n.test_name = t.test_name "
-            "AND (n.input = t.target OR (t.target = '' AND n.input IS NULL)) "
-            "AND (n.start_time, n.uid) > (t.start_time, t.uid))"))
-        if targets != counts["target_state"] or stale:
-            raise RuntimeError(f"clone: target_state has {counts['target_state']} rows for "
-                               f"{targets} targets, {stale} not the latest row of theirs")
-        return counts
+    target), a body for every row. Raises when anything differs; returns the counts.
 
-    result: dict[str, int] = await store._write(work)
-    return result
+    On a connection of its own: at 10M rows a recount takes minutes, longer than the store's
+    pool lets a statement run."""
+    import asyncpg
+
+    conn = await asyncpg.connect(dsn)
+    try:
+        # One snapshot for every count.
+        async with conn.transaction(isolation="repeatable_read", readonly=True):
+            await conn.execute("SET work_mem = '256MB'")
+            counts = {table: int(await conn.fetchval(f"SELECT count(*) FROM {table}"))
+                      for table in ("measurement_uids", "measurements", "measurement_bodies",
+                                    "target_state")}
+            counts["measurement_totals"] = int(await conn.fetchval(
+                "SELECT coalesce(sum(count), 0) FROM measurement_totals"))
+            rows = counts["measurement_uids"]
+            if any(counts[t] != rows for t in ("measurements", "measurement_bodies",
+                                                "measurement_totals")):
+                raise RuntimeError(f"clone: counts differ: {counts}")
+            for table, period in (("rollups_hourly", "date_trunc('hour', start_time)"),
+                                  ("rollups_daily", "date_trunc('day', start_time)")):
+                recount = sql.rollup_fill(table, period).split(" SELECT ", 1)[1]
+                recount = "SELECT " + recount
+                differ = int(await conn.fetchval(
+                    f"SELECT count(*) FROM ((SELECT {_ROLLUP_KEY}, count FROM {table} "
+                    f"EXCEPT ALL {recount}) UNION ALL ({recount} EXCEPT ALL "
+                    f"SELECT {_ROLLUP_KEY}, count FROM {table})) AS d"))
+                counts[table] = int(await conn.fetchval(f"SELECT count(*) FROM {table}"))
+                if differ:
+                    raise RuntimeError(f"clone: {differ} rows of {table} differ from a recount")
+            targets = int(await conn.fetchval(
+                "SELECT count(*) FROM (SELECT DISTINCT probe_cc, probe_asn, test_name, input "
+                "FROM rollups_daily) AS t"))
+            stale = int(await conn.fetchval(
+                "SELECT count(*) FROM target_state t LEFT JOIN measurements m "
+                "ON m.start_time = t.start_time AND m.uid = t.uid "
+                "WHERE m.uid IS NULL OR m.verdict IS DISTINCT FROM t.verdict "
+                "OR m.layer IS DISTINCT FROM t.layer OR m.mechanism IS DISTINCT FROM t.mechanism "
+                "OR EXISTS (SELECT 1 FROM measurements n WHERE n.probe_cc = t.probe_cc "
+                "AND n.probe_asn = t.probe_asn AND n.test_name = t.test_name "
+                "AND (n.input = t.target OR (t.target = '' AND n.input IS NULL)) "
+                "AND (n.start_time, n.uid) > (t.start_time, t.uid))"))
+            if targets != counts["target_state"] or stale:
+                raise RuntimeError(f"clone: target_state has {counts['target_state']} rows for "
+                                   f"{targets} targets, {stale} not the latest row of theirs")
+            return counts
+    finally:
+        await conn.close()
 
 
 def coarser_rollups(month: str) -> list[str]:

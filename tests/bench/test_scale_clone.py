@@ -22,7 +22,7 @@ async def test_clone_agrees_with_a_recount_and_the_recount_catches_a_wrong_count
             # One hour of the fleet, copied once whole and once in part (1,500 rows).
             await store.add_measurements(Generator(base).rows(3000))
             assert await clone_postgres(store, 3000, 7500, 3000, START) == 7500
-            counts = await check_postgres(store)
+            counts = await check_postgres(cluster.dsn("clone"))
             assert counts["measurements"] == counts["measurement_bodies"] == 7500
             assert await store.count_measurements() == 7500
             # 7 networks' probes x 60 targets; the copies are two hours later.
@@ -41,7 +41,7 @@ async def test_clone_agrees_with_a_recount_and_the_recount_catches_a_wrong_count
 
             await store._write(one_more)  # type: ignore[attr-defined]
             with pytest.raises(RuntimeError, match="rollups_hourly differ"):
-                await check_postgres(store)
+                await check_postgres(cluster.dsn("clone"))
 
             async def back_and_older(conn: object) -> None:
                 await conn.execute(  # type: ignore[attr-defined]
@@ -55,6 +55,6 @@ async def test_clone_agrees_with_a_recount_and_the_recount_catches_a_wrong_count
 
             await store._write(back_and_older)  # type: ignore[attr-defined]
             with pytest.raises(RuntimeError, match="not the latest row"):
-                await check_postgres(store)
+                await check_postgres(cluster.dsn("clone"))
         finally:
             await store.close()
