@@ -16,7 +16,9 @@ size in turn, then the real collector runs as a child process on loopback and th
 measures: bytes on disk per measurement (SQLite: file and WAL after a checkpoint;
 PostgreSQL: ``pg_database_size``), durable HTTP ingest (8 clients, batches of 100, for
 ``--seconds``), the median latency of each read API call (9 calls each), /healthz and /metrics,
-and the collector's RSS at the end and its peak (VmHWM). Prints one table; asserts nothing.
+and the collector's RSS at the end and its peak (VmHWM). Prints one table. A PostgreSQL store
+grown with ``--clone-from`` is first checked against a recount of its rows (``bench/scale_clone``);
+nothing else is asserted.
 """
 
 from __future__ import annotations

@@ -8,7 +8,8 @@ gets new uids (``s<index>``, continuing the fleet's numbering) and times shifted
 previous copy, keeps its compressed body byte for byte (so bytes per row, page fill and every
 index are those of real rows; only the uid and time *inside* a copied body are its original's),
 and adds its counts to the rollups, the stored total and ``target_state`` as the store's own
-write path does. Bench code only: it writes the store's tables directly.
+write path does. Bench code only: it writes the store's tables directly. On PostgreSQL,
+``check_postgres`` compares the result with a recount of the rows.
 """
 
 from __future__ import annotations
