@@ -71,7 +71,7 @@ async def serve(*args: str) -> AsyncIterator[Served]:
     port = free_port()
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "collector", "serve", "--listen", f"127.0.0.1:{port}", *args,
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
     served = Served(f"http://127.0.0.1:{port}", process)
     try:
         await wait_healthy(served.base, process)
