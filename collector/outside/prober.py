@@ -53,8 +53,9 @@ The loop, per round (every ``round_seconds``; Trinocular's 11 minutes in ``Probe
    discovery, no rounds), and only the watched ones are probed, reported in the round and
    counted in the signal (blocks up of the watched blocks). A network whose every block has
    been tried and whose set is not full tries the blocks set aside again every
-   ``rediscover_every`` rounds. Watched blocks get their rediscovery (E(b) not full) as
-   before.
+   ``rediscover_every`` rounds, until every address of such a block has been tried once
+   without an answer; then only every ``SWEPT_PAUSE`` (24) times as many rounds. Watched
+   blocks get their rediscovery (E(b) not full) as before.
    A watched block leaves the set, and the next block of the order takes its place (with its
    discovery, in the next round), only on evidence about the block itself, never because its
    network went dark, since replacing the blocks of a cut network by others would hide the
@@ -108,6 +109,10 @@ DARK_ROUNDS_TO_REPLACE = 12
 OTHERS_UP = 0.8
 """Share of a network's other watched blocks that must be up for a dark block to count as dark
 on its own (IODA's warning level: above it the network is as usual)."""
+
+SWEPT_PAUSE = 24
+"""A block set aside whose every address was tried without an answer is tried again this many
+times less often (once a day at the defaults instead of once an hour)."""
 
 WATCHED_COST = 1.5
 """Packets a watched block's round is assumed to take, for the discovery budget (one while it
@@ -338,6 +343,17 @@ class Prober:
         since = track.rounds_since_discovery
         return since is None or since >= self.settings.rediscover_every
 
+    def _set_aside_due(self, track: BlockTrack) -> bool:
+        """A block set aside is tried again every ``rediscover_every`` rounds until every one
+        of its addresses has been tried once; a block swept whole without an answer then
+        waits ``SWEPT_PAUSE`` times longer between passes."""
+        if not self._discovery_due(track):
+            return False
+        if track.tried < len(track.order) or track.responsive:
+            return True
+        since = track.rounds_since_discovery
+        return since is not None and since >= self.settings.rediscover_every * SWEPT_PAUSE
+
     async def _discover(self, track: BlockTrack) -> None:
         hosts = track.next_hosts(self.settings.discovery_sample)
         found = await asyncio.gather(*(self._answers(host) for host in hosts))
@@ -444,7 +460,7 @@ class Prober:
                     continue
                 new = [t for t in members if t.rounds_since_discovery is None][:room]
                 old = [t for t in members if not t.watched and t.rounds_since_discovery
-                       is not None and self._discovery_due(t)][:room - len(new)]
+                       is not None and self._set_aside_due(t)][:room - len(new)]
                 untried.append(new)
                 again.append(old)
             due = [*_in_turn(untried), *_in_turn(again), *refresh]
