@@ -578,3 +578,27 @@ async def test_an_empty_block_of_a_network_under_its_cap_is_swept_then_rarely_tr
     # addresses a pass by ICMP and two SYNs): every round until all 254 were tried (eight
     # passes), then once every 24 rounds.
     assert per_round == [96] * 8 + [0] * 23 + [96] + [0] * 2
+
+
+async def test_run_reports_the_watched_blocks_before_discovery_sends() -> None:
+    world, blocks = network_world({"big": 40})
+    prober, _ = build(world, blocks, rate=5000.0, burst=50.0, watch_per_network=6,
+                      max_discovery_blocks=2, round_seconds=0.2)
+    stop = asyncio.Event()
+    seen: list[tuple[int, int, int, int]] = []  # results, probes in them, report.sent, all sent
+
+    async def on_round(report: RoundReport) -> None:
+        seen.append((len(report.results), sum(r.probes for r in report.results),
+                     report.sent, len(world.sent)))
+        if len(seen) == 6:
+            stop.set()
+
+    await asyncio.wait_for(prober.run(on_round, stop), 10)
+    # The first report comes before any packet: nothing is watched yet. Then two blocks join
+    # per round (their discovery came after the report before), and each report counts only
+    # the watched blocks' probes.
+    assert [s[0] for s in seen] == [0, 2, 4, 6, 6, 6]
+    assert seen[0][3] == 0
+    assert all(probes == sent for _, probes, sent, _ in seen)
+    # Discovery's packets came between the reports: 2 blocks x 32 addresses by ICMP at least.
+    assert seen[1][3] - seen[0][3] - seen[1][2] >= 2 * 32
