@@ -61,7 +61,7 @@ class OutsideReading:
     asn: str
     t: float
     blocks_up: int
-    blocks_total: int | None = None  # blocks probed in the round (all states); None: unknown
+    blocks_total: int | None = None  # watched blocks probed (all states); None: unknown
 
 
 @dataclass(slots=True)
