@@ -259,7 +259,8 @@ class BlockResult:
 
 @dataclass(frozen=True, slots=True)
 class RoundReport:
-    """One round over every block: when, how long, how many probes, each block's state."""
+    """One round over the watched blocks (every block without a cap): when, how long, how many
+    probes, each block's state."""
 
     started: float
     seconds: float
