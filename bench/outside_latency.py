@@ -311,16 +311,30 @@ class Sim:
                     seen.closed_at = now
             await asyncio.sleep(interval)
 
+    async def _progress(self, every: float = DAY / 4) -> None:
+        """A line on stderr every ``every`` virtual seconds: where the simulation is."""
+        began = time.perf_counter()
+        while True:
+            await asyncio.sleep(every)
+            prober = self.service.prober
+            tried = 0 if prober is None else sum(
+                1 for t in prober.tracks if t.rounds_since_discovery is not None)
+            print(f"[{self.loop.time() / DAY:5.2f} days virtual, "
+                  f"{time.perf_counter() - began:4.0f} s real] round {self.service.rounds}, "
+                  f"blocks tried {tried}, probes {self.transport.sent:,}", file=sys.stderr)
+
     def start(self) -> None:
         self.tasks = [asyncio.create_task(self.service.run(self.stop)),
-                      asyncio.create_task(self._pipeline())]
+                      asyncio.create_task(self._pipeline()),
+                      asyncio.create_task(self._progress())]
 
     async def close(self) -> None:
         self.stop.set()
         await asyncio.wait_for(self.tasks[0], self.config.round * 10)
-        self.tasks[1].cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self.tasks[1]
+        for task in self.tasks[1:]:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
     async def until(self, ready: Callable[[], bool], limit: float, step: float = 5.0) -> bool:
         """Wait (virtual time) until ``ready()``, at most ``limit`` seconds; whether it was."""
