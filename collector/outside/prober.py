@@ -1,7 +1,8 @@
 """Trinocular-style adaptive prober: per /24 block, find addresses that answer, then probe them
 in rounds and keep the belief that the block is up.
 
-The loop, per round (every ``round_seconds``, Trinocular's 11 minutes by default):
+The loop, per round (every ``round_seconds``; Trinocular's 11 minutes in ``ProberSettings``,
+5 minutes in the collector's config):
 
 1. Discovery, for a block with fewer than ``max_responsive`` known addresses and not believed
    down: try ``discovery_sample`` addresses of the block not tried yet (a fixed random order
@@ -11,7 +12,11 @@ The loop, per round (every ``round_seconds``, Trinocular's 11 minutes by default
    at a time: a pass in the first round, then one every ``rediscover_every`` rounds until E(b)
    is full, so discovery costs nothing once it is. At most ``max_discovery_blocks`` blocks get
    a pass per round (blocks never tried first), so that with many blocks and a gentle rate
-   the first rounds still end in time and report the blocks found so far.
+   the first rounds still end in time and report the blocks found so far. With
+   ``round_packets`` (the rate times the round) the bound follows each round from the budget:
+   ``discovery_share`` of the round's packets, plus what the watched blocks' rounds leave of
+   the rest (``WATCHED_COST`` packets each), so discovery runs fastest while the watch sets
+   are still empty.
 2. The round (``collector.outside.belief.Round``): probes go to E(b) in turn; after each one
    the belief is updated by Bayes' rule, and the round stops as soon as the state is decisive
    and the last reply agrees (one probe for a block that answers as expected, up to 14 when in
@@ -35,6 +40,37 @@ The loop, per round (every ``round_seconds``, Trinocular's 11 minutes by default
    of them). Trinocular itself keeps probing a block whose belief left ``up`` within the round
    (the extra probes of step 2) and again in the next rounds; the confirmation is that second
    look, for one network, within minutes instead of a round.
+
+6. The watch set (``watch_per_network``; 0 turns it off and every block is watched). A network
+   of thousands of /24 blocks does not need all of them probed to be seen going dark: IODA's
+   signal is the share of blocks up against its own median, and a fixed random sample of a few
+   dozen blocks gives that share. Each network's blocks get a fixed random order (drawn once
+   from the prober's rng). Discovery walks that order, blocks never tried first, one block per
+   network in turn (so every network's set fills alike), each network taking at most the room
+   left in its set; a block discovery finds answering (it can be judged: ``state`` is not
+   None) joins the set, and a block where it finds nothing is set aside. The set is full at
+   ``watch_per_network`` blocks; from then on the network's other blocks get no packet (no
+   discovery, no rounds), and only the watched ones are probed, reported in the round and
+   counted in the signal (blocks up of the watched blocks). A network whose every block has
+   been tried and whose set is not full tries the blocks set aside again every
+   ``rediscover_every`` rounds. Watched blocks get their rediscovery (E(b) not full) as
+   before.
+   A watched block leaves the set, and the next block of the order takes its place (with its
+   discovery, in the next round), only on evidence about the block itself, never because its
+   network went dark, since replacing the blocks of a cut network by others would hide the
+   cut (and the others would be dark too):
+   (a) its availability fell below 0.10 (it cannot be judged any more). A(E(b)) is measured
+       only in rounds that ended ``up``, so a cut (rounds ending ``down``) never lowers it;
+   (b) it was not ``up`` for ``DARK_ROUNDS_TO_REPLACE`` (12) rounds, each counted only when at
+       least ``OTHERS_UP`` (0.8, IODA's warning level) of the network's other judged watched
+       blocks were up in that round: its hosts went away while the network answers. A
+       network-wide cut, or a partial one of more than a fifth of the watched blocks, counts no
+       such round, so its blocks stay watched and its share up falls. A block cut alone (or
+       with fewer than a fifth of the set) is replaced after 12 rounds: such a cut is below
+       IODA's warning level and would never be a network's event; the cost is that it no
+       longer counts down after that hour.
+   A block that left the set starts anew (E(b), belief and availability forgotten) if discovery
+   comes back to it.
 
 Every probe goes through ``collector.outside.sender.PacedSender``, which enforces the scope
 and the packet rate; this module decides only what to probe. The blocks are probed
@@ -66,6 +102,25 @@ from collector.outside.wire import Method, Target
 MISSES_TO_FORGET = 3
 """Misses in a row (in rounds the block ended up) after which an address leaves E(b)."""
 
+DARK_ROUNDS_TO_REPLACE = 12
+"""Rounds a watched block may be not up, on its own, before another block takes its place."""
+
+OTHERS_UP = 0.8
+"""Share of a network's other watched blocks that must be up for a dark block to count as dark
+on its own (IODA's warning level: above it the network is as usual)."""
+
+WATCHED_COST = 1.5
+"""Packets a watched block's round is assumed to take, for the discovery budget (one while it
+answers as expected; the margin covers the blocks in doubt)."""
+
+
+def _in_turn(lists: list[list[BlockTrack]]) -> list[BlockTrack]:
+    """The first of each list, then the second of each, and so on."""
+    out: list[BlockTrack] = []
+    for depth in range(max((len(x) for x in lists), default=0)):
+        out += [x[depth] for x in lists if depth < len(x)]
+    return out
+
 
 @dataclass(frozen=True, slots=True)
 class ProberSettings:
@@ -87,6 +142,15 @@ class ProberSettings:
     # at most how many of its dark blocks are re-probed.
     confirm_after: float = 30.0
     confirm_sample: int = 32
+    # Blocks watched per (country, network) (the watch set, below); 0: every block, each
+    # probed every round. The config's default is 64.
+    watch_per_network: int = 0
+    # Packets the rate allows in one round (rate x round_seconds). When set, the blocks given
+    # a discovery pass per round follow from it each round (``discovery_share`` of it, plus
+    # what the watched blocks' rounds leave of the rest) and ``max_discovery_blocks`` is not
+    # used; None: ``max_discovery_blocks`` alone bounds discovery.
+    round_packets: int | None = None
+    discovery_share: float = 0.5
 
     def __post_init__(self) -> None:
         if not self.round_seconds > 0 or not self.timeout > 0:
@@ -103,6 +167,12 @@ class ProberSettings:
             raise ValueError("max_discovery_blocks must be >= 1 or None")
         if self.confirm_after < 0:
             raise ValueError("confirm_after must be >= 0")
+        if self.watch_per_network < 0:
+            raise ValueError("watch_per_network must be >= 0 (0: every block)")
+        if self.round_packets is not None and self.round_packets < 1:
+            raise ValueError("round_packets must be >= 1 or None")
+        if not 0 < self.discovery_share <= 1:
+            raise ValueError("discovery_share must be in (0, 1]")
 
 
 @dataclass(slots=True)
@@ -118,6 +188,21 @@ class BlockTrack:
     outcomes: deque[bool] = field(default_factory=deque)
     rounds_since_discovery: int | None = None
     misses: dict[Target, int] = field(default_factory=dict)
+    # In its network's watch set (probed every round, reported); always with no cap.
+    watched: bool = True
+    # Rounds in a row (counted only while the network's other watched blocks are up) that
+    # this watched block was not up: the "dark on its own" rule of the watch set.
+    dark_rounds: int = 0
+
+    def forget(self) -> None:
+        """Back to a block with nothing known (left the watch set): its responsive set, belief
+        and availability start anew if discovery comes back to it."""
+        self.watched = False
+        self.responsive.clear()
+        self.outcomes.clear()
+        self.misses.clear()
+        self.belief_up = INITIAL_BELIEF_UP
+        self.dark_rounds = 0
 
     @property
     def availability(self) -> float | None:
@@ -222,7 +307,15 @@ class Prober:
             rng.shuffle(order)
             self.tracks.append(BlockTrack(
                 block=block, order=order,
-                outcomes=deque(maxlen=self.settings.availability_window)))
+                outcomes=deque(maxlen=self.settings.availability_window),
+                watched=self.settings.watch_per_network == 0))
+        # Each network's blocks in a fixed random order: discovery walks it, and the watch set
+        # is its first blocks that can be judged.
+        self.networks: dict[tuple[str, str], list[BlockTrack]] = {}
+        for track in self.tracks:
+            self.networks.setdefault((track.block.country, track.block.network), []).append(track)
+        for members in self.networks.values():
+            rng.shuffle(members)
 
     async def _answers(self, address: ipaddress.IPv4Address) -> Target | None:
         """The first way ``address`` answers (ICMP, then each TCP port), or None."""
@@ -310,16 +403,53 @@ class Prober:
                 track.responsive.remove(target)
                 del track.misses[target]
 
-    def _discoveries(self) -> set[int]:
-        """Indexes of the tracks that get a discovery pass this round: those due, blocks
-        never tried first, at most ``max_discovery_blocks``."""
+    def _discovery_limit(self) -> int | None:
+        """Blocks that may get a discovery pass this round (None: no bound). With
+        ``round_packets``: its ``discovery_share``, plus what the watched blocks' rounds leave
+        of the rest (``WATCHED_COST`` packets each), at the worst case of a pass (every sampled
+        address asked by ICMP and then each TCP port)."""
+        s = self.settings
+        if s.round_packets is None:
+            return s.max_discovery_blocks
+        per_address = (1 if Method.ICMP in s.methods else 0) + \
+            (len(s.tcp_ports) if Method.TCP in s.methods else 0)
+        per_block = s.discovery_sample * max(1, per_address)
+        judged = sum(1 for t in self.tracks if t.watched and t.state is not None)
+        left = max(0.0, s.round_packets * (1 - s.discovery_share) - WATCHED_COST * judged)
+        return max(1, int((s.round_packets * s.discovery_share + left) / per_block))
+
+    def _discoveries(self) -> set[ipaddress.IPv4Network]:
+        """The blocks that get a discovery pass this round, at most ``_discovery_limit``.
+
+        Without a cap: those due, blocks never tried first. With one: first the blocks that
+        fill the watch sets (blocks never tried, then blocks set aside that are due again, at
+        most the room left in each network), taken one per network in turn so that every
+        network's set fills alike; then the watched blocks whose E(b) is not full."""
         for track in self.tracks:
             if track.rounds_since_discovery is not None:
                 track.rounds_since_discovery += 1
-        due = [i for i, t in enumerate(self.tracks) if self._discovery_due(t)]
-        due.sort(key=lambda i: self.tracks[i].rounds_since_discovery is not None)
-        limit = self.settings.max_discovery_blocks
-        return set(due if limit is None else due[:limit])
+        cap = self.settings.watch_per_network
+        if cap == 0:
+            due = [t for t in self.tracks if self._discovery_due(t)]
+            due.sort(key=lambda t: t.rounds_since_discovery is not None)
+        else:
+            untried: list[list[BlockTrack]] = []
+            again: list[list[BlockTrack]] = []
+            refresh: list[BlockTrack] = []
+            for members in self.networks.values():
+                watched = [t for t in members if t.watched]
+                refresh += [t for t in watched if self._discovery_due(t)]
+                room = cap - len(watched)
+                if room <= 0:
+                    continue
+                new = [t for t in members if t.rounds_since_discovery is None][:room]
+                old = [t for t in members if not t.watched and t.rounds_since_discovery
+                       is not None and self._discovery_due(t)][:room - len(new)]
+                untried.append(new)
+                again.append(old)
+            due = [*_in_turn(untried), *_in_turn(again), *refresh]
+        limit = self._discovery_limit()
+        return {t.block.prefix for t in (due if limit is None else due[:limit])}
 
     async def _visit(self, track: BlockTrack, discover: bool) -> BlockResult:
         if discover:
@@ -330,16 +460,58 @@ class Prober:
                            probes=probes)
 
     async def round(self) -> RoundReport:
-        """Visit every block once (discovery if due, then its adaptive round)."""
+        """Visit every watched block once (discovery if due, then its adaptive round), and the
+        blocks chosen to fill the watch sets; report the blocks watched after the round."""
         counters = self._sender.counters
         sent, answered = counters.sent, counters.answered
         started, begin = self._wall(), self._clock()
         chosen = self._discoveries()
-        results = await asyncio.gather(*(self._visit(track, i in chosen)
-                                         for i, track in enumerate(self.tracks)))
+        visits = [t for t in self.tracks if t.watched or t.block.prefix in chosen]
+        results = await asyncio.gather(*(self._visit(track, track.block.prefix in chosen)
+                                         for track in visits))
+        if self.settings.watch_per_network:
+            self._rewatch(chosen)
         return RoundReport(started=started, seconds=self._clock() - begin,
                            sent=counters.sent - sent, answered=counters.answered - answered,
-                           results=tuple(results))
+                           results=tuple(r for t, r in zip(visits, results, strict=True)
+                                         if t.watched))
+
+    def _rewatch(self, chosen: set[ipaddress.IPv4Network]) -> None:
+        """After a round: watched blocks that left by the rules of the module docstring are
+        set aside, and blocks discovered this round that can be judged join, in order."""
+        cap = self.settings.watch_per_network
+        for members in self.networks.values():
+            watched = [t for t in members if t.watched]
+            states = {t.block.prefix: t.state for t in watched}
+            judged = [p for p, state in states.items() if state is not None]
+            up = sum(1 for p in judged if states[p] is BlockState.UP)
+            for track in watched:
+                state = states[track.block.prefix]
+                if state is None:
+                    track.forget()
+                    continue
+                if state is BlockState.UP:
+                    track.dark_rounds = 0
+                    continue
+                others = len(judged) - 1
+                if others > 0 and up >= OTHERS_UP * others:
+                    track.dark_rounds += 1
+                if track.dark_rounds >= DARK_ROUNDS_TO_REPLACE:
+                    track.forget()
+            room = cap - sum(1 for t in members if t.watched)
+            for track in members:
+                if room <= 0:
+                    break
+                if not track.watched and track.block.prefix in chosen and \
+                        track.state is not None:
+                    track.watched = True
+                    track.dark_rounds = 0
+                    room -= 1
+
+    def watch_counts(self) -> list[tuple[str, str, int, int]]:
+        """Per (country, network), sorted: blocks configured and blocks watched now."""
+        return [(cc, network, len(members), sum(1 for t in members if t.watched))
+                for (cc, network), members in sorted(self.networks.items())]
 
     async def _confirm_block(self, track: BlockTrack) -> None:
         """A fresh adaptive round by every method; if an address of E(b) was found to answer
@@ -356,8 +528,7 @@ class Prober:
         counters = self._sender.counters
         sent = counters.sent
         started, begin = self._wall(), self._clock()
-        mine = [t for t in self.tracks
-                if (t.block.country, t.block.network) == (country, network)]
+        mine = [t for t in self.networks.get((country, network), []) if t.watched]
         up = [t for t in mine if t.state is BlockState.UP]
         dark = [t for t in mine if t.state in (BlockState.DOWN, BlockState.UNCERTAIN)]
         sample = (dark if len(dark) <= self.settings.confirm_sample

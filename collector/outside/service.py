@@ -2,7 +2,8 @@
 
 Started by ``outside_ctx`` when ``outside.enabled`` is set. It owns the raw sockets, the prober
 and the monitor; after each round it keeps the report and verdicts for the metrics, and hands one
-``OutsideReading`` per network (blocks up, of blocks probed) to ``on_readings``: the detection
+``OutsideReading`` per network (blocks up, of its watched blocks: ``outside.watch_per_network``)
+to ``on_readings``: the detection
 pipeline's engine, whose ``outside`` detector (``collector.detect.outside_in``) opens and
 corroborates shutdowns with them.
 A network that turns critical in a round is confirmed at once (``Prober.confirm``): a sample of
@@ -106,7 +107,8 @@ class OutsideService:
         self.verdicts = self.monitor.observe(report)
         if report.seconds > self.config.round:
             log.warning("outside-in round took %.0f s, longer than its %.0f s slot: raise "
-                        "outside.rate or list fewer blocks", report.seconds, self.config.round)
+                        "outside.rate, lower outside.watch_per_network or list fewer blocks",
+                        report.seconds, self.config.round)
         if self.on_readings is not None:
             self.on_readings([OutsideReading(cc=v.group.country, asn=v.group.network,
                                              t=report.started, blocks_up=v.group.up,
@@ -176,8 +178,10 @@ class OutsideService:
                             wall=self._wall)
             self.prober = prober
             self.up = True
-            log.info("outside-in probing %d blocks at up to %.1f packets/s, a round every "
-                     "%.0f s", len(self.blocks), self.config.rate, self.config.round)
+            log.info("outside-in probing %d blocks (watching %s per network) at up to %.1f "
+                     "packets/s, a round every %.0f s", len(self.blocks),
+                     self.config.watch_per_network or "all", self.config.rate,
+                     self.config.round)
             await prober.run(self._round, stop, confirm=self._suspects,
                              on_confirm=self._confirmed)
         finally:

@@ -84,7 +84,11 @@ async def test_rounds_reach_the_metrics_and_the_engine(lab: OutsideLab, tmp_path
     assert (sample("replies_total") or 0) > 100
     assert sample("blocks", country="KZ", network="AS64500", state="down") == 8
     assert sample("blocks", country="KZ", network="AS64501", state="up") == 8
-    assert sample("blocks", country="KZ", network="AS64500", state="unjudged") == 1
+    # The block where nothing answers was set aside: the signal counts the watched blocks.
+    assert sample("blocks", country="KZ", network="AS64500", state="unjudged") == 0
+    assert sample("network_blocks_configured", country="KZ", network="AS64500") == 9
+    assert sample("blocks_watched", country="KZ", network="AS64500") == 8
+    assert sample("blocks_watched", country="KZ", network="AS64501") == 8
     assert sample("blocks_up_ratio", country="KZ", network="AS64501") == 1.0
     assert sample("verdict", country="KZ", network="AS64500", level="critical") == 1
     assert sample("verdict", country="KZ", network="AS64501", level="none") == 1
