@@ -57,11 +57,12 @@ An event of a network that is not the one changed (or any event in a quiet day) 
 
 **Warm-up.** A running collector has found its blocks' responsive addresses and has a week of
 history. The simulation runs the service from its first round, so discovery is the real one:
-until every block has had its first discovery pass and ``rediscover_every`` more rounds. The
-history learned meanwhile counts blocks still being found (and an inpainted baseline that
-grows slowly), which is not a running collector's; so the verdicts' history and the engine are
-then started anew (``OutsideMonitor.load_json`` of an empty document, a fresh ``Engine``) and
-the service runs ``min_history`` + 2 more rounds on the discovered state before the first case.
+until every network's watch set is full (``outside.watch_per_network``; with 0, until every
+block has had its first discovery pass), and ``rediscover_every`` more rounds. The history
+learned meanwhile counts blocks still being found (and an inpainted baseline that grows
+slowly), which is not a running collector's; so the verdicts' history and the engine are then
+started anew (``OutsideMonitor.load_json`` of an empty document, a fresh ``Engine``) and the
+service runs ``min_history`` + 2 more rounds on the discovered state before the first case.
 
 ``--quick`` is a smoke run: 3 cuts per network, a quarter day quiet.
 """
@@ -92,6 +93,7 @@ from collector.detect.outside_in import OutsideReading  # noqa: E402
 from collector.detect.params import DetectionConfig  # noqa: E402
 from collector.outside.blocks import Block  # noqa: E402
 from collector.outside.config import OutsideConfig, resolve  # noqa: E402
+from collector.outside.prober import Prober  # noqa: E402
 from collector.outside.service import OutsideService  # noqa: E402
 from collector.outside.signal import STATE_VERSION  # noqa: E402
 from collector.outside.wire import Method, Target  # noqa: E402
@@ -361,8 +363,7 @@ class Sim:
         await self.until(lambda: self.service.prober is not None, math.inf, 1.0)
         prober = self.service.prober
         assert prober is not None
-        await self.until(lambda: all(t.rounds_since_discovery is not None
-                                     for t in prober.tracks), math.inf, 60.0)
+        await self.until(lambda: discovered(prober), math.inf, 60.0)
         await self.rounds(prober.settings.rediscover_every + 1)
         self.service.monitor.load_json(json.dumps({"version": STATE_VERSION, "series": {}}))
         self.engine = Engine(self.detection)
@@ -386,6 +387,15 @@ class Sim:
         cc, _, asn = network.partition("|")
         return [o for o in self.events_since(since)
                 if o.event.kind == "shutdown" and o.event.cc == cc and asn in o.event.asns]
+
+
+def discovered(prober: Prober) -> bool:
+    """Discovery has done its first work: every network's watch set is full, or every block
+    of the network has had its first pass (with no watch set: every block has)."""
+    cap = prober.settings.watch_per_network
+    return all(all(t.rounds_since_discovery is not None for t in members)
+               or (cap and sum(1 for t in members if t.watched) >= cap)
+               for members in prober.networks.values())
 
 
 def names(opened: Opened) -> str:
@@ -519,7 +529,7 @@ async def simulate(config: OutsideConfig, networks: Sequence[str], cuts: int, ha
     icmp = [await hold(sim, network, "icmp") for network in networks]
     report = sim.service.report
     assert report is not None and sim.service.prober is not None
-    judged = sum(1 for t in sim.service.prober.tracks if t.state is not None)
+    judged = sum(1 for t in sim.service.prober.tracks if t.watched and t.state is not None)
     durations = sim.round_seconds[first_round:]
     await sim.close()
     return Report(config, len(sim.service.blocks), judged, durations, warm,
@@ -561,11 +571,11 @@ def hold_row(label: str, result: HoldResult) -> str:
 
 def render(report: Report) -> str:
     config = report.config
-    watch = getattr(config, "watch_per_network", None)
+    watch = config.watch_per_network
     lines = [
         f"blocks: {report.blocks} listed, {report.judged} judged after warm-up; round "
         f"{config.round / 60:g} min, rate {config.rate:g}/s, watch per network "
-        f"{watch if watch is not None else 'all'}",
+        f"{watch or 'all'}",
         f"round takes (after warm-up): median {minutes(rank(report.round_seconds, 0.5))} min, "
         f"max {minutes(max(report.round_seconds))} min over {len(report.round_seconds)} rounds",
         f"virtual time: warm-up {report.warm_up / DAY:.2f} days; {report.sent:,} probes in "
@@ -600,7 +610,7 @@ def main() -> int:
                         help="outside.round (default: the config's)")
     parser.add_argument("--rate", type=float, default=None, help="outside.rate")
     parser.add_argument("--watch", type=int, default=None,
-                        help="outside.watch_per_network (where the config has it)")
+                        help="outside.watch_per_network (0: every block)")
     parser.add_argument("--networks", nargs="+", default=list(NETWORKS))
     parser.add_argument("--cuts", type=int, default=10, help="cuts per network")
     parser.add_argument("--halves", type=int, default=2, help="half cuts per network")
@@ -617,8 +627,6 @@ def main() -> int:
     if args.rate is not None:
         changes["rate"] = args.rate
     if args.watch is not None:
-        if "watch_per_network" not in OutsideConfig.__dataclass_fields__:
-            parser.error("this tree's outside: section has no watch_per_network")
         changes["watch_per_network"] = args.watch
     config = shipped_blocks_config(args.files, **changes)
     report = run_virtual(simulate(config, args.networks, args.cuts, args.halves, args.days,

@@ -76,8 +76,8 @@ def test_the_world_is_seeded_and_does_what_a_cut_and_a_filter_say() -> None:
 
 
 def test_the_rate_bucket_holds_in_virtual_time() -> None:
-    # The service's first round over the KG blocks (discovery of every block at once): it
-    # takes at least (probes - burst) / rate virtual seconds, unanswered probes cost their
+    # The service's first round over the KG blocks (discovery of as many blocks as the round's
+    # packets allow, thousands of probes): it takes at least (probes - burst) / rate virtual seconds, unanswered probes cost their
     # timeout, and a reading carries the virtual wall time of the round's start.
     config = bench.shipped_blocks_config(["kg-blocks.txt"], rate=50.0, burst=10.0,
                                          discovery_share=1.0)
@@ -107,7 +107,7 @@ def test_the_rate_bucket_holds_in_virtual_time() -> None:
 
     report, transported, stamps = bench.run_virtual(main())
     sent = report.sent
-    assert sent == transported > 5000  # 16 addresses of 471 blocks, by ICMP and 2 ports
+    assert sent == transported > 5000  # 16 addresses per block, by ICMP and 2 ports
     assert report.seconds >= (sent - config.burst) / config.rate
     # A probe without a reply holds one of max_in_flight slots for its whole timeout, so at
     # this rate the slots bound the pace: silent x timeout / max_in_flight at least.
