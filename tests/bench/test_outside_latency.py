@@ -77,8 +77,9 @@ def test_the_world_is_seeded_and_does_what_a_cut_and_a_filter_say() -> None:
 
 def test_the_rate_bucket_holds_in_virtual_time() -> None:
     # The service's first round over the KG blocks (discovery of as many blocks as the round's
-    # packets allow, thousands of probes): it takes at least (probes - burst) / rate virtual seconds, unanswered probes cost their
-    # timeout, and a reading carries the virtual wall time of the round's start.
+    # packets allow, thousands of probes): it takes at least (probes - burst) / rate virtual
+    # seconds, unanswered probes cost their timeout, and a reading carries the virtual wall
+    # time of the round's start.
     config = bench.shipped_blocks_config(["kg-blocks.txt"], rate=50.0, burst=10.0,
                                          discovery_share=1.0)
 
