@@ -524,9 +524,22 @@ async def simulate(config: OutsideConfig, networks: Sequence[str], cuts: int, ha
     warm = sim.loop.time()
     first_round = len(sim.round_seconds)
     quiet_result = await quiet(sim, days) if days > 0 else None
-    results = [await cut(sim, network) for network in networks for _ in range(cuts)]
-    half = [await hold(sim, network, "half") for network in networks for _ in range(halves)]
-    icmp = [await hold(sim, network, "icmp") for network in networks]
+    if quiet_result is not None:
+        print(f"quiet {days:g} days: events {quiet_result.events}", file=sys.stderr)
+    results: list[CutResult] = []
+    for network in networks:
+        for _ in range(cuts):
+            results.append(await cut(sim, network))
+            print(f"cut {network}: {results[-1]}", file=sys.stderr)
+    half: list[HoldResult] = []
+    icmp: list[HoldResult] = []
+    for network in networks:
+        for _ in range(halves):
+            half.append(await hold(sim, network, "half"))
+            print(f"half {network}: {half[-1]}", file=sys.stderr)
+    for network in networks:
+        icmp.append(await hold(sim, network, "icmp"))
+        print(f"icmp {network}: {icmp[-1]}", file=sys.stderr)
     report = sim.service.report
     assert report is not None and sim.service.prober is not None
     judged = sum(1 for t in sim.service.prober.tracks if t.watched and t.state is not None)
