@@ -60,7 +60,8 @@ class OutsideConfig:
     tcp_ports: tuple[int, ...] = checked((80, 443), _ports)
     discovery_sample: int = checked(16, positive)
     max_responsive: int = checked(8, positive)
-    rediscover_every: int = checked(6, positive)
+    # Rounds between discovery passes of a block whose responsive set is not full: an hour.
+    rediscover_every: int = checked(12, positive)
     # Share of a round's packet budget (rate x round) that discovery may take; the rest is
     # left for the rounds of blocks already found.
     discovery_share: float = checked(0.5, _share)

@@ -2,7 +2,11 @@
 in rounds and keep the belief that the block is up.
 
 The loop, per round (every ``round_seconds``; Trinocular's 11 minutes in ``ProberSettings``,
-5 minutes in the collector's config):
+5 minutes in the collector's config). A round sends in two parts: first the adaptive rounds
+of the watched blocks (step 2), after which ``run`` hands over the round's report (and
+confirms, step 5); then discovery (step 1), each block it finds getting its first adaptive
+round, so the report never waits for discovery's packets (a round at the default rate spends
+more of them on discovery than on the watched blocks):
 
 1. Discovery, for a block with fewer than ``max_responsive`` known addresses and not believed
    down: try ``discovery_sample`` addresses of the block not tried yet (a fixed random order
@@ -53,8 +57,9 @@ The loop, per round (every ``round_seconds``; Trinocular's 11 minutes in ``Probe
    discovery, no rounds), and only the watched ones are probed, reported in the round and
    counted in the signal (blocks up of the watched blocks). A network whose every block has
    been tried and whose set is not full tries the blocks set aside again every
-   ``rediscover_every`` rounds. Watched blocks get their rediscovery (E(b) not full) as
-   before.
+   ``rediscover_every`` rounds, until every address of such a block has been tried once
+   without an answer; then only every ``SWEPT_PAUSE`` (24) times as many rounds. Watched
+   blocks get their rediscovery (E(b) not full) as before.
    A watched block leaves the set, and the next block of the order takes its place (with its
    discovery, in the next round), only on evidence about the block itself, never because its
    network went dark, since replacing the blocks of a cut network by others would hide the
@@ -81,6 +86,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import logging
 import random
 import time
 from collections import deque
@@ -99,6 +105,8 @@ from collector.outside.blocks import Block
 from collector.outside.sender import Clock, PacedSender, Sleep
 from collector.outside.wire import Method, Target
 
+log = logging.getLogger(__name__)
+
 MISSES_TO_FORGET = 3
 """Misses in a row (in rounds the block ended up) after which an address leaves E(b)."""
 
@@ -108,6 +116,10 @@ DARK_ROUNDS_TO_REPLACE = 12
 OTHERS_UP = 0.8
 """Share of a network's other watched blocks that must be up for a dark block to count as dark
 on its own (IODA's warning level: above it the network is as usual)."""
+
+SWEPT_PAUSE = 24
+"""A block set aside whose every address was tried without an answer is tried again this many
+times less often (once a day at the defaults instead of once an hour)."""
 
 WATCHED_COST = 1.5
 """Packets a watched block's round is assumed to take, for the discovery budget (one while it
@@ -338,6 +350,17 @@ class Prober:
         since = track.rounds_since_discovery
         return since is None or since >= self.settings.rediscover_every
 
+    def _set_aside_due(self, track: BlockTrack) -> bool:
+        """A block set aside is tried again every ``rediscover_every`` rounds until every one
+        of its addresses has been tried once; a block swept whole without an answer then
+        waits ``SWEPT_PAUSE`` times longer between passes."""
+        if not self._discovery_due(track):
+            return False
+        if track.tried < len(track.order) or track.responsive:
+            return True
+        since = track.rounds_since_discovery
+        return since is not None and since >= self.settings.rediscover_every * SWEPT_PAUSE
+
     async def _discover(self, track: BlockTrack) -> None:
         hosts = track.next_hosts(self.settings.discovery_sample)
         found = await asyncio.gather(*(self._answers(host) for host in hosts))
@@ -444,42 +467,74 @@ class Prober:
                     continue
                 new = [t for t in members if t.rounds_since_discovery is None][:room]
                 old = [t for t in members if not t.watched and t.rounds_since_discovery
-                       is not None and self._discovery_due(t)][:room - len(new)]
+                       is not None and self._set_aside_due(t)][:room - len(new)]
                 untried.append(new)
                 again.append(old)
             due = [*_in_turn(untried), *_in_turn(again), *refresh]
         limit = self._discovery_limit()
         return {t.block.prefix for t in (due if limit is None else due[:limit])}
 
-    async def _visit(self, track: BlockTrack, discover: bool) -> BlockResult:
+    async def _visit(self, track: BlockTrack, discover: bool, probe: bool = True) -> BlockResult:
         if discover:
             await self._discover(track)
-        probes = await self._probe_block(track)
+        probes = await self._probe_block(track) if probe else 0
         return BlockResult(block=track.block, state=track.state, belief_up=track.belief_up,
                            availability=track.availability, responsive=len(track.responsive),
                            probes=probes)
 
-    async def round(self) -> RoundReport:
-        """Visit every watched block once (discovery if due, then its adaptive round), and the
-        blocks chosen to fill the watch sets; report the blocks watched after the round."""
+    async def _watched_round(self) -> tuple[RoundReport, set[ipaddress.IPv4Network],
+                                            set[ipaddress.IPv4Network]]:
+        """The first part of a round: the adaptive round of every watched block, then the
+        set-aside rules. Returns the report of the blocks still watched, the blocks probed and
+        the blocks set aside (they get no discovery in this round)."""
         counters = self._sender.counters
         sent, answered = counters.sent, counters.answered
         started, begin = self._wall(), self._clock()
-        chosen = self._discoveries()
-        visits = [t for t in self.tracks if t.watched or t.block.prefix in chosen]
-        results = await asyncio.gather(*(self._visit(track, track.block.prefix in chosen)
-                                         for track in visits))
-        if self.settings.watch_per_network:
-            self._rewatch(chosen)
-        return RoundReport(started=started, seconds=self._clock() - begin,
-                           sent=counters.sent - sent, answered=counters.answered - answered,
-                           results=tuple(r for t, r in zip(visits, results, strict=True)
-                                         if t.watched))
+        visits = [t for t in self.tracks if t.watched]
+        results = await asyncio.gather(*(self._visit(track, False) for track in visits))
+        dropped = self._set_aside() if self.settings.watch_per_network else set()
+        probed = {t.block.prefix for t, r in zip(visits, results, strict=True) if r.probes}
+        report = RoundReport(started=started, seconds=self._clock() - begin,
+                             sent=counters.sent - sent, answered=counters.answered - answered,
+                             results=tuple(r for t, r in zip(visits, results, strict=True)
+                                           if t.watched))
+        return report, probed, dropped
 
-    def _rewatch(self, chosen: set[ipaddress.IPv4Network]) -> None:
-        """After a round: watched blocks that left by the rules of the module docstring are
-        set aside, and blocks discovered this round that can be judged join, in order."""
-        cap = self.settings.watch_per_network
+    async def _discovery_round(self, chosen: set[ipaddress.IPv4Network],
+                               probed: set[ipaddress.IPv4Network]
+                               ) -> list[tuple[BlockTrack, BlockResult]]:
+        """The second part: discovery passes of ``chosen``, and the first adaptive round of
+        each block not ``probed`` in the first part; then blocks that can be judged join their
+        watch set. Returns the results of the watched blocks it probed."""
+        tracks = [t for t in self.tracks if t.block.prefix in chosen]
+        results = await asyncio.gather(*(self._visit(t, True, t.block.prefix not in probed)
+                                         for t in tracks))
+        if self.settings.watch_per_network:
+            self._join(chosen)
+        return [(t, r) for t, r in zip(tracks, results, strict=True)
+                if t.watched and t.block.prefix not in probed]
+
+    async def round(self) -> RoundReport:
+        """One whole round: the watched blocks' adaptive rounds, then discovery (blocks due,
+        and blocks chosen to fill the watch sets, each with its first round), reported
+        together: the blocks watched after the round. ``run`` reports after the first part."""
+        counters = self._sender.counters
+        sent, answered = counters.sent, counters.answered
+        begin = self._clock()
+        chosen = self._discoveries()
+        first, probed, dropped = await self._watched_round()
+        extra = await self._discovery_round(chosen - dropped, probed)
+        results = {r.block.prefix: r for r in first.results}
+        results.update((t.block.prefix, r) for t, r in extra)
+        return RoundReport(started=first.started, seconds=self._clock() - begin,
+                           sent=counters.sent - sent, answered=counters.answered - answered,
+                           results=tuple(results[t.block.prefix] for t in self.tracks
+                                         if t.block.prefix in results))
+
+    def _set_aside(self) -> set[ipaddress.IPv4Network]:
+        """After the watched blocks' rounds: those that leave their set by the rules of the
+        module docstring (6a, 6b) are set aside; returns them."""
+        dropped: set[ipaddress.IPv4Network] = set()
         for members in self.networks.values():
             watched = [t for t in members if t.watched]
             states = {t.block.prefix: t.state for t in watched}
@@ -487,17 +542,24 @@ class Prober:
             up = sum(1 for p in judged if states[p] is BlockState.UP)
             for track in watched:
                 state = states[track.block.prefix]
-                if state is None:
-                    track.forget()
-                    continue
                 if state is BlockState.UP:
                     track.dark_rounds = 0
                     continue
-                others = len(judged) - 1
-                if others > 0 and up >= OTHERS_UP * others:
-                    track.dark_rounds += 1
-                if track.dark_rounds >= DARK_ROUNDS_TO_REPLACE:
-                    track.forget()
+                if state is not None:
+                    others = len(judged) - 1
+                    if others > 0 and up >= OTHERS_UP * others:
+                        track.dark_rounds += 1
+                    if track.dark_rounds < DARK_ROUNDS_TO_REPLACE:
+                        continue
+                track.forget()
+                dropped.add(track.block.prefix)
+        return dropped
+
+    def _join(self, chosen: set[ipaddress.IPv4Network]) -> None:
+        """After discovery: blocks of ``chosen`` that can be judged join their network's
+        watch set, in the network's order, while it has room."""
+        cap = self.settings.watch_per_network
+        for members in self.networks.values():
             room = cap - sum(1 for t in members if t.watched)
             for track in members:
                 if room <= 0:
@@ -551,12 +613,16 @@ class Prober:
                   stop: asyncio.Event, confirm: ConfirmHook | None = None,
                   on_confirm: Callable[[Confirmation], Awaitable[None]] | None = None) -> None:
         """Rounds every ``round_seconds`` until ``stop`` is set; a round that overruns its
-        slot is followed at once by the next (never two at a time). After a round, the
-        networks ``confirm`` names are confirmed ``confirm_after`` seconds later (inside the
-        slot, through the same sender), each result handed to ``on_confirm``."""
+        slot is followed at once by the next (never two at a time). Each round's report goes
+        to ``on_round`` as soon as the watched blocks are probed: discovery comes after it
+        (blocks it adds are reported from the next round on), so the report does not wait for
+        discovery's packets. After the report, the networks ``confirm`` names are confirmed
+        ``confirm_after`` seconds later (inside the slot, through the same sender, before
+        discovery), each result handed to ``on_confirm``."""
         while not stop.is_set():
             begin = self._clock()
-            report = await self.round()
+            chosen = self._discoveries()
+            report, probed, dropped = await self._watched_round()
             await on_round(report)
             suspects = sorted(confirm(report)) if confirm is not None else []
             if suspects:
@@ -567,7 +633,12 @@ class Prober:
                 if on_confirm is not None:
                     for result in results:
                         await on_confirm(result)
+            await self._discovery_round(chosen - dropped, probed)
             rest = self.settings.round_seconds - (self._clock() - begin)
+            if rest < 0:
+                log.warning("outside-in round took %.0f s, longer than its %.0f s slot: raise "
+                            "outside.rate, lower outside.watch_per_network or list fewer "
+                            "blocks", self._clock() - begin, self.settings.round_seconds)
             if rest > 0:
                 try:
                     await asyncio.wait_for(stop.wait(), rest)

@@ -105,10 +105,6 @@ class OutsideService:
         self.rounds += 1
         self.report = report
         self.verdicts = self.monitor.observe(report)
-        if report.seconds > self.config.round:
-            log.warning("outside-in round took %.0f s, longer than its %.0f s slot: raise "
-                        "outside.rate, lower outside.watch_per_network or list fewer blocks",
-                        report.seconds, self.config.round)
         if self.on_readings is not None:
             self.on_readings([OutsideReading(cc=v.group.country, asn=v.group.network,
                                              t=report.started, blocks_up=v.group.up,

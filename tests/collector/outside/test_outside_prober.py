@@ -561,3 +561,44 @@ async def test_watch_per_network_zero_probes_every_block_every_round() -> None:
 def test_a_negative_watch_per_network_is_refused() -> None:
     with pytest.raises(ValueError, match="watch_per_network must be >= 0"):
         ProberSettings(watch_per_network=-1)
+
+
+async def test_an_empty_block_of_a_network_under_its_cap_is_swept_then_rarely_tried() -> None:
+    world, blocks = network_world({"small": 6}, empty_every=3)
+    prober, _ = build(world, blocks, rate=1000.0, burst=50.0, watch_per_network=10,
+                      rediscover_every=1)
+    empty = ipaddress.IPv4Network("198.18.0.0/24")
+    per_round = []
+    for _ in range(34):
+        before = len(world.sent)
+        await prober.round()
+        per_round.append(sum(1 for _, t in world.sent[before:] if t.address in empty))
+    assert prober.watch_counts() == [("KZ", "small", 6, 4)]
+    # Its set is not full, so the two blocks where nothing answers are tried again (32
+    # addresses a pass by ICMP and two SYNs): every round until all 254 were tried (eight
+    # passes), then once every 24 rounds.
+    assert per_round == [96] * 8 + [0] * 23 + [96] + [0] * 2
+
+
+async def test_run_reports_the_watched_blocks_before_discovery_sends() -> None:
+    world, blocks = network_world({"big": 40})
+    prober, _ = build(world, blocks, rate=5000.0, burst=50.0, watch_per_network=6,
+                      max_discovery_blocks=2, round_seconds=0.2)
+    stop = asyncio.Event()
+    seen: list[tuple[int, int, int, int]] = []  # results, probes in them, report.sent, all sent
+
+    async def on_round(report: RoundReport) -> None:
+        seen.append((len(report.results), sum(r.probes for r in report.results),
+                     report.sent, len(world.sent)))
+        if len(seen) == 6:
+            stop.set()
+
+    await asyncio.wait_for(prober.run(on_round, stop), 10)
+    # The first report comes before any packet: nothing is watched yet. Then two blocks join
+    # per round (their discovery came after the report before), and each report counts only
+    # the watched blocks' probes.
+    assert [s[0] for s in seen] == [0, 2, 4, 6, 6, 6]
+    assert seen[0][3] == 0
+    assert all(probes == sent for _, probes, sent, _ in seen)
+    # Discovery's packets came between the reports: 2 blocks x 32 addresses by ICMP at least.
+    assert seen[1][3] - seen[0][3] - seen[1][2] >= 2 * 32
