@@ -278,6 +278,7 @@ class Sim:
         self.readings: list[tuple[float, OutsideReading, bool]] = []
         self._round_seen = 0
         self.round_seconds: list[float] = []
+        self.round_starts: list[float] = []
         self.levels: list[tuple[float, str, str]] = []  # (time, "CC|network", monitor level)
         self.stop = asyncio.Event()
         self.tasks: list[asyncio.Task[None]] = []
@@ -295,7 +296,11 @@ class Sim:
             self.engine.add(reading)
             self.readings.append((now, reading, confirmation))
         if not confirmation and self.service.report is not None:
+            # A round's report may come before the round's own end (the watched blocks first,
+            # discovery after it): its length is the one until the report, the cycle is the
+            # time from one round's start to the next.
             self.round_seconds.append(self.service.report.seconds)
+            self.round_starts.append(self.service.report.started)
             for verdict in self.service.verdicts:
                 if verdict.group.network:
                     self.levels.append((now, f"{verdict.group.country}|{verdict.group.network}",
@@ -353,9 +358,10 @@ class Sim:
 
     @property
     def span(self) -> float:
-        """A round's slot, or its real length when rounds overrun it."""
-        report = self.service.report
-        return max(self.config.round, report.seconds if report is not None else 0.0)
+        """A round's slot, or the time between the last two rounds' starts when rounds
+        overrun it."""
+        starts = self.round_starts[-2:]
+        return max(self.config.round, starts[-1] - starts[0] if len(starts) == 2 else 0.0)
 
     async def warm_up(self) -> None:
         """Discovery as the collector does it, then a history of discovered rounds only (see
@@ -506,6 +512,7 @@ class Report:
     blocks: int
     judged: int
     round_seconds: list[float]
+    cycles: list[float]
     warm_up: float
     sent: int
     cuts: list[CutResult]
@@ -544,8 +551,10 @@ async def simulate(config: OutsideConfig, networks: Sequence[str], cuts: int, ha
     assert report is not None and sim.service.prober is not None
     judged = sum(1 for t in sim.service.prober.tracks if t.watched and t.state is not None)
     durations = sim.round_seconds[first_round:]
+    starts = sim.round_starts[first_round:]
+    cycles = [b - a for a, b in zip(starts, starts[1:], strict=False)]
     await sim.close()
-    return Report(config, len(sim.service.blocks), judged, durations, warm,
+    return Report(config, len(sim.service.blocks), judged, durations, cycles, warm,
                   sim.transport.sent, results, half, icmp, quiet_result,
                   time.perf_counter() - real)
 
@@ -589,8 +598,10 @@ def render(report: Report) -> str:
         f"blocks: {report.blocks} listed, {report.judged} judged after warm-up; round "
         f"{config.round / 60:g} min, rate {config.rate:g}/s, watch per network "
         f"{watch or 'all'}",
-        f"round takes (after warm-up): median {minutes(rank(report.round_seconds, 0.5))} min, "
-        f"max {minutes(max(report.round_seconds))} min over {len(report.round_seconds)} rounds",
+        f"after warm-up, over {len(report.round_seconds)} rounds: round start to its report "
+        f"median {minutes(rank(report.round_seconds, 0.5))} min, max "
+        f"{minutes(max(report.round_seconds))}; start to next start median "
+        f"{minutes(rank(report.cycles, 0.5))} min, max {minutes(max(report.cycles))}",
         f"virtual time: warm-up {report.warm_up / DAY:.2f} days; {report.sent:,} probes in "
         f"all; real time {report.real:.0f} s",
         "",
