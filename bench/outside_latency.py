@@ -48,9 +48,10 @@ an ICMP-filtered block answers only TCP.
   round (after the previous case has ended), held until its event opens (or 6 rounds: a miss),
   then restored until the event has closed and the network is judged normal again; ``--cuts``
   times per network, for KZ AS9198, KZ AS21299, KG AS41750, KG AS12764 (``--networks``).
-- ``half``: half the network's blocks (at random) silent for 4 rounds: what the verdicts and
-  the engine say.
-- ``icmp``: ICMP echo filtered for the whole network (TCP still answers) for 4 rounds.
+- ``half``: half the network's listed blocks (at random: about half its watched blocks; the
+  table says the share of its judged ones) silent for 4 rounds and the confirmation of the
+  last: what the verdicts and the engine say.
+- ``icmp``: ICMP echo filtered for the whole network (TCP still answers), held as long.
 - ``quiet``: ``--days`` simulated days with nothing but the random losses: events per day.
 
 An event of a network that is not the one changed (or any event in a quiet day) is false.
@@ -425,6 +426,7 @@ class HoldResult:
     """A partial cut or an ICMP filter held for some rounds: what the verdicts said."""
 
     network: str
+    share: float  # of the network's judged watched blocks, the share changed
     levels: list[str]
     events: int
     false: list[str]
@@ -471,16 +473,25 @@ async def hold(sim: Sim, network: str, what: str, rounds: int = 4) -> HoldResult
     await asyncio.sleep(sim.rng.uniform(0.0, sim.span))
     start, before = sim.wall(), dict(sim.service.confirmations)
     changed = set(sim.rng.sample(keys, len(keys) // 2)) if what == "half" else set(keys)
+    prober = sim.service.prober
+    assert prober is not None
+    judged = [int(t.block.prefix.network_address) >> 8 for t in prober.tracks
+              if t.watched and t.state is not None
+              and f"{t.block.country}|{t.block.network}" == network]
+    share = sum(1 for k in judged if k in changed) / len(judged) if judged else 0.0
     target = sim.world.cut if what == "half" else sim.world.icmp_filtered
     target.update(changed)
     await sim.rounds(rounds)
+    # The last round's confirmation, if any, and the pipeline run after it, still under it.
+    await asyncio.sleep(sim.config.confirm_after + 4 * sim.config.timeout
+                        + sim.detection.interval)
     target.difference_update(changed)
     levels = [level for t, n, level in sim.levels if t >= start and n == network]
     events = len(sim.shutdowns_of(network, start))
     confirmations = _delta(sim.service.confirmations, before)
     await _settle(sim, network, start)
     false = [names(o) for o in sim.events_since(start) if o not in sim.shutdowns_of(network, start)]
-    return HoldResult(network, levels, events, false, confirmations)
+    return HoldResult(network, share, levels, events, false, confirmations)
 
 
 @dataclass
@@ -586,7 +597,8 @@ def cut_row(label: str, results: Sequence[CutResult]) -> str:
 
 def hold_row(label: str, result: HoldResult) -> str:
     counts = {level: result.levels.count(level) for level in ("none", "warning", "critical")}
-    return (f"| {label} {result.network} | {len(result.levels)} | {counts['none']} / "
+    return (f"| {label} {result.network} | {result.share:.2f} | {len(result.levels)} | "
+            f"{counts['none']} / "
             f"{counts['warning']} / {counts['critical']} | {result.confirmations['dark']} / "
             f"{result.confirmations['recovered']} | {result.events} | {len(result.false)} |")
 
@@ -613,8 +625,9 @@ def render(report: Report) -> str:
         lines.append(cut_row(network, [r for r in report.cuts if r.network == network]))
     if report.cuts:
         lines.append(cut_row("all", report.cuts))
-    lines += ["", "| held 4 rounds | rounds | none / warning / critical | confirmations "
-              "dark / recovered | events | false events |", "|---|---:|---:|---:|---:|---:|"]
+    lines += ["", "| held 4 rounds | judged blocks changed | rounds | none / warning / "
+              "critical | confirmations dark / recovered | events | false events |",
+              "|---|---:|---:|---:|---:|---:|---:|"]
     lines += [hold_row("half cut", r) for r in report.halves]
     lines += [hold_row("ICMP filtered", r) for r in report.icmp]
     if report.quiet is not None:
