@@ -8,6 +8,7 @@ import argparse
 import asyncio
 import dataclasses
 import json
+import sqlite3
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -18,7 +19,7 @@ from collector.api.geoip import GeoIP
 from collector.api.tokens import new_token, token_hash, valid_probe_id
 from collector.app import create_app
 from collector.server import StartupError, serve
-from collector.store import TIME_FORMAT, StoreUnavailable, archive, open_store
+from collector.store import TIME_FORMAT, Store, StoreUnavailable, archive, open_store
 from collector.store.archive_targets import TargetError
 from probe.core.typed_config import ConfigError, is_host_port
 
@@ -132,6 +133,30 @@ def _missing_sqlite(database: str) -> str | None:
     return f"{database} does not exist (give the collector's --config or --database)"
 
 
+async def _open_store(config: collector_config.CollectorConfig,
+                      unavailable: str) -> Store | None:
+    """The configured store with its archive target, for ``reanalyze`` and ``archive``; or None
+    once why not is printed. A store or target that fails to open is printed as ``error: ``,
+    ``unavailable``, then the reason: each command keeps the words it has always printed."""
+    missing = _missing_sqlite(config.database)
+    if missing:
+        print(f"error: database unavailable: {missing}", file=sys.stderr)
+        return None
+    try:
+        return await open_store(config.database, pool_size=2,
+                                archive_dir=config.storage.archive_dir,
+                                archive_s3=config.storage.s3_settings(),
+                                archive_cache_bytes=config.storage.archive_cache_bytes)
+    except (StoreUnavailable, TargetError) as exc:
+        print(f"error: {unavailable}{exc}", file=sys.stderr)
+        return None
+    except sqlite3.DatabaseError as exc:
+        # A file that is not a SQLite database, or one on a read-only file system: one line,
+        # naming the file, not a traceback.
+        print(f"error: database unavailable: {config.database}: {exc}", file=sys.stderr)
+        return None
+
+
 async def _reanalyze(args: argparse.Namespace, config: collector_config.CollectorConfig) -> int:
     try:
         since = reanalyze.parse_time(args.since)
@@ -142,17 +167,8 @@ async def _reanalyze(args: argparse.Namespace, config: collector_config.Collecto
     if until is not None and until <= since:
         print("error: --until must be after --since", file=sys.stderr)
         return BAD_INPUT
-    missing = _missing_sqlite(config.database)
-    if missing:
-        print(f"error: database unavailable: {missing}", file=sys.stderr)
-        return 1
-    try:
-        store = await open_store(config.database, pool_size=2,
-                                 archive_dir=config.storage.archive_dir,
-                                 archive_s3=config.storage.s3_settings(),
-                                 archive_cache_bytes=config.storage.archive_cache_bytes)
-    except (StoreUnavailable, TargetError) as exc:
-        print(f"error: database unavailable: {exc}", file=sys.stderr)
+    store = await _open_store(config, "database unavailable: ")
+    if store is None:
         return 1
     try:
         report = await reanalyze.reanalyze(store, since, until, dry_run=args.dry_run)
@@ -175,18 +191,9 @@ async def _archive(args: argparse.Namespace, config: collector_config.CollectorC
     if age is None:
         print("error: storage.archive_after is not set: archiving is off", file=sys.stderr)
         return BAD_INPUT
-    missing = _missing_sqlite(config.database)
-    if missing:
-        print(f"error: database unavailable: {missing}", file=sys.stderr)
-        return 1
     before = (datetime.now(UTC) - timedelta(seconds=age)).strftime(TIME_FORMAT)
-    try:
-        store = await open_store(config.database, pool_size=2,
-                                 archive_dir=config.storage.archive_dir,
-                                 archive_s3=config.storage.s3_settings(),
-                                 archive_cache_bytes=config.storage.archive_cache_bytes)
-    except (StoreUnavailable, TargetError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    store = await _open_store(config, "")
+    if store is None:
         return 1
     try:
         target = store.archive_target

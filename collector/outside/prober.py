@@ -570,6 +570,24 @@ class Prober:
                     track.dark_rounds = 0
                     room -= 1
 
+    def ready(self) -> set[tuple[str, str]]:
+        """Networks whose watched blocks are settled (the set is full, or every block has had
+        its discovery), and countries whose every network is: only their counts of blocks up
+        may train a baseline. While a set fills, its count grows with discovery, not with the
+        network; a baseline learned then would be too low (and growth beyond twice the median
+        is inpainted, so it would stay too low)."""
+        cap = self.settings.watch_per_network
+        out: set[tuple[str, str]] = set()
+        countries: dict[str, bool] = {}
+        for (cc, network), members in self.networks.items():
+            settled = all(t.rounds_since_discovery is not None for t in members) or \
+                (cap > 0 and sum(1 for t in members if t.watched) >= cap)
+            if settled:
+                out.add((cc, network))
+            countries[cc] = countries.get(cc, True) and settled
+        out.update((cc, "") for cc, settled in countries.items() if settled)
+        return out
+
     def watch_counts(self) -> list[tuple[str, str, int, int]]:
         """Per (country, network), sorted: blocks configured and blocks watched now."""
         return [(cc, network, len(members), sum(1 for t in members if t.watched))

@@ -104,7 +104,8 @@ class OutsideService:
     async def _round(self, report: RoundReport) -> None:
         self.rounds += 1
         self.report = report
-        self.verdicts = self.monitor.observe(report)
+        self.verdicts = self.monitor.observe(
+            report, None if self.prober is None else self.prober.ready())
         if self.on_readings is not None:
             self.on_readings([OutsideReading(cc=v.group.country, asn=v.group.network,
                                              t=report.started, blocks_up=v.group.up,

@@ -602,3 +602,16 @@ async def test_run_reports_the_watched_blocks_before_discovery_sends() -> None:
     assert all(probes == sent for _, probes, sent, _ in seen)
     # Discovery's packets came between the reports: 2 blocks x 32 addresses by ICMP at least.
     assert seen[1][3] - seen[0][3] - seen[1][2] >= 2 * 32
+
+
+async def test_a_network_is_ready_for_a_baseline_once_its_watch_set_is_settled() -> None:
+    world, blocks = network_world({"big": 40, "small": 3})
+    prober, _ = build(world, blocks, rate=1000.0, burst=50.0, watch_per_network=6,
+                      max_discovery_blocks=4)
+    await prober.round()
+    # Two passes each: the small network has one block never tried, the big one four to find.
+    assert prober.ready() == set()
+    await prober.round()
+    assert prober.ready() == {("KZ", "small")}
+    await prober.round()
+    assert prober.ready() == {("KZ", "small"), ("KZ", "big"), ("KZ", "")}
