@@ -65,7 +65,7 @@ slowly), which is not a running collector's; so the verdicts' history and the en
 started anew (``OutsideMonitor.load_json`` of an empty document, a fresh ``Engine``) and the
 service runs ``min_history`` + 2 more rounds on the discovered state before the first case.
 
-``--quick`` is a smoke run: 3 cuts per network, a quarter day quiet.
+``--quick`` is a smoke run: 3 cuts and 1 half cut per network, a quarter of a day quiet.
 """
 
 from __future__ import annotations
