@@ -47,8 +47,9 @@ more of them on discovery than on the watched blocks):
 
 6. The watch set (``watch_per_network``; 0 turns it off and every block is watched). A network
    of thousands of /24 blocks does not need all of them probed to be seen going dark: IODA's
-   signal is the share of blocks up against its own median, and a fixed random sample of a few
-   dozen blocks gives that share. Each network's blocks get a fixed random order (drawn once
+   signal is the number of blocks up against its own recent median, and the count of a fixed
+   random sample of a few dozen blocks falls in the same proportion when the network goes
+   dark. Each network's blocks get a fixed random order (drawn once
    from the prober's rng). Discovery walks that order, blocks never tried first, one block per
    network in turn (so every network's set fills alike), each network taking at most the room
    left in its set; a block discovery finds answering (it can be judged: ``state`` is not
@@ -75,7 +76,9 @@ more of them on discovery than on the watched blocks):
        IODA's warning level and would never be a network's event; the cost is that it no
        longer counts down after that hour.
    A block that left the set starts anew (E(b), belief and availability forgotten) if discovery
-   comes back to it.
+   comes back to it. While a set fills, its count of blocks up grows with discovery, not with
+   the network: ``ready`` names the networks whose set is settled, the only ones whose counts
+   may train a baseline.
 
 Every probe goes through ``collector.outside.sender.PacedSender``, which enforces the scope
 and the packet rate; this module decides only what to probe. The blocks are probed
@@ -259,7 +262,8 @@ class BlockResult:
 
 @dataclass(frozen=True, slots=True)
 class RoundReport:
-    """One round over every block: when, how long, how many probes, each block's state."""
+    """One round over the watched blocks (every block without a cap): when, how long, how many
+    probes, each block's state."""
 
     started: float
     seconds: float
