@@ -105,7 +105,7 @@ from collector.outside.belief import (
     probeable,
 )
 from collector.outside.blocks import Block
-from collector.outside.sender import Clock, PacedSender, Sleep
+from collector.outside.sender import Clock, PacedSender, Scope, Sleep
 from collector.outside.wire import Method, Target
 
 log = logging.getLogger(__name__)
@@ -319,19 +319,35 @@ class Prober:
         for block in sorted(blocks):
             if not sender.scope.allows(block.prefix.network_address + 1):
                 raise ValueError(f"block {block.prefix} is outside the sender's scope")
-            order = list(range(1, 255))
-            rng.shuffle(order)
             self.tracks.append(BlockTrack(
-                block=block, order=order,
+                block=block, order=[],
                 outcomes=deque(maxlen=self.settings.availability_window),
                 watched=self.settings.watch_per_network == 0))
-        # Each network's blocks in a fixed random order: discovery walks it, and the watch set
-        # is its first blocks that can be judged.
         self.networks: dict[tuple[str, str], list[BlockTrack]] = {}
         for track in self.tracks:
             self.networks.setdefault((track.block.country, track.block.network), []).append(track)
+        self.seed = 0
+        self.reseed(rng.getrandbits(64))
+
+    def reseed(self, seed: int) -> None:
+        """Draw every random order from ``seed``: each block's order of addresses for
+        discovery, and each network's order of blocks (discovery walks it, and the watch set
+        is its first blocks that can be judged). Each is drawn from the seed and the block's
+        prefix alone, so a saved state (``collector.outside.prober_state``) with its seed gets
+        the same orders back, and a block file with blocks added or removed keeps the others'
+        orders."""
+        self.seed = seed
+        for track in self.tracks:
+            order = list(range(1, 255))
+            random.Random(f"{seed}:{track.block.prefix}").shuffle(order)
+            track.order = order
         for members in self.networks.values():
-            rng.shuffle(members)
+            members.sort(key=lambda t: random.Random(f"{seed}|{t.block.prefix}").random())
+
+    @property
+    def scope(self) -> Scope:
+        """The addresses the sender lets through (the configured blocks minus the opt-outs)."""
+        return self._sender.scope
 
     async def _answers(self, address: ipaddress.IPv4Address) -> Target | None:
         """The first way ``address`` answers (ICMP, then each TCP port), or None."""
