@@ -113,9 +113,11 @@ def _outside(app: web.Application, registry: ExpositionRegistry) -> Callable[
     """The outside-in prober (``outside:``): its metrics now, its task after the pipeline,
     whose engine takes its readings (a round that ends before the pipeline starts is only
     counted in the metrics)."""
+    from collector.outside import prober_state
     from collector.outside.hourly import STATE_NAME as HOURLY_STATE
     from collector.outside.hourly import HourlyShare
     from collector.outside.metrics import OutsideCollector
+    from collector.outside.prober import Prober
     from collector.outside.service import OutsideService, outside_context
     from collector.outside.signal import STATE_NAME as HISTORY_STATE
     from collector.outside.signal import OutsideMonitor
@@ -143,7 +145,15 @@ def _outside(app: web.Application, registry: ExpositionRegistry) -> Callable[
         await app[store_key].save_state(HISTORY_STATE, monitor.to_json(),
                                         datetime.now(UTC).strftime(TIME_FORMAT))
 
+    async def save_prober(prober: Prober) -> None:
+        await app[store_key].save_state(prober_state.STATE_NAME, prober_state.to_json(prober),
+                                        datetime.now(UTC).strftime(TIME_FORMAT))
+
     async def context(app: web.Application) -> AsyncIterator[None]:
+        # The prober's watch sets survive a restart (read by the service when its prober is
+        # built, before the first round: a damaged document is refused there).
+        service.saved_prober = await app[store_key].load_state(prober_state.STATE_NAME)
+        service.save_prober = save_prober
         # The verdicts' history survives a restart (so a network that turns critical in the
         # first rounds after it is confirmed at once), and so does the hourly signal.
         try:

@@ -17,6 +17,10 @@ critical. That history is saved after each round (``save_history``, the store's
 ``outside.verdict_history``) and read back at start, like the engine's own detector state, so a
 collector restarted with a saved history confirms a cut in its first rounds too; only a
 collector without one (a first start, or a damaged document) waits ``min_history`` rounds.
+The prober's watch sets are saved likewise (``save_prober``, the store's
+``outside.prober_state``, ``collector.outside.prober_state``) and loaded before the first round
+(``saved_prober``), so that round probes and reports the blocks watched before the restart
+instead of waiting hours for discovery to find them again.
 Without CAP_NET_RAW the component stays down (``kuzot_outside_up 0``, a logged error) and the
 collector runs on.
 
@@ -41,6 +45,7 @@ from aiohttp import web
 
 from collector.detect.outside import Level, OutsideParams
 from collector.detect.outside_in import OutsideReading
+from collector.outside import prober_state
 from collector.outside.config import OutsideConfig, load_blocks
 from collector.outside.hourly import HourlyShare
 from collector.outside.pacer import TokenBucket
@@ -100,6 +105,12 @@ class OutsideService:
         # Where the monitor's history (the verdicts' baseline) is saved after each round, so
         # that a restart does not lose it (None: kept in memory only).
         self.save_history: Callable[[OutsideMonitor], Awaitable[None]] | None = None
+        # The prober's saved state (``collector.outside.prober_state``), loaded into the
+        # prober before its first round, and where it is saved after each round (None: kept
+        # in memory only), so that a restart keeps the watch sets and the first round
+        # reports them.
+        self.saved_prober: str | None = None
+        self.save_prober: Callable[[Prober], Awaitable[None]] | None = None
 
     async def _round(self, report: RoundReport) -> None:
         self.rounds += 1
@@ -125,6 +136,11 @@ class OutsideService:
                 await self.save_history(self.monitor)
             except Exception:  # likewise: the next round saves again
                 log.exception("could not save the outside-in history")
+        if self.save_prober is not None and self.prober is not None:
+            try:
+                await self.save_prober(self.prober)
+            except Exception:  # likewise: the next round saves again
+                log.exception("could not save the outside-in prober state")
 
     def _suspects(self, report: RoundReport) -> list[tuple[str, str]]:
         """Networks critical in this round whose previous look was not: confirm them now."""
@@ -173,8 +189,16 @@ class OutsideService:
             self.counters = sender.counters
             prober = Prober(self.blocks, sender, self.config.prober_settings(), clock=clock,
                             wall=self._wall)
+            try:
+                restored = prober_state.load_json(prober, self.saved_prober)
+            except ValueError as exc:
+                restored = 0
+                log.warning("starting the outside-in watch sets anew: %s", exc)
+            self.saved_prober = None
             self.prober = prober
             self.up = True
+            if restored:
+                log.info("outside-in prober state of %d blocks restored", restored)
             log.info("outside-in probing %d blocks (watching %s per network) at up to %.1f "
                      "packets/s, a round every %.0f s", len(self.blocks),
                      self.config.watch_per_network or "all", self.config.rate,
