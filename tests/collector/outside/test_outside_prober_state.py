@@ -4,20 +4,25 @@ document whole. Same emulated address space and virtual time as ``test_outside_p
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import json
+import logging
 import random
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from collector.outside.belief import BlockState
 from collector.outside.blocks import Block, parse_blocks, parse_opt_out
+from collector.outside.config import OutsideConfig, resolve
 from collector.outside.pacer import TokenBucket
 from collector.outside.prober import Prober, ProberSettings
 from collector.outside.prober_state import STATE_NAME, load_json, to_json
 from collector.outside.sender import PacedSender, Scope
+from collector.outside.service import OutsideService
 from collector.outside.wire import Method, Target
 from tests.collector.outside.test_outside_prober import (
     VirtualTime,
@@ -217,3 +222,81 @@ async def test_a_block_with_one_bad_field_refuses_the_whole_document() -> None:
             load_json(fresh, json.dumps(damaged))
         assert knowledge(fresh) == before
     assert load_json(prober(copy(world), blocks, seed=2), None) == 0
+
+
+class WorldTransport:
+    """The emulated address space as the service's transport (no raw sockets needed)."""
+
+    def __init__(self, world: World) -> None:
+        self.world = world
+
+    def open(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+    async def probe(self, target: Target, timeout: float) -> bool:
+        return await self.world.probe(target, timeout)
+
+
+def service_config(tmp_path: Path, blocks: list[Block]) -> OutsideConfig:
+    (tmp_path / "blocks.txt").write_text(
+        "".join(f"{b.country} {b.network} {b.prefix}\n" for b in blocks))
+    base = OutsideConfig(enabled=True, block_files=("blocks.txt",), rate=4000, burst=50,
+                         round=0.5, timeout=1.0, discovery_sample=32, watch_per_network=6)
+    return resolve(base, tmp_path)
+
+
+async def rounds(service: OutsideService, count: int) -> None:
+    stop = asyncio.Event()
+    task = asyncio.create_task(service.run(stop))
+    try:
+        async with asyncio.timeout(60):
+            while service.rounds < count:
+                await asyncio.sleep(0.01)
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 10)
+
+
+async def test_a_restarted_service_reports_the_saved_watch_sets_in_its_first_round(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    world, blocks = network_world_with_tcp()
+    cfg = service_config(tmp_path, blocks)
+    saved: list[str] = []
+
+    async def save(p: Prober) -> None:
+        saved.append(to_json(p))
+
+    first = OutsideService(cfg, make_transport=lambda: WorldTransport(world))
+    first.save_prober = save
+    await rounds(first, 4)
+    assert len(saved) == first.rounds
+    assert first.prober is not None and first.prober.ready()
+
+    second = OutsideService(cfg, make_transport=lambda: WorldTransport(copy(world)))
+    second.saved_prober = saved[-1]
+    with caplog.at_level(logging.INFO, logger="collector.outside.service"):
+        await rounds(second, 1)
+    assert second.report is not None and second.prober is not None
+    watched_then = {str(t.block.prefix) for t in first.prober.tracks if t.watched}
+    assert {str(r.block.prefix) for r in second.report.results} == watched_then
+    assert len(watched_then) == 6 + 2
+    assert {("KZ", "big"), ("KZ", "small")} <= second.prober.ready()
+    assert [r.getMessage() for r in caplog.records if "restored" in r.getMessage()] == [
+        f"outside-in prober state of {len(json.loads(saved[-1])['blocks'])} blocks restored"]
+
+
+async def test_a_service_given_a_damaged_document_says_so_once_and_starts_anew(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    world, blocks = network_world_with_tcp()
+    service = OutsideService(service_config(tmp_path, blocks),
+                             make_transport=lambda: WorldTransport(world))
+    service.saved_prober = '{"version": 9}'
+    with caplog.at_level(logging.WARNING):
+        await rounds(service, 2)
+    warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert warnings == ["starting the outside-in watch sets anew: outside.prober_state: "
+                        "not a version 1 document"]
+    assert service.prober is not None and any(t.watched for t in service.prober.tracks)
