@@ -11,15 +11,18 @@ plausible address space: ``--responsive`` of the blocks have hosts; in those, be
 40 % of the addresses answer, a fifth of them to a SYN on 443 only. Printed: the round at which
 each network's watch set is full (or every block of it tried), and the packets per round during
 the warm-up and in steady state, against the round's budget (rate x round): a round over it
-would overrun its slot.
+would overrun its slot. Last, the size of the saved prober state and the time to write and
+read it.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import gzip
 import random
 import sys
+import time
 from dataclasses import replace
 from pathlib import Path
 from statistics import mean
@@ -27,10 +30,11 @@ from statistics import mean
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from collector.outside import prober_state  # noqa: E402
 from collector.outside.blocks import Block, parse_blocks  # noqa: E402
 from collector.outside.config import OutsideConfig  # noqa: E402
 from collector.outside.pacer import TokenBucket  # noqa: E402
-from collector.outside.prober import Prober  # noqa: E402
+from collector.outside.prober import Prober, ProberSettings  # noqa: E402
 from collector.outside.sender import PacedSender, Scope  # noqa: E402
 from collector.outside.wire import Method, Target  # noqa: E402
 
@@ -131,6 +135,27 @@ async def simulate(config: OutsideConfig, rounds: int, responsive: float,
     judged = sum(1 for r in report.results if r.state is not None)
     print(f"last round: {len(report.results)} blocks reported, {judged} judged, "
           f"{watched} watched, {report.sent} packets")
+    saved_state(prober, listed, sender, settings)
+
+
+def saved_state(prober: Prober, listed: list[Block], sender: PacedSender,
+                settings: ProberSettings) -> None:
+    """The saved state (``outside.prober_state``) after the run: its size, the time to write
+    it (saved after every round) and to read it into a new prober (once, at start)."""
+    repeats = 20
+    begin = time.perf_counter()
+    for _ in range(repeats):
+        text = prober_state.to_json(prober)
+    write = (time.perf_counter() - begin) / repeats
+    begin = time.perf_counter()
+    fresh = Prober(listed, sender, settings, rng=random.Random(2))
+    build = time.perf_counter() - begin
+    begin = time.perf_counter()
+    restored = prober_state.load_json(fresh, text)
+    read = time.perf_counter() - begin
+    print(f"saved state: {restored} blocks, {len(text.encode()):,} bytes "
+          f"({len(gzip.compress(text.encode())):,} gzipped); write {write * 1000:.1f} ms, "
+          f"read into a new prober {read * 1000:.1f} ms (building it: {build * 1000:.0f} ms)")
 
 
 def main() -> int:

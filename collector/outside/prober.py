@@ -195,7 +195,8 @@ class BlockTrack:
     """What the prober knows about one block; mutated only by the prober."""
 
     block: Block
-    order: list[int]
+    # What the block's order of addresses is drawn from (``order``).
+    order_seed: str = ""
     responsive: list[Target] = field(default_factory=list)
     tried: int = 0
     cursor: int = 0
@@ -208,6 +209,21 @@ class BlockTrack:
     # Rounds in a row (counted only while the network's other watched blocks are up) that
     # this watched block was not up: the "dark on its own" rule of the watch set.
     dark_rounds: int = 0
+    _order: list[int] | None = field(default=None, init=False, repr=False)
+
+    @property
+    def order(self) -> list[int]:
+        """The block's addresses (.1-.254 as numbers) in the fixed random order discovery
+        tries them, drawn from ``order_seed`` when first asked for (a large block file's
+        blocks beyond the watch sets never are, and shuffling them all would take seconds)."""
+        if self._order is None:
+            order = list(range(1, 255))
+            random.Random(self.order_seed).shuffle(order)
+            self._order = order
+        return self._order
+
+    def reorder(self, order_seed: str) -> None:
+        self.order_seed, self._order = order_seed, None
 
     def forget(self) -> None:
         """Back to a block with nothing known (left the watch set): its responsive set, belief
@@ -320,7 +336,7 @@ class Prober:
             if not sender.scope.allows(block.prefix.network_address + 1):
                 raise ValueError(f"block {block.prefix} is outside the sender's scope")
             self.tracks.append(BlockTrack(
-                block=block, order=[],
+                block=block,
                 outcomes=deque(maxlen=self.settings.availability_window),
                 watched=self.settings.watch_per_network == 0))
         self.networks: dict[tuple[str, str], list[BlockTrack]] = {}
@@ -338,9 +354,7 @@ class Prober:
         orders."""
         self.seed = seed
         for track in self.tracks:
-            order = list(range(1, 255))
-            random.Random(f"{seed}:{track.block.prefix}").shuffle(order)
-            track.order = order
+            track.reorder(f"{seed}:{track.block.prefix}")
         for members in self.networks.values():
             members.sort(key=lambda t: random.Random(f"{seed}|{t.block.prefix}").random())
 
