@@ -31,6 +31,7 @@ from typing import Any
 
 from collector.api.geoip import Location, place
 from collector.config import Limits
+from collector.detect import extract, observed
 from collector.store import TIME_FORMAT, VERDICTS, StoredMeasurement
 from collector.store.body import pack_utf8
 from probe.core.evidence import Evidence
@@ -302,6 +303,9 @@ def validate(
         # Compressed here, on validation's worker thread, from the bytes just measured: the
         # store's writer then spends no time on it inside its transaction.
         packed=pack_utf8(data),
+        # What detection makes of the stored document, from this parse of it: detection then
+        # reads this instead of decompressing and parsing the body again.
+        observation=observed.encode(extract.observation(m, probe_id)),
     )
 
 
