@@ -305,8 +305,18 @@ def validate(
         packed=pack_utf8(data),
         # What detection makes of the stored document, from this parse of it: detection then
         # reads this instead of decompressing and parsing the body again.
-        observation=observed.encode(extract.observation(m, probe_id)),
+        observation=_observation(m, probe_id),
     )
+
+
+def _observation(m: dict[str, Any], probe_id: str) -> str | None:
+    """What detection makes of stored document ``m`` (``collector.detect.observed``), or
+    None, storing none, should extracting it ever fail: detection then reads the body, and
+    the upload is stored whatever shape it has (no 5xx)."""
+    try:
+        return observed.encode(extract.observation(m, probe_id))
+    except Exception:  # a document of any shape may be uploaded
+        return None
 
 
 def batch_items(body: Any, max_batch: int) -> list[Any]:

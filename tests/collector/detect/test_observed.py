@@ -33,6 +33,7 @@ from collector.store import EventFilter
 from collector.store.sqlite import SQLiteStore
 from probe.core.typed_config import parse_duration
 from tests.collector import scenarios
+from tests.collector.factory import measurement
 
 
 @pytest.mark.parametrize("name", scenarios.names())
@@ -49,6 +50,16 @@ def test_the_stored_observation_is_the_one_extracted_from_the_stored_body(name: 
         assert observed.decode(row.observation, arrival.probe_id) == expected
         kinds.add(type(expected).__name__)
     assert {"Run", "LadderReading"} & kinds  # something was compared
+
+
+def test_an_input_that_is_no_url_is_observed_too() -> None:
+    """``http://[x/`` is a string validation accepts and no URL parser reads: it is stored
+    with its observation (no handshake host), not refused with a 500 or left to break
+    detection."""
+    row = validate(measurement(input="http://[x/"), Limits(), datetime.now(UTC), "p1")
+    seen = observed.decode(str(row.observation), "p1")
+    assert isinstance(seen, Run) and (seen.target, seen.handshake) == ("http://[x/", None)
+    assert seen == extract.observation(json.loads(row.body), "p1")
 
 
 def test_every_field_reads_back_exactly() -> None:
