@@ -31,6 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.collector_scale import Generator, disk_bytes, fill, template  # noqa: E402
+from bench.throwaway_postgres import throwaway_database  # noqa: E402
 from collector.store import is_postgres, open_store  # noqa: E402
 from collector.store.archive import archive  # noqa: E402
 from collector.store.archive_targets import S3Settings, S3Target  # noqa: E402
@@ -84,8 +85,9 @@ def _archive_bytes(root: Path, s3: S3Settings | None) -> int:
 
 async def run(name: str, database: str, root: Path, size: int,
               s3: S3Settings | None = None) -> dict[str, str]:
-    generator = Generator(await template())
-    await fill(database, generator, size)
+    base = await template()
+    generator = Generator(base)
+    await fill(database, generator, size, base)
     uids = [f"s{i:011d}" for i in range(size)]
     before = await disk_bytes(database)
     in_db_ms = await _read_pages(database, root, uids, 21)
@@ -140,18 +142,9 @@ def main() -> int:
                     "SQLite, S3 (moto)", str(tmp / "s3.sqlite"), tmp / "unused",
                     args.size, server.settings("s3://bench/kuzot"))))
         if args.postgres:
-            from tests.helpers.postgres import PostgresCluster, unavailable_reason
-
-            reason = unavailable_reason()
-            if reason:
-                parser.error(reason)
-            cluster = PostgresCluster.start()
-            try:
-                cluster.execute("CREATE DATABASE kuzot_archive")
-                results.append(asyncio.run(run("PostgreSQL", cluster.dsn("kuzot_archive"),
-                                               tmp / "pg-archive", args.size)))
-            finally:
-                cluster.stop()
+            with throwaway_database(parser, "kuzot_archive") as dsn:
+                results.append(asyncio.run(run("PostgreSQL", dsn, tmp / "pg-archive",
+                                               args.size)))
     keys = list(results[0])
     print("| " + " | ".join(["", *(r["store"] for r in results)]) + " |")
     print("|---|" + "---:|" * len(results))

@@ -36,6 +36,7 @@ import aiohttp
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.throwaway_postgres import throwaway_database  # noqa: E402
 from collector.store import StoredMeasurement, open_store  # noqa: E402
 from probe.core.evidence import with_fields  # noqa: E402
 from tests.helpers.ports import free_port  # noqa: E402
@@ -205,18 +206,9 @@ def main() -> int:
     parser.add_argument("--series", type=int, default=10000)
     args = parser.parse_args()
     if args.postgres:
-        from tests.helpers.postgres import PostgresCluster, unavailable_reason
-
-        reason = unavailable_reason()
-        if reason:
-            parser.error(reason)
-        cluster = PostgresCluster.start()
-        try:
-            cluster.execute("CREATE DATABASE kuzot_bench")
-            args.dsn = cluster.dsn("kuzot_bench")
+        with throwaway_database(parser, "kuzot_bench") as dsn:
+            args.dsn = dsn
             return run(args)
-        finally:
-            cluster.stop()
     return run(args)
 
 

@@ -16,7 +16,9 @@ size in turn, then the real collector runs as a child process on loopback and th
 measures: bytes on disk per measurement (SQLite: file and WAL after a checkpoint;
 PostgreSQL: ``pg_database_size``), durable HTTP ingest (8 clients, batches of 100, for
 ``--seconds``), the median latency of each read API call (9 calls each), /healthz and /metrics,
-and the collector's RSS at the end and its peak (VmHWM). Prints one table; asserts nothing.
+and the collector's RSS at the end and its peak (VmHWM). Prints one table. A PostgreSQL store
+grown with ``--clone-from`` is first checked against a recount of its rows (``bench/scale_clone``);
+nothing else is asserted.
 """
 
 from __future__ import annotations
@@ -49,7 +51,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.collector_ingest import Collector, cpu_seconds  # noqa: E402
 from bench.measurement_format import WORDS, _serve  # noqa: E402
-from bench.scale_clone import clone_postgres, clone_sqlite  # noqa: E402
+from bench.scale_clone import check_postgres, clone_postgres, clone_sqlite  # noqa: E402
 from collector.api.query import encode_cursor  # noqa: E402
 from collector.detect import extract, observed  # noqa: E402
 from collector.store import StoredMeasurement, is_postgres, open_store  # noqa: E402
@@ -382,18 +384,22 @@ class SlowStopCollector(Collector):
 
 async def grow(database: str, generator: Generator, upto: int, clone_from: int) -> float:
     """Copy the first ``clone_from`` rows until ``upto`` are stored (``bench/scale_clone``);
-    returns rows per second."""
+    returns rows per second (on PostgreSQL, without the recount that checks the copy)."""
     started, have = time.perf_counter(), generator.made
     if is_postgres(database):
         store = await open_store(database)
         try:
             await clone_postgres(store, clone_from, upto, have, START)
+            rate = (upto - have) / max(time.perf_counter() - started, 1e-9)
+            checked = await check_postgres(database)
+            print(f"clone checked against a recount: {checked}", file=sys.stderr, flush=True)
         finally:
             await store.close()
     else:
         await asyncio.to_thread(clone_sqlite, database, clone_from, upto, have)
+        rate = (upto - have) / max(time.perf_counter() - started, 1e-9)
     generator.made = upto
-    return (upto - have) / max(time.perf_counter() - started, 1e-9)
+    return rate
 
 
 async def stored(database: str) -> int:
@@ -528,8 +534,9 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=2,
                         help="processes that make and compress the rows of the fill")
     parser.add_argument("--reference", type=int, default=0, metavar="SIZE",
-                        help="then measure a new SQLite store of SIZE the same way: the same "
-                             "run's reference for the rates")
+                        help="then measure a new store of SIZE the same way (SQLite, and "
+                             "PostgreSQL in the same cluster): the same run's reference for "
+                             "the rates")
     parser.add_argument("--clone-from", type=int, default=0, metavar="N",
                         help="fill N rows through the store, then copy them in SQL up to "
                              "each larger size (bench/scale_clone.py)")
@@ -568,6 +575,11 @@ def main() -> int:
                 cluster.execute("CREATE DATABASE kuzot_scale")
                 results += measure(tmp, "PostgreSQL", cluster.dsn("kuzot_scale"), args.sizes,
                                    args.seconds, base, args.workers, args.clone_from)
+                if args.reference:
+                    cluster.execute("CREATE DATABASE kuzot_reference")
+                    results += measure(tmp, "PostgreSQL (reference)",
+                                       cluster.dsn("kuzot_reference"), [args.reference],
+                                       args.seconds, base, args.workers)
             finally:
                 cluster.stop()
         elif args.dsn:

@@ -9,12 +9,15 @@ previous copy, keeps its compressed body byte for byte (so bytes per row, page f
 index are those of real rows; only the uid and time *inside* a copied body, and in its stored
 observation, are its original's),
 and adds its counts to the rollups, the stored total and ``target_state`` as the store's own
-write path does. Bench code only: it writes the store's tables directly.
+write path does. Bench code only: it writes the store's tables directly. On PostgreSQL,
+``check_postgres`` compares the result with a recount of the rows.
 """
 
 from __future__ import annotations
 
 import sqlite3
+import sys
+import time
 from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
@@ -121,9 +124,15 @@ async def clone_postgres(store: Any, base: int, upto: int, have: int,
                          start: datetime, chunk: int = 1000) -> int:
     """The same on PostgreSQL, through the store's pool (partitions made as the store makes
     them), in transactions of ``chunk`` rows: detection's feed there hands out whole
-    transactions, and no upload writes more than a batch in one."""
+    transactions, and no upload writes more than a batch in one.
+
+    Each chunk is found by its uids *and* the hours the fleet gives them (row i is in hour
+    i // ROWS_PER_HOUR): the partitioned tables' keys begin with ``start_time``, so a range of
+    uids alone would scan every partition, for every chunk (hours at 10M rows)."""
     copy = have // base
     hours_per_copy = shift_hours(base)
+    naive = start.replace(tzinfo=None)  # the columns are timestamps without a zone
+    began, first = time.perf_counter(), have
     while have < upto:
         n = min(base, upto - have)
         hours = copy * hours_per_copy
@@ -137,15 +146,75 @@ async def clone_postgres(store: Any, base: int, upto: int, have: int,
                   if c in ("start_time", "received_at") else c for c in _COLUMNS]
         for low in range(0, n, chunk):
             high = min(n, low + chunk)
+            since = naive + timedelta(hours=low // ROWS_PER_HOUR)
+            until = naive + timedelta(hours=(high - 1) // ROWS_PER_HOUR + 1)
             await store._write(partial(
                 _copy_postgres, uid=uid, select=select, shifted=shifted,
-                first=f"s{low:011d}", last=f"s{high:011d}",
-                new_first=f"s{have + low:011d}", new_last=f"s{have + high:011d}",
+                source=(f"s{low:011d}", f"s{high:011d}", since, until),
+                copied=(f"s{have + low:011d}", f"s{have + high:011d}", since + span,
+                        until + span),
                 n=high - low))
         have += n
         copy += 1
+        rate = (have - first) / (time.perf_counter() - began)
+        print(f"clone: {have:,} rows, {rate:,.0f} rows/s, {(upto - have) / rate / 60:.0f} "
+              f"min to go", file=sys.stderr, flush=True)
     await store._write(_refill_postgres)
     return have
+
+
+async def check_postgres(dsn: str) -> dict[str, int]:
+    """Compare what the clone kept with a recount of the stored rows: the count, the hourly
+    and daily rollups, ``target_state`` (each entry the latest row of its target, one per
+    target), a body for every row. Raises when anything differs; returns the counts.
+
+    On a connection of its own: at 10M rows a recount takes minutes, longer than the store's
+    pool lets a statement run."""
+    import asyncpg
+
+    conn = await asyncpg.connect(dsn)
+    try:
+        # One snapshot for every count.
+        async with conn.transaction(isolation="repeatable_read", readonly=True):
+            await conn.execute("SET work_mem = '256MB'")
+            counts = {table: int(await conn.fetchval(f"SELECT count(*) FROM {table}"))
+                      for table in ("measurement_uids", "measurements", "measurement_bodies",
+                                    "target_state")}
+            counts["measurement_totals"] = int(await conn.fetchval(
+                "SELECT coalesce(sum(count), 0) FROM measurement_totals"))
+            rows = counts["measurement_uids"]
+            if any(counts[t] != rows for t in ("measurements", "measurement_bodies",
+                                                "measurement_totals")):
+                raise RuntimeError(f"clone: counts differ: {counts}")
+            for table, period in (("rollups_hourly", "date_trunc('hour', start_time)"),
+                                  ("rollups_daily", "date_trunc('day', start_time)")):
+                recount = sql.rollup_fill(table, period).split(" SELECT ", 1)[1]
+                recount = "SELECT " + recount
+                differ = int(await conn.fetchval(
+                    f"SELECT count(*) FROM ((SELECT {_ROLLUP_KEY}, count FROM {table} "
+                    f"EXCEPT ALL {recount}) UNION ALL ({recount} EXCEPT ALL "
+                    f"SELECT {_ROLLUP_KEY}, count FROM {table})) AS d"))
+                counts[table] = int(await conn.fetchval(f"SELECT count(*) FROM {table}"))
+                if differ:
+                    raise RuntimeError(f"clone: {differ} rows of {table} differ from a recount")
+            targets = int(await conn.fetchval(
+                "SELECT count(*) FROM (SELECT DISTINCT probe_cc, probe_asn, test_name, input "
+                "FROM rollups_daily) AS t"))
+            stale = int(await conn.fetchval(
+                "SELECT count(*) FROM target_state t LEFT JOIN measurements m "
+                "ON m.start_time = t.start_time AND m.uid = t.uid "
+                "WHERE m.uid IS NULL OR m.verdict IS DISTINCT FROM t.verdict "
+                "OR m.layer IS DISTINCT FROM t.layer OR m.mechanism IS DISTINCT FROM t.mechanism "
+                "OR EXISTS (SELECT 1 FROM measurements n WHERE n.probe_cc = t.probe_cc "
+                "AND n.probe_asn = t.probe_asn AND n.test_name = t.test_name "
+                "AND (n.input = t.target OR (t.target = '' AND n.input IS NULL)) "
+                "AND (n.start_time, n.uid) > (t.start_time, t.uid))"))
+            if targets != counts["target_state"] or stale:
+                raise RuntimeError(f"clone: target_state has {counts['target_state']} rows for "
+                                   f"{targets} targets, {stale} not the latest row of theirs")
+            return counts
+    finally:
+        await conn.close()
 
 
 def coarser_rollups(month: str) -> list[str]:
@@ -163,35 +232,40 @@ async def _refill_postgres(conn: Any) -> None:
         await conn.execute(statement)
 
 
-async def _copy_postgres(conn: Any, *, uid: str, select: list[str], shifted: str, first: str,
-                         last: str, new_first: str, new_last: str, n: int) -> None:
+async def _copy_postgres(conn: Any, *, uid: str, select: list[str], shifted: str,
+                         source: tuple[str, str, datetime, datetime],
+                         copied: tuple[str, str, datetime, datetime], n: int) -> None:
+    """Copy the rows of ``source`` (first uid, end uid, first hour, end hour) to ``copied``.
+    A bench store, not a deployment's: its commits need not wait for the disk."""
+    await conn.execute("SET LOCAL synchronous_commit = off")
+    first, last = source[:2]
+    rows = "uid >= $1 AND uid < $2 AND start_time >= $3 AND start_time < $4"
     await conn.execute(
         f"INSERT INTO measurement_uids (uid, start_time) SELECT {uid}, "
         f"start_time + {shifted} FROM measurement_uids WHERE uid >= $1 AND uid < $2",
         first, last)
     await conn.execute(
         f"INSERT INTO measurements ({','.join(_COLUMNS)}, archive) "
-        f"SELECT {','.join(select)}, archive FROM measurements "
-        f"WHERE uid >= $1 AND uid < $2", first, last)
+        f"SELECT {','.join(select)}, archive FROM measurements WHERE {rows}", *source)
     await conn.execute(
         f"INSERT INTO measurement_bodies (start_time, uid, body, body_z) "
         f"SELECT start_time + {shifted}, {uid}, body, body_z FROM measurement_bodies "
-        f"WHERE uid >= $1 AND uid < $2", first, last)
+        f"WHERE {rows}", *source)
     for table, period in (("rollups_hourly", "date_trunc('hour', start_time)"),
                           ("rollups_daily", "date_trunc('day', start_time)")):
         await conn.execute(
             f"INSERT INTO {table} ({_ROLLUP_KEY}, count) SELECT {period}, probe_cc, "
             f"probe_asn, test_name, coalesce(input, ''), coalesce(domain, ''), "
-            f"coalesce(verdict, ''), count(*) FROM measurements WHERE uid >= $1 "
-            f"AND uid < $2 GROUP BY 1, 2, 3, 4, 5, 6, 7 "
+            f"coalesce(verdict, ''), count(*) FROM measurements WHERE {rows} "
+            f"GROUP BY 1, 2, 3, 4, 5, 6, 7 "
             f"ON CONFLICT ({_ROLLUP_KEY}) DO UPDATE SET "
-            f"count = {table}.count + excluded.count", new_first, new_last)
+            f"count = {table}.count + excluded.count", *copied)
     await conn.execute(
         "INSERT INTO target_state (probe_cc, probe_asn, test_name, target, uid, "
         "start_time, verdict, layer, mechanism) SELECT DISTINCT ON (probe_cc, "
         "probe_asn, test_name, coalesce(input, '')) probe_cc, probe_asn, test_name, "
         "coalesce(input, ''), uid, start_time, verdict, layer, mechanism "
-        "FROM measurements WHERE uid >= $1 AND uid < $2 "
+        f"FROM measurements WHERE {rows} "
         "ORDER BY probe_cc, probe_asn, test_name, coalesce(input, ''), "
         "start_time DESC, uid DESC "
         "ON CONFLICT (probe_cc, probe_asn, test_name, target) DO UPDATE SET "
@@ -199,7 +273,7 @@ async def _copy_postgres(conn: Any, *, uid: str, select: list[str], shifted: str
         "verdict = excluded.verdict, layer = excluded.layer, "
         "mechanism = excluded.mechanism "
         "WHERE (excluded.start_time, excluded.uid) > "
-        "(target_state.start_time, target_state.uid)", new_first, new_last)
+        "(target_state.start_time, target_state.uid)", *copied)
     await conn.execute("INSERT INTO measurement_totals (shard, count) VALUES (0, $1) "
                        "ON CONFLICT (shard) DO UPDATE SET "
                        "count = measurement_totals.count + excluded.count", n)

@@ -122,10 +122,11 @@ def _outside(app: web.Application, registry: ExpositionRegistry) -> Callable[
 
     def to_engine(readings: list[OutsideReading]) -> None:
         pipeline = app.get(pipeline_key)
-        # With detection off nothing evaluates the engine: readings would only pile up.
+        # With detection off nothing evaluates the engine: readings would only pile up. The
+        # pipeline adds them at its next run (``Pipeline.offer``): only its task touches the
+        # engine, in a worker thread.
         if pipeline is not None and app[config_key].detection.enabled:
-            for reading in readings:
-                pipeline.engine.add(reading)
+            pipeline.offer(list(readings))
 
     config = app[config_key]
     service = OutsideService(config.outside, on_readings=to_engine,

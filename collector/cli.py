@@ -8,6 +8,8 @@ import argparse
 import asyncio
 import dataclasses
 import json
+import logging
+import sqlite3
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -18,12 +20,27 @@ from collector.api.geoip import GeoIP
 from collector.api.tokens import new_token, token_hash, valid_probe_id
 from collector.app import create_app
 from collector.server import StartupError, serve
-from collector.store import TIME_FORMAT, StoreUnavailable, archive, open_store
+from collector.store import TIME_FORMAT, Store, StoreUnavailable, archive, open_store
 from collector.store.archive_targets import TargetError
 from probe.core.typed_config import ConfigError, is_host_port
 
 BAD_INPUT = 2
 ACCESS_LOG_FORMAT = '%t "%r" %s %b %Tfs'
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def _log_to_stderr() -> None:
+    """The server's log on standard error (journald under systemd), from INFO up, with time
+    and level: the lines the README promises (events opened, raised and ended; notifications
+    sent; the outside-in prober started, its confirmations, and why it is off). Without a
+    handler Python would print only warnings and errors, bare. aiohttp's loggers stay at
+    WARNING: its access log would be a line per upload and heartbeat."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter(LOG_FORMAT))
+    root = logging.getLogger()
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    logging.getLogger("aiohttp").setLevel(logging.WARNING)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -132,6 +149,30 @@ def _missing_sqlite(database: str) -> str | None:
     return f"{database} does not exist (give the collector's --config or --database)"
 
 
+async def _open_store(config: collector_config.CollectorConfig,
+                      unavailable: str) -> Store | None:
+    """The configured store with its archive target, for ``reanalyze`` and ``archive``; or None
+    once why not is printed. A store or target that fails to open is printed as ``error: ``,
+    ``unavailable``, then the reason: each command keeps the words it has always printed."""
+    missing = _missing_sqlite(config.database)
+    if missing:
+        print(f"error: database unavailable: {missing}", file=sys.stderr)
+        return None
+    try:
+        return await open_store(config.database, pool_size=2,
+                                archive_dir=config.storage.archive_dir,
+                                archive_s3=config.storage.s3_settings(),
+                                archive_cache_bytes=config.storage.archive_cache_bytes)
+    except (StoreUnavailable, TargetError) as exc:
+        print(f"error: {unavailable}{exc}", file=sys.stderr)
+        return None
+    except sqlite3.DatabaseError as exc:
+        # A file that is not a SQLite database, or one on a read-only file system: one line,
+        # naming the file, not a traceback.
+        print(f"error: database unavailable: {config.database}: {exc}", file=sys.stderr)
+        return None
+
+
 async def _reanalyze(args: argparse.Namespace, config: collector_config.CollectorConfig) -> int:
     try:
         since = reanalyze.parse_time(args.since)
@@ -142,17 +183,8 @@ async def _reanalyze(args: argparse.Namespace, config: collector_config.Collecto
     if until is not None and until <= since:
         print("error: --until must be after --since", file=sys.stderr)
         return BAD_INPUT
-    missing = _missing_sqlite(config.database)
-    if missing:
-        print(f"error: database unavailable: {missing}", file=sys.stderr)
-        return 1
-    try:
-        store = await open_store(config.database, pool_size=2,
-                                 archive_dir=config.storage.archive_dir,
-                                 archive_s3=config.storage.s3_settings(),
-                                 archive_cache_bytes=config.storage.archive_cache_bytes)
-    except (StoreUnavailable, TargetError) as exc:
-        print(f"error: database unavailable: {exc}", file=sys.stderr)
+    store = await _open_store(config, "database unavailable: ")
+    if store is None:
         return 1
     try:
         report = await reanalyze.reanalyze(store, since, until, dry_run=args.dry_run)
@@ -175,18 +207,9 @@ async def _archive(args: argparse.Namespace, config: collector_config.CollectorC
     if age is None:
         print("error: storage.archive_after is not set: archiving is off", file=sys.stderr)
         return BAD_INPUT
-    missing = _missing_sqlite(config.database)
-    if missing:
-        print(f"error: database unavailable: {missing}", file=sys.stderr)
-        return 1
     before = (datetime.now(UTC) - timedelta(seconds=age)).strftime(TIME_FORMAT)
-    try:
-        store = await open_store(config.database, pool_size=2,
-                                 archive_dir=config.storage.archive_dir,
-                                 archive_s3=config.storage.s3_settings(),
-                                 archive_cache_bytes=config.storage.archive_cache_bytes)
-    except (StoreUnavailable, TargetError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    store = await _open_store(config, "")
+    if store is None:
         return 1
     try:
         target = store.archive_target
@@ -253,6 +276,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"kuzot collector on http://{config.listen}/ (metrics at /metrics), "
               f"database {config.database}", flush=True)
 
+    _log_to_stderr()
     # The access log format leaves out the client address (%a): it is never recorded.
     try:
         asyncio.run(serve(create_app(config), config.host, config.port,

@@ -31,7 +31,9 @@ takes the lease over reloads the state its predecessor saved.
 
 It runs as a ``cleanup_ctx`` background task of the app. The engine is pure CPU work; it runs
 in a worker thread so that the event loop keeps answering probes meanwhile (only this task
-touches the engine).
+touches the engine). Observations made elsewhere in the process (the outside-in prober's
+readings) are therefore handed over with ``offer`` and reach the engine at the next run, in
+that thread, and the engine a run resumes from the store after taking the lease.
 """
 
 from __future__ import annotations
@@ -83,6 +85,8 @@ WEEK = 7 * 86400.0
 # under sustained ingest, 500 keep it under ~165 MB (bench/collector_scale.py).
 FEED_CHUNK = 500
 MAX_ROWS_PER_RUN = 50_000  # a large backlog is digested over several back-to-back runs
+# Observations offered between two runs (``Pipeline.offer``); beyond it the oldest are dropped.
+MAX_OFFERED = 10_000
 
 
 def observed_in(row: FeedRow) -> Observation | None:
@@ -156,6 +160,7 @@ class Pipeline:
         self.alive_at = -float("inf")  # the last time this process stamped the store
         self.downtimes: list[tuple[float, float]] = []  # collector downtime found at start
         self.known: dict[str, tuple[str, str, str | None]] = {}  # id -> (tier, status, end)
+        self.offered: list[object] = []  # for the engine at the next run (``offer``)
 
     @staticmethod
     def _moment(t: float) -> datetime:
@@ -270,9 +275,20 @@ class Pipeline:
         return [dataclasses.replace(r, body=bodies.get(r.uid, ""), observation=None)
                 if r.uid in bodies else r for r in rows]
 
+    def offer(self, observations: list[object]) -> None:
+        """Observations for the engine that are not stored rows (the outside-in prober's
+        readings), kept for the next run: the engine is touched only by this task, in its
+        worker thread, so an observation is never added in the middle of an evaluation nor to
+        an engine that the run replaces. A collector that does not lead drops them at its run
+        (the leader's engine is another process's); at most ``MAX_OFFERED`` wait."""
+        self.offered.extend(observations)
+        del self.offered[:-MAX_OFFERED]
+
     def _digest(self, measurements: list[FeedRow], heartbeats: list[FeedRow],
-                now: float) -> tuple[list[Event], list[dict[str, Any]]]:
-        """Feed the engine and evaluate: pure CPU, run in a worker thread."""
+                now: float, offered: list[object] | None = None,
+                ) -> tuple[list[Event], list[dict[str, Any]]]:
+        """Feed the engine (the rows, then ``offered``) and evaluate: pure CPU, run in a
+        worker thread."""
         engine = self.engine
         contacts: list[tuple[float, str]] = []
         observations: list[object] = []
@@ -309,6 +325,8 @@ class Pipeline:
             engine.add(item)
             if isinstance(item, Run):
                 self.watch.add(item)
+        for item in offered or ():
+            engine.add(item)
         return engine.evaluate(now), self.watch.evaluate(now)
 
     async def run_once(self, now: float | None = None) -> list[Event]:
@@ -317,6 +335,7 @@ class Pipeline:
         now = self.clock() if now is None else now
         self.snapshot.windows = sorted({(w.cc, w.name) for w in self.calendar.active(None, now)})
         await self._stamp_alive(now)
+        offered, self.offered = self.offered, []
         if not await self._lead(now):
             self.metrics.runs.labels("standby").inc()
             await self._refresh(now)
@@ -332,7 +351,8 @@ class Pipeline:
             self.metrics.inputs.labels("measurement").inc(len(measurements))
             self.metrics.inputs.labels("heartbeat").inc(len(heartbeats))
             events, batch_outages = await asyncio.to_thread(
-                self._digest, measurements, heartbeats, clock)
+                self._digest, measurements, heartbeats, clock, offered)
+            offered = []
             written = [e.to_json() for e in events] + batch_outages
             await self.store.upsert_events(written)  # each batch durable as soon as judged
             self._announce(written)

@@ -36,6 +36,7 @@ Parameters: ``detection.outside`` (``outside.OutsideParams``). Pure; state saved
 from __future__ import annotations
 
 import dataclasses
+import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -48,7 +49,8 @@ from collector.detect.saved import maybe_number, numbers, record
 from collector.detect.tracker import Candidate, Corroboration
 from collector.events.kinds import SHUTDOWN
 
-MAX_HISTORY = 7 * 24 * 6  # a week of 10-minute rounds: IODA's 7-day median
+RESCALE = 1.25  # a history median above this many times the blocks probed is dropped
+MAX_HISTORY = 7 * 24 * 12  # a week of 5-minute rounds (outside.round): IODA's 7-day median
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,7 +61,7 @@ class OutsideReading:
     asn: str
     t: float
     blocks_up: int
-    blocks_total: int | None = None  # blocks probed in the round (all states); None: unknown
+    blocks_total: int | None = None  # watched blocks probed (all states); None: unknown
 
 
 @dataclass(slots=True)
@@ -117,6 +119,12 @@ class OutsideDetector(Detector):
         view = self.networks.setdefault(f"{observation.cc}|{observation.asn}", NetworkView())
         if view.at is not None and observation.t <= view.at:
             return True  # a round older than the latest changes nothing
+        total = observation.blocks_total
+        if total is not None and view.history and \
+                statistics.median(view.history) > RESCALE * max(1, total):
+            # Learned on more blocks than are probed now (fewer watched per network, a shorter
+            # block file, a history from before the watch sets): not comparable, start anew.
+            view.history = []
         verdict = outside.judge(observation.blocks_up, view.history, self.config.outside)
         view.history = [*view.history, outside.to_history(verdict, self.config.outside)]
         view.history = view.history[-MAX_HISTORY:]

@@ -51,19 +51,25 @@ class OutsideConfig:
     # Packets per second in total, and the burst the bucket may save up. Gentle by default.
     rate: float = checked(5.0, positive)
     burst: float = checked(5.0, lambda v: None if v >= 1 else "must be >= 1")
-    # IODA probes every block at least every 10 minutes (detection.md §1.1).
-    round: float = duration_field(600.0, positive)
+    # IODA probes every block at least every 10 minutes (detection.md §1.1): that is a most.
+    # The watch sets leave the packets for rounds twice as often.
+    round: float = duration_field(300.0, positive)
     # trinarkular's probe timeout (detection.md §2).
     timeout: float = duration_field(3.0, positive)
     methods: tuple[str, ...] = checked(("icmp", "tcp"), _methods)
     tcp_ports: tuple[int, ...] = checked((80, 443), _ports)
     discovery_sample: int = checked(16, positive)
     max_responsive: int = checked(8, positive)
-    rediscover_every: int = checked(6, positive)
+    # Rounds between discovery passes of a block whose responsive set is not full: an hour.
+    rediscover_every: int = checked(12, positive)
     # Share of a round's packet budget (rate x round) that discovery may take; the rest is
     # left for the rounds of blocks already found.
     discovery_share: float = checked(0.5, _share)
     max_in_flight: int = checked(64, positive)
+    # Blocks watched per network (country, network): a fixed random sample of the blocks that
+    # answer, probed every round; the network's other blocks get no packet. 0: every block.
+    watch_per_network: int = checked(
+        64, lambda v: None if v >= 0 else "must be >= 0 (0 watches every block)")
     # A network that turns critical is looked at again this long after the round, on at most
     # ``confirm_sample`` of its dark blocks, so its event needs no second full round.
     confirm_after: float = duration_field(30.0, lambda v: None if v >= 0 else "must be >= 0")
@@ -83,12 +89,16 @@ class OutsideConfig:
             discovery_sample=self.discovery_sample, max_responsive=self.max_responsive,
             rediscover_every=self.rediscover_every,
             max_discovery_blocks=self.discovery_blocks_per_round,
+            round_packets=max(1, int(self.rate * self.round)),
+            discovery_share=self.discovery_share, watch_per_network=self.watch_per_network,
             confirm_after=self.confirm_after, confirm_sample=self.confirm_sample)
 
     @property
     def discovery_blocks_per_round(self) -> int:
         """Blocks whose discovery fits in ``discovery_share`` of a round's packets, each
-        pass costing at most one ICMP and one SYN per port for every sampled address."""
+        pass costing at most one ICMP and one SYN per port for every sampled address: the
+        least the prober gives discovery per round (it adds what the watched blocks' rounds
+        leave of the rest, ``ProberSettings.round_packets``)."""
         per_address = (1 if "icmp" in self.methods else 0) + \
             (len(self.tcp_ports) if "tcp" in self.methods else 0)
         per_block = self.discovery_sample * max(1, per_address)

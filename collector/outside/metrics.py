@@ -38,6 +38,18 @@ class OutsideCollector(Collector):
                                        "Configured /24 blocks (after the opt-out list).")
         configured.add_metric([], len(service.blocks))
         yield configured
+        if service.prober is not None:
+            listed = GaugeMetricFamily(f"{PREFIX}_network_blocks_configured",
+                                       "Configured /24 blocks per network.",
+                                       labels=["country", "network"])
+            watched = GaugeMetricFamily(f"{PREFIX}_blocks_watched", "Blocks in the network's "
+                                        "watch set (probed every round; the others get no "
+                                        "packet).", labels=["country", "network"])
+            for cc, network, count, watching in service.prober.watch_counts():
+                listed.add_metric([cc, network], count)
+                watched.add_metric([cc, network], watching)
+            yield listed
+            yield watched
         counters = service.counters
         sent = CounterMetricFamily(f"{PREFIX}_probes", "Probes sent, by method.",
                                    labels=["method"])

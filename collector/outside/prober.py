@@ -1,7 +1,12 @@
 """Trinocular-style adaptive prober: per /24 block, find addresses that answer, then probe them
 in rounds and keep the belief that the block is up.
 
-The loop, per round (every ``round_seconds``, Trinocular's 11 minutes by default):
+The loop, per round (every ``round_seconds``; Trinocular's 11 minutes in ``ProberSettings``,
+5 minutes in the collector's config). A round sends in two parts: first the adaptive rounds
+of the watched blocks (step 2), after which ``run`` hands over the round's report (and
+confirms, step 5); then discovery (step 1), each block it finds getting its first adaptive
+round, so the report never waits for discovery's packets (a round at the default rate spends
+more of them on discovery than on the watched blocks):
 
 1. Discovery, for a block with fewer than ``max_responsive`` known addresses and not believed
    down: try ``discovery_sample`` addresses of the block not tried yet (a fixed random order
@@ -11,7 +16,11 @@ The loop, per round (every ``round_seconds``, Trinocular's 11 minutes by default
    at a time: a pass in the first round, then one every ``rediscover_every`` rounds until E(b)
    is full, so discovery costs nothing once it is. At most ``max_discovery_blocks`` blocks get
    a pass per round (blocks never tried first), so that with many blocks and a gentle rate
-   the first rounds still end in time and report the blocks found so far.
+   the first rounds still end in time and report the blocks found so far. With
+   ``round_packets`` (the rate times the round) the bound follows each round from the budget:
+   ``discovery_share`` of the round's packets, plus what the watched blocks' rounds leave of
+   the rest (``WATCHED_COST`` packets each), so discovery runs fastest while the watch sets
+   are still empty.
 2. The round (``collector.outside.belief.Round``): probes go to E(b) in turn; after each one
    the belief is updated by Bayes' rule, and the round stops as soon as the state is decisive
    and the last reply agrees (one probe for a block that answers as expected, up to 14 when in
@@ -36,6 +45,41 @@ The loop, per round (every ``round_seconds``, Trinocular's 11 minutes by default
    (the extra probes of step 2) and again in the next rounds; the confirmation is that second
    look, for one network, within minutes instead of a round.
 
+6. The watch set (``watch_per_network``; 0 turns it off and every block is watched). A network
+   of thousands of /24 blocks does not need all of them probed to be seen going dark: IODA's
+   signal is the number of blocks up against its own recent median, and the count of a fixed
+   random sample of a few dozen blocks falls in the same proportion when the network goes
+   dark. Each network's blocks get a fixed random order (drawn once
+   from the prober's rng). Discovery walks that order, blocks never tried first, one block per
+   network in turn (so every network's set fills alike), each network taking at most the room
+   left in its set; a block discovery finds answering (it can be judged: ``state`` is not
+   None) joins the set, and a block where it finds nothing is set aside. The set is full at
+   ``watch_per_network`` blocks; from then on the network's other blocks get no packet (no
+   discovery, no rounds), and only the watched ones are probed, reported in the round and
+   counted in the signal (blocks up of the watched blocks). A network whose every block has
+   been tried and whose set is not full tries the blocks set aside again every
+   ``rediscover_every`` rounds, until every address of such a block has been tried once
+   without an answer; then only every ``SWEPT_PAUSE`` (24) times as many rounds. Watched
+   blocks get their rediscovery (E(b) not full) as before.
+   A watched block leaves the set, and the next block of the order takes its place (with its
+   discovery, in the next round), only on evidence about the block itself, never because its
+   network went dark, since replacing the blocks of a cut network by others would hide the
+   cut (and the others would be dark too):
+   (a) its availability fell below 0.10 (it cannot be judged any more). A(E(b)) is measured
+       only in rounds that ended ``up``, so a cut (rounds ending ``down``) never lowers it;
+   (b) it was not ``up`` for ``DARK_ROUNDS_TO_REPLACE`` (12) rounds, each counted only when at
+       least ``OTHERS_UP`` (0.8, IODA's warning level) of the network's other judged watched
+       blocks were up in that round: its hosts went away while the network answers. A
+       network-wide cut, or a partial one of more than a fifth of the watched blocks, counts no
+       such round, so its blocks stay watched and its share up falls. A block cut alone (or
+       with fewer than a fifth of the set) is replaced after 12 rounds: such a cut is below
+       IODA's warning level and would never be a network's event; the cost is that it no
+       longer counts down after that hour.
+   A block that left the set starts anew (E(b), belief and availability forgotten) if discovery
+   comes back to it. While a set fills, its count of blocks up grows with discovery, not with
+   the network: ``ready`` names the networks whose set is settled, the only ones whose counts
+   may train a baseline.
+
 Every probe goes through ``collector.outside.sender.PacedSender``, which enforces the scope
 and the packet rate; this module decides only what to probe. The blocks are probed
 concurrently, each block's probes one after another (each depends on the belief so far).
@@ -45,6 +89,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import logging
 import random
 import time
 from collections import deque
@@ -63,8 +108,33 @@ from collector.outside.blocks import Block
 from collector.outside.sender import Clock, PacedSender, Sleep
 from collector.outside.wire import Method, Target
 
+log = logging.getLogger(__name__)
+
 MISSES_TO_FORGET = 3
 """Misses in a row (in rounds the block ended up) after which an address leaves E(b)."""
+
+DARK_ROUNDS_TO_REPLACE = 12
+"""Rounds a watched block may be not up, on its own, before another block takes its place."""
+
+OTHERS_UP = 0.8
+"""Share of a network's other watched blocks that must be up for a dark block to count as dark
+on its own (IODA's warning level: above it the network is as usual)."""
+
+SWEPT_PAUSE = 24
+"""A block set aside whose every address was tried without an answer is tried again this many
+times less often (once a day at the defaults instead of once an hour)."""
+
+WATCHED_COST = 1.5
+"""Packets a watched block's round is assumed to take, for the discovery budget (one while it
+answers as expected; the margin covers the blocks in doubt)."""
+
+
+def _in_turn(lists: list[list[BlockTrack]]) -> list[BlockTrack]:
+    """The first of each list, then the second of each, and so on."""
+    out: list[BlockTrack] = []
+    for depth in range(max((len(x) for x in lists), default=0)):
+        out += [x[depth] for x in lists if depth < len(x)]
+    return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +157,15 @@ class ProberSettings:
     # at most how many of its dark blocks are re-probed.
     confirm_after: float = 30.0
     confirm_sample: int = 32
+    # Blocks watched per (country, network) (the watch set, below); 0: every block, each
+    # probed every round. The config's default is 64.
+    watch_per_network: int = 0
+    # Packets the rate allows in one round (rate x round_seconds). When set, the blocks given
+    # a discovery pass per round follow from it each round (``discovery_share`` of it, plus
+    # what the watched blocks' rounds leave of the rest) and ``max_discovery_blocks`` is not
+    # used; None: ``max_discovery_blocks`` alone bounds discovery.
+    round_packets: int | None = None
+    discovery_share: float = 0.5
 
     def __post_init__(self) -> None:
         if not self.round_seconds > 0 or not self.timeout > 0:
@@ -103,6 +182,12 @@ class ProberSettings:
             raise ValueError("max_discovery_blocks must be >= 1 or None")
         if self.confirm_after < 0:
             raise ValueError("confirm_after must be >= 0")
+        if self.watch_per_network < 0:
+            raise ValueError("watch_per_network must be >= 0 (0: every block)")
+        if self.round_packets is not None and self.round_packets < 1:
+            raise ValueError("round_packets must be >= 1 or None")
+        if not 0 < self.discovery_share <= 1:
+            raise ValueError("discovery_share must be in (0, 1]")
 
 
 @dataclass(slots=True)
@@ -118,6 +203,21 @@ class BlockTrack:
     outcomes: deque[bool] = field(default_factory=deque)
     rounds_since_discovery: int | None = None
     misses: dict[Target, int] = field(default_factory=dict)
+    # In its network's watch set (probed every round, reported); always with no cap.
+    watched: bool = True
+    # Rounds in a row (counted only while the network's other watched blocks are up) that
+    # this watched block was not up: the "dark on its own" rule of the watch set.
+    dark_rounds: int = 0
+
+    def forget(self) -> None:
+        """Back to a block with nothing known (left the watch set): its responsive set, belief
+        and availability start anew if discovery comes back to it."""
+        self.watched = False
+        self.responsive.clear()
+        self.outcomes.clear()
+        self.misses.clear()
+        self.belief_up = INITIAL_BELIEF_UP
+        self.dark_rounds = 0
 
     @property
     def availability(self) -> float | None:
@@ -162,7 +262,8 @@ class BlockResult:
 
 @dataclass(frozen=True, slots=True)
 class RoundReport:
-    """One round over every block: when, how long, how many probes, each block's state."""
+    """One round over the watched blocks (every block without a cap): when, how long, how many
+    probes, each block's state."""
 
     started: float
     seconds: float
@@ -222,7 +323,15 @@ class Prober:
             rng.shuffle(order)
             self.tracks.append(BlockTrack(
                 block=block, order=order,
-                outcomes=deque(maxlen=self.settings.availability_window)))
+                outcomes=deque(maxlen=self.settings.availability_window),
+                watched=self.settings.watch_per_network == 0))
+        # Each network's blocks in a fixed random order: discovery walks it, and the watch set
+        # is its first blocks that can be judged.
+        self.networks: dict[tuple[str, str], list[BlockTrack]] = {}
+        for track in self.tracks:
+            self.networks.setdefault((track.block.country, track.block.network), []).append(track)
+        for members in self.networks.values():
+            rng.shuffle(members)
 
     async def _answers(self, address: ipaddress.IPv4Address) -> Target | None:
         """The first way ``address`` answers (ICMP, then each TCP port), or None."""
@@ -244,6 +353,17 @@ class Prober:
             return False
         since = track.rounds_since_discovery
         return since is None or since >= self.settings.rediscover_every
+
+    def _set_aside_due(self, track: BlockTrack) -> bool:
+        """A block set aside is tried again every ``rediscover_every`` rounds until every one
+        of its addresses has been tried once; a block swept whole without an answer then
+        waits ``SWEPT_PAUSE`` times longer between passes."""
+        if not self._discovery_due(track):
+            return False
+        if track.tried < len(track.order) or track.responsive:
+            return True
+        since = track.rounds_since_discovery
+        return since is not None and since >= self.settings.rediscover_every * SWEPT_PAUSE
 
     async def _discover(self, track: BlockTrack) -> None:
         hosts = track.next_hosts(self.settings.discovery_sample)
@@ -310,36 +430,172 @@ class Prober:
                 track.responsive.remove(target)
                 del track.misses[target]
 
-    def _discoveries(self) -> set[int]:
-        """Indexes of the tracks that get a discovery pass this round: those due, blocks
-        never tried first, at most ``max_discovery_blocks``."""
+    def _discovery_limit(self) -> int | None:
+        """Blocks that may get a discovery pass this round (None: no bound). With
+        ``round_packets``: its ``discovery_share``, plus what the watched blocks' rounds leave
+        of the rest (``WATCHED_COST`` packets each), at the worst case of a pass (every sampled
+        address asked by ICMP and then each TCP port)."""
+        s = self.settings
+        if s.round_packets is None:
+            return s.max_discovery_blocks
+        per_address = (1 if Method.ICMP in s.methods else 0) + \
+            (len(s.tcp_ports) if Method.TCP in s.methods else 0)
+        per_block = s.discovery_sample * max(1, per_address)
+        judged = sum(1 for t in self.tracks if t.watched and t.state is not None)
+        left = max(0.0, s.round_packets * (1 - s.discovery_share) - WATCHED_COST * judged)
+        return max(1, int((s.round_packets * s.discovery_share + left) / per_block))
+
+    def _discoveries(self) -> set[ipaddress.IPv4Network]:
+        """The blocks that get a discovery pass this round, at most ``_discovery_limit``.
+
+        Without a cap: those due, blocks never tried first. With one: first the blocks that
+        fill the watch sets (blocks never tried, then blocks set aside that are due again, at
+        most the room left in each network), taken one per network in turn so that every
+        network's set fills alike; then the watched blocks whose E(b) is not full."""
         for track in self.tracks:
             if track.rounds_since_discovery is not None:
                 track.rounds_since_discovery += 1
-        due = [i for i, t in enumerate(self.tracks) if self._discovery_due(t)]
-        due.sort(key=lambda i: self.tracks[i].rounds_since_discovery is not None)
-        limit = self.settings.max_discovery_blocks
-        return set(due if limit is None else due[:limit])
+        cap = self.settings.watch_per_network
+        if cap == 0:
+            due = [t for t in self.tracks if self._discovery_due(t)]
+            due.sort(key=lambda t: t.rounds_since_discovery is not None)
+        else:
+            untried: list[list[BlockTrack]] = []
+            again: list[list[BlockTrack]] = []
+            refresh: list[BlockTrack] = []
+            for members in self.networks.values():
+                watched = [t for t in members if t.watched]
+                refresh += [t for t in watched if self._discovery_due(t)]
+                room = cap - len(watched)
+                if room <= 0:
+                    continue
+                new = [t for t in members if t.rounds_since_discovery is None][:room]
+                old = [t for t in members if not t.watched and t.rounds_since_discovery
+                       is not None and self._set_aside_due(t)][:room - len(new)]
+                untried.append(new)
+                again.append(old)
+            due = [*_in_turn(untried), *_in_turn(again), *refresh]
+        limit = self._discovery_limit()
+        return {t.block.prefix for t in (due if limit is None else due[:limit])}
 
-    async def _visit(self, track: BlockTrack, discover: bool) -> BlockResult:
+    async def _visit(self, track: BlockTrack, discover: bool, probe: bool = True) -> BlockResult:
         if discover:
             await self._discover(track)
-        probes = await self._probe_block(track)
+        probes = await self._probe_block(track) if probe else 0
         return BlockResult(block=track.block, state=track.state, belief_up=track.belief_up,
                            availability=track.availability, responsive=len(track.responsive),
                            probes=probes)
 
-    async def round(self) -> RoundReport:
-        """Visit every block once (discovery if due, then its adaptive round)."""
+    async def _watched_round(self) -> tuple[RoundReport, set[ipaddress.IPv4Network],
+                                            set[ipaddress.IPv4Network]]:
+        """The first part of a round: the adaptive round of every watched block, then the
+        set-aside rules. Returns the report of the blocks still watched, the blocks probed and
+        the blocks set aside (they get no discovery in this round)."""
         counters = self._sender.counters
         sent, answered = counters.sent, counters.answered
         started, begin = self._wall(), self._clock()
+        visits = [t for t in self.tracks if t.watched]
+        results = await asyncio.gather(*(self._visit(track, False) for track in visits))
+        dropped = self._set_aside() if self.settings.watch_per_network else set()
+        probed = {t.block.prefix for t, r in zip(visits, results, strict=True) if r.probes}
+        report = RoundReport(started=started, seconds=self._clock() - begin,
+                             sent=counters.sent - sent, answered=counters.answered - answered,
+                             results=tuple(r for t, r in zip(visits, results, strict=True)
+                                           if t.watched))
+        return report, probed, dropped
+
+    async def _discovery_round(self, chosen: set[ipaddress.IPv4Network],
+                               probed: set[ipaddress.IPv4Network]
+                               ) -> list[tuple[BlockTrack, BlockResult]]:
+        """The second part: discovery passes of ``chosen``, and the first adaptive round of
+        each block not ``probed`` in the first part; then blocks that can be judged join their
+        watch set. Returns the results of the watched blocks it probed."""
+        tracks = [t for t in self.tracks if t.block.prefix in chosen]
+        results = await asyncio.gather(*(self._visit(t, True, t.block.prefix not in probed)
+                                         for t in tracks))
+        if self.settings.watch_per_network:
+            self._join(chosen)
+        return [(t, r) for t, r in zip(tracks, results, strict=True)
+                if t.watched and t.block.prefix not in probed]
+
+    async def round(self) -> RoundReport:
+        """One whole round: the watched blocks' adaptive rounds, then discovery (blocks due,
+        and blocks chosen to fill the watch sets, each with its first round), reported
+        together: the blocks watched after the round. ``run`` reports after the first part."""
+        counters = self._sender.counters
+        sent, answered = counters.sent, counters.answered
+        begin = self._clock()
         chosen = self._discoveries()
-        results = await asyncio.gather(*(self._visit(track, i in chosen)
-                                         for i, track in enumerate(self.tracks)))
-        return RoundReport(started=started, seconds=self._clock() - begin,
+        first, probed, dropped = await self._watched_round()
+        extra = await self._discovery_round(chosen - dropped, probed)
+        results = {r.block.prefix: r for r in first.results}
+        results.update((t.block.prefix, r) for t, r in extra)
+        return RoundReport(started=first.started, seconds=self._clock() - begin,
                            sent=counters.sent - sent, answered=counters.answered - answered,
-                           results=tuple(results))
+                           results=tuple(results[t.block.prefix] for t in self.tracks
+                                         if t.block.prefix in results))
+
+    def _set_aside(self) -> set[ipaddress.IPv4Network]:
+        """After the watched blocks' rounds: those that leave their set by the rules of the
+        module docstring (6a, 6b) are set aside; returns them."""
+        dropped: set[ipaddress.IPv4Network] = set()
+        for members in self.networks.values():
+            watched = [t for t in members if t.watched]
+            states = {t.block.prefix: t.state for t in watched}
+            judged = [p for p, state in states.items() if state is not None]
+            up = sum(1 for p in judged if states[p] is BlockState.UP)
+            for track in watched:
+                state = states[track.block.prefix]
+                if state is BlockState.UP:
+                    track.dark_rounds = 0
+                    continue
+                if state is not None:
+                    others = len(judged) - 1
+                    if others > 0 and up >= OTHERS_UP * others:
+                        track.dark_rounds += 1
+                    if track.dark_rounds < DARK_ROUNDS_TO_REPLACE:
+                        continue
+                track.forget()
+                dropped.add(track.block.prefix)
+        return dropped
+
+    def _join(self, chosen: set[ipaddress.IPv4Network]) -> None:
+        """After discovery: blocks of ``chosen`` that can be judged join their network's
+        watch set, in the network's order, while it has room."""
+        cap = self.settings.watch_per_network
+        for members in self.networks.values():
+            room = cap - sum(1 for t in members if t.watched)
+            for track in members:
+                if room <= 0:
+                    break
+                if not track.watched and track.block.prefix in chosen and \
+                        track.state is not None:
+                    track.watched = True
+                    track.dark_rounds = 0
+                    room -= 1
+
+    def ready(self) -> set[tuple[str, str]]:
+        """Networks whose watched blocks are settled (the set is full, or every block has had
+        its discovery), and countries whose every network is: only their counts of blocks up
+        may train a baseline. While a set fills, its count grows with discovery, not with the
+        network; a baseline learned then would be too low (and growth beyond twice the median
+        is inpainted, so it would stay too low)."""
+        cap = self.settings.watch_per_network
+        out: set[tuple[str, str]] = set()
+        countries: dict[str, bool] = {}
+        for (cc, network), members in self.networks.items():
+            settled = all(t.rounds_since_discovery is not None for t in members) or \
+                (cap > 0 and sum(1 for t in members if t.watched) >= cap)
+            if settled:
+                out.add((cc, network))
+            countries[cc] = countries.get(cc, True) and settled
+        out.update((cc, "") for cc, settled in countries.items() if settled)
+        return out
+
+    def watch_counts(self) -> list[tuple[str, str, int, int]]:
+        """Per (country, network), sorted: blocks configured and blocks watched now."""
+        return [(cc, network, len(members), sum(1 for t in members if t.watched))
+                for (cc, network), members in sorted(self.networks.items())]
 
     async def _confirm_block(self, track: BlockTrack) -> None:
         """A fresh adaptive round by every method; if an address of E(b) was found to answer
@@ -356,8 +612,7 @@ class Prober:
         counters = self._sender.counters
         sent = counters.sent
         started, begin = self._wall(), self._clock()
-        mine = [t for t in self.tracks
-                if (t.block.country, t.block.network) == (country, network)]
+        mine = [t for t in self.networks.get((country, network), []) if t.watched]
         up = [t for t in mine if t.state is BlockState.UP]
         dark = [t for t in mine if t.state in (BlockState.DOWN, BlockState.UNCERTAIN)]
         sample = (dark if len(dark) <= self.settings.confirm_sample
@@ -380,12 +635,16 @@ class Prober:
                   stop: asyncio.Event, confirm: ConfirmHook | None = None,
                   on_confirm: Callable[[Confirmation], Awaitable[None]] | None = None) -> None:
         """Rounds every ``round_seconds`` until ``stop`` is set; a round that overruns its
-        slot is followed at once by the next (never two at a time). After a round, the
-        networks ``confirm`` names are confirmed ``confirm_after`` seconds later (inside the
-        slot, through the same sender), each result handed to ``on_confirm``."""
+        slot is followed at once by the next (never two at a time). Each round's report goes
+        to ``on_round`` as soon as the watched blocks are probed: discovery comes after it
+        (blocks it adds are reported from the next round on), so the report does not wait for
+        discovery's packets. After the report, the networks ``confirm`` names are confirmed
+        ``confirm_after`` seconds later (inside the slot, through the same sender, before
+        discovery), each result handed to ``on_confirm``."""
         while not stop.is_set():
             begin = self._clock()
-            report = await self.round()
+            chosen = self._discoveries()
+            report, probed, dropped = await self._watched_round()
             await on_round(report)
             suspects = sorted(confirm(report)) if confirm is not None else []
             if suspects:
@@ -396,7 +655,12 @@ class Prober:
                 if on_confirm is not None:
                     for result in results:
                         await on_confirm(result)
+            await self._discovery_round(chosen - dropped, probed)
             rest = self.settings.round_seconds - (self._clock() - begin)
+            if rest < 0:
+                log.warning("outside-in round took %.0f s, longer than its %.0f s slot: raise "
+                            "outside.rate, lower outside.watch_per_network or list fewer "
+                            "blocks", self._clock() - begin, self.settings.round_seconds)
             if rest > 0:
                 try:
                     await asyncio.wait_for(stop.wait(), rest)

@@ -2,7 +2,8 @@
 
 Started by ``outside_ctx`` when ``outside.enabled`` is set. It owns the raw sockets, the prober
 and the monitor; after each round it keeps the report and verdicts for the metrics, and hands one
-``OutsideReading`` per network (blocks up, of blocks probed) to ``on_readings``: the detection
+``OutsideReading`` per network (blocks up, of its watched blocks: ``outside.watch_per_network``)
+to ``on_readings``: the detection
 pipeline's engine, whose ``outside`` detector (``collector.detect.outside_in``) opens and
 corroborates shutdowns with them.
 A network that turns critical in a round is confirmed at once (``Prober.confirm``): a sample of
@@ -18,6 +19,12 @@ collector restarted with a saved history confirms a cut in its first rounds too;
 collector without one (a first start, or a damaged document) waits ``min_history`` rounds.
 Without CAP_NET_RAW the component stays down (``kuzot_outside_up 0``, a logged error) and the
 collector runs on.
+
+Time: the rate bucket and the prober's round timing read the running event loop's clock (for
+asyncio's loop, ``time.monotonic``), the clock its sleeps and timeouts follow; readings carry
+``wall`` time. ``make_transport`` and ``wall`` exist so that ``bench/outside_latency.py`` can run
+this service unchanged in virtual time against a simulated Internet; the collector leaves both
+at their defaults (raw sockets, ``time.time``).
 """
 
 from __future__ import annotations
@@ -26,7 +33,9 @@ import asyncio
 import contextlib
 import logging
 import socket
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Protocol
 
 from aiohttp import web
 
@@ -36,11 +45,22 @@ from collector.outside.config import OutsideConfig, load_blocks
 from collector.outside.hourly import HourlyShare
 from collector.outside.pacer import TokenBucket
 from collector.outside.prober import Confirmation, Prober, RoundReport
-from collector.outside.sender import Counters, PacedSender, Scope
+from collector.outside.sender import Clock, Counters, PacedSender, Scope
 from collector.outside.signal import GroupVerdict, OutsideMonitor
-from collector.outside.wire import RawTransport, SocketFactory
+from collector.outside.wire import RawTransport, SocketFactory, Target
 
 log = logging.getLogger(__name__)
+
+
+class OpenTransport(Protocol):
+    """What ``run`` needs of a transport: ``open`` (``OSError`` when it cannot, e.g. no
+    CAP_NET_RAW), ``probe``, ``close``. ``RawTransport`` is the one the collector uses."""
+
+    def open(self) -> None: ...
+
+    def close(self) -> None: ...
+
+    async def probe(self, target: Target, timeout: float) -> bool: ...
 
 
 class OutsideService:
@@ -48,15 +68,20 @@ class OutsideService:
 
     def __init__(self, config: OutsideConfig, make_socket: SocketFactory = socket.socket,
                  on_readings: Callable[[list[OutsideReading]], None] | None = None,
-                 params: OutsideParams | None = None) -> None:
+                 params: OutsideParams | None = None,
+                 make_transport: Callable[[], OpenTransport] | None = None,
+                 wall: Clock = time.time) -> None:
         """``params``: the verdict's thresholds, the engine's ``detection.outside``, so the
-        metrics and the events judge alike (IODA's defaults when None)."""
+        metrics and the events judge alike (IODA's defaults when None). ``make_transport``:
+        raw sockets from ``make_socket`` when None. ``wall``: the time readings carry."""
         self.config = config
         self.blocks, self.opt_out = load_blocks(config)
         self.params = params or OutsideParams()
         self.monitor = OutsideMonitor(self.params, config.history_points)
         self.on_readings = on_readings
         self._make_socket = make_socket
+        self._make_transport = make_transport
+        self._wall = wall
         self.up = False
         self.problem: str | None = None
         self.counters = Counters()
@@ -79,10 +104,8 @@ class OutsideService:
     async def _round(self, report: RoundReport) -> None:
         self.rounds += 1
         self.report = report
-        self.verdicts = self.monitor.observe(report)
-        if report.seconds > self.config.round:
-            log.warning("outside-in round took %.0f s, longer than its %.0f s slot: raise "
-                        "outside.rate or list fewer blocks", report.seconds, self.config.round)
+        self.verdicts = self.monitor.observe(
+            report, None if self.prober is None else self.prober.ready())
         if self.on_readings is not None:
             self.on_readings([OutsideReading(cc=v.group.country, asn=v.group.network,
                                              t=report.started, blocks_up=v.group.up,
@@ -134,7 +157,9 @@ class OutsideService:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Probe until ``stop`` is set; returns at once if the raw sockets cannot be opened."""
-        transport = RawTransport(self._make_socket)
+        transport = (RawTransport(self._make_socket) if self._make_transport is None
+                     else self._make_transport())
+        clock = asyncio.get_running_loop().time
         try:
             transport.open()
         except OSError as exc:
@@ -144,13 +169,16 @@ class OutsideService:
         try:
             sender = PacedSender(transport, Scope.of(self.blocks, self.opt_out),
                                  TokenBucket(rate=self.config.rate, burst=self.config.burst),
-                                 max_in_flight=self.config.max_in_flight)
+                                 max_in_flight=self.config.max_in_flight, clock=clock)
             self.counters = sender.counters
-            prober = Prober(self.blocks, sender, self.config.prober_settings())
+            prober = Prober(self.blocks, sender, self.config.prober_settings(), clock=clock,
+                            wall=self._wall)
             self.prober = prober
             self.up = True
-            log.info("outside-in probing %d blocks at up to %.1f packets/s, a round every "
-                     "%.0f s", len(self.blocks), self.config.rate, self.config.round)
+            log.info("outside-in probing %d blocks (watching %s per network) at up to %.1f "
+                     "packets/s, a round every %.0f s", len(self.blocks),
+                     self.config.watch_per_network or "all", self.config.rate,
+                     self.config.round)
             await prober.run(self._round, stop, confirm=self._suspects,
                              on_confirm=self._confirmed)
         finally:

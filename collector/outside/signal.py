@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import json
 import math
+import statistics
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,6 +32,9 @@ NETWORK = "network"
 COUNTRY = "country"
 STATE_NAME = "outside.verdict_history"
 STATE_VERSION = 1
+RESCALE = 1.25
+"""A history whose median is above this many times the group's blocks judged was learned on
+more blocks than are counted now (``OutsideMonitor.observe``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,11 +96,23 @@ class OutsideMonitor:
         self._history: dict[tuple[str, str], deque[float]] = {}
         self.latest: dict[tuple[str, str], GroupVerdict] = {}
 
-    def observe(self, report: RoundReport) -> list[GroupVerdict]:
+    def observe(self, report: RoundReport,
+                ready: Collection[tuple[str, str]] | None = None) -> list[GroupVerdict]:
+        """Verdicts of the groups of ``report``; with ``ready`` (``Prober.ready``), only of the
+        groups whose watched blocks are settled. A group's history learned on more blocks than
+        it now has judged (its median above ``RESCALE`` times them: a smaller
+        ``outside.watch_per_network``, a shorter block file, or a history saved before the
+        watch sets, when every block was counted) is dropped, and the group starts anew: blocks
+        up cannot exceed blocks judged, so that baseline cannot be compared (and a cut keeps
+        its blocks judged, so a cut never drops it)."""
         verdicts = []
         for group in aggregate(report.results):
             key = (group.country, group.network)
+            if ready is not None and key not in ready:
+                continue
             history = self._history.setdefault(key, deque(maxlen=self._history_points))
+            if history and statistics.median(history) > RESCALE * max(1, group.judged):
+                history.clear()
             verdict = judge(float(group.up), list(history), self.params)
             history.append(to_history(verdict, self.params))
             verdicts.append(GroupVerdict(at=report.started, group=group, verdict=verdict))

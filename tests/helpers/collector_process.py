@@ -3,18 +3,23 @@
 Two faces of the one launcher: ``serve``/``cli``/``issue_token`` for asyncio tests, and
 ``CollectorProcess`` for code that is not async (fault tests that SIGKILL the server from a
 thread, benches). Both run ``python -m collector`` and wait for ``/healthz`` to answer 200.
+``CollectorProcess`` can also run the collector under a command prefix (``ip netns exec NS``,
+``setpriv ...``), reach it through sockets made elsewhere (inside that namespace) and keep its
+standard error in a file, for tests that must run it as an operator would somewhere else.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import http.client
+import socket
 import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -66,7 +71,7 @@ async def serve(*args: str) -> AsyncIterator[Served]:
     port = free_port()
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "collector", "serve", "--listen", f"127.0.0.1:{port}", *args,
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
     served = Served(f"http://127.0.0.1:{port}", process)
     try:
         await wait_healthy(served.base, process)
@@ -77,18 +82,44 @@ async def serve(*args: str) -> AsyncIterator[Served]:
         await process.wait()
 
 
+Connect = Callable[[tuple[str, int]], socket.socket]
+"""Opens a TCP connection to an address (``socket.create_connection`` by default)."""
+
+
 class CollectorProcess:
     """The collector under a config file in ``tmp`` (SQLite there), started and stopped by
-    plain calls: ``kill`` is SIGKILL, ``stop`` SIGTERM."""
+    plain calls: ``kill`` is SIGKILL, ``stop`` SIGTERM.
 
-    def __init__(self, tmp: Path, extra_yaml: str = "") -> None:
+    ``prefix`` goes before ``python -m collector serve`` (``ip netns exec NS``); ``connect``
+    opens the connections of ``get`` and of the health check (a socket made inside that
+    namespace); ``stderr`` is a file that collects the process's standard error (appended
+    to across restarts), else it is discarded."""
+
+    def __init__(self, tmp: Path, extra_yaml: str = "", prefix: Sequence[str] = (),
+                 connect: Connect | None = None, stderr: Path | None = None) -> None:
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.database = tmp / "kuzot.sqlite"
         self.config = tmp / "collector.yaml"
         self.config.write_text(f"listen: 127.0.0.1:{self.port}\ndatabase: {self.database}\n"
                                + extra_yaml)
+        self.prefix = tuple(prefix)
+        self.connect: Connect | None = connect
+        self.stderr = stderr
         self.process: subprocess.Popen[bytes] | None = None
+
+    def get(self, path: str, timeout: float = 5.0) -> tuple[int, bytes]:
+        """``GET path``: the status and the body, whatever the status."""
+        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+        if self.connect is not None:
+            connection.sock = self.connect(("127.0.0.1", self.port))
+            connection.sock.settimeout(timeout)
+        try:
+            connection.request("GET", path)
+            response = connection.getresponse()
+            return response.status, response.read()
+        finally:
+            connection.close()
 
     def issue_token(self, probe_id: str) -> str:
         out = subprocess.run([sys.executable, "-m", "collector", "token", "issue",
@@ -97,17 +128,33 @@ class CollectorProcess:
         return out.stdout.strip()
 
     def start(self) -> None:
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "collector", "serve", "--config", str(self.config)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        command = [*self.prefix, sys.executable, "-m", "collector", "serve", "--config",
+                   str(self.config)]
+        if self.stderr is None:
+            self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL,
+                                            stderr=subprocess.DEVNULL)
+        else:
+            with self.stderr.open("ab") as errors:
+                self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL,
+                                                stderr=errors)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
-            try:
-                with urllib.request.urlopen(self.base + "/healthz", timeout=1) as response:
-                    if response.status == 200:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"collector exited with {self.process.returncode}")
+            if self.connect is None:
+                try:
+                    with urllib.request.urlopen(self.base + "/healthz", timeout=1) as response:
+                        if response.status == 200:
+                            return
+                except (urllib.error.URLError, ConnectionError, TimeoutError):
+                    pass
+            else:
+                try:
+                    if self.get("/healthz", timeout=1)[0] == 200:
                         return
-            except (urllib.error.URLError, ConnectionError, TimeoutError):
-                time.sleep(0.1)
+                except (OSError, http.client.HTTPException):
+                    pass
+            time.sleep(0.1)
         raise RuntimeError("collector did not start")
 
     def kill(self) -> None:

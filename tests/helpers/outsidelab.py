@@ -15,16 +15,20 @@ blocks that answer TCP only, random drops for a noisy quiet hour.
 
 Everything lives in namespaces named ``kzout-<pid>-<random>-<role>`` (``tests.helpers.netns``);
 the collector namespace routes only the lab's blocks, so no probe can leave the lab.
+``built`` gives a lab for one test (skipped without namespaces, failed under ``CI=true``), and
+``write_block_file`` the block file of a collector config naming its networks by ASN.
 """
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import socket
 from collections.abc import Iterator
+from pathlib import Path
 
 from tests.helpers.chainlab import in_namespace
-from tests.helpers.netns import Namespaces, run
+from tests.helpers.netns import Namespaces, require, run
 
 PREFIX = "kzout-"
 ROLES = ("collector", "router", "neta", "netb")
@@ -36,6 +40,17 @@ TCP_ONLY = [f"198.18.{i}.0/24" for i in range(20, 24)]
 """net-b blocks whose ICMP echo the router drops (they are found and probed by TCP SYN)."""
 
 BLOCK_FILE = [f"KZ net-a {p}" for p in [*NET_A, NET_A_EMPTY]] + [f"KZ net-b {p}" for p in NET_B]
+ASN_A, ASN_B = "AS64500", "AS64501"
+"""The networks' names in a collector's block file (it names networks by ASN)."""
+
+
+def write_block_file(directory: Path, name: str = "blocks.txt") -> Path:
+    """The lab's blocks as a collector block file in ``directory``, net-a as ``ASN_A`` and
+    net-b as ``ASN_B``."""
+    path = directory / name
+    path.write_text("\n".join(line.replace("net-a", ASN_A).replace("net-b", ASN_B)
+                              for line in BLOCK_FILE) + "\n")
+    return path
 
 
 def responsive(prefix: str, step: int) -> Iterator[str]:
@@ -109,3 +124,16 @@ class OutsideLab:
 
     def destroy(self) -> None:
         self.net.destroy()
+
+
+@contextlib.contextmanager
+def built() -> Iterator[OutsideLab]:
+    """A lab built for the caller and destroyed after it, whatever happens; the calling test
+    is skipped (failed under ``CI=true``) where namespaces and iptables cannot be used."""
+    require("iptables")
+    lab = OutsideLab()
+    try:
+        lab.build()
+        yield lab
+    finally:
+        lab.destroy()

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 from collector.detect.engine import Engine
 from collector.detect.model import Event
-from collector.detect.outside_in import OutsideReading
+from collector.detect.outside_in import OutsideDetector, OutsideReading
 from collector.detect.params import DetectionConfig
 from collector.events.statuspage import status_page
 from collector.notify.decide import Transition
@@ -126,3 +126,21 @@ def test_probes_that_fall_silent_during_the_darkness_lift_their_veto() -> None:
     events = run(engine, T0 + 2 * ROUND, {ASN: [(T0, 0)]}, probes, since=T0 + ROUND + 330)
     [event] = latest(events).values()
     assert "outside" in event.evidence["detectors"] and event.tier == "confirmed"
+
+
+def test_a_history_learned_on_more_blocks_than_are_probed_now_starts_anew() -> None:
+    # The detector's saved history from before the watch sets counted every block (3,000 up
+    # of 3,000); the watched count (40 of 40) would be critical against it for ever (inpainted).
+    engine = Engine(CONFIG)
+    for n in range(12):
+        engine.add(OutsideReading("KZ", ASN, T0 - (12 - n) * ROUND, 3000, 3000))
+    detector = engine.detector("outside")
+    assert isinstance(detector, OutsideDetector)
+    engine.add(OutsideReading("KZ", ASN, T0, 40, 40))
+    view = detector.networks[f"KZ|{ASN}"]
+    assert view.history == [40.0] and view.level == "insufficient"
+    # A cut keeps its blocks probed: the history stays and the cut is critical.
+    for n in range(1, 7):
+        engine.add(OutsideReading("KZ", ASN, T0 + n * ROUND, 40, 40))
+    engine.add(OutsideReading("KZ", ASN, T0 + 7 * ROUND, 0, 40))
+    assert view.level == "critical" and len(view.history) == 8

@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,26 +37,21 @@ from collector.outside.service import OutsideService
 from collector.outside.signal import STATE_NAME as HISTORY_STATE
 from collector.outside.signal import OutsideMonitor
 from collector.store import Store, open_store
-from tests.helpers.netns import require
-from tests.helpers.outsidelab import BLOCK_FILE, NET_B, TCP_ONLY, OutsideLab
+from tests.helpers.outsidelab import (
+    ASN_A,
+    ASN_B,
+    NET_B,
+    TCP_ONLY,
+    OutsideLab,
+    write_block_file,
+)
 
 pytestmark = pytest.mark.lab
 
 ROUND = 5.0
 SCALE = 600.0 / ROUND  # lab seconds -> configured seconds (10-minute rounds)
 MAX_WARM_UP = 20
-NET_A, NET_B_ASN = "AS64500", "AS64501"
-
-
-@pytest.fixture
-def lab() -> Iterator[OutsideLab]:
-    require("iptables")
-    built = OutsideLab()
-    try:
-        built.build()
-        yield built
-    finally:
-        built.destroy()
+NET_A, NET_B_ASN = ASN_A, ASN_B
 
 
 @dataclass
@@ -104,9 +99,7 @@ async def drive(lab: OutsideLab, tmp_path: Path, rounds_after: int,
     """Warm up, apply ``change``, run ``rounds_after`` more rounds. ``engine_state`` and
     ``history`` resume a collector that was stopped (the engine's and the service's saved
     state); with ``store`` the service saves its hourly signal and history there."""
-    (tmp_path / "blocks.txt").write_text(
-        "\n".join(line.replace("net-a", NET_A).replace("net-b", NET_B_ASN)
-                  for line in BLOCK_FILE) + "\n")
+    write_block_file(tmp_path)
     cfg = resolve(OutsideConfig(enabled=True, block_files=("blocks.txt",), rate=4000, burst=20,
                                 round=ROUND, timeout=1.0, discovery_sample=32,
                                 max_in_flight=512, confirm_after=ROUND / 20), tmp_path)

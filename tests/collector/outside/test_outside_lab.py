@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 
@@ -22,7 +22,6 @@ from collector.outside.prober import Prober, ProberSettings, RoundReport
 from collector.outside.sender import PacedSender, Scope
 from collector.outside.signal import GroupVerdict, OutsideMonitor
 from collector.outside.wire import Method, RawTransport
-from tests.helpers.netns import require
 from tests.helpers.outsidelab import BLOCK_FILE, NET_A, NET_A_EMPTY, NET_B, TCP_ONLY, OutsideLab
 
 pytestmark = pytest.mark.lab
@@ -31,17 +30,6 @@ WARM_UP = 4
 """Rounds before any change: discovery, then the monitor's min_history."""
 
 Levels = dict[str, Level]
-
-
-@pytest.fixture
-def lab() -> Iterator[OutsideLab]:
-    require("iptables")
-    built = OutsideLab()
-    try:
-        built.build()
-        yield built
-    finally:
-        built.destroy()
 
 
 def levels(verdicts: list[GroupVerdict]) -> Levels:

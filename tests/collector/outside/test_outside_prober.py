@@ -23,7 +23,13 @@ from collector.detect.outside import Level, OutsideParams
 from collector.outside.belief import ROUND_BUDGET, BlockState
 from collector.outside.blocks import Block, parse_blocks, parse_opt_out
 from collector.outside.pacer import TokenBucket
-from collector.outside.prober import Confirmation, Prober, ProberSettings, RoundReport
+from collector.outside.prober import (
+    DARK_ROUNDS_TO_REPLACE,
+    Confirmation,
+    Prober,
+    ProberSettings,
+    RoundReport,
+)
 from collector.outside.sender import OutOfScope, PacedSender, Scope
 from collector.outside.signal import OutsideMonitor, aggregate
 from collector.outside.wire import Method, Target
@@ -389,3 +395,223 @@ async def test_run_confirms_what_the_hook_names_after_confirm_after() -> None:
     [(cc, network, dark, at)] = confirmed
     assert (cc, network, dark) == ("KG", "net-b", 1)
     assert at - rounds[-1] >= 0.1
+
+
+def network_world(networks: dict[str, int], empty_every: int = 0) -> tuple[World, list[Block]]:
+    """Networks of consecutive /24s (net name -> blocks), 198.18.0.0 onwards; every third
+    address answers ICMP except in every ``empty_every``-th block, where nothing answers."""
+    world = World(VirtualTime())
+    lines, start = [], 0
+    for name, count in networks.items():
+        for i in range(start, start + count):
+            prefix = f"198.18.{i}.0/24" if i < 256 else f"198.19.{i - 256}.0/24"
+            lines.append(f"KZ {name} {prefix}")
+            if not (empty_every and i % empty_every == 0):
+                world.icmp.update(hosts(prefix, range(1, 255, 3)))
+        start += count
+    return world, parse_blocks(lines)
+
+
+def block_of(target: Target) -> ipaddress.IPv4Network:
+    return ipaddress.IPv4Network(f"{target.address}/24", strict=False)
+
+
+def watched(prober: Prober, network: str) -> list[ipaddress.IPv4Network]:
+    return [t.block.prefix for t in prober.networks[("KZ", network)] if t.watched]
+
+
+def answering(world: World, prober: Prober, network: str) -> list[ipaddress.IPv4Network]:
+    """The network's blocks with hosts, in the prober's fixed order."""
+    return [t.block.prefix for t in prober.networks[("KZ", network)]
+            if any(a in t.block.prefix for a in world.icmp)]
+
+
+async def test_a_network_over_the_cap_is_probed_only_in_its_watch_set() -> None:
+    world, blocks = network_world({"big": 40, "small": 3}, empty_every=3)
+    prober, _ = build(world, blocks, rate=1000.0, burst=50.0, watch_per_network=6)
+    for _ in range(8):
+        report = await prober.round()
+    # The first six blocks of the fixed order that answer, whichever round found them.
+    assert watched(prober, "big") == answering(world, prober, "big")[:6]
+    # A network under the cap watches every block that can be judged.
+    assert watched(prober, "small") == answering(world, prober, "small")
+    assert len(watched(prober, "small")) == 2
+    assert prober.watch_counts() == [("KZ", "big", 40, 6), ("KZ", "small", 3, 2)]
+    before = len(world.sent)
+    for _ in range(20):
+        report = await prober.round()
+        states = [r.state for r in report.results if r.block.network == "big"]
+        assert states == [BlockState.UP] * 6
+        assert {r.block.prefix for r in report.results} == \
+            {*watched(prober, "big"), *watched(prober, "small")}
+    # Every packet of those rounds went to a watched block (the small network's blocks where
+    # nothing answers are tried again every few rounds: its set is not full).
+    small = {b.prefix for b in blocks if b.network == "small"}
+    allowed = {*watched(prober, "big"), *small}
+    assert len(world.sent) - before >= 20 * 8
+    assert all(any(t.address in net for net in allowed) for _, t in world.sent[before:])
+    # Blocks beyond the watch set never got a single packet.
+    tried = {block_of(t) for _, t in world.sent}
+    order = [t.block.prefix for t in prober.networks[("KZ", "big")]]
+    last = order.index(watched(prober, "big")[-1])
+    assert tried & set(order) == set(order[:last + 1])
+
+
+async def test_discovery_fills_every_network_in_turn() -> None:
+    world, blocks = network_world({"a": 30, "b": 30, "c": 30})
+    prober, _ = build(world, blocks, rate=1000.0, burst=50.0, watch_per_network=4,
+                      max_discovery_blocks=6)
+    await prober.round()
+    # Six passes in the round, two per network, never more than the room left in a set.
+    assert [c[3] for c in prober.watch_counts()] == [2, 2, 2]
+    await prober.round()
+    assert [c[3] for c in prober.watch_counts()] == [4, 4, 4]
+    tried = sum(1 for t in prober.tracks if t.rounds_since_discovery is not None)
+    await prober.round()
+    # Full sets: no block beyond them is tried.
+    assert sum(1 for t in prober.tracks if t.rounds_since_discovery is not None) == tried == 12
+
+
+async def test_the_discovery_budget_takes_what_the_watched_rounds_leave() -> None:
+    world, blocks = network_world({"a": 60, "b": 60})
+    # 960 packets a round; a pass costs at most 32 x 3 = 96: half the round is 5 passes, all
+    # of it 10 while no block is watched yet.
+    prober, _ = build(world, blocks, rate=1000.0, burst=50.0, watch_per_network=30,
+                      round_packets=960, discovery_share=0.5)
+    limits = []
+    for _ in range(4):
+        limits.append(prober._discovery_limit())
+        await prober.round()
+    assert limits[0] == 10
+    # Watched blocks take their 1.5 packets from the rounds' half: 10 watched leave 465.
+    assert limits[1] == (480 + 480 - 15) // 96 == 9
+    assert limits == sorted(limits, reverse=True) and limits[-1] >= 5
+    prober.settings = replace(prober.settings, round_packets=None, max_discovery_blocks=3)
+    assert prober._discovery_limit() == 3
+
+
+async def test_a_watched_block_whose_hosts_vanish_is_replaced() -> None:
+    world, blocks = network_world({"big": 20})
+    prober, _ = build(world, blocks, rate=1000.0, burst=50.0, watch_per_network=5)
+    for _ in range(3):
+        await prober.round()
+    order = answering(world, prober, "big")
+    assert watched(prober, "big") == order[:5]
+    gone = order[2]
+    world.icmp -= set(gone.hosts())  # the customer left: the block is dark, the network is up
+    for round_number in range(1, DARK_ROUNDS_TO_REPLACE + 1):
+        report = await prober.round()
+        if round_number < DARK_ROUNDS_TO_REPLACE:
+            assert gone in watched(prober, "big")
+            assert {r.block.prefix: r.state for r in report.results}[gone] is BlockState.DOWN
+    assert gone not in watched(prober, "big")
+    # The next block of the order takes its place, after its discovery in the next round.
+    report = await prober.round()
+    assert watched(prober, "big") == [*order[:2], *order[3:6]]
+    assert [r.state for r in report.results] == [BlockState.UP] * 5
+    track = next(t for t in prober.tracks if t.block.prefix == gone)
+    assert track.responsive == [] and not track.watched
+
+
+@pytest.mark.parametrize("cut_share", [1.0, 0.5])
+async def test_a_cut_networks_watched_blocks_are_kept_and_the_cut_is_seen(
+        cut_share: float) -> None:
+    world, blocks = network_world({"big": 40, "other": 40})
+    prober, _ = build(world, blocks, rate=1000.0, burst=50.0, watch_per_network=8)
+    monitor = OutsideMonitor(OutsideParams(min_baseline=3, min_history=3))
+    for _ in range(6):
+        monitor.observe(await prober.round())
+    before = watched(prober, "big")
+    cut = before[:int(8 * cut_share)]
+    world.cut.update(cut)
+    sent_from = len(world.sent)
+    for _ in range(3 * DARK_ROUNDS_TO_REPLACE):
+        report = await prober.round()
+        verdicts = {v.group.network: v for v in monitor.observe(report)}
+        big = verdicts["big"]
+        assert big.group.up == 8 - len(cut) and big.group.judged == 8
+        assert big.verdict.level is (Level.CRITICAL if cut_share > 0.5 else Level.WARNING)
+        assert verdicts["other"].verdict.level is Level.NONE
+    # Not one block replaced, and no packet to the network's blocks beyond its set.
+    assert watched(prober, "big") == before
+    big_blocks = {b.prefix for b in blocks if b.network == "big"}
+    hit = {block_of(t) for _, t in world.sent[sent_from:]}
+    assert hit & big_blocks == set(before)
+    world.cut.clear()
+    report = await prober.round()
+    assert sum(1 for r in report.results
+               if r.block.network == "big" and r.state is BlockState.UP) == 8
+
+
+async def test_watch_per_network_zero_probes_every_block_every_round() -> None:
+    world, blocks = network_world({"big": 40}, empty_every=4)
+    prober, _ = build(world, blocks, rate=1000.0, burst=50.0, watch_per_network=0)
+    for _ in range(2):
+        report = await prober.round()
+    assert len(report.results) == 40
+    assert sum(1 for r in report.results if r.state is BlockState.UP) == 30
+    assert sum(1 for r in report.results if r.state is None) == 10
+    before = len(world.sent)
+    await prober.round()
+    hit = {block_of(t) for _, t in world.sent[before:]}
+    assert len(hit) == 30  # one probe to each block that answers
+    assert prober.watch_counts() == [("KZ", "big", 40, 40)]
+
+
+def test_a_negative_watch_per_network_is_refused() -> None:
+    with pytest.raises(ValueError, match="watch_per_network must be >= 0"):
+        ProberSettings(watch_per_network=-1)
+
+
+async def test_an_empty_block_of_a_network_under_its_cap_is_swept_then_rarely_tried() -> None:
+    world, blocks = network_world({"small": 6}, empty_every=3)
+    prober, _ = build(world, blocks, rate=1000.0, burst=50.0, watch_per_network=10,
+                      rediscover_every=1)
+    empty = ipaddress.IPv4Network("198.18.0.0/24")
+    per_round = []
+    for _ in range(34):
+        before = len(world.sent)
+        await prober.round()
+        per_round.append(sum(1 for _, t in world.sent[before:] if t.address in empty))
+    assert prober.watch_counts() == [("KZ", "small", 6, 4)]
+    # Its set is not full, so the two blocks where nothing answers are tried again (32
+    # addresses a pass by ICMP and two SYNs): every round until all 254 were tried (eight
+    # passes), then once every 24 rounds.
+    assert per_round == [96] * 8 + [0] * 23 + [96] + [0] * 2
+
+
+async def test_run_reports_the_watched_blocks_before_discovery_sends() -> None:
+    world, blocks = network_world({"big": 40})
+    prober, _ = build(world, blocks, rate=5000.0, burst=50.0, watch_per_network=6,
+                      max_discovery_blocks=2, round_seconds=0.2)
+    stop = asyncio.Event()
+    seen: list[tuple[int, int, int, int]] = []  # results, probes in them, report.sent, all sent
+
+    async def on_round(report: RoundReport) -> None:
+        seen.append((len(report.results), sum(r.probes for r in report.results),
+                     report.sent, len(world.sent)))
+        if len(seen) == 6:
+            stop.set()
+
+    await asyncio.wait_for(prober.run(on_round, stop), 10)
+    # The first report comes before any packet: nothing is watched yet. Then two blocks join
+    # per round (their discovery came after the report before), and each report counts only
+    # the watched blocks' probes.
+    assert [s[0] for s in seen] == [0, 2, 4, 6, 6, 6]
+    assert seen[0][3] == 0
+    assert all(probes == sent for _, probes, sent, _ in seen)
+    # Discovery's packets came between the reports: 2 blocks x 32 addresses by ICMP at least.
+    assert seen[1][3] - seen[0][3] - seen[1][2] >= 2 * 32
+
+
+async def test_a_network_is_ready_for_a_baseline_once_its_watch_set_is_settled() -> None:
+    world, blocks = network_world({"big": 40, "small": 3})
+    prober, _ = build(world, blocks, rate=1000.0, burst=50.0, watch_per_network=6,
+                      max_discovery_blocks=4)
+    await prober.round()
+    # Two passes each: the small network has one block never tried, the big one four to find.
+    assert prober.ready() == set()
+    await prober.round()
+    assert prober.ready() == {("KZ", "small")}
+    await prober.round()
+    assert prober.ready() == {("KZ", "small"), ("KZ", "big"), ("KZ", "")}

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -20,30 +19,16 @@ from collector.outside.config import OutsideConfig, resolve
 from collector.outside.metrics import OutsideCollector
 from collector.outside.service import OutsideService
 from collector.outside.signal import OutsideMonitor
-from tests.helpers.netns import require
-from tests.helpers.outsidelab import BLOCK_FILE, OutsideLab
+from tests.helpers.outsidelab import OutsideLab, write_block_file
 
 
 def config(tmp_path: Path) -> OutsideConfig:
-    (tmp_path / "blocks.txt").write_text(
-        "\n".join(line.replace("net-a", "AS64500").replace("net-b", "AS64501")
-                  for line in BLOCK_FILE) + "\n")
+    write_block_file(tmp_path)
     # 4,000 packets/s: discovery's half of a one-second round covers 20 blocks (32 addresses
     # by ICMP and two SYNs each), so every block has had its pass after the first round.
     base = OutsideConfig(enabled=True, block_files=("blocks.txt",), rate=4000, burst=20,
                          round=1.0, timeout=1.0, discovery_sample=32, max_in_flight=512)
     return resolve(base, tmp_path)
-
-
-@pytest.fixture
-def lab() -> Iterator[OutsideLab]:
-    require("iptables")
-    built = OutsideLab()
-    try:
-        built.build()
-        yield built
-    finally:
-        built.destroy()
 
 
 @pytest.mark.lab
@@ -84,7 +69,11 @@ async def test_rounds_reach_the_metrics_and_the_engine(lab: OutsideLab, tmp_path
     assert (sample("replies_total") or 0) > 100
     assert sample("blocks", country="KZ", network="AS64500", state="down") == 8
     assert sample("blocks", country="KZ", network="AS64501", state="up") == 8
-    assert sample("blocks", country="KZ", network="AS64500", state="unjudged") == 1
+    # The block where nothing answers was set aside: the signal counts the watched blocks.
+    assert sample("blocks", country="KZ", network="AS64500", state="unjudged") == 0
+    assert sample("network_blocks_configured", country="KZ", network="AS64500") == 9
+    assert sample("blocks_watched", country="KZ", network="AS64500") == 8
+    assert sample("blocks_watched", country="KZ", network="AS64501") == 8
     assert sample("blocks_up_ratio", country="KZ", network="AS64501") == 1.0
     assert sample("verdict", country="KZ", network="AS64500", level="critical") == 1
     assert sample("verdict", country="KZ", network="AS64501", level="none") == 1
@@ -96,10 +85,12 @@ async def test_rounds_reach_the_metrics_and_the_engine(lab: OutsideLab, tmp_path
     assert (last["AS64500"].blocks_up, last["AS64501"].blocks_up) == (0, 8)
     assert service.report is not None
     assert last["AS64500"].cc == "KZ" and last["AS64500"].t == service.report.started
-    # The registered outside detector took every round (its own 7-day history and verdict).
+    # The registered outside detector took every round (its own 7-day history and verdict)
+    # but the first, whose report came before discovery had found a block to watch.
+    assert [len(r) for r in received[:2]] == [0, 2]
     detector = engine.detector("outside")
     assert isinstance(detector, OutsideDetector)
-    assert len(detector.networks["KZ|AS64501"].history) == service.rounds
+    assert len(detector.networks["KZ|AS64501"].history) == service.rounds - 1
     assert detector.networks["KZ|AS64500"].level == "critical"
     assert detector.networks["KZ|AS64501"].level == "none"
 
@@ -183,3 +174,45 @@ def test_the_app_registers_the_component_only_when_enabled(tmp_path: Path) -> No
     disabled = create_app(CollectorConfig())
     assert outside_key not in disabled
     assert disabled[registry_key].get_sample_value("kuzot_outside_up") is None
+
+
+async def test_the_app_hands_readings_to_the_engine_only_inside_a_detection_run(
+        tmp_path: Path) -> None:
+    # The pipeline feeds and evaluates its engine in a worker thread, and replaces it when it
+    # takes the detection lease: a reading added to the engine from the event loop at the end
+    # of a round could change it in the middle of an evaluation, or be dropped with it. The
+    # app's hand-off keeps the readings for the pipeline's next run instead.
+    from collector.app import create_app
+    from collector.config import CollectorConfig
+    from collector.detect.windows import Calendar
+    from collector.keys import outside_key, pipeline_key
+    from collector.metrics.detection import DetectionMetrics, EventSnapshot
+    from collector.pipeline import Pipeline
+    from collector.store import open_store
+
+    app = create_app(CollectorConfig(outside=config(tmp_path)))
+    store = await open_store(str(tmp_path / "kuzot.sqlite"))
+    try:
+        detection = DetectionConfig(outside=OutsideParams(min_baseline=2, min_history=3))
+        pipeline = Pipeline(store, detection, Calendar(), DetectionMetrics(CollectorRegistry()),
+                            EventSnapshot())
+        app[pipeline_key] = pipeline
+        await pipeline.start()
+        service = app[outside_key]
+        assert service.on_readings is not None
+        service.on_readings([OutsideReading(cc="KZ", asn="AS64500", t=pipeline.started_at,
+                                            blocks_up=8, blocks_total=9)])
+
+        def outside(engine: Engine) -> OutsideDetector:
+            detector = engine.detector("outside")
+            assert isinstance(detector, OutsideDetector)
+            return detector
+
+        assert outside(pipeline.engine).networks == {}  # not touched outside a run
+        await pipeline.run_once(pipeline.started_at + 1)
+        view = outside(pipeline.engine).networks["KZ|AS64500"]
+        assert (view.up, view.total, view.at) == (8.0, 9, pipeline.started_at)
+        await pipeline.run_once(pipeline.started_at + 2)  # taken once
+        assert len(outside(pipeline.engine).networks["KZ|AS64500"].history) == 1
+    finally:
+        await store.close()

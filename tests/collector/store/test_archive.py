@@ -6,60 +6,32 @@ from __future__ import annotations
 
 import dataclasses
 import gzip
-import json
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from collector.store import Filters, Store, StoredMeasurement, open_store
+from collector.store import Store
 from collector.store.archive import MEMBER_LINES, ArchiveError, ArchiveUnreadable, archive
 from collector.store.archive_targets import LocalTarget
 from tests.collector.factory import stored
-
-CUT = "2024-05-03 00:00:00"
-
-
-def _rows() -> list[StoredMeasurement]:
-    rows = []
-    for day in ("01", "02", "03"):
-        for i in range(6):
-            cc = ("KG", "KZ")[i % 2]
-            test = ("web_connectivity", "tcp_connect")[i % 3 == 0]
-            uid = f"2024-05-{day}-{i}"
-            body = json.dumps({"measurement_uid": uid, "probe_cc": cc, "n": i,
-                               "text": "Бишкек \u2028 \"q\" \\n"}, ensure_ascii=False,
-                              separators=(",", ":"))
-            rows.append(stored(start_time=f"2024-05-{day} 1{i}:00:00", uid=uid, probe_cc=cc,
-                               test_name=test, body=body))
-    return rows
-
-
-async def _snapshot(store: Store) -> tuple[list[dict[str, Any]], list[dict[str, Any]], int]:
-    listed = await store.measurements(Filters(), limit=1000)
-    aggregated = await store.aggregate(Filters(), ("day", "cc", "test_name"), 1000)
-    return listed, aggregated, await store.count_measurements()
+from tests.helpers.archive import CUT, archive_store, snapshot, three_days
 
 
 async def test_archive_then_reopen_reads_every_body_back(database: str,
                                                           tmp_path: Path) -> None:
     root = tmp_path / "archive"
-    rows = _rows()
-    store = await open_store(database, archive_dir=str(root))
-    try:
-        await store.add_measurements(rows)
-        before = await _snapshot(store)
+    rows = three_days()
+    async with archive_store(database, root, rows=rows) as store:
+        before = await snapshot(store)
         dry = await archive(store, LocalTarget(root), CUT, dry_run=True)
         assert (dry.bodies, dry.emptied) == (12, 0)
         assert not root.exists()
         report = await archive(store, LocalTarget(root), CUT)
         assert (report.bodies, report.emptied) == (12, 12)
         assert sorted(report.files) == sorted(dry.files)
-        assert await _snapshot(store) == before  # summary rows and rollups untouched
+        assert await snapshot(store) == before  # summary rows and rollups untouched
         again = await archive(store, LocalTarget(root), CUT)
         assert (again.bodies, again.emptied) == (0, 0)
-    finally:
-        await store.close()
 
     # OONI's layout: <test>/<day>/<cc>.jsonl.gz, one document a line, as stored.
     with gzip.open(root / "web_connectivity" / "2024-05-01" / "KZ.jsonl.gz", "rt",
@@ -70,29 +42,23 @@ async def test_archive_then_reopen_reads_every_body_back(database: str,
     assert lines == expected
     assert not (root / "web_connectivity" / "2024-05-03").exists()
 
-    reopened = await open_store(database, archive_dir=str(root))
-    try:
+    async with archive_store(database, root) as reopened:
         bodies = await reopened.measurement_bodies([r.uid for r in rows])
         assert bodies == {r.uid: r.body for r in rows}
-        assert await _snapshot(reopened) == before
+        assert await snapshot(reopened) == before
         # Detection catching up from the start reads archived bodies back too.
         feed = await reopened.measurement_feed(0, 1000)
         assert sorted(f.body for f in feed) == sorted(r.body for r in rows)
         newer = await reopened.archive_candidates("2024-05-04 00:00:00", None, 100)
         assert sorted(c.uid for c in newer) == sorted(r.uid for r in rows[12:])
-    finally:
-        await reopened.close()
 
 
 @pytest.mark.parametrize("step", ["written", "verified"])
 async def test_failure_between_steps_empties_nothing(database: str, tmp_path: Path,
                                                      step: str) -> None:
     root = tmp_path / "archive"
-    rows = _rows()
-    store = await open_store(database, archive_dir=str(root))
-    try:
-        await store.add_measurements(rows)
-
+    rows = three_days()
+    async with archive_store(database, root, rows=rows) as store:
         def crash(at: str, name: str) -> None:
             if at == step:
                 raise OSError(f"power lost after {at} {name}")
@@ -108,18 +74,13 @@ async def test_failure_between_steps_empties_nothing(database: str, tmp_path: Pa
         assert any(".2.jsonl.gz" in f for f in report.files)
         assert await store.measurement_bodies([r.uid for r in rows]) == \
             {r.uid: r.body for r in rows}
-    finally:
-        await store.close()
 
 
 async def test_a_file_that_does_not_read_back_empties_nothing(database: str,
                                                              tmp_path: Path) -> None:
     root = tmp_path / "archive"
-    rows = _rows()
-    store = await open_store(database, archive_dir=str(root))
-    try:
-        await store.add_measurements(rows)
-
+    rows = three_days()
+    async with archive_store(database, root, rows=rows) as store:
         def damage(at: str, name: str) -> None:
             if at == "written":
                 path = root / name
@@ -129,8 +90,6 @@ async def test_a_file_that_does_not_read_back_empties_nothing(database: str,
         with pytest.raises(ArchiveError):
             await archive(store, LocalTarget(root), CUT, checkpoint=damage)
         assert len(await store.archive_candidates(CUT, None, 100)) == 12
-    finally:
-        await store.close()
 
 
 async def test_a_body_replaced_after_reading_is_not_emptied(store: Store) -> None:
@@ -146,16 +105,12 @@ async def test_a_body_replaced_after_reading_is_not_emptied(store: Store) -> Non
 async def test_a_missing_archive_file_is_unavailable_not_wrong(database: str,
                                                                tmp_path: Path) -> None:
     root = tmp_path / "archive"
-    store = await open_store(database, archive_dir=str(root))
-    try:
-        row = stored(start_time="2024-05-01 10:00:00")
-        await store.add_measurements([row])
+    row = stored(start_time="2024-05-01 10:00:00")
+    async with archive_store(database, root, rows=[row]) as store:
         report = await archive(store, LocalTarget(root), CUT)
         (root / report.files[0]).unlink()
         with pytest.raises(ArchiveUnreadable):
             await store.measurement_bodies([row.uid])
-    finally:
-        await store.close()
 
 
 async def test_a_day_of_many_members_reads_as_one_gzip_stream(database: str,
@@ -165,9 +120,7 @@ async def test_a_day_of_many_members_reads_as_one_gzip_stream(database: str,
     rows = [stored(start_time=f"2024-05-01 {i // 60 % 24:02d}:{i % 60:02d}:00",
                    uid=f"u{i:04d}", body=f'{{"measurement_uid":"u{i:04d}","x":{i}}}')
             for i in range(count)]
-    store = await open_store(database, archive_dir=str(root))
-    try:
-        await store.add_measurements(rows)
+    async with archive_store(database, root, rows=rows) as store:
         report = await archive(store, LocalTarget(root), CUT)
         assert report.emptied == count
         [name] = report.files
@@ -177,8 +130,6 @@ async def test_a_day_of_many_members_reads_as_one_gzip_stream(database: str,
         sample = [r.uid for r in rows[::37]] + [rows[-1].uid]
         assert await store.measurement_bodies(sample) == \
             {r.uid: r.body for r in rows if r.uid in sample}
-    finally:
-        await store.close()
 
 
 async def test_an_archived_rows_observation_stays_with_its_summary_row(
@@ -186,20 +137,14 @@ async def test_an_archived_rows_observation_stays_with_its_summary_row(
     """Detection catching up on archived rows reads their stored observations: no archive is
     needed for them (here none is configured when it reads)."""
     root = tmp_path / "archive"
-    rows = [dataclasses.replace(r, observation=f'[1,"n{i}"]') for i, r in enumerate(_rows())]
-    store = await open_store(database, archive_dir=str(root))
-    try:
-        await store.add_measurements(rows)
+    rows = [dataclasses.replace(r, observation=f'[1,"n{i}"]')
+            for i, r in enumerate(three_days())]
+    async with archive_store(database, root, rows=rows) as store:
         report = await archive(store, LocalTarget(root), CUT)
         assert report.emptied == 12
-    finally:
-        await store.close()
-    reopened = await open_store(database)
-    try:
+    async with archive_store(database) as reopened:
         feed = await reopened.measurement_feed(0, 1000)
         assert sorted((f.uid, f.observation, f.body) for f in feed) == sorted(
             (r.uid, r.observation, "") for r in rows)
         with pytest.raises(ArchiveUnreadable):
             await reopened.measurement_bodies([rows[0].uid])  # its body is archived
-    finally:
-        await reopened.close()

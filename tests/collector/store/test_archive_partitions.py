@@ -16,7 +16,7 @@ from collector.store.archive_targets import LocalTarget
 from collector.store.body import pack
 from collector.store.postgres import MIGRATIONS, PostgresStore, migrate
 from tests.collector.factory import stored
-from tests.collector.store.test_archive import _snapshot
+from tests.helpers.archive import archive_store, snapshot
 
 pytestmark = pytest.mark.postgres
 
@@ -44,36 +44,27 @@ async def test_months_all_archived_and_verified_are_dropped(postgres_dsn: str,
                                                             tmp_path: Path) -> None:
     root = tmp_path / "archive"
     rows = _months()
-    store = await open_store(postgres_dsn, archive_dir=str(root))
-    try:
-        await store.add_measurements(rows)
-        before = await _snapshot(store)
+    async with archive_store(postgres_dsn, root, rows=rows) as store:
+        before = await snapshot(store)
         # Up to the middle of March: January and February end before the cut, March not.
         report = await archive(store, LocalTarget(root), "2024-03-12 00:00:00")
         assert report.emptied == 10
         assert report.dropped == ("measurement_bodies_p202401", "measurement_bodies_p202402")
         assert await _body_partitions(postgres_dsn) == {"measurement_bodies_p202403": 4}
-        assert await _snapshot(store) == before  # summary rows and rollups all there
+        assert await snapshot(store) == before  # summary rows and rollups all there
         daily = await store.aggregate(Filters(since="2024-01-01 00:00:00",
                                               until="2024-02-01 00:00:00"), ("day",), 100)
         assert sum(g["measurement_count"] for g in daily) == 4
-    finally:
-        await store.close()
-    reopened = await open_store(postgres_dsn, archive_dir=str(root))
-    try:
+    async with archive_store(postgres_dsn, root) as reopened:
         assert await reopened.measurement_bodies([r.uid for r in rows]) == \
             {r.uid: r.body for r in rows}
-    finally:
-        await reopened.close()
 
 
 async def test_a_month_that_does_not_read_back_is_kept(postgres_dsn: str,
                                                        tmp_path: Path) -> None:
     root = tmp_path / "archive"
     rows = _months()[:4]  # January
-    store = await open_store(postgres_dsn, archive_dir=str(root))
-    try:
-        await store.add_measurements(rows)
+    async with archive_store(postgres_dsn, root, rows=rows) as store:
         # Archived within the month: the partition must wait for the month's end.
         report = await archive(store, LocalTarget(root), "2024-01-20 00:00:00")
         assert (report.emptied, report.dropped) == (4, ())
@@ -84,8 +75,6 @@ async def test_a_month_that_does_not_read_back_is_kept(postgres_dsn: str,
             path.write_bytes(b"")
         assert await store.drop_archived_partitions("2024-03-01 00:00:00") == []
         assert await _body_partitions(postgres_dsn) == {"measurement_bodies_p202401": 4}
-    finally:
-        await store.close()
 
 
 async def test_a_late_upload_keeps_its_month_until_archived_too(postgres_dsn: str,
@@ -137,12 +126,9 @@ async def test_a_store_of_the_previous_schema_moves_its_bodies(postgres_dsn: str
     root = tmp_path / "archive"
     LocalTarget(root).put("web_connectivity/2024-01-10/KG.jsonl.gz",
                           gzip.compress(b'{"old":"archived"}\n', mtime=0))
-    store = await open_store(postgres_dsn, archive_dir=str(root))
-    try:
+    async with archive_store(postgres_dsn, root) as store:
         assert await store.schema_version() == len(MIGRATIONS)
         assert await store.measurement_bodies(["text", "packed", "archived"]) == {
             "text": '{"old":"text"}', "packed": '{"old":"packed"}',
             "archived": '{"old":"archived"}'}
         assert await _body_partitions(postgres_dsn) == {"measurement_bodies_p202401": 2}
-    finally:
-        await store.close()

@@ -15,11 +15,11 @@ from collections.abc import Iterator
 
 import pytest
 
-from collector.store import Filters, Store, open_store
+from collector.store import Filters, Store
 from collector.store.archive import ArchiveError, ArchiveUnreadable, archive
 from collector.store.archive_targets import S3Target
 from tests.collector.factory import stored
-from tests.collector.store.test_archive import CUT, _rows, _snapshot
+from tests.helpers.archive import CUT, archive_store, snapshot, three_days
 from tests.helpers.s3_server import S3Server, s3_server
 
 
@@ -44,17 +44,13 @@ def _target(store: Store) -> S3Target:
 async def test_archive_to_a_bucket_then_reopen_reads_every_body_back(
         database: str, s3: S3Server, bucket: str) -> None:
     settings = s3.settings(f"s3://{bucket}/kg-kz/archive")
-    rows = _rows()
-    store = await open_store(database, archive_s3=settings)
-    try:
-        await store.add_measurements(rows)
-        before = await _snapshot(store)
+    rows = three_days()
+    async with archive_store(database, s3=settings, rows=rows) as store:
+        before = await snapshot(store)
         report = await archive(store, _target(store), CUT)
         assert (report.bodies, report.emptied) == (12, 12)
-        assert await _snapshot(store) == before
+        assert await snapshot(store) == before
         assert await store.archive_candidates(CUT, None, 100) == []
-    finally:
-        await store.close()
 
     # OONI's layout under the prefix; any gzip reader reads an object as JSON lines.
     client = s3.client()
@@ -67,39 +63,30 @@ async def test_archive_to_a_bucket_then_reopen_reads_every_body_back(
     assert lines == [r.body for r in rows if r.start_time.startswith("2024-05-01")
                      and r.probe_cc == "KZ" and r.test_name == "web_connectivity"]
 
-    reopened = await open_store(database, archive_s3=settings)
-    try:
+    async with archive_store(database, s3=settings) as reopened:
         assert await reopened.measurement_bodies([r.uid for r in rows]) == \
             {r.uid: r.body for r in rows}
-        assert await _snapshot(reopened) == before
+        assert await snapshot(reopened) == before
         feed = await reopened.measurement_feed(0, 1000)
         assert sorted(f.body for f in feed) == sorted(r.body for r in rows)
-    finally:
-        await reopened.close()
 
 
 async def test_a_failed_upload_empties_nothing(database: str, s3: S3Server) -> None:
-    rows = _rows()
-    store = await open_store(database, archive_s3=s3.settings("s3://no-such-bucket/x"))
-    try:
-        await store.add_measurements(rows)
+    rows = three_days()
+    async with archive_store(database, s3=s3.settings("s3://no-such-bucket/x"),
+                             rows=rows) as store:
         with pytest.raises(ArchiveError, match="upload of .* failed"):
             await archive(store, _target(store), CUT)
         assert len(await store.archive_candidates(CUT, None, 100)) == 12
         assert await store.measurement_bodies([r.uid for r in rows]) == \
             {r.uid: r.body for r in rows}
-    finally:
-        await store.close()
 
 
 async def test_an_object_that_reads_back_different_empties_nothing(
         database: str, s3: S3Server, bucket: str) -> None:
-    rows = _rows()
+    rows = three_days()
     client = s3.client()
-    store = await open_store(database, archive_s3=s3.settings(f"s3://{bucket}"))
-    try:
-        await store.add_measurements(rows)
-
+    async with archive_store(database, s3=s3.settings(f"s3://{bucket}"), rows=rows) as store:
         def replace(at: str, name: str) -> None:
             # Another writer (or a faulty gateway) leaves other bytes under the name.
             if at == "written":
@@ -116,8 +103,6 @@ async def test_an_object_that_reads_back_different_empties_nothing(
         assert report.emptied == 12 and any(".2.jsonl.gz" in f for f in report.files)
         assert await store.measurement_bodies([r.uid for r in rows]) == \
             {r.uid: r.body for r in rows}
-    finally:
-        await store.close()
 
 
 async def test_reads_come_from_a_bounded_cache_then_the_bucket(
@@ -128,9 +113,7 @@ async def test_reads_come_from_a_bounded_cache_then_the_bucket(
             for i in range(40)]
     # Room for one day-and-country member (20 bodies of ~3 KB), not two.
     settings = s3.settings(f"s3://{bucket}", cache_bytes=80_000)
-    store = await open_store(database, archive_s3=settings)
-    try:
-        await store.add_measurements(rows)
+    async with archive_store(database, s3=settings, rows=rows) as store:
         await archive(store, _target(store), CUT)
         kg = [r.uid for r in rows if r.probe_cc == "KG"]
         kz = [r.uid for r in rows if r.probe_cc == "KZ"]
@@ -146,5 +129,3 @@ async def test_reads_come_from_a_bounded_cache_then_the_bucket(
             await store.measurement_bodies(kz)
         # Summary rows answer whatever the archive's state.
         assert len(await store.measurements(Filters(), limit=100)) == 40
-    finally:
-        await store.close()
