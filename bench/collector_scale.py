@@ -53,6 +53,7 @@ from bench.collector_ingest import Collector, cpu_seconds  # noqa: E402
 from bench.measurement_format import WORDS, _serve  # noqa: E402
 from bench.scale_clone import check_postgres, clone_postgres, clone_sqlite  # noqa: E402
 from collector.api.query import encode_cursor  # noqa: E402
+from collector.detect import extract, observed  # noqa: E402
 from collector.store import StoredMeasurement, is_postgres, open_store  # noqa: E402
 from collector.store.body import pack  # noqa: E402
 from probe.core.measurement import envelope  # noqa: E402
@@ -195,15 +196,17 @@ class Generator:
         return out
 
     def row(self, index: int, packed: bool = False) -> StoredMeasurement:
-        """Stored measurement ``index`` (uid ``s<index>``); ``packed``: with its body
-        compressed as validation hands it to the store."""
+        """Stored measurement ``index`` (uid ``s<index>``), with its observation as
+        validation extracts it; ``packed``: with its body compressed as validation hands it
+        to the store."""
         text, c = self.document(index, f"s{index:011d}")
+        seen = observed.encode(extract.observation(json.loads(text), c["probe_id"]))
         return StoredMeasurement(
             uid=c["uid"], probe_id=c["probe_id"], test_name="web_connectivity",
             input=c["target"], probe_cc=c["cc"], probe_asn=c["asn"],
             start_time=c["start_time"], received_at=c["start_time"], verdict=c["verdict"],
             layer=c["layer"] or None, mechanism=c["mechanism"] or None, body=text,
-            packed=pack(text) if packed else None)
+            packed=pack(text) if packed else None, observation=seen)
 
 
 _WORKER: Generator | None = None

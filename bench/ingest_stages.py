@@ -1,25 +1,32 @@
-"""Where the collector's CPU goes per ingested measurement, stage by stage.
+"""Where the collector's CPU goes per ingested measurement, stage by stage, before and now.
 
-Run: ``python bench/ingest_stages.py [--database FILE_OR_DSN] [--batches 30]``
+Run: ``python bench/ingest_stages.py [--database FILE_OR_DSN] [--batches 30] [--rounds 5]``
 
 The measurements are ``bench/collector_scale.py``'s realistic ones (a real probe's
 web_connectivity measurement of a 4 KiB page, about 7 KB of JSON). Each stage of the ingest
 path runs alone in this process on batches of 100 and is timed in CPU time
 (``time.process_time``, every thread of the process), so other work on the machine stretches
 wall times but not these numbers: parsing the request body, validating (checks, the stored
-document's serialization, its size), compressing, the store's write of a batch (its CPU;
-the wall time beside it includes the commit's fsync), and what detection does with each
-stored measurement (decompress, parse, extract its observation). The HTTP server, the
-metrics and the event loop are what the collector's CPU per measurement in
-``collector_scale.py`` adds to these. Prints one table; asserts nothing.
+document's serialization, its size), extracting detection's observation, compressing, the
+store's write of a batch (its CPU; the wall time beside it includes the commit's fsync), and
+what detection does with each stored measurement.
+
+Two columns: **before**, detection reading every stored body back (decompress, parse,
+extract), as it still does for rows stored without an observation; **now**, the observation
+extracted at ingest from the document already parsed, stored with the row, and read by
+detection instead (``collector.detect.observed``). The stages that differ run alternately,
+``--rounds`` times, and each cell is their median, so a change in the machine's load falls on
+both. Prints one table; asserts nothing.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import secrets
+import statistics
 import sys
 import tempfile
 import time
@@ -34,7 +41,7 @@ sys.path.insert(0, str(ROOT))
 from bench.collector_scale import Generator, template  # noqa: E402
 from collector.api.validate import parse_json, validate_batch  # noqa: E402
 from collector.config import Limits  # noqa: E402
-from collector.detect import extract  # noqa: E402
+from collector.detect import extract, observed  # noqa: E402
 from collector.store import StoredMeasurement, open_store  # noqa: E402
 from collector.store.body import pack_utf8, unpack  # noqa: E402
 
@@ -78,55 +85,96 @@ async def store_write(database: str, rows: list[list[StoredMeasurement]]) -> tup
         await store.close()
 
 
+def median_us(pairs: list[tuple[Callable[[], Any], Callable[[], Any]]], n: int,
+              rounds: int) -> list[tuple[float, float]]:
+    """Per (before, now) pair of stage functions: their median CPU us per measurement over
+    ``rounds`` alternated runs."""
+    out = []
+    for before, now in pairs:
+        times: tuple[list[float], list[float]] = ([], [])
+        for _ in range(rounds):
+            times[0].append(cpu_us(before, n, 1))
+            times[1].append(cpu_us(now, n, 1))
+        out.append((statistics.median(times[0]), statistics.median(times[1])))
+    return out
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--database", help="store to write into (default: a new SQLite file)")
     parser.add_argument("--batches", type=int, default=30)
+    parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
     generator = Generator(asyncio.run(template()))
     bodies = batches(generator, args.batches)
     limits = Limits()
     now = datetime.now(UTC)
-    repeat = 1
     parsed = [parse_json(b)["measurements"] for b in bodies]
     n = BATCH * len(bodies)
-    stages: list[tuple[str, float]] = []
-    stages.append(("parse the request body (strict JSON)",
-                   cpu_us(lambda: [parse_json(b) for b in bodies], n, repeat)))
     rows = [validate_batch(items, limits, now, "bench", "127.0.0.1", None) for items in parsed]
     documents = [r.body.encode() for batch in rows for r in batch]
-    packing = cpu_us(lambda: [pack_utf8(d) for d in documents], n, repeat)
-    validation = cpu_us(lambda: [validate_batch(items, limits, now, "bench", "127.0.0.1", None)
-                                 for items in parsed], n, repeat)
-    stages.append(("validate: checks, stored document, size (without compression)",
-                   validation - packing))
-    stages.append(("compress the body (zlib, dictionary)", packing))
+    stored_documents = [json.loads(d) for d in documents]
+    stored = [r.packed for batch in rows for r in batch]
+    seen = [r.observation for batch in rows for r in batch]
+    assert all(s is not None for s in stored) and all(o is not None for o in seen)
+    bare = [[dataclasses.replace(r, uid=f"{r.uid}b", observation=None) for r in batch]
+            for batch in rows]
+
+    def nothing() -> None:
+        return None
+
+    def detection_before() -> None:
+        for packed in stored:
+            extract.observation(json.loads(unpack(packed or b"")), "bench")
+
+    def detection_now() -> None:
+        for text in seen:
+            observed.decode(text or "", "bench")
+
+    def extract_now() -> None:
+        for m in stored_documents:
+            observed.encode(extract.observation(m, "bench"))
+
+    packing = cpu_us(lambda: [pack_utf8(d) for d in documents], n, 1)
+    (parse, validation, extraction, detection) = median_us([
+        (lambda: [parse_json(b) for b in bodies], nothing),
+        (lambda: [validate_batch(items, limits, now, "bench", "127.0.0.1", None)
+                  for items in parsed], nothing),
+        (nothing, extract_now),
+        (detection_before, detection_now),
+    ], n, args.rounds)
+    # Validation now includes the extraction: its cost without it, in both columns.
+    checks = validation[0] - packing - extraction[1]
     with tempfile.TemporaryDirectory() as tmp:
         database = args.database or str(Path(tmp) / "stages.sqlite")
-        write_cpu, write_wall = asyncio.run(store_write(database, rows))
-    stages.append(("store: write a batch of 100 in one transaction", write_cpu))
-    stored = [r.packed for batch in rows for r in batch]
-    assert all(s is not None for s in stored)
-    stages.append(("detection: decompress the stored body",
-                   cpu_us(lambda: [unpack(s) for s in stored if s is not None], n, repeat)))
-    texts = [unpack(s) for s in stored if s is not None]
-    stages.append(("detection: parse it", cpu_us(lambda: [json.loads(t) for t in texts], n,
-                                                 repeat)))
-    documents_ = [json.loads(t) for t in texts]
-    stages.append(("detection: extract the observation",
-                   cpu_us(lambda: [extract.observation(d, "bench") for d in documents_], n,
-                          repeat)))
-    print(f"{n:,} measurements in batches of {BATCH}; store: "
-          f"{'given' if args.database else 'a new SQLite file'}")
-    print("| stage | CPU us per measurement |")
-    print("|---|---:|")
-    for name, value in stages:
-        print(f"| {name} | {value:,.0f} |")
-    total = sum(v for _, v in stages)
-    print(f"| **sum of these stages** | **{total:,.0f}** |")
-    print(f"\nstore write wall time: {write_wall:,.0f} us per measurement (with the fsync)")
-    print(f"one core at this cost: {1e6 / total:,.0f} measurements/s; two: "
-          f"{2e6 / total:,.0f}/s")
+        write_before, wall_before = asyncio.run(store_write(database, bare))
+    with tempfile.TemporaryDirectory() as tmp:
+        database = args.database or str(Path(tmp) / "stages.sqlite")
+        write_now, wall_now = asyncio.run(store_write(database, rows))
+    stages = [
+        ("parse the request body (strict JSON)", (parse[0], parse[0])),
+        ("validate: checks, stored document, size", (checks, checks)),
+        ("extract detection's observation (now: at ingest, from the parsed document)",
+         extraction),
+        ("compress the body (zlib, dictionary)", (packing, packing)),
+        ("store: write a batch of 100 in one transaction", (write_before, write_now)),
+        ("detection (before: decompress, parse, extract; now: read the stored observation)",
+         detection),
+    ]
+    print(f"{n:,} measurements in batches of {BATCH}, {args.rounds} alternated rounds; "
+          f"store: {'given' if args.database else 'a new SQLite file'}")
+    print("| stage | before, CPU us per measurement | now |")
+    print("|---|---:|---:|")
+    for name, (before, after) in stages:
+        print(f"| {name} | {before:,.0f} | {after:,.0f} |")
+    total_before = sum(b for _, (b, _) in stages)
+    total_now = sum(a for _, (_, a) in stages)
+    print(f"| **sum of these stages** | **{total_before:,.0f}** | **{total_now:,.0f}** |")
+    print(f"\nnow / before: {total_now / total_before:.2f}")
+    print(f"store write wall time: {wall_before:,.0f} and {wall_now:,.0f} us per measurement "
+          "(with the fsync)")
+    print(f"one core at the cost now: {1e6 / total_now:,.0f} measurements/s; two: "
+          f"{2e6 / total_now:,.0f}/s")
     return 0
 
 

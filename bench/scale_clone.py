@@ -6,7 +6,8 @@ on two cores. ``bench/collector_scale.py --clone-from N`` fills the first ``N`` 
 the store as usual, then copies them whole until the store holds the size asked: each copy
 gets new uids (``s<index>``, continuing the fleet's numbering) and times shifted past the
 previous copy, keeps its compressed body byte for byte (so bytes per row, page fill and every
-index are those of real rows; only the uid and time *inside* a copied body are its original's),
+index are those of real rows; only the uid and time *inside* a copied body, and in its stored
+observation, are its original's),
 and adds its counts to the rollups, the stored total and ``target_state`` as the store's own
 write path does. Bench code only: it writes the store's tables directly. On PostgreSQL,
 ``check_postgres`` compares the result with a recount of the rows.
@@ -27,7 +28,7 @@ ROWS_PER_HOUR = 3000  # the fleet: 50 probes x 60 targets a round an hour
 _ROLLUP_KEY = ",".join(sql.ROLLUP_KEY)
 _COLUMNS = ("uid", "probe_id", "test_name", "input", "domain", "probe_cc", "probe_asn",
             "start_time", "received_at", "verdict", "layer", "mechanism", "location_source",
-            "location_mismatch")
+            "location_mismatch", "observation")
 
 
 def shift_hours(base: int) -> int:

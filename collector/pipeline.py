@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import logging
 import os
@@ -52,9 +53,9 @@ from typing import Any
 
 from aiohttp import web
 
-from collector.detect import extract, monitor, monitor_reach
+from collector.detect import extract, monitor, monitor_reach, observed
 from collector.detect.engine import Engine
-from collector.detect.model import Event, Run, iso, parse_time
+from collector.detect.model import Event, Observation, Run, iso, parse_time
 from collector.detect.params import DetectionConfig
 from collector.detect.windows import Calendar
 from collector.events.book import EventBook
@@ -86,6 +87,21 @@ FEED_CHUNK = 500
 MAX_ROWS_PER_RUN = 50_000  # a large backlog is digested over several back-to-back runs
 # Observations offered between two runs (``Pipeline.offer``); beyond it the oldest are dropped.
 MAX_OFFERED = 10_000
+
+
+def observed_in(row: FeedRow) -> Observation | None:
+    """The observation of a measurement's feed row: the one stored with it at ingest
+    (``detect.observed``), else extracted from its body (older rows, or an observation of
+    other rules than today's)."""
+    if row.observation is not None:
+        stored = observed.decode(row.observation, row.probe_id)
+        if not isinstance(stored, observed.Stale):
+            return stored
+    try:
+        document = json.loads(row.body)
+    except ValueError:
+        return None
+    return extract.observation(document, row.probe_id)
 
 
 def _heartbeat_identity(body: str) -> tuple[str, str] | None:
@@ -235,6 +251,7 @@ class Pipeline:
         measurements = await self.store.measurement_feed(self.cursors["measurements"],
                                                          FEED_CHUNK)
         heartbeats = await self.store.heartbeat_feed(self.cursors["heartbeats"], FEED_CHUNK)
+        measurements = await self._with_stale_bodies(measurements)
         clock, more = now, False
         for rows, name in ((measurements, "measurements"), (heartbeats, "heartbeats")):
             if rows:
@@ -245,6 +262,18 @@ class Pipeline:
                 if last is not None:
                     clock = min(clock, last)
         return measurements, heartbeats, clock, more
+
+    async def _with_stale_bodies(self, rows: list[FeedRow]) -> list[FeedRow]:
+        """``rows`` where each row whose stored observation is of other rules than today's
+        (``observed.VERSION``) carries its body instead, read by uid (from the archive when
+        archived): the feed gives no body with an observation."""
+        stale = [r.uid for r in rows if r.observation is not None and not r.body
+                 and not observed.current(r.observation)]
+        if not stale:
+            return rows
+        bodies = await self.store.measurement_bodies(stale)
+        return [dataclasses.replace(r, body=bodies.get(r.uid, ""), observation=None)
+                if r.uid in bodies else r for r in rows]
 
     def offer(self, observations: list[object]) -> None:
         """Observations for the engine that are not stored rows (the outside-in prober's
@@ -265,11 +294,10 @@ class Pipeline:
         observations: list[object] = []
         for row in measurements:
             try:
-                document = json.loads(row.body)
                 received = parse_time(row.received_at)
             except ValueError:
                 continue
-            observation = extract.observation(document, row.probe_id)
+            observation = observed_in(row)
             if observation is None:
                 continue
             engine.set_probe(row.probe_id, observation.cc, observation.asn)

@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from collector.detect import extract, observed
 from collector.reanalysis import VERSIONED, rerun
 from collector.store import TIME_FORMAT, Filters, Store
 from collector.store.archive import ArchiveError, rearchive
@@ -123,7 +124,8 @@ async def reanalyze(store: Store, since: str, until: str | None = None, *,
                 if uid in archived:
                     pending.append((by_uid[uid], text, new))
                 elif await store.replace_analysis(uid, text, new.verdict, new.layer,
-                                                  new.mechanism):
+                                                  new.mechanism,
+                                                  observation=_observation(text)):
                     report.stored += 1
             if pending:
                 await _store_archived(store, pending, report)
@@ -140,8 +142,15 @@ async def _store_archived(store: Store, pending: list[tuple[dict[str, Any], str,
         for row, text, _ in pending])
     for row, text, new in pending:
         if await store.replace_analysis(row["uid"], text, new.verdict, new.layer,
-                                        new.mechanism, archived_as=refs[row["uid"]]):
+                                        new.mechanism, archived_as=refs[row["uid"]],
+                                        observation=_observation(text)):
             report.stored += 1
+
+
+def _observation(text: str) -> str:
+    """What detection makes of the re-analysed document, stored with its row in place of
+    what it made of the old one (``collector.detect.observed``; the probe's id is not in it)."""
+    return observed.encode(extract.observation(json.loads(text), ""))
 
 
 def _one(uid: str, body: str, version: int, report: Report) -> tuple[str, Analysis] | None:

@@ -31,6 +31,7 @@ from typing import Any
 
 from collector.api.geoip import Location, place
 from collector.config import Limits
+from collector.detect import extract, observed
 from collector.store import TIME_FORMAT, VERDICTS, StoredMeasurement
 from collector.store.body import pack_utf8
 from probe.core.evidence import Evidence
@@ -302,7 +303,20 @@ def validate(
         # Compressed here, on validation's worker thread, from the bytes just measured: the
         # store's writer then spends no time on it inside its transaction.
         packed=pack_utf8(data),
+        # What detection makes of the stored document, from this parse of it: detection then
+        # reads this instead of decompressing and parsing the body again.
+        observation=_observation(m, probe_id),
     )
+
+
+def _observation(m: dict[str, Any], probe_id: str) -> str | None:
+    """What detection makes of stored document ``m`` (``collector.detect.observed``), or
+    None, storing none, should extracting it ever fail: detection then reads the body, and
+    the upload is stored whatever shape it has (no 5xx)."""
+    try:
+        return observed.encode(extract.observation(m, probe_id))
+    except Exception:  # a document of any shape may be uploaded
+        return None
 
 
 def batch_items(body: Any, max_batch: int) -> list[Any]:

@@ -1,7 +1,9 @@
 """Measurements (OONI df-000 documents with Kuzot's ``analysis``) -> detector observations.
 
 Pure: one stored measurement in, at most one observation out; malformed parts are skipped, not
-raised (ingest already validated the envelope). What is read:
+raised (ingest already validated the envelope). Ingest runs it once and stores the result with
+the row (``observed``), which detection reads instead of the body: a change to what it returns
+for some measurement bumps ``observed.VERSION``. What is read:
 
 * ``connectivity``: ``test_keys.analysis.online`` and ``summary``, and the ``rungs`` to name the
   cause (``ladder.classify``) -> ``LadderReading``.
@@ -100,7 +102,10 @@ def observation(m: Mapping[str, Any], probe_id: str) -> Observation | None:
     outcome = verdict if verdict in OUTCOMES else "inconclusive"
     given = m.get("input")
     target = given if isinstance(given, str) and given else test_name
-    host = urlsplit(target).hostname if "://" in target else None
+    try:
+        host = urlsplit(target).hostname if "://" in target else None
+    except ValueError:  # not a URL after all ("http://[x/"): no host to match handshakes to
+        host = None
     layer = analysis.get("layer") if isinstance(analysis.get("layer"), str) else None
     mechanism = analysis.get("mechanism") if isinstance(analysis.get("mechanism"), str) \
         else None

@@ -37,6 +37,11 @@ class StoredMeasurement:
     ``packed`` is ``body`` in its stored form (``collector.store.body.pack``) when the caller
     already compressed it off the event loop (validation does, on its worker thread); a store
     packs a row that comes without it.
+
+    ``observation`` is what detection makes of the document (``collector.detect.observed``),
+    extracted at ingest from the document already parsed and stored beside the row so that
+    detection need not decompress and parse the body; None stores none (detection then reads
+    the body, as for rows stored before it existed).
     """
 
     uid: str
@@ -54,6 +59,7 @@ class StoredMeasurement:
     location_source: str = "declared"
     location_mismatch: bool = False
     packed: bytes | None = field(default=None, compare=False, repr=False)
+    observation: str | None = field(default=None, compare=False, repr=False)
 
     @property
     def domain(self) -> str | None:
@@ -112,7 +118,11 @@ class FeedRow:
     seq: int  # strictly increasing in storage order; the pipeline's cursor
     probe_id: str
     received_at: str  # TIME_FORMAT, the collector's clock
-    body: str  # the JSON document
+    body: str  # the JSON document ("" when ``observation`` stands for it)
+    # A measurement's stored observation (``collector.detect.observed``), read instead of
+    # its body; None when the row has none (the body is then given).
+    observation: str | None = None
+    uid: str = ""  # a measurement's uid ("" for a heartbeat)
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,11 +158,13 @@ class Store(Protocol):
 
     async def replace_analysis(self, uid: str, body: str, verdict: str | None,
                                layer: str | None, mechanism: str | None, *,
-                               archived_as: str | None = None) -> bool:
+                               archived_as: str | None = None,
+                               observation: str | None = None) -> bool:
         """Store a re-analysed document of ``uid`` and its verdict columns (and those of
         ``latest_by_target`` when it is the row there), in one transaction; False when the uid
         is unknown. The caller keeps what the probe recorded inside ``body``
-        (``collector.reanalyze``).
+        (``collector.reanalyze``). ``observation`` replaces the row's stored observation
+        (None: the row keeps none, and detection reads its body).
 
         An archived row stays archived: the caller writes ``body`` to a new archive file
         first and passes its reference as ``archived_as``, which replaces the row's; without
@@ -215,8 +227,9 @@ class Store(Protocol):
     async def measurement_feed(self, after: int, limit: int) -> list[FeedRow]:
         """Measurements stored after cursor ``after``, in storage order, at most ``limit``
         rows (a store that hands out whole batches may exceed it only with a single batch
-        larger than ``limit``). A row committed later must never get a cursor below one
-        already handed out."""
+        larger than ``limit``), each with its stored observation when it has one (then
+        without its body), else with its body. A row committed later must never get a cursor
+        below one already handed out."""
 
     async def heartbeat_feed(self, after: int, limit: int) -> list[FeedRow]:
         """Heartbeats stored after cursor ``after``, in storage order (same guarantee)."""

@@ -197,6 +197,11 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         sql.rollup_refill("rollups_hourly_coarse", "rollups_hourly", "period"),
         sql.rollup_refill("rollups_daily_coarse", "rollups_daily", "period"),
     ),
+    (  # version 8: what detection makes of a measurement, stored with its summary row at
+        # ingest (collector.detect.observed) so its feed need not read the body, which may be
+        # archived and its partition dropped; NULL on older rows
+        "ALTER TABLE measurements ADD COLUMN observation text",
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -541,7 +546,8 @@ class PostgresStore(PostgresEventsMixin):
 
     async def replace_analysis(self, uid: str, body: str, verdict: str | None,
                                layer: str | None, mechanism: str | None, *,
-                               archived_as: str | None = None) -> bool:
+                               archived_as: str | None = None,
+                               observation: str | None = None) -> bool:
         async def work(conn: asyncpg.Connection) -> bool:
             found = await conn.fetchrow(
                 "SELECT m.start_time, m.probe_cc, m.probe_asn, m.test_name, "
@@ -553,8 +559,8 @@ class PostgresStore(PostgresEventsMixin):
                 return False  # archived since it was read: its body is not brought back
             await conn.execute(
                 "UPDATE measurements SET verdict = $1, layer = $2, mechanism = $3, "
-                "archive = $4 WHERE uid = $5 AND start_time = $6",
-                verdict, layer, mechanism, archived_as, uid, found[0])
+                "archive = $4, observation = $7 WHERE uid = $5 AND start_time = $6",
+                verdict, layer, mechanism, archived_as, uid, found[0], observation)
             # New bodies live compressed in body_z (the text column is for older rows). An
             # archived row's copy here, until its month is dropped, follows the archive's.
             await conn.execute(
@@ -662,8 +668,9 @@ class PostgresStore(PostgresEventsMixin):
         await self.pool.close()
 
 
-# The summary row; the body goes compressed into measurement_bodies.body_z.
-_SUMMARY_COLUMNS = [c for c in MEASUREMENT_COLUMNS if c != "body"]
+# The summary row with the stored observation; the body goes compressed into
+# measurement_bodies.body_z.
+_SUMMARY_COLUMNS = [*(c for c in MEASUREMENT_COLUMNS if c != "body"), "observation"]
 
 
 def _values(row: StoredMeasurement) -> tuple[Any, ...]:

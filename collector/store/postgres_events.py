@@ -63,7 +63,8 @@ MIGRATION: tuple[str, ...] = (
 # not in transactions, whatever the size of the batches that were stored.
 _FEED = """
 SELECT xid::text::bigint AS seq, probe_id, to_char(received_at, 'YYYY-MM-DD HH24:MI:SS') AS
-       received_at, body, {body_z} AS body_z, {archive} AS archive, {uid} AS uid
+       received_at, {body} AS body, {body_z} AS body_z, {archive} AS archive, {uid} AS uid,
+       {observation} AS observation
 FROM {source}
 WHERE xid > $1::text::xid8 AND xid < pg_snapshot_xmin(pg_current_snapshot())
   AND xid <= (SELECT coalesce(max(x) FILTER (WHERE total <= $2), min(x), $1::text::xid8) FROM (
@@ -103,18 +104,24 @@ class PostgresEventsMixin:
         # Only measurements have compressed bodies (body_z); heartbeats are short.
         # Only measurements can be archived (collector.store.archive).
         # A measurement's body is in measurement_bodies (postgres.py), or in the archive.
-        columns = ({"body_z": "body_z", "archive": "archive", "uid": "uid",
+        # A measurement with its observation stored (collector.detect.observed) needs no body:
+        # none is detoasted, decompressed or fetched from the archive for it.
+        bare = "CASE WHEN observation IS NULL THEN {} END"
+        columns = ({"body": bare.format("body"), "body_z": bare.format("body_z"),
+                    "archive": bare.format("archive"), "uid": "uid",
+                    "observation": "observation",
                     "source": "measurements LEFT JOIN measurement_bodies USING (start_time, uid)"}
                    if table == "measurements" else
-                   {"body_z": "NULL::bytea", "archive": "NULL::text", "uid": "NULL::text",
-                    "source": table})
+                   {"body": "body", "body_z": "NULL::bytea", "archive": "NULL::text",
+                    "uid": "NULL::text", "observation": "NULL::text", "source": table})
         records = await self._fetch(_FEED.format(table=table, **columns), str(after), limit)
         # Decompressed on a worker thread, beside the event loop (see the SQLite feed).
         decoded = await asyncio.to_thread(lambda: [
             (r["uid"], unpack(r["body_z"]) if r["body_z"] is not None else r["body"],
              r["archive"]) for r in records])
         bodies = await feed_bodies(getattr(self, "archive_target", None), decoded)
-        return [FeedRow(int(r["seq"]), r["probe_id"], r["received_at"], body)
+        return [FeedRow(int(r["seq"]), r["probe_id"], r["received_at"], body, r["observation"],
+                        r["uid"] or "")
                 for r, body in zip(records, bodies, strict=True)]
 
     async def measurement_feed(self, after: int, limit: int) -> list[FeedRow]:

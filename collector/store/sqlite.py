@@ -158,6 +158,9 @@ MIGRATIONS: tuple[tuple[Step, ...], ...] = (
         sql.rollup_refill("rollups_hourly_coarse", "rollups_hourly", "period"),
         sql.rollup_refill("rollups_daily_coarse", "rollups_daily", "period"),
     ),
+    # Version 8: what detection makes of a measurement, stored with the row at ingest
+    # (collector.detect.observed) so its feed need not read the body; NULL on older rows.
+    ("ALTER TABLE measurements ADD COLUMN observation TEXT",),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -426,7 +429,8 @@ class SQLiteStore(SQLiteEventsMixin):
 
     async def replace_analysis(self, uid: str, body: str, verdict: str | None,
                                layer: str | None, mechanism: str | None, *,
-                               archived_as: str | None = None) -> bool:
+                               archived_as: str | None = None,
+                               observation: str | None = None) -> bool:
         async def job(db: aiosqlite.Connection) -> bool:
             async with db.execute(
                 "SELECT start_time, probe_cc, probe_asn, test_name, coalesce(input, ''), "
@@ -439,8 +443,8 @@ class SQLiteStore(SQLiteEventsMixin):
             stored = pack(body) if archived_as is None else ""
             await db.execute(
                 "UPDATE measurements SET body = ?, verdict = ?, layer = ?, mechanism = ?, "
-                "archive = ? WHERE uid = ?",
-                (stored, verdict, layer, mechanism, archived_as, uid))
+                "archive = ?, observation = ? WHERE uid = ?",
+                (stored, verdict, layer, mechanism, archived_as, observation, uid))
             await db.execute(
                 "UPDATE target_state SET verdict = ?, layer = ?, mechanism = ? WHERE uid = ?",
                 (verdict, layer, mechanism, uid))
@@ -544,15 +548,17 @@ class SQLiteStore(SQLiteEventsMixin):
         await self.write.close()
 
 
-_INSERT_MEASUREMENT = (f"INSERT INTO measurements ({','.join(MEASUREMENT_COLUMNS)}) "
-                       f"VALUES ({','.join('?' for _ in MEASUREMENT_COLUMNS)})")
+# The API's columns, then the stored observation (written, never listed).
+_INSERTED = (*MEASUREMENT_COLUMNS, "observation")
+_INSERT_MEASUREMENT = (f"INSERT INTO measurements ({','.join(_INSERTED)}) "
+                       f"VALUES ({','.join('?' for _ in _INSERTED)})")
 
 
 def _values(row: StoredMeasurement) -> tuple[Any, ...]:
-    values = {c: getattr(row, c) for c in MEASUREMENT_COLUMNS}
+    values = {c: getattr(row, c) for c in _INSERTED}
     values["location_mismatch"] = int(row.location_mismatch)
     values["body"] = row.packed if row.packed is not None else pack(row.body)
-    return tuple(values[c] for c in MEASUREMENT_COLUMNS)
+    return tuple(values[c] for c in _INSERTED)
 
 
 async def _packed_values(rows: list[StoredMeasurement]) -> dict[str, tuple[Any, ...]]:

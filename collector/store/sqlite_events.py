@@ -79,15 +79,19 @@ class SQLiteEventsMixin:
         return [event_document(row) for row in rows]
 
     async def measurement_feed(self, after: int, limit: int) -> list[FeedRow]:
+        # A row with its observation stored needs no body: none is read, decompressed or
+        # fetched from the archive for it.
         rows = await self._fetch(
-            "SELECT rowid, probe_id, received_at, body, uid, archive FROM measurements "
+            "SELECT rowid, probe_id, received_at, "
+            "CASE WHEN observation IS NULL THEN body END, uid, "
+            "CASE WHEN observation IS NULL THEN archive END, observation FROM measurements "
             "WHERE rowid > ? ORDER BY rowid LIMIT ?", (after, limit))
         # Decompressed on a worker thread (zlib lets the event loop serve requests meanwhile):
         # a page is hundreds of bodies, read while uploads keep arriving.
         decoded: list[tuple[str, str | None, str | None]] = await asyncio.to_thread(
-            lambda: [(r[4], unpack(r[3]), r[5]) for r in rows])
+            lambda: [(r[4], None if r[3] is None else unpack(r[3]), r[5]) for r in rows])
         bodies = await feed_bodies(getattr(self, "archive_target", None), decoded)
-        return [FeedRow(int(r[0]), str(r[1]), str(r[2]), body)
+        return [FeedRow(int(r[0]), str(r[1]), str(r[2]), body, r[6], str(r[4]))
                 for r, body in zip(rows, bodies, strict=True)]
 
     async def heartbeat_feed(self, after: int, limit: int) -> list[FeedRow]:

@@ -25,6 +25,8 @@ import pytest
 
 from collector.api.validate import validate
 from collector.config import Limits
+from collector.detect import extract, observed
+from collector.detect.model import Run
 from collector.reanalyze import RECORDED, reanalyze
 from collector.store import TIME_FORMAT, VERDICTS, Filters, Store, open_store
 from collector.store.archive import ArchiveError, archive
@@ -94,6 +96,20 @@ async def _bodies(store: Store, uids: list[str]) -> dict[str, str]:
     return await store.measurement_bodies(uids)
 
 
+async def _observations_follow(store: Store, bodies: dict[str, str], changed: set[str]) -> None:
+    """Every row's stored observation (what detection reads instead of the body) is what
+    detection makes of its document as it is now, re-analysed or not; the ``changed`` rows'
+    runs are now blocked."""
+    feed = {r.uid: r for r in await store.measurement_feed(0, 10_000)}
+    assert set(feed) == set(bodies)
+    for uid, body in bodies.items():
+        stored_one = feed[uid].observation
+        assert stored_one is not None and feed[uid].body == ""
+        assert observed.decode(stored_one, "p1") == extract.observation(json.loads(body), "p1")
+    assert changed and all(isinstance(o := observed.decode(str(feed[u].observation), "p1"), Run)
+                           and o.outcome == "blocked" for u in changed)
+
+
 def _time(moment: datetime) -> str:
     return moment.strftime(TIME_FORMAT)
 
@@ -116,6 +132,7 @@ async def test_reanalysis_rewrites_old_verdicts_and_keeps_what_the_probe_sent(
     assert (done.reanalysed, done.changed, done.stored) == (
         len(stored.old), len(stored.r12), len(stored.old))
     after = await _bodies(store, list(before))
+    await _observations_follow(store, after, {m["measurement_uid"] for m in stored.r12})
     for m, current in zip(stored.old, stored.current, strict=True):
         uid = m["measurement_uid"]
         document = json.loads(after[uid])
@@ -246,6 +263,7 @@ async def test_an_archived_measurement_stays_archived(database: str, tmp_path: P
                    for u in old_uids)
         assert {p: p.read_bytes() for p in files} == files  # old files as written
         after = await store.measurement_bodies(list(before))
+        await _observations_follow(store, after, {m["measurement_uid"] for m in stored.r12})
         for m, current in zip(stored.old, stored.current, strict=True):
             uid = m["measurement_uid"]
             keys = json.loads(after[uid])["test_keys"]

@@ -4,6 +4,7 @@ the steps of the move leaves every body in the database."""
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 from pathlib import Path
 
@@ -129,3 +130,21 @@ async def test_a_day_of_many_members_reads_as_one_gzip_stream(database: str,
         sample = [r.uid for r in rows[::37]] + [rows[-1].uid]
         assert await store.measurement_bodies(sample) == \
             {r.uid: r.body for r in rows if r.uid in sample}
+
+
+async def test_an_archived_rows_observation_stays_with_its_summary_row(
+        database: str, tmp_path: Path) -> None:
+    """Detection catching up on archived rows reads their stored observations: no archive is
+    needed for them (here none is configured when it reads)."""
+    root = tmp_path / "archive"
+    rows = [dataclasses.replace(r, observation=f'[1,"n{i}"]')
+            for i, r in enumerate(three_days())]
+    async with archive_store(database, root, rows=rows) as store:
+        report = await archive(store, LocalTarget(root), CUT)
+        assert report.emptied == 12
+    async with archive_store(database) as reopened:
+        feed = await reopened.measurement_feed(0, 1000)
+        assert sorted((f.uid, f.observation, f.body) for f in feed) == sorted(
+            (r.uid, r.observation, "") for r in rows)
+        with pytest.raises(ArchiveUnreadable):
+            await reopened.measurement_bodies([rows[0].uid])  # its body is archived

@@ -44,7 +44,7 @@ async def test_a_version_1_file_is_migrated_with_its_data(tmp_path: Path) -> Non
     db.close()
     store = await SQLiteStore.open(str(path))
     try:
-        assert await store.schema_version() == len(MIGRATIONS) == 7
+        assert await store.schema_version() == len(MIGRATIONS) == 8
         rows = await store.measurements(Filters(domain="kloop.kg"))
         assert [(r["uid"], r["location_source"], r["location_mismatch"]) for r in rows] == [
             ("u1", "declared", False), ("u0", "declared", False)]

@@ -8,7 +8,7 @@ import asyncio
 import json
 from typing import Any
 
-from collector.store import EventFilter, Store
+from collector.store import EventFilter, Filters, Store
 from tests.collector.factory import stored
 
 
@@ -137,3 +137,27 @@ async def test_detection_state_is_saved_and_replaced(store: Store) -> None:
     await store.save_state("detection", '{"v": 2}', "2024-05-01 12:01:00")
     assert await store.load_state("detection") == '{"v": 2}'
     assert await store.load_state("other") is None
+
+
+async def test_a_stored_observation_is_fed_instead_of_the_body(store: Store) -> None:
+    """A row stored with its observation (``collector.detect.observed``) is fed with it and
+    without its body; a row without one (older rows) with its body; re-analysis replaces
+    the observation or, given none, leaves the row to be read from its body."""
+    seen = '[1,"ladder","KG","AS8449",1714564800.0,true,"online"]'
+    rows = [stored(start_time="2024-05-01 12:00:00", observation=seen),
+            stored(start_time="2024-05-01 12:00:01"),
+            stored(start_time="2024-05-01 12:00:02", observation="[1]")]
+    await store.add_measurements(rows)
+    feed = await store.measurement_feed(0, 100)
+    assert [(r.uid, r.observation, r.body) for r in feed] == [
+        (rows[0].uid, seen, ""), (rows[1].uid, None, rows[1].body), (rows[2].uid, "[1]", "")]
+    # Stored observations stay out of the read API.
+    assert all("observation" not in r for r in await store.measurements(Filters()))
+
+    revised = '{"measurement_uid":"revised"}'
+    assert await store.replace_analysis(rows[0].uid, revised, "blocked", "tls", "reset",
+                                        observation="[1]")
+    assert await store.replace_analysis(rows[2].uid, revised, "blocked", "tls", "reset")
+    feed = await store.measurement_feed(0, 100)
+    assert [(r.observation, r.body) for r in feed] == [
+        ("[1]", ""), (None, rows[1].body), (None, revised)]
