@@ -41,7 +41,11 @@ more of them on discovery than on the watched blocks):
    read as a cut: an address that answers another way has that way kept in E(b), and then the
    block's other addresses are checked the same way. The share of the sample that came back up
    is applied to all the blocks that were not up (the estimate is exact when the sample is all
-   of them). Trinocular itself keeps probing a block whose belief left ``up`` within the round
+   of them). When an address of the sample was found answering another way (the border
+   changed, not the hosts), every other dark block of the network is checked the same way at
+   once and the estimate is over all of them: otherwise the blocks outside the sample would go
+   on being probed the way that no longer works and the network would stay below its baseline
+   for good. A real cut changes no way and costs no more than the sample. Trinocular itself keeps probing a block whose belief left ``up`` within the round
    (the extra probes of step 2) and again in the next rounds; the confirmation is that second
    look, for one network, within minutes instead of a round.
 
@@ -627,15 +631,18 @@ class Prober:
         return [(cc, network, len(members), sum(1 for t in members if t.watched))
                 for (cc, network), members in sorted(self.networks.items())]
 
-    async def _confirm_block(self, track: BlockTrack) -> None:
+    async def _confirm_block(self, track: BlockTrack) -> bool:
         """A fresh adaptive round by every method; if an address of E(b) was found to answer
         only another way, the rest of E(b) is checked the same way at once (at most
-        ``max_responsive`` addresses), so the next round probes the ways that work."""
+        ``max_responsive`` addresses), so the next round probes the ways that work. True when
+        a way changed."""
         before = list(track.responsive)
         await self._probe_block(track, every_method=True)
-        if track.responsive != before:
-            await asyncio.gather(*(self._any_way(track, t) for t in list(track.responsive)
-                                   if t in before))
+        if track.responsive == before:
+            return False
+        await asyncio.gather(*(self._any_way(track, t) for t in list(track.responsive)
+                               if t in before))
+        return True
 
     async def confirm(self, country: str, network: str) -> Confirmation:
         """Re-probe a sample of the network's dark blocks now (step 5 of the module doc)."""
@@ -647,7 +654,15 @@ class Prober:
         dark = [t for t in mine if t.state in (BlockState.DOWN, BlockState.UNCERTAIN)]
         sample = (dark if len(dark) <= self.settings.confirm_sample
                   else self._rng.sample(dark, self.settings.confirm_sample))
-        await asyncio.gather(*(self._confirm_block(t) for t in sample))
+        shifted = await asyncio.gather(*(self._confirm_block(t) for t in sample))
+        if any(shifted) and len(sample) < len(dark):
+            # A way stopped answering on the path, not the hosts (a border that started
+            # dropping ICMP echo while TCP answers): the dark blocks outside the sample would
+            # stay dark in every later round, the network stuck below its baseline. They are
+            # checked the same way now; a real cut shifts nothing and costs nothing more.
+            rest = [t for t in dark if all(t is not s for s in sample)]
+            await asyncio.gather(*(self._confirm_block(t) for t in rest))
+            sample = dark
         recovered = sum(1 for t in sample if t.state is BlockState.UP)
         return Confirmation(country=country, network=network, started=started,
                             seconds=self._clock() - begin, sent=counters.sent - sent,

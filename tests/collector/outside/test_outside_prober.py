@@ -370,6 +370,32 @@ async def test_a_confirmation_finds_addresses_that_now_answer_tcp_only() -> None
     assert report.results[0].state is BlockState.UP and report.sent == 1
 
 
+async def test_a_way_that_stopped_answering_is_relearned_on_every_dark_block() -> None:
+    # Forty blocks, a confirmation sample of ten: when the border starts dropping ICMP echo
+    # while the hosts answer a SYN, the sample finds the new way; the thirty dark blocks
+    # outside it must learn it too, or the network stays below its baseline for good.
+    world = World(VirtualTime())
+    blocks = many_blocks(world, 40)
+    prober, _ = build(world, blocks, rate=1000.0, burst=20.0, confirm_sample=10)
+    for _ in range(2):
+        await prober.round()
+    for address in list(world.icmp):
+        world.tcp[address] = 443
+    world.icmp.clear()
+    report = await prober.round()
+    assert sum(r.state is BlockState.DOWN for r in report.results) == 40
+    result = await prober.confirm("KZ", "big")
+    assert (result.dark, result.sampled, result.recovered, result.blocks_up) == (40, 40, 40, 40)
+    after = await prober.round()
+    assert all(r.state is BlockState.UP for r in after.results)
+    assert after.sent == 40  # one SYN per block: every block probes the way that works
+    # A real cut shifts no way: the confirmation stays a sample of ten.
+    world.cut.update(b.prefix for b in blocks)
+    await prober.round()
+    cut = await prober.confirm("KZ", "big")
+    assert (cut.dark, cut.sampled, cut.recovered) == (40, 10, 0)
+
+
 async def test_run_confirms_what_the_hook_names_after_confirm_after() -> None:
     world, blocks = populated_world()
     # run() waits in real time: a slot of 0.3 s, the confirmation 0.1 s after the round.
