@@ -45,9 +45,10 @@ more of them on discovery than on the watched blocks):
    changed, not the hosts), every other dark block of the network is checked the same way at
    once and the estimate is over all of them: otherwise the blocks outside the sample would go
    on being probed the way that no longer works and the network would stay below its baseline
-   for good. A real cut changes no way and costs no more than the sample. Trinocular itself keeps probing a block whose belief left ``up`` within the round
-   (the extra probes of step 2) and again in the next rounds; the confirmation is that second
-   look, for one network, within minutes instead of a round.
+   for good. A real cut changes no way and costs no more than the sample. Trinocular itself
+   keeps probing a block whose belief left ``up`` within the round (the extra probes of step
+   2) and again in the next rounds; the confirmation is that second look, for one network,
+   within minutes instead of a round.
 
 6. The watch set (``watch_per_network``; 0 turns it off and every block is watched). A network
    of thousands of /24 blocks does not need all of them probed to be seen going dark: IODA's
