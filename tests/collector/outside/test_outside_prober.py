@@ -324,12 +324,20 @@ def many_blocks(world: World, count: int) -> list[Block]:
     return parse_blocks(lines)
 
 
-async def test_a_confirmation_reprobes_a_bounded_sample_of_the_dark_blocks() -> None:
+async def watched_big_network(count: int = 40, sample: int = 10
+                              ) -> tuple[World, list[Block], Prober]:
+    """``count`` blocks of one network answering ICMP, a confirmation sample of ``sample``,
+    two rounds in: every block judged up."""
     world = World(VirtualTime())
-    blocks = many_blocks(world, 40)
-    prober, sender = build(world, blocks, rate=1000.0, burst=20.0, confirm_sample=10)
+    blocks = many_blocks(world, count)
+    prober, _ = build(world, blocks, rate=1000.0, burst=20.0, confirm_sample=sample)
     for _ in range(2):
         await prober.round()
+    return world, blocks, prober
+
+
+async def test_a_confirmation_reprobes_a_bounded_sample_of_the_dark_blocks() -> None:
+    world, blocks, prober = await watched_big_network()
     world.cut.update(ipaddress.IPv4Network(f"198.18.{i}.0/24") for i in range(30))
     report = await prober.round()
     assert sum(r.state is BlockState.DOWN for r in report.results) == 30
@@ -374,11 +382,7 @@ async def test_a_way_that_stopped_answering_is_relearned_on_every_dark_block() -
     # Forty blocks, a confirmation sample of ten: when the border starts dropping ICMP echo
     # while the hosts answer a SYN, the sample finds the new way; the thirty dark blocks
     # outside it must learn it too, or the network stays below its baseline for good.
-    world = World(VirtualTime())
-    blocks = many_blocks(world, 40)
-    prober, _ = build(world, blocks, rate=1000.0, burst=20.0, confirm_sample=10)
-    for _ in range(2):
-        await prober.round()
+    world, blocks, prober = await watched_big_network()
     for address in list(world.icmp):
         world.tcp[address] = 443
     world.icmp.clear()
