@@ -13,7 +13,7 @@ import asyncpg
 import pytest
 
 from collector.store import Store, is_postgres
-from collector.store.body import ZLIB_V1, pack, unpack
+from collector.store.body import ZLIB_V1, ZSTD_V1, pack, pack_zlib, unpack
 from tests.collector.factory import measurement, stored
 
 WORDS = "Кыргызстан жаңылыктары Бишкек Алматы сайлоо news court protest Ош «цитата» 🙂".split()
@@ -38,10 +38,13 @@ def page_measurement(seed: int) -> str:
 ])
 def test_pack_then_unpack_gives_the_same_text(text: str) -> None:
     packed = pack(text)
-    assert packed[0] == ZLIB_V1
+    assert packed[0] == ZSTD_V1
     assert unpack(packed) == text
     assert unpack(memoryview(packed)) == text
     assert unpack(text) == text  # rows stored before compression are text
+    older = pack_zlib(text.encode())  # rows stored before zstd: still read
+    assert older[0] == ZLIB_V1
+    assert unpack(older) == text
 
 
 def test_a_page_measurement_shrinks_to_well_under_half() -> None:
@@ -56,6 +59,8 @@ def test_unknown_or_truncated_bodies_are_refused() -> None:
         unpack(b"")
     with pytest.raises(ValueError, match="truncated"):
         unpack(pack(page_measurement(3))[:-20])
+    with pytest.raises(ValueError, match="truncated"):
+        unpack(pack_zlib(page_measurement(3).encode())[:-20])
 
 
 def test_the_released_dictionary_is_never_edited() -> None:
@@ -93,6 +98,18 @@ async def test_bodies_are_stored_compressed_and_read_back_exactly(
     assert {r.body for r in feed} == {r.body for r in rows}
     for row in rows[:5]:
         assert await _stored_bytes(database, row.uid) < len(row.body.encode()) * 0.4
+
+
+async def test_rows_of_either_format_read_back_side_by_side(store: Store) -> None:
+    # A store written before zstd holds ZLIB_V1 bodies; new rows arrive beside them.
+    bodies = [page_measurement(30 + i) for i in range(4)]
+    rows = [stored(uid=f"fmt-{i}", body=b,
+                   packed=pack_zlib(b.encode()) if i % 2 else pack(b))
+            for i, b in enumerate(bodies)]
+    assert await store.add_measurements(rows) == [r.uid for r in rows]
+    assert await store.measurement_bodies([r.uid for r in rows]) == {r.uid: r.body for r in rows}
+    feed = await store.measurement_feed(0, 100)
+    assert {r.body for r in feed} == set(bodies)
 
 
 async def test_rows_packed_before_the_store_read_back_exactly(store: Store) -> None:
