@@ -11,6 +11,7 @@ sent to first byte), transfer (first byte to last).
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -70,6 +71,35 @@ def phase_durations(test_keys: Mapping[str, Any]) -> list[tuple[str, float]]:
     return out
 
 
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What the fleet metrics record of one stored measurement: made where the measurement is
+    validated (``collector.api.prepare``, on a worker thread or process), recorded on the
+    event loop by ``FleetMetrics.record``."""
+
+    cc: str
+    asn: str
+    input: str | None
+    verdict: str
+    layer: str
+    mechanism: str
+    phases: tuple[tuple[str, float], ...]
+    start: datetime
+
+
+def outcome_of(measurement: Mapping[str, Any], cc: str, asn: str, input_: str | None,
+               start: datetime) -> Outcome:
+    """``measurement``'s outcome at its stored location (``cc``/``asn``, GeoIP-placed) and
+    scrubbed ``input_``, not the raw upload's."""
+    keys = measurement.get("test_keys")
+    keys = keys if isinstance(keys, Mapping) else {}
+    analysis = keys.get("analysis")
+    analysis = analysis if isinstance(analysis, Mapping) else {}
+    return Outcome(cc, asn, input_, str(analysis.get("verdict") or "none"),
+                   str(analysis.get("layer") or ""), str(analysis.get("mechanism") or ""),
+                   tuple(phase_durations(keys)), start)
+
+
 class FleetMetrics:
     def __init__(self, registry: CollectorRegistry, max_targets: int = 1000) -> None:
         self.max_targets = max_targets
@@ -110,19 +140,18 @@ class FleetMetrics:
     def observe(self, measurement: Mapping[str, Any], probe_id: str, start: datetime,
                 received: datetime) -> None:
         """Record one newly stored measurement (already validated)."""
-        cc = str(measurement.get("probe_cc", ""))
-        asn = str(measurement.get("probe_asn", ""))
-        target = self._target(measurement.get("input"))
-        keys = measurement.get("test_keys")
-        keys = keys if isinstance(keys, Mapping) else {}
-        analysis = keys.get("analysis")
-        analysis = analysis if isinstance(analysis, Mapping) else {}
-        self.outcomes.labels(cc, asn, target, str(analysis.get("verdict") or "none"),
-                             str(analysis.get("layer") or ""),
-                             str(analysis.get("mechanism") or "")).inc()
-        for phase, seconds in phase_durations(keys):
+        self.record(outcome_of(measurement, str(measurement.get("probe_cc", "")),
+                               str(measurement.get("probe_asn", "")),
+                               measurement.get("input"), start), probe_id, received)
+
+    def record(self, outcome: Outcome, probe_id: str, received: datetime) -> None:
+        """Record the outcome of one newly stored measurement."""
+        cc, asn, target = outcome.cc, outcome.asn, self._target(outcome.input)
+        self.outcomes.labels(cc, asn, target, outcome.verdict, outcome.layer,
+                             outcome.mechanism).inc()
+        for phase, seconds in outcome.phases:
             self.phase.labels(cc, asn, target, phase).observe(seconds)
-        self.upload_delay.labels(cc).observe(max(0.0, (received - start).total_seconds()))
+        self.upload_delay.labels(cc).observe(max(0.0, (received - outcome.start).total_seconds()))
         self.last_measurement.labels(probe_id, cc, asn).set(received.timestamp())
 
     def heartbeat(self, probe_id: str, body: Mapping[str, Any], received: datetime) -> None:
