@@ -11,6 +11,7 @@ from aiohttp import web
 from collector.announce import announcer
 from collector.api.geoip import GeoIP
 from collector.api.handlers import error_middleware
+from collector.api.ingest_workers import IngestWorkers, auto_workers
 from collector.api.list_health_web import list_health_ctx
 from collector.api.pseudonyms import load_access
 from collector.api.ratelimit import RateLimiter
@@ -33,6 +34,7 @@ from collector.keys import (
     eventbook_key,
     fleet_key,
     geoip_key,
+    ingest_workers_key,
     metrics_key,
     names_key,
     notifier_key,
@@ -99,6 +101,12 @@ async def _geoip_ctx(app: web.Application) -> AsyncIterator[None]:
     yield
     if geoip is not None:
         geoip.close()
+
+
+async def _ingest_workers_ctx(app: web.Application) -> AsyncIterator[None]:
+    # No process starts here: the first large upload starts them (collector.api.ingest_workers).
+    yield
+    await app[ingest_workers_key].close()
 
 
 async def _notifier_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -185,6 +193,9 @@ def create_app(config: CollectorConfig) -> web.Application:
     app[ratelimit_key] = RateLimiter(config.limits.rate_per_minute)
     app[control_gate_key] = ControlGate(config.control.max_concurrent)
     app[fleet_key] = FleetMetrics(registry)
+    workers = config.ingest.workers
+    app[ingest_workers_key] = IngestWorkers(auto_workers() if workers is None else workers,
+                                            config.ingest.process_min_bytes)
     notifier = Notifier(config.notifications, config.status_url, registry)
     app[notifier_key] = notifier
     book = EventBook(sinks=[notifier])
@@ -203,6 +214,7 @@ def create_app(config: CollectorConfig) -> web.Application:
     outside = _outside(app, registry) if config.outside.enabled else None
     app.cleanup_ctx.append(_geoip_ctx)
     app.cleanup_ctx.append(_store_ctx)
+    app.cleanup_ctx.append(_ingest_workers_ctx)
     app.cleanup_ctx.append(_read_access_ctx)
     app.cleanup_ctx.append(_notifier_ctx)
     app.cleanup_ctx.append(sni_ab_context)

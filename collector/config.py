@@ -75,6 +75,21 @@ class Limits:
     header_timeout: float = duration_field(20.0, positive)
 
 
+def _workers(value: int | None) -> str | None:
+    return None if value is None or value >= 0 else "0 or more (0: none; unset: one per CPU)"
+
+
+@dataclass(frozen=True, slots=True)
+class Ingest:
+    # Worker processes that prepare large uploads (parse, validate, compress), each on its own
+    # core: unset, one per CPU (at most 4); 0 prepares every upload on a thread of the
+    # collector's own process (collector.api.ingest_workers).
+    workers: int | None = checked(None, _workers)
+    # Bodies smaller than this are prepared on a thread even with workers: the trip to a
+    # process and back costs about what preparing a few measurements does.
+    process_min_bytes: int = checked(64 * 1024, positive)
+
+
 @dataclass(frozen=True, slots=True)
 class Query:
     max_page_size: int = checked(1000, positive)
@@ -199,6 +214,7 @@ class CollectorConfig:
     target_lists: TargetListsConfig = field(default_factory=TargetListsConfig)
     auth: Auth = field(default_factory=Auth)
     limits: Limits = field(default_factory=Limits)
+    ingest: Ingest = field(default_factory=Ingest)
     query: Query = field(default_factory=Query)
     control: Control = field(default_factory=Control)
     notifications: Notifications = field(default_factory=Notifications)

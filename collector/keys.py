@@ -12,6 +12,7 @@ from collector.metrics.exposition import ExpositionRegistry
 if TYPE_CHECKING:
     from collector.announce import Announcer
     from collector.api.geoip import GeoIP
+    from collector.api.ingest_workers import IngestWorkers
     from collector.api.list_health import ListHealth
     from collector.api.pseudonyms import ReadAccess
     from collector.api.ratelimit import RateLimiter
@@ -38,6 +39,7 @@ snapshot_key: web.AppKey[StoreSnapshot] = web.AppKey("snapshot")
 geoip_key: web.AppKey[GeoIP | None] = web.AppKey("geoip")
 eventbook_key: web.AppKey[EventBook] = web.AppKey("eventbook")
 fleet_key: web.AppKey[FleetMetrics] = web.AppKey("fleet")
+ingest_workers_key: web.AppKey[IngestWorkers] = web.AppKey("ingest_workers")
 notifier_key: web.AppKey[Notifier] = web.AppKey("notifier")
 calendar_key: web.AppKey[Calendar] = web.AppKey("calendar")
 detection_metrics_key: web.AppKey[DetectionMetrics] = web.AppKey("detection_metrics")

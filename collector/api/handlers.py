@@ -7,7 +7,6 @@ Every error is JSON ``{"error": reason}``. Domain exceptions map to status codes
 
 from __future__ import annotations
 
-import asyncio
 import csv
 import io
 import json
@@ -38,11 +37,8 @@ from collector.api.query import (
     parse_list,
 )
 from collector.api.validate import (
-    BatchInvalid,
     Invalid,
-    batch_items,
     parse_json,
-    validate_batch,
     validate_heartbeat,
 )
 from collector.events import feed, statuspage
@@ -58,6 +54,7 @@ from collector.keys import (
     eventbook_key,
     fleet_key,
     geoip_key,
+    ingest_workers_key,
     metrics_key,
     names_key,
     ratelimit_key,
@@ -124,9 +121,9 @@ def _too_large(limit: int, actual: int) -> web.HTTPException:
         text=json.dumps({"error": f"body larger than {limit} bytes"}))
 
 
-async def _read_json(request: web.Request, limit: int) -> Any:
-    """The body as strict JSON; 413 past ``limit`` bytes (checked before reading when the
-    length is declared), 400 when it is not JSON."""
+async def _read_body(request: web.Request, limit: int) -> bytes:
+    """The body's bytes; 413 past ``limit`` bytes (checked before reading when the length is
+    declared)."""
     if request.content_length is not None and request.content_length > limit:
         raise _too_large(limit, request.content_length)
     try:
@@ -135,6 +132,12 @@ async def _read_json(request: web.Request, limit: int) -> Any:
         raise _too_large(limit, limit + 1) from exc
     if len(raw) > limit:
         raise _too_large(limit, len(raw))
+    return raw
+
+
+async def _read_json(request: web.Request, limit: int) -> Any:
+    """The body as strict JSON; 413 past ``limit`` bytes, 400 when it is not JSON."""
+    raw = await _read_body(request, limit)
     try:
         return parse_json(raw)
     except Invalid as exc:
@@ -164,45 +167,45 @@ async def ingest(request: web.Request) -> web.Response:
 async def _ingest(request: web.Request, metrics: IngestMetrics) -> web.Response:
     config = request.app[config_key]
     probe_id = await authenticate(request) or "anonymous"
-    body = await _read_json(request, config.limits.max_body_bytes)
-    try:
-        items = batch_items(body, config.limits.max_batch)
-    except Invalid as exc:
-        metrics.rejected.labels(exc.reason).inc()
-        raise _error(web.HTTPBadRequest, str(exc)) from exc
-    wait = request.app[ratelimit_key].take(probe_id, cost=len(items))
-    if wait > 0:
-        raise _error(web.HTTPTooManyRequests, "rate limit exceeded for this probe",
-                     {"Retry-After": str(max(1, math.ceil(wait)))})
+    raw = await _read_body(request, config.limits.max_body_bytes)
     address = client_address(request)
     geoip = request.app[geoip_key]
     located = geoip.lookup(address) if geoip is not None else None
-    try:
-        # On a worker thread: scrubbing every string of a large batch takes CPU time (about
-        # a second for 2 MB made of nothing but address-like text), which must not stall
-        # every other client's request.
-        rows = await asyncio.to_thread(validate_batch, items, config.limits, datetime.now(UTC),
-                                       probe_id, address, located)
-    except BatchInvalid as exc:
-        for rejection in exc.rejections:
+    # Off the event loop (a worker process for a large body, else a thread): parsing,
+    # scrubbing every string and compressing a large batch take CPU time (about a second for
+    # 2 MB made of nothing but address-like text), which must not stall every other client.
+    prepared = await request.app[ingest_workers_key].prepare(
+        raw, config.limits, datetime.now(UTC), probe_id, address, located)
+    if prepared.refusal is not None:
+        if prepared.refusal.counted:
+            metrics.rejected.labels(prepared.refusal.reason).inc()
+        raise _error(web.HTTPBadRequest, prepared.refusal.message)
+    # The limit counts measurements, so it applies once the body is read as a batch (as it
+    # did before the measurements were checked one by one).
+    wait = request.app[ratelimit_key].take(probe_id, cost=prepared.count)
+    if wait > 0:
+        raise _error(web.HTTPTooManyRequests, "rate limit exceeded for this probe",
+                     {"Retry-After": str(max(1, math.ceil(wait)))})
+    if prepared.rejections:
+        for rejection in prepared.rejections:
             metrics.rejected.labels(rejection.reason).inc()
-        metrics.ingested.labels("rejected").inc(len(exc.rejections))
+        metrics.ingested.labels("rejected").inc(len(prepared.rejections))
+        first = prepared.rejections[0]
         rejected = [{"index": r.index, "uid": r.uid, "reason": r.reason, "message": r.message}
-                    for r in exc.rejections]
-        raise _error(web.HTTPBadRequest, str(exc), rejected=rejected) from exc
+                    for r in prepared.rejections]
+        raise _error(web.HTTPBadRequest, f"measurements[{first.index}]: {first.message}",
+                     rejected=rejected)
+    rows = prepared.rows
     with _timed(metrics, "add_measurements"):
         inserted = set(await request.app[store_key].add_measurements(rows))
     fleet = request.app[fleet_key]
     now = datetime.now(UTC)
-    for row, item in zip(rows, items, strict=True):
+    for row, outcome in zip(rows, prepared.outcomes, strict=True):
         if row.uid in inserted:
             metrics.ingested.labels("stored").inc()
             metrics.measurements.labels(row.test_name, row.probe_cc, row.probe_asn,
                                         row.verdict or "none").inc()
-            # The stored location (GeoIP-placed) and the scrubbed input, not the raw upload.
-            placed = {**item, "probe_cc": row.probe_cc, "probe_asn": row.probe_asn,
-                      "input": row.input}
-            fleet.observe(placed, probe_id, _start_time(row.start_time), now)
+            fleet.record(outcome, probe_id, now)
             if row.location_mismatch:
                 metrics.location_mismatches.inc()
         else:
