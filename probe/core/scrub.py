@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import base64
 import binascii
+import bisect
 import ipaddress
+import itertools
 import re
 from collections.abc import Callable
 from typing import Any
@@ -262,26 +264,41 @@ def scrub_address(text: str, address: str) -> str:
 
 def scrub_document(value: Any, is_own: Predicate) -> tuple[Any, bool]:
     """``value`` (parsed JSON) with every own address removed from every string, keys
-    included; returns it and whether anything changed (unchanged parts are shared).
+    included; returns it and whether anything changed (unchanged parts are shared, and an
+    unchanged document is returned itself).
 
     Scrubbing the parsed document rather than its serialized text keeps JSON escapes out of
     the matcher's view: ``\\u00e9203.0.113.7`` would hide an address behind the escape's
     digits, and a replacement could cut a ``\\u0000`` escape in two.
+
+    A measurement holds a few hundred distinct strings and almost never an own address, so
+    the strings are first scrubbed together (``_scrub_texts``: one scan of their joined text
+    per precheck, the matcher only on the few strings a precheck finds); only when one of
+    them changed is the document rebuilt, with those results.
     """
+    texts = _texts(value)
+    replaced = _scrub_texts(texts, is_own)
+    if replaced is None:  # a key that is not a string (not JSON): each string on its own
+        texts, replaced = [], {}
+    elif not replaced:
+        return value, False
     changed = False
     # Keys and values repeat within a measurement (every query's "t0", an address in the
     # DNS answer, the TCP connect and the network events): each distinct string once.
-    seen: dict[str, str] = {}
+    seen: dict[str, str] = {**{t: t for t in texts}, **replaced}
+
+    def scrub(text: str) -> str:
+        nonlocal changed
+        out = seen.get(text)
+        if out is None:
+            out = seen[text] = scrub_matching(text, is_own)
+        if out != text:
+            changed = True
+        return out
 
     def walk(item: Any) -> Any:
-        nonlocal changed
         if isinstance(item, str):
-            out = seen.get(item)
-            if out is None:
-                out = seen[item] = scrub_matching(item, is_own)
-            if out != item:
-                changed = True
-            return out
+            return scrub(item)
         if isinstance(item, list):
             return [walk(v) for v in item]
         if isinstance(item, dict):
@@ -293,19 +310,112 @@ def scrub_document(value: Any, is_own: Predicate) -> tuple[Any, bool]:
         # A response body in OONI's binary form (not UTF-8): its bytes scrubbed as Latin-1
         # text, which maps every byte to one character and back. Certificates (also base64)
         # are not touched: DER cannot be edited (``probe.local.privacy`` blanks one that names us).
-        nonlocal changed
-        try:
-            text = base64.b64decode(body["data"], validate=True).decode("latin-1")
-        except (binascii.Error, ValueError):
+        text = _body_text(body)
+        if text is None:
             return {walk(k): walk(v) for k, v in body.items()}
-        out = scrub_matching(text, is_own)
+        out = scrub(text)
         if out == text:
             return body
-        changed = True
         return {**body, "data": base64.b64encode(out.encode("latin-1")).decode("ascii")}
 
     result = walk(value)
     return (result, True) if changed else (value, False)
+
+
+def _body_text(body: dict[str, Any]) -> str | None:
+    """A base64 body's bytes as Latin-1 text; None when its data is not base64."""
+    try:
+        return base64.b64decode(body["data"], validate=True).decode("latin-1")
+    except (binascii.Error, ValueError):
+        return None
+
+
+_CONTAINERS = (list, dict)  # a tuple: isinstance with it is faster than with ``list | dict``
+
+
+def _texts(value: Any) -> list[Any]:
+    """Every string ``scrub_document``'s walk hands to the matcher, each once: keys and
+    string values, and a base64 body's Latin-1 text instead of the body's own strings (or
+    those, when its data is not base64). Keys that are not strings (not JSON) are listed
+    too, for ``_scrub_texts`` to refuse."""
+    found: dict[Any, None] = {}
+    add = found.setdefault
+    stack = [value]
+    push = stack.append
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            add(item)
+        elif isinstance(item, list):
+            stack.extend(item)
+        elif isinstance(item, dict):
+            for key, child in item.items():
+                add(key)
+                if isinstance(child, str):
+                    add(child)
+                elif key == "body" and _is_base64(child):
+                    text = _body_text(child)
+                    if text is None:  # walked as a plain object, keys and values
+                        found.update(dict.fromkeys(child))
+                        stack.extend(child.values())
+                    else:
+                        add(text)
+                elif isinstance(child, _CONTAINERS):
+                    push(child)
+    return list(found)
+
+
+# Necessary conditions for the prechecks of ``scrub_matching`` (keep them in step): a text
+# none of these matches goes through every pass unchanged. Each starts with a literal, which
+# the regex engine scans for in C several times faster than for a class such as [0-9]
+# (``_THREE_NUMBERS`` becomes three patterns, one per separator, without the digit before
+# it); none matches a "\n" or looks at the text around its match.
+_NEEDED = (re.compile("::"), _SIX_COLONS, re.compile("%3"), re.compile("--"), _SEVEN_DASHES,
+           _FOUR_NIBBLES, *(re.compile(re.escape(sep) + "[0-9]{1,3}[._-][0-9]") for sep in "._-"))
+
+
+def _scrub_texts(texts: list[Any], is_own: Predicate) -> dict[str, str] | None:
+    """``scrub_matching`` of each of ``texts``, as {text: scrubbed} for those it changes.
+
+    The matcher itself costs a few microseconds a string, mostly in Python, and nearly
+    every string of a measurement fails all its prechecks. So each pattern of ``_NEEDED``
+    scans the texts joined with "\\n" once, in C, and the matcher runs only on the texts
+    where one matched. This is exact:
+
+    * a text that no pattern of ``_NEEDED`` matches is returned by ``scrub_matching``
+      unchanged: none of its prechecks matches (each needs one of ``_NEEDED``), so no pass
+      runs (a pass's precheck sees the text the earlier passes left, which is the text
+      itself when none ran);
+    * a pattern matches a text alone exactly when it matches the joined text within that
+      text's span: it matches no "\\n", so no match straddles two texts, and it looks at
+      nothing outside its match, so the neighbours make no difference (a text's own "\\n"
+      are part of it either way). Each scan resumes after the text it found, so every text
+      with a match is found, once per pattern.
+
+    None when a text is not a string.
+    """
+    try:
+        joined = "\n".join(texts)
+    except TypeError:
+        return None
+    # starts[i]: where texts[i] begins in the joined text; one more past the end.
+    starts = list(itertools.accumulate(map((1).__add__, map(len, texts)), initial=0))
+    end = len(joined)
+    found: set[int] = set()
+    for needed in _NEEDED:
+        search = needed.search
+        position = 0
+        while (match := search(joined, position)) is not None:
+            index = bisect.bisect_right(starts, match.start()) - 1
+            found.add(index)
+            position = min(starts[index + 1], end)  # on to the next text
+    replaced: dict[str, str] = {}
+    for index in found:
+        text = texts[index]
+        out = scrub_matching(text, is_own)
+        if out != text:
+            replaced[text] = out
+    return replaced
 
 
 def _is_base64(value: Any) -> bool:
