@@ -386,11 +386,13 @@ def _scrub_texts(texts: list[Any], is_own: Predicate) -> dict[str, str] | None:
       unchanged: none of its prechecks matches (each needs one of ``_NEEDED``), so no pass
       runs (a pass's precheck sees the text the earlier passes left, which is the text
       itself when none ran);
-    * a pattern matches a text alone exactly when it matches the joined text within that
-      text's span: it matches no "\\n", so no match straddles two texts, and it looks at
-      nothing outside its match, so the neighbours make no difference (a text's own "\\n"
-      are part of it either way). Each scan resumes after the text it found, so every text
-      with a match is found, once per pattern.
+    * every text with a match is found: a pattern that looks at nothing outside its match
+      (none of ``_NEEDED`` does) matches a text alone at ``p`` exactly when it matches the
+      joined text at the text's start plus ``p``, so a search from where the text starts
+      finds a match that starts inside it. Each search resumes where the next text starts.
+      (A match that ran on past a text's end would only add that text to the candidates;
+      with "\\n" between texts there is none, as no pattern matches a "\\n". A text's own
+      "\\n" are part of it either way.)
 
     None when a text is not a string.
     """
