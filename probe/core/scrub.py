@@ -16,9 +16,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-import bisect
 import ipaddress
-import itertools
 import re
 from collections.abc import Callable
 from typing import Any
@@ -272,9 +270,9 @@ def scrub_document(value: Any, is_own: Predicate) -> tuple[Any, bool]:
     digits, and a replacement could cut a ``\\u0000`` escape in two.
 
     A measurement holds a few hundred distinct strings and almost never an own address, so
-    the strings are first scrubbed together (``_scrub_texts``: one scan of their joined text
-    per precheck, the matcher only on the few strings a precheck finds); only when one of
-    them changed is the document rebuilt, with those results.
+    the strings are first scrubbed together (``_scrub_texts``: a few scans of their joined
+    text, the matcher only on the few strings a scan finds); only when one of them changed
+    is the document rebuilt, with those results.
     """
     texts = _texts(value)
     replaced = _scrub_texts(texts, is_own)
@@ -334,86 +332,94 @@ _CONTAINERS = (list, dict)  # a tuple: isinstance with it is faster than with ``
 
 
 def _texts(value: Any) -> list[Any]:
-    """Every string ``scrub_document``'s walk hands to the matcher, each once: keys and
-    string values, and a base64 body's Latin-1 text instead of the body's own strings (or
-    those, when its data is not base64). Keys that are not strings (not JSON) are listed
-    too, for ``_scrub_texts`` to refuse."""
-    found: dict[Any, None] = {}
-    add = found.setdefault
+    """Every string of ``value``, keys included, and the Latin-1 text of each base64 body,
+    each once: all that ``scrub_document``'s walk hands to the matcher, and a little more
+    (the walk skips a base64 body's own strings, such as its data), which costs only a
+    scan. Keys that are not strings (not JSON) are listed too, for ``_scrub_texts`` to
+    refuse."""
+    found: list[Any] = []
+    add = found.append
     stack = [value]
     push = stack.append
     while stack:
         item = stack.pop()
-        if isinstance(item, str):
-            add(item)
-        elif isinstance(item, list):
-            stack.extend(item)
-        elif isinstance(item, dict):
-            for key, child in item.items():
-                add(key)
+        if isinstance(item, dict):
+            found.extend(item)
+            for child in item.values():
                 if isinstance(child, str):
                     add(child)
-                elif key == "body" and _is_base64(child):
-                    text = _body_text(child)
-                    if text is None:  # walked as a plain object, keys and values
-                        found.update(dict.fromkeys(child))
-                        stack.extend(child.values())
-                    else:
-                        add(text)
                 elif isinstance(child, _CONTAINERS):
                     push(child)
-    return list(found)
+            if "body" in item and _is_base64(body := item["body"]):
+                text = _body_text(body)
+                if text is not None:
+                    add(text)
+        elif isinstance(item, list):
+            for child in item:
+                if isinstance(child, str):
+                    add(child)
+                elif isinstance(child, _CONTAINERS):
+                    push(child)
+        elif isinstance(item, str):
+            add(item)
+    return list(dict.fromkeys(found))
 
 
 # Necessary conditions for the prechecks of ``scrub_matching`` (keep them in step): a text
-# none of these matches goes through every pass unchanged. Each starts with a literal, which
-# the regex engine scans for in C several times faster than for a class such as [0-9]
-# (``_THREE_NUMBERS`` becomes three patterns, one per separator, without the digit before
-# it); none matches a "\n" or looks at the text around its match.
-_NEEDED = (re.compile("::"), _SIX_COLONS, re.compile("%3"), re.compile("--"), _SEVEN_DASHES,
-           _FOUR_NIBBLES, *(re.compile(re.escape(sep) + "[0-9]{1,3}[._-][0-9]") for sep in "._-"))
+# none of these matches goes through every pass unchanged. Each starts with one literal
+# character, which the regex engine scans for in C several times faster than for a class such
+# as ``_THREE_NUMBERS``' [0-9], and the prechecks that start with the same character share a
+# scan. None matches a NUL or looks at the text around its match.
+_NEEDED = (
+    re.compile(r":(?::|[0-9A-Fa-f]{1,4}(?::[0-9A-Fa-f]{1,4}){4}:)"),  # "::", _SIX_COLONS
+    re.compile(r"%3"),
+    # "--", _SEVEN_DASHES, and _THREE_NUMBERS after its first digit, for each separator
+    re.compile(r"-(?:-|[0-9A-Fa-f]{1,4}(?:-[0-9A-Fa-f]{1,4}){5}-|[0-9]{1,3}[._-][0-9])"),
+    re.compile(r"\.(?:[0-9A-Fa-f]\.[0-9A-Fa-f]\.[0-9A-Fa-f]\.[0-9A-Fa-f]\.|[0-9]{1,3}[._-][0-9])"),
+    re.compile(r"_[0-9]{1,3}[._-][0-9]"),
+)
 
 
 def _scrub_texts(texts: list[Any], is_own: Predicate) -> dict[str, str] | None:
-    """``scrub_matching`` of each of ``texts``, as {text: scrubbed} for those it changes.
+    """``scrub_matching`` of each of ``texts``, as {text: scrubbed} for those it changes;
+    None when a text is not a string.
 
-    The matcher itself costs a few microseconds a string, mostly in Python, and nearly
-    every string of a measurement fails all its prechecks. So each pattern of ``_NEEDED``
-    scans the texts joined with "\\n" once, in C, and the matcher runs only on the texts
-    where one matched. This is exact:
+    The matcher costs a few microseconds a string, mostly in Python, and nearly every
+    string of a measurement fails all its prechecks. So the texts are joined with a NUL
+    between them, each pattern of ``_NEEDED`` scans the joined text once, in C, and the
+    matcher runs only on the texts where one matched. This is exact:
 
     * a text that no pattern of ``_NEEDED`` matches is returned by ``scrub_matching``
       unchanged: none of its prechecks matches (each needs one of ``_NEEDED``), so no pass
       runs (a pass's precheck sees the text the earlier passes left, which is the text
       itself when none ran);
-    * every text with a match is found: a pattern that looks at nothing outside its match
-      (none of ``_NEEDED`` does) matches a text alone at ``p`` exactly when it matches the
-      joined text at the text's start plus ``p``, so a search from where the text starts
-      finds a match that starts inside it. Each search resumes where the next text starts.
-      (A match that ran on past a text's end would only add that text to the candidates;
-      with "\\n" between texts there is none, as no pattern matches a "\\n". A text's own
-      "\\n" are part of it either way.)
-
-    None when a text is not a string.
+    * a pattern matches a text alone exactly when it matches the joined text inside that
+      text: it matches no NUL, so no match reaches over one into a neighbour, and it looks
+      at nothing outside its match, so the neighbours make no difference. The text a match
+      lies in runs from the NUL before it to the NUL after it, as no text holds a NUL
+      (counted: when one does, the texts are scanned one by one), and each search resumes
+      after that text, so every text with a match is found.
     """
     try:
-        joined = "\n".join(texts)
+        joined = "\0".join(texts)
     except TypeError:
         return None
-    # starts[i]: where texts[i] begins in the joined text; one more past the end.
-    starts = list(itertools.accumulate(map((1).__add__, map(len, texts)), initial=0))
-    end = len(joined)
-    found: set[int] = set()
-    for needed in _NEEDED:
-        search = needed.search
-        position = 0
-        while (match := search(joined, position)) is not None:
-            index = bisect.bisect_right(starts, match.start()) - 1
-            found.add(index)
-            position = min(starts[index + 1], end)  # on to the next text
+    found: set[str] = set()
+    if joined.count("\0") != len(texts) - 1:  # a text holds a NUL: one by one
+        found.update(t for t in texts if any(needed.search(t) for needed in _NEEDED))
+    else:
+        for needed in _NEEDED:
+            search = needed.search
+            position = 0
+            while (match := search(joined, position)) is not None:
+                start = joined.rfind("\0", 0, match.start()) + 1
+                end = joined.find("\0", match.end())
+                if end < 0:
+                    end = len(joined)
+                found.add(joined[start:end])
+                position = end + 1
     replaced: dict[str, str] = {}
-    for index in found:
-        text = texts[index]
+    for text in found:
         out = scrub_matching(text, is_own)
         if out != text:
             replaced[text] = out

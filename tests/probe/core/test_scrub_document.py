@@ -24,7 +24,11 @@ from hypothesis import strategies as st
 
 from bench.collector_scale import Generator, template
 from probe.core.scrub import (
+    _FOUR_NIBBLES,
     _NEEDED,
+    _SEVEN_DASHES,
+    _SIX_COLONS,
+    _THREE_NUMBERS,
     SCRUBBED,
     Predicate,
     _every,
@@ -97,7 +101,8 @@ def v4_spellings(address: str) -> list[str]:
         address, ".".join(o.zfill(3) for o in octets), "-".join(octets), "_".join(octets),
         ".".join(reversed(octets)) + ".in-addr.arpa", f"host-{'-'.join(octets)}.isp.kg",
         f"ip-{'-'.join(reversed(octets))}.x.kz", f"ns1.{address}.example.net",
-        f"::ffff:{high}:{low}", f"::FFFF:{address}", f"::ffff:{'.'.join(o.zfill(3) for o in octets)}",
+        f"::ffff:{high}:{low}", f"::FFFF:{address}",
+        f"::ffff:{'.'.join(o.zfill(3) for o in octets)}",
         ipaddress.IPv6Address(f"::ffff:{address}").exploded, f"64:ff9b::{address}",
         str(ipaddress.IPv6Address(f"2002:{high}:{low}::1")), _teredo(address),
         f"::ffff:{high}:{low}".replace(":", "%3A"), f"--ffff-{high}-{low}.example.net",
@@ -128,7 +133,9 @@ GLUE = st.sampled_from(["", "", " ", "\n", "1", "12", "0.", "a", "f", "x", ":", 
                         "-", "--", "_", "%3A", "%", "[", "]", "é", "Бишкек", "2026-01-01",
                         "12:30:45", "\n\n", "0\n", "\n1.",
                         # An ip6.arpa run without a digit, for the nibble scan alone.
-                        "a.b.c.d.e.f.a.b.c.d.e.f.a.b.c.d"])
+                        "a.b.c.d.e.f.a.b.c.d.e.f.a.b.c.d",
+                        # A NUL: the joined text is then scanned string by string.
+                        "\x00"])
 FRAGMENT = spelling() | GLUE | st.text(alphabet="0123456789abcdef.:-_%\n ", max_size=12)
 TEXT = st.lists(FRAGMENT, max_size=6).map("".join)
 KEY = st.sampled_from(["body", "data", "format", "ip", "t0", "failure"]) | TEXT
@@ -180,6 +187,31 @@ def test_a_text_the_scans_pass_over_is_left_as_it_is(text: str) -> None:
     matcher changes, even when every address is to go."""
     if not any(p.search(text) for p in _NEEDED):
         assert scrub_matching(text, _every) == text
+
+
+PRECHECKS = [lambda t: "::" in t, _SIX_COLONS.search, lambda t: "%3" in t, lambda t: "--" in t,
+             _SEVEN_DASHES.search, _FOUR_NIBBLES.search, _THREE_NUMBERS.search]
+
+
+@settings(max_examples=500, deadline=None)
+@given(text=TEXT)
+def test_every_precheck_of_the_matcher_needs_a_scanned_pattern(text: str) -> None:
+    if any(precheck(text) for precheck in PRECHECKS):
+        assert any(p.search(text) for p in _NEEDED)
+
+
+@pytest.mark.parametrize("own", ["203.0.113.7", "2001:db8::7"])
+def test_strings_that_begin_with_the_address_one_after_another(own: str) -> None:
+    """Each scan resumes right where the next string begins, so one that starts with its
+    match is not skipped."""
+    predicate = same_address(own)
+    assert predicate is not None
+    spellings = v4_spellings(own) if "." in own else v6_spellings(own)
+    for spelled in spellings:
+        document = [f"x{spelled}", spelled, f"{spelled}\n", spelled + "1"]
+        expected = reference(document, predicate)
+        assert scrub_document(document, predicate) == expected
+        assert expected[0][1] != spelled, spelled
 
 
 def test_keys_that_are_not_strings_are_walked_string_by_string() -> None:
