@@ -188,7 +188,8 @@ def scrub_matching(text: str, is_own: Predicate) -> str:
     measurement, only the probe's own addresses must go.
     """
     # Each pass runs only where a valid address could be: IPv6 needs "::" or six colons
-    # in a row of groups, a dashed one "--" or seven dashes, and so on.
+    # in a row of groups, a dashed one "--" or seven dashes, and so on. (``_NEEDED`` holds a
+    # necessary condition of each of these prechecks: keep the two in step.)
     if "::" in text or _SIX_COLONS.search(text):
         text = _V6.sub(lambda m: SCRUBBED if _own_ipv6(m.group(0), is_own) else m.group(0),
                        text)
@@ -380,6 +381,10 @@ _NEEDED = (
 )
 
 
+# The longest text scanned in the joined text of a document's strings.
+_JOINED = 8192
+
+
 def _scrub_texts(texts: list[Any], is_own: Predicate) -> dict[str, str] | None:
     """``scrub_matching`` of each of ``texts``, as {text: scrubbed} for those it changes;
     None when a text is not a string.
@@ -399,15 +404,24 @@ def _scrub_texts(texts: list[Any], is_own: Predicate) -> dict[str, str] | None:
       lies in runs from the NUL before it to the NUL after it, as no text holds a NUL
       (counted: when one does, the texts are scanned one by one), and each search resumes
       after that text, so every text with a match is found.
+
+    Texts longer than ``_JOINED`` (pages) are not joined: the matcher gets them whole.
     """
     try:
         joined = "\0".join(texts)
     except TypeError:
         return None
-    found: set[str] = set()
+    found: list[str] = []
+    if len(joined) > _JOINED and max(map(len, texts)) > _JOINED:
+        # A long text (a page) goes to the matcher straight away, without the scans: it
+        # would be scanned twice when a scan finds it, as the matcher's prechecks scan too.
+        found = [t for t in texts if len(t) > _JOINED]
+        texts = [t for t in texts if len(t) <= _JOINED]
+        joined = "\0".join(texts)
     if joined.count("\0") != len(texts) - 1:  # a text holds a NUL: one by one
-        found.update(t for t in texts if any(needed.search(t) for needed in _NEEDED))
+        found += [t for t in texts if any(needed.search(t) for needed in _NEEDED)]
     else:
+        spans: dict[int, int] = {}  # where each text found starts and ends
         for needed in _NEEDED:
             search = needed.search
             position = 0
@@ -416,8 +430,9 @@ def _scrub_texts(texts: list[Any], is_own: Predicate) -> dict[str, str] | None:
                 end = joined.find("\0", match.end())
                 if end < 0:
                     end = len(joined)
-                found.add(joined[start:end])
+                spans[start] = end
                 position = end + 1
+        found += [joined[start:end] for start, end in spans.items()]
     replaced: dict[str, str] = {}
     for text in found:
         out = scrub_matching(text, is_own)

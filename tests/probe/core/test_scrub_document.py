@@ -214,6 +214,25 @@ def test_strings_that_begin_with_the_address_one_after_another(own: str) -> None
         assert expected[0][1] != spelled, spelled
 
 
+@pytest.mark.parametrize("own", ["203.0.113.7", "2001:db8::7"])
+def test_long_pages_beside_short_strings(own: str) -> None:
+    """Texts longer than the joined scans take (pages) go to the matcher whole."""
+    predicate = same_address(own)
+    assert predicate is not None
+    page = "<p>Бишкек 2026-01-01 12:30 news</p>\n" * 400
+    spellings = v4_spellings(own) if "." in own else v6_spellings(own)
+    for spelled in spellings:
+        for document in (
+            {"body": page + spelled, "ip": spelled, "other": page},
+            {"body": page, "ip": f"at {spelled}", "nul": "\x00"},
+            {"body": spelled + page, "binary": _body(page + spelled)},
+        ):
+            expected = reference(document, predicate)
+            assert expected[1], spelled
+            assert scrub_document(document, predicate) == expected
+    assert scrub_document({"body": page, "ip": "x"}, predicate)[1] is False
+
+
 def test_keys_that_are_not_strings_are_walked_string_by_string() -> None:
     predicate = same_address("203.0.113.7")
     assert predicate is not None
