@@ -366,18 +366,20 @@ def _texts(value: Any) -> list[Any]:
     return list(dict.fromkeys(found))
 
 
-# Necessary conditions for the prechecks of ``scrub_matching`` (keep them in step): a text
+# What each pass of ``scrub_matching`` needs to change anything, as patterns (keep them in
+# step with it): the precheck of passes 1 to 4, and for the last pass a run of four numbers
+# (``_RUN``), which its precheck ``_THREE_NUMBERS`` does not ask for (versions, dates). A text
 # none of these matches goes through every pass unchanged. Each starts with one literal
-# character, which the regex engine scans for in C several times faster than for a class such
-# as ``_THREE_NUMBERS``' [0-9], and the prechecks that start with the same character share a
-# scan. None matches a NUL or looks at the text around its match.
+# character, which the regex engine scans for in C several times faster than for a class
+# such as [0-9], and those that start with the same character share a scan. None matches a
+# NUL or looks at the text around its match.
 _NEEDED = (
     re.compile(r":(?::|[0-9A-Fa-f]{1,4}(?::[0-9A-Fa-f]{1,4}){4}:)"),  # "::", _SIX_COLONS
     re.compile(r"%3"),
-    # "--", _SEVEN_DASHES, and _THREE_NUMBERS after its first digit, for each separator
-    re.compile(r"-(?:-|[0-9A-Fa-f]{1,4}(?:-[0-9A-Fa-f]{1,4}){5}-|[0-9]{1,3}[._-][0-9])"),
-    re.compile(r"\.(?:[0-9A-Fa-f]\.[0-9A-Fa-f]\.[0-9A-Fa-f]\.[0-9A-Fa-f]\.|[0-9]{1,3}[._-][0-9])"),
-    re.compile(r"_[0-9]{1,3}[._-][0-9]"),
+    # "--", _SEVEN_DASHES, and the last three numbers of a _RUN, for each separator
+    re.compile(r"-(?:-|[0-9A-Fa-f]{1,4}(?:-[0-9A-Fa-f]{1,4}){5}-|[0-9]{1,3}-[0-9]{1,3}-[0-9])"),
+    re.compile(r"\.(?:[0-9A-Fa-f]\.[0-9A-Fa-f]\.[0-9A-Fa-f]\.[0-9A-Fa-f]\.|[0-9]{1,3}\.[0-9]{1,3}\.[0-9])"),
+    re.compile(r"_[0-9]{1,3}_[0-9]{1,3}_[0-9]"),
 )
 
 
@@ -395,9 +397,9 @@ def _scrub_texts(texts: list[Any], is_own: Predicate) -> dict[str, str] | None:
     matcher runs only on the texts where one matched. This is exact:
 
     * a text that no pattern of ``_NEEDED`` matches is returned by ``scrub_matching``
-      unchanged: none of its prechecks matches (each needs one of ``_NEEDED``), so no pass
-      runs (a pass's precheck sees the text the earlier passes left, which is the text
-      itself when none ran);
+      unchanged: by induction over the passes, each sees the text itself (the earlier ones
+      left it as it was) and leaves it so, as its precheck fails or (the last pass) its
+      pattern finds nothing to replace;
     * a pattern matches a text alone exactly when it matches the joined text inside that
       text: it matches no NUL, so no match reaches over one into a neighbour, and it looks
       at nothing outside its match, so the neighbours make no difference. The text a match
