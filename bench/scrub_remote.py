@@ -5,9 +5,10 @@ Run: ``python bench/scrub_remote.py [--batches 10] [--rounds 7]``
 The measurements are ``bench/ingest_stages.py``'s (a real probe's web_connectivity
 measurement of a 4 KiB page, about 7.8 KB of JSON, varied), in batches of 100.
 ``validate_batch`` runs on them from loopback (not scrubbed) and from a remote address
-(every string scrubbed for it), with ``scrub_document`` as it is (**now**: the strings' joined
-text scanned once per precheck, the matcher only on the strings a scan finds) and as it was
-(**before**: the matcher on every distinct string, the walk kept below), alternately,
+(every string scrubbed for it), with ``scrub_document`` as it is (**now**: the strings'
+joined text scanned for what the matcher's passes need, the matcher only on the strings a
+scan finds) and as it was (**before**: the matcher on every distinct string, the walk kept
+below), alternately,
 ``--rounds`` times; each cell is the median CPU time (``time.process_time``) per
 measurement. ``scrub_document`` alone is timed the same way, and beside it the first idea for
 the fast path: the whole matcher once on the joined text, the walk only when that changed
