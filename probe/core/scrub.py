@@ -376,7 +376,7 @@ def _texts(value: Any) -> list[Any]:
 _NEEDED = (
     re.compile(r":(?::|[0-9A-Fa-f]{1,4}(?::[0-9A-Fa-f]{1,4}){4}:)"),  # "::", _SIX_COLONS
     re.compile(r"%3"),
-    # "--", _SEVEN_DASHES, and the last three numbers of a _RUN, for each separator
+    # "--", _SEVEN_DASHES; and for each separator, a _RUN from its first separator on
     re.compile(r"-(?:-|[0-9A-Fa-f]{1,4}(?:-[0-9A-Fa-f]{1,4}){5}-|[0-9]{1,3}-[0-9]{1,3}-[0-9])"),
     re.compile(r"\.(?:[0-9A-Fa-f]\.[0-9A-Fa-f]\.[0-9A-Fa-f]\.[0-9A-Fa-f]\.|[0-9]{1,3}\.[0-9]{1,3}\.[0-9])"),
     re.compile(r"_[0-9]{1,3}_[0-9]{1,3}_[0-9]"),
