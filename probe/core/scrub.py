@@ -188,7 +188,8 @@ def scrub_matching(text: str, is_own: Predicate) -> str:
     measurement, only the probe's own addresses must go.
     """
     # Each pass runs only where a valid address could be: IPv6 needs "::" or six colons
-    # in a row of groups, a dashed one "--" or seven dashes, and so on.
+    # in a row of groups, a dashed one "--" or seven dashes, and so on. (``_NEEDED`` holds a
+    # necessary condition of each of these prechecks: keep the two in step.)
     if "::" in text or _SIX_COLONS.search(text):
         text = _V6.sub(lambda m: SCRUBBED if _own_ipv6(m.group(0), is_own) else m.group(0),
                        text)
@@ -262,26 +263,41 @@ def scrub_address(text: str, address: str) -> str:
 
 def scrub_document(value: Any, is_own: Predicate) -> tuple[Any, bool]:
     """``value`` (parsed JSON) with every own address removed from every string, keys
-    included; returns it and whether anything changed (unchanged parts are shared).
+    included; returns it and whether anything changed (unchanged parts are shared, and an
+    unchanged document is returned itself).
 
     Scrubbing the parsed document rather than its serialized text keeps JSON escapes out of
     the matcher's view: ``\\u00e9203.0.113.7`` would hide an address behind the escape's
     digits, and a replacement could cut a ``\\u0000`` escape in two.
+
+    A measurement holds a few hundred distinct strings and almost never an own address, so
+    the strings are first scrubbed together (``_scrub_texts``: a few scans of their joined
+    text, the matcher only on the few strings a scan finds); only when one of them changed
+    is the document rebuilt, with those results.
     """
+    texts = _texts(value)
+    replaced = _scrub_texts(texts, is_own)
+    if replaced is None:  # a key that is not a string (not JSON): each string on its own
+        texts, replaced = [], {}
+    elif not replaced:
+        return value, False
     changed = False
     # Keys and values repeat within a measurement (every query's "t0", an address in the
     # DNS answer, the TCP connect and the network events): each distinct string once.
-    seen: dict[str, str] = {}
+    seen: dict[str, str] = {**{t: t for t in texts}, **replaced}
+
+    def scrub(text: str) -> str:
+        nonlocal changed
+        out = seen.get(text)
+        if out is None:
+            out = seen[text] = scrub_matching(text, is_own)
+        if out != text:
+            changed = True
+        return out
 
     def walk(item: Any) -> Any:
-        nonlocal changed
         if isinstance(item, str):
-            out = seen.get(item)
-            if out is None:
-                out = seen[item] = scrub_matching(item, is_own)
-            if out != item:
-                changed = True
-            return out
+            return scrub(item)
         if isinstance(item, list):
             return [walk(v) for v in item]
         if isinstance(item, dict):
@@ -293,19 +309,138 @@ def scrub_document(value: Any, is_own: Predicate) -> tuple[Any, bool]:
         # A response body in OONI's binary form (not UTF-8): its bytes scrubbed as Latin-1
         # text, which maps every byte to one character and back. Certificates (also base64)
         # are not touched: DER cannot be edited (``probe.local.privacy`` blanks one that names us).
-        nonlocal changed
-        try:
-            text = base64.b64decode(body["data"], validate=True).decode("latin-1")
-        except (binascii.Error, ValueError):
+        text = _body_text(body)
+        if text is None:
             return {walk(k): walk(v) for k, v in body.items()}
-        out = scrub_matching(text, is_own)
+        out = scrub(text)
         if out == text:
             return body
-        changed = True
         return {**body, "data": base64.b64encode(out.encode("latin-1")).decode("ascii")}
 
     result = walk(value)
     return (result, True) if changed else (value, False)
+
+
+def _body_text(body: dict[str, Any]) -> str | None:
+    """A base64 body's bytes as Latin-1 text; None when its data is not base64."""
+    try:
+        return base64.b64decode(body["data"], validate=True).decode("latin-1")
+    except (binascii.Error, ValueError):
+        return None
+
+
+_CONTAINERS = (list, dict)  # a tuple: isinstance with it is faster than with ``list | dict``
+
+
+def _texts(value: Any) -> list[Any]:
+    """Every string of ``value``, keys included, and the Latin-1 text of each base64 body,
+    each once: all that ``scrub_document``'s walk hands to the matcher, and a little more
+    (the walk skips a base64 body's own strings, such as its data), which costs only a
+    scan. Keys that are not strings (not JSON) are listed too, for ``_scrub_texts`` to
+    refuse."""
+    found: list[Any] = []
+    add = found.append
+    stack = [value]
+    push = stack.append
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            found.extend(item)
+            for child in item.values():
+                if isinstance(child, str):
+                    add(child)
+                elif isinstance(child, _CONTAINERS):
+                    push(child)
+            if "body" in item and _is_base64(body := item["body"]):
+                text = _body_text(body)
+                if text is not None:
+                    add(text)
+        elif isinstance(item, list):
+            for child in item:
+                if isinstance(child, str):
+                    add(child)
+                elif isinstance(child, _CONTAINERS):
+                    push(child)
+        elif isinstance(item, str):
+            add(item)
+    return list(dict.fromkeys(found))
+
+
+# What each pass of ``scrub_matching`` needs to change anything, as patterns (keep them in
+# step with it): the precheck of passes 1 to 4, and for the last pass a run of four numbers
+# (``_RUN``), which its precheck ``_THREE_NUMBERS`` does not ask for (versions, dates). A text
+# none of these matches goes through every pass unchanged. Each starts with one literal
+# character, which the regex engine scans for in C several times faster than for a class
+# such as [0-9], and those that start with the same character share a scan. None matches a
+# NUL or looks at the text around its match.
+_NEEDED = (
+    re.compile(r":(?::|[0-9A-Fa-f]{1,4}(?::[0-9A-Fa-f]{1,4}){4}:)"),  # "::", _SIX_COLONS
+    re.compile(r"%3"),
+    # "--", _SEVEN_DASHES; and for each separator, a _RUN from its first separator on
+    re.compile(r"-(?:-|[0-9A-Fa-f]{1,4}(?:-[0-9A-Fa-f]{1,4}){5}-|[0-9]{1,3}-[0-9]{1,3}-[0-9])"),
+    re.compile(r"\.(?:[0-9A-Fa-f]\.[0-9A-Fa-f]\.[0-9A-Fa-f]\.[0-9A-Fa-f]\.|[0-9]{1,3}\.[0-9]{1,3}\.[0-9])"),
+    re.compile(r"_[0-9]{1,3}_[0-9]{1,3}_[0-9]"),
+)
+
+
+# The longest text scanned in the joined text of a document's strings.
+_JOINED = 8192
+
+
+def _scrub_texts(texts: list[Any], is_own: Predicate) -> dict[str, str] | None:
+    """``scrub_matching`` of each of ``texts``, as {text: scrubbed} for those it changes;
+    None when a text is not a string.
+
+    The matcher costs a few microseconds a string, mostly in Python, and nearly every
+    string of a measurement fails all its prechecks. So the texts are joined with a NUL
+    between them, each pattern of ``_NEEDED`` scans the joined text once, in C, and the
+    matcher runs only on the texts where one matched. This is exact:
+
+    * a text that no pattern of ``_NEEDED`` matches is returned by ``scrub_matching``
+      unchanged: by induction over the passes, each sees the text itself (the earlier ones
+      left it as it was) and leaves it so, as its precheck fails or (the last pass) its
+      pattern finds nothing to replace;
+    * a pattern matches a text alone exactly when it matches the joined text inside that
+      text: it matches no NUL, so no match reaches over one into a neighbour, and it looks
+      at nothing outside its match, so the neighbours make no difference. The text a match
+      lies in runs from the NUL before it to the NUL after it, as no text holds a NUL
+      (counted: when one does, the texts are scanned one by one), and each search resumes
+      after that text, so every text with a match is found.
+
+    Texts longer than ``_JOINED`` (pages) are not joined: the matcher gets them whole.
+    """
+    try:
+        joined = "\0".join(texts)
+    except TypeError:
+        return None
+    found: list[str] = []
+    if len(joined) > _JOINED and max(map(len, texts)) > _JOINED:
+        # A long text (a page) goes to the matcher straight away, without the scans: it
+        # would be scanned twice when a scan finds it, as the matcher's prechecks scan too.
+        found = [t for t in texts if len(t) > _JOINED]
+        texts = [t for t in texts if len(t) <= _JOINED]
+        joined = "\0".join(texts)
+    if joined.count("\0") != len(texts) - 1:  # a text holds a NUL: one by one
+        found += [t for t in texts if any(needed.search(t) for needed in _NEEDED)]
+    else:
+        spans: dict[int, int] = {}  # where each text found starts and ends
+        for needed in _NEEDED:
+            search = needed.search
+            position = 0
+            while (match := search(joined, position)) is not None:
+                start = joined.rfind("\0", 0, match.start()) + 1
+                end = joined.find("\0", match.end())
+                if end < 0:
+                    end = len(joined)
+                spans[start] = end
+                position = end + 1
+        found += [joined[start:end] for start, end in spans.items()]
+    replaced: dict[str, str] = {}
+    for text in found:
+        out = scrub_matching(text, is_own)
+        if out != text:
+            replaced[text] = out
+    return replaced
 
 
 def _is_base64(value: Any) -> bool:
