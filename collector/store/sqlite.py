@@ -17,8 +17,9 @@ import asyncio
 import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import aiosqlite
 
@@ -215,6 +216,20 @@ def _wrap(exc: Exception) -> Exception:
     return exc
 
 
+@dataclass(frozen=True, slots=True)
+class ThreadJob:
+    """A write job that runs on the connection's own thread as ``work(conn, *args)``: a group
+    made of such jobs alone is written in one trip to that thread (BEGIN, each job in its
+    savepoint, COMMIT), where a statement each costs two turns of a busy event loop."""
+
+    work: Callable[..., Any]
+    args: tuple[Any, ...]
+
+
+AsyncJob = Callable[[aiosqlite.Connection], Awaitable[Any]]
+Job = AsyncJob | ThreadJob
+
+
 class _GroupWriter:
     """Runs write jobs in shared transactions: one fsync for all the jobs waiting.
 
@@ -224,12 +239,18 @@ class _GroupWriter:
 
     def __init__(self, db: aiosqlite.Connection) -> None:
         self.db = db
-        self.queue: list[tuple[Callable[[aiosqlite.Connection], Awaitable[Any]],
-                               asyncio.Future[Any]]] = []
+        self.queue: list[tuple[Job, asyncio.Future[Any]]] = []
         self.task: asyncio.Task[None] | None = None
 
     async def run(self, job: Callable[[aiosqlite.Connection], Awaitable[T]]) -> T:
-        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        return cast(T, await self._enqueue(job))
+
+    async def run_on_thread(self, work: Callable[..., T], *args: Any) -> T:
+        """``work(conn, *args)`` in the next group, on the connection's thread."""
+        return cast(T, await self._enqueue(ThreadJob(work, args)))
+
+    async def _enqueue(self, job: Job) -> Any:
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self.queue.append((job, future))
         if self.task is None or self.task.done():
             self.task = asyncio.create_task(self._drain())
@@ -240,28 +261,16 @@ class _GroupWriter:
             batch, self.queue = self.queue, []
             await self._commit(batch)
 
-    async def _commit(self, batch: list[tuple[Callable[[aiosqlite.Connection],
-                                                        Awaitable[Any]],
-                                               asyncio.Future[Any]]]) -> None:
+    async def _commit(self, batch: list[tuple[Job, asyncio.Future[Any]]]) -> None:
         outcomes: list[tuple[asyncio.Future[Any], Any, BaseException | None]] = []
         try:
-            await self.db.execute("BEGIN IMMEDIATE")
-            try:
-                for index, (job, future) in enumerate(batch):
-                    await self.db.execute(f"SAVEPOINT job{index}")
-                    try:
-                        result = await job(self.db)
-                    except Exception as exc:  # noqa: BLE001 - handed to that job's caller
-                        await self.db.execute(f"ROLLBACK TO job{index}")
-                        outcomes.append((future, None, _wrap(exc)))
-                    else:
-                        outcomes.append((future, result, None))
-                    await self.db.execute(f"RELEASE job{index}")
-                await self.db.execute("COMMIT")
-            except BaseException:
-                if self.db.in_transaction:
-                    await self.db.execute("ROLLBACK")
-                raise
+            if all(isinstance(job, ThreadJob) for job, _ in batch):
+                results = await on_connection_thread(
+                    self.db, _commit_on_thread, [cast(ThreadJob, job) for job, _ in batch])
+                outcomes = [(future, result, error)
+                            for (_, future), (result, error) in zip(batch, results, strict=True)]
+            else:
+                outcomes = await self._commit_in_turns(batch)
         except Exception as exc:  # noqa: BLE001 - the commit failed: every job fails
             failure = _wrap(exc)
             for _, future in batch:
@@ -275,6 +284,31 @@ class _GroupWriter:
                 future.set_exception(error)
             else:
                 future.set_result(result)
+
+    async def _commit_in_turns(self, batch: list[tuple[Job, asyncio.Future[Any]]]
+                               ) -> list[tuple[asyncio.Future[Any], Any, BaseException | None]]:
+        outcomes: list[tuple[asyncio.Future[Any], Any, BaseException | None]] = []
+        await self.db.execute("BEGIN IMMEDIATE")
+        try:
+            for index, (job, future) in enumerate(batch):
+                await self.db.execute(f"SAVEPOINT job{index}")
+                try:
+                    if isinstance(job, ThreadJob):
+                        result = await on_connection_thread(self.db, job.work, *job.args)
+                    else:
+                        result = await job(self.db)
+                except Exception as exc:  # noqa: BLE001 - handed to that job's caller
+                    await self.db.execute(f"ROLLBACK TO job{index}")
+                    outcomes.append((future, None, _wrap(exc)))
+                else:
+                    outcomes.append((future, result, None))
+                await self.db.execute(f"RELEASE job{index}")
+            await self.db.execute("COMMIT")
+        except BaseException:
+            if self.db.in_transaction:
+                await self.db.execute("ROLLBACK")
+            raise
+        return outcomes
 
     async def close(self) -> None:
         if self.task is not None:
@@ -299,14 +333,58 @@ async def _enable_wal(db: aiosqlite.Connection, patience: float) -> None:
             await asyncio.sleep(0.02)
 
 
+# The writer copies its WAL into the database file itself only past this many pages (256 MiB):
+# a backstop. The checkpointer below does it beside the writer, every CHECKPOINT_INTERVAL.
+WRITER_CHECKPOINT_PAGES = 64 * 1024
+CHECKPOINT_INTERVAL = 0.25
+# A WAL file emptied by a checkpoint is cut back to this size (SQLite keeps it otherwise).
+WAL_SIZE_LIMIT = 64 * 1024 * 1024
+
+
+class _Checkpointer:
+    """Copies committed pages from the WAL into the database file on its own connection and
+    thread, so that the writer's commits append to the WAL and wait for nothing else.
+
+    With SQLite's default (the committing connection checkpoints once the WAL passes 1,000
+    pages, 4 MiB), a batch of measurements dirties so many index and rollup pages that nearly
+    every commit also wrote them into the database file and synced it: under load the commit
+    took 23 ms where appending alone takes 3-5, and the single writer spent most of its time
+    there (BENCHMARKS.md, "The writer's commits"). A passive checkpoint never blocks the
+    writer or a reader; durability does not depend on it (a commit is durable once its WAL
+    frames are synced, ``synchronous=FULL``), and a page written many times between two
+    checkpoints is copied once.
+    """
+
+    def __init__(self, db: aiosqlite.Connection) -> None:
+        self.db = db
+        self.task = asyncio.create_task(self._run())
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(CHECKPOINT_INTERVAL)
+            try:
+                # Read to the end: an open statement would hold a read of the WAL.
+                async with self.db.execute("PRAGMA wal_checkpoint(PASSIVE)") as cursor:
+                    await cursor.fetchall()
+            except sqlite3.Error:  # busy or locked now: the next turn tries again
+                continue
+
+    async def close(self) -> None:
+        self.task.cancel()
+        await asyncio.gather(self.task, return_exceptions=True)
+        await self.db.close()
+
+
 class SQLiteStore(SQLiteEventsMixin):
     dialect = DIALECT
     statements = SQL
 
-    def __init__(self, write: aiosqlite.Connection, read: aiosqlite.Connection) -> None:
+    def __init__(self, write: aiosqlite.Connection, read: aiosqlite.Connection,
+                 checkpoint: aiosqlite.Connection | None = None) -> None:
         self.write = write
         self.read = read
         self.writer = _GroupWriter(write)
+        self.checkpointer = _Checkpointer(checkpoint) if checkpoint is not None else None
         self.archive_target: ArchiveTarget | None = None  # where archived bodies are read from
 
     @classmethod
@@ -325,15 +403,18 @@ class SQLiteStore(SQLiteEventsMixin):
             # and an insert that finds them cached reads nothing back from the file.
             await write.execute(f"PRAGMA cache_size=-{WRITER_CACHE_KIB}")
             await write.execute("PRAGMA foreign_keys=ON")
+            await write.execute(f"PRAGMA wal_autocheckpoint={WRITER_CHECKPOINT_PAGES}")
+            await write.execute(f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT}")
             await migrate(write)
             read = await aiosqlite.connect(path, isolation_level=None)
+            checkpoint = await aiosqlite.connect(path, isolation_level=None)
         except BaseException:
             await write.close()
             raise
         read.row_factory = aiosqlite.Row
         await read.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
         await read.execute("PRAGMA query_only=1")
-        return cls(write, read)
+        return cls(write, read, checkpoint)
 
     async def _fetch(self, query: str, params: Sequence[Any] = ()) -> list[aiosqlite.Row]:
         async with _unavailable(), self.read.execute(query, params) as cursor:
@@ -351,29 +432,7 @@ class SQLiteStore(SQLiteEventsMixin):
         # loop): the transaction, which every concurrent request waits on, only writes.
         values = await _packed_values(list(unique.values()))
 
-        async def job(db: aiosqlite.Connection) -> list[str]:
-            # The transaction holds SQLite's write lock (BEGIN IMMEDIATE), so no other
-            # connection or process can insert between this check and the insert.
-            existing: set[str] = set()
-            uids = list(unique)
-            for start in range(0, len(uids), 500):
-                chunk = uids[start:start + 500]
-                async with db.execute(
-                    f"SELECT uid FROM measurements WHERE uid IN ({','.join('?' * len(chunk))})",
-                    chunk,
-                ) as cursor:
-                    existing.update(r[0] for r in await cursor.fetchall())
-            fresh = [row for uid, row in unique.items() if uid not in existing]
-            await db.executemany(_INSERT_MEASUREMENT, [values[r.uid] for r in fresh])
-            await db.executemany(SQL.upsert_target,
-                                 [_target_values(r) for r in sql.latest_per_target(fresh)])
-            for table, increments in sql.rollup_increments(fresh).items():
-                await db.executemany(SQL.upsert_rollups[table], increments)
-            if fresh:
-                await db.execute(SQL.add_total, (0, len(fresh)))
-            return [r.uid for r in fresh]
-
-        return await self.writer.run(job)
+        return await self.writer.run_on_thread(_insert_rows, unique, values)
 
     async def measurements(
         self, filters: Filters, *, after: tuple[str, str] | None = None, limit: int = 100,
@@ -544,6 +603,8 @@ class SQLiteStore(SQLiteEventsMixin):
 
     async def close(self) -> None:
         await self.writer.close()
+        if self.checkpointer is not None:
+            await self.checkpointer.close()
         await self.read.close()
         await self.write.close()
 
@@ -559,6 +620,64 @@ def _values(row: StoredMeasurement) -> tuple[Any, ...]:
     values["location_mismatch"] = int(row.location_mismatch)
     values["body"] = row.packed if row.packed is not None else pack(row.body)
     return tuple(values[c] for c in _INSERTED)
+
+
+def _commit_on_thread(conn: sqlite3.Connection, jobs: list[ThreadJob]
+                      ) -> list[tuple[Any, Exception | None]]:
+    """A group of ``ThreadJob``s in one transaction, on the connection's thread: what
+    ``_GroupWriter._commit_in_turns`` does, in one trip. Returns each job's result or error."""
+    results: list[tuple[Any, Exception | None]] = []
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        for index, job in enumerate(jobs):
+            conn.execute(f"SAVEPOINT job{index}")
+            try:
+                results.append((job.work(conn, *job.args), None))
+            except Exception as exc:  # noqa: BLE001 - handed to that job's caller
+                conn.execute(f"ROLLBACK TO job{index}")
+                results.append((None, _wrap(exc)))
+            conn.execute(f"RELEASE job{index}")
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    return results
+
+
+def _insert_rows(conn: sqlite3.Connection, unique: dict[str, StoredMeasurement],
+                 values: dict[str, tuple[Any, ...]]) -> list[str]:
+    """The write of a batch, on the connection's own thread, inside the group writer's
+    transaction and the job's savepoint: every statement in one call, where a statement
+    each through aiosqlite waits its turn on the event loop twice (about a dozen trips a
+    batch, which under load kept the single writer idle most of the time it held the lock).
+
+    The transaction holds SQLite's write lock (BEGIN IMMEDIATE), so no other connection or
+    process can insert between the check for existing uids and the insert."""
+    existing: set[str] = set()
+    uids = list(unique)
+    for start in range(0, len(uids), 500):
+        chunk = uids[start:start + 500]
+        existing.update(r[0] for r in conn.execute(
+            f"SELECT uid FROM measurements WHERE uid IN ({','.join('?' * len(chunk))})",
+            chunk))
+    fresh = [row for uid, row in unique.items() if uid not in existing]
+    conn.executemany(_INSERT_MEASUREMENT, [values[r.uid] for r in fresh])
+    conn.executemany(SQL.upsert_target, [_target_values(r) for r in sql.latest_per_target(fresh)])
+    for table, increments in sql.rollup_increments(fresh).items():
+        conn.executemany(SQL.upsert_rollups[table], increments)
+    if fresh:
+        conn.execute(SQL.add_total, (0, len(fresh)))
+    return [r.uid for r in fresh]
+
+
+async def on_connection_thread(db: aiosqlite.Connection,
+                               work: Callable[..., T], *args: Any) -> T:
+    """``work(conn, *args)`` on ``db``'s own thread with its ``sqlite3.Connection``, in one
+    trip. aiosqlite runs every call that way but offers it only as a private method; this is
+    the one place that uses it (pinned below 1.0 in pyproject; tested in test_sqlite_thread)."""
+    run = cast(Callable[..., Awaitable[T]], db._execute)  # noqa: SLF001 - see the docstring
+    return await run(work, db._conn, *args)  # noqa: SLF001
 
 
 async def _packed_values(rows: list[StoredMeasurement]) -> dict[str, tuple[Any, ...]]:

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from collector.store import Filters, StoreUnavailable
+from collector.store import sqlite as sqlite_module
 from collector.store.sqlite import MIGRATIONS, SCHEMA, SQLiteStore
 from tests.collector.factory import stored
 
@@ -121,3 +122,56 @@ async def test_a_new_migration_is_applied_once_by_concurrent_openers(tmp_path: P
     finally:
         for db in connections:
             await db.close()
+
+
+async def test_a_group_of_writes_of_both_kinds_commits_each_and_fails_only_its_own(
+        tmp_path: Path) -> None:
+    # Batches of measurements run on the connection's thread (ThreadJob); tokens through
+    # aiosqlite's statements; a group holding both still gives each job its savepoint.
+    store = await SQLiteStore.open(str(tmp_path / "k.sqlite"))
+    try:
+        results = await asyncio.gather(
+            store.add_measurements([stored(uid="mixed-1")]),
+            store.add_token("p-mixed", "a" * 64, "2024-05-01 00:00:00"),
+            store.add_measurements([stored(uid="mixed-2", probe_id=None)]),
+            store.add_measurements([stored(uid="mixed-3")]),
+            return_exceptions=True)
+        assert results[0] == ["mixed-1"] and results[3] == ["mixed-3"]
+        assert isinstance(results[2], sqlite3.IntegrityError)
+        assert await store.probe_for_token("a" * 64) == ("p-mixed", False)
+        assert await store.count_measurements() == 2
+    finally:
+        await store.close()
+
+
+def _rows_in_file_alone(path: Path) -> int:
+    """Rows the database file holds without its WAL: a copy of the file alone."""
+    copy = path.with_name("alone.sqlite")
+    copy.write_bytes(path.read_bytes())
+    with sqlite3.connect(copy) as db:
+        count = int(db.execute("SELECT count(*) FROM measurements").fetchone()[0])
+    db.close()
+    return count
+
+
+async def test_committed_pages_reach_the_database_file_beside_the_writer(
+        tmp_path: Path) -> None:
+    path = tmp_path / "k.sqlite"
+    store = await SQLiteStore.open(str(path))
+    try:
+        async with store.write.execute("PRAGMA wal_autocheckpoint") as cursor:
+            row = await cursor.fetchone()
+        assert row is not None and row[0] == sqlite_module.WRITER_CHECKPOINT_PAGES
+        for batch in range(10):
+            await store.add_measurements([stored(uid=f"ck-{batch}-{i}") for i in range(50)])
+        # Far below the writer's own threshold: only the checkpointer copies these pages.
+        assert Path(f"{path}-wal").stat().st_size < sqlite_module.WRITER_CHECKPOINT_PAGES * 4096
+        for _ in range(100):
+            await asyncio.sleep(sqlite_module.CHECKPOINT_INTERVAL)
+            if _rows_in_file_alone(path) == 500:
+                break
+        assert _rows_in_file_alone(path) == 500
+        task = store.checkpointer.task if store.checkpointer else None
+    finally:
+        await store.close()
+    assert task is not None and task.done()
