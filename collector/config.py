@@ -13,6 +13,7 @@ from collector.announce import AnnounceConfig, load_key
 from collector.api.served_lists import ServedLists
 from collector.detect.params import DetectionConfig
 from collector.events.windows import load_calendar
+from collector.limits import Limits
 from collector.notify.config import Notifications
 from collector.outside.config import OutsideConfig
 from collector.outside.config import resolve as resolve_outside
@@ -59,20 +60,6 @@ class TargetListsConfig:
     health_days: float = checked(7.0, positive)
     # How often the health of the lists is saved to the database (when it changed).
     health_save_interval: float = duration_field(60.0, positive)
-
-
-@dataclass(frozen=True, slots=True)
-class Limits:
-    max_body_bytes: int = checked(8 * 1024 * 1024, positive)
-    max_batch: int = checked(1000, positive)
-    max_measurement_bytes: int = checked(2 * 1024 * 1024, positive)
-    max_json_depth: int = checked(32, positive)
-    rate_per_minute: int = checked(600, positive)
-    retention: float = duration_field(400 * 86400.0, positive)
-    future_skew: float = duration_field(3600.0, positive)
-    max_heartbeat_bytes: int = checked(16 * 1024, positive)
-    # A request's line and headers must arrive within this time (collector.server).
-    header_timeout: float = duration_field(20.0, positive)
 
 
 def _workers(value: int | None) -> str | None:

@@ -32,7 +32,7 @@ from functools import partial
 
 from collector.api.geoip import Location
 from collector.api.prepare import Prepared, prepare_upload, warm
-from collector.config import Limits
+from collector.limits import Limits
 
 log = logging.getLogger("kuzot.ingest")
 MAX_AUTO_WORKERS = 4

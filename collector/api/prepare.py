@@ -26,7 +26,7 @@ from collector.api.validate import (
     parse_json,
     validate_batch,
 )
-from collector.config import Limits
+from collector.limits import Limits
 from collector.metrics.fleet import Outcome, outcome_of
 from collector.store import StoredMeasurement
 

@@ -32,8 +32,8 @@ from typing import Any
 import orjson
 
 from collector.api.geoip import Location, place
-from collector.config import Limits
 from collector.detect import extract, observed
+from collector.limits import Limits
 from collector.store import TIME_FORMAT, VERDICTS, StoredMeasurement
 from collector.store.body import pack_utf8
 from probe.core.evidence import Evidence
