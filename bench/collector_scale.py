@@ -49,7 +49,7 @@ import aiohttp
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.collector_ingest import Collector, cpu_seconds  # noqa: E402
+from bench.collector_ingest import Collector, cpu_seconds, tree_pss_mb  # noqa: E402
 from bench.measurement_format import WORDS, _serve  # noqa: E402
 from bench.scale_clone import check_postgres, clone_postgres, clone_sqlite  # noqa: E402
 from collector.api.query import encode_cursor  # noqa: E402
@@ -284,6 +284,7 @@ async def ingest(base: str, token: str, generator: Generator, seconds: float,
     prefix = secrets.token_hex(3)
     following = generator.made
     rss: list[float] = []
+    pss: list[float] = []
 
     async def client(index: int, session: aiohttp.ClientSession) -> None:
         nonlocal acked, following
@@ -304,6 +305,7 @@ async def ingest(base: str, token: str, generator: Generator, seconds: float,
     async def sample() -> None:
         while time.perf_counter() < deadline:
             rss.append(_status(pid, "VmRSS"))
+            pss.append(tree_pss_mb(pid))
             await asyncio.sleep(1)
 
     load_before = os.getloadavg()[0]
@@ -314,7 +316,7 @@ async def ingest(base: str, token: str, generator: Generator, seconds: float,
     rate = acked / (time.perf_counter() - start)
     # The collector's CPU time (every thread: HTTP, validation, the store, detection) per
     # measurement acknowledged: what the load average cannot distort.
-    return {"rate": rate, "load": (load_before, os.getloadavg()[0]), "rss": rss,
+    return {"rate": rate, "load": (load_before, os.getloadavg()[0]), "rss": rss, "pss": pss,
             "acked": acked, "cpu_us": 1e6 * (cpu_seconds(pid) - cpu) / max(acked, 1)}
 
 
@@ -435,6 +437,7 @@ def measure(tmp: Path, name: str, database: str, sizes: list[int], seconds: floa
             done = asyncio.run(ingest(url, token, generator, seconds, pid))
             row["ingest"], row["load"] = done["rate"], done["load"]
             row["ingest_rss"], row["cpu_us"] = done["rss"], done["cpu_us"]
+            row["ingest_pss"] = done["pss"]
             row["metrics_after_ingest"] = asyncio.run(reads(url, [("m", "/metrics")]))["m"]
             row["rss"], row["peak_rss"] = _status(pid, "VmRSS"), _status(pid, "VmHWM")
         results.append(row)
@@ -507,7 +510,7 @@ def report(results: list[dict[str, Any]]) -> None:
     line("bytes on disk per measurement", [f"{r['bytes']:,.0f}" for r in results])
     line("fill through the Store, rows/s", [f"{r['fill_rate']:,.0f}" for r in results])
     line("HTTP ingest, 8 clients x 100, /s", [f"{r['ingest']:,.0f}" for r in results])
-    line("collector CPU per measurement ingested, us", [f"{r['cpu_us']:,.0f}"
+    line("collector CPU (with its workers) per measurement ingested, us", [f"{r['cpu_us']:,.0f}"
                                                          for r in results])
     line("load average at the ingest's start / end", [f"{r['load'][0]:.1f} / {r['load'][1]:.1f}"
                                                       for r in results])
@@ -518,6 +521,8 @@ def report(results: list[dict[str, Any]]) -> None:
             name] else "failed (503)" for r in results])
     line("/metrics right after ingest, ms", [f"{r['metrics_after_ingest']:.1f}"
                                              for r in results])
+    line("collector with its ingest workers, PSS during the ingest, max MB",
+         [f"{max(r['ingest_pss'] or [0]):.0f}" for r in results])
     line("collector RSS at the end, MB", [f"{r['rss']:.0f}" for r in results])
     line("collector peak RSS, MB", [f"{r['peak_rss']:.0f}" for r in results])
 
