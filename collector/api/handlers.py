@@ -13,6 +13,7 @@ import json
 import math
 import re
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -198,18 +199,17 @@ async def _ingest(request: web.Request, metrics: IngestMetrics) -> web.Response:
     rows = prepared.rows
     with _timed(metrics, "add_measurements"):
         inserted = set(await request.app[store_key].add_measurements(rows))
-    fleet = request.app[fleet_key]
     now = datetime.now(UTC)
-    for row, outcome in zip(rows, prepared.outcomes, strict=True):
-        if row.uid in inserted:
-            metrics.ingested.labels("stored").inc()
-            metrics.measurements.labels(row.test_name, row.probe_cc, row.probe_asn,
-                                        row.verdict or "none").inc()
-            fleet.record(outcome, probe_id, now)
-            if row.location_mismatch:
-                metrics.location_mismatches.inc()
-        else:
-            metrics.ingested.labels("duplicate").inc()
+    stored = [(row, outcome) for row, outcome in zip(rows, prepared.outcomes, strict=True)
+              if row.uid in inserted]
+    metrics.ingested.labels("stored").inc(len(stored))
+    metrics.ingested.labels("duplicate").inc(len(rows) - len(stored))
+    for (test, cc, asn, verdict), count in Counter(
+            (row.test_name, row.probe_cc, row.probe_asn, row.verdict or "none")
+            for row, _ in stored).items():
+        metrics.measurements.labels(test, cc, asn, verdict).inc(count)
+    metrics.location_mismatches.inc(sum(1 for row, _ in stored if row.location_mismatch))
+    request.app[fleet_key].record_many([outcome for _, outcome in stored], probe_id, now)
     return web.json_response({"stored": [r.uid for r in rows],
                               "duplicates": [r.uid for r in rows if r.uid not in inserted]})
 

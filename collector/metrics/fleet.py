@@ -10,6 +10,7 @@ sent to first byte), transfer (first byte to last).
 
 from __future__ import annotations
 
+from collections import Counter, defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -146,13 +147,35 @@ class FleetMetrics:
 
     def record(self, outcome: Outcome, probe_id: str, received: datetime) -> None:
         """Record the outcome of one newly stored measurement."""
-        cc, asn, target = outcome.cc, outcome.asn, self._target(outcome.input)
-        self.outcomes.labels(cc, asn, target, outcome.verdict, outcome.layer,
-                             outcome.mechanism).inc()
-        for phase, seconds in outcome.phases:
-            self.phase.labels(cc, asn, target, phase).observe(seconds)
-        self.upload_delay.labels(cc).observe(max(0.0, (received - outcome.start).total_seconds()))
-        self.last_measurement.labels(probe_id, cc, asn).set(received.timestamp())
+        self.record_many([outcome], probe_id, received)
+
+    def record_many(self, outcomes: list[Outcome], probe_id: str, received: datetime) -> None:
+        """Record the outcomes of a batch's newly stored measurements: each labelled series
+        looked up once a batch, not once a measurement (a batch of one probe's measurements
+        repeats its country, network and most targets)."""
+        counts: Counter[tuple[str, str, str, str, str, str]] = Counter()
+        phases: dict[tuple[str, str, str, str], list[float]] = defaultdict(list)
+        delays: dict[str, list[float]] = defaultdict(list)
+        networks: set[tuple[str, str]] = set()
+        for outcome in outcomes:
+            cc, asn, target = outcome.cc, outcome.asn, self._target(outcome.input)
+            counts[cc, asn, target, outcome.verdict, outcome.layer, outcome.mechanism] += 1
+            for phase, seconds in outcome.phases:
+                phases[cc, asn, target, phase].append(seconds)
+            delays[cc].append(max(0.0, (received - outcome.start).total_seconds()))
+            networks.add((cc, asn))
+        for labels, count in counts.items():
+            self.outcomes.labels(*labels).inc(count)
+        for phase_labels, values in phases.items():
+            observe = self.phase.labels(*phase_labels).observe
+            for value in values:
+                observe(value)
+        for cc, values in delays.items():
+            observe = self.upload_delay.labels(cc).observe
+            for value in values:
+                observe(value)
+        for cc, asn in networks:
+            self.last_measurement.labels(probe_id, cc, asn).set(received.timestamp())
 
     def heartbeat(self, probe_id: str, body: Mapping[str, Any], received: datetime) -> None:
         self.last_heartbeat.labels(probe_id).set(received.timestamp())
