@@ -65,6 +65,15 @@ class StoredMeasurement:
     def domain(self) -> str | None:
         return domain_of(self.input)
 
+    def __reduce__(self) -> tuple[type[StoredMeasurement], tuple[Any, ...]]:
+        # Rows come back from the ingest's worker processes by pickle; the dataclass's own
+        # state methods look up its fields for every row, this passes them in order.
+        return (StoredMeasurement, (
+            self.uid, self.probe_id, self.test_name, self.input, self.probe_cc,
+            self.probe_asn, self.start_time, self.received_at, self.verdict, self.layer,
+            self.mechanism, self.body, self.location_source, self.location_mismatch,
+            self.packed, self.observation))
+
 
 @dataclass(frozen=True, slots=True)
 class Filters:

@@ -4,8 +4,10 @@ thread, a killed worker loses nothing, and the workers stop with the collector."
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import os
+import pickle
 import signal
 from pathlib import Path
 from typing import Any
@@ -15,6 +17,7 @@ from prometheus_client import generate_latest
 
 from collector.config import Ingest
 from collector.keys import ingest_workers_key
+from collector.store import StoredMeasurement
 from tests.collector.factory import measurement
 from tests.helpers.collector_app import Running, running
 
@@ -148,3 +151,17 @@ def test_small_bodies_stay_in_the_collectors_process() -> None:
 
     workers = IngestWorkers(2, 64 * 1024)
     assert workers.processes == 2 and workers.worker_pids() == []
+
+
+def test_a_row_crosses_the_process_boundary_whole() -> None:
+    # StoredMeasurement pickles by its own __reduce__: a field added to the class and not
+    # to it would be lost on the way back from a worker.
+    row = StoredMeasurement(
+        uid="u" * 20, probe_id="p", test_name="web_connectivity", input="https://x.kg/",
+        probe_cc="KG", probe_asn="AS1", start_time="2024-01-01 00:00:00",
+        received_at="2024-01-01 00:00:01", verdict="ok", layer="dns", mechanism="nxdomain",
+        body="", location_source="geoip", location_mismatch=True, packed=b"\x02zz",
+        observation="[1]")
+    back = pickle.loads(pickle.dumps(row))
+    assert [getattr(back, f.name) for f in dataclasses.fields(back)] == \
+        [getattr(row, f.name) for f in dataclasses.fields(row)]
