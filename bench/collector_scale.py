@@ -40,6 +40,7 @@ import time
 from collections import deque
 from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from statistics import median
 from typing import Any
@@ -412,8 +413,27 @@ async def stored(database: str) -> int:
         await store.close()
 
 
+def _catch_up_cell(result: dict[str, Any] | None) -> str:
+    if not result:
+        return "not run"
+    return f"{result['seconds']:.1f} ({result['rows'] / max(result['seconds'], 1e-9):,.0f})"
+
+
+def catch_up(database: str) -> dict[str, Any]:
+    """Detection catching up on the whole store from cursor 0, as after a restore or a long
+    stop, in a child process of its own (``bench/detection_catchup.py``: the real pipeline,
+    its time and peak RSS). Done before the collector starts, so the collector then finds
+    detection caught up and its ingest is measured without the catch-up beside it."""
+    child = subprocess.run([sys.executable, str(ROOT / "bench" / "detection_catchup.py"),
+                            "--catch-up", database], check=True, capture_output=True,
+                           text=True, cwd=ROOT)
+    result: dict[str, Any] = json.loads(child.stdout.strip().splitlines()[-1])
+    return result
+
+
 def measure(tmp: Path, name: str, database: str, sizes: list[int], seconds: float,
-            base: dict[str, Any], workers: int, clone_from: int = 0) -> list[dict[str, Any]]:
+            base: dict[str, Any], workers: int, clone_from: int = 0,
+            catch_up_upto: int = 1_000_000) -> list[dict[str, Any]]:
     generator = Generator(base)
     results = []
     for size in sizes:
@@ -430,6 +450,7 @@ def measure(tmp: Path, name: str, database: str, sizes: list[int], seconds: floa
             rate = asyncio.run(fill(database, generator, size, base, workers))
         row: dict[str, Any] = {"store": name, "size": size, "fill_rate": rate,
                                "bytes": asyncio.run(disk_bytes(database)) / size}
+        row["catch_up"] = catch_up(database) if size <= catch_up_upto else None
         collector = SlowStopCollector(tmp, database)
         with collector as (url, token):
             pid = collector.process.pid
@@ -523,6 +544,11 @@ def report(results: list[dict[str, Any]]) -> None:
                                              for r in results])
     line("collector with its ingest workers, PSS during the ingest, max MB",
          [f"{max(r['ingest_pss'] or [0]):.0f}" for r in results])
+    line("detection catching up on the whole store, s (rows/s)",
+         [_catch_up_cell(r.get("catch_up")) for r in results])
+    line("detection catching up, peak RSS MB",
+         [f"{r['catch_up']['peak_rss_mb']:.0f}" if r.get("catch_up") else "not run"
+          for r in results])
     line("collector RSS at the end, MB", [f"{r['rss']:.0f}" for r in results])
     line("collector peak RSS, MB", [f"{r['peak_rss']:.0f}" for r in results])
 
@@ -546,6 +572,9 @@ def main() -> int:
                         help="fill N rows through the store, then copy them in SQL up to "
                              "each larger size (bench/scale_clone.py)")
     parser.add_argument("--repeat", type=int, default=5, help="runs of each aggregation")
+    parser.add_argument("--catch-up-upto", type=int, default=1_000_000, metavar="N",
+                        help="time detection catching up on stores of at most N rows (0: none;"
+                             " 10M rows take over half an hour here)")
     parser.add_argument("--aggregations", metavar="DATABASE",
                         help="only time each aggregation from the rollups and as a scan of "
                              "the measurements, on a store filled before (--keep)")
@@ -558,16 +587,17 @@ def main() -> int:
             print(f"| {name} | {fast:.1f} | {slow:.1f} |")
         return 0
     base = asyncio.run(template())
+    run = partial(measure, catch_up_upto=args.catch_up_upto)
     results: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         if not args.no_sqlite:
             folder = args.keep or tmp
             folder.mkdir(parents=True, exist_ok=True)
-            results += measure(tmp, "SQLite", str(folder / "scale.sqlite"), args.sizes,
+            results += run(tmp, "SQLite", str(folder / "scale.sqlite"), args.sizes,
                                args.seconds, base, args.workers, args.clone_from)
             if args.reference:
-                results += measure(tmp, "SQLite (reference)", str(tmp / "reference.sqlite"),
+                results += run(tmp, "SQLite (reference)", str(tmp / "reference.sqlite"),
                                    [args.reference], args.seconds, base, args.workers)
         if args.postgres:
             from tests.helpers.postgres import PostgresCluster, unavailable_reason
@@ -578,17 +608,17 @@ def main() -> int:
             cluster = PostgresCluster.start()
             try:
                 cluster.execute("CREATE DATABASE kuzot_scale")
-                results += measure(tmp, "PostgreSQL", cluster.dsn("kuzot_scale"), args.sizes,
+                results += run(tmp, "PostgreSQL", cluster.dsn("kuzot_scale"), args.sizes,
                                    args.seconds, base, args.workers, args.clone_from)
                 if args.reference:
                     cluster.execute("CREATE DATABASE kuzot_reference")
-                    results += measure(tmp, "PostgreSQL (reference)",
+                    results += run(tmp, "PostgreSQL (reference)",
                                        cluster.dsn("kuzot_reference"), [args.reference],
                                        args.seconds, base, args.workers)
             finally:
                 cluster.stop()
         elif args.dsn:
-            results += measure(tmp, "PostgreSQL", args.dsn, args.sizes, args.seconds, base,
+            results += run(tmp, "PostgreSQL", args.dsn, args.sizes, args.seconds, base,
                                args.workers, args.clone_from)
     report(results)
     return 0

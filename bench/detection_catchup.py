@@ -155,7 +155,10 @@ async def _catch_up(database: str) -> dict[str, Any]:
         "SELECT count(*) FROM measurements UNION ALL SELECT count(*) FROM heartbeats"))
     last = (await store._fetch(  # type: ignore[attr-defined]
         "SELECT max(received_at) FROM measurements"))[0][0]
-    now = datetime.strptime(last, "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC).timestamp() + 60
+    if isinstance(last, datetime):  # PostgreSQL's timestamp
+        now = last.replace(tzinfo=UTC).timestamp() + 60
+    else:
+        now = datetime.strptime(last, "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC).timestamp() + 60
     config = DetectionConfig(networks={"KZ": NetworkRoles(incumbent=("AS9198",))})
     pipeline = Pipeline(store, config, Calendar(), DetectionMetrics(CollectorRegistry()),
                         EventSnapshot(), clock=lambda: now)
