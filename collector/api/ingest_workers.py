@@ -63,7 +63,16 @@ class IngestWorkers:
         if self.processes <= 0 or len(raw) < self.process_min_bytes:
             return await asyncio.to_thread(prepare_upload, raw, limits, now, probe_id,
                                            submitter_ip, located)
-        pool = self._running_pool()
+        try:
+            pool = self._running_pool()
+        except (OSError, ImportError, ValueError) as exc:
+            # No fork server here (a container without /dev/shm for its semaphores, a
+            # platform without it): every upload is prepared on a thread from now on.
+            log.warning("ingest worker processes cannot start (%s); uploads are prepared on "
+                        "threads of the collector's process", exc)
+            self.processes = 0
+            return await asyncio.to_thread(prepare_upload, raw, limits, now, probe_id,
+                                           submitter_ip, located)
         work = partial(prepare_upload, raw, limits, now, probe_id, submitter_ip, located,
                        keep_text=False)
         try:

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from prometheus_client import generate_latest
 
+from collector.api import ingest_workers
 from collector.config import Ingest
 from collector.keys import ingest_workers_key
 from collector.store import StoredMeasurement
@@ -165,3 +166,22 @@ def test_a_row_crosses_the_process_boundary_whole() -> None:
     back = pickle.loads(pickle.dumps(row))
     assert [getattr(back, f.name) for f in dataclasses.fields(back)] == \
         [getattr(row, f.name) for f in dataclasses.fields(row)]
+
+
+async def test_without_worker_processes_uploads_are_prepared_on_threads(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    # A fake failure, said so: a machine whose fork server cannot start (no /dev/shm for
+    # multiprocessing's semaphores, as in some containers) cannot be made here.
+    def no_fork_server(method: str) -> None:
+        raise OSError(38, "Function not implemented")
+
+    monkeypatch.setattr(ingest_workers.multiprocessing, "get_context", no_fork_server)
+    async with running(str(tmp_path / "threads.sqlite"), ingest=WORKERS) as c:
+        with caplog.at_level(logging.WARNING, logger="kuzot.ingest"):
+            for round_ in range(2):
+                status, answer = await post(c, {"measurements": batch(5, f"threads{round_}")})
+                assert status == 200, answer
+        assert c.app[ingest_workers_key].processes == 0
+        assert await c.store.count_measurements() == 10
+    assert caplog.text.count("cannot start") == 1
