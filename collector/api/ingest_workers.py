@@ -31,7 +31,7 @@ from datetime import datetime
 from functools import partial
 
 from collector.api.geoip import Location
-from collector.api.prepare import Prepared, prepare_upload, warm
+from collector.api.prepare import Prepared, prepare_upload, start_worker, warm
 from collector.limits import Limits
 
 log = logging.getLogger("kuzot.ingest")
@@ -93,7 +93,8 @@ class IngestWorkers:
             context = multiprocessing.get_context("forkserver")
             # Imported once in the fork server: each worker forked from it starts ready.
             context.set_forkserver_preload(["collector.api.prepare"])
-            self._pool = ProcessPoolExecutor(self.processes, mp_context=context)
+            self._pool = ProcessPoolExecutor(self.processes, mp_context=context,
+                                             initializer=start_worker)
             self.started += 1
             for _ in range(self.processes):
                 self._pool.submit(warm)

@@ -14,6 +14,7 @@ batch's measurements. A process returning it saves the event loop that work too.
 
 from __future__ import annotations
 
+import gc
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -90,6 +91,15 @@ def _start(text: str) -> datetime:
 
 
 def warm() -> bool:
-    """Nothing: run once in each new worker process so that its imports are done before the
-    first upload waits on it."""
+    """Nothing: run in new worker processes so that their imports are done before the first
+    upload waits on them."""
     return True
+
+
+def start_worker() -> None:
+    """Each worker process's start: the objects its imports made live as long as it does, so
+    they leave the garbage collector's view (``gc.freeze``). A batch's parse makes thousands
+    of containers, each full collection then walked the imports' 64,000 objects too: 33 us of
+    collection per measurement before, 10 after (BENCHMARKS.md, "Worker processes"); and
+    pages the collector never writes stay shared with the fork server."""
+    gc.freeze()
