@@ -14,10 +14,12 @@ same file at once migrate it once.
 from __future__ import annotations
 
 import asyncio
+import re
 import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
@@ -431,8 +433,8 @@ class SQLiteStore(SQLiteEventsMixin):
         # Compressed before the writer's turn, on a worker thread (zlib runs beside the event
         # loop): the transaction, which every concurrent request waits on, only writes.
         values = await _packed_values(list(unique.values()))
-
-        return await self.writer.run_on_thread(_insert_rows, unique, values)
+        plan = _WritePlan.of(list(unique.values()))
+        return await self.writer.run_on_thread(_insert_rows, unique, values, plan)
 
     async def measurements(
         self, filters: Filters, *, after: tuple[str, str] | None = None, limit: int = 100,
@@ -645,8 +647,51 @@ def _commit_on_thread(conn: sqlite3.Connection, jobs: list[ThreadJob]
     return results
 
 
+@dataclass(frozen=True, slots=True)
+class _WritePlan:
+    """The rows a batch upserts besides its measurements (``target_state``, the rollups),
+    worked out before the writer's turn for the whole batch: inside the transaction, which
+    every concurrent upload waits on, only a retry's batch (some uids already stored) is
+    worked out again."""
+
+    targets: list[tuple[Any, ...]]
+    rollups: dict[str, list[tuple[Any, ...]]]
+
+    @classmethod
+    def of(cls, rows: list[StoredMeasurement]) -> _WritePlan:
+        return cls([_target_values(r) for r in sql.latest_per_target(rows)],
+                   sql.rollup_increments(rows))
+
+
+_VALUES = re.compile(r"VALUES \((\?(?:, ?\?)*)\)")
+# Bound parameters in one statement (SQLite's limit is 32,766 since 3.32).
+_MAX_PARAMETERS = 30_000
+
+
+@lru_cache(maxsize=64)
+def _many_rows(statement: str, rows: int) -> str:
+    """``statement`` (a one-row ``INSERT ... VALUES (?, ...)``) for ``rows`` rows at once."""
+    match = _VALUES.search(statement)
+    assert match is not None, statement
+    group = f"({match.group(1)})"
+    return f"{statement[:match.start()]}VALUES {','.join([group] * rows)}{statement[match.end():]}"
+
+
+def _execute_rows(conn: sqlite3.Connection, statement: str,
+                  rows: list[tuple[Any, ...]]) -> None:
+    """``executemany`` as statements of many rows each: one step of SQLite's engine for
+    hundreds of rows instead of one each, and so one wait for the interpreter's lock instead
+    of one each (the writer's thread gives it up in every step)."""
+    if not rows:
+        return
+    per = max(1, _MAX_PARAMETERS // len(rows[0]))
+    for start in range(0, len(rows), per):
+        chunk = rows[start:start + per]
+        conn.execute(_many_rows(statement, len(chunk)), [v for row in chunk for v in row])
+
+
 def _insert_rows(conn: sqlite3.Connection, unique: dict[str, StoredMeasurement],
-                 values: dict[str, tuple[Any, ...]]) -> list[str]:
+                 values: dict[str, tuple[Any, ...]], plan: _WritePlan) -> list[str]:
     """The write of a batch, on the connection's own thread, inside the group writer's
     transaction and the job's savepoint: every statement in one call, where a statement
     each through aiosqlite waits its turn on the event loop twice (about a dozen trips a
@@ -662,10 +707,12 @@ def _insert_rows(conn: sqlite3.Connection, unique: dict[str, StoredMeasurement],
             f"SELECT uid FROM measurements WHERE uid IN ({','.join('?' * len(chunk))})",
             chunk))
     fresh = [row for uid, row in unique.items() if uid not in existing]
-    conn.executemany(_INSERT_MEASUREMENT, [values[r.uid] for r in fresh])
-    conn.executemany(SQL.upsert_target, [_target_values(r) for r in sql.latest_per_target(fresh)])
-    for table, increments in sql.rollup_increments(fresh).items():
-        conn.executemany(SQL.upsert_rollups[table], increments)
+    if len(fresh) != len(unique):  # a retry: what was worked out for the whole batch is not
+        plan = _WritePlan.of(fresh)  # what this transaction writes
+    _execute_rows(conn, _INSERT_MEASUREMENT, [values[r.uid] for r in fresh])
+    _execute_rows(conn, SQL.upsert_target, plan.targets)
+    for table, increments in plan.rollups.items():
+        _execute_rows(conn, SQL.upsert_rollups[table], increments)
     if fresh:
         conn.execute(SQL.add_total, (0, len(fresh)))
     return [r.uid for r in fresh]

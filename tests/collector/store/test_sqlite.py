@@ -175,3 +175,22 @@ async def test_committed_pages_reach_the_database_file_beside_the_writer(
     finally:
         await store.close()
     assert task is not None and task.done()
+
+
+async def test_rows_written_many_to_a_statement_in_chunks_are_all_stored(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A batch's rows go to SQLite many to a statement, cut where the parameters would pass
+    # the limit: here a limit that cuts a batch of 30 into many statements.
+    monkeypatch.setattr(sqlite_module, "_MAX_PARAMETERS", 40)
+    store = await SQLiteStore.open(str(tmp_path / "k.sqlite"))
+    try:
+        rows = [stored(uid=f"chunk-{i:03d}", input=f"https://site{i % 7}.kg/")
+                for i in range(30)]
+        assert await store.add_measurements(rows) == [r.uid for r in rows]
+        retry = [*rows[:10], *(stored(uid=f"chunk-new-{i}") for i in range(5))]
+        assert await store.add_measurements(retry) == [r.uid for r in retry[10:]]
+        assert await store.count_measurements() == 35
+        stored_uids = {r["uid"] for r in await store.measurements(Filters(), limit=100)}
+        assert stored_uids == {r.uid for r in rows} | {r.uid for r in retry}
+    finally:
+        await store.close()
