@@ -19,6 +19,7 @@ other prometheus-client consumer keep working.
 from __future__ import annotations
 
 import time
+from bisect import bisect_left
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Protocol, runtime_checkable
 
@@ -140,6 +141,11 @@ class _TextFamily:
         raise NotImplementedError
 
     def _get(self, values: tuple[object, ...]) -> _Child:
+        # Callers pass strings (every upload looks up several children): the tuple they
+        # passed is the key itself, without making another.
+        child = self._children.get(values)  # type: ignore[arg-type]
+        if child is not None:
+            return child
         key = tuple(str(v) for v in values)
         child = self._children.get(key)
         if child is None:
@@ -206,11 +212,10 @@ class _HistogramChild(_Child):
 
     def observe(self, amount: float) -> None:
         self.sum += amount
-        for index, bound in enumerate(self.bounds):
-            if amount <= bound:
-                self.counts[index] += 1
-                break
-        self.changed()
+        if amount == amount:  # not NaN (which no bucket counts, as before)
+            # The first bound at or above ``amount`` (bounds ascend, +Inf last).
+            self.counts[bisect_left(self.bounds, amount)] += 1
+        self._text = None
 
     def samples(self) -> Iterator[tuple[str, dict[str, str], float]]:
         total = 0.0

@@ -157,3 +157,14 @@ async def test_the_collectors_metrics_page_is_what_prometheus_client_would_write
             names = {f.name for f in text_string_to_metric_families(page)}
             assert {"kuzot_phase_duration_seconds", "kuzot_target_measurements",
                     "kuzot_target_verdict", "kuzot_store_up"} <= names
+
+
+def test_values_on_and_beside_every_bound_fall_in_the_same_buckets() -> None:
+    reference, histogram, _, ours, text_histogram, _ = _pair()
+    values = [0.0, -1.0, 1e9, float("inf"), float("nan")]
+    for bound in BUCKETS:
+        values += [bound, bound * (1 - 1e-12), bound * (1 + 1e-12)]
+    for index, value in enumerate(values):
+        for family in (histogram, text_histogram):
+            family.labels("KZ", f"t{index % 3}", "connect").observe(value)
+    assert _masked(ours.render().decode()) == _masked(generate_latest(reference).decode())
