@@ -156,7 +156,7 @@ def main() -> int:
         ("validate: checks, stored document, size", (checks, checks)),
         ("extract detection's observation (now: at ingest, from the parsed document)",
          extraction),
-        ("compress the body (zlib, dictionary)", (packing, packing)),
+        ("compress the body (zstd, dictionary)", (packing, packing)),
         ("store: write a batch of 100 in one transaction", (write_before, write_now)),
         ("detection (before: decompress, parse, extract; now: read the stored observation)",
          detection),
