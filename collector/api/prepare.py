@@ -15,6 +15,7 @@ batch's measurements. A process returning it saves the event loop that work too.
 from __future__ import annotations
 
 import gc
+import os
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -96,10 +97,23 @@ def warm() -> bool:
     return True
 
 
+WORKER_NICENESS = 5
+
+
 def start_worker() -> None:
-    """Each worker process's start: the objects its imports made live as long as it does, so
-    they leave the garbage collector's view (``gc.freeze``). A batch's parse makes thousands
-    of containers, each full collection then walked the imports' 64,000 objects too: 33 us of
-    collection per measurement before, 10 after (BENCHMARKS.md, "Worker processes"); and
-    pages the collector never writes stay shared with the fork server."""
+    """Each worker process's start.
+
+    Its priority is lowered (``WORKER_NICENESS``): when the workers' preparing competes with
+    the collector's own process for a core, the event loop (every client's answers, the
+    store's single writer) comes first; a hostile upload that costs a worker seconds of
+    CPU (the scrub's worst case) then delays nobody else's ``/healthz``.
+
+    The objects its imports made live as long as it does, so they leave the garbage
+    collector's view (``gc.freeze``). A batch's parse makes thousands of containers, each full
+    collection then walked the imports' 64,000 objects too: 33 us of collection per
+    measurement before, 10 after (BENCHMARKS.md, "Ingest with worker processes")."""
+    try:
+        os.nice(WORKER_NICENESS)
+    except OSError:  # not allowed here: the worker runs at the collector's priority
+        pass
     gc.freeze()

@@ -16,6 +16,7 @@ import pytest
 from prometheus_client import generate_latest
 
 from collector.api import ingest_workers
+from collector.api.prepare import WORKER_NICENESS
 from collector.config import Ingest
 from collector.keys import ingest_workers_key
 from collector.store import StoredMeasurement
@@ -185,3 +186,11 @@ async def test_without_worker_processes_uploads_are_prepared_on_threads(
         assert c.app[ingest_workers_key].processes == 0
         assert await c.store.count_measurements() == 10
     assert caplog.text.count("cannot start") == 1
+
+
+async def test_workers_yield_the_cpu_to_the_collectors_own_process(tmp_path: Path) -> None:
+    async with running(str(tmp_path / "nice.sqlite"), ingest=WORKERS) as c:
+        assert (await post(c, {"measurements": batch(3, "nice")}))[0] == 200
+        [pid] = c.app[ingest_workers_key].worker_pids()
+        ours = os.getpriority(os.PRIO_PROCESS, 0)
+        assert os.getpriority(os.PRIO_PROCESS, pid) == min(19, ours + WORKER_NICENESS)
