@@ -664,7 +664,7 @@ class _WritePlan:
 
 
 _VALUES = re.compile(r"VALUES \((\?(?:, ?\?)*)\)")
-# Bound parameters in one statement (SQLite's limit is 32,766 since 3.32).
+# Bound parameters in one statement at most (SQLite's default limit is 32,766 since 3.32).
 _MAX_PARAMETERS = 30_000
 
 
@@ -684,7 +684,10 @@ def _execute_rows(conn: sqlite3.Connection, statement: str,
     of one each (the writer's thread gives it up in every step)."""
     if not rows:
         return
-    per = max(1, _MAX_PARAMETERS // len(rows[0]))
+    # The library's own limit when lower (999 in SQLite builds before 3.32 that kept the
+    # default), read from the connection.
+    limit = min(_MAX_PARAMETERS, conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER))
+    per = max(1, limit // len(rows[0]))
     for start in range(0, len(rows), per):
         chunk = rows[start:start + per]
         conn.execute(_many_rows(statement, len(chunk)), [v for row in chunk for v in row])

@@ -194,3 +194,19 @@ async def test_rows_written_many_to_a_statement_in_chunks_are_all_stored(
         assert stored_uids == {r.uid for r in rows} | {r.uid for r in retry}
     finally:
         await store.close()
+
+
+async def test_rows_are_cut_at_the_librarys_own_parameter_limit(tmp_path: Path) -> None:
+    # An SQLite build with the old default of 999 parameters a statement: a batch of 100
+    # rows of 17 columns is 1,700 parameters, more than one statement may bind.
+    store = await SQLiteStore.open(str(tmp_path / "k.sqlite"))
+    try:
+        def lower(conn: sqlite3.Connection) -> int:
+            return conn.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 999)
+
+        await sqlite_module.on_connection_thread(store.write, lower)
+        rows = [stored(uid=f"limit-{i:03d}") for i in range(100)]
+        assert await store.add_measurements(rows) == [r.uid for r in rows]
+        assert await store.count_measurements() == 100
+    finally:
+        await store.close()
