@@ -67,8 +67,8 @@ SELECT xid::text::bigint AS seq, probe_id, to_char(received_at, 'YYYY-MM-DD HH24
        {observation} AS observation
 FROM {source}
 WHERE xid > $1::text::xid8 AND xid < pg_snapshot_xmin(pg_current_snapshot())
-  AND xid <= (SELECT coalesce(max(x) FILTER (WHERE total <= $2), min(x), $1::text::xid8) FROM (
-        SELECT x, sum(n) OVER (ORDER BY x) AS total FROM (
+  AND xid <= (SELECT coalesce(max(x) FILTER (WHERE total - n < $2), $1::text::xid8) FROM (
+        SELECT x, n, sum(n) OVER (ORDER BY x) AS total FROM (
             SELECT xid AS x, count(*) AS n FROM {table}
             WHERE xid > $1::text::xid8 AND xid < pg_snapshot_xmin(pg_current_snapshot())
             GROUP BY xid ORDER BY xid LIMIT $2) AS transactions) AS running)
@@ -125,7 +125,11 @@ class PostgresEventsMixin:
                 for r, body in zip(records, bodies, strict=True)]
 
     async def measurement_feed(self, after: int, limit: int) -> list[FeedRow]:
-        """Whole transactions (each a batch of measurements), at most ``limit`` rows."""
+        """Whole transactions (each a batch of measurements) up to the one that reaches
+        ``limit`` rows: fewer than ``limit`` rows only when no more are committed, so that
+        the pipeline can tell a full chunk (read on) from the end of the feed. (Stopping
+        before the transaction that would pass ``limit`` gave short chunks while rows waited,
+        and the pipeline, taking them for the end, read one chunk per run.)"""
         return await self._feed("measurements", after, limit)
 
     async def heartbeat_feed(self, after: int, limit: int) -> list[FeedRow]:

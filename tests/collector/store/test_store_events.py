@@ -113,18 +113,23 @@ async def test_a_feed_read_while_batches_commit_misses_nothing(store: Store) -> 
 
 
 async def test_a_feed_page_is_bounded_in_rows_whatever_the_batch_sizes(store: Store) -> None:
-    """Detection reads the feed a page at a time to bound its memory: a page of ``limit``
-    rows, not ``limit`` batches (a batch larger than the page may come whole, alone)."""
+    """Detection reads the feed a page at a time to bound its memory: a page of about
+    ``limit`` rows, not ``limit`` batches (PostgreSQL gives whole batches, up to the one that
+    reaches ``limit``); and a page shorter than ``limit`` is the end of what is stored, which
+    is how the pipeline knows it has caught up."""
     rows = [stored(start_time=f"2024-05-01 12:{i // 60:02d}:{i % 60:02d}") for i in range(120)]
     for start in range(0, 120, 30):
         await store.add_measurements(rows[start:start + 30])
     seen: list[str] = []
+    pages: list[int] = []
     cursor = 0
     while page := await store.measurement_feed(cursor, 50):
-        assert 0 < len(page) <= 50
+        assert 0 < len(page) < 50 + 30  # at most one batch past the limit
+        pages.append(len(page))
         cursor = page[-1].seq
         seen.extend(json.loads(r.body)["measurement_uid"] for r in page)
     assert seen == [r.uid for r in rows]
+    assert all(size >= 50 for size in pages[:-1])  # only the last page is short
     first = await store.measurement_feed(0, 10)
     assert first and len(first) in (10, 30)  # 10 rows, or the whole first batch alone
     assert [json.loads(r.body)["measurement_uid"] for r in first] == [
