@@ -19,17 +19,19 @@ from prometheus_client import CollectorRegistry
 from collector import pipeline as pipeline_module
 from collector.api.validate import validate
 from collector.config import Limits
+from collector.detect import observed
 from collector.detect.params import DetectionConfig, NetworkRoles
 from collector.detect.windows import Calendar
 from collector.events.book import EventBook
 from collector.metrics.detection import DetectionMetrics, EventSnapshot
 from collector.notify.event import EventView
 from collector.pipeline import Pipeline
-from collector.store import EventFilter
+from collector.store import EventFilter, Store
 from collector.store.sqlite import SQLiteStore
 from probe.core.typed_config import parse_duration
 from tests.collector import scenarios
 from tests.collector.detect.test_detection_scenarios import run_scenario
+from tests.collector.factory import stored
 from tests.helpers.fleet import web_measurement
 
 SCENARIO = "national_block_tls_timeout"
@@ -231,3 +233,27 @@ async def test_the_control_lost_by_every_probe_is_a_monitor_outage_and_no_shutdo
         datetime.fromtimestamp(lost_to, UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
     assert registry.get_sample_value("kuzot_monitor_outages_total",
                                      {"cause": "control_unreachable"}) == 1
+
+
+@pytest.mark.parametrize("with_observations", [False, True], ids=["bodies", "observations"])
+async def test_one_run_reads_a_backlog_whose_batches_do_not_fill_a_chunk(
+        store: Store, monkeypatch: pytest.MonkeyPatch, with_observations: bool) -> None:
+    """Batches of 30 rows against chunks of 50: PostgreSQL's feed gives whole batches, and a
+    chunk that ended short of 50 while rows waited was taken for the end of the feed, so a
+    busy collector's detection read one chunk per run (30 s) and fell behind for good."""
+    monkeypatch.setattr(pipeline_module, "FEED_CHUNK", 50)
+    monkeypatch.setattr(pipeline_module, "OBSERVED_FEED_CHUNK", 120)
+    observation = observed.encode(None) if with_observations else None
+    rows = [stored(start_time=f"2024-05-01 12:{i // 60:02d}:{i % 60:02d}",
+                   observation=observation) for i in range(300)]
+    for start in range(0, 300, 30):
+        assert len(await store.add_measurements(rows[start:start + 30])) == 30
+    registry = CollectorRegistry()
+    now = datetime(2024, 5, 1, 12, 10, tzinfo=UTC).timestamp()
+    pipeline = Pipeline(store, CONFIG, Calendar(), DetectionMetrics(registry),
+                        EventSnapshot(), clock=lambda: now)
+    await pipeline.start()
+    await pipeline.run_once(now)
+    assert registry.get_sample_value("kuzot_detection_inputs_total",
+                                     {"kind": "measurement"}) == 300
+    assert pipeline.caught_up
