@@ -450,11 +450,7 @@ def measure(tmp: Path, name: str, database: str, sizes: list[int], seconds: floa
             rate = asyncio.run(fill(database, generator, size, base, workers))
         row: dict[str, Any] = {"store": name, "size": size, "fill_rate": rate,
                                "bytes": asyncio.run(disk_bytes(database)) / size}
-        # SQLite only: on a PostgreSQL store the bench filled, the catch-up child finished
-        # 100,000 rows in 0.2 s, which cannot have read them; until that is understood its
-        # time is not reported.
-        row["catch_up"] = (catch_up(database) if size <= catch_up_upto
-                           and not is_postgres(database) else None)
+        row["catch_up"] = catch_up(database) if size <= catch_up_upto else None
         collector = SlowStopCollector(tmp, database)
         with collector as (url, token):
             pid = collector.process.pid
