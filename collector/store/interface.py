@@ -9,6 +9,7 @@ never import each other. See the package's docstring for the contract every stor
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 from urllib.parse import urlsplit
 
@@ -104,8 +105,12 @@ FILTER_COLUMNS = {
 COUNT_COLUMNS = ("measurement_count", *(f"{v}_count" for v in VERDICTS))
 
 
+@lru_cache(maxsize=1024)
 def domain_of(input_: str | None) -> str | None:
-    """The lower-case host name of a URL input, or None for inputs that are not URLs."""
+    """The lower-case host name of a URL input, or None for inputs that are not URLs.
+    Cached (1,024 inputs of at most 2 KiB: 2 MiB at worst): a fleet measures the same few
+    hundred inputs again and again, and every stored row asks (its column, each rollup's
+    key) on the event loop."""
     if not input_ or "://" not in input_:
         return None
     try:

@@ -14,6 +14,7 @@ same file at once migrate it once.
 from __future__ import annotations
 
 import asyncio
+import operator
 import re
 import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -617,11 +618,16 @@ _INSERT_MEASUREMENT = (f"INSERT INTO measurements ({','.join(_INSERTED)}) "
                        f"VALUES ({','.join('?' for _ in _INSERTED)})")
 
 
+_COLUMNS_OF = operator.attrgetter(*_INSERTED)
+_MISMATCH_AT = _INSERTED.index("location_mismatch")
+_BODY_AT = _INSERTED.index("body")
+
+
 def _values(row: StoredMeasurement) -> tuple[Any, ...]:
-    values = {c: getattr(row, c) for c in _INSERTED}
-    values["location_mismatch"] = int(row.location_mismatch)
-    values["body"] = row.packed if row.packed is not None else pack(row.body)
-    return tuple(values[c] for c in _INSERTED)
+    values = list(_COLUMNS_OF(row))
+    values[_MISMATCH_AT] = int(row.location_mismatch)
+    values[_BODY_AT] = row.packed if row.packed is not None else pack(row.body)
+    return tuple(values)
 
 
 def _commit_on_thread(conn: sqlite3.Connection, jobs: list[ThreadJob]
