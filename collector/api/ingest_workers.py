@@ -55,6 +55,7 @@ class IngestWorkers:
         self.processes = processes
         self.process_min_bytes = process_min_bytes
         self._pool: ProcessPoolExecutor | None = None
+        self._starting = asyncio.Lock()  # one pool starts at a time
         self.started = 0  # process pools started (1, or more after a worker died)
 
     async def prepare(self, raw: bytes, limits: Limits, now: datetime, probe_id: str,
@@ -64,7 +65,7 @@ class IngestWorkers:
             return await asyncio.to_thread(prepare_upload, raw, limits, now, probe_id,
                                            submitter_ip, located)
         try:
-            pool = self._running_pool()
+            pool = self._pool or await self._start_pool()
         except (OSError, ImportError, ValueError) as exc:
             # No fork server here (a container without /dev/shm for its semaphores, a
             # platform without it): every upload is prepared on a thread from now on.
@@ -87,6 +88,13 @@ class IngestWorkers:
                 pool.shutdown(wait=False, cancel_futures=True)
             return await asyncio.to_thread(prepare_upload, raw, limits, now, probe_id,
                                            submitter_ip, located)
+
+    async def _start_pool(self) -> ProcessPoolExecutor:
+        """The pool, started on a thread: starting the fork server and the first workers
+        waits for their imports (a few hundred milliseconds), which on the event loop would
+        hold up every other client's answer."""
+        async with self._starting:
+            return await asyncio.to_thread(self._running_pool)
 
     def _running_pool(self) -> ProcessPoolExecutor:
         if self._pool is None:
