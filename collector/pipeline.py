@@ -84,11 +84,6 @@ WEEK = 7 * 86400.0
 # beside eight uploads of 100 measurements in flight took the collector from ~180 to ~255 MB
 # under sustained ingest, 500 keep it under ~165 MB (bench/collector_scale.py).
 FEED_CHUNK = 500
-# Rows that carry their stored observation and no body are about a kilobyte each in memory:
-# after a chunk of only such rows the next one is this large, so that the engine evaluates
-# ten times less often while a busy collector's detection reads what arrived (each evaluation
-# settles every open bin, whatever the chunk's size).
-OBSERVED_FEED_CHUNK = 5000
 MAX_ROWS_PER_RUN = 50_000  # a large backlog is digested over several back-to-back runs
 # Observations offered between two runs (``Pipeline.offer``); beyond it the oldest are dropped.
 MAX_OFFERED = 10_000
@@ -162,7 +157,6 @@ class Pipeline:
         self.leading = False
         self.started_at = clock()
         self.caught_up = True  # whether the last run read everything stored
-        self.measurement_chunk = FEED_CHUNK  # rows asked of the measurement feed next
         self.alive_at = -float("inf")  # the last time this process stamped the store
         self.downtimes: list[tuple[float, float]] = []  # collector downtime found at start
         self.known: dict[str, tuple[str, str, str | None]] = {}  # id -> (tier, status, end)
@@ -250,23 +244,20 @@ class Pipeline:
             self.leading = False
 
     async def _read_batch(self, now: float) -> tuple[list[FeedRow], list[FeedRow], float, bool]:
-        """At most ``FEED_CHUNK`` rows of each feed (``OBSERVED_FEED_CHUNK`` measurements after
-        a chunk that carried no body), the replay clock to judge them at, and
+        """About ``FEED_CHUNK`` rows of each feed, the replay clock to judge them at, and
         whether more rows wait. The clock is the collector's time of the last row of a feed
         that has more to give (the other feed's rows after it may not be read yet), else
         ``now``."""
-        chunk = self.measurement_chunk
-        measurements = await self.store.measurement_feed(self.cursors["measurements"], chunk)
+        measurements = await self.store.measurement_feed(self.cursors["measurements"],
+                                                         FEED_CHUNK)
         heartbeats = await self.store.heartbeat_feed(self.cursors["heartbeats"], FEED_CHUNK)
-        self.measurement_chunk = (OBSERVED_FEED_CHUNK if all(not r.body for r in measurements)
-                                  else FEED_CHUNK)
         measurements = await self._with_stale_bodies(measurements)
         clock, more = now, False
-        for rows, name, limit in ((measurements, "measurements", chunk),
-                                  (heartbeats, "heartbeats", FEED_CHUNK)):
+        for rows, name in ((measurements, "measurements"), (heartbeats, "heartbeats")):
             if rows:
                 self.cursors[name] = rows[-1].seq
-            if len(rows) >= limit:
+            # PostgreSQL's page may run one batch past the size; only the last is short.
+            if len(rows) >= FEED_CHUNK:
                 more = True
                 last = _received(rows[-1])
                 if last is not None:

@@ -242,7 +242,6 @@ async def test_one_run_reads_a_backlog_whose_batches_do_not_fill_a_chunk(
     chunk that ended short of 50 while rows waited was taken for the end of the feed, so a
     busy collector's detection read one chunk per run (30 s) and fell behind for good."""
     monkeypatch.setattr(pipeline_module, "FEED_CHUNK", 50)
-    monkeypatch.setattr(pipeline_module, "OBSERVED_FEED_CHUNK", 120)
     observation = observed.encode(None) if with_observations else None
     rows = [stored(start_time=f"2024-05-01 12:{i // 60:02d}:{i % 60:02d}",
                    observation=observation) for i in range(300)]
