@@ -36,6 +36,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -75,10 +76,13 @@ class OutsideService:
                  on_readings: Callable[[list[OutsideReading]], None] | None = None,
                  params: OutsideParams | None = None,
                  make_transport: Callable[[], OpenTransport] | None = None,
-                 wall: Clock = time.time) -> None:
+                 wall: Clock = time.time, rng: random.Random | None = None) -> None:
         """``params``: the verdict's thresholds, the engine's ``detection.outside``, so the
         metrics and the events judge alike (IODA's defaults when None). ``make_transport``:
-        raw sockets from ``make_socket`` when None. ``wall``: the time readings carry."""
+        raw sockets from ``make_socket`` when None. ``wall``: the time readings carry.
+        ``rng``: where the prober draws its random orders (which addresses discovery tries
+        first); a fresh one when None. A test that counts the blocks its lab's discovery
+        finds gives a seeded one: a sample of a block's addresses can miss all its hosts."""
         self.config = config
         self.blocks, self.opt_out = load_blocks(config)
         self.params = params or OutsideParams()
@@ -87,6 +91,7 @@ class OutsideService:
         self._make_socket = make_socket
         self._make_transport = make_transport
         self._wall = wall
+        self._rng = rng
         self.up = False
         self.problem: str | None = None
         self.counters = Counters()
@@ -187,8 +192,8 @@ class OutsideService:
                                  TokenBucket(rate=self.config.rate, burst=self.config.burst),
                                  max_in_flight=self.config.max_in_flight, clock=clock)
             self.counters = sender.counters
-            prober = Prober(self.blocks, sender, self.config.prober_settings(), clock=clock,
-                            wall=self._wall)
+            prober = Prober(self.blocks, sender, self.config.prober_settings(), rng=self._rng,
+                            clock=clock, wall=self._wall)
             try:
                 restored = prober_state.load_json(prober, self.saved_prober)
             except ValueError as exc:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -41,8 +42,10 @@ from tests.helpers.outsidelab import (
     ASN_A,
     ASN_B,
     NET_B,
+    SEED,
     TCP_ONLY,
     OutsideLab,
+    first_samples_find_a_host,
     write_block_file,
 )
 
@@ -107,7 +110,7 @@ async def drive(lab: OutsideLab, tmp_path: Path, rounds_after: int,
     engine = Engine(detection) if engine_state is None else \
         Engine.from_state(engine_state, detection)
     service = OutsideService(cfg, make_socket=lab.collector_socket,
-                             params=engine.config.outside)
+                             params=engine.config.outside, rng=random.Random(SEED))
     service.monitor.load_json(history)
     run = Run(engine, service)
 
@@ -136,6 +139,7 @@ async def drive(lab: OutsideLab, tmp_path: Path, rounds_after: int,
         while not run.settled():
             assert service.rounds < MAX_WARM_UP, "the lab never settled"
             await asyncio.sleep(0.02)
+        assert first_samples_find_a_host(service, lab)
         run.methods_before = methods(service)
         if change is not None:
             await asyncio.to_thread(change)

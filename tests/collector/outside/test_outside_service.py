@@ -4,6 +4,7 @@ and the collector going on without CAP_NET_RAW."""
 from __future__ import annotations
 
 import asyncio
+import random
 import socket
 from dataclasses import replace
 from pathlib import Path
@@ -19,7 +20,12 @@ from collector.outside.config import OutsideConfig, resolve
 from collector.outside.metrics import OutsideCollector
 from collector.outside.service import OutsideService
 from collector.outside.signal import OutsideMonitor
-from tests.helpers.outsidelab import OutsideLab, write_block_file
+from tests.helpers.outsidelab import (
+    SEED,
+    OutsideLab,
+    first_samples_find_a_host,
+    write_block_file,
+)
 
 
 def config(tmp_path: Path) -> OutsideConfig:
@@ -45,7 +51,7 @@ async def test_rounds_reach_the_metrics_and_the_engine(lab: OutsideLab, tmp_path
     cfg = config(tmp_path)
     assert cfg.discovery_blocks_per_round == 20
     service = OutsideService(cfg, make_socket=lab.collector_socket, on_readings=to_engine,
-                             params=engine.config.outside)
+                             params=engine.config.outside, rng=random.Random(SEED))
     registry = CollectorRegistry()
     registry.register(OutsideCollector(service))
     stop = asyncio.Event()
@@ -62,6 +68,7 @@ async def test_rounds_reach_the_metrics_and_the_engine(lab: OutsideLab, tmp_path
     def sample(name: str, **labels: str) -> float | None:
         return registry.get_sample_value(f"kuzot_outside_{name}", labels)
 
+    assert first_samples_find_a_host(service, lab)
     assert sample("up") == 0  # stopped
     assert sample("blocks_configured") == 17
     assert (sample("probes_total", method="icmp") or 0) > 100
@@ -110,7 +117,8 @@ async def test_a_restarted_service_confirms_a_cut_in_its_first_rounds(
     async def save(monitor: OutsideMonitor) -> None:
         saved["history"] = monitor.to_json()
 
-    first = OutsideService(cfg, make_socket=lab.collector_socket, params=params)
+    first = OutsideService(cfg, make_socket=lab.collector_socket, params=params,
+                           rng=random.Random(SEED))
     first.save_history = save
     stop = asyncio.Event()
     task = asyncio.create_task(first.run(stop))
@@ -120,7 +128,8 @@ async def test_a_restarted_service_confirms_a_cut_in_its_first_rounds(
     await asyncio.wait_for(task, 60)
     assert first.confirmations == {"dark": 0, "recovered": 0}
 
-    second = OutsideService(cfg, make_socket=lab.collector_socket, params=params)
+    second = OutsideService(cfg, make_socket=lab.collector_socket, params=params,
+                            rng=random.Random(SEED))
     second.monitor.load_json(saved["history"])
     stop = asyncio.Event()
     task = asyncio.create_task(second.run(stop))
@@ -136,6 +145,7 @@ async def test_a_restarted_service_confirms_a_cut_in_its_first_rounds(
         stop.set()
         await asyncio.wait_for(task, 60)
     assert confirmed_after <= 3 < min_history + 1
+    assert first_samples_find_a_host(first, lab) and first_samples_find_a_host(second, lab)
     assert second.confirmations == {"dark": 1, "recovered": 0}
     result = second.last_confirmation
     assert (result.country, result.network, result.blocks_up) == ("KZ", "AS64500", 0)
