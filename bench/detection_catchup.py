@@ -10,7 +10,7 @@ targets for six hours so detection has something to find. Nothing is judged whil
 stored; then a fresh child process (so the peak RSS is the pipeline's alone) runs the real
 ``collector.pipeline.Pipeline`` from cursor 0 until it has caught up, exactly as a collector
 does after a restore or a long stop, and reports the time, the rows per second, the peak RSS
-(``ru_maxrss``) and the events it wrote.
+(``VmHWM``, ``bench/peak.py``) and the events it wrote.
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import resource
 import sqlite3
 import subprocess
 import sys
@@ -31,6 +30,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.peak import peak_rss_mb  # noqa: E402
 from collector.store import open_store  # noqa: E402
 from probe.core.evidence import facts  # noqa: E402
 
@@ -178,7 +178,7 @@ async def _catch_up(database: str) -> dict[str, Any]:
     finally:
         await store.close()
     return {"rows": rows, "seconds": seconds, "runs": runs,
-            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            "peak_rss_mb": peak_rss_mb(),
             "events": sorted(f"{e['kind']}/{e['tier']}/{len(e['targets'])} targets"
                              for e in events)}
 

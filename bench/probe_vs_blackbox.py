@@ -15,7 +15,6 @@ import argparse
 import asyncio
 import json
 import os
-import resource
 import shutil
 import socket
 import subprocess
@@ -28,6 +27,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.peak import peak_rss_mb  # noqa: E402
 from tests.helpers.ports import free_port  # noqa: E402
 
 
@@ -103,7 +103,7 @@ async def run_kuzot(mode: str, urls: list[str], ca_file: str, control: str,
     cpu0 = time.process_time()
     await asyncio.gather(*(one(u) for u in urls))
     return {"wall": time.perf_counter() - start, "cpu": time.process_time() - cpu0,
-            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            "peak_rss_mb": peak_rss_mb(),
             "success": successes / len(urls)}
 
 
