@@ -3,13 +3,16 @@ uid table, unavailability."""
 
 from __future__ import annotations
 
+import json
 import secrets
+from typing import Any
 
 import asyncpg
 import pytest
 
 from collector.store import Filters, StoreUnavailable
 from collector.store.postgres import MIGRATIONS, PostgresStore
+from collector.store.postgres_events import feed_query
 from tests.collector.factory import stored
 from tests.helpers.postgres import PostgresCluster
 
@@ -139,4 +142,45 @@ async def test_dropped_connections_are_replaced_without_an_error(
             assert await store.count_measurements() >= 1
         assert await store.add_measurements([stored(uid="after")]) == ["after"]
     finally:
+        await store.close()
+
+
+def _rows_handled(plan: dict[str, Any]) -> list[tuple[str, int]]:
+    """Every node of an EXPLAIN ANALYZE plan with the rows it produced over all its loops."""
+    here = [(f"{plan['Node Type']} {plan.get('Relation Name', '')}".strip(),
+             int(plan["Actual Rows"] * plan["Actual Loops"]))]
+    return here + [n for child in plan.get("Plans", []) for n in _rows_handled(child)]
+
+
+async def test_a_feed_page_reads_about_a_page_whatever_the_backlog(postgres_dsn: str) -> None:
+    """Detection catches up on a stored backlog a page at a time. A page that read every
+    unread row (counting rows per transaction did) makes a catch-up of N rows cost N**2:
+    hours at 10M. Behind the cursor and before it lie 20,000 rows here; a page of 200 must
+    touch a few hundred, whether or not the rows carry their observation."""
+    store = await PostgresStore.open(postgres_dsn)
+    conn = await asyncpg.connect(postgres_dsn)
+    try:
+        for start in range(0, 20_000, 100):
+            await store.add_measurements([
+                stored(start_time=f"2024-05-01 {i // 3600:02d}:{i // 60 % 60:02d}:{i % 60:02d}",
+                       observation="[1]" if i % 2 else None)
+                for i in range(start, start + 100)])
+        for _ in range(2_000):
+            await store.add_heartbeat("p1", "2024-05-01 12:00:00", "2024-05-01 12:00:01", "{}")
+        await conn.execute("ANALYZE")  # as autovacuum would: the planner knows the tables' size
+        middle = await conn.fetchval(
+            "SELECT xid::text FROM measurements ORDER BY xid OFFSET 10000 LIMIT 1")
+        for table, cursor in (("measurements", "0"), ("measurements", middle),
+                              ("heartbeats", "0")):
+            plan = json.loads(await conn.fetchval(
+                f"EXPLAIN (ANALYZE, FORMAT JSON) {feed_query(table)}", cursor, 200))[0]["Plan"]
+            nodes = _rows_handled(plan)
+            assert max(rows for _, rows in nodes) <= 3 * 200, (table, cursor, nodes)
+        # The cursor is the 101st batch's transaction: the page starts with the 102nd batch
+        # and ends with the whole batch holding its 250th row.
+        page = await store.measurement_feed(int(middle), 250)
+        assert len(page) == 300
+        assert [r.observation is None for r in page[:4]] == [True, False, True, False]
+    finally:
+        await conn.close()
         await store.close()
