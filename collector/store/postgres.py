@@ -245,6 +245,31 @@ DIALECT = sql.Dialect(
 SQL = sql.Statements.of(DIALECT)
 
 
+def _whole_batch(statement: str, types: Sequence[str]) -> str:
+    """An upsert of one row (``INSERT INTO t (c1, ...) VALUES (?, ...) ON CONFLICT ...``) made
+    to take a whole batch in one statement: one array per column, in ``types``, unnested in
+    the arrays' order (sorted by key, so concurrent writers lock rows in one order). One
+    statement per row cost the server a plan execution for each of the few hundred rollup and
+    target rows of a batch of 100 measurements; the keys of a batch are distinct, as one
+    statement may change a row only once."""
+    head, rest = statement.split("VALUES", 1)
+    columns = head[head.index("(") + 1:head.rindex(")")]
+    arrays = ", ".join(f"${i}::{t}[]" for i, t in enumerate(types, 1))
+    return (f"{head}SELECT {columns} FROM unnest({arrays}) WITH ORDINALITY "
+            f"AS batch({columns}, position) ORDER BY position{rest[rest.index(')') + 1:]}")
+
+
+_UPSERT_TARGETS = _whole_batch(sql.UPSERT_TARGET, (
+    "text", "text", "text", "text", "text", "timestamp", "text", "text", "text"))
+_UPSERT_ROLLUPS = {r.table: _whole_batch(sql.upsert_rollup(r.table), (
+    "timestamp", *["text"] * (len(r.key) - 1), "bigint")) for r in sql.ROLLUPS}
+
+
+def _columns(rows: Sequence[Sequence[Any]]) -> list[list[Any]]:
+    """Rows as one list per column: the arrays of a ``_whole_batch`` statement."""
+    return [list(column) for column in zip(*rows, strict=True)]
+
+
 def _changed(status: str) -> bool:
     """Whether a command changed a row, from its status (``"UPDATE 1"``, ``"INSERT 0 0"``)."""
     return status.rsplit(" ", 1)[-1] != "0"
@@ -401,11 +426,11 @@ class PostgresStore(PostgresEventsMixin):
                 await conn.copy_records_to_table(
                     "measurement_bodies", columns=("start_time", "uid", "body_z"),
                     records=[(_ts(r.start_time), r.uid, packed[r.uid]) for r in fresh])
-                await conn.executemany(SQL.upsert_target,
-                                       [_target_values(r) for r in sql.latest_per_target(fresh)])
+                await conn.execute(_UPSERT_TARGETS, *_columns(
+                    [_target_values(r) for r in sql.latest_per_target(fresh)]))
                 for table, increments in sql.rollup_increments(fresh).items():
-                    await conn.executemany(SQL.upsert_rollups[table], [
-                        (_ts(period), *key) for period, *key in increments])
+                    await conn.execute(_UPSERT_ROLLUPS[table], *_columns(
+                        [(_ts(period), *key) for period, *key in increments]))
                 await conn.execute(SQL.add_total, random.randrange(_TOTAL_SHARDS), len(fresh))
             return claimed
 

@@ -426,7 +426,7 @@ _UPSERT_EVENT = (
     f"VALUES ({','.join('?' * len(EVENT_COLUMNS))}) ON CONFLICT (id) DO UPDATE SET "
     + ",".join(f'"{c}" = excluded."{c}"' for c in EVENT_COLUMNS if c != "id"))
 
-_UPSERT_TARGET = """
+UPSERT_TARGET = """
 INSERT INTO target_state (probe_cc, probe_asn, test_name, target, uid, start_time, verdict,
                           layer, mechanism)
 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
@@ -486,7 +486,7 @@ class Statements:
             "probes": (
                 "SELECT probe_id, first_seen, last_seen, sent_at, queue_depth, "
                 "software_version FROM probes ORDER BY probe_id"),
-            "upsert_target": _UPSERT_TARGET,
+            "upsert_target": UPSERT_TARGET,
             "latest_by_target": (
                 "SELECT probe_cc, probe_asn, test_name, nullif(target, '') AS input, verdict, "
                 "layer, mechanism, start_time FROM target_state "
