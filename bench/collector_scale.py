@@ -28,6 +28,7 @@ import asyncio
 import copy
 import hashlib
 import json
+import math
 import os
 import random
 import re
@@ -266,6 +267,25 @@ async def disk_bytes(database: str) -> int:
     return sum(p.stat().st_size for p in Path(database).parent.glob(Path(database).name + "*"))
 
 
+async def server_pid(database: str) -> int | None:
+    """The PostgreSQL server's main process when it runs on this machine (its CPU is counted
+    beside the collector's), else None; None for SQLite, which runs inside the collector."""
+    if not is_postgres(database):
+        return None
+    import asyncpg
+
+    conn = await asyncpg.connect(database)
+    try:
+        backend = int(await conn.fetchval("SELECT pg_backend_pid()"))
+    finally:
+        await conn.close()
+    try:
+        # The backend's parent: the postmaster (fields after the name: state, then ppid).
+        return int(Path(f"/proc/{backend}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    except OSError:
+        return None  # a server elsewhere
+
+
 def _status(pid: int, field: str) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith(field + ":"):
@@ -274,7 +294,7 @@ def _status(pid: int, field: str) -> float:
 
 
 async def ingest(base: str, token: str, generator: Generator, seconds: float,
-                 pid: int) -> dict[str, Any]:
+                 pid: int, server: int | None = None) -> dict[str, Any]:
     """Durable HTTP ingest for ``seconds``: 8 clients, batches of 100. The measurements
     continue the fleet's timeline after the stored ones (what a deployment receives: recent
     measurements, each with its own uid). Returns the rate, the load average at the start and
@@ -311,14 +331,23 @@ async def ingest(base: str, token: str, generator: Generator, seconds: float,
 
     load_before = os.getloadavg()[0]
     cpu = cpu_seconds(pid)
+    server_cpu = cpu_seconds(server) if server is not None else float("nan")
+    own_cpu = time.process_time()
     start = time.perf_counter()
     async with aiohttp.ClientSession() as session:
         await asyncio.gather(sample(), *(client(i, session) for i in range(8)))
     rate = acked / (time.perf_counter() - start)
     # The collector's CPU time (every thread: HTTP, validation, the store, detection) per
     # measurement acknowledged: what the load average cannot distort.
+    # Beside it, the PostgreSQL server's (its backends, WAL writer, checkpointer; an
+    # autovacuum worker that ended during the run is missed) and this load generator's: the
+    # three share the machine's cores.
+    per = 1e6 / max(acked, 1)
     return {"rate": rate, "load": (load_before, os.getloadavg()[0]), "rss": rss, "pss": pss,
-            "acked": acked, "cpu_us": 1e6 * (cpu_seconds(pid) - cpu) / max(acked, 1)}
+            "acked": acked, "cpu_us": per * (cpu_seconds(pid) - cpu),
+            "server_cpu_us": per * (cpu_seconds(server) - server_cpu)
+            if server is not None else float("nan"),
+            "client_cpu_us": per * (time.process_time() - own_cpu)}
 
 
 def read_calls(generator: Generator) -> list[tuple[str, str]]:
@@ -458,9 +487,12 @@ def measure(tmp: Path, name: str, database: str, sizes: list[int], seconds: floa
         with collector as (url, token):
             pid = collector.process.pid
             row["reads"] = asyncio.run(reads(url, read_calls(generator)))
-            done = asyncio.run(ingest(url, token, generator, seconds, pid))
+            done = asyncio.run(ingest(url, token, generator, seconds, pid,
+                                      asyncio.run(server_pid(database))))
             row["ingest"], row["load"] = done["rate"], done["load"]
             row["ingest_rss"], row["cpu_us"] = done["rss"], done["cpu_us"]
+            row["server_cpu_us"] = done["server_cpu_us"]
+            row["client_cpu_us"] = done["client_cpu_us"]
             row["ingest_pss"] = done["pss"]
             row["metrics_after_ingest"] = asyncio.run(reads(url, [("m", "/metrics")]))["m"]
             row["rss"], row["peak_rss"] = _status(pid, "VmRSS"), _status(pid, "VmHWM")
@@ -536,6 +568,11 @@ def report(results: list[dict[str, Any]]) -> None:
     line("HTTP ingest, 8 clients x 100, /s", [f"{r['ingest']:,.0f}" for r in results])
     line("collector CPU (with its workers) per measurement ingested, us", [f"{r['cpu_us']:,.0f}"
                                                          for r in results])
+    line("PostgreSQL server CPU per measurement ingested, us",
+         [f"{r['server_cpu_us']:,.0f}" if r.get("server_cpu_us", math.nan) == r.get(
+             "server_cpu_us") else "-" for r in results])
+    line("load generator CPU per measurement, us",
+         [f"{r['client_cpu_us']:,.0f}" if "client_cpu_us" in r else "-" for r in results])
     line("load average at the ingest's start / end", [f"{r['load'][0]:.1f} / {r['load'][1]:.1f}"
                                                       for r in results])
     line("collector RSS during the ingest, max MB", [f"{max(r['ingest_rss'] or [0]):.0f}"
