@@ -277,13 +277,13 @@ async def server_pid(database: str) -> int | None:
     conn = await asyncpg.connect(database)
     try:
         backend = int(await conn.fetchval("SELECT pg_backend_pid()"))
-    finally:
-        await conn.close()
-    try:
-        # The backend's parent: the postmaster (fields after the name: state, then ppid).
+        # The backend's parent, while it lives: the postmaster (fields after the process's
+        # name: its state, then its parent's pid).
         return int(Path(f"/proc/{backend}/stat").read_text().rsplit(")", 1)[1].split()[1])
     except OSError:
         return None  # a server elsewhere
+    finally:
+        await conn.close()
 
 
 def _status(pid: int, field: str) -> float:
