@@ -3,6 +3,7 @@ upgrades, and the same answers as counting every measurement."""
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import random
 import sqlite3
@@ -160,6 +161,25 @@ async def test_retries_and_late_uploads_count_once(database: str) -> None:
             rows[i] = replace(rows[i], verdict=new)
         assert await store.replace_analysis(rows[3].uid, rows[3].body, rows[3].verdict,
                                             None, None)
+        assert await rollup_rows(database) == rollups_of(rows)
+        await check_answers(store, rows)
+    finally:
+        await store.close()
+
+
+async def test_concurrent_batches_sharing_keys_count_each_row_once(database: str) -> None:
+    """Writers whose batches add to the same rollup and target rows at once (PostgreSQL
+    upserts a batch's keys in one statement per table, in key order): every count exact,
+    no batch refused, whatever order the batches hold their rows in."""
+    store = await open_store(database)
+    try:
+        rows = corpus(480, seed=11)  # 2 days x 24 hours x 3 networks x 2 tests: keys repeat
+        rng = random.Random(11)
+        batches = [rows[i:i + 30] for i in range(0, 480, 30)]
+        for batch in batches:
+            rng.shuffle(batch)
+        results = await asyncio.gather(*(store.add_measurements(b) for b in batches))
+        assert sum(len(r) for r in results) == 480
         assert await rollup_rows(database) == rollups_of(rows)
         await check_answers(store, rows)
     finally:
