@@ -53,6 +53,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.collector_ingest import Collector, cpu_seconds, tree_pss_mb  # noqa: E402
 from bench.measurement_format import WORDS, _serve  # noqa: E402
+from bench.peak import status_mb  # noqa: E402
 from bench.scale_clone import check_postgres, clone_postgres, clone_sqlite  # noqa: E402
 from collector.api.query import encode_cursor  # noqa: E402
 from collector.detect import extract, observed  # noqa: E402
@@ -286,13 +287,6 @@ async def server_pid(database: str) -> int | None:
         await conn.close()
 
 
-def _status(pid: int, field: str) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
-
-
 async def ingest(base: str, token: str, generator: Generator, seconds: float,
                  pid: int, server: int | None = None) -> dict[str, Any]:
     """Durable HTTP ingest for ``seconds``: 8 clients, batches of 100. The measurements
@@ -325,7 +319,7 @@ async def ingest(base: str, token: str, generator: Generator, seconds: float,
 
     async def sample() -> None:
         while time.perf_counter() < deadline:
-            rss.append(_status(pid, "VmRSS"))
+            rss.append(status_mb("VmRSS", pid))
             pss.append(tree_pss_mb(pid))
             await asyncio.sleep(1)
 
@@ -495,7 +489,7 @@ def measure(tmp: Path, name: str, database: str, sizes: list[int], seconds: floa
             row["client_cpu_us"] = done["client_cpu_us"]
             row["ingest_pss"] = done["pss"]
             row["metrics_after_ingest"] = asyncio.run(reads(url, [("m", "/metrics")]))["m"]
-            row["rss"], row["peak_rss"] = _status(pid, "VmRSS"), _status(pid, "VmHWM")
+            row["rss"], row["peak_rss"] = status_mb("VmRSS", pid), status_mb("VmHWM", pid)
         results.append(row)
         print(json.dumps(row), file=sys.stderr, flush=True)
     return results

@@ -13,12 +13,21 @@ import resource
 from pathlib import Path
 
 
-def peak_rss_mb() -> float:
-    """This process's peak resident set in MiB, since its last ``exec``."""
+def status_mb(field: str, pid: int | str = "self") -> float:
+    """A size field of a process's ``/proc/PID/status`` (``VmHWM``, ``VmRSS``) in MiB; NaN
+    when the process or the field is not there."""
     try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(field + ":"):
                 return int(line.split()[1]) / 1024
     except OSError:
         pass
+    return float("nan")
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident set in MiB, since its last ``exec``."""
+    peak = status_mb("VmHWM")
+    if peak == peak:
+        return peak
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
