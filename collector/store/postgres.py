@@ -248,8 +248,8 @@ SQL = sql.Statements.of(DIALECT)
 # Every query of the store reads or writes a page, a batch or a rollup range: milliseconds of
 # work. PostgreSQL compiles a query with LLVM when its *estimated* cost is high, and a
 # feed page's estimate is (where its transactions end is only known when it runs): at 10M
-# rows each page of detection's catch-up spent 540 ms compiling and 1 ms running. So JIT
-# is off for the store's sessions, whatever the server's default.
+# rows each page of detection's catch-up spent 540 ms compiling and about 20 ms running. So
+# JIT is off for the store's sessions, whatever the server's default.
 SESSION_SETTINGS = {"jit": "off"}
 
 
