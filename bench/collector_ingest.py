@@ -119,7 +119,9 @@ async def raw_run(database: str, seconds: float) -> float:
 ROUNDS = 9
 
 
-def _stat(pid: int) -> list[str]:
+def stat_fields(pid: int) -> list[str]:
+    """The fields of ``/proc/PID/stat`` after the process's name: its state, its parent's
+    pid, ... (``proc(5)``, from the third field on)."""
     return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
 
 
@@ -129,7 +131,7 @@ def process_tree(pid: int) -> list[int]:
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
-                parents[int(entry.name)] = int(_stat(int(entry.name))[1])
+                parents[int(entry.name)] = int(stat_fields(int(entry.name))[1])
             except (OSError, IndexError):
                 continue  # gone meanwhile
     tree, frontier = [pid], [pid]
@@ -145,7 +147,7 @@ def cpu_seconds(pid: int) -> float:
     total = 0.0
     for member in process_tree(pid):
         try:
-            fields = _stat(member)
+            fields = stat_fields(member)
         except OSError:
             continue
         total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")

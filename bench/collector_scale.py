@@ -28,7 +28,6 @@ import asyncio
 import copy
 import hashlib
 import json
-import math
 import os
 import random
 import re
@@ -51,7 +50,7 @@ import aiohttp
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.collector_ingest import Collector, cpu_seconds, tree_pss_mb  # noqa: E402
+from bench.collector_ingest import Collector, cpu_seconds, stat_fields, tree_pss_mb  # noqa: E402
 from bench.measurement_format import WORDS, _serve  # noqa: E402
 from bench.peak import status_mb  # noqa: E402
 from bench.scale_clone import check_postgres, clone_postgres, clone_sqlite  # noqa: E402
@@ -278,9 +277,7 @@ async def server_pid(database: str) -> int | None:
     conn = await asyncpg.connect(database)
     try:
         backend = int(await conn.fetchval("SELECT pg_backend_pid()"))
-        # The backend's parent, while it lives: the postmaster (fields after the process's
-        # name: its state, then its parent's pid).
-        return int(Path(f"/proc/{backend}/stat").read_text().rsplit(")", 1)[1].split()[1])
+        return int(stat_fields(backend)[1])  # its parent, while it lives: the postmaster
     except OSError:
         return None  # a server elsewhere
     finally:
@@ -325,7 +322,7 @@ async def ingest(base: str, token: str, generator: Generator, seconds: float,
 
     load_before = os.getloadavg()[0]
     cpu = cpu_seconds(pid)
-    server_cpu = cpu_seconds(server) if server is not None else float("nan")
+    server_cpu = cpu_seconds(server) if server is not None else 0.0
     own_cpu = time.process_time()
     start = time.perf_counter()
     async with aiohttp.ClientSession() as session:
@@ -340,7 +337,7 @@ async def ingest(base: str, token: str, generator: Generator, seconds: float,
     return {"rate": rate, "load": (load_before, os.getloadavg()[0]), "rss": rss, "pss": pss,
             "acked": acked, "cpu_us": per * (cpu_seconds(pid) - cpu),
             "server_cpu_us": per * (cpu_seconds(server) - server_cpu)
-            if server is not None else float("nan"),
+            if server is not None else None,
             "client_cpu_us": per * (time.process_time() - own_cpu)}
 
 
@@ -562,11 +559,9 @@ def report(results: list[dict[str, Any]]) -> None:
     line("HTTP ingest, 8 clients x 100, /s", [f"{r['ingest']:,.0f}" for r in results])
     line("collector CPU (with its workers) per measurement ingested, us", [f"{r['cpu_us']:,.0f}"
                                                          for r in results])
-    line("PostgreSQL server CPU per measurement ingested, us",
-         [f"{r['server_cpu_us']:,.0f}" if r.get("server_cpu_us", math.nan) == r.get(
-             "server_cpu_us") else "-" for r in results])
-    line("load generator CPU per measurement, us",
-         [f"{r['client_cpu_us']:,.0f}" if "client_cpu_us" in r else "-" for r in results])
+    for label, key in (("PostgreSQL server CPU per measurement ingested, us", "server_cpu_us"),
+                       ("load generator CPU per measurement, us", "client_cpu_us")):
+        line(label, [f"{r[key]:,.0f}" if r.get(key) is not None else "-" for r in results])
     line("load average at the ingest's start / end", [f"{r['load'][0]:.1f} / {r['load'][1]:.1f}"
                                                       for r in results])
     line("collector RSS during the ingest, max MB", [f"{max(r['ingest_rss'] or [0]):.0f}"

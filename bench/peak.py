@@ -9,6 +9,7 @@ the fallback where ``/proc`` is not there.
 
 from __future__ import annotations
 
+import math
 import resource
 from pathlib import Path
 
@@ -28,6 +29,6 @@ def status_mb(field: str, pid: int | str = "self") -> float:
 def peak_rss_mb() -> float:
     """This process's peak resident set in MiB, since its last ``exec``."""
     peak = status_mb("VmHWM")
-    if peak == peak:
-        return peak
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    if math.isnan(peak):
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return peak

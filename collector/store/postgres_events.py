@@ -103,6 +103,9 @@ def feed_query(table: str) -> str:
     return _FEED.format(table=table, **columns)
 
 
+_FEEDS = {table: feed_query(table) for table in ("measurements", "heartbeats")}
+
+
 class PostgresEventsMixin:
     dialect: Dialect
     statements: Statements
@@ -128,7 +131,7 @@ class PostgresEventsMixin:
         return [event_document(r) for r in records]
 
     async def _feed(self, table: str, after: int, limit: int) -> list[FeedRow]:
-        records = await self._fetch(feed_query(table), str(after), limit)
+        records = await self._fetch(_FEEDS[table], str(after), limit)
         # Decompressed on a worker thread, beside the event loop (see the SQLite feed).
         decoded = await asyncio.to_thread(lambda: [
             (r["uid"], unpack(r["body_z"]) if r["body_z"] is not None else r["body"],

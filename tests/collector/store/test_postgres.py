@@ -189,7 +189,7 @@ async def test_a_feed_page_reads_about_a_page_whatever_the_backlog(postgres_dsn:
 async def test_the_store_never_compiles_its_queries(postgres_dsn: str) -> None:
     """PostgreSQL compiles a query with LLVM when its estimated cost passes ``jit_above_cost``;
     a feed page's estimate is high at any size (where its transactions end is only known at
-    run time), and at 10M rows each page spent 540 ms compiling for 1 ms of work. Here every
+    run time), and at 10M rows each page spent 540 ms compiling for about 20 ms of work. Here every
     query of this database passes the threshold: a plain session compiles the feed's query,
     the store's sessions do not."""
     name = f"jit_{secrets.token_hex(4)}"
