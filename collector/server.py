@@ -37,6 +37,7 @@ from aiohttp.web_protocol import RequestHandler
 from aiohttp.web_request import BaseRequest
 
 from collector.api.security import HEADERS as SECURITY_HEADERS
+from collector.store import StoreUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -194,7 +195,8 @@ class GuardedSite(web.BaseSite):
 
 class StartupError(Exception):
     """The collector could not start for a reason its operator can fix (the port is taken,
-    the database file is not a database): said in one line, not a traceback."""
+    the database file is not a database, the PostgreSQL server cannot be reached): said in
+    one line, not a traceback."""
 
 
 async def serve(app: web.Application, host: str, port: int, header_timeout: float,
@@ -208,7 +210,7 @@ async def serve(app: web.Application, host: str, port: int, header_timeout: floa
     runner = web.AppRunner(app, access_log_format=access_log_format)
     try:
         await runner.setup()
-    except (OSError, sqlite3.DatabaseError) as exc:
+    except (OSError, sqlite3.DatabaseError, StoreUnavailable) as exc:
         raise StartupError(f"cannot open the database: {exc}") from exc
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -1,6 +1,6 @@
 """Start-up errors an operator can fix are one line and exit 2, not a traceback: the real
-collector process, started on a port another process holds and on a file that is not a
-database."""
+collector process, started on a port another process holds, on a file that is not a
+database and on a PostgreSQL server that is not there."""
 
 from __future__ import annotations
 
@@ -33,3 +33,14 @@ async def test_a_file_that_is_not_a_database_is_one_line_and_exit_2(tmp_path: Pa
     assert code == 2 and "kuzot collector on" not in out
     assert err.strip().splitlines() == ["error: cannot open the database: file is not a database"]
     assert database.read_text() == "these are notes, not a database\n"  # left as it was
+
+
+async def test_an_unreachable_postgresql_server_is_one_line_and_exit_2() -> None:
+    closed = free_port()  # nothing listens there
+    code, out, err = await cli("serve", "--listen", f"127.0.0.1:{free_port()}",
+                               "--database", f"postgresql://kuzot@127.0.0.1:{closed}/kuzot",
+                               timeout=60)
+    assert code == 2 and "kuzot collector on" not in out
+    [line] = err.strip().splitlines()
+    assert line.startswith("error: cannot open the database: postgresql: ")
+    assert f"127.0.0.1', {closed})" in line
