@@ -28,6 +28,7 @@ import asyncio
 import copy
 import hashlib
 import json
+import operator
 import os
 import random
 import re
@@ -86,6 +87,15 @@ EVIDENCE: dict[str, dict[str, Any]] = {
     "inconclusive": {**_NO_EVIDENCE, "control_unavailable": True,
                      "control_failure": "unknown_failure: no control configured"},
 }
+
+
+# (verdict, layer, mechanism) in the generator's proportions: 92 %, 4 %, 2 %, 2 %.
+VERDICTS: tuple[tuple[str, str | None, str | None], ...] = (
+    ("ok", None, None), ("blocked", "tls", "timeout"), ("down", None, None),
+    ("inconclusive", None, None))
+# An HTTP date's names (RFC 9110), whatever the machine's locale.
+_DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
 
 def _page(rng: random.Random) -> str:
@@ -150,7 +160,17 @@ class Generator:
         text = json.dumps(m, ensure_ascii=False, separators=(",", ":"))
         for name in ("t0", "t1", "rt0", "ttfb", "rt", "bps", "length", "analysis"):
             text = text.replace(f'"@@{name}@@"', f"@@{name}@@")  # numbers and objects
+        # The text between the markers, and the markers' names in order: a measurement is
+        # the text with the values put at every other place (a slice assignment and a join,
+        # both in C; a loop over the pieces in Python cost a third of a measurement).
         self.parts = re.split(r"@@(\w+)@@", text)
+        self.values_in_order = operator.itemgetter(*self.parts[1::2])
+        # The analysis of each verdict, serialized once.
+        self.analyses = {
+            verdict: json.dumps({"verdict": verdict, "layer": layer, "mechanism": mechanism,
+                                 "confidence": 0.9, "evidence": [], "analysis_version": 2,
+                                 "evidence_fields": EVIDENCE[verdict]}, separators=(",", ":"))
+            for verdict, layer, mechanism in VERDICTS}
 
     def document(self, index: int, uid: str) -> tuple[str, dict[str, str]]:
         """The JSON text of measurement ``index`` and its columns."""
@@ -160,31 +180,29 @@ class Generator:
         hour = index // (len(TARGETS) * len(PROBES))
         started = START + hour * ROUND + timedelta(seconds=rng.randrange(3000))
         roll = rng.random()
-        verdict, layer, mechanism = (
-            ("ok", None, None) if roll < 0.92 else ("blocked", "tls", "timeout") if roll < 0.96
-            else ("down", None, None) if roll < 0.98 else ("inconclusive", None, None))
-        evidence = EVIDENCE[verdict]
+        verdict, layer, mechanism = VERDICTS[0 if roll < 0.92 else 1 if roll < 0.96
+                                             else 2 if roll < 0.98 else 3]
         page, length, sha = rng.choice(self.pages[target])
         t0 = rng.uniform(0.01, 0.2)
         t1 = t0 + rng.uniform(0.01, 0.1)
-        stamp = started.strftime(TIME)
-        values = {
+        stamp = (f"{started.year:04d}-{started.month:02d}-{started.day:02d} "
+                 f"{started.hour:02d}:{started.minute:02d}:{started.second:02d}")
+        pieces = self.parts.copy()
+        pieces[1::2] = self.values_in_order({
             "uid": uid, "stamp": stamp, "target": target, "cc": cc, "asn": asn,
-            "report": f"{started:%Y%m%dT%H%M%SZ}_webconnectivity_{cc}_{asn[2:]}_n1_"
+            "report": f"{stamp[0:4]}{stamp[5:7]}{stamp[8:10]}T{stamp[11:13]}{stamp[14:16]}"
+                      f"{stamp[17:19]}Z_webconnectivity_{cc}_{asn[2:]}_n1_"
                       f"{rng.getrandbits(64):016x}",
             "probe": probe_id, "ip": f"198.51.{index % 200}.{rng.randrange(1, 255)}",
             "host": target.split("/")[2], "t0": f"{t0:.6f}", "t1": f"{t1:.6f}",
             "rt0": f"{t1 + 0.0001:.6f}", "ttfb": f"{t1 + rng.uniform(0.01, 1):.6f}",
             "rt": f"{t1 + rng.uniform(1, 2):.6f}", "bps": str(rng.randrange(100_000, 50_000_000)),
             "page": page, "length": str(length), "sha": sha,
-            "date": started.strftime("%a, %d %b %Y %H:%M:%S GMT"),
-            "analysis": json.dumps({"verdict": verdict, "layer": layer, "mechanism": mechanism,
-                                    "confidence": 0.9, "evidence": [], "analysis_version": 2,
-                                    "evidence_fields": evidence},
-                                   separators=(",", ":")),
-        }
-        parts = self.parts
-        text = "".join(values[p] if i % 2 else p for i, p in enumerate(parts))
+            "date": f"{_DAYS[started.weekday()]}, {started.day:02d} {_MONTHS[started.month - 1]} "
+                    f"{started.year:04d} {stamp[11:]} GMT",
+            "analysis": self.analyses[verdict],
+        })
+        text = "".join(pieces)
         return text, {"probe_id": probe_id, "cc": cc, "asn": asn, "target": target,
                       "start_time": stamp, "uid": uid, "verdict": verdict,
                       "layer": layer or "", "mechanism": mechanism or ""}
