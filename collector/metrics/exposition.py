@@ -217,6 +217,17 @@ class _HistogramChild(_Child):
             self.counts[bisect_left(self.bounds, amount)] += 1
         self._text = None
 
+    def observe_many(self, amounts: Iterable[float]) -> None:
+        """``observe`` of each of ``amounts`` in order (the same sum to the last bit), with
+        the lookups done once: a batch of uploads observes hundreds of values."""
+        total, counts, bounds = self.sum, self.counts, self.bounds
+        for amount in amounts:
+            total += amount
+            if amount == amount:
+                counts[bisect_left(bounds, amount)] += 1
+        self.sum = total
+        self._text = None
+
     def samples(self) -> Iterator[tuple[str, dict[str, str], float]]:
         total = 0.0
         for bound, count in zip(self.bounds, self.counts, strict=True):

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Gauge
 
 from collector.metrics.exposition import TextCounter, TextHistogram
 
@@ -87,6 +87,13 @@ class Outcome:
     phases: tuple[tuple[str, float], ...]
     start: datetime
 
+    def __reduce__(self) -> tuple[type[Outcome], tuple[Any, ...]]:
+        # Outcomes come back from the ingest's worker processes by pickle, a hundred a batch,
+        # unpickled on the collector's own process: the fields in order cost half of what
+        # the dataclass's own state methods do (they look the fields up for every outcome).
+        return (Outcome, (self.cc, self.asn, self.input, self.verdict, self.layer,
+                          self.mechanism, self.phases, self.start))
+
 
 def outcome_of(measurement: Mapping[str, Any], cc: str, asn: str, input_: str | None,
                start: datetime) -> Outcome:
@@ -105,7 +112,9 @@ class FleetMetrics:
     def __init__(self, registry: CollectorRegistry, max_targets: int = 1000) -> None:
         self.max_targets = max_targets
         self._targets: set[str] = set()
-        # The two families that grow with targets x networks render incrementally.
+        # The two families that grow with targets x networks render incrementally; the
+        # upload delay too, which every measurement observes (a prometheus-client histogram
+        # takes a lock and walks its buckets for each value).
         self.phase = TextHistogram(
             "kuzot_phase_duration_seconds", "Duration of each successful phase of a web "
             "measurement, by country, network, target and phase.",
@@ -114,7 +123,7 @@ class FleetMetrics:
             "kuzot_target_measurements", "Measurements per target and network by verdict, "
             "failing layer and mechanism (empty when none).",
             ["cc", "asn", "target", "verdict", "layer", "mechanism"], registry=registry)
-        self.upload_delay = Histogram(
+        self.upload_delay = TextHistogram(
             "kuzot_upload_delay_seconds", "Time from a measurement's start to its arrival; "
             "long delays are uploads held back by a shutdown.", ["cc"],
             buckets=DELAY_BUCKETS, registry=registry)
@@ -167,13 +176,9 @@ class FleetMetrics:
         for labels, count in counts.items():
             self.outcomes.labels(*labels).inc(count)
         for phase_labels, values in phases.items():
-            observe = self.phase.labels(*phase_labels).observe
-            for value in values:
-                observe(value)
+            self.phase.labels(*phase_labels).observe_many(values)
         for cc, values in delays.items():
-            observe = self.upload_delay.labels(cc).observe
-            for value in values:
-                observe(value)
+            self.upload_delay.labels(cc).observe_many(values)
         for cc, asn in networks:
             self.last_measurement.labels(probe_id, cc, asn).set(received.timestamp())
 

@@ -169,6 +169,20 @@ def test_a_row_crosses_the_process_boundary_whole() -> None:
         [getattr(row, f.name) for f in dataclasses.fields(row)]
 
 
+def test_an_outcome_crosses_the_process_boundary_whole() -> None:
+    # Outcome too pickles by its own __reduce__ (fields in order).
+    from datetime import UTC, datetime
+
+    from collector.metrics.fleet import Outcome
+
+    outcome = Outcome("KG", "AS1", "https://x.kg/", "blocked", "tls", "reset",
+                      (("connect", 0.5), ("tls", 1.25)), datetime(2024, 1, 1, 1, tzinfo=UTC))
+    back = pickle.loads(pickle.dumps(outcome))
+    assert back == outcome
+    assert [getattr(back, f.name) for f in dataclasses.fields(back)] == \
+        [getattr(outcome, f.name) for f in dataclasses.fields(outcome)]
+
+
 async def test_without_worker_processes_uploads_are_prepared_on_threads(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
         caplog: pytest.LogCaptureFixture) -> None:

@@ -168,3 +168,22 @@ def test_values_on_and_beside_every_bound_fall_in_the_same_buckets() -> None:
         for family in (histogram, text_histogram):
             family.labels("KZ", f"t{index % 3}", "connect").observe(value)
     assert _masked(ours.render().decode()) == _masked(generate_latest(reference).decode())
+
+
+def test_observing_many_at_once_is_observing_each_in_turn() -> None:
+    """``observe_many`` (a batch of uploads' values per series) against prometheus-client's
+    ``observe`` of each value: the same buckets and the same sum, to the last bit (values
+    whose sum depends on the order of addition, and a NaN, which only the sum counts)."""
+    reference, histogram, _, ours, text_histogram, _ = _pair()
+    values = [0.1, 1e16, -1e16, 0.2, 0.30000000000000004, 3.0, 10.0, 11.0, float("nan"),
+              *(bound for bound in BUCKETS)]
+    for value in values:
+        histogram.labels("KG", "t", "connect").observe(value)
+    text_histogram.labels("KG", "t", "connect").observe_many(iter(values))
+    for value in values[:5]:
+        histogram.labels("KZ", "u", "tls").observe(value)
+    text_histogram.labels("KZ", "u", "tls").observe_many(values[:5])
+    text_histogram.labels("KZ", "u", "tls").observe_many([])
+    got, expected = ours.render().decode(), generate_latest(reference).decode()
+    assert _masked(got) == _masked(expected)
+    assert 'kz_h_seconds_count{cc="KG",phase="connect",target="t"} 12.0' in got  # NaN in no bucket
