@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -330,14 +330,22 @@ def _key_rest(rollup: Rollup, rest: tuple[str, ...]) -> tuple[str, ...]:
 
 def rollup_increments(rows: list[StoredMeasurement]) -> dict[str, list[tuple[Any, ...]]]:
     """Per rollup table, its key and the count of newly stored rows, sorted by key so
-    concurrent writers take row locks in one order."""
-    counts: dict[str, Counter[tuple[str, ...]]] = {r.table: Counter() for r in ROLLUPS}
-    for row in rows:
-        rest = (row.probe_cc, row.probe_asn, row.test_name, row.input or "", row.domain or "")
-        for rollup in ROLLUPS:
-            counts[rollup.table][(period_of(row.start_time, rollup.period),
-                                  *_key_rest(rollup, rest), row.verdict or "")] += 1
-    return {table: [(*key, n) for key, n in sorted(c.items())] for table, c in counts.items()}
+    concurrent writers take row locks in one order.
+
+    Each row's hourly key is made once and the other tables' keys from it, each table's keys
+    counted by ``Counter`` in C: every stored row passes here on the event loop, and a
+    counter's ``+= 1`` per row and table cost a third more."""
+    hourly = [(period_of(row.start_time, "hour"), row.probe_cc, row.probe_asn, row.test_name,
+               row.input or "", row.domain or "", row.verdict or "") for row in rows]
+    fine = {"hour": hourly,
+            "day": [(period_of(k[0], "day"), *k[1:]) for k in hourly],
+            "month": [(period_of(k[0], "month"), *k[1:]) for k in hourly]}
+    out: dict[str, list[tuple[Any, ...]]] = {}
+    for rollup in ROLLUPS:
+        keys: Sequence[tuple[str, ...]] = fine[rollup.period] if rollup.fine else \
+            [(k[0], k[1], k[2], k[3], k[6]) for k in fine[rollup.period]]  # COARSE_KEY
+        out[rollup.table] = [(*key, n) for key, n in sorted(Counter(keys).items())]
+    return out
 
 
 def latest_per_target(rows: list[StoredMeasurement]) -> list[StoredMeasurement]:
