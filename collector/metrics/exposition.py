@@ -211,11 +211,7 @@ class _HistogramChild(_Child):
         super().__init__(family, labels)
 
     def observe(self, amount: float) -> None:
-        self.sum += amount
-        if amount == amount:  # not NaN (which no bucket counts, as before)
-            # The first bound at or above ``amount`` (bounds ascend, +Inf last).
-            self.counts[bisect_left(self.bounds, amount)] += 1
-        self._text = None
+        self.observe_many((amount,))
 
     def observe_many(self, amounts: Iterable[float]) -> None:
         """``observe`` of each of ``amounts`` in order (the same sum to the last bit), with
@@ -223,7 +219,8 @@ class _HistogramChild(_Child):
         total, counts, bounds = self.sum, self.counts, self.bounds
         for amount in amounts:
             total += amount
-            if amount == amount:
+            if amount == amount:  # not NaN (which no bucket counts, as before)
+                # The first bound at or above ``amount`` (bounds ascend, +Inf last).
                 counts[bisect_left(bounds, amount)] += 1
         self.sum = total
         self._text = None
