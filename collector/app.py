@@ -67,7 +67,9 @@ async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
     store = await open_store(config.database, pool_size=config.database_pool_size,
                              archive_dir=config.storage.archive_dir,
                              archive_s3=config.storage.s3_settings(),
-                             archive_cache_bytes=config.storage.archive_cache_bytes)
+                             archive_cache_bytes=config.storage.archive_cache_bytes,
+                             coming=app[ingest_workers_key].coming,
+                             commit_wait=config.ingest.commit_wait)
     app[store_key] = store
     yield
     await store.close()

@@ -66,6 +66,10 @@ def _workers(value: int | None) -> str | None:
     return None if value is None or value >= 0 else "0 or more (0: none; unset: one per CPU)"
 
 
+def _commit_wait(value: float) -> str | None:
+    return None if 0 <= value <= 1 else "from 0 to 1s (0: commit without waiting)"
+
+
 @dataclass(frozen=True, slots=True)
 class Ingest:
     # Worker processes that prepare large uploads (parse, validate, compress), each on its own
@@ -75,6 +79,9 @@ class Ingest:
     # Bodies smaller than this are prepared on a thread even with workers: the trip to a
     # process and back costs about what preparing a few measurements does.
     process_min_bytes: int = checked(64 * 1024, positive)
+    # How long SQLite's writer may hold a commit for uploads still being prepared, to write
+    # them in the same transaction (collector.store.coming); 0 commits each group at once.
+    commit_wait: float = duration_field(0.025, _commit_wait)
 
 
 @dataclass(frozen=True, slots=True)

@@ -33,6 +33,7 @@ from functools import partial
 from collector.api.geoip import Location
 from collector.api.prepare import Prepared, prepare_upload, start_worker, warm
 from collector.limits import Limits
+from collector.store.coming import WritesComing
 
 log = logging.getLogger("kuzot.ingest")
 MAX_AUTO_WORKERS = 4
@@ -51,16 +52,26 @@ def auto_workers() -> int:
 class IngestWorkers:
     """Prepares uploads on a thread or in worker processes (see the module's docstring)."""
 
-    def __init__(self, processes: int, process_min_bytes: int) -> None:
+    def __init__(self, processes: int, process_min_bytes: int,
+                 coming: WritesComing | None = None) -> None:
         self.processes = processes
         self.process_min_bytes = process_min_bytes
+        # Told of each upload being prepared, for the store's writer to wait for it.
+        self.coming = coming or WritesComing()
         self._pool: ProcessPoolExecutor | None = None
         self._starting = asyncio.Lock()  # one pool starts at a time
         self.started = 0  # process pools started (1, or more after a worker died)
 
     async def prepare(self, raw: bytes, limits: Limits, now: datetime, probe_id: str,
                       submitter_ip: str | None, located: Location | None) -> Prepared:
-        """``prepare_upload`` of ``raw``, off the event loop."""
+        """``prepare_upload`` of ``raw``, off the event loop, counted in ``coming`` while it
+        runs. The caller hands the rows to the store without awaiting anything else first,
+        so the writer, woken by the count's fall, finds them already queued."""
+        with self.coming.expecting():
+            return await self._prepare(raw, limits, now, probe_id, submitter_ip, located)
+
+    async def _prepare(self, raw: bytes, limits: Limits, now: datetime, probe_id: str,
+                       submitter_ip: str | None, located: Location | None) -> Prepared:
         if self.processes <= 0 or len(raw) < self.process_min_bytes:
             return await asyncio.to_thread(prepare_upload, raw, limits, now, probe_id,
                                            submitter_ip, located)

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from collector.store.coming import WritesComing
 from collector.store.interface import (
     AXES,
     COUNT_COLUMNS,
@@ -63,17 +64,24 @@ __all__ = [
     "Store",
     "is_postgres",
     "open_store",
+    "WritesComing",
 ]
 
 
 async def open_store(database: str, *, pool_size: int = 10,
                      archive_dir: str | None = None,
                      archive_s3: S3Settings | None = None,
-                     archive_cache_bytes: int = 64 * 1024 * 1024) -> Store:
+                     archive_cache_bytes: int = 64 * 1024 * 1024,
+                     coming: WritesComing | None = None, commit_wait: float = 0.0) -> Store:
     """Open the store named by a path (SQLite) or a ``postgresql://`` DSN; runs migrations.
     Archived bodies are read back from the bucket ``archive_s3`` when given, else from the
     directory ``archive_dir`` (``collector.store.archive``), through a cache of decoded members
-    of at most ``archive_cache_bytes`` (a bucket's settings carry their own)."""
+    of at most ``archive_cache_bytes`` (a bucket's settings carry their own).
+
+    ``coming`` counts the uploads being prepared, and SQLite's writer waits up to
+    ``commit_wait`` seconds for them to commit them together (``collector.store.coming``).
+    PostgreSQL commits each upload on its own connection and ignores both: the server
+    groups its own WAL flushes (its ``commit_delay``)."""
     from collector.store.archive_targets import open_target
 
     target = open_target(archive_dir, archive_s3, archive_cache_bytes)
@@ -85,6 +93,6 @@ async def open_store(database: str, *, pool_size: int = 10,
         return postgres
     from collector.store.sqlite import SQLiteStore
 
-    store = await SQLiteStore.open(database)
+    store = await SQLiteStore.open(database, coming=coming, commit_wait=commit_wait)
     store.archive_target = target
     return store

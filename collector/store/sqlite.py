@@ -30,6 +30,7 @@ from collector.store import sql
 from collector.store.archive import ArchiveCandidate, read_archived
 from collector.store.archive_targets import ArchiveTarget
 from collector.store.body import pack, unpack
+from collector.store.coming import WritesComing
 from collector.store.interface import (
     MEASUREMENT_COLUMNS,
     Axis,
@@ -233,6 +234,10 @@ AsyncJob = Callable[[aiosqlite.Connection], Awaitable[Any]]
 Job = AsyncJob | ThreadJob
 
 
+# The most jobs a commit waits to gather (each an upload of up to ``limits.max_batch``).
+MAX_GROUP = 16
+
+
 class _GroupWriter:
     """Runs write jobs in shared transactions: one fsync for all the jobs waiting.
 
@@ -240,10 +245,20 @@ class _GroupWriter:
     A job's caller waits until the transaction holding its writes has committed.
     """
 
-    def __init__(self, db: aiosqlite.Connection) -> None:
+    def __init__(self, db: aiosqlite.Connection, coming: WritesComing | None = None,
+                 wait: float = 0.0) -> None:
         self.db = db
         self.queue: list[tuple[Job, asyncio.Future[Any]]] = []
         self.task: asyncio.Task[None] | None = None
+        # Uploads on their way (``collector.store.coming``), and how long a group may wait
+        # for them, from its first job's arrival; no waiting without both.
+        self.coming = coming
+        self.wait = wait if coming is not None else 0.0
+        self.commits = 0  # transactions committed or tried (for tests and benchmarks)
+        self._first_queued = 0.0
+        self._news = asyncio.Event()  # a job arrived, or an upload's preparation ended
+        if coming is not None:
+            coming.listen(self._news.set)
 
     async def run(self, job: Callable[[aiosqlite.Connection], Awaitable[T]]) -> T:
         return cast(T, await self._enqueue(job))
@@ -253,16 +268,44 @@ class _GroupWriter:
         return cast(T, await self._enqueue(ThreadJob(work, args)))
 
     async def _enqueue(self, job: Job) -> Any:
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+        if not self.queue:
+            self._first_queued = loop.time()
         self.queue.append((job, future))
+        self._news.set()
         if self.task is None or self.task.done():
             self.task = asyncio.create_task(self._drain())
         return await future
 
     async def _drain(self) -> None:
         while self.queue:
+            await self._wait_for_company()
             batch, self.queue = self.queue, []
+            self.commits += 1
             await self._commit(batch)
+
+    async def _wait_for_company(self) -> None:
+        """Hold the next commit while uploads are still being prepared, until they are all
+        queued, ``MAX_GROUP`` jobs are, or the first queued job has waited ``wait``.
+
+        A commit costs mostly per page it dirties, and consecutive batches dirty the same
+        index and rollup pages, so writing several in one transaction saves the writer most
+        of a batch's cost each (``collector.store.coming``). An upload that comes alone (none
+        other being prepared) is committed at once, as before."""
+        if self.coming is None or self.wait <= 0:
+            return
+        loop = asyncio.get_running_loop()
+        deadline = self._first_queued + self.wait
+        while len(self.queue) < MAX_GROUP and self.coming.count > 0:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return
+            self._news.clear()
+            try:
+                await asyncio.wait_for(self._news.wait(), remaining)
+            except TimeoutError:
+                return
 
     async def _commit(self, batch: list[tuple[Job, asyncio.Future[Any]]]) -> None:
         outcomes: list[tuple[asyncio.Future[Any], Any, BaseException | None]] = []
@@ -383,15 +426,20 @@ class SQLiteStore(SQLiteEventsMixin):
     statements = SQL
 
     def __init__(self, write: aiosqlite.Connection, read: aiosqlite.Connection,
-                 checkpoint: aiosqlite.Connection | None = None) -> None:
+                 checkpoint: aiosqlite.Connection | None = None, *,
+                 coming: WritesComing | None = None, commit_wait: float = 0.0) -> None:
         self.write = write
         self.read = read
-        self.writer = _GroupWriter(write)
+        self.writer = _GroupWriter(write, coming, commit_wait)
         self.checkpointer = _Checkpointer(checkpoint) if checkpoint is not None else None
         self.archive_target: ArchiveTarget | None = None  # where archived bodies are read from
 
     @classmethod
-    async def open(cls, path: str, busy_timeout_ms: int = 5000) -> SQLiteStore:
+    async def open(cls, path: str, busy_timeout_ms: int = 5000, *,
+                   coming: WritesComing | None = None, commit_wait: float = 0.0
+                   ) -> SQLiteStore:
+        """The store in file ``path``, migrated. ``coming`` and ``commit_wait``: the uploads on
+        their way, and how long a commit may wait for them (``_GroupWriter``)."""
         if path == ":memory:":
             raise ValueError("database: the SQLite store needs a file (reads use a second "
                              "connection)")
@@ -417,7 +465,7 @@ class SQLiteStore(SQLiteEventsMixin):
         read.row_factory = aiosqlite.Row
         await read.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
         await read.execute("PRAGMA query_only=1")
-        return cls(write, read, checkpoint)
+        return cls(write, read, checkpoint, coming=coming, commit_wait=commit_wait)
 
     async def _fetch(self, query: str, params: Sequence[Any] = ()) -> list[aiosqlite.Row]:
         async with _unavailable(), self.read.execute(query, params) as cursor:
