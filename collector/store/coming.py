@@ -18,8 +18,12 @@ transactions). Only the event loop's thread touches it.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+
+# The most jobs a group waits to gather (each an upload of up to ``limits.max_batch``).
+MAX_GROUP = 16
 
 
 class WritesComing:
@@ -44,3 +48,41 @@ class WritesComing:
     def listen(self, listener: Callable[[], None]) -> None:
         """Call ``listener`` each time an upload's preparation ends."""
         self._listeners.append(listener)
+
+
+class CompanyWait:
+    """A group writer's wait for the uploads on their way: what both stores' group commits
+    share. The writer calls ``queued`` as each job joins its queue and ``gather`` before it
+    takes the queue to write it."""
+
+    def __init__(self, coming: WritesComing | None, wait: float) -> None:
+        self.coming = coming
+        self.wait = wait if coming is not None else 0.0
+        self._first_queued = 0.0
+        self._news = asyncio.Event()  # a job arrived, or an upload's preparation ended
+        if coming is not None:
+            coming.listen(self._news.set)
+
+    def queued(self, first: bool) -> None:
+        """A job joined the queue; ``first``: it was empty (the wait counts from then)."""
+        if first:
+            self._first_queued = asyncio.get_running_loop().time()
+        self._news.set()
+
+    async def gather(self, queued: Callable[[], int]) -> None:
+        """Return once the queue may be written: at once when no upload is on its way, else
+        when ``queued()`` reaches ``MAX_GROUP``, the last upload on its way has arrived (or
+        was refused), or the first queued job has waited ``wait``."""
+        if self.coming is None or self.wait <= 0:
+            return
+        loop = asyncio.get_running_loop()
+        deadline = self._first_queued + self.wait
+        while queued() < MAX_GROUP and self.coming.count > 0:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return
+            self._news.clear()
+            try:
+                await asyncio.wait_for(self._news.wait(), remaining)
+            except TimeoutError:
+                return

@@ -30,7 +30,7 @@ from collector.store import sql
 from collector.store.archive import ArchiveCandidate, read_archived
 from collector.store.archive_targets import ArchiveTarget
 from collector.store.body import pack, unpack
-from collector.store.coming import WritesComing
+from collector.store.coming import CompanyWait, WritesComing
 from collector.store.interface import (
     MEASUREMENT_COLUMNS,
     Axis,
@@ -234,10 +234,6 @@ AsyncJob = Callable[[aiosqlite.Connection], Awaitable[Any]]
 Job = AsyncJob | ThreadJob
 
 
-# The most jobs a commit waits to gather (each an upload of up to ``limits.max_batch``).
-MAX_GROUP = 16
-
-
 class _GroupWriter:
     """Runs write jobs in shared transactions: one fsync for all the jobs waiting.
 
@@ -252,13 +248,8 @@ class _GroupWriter:
         self.task: asyncio.Task[None] | None = None
         # Uploads on their way (``collector.store.coming``), and how long a group may wait
         # for them, from its first job's arrival; no waiting without both.
-        self.coming = coming
-        self.wait = wait if coming is not None else 0.0
+        self.company = CompanyWait(coming, wait)
         self.commits = 0  # transactions committed or tried (for tests and benchmarks)
-        self._first_queued = 0.0
-        self._news = asyncio.Event()  # a job arrived, or an upload's preparation ended
-        if coming is not None:
-            coming.listen(self._news.set)
 
     async def run(self, job: Callable[[aiosqlite.Connection], Awaitable[T]]) -> T:
         return cast(T, await self._enqueue(job))
@@ -268,44 +259,23 @@ class _GroupWriter:
         return cast(T, await self._enqueue(ThreadJob(work, args)))
 
     async def _enqueue(self, job: Job) -> Any:
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[Any] = loop.create_future()
-        if not self.queue:
-            self._first_queued = loop.time()
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self.queue.append((job, future))
-        self._news.set()
+        self.company.queued(first=len(self.queue) == 1)
         if self.task is None or self.task.done():
             self.task = asyncio.create_task(self._drain())
         return await future
 
     async def _drain(self) -> None:
         while self.queue:
-            await self._wait_for_company()
+            # Held while uploads are still being prepared (``collector.store.coming``): a
+            # commit costs mostly per page it dirties, and consecutive batches dirty the same
+            # index and rollup pages, so several in one transaction save most of a batch's
+            # cost each. An upload with none other on its way is committed at once.
+            await self.company.gather(lambda: len(self.queue))
             batch, self.queue = self.queue, []
             self.commits += 1
             await self._commit(batch)
-
-    async def _wait_for_company(self) -> None:
-        """Hold the next commit while uploads are still being prepared, until they are all
-        queued, ``MAX_GROUP`` jobs are, or the first queued job has waited ``wait``.
-
-        A commit costs mostly per page it dirties, and consecutive batches dirty the same
-        index and rollup pages, so writing several in one transaction saves the writer most
-        of a batch's cost each (``collector.store.coming``). An upload that comes alone (none
-        other being prepared) is committed at once, as before."""
-        if self.coming is None or self.wait <= 0:
-            return
-        loop = asyncio.get_running_loop()
-        deadline = self._first_queued + self.wait
-        while len(self.queue) < MAX_GROUP and self.coming.count > 0:
-            remaining = deadline - loop.time()
-            if remaining <= 0:
-                return
-            self._news.clear()
-            try:
-                await asyncio.wait_for(self._news.wait(), remaining)
-            except TimeoutError:
-                return
 
     async def _commit(self, batch: list[tuple[Job, asyncio.Future[Any]]]) -> None:
         outcomes: list[tuple[asyncio.Future[Any], Any, BaseException | None]] = []

@@ -22,7 +22,8 @@ from collector.keys import ingest_workers_key, store_key
 from collector.limits import Limits
 from collector.store import StoredMeasurement, WritesComing
 from collector.store.body import pack
-from collector.store.sqlite import MAX_GROUP, SQLiteStore
+from collector.store.coming import MAX_GROUP
+from collector.store.sqlite import SQLiteStore
 from probe.core.typed_config import ConfigError
 from tests.collector.factory import stored
 from tests.helpers.collector_app import running
@@ -154,7 +155,7 @@ async def test_the_collector_counts_its_uploads_for_its_store(tmp_path: Path) ->
     async with running(str(tmp_path / "c.sqlite"), ingest=config) as c:
         workers, store = c.app[ingest_workers_key], c.app[store_key]
         assert isinstance(store, SQLiteStore)
-        assert store.writer.coming is workers.coming and store.writer.wait == 0.5
+        assert store.writer.company.coming is workers.coming and store.writer.company.wait == 0.5
         preparing = asyncio.create_task(workers.prepare(
             b'{"measurements": []}', Limits(), datetime.now(UTC), "p1", None, None))
         await asyncio.sleep(0)
