@@ -78,17 +78,17 @@ async def open_store(database: str, *, pool_size: int = 10,
     directory ``archive_dir`` (``collector.store.archive``), through a cache of decoded members
     of at most ``archive_cache_bytes`` (a bucket's settings carry their own).
 
-    ``coming`` counts the uploads being prepared, and SQLite's writer waits up to
-    ``commit_wait`` seconds for them to commit them together (``collector.store.coming``).
-    PostgreSQL commits each upload on its own connection and ignores both: the server
-    groups its own WAL flushes (its ``commit_delay``)."""
+    ``coming`` counts the uploads being prepared; either store waits up to ``commit_wait``
+    seconds for them to commit them together (``collector.store.coming``; PostgreSQL's
+    groups: ``collector.store.postgres_groups``)."""
     from collector.store.archive_targets import open_target
 
     target = open_target(archive_dir, archive_s3, archive_cache_bytes)
     if is_postgres(database):
         from collector.store.postgres import PostgresStore
 
-        postgres = await PostgresStore.open(database, pool_size=pool_size)
+        postgres = await PostgresStore.open(database, pool_size=pool_size, coming=coming,
+                                            commit_wait=commit_wait)
         postgres.archive_target = target
         return postgres
     from collector.store.sqlite import SQLiteStore

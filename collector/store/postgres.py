@@ -44,6 +44,7 @@ from collector.store import sql
 from collector.store.archive import ArchiveCandidate, ArchiveUnreadable, digest, read_archived
 from collector.store.archive_targets import ArchiveTarget
 from collector.store.body import pack, unpack
+from collector.store.coming import CompanyWait, WritesComing
 from collector.store.interface import (
     MEASUREMENT_COLUMNS,
     TIME_FORMAT,
@@ -55,6 +56,7 @@ from collector.store.interface import (
 )
 from collector.store.postgres_events import MIGRATION as EVENTS_MIGRATION
 from collector.store.postgres_events import PostgresEventsMixin
+from collector.store.postgres_groups import UploadGroups
 
 T = TypeVar("T")
 
@@ -340,14 +342,20 @@ class PostgresStore(PostgresEventsMixin):
     dialect = DIALECT
     statements = SQL
 
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    def __init__(self, pool: asyncpg.Pool, *, coming: WritesComing | None = None,
+                 commit_wait: float = 0.0) -> None:
         self.pool = pool
         self.partitions: set[tuple[str, datetime]] = set()
         self.archive_target: ArchiveTarget | None = None  # where archived bodies are read from
+        # Uploads written in groups, a transaction each (``collector.store.postgres_groups``),
+        # when the ingest says which are on their way; else each in its own.
+        self.groups = UploadGroups(self._store_rows, CompanyWait(coming, commit_wait)) \
+            if coming is not None else None
 
     @classmethod
-    async def open(cls, dsn: str, *, pool_size: int = 10,
-                   connect_timeout: float = 10.0) -> PostgresStore:
+    async def open(cls, dsn: str, *, pool_size: int = 10, connect_timeout: float = 10.0,
+                   coming: WritesComing | None = None, commit_wait: float = 0.0
+                   ) -> PostgresStore:
         async with _unavailable():
             pool = await asyncpg.create_pool(dsn, min_size=1, max_size=pool_size,
                                              timeout=connect_timeout, command_timeout=60,
@@ -358,7 +366,7 @@ class PostgresStore(PostgresEventsMixin):
         except BaseException:
             await pool.close()
             raise
-        return cls(pool)
+        return cls(pool, coming=coming, commit_wait=commit_wait)
 
     async def _write(self, work: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
         """Run ``work`` in a transaction; retried on deadlock or serialization failure, and
@@ -422,6 +430,20 @@ class PostgresStore(PostgresEventsMixin):
             unique.setdefault(row.uid, row)
         if not unique:
             return []
+        if self.groups is not None:
+            claimed = await self.groups.write(unique)
+        else:
+            claimed = await self._store_rows(unique)
+        inserted, seen = [], set()
+        for row in rows:
+            if row.uid in claimed and row.uid not in seen:
+                inserted.append(row.uid)
+                seen.add(row.uid)
+        return inserted
+
+    async def _store_rows(self, unique: dict[str, StoredMeasurement]) -> set[str]:
+        """Rows ``unique`` written in one transaction; the uids it stored (the others were
+        stored before)."""
         moments = {_ts(r.start_time) for r in unique.values()}
         await self._ensure_partitions("measurements", moments)
         await self._ensure_partitions("measurement_bodies", moments)
@@ -460,12 +482,7 @@ class PostgresStore(PostgresEventsMixin):
             self.partitions -= {("measurement_bodies", _month(m)) for m in moments}
             await self._ensure_partitions("measurement_bodies", moments)
             claimed = await self._write(work)
-        inserted, seen = [], set()
-        for row in rows:
-            if row.uid in claimed and row.uid not in seen:
-                inserted.append(row.uid)
-                seen.add(row.uid)
-        return inserted
+        return claimed
 
     async def measurements(
         self, filters: Filters, *, after: tuple[str, str] | None = None, limit: int = 100,
@@ -716,6 +733,8 @@ class PostgresStore(PostgresEventsMixin):
         return int(records[0][0])
 
     async def close(self) -> None:
+        if self.groups is not None:
+            await self.groups.close()
         await self.pool.close()
 
 
