@@ -79,7 +79,7 @@ class Ingest:
     # Bodies smaller than this are prepared on a thread even with workers: the trip to a
     # process and back costs about what preparing a few measurements does.
     process_min_bytes: int = checked(64 * 1024, positive)
-    # How long SQLite's writer may hold a commit for uploads still being prepared, to write
+    # How long a store's writer may hold a commit for uploads still being prepared, to write
     # them in the same transaction (collector.store.coming); 0 commits each group at once.
     commit_wait: float = duration_field(0.025, _commit_wait)
 

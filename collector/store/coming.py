@@ -5,9 +5,10 @@ heavy ingest the uploads still reached it one at a time: each spends tens of mil
 worker being parsed and compressed, so they arrive spread out, and nine commits in ten held a
 single batch. A commit costs mostly per page it dirties, and a batch of 100 measurements
 dirties a page of the target index per target and one of the domain index per domain; the next
-batch dirties most of the same pages again. Written alone, a batch cost the writer 81-85 us
-of CPU per measurement and 15 KB of WAL; grouped in threes and fours, 52-75 us
-(BENCHMARKS.md, "Group commit that waits for uploads on their way").
+batch dirties most of the same pages again. Over HTTP, the writer's thread took 71-96 us of
+CPU per measurement before, 60-86 with the wait (BENCHMARKS.md, "Group commit that waits for
+uploads on their way"). PostgreSQL's groups (``collector.store.postgres_groups``) wait the
+same way.
 
 A writer can only wait for company it knows is coming, or it would delay a lone upload for
 nothing: the ingest counts here the uploads it is preparing (``expecting``), and the writer

@@ -3,17 +3,18 @@
 Each upload used to be its own transaction: about ten statements (the uids claimed, two
 copies, the target and five rollup upserts, the total) and a commit, for a batch of 100. Most
 of that is per statement and per commit, on both sides of the connection, and the rollup
-upserts of consecutive batches share most of their keys. Written in process (``bench``-style,
-batches of 100 measurements of the scale bench, 20,000 rows stored): one batch a
-transaction took 45 us of the collector's CPU and 67 of the server's per measurement; three a
-transaction 37 and 58; six 28 and 45.
+upserts of consecutive batches share most of their keys. Measured in process
+(``bench/commit_groups.py``, uploads of 100 of the scale bench's measurements): one upload a
+transaction took 60 us of the collector's CPU and 87 of the server's per measurement, three
+44 and 68, six 43 and 60.
 
 So, as SQLite's writer does, uploads are queued and each group of them written in one
 transaction, after waiting (``collector.store.coming.CompanyWait``) for uploads still being
 prepared. What each upload gets back is what it would have got alone, in the order they were
 queued: a uid that two uploads of a group carry is stored from the first and is a duplicate
 for the second. A group that fails is written again upload by upload, so an upload the
-server refuses fails alone, not with its group. Up to ``IN_FLIGHT`` groups are written at
+server refuses fails alone, not with its group (unless the database itself is unavailable:
+then the whole group is answered so at once). Up to ``IN_FLIGHT`` groups are written at
 once (each on its own pooled connection), so one slow transaction does not hold every upload.
 
 Detection's feed pages by transaction (``collector.store.postgres_events``): a page can now
@@ -26,7 +27,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 
 from collector.store.coming import MAX_GROUP, CompanyWait
-from collector.store.interface import StoredMeasurement
+from collector.store.interface import StoredMeasurement, StoreUnavailable
 
 Rows = dict[str, StoredMeasurement]  # by uid, each uid once
 WriteRows = Callable[[Rows], Awaitable[set[str]]]  # a transaction; the uids it stored
@@ -82,6 +83,13 @@ class UploadGroups:
                     merged[uid], owner[uid] = row, index
         try:
             stored = await self.write_rows(merged)
+        except StoreUnavailable as exc:
+            # The database, not an upload: each alone would wait for it again (up to the
+            # pool's timeout each), so all of them get the answer now, and their clients retry.
+            for _, future in group:
+                if not future.done():
+                    future.set_exception(exc)
+            return
         except Exception:  # noqa: BLE001 - which upload failed is not known: each alone
             for rows, future in group:
                 self.transactions += 1

@@ -12,11 +12,14 @@ import pytest
 
 from collector.config import Ingest
 from collector.keys import ingest_workers_key, store_key
-from collector.store import StoredMeasurement, WritesComing
+from collector.store import StoredMeasurement, StoreUnavailable, WritesComing
 from collector.store.body import pack
 from collector.store.postgres import PostgresStore
 from tests.collector.factory import stored
 from tests.helpers.collector_app import running
+from tests.helpers.postgres import cluster_for_test
+
+pytestmark = pytest.mark.postgres
 
 LONG = 30.0  # seconds: a writer that waits this long fails the test's own timeouts first
 
@@ -142,3 +145,24 @@ async def test_the_collector_groups_its_uploads_on_postgresql(postgres_dsn: str)
         assert isinstance(store, PostgresStore) and store.groups is not None
         assert store.groups.company.coming is workers.coming
         assert store.groups.company.wait == 0.5
+
+
+async def test_a_group_meets_a_database_gone_with_one_answer_for_all() -> None:
+    # This test's own cluster, as it stops the server: the group's uploads are not written
+    # again one by one (each would wait on the database again), all get 503's reason at once.
+    with cluster_for_test() as cluster:
+        coming = WritesComing()
+        store = await PostgresStore.open(cluster.dsn(), coming=coming, commit_wait=LONG)
+        try:
+            await store.add_measurements([packed("before")])
+            with coming.expecting():
+                uploads = [asyncio.create_task(store.add_measurements([packed(f"u{i}")]))
+                           for i in range(3)]
+                await asyncio.sleep(0.2)
+                cluster.stop_server("fast")
+            results = await asyncio.wait_for(
+                asyncio.gather(*uploads, return_exceptions=True), 20)
+            assert all(isinstance(r, StoreUnavailable) for r in results), results
+            assert store.groups is not None and store.groups.transactions == 2
+        finally:
+            await store.close()
