@@ -13,8 +13,8 @@ on a store already holding ``--stored`` rows:
   bytes it wrote per measurement (the WAL, and the checkpointer's copies of it).
 * **PostgreSQL**: "alone" is each upload in its own transaction, on the pool's connections at
   once (the store without ``coming``, as before groups); a group is one transaction
-  (``collector.store.postgres_groups``). CPU of this process and of the server's processes
-  (from ``/proc``, so the server must run on this machine) per measurement.
+  (``collector.store.postgres_groups``). CPU of this process and of the server's process
+  tree (from ``/proc``, so the server must run on this machine) per measurement.
 
 Prints one table of medians; asserts nothing.
 """
@@ -24,8 +24,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
-import glob
-import os
 import secrets
 import statistics
 import sys
@@ -37,27 +35,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.collector_scale import Generator, template  # noqa: E402
+from bench.collector_ingest import cpu_seconds  # noqa: E402
+from bench.collector_scale import Generator, server_pid, template  # noqa: E402
 from bench.throwaway_postgres import throwaway_database  # noqa: E402
 from collector.store import Store, StoredMeasurement, WritesComing, open_store  # noqa: E402
 
 BATCH = 100
 SIZES = (1, 3, 6)
 UPLOADS = 60  # per round and group size: 6,000 measurements
-
-
-def server_seconds() -> float:
-    """CPU seconds used so far by the PostgreSQL server's processes on this machine."""
-    total = 0
-    for path in glob.glob("/proc/[0-9]*/stat"):
-        try:
-            raw = Path(path).read_text()
-        except OSError:
-            continue
-        if raw[raw.index("(") + 1:raw.rindex(")")] == "postgres":
-            fields = raw.rsplit(")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])
-    return total / os.sysconf("SC_CLK_TCK")
 
 
 def written_bytes() -> int:
@@ -85,17 +70,16 @@ class Uploads:
 
 
 async def measure(store: Store, uploads: Uploads, size: int,
-                  wal: Callable[[], int] | None, server: bool) -> tuple[float, float]:
-    """(this process's CPU, the server's CPU or WAL bytes) per measurement for ``UPLOADS``
-    uploads given to ``store`` ``size`` at a time."""
+                  other: Callable[[], float], scale: float) -> tuple[float, float]:
+    """(this process's CPU, ``other``'s growth times ``scale``) per measurement for
+    ``UPLOADS`` uploads given to ``store`` ``size`` at a time."""
     groups = [[uploads.next() for _ in range(size)] for _ in range(UPLOADS // size)]
     count = sum(len(u) for g in groups for u in g)
-    cpu, other = time.process_time(), (server_seconds() if server else wal() if wal else 0)
+    cpu, before = time.process_time(), other()
     for group in groups:
         await asyncio.gather(*(store.add_measurements(u) for u in group))
     spent = time.process_time() - cpu
-    after = server_seconds() if server else wal() if wal else 0
-    return 1e6 * spent / count, (1e6 if server else 1) * (after - other) / count
+    return 1e6 * spent / count, scale * (other() - before) / count
 
 
 async def run(database: str, stored: int, rounds: int, postgres: bool) -> None:
@@ -103,6 +87,13 @@ async def run(database: str, stored: int, rounds: int, postgres: bool) -> None:
     uploads = Uploads(generator)
     # PostgreSQL before groups: the store without the ingest's count writes each upload
     # alone. With it (and no wait: every upload here is queued at once) a group is one.
+    other, scale = (lambda: float(written_bytes())), 1.0
+    if postgres:
+        server = await server_pid(database)
+        if server is None:
+            raise SystemExit("the PostgreSQL server must run on this machine (its CPU is read "
+                             "from /proc)")
+        other, scale = (lambda: cpu_seconds(server)), 1e6
     alone = await open_store(database)
     grouped = await open_store(database, coming=WritesComing()) if postgres else alone
     try:
@@ -112,8 +103,7 @@ async def run(database: str, stored: int, rounds: int, postgres: bool) -> None:
         for _ in range(rounds):
             for size in SIZES:
                 store = alone if size == 1 else grouped
-                wal = None if postgres else written_bytes
-                results[size].append(await measure(store, uploads, size, wal, postgres))
+                results[size].append(await measure(store, uploads, size, other, scale))
     finally:
         await alone.close()
         if grouped is not alone:

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -38,6 +40,17 @@ def packed(uid: str) -> StoredMeasurement:
     return dataclasses.replace(row, packed=pack(row.body))
 
 
+@asynccontextmanager
+async def waiting_store(path: Path, wait: float) -> AsyncIterator[tuple[SQLiteStore, WritesComing]]:
+    """A store whose writer waits up to ``wait`` for the uploads ``coming`` counts."""
+    coming = WritesComing()
+    store = await SQLiteStore.open(str(path), coming=coming, commit_wait=wait)
+    try:
+        yield store, coming
+    finally:
+        await store.close()
+
+
 async def prepared_then_stored(store: SQLiteStore, coming: WritesComing, uid: str,
                                preparing: asyncio.Event) -> list[str]:
     """An upload as the handler makes it: counted while being prepared (until ``preparing``
@@ -49,9 +62,7 @@ async def prepared_then_stored(store: SQLiteStore, coming: WritesComing, uid: st
 
 async def test_a_commit_waits_for_an_upload_being_prepared_and_writes_both(
         tmp_path: Path) -> None:
-    coming = WritesComing()
-    store = await SQLiteStore.open(str(tmp_path / "k.sqlite"), coming=coming, commit_wait=LONG)
-    try:
+    async with waiting_store(str(tmp_path / "k.sqlite"), LONG) as (store, coming):
         preparing = asyncio.Event()
         second = asyncio.create_task(prepared_then_stored(store, coming, "second", preparing))
         await asyncio.sleep(0)  # the second upload is now being prepared
@@ -65,14 +76,10 @@ async def test_a_commit_waits_for_an_upload_being_prepared_and_writes_both(
         assert await asyncio.wait_for(second, 10) == ["second"]
         assert store.writer.commits == 1  # both in one transaction
         assert await store.count_measurements() == 2
-    finally:
-        await store.close()
 
 
 async def test_an_upload_alone_is_committed_at_once(tmp_path: Path) -> None:
-    coming = WritesComing()
-    store = await SQLiteStore.open(str(tmp_path / "k.sqlite"), coming=coming, commit_wait=LONG)
-    try:
+    async with waiting_store(str(tmp_path / "k.sqlite"), LONG) as (store, coming):
         # Nothing else on its way: the commit does not wait (LONG would time this out).
         assert await asyncio.wait_for(store.add_measurements([packed("alone")]), 10) == ["alone"]
         preparing = asyncio.Event()
@@ -81,15 +88,11 @@ async def test_an_upload_alone_is_committed_at_once(tmp_path: Path) -> None:
         assert await asyncio.wait_for(
             prepared_then_stored(store, coming, "own", preparing), 10) == ["own"]
         assert store.writer.commits == 2
-    finally:
-        await store.close()
 
 
 async def test_an_upload_refused_while_prepared_releases_the_waiting_commit(
         tmp_path: Path) -> None:
-    coming = WritesComing()
-    store = await SQLiteStore.open(str(tmp_path / "k.sqlite"), coming=coming, commit_wait=LONG)
-    try:
+    async with waiting_store(str(tmp_path / "k.sqlite"), LONG) as (store, coming):
         refused = asyncio.Event()
 
         async def refused_upload() -> None:
@@ -106,15 +109,11 @@ async def test_an_upload_refused_while_prepared_releases_the_waiting_commit(
         assert await asyncio.wait_for(first, 10) == ["first"]
         await other
         assert coming.count == 0
-    finally:
-        await store.close()
 
 
 async def test_the_wait_is_bounded_when_the_upload_on_its_way_never_comes(
         tmp_path: Path) -> None:
-    coming = WritesComing()
-    store = await SQLiteStore.open(str(tmp_path / "k.sqlite"), coming=coming, commit_wait=0.2)
-    try:
+    async with waiting_store(str(tmp_path / "k.sqlite"), 0.2) as (store, coming):
         with coming.expecting():  # an upload stuck in preparation for the whole test
             loop = asyncio.get_running_loop()
             started = loop.time()
@@ -122,32 +121,22 @@ async def test_the_wait_is_bounded_when_the_upload_on_its_way_never_comes(
                 store.add_measurements([packed("first")]), 10) == ["first"]
             assert loop.time() - started >= 0.2  # it did wait for company
             assert await store.count_measurements() == 1
-    finally:
-        await store.close()
 
 
 async def test_a_full_group_commits_without_waiting_for_more(tmp_path: Path) -> None:
-    coming = WritesComing()
-    store = await SQLiteStore.open(str(tmp_path / "k.sqlite"), coming=coming, commit_wait=LONG)
-    try:
+    async with waiting_store(str(tmp_path / "k.sqlite"), LONG) as (store, coming):
         with coming.expecting():  # more on its way, for ever
             uploads = [store.add_measurements([packed(f"u{i:02d}")]) for i in range(MAX_GROUP)]
             done = await asyncio.wait_for(asyncio.gather(*uploads), 10)
         assert [uid for uids in done for uid in uids] == [f"u{i:02d}" for i in range(MAX_GROUP)]
         assert store.writer.commits == 1
-    finally:
-        await store.close()
 
 
 async def test_without_a_wait_every_group_commits_at_once(tmp_path: Path) -> None:
-    coming = WritesComing()
-    store = await SQLiteStore.open(str(tmp_path / "k.sqlite"), coming=coming, commit_wait=0)
-    try:
+    async with waiting_store(str(tmp_path / "k.sqlite"), 0) as (store, coming):
         with coming.expecting():
             assert await asyncio.wait_for(
                 store.add_measurements([packed("first")]), 10) == ["first"]
-    finally:
-        await store.close()
 
 
 async def test_the_collector_counts_its_uploads_for_its_store(tmp_path: Path) -> None:

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import asyncpg
 import pytest
@@ -29,6 +31,19 @@ def packed(uid: str, **changes: object) -> StoredMeasurement:
     return dataclasses.replace(row, packed=pack(row.body))
 
 
+@asynccontextmanager
+async def grouping_store(dsn: str, wait: float) -> AsyncIterator[tuple[PostgresStore,
+                                                                      WritesComing]]:
+    """A store that writes uploads in groups, waiting up to ``wait`` for those ``coming``
+    counts."""
+    coming = WritesComing()
+    store = await PostgresStore.open(dsn, coming=coming, commit_wait=wait)
+    try:
+        yield store, coming
+    finally:
+        await store.close()
+
+
 async def prepared_then_stored(store: PostgresStore, coming: WritesComing,
                                rows: list[StoredMeasurement], preparing: asyncio.Event
                                ) -> list[str]:
@@ -48,9 +63,7 @@ async def transactions_of(dsn: str) -> int:
 
 
 async def test_uploads_arriving_together_share_one_transaction(postgres_dsn: str) -> None:
-    coming = WritesComing()
-    store = await PostgresStore.open(postgres_dsn, coming=coming, commit_wait=LONG)
-    try:
+    async with grouping_store(postgres_dsn, LONG) as (store, coming):
         preparing = asyncio.Event()
         second = asyncio.create_task(prepared_then_stored(
             store, coming, [packed("second-a"), packed("second-b")], preparing))
@@ -64,15 +77,11 @@ async def test_uploads_arriving_together_share_one_transaction(postgres_dsn: str
         assert store.groups is not None and store.groups.transactions == 1
         assert await transactions_of(postgres_dsn) == 1
         assert await store.count_measurements() == 3
-    finally:
-        await store.close()
 
 
 async def test_a_uid_in_two_uploads_of_a_group_is_stored_from_the_first(
         postgres_dsn: str) -> None:
-    coming = WritesComing()
-    store = await PostgresStore.open(postgres_dsn, coming=coming, commit_wait=LONG)
-    try:
+    async with grouping_store(postgres_dsn, LONG) as (store, coming):
         await store.add_measurements([packed("before")])
         with coming.expecting():  # more on their way: the three below wait for each other
             first = asyncio.create_task(store.add_measurements(
@@ -90,15 +99,11 @@ async def test_a_uid_in_two_uploads_of_a_group_is_stored_from_the_first(
             await conn.close()
         assert verdict == "blocked"  # the first upload's row
         assert await store.count_measurements() == 4
-    finally:
-        await store.close()
 
 
 async def test_an_upload_the_server_refuses_fails_alone_not_with_its_group(
         postgres_dsn: str) -> None:
-    coming = WritesComing()
-    store = await PostgresStore.open(postgres_dsn, coming=coming, commit_wait=LONG)
-    try:
+    async with grouping_store(postgres_dsn, LONG) as (store, coming):
         with coming.expecting():
             good = asyncio.create_task(store.add_measurements([packed("good")]))
             # PostgreSQL's text cannot hold a NUL: the server refuses this row.
@@ -111,23 +116,15 @@ async def test_an_upload_the_server_refuses_fails_alone_not_with_its_group(
             await asyncio.wait_for(bad, 10)
         assert await store.count_measurements() == 2
         assert store.groups is not None and store.groups.transactions == 4  # 1 + 3 alone
-    finally:
-        await store.close()
 
 
 async def test_an_upload_alone_is_written_at_once(postgres_dsn: str) -> None:
-    coming = WritesComing()
-    store = await PostgresStore.open(postgres_dsn, coming=coming, commit_wait=LONG)
-    try:
+    async with grouping_store(postgres_dsn, LONG) as (store, coming):
         assert await asyncio.wait_for(store.add_measurements([packed("alone")]), 10) == ["alone"]
-    finally:
-        await store.close()
 
 
 async def test_more_uploads_than_a_group_holds_are_all_stored(postgres_dsn: str) -> None:
-    coming = WritesComing()
-    store = await PostgresStore.open(postgres_dsn, coming=coming, commit_wait=0.05)
-    try:
+    async with grouping_store(postgres_dsn, 0.05) as (store, coming):
         with coming.expecting():  # on its way for ever: each group waits its 50 ms at most
             uploads = [store.add_measurements([packed(f"u{i:03d}-{j}") for j in range(3)])
                        for i in range(40)]
@@ -135,8 +132,6 @@ async def test_more_uploads_than_a_group_holds_are_all_stored(postgres_dsn: str)
         assert done == [[f"u{i:03d}-{j}" for j in range(3)] for i in range(40)]
         assert await store.count_measurements() == 120
         assert store.groups is not None and 3 <= store.groups.transactions < 40
-    finally:
-        await store.close()
 
 
 async def test_the_collector_groups_its_uploads_on_postgresql(postgres_dsn: str) -> None:
@@ -151,9 +146,7 @@ async def test_a_group_meets_a_database_gone_with_one_answer_for_all() -> None:
     # This test's own cluster, as it stops the server: the group's uploads are not written
     # again one by one (each would wait on the database again), all get 503's reason at once.
     with cluster_for_test() as cluster:
-        coming = WritesComing()
-        store = await PostgresStore.open(cluster.dsn(), coming=coming, commit_wait=LONG)
-        try:
+        async with grouping_store(cluster.dsn(), LONG) as (store, coming):
             await store.add_measurements([packed("before")])
             with coming.expecting():
                 uploads = [asyncio.create_task(store.add_measurements([packed(f"u{i}")]))
@@ -164,5 +157,3 @@ async def test_a_group_meets_a_database_gone_with_one_answer_for_all() -> None:
                 asyncio.gather(*uploads, return_exceptions=True), 20)
             assert all(isinstance(r, StoreUnavailable) for r in results), results
             assert store.groups is not None and store.groups.transactions == 2
-        finally:
-            await store.close()
