@@ -16,9 +16,14 @@ size in turn, then the real collector runs as a child process on loopback and th
 measures: bytes on disk per measurement (SQLite: file and WAL after a checkpoint;
 PostgreSQL: ``pg_database_size``), durable HTTP ingest (8 clients, batches of 100, for
 ``--seconds``), the median latency of each read API call (9 calls each), /healthz and /metrics,
-and the collector's RSS at the end and its peak (VmHWM). Prints one table. A PostgreSQL store
-grown with ``--clone-from`` is first checked against a recount of its rows (``bench/scale_clone``);
-nothing else is asserted.
+and the collector's RSS at the end and its peak (VmHWM). Before the ingest the collector's
+detection is let catch up on what is stored (``detection_caught_up``): a kept store holds the
+rows an earlier run ingested after its collector's last detection run (up to 30 s of ingest),
+and digesting them beside this run's ingest charged it with another run's work, every other
+run. Detection then runs at its configured cadence (every 30 s) during the ingest, and the
+table says how many measurements it digested meanwhile. Prints one table. A PostgreSQL store
+grown with ``--clone-from`` is first checked against a recount of its rows
+(``bench/scale_clone``); nothing else is asserted.
 """
 
 from __future__ import annotations
@@ -427,6 +432,32 @@ async def reads(base: str, calls: list[tuple[str, str]]) -> dict[str, float]:
     return out
 
 
+async def detection_counts(base: str) -> dict[str, float]:
+    """From the collector's /metrics: its detection runs that completed, the measurements they
+    read, and its lag (0 when caught up)."""
+    async with aiohttp.ClientSession() as session, session.get(base + "/metrics") as response:
+        text = await response.text()
+
+    def total(pattern: str) -> float:
+        return sum(float(v) for v in re.findall(pattern + r" (\S+)$", text, re.M))
+
+    return {"runs": total(r'^kuzot_detection_runs_total\{outcome="ok"\}'),
+            "digested": total(r'^kuzot_detection_inputs_total\{kind="measurement"\}'),
+            "lag": total(r"^kuzot_detection_lag_seconds")}
+
+
+async def detection_caught_up(base: str, patience: float = 1800.0) -> float:
+    """Seconds until the collector's detection has run and has no backlog (see the module's
+    docstring); raises after ``patience``."""
+    started = time.perf_counter()
+    while time.perf_counter() - started < patience:
+        counts = await detection_counts(base)
+        if counts["runs"] >= 1 and counts["lag"] == 0:
+            return time.perf_counter() - started
+        await asyncio.sleep(0.5)
+    raise RuntimeError(f"detection did not catch up in {patience:.0f} s")
+
+
 class SlowStopCollector(Collector):
     """The collector, given a minute to stop: a loaded machine can take longer than 10 s."""
 
@@ -515,8 +546,13 @@ def measure(tmp: Path, name: str, database: str, sizes: list[int], seconds: floa
         with collector as (url, token):
             pid = collector.process.pid
             row["reads"] = asyncio.run(reads(url, read_calls(generator)))
+            row["detection_wait"] = asyncio.run(detection_caught_up(url))
+            before = asyncio.run(detection_counts(url))
             done = asyncio.run(ingest(url, token, generator, seconds, pid,
                                       asyncio.run(server_pid(database))))
+            after = asyncio.run(detection_counts(url))
+            row["digested"] = after["digested"] - before["digested"]
+            row["detection_runs"] = after["runs"] - before["runs"]
             row["ingest"], row["load"] = done["rate"], done["load"]
             row["ingest_rss"], row["cpu_us"] = done["rss"], done["cpu_us"]
             row["server_cpu_us"] = done["server_cpu_us"]
@@ -602,6 +638,10 @@ def report(results: list[dict[str, Any]]) -> None:
         line(label, [f"{r[key]:,.0f}" if r.get(key) is not None else "-" for r in results])
     line("load average at the ingest's start / end", [f"{r['load'][0]:.1f} / {r['load'][1]:.1f}"
                                                       for r in results])
+    line("detection caught up before the ingest after, s",
+         [f"{r['detection_wait']:.1f}" for r in results])
+    line("measurements detection digested during the ingest (its runs)",
+         [f"{r['digested']:,.0f} ({r['detection_runs']:.0f})" for r in results])
     line("collector RSS during the ingest, max MB", [f"{max(r['ingest_rss'] or [0]):.0f}"
                                                       for r in results])
     for name in results[0]["reads"]:
