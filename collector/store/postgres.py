@@ -306,8 +306,8 @@ def _as_one(statements: Sequence[tuple[str, int]]) -> str:
 # to the same rollup rows), so a transaction holds their locks from its first upsert until it
 # commits, and a concurrent one waits. As seven statements, each a round trip through an event
 # loop busy with HTTP, that wait was the longest part of a transaction: at 10M stored rows and
-# 8 clients x 100, 41 of its 78 ms (instrumented; 18 ms as one statement, and the transaction
-# 55). ``_SHARED_ARGUMENTS`` makes its parameters.
+# 8 clients x 100, a group's transaction took 68 ms, as one statement 54 (instrumented;
+# BENCHMARKS.md, "Ingest at 10M"). ``_shared_arguments`` makes its parameters.
 _UPSERT_SHARED = _as_one([(_UPSERT_TARGETS, 9),
                           *((_UPSERT_ROLLUPS[r.table], len(r.key) + 1) for r in sql.ROLLUPS),
                           (SQL.add_total, 2)])
