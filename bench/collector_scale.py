@@ -52,6 +52,7 @@ from statistics import median
 from typing import Any
 
 import aiohttp
+from prometheus_client.parser import text_string_to_metric_families
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -437,13 +438,12 @@ async def detection_counts(base: str) -> dict[str, float]:
     read, and its lag (0 when caught up)."""
     async with aiohttp.ClientSession() as session, session.get(base + "/metrics") as response:
         text = await response.text()
-
-    def total(pattern: str) -> float:
-        return sum(float(v) for v in re.findall(pattern + r" (\S+)$", text, re.M))
-
-    return {"runs": total(r'^kuzot_detection_runs_total\{outcome="ok"\}'),
-            "digested": total(r'^kuzot_detection_inputs_total\{kind="measurement"\}'),
-            "lag": total(r"^kuzot_detection_lag_seconds")}
+    values = {(s.name, tuple(sorted(s.labels.items()))): s.value
+              for family in text_string_to_metric_families(text) for s in family.samples}
+    return {"runs": values.get(("kuzot_detection_runs_total", (("outcome", "ok"),)), 0.0),
+            "digested": values.get(
+                ("kuzot_detection_inputs_total", (("kind", "measurement"),)), 0.0),
+            "lag": values.get(("kuzot_detection_lag_seconds", ()), 0.0)}
 
 
 async def detection_caught_up(base: str, patience: float = 1800.0) -> float:
